@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Endpoints: one per thread.
+ *
+ * An endpoint owns one dataplane port (a UDP socket on the uring dataplane),
+ * a msgbuf pool, its sessions and its handler table.  Everything it owns is
+ * driven by ferry_endpoint_poll() on the thread that created it; the only
+ * calls another thread may make are those marked "any thread".
+ */
+#ifndef FERRY_ENDPOINT_H
+#define FERRY_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ferry_endpoint;
+struct ferry_session;
+struct ferry_call;
+
+/* One buffer class of the msgbuf pool: @count buffers of @size bytes. */
+struct ferry_pool_class {
+	uint32_t size;
+	uint32_t count;
+};
+
+#define FERRY_POOL_CLASSES 4
+
+struct ferry_ep_config {
+	/* Which dataplane: "uring" (the default). */
+	const char *dataplane;
+	/* Local IPv4 address to bind, dotted quad; NULL binds all addresses. */
+	const char *bind_addr;
+	/* Local UDP port; 0 picks an ephemeral one. */
+	uint16_t port;
+	/* Let several endpoints (one per thread) share @port; the kernel
+	 * steers each peer's packets to one of them. */
+	bool reuseport;
+	/* Spin on completions instead of sleeping in the kernel. */
+	bool busy_poll;
+	/* Most sessions open at once on this endpoint. */
+	uint32_t max_sessions;
+	/* Most calls outstanding on one session (rounded up to a power of 2). */
+	uint32_t session_slots;
+	/* Packets a peer may have in flight towards one session (credits). */
+	uint32_t session_credits;
+	/* Largest datagram (ferry header + payload) this endpoint sends or
+	 * accepts; each session uses the smaller of both sides' values. */
+	uint32_t max_frame;
+	/* Largest message payload accepted, in bytes. */
+	uint32_t max_msg;
+	/* Receive buffers in the dataplane's ring (0: derived from sessions). */
+	uint32_t rx_bufs;
+	/* Zero-copy send (SEND_ZC) for packets whose payload is at least this
+	 * many bytes; 0 disables it. */
+	uint32_t zc_threshold;
+	/* How long a connect may take before it fails with -ETIMEDOUT. */
+	uint32_t connect_timeout_ms;
+	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
+	 * a class with count 0 is unused. */
+	struct ferry_pool_class pool[FERRY_POOL_CLASSES];
+};
+
+/*
+ * ferry_ep_config_init - fill @cfg with the defaults documented in
+ * docs/api.md.  Always succeeds.
+ */
+void ferry_ep_config_init(struct ferry_ep_config *cfg);
+
+/*
+ * ferry_endpoint_create - open an endpoint.
+ *
+ * Returns 0 and stores the endpoint in @out, or -EINVAL for a bad config,
+ * -ENODEV for an unknown or unavailable dataplane, -EADDRINUSE if the port
+ * is taken, -ENOMEM, or another -errno from the dataplane.  The calling
+ * thread becomes the endpoint's thread.
+ */
+int ferry_endpoint_create(const struct ferry_ep_config *cfg,
+			  struct ferry_endpoint **out);
+
+/*
+ * ferry_endpoint_destroy - close every session and free the endpoint.
+ *
+ * Every outstanding call's continuation runs, with -ECANCELED, before this
+ * returns; peers are sent a CLOSE.  Buffers the application still owns stay
+ * valid until this call, and must not be used after it.
+ */
+void ferry_endpoint_destroy(struct ferry_endpoint *ep);
+
+/*
+ * ferry_endpoint_poll - do the endpoint's work: receive, dispatch handlers
+ * and continuations, send.
+ * @timeout_ms: how long to wait for something to do when nothing is ready;
+ *   0 returns at once, a negative value waits without limit.
+ *
+ * Returns the number of events handled (packets, continuations), 0 on
+ * timeout, or -errno from the dataplane.  Only the endpoint's thread.
+ */
+int ferry_endpoint_poll(struct ferry_endpoint *ep, int timeout_ms);
+
+/*
+ * ferry_endpoint_wake - make a concurrent or next ferry_endpoint_poll()
+ * return promptly.  Any thread.  Returns 0 or -errno.
+ */
+int ferry_endpoint_wake(struct ferry_endpoint *ep);
+
+/*
+ * ferry_endpoint_port - the local UDP port the endpoint is bound to.
+ */
+uint16_t ferry_endpoint_port(const struct ferry_endpoint *ep);
+
+/*
+ * A request handler.  It runs on the endpoint's thread, once per call, in
+ * the order the client made the calls on that session.  It answers with
+ * ferry_call_respond() or ferry_call_respond_error(), either before it
+ * returns or later from any thread (a deferred response).
+ */
+typedef void (*ferry_handler_fn)(struct ferry_call *call, void *ctx);
+
+/*
+ * ferry_endpoint_register - route calls for @method to @fn.
+ *
+ * Returns 0, -EEXIST if @method already has a handler, or -ENOSPC if the
+ * handler table is full.  Only the endpoint's thread.
+ */
+int ferry_endpoint_register(struct ferry_endpoint *ep, uint16_t method,
+			    ferry_handler_fn fn, void *ctx);
+
+enum ferry_session_event {
+	FERRY_SESSION_OPENED = 1, /* a peer's connect was accepted */
+	FERRY_SESSION_CLOSED,     /* a session ended; @res says how */
+};
+
+/*
+ * Session notifications for the server side.  @res is 0 for an orderly
+ * open or close, or the -errno that ended the session.
+ */
+typedef void (*ferry_session_fn)(struct ferry_session *s,
+				 enum ferry_session_event ev, int res,
+				 void *ctx);
+
+/* ferry_endpoint_on_session - set (or clear, with NULL) the notifier. */
+void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
+			       void *ctx);
+
+/*
+ * Counters, monotonic since creation.  Read with ferry_endpoint_stats() from
+ * the endpoint's thread, or with relaxed loads from any thread.
+ */
+struct ferry_ep_stats {
+	uint64_t rx_pkts, tx_pkts;
+	uint64_t rx_bytes, tx_bytes;           /* datagram bytes */
+	uint64_t calls_sent, calls_completed, calls_failed;
+	uint64_t reqs_dispatched, resps_sent;
+	uint64_t payload_delivered;            /* payload bytes handed up */
+	uint64_t payload_copied;               /* payload bytes memcpy'd */
+	uint64_t msgbuf_allocs, msgbuf_alloc_fail;
+	uint64_t tx_zc;                        /* packets sent with SEND_ZC */
+	uint64_t credit_stalls;                /* sends held back for credit */
+	uint64_t retransmits;
+	uint64_t sessions_opened, sessions_closed;
+	/* Dropped frames, by reason.  Bad input is dropped and counted,
+	 * never fatal. */
+	uint64_t drop_truncated, drop_bad_magic, drop_bad_version;
+	uint64_t drop_bad_type, drop_malformed, drop_oversized;
+	uint64_t drop_unknown_session, drop_unsupported, drop_stale;
+	uint64_t drop_no_buffer;
+};
+
+/* ferry_endpoint_stats - copy the counters into @out. */
+void ferry_endpoint_stats(const struct ferry_endpoint *ep,
+			  struct ferry_ep_stats *out);
+
+/* ferry_ep_stats_drops - the sum of all drop counters in @st. */
+uint64_t ferry_ep_stats_drops(const struct ferry_ep_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_ENDPOINT_H */

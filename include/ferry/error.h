@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry error codes.
+ *
+ * Every fallible ferry call returns 0 (or a count) on success and a negative
+ * errno value on failure; asynchronous completions carry the same in their
+ * `res` argument.  ferry never reads or writes the global errno for its own
+ * results.  Where no errno fits, ferry uses its own codes, numbered from
+ * FERRY_ERRNO_BASE upwards so they never collide with the C library's.
+ */
+#ifndef FERRY_ERROR_H
+#define FERRY_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_ERRNO_BASE 4096
+
+enum ferry_errno {
+	/* The peer answered a connect with a rejection it did not explain. */
+	FERRY_EREJECTED = FERRY_ERRNO_BASE,
+	/* The server has no handler registered for the call's method id. */
+	FERRY_ENOMETHOD,
+	/* The peer speaks a wire version this build does not. */
+	FERRY_EVERSION,
+	/* The peer broke the wire protocol (malformed or impossible frame). */
+	FERRY_EPROTO,
+	FERRY_ERRNO_MAX
+};
+
+/*
+ * ferry_strerror - describe an error code.
+ * @err: a negative (or positive) errno value or ferry_errno code.
+ *
+ * Returns a static, NUL-terminated English string; never NULL.  Safe to call
+ * from any thread.
+ */
+const char *ferry_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_ERROR_H */

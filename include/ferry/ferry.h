@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry - kernel-bypass RPC transport.  The umbrella header.
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#define FERRY_VERSION_MAJOR 0
+#define FERRY_VERSION_MINOR 1
+
+#include <ferry/error.h>
+#include <ferry/msgbuf.h>
+#include <ferry/endpoint.h>
+#include <ferry/session.h>
+
+#endif /* FERRY_FERRY_H */

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sessions and calls.
+ *
+ * A session is a client's ordered channel to one server endpoint.  Calls on
+ * a session reach the server's handlers in the order the client made them,
+ * each exactly once (E-order), and every call ends in exactly one
+ * continuation: a response or an error.
+ */
+#ifndef FERRY_SESSION_H
+#define FERRY_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ferry_endpoint;
+struct ferry_session;
+struct ferry_call;
+struct ferry_msgbuf;
+
+/*
+ * Connect completion: @res is 0 once the server accepted, or -ETIMEDOUT,
+ * -ECONNREFUSED, FERRY_EREJECTED (negated) and the like.  After a failure
+ * the session is closed and every call made on it has already ended with
+ * the same error; the application still releases its handle with
+ * ferry_session_close().
+ */
+typedef void (*ferry_connect_fn)(struct ferry_session *s, int res, void *ctx);
+
+/* Optional connect parameters; NULL means all defaults. */
+struct ferry_connect_opts {
+	/* W3C traceparent of the caller's enclosing span, or NULL. */
+	const char *traceparent;
+};
+
+/*
+ * ferry_session_connect - open a session to @host:@port.
+ * @host: an IPv4 address in dotted-quad form.
+ * @cb: run on the endpoint's thread when the handshake ends; may be NULL.
+ * @out: receives the session handle, owned by the caller until
+ *   ferry_session_close().
+ *
+ * Returns 0 (the handshake then runs during ferry_endpoint_poll()), or
+ * -EINVAL for a bad address, -EMFILE if the endpoint has no free session.
+ * Calls may be made at once; they are sent, in order, when the handshake
+ * completes.  Only the endpoint's thread.
+ */
+int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
+			  uint16_t port, const struct ferry_connect_opts *opts,
+			  ferry_connect_fn cb, void *ctx,
+			  struct ferry_session **out);
+
+/*
+ * ferry_session_close - end the session and release the caller's handle.
+ *
+ * Every outstanding call ends with -ECANCELED (in call order) before this
+ * returns, and the peer is told.  The handle must not be used afterwards.
+ * Only the endpoint's thread.
+ */
+void ferry_session_close(struct ferry_session *s);
+
+/*
+ * ferry_session_is_open - 1 once the handshake completed and until the
+ * session ends, else 0.
+ */
+int ferry_session_is_open(const struct ferry_session *s);
+
+/*
+ * A call's continuation.  @res is 0 with the response's payload in
+ * @data/@len (valid only until the continuation returns; read in place), or
+ * a negative error with @data NULL: -ECANCELED (session closed locally),
+ * -ECONNRESET (peer closed or lost the session), -ETIMEDOUT, -FERRY_ENOMETHOD,
+ * or an error the server's handler chose.
+ */
+typedef void (*ferry_cont_fn)(int res, const void *data, size_t len,
+			      void *ctx);
+
+/*
+ * ferry_call - start a call of @method carrying @req.
+ *
+ * Returns 0: @req now belongs to the transport, and @cont runs exactly once,
+ * later, from ferry_endpoint_poll() (or from ferry_session_close()).
+ * Returns -ENOTCONN if the session has ended, or -EINVAL for a NULL
+ * argument; then no continuation runs and @req stays the caller's.
+ * Only the endpoint's thread.
+ */
+int ferry_call(struct ferry_session *s, uint16_t method,
+	       struct ferry_msgbuf *req, ferry_cont_fn cont, void *ctx);
+
+/* --- server side: inside a handler, or later for a deferred response --- */
+
+/*
+ * ferry_call_req - the request payload, read in place.
+ *
+ * Valid until the call is answered or ferry_call_take_req() is called.
+ */
+const void *ferry_call_req(const struct ferry_call *c, size_t *len);
+
+/* ferry_call_method - the call's method id. */
+uint16_t ferry_call_method(const struct ferry_call *c);
+
+/* ferry_call_session - the server-side session the call arrived on. */
+struct ferry_session *ferry_call_session(const struct ferry_call *c);
+
+/*
+ * ferry_call_take_req - take ownership of the request's buffer, for example
+ * to overwrite it in place and respond with it.  Returns the buffer (the
+ * caller now owns it and must respond with it or free it), or NULL if it was
+ * already taken.  Only the endpoint's thread.
+ */
+struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c);
+
+/*
+ * ferry_call_respond - answer the call with @resp and end it.
+ *
+ * Takes ownership of @resp in every case.  Returns 0, or -ENOTCONN if the
+ * session ended in the meantime (the response is discarded).  Any thread;
+ * from another thread the response is handed to the endpoint's thread,
+ * which sends it at its next poll.  @c must not be used afterwards.
+ */
+int ferry_call_respond(struct ferry_call *c, struct ferry_msgbuf *resp);
+
+/*
+ * ferry_call_respond_error - end the call with error @err (negative errno
+ * or negated ferry_errno); the client's continuation gets @err.
+ * Same threading and return values as ferry_call_respond().
+ */
+int ferry_call_respond_error(struct ferry_call *c, int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_SESSION_H */

@@ -1,0 +1,1043 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Endpoints: the poll loop, frame demultiplexing, server-side dispatch in
+ * call order (E-order), credits and the transmit path.
+ *
+ * One poll does: receive a burst, handle each frame (dispatching handlers
+ * and continuations as messages complete), take in work other threads
+ * handed over, run timers, then turn every session's transmit queue into
+ * datagrams and flush them to the dataplane in one submission.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define TIMER_PERIOD_NS 1000000ull /* timers are checked once a millisecond */
+
+uint64_t ferry__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t pow2_ceil(uint32_t v)
+{
+	uint32_t n = 1;
+
+	while (n < v && n < (1u << 30))
+		n <<= 1;
+	return n;
+}
+
+void ferry_ep_config_init(struct ferry_ep_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->dataplane = "uring";
+	cfg->max_sessions = 64;
+	cfg->session_slots = 128;
+	cfg->session_credits = 128;
+	cfg->max_frame = 8192;
+	cfg->max_msg = 8u << 20;
+	cfg->rx_bufs = 0;
+	cfg->zc_threshold = 0;
+	cfg->connect_timeout_ms = 5000;
+	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
+	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 256 };
+	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 64 };
+	cfg->pool[3] = (struct ferry_pool_class){ 8u << 20, 4 };
+}
+
+/* --- sessions by id ------------------------------------------------------ */
+
+struct ferry_session *ferry__sess_lookup(struct ferry_endpoint *ep, uint32_t id)
+{
+	uint32_t idx = id & 0xffff;
+	struct ferry_session *s;
+
+	if (idx >= ep->nsessions)
+		return NULL;
+	s = &ep->sessions[idx];
+	if (s->id != id || s->state == SESS_FREE)
+		return NULL;
+	return s;
+}
+
+void ferry__sess_activate(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+
+	if (s->active)
+		return;
+	s->active = true;
+	s->next_active = NULL;
+	if (ep->active_tail)
+		ep->active_tail->next_active = s;
+	else
+		ep->active_head = s;
+	ep->active_tail = s;
+}
+
+void ferry__sess_txq_push(struct ferry_session *s, struct ferry_call *c)
+{
+	c->next = NULL;
+	c->tx_off = 0;
+	if (s->txq_tail)
+		s->txq_tail->next = c;
+	else
+		s->txq_head = c;
+	s->txq_tail = c;
+	ferry__sess_activate(s);
+}
+
+/*
+ * A received data packet of session @sess_id was released: the peer may
+ * send one more.  Tell it at the next flush once half a window is owed
+ * (data frames sent meanwhile carry the credit for free).
+ */
+void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
+				uint32_t npkts)
+{
+	struct ferry_session *s = ferry__sess_lookup(ep, sess_id);
+
+	if (!s || s->state != SESS_OPEN)
+		return;
+	s->rx_released += npkts;
+	if (s->rx_released + s->rx_window - s->credit_adv >= s->rx_window / 2) {
+		s->pending |= SF_CREDIT;
+		ferry__sess_activate(s);
+	}
+}
+
+/* --- calls --------------------------------------------------------------- */
+
+struct ferry_call *ferry__call_get(struct ferry_endpoint *ep)
+{
+	struct ferry_call *c = ep->call_free;
+
+	if (!c)
+		return NULL;
+	ep->call_free = c->next;
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+void ferry__call_put(struct ferry_endpoint *ep, struct ferry_call *c)
+{
+	c->state = CALL_FREE;
+	c->next = ep->call_free;
+	ep->call_free = c;
+}
+
+/* Server: the call is over (answered, or its session died).  Frees the
+ * request, the slot and the call, and drops the call's session ref. */
+static void server_call_end(struct ferry_call *c)
+{
+	struct ferry_session *s = c->s;
+	struct ferry_endpoint *ep = s->ep;
+
+	if (c->req)
+		ferry__msgbuf_put(c->req);
+	if (c->resp)
+		ferry__msgbuf_put(c->resp);
+	if (s->slots && s->slots[c->req_id & s->slot_mask] == c)
+		s->slots[c->req_id & s->slot_mask] = NULL;
+	ferry__call_put(ep, c);
+	ferry__sess_unref(s);
+}
+
+/* --- handlers ------------------------------------------------------------ */
+
+static struct ferry_handler_ent *handler_find(struct ferry_endpoint *ep,
+					      uint16_t method, bool insert)
+{
+	uint32_t i = (method * 0x9e37u) & ep->handler_mask;
+
+	for (uint32_t n = 0; n <= ep->handler_mask; n++) {
+		struct ferry_handler_ent *h = &ep->handlers[i];
+
+		if (!h->used)
+			return insert ? h : NULL;
+		if (h->method == method)
+			return h;
+		i = (i + 1) & ep->handler_mask;
+	}
+	return NULL;
+}
+
+int ferry_endpoint_register(struct ferry_endpoint *ep, uint16_t method,
+			    ferry_handler_fn fn, void *ctx)
+{
+	struct ferry_handler_ent *h;
+
+	if (!ep || !fn)
+		return -EINVAL;
+	h = handler_find(ep, method, true);
+	if (!h)
+		return -ENOSPC;
+	if (h->used)
+		return -EEXIST;
+	h->used = true;
+	h->method = method;
+	h->fn = fn;
+	h->ctx = ctx;
+	return 0;
+}
+
+void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
+			       void *ctx)
+{
+	ep->session_fn = fn;
+	ep->session_ctx = ctx;
+}
+
+/* --- server: requests ---------------------------------------------------- */
+
+static void call_respond_local(struct ferry_call *c)
+{
+	struct ferry_session *s = c->s;
+
+	if (s->state != SESS_OPEN) {
+		server_call_end(c);
+		return;
+	}
+	/* The request is no longer needed once the handler has answered:
+	 * hand its buffer (and its credit) back now, not after sending. */
+	if (c->req) {
+		ferry__msgbuf_put(c->req);
+		c->req = NULL;
+	}
+	c->state = CALL_SENDING;
+	ferry__sess_txq_push(s, c);
+}
+
+/* Run handlers for every complete request that is next in call order. */
+static void server_dispatch(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+
+	for (;;) {
+		struct ferry_call *c = s->slots[s->next_dispatch & s->slot_mask];
+		struct ferry_handler_ent *h;
+
+		if (!c || c->req_id != s->next_dispatch ||
+		    c->state != CALL_READY || s->state != SESS_OPEN)
+			return;
+		s->next_dispatch++;
+		c->state = CALL_DISPATCHED;
+		ep->st.reqs_dispatched++;
+		ep->st.payload_delivered += c->req ? c->req->len : 0;
+		h = handler_find(ep, c->method, false);
+		if (!h) {
+			ferry_call_respond_error(c, -FERRY_ENOMETHOD);
+			continue;
+		}
+		h->fn(c, h->ctx);
+	}
+}
+
+static void server_rx_request(struct ferry_session *s,
+			      const struct ferry_frame *f,
+			      const struct ferry_dp_pkt *pkt, bool *keep)
+{
+	struct ferry_endpoint *ep = s->ep;
+	const struct ferry_hdr *h = &f->h;
+	uint32_t slot = h->req_id & s->slot_mask;
+	struct ferry_call *c = s->slots[slot];
+	bool whole = h->frag_off == 0 && f->pay_len == h->msg_len;
+
+	if (!c) {
+		/* A new call must lie in the window the slots cover. */
+		if (h->req_id - s->next_dispatch > s->slot_mask) {
+			ep->st.drop_stale++;
+			return;
+		}
+		c = ferry__call_get(ep);
+		if (!c) {
+			ep->st.drop_no_buffer++;
+			return;
+		}
+		c->s = s;
+		c->is_server = true;
+		c->req_id = h->req_id;
+		c->method = h->method;
+		c->state = CALL_RX;
+		s->refs++;
+		s->slots[slot] = c;
+		if (whole) {
+			/* Zero copy: the handler reads the datagram in place;
+			 * its buffer returns to the ring when the request is
+			 * released, and only then is the credit given back. */
+			c->req = ferry__view_get(ep, pkt, s->id);
+			c->rx_got = h->msg_len;
+			*keep = true;
+		} else {
+			int ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->req);
+
+			if (ret < 0) {
+				ep->st.msgbuf_alloc_fail++;
+				c->req = NULL;
+				c->state = CALL_DISPATCHED;
+				ferry_call_respond_error(c, ret);
+				return;
+			}
+			ep->st.msgbuf_allocs++;
+		}
+	} else if (c->req_id != h->req_id || c->state != CALL_RX ||
+		   h->msg_len != c->req->len || h->method != c->method) {
+		ep->st.drop_stale++;
+		return;
+	}
+	if (!*keep) {
+		/* Reassembly: the one copy the transport makes of a payload. */
+		memcpy(c->req->data + h->frag_off, f->payload, f->pay_len);
+		ep->st.payload_copied += f->pay_len;
+		c->rx_got += f->pay_len;
+	}
+	if (c->rx_got == h->msg_len) {
+		c->state = CALL_READY;
+		server_dispatch(s);
+	}
+}
+
+/* --- frame demultiplexing ------------------------------------------------ */
+
+static void count_parse_drop(struct ferry_endpoint *ep, enum ferry_parse_err e)
+{
+	switch (e) {
+	case FERRY_PARSE_TRUNCATED:
+		ep->st.drop_truncated++;
+		break;
+	case FERRY_PARSE_BAD_MAGIC:
+		ep->st.drop_bad_magic++;
+		break;
+	case FERRY_PARSE_BAD_VERSION:
+		ep->st.drop_bad_version++;
+		break;
+	case FERRY_PARSE_BAD_TYPE:
+		ep->st.drop_bad_type++;
+		break;
+	case FERRY_PARSE_OVERSIZED:
+		ep->st.drop_oversized++;
+		break;
+	default:
+		ep->st.drop_malformed++;
+		break;
+	}
+}
+
+static void server_rx_connect(struct ferry_endpoint *ep,
+			      const struct ferry_frame *f,
+			      const struct ferry_dp_pkt *pkt);
+
+/* Take the peer's credit and piggybacked state from any frame. */
+static void sess_rx_common(struct ferry_session *s, const struct ferry_hdr *h)
+{
+	if (seq_lt(s->tx_credit, h->credit)) {
+		s->tx_credit = h->credit;
+		if (s->txq_head)
+			ferry__sess_activate(s);
+	}
+}
+
+static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
+{
+	struct ferry_frame f;
+	struct ferry_session *s;
+	enum ferry_parse_err e;
+	bool keep = false;
+	uint32_t sid;
+
+	ep->st.rx_pkts++;
+	ep->st.rx_bytes += pkt->len;
+	e = ferry_wire_parse(pkt->data, pkt->len, ep->cfg.max_msg, &f);
+	if (e == FERRY_PARSE_OK && pkt->len > ep->cfg.max_frame)
+		e = FERRY_PARSE_OVERSIZED;
+	if (e != FERRY_PARSE_OK) {
+		count_parse_drop(ep, e);
+		goto out;
+	}
+	if (f.h.type == FERRY_FT_CONNECT) {
+		server_rx_connect(ep, &f, pkt);
+		goto out;
+	}
+	s = ferry__sess_lookup(ep, f.h.dst_sess);
+	if (!s || !ferry_addr_eq(&s->peer, &pkt->src) ||
+	    (s->peer_id && f.h.src_sess && s->peer_id != f.h.src_sess)) {
+		ep->st.drop_unknown_session++;
+		goto out;
+	}
+	if (s->state == SESS_CLOSED) {
+		ep->st.drop_stale++;
+		goto out;
+	}
+	/* Handlers and continuations below may close @s and even reuse its
+	 * memory for a new session: credit by the id it had. */
+	sid = s->id;
+	if (f.h.type != FERRY_FT_ERROR && f.h.type != FERRY_FT_ACCEPT &&
+	    s->state != SESS_OPEN) {
+		ep->st.drop_stale++;
+		goto out;
+	}
+	if (ferry_ft_is_data(f.h.type) &&
+	    (f.h.type == FERRY_FT_REQUEST) != s->is_server) {
+		ep->st.drop_malformed++;
+		goto out;
+	}
+	if (s->state == SESS_OPEN)
+		sess_rx_common(s, &f.h);
+	switch (f.h.type) {
+	case FERRY_FT_REQUEST:
+		if (f.h.flags & (FERRY_FF_CAPS | FERRY_FF_TRACE)) {
+			/* Token tables and call trace context are reserved
+			 * in v1; a peer that sends them is ahead of us. */
+			ep->st.drop_unsupported++;
+			break;
+		}
+		server_rx_request(s, &f, pkt, &keep);
+		break;
+	case FERRY_FT_RESPONSE:
+	case FERRY_FT_ACCEPT:
+	case FERRY_FT_ERROR:
+		ferry__client_rx(s, &f, pkt, &keep);
+		break;
+	case FERRY_FT_CREDIT:
+		break; /* sess_rx_common took the credit */
+	case FERRY_FT_CLOSE:
+		if (f.h.flags & FERRY_FF_REPLY)
+			break;
+		ferry__sess_end(s, -ECONNRESET, false);
+		ferry__sess_send_close(s, FERRY_FF_REPLY);
+		break;
+	case FERRY_FT_PING:
+		if (!(f.h.flags & FERRY_FF_REPLY)) {
+			s->pending |= SF_PONG;
+			ferry__sess_activate(s);
+		}
+		break;
+	default:
+		ep->st.drop_unsupported++;
+		break;
+	}
+	/* A data packet not kept in place is consumed now: credit it. */
+	if (ferry_ft_is_data(f.h.type) && !keep) {
+		ep->dp_ops->rx_release(ep->dp, pkt->id);
+		ferry__sess_credit_release(ep, sid, 1);
+		return;
+	}
+out:
+	if (!keep)
+		ep->dp_ops->rx_release(ep->dp, pkt->id);
+}
+
+static void server_rx_connect(struct ferry_endpoint *ep,
+			      const struct ferry_frame *f,
+			      const struct ferry_dp_pkt *pkt)
+{
+	struct ferry_connect_body b;
+	struct ferry_session *s;
+
+	if (ferry_wire_parse_connect(f->payload, f->pay_len, &b) < 0) {
+		ep->st.drop_malformed++;
+		return;
+	}
+	/* A retransmitted CONNECT for a session we already made: accept
+	 * again (our ACCEPT was lost), do not make a second session. */
+	for (uint32_t i = 0; i < ep->nsessions; i++) {
+		s = &ep->sessions[i];
+		if (s->state == SESS_OPEN && s->is_server &&
+		    s->peer_id == f->h.src_sess &&
+		    ferry_addr_eq(&s->peer, &pkt->src)) {
+			s->pending |= SF_ACCEPT;
+			ferry__sess_activate(s);
+			return;
+		}
+	}
+	if (ep->destroying)
+		return;
+	s = ferry__sess_alloc(ep, true);
+	if (!s) {
+		/* No room: say so, keep nothing.  The ERROR names the
+		 * client's session so its connect fails at once. */
+		struct ferry_hdr h = { .type = FERRY_FT_ERROR,
+				       .dst_sess = f->h.src_sess };
+		uint8_t buf[FERRY_WIRE_HDR_LEN + 64];
+		struct ferry_dp_tx tx = { .dst = pkt->src, .hdr = buf };
+		size_t n = ferry_wire_put_error(buf + FERRY_WIRE_HDR_LEN, 64,
+						EMFILE, "server session table full");
+
+		h.msg_len = (uint32_t)n;
+		ferry_wire_encode(&h, buf);
+		tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
+		if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1)
+			ep->st.tx_pkts++;
+		return;
+	}
+	s->peer = pkt->src;
+	s->peer_id = f->h.src_sess;
+	s->state = SESS_OPEN;
+	s->max_payload = (b.params.max_frame < ep->cfg.max_frame ?
+			  b.params.max_frame : ep->cfg.max_frame) -
+			 FERRY_WIRE_HDR_LEN;
+	s->peer_max_msg = b.params.max_msg;
+	s->tx_credit = b.params.credits;
+	if (b.traceparent) {
+		memcpy(s->traceparent, b.traceparent, FERRY_TRACEPARENT_LEN);
+		s->have_traceparent = true;
+	}
+	s->pending |= SF_ACCEPT;
+	ferry__sess_activate(s);
+	ep->st.sessions_opened++;
+	if (ep->session_fn)
+		ep->session_fn(s, FERRY_SESSION_OPENED, 0, ep->session_ctx);
+}
+
+/* --- transmit ------------------------------------------------------------ */
+
+static void tx_done(void *ctx, void *cookie)
+{
+	(void)ctx;
+	ferry__msgbuf_put(cookie);
+}
+
+static void hdr_init(struct ferry_session *s, struct ferry_hdr *h,
+		     uint8_t type)
+{
+	memset(h, 0, sizeof(*h));
+	h->type = type;
+	h->dst_sess = s->peer_id;
+	h->src_sess = s->id;
+	h->credit = s->rx_released + s->rx_window;
+}
+
+/* Send one control frame; false if the dataplane has no room. */
+static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
+		      const uint8_t *body, uint32_t body_len)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint8_t buf[FERRY_DP_HDR_MAX];
+	struct ferry_dp_tx tx = { .dst = s->peer, .hdr = buf };
+	struct ferry_hdr h;
+
+	if (FERRY_WIRE_HDR_LEN + body_len > sizeof(buf))
+		return true; /* cannot happen: bodies are built to fit */
+	hdr_init(s, &h, type);
+	h.flags = flags;
+	h.msg_len = body_len;
+	ferry_wire_encode(&h, buf);
+	memcpy(buf + FERRY_WIRE_HDR_LEN, body, body_len);
+	tx.hdr_len = FERRY_WIRE_HDR_LEN + body_len;
+	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
+		return false;
+	s->credit_adv = h.credit;
+	ep->st.tx_pkts++;
+	ep->st.tx_bytes += tx.hdr_len;
+	return true;
+}
+
+static void params_of(const struct ferry_endpoint *ep,
+		      const struct ferry_session *s, struct ferry_params *p)
+{
+	p->max_msg = ep->cfg.max_msg;
+	p->credits = s->rx_window;
+	p->max_frame = (uint16_t)ep->cfg.max_frame;
+	p->slots = (uint16_t)(s->slot_mask + 1 > 0xffff ? 0xffff
+							: s->slot_mask + 1);
+}
+
+/* Emit the control frames @s owes.  False if the dataplane is full. */
+static bool flush_ctrl(struct ferry_session *s)
+{
+	uint8_t body[FERRY_DP_HDR_MAX - FERRY_WIRE_HDR_LEN];
+	struct ferry_connect_body cb;
+	int n;
+
+	if (s->pending & (SF_CONNECT | SF_ACCEPT)) {
+		memset(&cb, 0, sizeof(cb));
+		params_of(s->ep, s, &cb.params);
+		if (s->have_traceparent && !s->is_server) {
+			cb.traceparent = s->traceparent;
+			cb.traceparent_len = FERRY_TRACEPARENT_LEN;
+		}
+		n = ferry_wire_put_connect(body, sizeof(body), &cb);
+		if (n < 0)
+			n = 0;
+		if (!send_ctrl(s, s->is_server ? FERRY_FT_ACCEPT
+					       : FERRY_FT_CONNECT,
+			       0, body, (uint32_t)n))
+			return false;
+		s->pending &= ~(SF_CONNECT | SF_ACCEPT);
+	}
+	if (s->pending & SF_PONG) {
+		if (!send_ctrl(s, FERRY_FT_PING, FERRY_FF_REPLY, NULL, 0))
+			return false;
+		s->pending &= ~SF_PONG;
+	}
+	return true;
+}
+
+/*
+ * Turn the session's transmit queue into datagrams while credit and
+ * dataplane room last.  Returns false if the dataplane is full.
+ */
+static bool flush_data(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint8_t hdr[FERRY_WIRE_HDR_LEN + 8];
+	struct ferry_call *c;
+
+	while ((c = s->txq_head) != NULL) {
+		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
+		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
+		const uint8_t *body;
+		uint32_t msg_len;
+		struct ferry_hdr h;
+
+		if (c->is_server && !mb) {
+			/* An error response: a small body, sent as header. */
+			msg_len = (uint32_t)ferry_wire_put_error(
+				errbody, sizeof(errbody), (uint32_t)-c->err,
+				ferry_strerror(c->err));
+			body = errbody;
+		} else {
+			msg_len = mb->len;
+			body = mb->data;
+		}
+		do {
+			uint32_t n = msg_len - c->tx_off;
+			struct ferry_dp_tx tx = { .dst = s->peer, .hdr = hdr,
+						  .hdr_len = FERRY_WIRE_HDR_LEN };
+
+			if (!seq_lt(s->tx_seq, s->tx_credit)) {
+				ep->st.credit_stalls++;
+				return true; /* resumes when credit arrives */
+			}
+			if (n > s->max_payload)
+				n = s->max_payload;
+			hdr_init(s, &h, c->is_server ? FERRY_FT_RESPONSE
+						     : FERRY_FT_REQUEST);
+			h.method = c->method;
+			h.req_id = c->req_id;
+			h.seq = s->tx_seq;
+			h.msg_len = msg_len;
+			h.frag_off = c->tx_off;
+			if (c->is_server && !mb)
+				h.flags |= FERRY_FF_ERR;
+			ferry_wire_encode(&h, hdr);
+			if (mb) {
+				tx.body = body + c->tx_off;
+				tx.body_len = n;
+				tx.cookie = mb;
+				mb->refs++; /* the dataplane's, until tx_done */
+			} else {
+				/* Error bodies are small: they travel in the
+				 * copied header area. */
+				memcpy(hdr + FERRY_WIRE_HDR_LEN, body, n);
+				tx.hdr_len += n;
+			}
+			if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1) {
+				if (mb)
+					mb->refs--;
+				return false;
+			}
+			s->credit_adv = h.credit;
+			s->tx_seq++;
+			c->tx_off += n;
+			ep->st.tx_pkts++;
+			ep->st.tx_bytes += tx.hdr_len + tx.body_len;
+		} while (c->tx_off < msg_len);
+
+		s->txq_head = c->next;
+		if (!s->txq_head)
+			s->txq_tail = NULL;
+		c->next = NULL;
+		if (c->is_server) {
+			ep->st.resps_sent++;
+			server_call_end(c);
+		} else {
+			c->state = CALL_WAITING;
+		}
+	}
+	return true;
+}
+
+static void flush_sessions(struct ferry_endpoint *ep)
+{
+	struct ferry_session *s, *next;
+	struct ferry_session *keep_head = NULL, *keep_tail = NULL;
+	bool full = false;
+
+	s = ep->active_head;
+	ep->active_head = ep->active_tail = NULL;
+	for (; s; s = next) {
+		next = s->next_active;
+		s->next_active = NULL;
+		s->active = false;
+		if (!full && s->state != SESS_FREE) {
+			full = !flush_ctrl(s);
+			if (!full && s->state == SESS_OPEN)
+				full = !flush_data(s);
+			/* Half a window owed and nothing else carried it. */
+			if (!full && s->state == SESS_OPEN &&
+			    (s->pending & SF_CREDIT)) {
+				if (s->rx_released + s->rx_window -
+					    s->credit_adv >=
+				    s->rx_window / 2)
+					full = !send_ctrl(s, FERRY_FT_CREDIT, 0,
+							  NULL, 0);
+				if (!full)
+					s->pending &= ~SF_CREDIT;
+			}
+		}
+		if (s->state != SESS_FREE && (full || s->pending)) {
+			/* Still owes something: keep it for the next
+			 * flush, in order. */
+			s->active = true;
+			if (keep_tail)
+				keep_tail->next_active = s;
+			else
+				keep_head = s;
+			keep_tail = s;
+		}
+	}
+	/* Sessions activated during the loop come after the kept ones. */
+	if (keep_head) {
+		keep_tail->next_active = ep->active_head;
+		if (!ep->active_head)
+			ep->active_tail = keep_tail;
+		ep->active_head = keep_head;
+	}
+	ep->dp_ops->flush(ep->dp);
+}
+
+/* --- cross-thread work --------------------------------------------------- */
+
+static int drain_cross(struct ferry_endpoint *ep)
+{
+	struct ferry_call *calls;
+	struct ferry_msgbuf *frees;
+	int n = 0;
+
+	if (!atomic_load_explicit(&ep->xpending, memory_order_acquire))
+		return 0;
+	while (atomic_flag_test_and_set_explicit(&ep->xlock,
+						  memory_order_acquire))
+		__builtin_ia32_pause();
+	atomic_store_explicit(&ep->xpending, false, memory_order_relaxed);
+	calls = ep->xcalls;
+	frees = ep->xfrees;
+	ep->xcalls = NULL;
+	ep->xfrees = NULL;
+	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
+
+	/* The queue is LIFO; answer in the order the threads answered. */
+	{
+		struct ferry_call *rev = NULL;
+
+		while (calls) {
+			struct ferry_call *c = calls;
+
+			calls = c->xnext;
+			c->xnext = rev;
+			rev = c;
+		}
+		calls = rev;
+	}
+	while (calls) {
+		struct ferry_call *c = calls;
+
+		calls = c->xnext;
+		call_respond_local(c);
+		n++;
+	}
+	while (frees) {
+		struct ferry_msgbuf *mb = frees;
+
+		frees = mb->next;
+		ferry__msgbuf_put(mb);
+	}
+	return n;
+}
+
+/* Any thread.  Takes ownership of @resp. */
+static int call_respond(struct ferry_call *c, struct ferry_msgbuf *resp,
+			int err)
+{
+	struct ferry_endpoint *ep;
+
+	if (!c) {
+		ferry_msgbuf_free(resp);
+		return -EINVAL;
+	}
+	ep = c->s->ep;
+	c->resp = resp;
+	c->err = err;
+	if (ferry__on_owner(ep)) {
+		int alive = c->s->state == SESS_OPEN;
+
+		call_respond_local(c);
+		return alive ? 0 : -ENOTCONN;
+	}
+	while (atomic_flag_test_and_set_explicit(&ep->xlock,
+						  memory_order_acquire))
+		__builtin_ia32_pause();
+	c->xnext = ep->xcalls;
+	ep->xcalls = c;
+	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
+	atomic_store_explicit(&ep->xpending, true, memory_order_release);
+	ferry_endpoint_wake(ep);
+	/* Whether the session still lives is the endpoint thread's to
+	 * know; a response for a dead one is discarded there. */
+	return 0;
+}
+
+int ferry_call_respond(struct ferry_call *c, struct ferry_msgbuf *resp)
+{
+	if (!resp)
+		return call_respond(c, NULL, -EINVAL);
+	return call_respond(c, resp, 0);
+}
+
+int ferry_call_respond_error(struct ferry_call *c, int err)
+{
+	if (err >= 0)
+		err = -EIO;
+	return call_respond(c, NULL, err);
+}
+
+const void *ferry_call_req(const struct ferry_call *c, size_t *len)
+{
+	if (!c->req) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	if (len)
+		*len = c->req->len;
+	return c->req->data;
+}
+
+uint16_t ferry_call_method(const struct ferry_call *c)
+{
+	return c->method;
+}
+
+struct ferry_session *ferry_call_session(const struct ferry_call *c)
+{
+	return c->s;
+}
+
+struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c)
+{
+	struct ferry_msgbuf *mb = c->req;
+
+	c->req = NULL;
+	return mb;
+}
+
+/* --- create / destroy / poll -------------------------------------------- */
+
+int ferry_endpoint_create(const struct ferry_ep_config *cfg,
+			  struct ferry_endpoint **out)
+{
+	struct ferry_dp_conf dc;
+	struct ferry_endpoint *ep;
+	uint32_t slots, nslots_total;
+	int ret;
+
+	if (!cfg || !out || cfg->max_sessions == 0 ||
+	    cfg->max_sessions > 0xffff || cfg->session_slots == 0 ||
+	    cfg->session_slots > 4096 || cfg->session_credits == 0 ||
+	    cfg->max_frame < FERRY_WIRE_MIN_FRAME ||
+	    cfg->max_frame > FERRY_WIRE_MAX_FRAME || cfg->max_msg == 0 ||
+	    cfg->max_msg > FERRY_WIRE_MAX_MSG)
+		return -EINVAL;
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return -ENOMEM;
+	ep->cfg = *cfg;
+	ep->owner = pthread_self();
+	atomic_flag_clear(&ep->xlock);
+	ep->dp_ops = ferry_dp_find(cfg->dataplane);
+	if (!ep->dp_ops || !cfg->dataplane) {
+		free(ep);
+		return -ENODEV;
+	}
+	slots = pow2_ceil(cfg->session_slots);
+	ep->cfg.session_slots = slots;
+	/* Enough receive buffers for every session's full window, so that
+	 * credits, not the ring, are what hold a sender back. */
+	if (ep->cfg.rx_bufs == 0) {
+		uint64_t want = (uint64_t)cfg->max_sessions *
+				cfg->session_credits;
+
+		ep->cfg.rx_bufs = (uint32_t)(want < 256 ? 256 :
+					     want > 32768 ? 32768 : want);
+	}
+	ep->cfg.rx_bufs = pow2_ceil(ep->cfg.rx_bufs);
+	if (ep->cfg.rx_bufs > 32768)
+		ep->cfg.rx_bufs = 32768;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.bind_addr = cfg->bind_addr;
+	dc.port = cfg->port;
+	dc.reuseport = cfg->reuseport;
+	dc.busy_poll = cfg->busy_poll;
+	dc.max_frame = cfg->max_frame;
+	dc.rx_bufs = ep->cfg.rx_bufs;
+	dc.tx_slots = 1024;
+	dc.zc_threshold = cfg->zc_threshold;
+	dc.tx_done = tx_done;
+	dc.tx_done_ctx = ep;
+	ret = ep->dp_ops->open(&dc, &ep->dp);
+	if (ret < 0) {
+		ep->dp = NULL;
+		goto err;
+	}
+	ret = ep->dp_ops->local_addr(ep->dp, &ep->local);
+	if (ret < 0)
+		goto err;
+	ret = ferry__pool_init(ep);
+	if (ret < 0)
+		goto err;
+
+	ep->nsessions = cfg->max_sessions;
+	ep->sessions = calloc(ep->nsessions, sizeof(*ep->sessions));
+	nslots_total = ep->nsessions * slots;
+	ep->slot_mem = calloc(nslots_total, sizeof(*ep->slot_mem));
+	/* Every slot of every session can hold a call, and as many again
+	 * may wait for a slot on the client side. */
+	ep->ncalls = nslots_total * 2;
+	ep->calls = calloc(ep->ncalls, sizeof(*ep->calls));
+	ep->handler_mask = 255;
+	ep->handlers = calloc(ep->handler_mask + 1, sizeof(*ep->handlers));
+	if (!ep->sessions || !ep->slot_mem || !ep->calls || !ep->handlers) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (uint32_t i = 0; i < ep->nsessions; i++) {
+		ep->sessions[i].slots = ep->slot_mem + (size_t)i * slots;
+		ep->sessions[i].slot_mask = slots - 1;
+	}
+	for (uint32_t i = ep->ncalls; i-- > 0;)
+		ferry__call_put(ep, &ep->calls[i]);
+	ep->sess_gen = 1;
+	ep->now = ferry__now_ns();
+	*out = ep;
+	return 0;
+err:
+	ferry_endpoint_destroy(ep);
+	return ret;
+}
+
+void ferry_endpoint_destroy(struct ferry_endpoint *ep)
+{
+	if (!ep)
+		return;
+	ep->destroying = true;
+	if (ep->sessions) {
+		drain_cross(ep);
+		for (uint32_t i = 0; i < ep->nsessions; i++) {
+			struct ferry_session *s = &ep->sessions[i];
+
+			if (s->state == SESS_CONNECTING || s->state == SESS_OPEN)
+				ferry__sess_end(s, -ECANCELED, true);
+		}
+		/* Say goodbye to the peers, then let the dataplane finish
+		 * every transmit (its tx_done frees the buffers). */
+		flush_sessions(ep);
+		drain_cross(ep);
+	}
+	if (ep->dp)
+		ep->dp_ops->close(ep->dp);
+	ferry__pool_fini(ep);
+	free(ep->sessions);
+	free(ep->slot_mem);
+	free(ep->calls);
+	free(ep->handlers);
+	free(ep);
+}
+
+static int poll_once(struct ferry_endpoint *ep)
+{
+	struct ferry_dp_pkt pkts[FERRY_RX_BURST];
+	int events = 0;
+
+	/* A few bursts, then send: keeps latency bounded under load. */
+	for (int round = 0; round < 4; round++) {
+		unsigned n = ep->dp_ops->rx_burst(ep->dp, pkts, FERRY_RX_BURST);
+
+		for (unsigned i = 0; i < n; i++)
+			rx_frame(ep, &pkts[i]);
+		events += (int)n;
+		if (n < FERRY_RX_BURST)
+			break;
+	}
+	events += drain_cross(ep);
+	ep->now = ferry__now_ns();
+	if (ep->now >= ep->next_timer) {
+		ep->next_timer = ep->now + TIMER_PERIOD_NS;
+		ferry__connect_timers(ep);
+	}
+	flush_sessions(ep);
+	return events;
+}
+
+int ferry_endpoint_poll(struct ferry_endpoint *ep, int timeout_ms)
+{
+	uint64_t deadline;
+	int events, ret;
+
+	if (!ep)
+		return -EINVAL;
+	events = poll_once(ep);
+	if (events || timeout_ms == 0)
+		return events;
+	deadline = timeout_ms < 0 ? UINT64_MAX
+				  : ep->now + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		/* Wait in slices so that timers run on time. */
+		int64_t slice = (int64_t)TIMER_PERIOD_NS * 10;
+
+		if (deadline - ep->now < (uint64_t)slice)
+			slice = (int64_t)(deadline - ep->now);
+		ret = ep->dp_ops->wait(ep->dp, slice);
+		if (ret < 0)
+			return ret;
+		events = poll_once(ep);
+		if (events || ep->now >= deadline)
+			return events;
+	}
+}
+
+int ferry_endpoint_wake(struct ferry_endpoint *ep)
+{
+	return ep->dp_ops->wake(ep->dp);
+}
+
+uint16_t ferry_endpoint_port(const struct ferry_endpoint *ep)
+{
+	return ep->local.port;
+}
+
+void ferry_endpoint_stats(const struct ferry_endpoint *ep,
+			  struct ferry_ep_stats *out)
+{
+	struct ferry_dp_stats ds;
+
+	*out = ep->st;
+	ep->dp_ops->stats(ep->dp, &ds);
+	out->tx_zc = ds.tx_zc;
+}
+
+uint64_t ferry_ep_stats_drops(const struct ferry_ep_stats *st)
+{
+	return st->drop_truncated + st->drop_bad_magic + st->drop_bad_version +
+	       st->drop_bad_type + st->drop_malformed + st->drop_oversized +
+	       st->drop_unknown_session + st->drop_unsupported +
+	       st->drop_stale + st->drop_no_buffer;
+}

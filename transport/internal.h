@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transport internals shared by msgbuf.c, endpoint.c and session.c.
+ */
+#ifndef FERRY_TRANSPORT_INTERNAL_H
+#define FERRY_TRANSPORT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ferry/ferry.h>
+
+#include "../dataplane/dp.h"
+#include "wire.h"
+
+#define FERRY_RX_BURST 32
+
+/* --- msgbufs ------------------------------------------------------------ */
+
+/* A msgbuf's kind: from a pool class, or a view of a received datagram. */
+#define MB_KIND_POOL 0
+#define MB_KIND_RX 1
+
+/*
+ * Ownership: see include/ferry/msgbuf.h.  Inside the transport, `refs`
+ * counts holders: the owner (application or transport) plus one per
+ * transmit the dataplane has not released yet.  refs is only touched on
+ * the endpoint's thread, except for the owner's final free of a pool
+ * buffer with refs == 1, which takes the class lock.
+ */
+struct ferry_msgbuf {
+	uint8_t *data;
+	uint32_t len;
+	uint32_t cap;
+	struct ferry_endpoint *ep;
+	struct ferry_msgbuf *next; /* free stack / cross-thread queue */
+	uint32_t refs;
+	uint8_t kind;
+	uint8_t cls;
+	/* MB_KIND_RX: the dataplane buffer, and the session to credit. */
+	uint32_t rx_id;
+	uint32_t rx_sess;
+};
+
+struct ferry_pool_cls {
+	atomic_flag lock; /* guards free; buffers are freed from any thread */
+	struct ferry_msgbuf *free;
+	struct ferry_msgbuf *bufs;
+	uint8_t *mem;
+	uint32_t size;
+	uint32_t count;
+};
+
+/* --- calls -------------------------------------------------------------- */
+
+enum call_state {
+	CALL_FREE = 0,
+	CALL_QUEUED,     /* client: waiting for a slot or the handshake */
+	CALL_SENDING,    /* on the session's transmit queue */
+	CALL_WAITING,    /* client: request sent, awaiting the response */
+	CALL_RX,         /* server: request partly received */
+	CALL_READY,      /* server: request complete, not yet dispatched */
+	CALL_DISPATCHED, /* server: handler ran, response not yet given */
+};
+
+struct ferry_call {
+	struct ferry_session *s;
+	uint32_t req_id;
+	uint16_t method;
+	uint8_t state;
+	bool is_server;
+	/* Client: the request (owned by the transport until the call ends).
+	 * Server: the request, in place (an RX view) or reassembled. */
+	struct ferry_msgbuf *req;
+	/* Client: the response being reassembled.  Server: the response. */
+	struct ferry_msgbuf *resp;
+	uint32_t rx_got;   /* payload bytes received so far */
+	uint32_t tx_off;   /* payload bytes handed to the dataplane */
+	int err;           /* server: error response, as negative errno */
+	ferry_cont_fn cont;
+	void *ctx;
+	struct ferry_call *next;  /* transmit queue / wait queue / free */
+	struct ferry_call *xnext; /* cross-thread respond queue */
+};
+
+/* --- sessions ------------------------------------------------------------ */
+
+enum sess_state {
+	SESS_FREE = 0,
+	SESS_CONNECTING, /* client: CONNECT sent, no ACCEPT yet */
+	SESS_OPEN,
+	SESS_CLOSED,     /* ended; waiting for the last reference */
+};
+
+/* Control frames a session owes its peer, sent at the next flush. */
+#define SF_CONNECT (1u << 0)
+#define SF_ACCEPT (1u << 1)
+#define SF_CREDIT (1u << 2)
+#define SF_PONG (1u << 5)
+
+struct ferry_session {
+	struct ferry_endpoint *ep;
+	uint32_t id;      /* ours: generation << 16 | index */
+	uint32_t peer_id; /* the peer's, 0 until known */
+	struct ferry_addr peer;
+	uint8_t state;
+	bool is_server;
+	bool active;      /* on the endpoint's transmit list */
+	bool user_ref;    /* client: the application holds the handle */
+	uint32_t refs;    /* user handle + server calls still unanswered */
+	uint32_t pending; /* SF_* */
+	int end_res;      /* why the session ended */
+
+	/* Negotiated: */
+	uint32_t max_payload; /* per packet */
+	uint32_t peer_max_msg;
+
+	/* Calls by req_id & slot_mask. */
+	struct ferry_call **slots;
+	uint32_t slot_mask;
+	/* Client: the next req_id, and calls waiting for a slot. */
+	uint32_t next_req;
+	struct ferry_call *wait_head, *wait_tail;
+	/* Server: the next req_id to dispatch (E-order). */
+	uint32_t next_dispatch;
+
+	/* Transmit queue of calls with bytes left to send. */
+	struct ferry_call *txq_head, *txq_tail;
+	uint32_t tx_seq;    /* next data packet's sequence number */
+	uint32_t tx_credit; /* the peer lets us send seq < tx_credit */
+
+	/* Receive credit we grant: released packets + window. */
+	uint32_t rx_released;
+	uint32_t rx_window;
+	uint32_t credit_adv; /* last credit value sent */
+
+	/* Connect. */
+	ferry_connect_fn connect_cb;
+	void *connect_ctx;
+	uint64_t connect_deadline;
+	uint64_t connect_retry;
+	uint64_t connect_gap;
+	char traceparent[FERRY_TRACEPARENT_LEN];
+	bool have_traceparent;
+
+	struct ferry_session *next_active;
+};
+
+/* --- endpoint ------------------------------------------------------------ */
+
+struct ferry_handler_ent {
+	ferry_handler_fn fn;
+	void *ctx;
+	uint16_t method;
+	bool used;
+};
+
+struct ferry_endpoint {
+	struct ferry_ep_config cfg;
+	const struct ferry_dp_ops *dp_ops;
+	struct ferry_dp *dp;
+	struct ferry_addr local;
+	pthread_t owner;
+	uint64_t now; /* monotonic ns, refreshed once per poll */
+	uint64_t next_timer;
+
+	struct ferry_pool_cls cls[FERRY_POOL_CLASSES];
+	unsigned ncls;
+	uint8_t *pool_mem;
+	size_t pool_bytes;
+	bool pool_mmapped; /* from mmap, not the dataplane */
+	/* RX views: one per dataplane receive buffer. */
+	struct ferry_msgbuf *views;
+	struct ferry_msgbuf *view_free;
+
+	struct ferry_session *sessions;
+	struct ferry_call **slot_mem;
+	uint32_t nsessions;
+	uint16_t sess_gen;
+	struct ferry_session *active_head, *active_tail;
+
+	struct ferry_call *calls;
+	struct ferry_call *call_free;
+	uint32_t ncalls;
+
+	struct ferry_handler_ent *handlers;
+	uint32_t handler_mask;
+
+	ferry_session_fn session_fn;
+	void *session_ctx;
+
+	/* Cross-thread work: deferred responses and frees of RX views. */
+	atomic_flag xlock;
+	_Atomic(bool) xpending;
+	struct ferry_call *xcalls;
+	struct ferry_msgbuf *xfrees;
+
+	bool destroying;
+	struct ferry_ep_stats st;
+};
+
+/* msgbuf.c */
+int ferry__pool_init(struct ferry_endpoint *ep);
+void ferry__pool_fini(struct ferry_endpoint *ep);
+struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
+				     const struct ferry_dp_pkt *pkt,
+				     uint32_t sess_id);
+void ferry__msgbuf_put(struct ferry_msgbuf *mb);
+bool ferry__on_owner(const struct ferry_endpoint *ep);
+
+/* endpoint.c */
+struct ferry_session *ferry__sess_lookup(struct ferry_endpoint *ep, uint32_t id);
+void ferry__sess_activate(struct ferry_session *s);
+void ferry__sess_txq_push(struct ferry_session *s, struct ferry_call *c);
+struct ferry_call *ferry__call_get(struct ferry_endpoint *ep);
+void ferry__call_put(struct ferry_endpoint *ep, struct ferry_call *c);
+void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
+				uint32_t npkts);
+uint64_t ferry__now_ns(void);
+
+/* session.c */
+struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server);
+void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer);
+void ferry__sess_unref(struct ferry_session *s);
+void ferry__sess_send_close(struct ferry_session *s, uint16_t flags);
+void ferry__sess_start_waiting(struct ferry_session *s);
+void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
+		      const struct ferry_dp_pkt *pkt, bool *keep);
+void ferry__connect_timers(struct ferry_endpoint *ep);
+
+static inline bool seq_lt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+#endif /* FERRY_TRANSPORT_INTERNAL_H */

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The msgbuf pool.
+ *
+ * Buffer classes are carved out of one region at endpoint creation (the
+ * dataplane provides it, so a backend can map it for its device once); after
+ * that, taking and returning a buffer is a push or pop on a per-class free
+ * stack, never malloc.  Buffers may be freed from any thread, so each stack
+ * has a spinlock: uncontended it costs one atomic exchange.
+ *
+ * RX views are msgbufs that point into a received datagram in place; freeing
+ * one hands the datagram's buffer back to the dataplane and returns one
+ * credit to the session it arrived on.  That must happen on the endpoint's
+ * thread, so a view freed elsewhere is queued to it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define POOL_ALIGN 64u
+
+static void cls_lock(struct ferry_pool_cls *c)
+{
+	while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire))
+		__builtin_ia32_pause();
+}
+
+static void cls_unlock(struct ferry_pool_cls *c)
+{
+	atomic_flag_clear_explicit(&c->lock, memory_order_release);
+}
+
+bool ferry__on_owner(const struct ferry_endpoint *ep)
+{
+	return pthread_equal(ep->owner, pthread_self());
+}
+
+int ferry__pool_init(struct ferry_endpoint *ep)
+{
+	size_t total = 0, off = 0;
+	uint32_t nviews = ep->cfg.rx_bufs;
+
+	for (unsigned i = 0; i < FERRY_POOL_CLASSES; i++) {
+		const struct ferry_pool_class *pc = &ep->cfg.pool[i];
+		struct ferry_pool_cls *c;
+
+		if (pc->count == 0 || pc->size == 0)
+			continue;
+		c = &ep->cls[ep->ncls++];
+		c->size = (pc->size + POOL_ALIGN - 1) & ~(POOL_ALIGN - 1);
+		c->count = pc->count;
+		atomic_flag_clear(&c->lock);
+		total += (size_t)c->size * c->count;
+	}
+	if (ep->ncls == 0)
+		return -EINVAL;
+	ep->pool_mem = ep->dp_ops->mem_alloc(ep->dp, total);
+	if (!ep->pool_mem) {
+		ep->pool_mem = mmap(NULL, total, PROT_READ | PROT_WRITE,
+				    MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE,
+				    -1, 0);
+		if (ep->pool_mem == MAP_FAILED) {
+			ep->pool_mem = NULL;
+			return -ENOMEM;
+		}
+		ep->pool_mmapped = true;
+	}
+	ep->pool_bytes = total;
+	for (unsigned i = 0; i < ep->ncls; i++) {
+		struct ferry_pool_cls *c = &ep->cls[i];
+
+		c->bufs = calloc(c->count, sizeof(*c->bufs));
+		if (!c->bufs)
+			return -ENOMEM;
+		c->mem = ep->pool_mem + off;
+		off += (size_t)c->size * c->count;
+		for (uint32_t k = c->count; k-- > 0;) {
+			struct ferry_msgbuf *mb = &c->bufs[k];
+
+			mb->data = c->mem + (size_t)k * c->size;
+			mb->cap = c->size;
+			mb->ep = ep;
+			mb->kind = MB_KIND_POOL;
+			mb->cls = (uint8_t)i;
+			mb->next = c->free;
+			c->free = mb;
+		}
+	}
+	ep->views = calloc(nviews, sizeof(*ep->views));
+	if (!ep->views)
+		return -ENOMEM;
+	for (uint32_t k = nviews; k-- > 0;) {
+		ep->views[k].ep = ep;
+		ep->views[k].kind = MB_KIND_RX;
+		ep->views[k].next = ep->view_free;
+		ep->view_free = &ep->views[k];
+	}
+	return 0;
+}
+
+void ferry__pool_fini(struct ferry_endpoint *ep)
+{
+	for (unsigned i = 0; i < ep->ncls; i++)
+		free(ep->cls[i].bufs);
+	free(ep->views);
+	/* Memory from the dataplane goes with it, in ->close. */
+	if (ep->pool_mmapped && ep->pool_mem)
+		munmap(ep->pool_mem, ep->pool_bytes);
+}
+
+int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
+		       struct ferry_msgbuf **out)
+{
+	if (!ep || !out)
+		return -EINVAL;
+	if (len > ep->cfg.max_msg)
+		return -EMSGSIZE;
+	/* The smallest class that fits; a larger one if that is empty. */
+	for (unsigned i = 0; i < ep->ncls; i++) {
+		struct ferry_pool_cls *c = &ep->cls[i];
+		struct ferry_msgbuf *mb;
+
+		if (c->size < len)
+			continue;
+		cls_lock(c);
+		mb = c->free;
+		if (mb)
+			c->free = mb->next;
+		cls_unlock(c);
+		if (!mb)
+			continue;
+		mb->next = NULL;
+		mb->len = (uint32_t)len;
+		mb->refs = 1;
+		*out = mb;
+		return 0;
+	}
+	if (ep->cls[ep->ncls - 1].size < len)
+		return -EMSGSIZE;
+	return -ENOBUFS;
+}
+
+static void view_release(struct ferry_msgbuf *mb)
+{
+	struct ferry_endpoint *ep = mb->ep;
+
+	ep->dp_ops->rx_release(ep->dp, mb->rx_id);
+	ferry__sess_credit_release(ep, mb->rx_sess, 1);
+	mb->next = ep->view_free;
+	ep->view_free = mb;
+}
+
+void ferry__msgbuf_put(struct ferry_msgbuf *mb)
+{
+	struct ferry_pool_cls *c;
+
+	if (--mb->refs > 0)
+		return;
+	if (mb->kind == MB_KIND_RX) {
+		view_release(mb);
+		return;
+	}
+	c = &mb->ep->cls[mb->cls];
+	cls_lock(c);
+	mb->next = c->free;
+	c->free = mb;
+	cls_unlock(c);
+}
+
+void ferry_msgbuf_free(struct ferry_msgbuf *mb)
+{
+	struct ferry_endpoint *ep;
+
+	if (!mb)
+		return;
+	ep = mb->ep;
+	if (mb->kind == MB_KIND_RX && !ferry__on_owner(ep)) {
+		/* The dataplane's buffers are the endpoint thread's. */
+		while (atomic_flag_test_and_set_explicit(&ep->xlock,
+							  memory_order_acquire))
+			__builtin_ia32_pause();
+		mb->next = ep->xfrees;
+		ep->xfrees = mb;
+		atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
+		atomic_store_explicit(&ep->xpending, true, memory_order_release);
+		ferry_endpoint_wake(ep);
+		return;
+	}
+	ferry__msgbuf_put(mb);
+}
+
+struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
+				     const struct ferry_dp_pkt *pkt,
+				     uint32_t sess_id)
+{
+	struct ferry_msgbuf *mb = ep->view_free;
+
+	/* There is one view per receive buffer, so this cannot run out. */
+	ep->view_free = mb->next;
+	mb->next = NULL;
+	mb->data = pkt->data + FERRY_WIRE_HDR_LEN;
+	mb->len = mb->cap = pkt->len - FERRY_WIRE_HDR_LEN;
+	mb->refs = 1;
+	mb->rx_id = pkt->id;
+	mb->rx_sess = sess_id;
+	return mb;
+}
+
+void *ferry_msgbuf_data(struct ferry_msgbuf *mb)
+{
+	return mb->data;
+}
+
+size_t ferry_msgbuf_len(const struct ferry_msgbuf *mb)
+{
+	return mb->len;
+}
+
+size_t ferry_msgbuf_cap(const struct ferry_msgbuf *mb)
+{
+	return mb->cap;
+}
+
+int ferry_msgbuf_set_len(struct ferry_msgbuf *mb, size_t len)
+{
+	if (len > mb->cap)
+		return -EMSGSIZE;
+	mb->len = (uint32_t)len;
+	return 0;
+}

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sessions: connect, the client side of calls, and the end of a session.
+ *
+ * A client numbers its calls 1, 2, 3... (req_id; 0 is never used, so the
+ * sequence skips it when it wraps).  Call r lives in slot r & slot_mask
+ * until its response arrives; a call whose slot is still busy waits in a
+ * FIFO, so calls reach the wire, and the server's handlers, in the order
+ * they were made.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CONNECT_RETRY_NS 100000000ull /* first CONNECT retransmit */
+#define CONNECT_RETRY_MAX_NS 1000000000ull
+
+static uint32_t req_next(uint32_t r)
+{
+	return r + 1 ? r + 1 : 1;
+}
+
+struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
+{
+	for (uint32_t i = 0; i < ep->nsessions; i++) {
+		struct ferry_session *s = &ep->sessions[i];
+		struct ferry_call **slots = s->slots;
+		uint32_t mask = s->slot_mask;
+
+		/* A session still on the transmit list is reused only after
+		 * the flush has taken it off. */
+		if (s->state != SESS_FREE || s->active)
+			continue;
+		memset(s, 0, sizeof(*s));
+		s->slots = slots;
+		s->slot_mask = mask;
+		s->ep = ep;
+		if (++ep->sess_gen == 0)
+			ep->sess_gen = 1;
+		s->id = (uint32_t)ep->sess_gen << 16 | i;
+		s->is_server = server;
+		s->refs = 1;
+		s->next_req = 1;
+		s->next_dispatch = 1;
+		s->rx_window = ep->cfg.session_credits;
+		s->credit_adv = s->rx_window;
+		s->max_payload = ep->cfg.max_frame - FERRY_WIRE_HDR_LEN;
+		s->peer_max_msg = FERRY_WIRE_MAX_MSG;
+		return s;
+	}
+	return NULL;
+}
+
+void ferry__sess_unref(struct ferry_session *s)
+{
+	if (--s->refs > 0)
+		return;
+	s->state = SESS_FREE;
+}
+
+/* End a client call: exactly one continuation, then the call is gone. */
+static void client_call_end(struct ferry_session *s, struct ferry_call *c,
+			    int res, const void *data, size_t len)
+{
+	struct ferry_endpoint *ep = s->ep;
+	ferry_cont_fn cont = c->cont;
+	void *ctx = c->ctx;
+
+	if (c->state != CALL_QUEUED && s->slots[c->req_id & s->slot_mask] == c)
+		s->slots[c->req_id & s->slot_mask] = NULL;
+	if (c->req)
+		ferry__msgbuf_put(c->req);
+	if (c->resp)
+		ferry__msgbuf_put(c->resp);
+	ferry__call_put(ep, c);
+	if (res == 0) {
+		ep->st.calls_completed++;
+		ep->st.payload_delivered += len;
+	} else {
+		ep->st.calls_failed++;
+	}
+	if (cont)
+		cont(res, data, len, ctx);
+}
+
+void ferry__sess_start_waiting(struct ferry_session *s)
+{
+	struct ferry_call *c;
+
+	while (s->state == SESS_OPEN && (c = s->wait_head) != NULL) {
+		uint32_t slot = s->next_req & s->slot_mask;
+
+		if (s->slots[slot])
+			return; /* in order: the head waits, so all wait */
+		s->wait_head = c->next;
+		if (!s->wait_head)
+			s->wait_tail = NULL;
+		if (c->req->len > s->peer_max_msg) {
+			client_call_end(s, c, -EMSGSIZE, NULL, 0);
+			continue;
+		}
+		c->req_id = s->next_req;
+		s->next_req = req_next(s->next_req);
+		s->slots[slot] = c;
+		c->state = CALL_SENDING;
+		ferry__sess_txq_push(s, c);
+	}
+}
+
+int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
+			  uint16_t port, const struct ferry_connect_opts *opts,
+			  ferry_connect_fn cb, void *ctx,
+			  struct ferry_session **out)
+{
+	struct ferry_session *s;
+	uint32_t ip;
+
+	if (!ep || !out || port == 0 || ferry_addr_parse_ip(host, &ip) < 0)
+		return -EINVAL;
+	if (opts && opts->traceparent &&
+	    strlen(opts->traceparent) != FERRY_TRACEPARENT_LEN)
+		return -EINVAL;
+	if (ep->destroying)
+		return -ESHUTDOWN;
+	s = ferry__sess_alloc(ep, false);
+	if (!s)
+		return -EMFILE;
+	s->peer.ip = ip;
+	s->peer.port = port;
+	s->state = SESS_CONNECTING;
+	s->user_ref = true;
+	s->connect_cb = cb;
+	s->connect_ctx = ctx;
+	ep->now = ferry__now_ns();
+	s->connect_deadline = ep->now + ep->cfg.connect_timeout_ms * 1000000ull;
+	s->connect_gap = CONNECT_RETRY_NS;
+	s->connect_retry = ep->now + s->connect_gap;
+	if (opts && opts->traceparent) {
+		memcpy(s->traceparent, opts->traceparent, FERRY_TRACEPARENT_LEN);
+		s->have_traceparent = true;
+	}
+	s->pending |= SF_CONNECT;
+	ferry__sess_activate(s);
+	*out = s;
+	return 0;
+}
+
+int ferry_session_is_open(const struct ferry_session *s)
+{
+	return s && s->state == SESS_OPEN;
+}
+
+int ferry_call(struct ferry_session *s, uint16_t method,
+	       struct ferry_msgbuf *req, ferry_cont_fn cont, void *ctx)
+{
+	struct ferry_call *c;
+
+	if (!s || !req || !cont || s->is_server)
+		return -EINVAL;
+	if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
+		return -ENOTCONN;
+	if (s->state == SESS_OPEN && req->len > s->peer_max_msg)
+		return -EMSGSIZE;
+	c = ferry__call_get(s->ep);
+	if (!c)
+		return -ENOBUFS;
+	c->s = s;
+	c->method = method;
+	c->req = req;
+	c->cont = cont;
+	c->ctx = ctx;
+	c->state = CALL_QUEUED;
+	if (s->wait_tail)
+		s->wait_tail->next = c;
+	else
+		s->wait_head = c;
+	s->wait_tail = c;
+	s->ep->st.calls_sent++;
+	ferry__sess_start_waiting(s);
+	return 0;
+}
+
+/* Tell the peer we are gone: best effort, one datagram, sent now because
+ * the session may be reused before the next flush. */
+void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint8_t buf[FERRY_WIRE_HDR_LEN];
+	struct ferry_hdr h = { .type = FERRY_FT_CLOSE,
+			       .flags = flags,
+			       .dst_sess = s->peer_id,
+			       .src_sess = s->id };
+	struct ferry_dp_tx tx = { .dst = s->peer,
+				  .hdr = buf,
+				  .hdr_len = sizeof(buf) };
+
+	if (!s->peer_id)
+		return;
+	h.credit = s->rx_released + s->rx_window;
+	ferry_wire_encode(&h, buf);
+	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
+		ep->st.tx_pkts++;
+		ep->st.tx_bytes += sizeof(buf);
+	}
+}
+
+void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
+{
+	struct ferry_endpoint *ep = s->ep;
+	bool was_connecting = s->state == SESS_CONNECTING;
+
+	if (s->state != SESS_CONNECTING && s->state != SESS_OPEN)
+		return;
+	s->state = SESS_CLOSED;
+	s->end_res = res;
+	s->pending = 0;
+	if (tell_peer)
+		ferry__sess_send_close(s, 0);
+	ep->st.sessions_closed++;
+
+	if (!s->is_server) {
+		struct ferry_call *c;
+		uint32_t r;
+
+		s->txq_head = s->txq_tail = NULL;
+		/* Calls with a slot are the oldest; end them in call order,
+		 * then the ones still waiting. */
+		r = s->next_req - (s->slot_mask + 1);
+		for (uint32_t n = 0; n <= s->slot_mask; n++, r++) {
+			c = s->slots[r & s->slot_mask];
+			if (c && c->req_id == r)
+				client_call_end(s, c, res, NULL, 0);
+		}
+		while ((c = s->wait_head) != NULL) {
+			s->wait_head = c->next;
+			client_call_end(s, c, res, NULL, 0);
+		}
+		s->wait_tail = NULL;
+		if (was_connecting && s->connect_cb)
+			s->connect_cb(s, res, s->connect_ctx);
+		return;
+	}
+
+	/* Server: drop requests not yet handed to a handler and responses
+	 * not yet sent; a handler still holding a call answers into the
+	 * void (ferry_call_respond returns -ENOTCONN) and frees it then. */
+	s->refs++; /* hold the session while its calls go */
+	for (uint32_t i = 0; i <= s->slot_mask; i++) {
+		struct ferry_call *c = s->slots[i];
+
+		if (!c || c->state == CALL_DISPATCHED)
+			continue;
+		s->slots[i] = NULL;
+		if (c->req)
+			ferry__msgbuf_put(c->req);
+		if (c->resp)
+			ferry__msgbuf_put(c->resp);
+		ferry__call_put(ep, c);
+		ferry__sess_unref(s);
+	}
+	s->txq_head = s->txq_tail = NULL;
+	if (ep->session_fn)
+		ep->session_fn(s, FERRY_SESSION_CLOSED, res, ep->session_ctx);
+	ferry__sess_unref(s); /* the hold above */
+	ferry__sess_unref(s); /* the session's own reference */
+}
+
+void ferry_session_close(struct ferry_session *s)
+{
+	if (!s || !s->user_ref)
+		return;
+	ferry__sess_end(s, -ECANCELED, true);
+	s->user_ref = false;
+	ferry__sess_unref(s);
+}
+
+static void client_rx_accept(struct ferry_session *s,
+			     const struct ferry_frame *f)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_connect_body b;
+	uint32_t mf;
+
+	if (s->state != SESS_CONNECTING)
+		return; /* a duplicate ACCEPT */
+	if (ferry_wire_parse_connect(f->payload, f->pay_len, &b) < 0) {
+		ep->st.drop_malformed++;
+		return;
+	}
+	s->peer_id = f->h.src_sess;
+	mf = b.params.max_frame < ep->cfg.max_frame ? b.params.max_frame
+						    : ep->cfg.max_frame;
+	s->max_payload = mf - FERRY_WIRE_HDR_LEN;
+	s->peer_max_msg = b.params.max_msg;
+	s->tx_credit = b.params.credits;
+	if (seq_lt(s->tx_credit, f->h.credit))
+		s->tx_credit = f->h.credit;
+	s->state = SESS_OPEN;
+	ep->st.sessions_opened++;
+	if (s->connect_cb)
+		s->connect_cb(s, 0, s->connect_ctx);
+	ferry__sess_start_waiting(s);
+}
+
+static void client_rx_response(struct ferry_session *s,
+			       const struct ferry_frame *f, bool *keep)
+{
+	struct ferry_endpoint *ep = s->ep;
+	const struct ferry_hdr *h = &f->h;
+	struct ferry_call *c = s->slots[h->req_id & s->slot_mask];
+	int ret;
+
+	(void)keep; /* responses are read in place during the continuation
+		     * and released right after it, never kept longer */
+	if (!c || c->req_id != h->req_id || c->state != CALL_WAITING ||
+	    h->method != c->method) {
+		ep->st.drop_stale++;
+		return;
+	}
+	if (h->flags & FERRY_FF_ERR) {
+		uint32_t code;
+		const char *msg;
+		uint16_t mlen;
+
+		if (h->frag_off != 0 || f->pay_len != h->msg_len ||
+		    ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
+					   &mlen) < 0) {
+			ep->st.drop_malformed++;
+			code = FERRY_EPROTO;
+		}
+		client_call_end(s, c, -(int)code, NULL, 0);
+		ferry__sess_start_waiting(s);
+		return;
+	}
+	if (h->frag_off == 0 && f->pay_len == h->msg_len) {
+		/* One packet: the continuation reads it in place. */
+		client_call_end(s, c, 0, f->payload, f->pay_len);
+		ferry__sess_start_waiting(s);
+		return;
+	}
+	if (!c->resp) {
+		ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->resp);
+		if (ret < 0) {
+			ep->st.msgbuf_alloc_fail++;
+			c->resp = NULL;
+			client_call_end(s, c, ret, NULL, 0);
+			ferry__sess_start_waiting(s);
+			return;
+		}
+		ep->st.msgbuf_allocs++;
+	} else if (c->resp->len != h->msg_len) {
+		ep->st.drop_malformed++;
+		return;
+	}
+	/* Reassembly: the one copy the transport makes of a payload. */
+	memcpy(c->resp->data + h->frag_off, f->payload, f->pay_len);
+	ep->st.payload_copied += f->pay_len;
+	c->rx_got += f->pay_len;
+	if (c->rx_got == h->msg_len) {
+		struct ferry_msgbuf *mb = c->resp;
+
+		/* client_call_end frees the buffer after the continuation
+		 * has read it. */
+		client_call_end(s, c, 0, mb->data, mb->len);
+		ferry__sess_start_waiting(s);
+	}
+}
+
+void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
+		      const struct ferry_dp_pkt *pkt, bool *keep)
+{
+	uint32_t code;
+	const char *msg;
+	uint16_t mlen;
+
+	(void)pkt;
+	switch (f->h.type) {
+	case FERRY_FT_ACCEPT:
+		if (!s->is_server)
+			client_rx_accept(s, f);
+		break;
+	case FERRY_FT_RESPONSE:
+		client_rx_response(s, f, keep);
+		break;
+	case FERRY_FT_ERROR:
+		if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
+					   &mlen) < 0) {
+			s->ep->st.drop_malformed++;
+			code = FERRY_EPROTO;
+		}
+		if (s->state == SESS_CONNECTING && code == EMFILE)
+			code = FERRY_EREJECTED;
+		ferry__sess_end(s, -(int)code, false);
+		break;
+	}
+}
+
+void ferry__connect_timers(struct ferry_endpoint *ep)
+{
+	for (uint32_t i = 0; i < ep->nsessions; i++) {
+		struct ferry_session *s = &ep->sessions[i];
+
+		if (s->state != SESS_CONNECTING)
+			continue;
+		if (ep->now >= s->connect_deadline) {
+			ferry__sess_end(s, -ETIMEDOUT, false);
+			continue;
+		}
+		if (ep->now < s->connect_retry)
+			continue;
+		/* CONNECT or ACCEPT was lost: ask again, backing off. */
+		s->connect_gap = s->connect_gap * 2 > CONNECT_RETRY_MAX_NS
+					 ? CONNECT_RETRY_MAX_NS
+					 : s->connect_gap * 2;
+		s->connect_retry = ep->now + s->connect_gap;
+		s->pending |= SF_CONNECT;
+		ferry__sess_activate(s);
+	}
+}

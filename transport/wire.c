@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wire format v1 codec.  See docs/wire.md; the offsets below are the table
+ * there, and every read of received bytes goes through struct ferry_rd.
+ */
+#include "wire.h"
+
+#include <string.h>
+
+#include "rd.h"
+
+/* Header field offsets (docs/wire.md, "Frame header"). */
+enum {
+	OFF_MAGIC = 0,
+	OFF_VERSION = 2,
+	OFF_TYPE = 3,
+	OFF_FLAGS = 4,
+	OFF_METHOD = 6,
+	OFF_DST = 8,
+	OFF_SRC = 12,
+	OFF_SEQ = 16,
+	OFF_ACK = 20,
+	OFF_CREDIT = 24,
+	OFF_REQ = 28,
+	OFF_MSGLEN = 32,
+	OFF_FRAGOFF = 36,
+	OFF_CSUM = 40,
+};
+
+_Static_assert(OFF_CSUM + 4 == FERRY_WIRE_HDR_LEN, "header layout");
+
+/* Flags each frame type may carry; anything else is malformed. */
+static const uint16_t allowed_flags[FERRY_FT_MAX + 1] = {
+	[FERRY_FT_CONNECT] = FERRY_FF_CSUM,
+	[FERRY_FT_ACCEPT] = FERRY_FF_CSUM,
+	[FERRY_FT_REQUEST] = FERRY_FF_CSUM | FERRY_FF_CAPS | FERRY_FF_TRACE,
+	[FERRY_FT_RESPONSE] = FERRY_FF_CSUM | FERRY_FF_ERR,
+	[FERRY_FT_CREDIT] = FERRY_FF_CSUM,
+	[FERRY_FT_CLOSE] = FERRY_FF_CSUM | FERRY_FF_REPLY,
+	[FERRY_FT_ERROR] = FERRY_FF_CSUM,
+	[FERRY_FT_PING] = FERRY_FF_CSUM | FERRY_FF_REPLY,
+	[FERRY_FT_PUSH] = FERRY_FF_CSUM,
+};
+
+static const char *const ft_names[FERRY_FT_MAX + 1] = {
+	[FERRY_FT_CONNECT] = "CONNECT", [FERRY_FT_ACCEPT] = "ACCEPT",
+	[FERRY_FT_REQUEST] = "REQUEST", [FERRY_FT_RESPONSE] = "RESPONSE",
+	[FERRY_FT_CREDIT] = "CREDIT",   [FERRY_FT_CLOSE] = "CLOSE",
+	[FERRY_FT_ERROR] = "ERROR",     [FERRY_FT_PING] = "PING",
+	[FERRY_FT_PUSH] = "PUSH",
+};
+
+const char *ferry_ft_name(uint8_t type)
+{
+	if (type == 0 || type > FERRY_FT_MAX)
+		return "UNKNOWN";
+	return ft_names[type];
+}
+
+/* --- CRC32C ------------------------------------------------------------ */
+
+static uint32_t crc_table[256];
+
+static void crc_table_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1)));
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	/* The table is built once; a benign race builds identical values. */
+	if (crc_table[1] == 0)
+		crc_table_init();
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc,
+							      const uint8_t *p,
+							      size_t n)
+{
+	uint64_t c = crc;
+
+	for (; n >= 8; n -= 8, p += 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+	}
+	crc = (uint32_t)c;
+	for (; n; n--)
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+#endif
+
+static uint32_t crc32c(uint32_t crc, const void *p, size_t n)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc32c_hw(crc, p, n);
+#endif
+	return crc32c_sw(crc, p, n);
+}
+
+uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
+			 size_t pay_len)
+{
+	static const uint8_t zero[4];
+	uint32_t c = ~0u;
+
+	c = crc32c(c, hdr, OFF_CSUM);
+	c = crc32c(c, zero, sizeof(zero));
+	c = crc32c(c, payload, pay_len);
+	return ~c;
+}
+
+/* --- frames ------------------------------------------------------------ */
+
+enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
+				      uint32_t max_msg, struct ferry_frame *f)
+{
+	struct ferry_rd r;
+	struct ferry_hdr *h = &f->h;
+	uint16_t magic;
+	uint16_t allowed;
+
+	if (len < FERRY_WIRE_HDR_LEN)
+		return FERRY_PARSE_TRUNCATED;
+	if (len > FERRY_WIRE_MAX_FRAME)
+		return FERRY_PARSE_OVERSIZED;
+	ferry_rd_init(&r, buf, len);
+	magic = ferry_rd_u16(&r);
+	h->version = ferry_rd_u8(&r);
+	h->type = ferry_rd_u8(&r);
+	h->flags = ferry_rd_u16(&r);
+	h->method = ferry_rd_u16(&r);
+	h->dst_sess = ferry_rd_u32(&r);
+	h->src_sess = ferry_rd_u32(&r);
+	h->seq = ferry_rd_u32(&r);
+	h->ack = ferry_rd_u32(&r);
+	h->credit = ferry_rd_u32(&r);
+	h->req_id = ferry_rd_u32(&r);
+	h->msg_len = ferry_rd_u32(&r);
+	h->frag_off = ferry_rd_u32(&r);
+	h->csum = ferry_rd_u32(&r);
+	if (r.err)
+		return FERRY_PARSE_TRUNCATED;
+	f->payload = (const uint8_t *)buf + FERRY_WIRE_HDR_LEN;
+	f->pay_len = (uint32_t)(len - FERRY_WIRE_HDR_LEN);
+
+	if (magic != FERRY_WIRE_MAGIC)
+		return FERRY_PARSE_BAD_MAGIC;
+	if (h->version != FERRY_WIRE_VERSION)
+		return FERRY_PARSE_BAD_VERSION;
+	if (h->type == 0 || h->type > FERRY_FT_MAX)
+		return FERRY_PARSE_BAD_TYPE;
+	allowed = allowed_flags[h->type];
+	if (h->flags & ~allowed)
+		return FERRY_PARSE_MALFORMED;
+
+	/* Every frame but CONNECT is addressed to a session the receiver
+	 * handed out; every frame names the sender's session except an ERROR
+	 * from a server that kept none. */
+	if (h->type == FERRY_FT_CONNECT ? h->dst_sess != 0 : h->dst_sess == 0)
+		return FERRY_PARSE_MALFORMED;
+	if (h->src_sess == 0 && h->type != FERRY_FT_ERROR)
+		return FERRY_PARSE_MALFORMED;
+
+	if (ferry_ft_is_data(h->type) || h->type == FERRY_FT_PUSH) {
+		if (h->msg_len > max_msg || h->msg_len > FERRY_WIRE_MAX_MSG)
+			return FERRY_PARSE_OVERSIZED;
+		if (h->req_id == 0 && h->type != FERRY_FT_PUSH)
+			return FERRY_PARSE_MALFORMED;
+		/* 64-bit sum: a u32 frag_off near 4 GiB must not wrap. */
+		if ((uint64_t)h->frag_off + f->pay_len > h->msg_len)
+			return FERRY_PARSE_MALFORMED;
+		/* Only an empty message may have an empty fragment. */
+		if (f->pay_len == 0 && h->msg_len != 0)
+			return FERRY_PARSE_MALFORMED;
+	} else {
+		if (h->frag_off != 0 || h->msg_len != f->pay_len ||
+		    h->req_id != 0 || h->method != 0 || h->seq != 0)
+			return FERRY_PARSE_MALFORMED;
+	}
+	if ((h->flags & FERRY_FF_CSUM) &&
+	    ferry_wire_csum(buf, f->payload, f->pay_len) != h->csum)
+		return FERRY_PARSE_MALFORMED;
+	return FERRY_PARSE_OK;
+}
+
+void ferry_wire_encode(const struct ferry_hdr *h, uint8_t *out)
+{
+	uint8_t *p = out;
+
+	p = ferry_wr_u16(p, FERRY_WIRE_MAGIC);
+	*p++ = FERRY_WIRE_VERSION;
+	*p++ = h->type;
+	p = ferry_wr_u16(p, h->flags);
+	p = ferry_wr_u16(p, h->method);
+	p = ferry_wr_u32(p, h->dst_sess);
+	p = ferry_wr_u32(p, h->src_sess);
+	p = ferry_wr_u32(p, h->seq);
+	p = ferry_wr_u32(p, h->ack);
+	p = ferry_wr_u32(p, h->credit);
+	p = ferry_wr_u32(p, h->req_id);
+	p = ferry_wr_u32(p, h->msg_len);
+	p = ferry_wr_u32(p, h->frag_off);
+	ferry_wr_u32(p, 0);
+}
+
+/* --- connect / accept TLVs --------------------------------------------- */
+
+int ferry_wire_parse_connect(const uint8_t *p, size_t len,
+			     struct ferry_connect_body *out)
+{
+	struct ferry_rd r;
+
+	memset(out, 0, sizeof(*out));
+	ferry_rd_init(&r, p, len);
+	while (ferry_rd_left(&r) > 0) {
+		uint8_t type = ferry_rd_u8(&r);
+		uint8_t rsvd = ferry_rd_u8(&r);
+		uint16_t tlen = ferry_rd_u16(&r);
+		struct ferry_rd v = ferry_rd_sub(&r, tlen);
+
+		if (r.err || rsvd != 0)
+			return -1;
+		switch (type) {
+		case FERRY_TLV_PARAMS:
+			if (tlen != FERRY_TLV_PARAMS_LEN || out->have_params)
+				return -1;
+			out->have_params = true;
+			out->params.max_msg = ferry_rd_u32(&v);
+			out->params.credits = ferry_rd_u32(&v);
+			out->params.max_frame = ferry_rd_u16(&v);
+			out->params.slots = ferry_rd_u16(&v);
+			if (ferry_rd_u32(&v) != 0) /* reserved */
+				return -1;
+			break;
+		case FERRY_TLV_TRACEPARENT:
+			if (tlen != FERRY_TRACEPARENT_LEN || out->traceparent)
+				return -1;
+			out->traceparent = (const char *)ferry_rd_take(&v, tlen);
+			out->traceparent_len = tlen;
+			break;
+		case FERRY_TLV_TRACESTATE:
+			if (tlen > FERRY_TRACESTATE_MAX || out->tracestate)
+				return -1;
+			out->tracestate = (const char *)ferry_rd_take(&v, tlen);
+			out->tracestate_len = tlen;
+			break;
+		default:
+			/* Unknown: skip it unless the sender said the
+			 * receiver must understand it. */
+			if (type & FERRY_TLV_CRITICAL)
+				return -1;
+			break;
+		}
+		if (v.err)
+			return -1;
+	}
+	if (!out->have_params)
+		return -1;
+	if (out->params.max_frame < FERRY_WIRE_MIN_FRAME ||
+	    out->params.credits == 0 || out->params.slots == 0 ||
+	    out->params.max_msg == 0 || out->params.max_msg > FERRY_WIRE_MAX_MSG)
+		return -1;
+	return 0;
+}
+
+static uint8_t *put_tlv(uint8_t *p, uint8_t type, const void *v, uint16_t len)
+{
+	*p++ = type;
+	*p++ = 0;
+	p = ferry_wr_u16(p, len);
+	if (len)
+		memcpy(p, v, len);
+	return p + len;
+}
+
+int ferry_wire_put_connect(uint8_t *out, size_t cap,
+			   const struct ferry_connect_body *b)
+{
+	uint8_t params[FERRY_TLV_PARAMS_LEN];
+	size_t need = 4 + FERRY_TLV_PARAMS_LEN;
+	uint8_t *p = out, *q;
+
+	if (b->traceparent)
+		need += 4u + b->traceparent_len;
+	if (b->tracestate)
+		need += 4u + b->tracestate_len;
+	if (need > cap)
+		return -1;
+	q = ferry_wr_u32(params, b->params.max_msg);
+	q = ferry_wr_u32(q, b->params.credits);
+	q = ferry_wr_u16(q, b->params.max_frame);
+	q = ferry_wr_u16(q, b->params.slots);
+	ferry_wr_u32(q, 0);
+	p = put_tlv(p, FERRY_TLV_PARAMS, params, sizeof(params));
+	if (b->traceparent)
+		p = put_tlv(p, FERRY_TLV_TRACEPARENT, b->traceparent,
+			    b->traceparent_len);
+	if (b->tracestate)
+		p = put_tlv(p, FERRY_TLV_TRACESTATE, b->tracestate,
+			    b->tracestate_len);
+	return (int)(p - out);
+}
+
+/* --- error bodies ------------------------------------------------------ */
+
+int ferry_wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
+			   const char **msg, uint16_t *msg_len)
+{
+	struct ferry_rd r;
+
+	ferry_rd_init(&r, p, len);
+	*code = ferry_rd_u32(&r);
+	*msg_len = ferry_rd_u16(&r);
+	*msg = (const char *)ferry_rd_take(&r, *msg_len);
+	if (r.err || ferry_rd_left(&r) != 0 || *code == 0 ||
+	    *msg_len > FERRY_ERROR_MSG_MAX)
+		return -1;
+	return 0;
+}
+
+size_t ferry_wire_put_error(uint8_t *out, size_t cap, uint32_t code,
+			    const char *msg)
+{
+	size_t n = msg ? strnlen(msg, FERRY_ERROR_MSG_MAX) : 0;
+	uint8_t *p;
+
+	if (cap < 6)
+		return 0;
+	if (n > cap - 6)
+		n = cap - 6;
+	p = ferry_wr_u32(out, code);
+	p = ferry_wr_u16(p, (uint16_t)n);
+	if (n)
+		memcpy(p, msg, n);
+	return 6 + n;
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wire format v1: the codec.  docs/wire.md is the specification; every
+ * constant here is named there, and the two must agree.
+ */
+#ifndef FERRY_WIRE_H
+#define FERRY_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FERRY_WIRE_MAGIC 0x4652u /* "FR": rejects stray datagrams early */
+#define FERRY_WIRE_VERSION 1
+#define FERRY_WIRE_HDR_LEN 44
+/* Largest message a v1 frame can describe.  Endpoints set lower limits. */
+#define FERRY_WIRE_MAX_MSG (1u << 30)
+/* Largest datagram: the IPv4 UDP payload limit. */
+#define FERRY_WIRE_MAX_FRAME 65507u
+/* Smallest max_frame a peer may advertise: a header plus 64 bytes. */
+#define FERRY_WIRE_MIN_FRAME (FERRY_WIRE_HDR_LEN + 64u)
+
+enum ferry_frame_type {
+	FERRY_FT_CONNECT = 1,
+	FERRY_FT_ACCEPT = 2,
+	FERRY_FT_REQUEST = 3,
+	FERRY_FT_RESPONSE = 4,
+	FERRY_FT_CREDIT = 5,
+	FERRY_FT_CLOSE = 6,
+	FERRY_FT_ERROR = 7,
+	FERRY_FT_PING = 8,
+	FERRY_FT_PUSH = 9, /* deferred tokens: reserved in v1, see wire.md */
+	FERRY_FT_MAX = FERRY_FT_PUSH,
+};
+
+enum ferry_frame_flag {
+	FERRY_FF_REPLY = 1u << 0, /* PING reply, CLOSE acknowledgement */
+	FERRY_FF_CSUM = 1u << 1,  /* the csum field covers the frame */
+	FERRY_FF_ERR = 1u << 2,   /* RESPONSE: payload is an error body */
+	FERRY_FF_CAPS = 1u << 3,  /* REQUEST: token table (reserved in v1) */
+	FERRY_FF_TRACE = 1u << 4, /* REQUEST: call trace context (reserved) */
+};
+#define FERRY_FF_KNOWN 0x001fu
+
+/* Connect/accept TLV types; bit 7 set marks a TLV the receiver must
+ * understand or refuse the connect. */
+enum ferry_tlv_type {
+	FERRY_TLV_PARAMS = 0x81,
+	FERRY_TLV_TRACEPARENT = 0x02,
+	FERRY_TLV_TRACESTATE = 0x03,
+	FERRY_TLV_TOKEN = 0x84,
+};
+#define FERRY_TLV_CRITICAL 0x80
+#define FERRY_TLV_PARAMS_LEN 16
+#define FERRY_TRACEPARENT_LEN 55
+#define FERRY_TRACESTATE_MAX 512
+#define FERRY_ERROR_MSG_MAX 256
+
+/* A decoded header.  Field meanings are in docs/wire.md. */
+struct ferry_hdr {
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	uint16_t method;
+	uint32_t dst_sess;
+	uint32_t src_sess;
+	uint32_t seq;
+	uint32_t ack;
+	uint32_t credit;
+	uint32_t req_id;
+	uint32_t msg_len;
+	uint32_t frag_off;
+	uint32_t csum;
+};
+
+/* A parsed frame: the header, and the payload in place. */
+struct ferry_frame {
+	struct ferry_hdr h;
+	const uint8_t *payload;
+	uint32_t pay_len;
+};
+
+enum ferry_parse_err {
+	FERRY_PARSE_OK = 0,
+	FERRY_PARSE_TRUNCATED,
+	FERRY_PARSE_BAD_MAGIC,
+	FERRY_PARSE_BAD_VERSION,
+	FERRY_PARSE_BAD_TYPE,
+	FERRY_PARSE_MALFORMED,
+	FERRY_PARSE_OVERSIZED,
+};
+
+/*
+ * ferry_wire_parse - check and decode one datagram.
+ * @buf, @len: the datagram (UDP payload), untrusted.
+ * @max_msg: the largest message this receiver accepts.
+ *
+ * Returns FERRY_PARSE_OK with @f filled (payload points into @buf), or the
+ * reason the datagram must be dropped.  Never reads outside @buf.  Checks
+ * everything that can be checked without session state: magic, version,
+ * type, flags, lengths, fragment bounds, and the checksum when present.
+ */
+enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
+				      uint32_t max_msg, struct ferry_frame *f);
+
+/*
+ * ferry_wire_encode - write @h as the 44-byte header at @out.  If
+ * FERRY_FF_CSUM is set the csum field is left 0; see ferry_wire_csum().
+ */
+void ferry_wire_encode(const struct ferry_hdr *h, uint8_t *out);
+
+/* CRC32C (Castagnoli) of the header, with csum zero, and the payload. */
+uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
+			 size_t pay_len);
+
+/* Connect and accept parameters (the PARAMS TLV). */
+struct ferry_params {
+	uint32_t max_msg;   /* largest message the sender accepts */
+	uint32_t credits;   /* data packets the peer may have in flight */
+	uint16_t max_frame; /* largest datagram the sender accepts */
+	uint16_t slots;     /* calls outstanding the sender accepts */
+};
+
+struct ferry_connect_body {
+	bool have_params;
+	struct ferry_params params;
+	const char *traceparent; /* points into the frame, not terminated */
+	uint16_t traceparent_len;
+	const char *tracestate;
+	uint16_t tracestate_len;
+	const uint8_t *token;
+	uint16_t token_len;
+};
+
+/*
+ * ferry_wire_parse_connect - parse a CONNECT or ACCEPT payload.
+ *
+ * Returns 0, or -1 if the TLV list is malformed, a known TLV has a bad
+ * length, an unknown critical TLV appears, or PARAMS is missing or out of
+ * range.
+ */
+int ferry_wire_parse_connect(const uint8_t *p, size_t len,
+			     struct ferry_connect_body *out);
+
+/*
+ * ferry_wire_put_connect - encode a CONNECT/ACCEPT payload into @out, which
+ * has @cap bytes.  Returns the length written or -1 if it does not fit.
+ */
+int ferry_wire_put_connect(uint8_t *out, size_t cap,
+			   const struct ferry_connect_body *b);
+
+/*
+ * ferry_wire_parse_error - parse an ERROR frame or error-RESPONSE body into
+ * @code (positive) and a message pointing into @p.  Returns 0 or -1.
+ */
+int ferry_wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
+			   const char **msg, uint16_t *msg_len);
+
+/* ferry_wire_put_error - encode an error body; returns its length. */
+size_t ferry_wire_put_error(uint8_t *out, size_t cap, uint32_t code,
+			    const char *msg);
+
+/* True for frame types that carry a sequence number and use credit. */
+static inline bool ferry_ft_is_data(uint8_t type)
+{
+	return type == FERRY_FT_REQUEST || type == FERRY_FT_RESPONSE;
+}
+
+const char *ferry_ft_name(uint8_t type);
+
+#endif /* FERRY_WIRE_H */
