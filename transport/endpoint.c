@@ -16,6 +16,7 @@
 #include "internal.h"
 
 #define TIMER_PERIOD_NS 1000000ull /* timers are checked once a millisecond */
+#define RX_RING_BYTES (64ull << 20)
 
 uint64_t ferry__now_ns(void)
 {
@@ -47,9 +48,9 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->zc_threshold = 0;
 	cfg->connect_timeout_ms = 5000;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
-	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 256 };
-	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 64 };
-	cfg->pool[3] = (struct ferry_pool_class){ 8u << 20, 4 };
+	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
+	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };
+	cfg->pool[3] = (struct ferry_pool_class){ 8u << 20, 2 };
 }
 
 /* --- sessions by id ------------------------------------------------------ */
@@ -230,7 +231,11 @@ static void server_dispatch(struct ferry_session *s)
 		s->next_dispatch++;
 		c->state = CALL_DISPATCHED;
 		ep->st.reqs_dispatched++;
-		ep->st.payload_delivered += c->req ? c->req->len : 0;
+		if (c->req) {
+			ep->st.payload_delivered += c->req->len;
+			if (c->req->kind == MB_KIND_POOL)
+				ep->st.payload_copied += c->req->len;
+		}
 		h = handler_find(ep, c->method, false);
 		if (!h) {
 			ferry_call_respond_error(c, -FERRY_ENOMETHOD);
@@ -295,7 +300,6 @@ static void server_rx_request(struct ferry_session *s,
 	if (!*keep) {
 		/* Reassembly: the one copy the transport makes of a payload. */
 		memcpy(c->req->data + h->frag_off, f->payload, f->pay_len);
-		ep->st.payload_copied += f->pay_len;
 		c->rx_got += f->pay_len;
 	}
 	if (c->rx_got == h->msg_len) {
@@ -870,13 +874,17 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	slots = pow2_ceil(cfg->session_slots);
 	ep->cfg.session_slots = slots;
 	/* Enough receive buffers for every session's full window, so that
-	 * credits, not the ring, are what hold a sender back. */
+	 * credits, not the ring, hold a sender back; but at most about
+	 * RX_RING_BYTES of memory: beyond that, datagrams wait in the
+	 * socket's (deep) queue until the ring refills. */
 	if (ep->cfg.rx_bufs == 0) {
 		uint64_t want = (uint64_t)cfg->max_sessions *
 				cfg->session_credits;
+		uint64_t cap = RX_RING_BYTES / cfg->max_frame;
 
-		ep->cfg.rx_bufs = (uint32_t)(want < 256 ? 256 :
-					     want > 32768 ? 32768 : want);
+		if (want > cap)
+			want = cap;
+		ep->cfg.rx_bufs = (uint32_t)(want < 256 ? 256 : want);
 	}
 	ep->cfg.rx_bufs = pow2_ceil(ep->cfg.rx_bufs);
 	if (ep->cfg.rx_bufs > 32768)

@@ -73,6 +73,8 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
 		ferry__msgbuf_put(c->resp);
+	if (res < 0)
+		ep->st.payload_copied_discarded += c->rx_got;
 	ferry__call_put(ep, c);
 	if (res == 0) {
 		ep->st.calls_completed++;
@@ -252,6 +254,9 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		if (!c || c->state == CALL_DISPATCHED)
 			continue;
 		s->slots[i] = NULL;
+		if (c->state == CALL_RX && c->req &&
+		    c->req->kind == MB_KIND_POOL)
+			ep->st.payload_copied_discarded += c->rx_got;
 		if (c->req)
 			ferry__msgbuf_put(c->req);
 		if (c->resp)
@@ -355,11 +360,11 @@ static void client_rx_response(struct ferry_session *s,
 	}
 	/* Reassembly: the one copy the transport makes of a payload. */
 	memcpy(c->resp->data + h->frag_off, f->payload, f->pay_len);
-	ep->st.payload_copied += f->pay_len;
 	c->rx_got += f->pay_len;
 	if (c->rx_got == h->msg_len) {
 		struct ferry_msgbuf *mb = c->resp;
 
+		ep->st.payload_copied += mb->len;
 		/* client_call_end frees the buffer after the continuation
 		 * has read it. */
 		client_call_end(s, c, 0, mb->data, mb->len);

@@ -171,8 +171,10 @@ static int uring_setup_rx(struct ferry_dp *dp)
 		return -ENOMEM;
 	}
 	dp->rx_mem_bytes = (size_t)n * dp->buf_size;
+	/* Populated now: a first-touch fault per buffer on the receive path
+	 * costs more than the copy into it. */
 	dp->rx_mem = mmap(NULL, dp->rx_mem_bytes, PROT_READ | PROT_WRITE,
-			  MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+			  MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
 	if (dp->rx_mem == MAP_FAILED) {
 		dp->rx_mem = NULL;
 		return -ENOMEM;
@@ -590,8 +592,10 @@ static void *uring_mem_alloc(struct ferry_dp *dp, size_t len)
 
 	if (dp->mem)
 		return NULL; /* one region per instance */
+	/* Populated for the same reason as the receive buffers: no page
+	 * faults once the endpoint runs. */
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+		 MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
 	dp->mem = m;
@@ -619,7 +623,13 @@ static void uring_close(struct ferry_dp *dp)
 		}
 		io_uring_submit(&dp->ring);
 		dp->closing = true;
-		for (int i = 0; i < 1000 && dp->slots && dp->nfree < dp->nslots;
+		/* Reap until the multishot receive and poll have ended and
+		 * every transmit completed: an armed request holds the
+		 * socket, which would otherwise outlive this process while
+		 * the kernel tears the ring down, keeping its port bound. */
+		for (int i = 0; i < 2000 &&
+				(dp->rx_armed || dp->wake_armed ||
+				 (dp->slots && dp->nfree < dp->nslots));
 		     i++) {
 			struct __kernel_timespec ts = { 0, 1000000 };
 			struct io_uring_cqe *cqe;

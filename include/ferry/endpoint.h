@@ -157,7 +157,10 @@ struct ferry_ep_stats {
 	uint64_t calls_sent, calls_completed, calls_failed;
 	uint64_t reqs_dispatched, resps_sent;
 	uint64_t payload_delivered;            /* payload bytes handed up */
-	uint64_t payload_copied;               /* payload bytes memcpy'd */
+	/* Payload bytes the transport memcpy'd (reassembly) for messages it
+	 * delivered, and for partial messages it then discarded. */
+	uint64_t payload_copied;
+	uint64_t payload_copied_discarded;
 	uint64_t msgbuf_allocs, msgbuf_alloc_fail;
 	uint64_t tx_zc;                        /* packets sent with SEND_ZC */
 	uint64_t credit_stalls;                /* sends held back for credit */

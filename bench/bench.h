@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* ferry-bench: what the roles (rpc.c, floor.c) share with the driver. */
+#ifndef FERRY_BENCH_H
+#define FERRY_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hist.h"
+
+#define BENCH_METHOD 7
+/* Requests of at least 4 bytes start with the response size the server
+ * should answer with (little-endian u32), so a separate server process
+ * needs no --resp-size of its own. */
+#define BENCH_HDR_LEN 4
+
+enum bench_phase { PH_WARMUP = 0, PH_MEASURE, PH_STOP };
+
+struct bench_opts {
+	const char *mode;      /* loop, server, client */
+	bool floor;            /* raw echo, no RPC layer */
+	const char *dataplane;
+	const char *addr;      /* server: bind; client: connect */
+	uint16_t port;
+	uint32_t size;
+	uint32_t resp_size;
+	uint32_t inflight;     /* per session */
+	uint32_t sessions;     /* per client thread */
+	uint32_t threads;
+	double duration;       /* measured seconds; server: 0 = until signal */
+	double warmup;
+	bool busy_poll;
+	bool pin;
+	bool quiet;
+	uint32_t max_frame;
+	uint32_t zc_threshold;
+	const char *json;
+};
+
+/* Per-thread results, written by the worker, read by the driver. */
+struct bench_worker {
+	const struct bench_opts *o;
+	int idx;
+	int cpu;              /* -1: not pinned */
+	bool server;
+	/* Live counters (relaxed atomics: the driver samples them). */
+	_Atomic uint64_t completed;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t bytes;      /* request + response payload */
+	/* Filled in when the worker ends. */
+	struct bench_hist hist;
+	uint64_t copied, delivered;  /* payload bytes, from endpoint stats */
+	uint64_t drops, retransmits, allocs;
+	int err;                     /* setup failure, negative errno */
+	char errmsg[160];
+	_Atomic bool ready;          /* set up and serving/connected */
+};
+
+extern _Atomic int bench_phase;
+
+/* Each returns when bench_phase reaches PH_STOP (or on a setup error,
+ * recorded in w->err). */
+void *bench_rpc_server(void *w);
+void *bench_rpc_client(void *w);
+void *bench_floor_server(void *w);
+void *bench_floor_client(void *w);
+
+uint64_t bench_now_ns(void);
+void bench_pin(int cpu);
+
+#endif /* FERRY_BENCH_H */

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry-bench: the load-testing tool.  See `ferry-bench --help`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ferry/ferry.h>
+
+#include "../dataplane/dp.h"
+#include "bench.h"
+
+_Atomic int bench_phase = PH_WARMUP;
+static volatile sig_atomic_t interrupted;
+
+static const char usage[] =
+"usage: ferry-bench [loop|server|client] [options]\n"
+"       ferry-bench floor [loop|server|client] [options]\n"
+"\n"
+"Load-tests ferry RPCs and prints throughput and latency.\n"
+"  loop     server and client threads in one process, over loopback (default)\n"
+"  server   serve echo calls until interrupted (or for --duration seconds)\n"
+"  client   call a server at --addr:--port\n"
+"  floor    the same roles as a raw echo on the same dataplane, with the same\n"
+"           batching and no RPC layer: the floor RPC figures are compared to\n"
+"\n"
+"options:\n"
+"  --dataplane NAME   dataplane backend (built in: %s; default uring)\n"
+"  --addr IPV4        server address: bound by server, called by client\n"
+"                     (default 127.0.0.1)\n"
+"  --port N           server UDP port (default 31850)\n"
+"  --size BYTES       request payload size, K/M suffixes allowed (default 32)\n"
+"  --resp-size BYTES  response payload size (default: --size)\n"
+"  --inflight N       calls outstanding per session (default 1)\n"
+"  --sessions N       sessions per client thread (default 1)\n"
+"  --threads N        client threads, and server threads (default 1)\n"
+"  --duration SEC     measured time (default 5; server: until interrupted)\n"
+"  --warmup SEC       unmeasured time before it (default 1)\n"
+"  --busy-poll        spin on completions instead of sleeping in the kernel\n"
+"  --no-pin           do not pin threads (default: server threads on the\n"
+"                     first CPUs, client threads on the next ones)\n"
+"  --max-frame BYTES  largest datagram, header included (default 8192)\n"
+"  --zc-threshold B   send payloads of at least B bytes with SEND_ZC\n"
+"                     (default 0: off; see docs/bench.md)\n"
+"  --json FILE        also write the summary as JSON to FILE\n"
+"  --quiet            no progress line each second\n"
+"  -h, --help         this text\n";
+
+static void die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "ferry-bench: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'ferry-bench --help'.\n");
+	exit(2);
+}
+
+/* "64", "4K", "1M", "1.5M": bytes (binary multiples). */
+static uint32_t parse_size(const char *s, const char *opt)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		die_usage("%s wants a size such as 32, 4K or 1M", opt);
+	if (*end == 'K' || *end == 'k')
+		v *= 1024, end++;
+	else if (*end == 'M' || *end == 'm')
+		v *= 1024 * 1024, end++;
+	else if (*end == 'G' || *end == 'g')
+		v *= 1024.0 * 1024 * 1024, end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (double)(1u << 30))
+		die_usage("%s wants a size from 0 to 1G", opt);
+	return (uint32_t)v;
+}
+
+static uint32_t parse_count(const char *s, const char *opt, uint32_t lo,
+			    uint32_t hi)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (end == s || *end || errno || v < lo || v > hi) {
+		static char msg[96];
+
+		snprintf(msg, sizeof(msg), "%%s wants a whole number from %u to %u",
+			 lo, hi);
+		die_usage(msg, opt);
+	}
+	return (uint32_t)v;
+}
+
+static double parse_secs(const char *s, const char *opt)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno || v < 0 || v > 86400)
+		die_usage("%s wants seconds, from 0 to 86400", opt);
+	return v;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull),
+			       (long)(ns % 1000000000ull) };
+
+	nanosleep(&ts, NULL);
+}
+
+struct totals {
+	uint64_t completed, errors, bytes;
+};
+
+static struct totals sum(struct bench_worker *ws, int n, bool server)
+{
+	struct totals t = { 0, 0, 0 };
+
+	for (int i = 0; i < n; i++) {
+		if (ws[i].server != server)
+			continue;
+		t.completed += atomic_load_explicit(&ws[i].completed,
+						    memory_order_relaxed);
+		t.errors += atomic_load_explicit(&ws[i].errors,
+						 memory_order_relaxed);
+		t.bytes += atomic_load_explicit(&ws[i].bytes,
+						memory_order_relaxed);
+	}
+	return t;
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "dataplane", required_argument, NULL, 'D' },
+		{ "addr", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "size", required_argument, NULL, 's' },
+		{ "resp-size", required_argument, NULL, 'r' },
+		{ "inflight", required_argument, NULL, 'i' },
+		{ "sessions", required_argument, NULL, 'S' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "busy-poll", no_argument, NULL, 'b' },
+		{ "no-pin", no_argument, NULL, 'P' },
+		{ "max-frame", required_argument, NULL, 'F' },
+		{ "zc-threshold", required_argument, NULL, 'z' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bench_opts o = {
+		.mode = "loop",
+		.dataplane = "uring",
+		.addr = "127.0.0.1",
+		.port = 31850,
+		.size = 32,
+		.inflight = 1,
+		.sessions = 1,
+		.threads = 1,
+		.duration = 5,
+		.warmup = 1,
+		.pin = true,
+	};
+	bool resp_set = false, dur_set = false;
+	struct bench_worker *ws;
+	pthread_t *tids;
+	int nw = 0, c, ncpu, first = 1;
+	bool run_server, run_client;
+	struct bench_hist hist;
+	struct totals cl, sv;
+	uint64_t t_start, t_end, copied = 0, delivered = 0, drops = 0;
+	uint64_t retrans = 0;
+	double secs;
+	int rc = 0;
+
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o.dataplane = optarg;
+			break;
+		case 'a':
+			o.addr = optarg;
+			break;
+		case 'p':
+			o.port = (uint16_t)parse_count(optarg, "--port", 1, 65535);
+			break;
+		case 's':
+			o.size = parse_size(optarg, "--size");
+			break;
+		case 'r':
+			o.resp_size = parse_size(optarg, "--resp-size");
+			resp_set = true;
+			break;
+		case 'i':
+			o.inflight = parse_count(optarg, "--inflight", 1, 4096);
+			break;
+		case 'S':
+			o.sessions = parse_count(optarg, "--sessions", 1, 1024);
+			break;
+		case 't':
+			o.threads = parse_count(optarg, "--threads", 1, 64);
+			break;
+		case 'd':
+			o.duration = parse_secs(optarg, "--duration");
+			dur_set = true;
+			break;
+		case 'w':
+			o.warmup = parse_secs(optarg, "--warmup");
+			break;
+		case 'b':
+			o.busy_poll = true;
+			break;
+		case 'P':
+			o.pin = false;
+			break;
+		case 'F':
+			o.max_frame = parse_size(optarg, "--max-frame");
+			if (o.max_frame < 128 || o.max_frame > 65507)
+				die_usage("%s wants 128 to 65507 bytes",
+					  "--max-frame");
+			break;
+		case 'z':
+			o.zc_threshold = parse_size(optarg, "--zc-threshold");
+			break;
+		case 'j':
+			o.json = optarg;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			printf(usage, ferry_dp_names());
+			return 0;
+		default:
+			fprintf(stderr, "Try 'ferry-bench --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc && strcmp(argv[optind], "floor") == 0) {
+		o.floor = true;
+		optind++;
+	}
+	if (optind < argc)
+		o.mode = argv[optind++];
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (strcmp(o.mode, "loop") && strcmp(o.mode, "server") &&
+	    strcmp(o.mode, "client"))
+		die_usage("unknown mode '%s' (loop, server, client, floor)",
+			  o.mode);
+	if (!ferry_dp_find(o.dataplane)) {
+		fprintf(stderr,
+			"ferry-bench: dataplane '%s' is not built in (built in: %s)\n",
+			o.dataplane, ferry_dp_names());
+		return 2;
+	}
+	{
+		uint32_t ip;
+
+		if (ferry_addr_parse_ip(o.addr, &ip) < 0)
+			die_usage("--addr wants an IPv4 address, not '%s'",
+				  o.addr);
+	}
+	if (!resp_set)
+		o.resp_size = o.size;
+	if (o.size > (8u << 20) || o.resp_size > (8u << 20)) {
+		/* The server sizes its pool for 8 MiB messages at most. */
+		die_usage("%s: messages up to 8M", "--size/--resp-size");
+	}
+	run_server = strcmp(o.mode, "client") != 0;
+	run_client = strcmp(o.mode, "server") != 0;
+	if (!run_client && !dur_set)
+		o.duration = 0; /* a server runs until interrupted */
+	if (o.duration == 0 && run_client)
+		die_usage("%s must be above 0 for a client", "--duration");
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	ws = calloc(2 * o.threads, sizeof(*ws));
+	tids = calloc(2 * o.threads, sizeof(*tids));
+	if (!ws || !tids) {
+		fprintf(stderr, "ferry-bench: out of memory\n");
+		return 1;
+	}
+
+	/* Servers first, on the first CPUs; clients on the next ones, so
+	 * that on two cores one server and one client get a core each. */
+	for (int role = 0; role < 2; role++) {
+		bool server = role == 0;
+
+		if ((server && !run_server) || (!server && !run_client))
+			continue;
+		for (uint32_t i = 0; i < o.threads; i++) {
+			struct bench_worker *w = &ws[nw];
+			void *(*fn)(void *);
+
+			w->o = &o;
+			w->idx = (int)i;
+			w->server = server;
+			w->cpu = o.pin ? nw % ncpu : -1;
+			bench_hist_init(&w->hist);
+			fn = server ? (o.floor ? bench_floor_server
+					       : bench_rpc_server)
+				    : (o.floor ? bench_floor_client
+					       : bench_rpc_client);
+			if (pthread_create(&tids[nw], NULL, fn, w) != 0) {
+				fprintf(stderr,
+					"ferry-bench: cannot start a thread\n");
+				return 1;
+			}
+			nw++;
+		}
+		/* Clients connect only once the servers listen. */
+		for (int k = 0; k < nw; k++)
+			while (!atomic_load(&ws[k].ready))
+				sleep_ns(1000000);
+		for (int k = 0; k < nw; k++) {
+			if (ws[k].err) {
+				fprintf(stderr, "ferry-bench: %s\n",
+					ws[k].errmsg);
+				atomic_store(&bench_phase, PH_STOP);
+				for (int j = 0; j < nw; j++)
+					pthread_join(tids[j], NULL);
+				return 1;
+			}
+		}
+	}
+
+	if (!o.quiet)
+		fprintf(stderr,
+			"ferry-bench %s%s: %s dataplane, %s:%u, %u B requests, "
+			"%u B responses, %u thread(s) x %u session(s) x %u in "
+			"flight%s\n",
+			o.floor ? "floor " : "", o.mode, o.dataplane, o.addr,
+			o.port, o.size, o.resp_size, o.threads, o.sessions,
+			o.inflight, o.busy_poll ? ", busy-poll" : "");
+	sleep_ns((uint64_t)(o.warmup * 1e9));
+	atomic_store(&bench_phase, PH_MEASURE);
+	t_start = bench_now_ns();
+	{
+		struct totals prev = { 0, 0, 0 };
+		uint64_t t_prev = t_start;
+		uint64_t end = o.duration > 0
+				       ? t_start + (uint64_t)(o.duration * 1e9)
+				       : UINT64_MAX;
+
+		while (!interrupted) {
+			uint64_t now = bench_now_ns(), step;
+			struct totals cur;
+			double dt;
+
+			if (now >= end)
+				break;
+			step = end - now < 1000000000ull ? end - now
+							  : 1000000000ull;
+			sleep_ns(step);
+			now = bench_now_ns();
+			cur = sum(ws, nw, !run_client);
+			dt = (double)(now - t_prev) / 1e9;
+			if (!o.quiet && step == 1000000000ull)
+				fprintf(stderr,
+					"[%3ds] %10.0f req/s %8.3f Gbit/s  "
+					"errors %llu\n",
+					first++,
+					(double)(cur.completed - prev.completed) /
+						dt,
+					(double)(cur.bytes - prev.bytes) * 8 /
+						dt / 1e9,
+					(unsigned long long)cur.errors);
+			prev = cur;
+			t_prev = now;
+		}
+	}
+	t_end = bench_now_ns();
+	atomic_store(&bench_phase, PH_STOP);
+	for (int k = 0; k < nw; k++)
+		pthread_join(tids[k], NULL);
+
+	bench_hist_init(&hist);
+	for (int k = 0; k < nw; k++) {
+		bench_hist_merge(&hist, &ws[k].hist);
+		copied += ws[k].copied;
+		delivered += ws[k].delivered;
+		drops += ws[k].drops;
+		retrans += ws[k].retransmits;
+	}
+	cl = sum(ws, nw, false);
+	sv = sum(ws, nw, true);
+	secs = (double)(t_end - t_start) / 1e9;
+	{
+		struct totals t = run_client ? cl : sv;
+		double rps = (double)t.completed / secs;
+		double gbps = (double)t.bytes * 8 / secs / 1e9;
+		double cpb = delivered ? (double)copied / (double)delivered : 0;
+
+		printf("%s%s: %.0f req/s, %.3f Gbit/s over %.2f s; "
+		       "%llu completed, %llu errors\n",
+		       o.floor ? "floor " : "rpc ", o.mode, rps, gbps, secs,
+		       (unsigned long long)t.completed,
+		       (unsigned long long)t.errors);
+		if (run_client)
+			printf("latency us: p50 %.2f  p99 %.2f  p99.9 %.2f  "
+			       "max %.2f  mean %.2f\n",
+			       us(bench_hist_percentile(&hist, 50)),
+			       us(bench_hist_percentile(&hist, 99)),
+			       us(bench_hist_percentile(&hist, 99.9)),
+			       us(bench_hist_max(&hist)),
+			       bench_hist_mean(&hist) / 1000.0);
+		if (!o.floor)
+			printf("payload bytes copied per byte delivered: %.4f; "
+			       "dropped frames %llu; retransmits %llu\n",
+			       cpb, (unsigned long long)drops,
+			       (unsigned long long)retrans);
+		if (t.errors)
+			rc = 1;
+		if (run_client && t.completed == 0) {
+			fprintf(stderr, "ferry-bench: no call completed\n");
+			rc = 1;
+		}
+		for (int k = 0; k < nw; k++)
+			if (ws[k].err && ws[k].errmsg[0])
+				fprintf(stderr, "ferry-bench: %s\n",
+					ws[k].errmsg);
+		if (o.json) {
+			FILE *f = fopen(o.json, "w");
+
+			if (!f) {
+				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
+					strerror(errno));
+				return 1;
+			}
+			fprintf(f,
+				"{\"mode\":\"%s%s\",\"dataplane\":\"%s\","
+				"\"size\":%u,\"resp_size\":%u,\"inflight\":%u,"
+				"\"sessions\":%u,\"threads\":%u,"
+				"\"busy_poll\":%s,\"duration_s\":%.3f,"
+				"\"rps\":%.1f,\"gbps\":%.4f,"
+				"\"p50_us\":%.3f,\"p99_us\":%.3f,"
+				"\"p999_us\":%.3f,\"max_us\":%.3f,"
+				"\"mean_us\":%.3f,\"completed\":%llu,"
+				"\"errors\":%llu,\"copies_per_byte\":%.4f,"
+				"\"payload_copied\":%llu,"
+				"\"payload_delivered\":%llu,"
+				"\"dropped\":%llu,\"retransmits\":%llu}\n",
+				o.floor ? "floor-" : "", o.mode, o.dataplane,
+				o.size, o.resp_size, o.inflight, o.sessions,
+				o.threads, o.busy_poll ? "true" : "false", secs,
+				rps, gbps, us(bench_hist_percentile(&hist, 50)),
+				us(bench_hist_percentile(&hist, 99)),
+				us(bench_hist_percentile(&hist, 99.9)),
+				us(bench_hist_max(&hist)),
+				bench_hist_mean(&hist) / 1000.0,
+				(unsigned long long)t.completed,
+				(unsigned long long)t.errors, cpb,
+				(unsigned long long)copied,
+				(unsigned long long)delivered,
+				(unsigned long long)drops,
+				(unsigned long long)retrans);
+			if (fclose(f) != 0) {
+				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
+					strerror(errno));
+				return 1;
+			}
+		}
+	}
+	free(ws);
+	free(tids);
+	return rc;
+}
