@@ -533,7 +533,8 @@ static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
 	h.flags = flags;
 	h.msg_len = body_len;
 	ferry_wire_encode(&h, buf);
-	memcpy(buf + FERRY_WIRE_HDR_LEN, body, body_len);
+	if (body_len)
+		memcpy(buf + FERRY_WIRE_HDR_LEN, body, body_len);
 	tx.hdr_len = FERRY_WIRE_HDR_LEN + body_len;
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
 		return false;
@@ -591,7 +592,8 @@ static bool flush_ctrl(struct ferry_session *s)
 static bool flush_data(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
-	uint8_t hdr[FERRY_WIRE_HDR_LEN + 8];
+	/* Room for an error body, which travels in the copied header area. */
+	uint8_t hdr[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
 	struct ferry_call *c;
 
 	while ((c = s->txq_head) != NULL) {

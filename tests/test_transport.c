@@ -1,0 +1,891 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport battery: real endpoints on a real dataplane, talking over
+ * loopback.  Every test is written once and instantiated for each dataplane
+ * in DATAPLANES (nng's way), so a new backend runs the same battery.
+ *
+ * Some tests speak the wire directly from a plain UDP socket ("raw peer")
+ * to do what a well-behaved ferry client never does: send requests out of
+ * order, twice, or malformed.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ferry/ferry.h>
+
+#include "transport/wire.h"
+
+#define M_ECHO 1
+#define M_DEFER 2
+#define M_RECORD 3
+#define M_THREAD 4
+
+static const char *dp_name;
+
+/* --- harness ------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct ferry_endpoint *ep_new(void (*tweak)(struct ferry_ep_config *))
+{
+	struct ferry_ep_config cfg;
+	struct ferry_endpoint *ep = NULL;
+	int ret;
+
+	ferry_ep_config_init(&cfg);
+	cfg.dataplane = dp_name;
+	cfg.bind_addr = "127.0.0.1";
+	cfg.max_sessions = 8;
+	/* A small pool keeps the tests quick to set up. */
+	cfg.pool[0] = (struct ferry_pool_class){ 512, 1024 };
+	cfg.pool[1] = (struct ferry_pool_class){ 64u << 10, 64 };
+	cfg.pool[2] = (struct ferry_pool_class){ 1u << 20, 24 };
+	cfg.pool[3] = (struct ferry_pool_class){ 8u << 20, 2 };
+	if (tweak)
+		tweak(&cfg);
+	ret = ferry_endpoint_create(&cfg, &ep);
+	cr_assert_eq(ret, 0, "endpoint_create: %s", ferry_strerror(ret));
+	return ep;
+}
+
+/* Poll both endpoints until *flag or 10 s pass; true if *flag. */
+static bool pump(struct ferry_endpoint *a, struct ferry_endpoint *b,
+		 volatile bool *flag)
+{
+	uint64_t end = now_ms() + 10000;
+
+	while (!*flag && now_ms() < end) {
+		if (a)
+			ferry_endpoint_poll(a, 0);
+		if (b)
+			ferry_endpoint_poll(b, 0);
+	}
+	return *flag;
+}
+
+static void pump_for(struct ferry_endpoint *a, struct ferry_endpoint *b,
+		     unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (a)
+			ferry_endpoint_poll(a, 0);
+		if (b)
+			ferry_endpoint_poll(b, 0);
+	}
+}
+
+struct conn_res {
+	bool done;
+	int res;
+};
+
+static void on_connect(struct ferry_session *s, int res, void *ctx)
+{
+	struct conn_res *cr = ctx;
+
+	(void)s;
+	cr->done = true;
+	cr->res = res;
+}
+
+static struct ferry_session *connect_ok(struct ferry_endpoint *cli,
+					struct ferry_endpoint *srv)
+{
+	struct conn_res cr = { 0 };
+	struct ferry_session *s = NULL;
+	int ret;
+
+	ret = ferry_session_connect(cli, "127.0.0.1", ferry_endpoint_port(srv),
+				    NULL, on_connect, &cr, &s);
+	cr_assert_eq(ret, 0);
+	cr_assert(pump(cli, srv, &cr.done), "handshake did not finish");
+	cr_assert_eq(cr.res, 0, "connect: %s", ferry_strerror(cr.res));
+	cr_assert(ferry_session_is_open(s));
+	return s;
+}
+
+static void echo_handler(struct ferry_call *c, void *ctx)
+{
+	(void)ctx;
+	cr_assert_eq(ferry_call_respond(c, ferry_call_take_req(c)), 0);
+}
+
+static struct ferry_msgbuf *msg(struct ferry_endpoint *ep, size_t len,
+				uint32_t seed)
+{
+	struct ferry_msgbuf *mb;
+	uint8_t *p;
+	int ret = ferry_msgbuf_alloc(ep, len, &mb);
+
+	cr_assert_eq(ret, 0, "msgbuf_alloc(%zu): %s", len, ferry_strerror(ret));
+	p = ferry_msgbuf_data(mb);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 8));
+	return mb;
+}
+
+static bool pattern_ok(const uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(seed * 31 + i * 7 + (i >> 8)))
+			return false;
+	return true;
+}
+
+/* One continuation record per call. */
+struct reply {
+	bool done;
+	int res;
+	int calls; /* how many times the continuation ran: must be 1 */
+	size_t len;
+	bool data_ok;
+	uint32_t seed;
+	int order; /* completion position, for ordering checks */
+};
+
+static int completion_counter;
+
+static void on_reply(int res, const void *data, size_t len, void *ctx)
+{
+	struct reply *r = ctx;
+
+	r->calls++;
+	r->done = true;
+	r->res = res;
+	r->len = len;
+	r->data_ok = res == 0 && pattern_ok(data, len, r->seed);
+	r->order = completion_counter++;
+}
+
+/* --- tests, written once ----------------------------------------------- */
+
+static void t_handshake(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_session *s = connect_ok(cli, srv);
+	struct ferry_ep_stats st;
+
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.sessions_opened, 1);
+	ferry_session_close(s);
+	pump_for(cli, srv, 20);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.sessions_closed, 1, "server saw the close");
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+static void short_connect(struct ferry_ep_config *c)
+{
+	c->connect_timeout_ms = 300;
+}
+
+static void t_connect_timeout(void)
+{
+	struct ferry_endpoint *cli = ep_new(short_connect);
+	struct ferry_endpoint *dead = ep_new(NULL);
+	uint16_t port = ferry_endpoint_port(dead);
+	struct conn_res cr = { 0 };
+	struct ferry_session *s;
+	struct reply r = { 0 };
+
+	/* A port nobody serves: destroy the endpoint that had it. */
+	ferry_endpoint_destroy(dead);
+	cr_assert_eq(ferry_session_connect(cli, "127.0.0.1", port, NULL,
+					   on_connect, &cr, &s), 0);
+	/* A call made before the handshake fails with it. */
+	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 8, 1), on_reply, &r), 0);
+	cr_assert(pump(cli, NULL, &cr.done));
+	cr_assert_eq(cr.res, -ETIMEDOUT);
+	cr_assert_eq(r.calls, 1);
+	cr_assert_eq(r.res, -ETIMEDOUT);
+	cr_assert_not(ferry_session_is_open(s));
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+}
+
+static void one_session(struct ferry_ep_config *c)
+{
+	c->max_sessions = 1;
+}
+
+static void t_connect_rejected_when_full(void)
+{
+	struct ferry_endpoint *srv = ep_new(one_session);
+	struct ferry_endpoint *c1 = ep_new(NULL), *c2 = ep_new(NULL);
+	struct ferry_session *s1 = connect_ok(c1, srv), *s2;
+	struct conn_res cr = { 0 };
+
+	cr_assert_eq(ferry_session_connect(c2, "127.0.0.1",
+					   ferry_endpoint_port(srv), NULL,
+					   on_connect, &cr, &s2), 0);
+	cr_assert(pump(c2, srv, &cr.done));
+	cr_assert_eq(cr.res, -FERRY_EREJECTED, "got %s", ferry_strerror(cr.res));
+	ferry_session_close(s2);
+	ferry_session_close(s1);
+	ferry_endpoint_destroy(c1);
+	ferry_endpoint_destroy(c2);
+	ferry_endpoint_destroy(srv);
+}
+
+static void t_echo_sizes(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_session *s;
+	/* Around the packet boundary (8192 - 44 = 8148 payload bytes),
+	 * and up to the 8 MiB limit. */
+	const size_t sizes[] = { 0, 1, 32, 8147, 8148, 8149, 16296, 16297,
+				 65536, 1u << 20, (8u << 20) - 1, 8u << 20 };
+	struct ferry_ep_stats st;
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	s = connect_ok(cli, srv);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct reply r = { .seed = (uint32_t)i };
+
+		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, sizes[i], (uint32_t)i),
+					on_reply, &r), 0);
+		cr_assert(pump(cli, srv, &r.done), "size %zu: no reply", sizes[i]);
+		cr_assert_eq(r.calls, 1);
+		cr_assert_eq(r.res, 0, "size %zu: %s", sizes[i],
+			     ferry_strerror(r.res));
+		cr_assert_eq(r.len, sizes[i]);
+		cr_assert(r.data_ok, "size %zu: payload differs", sizes[i]);
+	}
+	/* Reassembly is the only copy: one per delivered byte at most. */
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_leq(st.payload_copied, st.payload_delivered);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_leq(st.payload_copied, st.payload_delivered);
+	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+static void t_too_large(void)
+{
+	struct ferry_endpoint *cli = ep_new(NULL);
+	struct ferry_msgbuf *mb;
+
+	cr_assert_eq(ferry_msgbuf_alloc(cli, (8u << 20) + 1, &mb), -EMSGSIZE);
+	ferry_endpoint_destroy(cli);
+}
+
+/* E-order with many calls in flight, sizes mixed so that multi-packet
+ * requests sit between single-packet ones. */
+struct order_log {
+	uint32_t seen[4096];
+	uint32_t n;
+};
+
+static void record_handler(struct ferry_call *c, void *ctx)
+{
+	struct order_log *log = ctx;
+	size_t len;
+	const uint8_t *p = ferry_call_req(c, &len);
+	uint32_t seq;
+
+	cr_assert_geq(len, 4);
+	memcpy(&seq, p, 4);
+	log->seen[log->n++] = seq;
+	ferry_call_respond(c, ferry_call_take_req(c));
+}
+
+static void t_eorder_mixed(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct order_log log;
+	static struct reply r[1000];
+	struct ferry_session *s;
+	const uint32_t N = 1000;
+	bool all = false;
+
+	memset(&log, 0, sizeof(log));
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
+	s = connect_ok(cli, srv);
+	/* Issue in waves of 100: more than fits in the 128 slots is fine
+	 * too (calls wait in order), but the pool is small. */
+	for (uint32_t base = 0; base < N; base += 100) {
+		for (uint32_t i = base; i < base + 100; i++) {
+			size_t len = (i % 7 == 3) ? 20000 + i : 4 + i % 50;
+			struct ferry_msgbuf *mb = msg(cli, len, i);
+
+			memcpy(ferry_msgbuf_data(mb), &i, 4);
+			r[i].seed = i;
+			cr_assert_eq(ferry_call(s, M_RECORD, mb, on_reply, &r[i]), 0);
+		}
+		all = false;
+		for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
+			ferry_endpoint_poll(cli, 0);
+			ferry_endpoint_poll(srv, 0);
+			all = true;
+			for (uint32_t i = base; i < base + 100; i++)
+				all = all && r[i].done;
+		}
+		cr_assert(all, "wave %u did not complete", base);
+	}
+	cr_assert_eq(log.n, N, "each call ran exactly once");
+	for (uint32_t i = 0; i < N; i++) {
+		cr_assert_eq(log.seen[i], i, "handler order at %u", i);
+		cr_assert_eq(r[i].calls, 1);
+		cr_assert_eq(r[i].res, 0);
+	}
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Credits: a server that grants 4 packets per session still completes
+ * calls much larger than that, with the client held back, not flooding. */
+static void tiny_window(struct ferry_ep_config *c)
+{
+	c->session_credits = 4;
+}
+
+static void t_credits(void)
+{
+	struct ferry_endpoint *srv = ep_new(tiny_window);
+	struct ferry_endpoint *cli = ep_new(tiny_window);
+	static struct reply r[16];
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+	bool all = false;
+
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	s = connect_ok(cli, srv);
+	for (uint32_t i = 0; i < 16; i++) {
+		r[i].seed = i;
+		/* ~13 packets each, 16 calls: 200 packets into a window of 4. */
+		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 100000, i), on_reply,
+					&r[i]), 0);
+	}
+	for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
+		ferry_endpoint_poll(cli, 0);
+		ferry_endpoint_poll(srv, 0);
+		all = true;
+		for (int i = 0; i < 16; i++)
+			all = all && r[i].done;
+	}
+	cr_assert(all);
+	for (int i = 0; i < 16; i++) {
+		cr_assert_eq(r[i].res, 0);
+		cr_assert(r[i].data_ok);
+	}
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_gt(st.credit_stalls, 0, "the client was held back");
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_gt(st.credit_stalls, 0, "the server was held back");
+	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Close with calls outstanding: each ends once, -ECANCELED, in order. */
+struct deferred {
+	struct ferry_call *calls[64];
+	int n;
+};
+
+static void defer_handler(struct ferry_call *c, void *ctx)
+{
+	struct deferred *d = ctx;
+
+	d->calls[d->n++] = c; /* answered later, or never */
+}
+
+static void t_close_outstanding(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct deferred d;
+	static struct reply r[20];
+	struct ferry_session *s;
+	bool seen = false;
+
+	memset(&d, 0, sizeof(d));
+	memset(r, 0, sizeof(r));
+	completion_counter = 0;
+	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
+	s = connect_ok(cli, srv);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, (uint32_t)i),
+					on_reply, &r[i]), 0);
+	for (uint64_t end = now_ms() + 5000; !seen && now_ms() < end;) {
+		ferry_endpoint_poll(cli, 0);
+		ferry_endpoint_poll(srv, 0);
+		seen = d.n == 20;
+	}
+	cr_assert(seen, "server got all 20 calls");
+	ferry_session_close(s);
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(r[i].calls, 1, "call %d ended once", i);
+		cr_assert_eq(r[i].res, -ECANCELED);
+		cr_assert_eq(r[i].order, i, "in call order");
+	}
+	/* The server hears the close; late answers go nowhere, safely. */
+	pump_for(cli, srv, 20);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(ferry_call_respond(d.calls[i], msg(srv, 8, 0)),
+			     -ENOTCONN);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* The server going away: outstanding calls end with -ECONNRESET. */
+static void t_peer_closes(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct deferred d;
+	struct reply r[5] = { 0 };
+	struct ferry_session *s;
+	bool all = false;
+
+	memset(&d, 0, sizeof(d));
+	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
+	s = connect_ok(cli, srv);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, 0), on_reply,
+					&r[i]), 0);
+	pump_for(cli, srv, 20);
+	cr_assert_eq(d.n, 5);
+	ferry_endpoint_destroy(srv); /* sends CLOSE */
+	for (uint64_t end = now_ms() + 5000; !all && now_ms() < end;) {
+		ferry_endpoint_poll(cli, 0);
+		all = true;
+		for (int i = 0; i < 5; i++)
+			all = all && r[i].done;
+	}
+	cr_assert(all);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(r[i].calls, 1);
+		cr_assert_eq(r[i].res, -ECONNRESET);
+	}
+	cr_assert_not(ferry_session_is_open(s));
+	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 1, 0), on_reply, &r[0]),
+		     -ENOTCONN);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+}
+
+static void t_destroy_outstanding(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct deferred d;
+	struct reply r[3] = { 0 };
+	struct ferry_session *s;
+
+	memset(&d, 0, sizeof(d));
+	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
+	s = connect_ok(cli, srv);
+	(void)s;
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, 0), on_reply,
+					&r[i]), 0);
+	pump_for(cli, srv, 20);
+	ferry_endpoint_destroy(cli);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(r[i].calls, 1);
+		cr_assert_eq(r[i].res, -ECANCELED);
+	}
+	ferry_endpoint_destroy(srv);
+}
+
+static void t_unknown_method(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_session *s = connect_ok(cli, srv);
+	struct reply r = { 0 };
+
+	cr_assert_eq(ferry_call(s, 999, msg(cli, 8, 0), on_reply, &r), 0);
+	cr_assert(pump(cli, srv, &r.done));
+	cr_assert_eq(r.calls, 1);
+	cr_assert_eq(r.res, -FERRY_ENOMETHOD, "got %s", ferry_strerror(r.res));
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Deferred responses from another thread. */
+struct thread_work {
+	struct ferry_call *calls[64];
+	_Atomic int n;
+	_Atomic bool stop;
+	struct ferry_endpoint *srv;
+};
+
+static void thread_handler(struct ferry_call *c, void *ctx)
+{
+	struct thread_work *tw = ctx;
+	int i = atomic_load(&tw->n);
+
+	tw->calls[i] = c;
+	atomic_store(&tw->n, i + 1);
+}
+
+static void *responder(void *arg)
+{
+	struct thread_work *tw = arg;
+	int done = 0;
+
+	while (!atomic_load(&tw->stop)) {
+		while (done < atomic_load(&tw->n)) {
+			struct ferry_call *c = tw->calls[done++];
+			size_t len;
+			const void *req = ferry_call_req(c, &len);
+			struct ferry_msgbuf *mb;
+
+			/* Buffers may be taken and given from any thread. */
+			cr_assert_eq(ferry_msgbuf_alloc(tw->srv, len, &mb), 0);
+			memcpy(ferry_msgbuf_data(mb), req, len);
+			usleep(200);
+			cr_assert_eq(ferry_call_respond(c, mb), 0);
+		}
+		usleep(100);
+	}
+	return NULL;
+}
+
+static void t_deferred_other_thread(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct thread_work tw;
+	static struct reply r[64];
+	struct ferry_session *s;
+	pthread_t th;
+	bool all = false;
+
+	memset(&tw, 0, sizeof(tw));
+	memset(r, 0, sizeof(r));
+	tw.srv = srv;
+	cr_assert_eq(ferry_endpoint_register(srv, M_THREAD, thread_handler, &tw), 0);
+	s = connect_ok(cli, srv);
+	pthread_create(&th, NULL, responder, &tw);
+	for (uint32_t i = 0; i < 64; i++) {
+		r[i].seed = i;
+		cr_assert_eq(ferry_call(s, M_THREAD, msg(cli, 100 + i, i),
+					on_reply, &r[i]), 0);
+	}
+	for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
+		ferry_endpoint_poll(cli, 0);
+		/* The server sleeps in the kernel: a cross-thread answer
+		 * must wake it. */
+		ferry_endpoint_poll(srv, 50);
+		all = true;
+		for (int i = 0; i < 64; i++)
+			all = all && r[i].done;
+	}
+	atomic_store(&tw.stop, true);
+	pthread_join(th, NULL);
+	cr_assert(all);
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(r[i].res, 0);
+		cr_assert(r[i].data_ok);
+	}
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Ownership: after a workload every buffer is back in the pool. */
+static uint32_t drain_pool(struct ferry_endpoint *ep, size_t len)
+{
+	static struct ferry_msgbuf *held[4096];
+	uint32_t n = 0;
+
+	while (n < 4096 && ferry_msgbuf_alloc(ep, len, &held[n]) == 0)
+		n++;
+	cr_assert_eq(n < 4096 ? ferry_msgbuf_alloc(ep, len, &held[0]) : -ENOBUFS,
+		     -ENOBUFS);
+	for (uint32_t i = 0; i < n; i++)
+		ferry_msgbuf_free(held[i]);
+	return n;
+}
+
+static void t_msgbuf_ownership(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	uint32_t small_c = drain_pool(cli, 100), big_c = drain_pool(cli, 1u << 20);
+	uint32_t small_s = drain_pool(srv, 100), big_s = drain_pool(srv, 1u << 20);
+	struct ferry_session *s;
+	static struct reply r[40];
+	struct ferry_msgbuf *mb;
+	bool all = false;
+
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	s = connect_ok(cli, srv);
+	for (uint32_t i = 0; i < 40; i++) {
+		r[i].seed = i;
+		cr_assert_eq(ferry_call(s, M_ECHO,
+					msg(cli, i % 2 ? 100 : 200000, i),
+					on_reply, &r[i]), 0);
+	}
+	for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
+		ferry_endpoint_poll(cli, 0);
+		ferry_endpoint_poll(srv, 0);
+		all = true;
+		for (int i = 0; i < 40; i++)
+			all = all && r[i].done;
+	}
+	cr_assert(all);
+	pump_for(cli, srv, 10); /* let transmit completions return buffers */
+	cr_assert_eq(drain_pool(cli, 100), small_c, "client small buffers leaked");
+	cr_assert_eq(drain_pool(cli, 1u << 20), big_c, "client big buffers leaked");
+	cr_assert_eq(drain_pool(srv, 100), small_s, "server small buffers leaked");
+	cr_assert_eq(drain_pool(srv, 1u << 20), big_s, "server big buffers leaked");
+	/* A failed call leaves the request with the caller. */
+	ferry_session_close(s);
+	mb = msg(cli, 10, 0);
+	cr_assert_eq(ferry_call(s, M_ECHO, mb, on_reply, &r[0]), -ENOTCONN);
+	ferry_msgbuf_free(mb);
+	cr_assert_eq(ferry_msgbuf_set_len(mb = msg(cli, 10, 0), 1u << 20),
+		     -EMSGSIZE);
+	ferry_msgbuf_free(mb);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* --- the raw peer -------------------------------------------------------- */
+
+struct raw_peer {
+	int fd;
+	struct sockaddr_in srv;
+	uint32_t my_sess, srv_sess, seq;
+};
+
+static void raw_send(struct raw_peer *rp, const struct ferry_hdr *h,
+		     const void *body, size_t len)
+{
+	uint8_t buf[2048];
+
+	ferry_wire_encode(h, buf);
+	memcpy(buf + FERRY_WIRE_HDR_LEN, body, len);
+	cr_assert_eq(sendto(rp->fd, buf, FERRY_WIRE_HDR_LEN + len, 0,
+			    (struct sockaddr *)&rp->srv, sizeof(rp->srv)),
+		     (ssize_t)(FERRY_WIRE_HDR_LEN + len));
+}
+
+static void raw_send_bytes(struct raw_peer *rp, const void *buf, size_t len)
+{
+	cr_assert_eq(sendto(rp->fd, buf, len, 0, (struct sockaddr *)&rp->srv,
+			    sizeof(rp->srv)),
+		     (ssize_t)len);
+}
+
+/* Receive one frame of @type (others are skipped) while polling @srv. */
+static bool raw_recv(struct raw_peer *rp, struct ferry_endpoint *srv,
+		     uint8_t type, struct ferry_frame *f, uint8_t *buf)
+{
+	uint64_t end = now_ms() + 3000;
+
+	while (now_ms() < end) {
+		ssize_t n;
+
+		ferry_endpoint_poll(srv, 0);
+		n = recv(rp->fd, buf, 2048, MSG_DONTWAIT);
+		if (n < 0)
+			continue;
+		if (ferry_wire_parse(buf, (size_t)n, 1u << 30, f) ==
+			    FERRY_PARSE_OK &&
+		    f->h.type == type)
+			return true;
+	}
+	return false;
+}
+
+static void raw_connect(struct raw_peer *rp, struct ferry_endpoint *srv)
+{
+	struct ferry_connect_body b = { .params = { 8u << 20, 64, 2048, 16 } };
+	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	uint8_t body[64], buf[2048];
+	struct ferry_frame f;
+	int n;
+
+	rp->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(rp->fd, 0);
+	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(rp->fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	rp->srv.sin_family = AF_INET;
+	rp->srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rp->srv.sin_port = htons(ferry_endpoint_port(srv));
+	rp->my_sess = 0x00070001;
+	n = ferry_wire_put_connect(body, sizeof(body), &b);
+	cr_assert_gt(n, 0);
+	h.src_sess = rp->my_sess;
+	h.credit = 64;
+	h.msg_len = (uint32_t)n;
+	raw_send(rp, &h, body, (size_t)n);
+	cr_assert(raw_recv(rp, srv, FERRY_FT_ACCEPT, &f, buf), "no ACCEPT");
+	rp->srv_sess = f.h.src_sess;
+	rp->seq = 0;
+}
+
+static void raw_request(struct raw_peer *rp, uint32_t req_id, uint16_t method,
+			const void *body, uint32_t len)
+{
+	struct ferry_hdr h = { .type = FERRY_FT_REQUEST,
+			       .method = method,
+			       .dst_sess = rp->srv_sess,
+			       .src_sess = rp->my_sess,
+			       .seq = rp->seq++,
+			       .credit = 1u << 20,
+			       .req_id = req_id,
+			       .msg_len = len };
+
+	raw_send(rp, &h, body, len);
+}
+
+/* Requests arriving out of order, and twice, still run in call order,
+ * each exactly once. */
+static void t_eorder_raw_reordered(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL);
+	static struct order_log log;
+	const uint32_t order[] = { 3, 1, 5, 2, 2, 4, 1, 6, 5, 8, 7, 3 };
+	struct raw_peer rp;
+
+	memset(&log, 0, sizeof(log));
+	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
+	raw_connect(&rp, srv);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		uint32_t v = order[i];
+
+		raw_request(&rp, order[i], M_RECORD, &v, 4);
+		pump_for(srv, NULL, 2);
+	}
+	pump_for(srv, NULL, 20);
+	cr_assert_eq(log.n, 8, "8 distinct calls ran (got %u)", log.n);
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert_eq(log.seen[i], i + 1, "position %u ran call %u", i,
+			     log.seen[i]);
+	close(rp.fd);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Bad input is dropped and counted, never fatal. */
+static void t_malformed_counted(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+	struct raw_peer rp;
+	struct reply r = { .seed = 9 };
+	uint8_t buf[256];
+	struct ferry_hdr h;
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	raw_connect(&rp, srv);
+	memset(buf, 0xab, sizeof(buf));
+	raw_send_bytes(&rp, buf, 10); /* truncated */
+	raw_send_bytes(&rp, buf, 100); /* bad magic */
+	memset(&h, 0, sizeof(h));
+	h.type = FERRY_FT_PING;
+	h.dst_sess = rp.srv_sess;
+	h.src_sess = rp.my_sess;
+	ferry_wire_encode(&h, buf);
+	buf[2] = 9; /* version */
+	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN);
+	ferry_wire_encode(&h, buf);
+	buf[3] = 200; /* type */
+	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN);
+	/* A request bigger than the server accepts. */
+	h.type = FERRY_FT_REQUEST;
+	h.req_id = 1;
+	h.msg_len = 1u << 29;
+	ferry_wire_encode(&h, buf);
+	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
+	/* A fragment that overruns its message. */
+	h.msg_len = 4;
+	h.frag_off = 2;
+	ferry_wire_encode(&h, buf);
+	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
+	/* A session id nobody handed out. */
+	h.frag_off = 0;
+	h.msg_len = 8;
+	h.dst_sess = 0x12345678;
+	ferry_wire_encode(&h, buf);
+	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
+	pump_for(srv, NULL, 30);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.drop_truncated, 1);
+	cr_assert_eq(st.drop_bad_magic, 1);
+	cr_assert_eq(st.drop_bad_version, 1);
+	cr_assert_eq(st.drop_bad_type, 1);
+	cr_assert_eq(st.drop_oversized, 1);
+	cr_assert_eq(st.drop_malformed, 1);
+	cr_assert_eq(st.drop_unknown_session, 1);
+	cr_assert_eq(st.reqs_dispatched, 0);
+	/* And the server still serves. */
+	s = connect_ok(cli, srv);
+	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 64, 9), on_reply, &r), 0);
+	cr_assert(pump(cli, srv, &r.done));
+	cr_assert_eq(r.res, 0);
+	cr_assert(r.data_ok);
+	close(rp.fd);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define BATTERY(dp)                                                           \
+	static void init_##dp(void) { dp_name = #dp; }                        \
+	Test(dp, handshake, .init = init_##dp) { t_handshake(); }             \
+	Test(dp, connect_timeout, .init = init_##dp) { t_connect_timeout(); } \
+	Test(dp, connect_rejected_when_full, .init = init_##dp)               \
+	{                                                                     \
+		t_connect_rejected_when_full();                               \
+	}                                                                     \
+	Test(dp, echo_sizes, .init = init_##dp) { t_echo_sizes(); }           \
+	Test(dp, too_large, .init = init_##dp) { t_too_large(); }             \
+	Test(dp, eorder_mixed, .init = init_##dp) { t_eorder_mixed(); }       \
+	Test(dp, eorder_raw_reordered, .init = init_##dp)                     \
+	{                                                                     \
+		t_eorder_raw_reordered();                                     \
+	}                                                                     \
+	Test(dp, credits, .init = init_##dp) { t_credits(); }                 \
+	Test(dp, close_outstanding, .init = init_##dp)                        \
+	{                                                                     \
+		t_close_outstanding();                                        \
+	}                                                                     \
+	Test(dp, peer_closes, .init = init_##dp) { t_peer_closes(); }         \
+	Test(dp, destroy_outstanding, .init = init_##dp)                      \
+	{                                                                     \
+		t_destroy_outstanding();                                      \
+	}                                                                     \
+	Test(dp, unknown_method, .init = init_##dp) { t_unknown_method(); }   \
+	Test(dp, deferred_other_thread, .init = init_##dp)                    \
+	{                                                                     \
+		t_deferred_other_thread();                                    \
+	}                                                                     \
+	Test(dp, msgbuf_ownership, .init = init_##dp)                         \
+	{                                                                     \
+		t_msgbuf_ownership();                                         \
+	}                                                                     \
+	Test(dp, malformed_counted, .init = init_##dp)                        \
+	{                                                                     \
+		t_malformed_counted();                                        \
+	}
+
+BATTERY(uring)
