@@ -87,6 +87,7 @@ struct ferry_dp_stats {
 	uint64_t tx_errors;    /* sends the kernel or NIC failed */
 	uint64_t tx_zc;        /* zero-copy sends */
 	uint64_t tx_zc_copied; /* zero-copy sends the kernel copied anyway */
+	uint64_t tx_zc_fallback; /* zero-copy refused, sent again plainly */
 	uint64_t syscalls;     /* kernel entries (submit / wait) */
 };
 

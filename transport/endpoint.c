@@ -206,6 +206,12 @@ static void call_respond_local(struct ferry_call *c)
 		server_call_end(c);
 		return;
 	}
+	if (c->resp && c->resp->len > s->peer_max_msg) {
+		/* The client could not take it: tell it why instead. */
+		ferry__msgbuf_put(c->resp);
+		c->resp = NULL;
+		c->err = -EMSGSIZE;
+	}
 	/* The request is no longer needed once the handler has answered:
 	 * hand its buffer (and its credit) back now, not after sending. */
 	if (c->req) {
@@ -228,9 +234,14 @@ static void server_dispatch(struct ferry_session *s)
 		if (!c || c->req_id != s->next_dispatch ||
 		    c->state != CALL_READY || s->state != SESS_OPEN)
 			return;
-		s->next_dispatch++;
+		s->next_dispatch = req_next(s->next_dispatch);
 		c->state = CALL_DISPATCHED;
 		ep->st.reqs_dispatched++;
+		if (c->err) {
+			/* Refused on arrival, answered at its turn. */
+			ferry_call_respond_error(c, c->err);
+			continue;
+		}
 		if (c->req) {
 			ep->st.payload_delivered += c->req->len;
 			if (c->req->kind == MB_KIND_POOL)
@@ -247,7 +258,8 @@ static void server_dispatch(struct ferry_session *s)
 
 static void server_rx_request(struct ferry_session *s,
 			      const struct ferry_frame *f,
-			      const struct ferry_dp_pkt *pkt, bool *keep)
+			      const struct ferry_dp_pkt *pkt, int refuse,
+			      bool *keep)
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
@@ -273,6 +285,14 @@ static void server_rx_request(struct ferry_session *s,
 		c->state = CALL_RX;
 		s->refs++;
 		s->slots[slot] = c;
+		if (refuse) {
+			/* Not served, but still answered in call order so
+			 * that later calls are not held up behind it. */
+			c->err = refuse;
+			c->state = CALL_READY;
+			server_dispatch(s);
+			return;
+		}
 		if (whole) {
 			/* Zero copy: the handler reads the datagram in place;
 			 * its buffer returns to the ring when the request is
@@ -286,8 +306,9 @@ static void server_rx_request(struct ferry_session *s,
 			if (ret < 0) {
 				ep->st.msgbuf_alloc_fail++;
 				c->req = NULL;
-				c->state = CALL_DISPATCHED;
-				ferry_call_respond_error(c, ret);
+				c->err = ret;
+				c->state = CALL_READY;
+				server_dispatch(s);
 				return;
 			}
 			ep->st.msgbuf_allocs++;
@@ -370,6 +391,9 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		goto out;
 	}
 	s = ferry__sess_lookup(ep, f.h.dst_sess);
+	if (f.h.type == FERRY_FT_CLOSE &&
+	    (!s || s->state == SESS_CLOSED || s->peer_id != f.h.src_sess))
+		goto out; /* the answer to our own CLOSE, or a repeat */
 	if (!s || !ferry_addr_eq(&s->peer, &pkt->src) ||
 	    (s->peer_id && f.h.src_sess && s->peer_id != f.h.src_sess)) {
 		ep->st.drop_unknown_session++;
@@ -398,11 +422,13 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	case FERRY_FT_REQUEST:
 		if (f.h.flags & (FERRY_FF_CAPS | FERRY_FF_TRACE)) {
 			/* Token tables and call trace context are reserved
-			 * in v1; a peer that sends them is ahead of us. */
+			 * in v1; a peer that sends them is ahead of us.  The
+			 * call fails, in order, rather than vanish. */
 			ep->st.drop_unsupported++;
+			server_rx_request(s, &f, pkt, -EPROTONOSUPPORT, &keep);
 			break;
 		}
-		server_rx_request(s, &f, pkt, &keep);
+		server_rx_request(s, &f, pkt, 0, &keep);
 		break;
 	case FERRY_FT_RESPONSE:
 	case FERRY_FT_ACCEPT:
@@ -438,14 +464,45 @@ out:
 		ep->dp_ops->rx_release(ep->dp, pkt->id);
 }
 
+/* An ERROR for a connect we keep no session for.  It names the client's
+ * session, so the client's connect fails at once instead of timing out. */
+static void send_error_to(struct ferry_endpoint *ep,
+			  const struct ferry_addr *to, uint32_t dst_sess,
+			  uint32_t code, const char *why)
+{
+	struct ferry_hdr h = { .type = FERRY_FT_ERROR, .dst_sess = dst_sess };
+	uint8_t buf[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
+	struct ferry_dp_tx tx = { .dst = *to, .hdr = buf };
+	size_t n = ferry_wire_put_error(buf + FERRY_WIRE_HDR_LEN,
+					sizeof(buf) - FERRY_WIRE_HDR_LEN, code,
+					why);
+
+	h.msg_len = (uint32_t)n;
+	ferry_wire_encode(&h, buf);
+	tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
+	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
+		ep->st.tx_pkts++;
+		ep->st.tx_bytes += tx.hdr_len;
+	}
+}
+
 static void server_rx_connect(struct ferry_endpoint *ep,
 			      const struct ferry_frame *f,
 			      const struct ferry_dp_pkt *pkt)
 {
 	struct ferry_connect_body b;
 	struct ferry_session *s;
+	int ret = ferry_wire_parse_connect(f->payload, f->pay_len, &b);
 
-	if (ferry_wire_parse_connect(f->payload, f->pay_len, &b) < 0) {
+	if (ret == FERRY_CONNECT_UNSUPPORTED) {
+		/* Well-formed, but it asks for something we lack (a token
+		 * before tokens exist here): say so, keep nothing. */
+		ep->st.drop_unsupported++;
+		send_error_to(ep, &pkt->src, f->h.src_sess, FERRY_EVERSION,
+			      "connect needs an option this server lacks");
+		return;
+	}
+	if (ret < 0) {
 		ep->st.drop_malformed++;
 		return;
 	}
@@ -465,20 +522,9 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 		return;
 	s = ferry__sess_alloc(ep, true);
 	if (!s) {
-		/* No room: say so, keep nothing.  The ERROR names the
-		 * client's session so its connect fails at once. */
-		struct ferry_hdr h = { .type = FERRY_FT_ERROR,
-				       .dst_sess = f->h.src_sess };
-		uint8_t buf[FERRY_WIRE_HDR_LEN + 64];
-		struct ferry_dp_tx tx = { .dst = pkt->src, .hdr = buf };
-		size_t n = ferry_wire_put_error(buf + FERRY_WIRE_HDR_LEN, 64,
-						EMFILE, "server session table full");
-
-		h.msg_len = (uint32_t)n;
-		ferry_wire_encode(&h, buf);
-		tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
-		if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1)
-			ep->st.tx_pkts++;
+		/* No room: say so, keep nothing. */
+		send_error_to(ep, &pkt->src, f->h.src_sess, EMFILE,
+			      "server session table full");
 		return;
 	}
 	s->peer = pkt->src;
@@ -489,6 +535,8 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 			 FERRY_WIRE_HDR_LEN;
 	s->peer_max_msg = b.params.max_msg;
 	s->tx_credit = b.params.credits;
+	if (seq_lt(s->tx_credit, f->h.credit))
+		s->tx_credit = f->h.credit;
 	if (b.traceparent) {
 		memcpy(s->traceparent, b.traceparent, FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;

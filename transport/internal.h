@@ -230,6 +230,12 @@ void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 		      const struct ferry_dp_pkt *pkt, bool *keep);
 void ferry__connect_timers(struct ferry_endpoint *ep);
 
+/* The next call number: req_id 0 is never used, so wrapping skips it. */
+static inline uint32_t req_next(uint32_t r)
+{
+	return r + 1 ? r + 1 : 1;
+}
+
 static inline bool seq_lt(uint32_t a, uint32_t b)
 {
 	return (int32_t)(a - b) < 0;

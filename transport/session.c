@@ -16,11 +16,6 @@
 #define CONNECT_RETRY_NS 100000000ull /* first CONNECT retransmit */
 #define CONNECT_RETRY_MAX_NS 1000000000ull
 
-static uint32_t req_next(uint32_t r)
-{
-	return r + 1 ? r + 1 : 1;
-}
-
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 {
 	for (uint32_t i = 0; i < ep->nsessions; i++) {
@@ -301,6 +296,11 @@ static void client_rx_accept(struct ferry_session *s,
 	s->tx_credit = b.params.credits;
 	if (seq_lt(s->tx_credit, f->h.credit))
 		s->tx_credit = f->h.credit;
+	/* Never more calls outstanding than the server has slots for: use
+	 * the largest power of two within both sides' counts. */
+	while (s->slot_mask && s->slot_mask + 1 > b.params.slots)
+		s->slot_mask >>= 1;
+	s->pending &= ~SF_CONNECT; /* a retransmit may still be queued */
 	s->state = SESS_OPEN;
 	ep->st.sessions_opened++;
 	if (s->connect_cb)
@@ -318,6 +318,15 @@ static void client_rx_response(struct ferry_session *s,
 
 	(void)keep; /* responses are read in place during the continuation
 		     * and released right after it, never kept longer */
+	if (c && c->req_id == h->req_id && c->state == CALL_SENDING &&
+	    (h->flags & FERRY_FF_ERR) && s->txq_head == c) {
+		/* The server refused the call before we finished sending
+		 * it (say, no buffer for it): stop sending the rest. */
+		s->txq_head = c->next;
+		if (!s->txq_head)
+			s->txq_tail = NULL;
+		c->state = CALL_WAITING;
+	}
 	if (!c || c->req_id != h->req_id || c->state != CALL_WAITING ||
 	    h->method != c->method) {
 		ep->st.drop_stale++;
@@ -396,6 +405,12 @@ void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 		}
 		if (s->state == SESS_CONNECTING && code == EMFILE)
 			code = FERRY_EREJECTED;
+		if (s->state == SESS_OPEN && f->h.src_sess == 0) {
+			/* Only a server that kept no session may omit its
+			 * id, and only in answer to a CONNECT. */
+			s->ep->st.drop_malformed++;
+			break;
+		}
 		ferry__sess_end(s, -(int)code, false);
 		break;
 	}

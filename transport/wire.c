@@ -223,6 +223,7 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 			     struct ferry_connect_body *out)
 {
 	struct ferry_rd r;
+	bool unsupported = false;
 
 	memset(out, 0, sizeof(*out));
 	ferry_rd_init(&r, p, len);
@@ -259,10 +260,12 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 			out->tracestate_len = tlen;
 			break;
 		default:
-			/* Unknown: skip it unless the sender said the
-			 * receiver must understand it. */
+			/* Unknown (TOKEN included, until tokens exist):
+			 * skip it, but if the sender said the receiver must
+			 * understand it, the connect is refused once the
+			 * rest is known to be well formed. */
 			if (type & FERRY_TLV_CRITICAL)
-				return -1;
+				unsupported = true;
 			break;
 		}
 		if (v.err)
@@ -274,7 +277,7 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 	    out->params.credits == 0 || out->params.slots == 0 ||
 	    out->params.max_msg == 0 || out->params.max_msg > FERRY_WIRE_MAX_MSG)
 		return -1;
-	return 0;
+	return unsupported ? FERRY_CONNECT_UNSUPPORTED : 0;
 }
 
 static uint8_t *put_tlv(uint8_t *p, uint8_t type, const void *v, uint16_t len)

@@ -135,10 +135,12 @@ struct ferry_connect_body {
 /*
  * ferry_wire_parse_connect - parse a CONNECT or ACCEPT payload.
  *
- * Returns 0, or -1 if the TLV list is malformed, a known TLV has a bad
- * length, an unknown critical TLV appears, or PARAMS is missing or out of
- * range.
+ * Returns 0; FERRY_CONNECT_UNSUPPORTED if the body is well formed but has a
+ * critical TLV this build does not implement (the receiver must refuse the
+ * connect); or -1 if the TLV list is malformed, a known TLV has a bad
+ * length, or PARAMS is missing or out of range.
  */
+#define FERRY_CONNECT_UNSUPPORTED (-2)
 int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 			     struct ferry_connect_body *out);
 

@@ -54,6 +54,7 @@ struct uring_tx_slot {
 	struct sockaddr_in sa;
 	void *cookie;
 	bool zc;
+	bool retry_plain; /* zero-copy refused: resend without */
 	uint8_t hdr[FERRY_DP_HDR_MAX];
 };
 
@@ -313,6 +314,24 @@ err:
 	return ret;
 }
 
+static void uring_tx_complete(struct ferry_dp *dp, uint32_t idx);
+
+static void uring_resend_plain(struct ferry_dp *dp, uint32_t idx)
+{
+	struct uring_tx_slot *s = &dp->slots[idx];
+	struct io_uring_sqe *sqe = uring_get_sqe(dp);
+
+	s->zc = false;
+	s->retry_plain = false;
+	if (!sqe) {
+		dp->st.tx_errors++;
+		uring_tx_complete(dp, idx);
+		return;
+	}
+	io_uring_prep_sendmsg(sqe, dp->fd, &s->mh, 0);
+	io_uring_sqe_set_data64(sqe, UD_TX | idx);
+}
+
 static void uring_tx_complete(struct ferry_dp *dp, uint32_t idx)
 {
 	struct uring_tx_slot *s = &dp->slots[idx];
@@ -387,7 +406,21 @@ static unsigned uring_reap(struct ferry_dp *dp, struct ferry_dp_pkt *pkts,
 				if ((uint32_t)cqe->res &
 				    IORING_NOTIF_USAGE_ZC_COPIED)
 					dp->st.tx_zc_copied++;
-				uring_tx_complete(dp, UD_IDX(ud));
+				if (s->retry_plain)
+					uring_resend_plain(dp, UD_IDX(ud));
+				else
+					uring_tx_complete(dp, UD_IDX(ud));
+				continue;
+			}
+			if (s->zc && cqe->res == -EMSGSIZE) {
+				/* A zero-copy datagram must fit the skb's
+				 * page fragments (about 60 KiB unaligned);
+				 * send it again the ordinary way, once the
+				 * kernel has let go of the pages. */
+				dp->st.tx_zc_fallback++;
+				s->retry_plain = true;
+				if (!(cqe->flags & IORING_CQE_F_MORE))
+					uring_resend_plain(dp, UD_IDX(ud));
 				continue;
 			}
 			if (cqe->res < 0)
@@ -487,6 +520,7 @@ static unsigned uring_tx_burst(struct ferry_dp *dp,
 		s->mh.msg_iov = s->iov;
 		s->mh.msg_iovlen = t->body_len ? 2 : 1;
 		s->cookie = t->cookie;
+		s->retry_plain = false;
 		s->zc = dp->conf.zc_threshold &&
 			t->body_len >= dp->conf.zc_threshold;
 		if (s->zc) {

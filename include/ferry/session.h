@@ -4,8 +4,14 @@
  *
  * A session is a client's ordered channel to one server endpoint.  Calls on
  * a session reach the server's handlers in the order the client made them,
- * each exactly once (E-order), and every call ends in exactly one
+ * each exactly once (E-order): requests that arrive out of order wait for
+ * their turn and duplicates are dropped.  Every call ends in exactly one
  * continuation: a response or an error.
+ *
+ * This version has no retransmission yet: a datagram the network loses
+ * leaves its call waiting until the session is closed.  On loopback and
+ * between local namespaces nothing is lost (credits keep every receiver
+ * within its buffers); loss recovery is the reliability layer's work.
  */
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
@@ -23,8 +29,10 @@ struct ferry_call;
 struct ferry_msgbuf;
 
 /*
- * Connect completion: @res is 0 once the server accepted, or -ETIMEDOUT,
- * -ECONNREFUSED, FERRY_EREJECTED (negated) and the like.  After a failure
+ * Connect completion: @res is 0 once the server accepted, or -ETIMEDOUT (no
+ * answer), -FERRY_EREJECTED (the server's session table is full),
+ * -FERRY_EVERSION (the server lacks an option the connect requires), or
+ * another error the server's ERROR frame named.  After a failure
  * the session is closed and every call made on it has already ended with
  * the same error; the application still releases its handle with
  * ferry_session_close().
