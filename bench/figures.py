@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Measure the figures docs/bench.md records: RPC against the floor.
+
+Runs ferry-bench floor and RPC alternately, REPS times each, in one
+invocation on one machine, and prints a Markdown table of medians and
+ratios with the exact command lines.  Performance targets live here and in
+docs/bench.md, never in timed unit tests.
+
+  bench/figures.py [--bench build/bench/ferry-bench] [--reps 5] [--quick]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--bench", default="build/bench/ferry-bench")
+ap.add_argument("--reps", type=int, default=5)
+ap.add_argument("--duration", default="3")
+ap.add_argument("--quick", action="store_true",
+                help="1 repetition of 1 s each (a smoke run)")
+args = ap.parse_args()
+if args.quick:
+    args.reps, args.duration = 1, "1"
+
+
+def run(extra):
+    cmd = [args.bench] + extra + ["--duration", args.duration,
+                                  "--warmup", "1", "--quiet"]
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        r = subprocess.run(cmd + ["--json", f.name], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
+        return json.load(open(f.name)), " ".join(["ferry-bench"] + extra)
+
+
+def pair(common, metric):
+    """Median of REPS floor and RPC runs, alternated so drift hits both."""
+    fl, rp, last = [], [], None
+    for i in range(args.reps):
+        d, cf = run(["floor", "loop"] + common)
+        fl.append(d)
+        d, cr = run(["loop"] + common)
+        rp.append(d)
+        last = (cf, cr)
+        print("  rep %d: floor %s=%.2f  rpc %s=%.2f" % (
+            i + 1, metric, fl[-1][metric], metric, rp[-1][metric]),
+            file=sys.stderr)
+    med = lambda runs, k: statistics.median(r[k] for r in runs)
+    return med(fl, metric), med(rp, metric), last, fl, rp
+
+
+rows = []
+
+
+def figure(name, common, metric, target, better):
+    print("== " + name, file=sys.stderr)
+    f, r, cmds, fl, rp = pair(common, metric)
+    ratio = r / f if f else float("nan")
+    ok = ratio >= target if better == "higher" else ratio <= target
+    rows.append((name, metric, f, r, ratio,
+                 ("%s %.2f" % (">=" if better == "higher" else "<=", target)),
+                 "yes" if ok else "NO", cmds, fl, rp))
+
+
+figure("32 B, 1 session, 64 in flight", ["--inflight", "64"], "rps", 0.85,
+       "higher")
+figure("32 B, 1 in flight (sleeping waits)", ["--inflight", "1"], "p50_us",
+       1.2, "lower")
+figure("32 B, 1 in flight, --busy-poll, client and server on two cores",
+       ["--inflight", "1", "--busy-poll"], "p50_us", 1.2, "lower")
+figure("1 MiB, 8 in flight, 8 KiB frames", ["--size", "1M", "--inflight", "8"],
+       "gbps", 0, "higher")
+figure("1 MiB, 8 in flight, 64 KiB frames",
+       ["--size", "1M", "--inflight", "8", "--max-frame", "65000"], "gbps", 0,
+       "higher")
+
+print("| figure | metric | floor (median) | RPC (median) | RPC / floor | target | met |")
+print("|---|---|---|---|---|---|---|")
+for name, metric, f, r, ratio, target, ok, cmds, fl, rp in rows:
+    print("| %s | %s | %.2f | %.2f | %.3f | %s | %s |" % (
+        name, metric, f, r, ratio, target if "0.00" not in target else "-",
+        ok if "0.00" not in target else "-"))
+print()
+for name, metric, f, r, ratio, target, ok, cmds, fl, rp in rows:
+    extra = ""
+    if metric == "gbps":
+        extra = "; RPC copies per delivered byte %.4f" % statistics.median(
+            x["copies_per_byte"] for x in rp)
+    if metric == "p50_us":
+        extra = "; p99 floor %.1f us, RPC %.1f us" % (
+            statistics.median(x["p99_us"] for x in fl),
+            statistics.median(x["p99_us"] for x in rp))
+    print("- %s: `%s` vs `%s`, %d runs of %s s each%s" % (
+        name, cmds[0], cmds[1], args.reps, args.duration, extra))

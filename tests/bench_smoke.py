@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""ferry-bench as a user runs it: help, bad input, every role, JSON output.
+
+Usage: bench_smoke.py PATH/TO/ferry-bench
+Prints TAP; exits non-zero if any check fails.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+BENCH = sys.argv[1]
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append((name, bool(cond), detail))
+
+
+def run(args, timeout=60):
+    return subprocess.run([BENCH] + args, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_json(args, timeout=60):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        r = run(args + ["--json", f.name, "--quiet"], timeout)
+        try:
+            data = json.load(open(f.name))
+        except ValueError:
+            data = None
+    return r, data
+
+
+KEYS = ["rps", "gbps", "p50_us", "p99_us", "p999_us", "max_us", "completed",
+        "errors"]
+
+
+def sane(name, r, d, expect_latency=True):
+    check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
+    check(name + ": JSON has the summary keys",
+          d is not None and all(k in d for k in KEYS), str(d))
+    if not d:
+        return
+    check(name + ": calls completed", d["completed"] > 0, str(d))
+    check(name + ": no errors", d["errors"] == 0, str(d))
+    check(name + ": rps and Gbit/s positive", d["rps"] > 0 and d["gbps"] > 0)
+    if expect_latency:
+        check(name + ": p50 <= p99 <= p99.9 <= max",
+              0 < d["p50_us"] <= d["p99_us"] <= d["p999_us"] <= d["max_us"],
+              str(d))
+
+
+# --help is true: it names every option the parser takes.
+r = run(["--help"])
+check("--help exits 0", r.returncode == 0)
+for opt in ["--dataplane", "--addr", "--port", "--size", "--resp-size",
+            "--inflight", "--sessions", "--threads", "--duration",
+            "--busy-poll", "--json", "floor"]:
+    check("--help mentions " + opt, opt in r.stdout)
+
+# Bad input: a clear one-line reason and exit code 2.
+for args, word in [(["--size", "lots"], "--size"),
+                   (["--inflight", "0"], "--inflight"),
+                   (["sideways"], "unknown mode"),
+                   (["--dataplane", "carrier-pigeon"], "not built in"),
+                   (["--addr", "localhost.example"], "IPv4")]:
+    r = run(args)
+    check("rejects %s" % " ".join(args),
+          r.returncode == 2 and word in r.stderr, r.stderr)
+
+common = ["--duration", "1", "--warmup", "0.2"]
+port = free_port()
+r, d = bench_json(["loop", "--port", str(port), "--inflight", "4"] + common)
+sane("rpc loop 32 B", r, d)
+r, d = bench_json(["floor", "loop", "--port", str(port), "--inflight", "4"] +
+                  common)
+sane("floor loop 32 B", r, d)
+r, d = bench_json(["loop", "--port", str(port), "--size", "1M",
+                   "--inflight", "2", "--sessions", "2"] + common)
+sane("rpc loop 1 MiB", r, d)
+if d:
+    check("1 MiB: payload copies per delivered byte <= 1",
+          0 < d["copies_per_byte"] <= 1.0, str(d))
+r, d = bench_json(["loop", "--port", str(port), "--threads", "2",
+                   "--sessions", "2", "--inflight", "8", "--size", "100",
+                   "--resp-size", "3000", "--busy-poll"] + common)
+sane("rpc loop 2 threads, asymmetric sizes, busy-poll", r, d)
+
+# Two processes: a server and a client, as on two hosts.
+port = free_port()
+srv = subprocess.Popen([BENCH, "server", "--port", str(port), "--quiet"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+try:
+    r, d = bench_json(["client", "--port", str(port), "--inflight", "8",
+                       "--size", "2000"] + common)
+    sane("client against a server process", r, d)
+finally:
+    srv.terminate()
+    out, err = srv.communicate(timeout=20)
+check("server exits cleanly on SIGTERM", srv.returncode == 0, err[-400:])
+check("server prints its summary", "completed" in out, out)
+
+# No server: the client says so instead of hanging.
+r = run(["client", "--port", str(free_port())] + common, timeout=30)
+check("client without a server fails clearly",
+      r.returncode != 0 and "no answer" in r.stderr, r.stderr)
+
+print("TAP version 13")
+print("1..%d" % len(results))
+for i, (name, ok, detail) in enumerate(results, 1):
+    print("%s %d - %s" % ("ok" if ok else "not ok", i, name))
+    if not ok and detail:
+        for line in detail.splitlines()[-10:]:
+            print("  # " + line)
+sys.exit(0 if all(ok for _, ok, _ in results) else 1)
