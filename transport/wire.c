@@ -5,6 +5,7 @@
  */
 #include "wire.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "rd.h"
@@ -60,6 +61,7 @@ const char *ferry_ft_name(uint8_t type)
 /* --- CRC32C ------------------------------------------------------------ */
 
 static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_table_init(void)
 {
@@ -74,9 +76,9 @@ static void crc_table_init(void)
 
 static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n)
 {
-	/* The table is built once; a benign race builds identical values. */
-	if (crc_table[1] == 0)
-		crc_table_init();
+	/* Built once; pthread_once also orders the writes before any use
+	 * on another thread. */
+	pthread_once(&crc_once, crc_table_init);
 	while (n--)
 		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return crc;
@@ -274,6 +276,7 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 	if (!out->have_params)
 		return -1;
 	if (out->params.max_frame < FERRY_WIRE_MIN_FRAME ||
+	    out->params.max_frame > FERRY_WIRE_MAX_FRAME ||
 	    out->params.credits == 0 || out->params.slots == 0 ||
 	    out->params.max_msg == 0 || out->params.max_msg > FERRY_WIRE_MAX_MSG)
 		return -1;
@@ -297,6 +300,9 @@ int ferry_wire_put_connect(uint8_t *out, size_t cap,
 	size_t need = 4 + FERRY_TLV_PARAMS_LEN;
 	uint8_t *p = out, *q;
 
+	if ((b->traceparent && b->traceparent_len != FERRY_TRACEPARENT_LEN) ||
+	    (b->tracestate && b->tracestate_len > FERRY_TRACESTATE_MAX))
+		return -1;
 	if (b->traceparent)
 		need += 4u + b->traceparent_len;
 	if (b->tracestate)

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_frame.c - libFuzzer target for the wire-format v1 frame parser.
+ *
+ * Runs ferry_wire_parse() on the input as if it were a received datagram,
+ * then the body parser the frame type calls for (connect TLVs for CONNECT
+ * and ACCEPT, the error body for ERROR and error RESPONSEs).  Besides the
+ * sanitizers' memory checks, it traps on any broken parser invariant:
+ *   - a parsed frame's payload lies inside the input, right after the
+ *     header, and pay_len == size - 44;
+ *   - data frames (and PUSH) satisfy frag_off + pay_len <= msg_len <=
+ *     max_msg; control frames have msg_len == pay_len;
+ *   - ferry_wire_encode() of the parsed header reproduces input bytes
+ *     0..39 exactly (everything but the csum field);
+ *   - accepted bodies point inside the payload and respect their limits.
+ *
+ * Build: meson setup -Dfuzz=true with CC=clang (see tests/fuzz/meson.build).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "transport/wire.h"
+
+#define FUZZ_MAX_MSG (8u << 20)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			__builtin_trap();                                      \
+	} while (0)
+
+/* [p, p + n) lies within [lo, lo + len). */
+static int inside(const void *p, size_t n, const uint8_t *lo, size_t len)
+{
+	const uint8_t *q = p;
+
+	return q >= lo && q <= lo + len && n <= (size_t)(lo + len - q);
+}
+
+static void check_connect(const struct ferry_frame *f)
+{
+	struct ferry_connect_body b;
+	int rc = ferry_wire_parse_connect(f->payload, f->pay_len, &b);
+
+	CHECK(rc == 0 || rc == -1 || rc == FERRY_CONNECT_UNSUPPORTED);
+	if (rc == -1)
+		return;
+	/* Accepted, or well formed but refused: either way fully checked. */
+	CHECK(b.have_params);
+	CHECK(b.params.max_msg != 0 && b.params.max_msg <= FERRY_WIRE_MAX_MSG);
+	CHECK(b.params.credits != 0 && b.params.slots != 0);
+	CHECK(b.params.max_frame >= FERRY_WIRE_MIN_FRAME);
+	if (b.traceparent) {
+		CHECK(b.traceparent_len == FERRY_TRACEPARENT_LEN);
+		CHECK(inside(b.traceparent, b.traceparent_len, f->payload,
+			     f->pay_len));
+	} else {
+		CHECK(b.traceparent_len == 0);
+	}
+	if (b.tracestate) {
+		CHECK(b.tracestate_len <= FERRY_TRACESTATE_MAX);
+		CHECK(inside(b.tracestate, b.tracestate_len, f->payload,
+			     f->pay_len));
+	} else {
+		CHECK(b.tracestate_len == 0);
+	}
+	if (b.token)
+		CHECK(inside(b.token, b.token_len, f->payload, f->pay_len));
+}
+
+static void check_error(const struct ferry_frame *f)
+{
+	uint32_t code;
+	const char *msg;
+	uint16_t msg_len;
+
+	if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
+				   &msg_len) != 0)
+		return;
+	CHECK(code != 0);
+	CHECK(msg_len <= FERRY_ERROR_MSG_MAX);
+	CHECK((size_t)msg_len + 6 == f->pay_len);
+	CHECK(inside(msg, msg_len, f->payload, f->pay_len));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ferry_frame f;
+	enum ferry_parse_err e;
+	uint8_t re[FERRY_WIRE_HDR_LEN];
+	const struct ferry_hdr *h = &f.h;
+
+	e = ferry_wire_parse(data, size, FUZZ_MAX_MSG, &f);
+	CHECK((unsigned)e <= (unsigned)FERRY_PARSE_OVERSIZED);
+	if (size < FERRY_WIRE_HDR_LEN)
+		CHECK(e == FERRY_PARSE_TRUNCATED);
+	if (size > FERRY_WIRE_MAX_FRAME)
+		CHECK(e == FERRY_PARSE_OVERSIZED);
+	if (e != FERRY_PARSE_OK)
+		return 0;
+
+	/* The frame. */
+	CHECK(size >= FERRY_WIRE_HDR_LEN && size <= FERRY_WIRE_MAX_FRAME);
+	CHECK(f.payload == data + FERRY_WIRE_HDR_LEN);
+	CHECK(f.pay_len == size - FERRY_WIRE_HDR_LEN);
+	CHECK(inside(f.payload, f.pay_len, data, size));
+	CHECK(h->version == FERRY_WIRE_VERSION);
+	CHECK(h->type >= 1 && h->type <= FERRY_FT_MAX);
+	CHECK((h->flags & ~FERRY_FF_KNOWN) == 0);
+	CHECK(h->type == FERRY_FT_CONNECT ? h->dst_sess == 0
+					  : h->dst_sess != 0);
+	CHECK(h->src_sess != 0 || h->type == FERRY_FT_ERROR);
+	if (ferry_ft_is_data(h->type) || h->type == FERRY_FT_PUSH) {
+		CHECK((uint64_t)h->frag_off + f.pay_len <= h->msg_len);
+		CHECK(h->msg_len <= FUZZ_MAX_MSG);
+		CHECK(f.pay_len != 0 || h->msg_len == 0);
+		CHECK(h->req_id != 0 || h->type == FERRY_FT_PUSH);
+	} else {
+		CHECK(h->msg_len == f.pay_len);
+		CHECK(h->frag_off == 0 && h->req_id == 0 && h->method == 0 &&
+		      h->seq == 0);
+	}
+	if (h->flags & FERRY_FF_CSUM)
+		CHECK(ferry_wire_csum(data, f.payload, f.pay_len) == h->csum);
+
+	/* Re-encoding reproduces the header up to the csum field. */
+	memset(re, 0xa5, sizeof(re));
+	ferry_wire_encode(h, re);
+	CHECK(memcmp(re, data, 40) == 0);
+	CHECK(re[40] == 0 && re[41] == 0 && re[42] == 0 && re[43] == 0);
+
+	/* The body. */
+	if (h->type == FERRY_FT_CONNECT || h->type == FERRY_FT_ACCEPT)
+		check_connect(&f);
+	if (h->type == FERRY_FT_ERROR ||
+	    (h->type == FERRY_FT_RESPONSE && (h->flags & FERRY_FF_ERR)))
+		check_error(&f);
+	return 0;
+}

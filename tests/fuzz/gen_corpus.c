@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gen_corpus.c - write the seed corpus for fuzz_frame.
+ *
+ *   gen_corpus DIR
+ *
+ * Writes one valid frame per frame type (plus a few valid variants:
+ * checksummed, fragmented, error RESPONSE, CONNECT with trace context) and
+ * a few near misses that fail one check each, one file per frame, into
+ * DIR, which must exist.  The output is deterministic, so the checked-in
+ * tests/fuzz/corpus/frame/ can be regenerated and diffed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/wire.h"
+
+#define MAX_SEED 1024
+
+static const char *g_dir;
+static int g_count;
+
+static const char k_tp[] =
+	"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+static const char k_ts[] = "congo=t61rcWkgMzE";
+
+static void write_seed(const char *name, const uint8_t *p, size_t n)
+{
+	char path[4096];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+	fp = fopen(path, "wb");
+	if (!fp || (n && fwrite(p, 1, n, fp) != n) || fclose(fp) != 0) {
+		fprintf(stderr, "gen_corpus: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	g_count++;
+}
+
+static struct ferry_hdr hdr(uint8_t type)
+{
+	struct ferry_hdr h;
+
+	memset(&h, 0, sizeof(h));
+	h.version = FERRY_WIRE_VERSION;
+	h.type = type;
+	h.dst_sess = type == FERRY_FT_CONNECT ? 0 : 0x00001001u;
+	h.src_sess = 0x00002002u;
+	h.ack = 7;
+	h.credit = 32;
+	return h;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Encode @h and @pay into @out; fills in msg_len for control frames and
+ * the checksum when the header asks for one.  Returns the length. */
+static size_t frame(uint8_t *out, struct ferry_hdr h, const void *pay,
+		    size_t n)
+{
+	if (!(ferry_ft_is_data(h.type) || h.type == FERRY_FT_PUSH))
+		h.msg_len = (uint32_t)n;
+	ferry_wire_encode(&h, out);
+	if (n)
+		memcpy(out + FERRY_WIRE_HDR_LEN, pay, n);
+	if (h.flags & FERRY_FF_CSUM)
+		put_be32(out + 40,
+			 ferry_wire_csum(out, out + FERRY_WIRE_HDR_LEN, n));
+	return FERRY_WIRE_HDR_LEN + n;
+}
+
+static void seed(const char *name, struct ferry_hdr h, const void *pay,
+		 size_t n)
+{
+	uint8_t buf[MAX_SEED];
+
+	if (FERRY_WIRE_HDR_LEN + n > sizeof(buf))
+		abort();
+	write_seed(name, buf, frame(buf, h, pay, n));
+}
+
+static int connect_body(uint8_t *out, size_t cap, int trace)
+{
+	struct ferry_connect_body b;
+
+	memset(&b, 0, sizeof(b));
+	b.have_params = true;
+	b.params.max_msg = 1u << 20;
+	b.params.credits = 64;
+	b.params.max_frame = 1472;
+	b.params.slots = 32;
+	if (trace) {
+		b.traceparent = k_tp;
+		b.traceparent_len = FERRY_TRACEPARENT_LEN;
+		b.tracestate = k_ts;
+		b.tracestate_len = (uint16_t)strlen(k_ts);
+	}
+	return ferry_wire_put_connect(out, cap, &b);
+}
+
+int main(int argc, char **argv)
+{
+	static const char req_pay[] = "ping? method 0x0102 arguments";
+	static const char resp_pay[] = "pong! result bytes";
+	uint8_t body[512], buf[MAX_SEED];
+	struct ferry_hdr h;
+	size_t n, len;
+	int cn;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DIR\n", argv[0]);
+		return 2;
+	}
+	g_dir = argv[1];
+
+	/* --- valid: one per frame type ---------------------------------- */
+	cn = connect_body(body, sizeof(body), 0);
+	if (cn < 0)
+		abort();
+	h = hdr(FERRY_FT_CONNECT);
+	seed("connect", h, body, (size_t)cn);
+
+	h = hdr(FERRY_FT_ACCEPT);
+	seed("accept", h, body, (size_t)cn);
+
+	h = hdr(FERRY_FT_REQUEST);
+	h.method = 0x0102;
+	h.seq = 1;
+	h.req_id = 1;
+	h.msg_len = sizeof(req_pay) - 1;
+	seed("request", h, req_pay, sizeof(req_pay) - 1);
+
+	h = hdr(FERRY_FT_RESPONSE);
+	h.method = 0x0102;
+	h.seq = 1;
+	h.req_id = 1;
+	h.msg_len = sizeof(resp_pay) - 1;
+	seed("response", h, resp_pay, sizeof(resp_pay) - 1);
+
+	h = hdr(FERRY_FT_CREDIT);
+	h.credit = 128;
+	seed("credit", h, NULL, 0);
+
+	h = hdr(FERRY_FT_CLOSE);
+	seed("close", h, NULL, 0);
+
+	n = ferry_wire_put_error(body, sizeof(body), 3, "no such method");
+	h = hdr(FERRY_FT_ERROR);
+	h.src_sess = 0; /* a server that kept no session */
+	seed("error", h, body, n);
+
+	h = hdr(FERRY_FT_PING);
+	h.flags = FERRY_FF_REPLY;
+	seed("ping_reply", h, NULL, 0);
+
+	h = hdr(FERRY_FT_PUSH);
+	h.seq = 9;
+	h.msg_len = 4;
+	seed("push", h, "push", 4);
+
+	/* --- valid variants ---------------------------------------------- */
+	cn = connect_body(body, sizeof(body), 1);
+	if (cn < 0)
+		abort();
+	h = hdr(FERRY_FT_CONNECT);
+	h.flags = FERRY_FF_CSUM;
+	seed("connect_trace_csum", h, body, (size_t)cn);
+
+	/* Middle fragment of a 1000-byte request, checksummed. */
+	memset(body, 'f', 100);
+	h = hdr(FERRY_FT_REQUEST);
+	h.flags = FERRY_FF_CSUM;
+	h.method = 7;
+	h.seq = 2;
+	h.req_id = 2;
+	h.msg_len = 1000;
+	h.frag_off = 400;
+	seed("request_frag_csum", h, body, 100);
+
+	n = ferry_wire_put_error(body, sizeof(body), 5, "handler failed");
+	h = hdr(FERRY_FT_RESPONSE);
+	h.flags = FERRY_FF_ERR;
+	h.seq = 3;
+	h.req_id = 3;
+	h.msg_len = (uint32_t)n;
+	seed("response_err", h, body, n);
+
+	/* --- near misses: each fails exactly one check ------------------- */
+	/* Checksum off by one bit. */
+	h = hdr(FERRY_FT_REQUEST);
+	h.flags = FERRY_FF_CSUM;
+	h.seq = 4;
+	h.req_id = 4;
+	h.msg_len = sizeof(req_pay) - 1;
+	len = frame(buf, h, req_pay, sizeof(req_pay) - 1);
+	buf[43] ^= 1;
+	write_seed("bad_csum", buf, len);
+
+	/* frag_off + pay_len wraps past 2^32 to below msg_len. */
+	h = hdr(FERRY_FT_RESPONSE);
+	h.seq = 5;
+	h.req_id = 5;
+	h.msg_len = 100;
+	h.frag_off = 0xfffffff0u;
+	seed("frag_wrap", h, resp_pay, sizeof(resp_pay) - 1);
+
+	/* Header one byte short. */
+	h = hdr(FERRY_FT_PING);
+	len = frame(buf, h, NULL, 0);
+	write_seed("truncated", buf, len - 1);
+
+	/* CONNECT with an unknown critical TLV after PARAMS: refused. */
+	cn = connect_body(body, sizeof(body), 0);
+	if (cn < 0)
+		abort();
+	memcpy(body + cn, "\x90\x00\x00\x02hi", 6);
+	h = hdr(FERRY_FT_CONNECT);
+	seed("connect_critical_tlv", h, body, (size_t)cn + 6);
+
+	/* ACCEPT with PARAMS twice. */
+	cn = connect_body(body, sizeof(body), 0);
+	memcpy(body + cn, body, (size_t)cn);
+	h = hdr(FERRY_FT_ACCEPT);
+	seed("accept_dup_params", h, body, 2 * (size_t)cn);
+
+	/* ERROR body with a trailing byte. */
+	n = ferry_wire_put_error(body, sizeof(body), 3, "trailing");
+	body[n++] = 0;
+	h = hdr(FERRY_FT_ERROR);
+	seed("error_trailing", h, body, n);
+
+	printf("gen_corpus: wrote %d seeds to %s\n", g_count, g_dir);
+	return 0;
+}
