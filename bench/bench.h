@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ferry/endpoint.h>
+
 #include "hist.h"
 
 #define BENCH_METHOD 7
@@ -52,6 +54,8 @@ struct bench_worker {
 	struct bench_hist hist;
 	uint64_t copied, delivered;  /* payload bytes, from endpoint stats */
 	uint64_t drops, retransmits, allocs;
+	uint64_t tx_zc, tx_zc_fixed;
+	struct ferry_ep_stats st;    /* the endpoint's, at the end */
 	int err;                     /* setup failure, negative errno */
 	char errmsg[160];
 	_Atomic bool ready;          /* set up and serving/connected */

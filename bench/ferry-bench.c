@@ -196,7 +196,7 @@ int main(int argc, char **argv)
 	struct bench_hist hist;
 	struct totals cl, sv;
 	uint64_t t_start, t_end, copied = 0, delivered = 0, drops = 0;
-	uint64_t retrans = 0;
+	uint64_t retrans = 0, zc = 0, zc_fixed = 0;
 	double secs;
 	int rc = 0;
 
@@ -414,6 +414,8 @@ int main(int argc, char **argv)
 		delivered += ws[k].delivered;
 		drops += ws[k].drops;
 		retrans += ws[k].retransmits;
+		zc += ws[k].tx_zc;
+		zc_fixed += ws[k].tx_zc_fixed;
 	}
 	cl = sum(ws, nw, false);
 	sv = sum(ws, nw, true);
@@ -442,6 +444,45 @@ int main(int argc, char **argv)
 			       "dropped frames %llu; retransmits %llu\n",
 			       cpb, (unsigned long long)drops,
 			       (unsigned long long)retrans);
+		if (!o.floor && drops) {
+			/* Name the reasons: a drop is a bug or an attack. */
+			struct ferry_ep_stats a;
+
+			memset(&a, 0, sizeof(a));
+			for (int k = 0; k < nw; k++) {
+				const struct ferry_ep_stats *b = &ws[k].st;
+
+				a.drop_truncated += b->drop_truncated;
+				a.drop_bad_magic += b->drop_bad_magic;
+				a.drop_bad_version += b->drop_bad_version;
+				a.drop_bad_type += b->drop_bad_type;
+				a.drop_malformed += b->drop_malformed;
+				a.drop_oversized += b->drop_oversized;
+				a.drop_unknown_session += b->drop_unknown_session;
+				a.drop_unsupported += b->drop_unsupported;
+				a.drop_stale += b->drop_stale;
+				a.drop_no_buffer += b->drop_no_buffer;
+			}
+			printf("dropped: truncated %llu, bad magic %llu, bad "
+			       "version %llu, bad type %llu, malformed %llu, "
+			       "oversized %llu, unknown session %llu, "
+			       "unsupported %llu, stale %llu, no buffer %llu\n",
+			       (unsigned long long)a.drop_truncated,
+			       (unsigned long long)a.drop_bad_magic,
+			       (unsigned long long)a.drop_bad_version,
+			       (unsigned long long)a.drop_bad_type,
+			       (unsigned long long)a.drop_malformed,
+			       (unsigned long long)a.drop_oversized,
+			       (unsigned long long)a.drop_unknown_session,
+			       (unsigned long long)a.drop_unsupported,
+			       (unsigned long long)a.drop_stale,
+			       (unsigned long long)a.drop_no_buffer);
+		}
+		if (!o.floor && o.zc_threshold)
+			printf("SEND_ZC packets %llu, %llu of them from "
+			       "registered memory\n",
+			       (unsigned long long)zc,
+			       (unsigned long long)zc_fixed);
 		if (t.errors)
 			rc = 1;
 		if (run_client && t.completed == 0) {

@@ -20,6 +20,8 @@ ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--bench", default="build/bench/ferry-bench")
 ap.add_argument("--reps", type=int, default=5)
 ap.add_argument("--duration", default="3")
+ap.add_argument("--only", default="",
+                help="run only figures whose name contains this text")
 ap.add_argument("--quick", action="store_true",
                 help="1 repetition of 1 s each (a smoke run)")
 args = ap.parse_args()
@@ -58,9 +60,15 @@ rows = []
 
 
 def figure(name, common, metric, target, better):
+    if args.only not in name:
+        return
     print("== " + name, file=sys.stderr)
     f, r, cmds, fl, rp = pair(common, metric)
-    ratio = r / f if f else float("nan")
+    # Each RPC run is compared with the floor run just before it: the two
+    # share the machine's state (a shared VM drifts between runs), so the
+    # median of those paired ratios is what the target is judged on.
+    ratio = statistics.median(b[metric] / a[metric] for a, b in zip(fl, rp)
+                              if a[metric])
     ok = ratio >= target if better == "higher" else ratio <= target
     rows.append((name, metric, f, r, ratio,
                  ("%s %.2f" % (">=" if better == "higher" else "<=", target)),
@@ -79,7 +87,7 @@ figure("1 MiB, 8 in flight, 64 KiB frames",
        ["--size", "1M", "--inflight", "8", "--max-frame", "65000"], "gbps", 0,
        "higher")
 
-print("| figure | metric | floor (median) | RPC (median) | RPC / floor | target | met |")
+print("| figure | metric | floor (median) | RPC (median) | RPC / floor (median of paired runs) | target | met |")
 print("|---|---|---|---|---|---|---|")
 for name, metric, f, r, ratio, target, ok, cmds, fl, rp in rows:
     print("| %s | %s | %.2f | %.2f | %.3f | %s | %s |" % (

@@ -60,8 +60,15 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 	cfg->pool[1] = (struct ferry_pool_class){ 0, 0 };
 	cfg->pool[2] = (struct ferry_pool_class){ 0, 0 };
 	cfg->pool[3] = (struct ferry_pool_class){ 0, 0 };
-	if (big > 512)
-		cfg->pool[1] = (struct ferry_pool_class){ big, 2 * calls + 8 };
+	if (big > 512) {
+		/* Twice the calls in flight, but at most 256 MiB of big
+		 * buffers: the memory is faulted in up front, and io_uring
+		 * registers at most 1 GiB as one buffer. */
+		uint32_t n = 2 * calls + 8, cap = (uint32_t)((256u << 20) / big);
+
+		cfg->pool[1] = (struct ferry_pool_class){ big,
+							  n < cap ? n : max_u32(cap, 4) };
+	}
 	if (server) {
 		cfg->bind_addr = o->addr;
 		cfg->port = o->port;
@@ -79,6 +86,9 @@ static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 	w->drops = ferry_ep_stats_drops(&st);
 	w->retransmits = st.retransmits;
 	w->allocs = st.msgbuf_allocs;
+	w->st = st;
+	w->tx_zc = st.tx_zc;
+	w->tx_zc_fixed = st.tx_zc_fixed;
 }
 
 /* --- server --------------------------------------------------------------- */
@@ -130,8 +140,12 @@ void *bench_rpc_server(void *arg)
 	int ret;
 
 	bench_pin(w->cpu);
-	/* A server accepts every client's sessions. */
-	bench_config(o, &cfg, max_u32(o->sessions * o->threads, 64), true);
+	/* In loop mode the clients are known; a standalone server takes up
+	 * to 64 sessions per thread. */
+	bench_config(o, &cfg,
+		     strcmp(o->mode, "loop") == 0 ? o->sessions * o->threads
+						 : 64,
+		     true);
 	ret = ferry_endpoint_create(&cfg, &sv.ep);
 	if (ret == 0)
 		ret = ferry_endpoint_register(sv.ep, BENCH_METHOD, srv_handler,

@@ -58,6 +58,7 @@ struct ferry_dp_conf {
 	uint32_t rx_bufs;   /* receive buffers */
 	uint32_t tx_slots;  /* transmits outstanding at once */
 	uint32_t zc_threshold; /* zero-copy send for bodies >= this; 0 off */
+	size_t mem_bytes;      /* payload memory ->mem_alloc will be asked for */
 	ferry_dp_tx_done_fn tx_done;
 	void *tx_done_ctx;
 };
@@ -88,6 +89,7 @@ struct ferry_dp_stats {
 	uint64_t tx_zc;        /* zero-copy sends */
 	uint64_t tx_zc_copied; /* zero-copy sends the kernel copied anyway */
 	uint64_t tx_zc_fallback; /* zero-copy refused, sent again plainly */
+	uint64_t tx_zc_fixed;    /* zero-copy sends from registered memory */
 	uint64_t syscalls;     /* kernel entries (submit / wait) */
 };
 
@@ -101,7 +103,8 @@ struct ferry_dp_ops {
 	void (*close)(struct ferry_dp *dp);
 	/* The bound address.  Returns 0 or -errno. */
 	int (*local_addr)(struct ferry_dp *dp, struct ferry_addr *out);
-	/* Payload memory of @len bytes (see above), or NULL on failure. */
+	/* Payload memory of @len bytes (see above), at most conf.mem_bytes,
+	 * once per instance; NULL on failure. */
 	void *(*mem_alloc)(struct ferry_dp *dp, size_t len);
 	/* Up to @n received datagrams into @pkts.  Never blocks.  Returns
 	 * the count. */

@@ -949,6 +949,7 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	dc.rx_bufs = ep->cfg.rx_bufs;
 	dc.tx_slots = 1024;
 	dc.zc_threshold = cfg->zc_threshold;
+	dc.mem_bytes = ferry__pool_bytes(cfg);
 	dc.tx_done = tx_done;
 	dc.tx_done_ctx = ep;
 	ret = ep->dp_ops->open(&dc, &ep->dp);
@@ -1090,6 +1091,8 @@ void ferry_endpoint_stats(const struct ferry_endpoint *ep,
 	*out = ep->st;
 	ep->dp_ops->stats(ep->dp, &ds);
 	out->tx_zc = ds.tx_zc;
+	out->tx_zc_fixed = ds.tx_zc_fixed;
+	out->tx_errors = ds.tx_errors;
 }
 
 uint64_t ferry_ep_stats_drops(const struct ferry_ep_stats *st)

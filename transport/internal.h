@@ -202,6 +202,7 @@ struct ferry_endpoint {
 };
 
 /* msgbuf.c */
+size_t ferry__pool_bytes(const struct ferry_ep_config *cfg);
 int ferry__pool_init(struct ferry_endpoint *ep);
 void ferry__pool_fini(struct ferry_endpoint *ep);
 struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,

@@ -38,9 +38,24 @@ bool ferry__on_owner(const struct ferry_endpoint *ep)
 	return pthread_equal(ep->owner, pthread_self());
 }
 
+size_t ferry__pool_bytes(const struct ferry_ep_config *cfg)
+{
+	size_t total = 0;
+
+	for (unsigned i = 0; i < FERRY_POOL_CLASSES; i++) {
+		const struct ferry_pool_class *pc = &cfg->pool[i];
+
+		if (pc->count && pc->size)
+			total += (size_t)((pc->size + POOL_ALIGN - 1) &
+					  ~(POOL_ALIGN - 1)) *
+				 pc->count;
+	}
+	return total;
+}
+
 int ferry__pool_init(struct ferry_endpoint *ep)
 {
-	size_t total = 0, off = 0;
+	size_t total = ferry__pool_bytes(&ep->cfg), off = 0;
 	uint32_t nviews = ep->cfg.rx_bufs;
 
 	for (unsigned i = 0; i < FERRY_POOL_CLASSES; i++) {
@@ -53,14 +68,13 @@ int ferry__pool_init(struct ferry_endpoint *ep)
 		c->size = (pc->size + POOL_ALIGN - 1) & ~(POOL_ALIGN - 1);
 		c->count = pc->count;
 		atomic_flag_clear(&c->lock);
-		total += (size_t)c->size * c->count;
 	}
 	if (ep->ncls == 0)
 		return -EINVAL;
 	ep->pool_mem = ep->dp_ops->mem_alloc(ep->dp, total);
 	if (!ep->pool_mem) {
 		ep->pool_mem = mmap(NULL, total, PROT_READ | PROT_WRITE,
-				    MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE,
+				    MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE,
 				    -1, 0);
 		if (ep->pool_mem == MAP_FAILED) {
 			ep->pool_mem = NULL;

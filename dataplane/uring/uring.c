@@ -54,8 +54,9 @@ struct uring_tx_slot {
 	struct sockaddr_in sa;
 	void *cookie;
 	bool zc;
+	bool fixed;       /* zero-copy from the registered region */
 	bool retry_plain; /* zero-copy refused: resend without */
-	uint8_t hdr[FERRY_DP_HDR_MAX];
+	uint8_t *hdr;     /* FERRY_DP_HDR_MAX bytes in the registered region */
 };
 
 struct ferry_dp {
@@ -90,9 +91,16 @@ struct ferry_dp {
 	 * ->rx_burst need not enter again just to look. */
 	bool events_fresh;
 
-	/* Registered payload memory (mem_alloc). */
-	void *mem;
-	size_t mem_bytes;
+	/* One region, registered as fixed buffer 0 when the kernel and the
+	 * memlock limit allow: the transmit header slots, then the payload
+	 * memory handed out by ->mem_alloc.  A zero-copy send whose header
+	 * and body both lie in it goes as a fixed-buffer SENDMSG_ZC, so the
+	 * kernel need not pin the pages on every send. */
+	uint8_t *region;
+	size_t region_bytes;
+	size_t hdr_bytes;
+	bool region_registered;
+	bool mem_taken;
 
 	struct ferry_dp_stats st;
 };
@@ -232,6 +240,60 @@ static int uring_socket(struct ferry_dp *dp)
 	return 0;
 }
 
+static int uring_setup_region(struct ferry_dp *dp)
+{
+	struct iovec iov;
+	long page = sysconf(_SC_PAGESIZE);
+
+	dp->hdr_bytes = ((size_t)dp->nslots * FERRY_DP_HDR_MAX + (size_t)page -
+			 1) & ~((size_t)page - 1);
+	dp->region_bytes = dp->hdr_bytes + dp->conf.mem_bytes;
+	/* Populated now: a first-touch fault on the fast path costs more
+	 * than the send it delays. */
+	dp->region = mmap(NULL, dp->region_bytes, PROT_READ | PROT_WRITE,
+			  MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
+	if (dp->region == MAP_FAILED) {
+		dp->region = NULL;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < dp->nslots; i++)
+		dp->slots[i].hdr = dp->region + (size_t)i * FERRY_DP_HDR_MAX;
+	/* Registration pins the pages; without CAP_IPC_LOCK it counts
+	 * against RLIMIT_MEMLOCK and may fail.  Zero-copy then pins per
+	 * send instead: slower, still correct. */
+	iov.iov_base = dp->region;
+	iov.iov_len = dp->region_bytes;
+	dp->region_registered = dp->conf.zc_threshold &&
+				io_uring_register_buffers(&dp->ring, &iov, 1) == 0;
+	return 0;
+}
+
+/*
+ * A zero-copy datagram's pages become the skb's fragments, at most
+ * MAX_SKB_FRAGS (17 unless the kernel was built otherwise); the kernel
+ * refuses more with EMSGSIZE.  Count the body's pages plus one for the
+ * header and skip zero-copy up front rather than be refused.
+ */
+#define URING_ZC_MAX_FRAGS 17
+
+static bool uring_zc_fits(const void *body, size_t len)
+{
+	uintptr_t a = (uintptr_t)body;
+
+	if (len == 0)
+		return true;
+	return (a + len - 1) / 4096 - a / 4096 + 1 + 1 <= URING_ZC_MAX_FRAGS;
+}
+
+static bool uring_in_region(const struct ferry_dp *dp, const void *p,
+			    size_t len)
+{
+	const uint8_t *b = p;
+
+	return b >= dp->region && len <= dp->region_bytes &&
+	       (size_t)(b - dp->region) <= dp->region_bytes - len;
+}
+
 static void uring_close(struct ferry_dp *dp);
 
 static int uring_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
@@ -292,6 +354,9 @@ static int uring_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
 		ret = -ENOMEM;
 		goto err;
 	}
+	ret = uring_setup_region(dp);
+	if (ret < 0)
+		goto err;
 	for (uint32_t i = 0; i < dp->nslots; i++)
 		dp->free_slots[i] = dp->nslots - 1 - i;
 	dp->nfree = dp->nslots;
@@ -322,6 +387,7 @@ static void uring_resend_plain(struct ferry_dp *dp, uint32_t idx)
 	struct io_uring_sqe *sqe = uring_get_sqe(dp);
 
 	s->zc = false;
+	s->fixed = false;
 	s->retry_plain = false;
 	if (!sqe) {
 		dp->st.tx_errors++;
@@ -412,7 +478,15 @@ static unsigned uring_reap(struct ferry_dp *dp, struct ferry_dp_pkt *pkts,
 					uring_tx_complete(dp, UD_IDX(ud));
 				continue;
 			}
-			if (s->zc && cqe->res == -EMSGSIZE) {
+			if (s->fixed && (cqe->res == -EINVAL ||
+					 cqe->res == -EFAULT)) {
+				/* A kernel without vectored fixed buffers
+				 * for SENDMSG_ZC: stop asking for them. */
+				dp->region_registered = false;
+			}
+			if (s->zc && (cqe->res == -EMSGSIZE ||
+				      (s->fixed && (cqe->res == -EINVAL ||
+						    cqe->res == -EFAULT)))) {
 				/* A zero-copy datagram must fit the skb's
 				 * page fragments (about 60 KiB unaligned);
 				 * send it again the ordinary way, once the
@@ -522,10 +596,20 @@ static unsigned uring_tx_burst(struct ferry_dp *dp,
 		s->cookie = t->cookie;
 		s->retry_plain = false;
 		s->zc = dp->conf.zc_threshold &&
-			t->body_len >= dp->conf.zc_threshold;
+			t->body_len >= dp->conf.zc_threshold &&
+			uring_zc_fits(t->body, t->body_len);
+		s->fixed = s->zc && dp->region_registered &&
+			   uring_in_region(dp, t->body, t->body_len);
 		if (s->zc) {
 			io_uring_prep_sendmsg_zc(sqe, dp->fd, &s->mh, 0);
 			sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+			if (s->fixed) {
+				/* Kernel 6.15+: every iovec must lie in
+				 * registered buffer 0, as both do here. */
+				sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
+				sqe->buf_index = 0;
+				dp->st.tx_zc_fixed++;
+			}
 			dp->st.tx_zc++;
 		} else {
 			io_uring_prep_sendmsg(sqe, dp->fd, &s->mh, 0);
@@ -622,19 +706,10 @@ static int uring_local_addr(struct ferry_dp *dp, struct ferry_addr *out)
 
 static void *uring_mem_alloc(struct ferry_dp *dp, size_t len)
 {
-	void *m;
-
-	if (dp->mem)
-		return NULL; /* one region per instance */
-	/* Populated for the same reason as the receive buffers: no page
-	 * faults once the endpoint runs. */
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
-	if (m == MAP_FAILED)
+	if (dp->mem_taken || len > dp->conf.mem_bytes)
 		return NULL;
-	dp->mem = m;
-	dp->mem_bytes = len;
-	return m;
+	dp->mem_taken = true;
+	return dp->region + dp->hdr_bytes;
 }
 
 static void uring_stats(const struct ferry_dp *dp, struct ferry_dp_stats *out)
@@ -684,8 +759,8 @@ static void uring_close(struct ferry_dp *dp)
 		munmap(dp->br, dp->br_bytes);
 	if (dp->rx_mem)
 		munmap(dp->rx_mem, dp->rx_mem_bytes);
-	if (dp->mem)
-		munmap(dp->mem, dp->mem_bytes);
+	if (dp->region)
+		munmap(dp->region, dp->region_bytes);
 	free(dp->slots);
 	free(dp->free_slots);
 	free(dp);

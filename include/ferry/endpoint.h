@@ -163,6 +163,8 @@ struct ferry_ep_stats {
 	uint64_t payload_copied_discarded;
 	uint64_t msgbuf_allocs, msgbuf_alloc_fail;
 	uint64_t tx_zc;                        /* packets sent with SEND_ZC */
+	uint64_t tx_zc_fixed;  /* ... of them from registered memory */
+	uint64_t tx_errors;    /* sends the kernel or NIC failed */
 	uint64_t credit_stalls;                /* sends held back for credit */
 	uint64_t retransmits;
 	uint64_t sessions_opened, sessions_closed;
