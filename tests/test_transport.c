@@ -173,6 +173,26 @@ static void on_reply(int res, const void *data, size_t len, void *ctx)
 	r->order = completion_counter++;
 }
 
+/* Poll both endpoints until replies r[0..n) are all in, or 10 s pass. */
+static bool pump_replies(struct ferry_endpoint *a, struct ferry_endpoint *b,
+			 const struct reply *r, int n)
+{
+	uint64_t end = now_ms() + 10000;
+
+	for (;;) {
+		int done = 0;
+
+		for (int i = 0; i < n; i++)
+			done += r[i].done;
+		if (done == n)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		ferry_endpoint_poll(a, 0);
+		ferry_endpoint_poll(b, 0);
+	}
+}
+
 /* --- tests, written once ----------------------------------------------- */
 
 static void t_handshake(void)
@@ -378,13 +398,7 @@ static void t_credits(void)
 		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 100000, i), on_reply,
 					&r[i]), 0);
 	}
-	for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
-		ferry_endpoint_poll(cli, 0);
-		ferry_endpoint_poll(srv, 0);
-		all = true;
-		for (int i = 0; i < 16; i++)
-			all = all && r[i].done;
-	}
+	all = pump_replies(cli, srv, r, 16);
 	cr_assert(all);
 	for (int i = 0; i < 16; i++) {
 		cr_assert_eq(r[i].res, 0);
@@ -639,13 +653,7 @@ static void t_msgbuf_ownership(void)
 					msg(cli, i % 2 ? 100 : 200000, i),
 					on_reply, &r[i]), 0);
 	}
-	for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
-		ferry_endpoint_poll(cli, 0);
-		ferry_endpoint_poll(srv, 0);
-		all = true;
-		for (int i = 0; i < 40; i++)
-			all = all && r[i].done;
-	}
+	all = pump_replies(cli, srv, r, 40);
 	cr_assert(all);
 	pump_for(cli, srv, 10); /* let transmit completions return buffers */
 	cr_assert_eq(drain_pool(cli, 100), small_c, "client small buffers leaked");
@@ -961,13 +969,7 @@ static void t_slots_negotiated(void)
 		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 40, i), on_reply,
 					&r[i]), 0);
 	}
-	for (uint64_t end = now_ms() + 10000; !all && now_ms() < end;) {
-		ferry_endpoint_poll(cli, 0);
-		ferry_endpoint_poll(srv, 0);
-		all = true;
-		for (int i = 0; i < 60; i++)
-			all = all && r[i].done;
-	}
+	all = pump_replies(cli, srv, r, 60);
 	cr_assert(all);
 	for (int i = 0; i < 60; i++)
 		cr_assert(r[i].data_ok);
