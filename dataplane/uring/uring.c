@@ -409,9 +409,9 @@ static void uring_tx_complete(struct ferry_dp *dp, uint32_t idx)
 }
 
 /*
- * Reap up to @n datagrams into @pkts (NULL: reap only non-receive CQEs and
- * stop at the first receive), handling transmit and wake completions on the
- * way.  Returns the datagram count.
+ * Reap up to @n datagrams into @pkts, handling transmit and wake
+ * completions on the way; stops at the first receive CQE beyond @n.
+ * Returns the datagram count.
  */
 static unsigned uring_reap(struct ferry_dp *dp, struct ferry_dp_pkt *pkts,
 			   unsigned n)
