@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "rd.h"
 
 #define TIMER_PERIOD_NS 1000000ull /* timers are checked once a millisecond */
 #define RX_RING_BYTES (64ull << 20)
@@ -47,6 +48,8 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->rx_bufs = 0;
 	cfg->zc_threshold = 0;
 	cfg->connect_timeout_ms = 5000;
+	cfg->keepalive_ms = 1000;
+	cfg->peer_timeout_ms = 5000;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
 	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };
@@ -141,6 +144,8 @@ static void server_call_end(struct ferry_call *c)
 	struct ferry_session *s = c->s;
 	struct ferry_endpoint *ep = s->ep;
 
+	if (c->unacked)
+		ferry__rel_forget_call(s, c);
 	if (c->req)
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
@@ -149,6 +154,12 @@ static void server_call_end(struct ferry_call *c)
 		s->slots[c->req_id & s->slot_mask] = NULL;
 	ferry__call_put(ep, c);
 	ferry__sess_unref(s);
+}
+
+/* Every packet of a sent response is acknowledged: the call is over. */
+void ferry__server_call_acked(struct ferry_call *c)
+{
+	server_call_end(c);
 }
 
 /* --- handlers ------------------------------------------------------------ */
@@ -256,7 +267,12 @@ static void server_dispatch(struct ferry_session *s)
 	}
 }
 
-static void server_rx_request(struct ferry_session *s,
+/*
+ * A request packet.  Returns false if it could not be taken now for want of
+ * a buffer or call: then it is neither acknowledged nor credited, and the
+ * client sends it again later (flow control, not an error).
+ */
+static bool server_rx_request(struct ferry_session *s,
 			      const struct ferry_frame *f,
 			      const struct ferry_dp_pkt *pkt, int refuse,
 			      bool *keep)
@@ -267,16 +283,23 @@ static void server_rx_request(struct ferry_session *s,
 	struct ferry_call *c = s->slots[slot];
 	bool whole = h->frag_off == 0 && f->pay_len == h->msg_len;
 
+	if (c && c->state == CALL_RESPONDED && c->req_id != h->req_id &&
+	    h->req_id - s->next_dispatch <= s->slot_mask) {
+		/* The client reuses this slot only once it has the old
+		 * call's response: that response is delivered. */
+		server_call_end(c);
+		c = NULL;
+	}
 	if (!c) {
 		/* A new call must lie in the window the slots cover. */
 		if (h->req_id - s->next_dispatch > s->slot_mask) {
 			ep->st.drop_stale++;
-			return;
+			return true;
 		}
 		c = ferry__call_get(ep);
 		if (!c) {
 			ep->st.drop_no_buffer++;
-			return;
+			return false;
 		}
 		c->s = s;
 		c->is_server = true;
@@ -291,7 +314,7 @@ static void server_rx_request(struct ferry_session *s,
 			c->err = refuse;
 			c->state = CALL_READY;
 			server_dispatch(s);
-			return;
+			return true;
 		}
 		if (whole) {
 			/* Zero copy: the handler reads the datagram in place;
@@ -303,20 +326,32 @@ static void server_rx_request(struct ferry_session *s,
 		} else {
 			int ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->req);
 
-			if (ret < 0) {
-				ep->st.msgbuf_alloc_fail++;
+			if (ret == -EMSGSIZE) {
+				/* Never fits: refuse the call, in order. */
 				c->req = NULL;
 				c->err = ret;
 				c->state = CALL_READY;
 				server_dispatch(s);
-				return;
+				return true;
+			}
+			if (ret < 0) {
+				/* Busy: take it later, when buffers are
+				 * back; the client will send again. */
+				ep->st.msgbuf_alloc_fail++;
+				ep->st.drop_no_buffer++;
+				c->req = NULL;
+				s->slots[slot] = NULL;
+				ferry__call_put(ep, c);
+				ferry__sess_unref(s);
+				return false;
 			}
 			ep->st.msgbuf_allocs++;
 		}
 	} else if (c->req_id != h->req_id || c->state != CALL_RX ||
-		   h->msg_len != c->req->len || h->method != c->method) {
+		   !c->req || h->msg_len != c->req->len ||
+		   h->method != c->method) {
 		ep->st.drop_stale++;
-		return;
+		return true;
 	}
 	if (!*keep) {
 		/* Reassembly: the one copy the transport makes of a payload. */
@@ -327,6 +362,7 @@ static void server_rx_request(struct ferry_session *s,
 		c->state = CALL_READY;
 		server_dispatch(s);
 	}
+	return true;
 }
 
 /* --- frame demultiplexing ------------------------------------------------ */
@@ -359,14 +395,25 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 			      const struct ferry_frame *f,
 			      const struct ferry_dp_pkt *pkt);
 
-/* Take the peer's credit and piggybacked state from any frame. */
-static void sess_rx_common(struct ferry_session *s, const struct ferry_hdr *h)
+/* Take the peer's credit, acknowledgements and liveness from any frame. */
+static void sess_rx_common(struct ferry_session *s, const struct ferry_frame *f)
 {
-	if (seq_lt(s->tx_credit, h->credit)) {
+	const struct ferry_hdr *h = &f->h;
+	uint64_t sack = 0;
+
+	s->last_rx_ns = s->ep->now;
+	if (seq_lt(s->tx_credit, h->credit))
 		s->tx_credit = h->credit;
-		if (s->txq_head)
-			ferry__sess_activate(s);
+	if (h->type == FERRY_FT_CREDIT && f->pay_len >= 8) {
+		struct ferry_rd r;
+
+		ferry_rd_init(&r, f->payload, f->pay_len);
+		sack = (uint64_t)ferry_rd_u32(&r) << 32;
+		sack |= ferry_rd_u32(&r);
 	}
+	ferry__rel_on_ack(s, h->ack, sack);
+	if (s->txq_head)
+		ferry__sess_activate(s);
 }
 
 static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
@@ -374,7 +421,7 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	struct ferry_frame f;
 	struct ferry_session *s;
 	enum ferry_parse_err e;
-	bool keep = false;
+	bool keep = false, taken = true;
 	uint32_t sid;
 
 	ep->st.rx_pkts++;
@@ -382,6 +429,11 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	e = ferry_wire_parse(pkt->data, pkt->len, ep->cfg.max_msg, &f);
 	if (e == FERRY_PARSE_OK && pkt->len > ep->cfg.max_frame)
 		e = FERRY_PARSE_OVERSIZED;
+	/* An endpoint that checksums its frames takes only checksummed
+	 * ones: a corrupted flags byte must not switch the check off. */
+	if (e == FERRY_PARSE_OK && ep->cfg.wire_csum &&
+	    !(f.h.flags & FERRY_FF_CSUM))
+		e = FERRY_PARSE_MALFORMED;
 	if (e != FERRY_PARSE_OK) {
 		count_parse_drop(ep, e);
 		goto out;
@@ -416,8 +468,23 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		ep->st.drop_malformed++;
 		goto out;
 	}
+	if (ferry_ft_is_data(f.h.type)) {
+		enum rel_rx rr = ferry__rel_rx_check(s, f.h.seq);
+
+		if (rr != REL_NEW) {
+			/* Sent again, or beyond what we track: the credit
+			 * was given (or will be) for the first copy. */
+			if (rr == REL_DUP)
+				ep->st.drop_duplicate++;
+			else
+				ep->st.drop_stale++;
+			sess_rx_common(s, &f);
+			ferry__sess_activate(s); /* re-acknowledge */
+			goto out;
+		}
+	}
 	if (s->state == SESS_OPEN)
-		sess_rx_common(s, &f.h);
+		sess_rx_common(s, &f);
 	switch (f.h.type) {
 	case FERRY_FT_REQUEST:
 		if (f.h.flags & (FERRY_FF_CAPS | FERRY_FF_TRACE)) {
@@ -425,15 +492,16 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 			 * in v1; a peer that sends them is ahead of us.  The
 			 * call fails, in order, rather than vanish. */
 			ep->st.drop_unsupported++;
-			server_rx_request(s, &f, pkt, -EPROTONOSUPPORT, &keep);
+			taken = server_rx_request(s, &f, pkt, -EPROTONOSUPPORT,
+						  &keep);
 			break;
 		}
-		server_rx_request(s, &f, pkt, 0, &keep);
+		taken = server_rx_request(s, &f, pkt, 0, &keep);
 		break;
 	case FERRY_FT_RESPONSE:
 	case FERRY_FT_ACCEPT:
 	case FERRY_FT_ERROR:
-		ferry__client_rx(s, &f, pkt, &keep);
+		taken = ferry__client_rx(s, &f, pkt, &keep);
 		break;
 	case FERRY_FT_CREDIT:
 		break; /* sess_rx_common took the credit */
@@ -453,10 +521,25 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		ep->st.drop_unsupported++;
 		break;
 	}
-	/* A data packet not kept in place is consumed now: credit it. */
-	if (ferry_ft_is_data(f.h.type) && !keep) {
-		ep->dp_ops->rx_release(ep->dp, pkt->id);
-		ferry__sess_credit_release(ep, sid, 1);
+	if (ferry_ft_is_data(f.h.type)) {
+		struct ferry_session *cur = ferry__sess_lookup(ep, sid);
+
+		if (!taken) {
+			/* Not taken for want of buffers: no ack, no credit;
+			 * the peer backs off and sends it again. */
+			ep->dp_ops->rx_release(ep->dp, pkt->id);
+			return;
+		}
+		/* The handler or continuation may have ended the session:
+		 * acknowledge only for the one still there. */
+		if (cur && cur->state == SESS_OPEN)
+			ferry__rel_rx_commit(cur, f.h.seq);
+		/* A data packet not kept in place is consumed now: credit
+		 * it. */
+		if (!keep) {
+			ep->dp_ops->rx_release(ep->dp, pkt->id);
+			ferry__sess_credit_release(ep, sid, 1);
+		}
 		return;
 	}
 out:
@@ -564,6 +647,25 @@ static void hdr_init(struct ferry_session *s, struct ferry_hdr *h,
 	h->dst_sess = s->peer_id;
 	h->src_sess = s->id;
 	h->credit = s->rx_released + s->rx_window;
+	h->ack = s->rx_cum;
+	if (s->ep->cfg.wire_csum)
+		h->flags |= FERRY_FF_CSUM;
+}
+
+/* Encode @h at @buf; seal it with the checksum over @body if asked. */
+static void hdr_put(const struct ferry_hdr *h, uint8_t *buf, const void *body,
+		    size_t body_len)
+{
+	ferry_wire_encode(h, buf);
+	if (h->flags & FERRY_FF_CSUM)
+		ferry_wire_seal(buf, body, body_len);
+}
+
+/* What every frame we send told the peer: it need not be told again. */
+static void sent_state(struct ferry_session *s, const struct ferry_hdr *h)
+{
+	s->credit_adv = h->credit;
+	s->ack_adv = h->ack;
 }
 
 /* Send one control frame; false if the dataplane has no room. */
@@ -578,15 +680,15 @@ static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
 	if (FERRY_WIRE_HDR_LEN + body_len > sizeof(buf))
 		return true; /* cannot happen: bodies are built to fit */
 	hdr_init(s, &h, type);
-	h.flags = flags;
+	h.flags |= flags;
 	h.msg_len = body_len;
-	ferry_wire_encode(&h, buf);
 	if (body_len)
 		memcpy(buf + FERRY_WIRE_HDR_LEN, body, body_len);
+	hdr_put(&h, buf, buf + FERRY_WIRE_HDR_LEN, body_len);
 	tx.hdr_len = FERRY_WIRE_HDR_LEN + body_len;
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
 		return false;
-	s->credit_adv = h.credit;
+	sent_state(s, &h);
 	ep->st.tx_pkts++;
 	ep->st.tx_bytes += tx.hdr_len;
 	return true;
@@ -630,79 +732,104 @@ static bool flush_ctrl(struct ferry_session *s)
 			return false;
 		s->pending &= ~SF_PONG;
 	}
+	if (s->pending & SF_PING) {
+		if (!send_ctrl(s, FERRY_FT_PING, 0, NULL, 0))
+			return false;
+		s->pending &= ~SF_PING;
+	}
+	return true;
+}
+
+/* The error body of a server call answered with an error. */
+static uint32_t err_body(const struct ferry_call *c, uint8_t *out, size_t cap)
+{
+	return (uint32_t)ferry_wire_put_error(out, cap, (uint32_t)-c->err,
+					      ferry_strerror(c->err));
+}
+
+/*
+ * Send the data packet @seq: bytes [@off, @off + @len) of @c's message
+ * (its request on a client, its response on a server).  Used for the first
+ * transmission and for every retransmission.  False if the dataplane is
+ * full.
+ */
+bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
+		      uint32_t seq, uint32_t off, uint32_t len)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
+	/* Room for an error body, which travels in the copied header area. */
+	uint8_t hdr[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
+	struct ferry_dp_tx tx = { .dst = s->peer,
+				  .hdr = hdr,
+				  .hdr_len = FERRY_WIRE_HDR_LEN };
+	struct ferry_hdr h;
+
+	hdr_init(s, &h, c->is_server ? FERRY_FT_RESPONSE : FERRY_FT_REQUEST);
+	h.method = c->method;
+	h.req_id = c->req_id;
+	h.seq = seq;
+	h.frag_off = off;
+	if (mb) {
+		h.msg_len = mb->len;
+		tx.body = mb->data + off;
+		tx.body_len = len;
+		tx.cookie = mb;
+		hdr_put(&h, hdr, tx.body, len);
+		mb->refs++; /* the dataplane's, until tx_done */
+	} else {
+		/* Error bodies are small: they travel in the copied header
+		 * area. */
+		h.flags |= FERRY_FF_ERR;
+		h.msg_len = err_body(c, hdr + FERRY_WIRE_HDR_LEN,
+				     sizeof(hdr) - FERRY_WIRE_HDR_LEN);
+		tx.hdr_len += h.msg_len;
+		hdr_put(&h, hdr, hdr + FERRY_WIRE_HDR_LEN, h.msg_len);
+	}
+	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1) {
+		if (mb)
+			mb->refs--;
+		return false;
+	}
+	sent_state(s, &h);
+	ep->st.tx_pkts++;
+	ep->st.tx_bytes += tx.hdr_len + tx.body_len;
 	return true;
 }
 
 /*
- * Turn the session's transmit queue into datagrams while credit and
- * dataplane room last.  Returns false if the dataplane is full.
+ * Turn the session's transmit queue into datagrams while credit, the
+ * in-flight record and dataplane room last.  Returns false if the
+ * dataplane is full.
  */
 static bool flush_data(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
-	/* Room for an error body, which travels in the copied header area. */
-	uint8_t hdr[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
 	struct ferry_call *c;
 
 	while ((c = s->txq_head) != NULL) {
 		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
 		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
-		const uint8_t *body;
-		uint32_t msg_len;
-		struct ferry_hdr h;
+		uint32_t msg_len = mb ? mb->len
+				      : err_body(c, errbody, sizeof(errbody));
 
-		if (c->is_server && !mb) {
-			/* An error response: a small body, sent as header. */
-			msg_len = (uint32_t)ferry_wire_put_error(
-				errbody, sizeof(errbody), (uint32_t)-c->err,
-				ferry_strerror(c->err));
-			body = errbody;
-		} else {
-			msg_len = mb->len;
-			body = mb->data;
-		}
+		if (c->tx_off == 0)
+			c->seq0 = s->tx_seq;
 		do {
 			uint32_t n = msg_len - c->tx_off;
-			struct ferry_dp_tx tx = { .dst = s->peer, .hdr = hdr,
-						  .hdr_len = FERRY_WIRE_HDR_LEN };
 
-			if (!seq_lt(s->tx_seq, s->tx_credit)) {
+			if (!seq_lt(s->tx_seq, s->tx_credit) ||
+			    !ferry__rel_can_send(s)) {
 				ep->st.credit_stalls++;
 				return true; /* resumes when credit arrives */
 			}
 			if (n > s->max_payload)
 				n = s->max_payload;
-			hdr_init(s, &h, c->is_server ? FERRY_FT_RESPONSE
-						     : FERRY_FT_REQUEST);
-			h.method = c->method;
-			h.req_id = c->req_id;
-			h.seq = s->tx_seq;
-			h.msg_len = msg_len;
-			h.frag_off = c->tx_off;
-			if (c->is_server && !mb)
-				h.flags |= FERRY_FF_ERR;
-			ferry_wire_encode(&h, hdr);
-			if (mb) {
-				tx.body = body + c->tx_off;
-				tx.body_len = n;
-				tx.cookie = mb;
-				mb->refs++; /* the dataplane's, until tx_done */
-			} else {
-				/* Error bodies are small: they travel in the
-				 * copied header area. */
-				memcpy(hdr + FERRY_WIRE_HDR_LEN, body, n);
-				tx.hdr_len += n;
-			}
-			if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1) {
-				if (mb)
-					mb->refs--;
+			if (!ferry__emit_data(s, c, s->tx_seq, c->tx_off, n))
 				return false;
-			}
-			s->credit_adv = h.credit;
+			ferry__rel_sent(s, s->tx_seq, c, c->tx_off, n);
 			s->tx_seq++;
 			c->tx_off += n;
-			ep->st.tx_pkts++;
-			ep->st.tx_bytes += tx.hdr_len + tx.body_len;
 		} while (c->tx_off < msg_len);
 
 		s->txq_head = c->next;
@@ -710,12 +837,38 @@ static bool flush_data(struct ferry_session *s)
 			s->txq_tail = NULL;
 		c->next = NULL;
 		if (c->is_server) {
+			/* Kept, with its response, until acknowledged. */
 			ep->st.resps_sent++;
-			server_call_end(c);
+			c->state = CALL_RESPONDED;
 		} else {
 			c->state = CALL_WAITING;
 		}
 	}
+	return true;
+}
+
+/* A CREDIT frame is owed: half a window of credit, a gap or duplicate to
+ * report, or an acknowledgement that waited long enough. */
+static bool credit_owed(const struct ferry_session *s)
+{
+	return s->rx_released + s->rx_window - s->credit_adv >=
+		       s->rx_window / 2 ||
+	       s->ack_now ||
+	       (s->ack_due && s->ack_adv != s->rx_cum &&
+		s->ep->now >= s->ack_due);
+}
+
+/* CREDIT carries the SACK: which packets after rx_cum arrived. */
+static bool send_credit(struct ferry_session *s)
+{
+	uint8_t sack[8];
+	uint64_t v = ferry__rel_sack(s);
+
+	ferry_wr_u32(ferry_wr_u32(sack, (uint32_t)(v >> 32)), (uint32_t)v);
+	if (!send_ctrl(s, FERRY_FT_CREDIT, 0, sack, sizeof(sack)))
+		return false;
+	s->ack_now = false;
+	s->ack_due = 0;
 	return true;
 }
 
@@ -735,14 +888,14 @@ static void flush_sessions(struct ferry_endpoint *ep)
 			full = !flush_ctrl(s);
 			if (!full && s->state == SESS_OPEN)
 				full = !flush_data(s);
-			/* Half a window owed and nothing else carried it. */
-			if (!full && s->state == SESS_OPEN &&
-			    (s->pending & SF_CREDIT)) {
-				if (s->rx_released + s->rx_window -
-					    s->credit_adv >=
-				    s->rx_window / 2)
-					full = !send_ctrl(s, FERRY_FT_CREDIT, 0,
-							  NULL, 0);
+			/* Credit or acknowledgements owed, and nothing
+			 * else carried them. */
+			if (!full && s->state == SESS_OPEN) {
+				if (s->ack_due && s->ack_adv == s->rx_cum &&
+				    !s->ack_now)
+					s->ack_due = 0; /* data carried it */
+				if (credit_owed(s))
+					full = !send_credit(s);
 				if (!full)
 					s->pending &= ~SF_CREDIT;
 			}
@@ -900,7 +1053,7 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 {
 	struct ferry_dp_conf dc;
 	struct ferry_endpoint *ep;
-	uint32_t slots, nslots_total;
+	uint32_t slots, nslots_total, rel;
 	int ret;
 
 	if (!cfg || !out || cfg->max_sessions == 0 ||
@@ -908,7 +1061,8 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	    cfg->session_slots > 4096 || cfg->session_credits == 0 ||
 	    cfg->max_frame < FERRY_WIRE_MIN_FRAME ||
 	    cfg->max_frame > FERRY_WIRE_MAX_FRAME || cfg->max_msg == 0 ||
-	    cfg->max_msg > FERRY_WIRE_MAX_MSG)
+	    cfg->max_msg > FERRY_WIRE_MAX_MSG || cfg->keepalive_ms == 0 ||
+	    cfg->peer_timeout_ms < cfg->keepalive_ms)
 		return -EINVAL;
 	ep = calloc(1, sizeof(*ep));
 	if (!ep)
@@ -972,15 +1126,30 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	 * may wait for a slot on the client side. */
 	ep->ncalls = nslots_total * 2;
 	ep->calls = calloc(ep->ncalls, sizeof(*ep->calls));
+	/* In flight per session: twice the credit window, so that packets
+	 * released out of order do not stall the sender. */
+	rel = pow2_ceil(2 * cfg->session_credits);
+	if (rel < 64)
+		rel = 64;
+	ep->txr_mem = calloc((size_t)ep->nsessions * rel, sizeof(*ep->txr_mem));
+	ep->rxmap_mem = calloc((size_t)ep->nsessions * rel / 64,
+			       sizeof(*ep->rxmap_mem));
 	ep->handler_mask = 255;
 	ep->handlers = calloc(ep->handler_mask + 1, sizeof(*ep->handlers));
-	if (!ep->sessions || !ep->slot_mem || !ep->calls || !ep->handlers) {
+	if (!ep->sessions || !ep->slot_mem || !ep->calls || !ep->handlers ||
+	    !ep->txr_mem || !ep->rxmap_mem) {
 		ret = -ENOMEM;
 		goto err;
 	}
 	for (uint32_t i = 0; i < ep->nsessions; i++) {
-		ep->sessions[i].slots = ep->slot_mem + (size_t)i * slots;
-		ep->sessions[i].slot_mask = slots - 1;
+		struct ferry_session *s = &ep->sessions[i];
+
+		s->slots = ep->slot_mem + (size_t)i * slots;
+		s->slot_mask = slots - 1;
+		s->txr = ep->txr_mem + (size_t)i * rel;
+		s->txr_mask = rel - 1;
+		s->rxmap = ep->rxmap_mem + (size_t)i * rel / 64;
+		s->rxmap_mask = rel - 1;
 	}
 	for (uint32_t i = ep->ncalls; i-- > 0;)
 		ferry__call_put(ep, &ep->calls[i]);
@@ -1016,6 +1185,8 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 	ferry__pool_fini(ep);
 	free(ep->sessions);
 	free(ep->slot_mem);
+	free(ep->txr_mem);
+	free(ep->rxmap_mem);
 	free(ep->calls);
 	free(ep->handlers);
 	free(ep);
@@ -1039,8 +1210,19 @@ static int poll_once(struct ferry_endpoint *ep)
 	events += drain_cross(ep);
 	ep->now = ferry__now_ns();
 	if (ep->now >= ep->next_timer) {
+		bool busy = false;
+
 		ep->next_timer = ep->now + TIMER_PERIOD_NS;
 		ferry__connect_timers(ep);
+		for (uint32_t i = 0; i < ep->nsessions; i++) {
+			struct ferry_session *s = &ep->sessions[i];
+
+			if (s->state == SESS_OPEN || s->state == SESS_CONNECTING) {
+				ferry__session_timers(s);
+				busy = busy || ferry__rel_busy(s);
+			}
+		}
+		ep->rel_busy = busy;
 	}
 	flush_sessions(ep);
 	return events;
@@ -1059,8 +1241,9 @@ int ferry_endpoint_poll(struct ferry_endpoint *ep, int timeout_ms)
 	deadline = timeout_ms < 0 ? UINT64_MAX
 				  : ep->now + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {
-		/* Wait in slices so that timers run on time. */
-		int64_t slice = (int64_t)TIMER_PERIOD_NS * 10;
+		/* Wait in slices so that timers run on time: short ones
+		 * while packets await acknowledgement. */
+		int64_t slice = (int64_t)TIMER_PERIOD_NS * (ep->rel_busy ? 1 : 10);
 
 		if (deadline - ep->now < (uint64_t)slice)
 			slice = (int64_t)(deadline - ep->now);

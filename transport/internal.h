@@ -63,6 +63,7 @@ enum call_state {
 	CALL_RX,         /* server: request partly received */
 	CALL_READY,      /* server: request complete, not yet dispatched */
 	CALL_DISPATCHED, /* server: handler ran, response not yet given */
+	CALL_RESPONDED,  /* server: response sent, kept until acknowledged */
 };
 
 struct ferry_call {
@@ -78,7 +79,11 @@ struct ferry_call {
 	struct ferry_msgbuf *resp;
 	uint32_t rx_got;   /* payload bytes received so far */
 	uint32_t tx_off;   /* payload bytes handed to the dataplane */
+	uint32_t seq0;     /* sequence number of the message's first packet */
+	uint32_t unacked;  /* its packets sent and not yet acknowledged */
 	int err;           /* server: error response, as negative errno */
+	bool abandoned;    /* client: its deadline passed; cont already ran */
+	uint64_t deadline; /* client: monotonic ns, 0 for none */
 	ferry_cont_fn cont;
 	void *ctx;
 	struct ferry_call *next;  /* transmit queue / wait queue / free */
@@ -94,11 +99,23 @@ enum sess_state {
 	SESS_CLOSED,     /* ended; waiting for the last reference */
 };
 
+/* One data packet sent and not yet acknowledged: enough to send it again
+ * (the message stays with its call until every packet is acknowledged). */
+struct ferry_txpkt {
+	struct ferry_call *c; /* NULL once acknowledged */
+	uint32_t off;         /* payload offset in the message */
+	uint32_t len;
+	uint64_t sent_ns;     /* last (re)transmission */
+	uint8_t retx;         /* times sent again */
+	bool sacked;          /* the peer has it, beyond the cumulative ack */
+};
+
 /* Control frames a session owes its peer, sent at the next flush. */
 #define SF_CONNECT (1u << 0)
 #define SF_ACCEPT (1u << 1)
 #define SF_CREDIT (1u << 2)
 #define SF_PONG (1u << 5)
+#define SF_PING (1u << 6)
 
 struct ferry_session {
 	struct ferry_endpoint *ep;
@@ -136,6 +153,25 @@ struct ferry_session {
 	uint32_t rx_window;
 	uint32_t credit_adv; /* last credit value sent */
 
+	/* Reliability, sender side: packets in flight by seq & txr_mask. */
+	struct ferry_txpkt *txr;
+	uint32_t txr_mask;
+	uint32_t snd_una;    /* oldest packet not acknowledged */
+	uint32_t max_sacked; /* one past the highest SACKed seq */
+	uint64_t srtt_ns, rttvar_ns, rto_ns;
+	uint32_t rto_backoff;
+	/* Receiver side: which seqs arrived, from rx_cum on. */
+	uint64_t *rxmap;
+	uint32_t rxmap_mask; /* bits - 1 */
+	uint32_t rx_cum;     /* every seq below has arrived */
+	uint32_t ack_adv;    /* last ack value sent */
+	bool ack_now;        /* a gap or duplicate: acknowledge at once */
+	uint64_t ack_due;    /* send an ack by then (0: nothing owed) */
+	/* Liveness. */
+	uint64_t last_rx_ns;
+	uint64_t last_ping_ns;
+	uint64_t next_deadline; /* earliest call deadline, 0 for none */
+
 	/* Connect. */
 	ferry_connect_fn connect_cb;
 	void *connect_ctx;
@@ -144,6 +180,7 @@ struct ferry_session {
 	uint64_t connect_gap;
 	char traceparent[FERRY_TRACEPARENT_LEN];
 	bool have_traceparent;
+	void *user_data;
 
 	struct ferry_session *next_active;
 };
@@ -177,6 +214,8 @@ struct ferry_endpoint {
 
 	struct ferry_session *sessions;
 	struct ferry_call **slot_mem;
+	struct ferry_txpkt *txr_mem;
+	uint64_t *rxmap_mem;
 	uint32_t nsessions;
 	uint16_t sess_gen;
 	struct ferry_session *active_head, *active_tail;
@@ -198,6 +237,7 @@ struct ferry_endpoint {
 	struct ferry_msgbuf *xfrees;
 
 	bool destroying;
+	bool rel_busy; /* some session awaits acks or owes one */
 	struct ferry_ep_stats st;
 };
 
@@ -221,15 +261,36 @@ void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
 				uint32_t npkts);
 uint64_t ferry__now_ns(void);
 
+/* reliable.c */
+void ferry__rel_reset(struct ferry_session *s);
+enum rel_rx { REL_NEW, REL_DUP, REL_WINDOW };
+enum rel_rx ferry__rel_rx_check(struct ferry_session *s, uint32_t seq);
+void ferry__rel_rx_commit(struct ferry_session *s, uint32_t seq);
+void ferry__rel_sent(struct ferry_session *s, uint32_t seq,
+		     struct ferry_call *c, uint32_t off, uint32_t len);
+void ferry__rel_on_ack(struct ferry_session *s, uint32_t ack,
+		       uint64_t sack);
+void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c);
+uint64_t ferry__rel_sack(const struct ferry_session *s);
+bool ferry__rel_can_send(const struct ferry_session *s);
+void ferry__rel_timers(struct ferry_session *s);
+bool ferry__rel_busy(const struct ferry_session *s);
+
+/* endpoint.c, for reliable.c */
+bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
+		      uint32_t seq, uint32_t off, uint32_t len);
+void ferry__server_call_acked(struct ferry_call *c);
+
 /* session.c */
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server);
 void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer);
 void ferry__sess_unref(struct ferry_session *s);
 void ferry__sess_send_close(struct ferry_session *s, uint16_t flags);
 void ferry__sess_start_waiting(struct ferry_session *s);
-void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
+bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 		      const struct ferry_dp_pkt *pkt, bool *keep);
 void ferry__connect_timers(struct ferry_endpoint *ep);
+void ferry__session_timers(struct ferry_session *s);
 
 /* The next call number: req_id 0 is never used, so wrapping skips it. */
 static inline uint32_t req_next(uint32_t r)

@@ -27,10 +27,20 @@ struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 		 * the flush has taken it off. */
 		if (s->state != SESS_FREE || s->active)
 			continue;
+		struct ferry_txpkt *txr = s->txr;
+		uint64_t *rxmap = s->rxmap;
+		uint32_t txr_mask = s->txr_mask, rxmap_mask = s->rxmap_mask;
+
 		memset(s, 0, sizeof(*s));
 		s->slots = slots;
 		s->slot_mask = mask;
+		s->txr = txr;
+		s->txr_mask = txr_mask;
+		s->rxmap = rxmap;
+		s->rxmap_mask = rxmap_mask;
 		s->ep = ep;
+		ferry__rel_reset(s);
+		s->last_rx_ns = s->last_ping_ns = ep->now;
 		if (++ep->sess_gen == 0)
 			ep->sess_gen = 1;
 		s->id = (uint32_t)ep->sess_gen << 16 | i;
@@ -62,8 +72,14 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	ferry_cont_fn cont = c->cont;
 	void *ctx = c->ctx;
 
+	bool abandoned = c->abandoned;
+
 	if (c->state != CALL_QUEUED && s->slots[c->req_id & s->slot_mask] == c)
 		s->slots[c->req_id & s->slot_mask] = NULL;
+	/* Its request packets need no more sending: the response (or the
+	 * end of the session) says the server has them, or never will. */
+	if (c->unacked)
+		ferry__rel_forget_call(s, c);
 	if (c->req)
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
@@ -71,6 +87,8 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	if (res < 0)
 		ep->st.payload_copied_discarded += c->rx_got;
 	ferry__call_put(ep, c);
+	if (abandoned)
+		return; /* its deadline passed; the continuation ran then */
 	if (res == 0) {
 		ep->st.calls_completed++;
 		ep->st.payload_delivered += len;
@@ -151,6 +169,13 @@ int ferry_session_is_open(const struct ferry_session *s)
 int ferry_call(struct ferry_session *s, uint16_t method,
 	       struct ferry_msgbuf *req, ferry_cont_fn cont, void *ctx)
 {
+	return ferry_call_deadline(s, method, req, 0, cont, ctx);
+}
+
+int ferry_call_deadline(struct ferry_session *s, uint16_t method,
+			struct ferry_msgbuf *req, uint32_t timeout_ms,
+			ferry_cont_fn cont, void *ctx)
+{
 	struct ferry_call *c;
 
 	if (!s || !req || !cont || s->is_server)
@@ -168,6 +193,11 @@ int ferry_call(struct ferry_session *s, uint16_t method,
 	c->cont = cont;
 	c->ctx = ctx;
 	c->state = CALL_QUEUED;
+	if (timeout_ms) {
+		c->deadline = ferry__now_ns() + timeout_ms * 1000000ull;
+		if (!s->next_deadline || c->deadline < s->next_deadline)
+			s->next_deadline = c->deadline;
+	}
 	if (s->wait_tail)
 		s->wait_tail->next = c;
 	else
@@ -234,6 +264,7 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 			client_call_end(s, c, res, NULL, 0);
 		}
 		s->wait_tail = NULL;
+		ferry__rel_reset(s);
 		if (was_connecting && s->connect_cb)
 			s->connect_cb(s, res, s->connect_ctx);
 		return;
@@ -249,6 +280,7 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		if (!c || c->state == CALL_DISPATCHED)
 			continue;
 		s->slots[i] = NULL;
+		c->unacked = 0;
 		if (c->state == CALL_RX && c->req &&
 		    c->req->kind == MB_KIND_POOL)
 			ep->st.payload_copied_discarded += c->rx_got;
@@ -260,6 +292,7 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		ferry__sess_unref(s);
 	}
 	s->txq_head = s->txq_tail = NULL;
+	ferry__rel_reset(s);
 	if (ep->session_fn)
 		ep->session_fn(s, FERRY_SESSION_CLOSED, res, ep->session_ctx);
 	ferry__sess_unref(s); /* the hold above */
@@ -308,7 +341,8 @@ static void client_rx_accept(struct ferry_session *s,
 	ferry__sess_start_waiting(s);
 }
 
-static void client_rx_response(struct ferry_session *s,
+/* A response packet; false if it could not be taken now (no buffer). */
+static bool client_rx_response(struct ferry_session *s,
 			       const struct ferry_frame *f, bool *keep)
 {
 	struct ferry_endpoint *ep = s->ep;
@@ -330,7 +364,7 @@ static void client_rx_response(struct ferry_session *s,
 	if (!c || c->req_id != h->req_id || c->state != CALL_WAITING ||
 	    h->method != c->method) {
 		ep->st.drop_stale++;
-		return;
+		return true;
 	}
 	if (h->flags & FERRY_FF_ERR) {
 		uint32_t code;
@@ -345,27 +379,33 @@ static void client_rx_response(struct ferry_session *s,
 		}
 		client_call_end(s, c, -(int)code, NULL, 0);
 		ferry__sess_start_waiting(s);
-		return;
+		return true;
 	}
 	if (h->frag_off == 0 && f->pay_len == h->msg_len) {
 		/* One packet: the continuation reads it in place. */
 		client_call_end(s, c, 0, f->payload, f->pay_len);
 		ferry__sess_start_waiting(s);
-		return;
+		return true;
 	}
 	if (!c->resp) {
 		ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->resp);
-		if (ret < 0) {
-			ep->st.msgbuf_alloc_fail++;
+		if (ret == -EMSGSIZE) {
 			c->resp = NULL;
 			client_call_end(s, c, ret, NULL, 0);
 			ferry__sess_start_waiting(s);
-			return;
+			return true;
+		}
+		if (ret < 0) {
+			/* Busy: the server sends it again later. */
+			ep->st.msgbuf_alloc_fail++;
+			ep->st.drop_no_buffer++;
+			c->resp = NULL;
+			return false;
 		}
 		ep->st.msgbuf_allocs++;
 	} else if (c->resp->len != h->msg_len) {
 		ep->st.drop_malformed++;
-		return;
+		return true;
 	}
 	/* Reassembly: the one copy the transport makes of a payload. */
 	memcpy(c->resp->data + h->frag_off, f->payload, f->pay_len);
@@ -379,9 +419,10 @@ static void client_rx_response(struct ferry_session *s,
 		client_call_end(s, c, 0, mb->data, mb->len);
 		ferry__sess_start_waiting(s);
 	}
+	return true;
 }
 
-void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
+bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 		      const struct ferry_dp_pkt *pkt, bool *keep)
 {
 	uint32_t code;
@@ -395,8 +436,7 @@ void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 			client_rx_accept(s, f);
 		break;
 	case FERRY_FT_RESPONSE:
-		client_rx_response(s, f, keep);
-		break;
+		return client_rx_response(s, f, keep);
 	case FERRY_FT_ERROR:
 		if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
 					   &mlen) < 0) {
@@ -414,6 +454,7 @@ void ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 		ferry__sess_end(s, -(int)code, false);
 		break;
 	}
+	return true;
 }
 
 void ferry__connect_timers(struct ferry_endpoint *ep)
@@ -437,4 +478,102 @@ void ferry__connect_timers(struct ferry_endpoint *ep)
 		s->pending |= SF_CONNECT;
 		ferry__sess_activate(s);
 	}
+}
+
+/* Calls whose deadline passed end now with -ETIME.  A call already sent
+ * keeps its slot (the server may still run it, in order) until its
+ * response or the session's end; one still waiting to be sent is dropped. */
+static void call_deadlines(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_call *c, **pp;
+	uint64_t next = 0;
+
+	for (uint32_t i = 0; i <= s->slot_mask; i++) {
+		c = s->slots[i];
+		if (!c || !c->deadline || c->abandoned)
+			continue;
+		if (ep->now < c->deadline) {
+			if (!next || c->deadline < next)
+				next = c->deadline;
+			continue;
+		}
+		c->abandoned = true;
+		ep->st.calls_failed++;
+		ep->st.calls_timed_out++;
+		c->cont(-ETIME, NULL, 0, c->ctx);
+		if (s->state != SESS_OPEN)
+			return; /* the continuation closed the session */
+	}
+	for (pp = &s->wait_head; (c = *pp) != NULL;) {
+		if (!c->deadline || ep->now < c->deadline) {
+			if (c->deadline && (!next || c->deadline < next))
+				next = c->deadline;
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		if (s->wait_tail == c) {
+			struct ferry_call *t = s->wait_head;
+
+			while (t && t->next)
+				t = t->next;
+			s->wait_tail = t;
+		}
+		ep->st.calls_timed_out++;
+		client_call_end(s, c, -ETIME, NULL, 0);
+		if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
+			return;
+	}
+	s->next_deadline = next;
+}
+
+void ferry__session_timers(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint64_t idle;
+
+	if (s->state == SESS_CONNECTING && s->next_deadline &&
+	    ep->now >= s->next_deadline)
+		call_deadlines(s);
+	if (s->state != SESS_OPEN)
+		return;
+	/* A peer silent for peer_timeout_ms is gone: every call ends. */
+	idle = ep->now - s->last_rx_ns;
+	if (idle >= ep->cfg.peer_timeout_ms * 1000000ull) {
+		ep->st.peers_dead++;
+		ferry__sess_end(s, -ETIMEDOUT, true);
+		return;
+	}
+	/* Quiet for a keepalive interval: ask.  Any frame back counts. */
+	if (idle >= ep->cfg.keepalive_ms * 1000000ull &&
+	    ep->now - s->last_ping_ns >= ep->cfg.keepalive_ms * 1000000ull) {
+		s->last_ping_ns = ep->now;
+		s->pending |= SF_PING;
+		ep->st.keepalives++;
+		ferry__sess_activate(s);
+	}
+	/* Held back by credit for a whole RTO: the CREDIT that would free
+	 * us may have been lost, and a PING's answer carries the credit. */
+	if (s->txq_head && !seq_lt(s->tx_seq, s->tx_credit) &&
+	    ep->now - s->last_ping_ns >= s->rto_ns) {
+		s->last_ping_ns = ep->now;
+		s->pending |= SF_PING;
+		ferry__sess_activate(s);
+	}
+	ferry__rel_timers(s);
+	if (s->ack_due && ep->now >= s->ack_due)
+		ferry__sess_activate(s);
+	if (s->next_deadline && ep->now >= s->next_deadline)
+		call_deadlines(s);
+}
+
+void ferry_session_set_data(struct ferry_session *s, void *data)
+{
+	s->user_data = data;
+}
+
+void *ferry_session_data(const struct ferry_session *s)
+{
+	return s->user_data;
 }

@@ -125,6 +125,11 @@ uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
 	return ~c;
 }
 
+void ferry_wire_seal(uint8_t *hdr, const void *payload, size_t pay_len)
+{
+	ferry_wr_u32(hdr + OFF_CSUM, ferry_wire_csum(hdr, payload, pay_len));
+}
+
 /* --- frames ------------------------------------------------------------ */
 
 enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,

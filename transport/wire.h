@@ -109,6 +109,10 @@ enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
  */
 void ferry_wire_encode(const struct ferry_hdr *h, uint8_t *out);
 
+/* Write the checksum of the encoded header at @hdr (FERRY_FF_CSUM set) and
+ * @payload into the header's csum field. */
+void ferry_wire_seal(uint8_t *hdr, const void *payload, size_t pay_len);
+
 /* CRC32C (Castagnoli) of the header, with csum zero, and the payload. */
 uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
 			 size_t pay_len);

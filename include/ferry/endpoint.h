@@ -60,6 +60,27 @@ struct ferry_ep_config {
 	uint32_t zc_threshold;
 	/* How long a connect may take before it fails with -ETIMEDOUT. */
 	uint32_t connect_timeout_ms;
+	/* A session quiet this long sends a PING; one whose peer has said
+	 * nothing for peer_timeout_ms is declared dead: its calls end with
+	 * -ETIMEDOUT and its resources are freed. */
+	uint32_t keepalive_ms;
+	uint32_t peer_timeout_ms;
+	/* Checksum every frame (CRC32C) and accept only checksummed ones:
+	 * for paths that can corrupt a datagram without the UDP checksum
+	 * noticing (or with fault injection's corruption). */
+	bool wire_csum;
+	/* Fault injection on received datagrams, for testing: each a
+	 * probability in [0, 1]; all 0 (the default) is off.  Reproducible
+	 * for a given seed and traffic. */
+	struct ferry_faults {
+		double loss;      /* drop */
+		double dup;       /* deliver twice */
+		double reorder;   /* hold back behind later datagrams */
+		double corrupt;   /* flip one bit */
+		double delay;     /* hold back delay_us */
+		uint32_t delay_us;
+		uint64_t seed;
+	} faults;
 	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
 	 * a class with count 0 is unused. */
 	struct ferry_pool_class pool[FERRY_POOL_CLASSES];
@@ -174,6 +195,13 @@ struct ferry_ep_stats {
 	uint64_t drop_bad_type, drop_malformed, drop_oversized;
 	uint64_t drop_unknown_session, drop_unsupported, drop_stale;
 	uint64_t drop_no_buffer;
+	uint64_t drop_duplicate;   /* data packets received twice */
+	uint64_t calls_timed_out;  /* ended by their deadline (-ETIME) */
+	uint64_t peers_dead;       /* sessions ended by peer_timeout_ms */
+	uint64_t keepalives;       /* PINGs sent on quiet sessions */
+	/* Faults injected (ferry_ep_config.faults). */
+	uint64_t fault_loss, fault_dup, fault_reorder, fault_corrupt;
+	uint64_t fault_delay;
 };
 
 /* ferry_endpoint_stats - copy the counters into @out. */

@@ -8,10 +8,10 @@
  * their turn and duplicates are dropped.  Every call ends in exactly one
  * continuation: a response or an error.
  *
- * This version has no retransmission yet: a datagram the network loses
- * leaves its call waiting until the session is closed.  On loopback and
- * between local namespaces nothing is lost (credits keep every receiver
- * within its buffers); loss recovery is the reliability layer's work.
+ * Datagrams the network loses, duplicates or reorders are sent again,
+ * dropped or put back in order by the transport; a peer that stops
+ * answering is declared dead after ferry_ep_config.peer_timeout_ms, and
+ * every call outstanding on it ends with -ETIMEDOUT.
  */
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
@@ -81,8 +81,9 @@ int ferry_session_is_open(const struct ferry_session *s);
  * A call's continuation.  @res is 0 with the response's payload in
  * @data/@len (valid only until the continuation returns; read in place), or
  * a negative error with @data NULL: -ECANCELED (session closed locally),
- * -ECONNRESET (peer closed or lost the session), -ETIMEDOUT, -FERRY_ENOMETHOD,
- * or an error the server's handler chose.
+ * -ECONNRESET (the peer closed the session), -ETIMEDOUT (the peer stopped
+ * answering, or the connect timed out), -ETIME (the call's own deadline
+ * passed), -FERRY_ENOMETHOD, or an error the server's handler chose.
  */
 typedef void (*ferry_cont_fn)(int res, const void *data, size_t len,
 			      void *ctx);
@@ -98,6 +99,22 @@ typedef void (*ferry_cont_fn)(int res, const void *data, size_t len,
  */
 int ferry_call(struct ferry_session *s, uint16_t method,
 	       struct ferry_msgbuf *req, ferry_cont_fn cont, void *ctx);
+
+/*
+ * ferry_call_deadline - ferry_call() with a deadline: if no response has
+ * arrived @timeout_ms after this call, the continuation runs with -ETIME
+ * (0: no deadline).  The server may still run the call (in order); a
+ * response that arrives later is discarded.
+ */
+int ferry_call_deadline(struct ferry_session *s, uint16_t method,
+			struct ferry_msgbuf *req, uint32_t timeout_ms,
+			ferry_cont_fn cont, void *ctx);
+
+/* ferry_session_set_data, ferry_session_data - one pointer of the
+ * application's per session, for example set in the server's
+ * FERRY_SESSION_OPENED notification.  Only the endpoint's thread. */
+void ferry_session_set_data(struct ferry_session *s, void *data);
+void *ferry_session_data(const struct ferry_session *s);
 
 /* --- server side: inside a handler, or later for a deferred response --- */
 
