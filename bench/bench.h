@@ -16,6 +16,14 @@
  * should answer with (little-endian u32), so a separate server process
  * needs no --resp-size of its own. */
 #define BENCH_HDR_LEN 4
+/* With --verify, requests and responses start with 16 bytes: the response
+ * size (requests) or the server's verdict (responses), a flags word, and
+ * the call's sequence number on its session; the rest is a pattern made
+ * from that number, so any damage shows. */
+#define BENCH_VHDR_LEN 16
+#define BENCH_V_DUP 1u     /* verdicts the server puts in a response */
+#define BENCH_V_OOO 2u
+#define BENCH_V_CORRUPT 4u
 
 enum bench_phase { PH_WARMUP = 0, PH_MEASURE, PH_STOP };
 
@@ -38,6 +46,10 @@ struct bench_opts {
 	uint32_t max_frame;
 	uint32_t zc_threshold;
 	const char *json;
+	bool verify;
+	bool wire_csum;
+	double loss, dup, reorder, corrupt;
+	uint64_t seed;
 };
 
 /* Per-thread results, written by the worker, read by the driver. */
@@ -50,6 +62,8 @@ struct bench_worker {
 	_Atomic uint64_t completed;
 	_Atomic uint64_t errors;
 	_Atomic uint64_t bytes;      /* request + response payload */
+	/* --verify: what went wrong, as seen by this worker. */
+	_Atomic uint64_t lost, dups, ooo, corrupt;
 	/* Filled in when the worker ends. */
 	struct bench_hist hist;
 	uint64_t copied, delivered;  /* payload bytes, from endpoint stats */
@@ -71,6 +85,9 @@ void *bench_floor_server(void *w);
 void *bench_floor_client(void *w);
 
 uint64_t bench_now_ns(void);
+/* --verify patterns: fill or check bytes [off, len) for call @seq. */
+void bench_pattern_fill(uint8_t *p, size_t off, size_t len, uint64_t seq);
+bool bench_pattern_ok(const uint8_t *p, size_t off, size_t len, uint64_t seq);
 void bench_pin(int cpu);
 
 #endif /* FERRY_BENCH_H */

@@ -48,6 +48,15 @@ static const char usage[] =
 "  --max-frame BYTES  largest datagram, header included (default 8192)\n"
 "  --zc-threshold B   send payloads of at least B bytes with SEND_ZC\n"
 "                     (default 0: off; see docs/bench.md)\n"
+"  --verify           number every call and fill it with a pattern; the server\n"
+"                     checks order and payload, the client the response;\n"
+"                     reports lost, duplicates, out_of_order, corrupt (all\n"
+"                     must be 0) and exits 1 otherwise; needs sizes >= 16\n"
+"  --loss F, --dup F, --reorder F, --corrupt F\n"
+"                     inject faults into every received datagram with these\n"
+"                     probabilities (0..1), on both ends (RPC only)\n"
+"  --seed N           fault-injection seed (default 1): same seed, same faults\n"
+"  --wire-csum        checksum every frame (on by itself with --corrupt)\n"
 "  --json FILE        also write the summary as JSON to FILE\n"
 "  --quiet            no progress line each second\n"
 "  -h, --help         this text\n";
@@ -113,6 +122,18 @@ static double parse_secs(const char *s, const char *opt)
 	return v;
 }
 
+static double parse_prob(const char *s, const char *opt)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno || !(v >= 0 && v <= 1))
+		die_usage("%s wants a fraction from 0 to 1", opt);
+	return v;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -129,11 +150,12 @@ static void sleep_ns(uint64_t ns)
 
 struct totals {
 	uint64_t completed, errors, bytes;
+	uint64_t lost, dups, ooo, corrupt;
 };
 
 static struct totals sum(struct bench_worker *ws, int n, bool server)
 {
-	struct totals t = { 0, 0, 0 };
+	struct totals t = { 0 };
 
 	for (int i = 0; i < n; i++) {
 		if (ws[i].server != server)
@@ -144,6 +166,10 @@ static struct totals sum(struct bench_worker *ws, int n, bool server)
 						 memory_order_relaxed);
 		t.bytes += atomic_load_explicit(&ws[i].bytes,
 						memory_order_relaxed);
+		t.lost += atomic_load(&ws[i].lost);
+		t.dups += atomic_load(&ws[i].dups);
+		t.ooo += atomic_load(&ws[i].ooo);
+		t.corrupt += atomic_load(&ws[i].corrupt);
 	}
 	return t;
 }
@@ -171,6 +197,13 @@ int main(int argc, char **argv)
 		{ "max-frame", required_argument, NULL, 'F' },
 		{ "zc-threshold", required_argument, NULL, 'z' },
 		{ "json", required_argument, NULL, 'j' },
+		{ "verify", no_argument, NULL, 'V' },
+		{ "loss", required_argument, NULL, 'L' },
+		{ "dup", required_argument, NULL, 'U' },
+		{ "reorder", required_argument, NULL, 'R' },
+		{ "corrupt", required_argument, NULL, 'C' },
+		{ "seed", required_argument, NULL, 'e' },
+		{ "wire-csum", no_argument, NULL, 'W' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -187,6 +220,7 @@ int main(int argc, char **argv)
 		.duration = 5,
 		.warmup = 1,
 		.pin = true,
+		.seed = 1,
 	};
 	bool resp_set = false, dur_set = false;
 	struct bench_worker *ws;
@@ -255,6 +289,27 @@ int main(int argc, char **argv)
 		case 'q':
 			o.quiet = true;
 			break;
+		case 'V':
+			o.verify = true;
+			break;
+		case 'L':
+			o.loss = parse_prob(optarg, "--loss");
+			break;
+		case 'U':
+			o.dup = parse_prob(optarg, "--dup");
+			break;
+		case 'R':
+			o.reorder = parse_prob(optarg, "--reorder");
+			break;
+		case 'C':
+			o.corrupt = parse_prob(optarg, "--corrupt");
+			break;
+		case 'e':
+			o.seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'W':
+			o.wire_csum = true;
+			break;
 		case 'h':
 			printf(usage, ferry_dp_names());
 			return 0;
@@ -294,6 +349,17 @@ int main(int argc, char **argv)
 		/* The server sizes its pool for 8 MiB messages at most. */
 		die_usage("%s: messages up to 8M", "--size/--resp-size");
 	}
+	if (o.floor && (o.verify || o.loss > 0 || o.dup > 0 || o.reorder > 0 ||
+			o.corrupt > 0))
+		die_usage("%s: the floor has no RPC layer to verify or recover",
+			  "--verify/--loss/--dup/--reorder/--corrupt");
+	if (o.verify && (o.size < BENCH_VHDR_LEN || o.resp_size < BENCH_VHDR_LEN))
+		die_usage("%s needs --size and --resp-size of at least 16",
+			  "--verify");
+	/* A flipped bit must be caught by the transport, not slip into a
+	 * payload: corruption injection needs frame checksums. */
+	if (o.corrupt > 0)
+		o.wire_csum = true;
 	run_server = strcmp(o.mode, "client") != 0;
 	run_client = strcmp(o.mode, "server") != 0;
 	if (!run_client && !dur_set)
@@ -369,7 +435,7 @@ int main(int argc, char **argv)
 	atomic_store(&bench_phase, PH_MEASURE);
 	t_start = bench_now_ns();
 	{
-		struct totals prev = { 0, 0, 0 };
+		struct totals prev = { 0 };
 		uint64_t t_prev = t_start;
 		uint64_t end = o.duration > 0
 				       ? t_start + (uint64_t)(o.duration * 1e9)
@@ -425,6 +491,15 @@ int main(int argc, char **argv)
 		double rps = (double)t.completed / secs;
 		double gbps = (double)t.bytes * 8 / secs / 1e9;
 		double cpb = delivered ? (double)copied / (double)delivered : 0;
+		struct ferry_ep_stats fl;
+
+		memset(&fl, 0, sizeof(fl));
+		for (int k = 0; k < nw; k++) {
+			fl.fault_loss += ws[k].st.fault_loss;
+			fl.fault_dup += ws[k].st.fault_dup;
+			fl.fault_reorder += ws[k].st.fault_reorder;
+			fl.fault_corrupt += ws[k].st.fault_corrupt;
+		}
 
 		printf("%s%s: %.0f req/s, %.3f Gbit/s over %.2f s; "
 		       "%llu completed, %llu errors\n",
@@ -483,6 +558,36 @@ int main(int argc, char **argv)
 			       "registered memory\n",
 			       (unsigned long long)zc,
 			       (unsigned long long)zc_fixed);
+		if (o.verify) {
+			/* In loop mode the server's own view counts too. */
+			struct totals both = t;
+
+			if (run_client && run_server) {
+				both.dups = cl.dups > sv.dups ? cl.dups : sv.dups;
+				both.ooo = cl.ooo > sv.ooo ? cl.ooo : sv.ooo;
+				both.corrupt = cl.corrupt + sv.corrupt;
+			}
+			t.lost = both.lost;
+			t.dups = both.dups;
+			t.ooo = both.ooo;
+			t.corrupt = both.corrupt;
+			printf("verify: lost %llu, duplicates %llu, out_of_order "
+			       "%llu, corrupt %llu\n",
+			       (unsigned long long)t.lost,
+			       (unsigned long long)t.dups,
+			       (unsigned long long)t.ooo,
+			       (unsigned long long)t.corrupt);
+			if (t.lost || t.dups || t.ooo || t.corrupt)
+				rc = 1;
+		}
+		if (fl.fault_loss + fl.fault_dup + fl.fault_reorder +
+		    fl.fault_corrupt)
+			printf("faults injected: loss %llu, dup %llu, reorder "
+			       "%llu, corrupt %llu\n",
+			       (unsigned long long)fl.fault_loss,
+			       (unsigned long long)fl.fault_dup,
+			       (unsigned long long)fl.fault_reorder,
+			       (unsigned long long)fl.fault_corrupt);
 		if (t.errors)
 			rc = 1;
 		if (run_client && t.completed == 0) {
@@ -513,7 +618,11 @@ int main(int argc, char **argv)
 				"\"errors\":%llu,\"copies_per_byte\":%.4f,"
 				"\"payload_copied\":%llu,"
 				"\"payload_delivered\":%llu,"
-				"\"dropped\":%llu,\"retransmits\":%llu}\n",
+				"\"dropped\":%llu,\"retransmits\":%llu,"
+				"\"verify\":%s,\"lost\":%llu,\"duplicates\":%llu,"
+				"\"out_of_order\":%llu,\"corrupt\":%llu,"
+				"\"faults\":{\"loss\":%llu,\"dup\":%llu,"
+				"\"reorder\":%llu,\"corrupt\":%llu}}\n",
 				o.floor ? "floor-" : "", o.mode, o.dataplane,
 				o.size, o.resp_size, o.inflight, o.sessions,
 				o.threads, o.busy_poll ? "true" : "false", secs,
@@ -527,7 +636,16 @@ int main(int argc, char **argv)
 				(unsigned long long)copied,
 				(unsigned long long)delivered,
 				(unsigned long long)drops,
-				(unsigned long long)retrans);
+				(unsigned long long)retrans,
+				o.verify ? "true" : "false",
+				(unsigned long long)t.lost,
+				(unsigned long long)t.dups,
+				(unsigned long long)t.ooo,
+				(unsigned long long)t.corrupt,
+				(unsigned long long)fl.fault_loss,
+				(unsigned long long)fl.fault_dup,
+				(unsigned long long)fl.fault_reorder,
+				(unsigned long long)fl.fault_corrupt);
 			if (fclose(f) != 0) {
 				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
 					strerror(errno));

@@ -34,14 +34,65 @@ void bench_pin(int cpu)
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/* Byte i of call @seq's pattern: cheap to make, and differs between
+ * calls and positions, so reordered, duplicated or flipped bytes show. */
+static uint8_t pat(uint64_t seq, size_t i)
+{
+	uint64_t x = (seq * 0x9e3779b97f4a7c15ull) ^ (i >> 3) * 0xbf58476d1ce4e5b9ull;
+
+	return (uint8_t)(x >> ((i & 7) * 8));
+}
+
+void bench_pattern_fill(uint8_t *p, size_t off, size_t len, uint64_t seq)
+{
+	for (size_t i = off; i < len; i++)
+		p[i] = pat(seq, i);
+}
+
+bool bench_pattern_ok(const uint8_t *p, size_t off, size_t len, uint64_t seq)
+{
+	for (size_t i = off; i < len; i++)
+		if (p[i] != pat(seq, i))
+			return false;
+	return true;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
 static uint32_t max_u32(uint32_t a, uint32_t b)
 {
 	return a > b ? a : b;
 }
 
+/* Big buffers an endpoint gets at most, for messages of @big bytes. */
+#define BENCH_BIG_BYTES (1ull << 30)
+static uint32_t bench_big_cap(uint32_t big)
+{
+	return (uint32_t)(BENCH_BIG_BYTES / big);
+}
+
 /* Endpoint settings both roles share: pools sized for the workload. */
 static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
-			 uint32_t sessions, bool server)
+			 uint32_t sessions, bool server, int idx)
 {
 	uint32_t big = max_u32(o->size, o->resp_size);
 	uint32_t calls = sessions * o->inflight;
@@ -61,10 +112,10 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 	cfg->pool[2] = (struct ferry_pool_class){ 0, 0 };
 	cfg->pool[3] = (struct ferry_pool_class){ 0, 0 };
 	if (big > 512) {
-		/* Twice the calls in flight, but at most 256 MiB of big
-		 * buffers: the memory is faulted in up front, and io_uring
-		 * registers at most 1 GiB as one buffer. */
-		uint32_t n = 2 * calls + 8, cap = (uint32_t)((256u << 20) / big);
+		/* Twice the calls in flight (a request and a response
+		 * each), but at most BENCH_BIG_BYTES of big buffers: the
+		 * memory is faulted in up front. */
+		uint32_t n = 2 * calls + 8, cap = bench_big_cap(big);
 
 		cfg->pool[1] = (struct ferry_pool_class){ big,
 							  n < cap ? n : max_u32(cap, 4) };
@@ -74,6 +125,16 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 		cfg->port = o->port;
 		cfg->reuseport = o->threads > 1;
 	}
+	cfg->wire_csum = o->wire_csum;
+	cfg->faults.loss = o->loss;
+	cfg->faults.dup = o->dup;
+	cfg->faults.reorder = o->reorder;
+	cfg->faults.corrupt = o->corrupt;
+	/* One seed per endpoint, derived from --seed: reproducible, and
+	 * the endpoints do not inject in lockstep. */
+	cfg->faults.seed = (o->seed + 1) * 0x9e3779b97f4a7c15ull ^
+			   (uint64_t)(server ? 0x5e5e : 0xc1c1) << 32 ^
+			   (uint64_t)idx;
 }
 
 static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
@@ -87,6 +148,7 @@ static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 	w->retransmits = st.retransmits;
 	w->allocs = st.msgbuf_allocs;
 	w->st = st;
+	w->retransmits = st.retransmits;
 	w->tx_zc = st.tx_zc;
 	w->tx_zc_fixed = st.tx_zc_fixed;
 }
@@ -98,18 +160,65 @@ struct rpc_srv {
 	struct ferry_endpoint *ep;
 };
 
+/* --verify, server side: the next sequence number each session owes. */
+static void srv_on_session(struct ferry_session *s,
+			   enum ferry_session_event ev, int res, void *ctx)
+{
+	(void)res;
+	(void)ctx;
+	if (ev == FERRY_SESSION_OPENED)
+		ferry_session_set_data(s, calloc(1, sizeof(uint64_t)));
+	else
+		free(ferry_session_data(s));
+}
+
+/* Check a request: in order, once, intact.  Returns the verdict bits. */
+static uint32_t srv_verify(struct ferry_call *c, const uint8_t *p, size_t len,
+			   uint64_t *seq)
+{
+	uint64_t *next = ferry_session_data(ferry_call_session(c));
+	uint32_t v = 0;
+
+	*seq = get_u64(p + 8);
+	if (!next)
+		return BENCH_V_CORRUPT;
+	if (*seq < *next + 1)
+		v |= BENCH_V_DUP;
+	else if (*seq > *next + 1)
+		v |= BENCH_V_OOO;
+	if (*seq > *next)
+		*next = *seq;
+	if (!bench_pattern_ok(p, BENCH_VHDR_LEN, len, *seq))
+		v |= BENCH_V_CORRUPT;
+	return v;
+}
+
 static void srv_handler(struct ferry_call *c, void *ctx)
 {
 	struct rpc_srv *sv = ctx;
 	struct bench_worker *w = sv->w;
-	uint32_t rs = w->o->resp_size;
+	uint32_t rs = w->o->resp_size, verdict = 0;
 	struct ferry_msgbuf *mb;
 	size_t len;
 	const uint8_t *p = ferry_call_req(c, &len);
+	uint64_t seq = 0;
+	bool verify = len >= BENCH_VHDR_LEN && get_u32(p + 4) == 1;
 	int ret;
 
 	if (len >= BENCH_HDR_LEN)
 		memcpy(&rs, p, sizeof(rs));
+	if (verify) {
+		verdict = srv_verify(c, p, len, &seq);
+		if (verdict & BENCH_V_DUP)
+			atomic_fetch_add_explicit(&w->dups, 1,
+						  memory_order_relaxed);
+		if (verdict & BENCH_V_OOO)
+			atomic_fetch_add_explicit(&w->ooo, 1,
+						  memory_order_relaxed);
+		if (verdict & BENCH_V_CORRUPT)
+			atomic_fetch_add_explicit(&w->corrupt, 1,
+						  memory_order_relaxed);
+	}
 	if (rs == len) {
 		/* Echo in place: the request's buffer is the response. */
 		mb = ferry_call_take_req(c);
@@ -121,6 +230,17 @@ static void srv_handler(struct ferry_call *c, void *ctx)
 						  memory_order_relaxed);
 			return;
 		}
+	}
+	if (verify && rs >= BENCH_VHDR_LEN) {
+		/* The same pattern back (in place when echoing), under a
+		 * header with the verdict. */
+		uint8_t *q = ferry_msgbuf_data(mb);
+
+		put_u32(q, verdict);
+		put_u32(q + 4, 1);
+		memcpy(q + 8, &seq, 8);
+		if (rs != len)
+			bench_pattern_fill(q, BENCH_VHDR_LEN, rs, seq);
 	}
 	ferry_call_respond(c, mb);
 	if (atomic_load_explicit(&bench_phase, memory_order_relaxed) ==
@@ -145,11 +265,13 @@ void *bench_rpc_server(void *arg)
 	bench_config(o, &cfg,
 		     strcmp(o->mode, "loop") == 0 ? o->sessions * o->threads
 						 : 64,
-		     true);
+		     true, w->idx);
 	ret = ferry_endpoint_create(&cfg, &sv.ep);
 	if (ret == 0)
 		ret = ferry_endpoint_register(sv.ep, BENCH_METHOD, srv_handler,
 					      &sv);
+	if (ret == 0)
+		ferry_endpoint_on_session(sv.ep, srv_on_session, NULL);
 	if (ret < 0) {
 		w->err = ret;
 		snprintf(w->errmsg, sizeof(w->errmsg),
@@ -173,6 +295,8 @@ void *bench_rpc_server(void *arg)
 struct rpc_slot {
 	struct rpc_cli *cl;
 	struct ferry_session *s;
+	uint64_t *next_seq; /* --verify: the session's call counter */
+	uint64_t seq;       /* this slot's call in flight */
 	uint64_t t0;
 	bool parked; /* no buffer was free: retry from the poll loop */
 };
@@ -183,6 +307,10 @@ struct rpc_cli {
 	struct rpc_slot *slots;
 	uint32_t nslots;
 	uint32_t parked;
+	/* Calls in flight, and how many may be: a call holds its request
+	 * buffer until its response is in, and that response needs a
+	 * buffer too, so at most half the big buffers are requests. */
+	uint32_t inflight, max_inflight;
 };
 
 static void cli_cont(int res, const void *data, size_t len, void *ctx);
@@ -194,7 +322,9 @@ static void cli_issue(struct rpc_slot *sl)
 	struct ferry_msgbuf *mb;
 	int ret;
 
-	ret = ferry_msgbuf_alloc(cl->ep, o->size, &mb);
+	ret = cl->inflight >= cl->max_inflight
+		      ? -ENOBUFS
+		      : ferry_msgbuf_alloc(cl->ep, o->size, &mb);
 	if (ret < 0) {
 		if (!sl->parked) {
 			sl->parked = true;
@@ -204,8 +334,20 @@ static void cli_issue(struct rpc_slot *sl)
 	}
 	if (o->size >= BENCH_HDR_LEN)
 		memcpy(ferry_msgbuf_data(mb), &o->resp_size, BENCH_HDR_LEN);
+	if (o->verify) {
+		uint8_t *p = ferry_msgbuf_data(mb);
+
+		/* Numbered in the order the calls are made on the session:
+		 * the order the server must see them in. */
+		sl->seq = ++*sl->next_seq;
+		put_u32(p + 4, 1);
+		memcpy(p + 8, &sl->seq, 8);
+		bench_pattern_fill(p, BENCH_VHDR_LEN, o->size, sl->seq);
+	}
 	sl->t0 = bench_now_ns();
 	ret = ferry_call(sl->s, BENCH_METHOD, mb, cli_cont, sl);
+	if (ret == 0)
+		cl->inflight++;
 	if (ret < 0) {
 		ferry_msgbuf_free(mb);
 		atomic_fetch_add_explicit(&cl->w->errors, 1,
@@ -219,10 +361,32 @@ static void cli_cont(int res, const void *data, size_t len, void *ctx)
 	struct bench_worker *w = sl->cl->w;
 	int phase = atomic_load_explicit(&bench_phase, memory_order_relaxed);
 
-	(void)data;
+	sl->cl->inflight--;
 	if (phase == PH_STOP)
 		return;
+	if (res == 0 && w->o->verify) {
+		const uint8_t *p = data;
+		uint32_t v = len >= BENCH_VHDR_LEN ? get_u32(p) : BENCH_V_CORRUPT;
+
+		/* The server's verdict on the request, and ours on the
+		 * response. */
+		if (len != w->o->resp_size || get_u64(p + 8) != sl->seq ||
+		    !bench_pattern_ok(p, BENCH_VHDR_LEN, len, sl->seq))
+			v |= BENCH_V_CORRUPT;
+		if (v & BENCH_V_DUP)
+			atomic_fetch_add_explicit(&w->dups, 1,
+						  memory_order_relaxed);
+		if (v & BENCH_V_OOO)
+			atomic_fetch_add_explicit(&w->ooo, 1,
+						  memory_order_relaxed);
+		if (v & BENCH_V_CORRUPT)
+			atomic_fetch_add_explicit(&w->corrupt, 1,
+						  memory_order_relaxed);
+	}
 	if (res < 0) {
+		if (w->o->verify)
+			atomic_fetch_add_explicit(&w->lost, 1,
+						  memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
 		if (!w->err) {
 			w->err = res;
@@ -259,11 +423,11 @@ void *bench_rpc_client(void *arg)
 	struct ferry_session **sess = NULL;
 	struct ferry_ep_config cfg;
 	struct rpc_cli cl = { .w = w };
-	uint64_t deadline;
+	uint64_t deadline, *seqs = NULL;
 	int ret;
 
 	bench_pin(w->cpu);
-	bench_config(o, &cfg, o->sessions, false);
+	bench_config(o, &cfg, o->sessions, false, w->idx);
 	ret = ferry_endpoint_create(&cfg, &cl.ep);
 	if (ret < 0) {
 		w->err = ret;
@@ -273,6 +437,11 @@ void *bench_rpc_client(void *arg)
 		return NULL;
 	}
 	cl.nslots = o->sessions * o->inflight;
+	cl.max_inflight = cl.nslots;
+	if (max_u32(o->size, o->resp_size) > 512 &&
+	    cl.max_inflight > bench_big_cap(max_u32(o->size, o->resp_size)) / 2)
+		cl.max_inflight =
+			bench_big_cap(max_u32(o->size, o->resp_size)) / 2;
 	cl.slots = calloc(cl.nslots, sizeof(*cl.slots));
 	sess = calloc(o->sessions, sizeof(*sess));
 	if (!cl.slots || !sess) {
@@ -312,9 +481,16 @@ void *bench_rpc_client(void *arg)
 		}
 		ferry_endpoint_poll(cl.ep, 1);
 	}
+	seqs = calloc(o->sessions, sizeof(*seqs));
+	if (!seqs) {
+		w->err = -ENOMEM;
+		snprintf(w->errmsg, sizeof(w->errmsg), "out of memory");
+		goto out;
+	}
 	for (uint32_t i = 0; i < cl.nslots; i++) {
 		cl.slots[i].cl = &cl;
 		cl.slots[i].s = sess[i / o->inflight];
+		cl.slots[i].next_seq = &seqs[i / o->inflight];
 	}
 	atomic_store(&w->ready, true);
 	for (uint32_t i = 0; i < cl.nslots; i++)
@@ -333,5 +509,6 @@ out:
 	ferry_endpoint_destroy(cl.ep);
 	free(cl.slots);
 	free(sess);
+	free(seqs);
 	return NULL;
 }

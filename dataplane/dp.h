@@ -49,6 +49,15 @@ static inline bool ferry_addr_eq(const struct ferry_addr *a,
 
 typedef void (*ferry_dp_tx_done_fn)(void *ctx, void *cookie);
 
+struct ferry_dp_ops;
+
+/* Fault injection (dataplane/fault.c): probabilities per received datagram. */
+struct ferry_dp_faults {
+	double loss, dup, reorder, corrupt, delay;
+	uint32_t delay_us;
+	uint64_t seed;
+};
+
 struct ferry_dp_conf {
 	const char *bind_addr; /* NULL: all addresses */
 	uint16_t port;         /* 0: ephemeral */
@@ -59,6 +68,10 @@ struct ferry_dp_conf {
 	uint32_t tx_slots;  /* transmits outstanding at once */
 	uint32_t zc_threshold; /* zero-copy send for bodies >= this; 0 off */
 	size_t mem_bytes;      /* payload memory ->mem_alloc will be asked for */
+	/* The fault-injection wrapper only: the backend it wraps, and what
+	 * to inject. */
+	const struct ferry_dp_ops *inner;
+	struct ferry_dp_faults faults;
 	ferry_dp_tx_done_fn tx_done;
 	void *tx_done_ctx;
 };
@@ -90,6 +103,9 @@ struct ferry_dp_stats {
 	uint64_t tx_zc_copied; /* zero-copy sends the kernel copied anyway */
 	uint64_t tx_zc_fallback; /* zero-copy refused, sent again plainly */
 	uint64_t tx_zc_fixed;    /* zero-copy sends from registered memory */
+	/* Injected by the fault wrapper. */
+	uint64_t fault_loss, fault_dup, fault_reorder, fault_corrupt;
+	uint64_t fault_delay;
 	uint64_t syscalls;     /* kernel entries (submit / wait) */
 };
 
@@ -128,6 +144,10 @@ struct ferry_dp_ops {
 	int (*wake)(struct ferry_dp *dp);
 	void (*stats)(const struct ferry_dp *dp, struct ferry_dp_stats *out);
 };
+
+/* The fault-injection wrapper: opened with conf.inner set to any backend,
+ * it behaves as that backend plus the faults in conf.faults. */
+extern const struct ferry_dp_ops ferry__dp_fault_ops;
 
 /* The backend named @name ("uring"), or NULL if it is not built in. */
 const struct ferry_dp_ops *ferry_dp_find(const char *name);

@@ -1104,6 +1104,20 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	dc.tx_slots = 1024;
 	dc.zc_threshold = cfg->zc_threshold;
 	dc.mem_bytes = ferry__pool_bytes(cfg);
+	if (cfg->faults.loss > 0 || cfg->faults.dup > 0 ||
+	    cfg->faults.reorder > 0 || cfg->faults.corrupt > 0 ||
+	    cfg->faults.delay > 0) {
+		/* Fault injection wraps the chosen backend. */
+		dc.inner = ep->dp_ops;
+		dc.faults.loss = cfg->faults.loss;
+		dc.faults.dup = cfg->faults.dup;
+		dc.faults.reorder = cfg->faults.reorder;
+		dc.faults.corrupt = cfg->faults.corrupt;
+		dc.faults.delay = cfg->faults.delay;
+		dc.faults.delay_us = cfg->faults.delay_us;
+		dc.faults.seed = cfg->faults.seed;
+		ep->dp_ops = &ferry__dp_fault_ops;
+	}
 	dc.tx_done = tx_done;
 	dc.tx_done_ctx = ep;
 	ret = ep->dp_ops->open(&dc, &ep->dp);
@@ -1276,6 +1290,11 @@ void ferry_endpoint_stats(const struct ferry_endpoint *ep,
 	out->tx_zc = ds.tx_zc;
 	out->tx_zc_fixed = ds.tx_zc_fixed;
 	out->tx_errors = ds.tx_errors;
+	out->fault_loss = ds.fault_loss;
+	out->fault_dup = ds.fault_dup;
+	out->fault_reorder = ds.fault_reorder;
+	out->fault_corrupt = ds.fault_corrupt;
+	out->fault_delay = ds.fault_delay;
 }
 
 uint64_t ferry_ep_stats_drops(const struct ferry_ep_stats *st)

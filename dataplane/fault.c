@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fault injection: a dataplane that wraps any other and damages what it
+ * receives, at given rates, reproducibly for a given seed.
+ *
+ * Faults are applied to received datagrams, which the wrapper owns while
+ * they are lent to it: it can drop one (hand it back at once), flip a bit in
+ * it, hold it back behind later ones (reorder) or for a fixed time (delay),
+ * or deliver it twice (the second time from a copy in its own small pool).
+ * Transmit passes straight through.  Wrapping both ends of a session damages
+ * both directions.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dp.h"
+
+#define FAULT_COPY 0x80000000u   /* ids of the wrapper's own copies */
+#define FAULT_COPIES 64
+#define FAULT_HELD_MAX 256
+#define FAULT_REORDER_NS 300000ull /* held back up to 0.3 ms */
+
+struct fault_held {
+	struct ferry_dp_pkt pkt;
+	uint64_t due;
+};
+
+struct ferry_dp {
+	const struct ferry_dp_ops *in;
+	struct ferry_dp *inner;
+	struct ferry_dp_faults f;
+	uint64_t rng;
+	struct fault_held held[FAULT_HELD_MAX];
+	unsigned nheld;
+	uint8_t *copies;
+	uint32_t copy_size;
+	uint32_t copy_free[FAULT_COPIES];
+	unsigned ncopy_free;
+	struct ferry_dp_stats st;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64: small, fast, and the same sequence for the same seed. */
+static uint64_t rnd(struct ferry_dp *d)
+{
+	uint64_t z = (d->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* True with probability @p. */
+static bool roll(struct ferry_dp *d, double p)
+{
+	return p > 0 && (double)(rnd(d) >> 11) * 0x1.0p-53 < p;
+}
+
+static bool valid_p(double p)
+{
+	return p >= 0 && p <= 1;
+}
+
+static void fault_close(struct ferry_dp *d);
+
+static int fault_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
+{
+	struct ferry_dp_conf ic = *conf;
+	const struct ferry_dp_faults *f = &conf->faults;
+	struct ferry_dp *d;
+	int ret;
+
+	if (!conf->inner || conf->inner == &ferry__dp_fault_ops ||
+	    !valid_p(f->loss) || !valid_p(f->dup) || !valid_p(f->reorder) ||
+	    !valid_p(f->corrupt) || !valid_p(f->delay))
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->in = conf->inner;
+	d->f = *f;
+	d->rng = f->seed ? f->seed : 0x5eed;
+	d->copy_size = conf->max_frame;
+	d->copies = malloc((size_t)FAULT_COPIES * d->copy_size);
+	if (!d->copies) {
+		free(d);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < FAULT_COPIES; i++)
+		d->copy_free[d->ncopy_free++] = i;
+	ic.inner = NULL;
+	ret = d->in->open(&ic, &d->inner);
+	if (ret < 0) {
+		d->inner = NULL;
+		fault_close(d);
+		return ret;
+	}
+	*out = d;
+	return 0;
+}
+
+static void fault_release(struct ferry_dp *d, uint32_t id)
+{
+	if (id & FAULT_COPY)
+		d->copy_free[d->ncopy_free++] = id & ~FAULT_COPY;
+	else
+		d->in->rx_release(d->inner, id);
+}
+
+static void fault_close(struct ferry_dp *d)
+{
+	for (unsigned i = 0; i < d->nheld; i++)
+		fault_release(d, d->held[i].pkt.id);
+	d->nheld = 0;
+	if (d->inner)
+		d->in->close(d->inner);
+	free(d->copies);
+	free(d);
+}
+
+static void hold(struct ferry_dp *d, const struct ferry_dp_pkt *p,
+		 uint64_t due)
+{
+	d->held[d->nheld].pkt = *p;
+	d->held[d->nheld].due = due;
+	d->nheld++;
+}
+
+static unsigned fault_rx_burst(struct ferry_dp *d, struct ferry_dp_pkt *pkts,
+			       unsigned n)
+{
+	struct ferry_dp_pkt in[32];
+	uint64_t now = now_ns();
+	unsigned got = 0, m;
+
+	/* Held datagrams whose time has come go first. */
+	for (unsigned i = 0; i < d->nheld && got < n;) {
+		if (d->held[i].due <= now) {
+			pkts[got++] = d->held[i].pkt;
+			d->held[i] = d->held[--d->nheld];
+		} else {
+			i++;
+		}
+	}
+	if (got == n)
+		return got;
+	m = d->in->rx_burst(d->inner, in, n - got < 32 ? n - got : 32);
+	for (unsigned i = 0; i < m; i++) {
+		struct ferry_dp_pkt *p = &in[i];
+
+		if (roll(d, d->f.loss)) {
+			d->st.fault_loss++;
+			d->in->rx_release(d->inner, p->id);
+			continue;
+		}
+		if (p->len && roll(d, d->f.corrupt)) {
+			uint64_t r = rnd(d);
+
+			p->data[r % p->len] ^= (uint8_t)(1u << (r >> 32) % 8);
+			d->st.fault_corrupt++;
+		}
+		if (d->nheld < FAULT_HELD_MAX && d->ncopy_free &&
+		    p->len <= d->copy_size && roll(d, d->f.dup)) {
+			uint32_t c = d->copy_free[--d->ncopy_free];
+			struct ferry_dp_pkt cp = *p;
+
+			cp.data = d->copies + (size_t)c * d->copy_size;
+			memcpy(cp.data, p->data, p->len);
+			cp.id = c | FAULT_COPY;
+			hold(d, &cp, now);
+			d->st.fault_dup++;
+		}
+		if (d->nheld < FAULT_HELD_MAX && roll(d, d->f.reorder)) {
+			hold(d, p, now + 20000 + rnd(d) % FAULT_REORDER_NS);
+			d->st.fault_reorder++;
+			continue;
+		}
+		if (d->nheld < FAULT_HELD_MAX && roll(d, d->f.delay)) {
+			hold(d, p, now + (uint64_t)d->f.delay_us * 1000);
+			d->st.fault_delay++;
+			continue;
+		}
+		pkts[got++] = *p;
+	}
+	return got;
+}
+
+static int fault_wait(struct ferry_dp *d, int64_t timeout_ns)
+{
+	/* Wake in time for the first held datagram. */
+	if (d->nheld) {
+		uint64_t now = now_ns(), first = UINT64_MAX;
+
+		for (unsigned i = 0; i < d->nheld; i++)
+			if (d->held[i].due < first)
+				first = d->held[i].due;
+		if (first <= now)
+			return 0;
+		if (timeout_ns < 0 || (uint64_t)timeout_ns > first - now)
+			timeout_ns = (int64_t)(first - now);
+	}
+	return d->in->wait(d->inner, timeout_ns);
+}
+
+static int fault_local_addr(struct ferry_dp *d, struct ferry_addr *out)
+{
+	return d->in->local_addr(d->inner, out);
+}
+
+static void *fault_mem_alloc(struct ferry_dp *d, size_t len)
+{
+	return d->in->mem_alloc(d->inner, len);
+}
+
+static unsigned fault_tx_burst(struct ferry_dp *d, const struct ferry_dp_tx *tx,
+			       unsigned n)
+{
+	return d->in->tx_burst(d->inner, tx, n);
+}
+
+static int fault_flush(struct ferry_dp *d)
+{
+	return d->in->flush(d->inner);
+}
+
+static int fault_wake(struct ferry_dp *d)
+{
+	return d->in->wake(d->inner);
+}
+
+static void fault_stats(const struct ferry_dp *d, struct ferry_dp_stats *out)
+{
+	d->in->stats(d->inner, out);
+	out->fault_loss = d->st.fault_loss;
+	out->fault_dup = d->st.fault_dup;
+	out->fault_reorder = d->st.fault_reorder;
+	out->fault_corrupt = d->st.fault_corrupt;
+	out->fault_delay = d->st.fault_delay;
+}
+
+const struct ferry_dp_ops ferry__dp_fault_ops = {
+	.name = "fault",
+	.open = fault_open,
+	.close = fault_close,
+	.local_addr = fault_local_addr,
+	.mem_alloc = fault_mem_alloc,
+	.rx_burst = fault_rx_burst,
+	.rx_release = fault_release,
+	.tx_burst = fault_tx_burst,
+	.flush = fault_flush,
+	.wait = fault_wait,
+	.wake = fault_wake,
+	.stats = fault_stats,
+};
