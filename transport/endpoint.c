@@ -267,6 +267,20 @@ static void server_dispatch(struct ferry_session *s)
 	}
 }
 
+/* Calls before @req_id (not yet dispatched) still without a buffer. */
+static uint32_t waiting_before(const struct ferry_session *s, uint32_t req_id)
+{
+	uint32_t n = 0;
+
+	for (uint32_t r = s->next_dispatch; r != req_id; r = req_next(r)) {
+		const struct ferry_call *c = s->slots[r & s->slot_mask];
+
+		if (!c || c->req_id != r || (!c->req && !c->err))
+			n++;
+	}
+	return n;
+}
+
 /*
  * A request packet.  Returns false if it could not be taken now for want of
  * a buffer or call: then it is neither acknowledged nor credited, and the
@@ -325,6 +339,18 @@ static bool server_rx_request(struct ferry_session *s,
 			*keep = true;
 		} else {
 			int ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->req);
+
+			/* Handlers run in call order, so a buffer given to a
+			 * later call is no use until the earlier ones have
+			 * theirs: when buffers are scarce, hand them out in
+			 * call order, or a later call could hold the last one
+			 * while an earlier one waits for it forever. */
+			if (ret == 0 && waiting_before(s, h->req_id) >
+						ferry__pool_free(ep, h->msg_len)) {
+				ferry__msgbuf_put(c->req);
+				c->req = NULL;
+				ret = -ENOBUFS;
+			}
 
 			if (ret == -EMSGSIZE) {
 				/* Never fits: refuse the call, in order. */

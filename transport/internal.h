@@ -47,6 +47,7 @@ struct ferry_msgbuf {
 struct ferry_pool_cls {
 	atomic_flag lock; /* guards free; buffers are freed from any thread */
 	struct ferry_msgbuf *free;
+	atomic_uint nfree; /* how many on the free stack */
 	struct ferry_msgbuf *bufs;
 	uint8_t *mem;
 	uint32_t size;
@@ -245,6 +246,7 @@ struct ferry_endpoint {
 size_t ferry__pool_bytes(const struct ferry_ep_config *cfg);
 int ferry__pool_init(struct ferry_endpoint *ep);
 void ferry__pool_fini(struct ferry_endpoint *ep);
+uint32_t ferry__pool_free(struct ferry_endpoint *ep, size_t len);
 struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
 				     const struct ferry_dp_pkt *pkt,
 				     uint32_t sess_id);

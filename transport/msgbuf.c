@@ -102,6 +102,7 @@ int ferry__pool_init(struct ferry_endpoint *ep)
 			mb->next = c->free;
 			c->free = mb;
 		}
+		atomic_store(&c->nfree, c->count);
 	}
 	ep->views = calloc(nviews, sizeof(*ep->views));
 	if (!ep->views)
@@ -113,6 +114,20 @@ int ferry__pool_init(struct ferry_endpoint *ep)
 		ep->view_free = &ep->views[k];
 	}
 	return 0;
+}
+
+uint32_t ferry__pool_free(struct ferry_endpoint *ep, size_t len)
+{
+	uint32_t n = 0;
+
+	for (unsigned i = 0; i < ep->ncls; i++) {
+		struct ferry_pool_cls *c = &ep->cls[i];
+
+		if (c->size >= len)
+			n += atomic_load_explicit(&c->nfree,
+						  memory_order_relaxed);
+	}
+	return n;
 }
 
 void ferry__pool_fini(struct ferry_endpoint *ep)
@@ -141,8 +156,11 @@ int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
 			continue;
 		cls_lock(c);
 		mb = c->free;
-		if (mb)
+		if (mb) {
 			c->free = mb->next;
+			atomic_fetch_sub_explicit(&c->nfree, 1,
+						  memory_order_relaxed);
+		}
 		cls_unlock(c);
 		if (!mb)
 			continue;
@@ -181,6 +199,7 @@ void ferry__msgbuf_put(struct ferry_msgbuf *mb)
 	cls_lock(c);
 	mb->next = c->free;
 	c->free = mb;
+	atomic_fetch_add_explicit(&c->nfree, 1, memory_order_relaxed);
 	cls_unlock(c);
 }
 

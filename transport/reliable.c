@@ -28,7 +28,6 @@
 #define RTO_INIT_NS (20ull * 1000000) /* before the first RTT sample */
 #define RTO_MAX_NS (1000ull * 1000000)
 #define DUPTHRESH 3 /* SACKed packets after a hole that mark it lost */
-#define RETX_BURST 64 /* packets sent again per timeout, at most */
 
 void ferry__rel_reset(struct ferry_session *s)
 {
@@ -149,8 +148,10 @@ static void rtt_sample(struct ferry_session *s, uint64_t r)
 		s->rto_ns = RTO_MAX_NS;
 }
 
-/* The peer has packet @seq: its call may be done with it. */
-static void pkt_acked(struct ferry_session *s, uint32_t seq)
+/* The peer has packet @seq: its call may be done with it.  @sample: this
+ * packet's arrival is what the ack reports (the newest it covers, or a
+ * SACK bit), so its age is a round trip. */
+static void pkt_acked(struct ferry_session *s, uint32_t seq, bool sample)
 {
 	struct ferry_txpkt *p = &s->txr[seq & s->txr_mask];
 	struct ferry_call *c = p->c;
@@ -158,8 +159,10 @@ static void pkt_acked(struct ferry_session *s, uint32_t seq)
 	if (!c)
 		return;
 	p->c = NULL;
-	/* Karn: a packet sent twice gives no RTT sample. */
-	if (!p->retx && !p->sacked)
+	/* Karn: a packet sent twice gives no RTT sample.  Nor does one
+	 * acknowledged late because a hole below it held the cumulative
+	 * ack back. */
+	if (sample && !p->retx && !p->sacked)
 		rtt_sample(s, s->ep->now - p->sent_ns);
 	if (--c->unacked == 0 && c->is_server && c->state == CALL_RESPONDED)
 		ferry__server_call_acked(c);
@@ -187,8 +190,10 @@ void ferry__rel_on_ack(struct ferry_session *s, uint32_t ack, uint64_t sack)
 		return;
 	if (ack != s->snd_una) {
 		s->rto_backoff = 0; /* progress */
-		while (s->snd_una != ack)
-			pkt_acked(s, s->snd_una++);
+		while (s->snd_una != ack) {
+			pkt_acked(s, s->snd_una, s->snd_una + 1 == ack);
+			s->snd_una++;
+		}
 	}
 	if (seq_lt(s->max_sacked, s->snd_una))
 		s->max_sacked = s->snd_una;
@@ -199,9 +204,8 @@ void ferry__rel_on_ack(struct ferry_session *s, uint32_t ack, uint64_t sack)
 
 		if (!(sack >> i & 1) || !seq_lt(seq, s->tx_seq))
 			continue;
-		if (s->txr[seq & s->txr_mask].c) {
-			pkt_acked(s, seq);
-		}
+		if (s->txr[seq & s->txr_mask].c)
+			pkt_acked(s, seq, true);
 		s->txr[seq & s->txr_mask].sacked = true;
 		if (!seq_lt(seq, s->max_sacked))
 			s->max_sacked = seq + 1;
@@ -245,7 +249,6 @@ void ferry__rel_timers(struct ferry_session *s)
 	struct ferry_endpoint *ep = s->ep;
 	struct ferry_txpkt *p;
 	uint64_t rto;
-	uint32_t n = 0;
 
 	/* Skip the acknowledged and forgotten at the front. */
 	while (s->snd_una != s->tx_seq && !s->txr[s->snd_una & s->txr_mask].c)
@@ -258,12 +261,14 @@ void ferry__rel_timers(struct ferry_session *s)
 		rto = RTO_MAX_NS;
 	if (ep->now - p->sent_ns < rto)
 		return;
-	/* Timeout: the oldest, and the holes below the highest SACK. */
+	/* Timeout: every packet unacknowledged (and not SACKed) for an RTO
+	 * is lost: the oldest, the holes below the highest SACK, and a run
+	 * the receiver dropped whole (out of buffers, say). */
 	s->rto_backoff++;
-	for (uint32_t seq = s->snd_una;
-	     seq_lt(seq, s->max_sacked) || seq == s->snd_una; seq++) {
-		if (n++ == RETX_BURST)
-			break;
+	for (uint32_t seq = s->snd_una; seq_lt(seq, s->tx_seq); seq++) {
+		p = &s->txr[seq & s->txr_mask];
+		if (!p->c || p->sacked || ep->now - p->sent_ns < rto)
+			continue;
 		resend(s, seq);
 	}
 }
