@@ -48,6 +48,7 @@ struct bench_opts {
 	const char *json;
 	bool verify;
 	bool wire_csum;
+	uint32_t peer_timeout_ms;
 	double loss, dup, reorder, corrupt;
 	uint64_t seed;
 };
@@ -73,6 +74,7 @@ struct bench_worker {
 	int err;                     /* setup failure, negative errno */
 	char errmsg[160];
 	_Atomic bool ready;          /* set up and serving/connected */
+	_Atomic bool gone;           /* client: every session has ended */
 };
 
 extern _Atomic int bench_phase;

@@ -57,6 +57,8 @@ static const char usage[] =
 "                     probabilities (0..1), on both ends (RPC only)\n"
 "  --seed N           fault-injection seed (default 1): same seed, same faults\n"
 "  --wire-csum        checksum every frame (on by itself with --corrupt)\n"
+"  --peer-timeout MS  declare a silent peer dead after MS (default 5000);\n"
+"                     its calls fail, and a client with no session left stops\n"
 "  --json FILE        also write the summary as JSON to FILE\n"
 "  --quiet            no progress line each second\n"
 "  -h, --help         this text\n";
@@ -204,6 +206,7 @@ int main(int argc, char **argv)
 		{ "corrupt", required_argument, NULL, 'C' },
 		{ "seed", required_argument, NULL, 'e' },
 		{ "wire-csum", no_argument, NULL, 'W' },
+		{ "peer-timeout", required_argument, NULL, 'T' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -309,6 +312,10 @@ int main(int argc, char **argv)
 			break;
 		case 'W':
 			o.wire_csum = true;
+			break;
+		case 'T':
+			o.peer_timeout_ms = parse_count(optarg, "--peer-timeout",
+							10, 3600000);
 			break;
 		case 'h':
 			printf(usage, ferry_dp_names());
@@ -448,6 +455,18 @@ int main(int argc, char **argv)
 
 			if (now >= end)
 				break;
+			if (run_client) {
+				bool all_gone = true;
+
+				for (int k = 0; k < nw; k++)
+					if (!ws[k].server && !atomic_load(&ws[k].gone))
+						all_gone = false;
+				if (all_gone) {
+					fprintf(stderr, "ferry-bench: every session "
+							"has ended; stopping\n");
+					break;
+				}
+			}
 			step = end - now < 1000000000ull ? end - now
 							  : 1000000000ull;
 			sleep_ns(step);

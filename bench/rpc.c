@@ -126,6 +126,10 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 		cfg->reuseport = o->threads > 1;
 	}
 	cfg->wire_csum = o->wire_csum;
+	if (o->peer_timeout_ms) {
+		cfg->peer_timeout_ms = o->peer_timeout_ms;
+		cfg->keepalive_ms = o->peer_timeout_ms / 5 ? o->peer_timeout_ms / 5 : 1;
+	}
 	cfg->faults.loss = o->loss;
 	cfg->faults.dup = o->dup;
 	cfg->faults.reorder = o->reorder;
@@ -497,9 +501,19 @@ void *bench_rpc_client(void *arg)
 		cli_issue(&cl.slots[i]);
 	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
 	       PH_STOP) {
+		uint32_t open = 0;
+
 		ferry_endpoint_poll(cl.ep, 10);
 		if (cl.parked)
 			cli_retry_parked(&cl);
+		for (uint32_t i = 0; i < o->sessions; i++)
+			open += (uint32_t)ferry_session_is_open(sess[i]);
+		if (open == 0) {
+			/* The server is gone (its calls have failed): say
+			 * so, rather than idle until --duration ends. */
+			atomic_store(&w->gone, true);
+			break;
+		}
 	}
 out:
 	atomic_store(&w->ready, true);
