@@ -164,6 +164,17 @@ struct rpc_srv {
 	struct ferry_endpoint *ep;
 };
 
+/* --verify: count what a verdict says went wrong. */
+static void count_verdict(struct bench_worker *w, uint32_t v)
+{
+	if (v & BENCH_V_DUP)
+		atomic_fetch_add_explicit(&w->dups, 1, memory_order_relaxed);
+	if (v & BENCH_V_OOO)
+		atomic_fetch_add_explicit(&w->ooo, 1, memory_order_relaxed);
+	if (v & BENCH_V_CORRUPT)
+		atomic_fetch_add_explicit(&w->corrupt, 1, memory_order_relaxed);
+}
+
 /* --verify, server side: the next sequence number each session owes. */
 static void srv_on_session(struct ferry_session *s,
 			   enum ferry_session_event ev, int res, void *ctx)
@@ -213,15 +224,7 @@ static void srv_handler(struct ferry_call *c, void *ctx)
 		memcpy(&rs, p, sizeof(rs));
 	if (verify) {
 		verdict = srv_verify(c, p, len, &seq);
-		if (verdict & BENCH_V_DUP)
-			atomic_fetch_add_explicit(&w->dups, 1,
-						  memory_order_relaxed);
-		if (verdict & BENCH_V_OOO)
-			atomic_fetch_add_explicit(&w->ooo, 1,
-						  memory_order_relaxed);
-		if (verdict & BENCH_V_CORRUPT)
-			atomic_fetch_add_explicit(&w->corrupt, 1,
-						  memory_order_relaxed);
+		count_verdict(w, verdict);
 	}
 	if (rs == len) {
 		/* Echo in place: the request's buffer is the response. */
@@ -377,15 +380,7 @@ static void cli_cont(int res, const void *data, size_t len, void *ctx)
 		if (len != w->o->resp_size || get_u64(p + 8) != sl->seq ||
 		    !bench_pattern_ok(p, BENCH_VHDR_LEN, len, sl->seq))
 			v |= BENCH_V_CORRUPT;
-		if (v & BENCH_V_DUP)
-			atomic_fetch_add_explicit(&w->dups, 1,
-						  memory_order_relaxed);
-		if (v & BENCH_V_OOO)
-			atomic_fetch_add_explicit(&w->ooo, 1,
-						  memory_order_relaxed);
-		if (v & BENCH_V_CORRUPT)
-			atomic_fetch_add_explicit(&w->corrupt, 1,
-						  memory_order_relaxed);
+		count_verdict(w, v);
 	}
 	if (res < 0) {
 		if (w->o->verify)

@@ -1314,78 +1314,40 @@ static void t_overload_backs_off(void)
 
 /* --- the battery, per dataplane ------------------------------------------ */
 
+/* One case of the battery: test t_NAME on dataplane DP. */
+#define CASE(dp, name)                                                        \
+	Test(dp, name, .init = init_##dp) { t_##name(); }
+
 #define BATTERY(dp)                                                           \
 	static void init_##dp(void) { dp_name = #dp; }                        \
-	Test(dp, handshake, .init = init_##dp) { t_handshake(); }             \
-	Test(dp, connect_timeout, .init = init_##dp) { t_connect_timeout(); } \
-	Test(dp, connect_rejected_when_full, .init = init_##dp)               \
-	{                                                                     \
-		t_connect_rejected_when_full();                               \
-	}                                                                     \
-	Test(dp, echo_sizes, .init = init_##dp) { t_echo_sizes(); }           \
-	Test(dp, too_large, .init = init_##dp) { t_too_large(); }             \
-	Test(dp, eorder_mixed, .init = init_##dp) { t_eorder_mixed(); }       \
-	Test(dp, eorder_raw_reordered, .init = init_##dp)                     \
-	{                                                                     \
-		t_eorder_raw_reordered();                                     \
-	}                                                                     \
-	Test(dp, credits, .init = init_##dp) { t_credits(); }                 \
-	Test(dp, close_outstanding, .init = init_##dp)                        \
-	{                                                                     \
-		t_close_outstanding();                                        \
-	}                                                                     \
-	Test(dp, peer_closes, .init = init_##dp) { t_peer_closes(); }         \
-	Test(dp, destroy_outstanding, .init = init_##dp)                      \
-	{                                                                     \
-		t_destroy_outstanding();                                      \
-	}                                                                     \
-	Test(dp, unknown_method, .init = init_##dp) { t_unknown_method(); }   \
-	Test(dp, deferred_other_thread, .init = init_##dp)                    \
-	{                                                                     \
-		t_deferred_other_thread();                                    \
-	}                                                                     \
-	Test(dp, msgbuf_ownership, .init = init_##dp)                         \
-	{                                                                     \
-		t_msgbuf_ownership();                                         \
-	}                                                                     \
-	Test(dp, malformed_counted, .init = init_##dp)                        \
-	{                                                                     \
-		t_malformed_counted();                                        \
-	}                                                                     \
-	Test(dp, refused_call_keeps_order, .init = init_##dp)                 \
-	{                                                                     \
-		t_refused_call_keeps_order();                                 \
-	}                                                                     \
-	Test(dp, connect_unsupported_option, .init = init_##dp)               \
-	{                                                                     \
-		t_connect_unsupported_option();                               \
-	}                                                                     \
-	Test(dp, slots_negotiated, .init = init_##dp) { t_slots_negotiated(); } \
-	Test(dp, zero_copy_send, .init = init_##dp) { t_zero_copy_send(); }   \
-	Test(dp, loss_recovered, .init = init_##dp) { t_loss_recovered(); }   \
-	Test(dp, duplicates_suppressed, .init = init_##dp)                    \
-	{                                                                     \
-		t_duplicates_suppressed();                                    \
-	}                                                                     \
-	Test(dp, reordered_in_order, .init = init_##dp)                       \
-	{                                                                     \
-		t_reordered_in_order();                                       \
-	}                                                                     \
-	Test(dp, corruption_caught, .init = init_##dp)                        \
-	{                                                                     \
-		t_corruption_caught();                                        \
-	}                                                                     \
-	Test(dp, all_faults_seeds, .init = init_##dp) { t_all_faults_seeds(); } \
-	Test(dp, call_deadline, .init = init_##dp) { t_call_deadline(); }     \
-	Test(dp, dead_peer, .init = init_##dp) { t_dead_peer(); }             \
-	Test(dp, dead_client_late_packet, .init = init_##dp)                  \
-	{                                                                     \
-		t_dead_client_late_packet();                                  \
-	}                                                                     \
-	Test(dp, keepalive, .init = init_##dp) { t_keepalive(); }             \
-	Test(dp, overload_backs_off, .init = init_##dp)                       \
-	{                                                                     \
-		t_overload_backs_off();                                       \
-	}
+	CASE(dp, handshake)                                                   \
+	CASE(dp, connect_timeout)                                                   \
+	CASE(dp, connect_rejected_when_full)                                                   \
+	CASE(dp, echo_sizes)                                                   \
+	CASE(dp, too_large)                                                   \
+	CASE(dp, eorder_mixed)                                                   \
+	CASE(dp, eorder_raw_reordered)                                                   \
+	CASE(dp, credits)                                                   \
+	CASE(dp, close_outstanding)                                                   \
+	CASE(dp, peer_closes)                                                   \
+	CASE(dp, destroy_outstanding)                                                   \
+	CASE(dp, unknown_method)                                                   \
+	CASE(dp, deferred_other_thread)                                                   \
+	CASE(dp, msgbuf_ownership)                                                   \
+	CASE(dp, malformed_counted)                                                   \
+	CASE(dp, refused_call_keeps_order)                                                   \
+	CASE(dp, connect_unsupported_option)                                                   \
+	CASE(dp, slots_negotiated)                                                   \
+	CASE(dp, zero_copy_send)                                                   \
+	CASE(dp, loss_recovered)                                                   \
+	CASE(dp, duplicates_suppressed)                                                   \
+	CASE(dp, reordered_in_order)                                                   \
+	CASE(dp, corruption_caught)                                                   \
+	CASE(dp, all_faults_seeds)                                                   \
+	CASE(dp, call_deadline)                                                   \
+	CASE(dp, dead_peer)                                                   \
+	CASE(dp, dead_client_late_packet)                                                   \
+	CASE(dp, keepalive)                                                   \
+	CASE(dp, overload_backs_off)
 
 BATTERY(uring)
