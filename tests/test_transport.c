@@ -1321,32 +1321,32 @@ static void t_overload_backs_off(void)
 #define BATTERY(dp)                                                           \
 	static void init_##dp(void) { dp_name = #dp; }                        \
 	CASE(dp, handshake)                                                   \
-	CASE(dp, connect_timeout)                                                   \
-	CASE(dp, connect_rejected_when_full)                                                   \
-	CASE(dp, echo_sizes)                                                   \
+	CASE(dp, connect_timeout)                                             \
+	CASE(dp, connect_rejected_when_full)                                  \
+	CASE(dp, echo_sizes)                                                  \
 	CASE(dp, too_large)                                                   \
-	CASE(dp, eorder_mixed)                                                   \
-	CASE(dp, eorder_raw_reordered)                                                   \
-	CASE(dp, credits)                                                   \
-	CASE(dp, close_outstanding)                                                   \
-	CASE(dp, peer_closes)                                                   \
-	CASE(dp, destroy_outstanding)                                                   \
-	CASE(dp, unknown_method)                                                   \
-	CASE(dp, deferred_other_thread)                                                   \
-	CASE(dp, msgbuf_ownership)                                                   \
-	CASE(dp, malformed_counted)                                                   \
-	CASE(dp, refused_call_keeps_order)                                                   \
-	CASE(dp, connect_unsupported_option)                                                   \
-	CASE(dp, slots_negotiated)                                                   \
-	CASE(dp, zero_copy_send)                                                   \
-	CASE(dp, loss_recovered)                                                   \
-	CASE(dp, duplicates_suppressed)                                                   \
-	CASE(dp, reordered_in_order)                                                   \
-	CASE(dp, corruption_caught)                                                   \
-	CASE(dp, all_faults_seeds)                                                   \
-	CASE(dp, call_deadline)                                                   \
+	CASE(dp, eorder_mixed)                                                \
+	CASE(dp, eorder_raw_reordered)                                        \
+	CASE(dp, credits)                                                     \
+	CASE(dp, close_outstanding)                                           \
+	CASE(dp, peer_closes)                                                 \
+	CASE(dp, destroy_outstanding)                                         \
+	CASE(dp, unknown_method)                                              \
+	CASE(dp, deferred_other_thread)                                       \
+	CASE(dp, msgbuf_ownership)                                            \
+	CASE(dp, malformed_counted)                                           \
+	CASE(dp, refused_call_keeps_order)                                    \
+	CASE(dp, connect_unsupported_option)                                  \
+	CASE(dp, slots_negotiated)                                            \
+	CASE(dp, zero_copy_send)                                              \
+	CASE(dp, loss_recovered)                                              \
+	CASE(dp, duplicates_suppressed)                                       \
+	CASE(dp, reordered_in_order)                                          \
+	CASE(dp, corruption_caught)                                           \
+	CASE(dp, all_faults_seeds)                                            \
+	CASE(dp, call_deadline)                                               \
 	CASE(dp, dead_peer)                                                   \
-	CASE(dp, dead_client_late_packet)                                                   \
+	CASE(dp, dead_client_late_packet)                                     \
 	CASE(dp, keepalive)                                                   \
 	CASE(dp, overload_backs_off)
 
