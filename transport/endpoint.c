@@ -98,6 +98,13 @@ void ferry__sess_txq_push(struct ferry_session *s, struct ferry_call *c)
 	ferry__sess_activate(s);
 }
 
+/* Half a window of credit given back and not yet told to the peer. */
+static bool credit_half_owed(const struct ferry_session *s)
+{
+	return s->rx_released + s->rx_window - s->credit_adv >=
+	       s->rx_window / 2;
+}
+
 /*
  * A received data packet of session @sess_id was released: the peer may
  * send one more.  Tell it at the next flush once half a window is owed
@@ -111,7 +118,7 @@ void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
 	if (!s || s->state != SESS_OPEN)
 		return;
 	s->rx_released += npkts;
-	if (s->rx_released + s->rx_window - s->credit_adv >= s->rx_window / 2) {
+	if (credit_half_owed(s)) {
 		s->pending |= SF_CREDIT;
 		ferry__sess_activate(s);
 	}
@@ -527,7 +534,7 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	case FERRY_FT_RESPONSE:
 	case FERRY_FT_ACCEPT:
 	case FERRY_FT_ERROR:
-		taken = ferry__client_rx(s, &f, pkt, &keep);
+		taken = ferry__client_rx(s, &f);
 		break;
 	case FERRY_FT_CREDIT:
 		break; /* sess_rx_common took the credit */
@@ -877,9 +884,7 @@ static bool flush_data(struct ferry_session *s)
  * report, or an acknowledgement that waited long enough. */
 static bool credit_owed(const struct ferry_session *s)
 {
-	return s->rx_released + s->rx_window - s->credit_adv >=
-		       s->rx_window / 2 ||
-	       s->ack_now ||
+	return credit_half_owed(s) || s->ack_now ||
 	       (s->ack_due && s->ack_adv != s->rx_cum &&
 		s->ep->now >= s->ack_due);
 }
@@ -1253,7 +1258,6 @@ static int poll_once(struct ferry_endpoint *ep)
 		bool busy = false;
 
 		ep->next_timer = ep->now + TIMER_PERIOD_NS;
-		ferry__connect_timers(ep);
 		for (uint32_t i = 0; i < ep->nsessions; i++) {
 			struct ferry_session *s = &ep->sessions[i];
 

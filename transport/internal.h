@@ -289,9 +289,9 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer);
 void ferry__sess_unref(struct ferry_session *s);
 void ferry__sess_send_close(struct ferry_session *s, uint16_t flags);
 void ferry__sess_start_waiting(struct ferry_session *s);
-bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
-		      const struct ferry_dp_pkt *pkt, bool *keep);
-void ferry__connect_timers(struct ferry_endpoint *ep);
+/* ACCEPT, RESPONSE or ERROR on a client session; false if a response
+ * packet could not be taken now (no buffer). */
+bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f);
 void ferry__session_timers(struct ferry_session *s);
 
 /* The next call number: req_id 0 is never used, so wrapping skips it. */

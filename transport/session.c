@@ -343,15 +343,15 @@ static void client_rx_accept(struct ferry_session *s,
 
 /* A response packet; false if it could not be taken now (no buffer). */
 static bool client_rx_response(struct ferry_session *s,
-			       const struct ferry_frame *f, bool *keep)
+			       const struct ferry_frame *f)
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
 	struct ferry_call *c = s->slots[h->req_id & s->slot_mask];
 	int ret;
 
-	(void)keep; /* responses are read in place during the continuation
-		     * and released right after it, never kept longer */
+	/* Responses are read in place during the continuation and released
+	 * right after it, never kept longer. */
 	if (c && c->req_id == h->req_id && c->state == CALL_SENDING &&
 	    (h->flags & FERRY_FF_ERR) && s->txq_head == c) {
 		/* The server refused the call before we finished sending
@@ -422,21 +422,19 @@ static bool client_rx_response(struct ferry_session *s,
 	return true;
 }
 
-bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
-		      const struct ferry_dp_pkt *pkt, bool *keep)
+bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f)
 {
 	uint32_t code;
 	const char *msg;
 	uint16_t mlen;
 
-	(void)pkt;
 	switch (f->h.type) {
 	case FERRY_FT_ACCEPT:
 		if (!s->is_server)
 			client_rx_accept(s, f);
 		break;
 	case FERRY_FT_RESPONSE:
-		return client_rx_response(s, f, keep);
+		return client_rx_response(s, f);
 	case FERRY_FT_ERROR:
 		if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
 					   &mlen) < 0) {
@@ -457,27 +455,24 @@ bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f,
 	return true;
 }
 
-void ferry__connect_timers(struct ferry_endpoint *ep)
+/* A connecting session: give up at the deadline, else ask again. */
+static void connect_timer(struct ferry_session *s)
 {
-	for (uint32_t i = 0; i < ep->nsessions; i++) {
-		struct ferry_session *s = &ep->sessions[i];
+	struct ferry_endpoint *ep = s->ep;
 
-		if (s->state != SESS_CONNECTING)
-			continue;
-		if (ep->now >= s->connect_deadline) {
-			ferry__sess_end(s, -ETIMEDOUT, false);
-			continue;
-		}
-		if (ep->now < s->connect_retry)
-			continue;
-		/* CONNECT or ACCEPT was lost: ask again, backing off. */
-		s->connect_gap = s->connect_gap * 2 > CONNECT_RETRY_MAX_NS
-					 ? CONNECT_RETRY_MAX_NS
-					 : s->connect_gap * 2;
-		s->connect_retry = ep->now + s->connect_gap;
-		s->pending |= SF_CONNECT;
-		ferry__sess_activate(s);
+	if (ep->now >= s->connect_deadline) {
+		ferry__sess_end(s, -ETIMEDOUT, false);
+		return;
 	}
+	if (ep->now < s->connect_retry)
+		return;
+	/* CONNECT or ACCEPT was lost: ask again, backing off. */
+	s->connect_gap = s->connect_gap * 2 > CONNECT_RETRY_MAX_NS
+				 ? CONNECT_RETRY_MAX_NS
+				 : s->connect_gap * 2;
+	s->connect_retry = ep->now + s->connect_gap;
+	s->pending |= SF_CONNECT;
+	ferry__sess_activate(s);
 }
 
 /* Calls whose deadline passed end now with -ETIME.  A call already sent
@@ -533,9 +528,12 @@ void ferry__session_timers(struct ferry_session *s)
 	struct ferry_endpoint *ep = s->ep;
 	uint64_t idle;
 
-	if (s->state == SESS_CONNECTING && s->next_deadline &&
-	    ep->now >= s->next_deadline)
-		call_deadlines(s);
+	if (s->state == SESS_CONNECTING) {
+		connect_timer(s);
+		if (s->state == SESS_CONNECTING && s->next_deadline &&
+		    ep->now >= s->next_deadline)
+			call_deadlines(s);
+	}
 	if (s->state != SESS_OPEN)
 		return;
 	/* A peer silent for peer_timeout_ms is gone: every call ends. */
