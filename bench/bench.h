@@ -51,7 +51,32 @@ struct bench_opts {
 	uint32_t peer_timeout_ms;
 	double loss, dup, reorder, corrupt;
 	uint64_t seed;
+	/* DPDK: EAL arguments, this process's own address (also the uring
+	 * client's bind address), the port and its queue pairs. */
+	const char *eal;
+	const char *ip;
+	int dpdk_port;
+	uint32_t dpdk_queues;
 };
+
+/* On DPDK there is no reuseport: server thread i listens on --port + i,
+ * and client thread i calls --port + i % --threads. */
+static inline uint16_t bench_server_port(const struct bench_opts *o, int idx)
+{
+	if (o->dataplane && __builtin_strcmp(o->dataplane, "dpdk") == 0)
+		return (uint16_t)(o->port + (uint32_t)idx % o->threads);
+	return o->port;
+}
+
+/* The address an endpoint binds: the server's --ip or --addr, the
+ * client's --ip (NULL: any). */
+static inline const char *bench_bind_addr(const struct bench_opts *o,
+					  bool server)
+{
+	if (server)
+		return o->ip ? o->ip : o->addr;
+	return o->ip;
+}
 
 /* Per-thread results, written by the worker, read by the driver. */
 struct bench_worker {

@@ -26,7 +26,7 @@ static const char usage[] =
 "Load-tests ferry RPCs and prints throughput and latency.\n"
 "  loop     server and client threads in one process, over loopback (default)\n"
 "  server   serve echo calls until interrupted (or for --duration seconds)\n"
-"  client   call a server at --addr:--port\n"
+"  client   call a server at --addr:--port (or --connect)\n"
 "  floor    the same roles as a raw echo on the same dataplane, with the same\n"
 "           batching and no RPC layer: the floor RPC figures are compared to\n"
 "\n"
@@ -59,6 +59,14 @@ static const char usage[] =
 "  --wire-csum        checksum every frame (on by itself with --corrupt)\n"
 "  --peer-timeout MS  declare a silent peer dead after MS (default 5000);\n"
 "                     its calls fail, and a client with no session left stops\n"
+"  --ip IPV4          this process's own address: a server binds it (instead\n"
+"                     of --addr), a client binds it; needed on DPDK\n"
+"  --connect IPV4     the server a client calls (same as --addr)\n"
+"  --eal \"ARGS\"       DPDK: EAL arguments, e.g. \"--no-huge -m 512 --no-pci\n"
+"                     --file-prefix a --vdev=net_memif0,role=server\" (see\n"
+"                     docs/dpdk.md); server thread i listens on --port + i\n"
+"  --dpdk-port N      DPDK: the port to use (default: the least used)\n"
+"  --dpdk-queues N    DPDK: RX/TX queue pairs per port (default 1)\n"
 "  --json FILE        also write the summary as JSON to FILE\n"
 "  --quiet            no progress line each second\n"
 "  -h, --help         this text\n";
@@ -208,6 +216,11 @@ int main(int argc, char **argv)
 		{ "wire-csum", no_argument, NULL, 'W' },
 		{ "peer-timeout", required_argument, NULL, 'T' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "eal", required_argument, NULL, 'E' },
+		{ "ip", required_argument, NULL, 'I' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "dpdk-port", required_argument, NULL, 'o' },
+		{ "dpdk-queues", required_argument, NULL, 'Q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -224,6 +237,7 @@ int main(int argc, char **argv)
 		.warmup = 1,
 		.pin = true,
 		.seed = 1,
+		.dpdk_port = -1,
 	};
 	bool resp_set = false, dur_set = false;
 	struct bench_worker *ws;
@@ -243,7 +257,21 @@ int main(int argc, char **argv)
 			o.dataplane = optarg;
 			break;
 		case 'a':
+		case 'c':
 			o.addr = optarg;
+			break;
+		case 'E':
+			o.eal = optarg;
+			break;
+		case 'I':
+			o.ip = optarg;
+			break;
+		case 'o':
+			o.dpdk_port = (int)parse_count(optarg, "--dpdk-port", 0, 1023);
+			break;
+		case 'Q':
+			o.dpdk_queues = (uint32_t)parse_count(optarg, "--dpdk-queues",
+							      1, 16);
 			break;
 		case 'p':
 			o.port = (uint16_t)parse_count(optarg, "--port", 1, 65535);
@@ -347,9 +375,27 @@ int main(int argc, char **argv)
 		uint32_t ip;
 
 		if (ferry_addr_parse_ip(o.addr, &ip) < 0)
-			die_usage("--addr wants an IPv4 address, not '%s'",
+			die_usage("--addr/--connect wants an IPv4 address, not '%s'",
 				  o.addr);
+		if (o.ip && ferry_addr_parse_ip(o.ip, &ip) < 0)
+			die_usage("--ip wants an IPv4 address, not '%s'", o.ip);
 	}
+	if (strcmp(o.dataplane, "dpdk") == 0) {
+		if (!o.eal)
+			die_usage("%s: --dataplane dpdk needs --eal \"<EAL arguments>\" "
+				  "(see docs/dpdk.md)", "--eal");
+		/* Every DPDK endpoint has an address of its own to answer ARP
+		 * for: the server's is --ip (or --addr), a client's --ip. */
+		if (!o.ip && strcmp(o.mode, "server") != 0 &&
+		    strcmp(o.mode, "loop") != 0)
+			die_usage("%s: a DPDK client needs its own address, --ip",
+				  "--ip");
+		if (!o.ip)
+			o.ip = o.addr;
+	}
+	/* In one process the client calls the server where it listens. */
+	if (strcmp(o.mode, "loop") == 0 && o.ip)
+		o.addr = o.ip;
 	if (!resp_set)
 		o.resp_size = o.size;
 	if (o.size > (8u << 20) || o.resp_size > (8u << 20)) {

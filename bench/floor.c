@@ -81,9 +81,12 @@ static int floor_open(struct floor *f, struct bench_worker *w, bool server)
 	memset(&dc, 0, sizeof(dc));
 	dc.max_frame = o->max_frame ? o->max_frame : 8192;
 	f->payload = dc.max_frame - FLOOR_HDR;
+	dc.bind_addr = bench_bind_addr(o, server);
+	dc.dpdk_eal = o->eal;
+	dc.dpdk_port = o->dpdk_port;
+	dc.dpdk_queues = (uint16_t)o->dpdk_queues;
 	if (server) {
-		dc.bind_addr = o->addr;
-		dc.port = o->port;
+		dc.port = bench_server_port(o, w->idx);
 		dc.reuseport = o->threads > 1;
 	}
 	dc.busy_poll = o->busy_poll;
@@ -254,7 +257,7 @@ void *bench_floor_client(void *arg)
 	ret = floor_open(&f, w, false);
 	if (ret == 0)
 		ret = ferry_addr_parse_ip(o->addr, &f.peer.ip);
-	f.peer.port = o->port;
+	f.peer.port = bench_server_port(o, w->idx);
 	slots = calloc(nslots, sizeof(*slots));
 	sendq = calloc(nslots, sizeof(*sendq));
 	if (ret == 0 && (!slots || !sendq))

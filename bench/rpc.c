@@ -120,9 +120,12 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 		cfg->pool[1] = (struct ferry_pool_class){ big,
 							  n < cap ? n : max_u32(cap, 4) };
 	}
+	cfg->bind_addr = bench_bind_addr(o, server);
+	cfg->dpdk_eal = o->eal;
+	cfg->dpdk_port = o->dpdk_port;
+	cfg->dpdk_queues = (uint16_t)o->dpdk_queues;
 	if (server) {
-		cfg->bind_addr = o->addr;
-		cfg->port = o->port;
+		cfg->port = bench_server_port(o, idx);
 		cfg->reuseport = o->threads > 1;
 	}
 	cfg->wire_csum = o->wire_csum;
@@ -449,12 +452,14 @@ void *bench_rpc_client(void *arg)
 		goto out;
 	}
 	for (uint32_t i = 0; i < o->sessions; i++) {
-		ret = ferry_session_connect(cl.ep, o->addr, o->port, NULL, NULL,
-					    NULL, &sess[i]);
+		ret = ferry_session_connect(cl.ep, o->addr,
+					    bench_server_port(o, w->idx), NULL,
+					    NULL, NULL, &sess[i]);
 		if (ret < 0) {
 			w->err = ret;
 			snprintf(w->errmsg, sizeof(w->errmsg),
-				 "connect to %s:%u: %s", o->addr, o->port,
+				 "connect to %s:%u: %s", o->addr,
+				 bench_server_port(o, w->idx),
 				 ferry_strerror(ret));
 			goto out;
 		}

@@ -9,12 +9,16 @@
 #include "ferry_config.h"
 
 extern const struct ferry_dp_ops ferry__dp_uring_ops;
+extern const struct ferry_dp_ops ferry__dp_dpdk_ops;
 
 /* Registered explicitly, in order of preference (nng's way): no
  * constructor tricks, and a backend left out of the build is simply absent. */
 static const struct ferry_dp_ops *const backends[] = {
 #if FERRY_HAVE_URING
 	&ferry__dp_uring_ops,
+#endif
+#if FERRY_HAVE_DPDK
+	&ferry__dp_dpdk_ops,
 #endif
 	NULL,
 };

@@ -68,6 +68,13 @@ struct ferry_dp_conf {
 	uint32_t tx_slots;  /* transmits outstanding at once */
 	uint32_t zc_threshold; /* zero-copy send for bodies >= this; 0 off */
 	size_t mem_bytes;      /* payload memory ->mem_alloc will be asked for */
+	/* DPDK only (see dataplane/dpdk/dpdk.c): the EAL arguments the
+	 * process's first DPDK instance starts the EAL with; the port (-1:
+	 * the one with the fewest instances); RX/TX queue pairs the first
+	 * instance on a port configures it with (0: 1). */
+	const char *dpdk_eal;
+	int dpdk_port;
+	uint16_t dpdk_queues;
 	/* The fault-injection wrapper only: the backend it wraps, and what
 	 * to inject. */
 	const struct ferry_dp_ops *inner;
@@ -107,6 +114,18 @@ struct ferry_dp_stats {
 	uint64_t fault_loss, fault_dup, fault_reorder, fault_corrupt;
 	uint64_t fault_delay;
 	uint64_t syscalls;     /* kernel entries (submit / wait) */
+	/* Raw-frame backends (DPDK). */
+	uint64_t rx_not_ours;   /* frames for no address of ours, or not IPv4/UDP */
+	uint64_t rx_bad_csum;   /* IPv4 or UDP checksum wrong */
+	uint64_t rx_csum_unfinished; /* UDP checksum left to offload by a
+					 * kernel sender (veth): accepted */
+	uint64_t rx_fragments;  /* IPv4 fragments (never reassembled) */
+	uint64_t rx_linearized; /* multi-segment frames copied into one */
+	uint64_t rx_dropped;    /* no receive slot or inbox room */
+	uint64_t arp_requests, arp_replies; /* sent */
+	uint64_t tx_no_neigh;   /* dropped: the peer's MAC did not resolve */
+	uint64_t tx_extbuf;     /* bodies sent from the caller's memory */
+	uint64_t tx_copied;     /* bodies copied into the frame */
 };
 
 struct ferry_dp;
@@ -130,7 +149,8 @@ struct ferry_dp_ops {
 	void (*rx_release)(struct ferry_dp *dp, uint32_t id);
 	/* Queue up to @n datagrams; returns how many were accepted (fewer
 	 * when transmit slots run out: retry after ->flush / ->rx_burst).
-	 * Nothing leaves until ->flush. */
+	 * Datagrams leave at ->flush at the latest (earlier if the backend's
+	 * own queue fills). */
 	unsigned (*tx_burst)(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 			     unsigned n);
 	/* Push queued work to the kernel or NIC.  Never blocks for long.
@@ -143,13 +163,18 @@ struct ferry_dp_ops {
 	/* Interrupt ->wait.  Any thread.  Returns 0 or -errno. */
 	int (*wake)(struct ferry_dp *dp);
 	void (*stats)(const struct ferry_dp *dp, struct ferry_dp_stats *out);
+	/* The largest datagram this instance can carry (its link's MTU less
+	 * the IPv4 and UDP headers), at most conf.max_frame; NULL means
+	 * conf.max_frame. */
+	uint32_t (*max_frame)(const struct ferry_dp *dp);
 };
 
 /* The fault-injection wrapper: opened with conf.inner set to any backend,
  * it behaves as that backend plus the faults in conf.faults. */
 extern const struct ferry_dp_ops ferry__dp_fault_ops;
 
-/* The backend named @name ("uring"), or NULL if it is not built in. */
+/* The backend named @name ("uring", "dpdk"), or NULL if it is not built
+ * in. */
 const struct ferry_dp_ops *ferry_dp_find(const char *name);
 
 /* Names of the built-in backends, comma separated, for messages. */

@@ -247,6 +247,11 @@ static void fault_stats(const struct ferry_dp *d, struct ferry_dp_stats *out)
 	out->fault_delay = d->st.fault_delay;
 }
 
+static uint32_t fault_max_frame(const struct ferry_dp *d)
+{
+	return d->in->max_frame ? d->in->max_frame(d->inner) : UINT32_MAX;
+}
+
 const struct ferry_dp_ops ferry__dp_fault_ops = {
 	.name = "fault",
 	.open = fault_open,
@@ -260,4 +265,5 @@ const struct ferry_dp_ops ferry__dp_fault_ops = {
 	.wait = fault_wait,
 	.wake = fault_wake,
 	.stats = fault_stats,
+	.max_frame = fault_max_frame,
 };

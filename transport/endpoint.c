@@ -50,6 +50,7 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->connect_timeout_ms = 5000;
 	cfg->keepalive_ms = 1000;
 	cfg->peer_timeout_ms = 5000;
+	cfg->dpdk_port = -1;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
 	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };
@@ -1135,6 +1136,9 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	dc.tx_slots = 1024;
 	dc.zc_threshold = cfg->zc_threshold;
 	dc.mem_bytes = ferry__pool_bytes(cfg);
+	dc.dpdk_eal = cfg->dpdk_eal;
+	dc.dpdk_port = cfg->dpdk_port;
+	dc.dpdk_queues = cfg->dpdk_queues;
 	if (cfg->faults.loss > 0 || cfg->faults.dup > 0 ||
 	    cfg->faults.reorder > 0 || cfg->faults.corrupt > 0 ||
 	    cfg->faults.delay > 0) {
@@ -1159,6 +1163,18 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	ret = ep->dp_ops->local_addr(ep->dp, &ep->local);
 	if (ret < 0)
 		goto err;
+	/* A link with a smaller MTU (DPDK) lowers what we accept, and so what
+	 * each session negotiates. */
+	if (ep->dp_ops->max_frame) {
+		uint32_t mf = ep->dp_ops->max_frame(ep->dp);
+
+		if (mf < FERRY_WIRE_MIN_FRAME) {
+			ret = -EMSGSIZE;
+			goto err;
+		}
+		if (mf < ep->cfg.max_frame)
+			ep->cfg.max_frame = mf;
+	}
 	ret = ferry__pool_init(ep);
 	if (ret < 0)
 		goto err;

@@ -31,9 +31,11 @@ struct ferry_pool_class {
 #define FERRY_POOL_CLASSES 4
 
 struct ferry_ep_config {
-	/* Which dataplane: "uring" (the default). */
+	/* Which dataplane: "uring" (the default) or "dpdk". */
 	const char *dataplane;
-	/* Local IPv4 address to bind, dotted quad; NULL binds all addresses. */
+	/* Local IPv4 address to bind, dotted quad; NULL binds all addresses.
+	 * On DPDK it is required: the endpoint's own address, answered to ARP
+	 * on its port. */
 	const char *bind_addr;
 	/* Local UDP port; 0 picks an ephemeral one. */
 	uint16_t port;
@@ -81,6 +83,17 @@ struct ferry_ep_config {
 		uint32_t delay_us;
 		uint64_t seed;
 	} faults;
+	/* DPDK only (docs/dpdk.md).  dpdk_eal: the EAL arguments, used by the
+	 * process's first DPDK endpoint to start the EAL (for example
+	 * "--no-huge -m 512 --no-pci --file-prefix a --vdev=net_memif0");
+	 * NULL or "" if the application started the EAL itself.  dpdk_port:
+	 * the DPDK port id, or -1 (the default) for the port with the fewest
+	 * endpoints.  dpdk_queues: RX/TX queue pairs the first endpoint on a
+	 * port configures it with (0: 1); later endpoints get queues of their
+	 * own while any is free. */
+	const char *dpdk_eal;
+	int dpdk_port;
+	uint16_t dpdk_queues;
 	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
 	 * a class with count 0 is unused. */
 	struct ferry_pool_class pool[FERRY_POOL_CLASSES];

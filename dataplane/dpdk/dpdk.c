@@ -1,0 +1,1557 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The DPDK dataplane: ferry frames in Ethernet/IPv4/UDP, straight from and
+ * to a poll-mode driver, no kernel on the path.
+ *
+ * Process-wide state.  The EAL starts once per process, with the arguments
+ * of the first instance opened (conf.dpdk_eal).  A port is configured and
+ * started by the first instance opened on it, with conf.dpdk_queues queue
+ * pairs, and stays up until the process exits.
+ *
+ * Instances ("lanes").  Each ferry_dp is one lane: an IPv4 address and UDP
+ * port on one DPDK port, owned by one thread, with its own TX queue when
+ * the port has one to spare.  Received frames reach the right lane by
+ *  - a flow rule (IPv4 dst + UDP dst -> the lane's own RX queue) where the
+ *    port has free queues and supports rte_flow, or else
+ *  - software steering: the lanes left share RX queue 0; whichever of them
+ *    polls it (under a trylock) keeps its own frames and puts the others'
+ *    on their inboxes (single-producer rings, the queue lock orders the
+ *    producers).  A lane alone on its queue skips the inbox entirely.
+ *
+ * Buffers.
+ *  - Receive: the datagram is lent in place, inside its mbuf; ->rx_release
+ *    frees the mbuf.  A frame that arrives in several segments is copied
+ *    into one first (counted in rx_linearized).
+ *  - Transmit: the Ethernet/IPv4/UDP headers and the ferry header go in a
+ *    small mbuf; a body of more than COPY_MAX bytes that lies in the
+ *    payload memory this lane handed out (->mem_alloc, registered with the
+ *    EAL as external memory) is chained as an external-buffer mbuf, read in
+ *    place by the driver.  Its shared-info free callback, run by whoever
+ *    frees the mbuf (our driver's TX clean-up, or a receiver on a loopback
+ *    port), posts the slot on the lane's completion ring; the lane's own
+ *    thread calls tx_done from ->rx_burst, ->flush, ->wait or ->close.
+ *    Smaller bodies, and bodies from elsewhere, are copied.
+ *
+ * Addresses.  Each lane answers ARP for its address; peers' MACs are learnt
+ * from ARP (requests sent while a destination is unresolved; the datagrams
+ * wait, copied, for up to PENDING_NS).  The neighbour table belongs to the
+ * port; each lane keeps a small cache of it.
+ *
+ * Checksums: IPv4 and UDP checksums go to the port where it offers the
+ * offload, and are computed in software where it does not.  Received UDP
+ * checksums are checked by the port or in software.  One software check is
+ * relaxed, on purpose: a kernel sender that leaves its UDP checksum to
+ * offload (veth does, under af_packet) delivers a frame whose checksum
+ * field holds only the pseudo-header sum; that value is accepted and
+ * counted (rx_csum_unfinished).
+ */
+/* rte_ipv4_udptcp_cksum_mbuf and rte_dev_dma_map are still marked
+ * experimental in 22.11. */
+#define ALLOW_EXPERIMENTAL_API 1
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_arp.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_flow.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_memory.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
+#include <rte_udp.h>
+
+#include "../dp.h"
+
+#define BURST 32
+#define MAX_PORTS 8
+#define MAX_LANES 16     /* per port */
+#define NEIGH_MAX 64     /* per port */
+#define NCACHE 16        /* per lane, direct-mapped */
+#define NCACHE_NS 1000000000ull      /* a cached MAC is checked again after */
+#define NEIGH_ASK_NS 200000000ull    /* between ARP requests for one address */
+#define NEIGH_TTL_NS 300000000000ull /* a MAC not heard of for this is stale */
+#define PENDING_MAX 64   /* datagrams waiting for ARP, per lane */
+#define PENDING_NS 3000000000ull
+#define COPY_MAX 256     /* bodies up to this are copied, not chained */
+#define STASH 128        /* frames received ahead of ->rx_burst */
+#define TXBUF 512        /* frames queued ahead of ->flush */
+#define INBOX 4096       /* software-steered frames waiting, per lane */
+#define NB_DESC 1024     /* RX and TX ring descriptors asked for */
+#define HDRS (RTE_ETHER_HDR_LEN + 20 + 8) /* Ethernet + IPv4 + UDP */
+#define EPHEMERAL 49152
+
+struct neigh {
+	uint32_t ip; /* network order; 0: free */
+	bool known;
+	struct rte_ether_addr mac;
+	uint64_t heard_ns, asked_ns;
+};
+
+struct lane;
+
+struct dpdk_port {
+	uint16_t id;
+	bool up;
+	uint16_t nb_q;
+	uint16_t mtu;
+	struct rte_ether_addr mac;
+	struct rte_mempool *rx_pool; /* frames up to the MTU */
+	struct rte_mempool *tx_pool; /* headers, copied small bodies */
+	uint32_t tx_room;            /* data room of a tx_pool mbuf */
+	bool tx_ip_csum, tx_udp_csum, rx_ip_csum, rx_udp_csum, multi_seg;
+	bool flow_ok;                /* rte_flow steering worked once */
+	uint16_t next_ephemeral;
+	rte_spinlock_t lock; /* lanes[], queue membership, neigh[] */
+	struct lane *lanes[MAX_LANES];
+	unsigned nlanes;
+	/* Per queue: who polls it (steered lanes), and TX sharing. */
+	struct {
+		rte_spinlock_t rx_lock, tx_lock;
+		struct lane *members[MAX_LANES];
+		unsigned nmembers;
+		unsigned tx_users;
+	} q[MAX_LANES];
+	struct neigh neigh[NEIGH_MAX];
+};
+
+struct tx_slot {
+	struct rte_mbuf_ext_shared_info shinfo;
+	struct lane *lane;
+	void *cookie;
+};
+
+struct stashed {
+	struct rte_mbuf *m;
+	uint16_t off, len;
+	struct ferry_addr src;
+};
+
+struct lane {
+	struct dpdk_port *port;
+	struct ferry_dp_conf conf;
+	uint32_t ip;       /* network order */
+	uint16_t udp_port; /* host order */
+	uint16_t rxq, txq;
+	uint32_t max_dgram;
+	struct rte_ring *inbox; /* frames steered here by another lane */
+	struct rte_ring *done;  /* tx slots whose body the driver released */
+	struct rte_flow *flow;
+	atomic_bool woken;
+	uint16_t ip_id;
+
+	/* Receive. */
+	struct stashed stash[STASH];
+	unsigned stash_head, stash_n;
+	struct rte_mbuf **lent;
+	uint32_t *lent_free;
+	uint32_t nlent, lent_top;
+
+	/* Transmit. */
+	struct rte_mbuf *txbuf[TXBUF];
+	unsigned tx_n;
+	struct tx_slot *slots;
+	uint32_t *slot_free;
+	uint32_t nslots, slot_top;
+	uint32_t *copied;  /* slots whose body was copied: done at once */
+	uint32_t ncopied;
+	struct {
+		struct rte_mbuf *m;
+		uint32_t ip;
+		uint64_t since;
+	} pend[PENDING_MAX];
+	unsigned npend;
+	struct {
+		uint32_t ip;
+		struct rte_ether_addr mac;
+		uint64_t until;
+	} ncache[NCACHE];
+
+	/* Payload memory (->mem_alloc), registered for external buffers. */
+	uint8_t *mem;
+	size_t mem_len;
+	bool mem_registered;
+	bool zc; /* chain bodies from mem instead of copying */
+
+	struct ferry_dp_stats st;
+};
+
+/* struct ferry_dp is a lane. */
+struct ferry_dp {
+	struct lane l;
+};
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool g_eal_up;
+static struct dpdk_port *g_ports[MAX_PORTS];
+static unsigned g_mem_seq;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void log_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ferry dpdk: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* --- EAL and ports -------------------------------------------------------- */
+
+static void dpdk_atexit(void)
+{
+	pthread_mutex_lock(&g_lock);
+	for (unsigned i = 0; i < MAX_PORTS; i++) {
+		struct dpdk_port *p = g_ports[i];
+
+		if (p && p->up) {
+			rte_eth_dev_stop(p->id);
+			rte_eth_dev_close(p->id);
+			p->up = false;
+		}
+	}
+	if (g_eal_up)
+		rte_eal_cleanup();
+	g_eal_up = false;
+	pthread_mutex_unlock(&g_lock);
+}
+
+/*
+ * Start the EAL with @args, split at white space (single or double quotes
+ * group words).  The EAL keeps pointers into argv, so it is never freed.
+ * The caller's CPU affinity is restored afterwards: the EAL pins the
+ * calling thread to its main lcore, but ferry runs on the application's
+ * threads, placed where the application put them.
+ */
+static int eal_start(const char *args)
+{
+	size_t len = strlen(args);
+	char *buf = malloc(len + 1);
+	char **argv = calloc(len / 2 + 3, sizeof(*argv));
+	int argc = 0, ret;
+	cpu_set_t cpus;
+	bool have_cpus;
+	char *w, *r;
+
+	if (!buf || !argv) {
+		free(buf);
+		free(argv);
+		return -ENOMEM;
+	}
+	argv[argc++] = "ferry";
+	for (r = (char *)args, w = buf; *r;) {
+		char q = 0;
+
+		while (*r == ' ' || *r == '\t' || *r == '\n')
+			r++;
+		if (!*r)
+			break;
+		argv[argc++] = w;
+		for (; *r; r++) {
+			if (q) {
+				if (*r == q)
+					q = 0;
+				else
+					*w++ = *r;
+			} else if (*r == '\'' || *r == '"') {
+				q = *r;
+			} else if (*r == ' ' || *r == '\t' || *r == '\n') {
+				break;
+			} else {
+				*w++ = *r;
+			}
+		}
+		*w++ = 0;
+	}
+	argv[argc] = NULL;
+	have_cpus = pthread_getaffinity_np(pthread_self(), sizeof(cpus),
+					   &cpus) == 0;
+	ret = rte_eal_init(argc, argv);
+	if (have_cpus)
+		pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+	if (ret < 0) {
+		if (rte_errno == EALREADY)
+			return 0; /* the application started it */
+		log_err("EAL did not start (%s): check the EAL arguments \"%s\"",
+			rte_strerror(rte_errno), args);
+		return -rte_errno ? -rte_errno : -EINVAL;
+	}
+	atexit(dpdk_atexit);
+	return 0;
+}
+
+static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
+{
+	struct rte_eth_dev_info info;
+	struct rte_eth_conf pc;
+	uint16_t nb_rxd = NB_DESC, nb_txd = NB_DESC, mtu = 1500;
+	uint32_t want_mtu = conf->max_frame + 28, n, room;
+	uint16_t nq = conf->dpdk_queues ? conf->dpdk_queues : 1;
+	char name[RTE_MEMPOOL_NAMESIZE];
+	int ret, socket = rte_eth_dev_socket_id(p->id);
+
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+	ret = rte_eth_dev_info_get(p->id, &info);
+	if (ret < 0)
+		return ret;
+	if (nq > info.max_rx_queues)
+		nq = info.max_rx_queues;
+	if (nq > info.max_tx_queues)
+		nq = info.max_tx_queues;
+	if (nq > MAX_LANES)
+		nq = MAX_LANES;
+	if (nq == 0)
+		nq = 1;
+	p->nb_q = nq;
+
+	/* The largest MTU up to what max_frame needs, or what the port has
+	 * now if it cannot be changed. */
+	rte_eth_dev_get_mtu(p->id, &mtu);
+	if (info.max_mtu >= want_mtu)
+		mtu = (uint16_t)(want_mtu > 9000 ? 9000 : want_mtu);
+	else if (info.max_mtu > mtu)
+		mtu = info.max_mtu > 9000 ? 9000 : info.max_mtu;
+	if (info.max_rx_pktlen &&
+	    (uint32_t)mtu + RTE_ETHER_HDR_LEN > info.max_rx_pktlen)
+		mtu = (uint16_t)(info.max_rx_pktlen - RTE_ETHER_HDR_LEN);
+	if (mtu < 576)
+		mtu = 576;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.rxmode.mtu = mtu;
+	pc.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+	pc.rxmode.offloads = info.rx_offload_capa &
+			     (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
+			      RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
+	pc.txmode.offloads = info.tx_offload_capa &
+			     (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+			      RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
+			      RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
+	p->rx_ip_csum = pc.rxmode.offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+	p->rx_udp_csum = pc.rxmode.offloads & RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	p->tx_ip_csum = pc.txmode.offloads & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+	p->tx_udp_csum = pc.txmode.offloads & RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+	p->multi_seg = pc.txmode.offloads & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	ret = rte_eth_dev_configure(p->id, nq, nq, &pc);
+	if (ret < 0) {
+		/* Some virtual devices refuse an MTU in the configuration:
+		 * keep theirs. */
+		pc.rxmode.mtu = 0;
+		ret = rte_eth_dev_configure(p->id, nq, nq, &pc);
+		if (ret < 0) {
+			log_err("port %u: configure: %s", p->id,
+				rte_strerror(-ret));
+			return ret;
+		}
+		rte_eth_dev_get_mtu(p->id, &mtu);
+	}
+	p->mtu = mtu;
+	rte_eth_dev_adjust_nb_rx_tx_desc(p->id, &nb_rxd, &nb_txd);
+
+	/* Receive mbufs: the rings' worth per queue, plus what the lanes
+	 * may hold lent and stashed. */
+	n = nq * (nb_rxd + 2 * STASH + INBOX / 4) + conf->rx_bufs * nq + 1024;
+	room = RTE_PKTMBUF_HEADROOM + mtu + RTE_ETHER_HDR_LEN + 4;
+	snprintf(name, sizeof(name), "ferry_rx%u_%d", p->id, getpid());
+	p->rx_pool = rte_pktmbuf_pool_create(name, n, 256, 0, (uint16_t)room,
+					     socket);
+	if (!p->rx_pool) {
+		log_err("port %u: %u receive mbufs of %u bytes: %s", p->id, n,
+			room, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	/* Transmit mbufs: a header and a chained body per frame in flight. */
+	p->tx_room = RTE_PKTMBUF_HEADROOM + HDRS + FERRY_DP_HDR_MAX + COPY_MAX;
+	n = nq * 2 * (nb_txd + TXBUF + conf->tx_slots) + 1024;
+	snprintf(name, sizeof(name), "ferry_tx%u_%d", p->id, getpid());
+	p->tx_pool = rte_pktmbuf_pool_create(name, n, 256, 0,
+					     (uint16_t)p->tx_room, socket);
+	if (!p->tx_pool) {
+		log_err("port %u: %u transmit mbufs: %s", p->id, n,
+			rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	p->tx_room -= RTE_PKTMBUF_HEADROOM;
+	for (uint16_t q = 0; q < nq; q++) {
+		ret = rte_eth_rx_queue_setup(p->id, q, nb_rxd, (unsigned)socket,
+					     NULL, p->rx_pool);
+		if (ret == 0)
+			ret = rte_eth_tx_queue_setup(p->id, q, nb_txd,
+						     (unsigned)socket, NULL);
+		if (ret < 0) {
+			log_err("port %u: queue %u setup: %s", p->id, q,
+				rte_strerror(-ret));
+			return ret;
+		}
+		rte_spinlock_init(&p->q[q].rx_lock);
+		rte_spinlock_init(&p->q[q].tx_lock);
+	}
+	ret = rte_eth_dev_start(p->id);
+	if (ret < 0) {
+		log_err("port %u: start: %s", p->id, rte_strerror(-ret));
+		return ret;
+	}
+	/* Broadcast ARP must reach us; unicast to our MAC does anyway. */
+	rte_eth_promiscuous_disable(p->id);
+	rte_eth_allmulticast_enable(p->id);
+	rte_eth_macaddr_get(p->id, &p->mac);
+	p->next_ephemeral = EPHEMERAL;
+	p->up = true;
+	return 0;
+}
+
+/* The port @want (or the least used), started; under g_lock. */
+static int port_get(const struct ferry_dp_conf *conf, struct dpdk_port **out)
+{
+	uint16_t nports = rte_eth_dev_count_avail();
+	int id = conf->dpdk_port;
+	struct dpdk_port *p;
+	int ret;
+
+	if (nports == 0) {
+		log_err("no DPDK port: give the EAL a device (for example "
+			"--vdev=net_memif0 or --vdev=net_ring0, or a NIC bound "
+			"to vfio-pci)");
+		return -ENODEV;
+	}
+	if (id < 0) {
+		unsigned best = ~0u;
+
+		for (uint16_t i = 0; i < nports && i < MAX_PORTS; i++) {
+			unsigned used = g_ports[i] ? g_ports[i]->nlanes : 0;
+
+			if (used < best) {
+				best = used;
+				id = i;
+			}
+		}
+	}
+	if (id >= MAX_PORTS || !rte_eth_dev_is_valid_port((uint16_t)id)) {
+		log_err("port %d does not exist (%u ports)", id, nports);
+		return -ENODEV;
+	}
+	p = g_ports[id];
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		p->id = (uint16_t)id;
+		rte_spinlock_init(&p->lock);
+		g_ports[id] = p;
+	}
+	if (!p->up) {
+		ret = port_start(p, conf);
+		if (ret < 0)
+			return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+/* --- neighbours ----------------------------------------------------------- */
+
+static bool ip_is_local(struct dpdk_port *p, uint32_t ip)
+{
+	for (unsigned i = 0; i < p->nlanes; i++)
+		if (p->lanes[i]->ip == ip)
+			return true;
+	return false;
+}
+
+/* Under p->lock. */
+static struct neigh *neigh_slot(struct dpdk_port *p, uint32_t ip, bool add)
+{
+	struct neigh *oldest = NULL;
+
+	for (unsigned i = 0; i < NEIGH_MAX; i++) {
+		struct neigh *n = &p->neigh[i];
+
+		if (n->ip == ip)
+			return n;
+		if (!oldest || n->ip == 0 ||
+		    (oldest->ip != 0 && n->heard_ns < oldest->heard_ns))
+			oldest = n;
+	}
+	if (!add)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->ip = ip;
+	return oldest;
+}
+
+static void neigh_learn(struct dpdk_port *p, uint32_t ip,
+			const struct rte_ether_addr *mac)
+{
+	struct neigh *n;
+
+	if (ip == 0)
+		return;
+	rte_spinlock_lock(&p->lock);
+	n = neigh_slot(p, ip, true);
+	n->known = true;
+	n->mac = *mac;
+	n->heard_ns = now_ns();
+	rte_spinlock_unlock(&p->lock);
+}
+
+static void lane_enqueue(struct lane *l, struct rte_mbuf *m);
+
+static void arp_send(struct lane *l, uint16_t op, uint32_t sip, uint32_t tip,
+		     const struct rte_ether_addr *tha)
+{
+	struct dpdk_port *p = l->port;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(p->tx_pool);
+	struct rte_ether_hdr *eh;
+	struct rte_arp_hdr *ah;
+
+	if (!m)
+		return;
+	eh = (struct rte_ether_hdr *)rte_pktmbuf_append(
+		m, RTE_ETHER_HDR_LEN + sizeof(*ah));
+	ah = (struct rte_arp_hdr *)(eh + 1);
+	if (op == RTE_ARP_OP_REQUEST)
+		memset(&eh->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
+	else
+		eh->dst_addr = *tha;
+	eh->src_addr = p->mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+	ah->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+	ah->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ah->arp_hlen = RTE_ETHER_ADDR_LEN;
+	ah->arp_plen = 4;
+	ah->arp_opcode = rte_cpu_to_be_16(op);
+	ah->arp_data.arp_sha = p->mac;
+	ah->arp_data.arp_sip = sip;
+	if (op == RTE_ARP_OP_REQUEST)
+		memset(&ah->arp_data.arp_tha, 0, RTE_ETHER_ADDR_LEN);
+	else
+		ah->arp_data.arp_tha = *tha;
+	ah->arp_data.arp_tip = tip;
+	if (op == RTE_ARP_OP_REQUEST)
+		l->st.arp_requests++;
+	else
+		l->st.arp_replies++;
+	lane_enqueue(l, m);
+}
+
+/* A received ARP frame: learn the sender, answer a request for one of the
+ * port's addresses (from the polling lane: any lane may answer for the
+ * port).  Consumes @m. */
+static void arp_input(struct lane *l, struct rte_mbuf *m)
+{
+	struct dpdk_port *p = l->port;
+	struct rte_arp_hdr *ah;
+	bool ours;
+
+	if (rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN + sizeof(*ah))
+		goto out;
+	ah = rte_pktmbuf_mtod_offset(m, struct rte_arp_hdr *,
+				     RTE_ETHER_HDR_LEN);
+	if (ah->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+	    ah->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    ah->arp_hlen != RTE_ETHER_ADDR_LEN || ah->arp_plen != 4)
+		goto out;
+	rte_spinlock_lock(&p->lock);
+	ours = ip_is_local(p, ah->arp_data.arp_tip);
+	rte_spinlock_unlock(&p->lock);
+	/* Learn from any ARP that names us, and refresh what we know. */
+	if (ours || ah->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY))
+		neigh_learn(p, ah->arp_data.arp_sip, &ah->arp_data.arp_sha);
+	if (ours && ah->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST))
+		arp_send(l, RTE_ARP_OP_REPLY, ah->arp_data.arp_tip,
+			 ah->arp_data.arp_sip, &ah->arp_data.arp_sha);
+out:
+	rte_pktmbuf_free(m);
+}
+
+/* The MAC for @ip: true and *mac if known; else asks (rate-limited). */
+static bool neigh_resolve(struct lane *l, uint32_t ip, struct rte_ether_addr *mac,
+			  uint64_t now)
+{
+	struct dpdk_port *p = l->port;
+	unsigned h = (ntohl(ip) * 2654435761u) >> 28;
+	struct neigh *n;
+	bool known = false, ask = false;
+
+	if (l->ncache[h].ip == ip && l->ncache[h].until > now) {
+		*mac = l->ncache[h].mac;
+		return true;
+	}
+	rte_spinlock_lock(&p->lock);
+	if (ip_is_local(p, ip)) {
+		/* Another lane of this port: the port's own MAC (on a loopback
+		 * device the frame comes straight back). */
+		*mac = p->mac;
+		known = true;
+	} else {
+		n = neigh_slot(p, ip, true);
+		if (n->known && now - n->heard_ns < NEIGH_TTL_NS) {
+			*mac = n->mac;
+			known = true;
+		} else if (now - n->asked_ns >= NEIGH_ASK_NS) {
+			n->asked_ns = now;
+			ask = true;
+		}
+		if (!n->known && n->heard_ns == 0)
+			n->heard_ns = now;
+	}
+	rte_spinlock_unlock(&p->lock);
+	if (known) {
+		l->ncache[h].ip = ip;
+		l->ncache[h].mac = *mac;
+		l->ncache[h].until = now + NCACHE_NS;
+	} else if (ask) {
+		arp_send(l, RTE_ARP_OP_REQUEST, l->ip, ip, NULL);
+	}
+	return known;
+}
+
+/* --- transmit ------------------------------------------------------------- */
+
+static void slot_put(struct lane *l, uint32_t i)
+{
+	l->slots[i].cookie = NULL;
+	l->slot_free[l->slot_top++] = i;
+}
+
+/* The extbuf free callback: any thread, whoever frees the mbuf.  Only
+ * posts the slot; tx_done runs on the lane's thread. */
+static void extbuf_free(void *addr, void *opaque)
+{
+	struct tx_slot *s = opaque;
+	struct lane *l = s->lane;
+
+	(void)addr;
+	/* The ring is multi-producer: a loopback receiver may free on
+	 * another thread while our own driver frees here. */
+	while (rte_ring_mp_enqueue(l->done, s) != 0)
+		rte_pause(); /* sized for every slot: never full for long */
+}
+
+/* Give tx_done for every body released since the last call. */
+static unsigned lane_reap(struct lane *l)
+{
+	void *sl[BURST];
+	unsigned n, total = 0;
+
+	for (uint32_t i = 0; i < l->ncopied; i++) {
+		uint32_t k = l->copied[i];
+		void *cookie = l->slots[k].cookie;
+
+		slot_put(l, k);
+		l->conf.tx_done(l->conf.tx_done_ctx, cookie);
+	}
+	total += l->ncopied;
+	l->ncopied = 0;
+	while ((n = rte_ring_sc_dequeue_burst(l->done, sl, BURST, NULL)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct tx_slot *s = sl[i];
+			void *cookie = s->cookie;
+
+			slot_put(l, (uint32_t)(s - l->slots));
+			l->conf.tx_done(l->conf.tx_done_ctx, cookie);
+		}
+		total += n;
+	}
+	return total;
+}
+
+/* Push queued frames to the port; what it does not take stays queued. */
+static void lane_push(struct lane *l)
+{
+	struct dpdk_port *p = l->port;
+	uint16_t sent;
+
+	if (l->tx_n == 0)
+		return;
+	/* Always locked: another lane may come to share the queue at any
+	 * time, and an uncontended lock costs little next to a burst. */
+	rte_spinlock_lock(&p->q[l->txq].tx_lock);
+	sent = rte_eth_tx_burst(p->id, l->txq, l->txbuf, (uint16_t)l->tx_n);
+	rte_spinlock_unlock(&p->q[l->txq].tx_lock);
+	if (sent < l->tx_n)
+		memmove(l->txbuf, l->txbuf + sent,
+			(l->tx_n - sent) * sizeof(l->txbuf[0]));
+	l->tx_n -= sent;
+}
+
+static void lane_enqueue(struct lane *l, struct rte_mbuf *m)
+{
+	if (l->tx_n == TXBUF)
+		lane_push(l);
+	if (l->tx_n == TXBUF) {
+		/* The port takes nothing: drop, as a full NIC queue would. */
+		l->st.tx_errors++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	l->txbuf[l->tx_n++] = m;
+}
+
+static void set_dst(struct rte_mbuf *m, const struct rte_ether_addr *mac)
+{
+	rte_pktmbuf_mtod(m, struct rte_ether_hdr *)->dst_addr = *mac;
+}
+
+/* Datagrams waiting for ARP: send those resolved, drop the expired. */
+static void pend_service(struct lane *l, uint64_t now)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < l->npend; i++) {
+		struct rte_ether_addr mac;
+
+		if (neigh_resolve(l, l->pend[i].ip, &mac, now)) {
+			set_dst(l->pend[i].m, &mac);
+			lane_enqueue(l, l->pend[i].m);
+		} else if (now - l->pend[i].since > PENDING_NS) {
+			l->st.tx_no_neigh++;
+			rte_pktmbuf_free(l->pend[i].m);
+		} else {
+			l->pend[keep++] = l->pend[i];
+		}
+	}
+	l->npend = keep;
+}
+
+/*
+ * Build one frame.  @copy: copy the body even if it could be chained.
+ * Returns the frame, or NULL when out of mbufs.  On success *slot_used
+ * says whether the body is chained (its slot is released by the driver).
+ */
+static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx,
+				    const struct rte_ether_addr *dmac, bool copy,
+				    struct tx_slot *slot, bool *chained)
+{
+	struct dpdk_port *p = l->port;
+	uint32_t dlen = tx->hdr_len + tx->body_len;
+	struct rte_mbuf *m, *b = NULL;
+	struct rte_ether_hdr *eh;
+	struct rte_ipv4_hdr *ih;
+	struct rte_udp_hdr *uh;
+	uint8_t *d;
+	bool chain;
+
+	chain = !copy && l->zc && tx->body_len > COPY_MAX &&
+		(const uint8_t *)tx->body >= l->mem &&
+		(const uint8_t *)tx->body + tx->body_len <= l->mem + l->mem_len;
+	if (chain || HDRS + dlen <= p->tx_room)
+		m = rte_pktmbuf_alloc(p->tx_pool);
+	else
+		m = rte_pktmbuf_alloc(p->rx_pool);
+	if (!m)
+		return NULL;
+	d = (uint8_t *)rte_pktmbuf_append(
+		m, (uint16_t)(HDRS + tx->hdr_len + (chain ? 0 : tx->body_len)));
+	if (!d) {
+		rte_pktmbuf_free(m);
+		return NULL;
+	}
+	if (chain) {
+		b = rte_pktmbuf_alloc(p->tx_pool);
+		if (!b) {
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		slot->shinfo.free_cb = extbuf_free;
+		slot->shinfo.fcb_opaque = slot;
+		rte_mbuf_ext_refcnt_set(&slot->shinfo, 1);
+		/* IOVA as VA (checked at mem_alloc): the address is the IOVA. */
+		rte_pktmbuf_attach_extbuf(b, (void *)(uintptr_t)tx->body,
+					  (rte_iova_t)(uintptr_t)tx->body,
+					  (uint16_t)tx->body_len, &slot->shinfo);
+		b->data_off = 0;
+		b->data_len = (uint16_t)tx->body_len;
+		b->pkt_len = tx->body_len;
+		if (rte_pktmbuf_chain(m, b) < 0) {
+			rte_pktmbuf_free(b); /* runs the callback */
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+	}
+	eh = (struct rte_ether_hdr *)d;
+	eh->dst_addr = *dmac;
+	eh->src_addr = p->mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ih = (struct rte_ipv4_hdr *)(eh + 1);
+	ih->version_ihl = RTE_IPV4_VHL_DEF;
+	ih->type_of_service = 0;
+	ih->total_length = rte_cpu_to_be_16((uint16_t)(28 + dlen));
+	ih->packet_id = rte_cpu_to_be_16(l->ip_id++);
+	/* Never fragmented: ferry's frames fit the path by construction. */
+	ih->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+	ih->time_to_live = 64;
+	ih->next_proto_id = IPPROTO_UDP;
+	ih->hdr_checksum = 0;
+	ih->src_addr = l->ip;
+	ih->dst_addr = tx->dst.ip;
+	uh = (struct rte_udp_hdr *)(ih + 1);
+	uh->src_port = rte_cpu_to_be_16(l->udp_port);
+	uh->dst_port = rte_cpu_to_be_16(tx->dst.port);
+	uh->dgram_len = rte_cpu_to_be_16((uint16_t)(8 + dlen));
+	uh->dgram_cksum = 0;
+	memcpy(uh + 1, tx->hdr, tx->hdr_len);
+	if (!chain && tx->body_len)
+		memcpy((uint8_t *)(uh + 1) + tx->hdr_len, tx->body,
+		       tx->body_len);
+	m->l2_len = RTE_ETHER_HDR_LEN;
+	m->l3_len = sizeof(*ih);
+	if (p->tx_ip_csum)
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+	else
+		ih->hdr_checksum = rte_ipv4_cksum(ih);
+	if (p->tx_udp_csum) {
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
+		uh->dgram_cksum = rte_ipv4_phdr_cksum(ih, m->ol_flags);
+	} else {
+		uh->dgram_cksum = rte_ipv4_udptcp_cksum_mbuf(
+			m, ih, RTE_ETHER_HDR_LEN + sizeof(*ih));
+	}
+	*chained = chain;
+	return m;
+}
+
+static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
+			      unsigned n)
+{
+	struct lane *l = &dp->l;
+	uint64_t now = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		struct rte_ether_addr mac;
+		struct tx_slot *slot = NULL;
+		struct rte_mbuf *m;
+		bool known, chained = false;
+		uint32_t k = 0;
+
+		if (tx[i].hdr_len + tx[i].body_len > l->max_dgram) {
+			/* Larger than the link carries: the transport never
+			 * asks; count and consume it. */
+			l->st.tx_errors++;
+			if (tx[i].cookie)
+				goto need_slot;
+			continue;
+		}
+		if (tx[i].cookie && l->slot_top == 0)
+			break; /* every slot in flight: retry after reaping */
+		if (l->tx_n == TXBUF) {
+			lane_push(l);
+			if (l->tx_n == TXBUF)
+				break;
+		}
+		if (!now)
+			now = now_ns();
+		known = neigh_resolve(l, tx[i].dst.ip, &mac, now);
+		if (!known && l->npend == PENDING_MAX) {
+			l->st.tx_no_neigh++;
+			if (tx[i].cookie)
+				goto need_slot;
+			continue;
+		}
+		if (tx[i].cookie) {
+			k = l->slot_free[--l->slot_top];
+			slot = &l->slots[k];
+			slot->cookie = tx[i].cookie;
+		}
+		m = frame_build(l, &tx[i], known ? &mac : &l->port->mac, !known,
+				slot, &chained);
+		if (!m) {
+			if (slot)
+				slot_put(l, k);
+			break; /* out of mbufs: retry later */
+		}
+		if (slot && !chained)
+			l->copied[l->ncopied++] = k;
+		if (chained)
+			l->st.tx_extbuf++;
+		else if (tx[i].body_len)
+			l->st.tx_copied++;
+		if (known) {
+			lane_enqueue(l, m);
+		} else {
+			l->pend[l->npend].m = m;
+			l->pend[l->npend].ip = tx[i].dst.ip;
+			l->pend[l->npend].since = now;
+			l->npend++;
+		}
+		continue;
+need_slot:
+		/* Refused outright, but the body still needs its tx_done. */
+		if (l->slot_top == 0)
+			break;
+		k = l->slot_free[--l->slot_top];
+		l->slots[k].cookie = tx[i].cookie;
+		l->copied[l->ncopied++] = k;
+	}
+	return i;
+}
+
+static int dpdk_flush(struct ferry_dp *dp)
+{
+	struct lane *l = &dp->l;
+
+	if (l->npend)
+		pend_service(l, now_ns());
+	lane_push(l);
+	lane_reap(l);
+	return 0;
+}
+
+/* --- receive -------------------------------------------------------------- */
+
+/* A multi-segment frame as one segment (a copy); NULL if out of mbufs. */
+static struct rte_mbuf *linearize(struct lane *l, struct rte_mbuf *m)
+{
+	struct rte_mbuf *n;
+	uint8_t *d;
+
+	if (m->pkt_len > l->port->mtu + RTE_ETHER_HDR_LEN + 4u)
+		goto drop;
+	n = rte_pktmbuf_alloc(l->port->rx_pool);
+	if (!n)
+		goto drop;
+	d = (uint8_t *)rte_pktmbuf_append(n, (uint16_t)m->pkt_len);
+	if (!d) {
+		rte_pktmbuf_free(n);
+		goto drop;
+	}
+	rte_pktmbuf_read(m, 0, m->pkt_len, d);
+	n->ol_flags = m->ol_flags & (RTE_MBUF_F_RX_IP_CKSUM_MASK |
+				     RTE_MBUF_F_RX_L4_CKSUM_MASK);
+	rte_pktmbuf_free(m);
+	l->st.rx_linearized++;
+	return n;
+drop:
+	rte_pktmbuf_free(m);
+	l->st.rx_dropped++;
+	return NULL;
+}
+
+enum { RX_DROP, RX_ARP, RX_UDP };
+
+/*
+ * Classify frame @m: RX_UDP fills *s (payload offset/length, source) and
+ * *dst_ip / *dst_port; RX_ARP; RX_DROP (counted, not freed).
+ */
+static int frame_parse(struct lane *l, struct rte_mbuf *m, struct stashed *s,
+		       uint32_t *dst_ip, uint16_t *dst_port)
+{
+	struct dpdk_port *p = l->port;
+	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot, ulen;
+	const struct rte_ether_hdr *eh;
+	const struct rte_ipv4_hdr *ih;
+	const struct rte_udp_hdr *uh;
+
+	if (len < RTE_ETHER_HDR_LEN)
+		goto not_ours;
+	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+		return RX_ARP;
+	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    len < RTE_ETHER_HDR_LEN + 20)
+		goto not_ours;
+	ih = (const struct rte_ipv4_hdr *)(eh + 1);
+	ihl = (uint32_t)(ih->version_ihl & 0xf) * 4;
+	tot = rte_be_to_cpu_16(ih->total_length);
+	if ((ih->version_ihl >> 4) != 4 || ihl < 20 ||
+	    ih->next_proto_id != IPPROTO_UDP || tot < ihl + 8 ||
+	    RTE_ETHER_HDR_LEN + tot > len)
+		goto not_ours;
+	if (rte_be_to_cpu_16(ih->fragment_offset) &
+	    (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+		l->st.rx_fragments++;
+		return RX_DROP;
+	}
+	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
+	    RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		goto bad_csum;
+	if (!p->rx_ip_csum && rte_raw_cksum(ih, ihl) != 0xffff)
+		goto bad_csum;
+	uh = (const struct rte_udp_hdr *)((const uint8_t *)ih + ihl);
+	ulen = rte_be_to_cpu_16(uh->dgram_len);
+	if (ulen < 8 || ulen > tot - ihl)
+		goto not_ours;
+	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
+	    RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		goto bad_csum;
+	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) !=
+		    RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
+	    uh->dgram_cksum != 0) {
+		uint16_t sum = rte_raw_cksum(uh, ulen);
+		uint32_t all = (uint32_t)sum + rte_ipv4_phdr_cksum(ih, 0);
+
+		/* The pseudo-header length is the IP payload's; a UDP length
+		 * shorter than it would be malformed anyway. */
+		all = (all & 0xffff) + (all >> 16);
+		all = (all & 0xffff) + (all >> 16);
+		if (all != 0xffff) {
+			/* Unfinished by a kernel sender's offload?  Then the
+			 * field holds the folded pseudo-header sum. */
+			if (ulen != tot - ihl ||
+			    uh->dgram_cksum != rte_ipv4_phdr_cksum(ih, 0))
+				goto bad_csum;
+			l->st.rx_csum_unfinished++;
+		}
+	}
+	s->m = m;
+	s->off = (uint16_t)(RTE_ETHER_HDR_LEN + ihl + 8);
+	s->len = (uint16_t)(ulen - 8);
+	s->src.ip = ih->src_addr;
+	s->src.port = rte_be_to_cpu_16(uh->src_port);
+	*dst_ip = ih->dst_addr;
+	*dst_port = rte_be_to_cpu_16(uh->dst_port);
+	return RX_UDP;
+bad_csum:
+	l->st.rx_bad_csum++;
+	return RX_DROP;
+not_ours:
+	l->st.rx_not_ours++;
+	return RX_DROP;
+}
+
+static void stash_push(struct lane *l, const struct stashed *s)
+{
+	l->stash[(l->stash_head + l->stash_n) % STASH] = *s;
+	l->stash_n++;
+}
+
+/* The lane of this port for @ip:@port, or NULL; under the queue lock. */
+static struct lane *steer(struct dpdk_port *p, uint16_t q, uint32_t ip,
+			  uint16_t port)
+{
+	for (unsigned i = 0; i < p->q[q].nmembers; i++) {
+		struct lane *o = p->q[q].members[i];
+
+		if (o->udp_port == port && o->ip == ip)
+			return o;
+	}
+	return NULL;
+}
+
+/* Take frames for this lane: its inbox, then its RX queue (when no other
+ * member is polling it).  Fills the stash; returns frames stashed. */
+static unsigned lane_poll(struct lane *l)
+{
+	struct dpdk_port *p = l->port;
+	struct rte_mbuf *ms[BURST];
+	unsigned got = 0, room, n;
+	rte_spinlock_t *lock = &p->q[l->rxq].rx_lock;
+
+	room = STASH - l->stash_n;
+	if (room > BURST)
+		room = BURST;
+	if (room == 0)
+		return 0;
+	n = rte_ring_sc_dequeue_burst(l->inbox, (void **)ms, room, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		struct stashed s;
+		uint32_t dip;
+		uint16_t dport;
+
+		/* Steered here already parsed once; parse again for the
+		 * offsets (cheap, and the frame is hot in cache). */
+		if (frame_parse(l, ms[i], &s, &dip, &dport) == RX_UDP) {
+			stash_push(l, &s);
+			got++;
+		} else {
+			rte_pktmbuf_free(ms[i]);
+		}
+	}
+	room -= n;
+	if (room == 0 || !rte_spinlock_trylock(lock))
+		return got;
+	n = rte_eth_rx_burst(p->id, l->rxq, ms, (uint16_t)room);
+	for (unsigned i = 0; i < n; i++) {
+		struct rte_mbuf *m = ms[i];
+		struct stashed s;
+		struct lane *to;
+		uint32_t dip;
+		uint16_t dport;
+
+		if (m->nb_segs > 1) {
+			m = linearize(l, m);
+			if (!m)
+				continue;
+		}
+		switch (frame_parse(l, m, &s, &dip, &dport)) {
+		case RX_UDP:
+			if (dport == l->udp_port && dip == l->ip) {
+				stash_push(l, &s);
+				got++;
+				break;
+			}
+			to = steer(p, l->rxq, dip, dport);
+			if (!to) {
+				l->st.rx_not_ours++;
+				rte_pktmbuf_free(m);
+			} else if (rte_ring_sp_enqueue(to->inbox, m) != 0) {
+				l->st.rx_dropped++;
+				rte_pktmbuf_free(m);
+			}
+			break;
+		case RX_ARP:
+			arp_input(l, m);
+			break;
+		default:
+			rte_pktmbuf_free(m);
+		}
+	}
+	rte_spinlock_unlock(lock);
+	return got;
+}
+
+static unsigned dpdk_rx_burst(struct ferry_dp *dp, struct ferry_dp_pkt *pkts,
+			      unsigned n)
+{
+	struct lane *l = &dp->l;
+	unsigned out = 0;
+
+	lane_reap(l);
+	if (l->stash_n < n)
+		lane_poll(l);
+	while (out < n && l->stash_n) {
+		struct stashed *s = &l->stash[l->stash_head];
+		uint32_t id;
+
+		if (l->lent_top == 0) {
+			/* Every receive slot is lent: leave the rest stashed
+			 * until the transport gives some back. */
+			break;
+		}
+		id = l->lent_free[--l->lent_top];
+		l->lent[id] = s->m;
+		pkts[out].data = rte_pktmbuf_mtod_offset(s->m, uint8_t *, s->off);
+		pkts[out].len = s->len;
+		pkts[out].id = id;
+		pkts[out].src = s->src;
+		out++;
+		l->stash_head = (l->stash_head + 1) % STASH;
+		l->stash_n--;
+	}
+	if (l->tx_n)
+		lane_push(l); /* ARP replies, and what waited for the port */
+	return out;
+}
+
+static void dpdk_rx_release(struct ferry_dp *dp, uint32_t id)
+{
+	struct lane *l = &dp->l;
+
+	rte_pktmbuf_free(l->lent[id]);
+	l->lent[id] = NULL;
+	l->lent_free[l->lent_top++] = id;
+}
+
+static int dpdk_wait(struct ferry_dp *dp, int64_t timeout_ns)
+{
+	struct lane *l = &dp->l;
+	uint64_t start = now_ns(), now = start;
+	uint64_t end = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
+	unsigned idle = 0;
+
+	/* Poll-mode: nothing to sleep on.  Spin; when not busy-polling,
+	 * back off to short sleeps after 200 us of silence so an idle
+	 * endpoint does not hold a core. */
+	while (!atomic_exchange_explicit(&l->woken, false, memory_order_acq_rel)) {
+		if (l->stash_n || lane_poll(l))
+			break;
+		if (lane_reap(l))
+			break;
+		if (l->npend || l->tx_n)
+			dpdk_flush(dp);
+		if ((++idle & 63) == 0) {
+			now = now_ns();
+			if (now >= end)
+				break;
+			if (!l->conf.busy_poll && now - start > 200000) {
+				struct timespec ts = { 0, 50000 };
+
+				nanosleep(&ts, NULL);
+			} else {
+				rte_pause();
+			}
+		}
+	}
+	return 0;
+}
+
+static int dpdk_wake(struct ferry_dp *dp)
+{
+	atomic_store_explicit(&dp->l.woken, true, memory_order_release);
+	return 0;
+}
+
+/* --- open / close --------------------------------------------------------- */
+
+static void lane_detach(struct lane *l)
+{
+	struct dpdk_port *p = l->port;
+	rte_spinlock_t *lock = &p->q[l->rxq].rx_lock;
+	struct rte_mbuf *m;
+	unsigned i;
+
+	/* Out of the steering list first, under the queue lock, so no
+	 * poller puts frames on our inbox after we drained it. */
+	rte_spinlock_lock(lock);
+	rte_spinlock_lock(&p->lock);
+	for (i = 0; i < p->q[l->rxq].nmembers; i++)
+		if (p->q[l->rxq].members[i] == l)
+			break;
+	if (i < p->q[l->rxq].nmembers)
+		p->q[l->rxq].members[i] =
+			p->q[l->rxq].members[--p->q[l->rxq].nmembers];
+	for (i = 0; i < p->nlanes; i++)
+		if (p->lanes[i] == l)
+			break;
+	if (i < p->nlanes)
+		p->lanes[i] = p->lanes[--p->nlanes];
+	p->q[l->txq].tx_users--;
+	rte_spinlock_unlock(&p->lock);
+	rte_spinlock_unlock(lock);
+	if (l->flow) {
+		struct rte_flow_error fe;
+
+		rte_flow_destroy(p->id, l->flow, &fe);
+	}
+	while (l->inbox && rte_ring_sc_dequeue(l->inbox, (void **)&m) == 0)
+		rte_pktmbuf_free(m);
+}
+
+static void dpdk_close(struct ferry_dp *dp)
+{
+	struct lane *l;
+	uint64_t end;
+
+	if (!dp)
+		return;
+	l = &dp->l;
+	if (l->port) {
+		lane_detach(l);
+		/* Let the port finish what it holds of our memory. */
+		end = now_ns() + 1000000000ull;
+		for (;;) {
+			for (unsigned i = 0; i < l->npend; i++)
+				rte_pktmbuf_free(l->pend[i].m);
+			l->npend = 0;
+			lane_push(l);
+			rte_eth_tx_done_cleanup(l->port->id, l->txq, 0);
+			lane_reap(l);
+			if ((l->slot_top == l->nslots && l->tx_n == 0) ||
+			    now_ns() > end)
+				break;
+			rte_pause();
+		}
+		for (unsigned i = 0; i < l->tx_n; i++)
+			rte_pktmbuf_free(l->txbuf[i]);
+		l->tx_n = 0;
+		lane_reap(l);
+		while (l->stash_n) {
+			rte_pktmbuf_free(l->stash[l->stash_head].m);
+			l->stash_head = (l->stash_head + 1) % STASH;
+			l->stash_n--;
+		}
+		for (uint32_t i = 0; l->lent && i < l->nlent; i++)
+			if (l->lent[i])
+				rte_pktmbuf_free(l->lent[i]);
+		if (l->slot_top != l->nslots) {
+			/* The driver still holds bodies in our memory: keep
+			 * the memory and this lane (its completion ring) alive
+			 * rather than let the driver read freed pages. */
+			log_err("port %u: %u transmits never completed; their "
+				"memory is kept", l->port->id,
+				l->nslots - l->slot_top);
+			return;
+		}
+	}
+	if (l->mem) {
+		if (l->mem_registered)
+			rte_extmem_unregister(l->mem, l->mem_len);
+		munmap(l->mem, l->mem_len);
+	}
+	rte_ring_free(l->inbox);
+	rte_ring_free(l->done);
+	free(l->lent);
+	free(l->lent_free);
+	free(l->slots);
+	free(l->slot_free);
+	free(l->copied);
+	free(dp);
+}
+
+static int flow_steer(struct lane *l)
+{
+	struct rte_flow_attr attr = { .ingress = 1 };
+	struct rte_flow_item_ipv4 ip = { .hdr.dst_addr = l->ip };
+	struct rte_flow_item_ipv4 ipm = { .hdr.dst_addr = 0xffffffff };
+	struct rte_flow_item_udp udp = {
+		.hdr.dst_port = rte_cpu_to_be_16(l->udp_port) };
+	struct rte_flow_item_udp udpm = { .hdr.dst_port = 0xffff };
+	struct rte_flow_item pat[] = {
+		{ .type = RTE_FLOW_ITEM_TYPE_ETH },
+		{ .type = RTE_FLOW_ITEM_TYPE_IPV4, .spec = &ip, .mask = &ipm },
+		{ .type = RTE_FLOW_ITEM_TYPE_UDP, .spec = &udp, .mask = &udpm },
+		{ .type = RTE_FLOW_ITEM_TYPE_END },
+	};
+	struct rte_flow_action_queue qa = { .index = l->rxq };
+	struct rte_flow_action act[] = {
+		{ .type = RTE_FLOW_ACTION_TYPE_QUEUE, .conf = &qa },
+		{ .type = RTE_FLOW_ACTION_TYPE_END },
+	};
+	struct rte_flow_error fe;
+
+	l->flow = rte_flow_create(l->port->id, &attr, pat, act, &fe);
+	return l->flow ? 0 : -ENOTSUP;
+}
+
+/* Join the port: an address, a UDP port, queues.  Under g_lock. */
+static int lane_attach(struct lane *l)
+{
+	struct dpdk_port *p = l->port;
+	uint16_t q;
+
+	rte_spinlock_lock(&p->lock);
+	if (p->nlanes == MAX_LANES) {
+		rte_spinlock_unlock(&p->lock);
+		return -EBUSY;
+	}
+	if (l->udp_port == 0) {
+		for (unsigned tries = 0; tries < 16384; tries++) {
+			uint16_t cand = p->next_ephemeral++;
+			bool used = false;
+
+			if (p->next_ephemeral == 0)
+				p->next_ephemeral = EPHEMERAL;
+			for (unsigned i = 0; i < p->nlanes; i++)
+				used |= p->lanes[i]->udp_port == cand &&
+					p->lanes[i]->ip == l->ip;
+			if (!used) {
+				l->udp_port = cand;
+				break;
+			}
+		}
+	}
+	for (unsigned i = 0; i < p->nlanes; i++) {
+		if (p->lanes[i]->udp_port == l->udp_port &&
+		    p->lanes[i]->ip == l->ip) {
+			rte_spinlock_unlock(&p->lock);
+			return -EADDRINUSE;
+		}
+	}
+	/* TX: the queue with the fewest users (one of our own while any is
+	 * free). */
+	l->txq = 0;
+	for (q = 1; q < p->nb_q; q++)
+		if (p->q[q].tx_users < p->q[l->txq].tx_users)
+			l->txq = q;
+	p->q[l->txq].tx_users++;
+	p->lanes[p->nlanes++] = l;
+	rte_spinlock_unlock(&p->lock);
+
+	/* RX: a queue of our own, steered by a flow rule, where one is free
+	 * (queue 0 takes everything the rules do not claim); else software
+	 * steering on queue 0. */
+	l->rxq = 0;
+	for (q = 1; q < p->nb_q; q++) {
+		if (p->q[q].nmembers == 0) {
+			l->rxq = q;
+			if (flow_steer(l) == 0)
+				break;
+			l->rxq = 0;
+			break;
+		}
+	}
+	rte_spinlock_lock(&p->q[l->rxq].rx_lock);
+	rte_spinlock_lock(&p->lock);
+	p->q[l->rxq].members[p->q[l->rxq].nmembers++] = l;
+	rte_spinlock_unlock(&p->lock);
+	rte_spinlock_unlock(&p->q[l->rxq].rx_lock);
+	return 0;
+}
+
+static int dpdk_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
+{
+	struct ferry_dp *dp;
+	struct lane *l;
+	struct dpdk_port *port = NULL;
+	char name[RTE_RING_NAMESIZE];
+	unsigned seq;
+	int ret;
+
+	if (!conf->bind_addr) {
+		log_err("a DPDK endpoint needs its own IPv4 address "
+			"(bind_addr / --ip)");
+		return -EINVAL;
+	}
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	l = &dp->l;
+	l->conf = *conf;
+	if (ferry_addr_parse_ip(conf->bind_addr, &l->ip) < 0 || l->ip == 0) {
+		log_err("'%s' is not an IPv4 address of this host",
+			conf->bind_addr);
+		free(dp);
+		return -EINVAL;
+	}
+	l->udp_port = conf->port;
+	atomic_init(&l->woken, false);
+	l->nlent = conf->rx_bufs ? conf->rx_bufs : 1024;
+	l->nslots = conf->tx_slots ? conf->tx_slots : 1024;
+	l->lent = calloc(l->nlent, sizeof(*l->lent));
+	l->lent_free = calloc(l->nlent, sizeof(*l->lent_free));
+	l->slots = calloc(l->nslots, sizeof(*l->slots));
+	l->slot_free = calloc(l->nslots, sizeof(*l->slot_free));
+	l->copied = calloc(l->nslots, sizeof(*l->copied));
+	if (!l->lent || !l->lent_free || !l->slots || !l->slot_free ||
+	    !l->copied) {
+		dpdk_close(dp);
+		return -ENOMEM;
+	}
+	for (uint32_t i = l->nlent; i-- > 0;)
+		l->lent_free[l->lent_top++] = i;
+	for (uint32_t i = l->nslots; i-- > 0;) {
+		l->slots[i].lane = l;
+		l->slot_free[l->slot_top++] = i;
+	}
+
+	pthread_mutex_lock(&g_lock);
+	if (!g_eal_up) {
+		ret = eal_start(conf->dpdk_eal ? conf->dpdk_eal : "");
+		if (ret < 0) {
+			pthread_mutex_unlock(&g_lock);
+			free(dp);
+			return ret;
+		}
+		g_eal_up = true;
+	}
+	/* Per-lcore mempool caches need an lcore id on this thread. */
+	if (rte_lcore_id() == LCORE_ID_ANY)
+		rte_thread_register();
+	ret = port_get(conf, &port);
+	if (ret == 0) {
+		seq = g_mem_seq++;
+		snprintf(name, sizeof(name), "fi%d_%u", getpid(), seq);
+		l->inbox = rte_ring_create(name, INBOX, SOCKET_ID_ANY,
+					   RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "fd%d_%u", getpid(), seq);
+		l->done = rte_ring_create(name, rte_align32pow2(l->nslots + 1),
+					  SOCKET_ID_ANY, RING_F_SC_DEQ);
+		if (!l->inbox || !l->done)
+			ret = -ENOMEM;
+	}
+	if (ret == 0) {
+		/* Attached last: until then the lane is nobody's to steer
+		 * to, and close need not detach it. */
+		l->port = port;
+		ret = lane_attach(l);
+		if (ret < 0)
+			l->port = NULL;
+	}
+	pthread_mutex_unlock(&g_lock);
+	if (ret < 0) {
+		if (ret == -EADDRINUSE)
+			log_err("%s:%u is taken on port %u", conf->bind_addr,
+				conf->port, port->id);
+		dpdk_close(dp);
+		return ret;
+	}
+	l->max_dgram = l->port->mtu - 28u;
+	if (l->max_dgram > conf->max_frame)
+		l->max_dgram = conf->max_frame;
+	*out = dp;
+	return 0;
+}
+
+static int dpdk_local_addr(struct ferry_dp *dp, struct ferry_addr *out)
+{
+	out->ip = dp->l.ip;
+	out->port = dp->l.udp_port;
+	return 0;
+}
+
+/*
+ * Payload memory: anonymous pages registered with the EAL as external
+ * memory (and DMA-mapped for the port's device, where it has an IOMMU to
+ * map), so that bodies in it can be chained to frames as external buffers.
+ * Zero copy needs IOVA as VA; in physical-address mode bodies are copied.
+ */
+static void *dpdk_mem_alloc(struct ferry_dp *dp, size_t len)
+{
+	struct lane *l = &dp->l;
+	size_t pg = 4096;
+	struct rte_eth_dev_info info;
+
+	if (l->mem || len == 0)
+		return NULL;
+	len = (len + pg - 1) & ~(pg - 1);
+	l->mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (l->mem == MAP_FAILED) {
+		l->mem = NULL;
+		return NULL;
+	}
+	l->mem_len = len;
+	if (rte_extmem_register(l->mem, len, NULL, 0, pg) == 0) {
+		l->mem_registered = true;
+		if (rte_eth_dev_info_get(l->port->id, &info) == 0 &&
+		    info.device)
+			rte_dev_dma_map(info.device, l->mem,
+					(uint64_t)(uintptr_t)l->mem, len);
+	}
+	l->zc = l->mem_registered && l->port->multi_seg &&
+		rte_eal_iova_mode() == RTE_IOVA_VA;
+	return l->mem;
+}
+
+static void dpdk_stats(const struct ferry_dp *dp, struct ferry_dp_stats *out)
+{
+	*out = dp->l.st;
+}
+
+static uint32_t dpdk_max_frame(const struct ferry_dp *dp)
+{
+	return dp->l.max_dgram;
+}
+
+const struct ferry_dp_ops ferry__dp_dpdk_ops = {
+	.name = "dpdk",
+	.open = dpdk_open,
+	.close = dpdk_close,
+	.local_addr = dpdk_local_addr,
+	.mem_alloc = dpdk_mem_alloc,
+	.rx_burst = dpdk_rx_burst,
+	.rx_release = dpdk_rx_release,
+	.tx_burst = dpdk_tx_burst,
+	.flush = dpdk_flush,
+	.wait = dpdk_wait,
+	.wake = dpdk_wake,
+	.stats = dpdk_stats,
+	.max_frame = dpdk_max_frame,
+};
