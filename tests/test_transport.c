@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,6 +22,8 @@
 
 #include <ferry/ferry.h>
 
+#include "dataplane/dp.h"
+#include "ferry_config.h"
 #include "transport/wire.h"
 
 #define M_ECHO 1
@@ -29,6 +32,9 @@
 #define M_THREAD 4
 
 static const char *dp_name;
+/* DPDK: the EAL arguments every endpoint of a test process passes (the
+ * first starts the EAL); NULL elsewhere. */
+static const char *dp_eal;
 
 /* --- harness ------------------------------------------------------------- */
 
@@ -48,6 +54,7 @@ static struct ferry_endpoint *ep_new(void (*tweak)(struct ferry_ep_config *))
 
 	ferry_ep_config_init(&cfg);
 	cfg.dataplane = dp_name;
+	cfg.dpdk_eal = dp_eal;
 	cfg.bind_addr = "127.0.0.1";
 	cfg.max_sessions = 8;
 	/* A small pool keeps the tests quick to set up. */
@@ -674,11 +681,54 @@ static void t_msgbuf_ownership(void)
 
 /* --- the raw peer -------------------------------------------------------- */
 
+/* The raw peer sends and receives through the same dataplane's ops table,
+ * one level below the transport, so it reaches the server on any backend
+ * (a UDP socket on uring, a lane of the loopback port on DPDK). */
 struct raw_peer {
-	int fd;
-	struct sockaddr_in srv;
+	const struct ferry_dp_ops *ops;
+	struct ferry_dp *dp;
+	struct ferry_addr srv;
 	uint32_t my_sess, srv_sess, seq;
 };
+
+static void raw_tx_done(void *ctx, void *cookie)
+{
+	(void)ctx;
+	(void)cookie; /* the raw peer lends no bodies */
+}
+
+static void raw_open(struct raw_peer *rp, struct ferry_endpoint *srv)
+{
+	struct ferry_dp_conf dc = { 0 };
+
+	memset(rp, 0, sizeof(*rp));
+	rp->ops = ferry_dp_find(dp_name);
+	cr_assert_not_null(rp->ops);
+	dc.bind_addr = "127.0.0.1";
+	dc.max_frame = 2048;
+	dc.rx_bufs = 256;
+	dc.tx_slots = 64;
+	dc.dpdk_eal = dp_eal;
+	dc.dpdk_port = -1;
+	dc.tx_done = raw_tx_done;
+	cr_assert_eq(rp->ops->open(&dc, &rp->dp), 0);
+	cr_assert_eq(ferry_addr_parse_ip("127.0.0.1", &rp->srv.ip), 0);
+	rp->srv.port = ferry_endpoint_port(srv);
+}
+
+static void raw_close(struct raw_peer *rp)
+{
+	rp->ops->close(rp->dp);
+}
+
+static void raw_send_bytes(struct raw_peer *rp, const void *buf, size_t len)
+{
+	struct ferry_dp_tx tx = { .dst = rp->srv, .hdr = buf,
+				  .hdr_len = (uint32_t)len };
+
+	cr_assert_eq(rp->ops->tx_burst(rp->dp, &tx, 1), 1);
+	cr_assert_eq(rp->ops->flush(rp->dp), 0);
+}
 
 static void raw_send(struct raw_peer *rp, const struct ferry_hdr *h,
 		     const void *body, size_t len)
@@ -687,16 +737,7 @@ static void raw_send(struct raw_peer *rp, const struct ferry_hdr *h,
 
 	ferry_wire_encode(h, buf);
 	memcpy(buf + FERRY_WIRE_HDR_LEN, body, len);
-	cr_assert_eq(sendto(rp->fd, buf, FERRY_WIRE_HDR_LEN + len, 0,
-			    (struct sockaddr *)&rp->srv, sizeof(rp->srv)),
-		     (ssize_t)(FERRY_WIRE_HDR_LEN + len));
-}
-
-static void raw_send_bytes(struct raw_peer *rp, const void *buf, size_t len)
-{
-	cr_assert_eq(sendto(rp->fd, buf, len, 0, (struct sockaddr *)&rp->srv,
-			    sizeof(rp->srv)),
-		     (ssize_t)len);
+	raw_send_bytes(rp, buf, FERRY_WIRE_HDR_LEN + len);
 }
 
 /* Receive one frame of @type (others are skipped) while polling @srv. */
@@ -706,15 +747,20 @@ static bool raw_recv(struct raw_peer *rp, struct ferry_endpoint *srv,
 	uint64_t end = now_ms() + 3000;
 
 	while (now_ms() < end) {
-		ssize_t n;
+		struct ferry_dp_pkt pkt;
+		bool hit;
 
 		ferry_endpoint_poll(srv, 0);
-		n = recv(rp->fd, buf, 2048, MSG_DONTWAIT);
-		if (n < 0)
+		rp->ops->flush(rp->dp);
+		if (rp->ops->rx_burst(rp->dp, &pkt, 1) == 0)
 			continue;
-		if (ferry_wire_parse(buf, (size_t)n, 1u << 30, f) ==
-			    FERRY_PARSE_OK &&
-		    f->h.type == type)
+		cr_assert_leq(pkt.len, 2048);
+		memcpy(buf, pkt.data, pkt.len);
+		rp->ops->rx_release(rp->dp, pkt.id);
+		hit = ferry_wire_parse(buf, pkt.len, 1u << 30, f) ==
+			      FERRY_PARSE_OK &&
+		      f->h.type == type;
+		if (hit)
 			return true;
 	}
 	return false;
@@ -724,18 +770,11 @@ static void raw_connect(struct raw_peer *rp, struct ferry_endpoint *srv)
 {
 	struct ferry_connect_body b = { .params = { 8u << 20, 64, 2048, 16 } };
 	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
-	struct sockaddr_in me = { .sin_family = AF_INET };
 	uint8_t body[64], buf[2048];
 	struct ferry_frame f;
 	int n;
 
-	rp->fd = socket(AF_INET, SOCK_DGRAM, 0);
-	cr_assert_geq(rp->fd, 0);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(rp->fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	rp->srv.sin_family = AF_INET;
-	rp->srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	rp->srv.sin_port = htons(ferry_endpoint_port(srv));
+	raw_open(rp, srv);
 	rp->my_sess = 0x00070001;
 	n = ferry_wire_put_connect(body, sizeof(body), &b);
 	cr_assert_gt(n, 0);
@@ -786,7 +825,7 @@ static void t_eorder_raw_reordered(void)
 	for (uint32_t i = 0; i < 8; i++)
 		cr_assert_eq(log.seen[i], i + 1, "position %u ran call %u", i,
 			     log.seen[i]);
-	close(rp.fd);
+	raw_close(&rp);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -849,7 +888,7 @@ static void t_malformed_counted(void)
 	cr_assert(pump(cli, srv, &r.done));
 	cr_assert_eq(r.res, 0);
 	cr_assert(r.data_ok);
-	close(rp.fd);
+	raw_close(&rp);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -896,7 +935,7 @@ static void t_refused_call_keeps_order(void)
 	cr_assert_not(f.h.flags & FERRY_FF_ERR);
 	cr_assert_eq(log.n, 1);
 	cr_assert_eq(log.seen[0], 2);
-	close(rp.fd);
+	raw_close(&rp);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -907,7 +946,6 @@ static void t_connect_unsupported_option(void)
 	struct ferry_endpoint *srv = ep_new(NULL);
 	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
 	struct ferry_connect_body b = { .params = { 8u << 20, 64, 2048, 16 } };
-	struct sockaddr_in me = { .sin_family = AF_INET };
 	struct ferry_ep_stats st;
 	struct raw_peer rp;
 	struct ferry_frame f;
@@ -917,12 +955,7 @@ static void t_connect_unsupported_option(void)
 	uint16_t mlen;
 	int n;
 
-	rp.fd = socket(AF_INET, SOCK_DGRAM, 0);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(rp.fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	rp.srv.sin_family = AF_INET;
-	rp.srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	rp.srv.sin_port = htons(ferry_endpoint_port(srv));
+	raw_open(&rp, srv);
 	n = ferry_wire_put_connect(body, sizeof(body), &b);
 	/* A TOKEN TLV: critical, and not implemented in this version. */
 	body[n++] = FERRY_TLV_TOKEN;
@@ -942,7 +975,7 @@ static void t_connect_unsupported_option(void)
 	ferry_endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 0);
 	cr_assert_eq(st.drop_unsupported, 1);
-	close(rp.fd);
+	raw_close(&rp);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -1252,7 +1285,7 @@ static void t_dead_client_late_packet(void)
 	ferry_endpoint_stats(srv, &st);
 	cr_assert_gt(st.drop_unknown_session + st.drop_stale, 0);
 	cr_assert_eq(log.n, 0, "the late call did not run");
-	close(rp.fd);
+	raw_close(&rp);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -1319,7 +1352,7 @@ static void t_overload_backs_off(void)
 	Test(dp, name, .init = init_##dp) { t_##name(); }
 
 #define BATTERY(dp)                                                           \
-	static void init_##dp(void) { dp_name = #dp; }                        \
+	static void init_##dp(void) { setup_##dp(); }                         \
 	CASE(dp, handshake)                                                   \
 	CASE(dp, connect_timeout)                                             \
 	CASE(dp, connect_rejected_when_full)                                  \
@@ -1350,4 +1383,29 @@ static void t_overload_backs_off(void)
 	CASE(dp, keepalive)                                                   \
 	CASE(dp, overload_backs_off)
 
+#if FERRY_HAVE_URING
+static void setup_uring(void)
+{
+	dp_name = "uring";
+}
 BATTERY(uring)
+#endif
+
+#if FERRY_HAVE_DPDK
+/* One EAL per test process (Criterion runs each case in its own), on a
+ * loopback ring port: every endpoint of the test is a lane of it, steered
+ * in software, so two endpoints and a raw peer reach each other at
+ * 127.0.0.1 without a kernel. */
+static void setup_dpdk(void)
+{
+	static char eal[256];
+
+	snprintf(eal, sizeof(eal),
+		 "--no-huge -m 256 --no-pci --no-telemetry --log-level=error "
+		 "-l 0 --file-prefix ferry-test-%d --vdev=net_ring0",
+		 (int)getpid());
+	dp_name = "dpdk";
+	dp_eal = eal;
+}
+BATTERY(dpdk)
+#endif

@@ -197,6 +197,9 @@ struct ferry_dp {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool g_eal_up;
+/* The EAL keeps pointers into its argv for the life of the process. */
+static char *g_eal_buf;
+static char **g_eal_argv;
 static struct dpdk_port *g_ports[MAX_PORTS];
 static unsigned g_mem_seq;
 
@@ -263,6 +266,10 @@ static int eal_start(const char *args)
 		free(argv);
 		return -ENOMEM;
 	}
+	free(g_eal_buf);
+	free(g_eal_argv);
+	g_eal_buf = buf;
+	g_eal_argv = argv;
 	argv[argc++] = "ferry";
 	for (r = (char *)args, w = buf; *r;) {
 		char q = 0;
@@ -303,6 +310,14 @@ static int eal_start(const char *args)
 	}
 	atexit(dpdk_atexit);
 	return 0;
+}
+
+/* Receive slots per lane: twice rx_bufs, at least 4096. */
+static uint32_t rx_slots(const struct ferry_dp_conf *conf)
+{
+	uint64_t n = 2ull * conf->rx_bufs;
+
+	return n < 4096 ? 4096 : n > 65536 ? 65536 : (uint32_t)n;
 }
 
 static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
@@ -376,7 +391,7 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 
 	/* Receive mbufs: the rings' worth per queue, plus what the lanes
 	 * may hold lent and stashed. */
-	n = nq * (nb_rxd + 2 * STASH + INBOX / 4) + conf->rx_bufs * nq + 1024;
+	n = nq * (nb_rxd + 2 * STASH + INBOX / 4 + rx_slots(conf)) + 1024;
 	room = RTE_PKTMBUF_HEADROOM + mtu + RTE_ETHER_HDR_LEN + 4;
 	snprintf(name, sizeof(name), "ferry_rx%u_%d", p->id, getpid());
 	p->rx_pool = rte_pktmbuf_pool_create(name, n, 256, 0, (uint16_t)room,
@@ -1087,6 +1102,13 @@ static unsigned lane_poll(struct lane *l)
 	room -= n;
 	if (room == 0 || !rte_spinlock_trylock(lock))
 		return got;
+	/* Frames are steered to inboxes only under this lock: what reached
+	 * ours before we took it is older than anything still in the queue,
+	 * and must be stashed first to keep the order. */
+	if (rte_ring_count(l->inbox)) {
+		rte_spinlock_unlock(lock);
+		return got;
+	}
 	n = rte_eth_rx_burst(p->id, l->rxq, ms, (uint16_t)room);
 	for (unsigned i = 0; i < n; i++) {
 		struct rte_mbuf *m = ms[i];
@@ -1422,7 +1444,12 @@ static int dpdk_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
 	}
 	l->udp_port = conf->port;
 	atomic_init(&l->woken, false);
-	l->nlent = conf->rx_bufs ? conf->rx_bufs : 1024;
+	/* Receive slots are not what limits us (mbufs are): the transport
+	 * may hold more frames than its rx_bufs for a while (a server keeps
+	 * a request it echoes until the response is acknowledged), and a
+	 * frame refused here would wait in the stash with the very acks that
+	 * release the others behind it. */
+	l->nlent = rx_slots(conf);
 	l->nslots = conf->tx_slots ? conf->tx_slots : 1024;
 	l->lent = calloc(l->nlent, sizeof(*l->lent));
 	l->lent_free = calloc(l->nlent, sizeof(*l->lent_free));
@@ -1533,6 +1560,9 @@ static void *dpdk_mem_alloc(struct ferry_dp *dp, size_t len)
 static void dpdk_stats(const struct ferry_dp *dp, struct ferry_dp_stats *out)
 {
 	*out = dp->l.st;
+	/* Bodies chained from registered memory are this backend's
+	 * zero-copy sends. */
+	out->tx_zc = out->tx_zc_fixed = dp->l.st.tx_extbuf;
 }
 
 static uint32_t dpdk_max_frame(const struct ferry_dp *dp)
