@@ -1,6 +1,7 @@
 // The installed headers must compile as C++ too (and as C, which every
 // other test does).  Nothing here runs; building it is the test.
 #include <ferry/ferry.h>
+#include <ferry/token.h>
 
 int main()
 {
