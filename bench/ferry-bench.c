@@ -44,7 +44,8 @@ static const char usage[] =
 "  --warmup SEC       unmeasured time before it (default 1)\n"
 "  --busy-poll        spin on completions instead of sleeping in the kernel\n"
 "  --no-pin           do not pin threads (default: server threads on the\n"
-"                     first CPUs, client threads on the next ones)\n"
+"                     first CPUs, client threads on the next ones; a\n"
+"                     client-only process from the last CPU down)\n"
 "  --max-frame BYTES  largest datagram, header included (default 8192)\n"
 "  --zc-threshold B   send payloads of at least B bytes with SEND_ZC\n"
 "                     (default 0: off; see docs/bench.md)\n"
@@ -447,7 +448,16 @@ int main(int argc, char **argv)
 			w->o = &o;
 			w->idx = (int)i;
 			w->server = server;
-			w->cpu = o.pin ? nw % ncpu : -1;
+			/* A client-only process counts CPUs down from the
+			 * last, so that a server process (counting up from
+			 * the first) and a client process on one host do not
+			 * both spin on CPU 0. */
+			if (!o.pin)
+				w->cpu = -1;
+			else if (!run_server)
+				w->cpu = ncpu - 1 - nw % ncpu;
+			else
+				w->cpu = nw % ncpu;
 			bench_hist_init(&w->hist);
 			fn = server ? (o.floor ? bench_floor_server
 					       : bench_rpc_server)

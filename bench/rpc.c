@@ -101,7 +101,12 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 	cfg->dataplane = o->dataplane;
 	cfg->busy_poll = o->busy_poll;
 	cfg->max_sessions = max_u32(sessions, 1);
+	/* A standalone server does not know its clients' --inflight: it
+	 * offers 256 slots per session (or more if asked), and each session
+	 * uses the smaller of both sides' counts. */
 	cfg->session_slots = max_u32(o->inflight, 1);
+	if (server && strcmp(o->mode, "loop") != 0)
+		cfg->session_slots = max_u32(o->inflight, 256);
 	if (o->max_frame)
 		cfg->max_frame = o->max_frame;
 	cfg->zc_threshold = o->zc_threshold;
