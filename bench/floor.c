@@ -106,6 +106,10 @@ static int floor_open(struct floor *f, struct bench_worker *w, bool server)
 		f->dp = NULL;
 		return ret;
 	}
+	/* A link with a smaller MTU (DPDK) carries smaller datagrams: the
+	 * floor fragments to what it carries, as the RPC path does. */
+	if (f->ops->max_frame && f->ops->max_frame(f->dp) < dc.max_frame)
+		f->payload = f->ops->max_frame(f->dp) - FLOOR_HDR;
 	f->zeros = f->ops->mem_alloc(f->dp, f->payload);
 	if (!f->zeros)
 		return -ENOMEM;

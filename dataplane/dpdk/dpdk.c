@@ -345,16 +345,24 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 		nq = 1;
 	p->nb_q = nq;
 
-	/* The largest MTU up to what max_frame needs, or what the port has
-	 * now if it cannot be changed. */
+	/* The MTU max_frame needs, but no less than the port has now, and no
+	 * more than it takes (its max_mtu, or its largest frame less the
+	 * Ethernet overhead ethdev assumes). */
 	rte_eth_dev_get_mtu(p->id, &mtu);
-	if (info.max_mtu >= want_mtu)
-		mtu = (uint16_t)(want_mtu > 9000 ? 9000 : want_mtu);
-	else if (info.max_mtu > mtu)
-		mtu = info.max_mtu > 9000 ? 9000 : info.max_mtu;
-	if (info.max_rx_pktlen &&
-	    (uint32_t)mtu + RTE_ETHER_HDR_LEN > info.max_rx_pktlen)
-		mtu = (uint16_t)(info.max_rx_pktlen - RTE_ETHER_HDR_LEN);
+	{
+		uint32_t cap = 9000, over = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+
+		if (info.max_mtu != UINT16_MAX &&
+		    info.max_rx_pktlen > info.max_mtu)
+			over = info.max_rx_pktlen - info.max_mtu;
+		if (info.max_mtu < cap)
+			cap = info.max_mtu;
+		if (info.max_rx_pktlen && info.max_rx_pktlen - over < cap)
+			cap = info.max_rx_pktlen - over;
+		if (want_mtu < mtu)
+			want_mtu = mtu;
+		mtu = (uint16_t)(want_mtu < cap ? want_mtu : cap);
+	}
 	if (mtu < 576)
 		mtu = 576;
 
@@ -392,7 +400,13 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 	/* Receive mbufs: the rings' worth per queue, plus what the lanes
 	 * may hold lent and stashed. */
 	n = nq * (nb_rxd + 2 * STASH + INBOX / 4 + rx_slots(conf)) + 1024;
-	room = RTE_PKTMBUF_HEADROOM + mtu + RTE_ETHER_HDR_LEN + 4;
+	/* A whole frame per mbuf (so it is lent in place), and never less
+	 * than the default data room: some drivers (af_packet) size their
+	 * frames from it and refuse smaller mbufs. */
+	room = mtu + RTE_ETHER_HDR_LEN + 4;
+	if (room < RTE_MBUF_DEFAULT_DATAROOM)
+		room = RTE_MBUF_DEFAULT_DATAROOM;
+	room += RTE_PKTMBUF_HEADROOM;
 	snprintf(name, sizeof(name), "ferry_rx%u_%d", p->id, getpid());
 	p->rx_pool = rte_pktmbuf_pool_create(name, n, 256, 0, (uint16_t)room,
 					     socket);
