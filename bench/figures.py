@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--bench", default="build/bench/ferry-bench")
@@ -29,7 +30,57 @@ if args.quick:
     args.reps, args.duration = 1, "1"
 
 
+MEMIF_EAL = ("--no-huge -m 512 --no-pci --no-telemetry --log-level=error "
+             "--file-prefix {prefix} "
+             "--vdev=net_memif0,role={role},socket={sock}")
+
+
+def memif_cmds(extra):
+    """A server and a client process joined by net_memif (DPDK): the
+    server, then the client with @extra ("floor" first for the floor)."""
+    floor = extra[:1] == ["floor"]
+    opts = extra[1:] if floor else extra
+    tag = "fig%d" % os.getpid()
+    sock = "/tmp/%s.sock" % tag
+    pre = ["floor"] if floor else []
+    srv = [args.bench] + pre + [
+        "server", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.1",
+        "--eal", MEMIF_EAL.format(prefix=tag + "s", role="server", sock=sock),
+        "--quiet"]
+    cli = pre + [
+        "client", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.2",
+        "--connect", "10.99.0.1",
+        "--eal", MEMIF_EAL.format(prefix=tag + "c", role="client", sock=sock)
+    ] + opts
+    return srv, cli, sock
+
+
 def run(extra):
+    """One run: a loop (or floor loop) process, or with "memif" first a
+    DPDK server and client pair."""
+    if extra[:1] == ["memif"]:
+        return run_memif(extra[1:])
+    return run_plain(extra)
+
+
+def run_memif(extra):
+    srv_cmd, cli, sock = memif_cmds(extra)
+    if os.path.exists(sock):
+        os.unlink(sock)
+    srv = subprocess.Popen(srv_cmd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    try:
+        d, shown = run_plain(cli)
+    finally:
+        srv.terminate()
+        srv.communicate(timeout=15)
+        if os.path.exists(sock):
+            os.unlink(sock)
+    return d, "%s & %s" % (" ".join(["ferry-bench"] + srv_cmd[1:]), shown)
+
+
+def run_plain(extra):
     cmd = [args.bench] + extra + ["--duration", args.duration,
                                   "--warmup", "1", "--quiet"]
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
@@ -98,6 +149,22 @@ big_common = ["--sessions", "2", "--inflight", "4", "--size", "1M"]
 figure("1 MiB, 2 sessions x 4 in flight: 1% loss against none (base = 0% loss)",
        big_common, "gbps", 0.5, "higher",
        base=["loop"] + big_common, test=["loop", "--loss", "0.01"] + big_common)
+
+# DPDK (issue 4): two processes over net_memif, busy-polling (poll mode is
+# DPDK's only mode), against the DPDK floor and against the uring RPC path.
+figure("DPDK memif, 32 B, 64 in flight (base = DPDK floor)",
+       ["--inflight", "64"], "rps", 0.5, "higher",
+       base=["memif", "floor", "--inflight", "64"],
+       test=["memif", "--inflight", "64"])
+figure("DPDK memif RPC against uring RPC (loop), 32 B, 64 in flight "
+       "(base = uring RPC)",
+       ["--inflight", "64"], "rps", 3.0, "higher",
+       base=["loop", "--inflight", "64"],
+       test=["memif", "--inflight", "64"])
+figure("DPDK memif, 32 B, 1 in flight (base = DPDK floor)",
+       ["--inflight", "1"], "p50_us", 2.0, "lower",
+       base=["memif", "floor", "--inflight", "1"],
+       test=["memif", "--inflight", "1"])
 
 print("| figure | metric | base (median) | test (median) | test / base (median of paired runs) | target | met |")
 print("|---|---|---|---|---|---|---|")
