@@ -14,7 +14,8 @@ checks order and payload, the client the response):
     into MTU-sized datagrams on the wire, chained zero-copy on DPDK);
   - exit 0, calls completed, and lost, duplicates, out_of_order, corrupt
     and errors all 0.
-Also a DPDK floor echo (no RPC layer) across the same link.
+Also a DPDK floor echo (no RPC layer) across the same link, and two DPDK
+processes over net_memif with two threads on two queue pairs each.
 
 Usage: dpdk_interop.py PATH/TO/ferry-bench   (root: creates namespaces)
 Prints TAP; exits non-zero if any check fails.
@@ -152,6 +153,25 @@ def main():
                                               "--inflight", "8"]))
         check(name + ": echoes came back", d is not None and
               d["completed"] > 0 and d["errors"] == 0, det)
+        # Two DPDK processes over net_memif, two threads each on two queue
+        # pairs: memif has no flow rules, so the endpoints share RX queue 0
+        # and also poll queue 1 (where the peer's second TX queue lands),
+        # steering in software; each keeps its own TX queue.
+        sock = "/tmp/%s.sock" % TAG
+        memif = ("--no-huge -m 256 --no-pci --no-telemetry --log-level=error "
+                 "--file-prefix %s-m%%s --vdev=net_memif0,role=%%s,socket=%s"
+                 % (TAG, sock))
+        mt = ["--threads", "2", "--dpdk-queues", "2", "--dataplane", "dpdk"]
+        name = "memif, 2 threads x 2 queues, both DPDK"
+        _, d, det = pair(
+            name, NS_B, ["server", "--ip", "10.98.0.1", "--duration", "30",
+                         "--eal", memif % ("s", "server")] + mt,
+            NS_B, ["client", "--ip", "10.98.0.2", "--connect", "10.98.0.1",
+                   "--eal", memif % ("c", "client"), "--inflight", "8",
+                   "--verify", "--duration", "1", "--warmup", "0.5"] + mt)
+        verified(name, d, det)
+        if os.path.exists(sock):
+            os.unlink(sock)
     finally:
         teardown()
     left = sh("ip", "netns", "list").stdout

@@ -126,6 +126,7 @@ struct dpdk_port {
 		struct lane *members[MAX_LANES];
 		unsigned nmembers;
 		unsigned tx_users;
+		bool owned; /* a flow rule steers one lane's frames here */
 	} q[MAX_LANES];
 	struct neigh neigh[NEIGH_MAX];
 };
@@ -1090,6 +1091,53 @@ static struct lane *steer(struct dpdk_port *p, uint16_t q, uint32_t ip,
 	return NULL;
 }
 
+/* Receive up to @room frames of ours from queue @q, steering the others';
+ * under the queue group's lock.  Returns frames stashed. */
+static unsigned rx_queue(struct lane *l, uint16_t q, unsigned room)
+{
+	struct dpdk_port *p = l->port;
+	struct rte_mbuf *ms[BURST];
+	unsigned n, got = 0;
+
+	n = rte_eth_rx_burst(p->id, q, ms, (uint16_t)(room < BURST ? room : BURST));
+	for (unsigned i = 0; i < n; i++) {
+		struct rte_mbuf *m = ms[i];
+		struct stashed s;
+		struct lane *to;
+		uint32_t dip;
+		uint16_t dport;
+
+		if (m->nb_segs > 1) {
+			m = linearize(l, m);
+			if (!m)
+				continue;
+		}
+		switch (frame_parse(l, m, &s, &dip, &dport)) {
+		case RX_UDP:
+			if (dport == l->udp_port && dip == l->ip) {
+				stash_push(l, &s);
+				got++;
+				break;
+			}
+			to = steer(p, l->rxq, dip, dport);
+			if (!to) {
+				l->st.rx_not_ours++;
+				rte_pktmbuf_free(m);
+			} else if (rte_ring_sp_enqueue(to->inbox, m) != 0) {
+				l->st.rx_dropped++;
+				rte_pktmbuf_free(m);
+			}
+			break;
+		case RX_ARP:
+			arp_input(l, m);
+			break;
+		default:
+			rte_pktmbuf_free(m);
+		}
+	}
+	return got;
+}
+
 /* Take frames for this lane: its inbox, then its RX queue (when no other
  * member is polling it).  Fills the stash; returns frames stashed. */
 static unsigned lane_poll(struct lane *l)
@@ -1129,41 +1177,15 @@ static unsigned lane_poll(struct lane *l)
 		rte_spinlock_unlock(lock);
 		return got;
 	}
-	n = rte_eth_rx_burst(p->id, l->rxq, ms, (uint16_t)room);
-	for (unsigned i = 0; i < n; i++) {
-		struct rte_mbuf *m = ms[i];
-		struct stashed s;
-		struct lane *to;
-		uint32_t dip;
-		uint16_t dport;
-
-		if (m->nb_segs > 1) {
-			m = linearize(l, m);
-			if (!m)
-				continue;
-		}
-		switch (frame_parse(l, m, &s, &dip, &dport)) {
-		case RX_UDP:
-			if (dport == l->udp_port && dip == l->ip) {
-				stash_push(l, &s);
-				got++;
-				break;
-			}
-			to = steer(p, l->rxq, dip, dport);
-			if (!to) {
-				l->st.rx_not_ours++;
-				rte_pktmbuf_free(m);
-			} else if (rte_ring_sp_enqueue(to->inbox, m) != 0) {
-				l->st.rx_dropped++;
-				rte_pktmbuf_free(m);
-			}
-			break;
-		case RX_ARP:
-			arp_input(l, m);
-			break;
-		default:
-			rte_pktmbuf_free(m);
-		}
+	/* A lane with a flow-steered queue of its own polls just that; the
+	 * lanes sharing queue 0 also poll every queue no rule claims (a peer,
+	 * or RSS, may deliver there), all under queue 0's lock. */
+	if (l->rxq != 0) {
+		got += rx_queue(l, l->rxq, room);
+	} else {
+		for (uint16_t q = 0; q < p->nb_q && got < room; q++)
+			if (q == 0 || !p->q[q].owned)
+				got += rx_queue(l, q, room - got);
 	}
 	rte_spinlock_unlock(lock);
 	return got;
@@ -1284,6 +1306,9 @@ static void lane_detach(struct lane *l)
 		struct rte_flow_error fe;
 
 		rte_flow_destroy(p->id, l->flow, &fe);
+		rte_spinlock_lock(&p->q[0].rx_lock);
+		p->q[l->rxq].owned = false;
+		rte_spinlock_unlock(&p->q[0].rx_lock);
 	}
 	while (l->inbox && rte_ring_sc_dequeue(l->inbox, (void **)&m) == 0)
 		rte_pktmbuf_free(m);
@@ -1426,8 +1451,14 @@ static int lane_attach(struct lane *l)
 	for (q = 1; q < p->nb_q; q++) {
 		if (p->q[q].nmembers == 0) {
 			l->rxq = q;
-			if (flow_steer(l) == 0)
+			if (flow_steer(l) == 0) {
+				/* Under queue 0's lock: its pollers stop taking
+				 * this queue before its owner starts. */
+				rte_spinlock_lock(&p->q[0].rx_lock);
+				p->q[q].owned = true;
+				rte_spinlock_unlock(&p->q[0].rx_lock);
 				break;
+			}
 			l->rxq = 0;
 			break;
 		}
