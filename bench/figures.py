@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import shlex
 import tempfile
 import time
 
@@ -77,7 +78,7 @@ def run_memif(extra):
         srv.communicate(timeout=15)
         if os.path.exists(sock):
             os.unlink(sock)
-    return d, "%s & %s" % (" ".join(["ferry-bench"] + srv_cmd[1:]), shown)
+    return d, "%s & %s" % (shlex.join(["ferry-bench"] + srv_cmd[1:]), shown)
 
 
 def run_plain(extra):
@@ -88,7 +89,7 @@ def run_plain(extra):
                            text=True)
         if r.returncode != 0:
             sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
-        return json.load(open(f.name)), " ".join(["ferry-bench"] + extra)
+        return json.load(open(f.name)), shlex.join(["ferry-bench"] + extra)
 
 
 def pair(common, metric, base=None, test=None):
