@@ -190,6 +190,7 @@ struct lane {
 	uint8_t *mem;
 	size_t mem_len;
 	bool mem_registered;
+	struct rte_device *dma_dev; /* mem is DMA-mapped for it */
 	bool zc; /* chain bodies from mem instead of copying */
 
 	struct ferry_dp_stats st;
@@ -1331,7 +1332,9 @@ static void dpdk_close(struct ferry_dp *dp)
 				rte_pktmbuf_free(l->pend[i].m);
 			l->npend = 0;
 			lane_push(l);
+			rte_spinlock_lock(&l->port->q[l->txq].tx_lock);
 			rte_eth_tx_done_cleanup(l->port->id, l->txq, 0);
+			rte_spinlock_unlock(&l->port->q[l->txq].tx_lock);
 			lane_reap(l);
 			if ((l->slot_top == l->nslots && l->tx_n == 0) ||
 			    now_ns() > end)
@@ -1361,6 +1364,9 @@ static void dpdk_close(struct ferry_dp *dp)
 		}
 	}
 	if (l->mem) {
+		if (l->dma_dev)
+			rte_dev_dma_unmap(l->dma_dev, l->mem,
+					  (uint64_t)(uintptr_t)l->mem, l->mem_len);
 		if (l->mem_registered)
 			rte_extmem_unregister(l->mem, l->mem_len);
 		munmap(l->mem, l->mem_len);
@@ -1601,10 +1607,13 @@ static void *dpdk_mem_alloc(struct ferry_dp *dp, size_t len)
 	l->mem_len = len;
 	if (rte_extmem_register(l->mem, len, NULL, 0, pg) == 0) {
 		l->mem_registered = true;
+		/* Devices without an IOMMU to program (the virtual ones)
+		 * refuse; that is fine. */
 		if (rte_eth_dev_info_get(l->port->id, &info) == 0 &&
-		    info.device)
-			rte_dev_dma_map(info.device, l->mem,
-					(uint64_t)(uintptr_t)l->mem, len);
+		    info.device &&
+		    rte_dev_dma_map(info.device, l->mem,
+				    (uint64_t)(uintptr_t)l->mem, len) == 0)
+			l->dma_dev = info.device;
 	}
 	l->zc = l->mem_registered && l->port->multi_seg &&
 		rte_eal_iova_mode() == RTE_IOVA_VA;
