@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <ferry/endpoint.h>
+#include <ferry/session.h>
 
 #include "hist.h"
 
@@ -26,6 +27,26 @@
 #define BENCH_V_CORRUPT 4u
 
 enum bench_phase { PH_WARMUP = 0, PH_MEASURE, PH_STOP };
+
+/* --keyring: the names tokens are issued for and checked against (fixed,
+ * and shown in --help, so separate server and client processes agree). */
+#define BENCH_AUDIENCE "ferry-bench"
+#define BENCH_CHANNEL "ferry-bench/echo"
+#define BENCH_CAP_ENTRY "call"  /* the entrypoint of --caps tokens */
+/* Most --caps: eight tokens of these names fill a token table. */
+#define BENCH_CAPS_MAX 8
+
+struct ferry_keyring;
+
+/* --keyring: loaded, and tokens issued, once by the driver before any
+ * worker starts; read-only afterwards (verifying is thread-safe). */
+struct bench_auth {
+	struct ferry_keyring *kr;
+	uint8_t *chan_tok;    /* the client's channel token */
+	size_t chan_tok_len;
+	struct ferry_cap caps[BENCH_CAPS_MAX]; /* --caps tokens */
+	unsigned ncaps;
+};
 
 struct bench_opts {
 	const char *mode;      /* loop, server, client */
@@ -57,6 +78,10 @@ struct bench_opts {
 	const char *ip;
 	int dpdk_port;
 	uint32_t dpdk_queues;
+	/* --keyring FILE, --caps N; auth is set when a keyring is loaded. */
+	const char *keyring;
+	uint32_t caps;
+	const struct bench_auth *auth;
 };
 
 /* On DPDK there is no reuseport: server thread i listens on --port + i,
@@ -90,6 +115,8 @@ struct bench_worker {
 	_Atomic uint64_t bytes;      /* request + response payload */
 	/* --verify: what went wrong, as seen by this worker. */
 	_Atomic uint64_t lost, dups, ooo, corrupt;
+	/* --caps, server: tokens redeemed (verified) in handlers. */
+	_Atomic uint64_t caps_redeemed;
 	/* Filled in when the worker ends. */
 	struct bench_hist hist;
 	uint64_t copied, delivered;  /* payload bytes, from endpoint stats */

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <ferry/ferry.h>
+#ifdef FERRY_BENCH_CONTROL
+#include <ferry/token.h>
+#endif
 
 #include "../dataplane/dp.h"
 #include "bench.h"
@@ -68,6 +71,16 @@ static const char usage[] =
 "                     docs/dpdk.md); server thread i listens on --port + i\n"
 "  --dpdk-port N      DPDK: the port to use (default: the least used)\n"
 "  --dpdk-queues N    DPDK: RX/TX queue pairs per port (default 1)\n"
+"  --keyring FILE     admission with channel tokens (docs/tokens.md; make one\n"
+"                     with `ferryctl key new`): a server admits only clients\n"
+"                     with a valid token for channel \"" BENCH_CHANNEL "\",\n"
+"                     audience \"" BENCH_AUDIENCE "\"; a client issues itself\n"
+"                     one from FILE at start and presents it at connect\n"
+"  --caps N           attach N tokens to every call (0..%d; needs --keyring):\n"
+"                     issued once at start (subrequest, audience\n"
+"                     \"" BENCH_AUDIENCE "\", target \"" BENCH_CHANNEL "\", entrypoint\n"
+"                     \"" BENCH_CAP_ENTRY "\"); the server redeems each and refuses\n"
+"                     (and counts as an error) a call whose token fails\n"
 "  --json FILE        also write the summary as JSON to FILE\n"
 "  --quiet            no progress line each second\n"
 "  -h, --help         this text\n";
@@ -190,6 +203,71 @@ static double us(uint64_t ns)
 	return (double)ns / 1000.0;
 }
 
+/*
+ * --keyring: load the keyring and issue, once, the client's channel token
+ * and the --caps tokens.  Returns 0, or an exit status after saying why.
+ */
+static int bench_auth_setup(const struct bench_opts *o, struct bench_auth *a)
+{
+#ifdef FERRY_BENCH_CONTROL
+	struct ferry_token_req req = {
+		.type = FERRY_TOKEN_SUBREQUEST,
+		.audience = BENCH_AUDIENCE,
+		.target = BENCH_CHANNEL,
+	};
+	uint8_t tok[FERRY_TOKEN_MAX_LEN];
+	size_t len;
+	int ret = ferry_keyring_load(o->keyring, &a->kr);
+
+	if (ret < 0) {
+		fprintf(stderr, "ferry-bench: --keyring %s: %s\n", o->keyring,
+			ferry_strerror(ret));
+		return 2;
+	}
+	/* As long as the keyring lets tokens live: a bench run may be
+	 * long, and the tokens are issued only once. */
+	req.ttl = ferry_keyring_max_ttl(a->kr);
+	for (unsigned i = 0; i <= o->caps; i++) {
+		uint8_t *copy = NULL;
+
+		req.entrypoint = i == 0 ? "" : BENCH_CAP_ENTRY;
+		ret = ferry_token_seal(a->kr, &req, tok, sizeof(tok), &len);
+		if (ret == 0 && !(copy = malloc(len)))
+			ret = -ENOMEM;
+		if (ret < 0) {
+			fprintf(stderr, "ferry-bench: issuing a token: %s\n",
+				ferry_strerror(ret));
+			return 1;
+		}
+		memcpy(copy, tok, len);
+		if (i == 0) {
+			a->chan_tok = copy;
+			a->chan_tok_len = len;
+		} else {
+			a->caps[a->ncaps++] = (struct ferry_cap){
+				FERRY_CAP_TOKEN, copy, len };
+		}
+	}
+	return 0;
+#else
+	(void)o;
+	(void)a;
+	fprintf(stderr, "ferry-bench: --keyring needs the control plane "
+			"(libsodium), which this build lacks\n");
+	return 2;
+#endif
+}
+
+static void bench_auth_free(struct bench_auth *a)
+{
+	free(a->chan_tok);
+	for (unsigned i = 0; i < a->ncaps; i++)
+		free((void *)a->caps[i].data);
+#ifdef FERRY_BENCH_CONTROL
+	ferry_keyring_free(a->kr);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -222,6 +300,8 @@ int main(int argc, char **argv)
 		{ "connect", required_argument, NULL, 'c' },
 		{ "dpdk-port", required_argument, NULL, 'o' },
 		{ "dpdk-queues", required_argument, NULL, 'Q' },
+		{ "keyring", required_argument, NULL, 'K' },
+		{ "caps", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -247,6 +327,8 @@ int main(int argc, char **argv)
 	bool run_server, run_client;
 	struct bench_hist hist;
 	struct totals cl, sv;
+	struct bench_auth auth = { 0 };
+	uint64_t caps_redeemed = 0;
 	uint64_t t_start, t_end, copied = 0, delivered = 0, drops = 0;
 	uint64_t retrans = 0, zc = 0, zc_fixed = 0;
 	double secs;
@@ -346,8 +428,14 @@ int main(int argc, char **argv)
 			o.peer_timeout_ms = parse_count(optarg, "--peer-timeout",
 							10, 3600000);
 			break;
+		case 'K':
+			o.keyring = optarg;
+			break;
+		case 'A':
+			o.caps = parse_count(optarg, "--caps", 0, BENCH_CAPS_MAX);
+			break;
 		case 'h':
-			printf(usage, ferry_dp_names());
+			printf(usage, ferry_dp_names(), BENCH_CAPS_MAX);
 			return 0;
 		default:
 			fprintf(stderr, "Try 'ferry-bench --help'.\n");
@@ -410,6 +498,17 @@ int main(int argc, char **argv)
 	if (o.verify && (o.size < BENCH_VHDR_LEN || o.resp_size < BENCH_VHDR_LEN))
 		die_usage("%s needs --size and --resp-size of at least 16",
 			  "--verify");
+	if (o.caps && !o.keyring)
+		die_usage("%s needs --keyring to issue the tokens", "--caps");
+	if (o.keyring && o.floor)
+		die_usage("%s: the floor has no RPC layer to admit sessions",
+			  "--keyring");
+	if (o.keyring) {
+		rc = bench_auth_setup(&o, &auth);
+		if (rc)
+			return rc;
+		o.auth = &auth;
+	}
 	/* A flipped bit must be caught by the transport, not slip into a
 	 * payload: corruption injection needs frame checksums. */
 	if (o.corrupt > 0)
@@ -557,6 +656,7 @@ int main(int argc, char **argv)
 		retrans += ws[k].retransmits;
 		zc += ws[k].tx_zc;
 		zc_fixed += ws[k].tx_zc_fixed;
+		caps_redeemed += atomic_load(&ws[k].caps_redeemed);
 	}
 	cl = sum(ws, nw, false);
 	sv = sum(ws, nw, true);
@@ -628,6 +728,13 @@ int main(int argc, char **argv)
 			       (unsigned long long)a.drop_stale,
 			       (unsigned long long)a.drop_no_buffer);
 		}
+		if (o.keyring && run_client)
+			printf("admission: channel token presented; %u token(s) "
+			       "per call\n", o.caps);
+		if (o.keyring && run_server)
+			printf("admission: channel tokens required; %llu call "
+			       "token(s) redeemed (warm-up included)\n",
+			       (unsigned long long)caps_redeemed);
 		if (!o.floor && o.zc_threshold)
 			printf("SEND_ZC packets %llu, %llu of them from "
 			       "registered memory\n",
@@ -697,7 +804,9 @@ int main(int argc, char **argv)
 				"\"verify\":%s,\"lost\":%llu,\"duplicates\":%llu,"
 				"\"out_of_order\":%llu,\"corrupt\":%llu,"
 				"\"faults\":{\"loss\":%llu,\"dup\":%llu,"
-				"\"reorder\":%llu,\"corrupt\":%llu}}\n",
+				"\"reorder\":%llu,\"corrupt\":%llu},"
+				"\"admission\":%s,\"caps\":%u,"
+				"\"caps_redeemed\":%llu}\n",
 				o.floor ? "floor-" : "", o.mode, o.dataplane,
 				o.size, o.resp_size, o.inflight, o.sessions,
 				o.threads, o.busy_poll ? "true" : "false", secs,
@@ -720,7 +829,9 @@ int main(int argc, char **argv)
 				(unsigned long long)fl.fault_loss,
 				(unsigned long long)fl.fault_dup,
 				(unsigned long long)fl.fault_reorder,
-				(unsigned long long)fl.fault_corrupt);
+				(unsigned long long)fl.fault_corrupt,
+				o.keyring ? "true" : "false", o.caps,
+				(unsigned long long)caps_redeemed);
 			if (fclose(f) != 0) {
 				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
 					strerror(errno));
@@ -730,5 +841,6 @@ int main(int argc, char **argv)
 	}
 	free(ws);
 	free(tids);
+	bench_auth_free(&auth);
 	return rc;
 }

@@ -12,6 +12,9 @@
 #include <time.h>
 
 #include <ferry/ferry.h>
+#ifdef FERRY_BENCH_CONTROL
+#include <ferry/token.h>
+#endif
 
 #include "bench.h"
 
@@ -94,7 +97,11 @@ static uint32_t bench_big_cap(uint32_t big)
 static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 			 uint32_t sessions, bool server, int idx)
 {
-	uint32_t big = max_u32(o->size, o->resp_size);
+	/* With --keyring a request's message may hold a token table before
+	 * its payload (--caps), and a server reassembles both in one buffer:
+	 * leave room for the largest table. */
+	uint32_t req = o->size + (o->keyring ? FERRY_CAPS_MAX_LEN : 0);
+	uint32_t big = max_u32(req, o->resp_size);
 	uint32_t calls = sessions * o->inflight;
 
 	ferry_ep_config_init(cfg);
@@ -170,7 +177,43 @@ static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 struct rpc_srv {
 	struct bench_worker *w;
 	struct ferry_endpoint *ep;
+#ifdef FERRY_BENCH_CONTROL
+	/* Where redeemed tokens' contents go: 4.6 KiB, kept off the stack
+	 * of the handler and written only by this server's thread. */
+	struct ferry_token_info info;
+#endif
 };
+
+/*
+ * --caps: redeem (verify) every token the call carries, as the handler of
+ * a real service would before acting on them.  Returns 0, or the first
+ * failure, with which the call is then refused.
+ */
+static int srv_redeem(struct rpc_srv *sv, struct ferry_call *c)
+{
+#ifdef FERRY_BENCH_CONTROL
+	const struct bench_auth *a = sv->w->o->auth;
+	unsigned n = ferry_call_ncaps(c);
+
+	for (unsigned i = 0; i < n; i++) {
+		int ret;
+
+		if (!a)
+			return -EPERM; /* tokens, but nothing to check them */
+		ret = ferry_call_redeem(c, i, a->kr, FERRY_TOKEN_SUBREQUEST,
+					BENCH_AUDIENCE, &sv->info);
+		if (ret < 0)
+			return ret;
+	}
+	if (n)
+		atomic_fetch_add_explicit(&sv->w->caps_redeemed, n,
+					  memory_order_relaxed);
+	return 0;
+#else
+	(void)sv;
+	return ferry_call_ncaps(c) ? -EPERM : 0;
+#endif
+}
 
 /* --verify: count what a verdict says went wrong. */
 static void count_verdict(struct bench_worker *w, uint32_t v)
@@ -230,6 +273,14 @@ static void srv_handler(struct ferry_call *c, void *ctx)
 
 	if (len >= BENCH_HDR_LEN)
 		memcpy(&rs, p, sizeof(rs));
+	ret = srv_redeem(sv, c);
+	if (ret < 0) {
+		/* A token that does not verify is an error, and the call is
+		 * refused with it, as a real service would. */
+		ferry_call_respond_error(c, ret);
+		atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+		return;
+	}
 	if (verify) {
 		verdict = srv_verify(c, p, len, &seq);
 		count_verdict(w, verdict);
@@ -271,8 +322,16 @@ void *bench_rpc_server(void *arg)
 	struct bench_worker *w = arg;
 	const struct bench_opts *o = w->o;
 	struct ferry_ep_config cfg;
-	struct rpc_srv sv = { .w = w };
+	struct rpc_srv *sv = calloc(1, sizeof(*sv));
 	int ret;
+
+	if (!sv) {
+		w->err = -ENOMEM;
+		snprintf(w->errmsg, sizeof(w->errmsg), "out of memory");
+		atomic_store(&w->ready, true);
+		return NULL;
+	}
+	sv->w = w;
 
 	bench_pin(w->cpu);
 	/* In loop mode the clients are known; a standalone server takes up
@@ -281,27 +340,39 @@ void *bench_rpc_server(void *arg)
 		     strcmp(o->mode, "loop") == 0 ? o->sessions * o->threads
 						 : 64,
 		     true, w->idx);
-	ret = ferry_endpoint_create(&cfg, &sv.ep);
+	ret = ferry_endpoint_create(&cfg, &sv->ep);
 	if (ret == 0)
-		ret = ferry_endpoint_register(sv.ep, BENCH_METHOD, srv_handler,
-					      &sv);
+		ret = ferry_endpoint_register(sv->ep, BENCH_METHOD, srv_handler,
+					      sv);
 	if (ret == 0)
-		ferry_endpoint_on_session(sv.ep, srv_on_session, NULL);
+		ferry_endpoint_on_session(sv->ep, srv_on_session, NULL);
+#ifdef FERRY_BENCH_CONTROL
+	if (ret == 0 && o->auth) {
+		/* Only clients with a channel token for the bench's echo
+		 * channel get a session. */
+		static const char *const chans[] = { BENCH_CHANNEL };
+
+		ret = ferry_endpoint_require_token(sv->ep, o->auth->kr,
+						   BENCH_AUDIENCE, chans, 1);
+	}
+#endif
 	if (ret < 0) {
 		w->err = ret;
 		snprintf(w->errmsg, sizeof(w->errmsg),
 			 "server endpoint on %s:%u: %s", o->addr, o->port,
 			 ferry_strerror(ret));
-		ferry_endpoint_destroy(sv.ep);
+		ferry_endpoint_destroy(sv->ep);
+		free(sv);
 		atomic_store(&w->ready, true);
 		return NULL;
 	}
 	atomic_store(&w->ready, true);
 	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
 	       PH_STOP)
-		ferry_endpoint_poll(sv.ep, 10);
-	worker_stats(w, sv.ep);
-	ferry_endpoint_destroy(sv.ep);
+		ferry_endpoint_poll(sv->ep, 10);
+	worker_stats(w, sv->ep);
+	ferry_endpoint_destroy(sv->ep);
+	free(sv);
 	return NULL;
 }
 
@@ -360,7 +431,13 @@ static void cli_issue(struct rpc_slot *sl)
 		bench_pattern_fill(p, BENCH_VHDR_LEN, o->size, sl->seq);
 	}
 	sl->t0 = bench_now_ns();
-	ret = ferry_call(sl->s, BENCH_METHOD, mb, cli_cont, sl);
+	if (o->auth && o->auth->ncaps)
+		/* The tokens are copied into the call's table: issued once,
+		 * sent with every call. */
+		ret = ferry_call_caps(sl->s, BENCH_METHOD, mb, o->auth->caps,
+				      o->auth->ncaps, 0, cli_cont, sl);
+	else
+		ret = ferry_call(sl->s, BENCH_METHOD, mb, cli_cont, sl);
 	if (ret == 0)
 		cl->inflight++;
 	if (ret < 0) {
@@ -410,6 +487,21 @@ static void cli_cont(int res, const void *data, size_t len, void *ctx)
 		cli_issue(sl);
 }
 
+/* A refused connect (say, a token the server does not take) is reported
+ * with the server's reason at once.  Silence is left to the wait below,
+ * which says "no answer". */
+static void cli_on_connect(struct ferry_session *s, int res, void *ctx)
+{
+	struct bench_worker *w = ctx;
+
+	(void)s;
+	if (res < 0 && res != -ETIMEDOUT && !w->err) {
+		w->err = res;
+		snprintf(w->errmsg, sizeof(w->errmsg), "connect refused: %s",
+			 ferry_strerror(res));
+	}
+}
+
 static void cli_retry_parked(struct rpc_cli *cl)
 {
 	for (uint32_t i = 0; i < cl->nslots && cl->parked; i++) {
@@ -457,9 +549,15 @@ void *bench_rpc_client(void *arg)
 		goto out;
 	}
 	for (uint32_t i = 0; i < o->sessions; i++) {
+		struct ferry_connect_opts co = { 0 };
+
+		if (o->auth) {
+			co.token = o->auth->chan_tok;
+			co.token_len = o->auth->chan_tok_len;
+		}
 		ret = ferry_session_connect(cl.ep, o->addr,
-					    bench_server_port(o, w->idx), NULL,
-					    NULL, NULL, &sess[i]);
+					    bench_server_port(o, w->idx), &co,
+					    cli_on_connect, w, &sess[i]);
 		if (ret < 0) {
 			w->err = ret;
 			snprintf(w->errmsg, sizeof(w->errmsg),
@@ -479,6 +577,8 @@ void *bench_rpc_client(void *arg)
 			open += (uint32_t)ferry_session_is_open(sess[i]);
 		if (open == o->sessions)
 			break;
+		if (w->err)
+			goto out; /* refused: cli_on_connect said why */
 		if (bench_now_ns() > deadline ||
 		    atomic_load(&bench_phase) == PH_STOP) {
 			w->err = -ETIMEDOUT;

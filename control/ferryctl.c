@@ -22,6 +22,8 @@
 
 #include <ferry/token.h>
 
+#include "control/trace_internal.h"
+
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
@@ -64,6 +66,10 @@ static const char usage_text[] =
 "  bench [--seconds N] [--cpu N]\n"
 "      Issue and verify tokens on one thread (an in-memory keyring; no\n"
 "      --keyring needed); print tokens/s per core.\n"
+"  spans FILE...\n"
+"      Print the session trees (client session -> server session -> calls)\n"
+"      in OTLP/JSON lines span export files, with durations and status\n"
+"      (docs/tracing.md).\n"
 "\n"
 "TOKEN is read from the argument, or from stdin if absent or \"-\"\n"
 "(surrounding whitespace ignored).  ENC is base64url (the default: RFC 4648\n"
@@ -793,6 +799,10 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "bench") == 0) {
 		g_what = "bench";
 		return cmd_bench(argc, argv);
+	}
+	if (strcmp(cmd, "spans") == 0) {
+		g_what = "spans";
+		return ferry__ctl_spans(argc, argv);
 	}
 	if (strcmp(cmd, "key") != 0 && strcmp(cmd, "token") != 0)
 		return fail(EXIT_USAGE, "unknown command '%s' (see --help)", cmd);

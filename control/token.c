@@ -359,33 +359,10 @@ int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
 
 /* --- errors ------------------------------------------------------------- */
 
-static const char *const token_msgs[] = {
-	[FERRY_TOKEN_EMALFORMED - FERRY_TOKEN_ERRNO_BASE] = "malformed token",
-	[FERRY_TOKEN_EVERSION - FERRY_TOKEN_ERRNO_BASE] =
-		"unsupported token version",
-	[FERRY_TOKEN_EUNKNOWNKEY - FERRY_TOKEN_ERRNO_BASE] =
-		"token key id not in keyring",
-	[FERRY_TOKEN_EKEYRETIRED - FERRY_TOKEN_ERRNO_BASE] =
-		"token key has retired",
-	[FERRY_TOKEN_EAUTH - FERRY_TOKEN_ERRNO_BASE] =
-		"token authentication failed",
-	[FERRY_TOKEN_EEXPIRED - FERRY_TOKEN_ERRNO_BASE] = "token expired",
-	[FERRY_TOKEN_ENOTYET - FERRY_TOKEN_ERRNO_BASE] = "token not yet valid",
-	[FERRY_TOKEN_EWRONGTYPE - FERRY_TOKEN_ERRNO_BASE] =
-		"token is of the wrong type",
-	[FERRY_TOKEN_EAUDIENCE - FERRY_TOKEN_ERRNO_BASE] =
-		"token is for another audience",
-	[FERRY_KEYRING_EMODE - FERRY_TOKEN_ERRNO_BASE] =
-		"keyring file is accessible by group or others (chmod 600)",
-	[FERRY_KEYRING_EFORMAT - FERRY_TOKEN_ERRNO_BASE] =
-		"not a ferry keyring file, or damaged",
-};
-
+/* The strings live in transport/error.c, with the transport's: a client
+ * refused at connect gets a token code from the server and describes it
+ * with ferry_strerror(), without linking the control plane. */
 const char *ferry_token_strerror(int err)
 {
-	int e = err < 0 ? -err : err;
-
-	if (e >= FERRY_TOKEN_ERRNO_BASE && e < FERRY_TOKEN_ERRNO_MAX)
-		return token_msgs[e - FERRY_TOKEN_ERRNO_BASE];
 	return ferry_strerror(err);
 }

@@ -2,6 +2,7 @@
 // other test does).  Nothing here runs; building it is the test.
 #include <ferry/ferry.h>
 #include <ferry/token.h>
+#include <ferry/trace.h>
 
 int main()
 {

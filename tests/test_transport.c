@@ -894,8 +894,8 @@ static void t_malformed_counted(void)
 	ferry_endpoint_destroy(srv);
 }
 
-/* A call the server cannot serve (it carries a token table, which v1 does
- * not implement) is answered with an error at its turn; the next call is
+/* A call the server cannot serve (a token table of version 0, which no
+ * version defines) is answered with an error at its turn; the next call is
  * not held up behind it. */
 static void t_refused_call_keeps_order(void)
 {
@@ -957,8 +957,8 @@ static void t_connect_unsupported_option(void)
 
 	raw_open(&rp, srv);
 	n = ferry_wire_put_connect(body, sizeof(body), &b);
-	/* A TOKEN TLV: critical, and not implemented in this version. */
-	body[n++] = FERRY_TLV_TOKEN;
+	/* A critical TLV of a type this version does not know (0x85). */
+	body[n++] = 0x85;
 	body[n++] = 0;
 	body[n++] = 0;
 	body[n++] = 4;

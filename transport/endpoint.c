@@ -215,6 +215,23 @@ void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
 	ep->session_ctx = ctx;
 }
 
+int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
+				 ferry_admit_release_fn release, void *ctx)
+{
+	if (!ep)
+		return -EINVAL;
+	/* Connects are judged on this thread, so the old hook is not
+	 * running now and may go at once. */
+	if (ep->admit_release)
+		ep->admit_release(ep->admit_ctx);
+	ep->admit_fn = fn;
+	ep->admit_release = fn ? release : NULL;
+	ep->admit_ctx = fn ? ctx : NULL;
+	if (!fn && release)
+		release(ctx);
+	return 0;
+}
+
 /* --- server: requests ---------------------------------------------------- */
 
 static void call_respond_local(struct ferry_call *c)
@@ -232,11 +249,14 @@ static void call_respond_local(struct ferry_call *c)
 		c->err = -EMSGSIZE;
 	}
 	/* The request is no longer needed once the handler has answered:
-	 * hand its buffer (and its credit) back now, not after sending. */
+	 * hand its buffer (and its credit) back now, not after sending.  The
+	 * token table lives in it and goes with it. */
 	if (c->req) {
 		ferry__msgbuf_put(c->req);
 		c->req = NULL;
 	}
+	c->caps = NULL;
+	c->ncaps = 0;
 	c->state = CALL_SENDING;
 	ferry__sess_txq_push(s, c);
 }
@@ -273,6 +293,42 @@ static void server_dispatch(struct ferry_session *s)
 		}
 		h->fn(c, h->ctx);
 	}
+}
+
+/*
+ * A request is complete: split its token table off the front of the
+ * message, then run what is next in call order.  The payload stays where
+ * it arrived (in the datagram, or the reassembly buffer); the request's
+ * msgbuf is narrowed to it, and the table stays readable in front of it.
+ * A table the transport cannot take refuses the call, still in order.
+ */
+static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
+{
+	struct ferry_endpoint *ep = s->ep;
+
+	if (c->has_caps && c->req) {
+		struct ferry_msgbuf *mb = c->req;
+		uint32_t tlen;
+		unsigned n;
+		int ret = ferry_wire_parse_caps(mb->data, mb->len, &tlen, &n);
+
+		if (ret < 0) {
+			ep->st.caps_refused++;
+			c->req = NULL;
+			c->err = ret;
+			ferry__msgbuf_put(mb);
+		} else {
+			c->caps = mb->data;
+			c->caps_len = tlen;
+			c->ncaps = (uint16_t)n;
+			mb->data += tlen;
+			mb->len -= tlen;
+			mb->cap -= tlen;
+			ep->st.caps_received += n;
+		}
+	}
+	c->state = CALL_READY;
+	server_dispatch(s);
 }
 
 /* Calls before @req_id (not yet dispatched) still without a buffer. */
@@ -328,6 +384,7 @@ static bool server_rx_request(struct ferry_session *s,
 		c->req_id = h->req_id;
 		c->method = h->method;
 		c->state = CALL_RX;
+		c->has_caps = (h->flags & FERRY_FF_CAPS) != 0;
 		s->refs++;
 		s->slots[slot] = c;
 		if (refuse) {
@@ -383,7 +440,8 @@ static bool server_rx_request(struct ferry_session *s,
 		}
 	} else if (c->req_id != h->req_id || c->state != CALL_RX ||
 		   !c->req || h->msg_len != c->req->len ||
-		   h->method != c->method) {
+		   h->method != c->method ||
+		   c->has_caps != ((h->flags & FERRY_FF_CAPS) != 0)) {
 		ep->st.drop_stale++;
 		return true;
 	}
@@ -392,10 +450,8 @@ static bool server_rx_request(struct ferry_session *s,
 		memcpy(c->req->data + h->frag_off, f->payload, f->pay_len);
 		c->rx_got += f->pay_len;
 	}
-	if (c->rx_got == h->msg_len) {
-		c->state = CALL_READY;
-		server_dispatch(s);
-	}
+	if (c->rx_got == h->msg_len)
+		server_req_complete(s, c);
 	return true;
 }
 
@@ -521,10 +577,10 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		sess_rx_common(s, &f);
 	switch (f.h.type) {
 	case FERRY_FT_REQUEST:
-		if (f.h.flags & (FERRY_FF_CAPS | FERRY_FF_TRACE)) {
-			/* Token tables and call trace context are reserved
-			 * in v1; a peer that sends them is ahead of us.  The
-			 * call fails, in order, rather than vanish. */
+		if (f.h.flags & FERRY_FF_TRACE) {
+			/* Call trace context is reserved in v1; a peer that
+			 * sends it is ahead of us.  The call fails, in order,
+			 * rather than vanish. */
 			ep->st.drop_unsupported++;
 			taken = server_rx_request(s, &f, pkt, -EPROTONOSUPPORT,
 						  &keep);
@@ -612,9 +668,10 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 	int ret = ferry_wire_parse_connect(f->payload, f->pay_len, &b);
 
 	if (ret == FERRY_CONNECT_UNSUPPORTED) {
-		/* Well-formed, but it asks for something we lack (a token
-		 * before tokens exist here): say so, keep nothing. */
+		/* Well-formed, but it asks for something we lack: say so,
+		 * keep nothing. */
 		ep->st.drop_unsupported++;
+		ep->st.connects_refused++;
 		send_error_to(ep, &pkt->src, f->h.src_sess, FERRY_EVERSION,
 			      "connect needs an option this server lacks");
 		return;
@@ -637,9 +694,27 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 	}
 	if (ep->destroying)
 		return;
+	/* Admission comes before anything is allocated, so a refused (or
+	 * flooding) client costs one verification and one ERROR, and leaves
+	 * no state behind.  Retransmitted CONNECTs of an admitted session
+	 * were answered above without asking again; calls never are. */
+	if (ep->admit_fn) {
+		int res = ep->admit_fn(ep->admit_ctx, b.token, b.token_len);
+
+		if (res != 0) {
+			if (res > 0)
+				res = -EACCES; /* a hook must refuse with -code */
+			ep->st.connects_refused++;
+			ep->st.admission_refused++;
+			send_error_to(ep, &pkt->src, f->h.src_sess,
+				      (uint32_t)-res, ferry_strerror(res));
+			return;
+		}
+	}
 	s = ferry__sess_alloc(ep, true);
 	if (!s) {
 		/* No room: say so, keep nothing. */
+		ep->st.connects_refused++;
 		send_error_to(ep, &pkt->src, f->h.src_sess, EMFILE,
 			      "server session table full");
 		return;
@@ -695,6 +770,16 @@ static void hdr_put(const struct ferry_hdr *h, uint8_t *buf, const void *body,
 		ferry_wire_seal(buf, body, body_len);
 }
 
+/* As hdr_put, for a frame whose payload begins in @buf after the header
+ * (@hdr_len bytes in all) and goes on in @body. */
+static void hdr_put_ext(const struct ferry_hdr *h, uint8_t *buf,
+			size_t hdr_len, const void *body, size_t body_len)
+{
+	ferry_wire_encode(h, buf);
+	if (h->flags & FERRY_FF_CSUM)
+		ferry_wire_seal_ext(buf, hdr_len, body, body_len);
+}
+
 /* What every frame we send told the peer: it need not be told again. */
 static void sent_state(struct ferry_session *s, const struct ferry_hdr *h)
 {
@@ -702,9 +787,14 @@ static void sent_state(struct ferry_session *s, const struct ferry_hdr *h)
 	s->ack_adv = h->ack;
 }
 
-/* Send one control frame; false if the dataplane has no room. */
-static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
-		      const uint8_t *body, uint32_t body_len)
+/*
+ * Send one control frame; false if the dataplane has no room.  @body is
+ * copied with the header; @tail, if not NULL, follows it, lent to the
+ * dataplane (a CONNECT's token, which may not fit in the copied area).
+ */
+static bool send_ctrl_tail(struct ferry_session *s, uint8_t type,
+			   uint16_t flags, const uint8_t *body,
+			   uint32_t body_len, struct ferry_msgbuf *tail)
 {
 	struct ferry_endpoint *ep = s->ep;
 	uint8_t buf[FERRY_DP_HDR_MAX];
@@ -715,17 +805,32 @@ static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
 		return true; /* cannot happen: bodies are built to fit */
 	hdr_init(s, &h, type);
 	h.flags |= flags;
-	h.msg_len = body_len;
+	h.msg_len = body_len + (tail ? tail->len : 0);
 	if (body_len)
 		memcpy(buf + FERRY_WIRE_HDR_LEN, body, body_len);
-	hdr_put(&h, buf, buf + FERRY_WIRE_HDR_LEN, body_len);
 	tx.hdr_len = FERRY_WIRE_HDR_LEN + body_len;
-	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
+	if (tail) {
+		tx.body = tail->data;
+		tx.body_len = tail->len;
+		tx.cookie = tail;
+		tail->refs++; /* the dataplane's, until tx_done */
+	}
+	hdr_put_ext(&h, buf, tx.hdr_len, tx.body, tx.body_len);
+	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1) {
+		if (tail)
+			tail->refs--;
 		return false;
+	}
 	sent_state(s, &h);
 	ep->st.tx_pkts++;
-	ep->st.tx_bytes += tx.hdr_len;
+	ep->st.tx_bytes += tx.hdr_len + tx.body_len;
 	return true;
+}
+
+static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
+		      const uint8_t *body, uint32_t body_len)
+{
+	return send_ctrl_tail(s, type, flags, body, body_len, NULL);
 }
 
 static void params_of(const struct ferry_endpoint *ep,
@@ -755,9 +860,17 @@ static bool flush_ctrl(struct ferry_session *s)
 		n = ferry_wire_put_connect(body, sizeof(body), &cb);
 		if (n < 0)
 			n = 0;
-		if (!send_ctrl(s, s->is_server ? FERRY_FT_ACCEPT
-					       : FERRY_FT_CONNECT,
-			       0, body, (uint32_t)n))
+		/* The token goes last: its TLV head here, its value lent
+		 * from the session's copy (ferry_session_connect checked
+		 * that the whole fits in a frame). */
+		if (s->token && !s->is_server)
+			n += (int)ferry_wire_put_tlv_head(body + n,
+							  FERRY_TLV_TOKEN,
+							  (uint16_t)s->token->len);
+		if (!send_ctrl_tail(s, s->is_server ? FERRY_FT_ACCEPT
+						    : FERRY_FT_CONNECT,
+				    0, body, (uint32_t)n,
+				    s->is_server ? NULL : s->token))
 			return false;
 		s->pending &= ~(SF_CONNECT | SF_ACCEPT);
 	}
@@ -792,12 +905,14 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 {
 	struct ferry_endpoint *ep = s->ep;
 	struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
-	/* Room for an error body, which travels in the copied header area. */
-	uint8_t hdr[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
+	/* Room for an error body or a token table, which travel in the
+	 * copied header area. */
+	uint8_t hdr[FERRY_DP_HDR_MAX];
 	struct ferry_dp_tx tx = { .dst = s->peer,
 				  .hdr = hdr,
 				  .hdr_len = FERRY_WIRE_HDR_LEN };
 	struct ferry_hdr h;
+	uint32_t pre = call_pre_len(c);
 
 	hdr_init(s, &h, c->is_server ? FERRY_FT_RESPONSE : FERRY_FT_REQUEST);
 	h.method = c->method;
@@ -805,11 +920,26 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 	h.seq = seq;
 	h.frag_off = off;
 	if (mb) {
-		h.msg_len = mb->len;
+		/* Offsets are in the message: the token table (if any),
+		 * then the payload.  The first fragment holds the whole
+		 * table (flush_data sees to it): copied here, so that the
+		 * payload still goes out from the caller's buffer. */
+		h.msg_len = mb->len + pre;
+		if (pre) {
+			h.flags |= FERRY_FF_CAPS;
+			if (off == 0) {
+				memcpy(hdr + FERRY_WIRE_HDR_LEN,
+				       c->caps_mb->data, pre);
+				tx.hdr_len += pre;
+				len -= pre;
+			} else {
+				off -= pre;
+			}
+		}
 		tx.body = mb->data + off;
 		tx.body_len = len;
 		tx.cookie = mb;
-		hdr_put(&h, hdr, tx.body, len);
+		hdr_put_ext(&h, hdr, tx.hdr_len, tx.body, len);
 		mb->refs++; /* the dataplane's, until tx_done */
 	} else {
 		/* Error bodies are small: they travel in the copied header
@@ -844,7 +974,9 @@ static bool flush_data(struct ferry_session *s)
 	while ((c = s->txq_head) != NULL) {
 		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
 		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
-		uint32_t msg_len = mb ? mb->len
+		/* A token table counts in the message: ferry_call_caps made
+		 * sure it fits in the first fragment, which takes it whole. */
+		uint32_t msg_len = mb ? mb->len + call_pre_len(c)
 				      : err_body(c, errbody, sizeof(errbody));
 
 		if (c->tx_off == 0)
@@ -1070,6 +1202,27 @@ struct ferry_session *ferry_call_session(const struct ferry_call *c)
 	return c->s;
 }
 
+unsigned ferry_call_ncaps(const struct ferry_call *c)
+{
+	return c ? c->ncaps : 0;
+}
+
+int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
+		   size_t *len)
+{
+	struct ferry_cap_ent e;
+
+	/* The table was checked on arrival; this only walks it. */
+	if (!c || !c->caps || i >= c->ncaps ||
+	    ferry_wire_caps_get(c->caps, c->caps_len, i, &e) < 0)
+		return -ENOENT;
+	if (tok)
+		*tok = e.val;
+	if (len)
+		*len = e.len;
+	return 0;
+}
+
 struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c)
 {
 	struct ferry_msgbuf *mb = c->req;
@@ -1243,6 +1396,8 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 	}
 	if (ep->dp)
 		ep->dp_ops->close(ep->dp);
+	if (ep->admit_release)
+		ep->admit_release(ep->admit_ctx);
 	ferry__pool_fini(ep);
 	free(ep->sessions);
 	free(ep->slot_mem);

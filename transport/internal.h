@@ -83,6 +83,16 @@ struct ferry_call {
 	uint32_t seq0;     /* sequence number of the message's first packet */
 	uint32_t unacked;  /* its packets sent and not yet acknowledged */
 	int err;           /* server: error response, as negative errno */
+	/* Token table (FF_CAPS; docs/wire.md, section 8).  Client: the
+	 * encoded table, a pool msgbuf the call owns, sent ahead of the
+	 * payload in the first fragment.  Server: where the table lies, in
+	 * front of the request payload in the same buffer (so it lives as
+	 * long as the request does). */
+	struct ferry_msgbuf *caps_mb;
+	const uint8_t *caps;
+	uint32_t caps_len;
+	uint16_t ncaps;
+	bool has_caps;     /* server: the request's frames carry FF_CAPS */
 	bool abandoned;    /* client: its deadline passed; cont already ran */
 	uint64_t deadline; /* client: monotonic ns, 0 for none */
 	ferry_cont_fn cont;
@@ -181,6 +191,9 @@ struct ferry_session {
 	uint64_t connect_gap;
 	char traceparent[FERRY_TRACEPARENT_LEN];
 	bool have_traceparent;
+	/* Client: the channel token for the CONNECT, a pool msgbuf lent to
+	 * the dataplane as the frame's tail; freed once the connect ends. */
+	struct ferry_msgbuf *token;
 	void *user_data;
 
 	struct ferry_session *next_active;
@@ -230,6 +243,11 @@ struct ferry_endpoint {
 
 	ferry_session_fn session_fn;
 	void *session_ctx;
+
+	/* Admission hook (NULL: admit all), run once per new CONNECT. */
+	ferry_admit_fn admit_fn;
+	ferry_admit_release_fn admit_release;
+	void *admit_ctx;
 
 	/* Cross-thread work: deferred responses and frees of RX views. */
 	atomic_flag xlock;
@@ -293,6 +311,12 @@ void ferry__sess_start_waiting(struct ferry_session *s);
  * packet could not be taken now (no buffer). */
 bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f);
 void ferry__session_timers(struct ferry_session *s);
+
+/* Bytes of the client's message ahead of the payload: its token table. */
+static inline uint32_t call_pre_len(const struct ferry_call *c)
+{
+	return c->is_server ? 0 : c->caps_len;
+}
 
 /* The next call number: req_id 0 is never used, so wrapping skips it. */
 static inline uint32_t req_next(uint32_t r)

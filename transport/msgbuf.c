@@ -164,6 +164,10 @@ int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
 		cls_unlock(c);
 		if (!mb)
 			continue;
+		/* A server moves a request's data past its token table
+		 * (endpoint.c): give every new owner the whole buffer. */
+		mb->data = c->mem + (size_t)(mb - c->bufs) * c->size;
+		mb->cap = c->size;
 		mb->next = NULL;
 		mb->len = (uint32_t)len;
 		mb->refs = 1;

@@ -13,6 +13,16 @@
 
 #include "internal.h"
 
+_Static_assert(FERRY_CAPS_MAX == FERRY_WIRE_CAPS_MAX &&
+		       FERRY_CAPS_MAX_LEN == FERRY_WIRE_CAPS_MAX_LEN,
+	       "session.h and wire.h agree on token table limits");
+_Static_assert(FERRY_WIRE_HDR_LEN + FERRY_WIRE_CAPS_MAX_LEN <=
+		       FERRY_DP_HDR_MAX,
+	       "a token table fits in the copied header area");
+_Static_assert(FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX <=
+		       FERRY_DP_HDR_MAX,
+	       "an error body fits in the copied header area");
+
 #define CONNECT_RETRY_NS 100000000ull /* first CONNECT retransmit */
 #define CONNECT_RETRY_MAX_NS 1000000000ull
 
@@ -84,6 +94,8 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
 		ferry__msgbuf_put(c->resp);
+	if (c->caps_mb)
+		ferry__msgbuf_put(c->caps_mb);
 	if (res < 0)
 		ep->st.payload_copied_discarded += c->rx_got;
 	ferry__call_put(ep, c);
@@ -111,7 +123,11 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 		s->wait_head = c->next;
 		if (!s->wait_head)
 			s->wait_tail = NULL;
-		if (c->req->len > s->peer_max_msg) {
+		/* Now the server's limits are known: the message (table
+		 * and payload) must fit its max_msg, and the table must fit
+		 * in one fragment. */
+		if ((uint64_t)c->req->len + c->caps_len > s->peer_max_msg ||
+		    c->caps_len > s->max_payload) {
 			client_call_end(s, c, -EMSGSIZE, NULL, 0);
 			continue;
 		}
@@ -129,6 +145,7 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 			  struct ferry_session **out)
 {
 	struct ferry_session *s;
+	struct ferry_msgbuf *tok = NULL;
 	uint32_t ip;
 
 	if (!ep || !out || port == 0 || ferry_addr_parse_ip(host, &ip) < 0)
@@ -136,11 +153,36 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	if (opts && opts->traceparent &&
 	    strlen(opts->traceparent) != FERRY_TRACEPARENT_LEN)
 		return -EINVAL;
+	if (opts && (opts->token_len != 0) != (opts->token != NULL))
+		return -EINVAL;
 	if (ep->destroying)
 		return -ESHUTDOWN;
+	if (opts && opts->token_len) {
+		/* The whole CONNECT is one datagram: header, PARAMS, maybe
+		 * TRACEPARENT, and the TOKEN TLV. */
+		size_t need = FERRY_WIRE_HDR_LEN + 4 + FERRY_TLV_PARAMS_LEN +
+			      (opts->traceparent ? 4 + FERRY_TRACEPARENT_LEN
+						 : 0) +
+			      4 + opts->token_len;
+		int ret;
+
+		if (opts->token_len > 0xffff || need > ep->cfg.max_frame)
+			return -EMSGSIZE;
+		/* A copy the connect owns: the dataplane reads it from the
+		 * pool's memory, as it reads payloads, and retransmits
+		 * need it until the server answers. */
+		ret = ferry_msgbuf_alloc(ep, opts->token_len, &tok);
+		if (ret < 0)
+			return ret == -EMSGSIZE ? -EMSGSIZE : -ENOBUFS;
+		memcpy(tok->data, opts->token, opts->token_len);
+	}
 	s = ferry__sess_alloc(ep, false);
-	if (!s)
+	if (!s) {
+		if (tok)
+			ferry__msgbuf_put(tok);
 		return -EMFILE;
+	}
+	s->token = tok;
 	s->peer.ip = ip;
 	s->peer.port = port;
 	s->state = SESS_CONNECTING;
@@ -176,17 +218,80 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 			struct ferry_msgbuf *req, uint32_t timeout_ms,
 			ferry_cont_fn cont, void *ctx)
 {
+	return ferry_call_caps(s, method, req, NULL, 0, timeout_ms, cont, ctx);
+}
+
+/* Encode @caps into a pool msgbuf the call will own. */
+static int caps_encode(struct ferry_endpoint *ep, const struct ferry_cap *caps,
+		       unsigned ncaps, struct ferry_msgbuf **out)
+{
+	struct ferry_cap_ent ents[FERRY_CAPS_MAX];
+	struct ferry_msgbuf *mb;
+	size_t need = FERRY_CAPS_HDR_LEN;
+	int n;
+
+	if (ncaps > FERRY_CAPS_MAX || !caps)
+		return -EINVAL;
+	for (unsigned i = 0; i < ncaps; i++) {
+		if (caps[i].kind != FERRY_CAP_TOKEN &&
+		    caps[i].kind != FERRY_CAP_IOU)
+			return -EINVAL;
+		if (caps[i].len > FERRY_CAPS_MAX_LEN)
+			return -EMSGSIZE;
+		ents[i].kind = (uint8_t)caps[i].kind;
+		ents[i].val = caps[i].data;
+		ents[i].len = (uint16_t)caps[i].len;
+		need += FERRY_CAPS_ENT_HDR_LEN + caps[i].len;
+	}
+	if (need > FERRY_CAPS_MAX_LEN)
+		return -EMSGSIZE;
+	/* Sized to the table, so that it comes from the smallest class. */
+	n = ferry_msgbuf_alloc(ep, need, &mb);
+	if (n < 0)
+		return n;
+	n = ferry_wire_put_caps(mb->data, need, ents, ncaps);
+	if (n < 0) {
+		ferry__msgbuf_put(mb);
+		return n;
+	}
+	mb->len = (uint32_t)n;
+	*out = mb;
+	return 0;
+}
+
+int ferry_call_caps(struct ferry_session *s, uint16_t method,
+		    struct ferry_msgbuf *req, const struct ferry_cap *caps,
+		    unsigned ncaps, uint32_t timeout_ms, ferry_cont_fn cont,
+		    void *ctx)
+{
+	struct ferry_msgbuf *cmb = NULL;
 	struct ferry_call *c;
+	int ret;
 
 	if (!s || !req || !cont || s->is_server)
 		return -EINVAL;
 	if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
 		return -ENOTCONN;
-	if (s->state == SESS_OPEN && req->len > s->peer_max_msg)
-		return -EMSGSIZE;
+	if (ncaps) {
+		ret = caps_encode(s->ep, caps, ncaps, &cmb);
+		if (ret < 0)
+			return ret;
+	}
+	/* Both limits are checked again once the session is open
+	 * (ferry__sess_start_waiting), when the server's are known. */
+	if (s->state == SESS_OPEN &&
+	    ((uint64_t)req->len + (cmb ? cmb->len : 0) > s->peer_max_msg ||
+	     (cmb && cmb->len > s->max_payload))) {
+		ret = -EMSGSIZE;
+		goto err;
+	}
 	c = ferry__call_get(s->ep);
-	if (!c)
-		return -ENOBUFS;
+	if (!c) {
+		ret = -ENOBUFS;
+		goto err;
+	}
+	c->caps_mb = cmb;
+	c->caps_len = cmb ? cmb->len : 0;
 	c->s = s;
 	c->method = method;
 	c->req = req;
@@ -206,6 +311,10 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 	s->ep->st.calls_sent++;
 	ferry__sess_start_waiting(s);
 	return 0;
+err:
+	if (cmb)
+		ferry__msgbuf_put(cmb);
+	return ret;
 }
 
 /* Tell the peer we are gone: best effort, one datagram, sent now because
@@ -242,6 +351,11 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 	s->state = SESS_CLOSED;
 	s->end_res = res;
 	s->pending = 0;
+	if (s->token) {
+		/* A CONNECT still in the dataplane holds its own ref. */
+		ferry__msgbuf_put(s->token);
+		s->token = NULL;
+	}
 	if (tell_peer)
 		ferry__sess_send_close(s, 0);
 	ep->st.sessions_closed++;
@@ -317,11 +431,18 @@ static void client_rx_accept(struct ferry_session *s,
 
 	if (s->state != SESS_CONNECTING)
 		return; /* a duplicate ACCEPT */
-	if (ferry_wire_parse_connect(f->payload, f->pay_len, &b) < 0) {
+	/* A server sends no TOKEN: one in an ACCEPT is a critical option this
+	 * client does not implement (server tokens are not defined). */
+	if (ferry_wire_parse_connect(f->payload, f->pay_len, &b) < 0 ||
+	    b.token) {
 		ep->st.drop_malformed++;
 		return;
 	}
 	s->peer_id = f->h.src_sess;
+	if (s->token) {
+		ferry__msgbuf_put(s->token);
+		s->token = NULL;
+	}
 	mf = b.params.max_frame < ep->cfg.max_frame ? b.params.max_frame
 						    : ep->cfg.max_frame;
 	s->max_payload = mf - FERRY_WIRE_HDR_LEN;

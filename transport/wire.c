@@ -5,8 +5,11 @@
  */
 #include "wire.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
+
+#include <ferry/error.h>
 
 #include "rd.h"
 
@@ -128,6 +131,21 @@ uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
 void ferry_wire_seal(uint8_t *hdr, const void *payload, size_t pay_len)
 {
 	ferry_wr_u32(hdr + OFF_CSUM, ferry_wire_csum(hdr, payload, pay_len));
+}
+
+void ferry_wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
+			 size_t body_len)
+{
+	static const uint8_t zero[4];
+	uint32_t c = ~0u;
+
+	/* CRC32C runs on: the payload's two pieces give the same value as
+	 * one contiguous payload, which is what the receiver checks. */
+	c = crc32c(c, hdr, OFF_CSUM);
+	c = crc32c(c, zero, sizeof(zero));
+	c = crc32c(c, hdr + FERRY_WIRE_HDR_LEN, hdr_len - FERRY_WIRE_HDR_LEN);
+	c = crc32c(c, body, body_len);
+	ferry_wr_u32(hdr + OFF_CSUM, ~c);
 }
 
 /* --- frames ------------------------------------------------------------ */
@@ -266,11 +284,17 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 			out->tracestate = (const char *)ferry_rd_take(&v, tlen);
 			out->tracestate_len = tlen;
 			break;
+		case FERRY_TLV_TOKEN:
+			/* Opaque here: the admission hook judges it. */
+			if (tlen == 0 || out->token)
+				return -1;
+			out->token = ferry_rd_take(&v, tlen);
+			out->token_len = tlen;
+			break;
 		default:
-			/* Unknown (TOKEN included, until tokens exist):
-			 * skip it, but if the sender said the receiver must
-			 * understand it, the connect is refused once the
-			 * rest is known to be well formed. */
+			/* Unknown: skip it, but if the sender said the
+			 * receiver must understand it, the connect is refused
+			 * once the rest is known to be well formed. */
 			if (type & FERRY_TLV_CRITICAL)
 				unsupported = true;
 			break;
@@ -306,12 +330,15 @@ int ferry_wire_put_connect(uint8_t *out, size_t cap,
 	uint8_t *p = out, *q;
 
 	if ((b->traceparent && b->traceparent_len != FERRY_TRACEPARENT_LEN) ||
-	    (b->tracestate && b->tracestate_len > FERRY_TRACESTATE_MAX))
+	    (b->tracestate && b->tracestate_len > FERRY_TRACESTATE_MAX) ||
+	    (b->token && b->token_len == 0))
 		return -1;
 	if (b->traceparent)
 		need += 4u + b->traceparent_len;
 	if (b->tracestate)
 		need += 4u + b->tracestate_len;
+	if (b->token)
+		need += 4u + b->token_len;
 	if (need > cap)
 		return -1;
 	q = ferry_wr_u32(params, b->params.max_msg);
@@ -326,7 +353,136 @@ int ferry_wire_put_connect(uint8_t *out, size_t cap,
 	if (b->tracestate)
 		p = put_tlv(p, FERRY_TLV_TRACESTATE, b->tracestate,
 			    b->tracestate_len);
+	if (b->token)
+		p = put_tlv(p, FERRY_TLV_TOKEN, b->token, b->token_len);
 	return (int)(p - out);
+}
+
+size_t ferry_wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len)
+{
+	out[0] = type;
+	out[1] = 0;
+	ferry_wr_u16(out + 2, len);
+	return 4;
+}
+
+/* --- token tables ------------------------------------------------------ */
+
+int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
+			  unsigned *count)
+{
+	struct ferry_rd r, t;
+	uint8_t version;
+	unsigned n;
+	uint16_t tlen;
+	bool iou = false;
+
+	ferry_rd_init(&r, p, len);
+	/* An empty message cannot hold a table; its first byte is the
+	 * version, checked first so that a later layout can change the
+	 * rest. */
+	version = ferry_rd_u8(&r);
+	if (r.err)
+		return -FERRY_ECAPS;
+	if (version != FERRY_CAPS_VERSION)
+		return -EPROTONOSUPPORT;
+	n = ferry_rd_u8(&r);
+	tlen = ferry_rd_u16(&r);
+	if (r.err || n == 0 || n > FERRY_WIRE_CAPS_MAX ||
+	    tlen < FERRY_CAPS_HDR_LEN + n * FERRY_CAPS_ENT_HDR_LEN ||
+	    tlen > FERRY_WIRE_CAPS_MAX_LEN || tlen > len)
+		return -FERRY_ECAPS;
+	/* The entries fill the table exactly. */
+	ferry_rd_init(&t, p + FERRY_CAPS_HDR_LEN, tlen - FERRY_CAPS_HDR_LEN);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t kind = ferry_rd_u8(&t);
+		uint8_t rsvd = ferry_rd_u8(&t);
+		uint16_t vlen = ferry_rd_u16(&t);
+
+		ferry_rd_take(&t, vlen);
+		if (t.err || rsvd != 0 || vlen == 0)
+			return -FERRY_ECAPS;
+		if (kind == FERRY_CAPK_IOU) {
+			if (vlen != FERRY_CAPS_IOU_LEN)
+				return -FERRY_ECAPS;
+			iou = true;
+		} else if (kind != FERRY_CAPK_TOKEN) {
+			return -FERRY_ECAPS;
+		}
+	}
+	if (ferry_rd_left(&t) != 0)
+		return -FERRY_ECAPS;
+	/* Well formed, but an IOU is a promise this build cannot collect
+	 * yet (deferred tokens, issue 6): refuse rather than run the handler
+	 * without the token it was promised. */
+	if (iou)
+		return -FERRY_EIOU;
+	*tab_len = tlen;
+	*count = n;
+	return 0;
+}
+
+int ferry_wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
+			struct ferry_cap_ent *out)
+{
+	struct ferry_rd r;
+	unsigned n;
+
+	ferry_rd_init(&r, tab, tab_len);
+	ferry_rd_u8(&r); /* version */
+	n = ferry_rd_u8(&r);
+	ferry_rd_u16(&r);
+	if (r.err || i >= n)
+		return -ENOENT;
+	for (unsigned k = 0;; k++) {
+		uint8_t kind = ferry_rd_u8(&r);
+		uint16_t vlen;
+		const uint8_t *v;
+
+		ferry_rd_u8(&r);
+		vlen = ferry_rd_u16(&r);
+		v = ferry_rd_take(&r, vlen);
+		if (r.err)
+			return -ENOENT; /* not a table parse_caps accepted */
+		if (k == i) {
+			out->kind = kind;
+			out->val = v;
+			out->len = vlen;
+			return 0;
+		}
+	}
+}
+
+int ferry_wire_put_caps(uint8_t *out, size_t cap,
+			const struct ferry_cap_ent *ents, unsigned n)
+{
+	size_t need = FERRY_CAPS_HDR_LEN;
+	uint8_t *p = out;
+
+	if (n == 0 || n > FERRY_WIRE_CAPS_MAX)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		const struct ferry_cap_ent *e = &ents[i];
+
+		if (e->len == 0 || !e->val ||
+		    (e->kind != FERRY_CAPK_TOKEN && e->kind != FERRY_CAPK_IOU) ||
+		    (e->kind == FERRY_CAPK_IOU && e->len != FERRY_CAPS_IOU_LEN))
+			return -EINVAL;
+		need += FERRY_CAPS_ENT_HDR_LEN + (size_t)e->len;
+	}
+	if (need > FERRY_WIRE_CAPS_MAX_LEN || need > cap)
+		return -EMSGSIZE;
+	*p++ = FERRY_CAPS_VERSION;
+	*p++ = (uint8_t)n;
+	p = ferry_wr_u16(p, (uint16_t)need);
+	for (unsigned i = 0; i < n; i++) {
+		*p++ = ents[i].kind;
+		*p++ = 0;
+		p = ferry_wr_u16(p, ents[i].len);
+		memcpy(p, ents[i].val, ents[i].len);
+		p += ents[i].len;
+	}
+	return (int)need;
 }
 
 /* --- error bodies ------------------------------------------------------ */

@@ -37,7 +37,8 @@ enum ferry_frame_flag {
 	FERRY_FF_REPLY = 1u << 0, /* PING reply, CLOSE acknowledgement */
 	FERRY_FF_CSUM = 1u << 1,  /* the csum field covers the frame */
 	FERRY_FF_ERR = 1u << 2,   /* RESPONSE: payload is an error body */
-	FERRY_FF_CAPS = 1u << 3,  /* REQUEST: token table (reserved in v1) */
+	FERRY_FF_CAPS = 1u << 3,  /* REQUEST: the message starts with a token
+				   * table (docs/wire.md, section 8) */
 	FERRY_FF_TRACE = 1u << 4, /* REQUEST: call trace context (reserved) */
 };
 #define FERRY_FF_KNOWN 0x001fu
@@ -55,6 +56,25 @@ enum ferry_tlv_type {
 #define FERRY_TRACEPARENT_LEN 55
 #define FERRY_TRACESTATE_MAX 512
 #define FERRY_ERROR_MSG_MAX 256
+
+/*
+ * The token table a REQUEST with FF_CAPS carries at the start of its
+ * message (docs/wire.md, section 8).  The sender puts it in the copied
+ * header area of the first fragment, ahead of the zero-copy payload, so
+ * the table's bound keeps header + table within FERRY_DP_HDR_MAX (1024).
+ */
+#define FERRY_CAPS_VERSION 1
+#define FERRY_CAPS_HDR_LEN 4   /* version, count, table length */
+#define FERRY_CAPS_ENT_HDR_LEN 4 /* kind, reserved, value length */
+#define FERRY_WIRE_CAPS_MAX 16       /* entries per table */
+#define FERRY_WIRE_CAPS_MAX_LEN 960  /* bytes per table, head included */
+#define FERRY_CAPS_IOU_LEN 8    /* an IOU id (issue 6) */
+
+/* Entry kinds; the values are the wire values. */
+enum ferry_cap_kind_wire {
+	FERRY_CAPK_TOKEN = 0, /* the value is token bytes */
+	FERRY_CAPK_IOU = 1,   /* the value is an IOU id: reserved, refused */
+};
 
 /* A decoded header.  Field meanings are in docs/wire.md. */
 struct ferry_hdr {
@@ -117,6 +137,15 @@ void ferry_wire_seal(uint8_t *hdr, const void *payload, size_t pay_len);
 uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
 			 size_t pay_len);
 
+/*
+ * ferry_wire_seal_ext - ferry_wire_seal() for a frame whose payload starts
+ * in the header buffer: @hdr holds the 44-byte header and then @hdr_len - 44
+ * payload bytes (a connect body, a token table), and @body the rest.  The
+ * checksum is the same as over one contiguous payload.
+ */
+void ferry_wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
+			 size_t body_len);
+
 /* Connect and accept parameters (the PARAMS TLV). */
 struct ferry_params {
 	uint32_t max_msg;   /* largest message the sender accepts */
@@ -132,8 +161,8 @@ struct ferry_connect_body {
 	uint16_t traceparent_len;
 	const char *tracestate;
 	uint16_t tracestate_len;
-	const uint8_t *token;
-	uint16_t token_len;
+	const uint8_t *token; /* TOKEN value, points into the frame */
+	uint16_t token_len;   /* 1..65535 when token is set */
 };
 
 /*
@@ -142,7 +171,8 @@ struct ferry_connect_body {
  * Returns 0; FERRY_CONNECT_UNSUPPORTED if the body is well formed but has a
  * critical TLV this build does not implement (the receiver must refuse the
  * connect); or -1 if the TLV list is malformed, a known TLV has a bad
- * length, or PARAMS is missing or out of range.
+ * length (an empty TOKEN included), appears twice, or PARAMS is missing or
+ * out of range.
  */
 #define FERRY_CONNECT_UNSUPPORTED (-2)
 int ferry_wire_parse_connect(const uint8_t *p, size_t len,
@@ -150,10 +180,54 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 
 /*
  * ferry_wire_put_connect - encode a CONNECT/ACCEPT payload into @out, which
- * has @cap bytes.  Returns the length written or -1 if it does not fit.
+ * has @cap bytes: PARAMS, TRACEPARENT, TRACESTATE, then TOKEN (last, so that
+ * a sender may instead write only its TLV head with ferry_wire_put_tlv_head
+ * and send the value from elsewhere).  Returns the length written or -1 if
+ * it does not fit.
  */
 int ferry_wire_put_connect(uint8_t *out, size_t cap,
 			   const struct ferry_connect_body *b);
+
+/* Write a TLV head (type, reserved 0, @len) at @out; returns 4. */
+size_t ferry_wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len);
+
+/* One entry of a token table, as parsed or to encode. */
+struct ferry_cap_ent {
+	uint8_t kind;         /* enum ferry_cap_kind_wire */
+	const uint8_t *val;   /* parsed: points into the table */
+	uint16_t len;
+};
+
+/*
+ * ferry_wire_parse_caps - check the token table at the start of a
+ * message (@p, @len: the whole message, untrusted).
+ * @tab_len: receives the table's length (the payload follows it).
+ * @count: receives the number of entries.
+ *
+ * Returns 0; -EPROTONOSUPPORT for a table version this build does not
+ * know; -FERRY_ECAPS if the table is malformed (section 8's rules);
+ * -FERRY_EIOU if it is well formed but holds an IOU entry, which this
+ * build does not redeem yet.  Never reads outside @p.
+ */
+int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
+			  unsigned *count);
+
+/*
+ * ferry_wire_caps_get - entry @i of a table that ferry_wire_parse_caps()
+ * accepted.  Returns 0, or -ENOENT if there is no entry @i.
+ */
+int ferry_wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
+			struct ferry_cap_ent *out);
+
+/*
+ * ferry_wire_put_caps - encode a table of @n entries into @out (@cap
+ * bytes).  Returns its length, or -EINVAL (no entries, more than
+ * FERRY_WIRE_CAPS_MAX, an unknown kind, an empty value, an IOU value not
+ * FERRY_CAPS_IOU_LEN bytes), or -EMSGSIZE (longer than
+ * FERRY_WIRE_CAPS_MAX_LEN or @cap).
+ */
+int ferry_wire_put_caps(uint8_t *out, size_t cap,
+			const struct ferry_cap_ent *ents, unsigned n);
 
 /*
  * ferry_wire_parse_error - parse an ERROR frame or error-RESPONSE body into

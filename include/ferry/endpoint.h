@@ -182,6 +182,35 @@ void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
 			       void *ctx);
 
 /*
+ * Session admission.  With a hook set, the endpoint runs it for every new
+ * CONNECT (never for a retransmitted one, nor for calls on an open
+ * session), before it allocates anything.  @token/@len are the token the
+ * client presented in its CONNECT (docs/wire.md, TOKEN TLV), read in place
+ * and valid only during the call; NULL and 0 if it presented none.
+ *
+ * Returns 0 to admit, or a negative ferry error code to refuse: the client
+ * is sent one ERROR frame with that code and its ferry_strerror() text, no
+ * session is made, and the client's connect fails with the same code.
+ * Runs on the endpoint's thread; must not call back into the endpoint.
+ */
+typedef int (*ferry_admit_fn)(void *ctx, const void *token, size_t len);
+
+/* Frees an admission hook's @ctx when the endpoint lets go of it. */
+typedef void (*ferry_admit_release_fn)(void *ctx);
+
+/*
+ * ferry_endpoint_set_admission - require every new session to pass @fn
+ * (NULL: admit every connect, the default).  @release, if not NULL, is
+ * called with @ctx once the endpoint no longer uses it: when the hook is
+ * replaced, or in ferry_endpoint_destroy().  The control plane provides a
+ * keyring-backed hook: ferry_endpoint_require_token() (ferry/token.h).
+ *
+ * Returns 0 or -EINVAL (NULL @ep).  Only the endpoint's thread.
+ */
+int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
+				 ferry_admit_release_fn release, void *ctx);
+
+/*
  * Counters, monotonic since creation.  Read with ferry_endpoint_stats() from
  * the endpoint's thread, or with relaxed loads from any thread.
  */
@@ -215,6 +244,15 @@ struct ferry_ep_stats {
 	/* Faults injected (ferry_ep_config.faults). */
 	uint64_t fault_loss, fault_dup, fault_reorder, fault_corrupt;
 	uint64_t fault_delay;
+	/* CONNECTs answered with an ERROR and no session: the table was
+	 * full, a critical option was missing, or admission refused (which
+	 * admission_refused also counts). */
+	uint64_t connects_refused;
+	uint64_t admission_refused;
+	/* Token tables: entries delivered to handlers with their calls, and
+	 * calls refused for their table (malformed, unknown version, IOU). */
+	uint64_t caps_received;
+	uint64_t caps_refused;
 };
 
 /* ferry_endpoint_stats - copy the counters into @out. */

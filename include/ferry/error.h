@@ -26,12 +26,20 @@ enum ferry_errno {
 	FERRY_EVERSION,
 	/* The peer broke the wire protocol (malformed or impossible frame). */
 	FERRY_EPROTO,
+	/* A call's token table is malformed (docs/wire.md, section 8). */
+	FERRY_ECAPS,
+	/* A call's token table holds an IOU (a deferred token), which this
+	 * version does not redeem yet. */
+	FERRY_EIOU,
 	FERRY_ERRNO_MAX
 };
 
 /*
  * ferry_strerror - describe an error code.
- * @err: a negative (or positive) errno value or ferry_errno code.
+ * @err: a negative (or positive) errno value, ferry_errno code, or
+ *   channel-token code (FERRY_TOKEN_*, include/ferry/token.h: a server's
+ *   admission refusal carries one, so a client sees it without the control
+ *   plane).
  *
  * Returns a static, NUL-terminated English string; never NULL.  Safe to call
  * from any thread.

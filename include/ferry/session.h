@@ -31,8 +31,12 @@ struct ferry_msgbuf;
 /*
  * Connect completion: @res is 0 once the server accepted, or -ETIMEDOUT (no
  * answer), -FERRY_EREJECTED (the server's session table is full),
- * -FERRY_EVERSION (the server lacks an option the connect requires), or
- * another error the server's ERROR frame named.  After a failure
+ * -FERRY_EVERSION (the server lacks an option the connect requires), the
+ * code the server's admission refused the connect with (with the control
+ * plane's hook: -FERRY_TOKEN_EMISSING without a token, or the token's
+ * verification error such as -FERRY_TOKEN_EEXPIRED, -FERRY_TOKEN_EAUTH,
+ * -FERRY_TOKEN_EAUDIENCE, -FERRY_TOKEN_ECHANNEL), or another error the
+ * server's ERROR frame named.  After a failure
  * the session is closed and every call made on it has already ended with
  * the same error; the application still releases its handle with
  * ferry_session_close().
@@ -43,6 +47,11 @@ typedef void (*ferry_connect_fn)(struct ferry_session *s, int res, void *ctx);
 struct ferry_connect_opts {
 	/* W3C traceparent of the caller's enclosing span, or NULL. */
 	const char *traceparent;
+	/* The channel token to present (opaque bytes, e.g. from
+	 * ferry_token_seal()), or NULL/0 for none.  Copied during
+	 * ferry_session_connect(); sent in the CONNECT's TOKEN TLV. */
+	const void *token;
+	size_t token_len;
 };
 
 /*
@@ -53,7 +62,9 @@ struct ferry_connect_opts {
  *   ferry_session_close().
  *
  * Returns 0 (the handshake then runs during ferry_endpoint_poll()), or
- * -EINVAL for a bad address, -EMFILE if the endpoint has no free session.
+ * -EINVAL for a bad address or option, -EMFILE if the endpoint has no free
+ * session, -EMSGSIZE if the token does not fit in a CONNECT within this
+ * endpoint's max_frame, -ENOBUFS if no msgbuf is free to hold the token.
  * Calls may be made at once; they are sent, in order, when the handshake
  * completes.  Only the endpoint's thread.
  */
@@ -110,6 +121,48 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 			struct ferry_msgbuf *req, uint32_t timeout_ms,
 			ferry_cont_fn cont, void *ctx);
 
+/*
+ * Capabilities: a call may carry a table of up to FERRY_CAPS_MAX tokens
+ * beside its payload (docs/wire.md, section 8), which the server's handler
+ * reads with ferry_call_cap() and redeems through the control plane
+ * (ferry_call_redeem(), ferry/token.h).  The payload stays zero-copy; the
+ * table is copied once, into the transport's keeping, by the call.
+ */
+#define FERRY_CAPS_MAX 16
+/* Most bytes a table takes on the wire: 4 + the sum of (4 + len). */
+#define FERRY_CAPS_MAX_LEN 960
+
+enum ferry_cap_kind {
+	FERRY_CAP_TOKEN = 0, /* @data is token bytes */
+	/* @data is an 8-byte IOU id (deferred token).  Reserved: a server of
+	 * this version refuses the call with -FERRY_EIOU. */
+	FERRY_CAP_IOU = 1,
+};
+
+struct ferry_cap {
+	int kind;         /* enum ferry_cap_kind */
+	const void *data; /* borrowed for the duration of ferry_call_caps() */
+	size_t len;       /* 1..FERRY_CAPS_MAX_LEN - 8 */
+};
+
+/*
+ * ferry_call_caps - ferry_call() with a token table.
+ * @caps, @ncaps: the entries (0..FERRY_CAPS_MAX); copied before this
+ *   returns.  0 entries is plain ferry_call().
+ * @timeout_ms: as in ferry_call_deadline() (0: none).
+ *
+ * Returns as ferry_call(), and also -EINVAL (bad entries), -EMSGSIZE (the
+ * table is longer than FERRY_CAPS_MAX_LEN or than the session's first
+ * fragment can hold, or payload + table exceed the server's max_msg),
+ * -ENOBUFS (no msgbuf free for the table).  The continuation gets, besides
+ * the usual results, -FERRY_ECAPS or -FERRY_EIOU if the server refused the
+ * table.  Only the endpoint's thread.
+ */
+int ferry_call_caps(struct ferry_session *s, uint16_t method,
+		    struct ferry_msgbuf *req, const struct ferry_cap *caps,
+		    unsigned ncaps, uint32_t timeout_ms, ferry_cont_fn cont,
+		    void *ctx);
+
 /* ferry_session_set_data, ferry_session_data - one pointer of the
  * application's per session, for example set in the server's
  * FERRY_SESSION_OPENED notification.  Only the endpoint's thread. */
@@ -138,6 +191,23 @@ struct ferry_session *ferry_call_session(const struct ferry_call *c);
  * already taken.  Only the endpoint's thread.
  */
 struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c);
+
+/*
+ * ferry_call_ncaps - how many tokens the call carries (0 without a table).
+ */
+unsigned ferry_call_ncaps(const struct ferry_call *c);
+
+/*
+ * ferry_call_cap - token @i (0-based) of the call's table, read in place.
+ * @tok, @len: receive the token bytes.  They are valid as long as the
+ *   request payload is (see ferry_call_req()): until the call is answered,
+ *   or, once the request buffer was taken, until that buffer is freed --
+ *   whichever comes first.  Copy what must live longer.
+ *
+ * Returns 0, or -ENOENT if the call has no token @i.
+ */
+int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
+		   size_t *len);
 
 /*
  * ferry_call_respond - answer the call with @resp and end it.

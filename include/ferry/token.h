@@ -62,6 +62,11 @@ enum ferry_token_errno {
 	FERRY_KEYRING_EMODE,
 	/* A keyring file is not one, or is damaged. */
 	FERRY_KEYRING_EFORMAT,
+	/* Admission: the server requires a channel token and got none. */
+	FERRY_TOKEN_EMISSING,
+	/* Admission: authentic, but for a channel this server does not
+	 * serve. */
+	FERRY_TOKEN_ECHANNEL,
 	FERRY_TOKEN_ERRNO_MAX
 };
 
@@ -70,8 +75,8 @@ enum ferry_token_errno {
  * @err: a negative (or positive) errno value, ferry_errno or
  *   ferry_token_errno code.
  *
- * Returns a static, NUL-terminated English string; never NULL.  Codes that
- * are not token codes are passed to ferry_strerror().  Any thread.
+ * Returns a static, NUL-terminated English string; never NULL.  The same
+ * as ferry_strerror(), which covers these codes too.  Any thread.
  */
 const char *ferry_token_strerror(int err);
 
@@ -362,6 +367,51 @@ struct ferry_token_info {
 int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
 		       size_t len, int type, const char *audience,
 		       struct ferry_token_info *info);
+
+/* --- admission and tokens in calls (control/admit.c) -------------------- */
+
+struct ferry_endpoint;
+struct ferry_call;
+
+/*
+ * ferry_endpoint_require_token - admit a session on @ep only with a valid
+ * channel token for one of the channels this server serves.
+ * @kr: the keyring to verify with; borrowed: it must stay valid (and not
+ *   be rotated concurrently) until the endpoint is destroyed or its
+ *   admission hook replaced.
+ * @audience: this server's name, as the tokens were issued for it.
+ * @channels, @nchannels: the channels served (copied): a token is admitted
+ *   if its target (the service of a subrequest token, or the actor class of
+ *   an actor-class token) equals one of them exactly.  The entrypoint is
+ *   not checked here; a handler may check it per call.
+ *
+ * A connect without a token is refused with -FERRY_TOKEN_EMISSING, one
+ * whose token fails ferry_token_verify() with that error (tried as a
+ * subrequest token, then, if it says it is one, as an actor-class token),
+ * and one for a channel not listed with -FERRY_TOKEN_ECHANNEL; the client's
+ * connect fails with the same code.  Only CONNECTs are verified: calls on
+ * an admitted session cost nothing more.
+ *
+ * Returns 0, -EINVAL (NULL @ep, @kr or @channels, no channels, or a name
+ * that no token can carry), or -ENOMEM.  Only the endpoint's thread.
+ */
+int ferry_endpoint_require_token(struct ferry_endpoint *ep,
+				 const struct ferry_keyring *kr,
+				 const char *audience,
+				 const char *const *channels, size_t nchannels);
+
+/*
+ * ferry_call_redeem - verify token @i of a call's token table (see
+ * ferry_call_cap(), ferry/session.h) as a token of @type for @audience.
+ * For use inside a handler, while the call's request is valid.
+ *
+ * Returns what ferry_token_verify() returns (0 if valid, with @info
+ * filled), or -ENOENT (the call has no token @i), -EINVAL (NULL @c or
+ * @kr).  Any thread that may read the call.
+ */
+int ferry_call_redeem(const struct ferry_call *c, unsigned i,
+		      const struct ferry_keyring *kr, int type,
+		      const char *audience, struct ferry_token_info *info);
 
 #ifdef __cplusplus
 }

@@ -12,13 +12,17 @@
  *     max_msg; control frames have msg_len == pay_len;
  *   - ferry_wire_encode() of the parsed header reproduces input bytes
  *     0..39 exactly (everything but the csum field);
- *   - accepted bodies point inside the payload and respect their limits.
+ *   - accepted bodies point inside the payload and respect their limits,
+ *     token tables (a whole REQUEST with FF_CAPS) included.
  *
  * Build: meson setup -Dfuzz=true with CC=clang (see tests/fuzz/meson.build).
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <ferry/error.h>
 
 #include "transport/wire.h"
 
@@ -86,6 +90,28 @@ static void check_error(const struct ferry_frame *f)
 	CHECK(inside(msg, msg_len, f->payload, f->pay_len));
 }
 
+/* A whole REQUEST with FF_CAPS: its message starts with a token table. */
+static void check_caps(const struct ferry_frame *f)
+{
+	struct ferry_cap_ent e;
+	uint32_t tl = 0;
+	unsigned n = 0;
+	int rc = ferry_wire_parse_caps(f->payload, f->pay_len, &tl, &n);
+
+	CHECK(rc == 0 || rc == -FERRY_ECAPS || rc == -FERRY_EIOU ||
+	      rc == -EPROTONOSUPPORT);
+	if (rc != 0)
+		return;
+	CHECK(tl >= 4 && tl <= f->pay_len && tl <= FERRY_WIRE_CAPS_MAX_LEN);
+	CHECK(n >= 1 && n <= FERRY_WIRE_CAPS_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK(ferry_wire_caps_get(f->payload, tl, i, &e) == 0);
+		CHECK(e.kind == FERRY_CAPK_TOKEN && e.len != 0);
+		CHECK(inside(e.val, e.len, f->payload + 4, tl - 4));
+	}
+	CHECK(ferry_wire_caps_get(f->payload, tl, n, &e) == -ENOENT);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ferry_frame f;
@@ -138,5 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (h->type == FERRY_FT_ERROR ||
 	    (h->type == FERRY_FT_RESPONSE && (h->flags & FERRY_FF_ERR)))
 		check_error(&f);
+	if (h->type == FERRY_FT_REQUEST && (h->flags & FERRY_FF_CAPS) &&
+	    h->frag_off == 0 && f.pay_len == h->msg_len)
+		check_caps(&f);
 	return 0;
 }

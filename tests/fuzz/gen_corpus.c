@@ -5,7 +5,8 @@
  *   gen_corpus DIR
  *
  * Writes one valid frame per frame type (plus a few valid variants:
- * checksummed, fragmented, error RESPONSE, CONNECT with trace context) and
+ * checksummed, fragmented, error RESPONSE, CONNECT with trace context or a
+ * token, REQUESTs with token tables) and
  * a few near misses that fail one check each, one file per frame, into
  * DIR, which must exist.  The output is deterministic, so the checked-in
  * tests/fuzz/corpus/frame/ can be regenerated and diffed.
@@ -193,6 +194,62 @@ int main(int argc, char **argv)
 	h.req_id = 3;
 	h.msg_len = (uint32_t)n;
 	seed("response_err", h, body, n);
+
+	/* CONNECT with a channel token (opaque bytes to the codec). */
+	{
+		struct ferry_connect_body cb;
+		uint8_t tok[120];
+
+		for (size_t i = 0; i < sizeof(tok); i++)
+			tok[i] = (uint8_t)(i * 37 + 1);
+		memset(&cb, 0, sizeof(cb));
+		cb.have_params = true;
+		cb.params.max_msg = 1u << 20;
+		cb.params.credits = 64;
+		cb.params.max_frame = 1472;
+		cb.params.slots = 32;
+		cb.token = tok;
+		cb.token_len = sizeof(tok);
+		cn = ferry_wire_put_connect(body, sizeof(body), &cb);
+		if (cn < 0)
+			abort();
+		h = hdr(FERRY_FT_CONNECT);
+		seed("connect_token", h, body, (size_t)cn);
+	}
+
+	/* REQUESTs with a token table ahead of the payload (section 8):
+	 * two tokens; an IOU entry; a table whose entry overruns it. */
+	{
+		struct ferry_cap_ent e[2] = {
+			{ FERRY_CAPK_TOKEN, (const uint8_t *)"token-one", 9 },
+			{ FERRY_CAPK_TOKEN, (const uint8_t *)"token-two!", 10 },
+		};
+		static const uint8_t iou[8] = { 0, 0, 0, 0, 0, 0, 1, 2 };
+		int tl = ferry_wire_put_caps(body, sizeof(body), e, 2);
+
+		if (tl < 0)
+			abort();
+		memcpy(body + tl, req_pay, sizeof(req_pay) - 1);
+		h = hdr(FERRY_FT_REQUEST);
+		h.flags = FERRY_FF_CAPS;
+		h.method = 9;
+		h.seq = 6;
+		h.req_id = 6;
+		h.msg_len = (uint32_t)tl + sizeof(req_pay) - 1;
+		seed("request_caps", h, body, h.msg_len);
+
+		e[1] = (struct ferry_cap_ent){ FERRY_CAPK_IOU, iou, 8 };
+		tl = ferry_wire_put_caps(body, sizeof(body), e, 2);
+		if (tl < 0)
+			abort();
+		h.msg_len = (uint32_t)tl;
+		seed("request_caps_iou", h, body, (size_t)tl);
+
+		tl = ferry_wire_put_caps(body, sizeof(body), e, 1);
+		body[7] = 200; /* the entry now runs past the table */
+		h.msg_len = (uint32_t)tl;
+		seed("request_caps_overrun", h, body, (size_t)tl);
+	}
 
 	/* --- near misses: each fails exactly one check ------------------- */
 	/* Checksum off by one bit. */

@@ -1,0 +1,1384 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Session and call spans: the producer side (the endpoint's thread), the
+ * ring between it and the control plane, and the consumer side (the
+ * tracer: open-span table, callback, OTLP/JSON export).  docs/tracing.md
+ * describes the event flow, the ring and the export format.
+ *
+ * The producer never locks, allocates, waits or makes a system call (ids
+ * come from a per-ring pool of random bytes, refilled from libsodium's
+ * CSPRNG every 32 ids).  The consumer runs under the tracer's mutex.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include <ferry/error.h>
+
+#include "control/trace_internal.h"
+
+#define RING_MIN (4u << 10)
+#define RING_MAX (64u << 20)
+#define SLOTS_MAX 65536u
+/* Flush the export buffer as one line when it grows past this. */
+#define EXPORT_FLUSH (256u << 10)
+
+struct ferry_tracer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;       /* wakes the thread to stop */
+	_Atomic int refs;          /* the creator's, plus one per ring */
+	bool stopping;             /* destroy has begun (under lock) */
+	bool has_thread;
+	pthread_t thread;
+	uint32_t interval_us;
+
+	struct ferry_tracer_config cfg;
+	char *service;
+	FILE *file;
+	struct ferry_trace_ring *rings;
+
+	/* Closed spans waiting to be written, as the text of a "spans" array
+	 * (without the brackets). */
+	char *xbuf;
+	size_t xlen, xcap;
+	unsigned xspans;
+	bool xoom;
+
+	/* Counters kept by the consumer, and those of rings gone. */
+	uint64_t events, exported, forced, export_errors, open;
+	uint64_t gone[7];
+};
+
+/* --- clock and ids --------------------------------------------------------- */
+
+static uint64_t now_ns(const struct ferry_trace_ring *r)
+{
+	struct timespec ts;
+
+	if (r->clock)
+		return r->clock(r->clock_arg);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Random bytes from the ring's pool; the pool refills from the CSPRNG. */
+static void rng_take(struct ferry_trace_ring *r, uint8_t *out, size_t n)
+{
+	if (r->rng_off + n > sizeof(r->rng)) {
+		randombytes_buf(r->rng, sizeof(r->rng));
+		r->rng_off = 0;
+	}
+	memcpy(out, r->rng + r->rng_off, n);
+	/* Each byte is used once. */
+	sodium_memzero(r->rng + r->rng_off, n);
+	r->rng_off += (uint32_t)n;
+}
+
+static bool zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/* A random id that is not all zero (W3C: all-zero ids are invalid). */
+static void new_id(struct ferry_trace_ring *r, uint8_t *id, size_t n)
+{
+	do
+		rng_take(r, id, n);
+	while (zero(id, n));
+}
+
+/* Trace-id ratio sampling for a new trace: the low 56 bits of the trace id
+ * (random) against rate * 2^56, so both sides of a session would decide
+ * the same for the same trace id and rate. */
+static bool root_sampled(const struct ferry_trace_ring *r,
+			 const uint8_t trace_id[FERRY_TRACE_ID_LEN])
+{
+	uint64_t v = 0;
+
+	if (r->sample_all)
+		return true;
+	for (int i = 9; i < 16; i++)
+		v = v << 8 | trace_id[i];
+	return v < r->sample_threshold;
+}
+
+/* --- the ring (producer side) ------------------------------------------ */
+
+uint64_t ferry__ring_used(const struct ferry_trace_ring *r)
+{
+	return r->head - atomic_load_explicit(&r->tail, memory_order_acquire);
+}
+
+static void count(_Atomic uint64_t *c)
+{
+	/* One writer: a relaxed load and store, no locked instruction. */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/*
+ * Whether @n more bytes fit, leaving @keep bytes free.  The consumer's tail
+ * is re-read (acquire: its reads of the bytes it freed are done) only when
+ * the cached value says no.
+ */
+static bool ring_fits(struct ferry_trace_ring *r, uint64_t n, uint64_t keep)
+{
+	if (r->cap - (r->head - r->tail_cache) >= n + keep)
+		return true;
+	r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return r->cap - (r->head - r->tail_cache) >= n + keep;
+}
+
+/* Copy a record in (the caller checked it fits) and publish it. */
+static void ring_put(struct ferry_trace_ring *r, const void *ev, size_t n)
+{
+	uint64_t off = r->head & (r->cap - 1);
+	size_t first = r->cap - off < n ? (size_t)(r->cap - off) : n;
+
+	memcpy(r->buf + off, ev, first);
+	memcpy(r->buf, (const uint8_t *)ev + first, n - first);
+	r->head += n;
+	/* Release: the record's bytes are visible before the new head. */
+	atomic_store_explicit(&r->head_pub, r->head, memory_order_release);
+}
+
+static void ev_init(struct ferry__ev *h, size_t size, int type, uint32_t slot,
+		    uint32_t gen, uint64_t ts)
+{
+	h->size = (uint16_t)size;
+	h->type = (uint8_t)type;
+	h->flags = 0;
+	h->slot = slot;
+	h->gen = gen;
+	h->aux = 0;
+	h->ts = ts;
+}
+
+static ferry_span_t handle(uint32_t slot, uint32_t gen)
+{
+	return (ferry_span_t)gen << 32 | slot;
+}
+
+/* The open slot @h names, or NULL (counted as stale). */
+static struct ferry__pslot *lookup(struct ferry_trace_ring *r, ferry_span_t h)
+{
+	uint32_t slot = (uint32_t)h, gen = (uint32_t)(h >> 32);
+	struct ferry__pslot *s;
+
+	if (!r || h == FERRY_SPAN_NONE)
+		return NULL;
+	if (slot >= r->nslots || (s = &r->slots[slot])->gen != gen || !s->open) {
+		count(&r->stale);
+		return NULL;
+	}
+	return s;
+}
+
+static uint32_t slot_alloc(struct ferry_trace_ring *r)
+{
+	uint32_t i = r->free_head;
+	struct ferry__pslot *s;
+
+	if (i == FERRY__NO_SLOT)
+		return i;
+	s = &r->slots[i];
+	r->free_head = s->next_free;
+	/* A new generation: handles of the slot's earlier spans go stale.
+	 * Generation 0 is skipped so that no handle is FERRY_SPAN_NONE. */
+	if (++s->gen == 0)
+		s->gen = 1;
+	s->open = 1;
+	return i;
+}
+
+static void slot_free(struct ferry_trace_ring *r, uint32_t i)
+{
+	r->slots[i].open = 0;
+	r->slots[i].next_free = r->free_head;
+	r->free_head = i;
+}
+
+/*
+ * Open a span in a fresh slot: write its OPEN record (and keep room for
+ * its END) if it records.  Returns the slot, or FERRY__NO_SLOT (counted).
+ */
+static uint32_t span_open(struct ferry_trace_ring *r, struct ferry__ev_open *ev,
+			  size_t ts_len, bool recording)
+{
+	size_t size = FERRY__EV_PAD(sizeof(*ev) + ts_len);
+	uint32_t i;
+
+	if (recording && !ring_fits(r, size + FERRY__END_MAX, r->reserved)) {
+		count(&r->spans_dropped);
+		count(&r->ev_dropped);
+		return FERRY__NO_SLOT;
+	}
+	i = slot_alloc(r);
+	if (i == FERRY__NO_SLOT) {
+		count(&r->spans_dropped);
+		return i;
+	}
+	if (recording) {
+		ev->h.size = (uint16_t)size;
+		ev->h.type = FERRY__EV_OPEN;
+		ev->h.slot = i;
+		ev->h.gen = r->slots[i].gen;
+		ring_put(r, ev, size);
+		/* Every open span has room kept for its END, so a close is
+		 * never dropped and no span stays open for want of one. */
+		r->reserved += FERRY__END_MAX;
+	}
+	return i;
+}
+
+ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
+				     const struct ferry_span_session_args *a)
+{
+	/* The OPEN record and its tracestate, aligned for the header. */
+	union {
+		struct ferry__ev_open ev;
+		uint8_t raw[FERRY__EV_MAX];
+	} u;
+	struct ferry__ev_open *ev = &u.ev;
+	struct ferry_trace_ctx parent;
+	struct ferry__pslot *s;
+	bool have_parent = false, sampled, trunc = false;
+	char ts[FERRY_TRACESTATE_KEEP + 1];
+	size_t ts_len = 0;
+	uint32_t i;
+	int rc;
+
+	if (!r || !a || (a->kind != FERRY_SPAN_KIND_CLIENT &&
+			 a->kind != FERRY_SPAN_KIND_SERVER))
+		return FERRY_SPAN_NONE;
+	memset(ev, 0, sizeof(*ev));
+	ev->h.ts = now_ns(r);
+	if (a->traceparent && a->traceparent_len) {
+		if (ferry_traceparent_parse(a->traceparent, a->traceparent_len,
+					    &parent) == 0)
+			have_parent = true;
+		else
+			count(&r->tp_malformed);
+	}
+	if (have_parent) {
+		memcpy(ev->trace_id, parent.trace_id, sizeof(ev->trace_id));
+		memcpy(ev->parent_id, parent.span_id, sizeof(ev->parent_id));
+		sampled = parent.flags & FERRY_TRACE_FLAG_SAMPLED;
+		ev->h.flags |= FERRY__OF_PARENT;
+		/* tracestate belongs to the parent's trace: without a valid
+		 * traceparent it is meaningless and is dropped. */
+		if (a->tracestate && a->tracestate_len) {
+			rc = ferry_tracestate_parse(a->tracestate, a->tracestate_len,
+						    ts, sizeof(ts), &ts_len, &trunc);
+			if (rc < 0) {
+				count(&r->ts_malformed);
+				ts_len = 0;
+			} else if (trunc) {
+				count(&r->ts_truncated);
+			}
+		}
+	} else {
+		new_id(r, ev->trace_id, sizeof(ev->trace_id));
+		sampled = root_sampled(r, ev->trace_id);
+	}
+	new_id(r, ev->span_id, sizeof(ev->span_id));
+	if (sampled)
+		ev->h.flags |= FERRY__OF_SAMPLED;
+	ev->h.flags |= FERRY__OF_SESSION;
+	ev->kind = (uint8_t)a->kind;
+	ev->peer_ip = a->peer_ip;
+	ev->peer_port = a->peer_port;
+	ev->server_ip = a->server_ip;
+	ev->server_port = a->server_port;
+	ev->ts_len = (uint16_t)ts_len;
+	memcpy(u.raw + sizeof(*ev), ts, ts_len);
+	i = span_open(r, ev, ts_len, sampled || r->record_unsampled);
+	if (i == FERRY__NO_SLOT)
+		return FERRY_SPAN_NONE;
+	s = &r->slots[i];
+	s->recording = sampled || r->record_unsampled;
+	s->sampled = sampled;
+	s->is_session = 1;
+	s->kind = (uint8_t)a->kind;
+	memcpy(s->trace_id, ev->trace_id, sizeof(s->trace_id));
+	memcpy(s->span_id, ev->span_id, sizeof(s->span_id));
+	s->peer_ip = a->peer_ip;
+	s->peer_port = a->peer_port;
+	s->server_ip = a->server_ip;
+	s->server_port = a->server_port;
+	return handle(i, s->gen);
+}
+
+ferry_span_t ferry_span_call_start(struct ferry_trace_ring *r,
+				   ferry_span_t session, uint16_t method,
+				   const struct ferry_trace_ctx *parent)
+{
+	struct ferry__pslot *ss = lookup(r, session), *s;
+	struct ferry__ev_open ev;
+	bool sampled;
+	uint32_t i;
+
+	if (!ss || !ss->is_session)
+		return FERRY_SPAN_NONE;
+	/* Parent-based: a call's own context if it carried one, else its
+	 * session's decision (which followed the session's parent, or the
+	 * rate for a new trace). */
+	sampled = parent ? parent->flags & FERRY_TRACE_FLAG_SAMPLED : ss->sampled;
+	if (!sampled) {
+		count(&r->unsampled);
+		return FERRY_SPAN_NONE;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.h.ts = now_ns(r);
+	ev.h.aux = method;
+	ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
+	if (parent && !zero(parent->trace_id, sizeof(parent->trace_id)) &&
+	    !zero(parent->span_id, sizeof(parent->span_id))) {
+		memcpy(ev.trace_id, parent->trace_id, sizeof(ev.trace_id));
+		memcpy(ev.parent_id, parent->span_id, sizeof(ev.parent_id));
+	} else {
+		memcpy(ev.trace_id, ss->trace_id, sizeof(ev.trace_id));
+		memcpy(ev.parent_id, ss->span_id, sizeof(ev.parent_id));
+	}
+	new_id(r, ev.span_id, sizeof(ev.span_id));
+	ev.kind = ss->kind;
+	ev.peer_ip = ss->peer_ip;
+	ev.peer_port = ss->peer_port;
+	ev.server_ip = ss->server_ip;
+	ev.server_port = ss->server_port;
+	i = span_open(r, &ev, 0, true);
+	if (i == FERRY__NO_SLOT)
+		return FERRY_SPAN_NONE;
+	s = &r->slots[i];
+	s->recording = 1;
+	s->sampled = 1;
+	s->is_session = 0;
+	s->kind = ev.kind;
+	memcpy(s->trace_id, ev.trace_id, sizeof(s->trace_id));
+	memcpy(s->span_id, ev.span_id, sizeof(s->span_id));
+	return handle(i, s->gen);
+}
+
+/* Close @s (slot @i): the END record goes into the room kept for it. */
+static void span_end(struct ferry_trace_ring *r, struct ferry__pslot *s,
+		     uint8_t how, int res, const char *msg)
+{
+	union {
+		struct ferry__ev_end ev;
+		uint8_t raw[FERRY__END_MAX];
+	} u;
+	uint32_t i = (uint32_t)(s - r->slots);
+	size_t mlen = msg ? strnlen(msg, FERRY_SPAN_MSG_MAX) : 0, size;
+
+	if (s->recording) {
+		size = FERRY__EV_PAD(sizeof(u.ev) + mlen);
+		memset(&u.ev, 0, sizeof(u.ev));
+		ev_init(&u.ev.h, size, FERRY__EV_END, i, s->gen, now_ns(r));
+		u.ev.h.flags = how;
+		u.ev.res = res;
+		u.ev.mlen = (uint8_t)mlen;
+		if (mlen)
+			memcpy(u.raw + sizeof(u.ev), msg, mlen);
+		r->reserved -= FERRY__END_MAX;
+		/* Fits: the reservation guarantees it (see span_open()). */
+		if (ring_fits(r, size, 0))
+			ring_put(r, &u.ev, size);
+		else
+			count(&r->ev_dropped);
+	}
+	slot_free(r, i);
+}
+
+void ferry_span_session_end(struct ferry_trace_ring *r, ferry_span_t span,
+			    int how, int res, const char *reason)
+{
+	struct ferry__pslot *s = lookup(r, span);
+
+	if (!s)
+		return;
+	if (!s->is_session) {
+		count(&r->stale);
+		return;
+	}
+	if (how < FERRY_SPAN_END_CLOSE || how > FERRY_SPAN_END_SHUTDOWN)
+		how = FERRY_SPAN_END_ERROR;
+	span_end(r, s, (uint8_t)how, res, reason);
+}
+
+void ferry_span_call_end(struct ferry_trace_ring *r, ferry_span_t span, int res)
+{
+	struct ferry__pslot *s = lookup(r, span);
+
+	if (!s)
+		return;
+	if (s->is_session) {
+		count(&r->stale);
+		return;
+	}
+	span_end(r, s, FERRY__END_CALL, res > 0 ? -res : res, NULL);
+}
+
+static int set_attr(struct ferry_trace_ring *r, ferry_span_t span,
+		    const char *key, int type, const void *val, const char *str)
+{
+	union {
+		struct ferry__ev_attr ev;
+		uint8_t raw[FERRY__EV_PAD(sizeof(struct ferry__ev_attr) +
+					  FERRY_ATTR_KEY_MAX + FERRY_ATTR_STR_MAX)];
+	} u;
+	struct ferry__pslot *s;
+	size_t klen, vlen = 0, size;
+
+	if (!r || !key)
+		return -EINVAL;
+	klen = strnlen(key, FERRY_ATTR_KEY_MAX + 1);
+	if (klen == 0 || klen > FERRY_ATTR_KEY_MAX)
+		return -EINVAL;
+	s = lookup(r, span);
+	if (!s)
+		return -ESTALE;
+	if (!s->recording)
+		return 0;
+	if (str)
+		vlen = strnlen(str, FERRY_ATTR_STR_MAX);
+	size = FERRY__EV_PAD(sizeof(u.ev) + klen + vlen);
+	if (!ring_fits(r, size, r->reserved)) {
+		count(&r->ev_dropped);
+		return -ENOBUFS;
+	}
+	memset(&u.ev, 0, sizeof(u.ev));
+	ev_init(&u.ev.h, size, FERRY__EV_ATTR, (uint32_t)(s - r->slots), s->gen,
+		0);
+	u.ev.h.flags = (uint8_t)type;
+	u.ev.klen = (uint8_t)klen;
+	u.ev.vlen = (uint16_t)vlen;
+	if (val)
+		memcpy(&u.ev.v, val, type == FERRY_ATTR_BOOL ? 1 : 8);
+	memcpy(u.raw + sizeof(u.ev), key, klen);
+	if (vlen)
+		memcpy(u.raw + sizeof(u.ev) + klen, str, vlen);
+	ring_put(r, &u.ev, size);
+	return 0;
+}
+
+int ferry_span_set_str(struct ferry_trace_ring *r, ferry_span_t span,
+		       const char *key, const char *value)
+{
+	return set_attr(r, span, key, FERRY_ATTR_STRING, NULL, value ? value : "");
+}
+
+int ferry_span_set_int(struct ferry_trace_ring *r, ferry_span_t span,
+		       const char *key, int64_t value)
+{
+	return set_attr(r, span, key, FERRY_ATTR_INT, &value, NULL);
+}
+
+int ferry_span_set_bool(struct ferry_trace_ring *r, ferry_span_t span,
+			const char *key, bool value)
+{
+	uint8_t b = value;
+
+	return set_attr(r, span, key, FERRY_ATTR_BOOL, &b, NULL);
+}
+
+int ferry_span_set_double(struct ferry_trace_ring *r, ferry_span_t span,
+			  const char *key, double value)
+{
+	return set_attr(r, span, key, FERRY_ATTR_DOUBLE, &value, NULL);
+}
+
+int ferry_span_context(struct ferry_trace_ring *r, ferry_span_t span,
+		       struct ferry_trace_ctx *out)
+{
+	struct ferry__pslot *s = lookup(r, span);
+
+	if (!s)
+		return -ESTALE;
+	memcpy(out->trace_id, s->trace_id, sizeof(out->trace_id));
+	memcpy(out->span_id, s->span_id, sizeof(out->span_id));
+	out->flags = s->sampled ? FERRY_TRACE_FLAG_SAMPLED : 0;
+	out->version = 0;
+	return 0;
+}
+
+int ferry_span_traceparent(struct ferry_trace_ring *r, ferry_span_t span,
+			   char *buf, size_t cap)
+{
+	struct ferry_trace_ctx c;
+	int rc = ferry_span_context(r, span, &c);
+
+	return rc < 0 ? rc : ferry_traceparent_format(&c, buf, cap);
+}
+
+bool ferry_span_is_open(struct ferry_trace_ring *r, ferry_span_t span)
+{
+	uint32_t slot = (uint32_t)span, gen = (uint32_t)(span >> 32);
+
+	return r && span != FERRY_SPAN_NONE && slot < r->nslots &&
+	       r->slots[slot].gen == gen && r->slots[slot].open;
+}
+
+/* --- error names --------------------------------------------------------- */
+
+const char *ferry__trace_error_type(int res)
+{
+	const char *n;
+
+	switch (-res) {
+	case FERRY_EREJECTED:
+		return "FERRY_EREJECTED";
+	case FERRY_ENOMETHOD:
+		return "FERRY_ENOMETHOD";
+	case FERRY_EVERSION:
+		return "FERRY_EVERSION";
+	case FERRY_EPROTO:
+		return "FERRY_EPROTO";
+	default:
+		break;
+	}
+	n = res < 0 && -res < FERRY_ERRNO_BASE ? strerrorname_np(-res) : NULL;
+	/* Semantic conventions: "_OTHER" when no name fits. */
+	return n ? n : "_OTHER";
+}
+
+/* --- export: JSON text --------------------------------------------------- */
+
+static void xput(struct ferry_tracer *t, const char *s, size_t n)
+{
+	if (t->xoom)
+		return;
+	if (t->xlen + n + 1 > t->xcap) {
+		size_t cap = t->xcap ? t->xcap : 4096;
+		char *p;
+
+		while (cap < t->xlen + n + 1)
+			cap *= 2;
+		p = realloc(t->xbuf, cap);
+		if (!p) {
+			t->xoom = true;
+			return;
+		}
+		t->xbuf = p;
+		t->xcap = cap;
+	}
+	memcpy(t->xbuf + t->xlen, s, n);
+	t->xlen += n;
+	t->xbuf[t->xlen] = '\0';
+}
+
+static void xputs(struct ferry_tracer *t, const char *s)
+{
+	xput(t, s, strlen(s));
+}
+
+static void xprintf(struct ferry_tracer *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void xprintf(struct ferry_tracer *t, const char *fmt, ...)
+{
+	char buf[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		xput(t, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
+			 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+
+		if (k == 4 || k > n - i - 1)
+			return false;
+		for (size_t j = 1; j <= k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+		if ((k == 1 && c < 0xc2) || (c == 0xe0 && s[i + 1] < 0xa0) ||
+		    (c == 0xed && s[i + 1] >= 0xa0) ||
+		    (c == 0xf0 && s[i + 1] < 0x90) || c > 0xf4 ||
+		    (c == 0xf4 && s[i + 1] >= 0x90))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* A JSON string.  Text that is not valid UTF-8 has each byte >= 0x80
+ * written as \u00XX, so the line is always valid JSON. */
+static void xstr(struct ferry_tracer *t, const char *s)
+{
+	size_t n = strlen(s), run = 0;
+	bool raw = utf8_ok((const unsigned char *)s, n);
+	char esc[8];
+
+	xput(t, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f ||
+		    (c >= 0x80 && !raw)) {
+			xput(t, s + i - run, run);
+			run = 0;
+			if (c == '"' || c == '\\') {
+				esc[0] = '\\';
+				esc[1] = (char)c;
+				xput(t, esc, 2);
+			} else {
+				snprintf(esc, sizeof(esc), "\\u%04x", c);
+				xput(t, esc, 6);
+			}
+		} else {
+			run++;
+		}
+	}
+	xput(t, s + n - run, run);
+	xput(t, "\"", 1);
+}
+
+static void xhex(struct ferry_tracer *t, const uint8_t *b, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char buf[2 * FERRY_TRACE_ID_LEN + 2];
+
+	buf[0] = '"';
+	for (size_t i = 0; i < n; i++) {
+		buf[1 + 2 * i] = digits[b[i] >> 4];
+		buf[2 + 2 * i] = digits[b[i] & 15];
+	}
+	buf[1 + 2 * n] = '"';
+	xput(t, buf, 2 * n + 2);
+}
+
+static void xattr(struct ferry_tracer *t, const struct ferry_trace_attr *a)
+{
+	xputs(t, "{\"key\":");
+	xstr(t, a->key);
+	xputs(t, ",\"value\":{");
+	switch (a->type) {
+	case FERRY_ATTR_STRING:
+		xputs(t, "\"stringValue\":");
+		xstr(t, a->v.s);
+		break;
+	case FERRY_ATTR_INT:
+		/* int64 is a decimal string in the protobuf JSON mapping. */
+		xprintf(t, "\"intValue\":\"%" PRId64 "\"", a->v.i);
+		break;
+	case FERRY_ATTR_BOOL:
+		xputs(t, a->v.b ? "\"boolValue\":true" : "\"boolValue\":false");
+		break;
+	default:
+		/* JSON has no NaN or infinities; the mapping spells them. */
+		if (isnan(a->v.d))
+			xputs(t, "\"doubleValue\":\"NaN\"");
+		else if (isinf(a->v.d))
+			xputs(t, a->v.d > 0 ? "\"doubleValue\":\"Infinity\""
+					    : "\"doubleValue\":\"-Infinity\"");
+		else
+			xprintf(t, "\"doubleValue\":%.17g", a->v.d);
+		break;
+	}
+	xputs(t, "}}");
+}
+
+/* Append one closed span to the pending "spans" array. */
+static void export_span(struct ferry_tracer *t, const struct ferry_span_info *s)
+{
+	if (t->xspans)
+		xput(t, ",", 1);
+	xputs(t, "{\"traceId\":");
+	xhex(t, s->trace_id, FERRY_TRACE_ID_LEN);
+	xputs(t, ",\"spanId\":");
+	xhex(t, s->span_id, FERRY_SPAN_ID_LEN);
+	if (s->has_parent) {
+		xputs(t, ",\"parentSpanId\":");
+		xhex(t, s->parent_span_id, FERRY_SPAN_ID_LEN);
+	}
+	if (s->tracestate[0]) {
+		xputs(t, ",\"traceState\":");
+		xstr(t, s->tracestate);
+	}
+	xputs(t, ",\"name\":");
+	xstr(t, s->name);
+	xprintf(t, ",\"kind\":%d", s->kind);
+	xprintf(t, ",\"startTimeUnixNano\":\"%" PRIu64 "\"", s->start_ns);
+	xprintf(t, ",\"endTimeUnixNano\":\"%" PRIu64 "\"", s->end_ns);
+	xputs(t, ",\"attributes\":[");
+	for (unsigned i = 0; i < s->n_attrs; i++) {
+		if (i)
+			xput(t, ",", 1);
+		xattr(t, &s->attrs[i]);
+	}
+	xput(t, "]", 1);
+	if (s->dropped_attrs)
+		xprintf(t, ",\"droppedAttributesCount\":%u", s->dropped_attrs);
+	xprintf(t, ",\"status\":{\"code\":%d", s->status);
+	if (s->status_msg[0]) {
+		xputs(t, ",\"message\":");
+		xstr(t, s->status_msg);
+	}
+	xputs(t, "}}");
+	t->xspans++;
+}
+
+/* Write the pending spans as one TracesData line. */
+static int export_flush(struct ferry_tracer *t)
+{
+	int rc = 0;
+
+	if (!t->xspans)
+		return 0;
+	if (t->file && !t->xoom) {
+		fputs("{\"resourceSpans\":[{\"resource\":{\"attributes\":["
+		      "{\"key\":\"service.name\",\"value\":{\"stringValue\":",
+		      t->file);
+		/* The service name was checked to need no escaping. */
+		fprintf(t->file, "\"%s\"}}]},\"scopeSpans\":[{\"scope\":"
+			"{\"name\":\"ferry\",\"version\":\"0.1.0\"},\"spans\":[",
+			t->service);
+		fwrite(t->xbuf, 1, t->xlen, t->file);
+		fputs("]}]}]}\n", t->file);
+		if (fflush(t->file) != 0 || ferror(t->file)) {
+			clearerr(t->file);
+			rc = -EIO;
+		}
+	} else if (t->file) {
+		rc = -ENOMEM;
+	}
+	if (rc < 0)
+		t->export_errors += t->xspans;
+	t->xlen = 0;
+	t->xspans = 0;
+	t->xoom = false;
+	return rc;
+}
+
+/* --- consumer ------------------------------------------------------------ */
+
+static void rec_free(struct ferry__crec *c)
+{
+	for (unsigned i = 0; i < c->info.n_attrs; i++) {
+		free((char *)c->attrs[i].key);
+		if (c->attrs[i].type == FERRY_ATTR_STRING)
+			free((char *)c->attrs[i].v.s);
+	}
+	free(c->tracestate);
+	free(c);
+}
+
+/* Set (or replace) an attribute; the strings are copied. */
+static const struct ferry_trace_attr *rec_set(struct ferry__crec *c,
+					      const char *key, size_t klen,
+					      int type, const void *v,
+					      const char *s, size_t slen)
+{
+	struct ferry_trace_attr *a = NULL;
+	char *k = NULL, *str = NULL;
+
+	for (unsigned i = 0; i < c->info.n_attrs; i++)
+		if (strlen(c->attrs[i].key) == klen &&
+		    memcmp(c->attrs[i].key, key, klen) == 0)
+			a = &c->attrs[i];
+	if (!a) {
+		if (c->info.n_attrs == FERRY_SPAN_ATTRS_MAX) {
+			c->info.dropped_attrs++;
+			return NULL;
+		}
+		k = strndup(key, klen);
+		if (!k) {
+			c->info.dropped_attrs++;
+			return NULL;
+		}
+	}
+	if (type == FERRY_ATTR_STRING && !(str = strndup(s, slen))) {
+		free(k);
+		c->info.dropped_attrs++;
+		return NULL;
+	}
+	if (a) {
+		if (a->type == FERRY_ATTR_STRING)
+			free((char *)a->v.s);
+	} else {
+		a = &c->attrs[c->info.n_attrs++];
+		a->key = k;
+	}
+	a->type = type;
+	switch (type) {
+	case FERRY_ATTR_STRING:
+		a->v.s = str;
+		break;
+	case FERRY_ATTR_INT:
+		memcpy(&a->v.i, v, sizeof(a->v.i));
+		break;
+	case FERRY_ATTR_BOOL:
+		a->v.b = *(const uint8_t *)v != 0;
+		break;
+	default:
+		memcpy(&a->v.d, v, sizeof(a->v.d));
+		break;
+	}
+	return a;
+}
+
+static void rec_set_str(struct ferry__crec *c, const char *key, const char *s)
+{
+	rec_set(c, key, strlen(key), FERRY_ATTR_STRING, NULL, s, strlen(s));
+}
+
+static void rec_set_int(struct ferry__crec *c, const char *key, int64_t v)
+{
+	rec_set(c, key, strlen(key), FERRY_ATTR_INT, &v, NULL, 0);
+}
+
+static void emit(struct ferry_tracer *t, int type, const struct ferry__crec *c,
+		 const struct ferry_trace_attr *a)
+{
+	if (t->cfg.on_event)
+		t->cfg.on_event(t->cfg.on_event_arg, type, &c->info, a);
+}
+
+/* Close @c with @status/@msg at @ts, hand it over, export it, free it. */
+static void rec_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		      uint32_t slot, uint64_t ts, int status, const char *msg)
+{
+	struct ferry__crec *c = r->recs[slot];
+
+	c->info.end_ns = ts < c->info.start_ns ? c->info.start_ns : ts;
+	c->info.status = status;
+	snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "");
+	emit(t, FERRY_TRACE_EV_CLOSE, c, NULL);
+	if (t->file) {
+		export_span(t, &c->info);
+		if (t->xlen >= EXPORT_FLUSH)
+			export_flush(t);
+	}
+	t->exported++;
+	t->open--;
+	r->recs[slot] = NULL;
+	rec_free(c);
+}
+
+static void ip_text(uint32_t ip, char *buf, size_t cap)
+{
+	struct in_addr a = { .s_addr = ip };
+
+	if (!inet_ntop(AF_INET, &a, buf, (socklen_t)cap))
+		snprintf(buf, cap, "?");
+}
+
+static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		    const struct ferry__ev_open *ev, const char *tstate)
+{
+	struct ferry__crec *c;
+	char ip[INET_ADDRSTRLEN];
+	uint32_t slot = ev->h.slot;
+
+	/* An older span in the slot means its END never came; the ring's
+	 * reservation makes that impossible, but a record must not leak. */
+	if (r->recs[slot]) {
+		t->forced++;
+		rec_close(t, r, slot, ev->h.ts, FERRY_SPAN_STATUS_ERROR,
+			  "span end lost");
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return; /* its later events find no record and are ignored */
+	c->gen = ev->h.gen;
+	memcpy(c->info.trace_id, ev->trace_id, sizeof(ev->trace_id));
+	memcpy(c->info.span_id, ev->span_id, sizeof(ev->span_id));
+	memcpy(c->info.parent_span_id, ev->parent_id, sizeof(ev->parent_id));
+	c->info.has_parent = ev->h.flags & FERRY__OF_PARENT;
+	c->info.is_session = ev->h.flags & FERRY__OF_SESSION;
+	c->info.sampled = ev->h.flags & FERRY__OF_SAMPLED;
+	c->info.kind = ev->kind;
+	c->info.start_ns = ev->h.ts;
+	c->info.name = c->name;
+	c->info.status_msg = c->msg;
+	c->info.attrs = c->attrs;
+	if (ev->ts_len && (c->tracestate = strndup(tstate, ev->ts_len)))
+		c->info.tracestate = c->tracestate;
+	else
+		c->info.tracestate = "";
+	if (c->info.is_session) {
+		snprintf(c->name, sizeof(c->name), "ferry.session");
+	} else {
+		char m[8];
+
+		snprintf(c->name, sizeof(c->name), "ferry/%" PRIu32, ev->h.aux);
+		snprintf(m, sizeof(m), "%" PRIu32, ev->h.aux);
+		rec_set_str(c, "rpc.system", "ferry");
+		rec_set_str(c, "rpc.method", m);
+	}
+	if (c->info.is_session)
+		rec_set_str(c, "rpc.system", "ferry");
+	if (ev->server_ip) {
+		ip_text(ev->server_ip, ip, sizeof(ip));
+		rec_set_str(c, "server.address", ip);
+	}
+	if (ev->server_port)
+		rec_set_int(c, "server.port", ev->server_port);
+	if (ev->peer_ip) {
+		ip_text(ev->peer_ip, ip, sizeof(ip));
+		rec_set_str(c, "network.peer.address", ip);
+	}
+	if (ev->peer_port)
+		rec_set_int(c, "network.peer.port", ev->peer_port);
+	r->recs[slot] = c;
+	t->open++;
+	emit(t, FERRY_TRACE_EV_OPEN, c, NULL);
+}
+
+static struct ferry__crec *rec_of(struct ferry_trace_ring *r,
+				  const struct ferry__ev *h)
+{
+	struct ferry__crec *c = h->slot < r->nslots ? r->recs[h->slot] : NULL;
+
+	return c && c->gen == h->gen ? c : NULL;
+}
+
+static void on_attr(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		    const struct ferry__ev_attr *ev, const char *key)
+{
+	struct ferry__crec *c = rec_of(r, &ev->h);
+	const struct ferry_trace_attr *a;
+
+	if (!c)
+		return;
+	a = rec_set(c, key, ev->klen, ev->h.flags, &ev->v, key + ev->klen,
+		    ev->vlen);
+	if (a)
+		emit(t, FERRY_TRACE_EV_ATTR, c, a);
+}
+
+static void on_end(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		   const struct ferry__ev_end *ev, const char *msg)
+{
+	struct ferry__crec *c = rec_of(r, &ev->h);
+	char m[FERRY_SPAN_MSG_MAX + 1];
+	int status = FERRY_SPAN_STATUS_ERROR;
+
+	if (!c)
+		return;
+	snprintf(m, sizeof(m), "%.*s", (int)ev->mlen, msg);
+	switch (ev->h.flags) {
+	case FERRY__END_CALL:
+	case FERRY_SPAN_END_CLOSE:
+		if (ev->res == 0 || ev->h.flags == FERRY_SPAN_END_CLOSE) {
+			status = FERRY_SPAN_STATUS_UNSET;
+			m[0] = '\0';
+		} else if (!m[0]) {
+			snprintf(m, sizeof(m), "%s", ferry_strerror(ev->res));
+		}
+		break;
+	case FERRY_SPAN_END_PEER_DEAD:
+		if (!m[0])
+			snprintf(m, sizeof(m), "peer timed out");
+		break;
+	case FERRY_SPAN_END_SHUTDOWN:
+		if (!m[0])
+			snprintf(m, sizeof(m), "endpoint shut down");
+		break;
+	default:
+		if (!m[0])
+			snprintf(m, sizeof(m), "%s",
+				 ev->res ? ferry_strerror(ev->res) : "session error");
+		break;
+	}
+	if (status == FERRY_SPAN_STATUS_ERROR) {
+		if (ev->res < 0)
+			rec_set_str(c, "error.type", ferry__trace_error_type(ev->res));
+		else if (ev->h.flags == FERRY_SPAN_END_PEER_DEAD)
+			rec_set_str(c, "error.type", "ETIMEDOUT");
+		else
+			rec_set_str(c, "error.type", "_OTHER");
+	}
+	rec_close(t, r, ev->h.slot, ev->h.ts, status, m);
+}
+
+/* Copy @n bytes at ring offset @pos out (they may wrap). */
+static void ring_get(const struct ferry_trace_ring *r, uint64_t pos, void *out,
+		     size_t n)
+{
+	uint64_t off = pos & (r->cap - 1);
+	size_t first = r->cap - off < n ? (size_t)(r->cap - off) : n;
+
+	memcpy(out, r->buf + off, first);
+	memcpy((uint8_t *)out + first, r->buf, n - first);
+}
+
+/* Process every record @r holds now.  Under the tracer's lock. */
+static int ring_drain(struct ferry_tracer *t, struct ferry_trace_ring *r)
+{
+	union {
+		struct ferry__ev h;
+		struct ferry__ev_open open;
+		struct ferry__ev_attr attr;
+		struct ferry__ev_end end;
+		uint8_t raw[FERRY__EV_MAX];
+	} u;
+	/* Acquire: pairs with the producer's release in ring_put(). */
+	uint64_t head = atomic_load_explicit(&r->head_pub, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	int n = 0;
+
+	while (tail != head) {
+		ring_get(r, tail, &u.h, sizeof(u.h));
+		if (u.h.size < sizeof(u.h) || u.h.size > sizeof(u) ||
+		    u.h.size > head - tail || u.h.slot >= r->nslots) {
+			/* Cannot happen: the producer is this library.  Skip
+			 * what is there rather than read garbage. */
+			tail = head;
+			break;
+		}
+		ring_get(r, tail, u.raw, u.h.size);
+		switch (u.h.type) {
+		case FERRY__EV_OPEN:
+			on_open(t, r, &u.open, (const char *)u.raw + sizeof(u.open));
+			break;
+		case FERRY__EV_ATTR:
+			on_attr(t, r, &u.attr, (const char *)u.raw + sizeof(u.attr));
+			break;
+		case FERRY__EV_END:
+			on_end(t, r, &u.end, (const char *)u.raw + sizeof(u.end));
+			break;
+		default:
+			break;
+		}
+		tail += u.h.size;
+		n++;
+		/* Release: our reads of the record are done before the
+		 * producer may reuse its bytes. */
+		atomic_store_explicit(&r->tail, tail, memory_order_release);
+	}
+	atomic_store_explicit(&r->tail, tail, memory_order_release);
+	t->events += (uint64_t)n;
+	return n;
+}
+
+/* Close every span of @r still open with @why.  Under the lock. */
+static void ring_force_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
+			     const char *why, uint64_t ts)
+{
+	for (uint32_t i = 0; i < r->nslots; i++) {
+		struct ferry__crec *c = r->recs[i];
+
+		if (!c)
+			continue;
+		rec_set_str(c, "error.type", "shutdown");
+		t->forced++;
+		rec_close(t, r, i, ts, FERRY_SPAN_STATUS_ERROR, why);
+	}
+}
+
+static int drain_locked(struct ferry_tracer *t)
+{
+	int n = 0, rc;
+
+	for (struct ferry_trace_ring *r = t->rings; r; r = r->next)
+		n += ring_drain(t, r);
+	rc = export_flush(t);
+	return rc < 0 ? rc : n;
+}
+
+int ferry_tracer_drain(struct ferry_tracer *t)
+{
+	int rc;
+
+	if (!t)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	rc = t->stopping ? 0 : drain_locked(t);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+static void *tracer_thread(void *arg)
+{
+	struct ferry_tracer *t = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stopping) {
+		drain_locked(t);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)t->interval_us * 1000;
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+/* --- lifetime -------------------------------------------------------------- */
+
+void ferry_tracer_config_init(struct ferry_tracer_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->sample_rate = 1.0;
+	c->record_unsampled_sessions = true;
+	c->ring_bytes = 256u << 10;
+	c->max_spans = 4096;
+	c->drain_interval_us = 1000;
+}
+
+static void tracer_unref(struct ferry_tracer *t)
+{
+	if (atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t->xbuf);
+	free(t->service);
+	free(t);
+}
+
+static bool service_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+			return false;
+	return true;
+}
+
+int ferry_tracer_create(const struct ferry_tracer_config *c,
+			struct ferry_tracer **out)
+{
+	struct ferry_tracer *t;
+	pthread_condattr_t ca;
+	int rc;
+
+	if (!c || !out || !(c->sample_rate >= 0.0 && c->sample_rate <= 1.0) ||
+	    c->ring_bytes < RING_MIN || c->ring_bytes > RING_MAX ||
+	    c->max_spans < 1 || c->max_spans > SLOTS_MAX ||
+	    (c->service_name && !service_ok(c->service_name)) ||
+	    (c->thread && (c->drain_interval_us < 1 ||
+			   c->drain_interval_us > 10000000)))
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EIO;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->cfg = *c;
+	t->cfg.export_path = NULL;
+	t->cfg.service_name = NULL;
+	t->refs = 1;
+	t->interval_us = c->drain_interval_us;
+	t->service = strdup(c->service_name ? c->service_name : "ferry");
+	if (!t->service) {
+		free(t);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (c->export_path) {
+		t->file = fopen(c->export_path, "ae");
+		if (!t->file) {
+			rc = -errno;
+			goto err;
+		}
+	}
+	if (c->thread) {
+		rc = -pthread_create(&t->thread, NULL, tracer_thread, t);
+		if (rc < 0)
+			goto err;
+		t->has_thread = true;
+	}
+	*out = t;
+	return 0;
+err:
+	if (t->file)
+		fclose(t->file);
+	tracer_unref(t);
+	return rc;
+}
+
+void ferry_tracer_destroy(struct ferry_tracer *t)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (t->has_thread)
+		pthread_join(t->thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	pthread_mutex_lock(&t->lock);
+	drain_locked(t);
+	for (struct ferry_trace_ring *r = t->rings; r; r = r->next)
+		ring_force_close(t, r, "tracer shut down",
+				 t->cfg.clock ? t->cfg.clock(t->cfg.clock_arg) : now);
+	export_flush(t);
+	if (t->file) {
+		fclose(t->file);
+		t->file = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	tracer_unref(t);
+}
+
+int ferry_trace_ring_create(struct ferry_tracer *t,
+			    struct ferry_trace_ring **out)
+{
+	struct ferry_trace_ring *r;
+	uint64_t cap = RING_MIN;
+	int rc = 0;
+
+	if (!t || !out)
+		return -EINVAL;
+	while (cap < t->cfg.ring_bytes)
+		cap <<= 1;
+	r = aligned_alloc(64, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	memset(r, 0, sizeof(*r));
+	r->cap = cap;
+	r->nslots = t->cfg.max_spans;
+	r->buf = malloc(cap);
+	r->slots = calloc(r->nslots, sizeof(*r->slots));
+	r->recs = calloc(r->nslots, sizeof(*r->recs));
+	if (!r->buf || !r->slots || !r->recs) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	/* Touch every page now, so the producer never takes a first-touch
+	 * page fault on the fast path. */
+	memset(r->buf, 0, cap);
+	for (uint32_t i = 0; i < r->nslots; i++)
+		r->slots[i].next_free = i + 1 < r->nslots ? i + 1 : FERRY__NO_SLOT;
+	r->free_head = 0;
+	r->rng_off = sizeof(r->rng); /* empty: filled at first use */
+	r->sample_all = t->cfg.sample_rate >= 1.0;
+	r->sample_threshold = (uint64_t)(t->cfg.sample_rate * 72057594037927936.0);
+	r->record_unsampled = t->cfg.record_unsampled_sessions;
+	r->clock = t->cfg.clock;
+	r->clock_arg = t->cfg.clock_arg;
+	r->tracer = t;
+	pthread_mutex_lock(&t->lock);
+	if (t->stopping) {
+		pthread_mutex_unlock(&t->lock);
+		rc = -ESHUTDOWN;
+		goto err;
+	}
+	atomic_fetch_add(&t->refs, 1);
+	r->next = t->rings;
+	t->rings = r;
+	pthread_mutex_unlock(&t->lock);
+	*out = r;
+	return 0;
+err:
+	free(r->buf);
+	free(r->slots);
+	free(r->recs);
+	free(r);
+	return rc;
+}
+
+static void ring_counts(const struct ferry_trace_ring *r, uint64_t v[7])
+{
+	v[0] = atomic_load_explicit(&r->ev_dropped, memory_order_relaxed);
+	v[1] = atomic_load_explicit(&r->spans_dropped, memory_order_relaxed);
+	v[2] = atomic_load_explicit(&r->stale, memory_order_relaxed);
+	v[3] = atomic_load_explicit(&r->unsampled, memory_order_relaxed);
+	v[4] = atomic_load_explicit(&r->tp_malformed, memory_order_relaxed);
+	v[5] = atomic_load_explicit(&r->ts_malformed, memory_order_relaxed);
+	v[6] = atomic_load_explicit(&r->ts_truncated, memory_order_relaxed);
+}
+
+void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
+{
+	struct ferry_tracer *t;
+	uint64_t v[7];
+
+	if (!r)
+		return;
+	t = r->tracer;
+	pthread_mutex_lock(&t->lock);
+	if (!t->stopping) {
+		ring_drain(t, r);
+		ring_force_close(t, r, "endpoint shut down", now_ns(r));
+		export_flush(t);
+	} else {
+		/* The tracer closed these spans already; what came since is
+		 * dropped.  Free the records of spans opened after that. */
+		for (uint32_t i = 0; i < r->nslots; i++)
+			if (r->recs[i]) {
+				rec_free(r->recs[i]);
+				t->open--;
+			}
+	}
+	ring_counts(r, v);
+	for (int i = 0; i < 7; i++)
+		t->gone[i] += v[i];
+	for (struct ferry_trace_ring **p = &t->rings; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	free(r->buf);
+	free(r->slots);
+	free(r->recs);
+	free(r);
+	tracer_unref(t);
+}
+
+void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s)
+{
+	uint64_t v[7], sum[7];
+
+	memset(s, 0, sizeof(*s));
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	memcpy(sum, t->gone, sizeof(sum));
+	for (struct ferry_trace_ring *r = t->rings; r; r = r->next) {
+		ring_counts(r, v);
+		for (int i = 0; i < 7; i++)
+			sum[i] += v[i];
+	}
+	s->events = t->events;
+	s->events_dropped = sum[0];
+	s->spans_dropped = sum[1];
+	s->stale = sum[2];
+	s->unsampled = sum[3];
+	s->traceparent_malformed = sum[4];
+	s->tracestate_malformed = sum[5];
+	s->tracestate_truncated = sum[6];
+	s->spans_exported = t->exported;
+	s->forced_closes = t->forced;
+	s->export_errors = t->export_errors;
+	s->open_spans = t->open;
+	pthread_mutex_unlock(&t->lock);
+}

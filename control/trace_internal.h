@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tracing internals (docs/tracing.md): the ring's event records, the
+ * producer's slot table, the consumer's span records, and the small JSON
+ * reader that ferryctl and the tests use on export files.  Exposed as
+ * ferry__* for the unit tests, the fuzz target and ferryctl.  Not installed.
+ */
+#ifndef FERRY_TRACE_INTERNAL_H
+#define FERRY_TRACE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <ferry/trace.h>
+
+/* --- ring records --------------------------------------------------------
+ * Every record starts with this header and is padded to a multiple of 8
+ * bytes; @size counts the padding.  A record may wrap around the end of the
+ * ring's buffer: it is copied in and out in two pieces. */
+enum {
+	FERRY__EV_OPEN = 1,
+	FERRY__EV_ATTR = 2,
+	FERRY__EV_END = 3,
+};
+
+struct ferry__ev {
+	uint16_t size;  /* whole record, padded */
+	uint8_t type;   /* FERRY__EV_* */
+	uint8_t flags;  /* per type */
+	uint32_t slot;  /* the span's slot in its ring */
+	uint32_t gen;   /* the slot's generation when the span opened */
+	uint32_t aux;   /* per type */
+	uint64_t ts;    /* Unix ns */
+};
+
+/* OPEN flags. */
+#define FERRY__OF_SESSION 0x01u
+#define FERRY__OF_PARENT 0x02u
+#define FERRY__OF_SAMPLED 0x04u
+
+struct ferry__ev_open {
+	struct ferry__ev h;     /* aux: method (call spans) */
+	uint8_t trace_id[FERRY_TRACE_ID_LEN];
+	uint8_t span_id[FERRY_SPAN_ID_LEN];
+	uint8_t parent_id[FERRY_SPAN_ID_LEN];
+	uint32_t peer_ip, server_ip; /* network byte order */
+	uint16_t peer_port, server_port;
+	uint8_t kind;
+	uint8_t pad;
+	uint16_t ts_len;        /* tracestate bytes that follow */
+	/* char tracestate[ts_len]; */
+};
+
+struct ferry__ev_attr {
+	struct ferry__ev h;     /* flags: enum ferry_attr_type */
+	uint8_t klen;
+	uint8_t pad;
+	uint16_t vlen;          /* string bytes after the key */
+	uint32_t pad2;
+	union {
+		int64_t i;
+		double d;
+		uint8_t b;
+	} v;
+	/* char key[klen]; char str[vlen]; */
+};
+
+struct ferry__ev_end {
+	struct ferry__ev h;     /* flags: enum ferry_span_end, or 0xff a call */
+	int32_t res;
+	uint8_t mlen;
+	uint8_t pad[3];
+	/* char msg[mlen]; */
+};
+
+#define FERRY__END_CALL 0xffu
+#define FERRY__EV_ALIGN 8u
+#define FERRY__EV_PAD(n) (((n) + FERRY__EV_ALIGN - 1) & ~(size_t)(FERRY__EV_ALIGN - 1))
+/* Largest END record: what the ring keeps free for every open span. */
+#define FERRY__END_MAX FERRY__EV_PAD(sizeof(struct ferry__ev_end) + FERRY_SPAN_MSG_MAX)
+/* Largest record of any type (an OPEN with a full tracestate). */
+#define FERRY__EV_MAX                                                          \
+	FERRY__EV_PAD(sizeof(struct ferry__ev_open) + FERRY_TRACESTATE_KEEP)
+
+/* --- the producer's slot table ------------------------------------------ */
+
+struct ferry__pslot {
+	uint32_t gen;           /* a handle names this slot iff gens match */
+	uint32_t next_free;     /* free list link */
+	uint8_t open;
+	uint8_t recording;      /* events are written (else context only) */
+	uint8_t sampled;
+	uint8_t is_session;
+	uint8_t kind;
+	uint8_t trace_id[FERRY_TRACE_ID_LEN];
+	uint8_t span_id[FERRY_SPAN_ID_LEN];
+	/* A session's addresses, copied into its calls' OPEN records. */
+	uint32_t peer_ip, server_ip;
+	uint16_t peer_port, server_port;
+};
+
+/* --- the consumer's span record ----------------------------------------- */
+
+struct ferry__crec {
+	uint32_t gen;
+	struct ferry_span_info info;  /* pointers into the fields below */
+	char name[32];
+	char *tracestate;             /* heap, or NULL */
+	char msg[FERRY_SPAN_MSG_MAX + 1];
+	struct ferry_trace_attr attrs[FERRY_SPAN_ATTRS_MAX]; /* keys, strings: heap */
+};
+
+#define FERRY__NO_SLOT UINT32_MAX
+#define FERRY__RNG_POOL 256
+
+struct ferry_trace_ring {
+	/* Producer-only state, on its own cache lines. */
+	alignas(64) uint64_t head;     /* bytes written (private copy) */
+	uint64_t tail_cache;           /* the consumer's tail, last seen */
+	uint64_t reserved;             /* bytes kept for END records */
+	struct ferry__pslot *slots;
+	uint32_t free_head;            /* FERRY__NO_SLOT: none free */
+	uint32_t rng_off;
+	uint8_t rng[FERRY__RNG_POOL];  /* random bytes for ids, refilled */
+	uint64_t sample_threshold;     /* of 2^56; see root_sampled() */
+	bool sample_all;
+	bool record_unsampled;
+	ferry_trace_clock_fn clock;
+	void *clock_arg;
+
+	/* Producer-written counters (relaxed atomics: one writer). */
+	alignas(64) _Atomic uint64_t ev_dropped;
+	_Atomic uint64_t spans_dropped;
+	_Atomic uint64_t stale;
+	_Atomic uint64_t unsampled;
+	_Atomic uint64_t tp_malformed;
+	_Atomic uint64_t ts_malformed;
+	_Atomic uint64_t ts_truncated;
+
+	/* Published positions.  head_pub is stored (release) by the producer
+	 * after a record is fully written, so the consumer that loads it
+	 * (acquire) sees the bytes; tail likewise the other way, so the
+	 * producer never overwrites bytes the consumer still reads. */
+	alignas(64) _Atomic uint64_t head_pub;
+	alignas(64) _Atomic uint64_t tail;
+
+	/* Fixed after creation. */
+	alignas(64) uint8_t *buf;
+	uint64_t cap;                  /* power of two */
+	uint32_t nslots;
+
+	/* Consumer state: only under the tracer's lock. */
+	struct ferry_tracer *tracer;
+	struct ferry__crec **recs;     /* [nslots] */
+	struct ferry_trace_ring *next; /* the tracer's list */
+};
+
+/* Producer-side helpers the tests use. */
+uint64_t ferry__ring_used(const struct ferry_trace_ring *r);
+
+/* error.type for @res (negative): "ETIMEDOUT", "FERRY_ENOMETHOD", ... */
+const char *ferry__trace_error_type(int res);
+
+/* --- JSON reader (export files) ----------------------------------------- */
+
+enum {
+	FERRY__J_NULL,
+	FERRY__J_FALSE,
+	FERRY__J_TRUE,
+	FERRY__J_NUM,
+	FERRY__J_STR,
+	FERRY__J_ARR,
+	FERRY__J_OBJ,
+};
+
+struct ferry__json {
+	int type;
+	char *key;                 /* member name, in an object */
+	char *s;                   /* STR: decoded, NUL-terminated; NUM: text */
+	size_t slen;
+	double num;
+	struct ferry__json *child; /* ARR, OBJ: first element */
+	struct ferry__json *next;  /* next sibling */
+};
+
+/*
+ * Parse one JSON text of @len bytes (through the bounded reader).  Returns
+ * 0 and *out, or -EINVAL with a reason in @err, or -ENOMEM.  Nesting depth
+ * is limited to 64.
+ */
+int ferry__json_parse(const char *p, size_t len, struct ferry__json **out,
+		      char *err, size_t errcap);
+void ferry__json_free(struct ferry__json *j);
+/* The member @key of object @o, or NULL. */
+const struct ferry__json *ferry__json_get(const struct ferry__json *o,
+					  const char *key);
+
+/* --- OTLP/JSON lines (ferryctl spans, tests) ---------------------------- */
+
+struct ferry__otlp_span {
+	char trace_id[33];
+	char span_id[17];
+	char parent_id[17];       /* "" for a root */
+	char name[128];
+	int kind;
+	uint64_t start_ns, end_ns;
+	int status;
+	char status_msg[128];
+	char service[64];
+	char rpc_method[32];
+	char error_type[64];
+	unsigned n_attrs;
+};
+
+/*
+ * Parse one export line (one TracesData) and append its spans to *spans
+ * (realloc'd; *n, *cap updated).  Checks the OTLP/JSON mapping: required
+ * fields, 32/16 lower-case hex ids, integer kind and status code, decimal
+ * string timestamps, start <= end, typed attribute values.
+ * Returns 0, -EINVAL with a one-line reason in @err, or -ENOMEM.
+ */
+int ferry__otlp_parse_line(const char *line, size_t len,
+			   struct ferry__otlp_span **spans, size_t *n,
+			   size_t *cap, char *err, size_t errcap);
+
+/* ferryctl spans FILE... (control/ferryctl_spans.c). */
+int ferry__ctl_spans(int argc, char **argv);
+
+#endif /* FERRY_TRACE_INTERNAL_H */

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Session spans, call spans, W3C trace context and OTLP/JSON export (the
+ * control plane's tracing; docs/tracing.md).
+ *
+ * Three parts:
+ *
+ *  - Trace context: ferry_traceparent_parse() / _format() and
+ *    ferry_tracestate_parse(), strict W3C Trace Context parsers for
+ *    untrusted text.
+ *
+ *  - The producer side, for the endpoint's thread (the fast path): a
+ *    struct ferry_trace_ring per endpoint.  Opening, enriching and ending a
+ *    span writes one small event into the ring: no lock, no allocation, no
+ *    system call, never a wait.  A full ring drops the event and counts it.
+ *    A span is named by a ferry_span_t, a generation-checked handle: using
+ *    one whose span has ended (or garbage) is a counted no-op, never a crash.
+ *
+ *  - The consumer side, the control plane: a struct ferry_tracer drains the
+ *    rings (on its own thread, or whenever the application calls
+ *    ferry_tracer_drain()), keeps the table of open spans, and on each close
+ *    exports the span as OTLP/JSON lines to a file and/or streams events to
+ *    a callback.
+ *
+ * Errors: fallible calls return 0 (or a count) or a negative errno value.
+ * Threads: each function says which thread may call it.
+ */
+#ifndef FERRY_TRACE_H
+#define FERRY_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- trace context (W3C Trace Context, level 1) ------------------------ */
+
+#define FERRY_TRACE_ID_LEN 16       /* bytes of a trace id */
+#define FERRY_SPAN_ID_LEN 8         /* bytes of a span (parent) id */
+#define FERRY_TRACEPARENT_TEXT_LEN 55 /* "00-" 32 "-" 16 "-" 2 */
+#define FERRY_TRACESTATE_KEEP 512   /* most tracestate bytes kept */
+#define FERRY_TRACESTATE_MEMBERS 32 /* most tracestate list members */
+
+/* trace-flags bits. */
+#define FERRY_TRACE_FLAG_SAMPLED 0x01u
+
+/* A parsed traceparent: the remote (or enclosing) span's context. */
+struct ferry_trace_ctx {
+	uint8_t trace_id[FERRY_TRACE_ID_LEN];
+	uint8_t span_id[FERRY_SPAN_ID_LEN]; /* the W3C "parent-id" */
+	uint8_t flags;                      /* trace-flags as received */
+	uint8_t version;                    /* as received; we send 00 */
+};
+
+/*
+ * ferry_traceparent_parse - parse a W3C traceparent of @len bytes (no NUL
+ * needed; @s may be NULL when @len is 0).
+ *
+ * Strict: version 00 must be exactly 55 bytes "vv-<32 hex>-<16 hex>-<2 hex>",
+ * lower-case hex only; a higher version needs at least those 55 bytes and,
+ * if longer, a '-' after them (its extra fields are ignored); version ff,
+ * all-zero trace or parent ids, and non-hex or upper-case flags are
+ * malformed.
+ * Returns 0 (@out filled), or -EINVAL (malformed: @out untouched; the
+ * caller starts a new trace).  Any thread; reads at most 56 bytes of @s.
+ */
+int ferry_traceparent_parse(const char *s, size_t len,
+			    struct ferry_trace_ctx *out);
+
+/*
+ * ferry_traceparent_format - write @ctx as a version-00 traceparent and a
+ * NUL into @buf (@cap >= 56).  Only the sampled flag is kept (the other
+ * bits are reserved and must be sent as zero).
+ * Returns 55, -ENOBUFS (@cap < 56), or -EINVAL (an all-zero id).  Any
+ * thread.
+ */
+int ferry_traceparent_format(const struct ferry_trace_ctx *ctx, char *buf,
+			     size_t cap);
+
+/*
+ * ferry_tracestate_parse - check a W3C tracestate list and write its
+ * canonical form (members joined by ',', no blanks, empty members removed)
+ * with a NUL into @out (@cap >= FERRY_TRACESTATE_KEEP + 1 always suffices).
+ *
+ * At most FERRY_TRACESTATE_MEMBERS members and FERRY_TRACESTATE_KEEP bytes
+ * are kept: beyond that, members longer than 128 bytes go first, then
+ * members from the end (the W3C truncation rule).
+ * Returns the number of members kept (0..32) with *out_len set, or -EINVAL
+ * (a member is malformed or a key repeats: nothing may be kept, *out is
+ * ""), -ENOBUFS (@cap too small).  @truncated (may be NULL) is set when
+ * members were dropped.  Any thread.
+ */
+int ferry_tracestate_parse(const char *s, size_t len, char *out, size_t cap,
+			   size_t *out_len, bool *truncated);
+
+/* --- the tracer (control plane) ---------------------------------------- */
+
+struct ferry_tracer;
+struct ferry_trace_ring;
+
+/* A span handle; 0 (FERRY_SPAN_NONE) names no span. */
+typedef uint64_t ferry_span_t;
+#define FERRY_SPAN_NONE ((ferry_span_t)0)
+
+/* OTLP SpanKind values. */
+enum ferry_span_kind {
+	FERRY_SPAN_KIND_INTERNAL = 1,
+	FERRY_SPAN_KIND_SERVER = 2,
+	FERRY_SPAN_KIND_CLIENT = 3,
+};
+
+/* OTLP StatusCode values. */
+enum ferry_span_status {
+	FERRY_SPAN_STATUS_UNSET = 0,
+	FERRY_SPAN_STATUS_OK = 1,
+	FERRY_SPAN_STATUS_ERROR = 2,
+};
+
+/* Attribute value types. */
+enum ferry_attr_type {
+	FERRY_ATTR_STRING = 1,
+	FERRY_ATTR_INT = 2,
+	FERRY_ATTR_BOOL = 3,
+	FERRY_ATTR_DOUBLE = 4,
+};
+
+/* Attribute limits: longer keys are refused, longer strings truncated. */
+#define FERRY_ATTR_KEY_MAX 63
+#define FERRY_ATTR_STR_MAX 255
+/* Attributes a span keeps; later new keys are dropped (and counted in the
+ * export's droppedAttributesCount). */
+#define FERRY_SPAN_ATTRS_MAX 32
+/* Longest status message kept (session end reasons). */
+#define FERRY_SPAN_MSG_MAX 63
+
+struct ferry_trace_attr {
+	const char *key;
+	int type; /* enum ferry_attr_type */
+	union {
+		const char *s;
+		int64_t i;
+		bool b;
+		double d;
+	} v;
+};
+
+/* A span as the control plane knows it; every pointer is borrowed for the
+ * duration of the callback that received it. */
+struct ferry_span_info {
+	uint8_t trace_id[FERRY_TRACE_ID_LEN];
+	uint8_t span_id[FERRY_SPAN_ID_LEN];
+	uint8_t parent_span_id[FERRY_SPAN_ID_LEN];
+	bool has_parent;
+	bool is_session;       /* a session span (else a call span) */
+	bool sampled;          /* the trace-flags sampled bit it propagates */
+	int kind;              /* enum ferry_span_kind */
+	const char *name;
+	const char *tracestate; /* "" if none */
+	uint64_t start_ns;     /* Unix ns */
+	uint64_t end_ns;       /* 0 until closed */
+	int status;            /* enum ferry_span_status; set on close */
+	const char *status_msg; /* "" if none */
+	const struct ferry_trace_attr *attrs;
+	unsigned n_attrs;
+	unsigned dropped_attrs;
+};
+
+enum ferry_trace_ev_type {
+	FERRY_TRACE_EV_OPEN = 1,  /* @span as opened (its start attributes) */
+	FERRY_TRACE_EV_ATTR = 2,  /* @attr was just set on @span */
+	FERRY_TRACE_EV_CLOSE = 3, /* @span is final; it is exported after */
+};
+
+/*
+ * Event callback, run on the draining thread (the tracer's thread, or the
+ * caller of ferry_tracer_drain() / ferry_tracer_destroy()), in the order the
+ * events happened on each ring.  @attr is NULL except for ATTR events.
+ * Must not call back into the tracer.
+ */
+typedef void (*ferry_trace_event_fn)(void *arg, int type,
+				     const struct ferry_span_info *span,
+				     const struct ferry_trace_attr *attr);
+
+/* Clock: Unix time in ns (for tests); NULL means CLOCK_REALTIME. */
+typedef uint64_t (*ferry_trace_clock_fn)(void *arg);
+
+struct ferry_tracer_config {
+	/* resource attribute service.name; NULL means "ferry". */
+	const char *service_name;
+	/* OTLP/JSON lines file, opened for appending; NULL: no file. */
+	const char *export_path;
+	/* Event callback; NULL: none. */
+	ferry_trace_event_fn on_event;
+	void *on_event_arg;
+	/* Probability, 0..1, that a session with no parent context (a new
+	 * trace) is sampled; calls follow their session (docs/tracing.md,
+	 * "Sampling").  Default 1. */
+	double sample_rate;
+	/* Record and export session spans even when not sampled (they are one
+	 * per session).  Default true. */
+	bool record_unsampled_sessions;
+	/* Bytes of each ring (rounded up to a power of two, 4 KiB..64 MiB).
+	 * Default 256 KiB. */
+	uint32_t ring_bytes;
+	/* Spans open at once per ring (1..65536).  Default 4096. */
+	uint32_t max_spans;
+	/* Start a thread that drains every drain_interval_us (default 1000). */
+	bool thread;
+	uint32_t drain_interval_us;
+	/* Clock for timestamps; NULL: CLOCK_REALTIME. */
+	ferry_trace_clock_fn clock;
+	void *clock_arg;
+};
+
+/* Fill @c with the defaults (no file, no callback, no thread). */
+void ferry_tracer_config_init(struct ferry_tracer_config *c);
+
+/*
+ * ferry_tracer_create - a tracer with @c's settings (copied).
+ * Returns 0, -EINVAL (a setting out of range), -ENOMEM, the -errno of
+ * opening export_path, or of starting the thread.
+ */
+int ferry_tracer_create(const struct ferry_tracer_config *c,
+			struct ferry_tracer **out);
+
+/*
+ * ferry_tracer_drain - process every event the rings hold now: update the
+ * open-span table, call the callback, export closed spans and flush the
+ * file.  Any thread (serialised with the tracer's own thread by a lock);
+ * not the endpoint thread's fast path.
+ * Returns the number of events processed, or -EIO if writing the export
+ * file failed (the spans are lost; counted in export_errors).
+ */
+int ferry_tracer_drain(struct ferry_tracer *t);
+
+struct ferry_tracer_stats {
+	uint64_t events;          /* events processed */
+	uint64_t events_dropped;  /* ring full: event lost */
+	uint64_t spans_dropped;   /* open refused: ring full or no free slot */
+	uint64_t stale;           /* calls with a stale or unknown handle */
+	uint64_t unsampled;       /* call spans not sampled */
+	uint64_t traceparent_malformed; /* new trace started instead */
+	uint64_t tracestate_malformed;  /* dropped */
+	uint64_t tracestate_truncated;  /* members dropped to fit */
+	uint64_t spans_exported;  /* closed spans written / handed over */
+	uint64_t forced_closes;   /* closed by shutdown (endpoint or tracer) */
+	uint64_t export_errors;   /* spans lost to a failed file write */
+	uint64_t open_spans;      /* in the table now */
+};
+
+/* Sum of the counters of every ring attached now or before.  Any thread. */
+void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s);
+
+/*
+ * ferry_tracer_destroy - stop the thread, drain, close every span still open
+ * with status ERROR "tracer shut down", export them, close the file, free.
+ * Rings still attached keep accepting (and dropping) events until their
+ * owners destroy them; their spans are gone.  Not from the event callback.
+ * NULL is a no-op.
+ */
+void ferry_tracer_destroy(struct ferry_tracer *t);
+
+/* --- the producer side: one ring per endpoint --------------------------- */
+
+/*
+ * ferry_trace_ring_create - a ring for one producer thread (an endpoint).
+ * Any thread.  Returns 0, -EINVAL (NULL tracer), -ENOMEM, or -ESHUTDOWN
+ * (the tracer is being destroyed).
+ */
+int ferry_trace_ring_create(struct ferry_tracer *t,
+			    struct ferry_trace_ring **out);
+
+/*
+ * ferry_trace_ring_destroy - the producer is done (its endpoint is being
+ * destroyed).  Drains what the ring holds, closes its spans still open with
+ * status ERROR "endpoint shut down", exports them, frees the ring.  Any
+ * thread, once the producer no longer uses @r.  NULL is a no-op.
+ */
+void ferry_trace_ring_destroy(struct ferry_trace_ring *r);
+
+/* What opening a session span needs: what the transport knows then. */
+struct ferry_span_session_args {
+	int kind; /* FERRY_SPAN_KIND_CLIENT or FERRY_SPAN_KIND_SERVER */
+	/* The parent context as text: client, the caller's enclosing span
+	 * (ferry_connect_opts.traceparent); server, the CONNECT's TRACEPARENT
+	 * and TRACESTATE TLVs.  NULL (or length 0): none.  Malformed values
+	 * are counted and ignored: the span then starts a new trace. */
+	const char *traceparent;
+	size_t traceparent_len;
+	const char *tracestate;
+	size_t tracestate_len;
+	/* The remote end (network.peer.*): IPv4 in network byte order, port
+	 * in host order (struct ferry_addr). */
+	uint32_t peer_ip;
+	uint16_t peer_port;
+	/* The server (server.*): client, the same as peer; server, the local
+	 * address (ip 0 when bound to all addresses: left out). */
+	uint32_t server_ip;
+	uint16_t server_port;
+};
+
+/*
+ * ferry_span_session_open - open a session span: kind CLIENT or SERVER, a
+ * random span id, the parent's trace id and a parentSpanId if the parent
+ * context is valid, else a new random trace id.  Sampled as the parent says,
+ * or by the tracer's sample_rate for a new trace.
+ * Returns the handle for the session to keep, or FERRY_SPAN_NONE (@r NULL,
+ * ring full or no free slot: counted in spans_dropped; every call with
+ * FERRY_SPAN_NONE is a no-op).  Only @r's producer thread.
+ */
+ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
+				     const struct ferry_span_session_args *a);
+
+/* How a session ended. */
+enum ferry_span_end {
+	FERRY_SPAN_END_CLOSE = 0,    /* clean close, either side: UNSET */
+	FERRY_SPAN_END_ERROR = 1,    /* error: ERROR, message = reason */
+	FERRY_SPAN_END_PEER_DEAD = 2, /* peer timed out: ERROR */
+	FERRY_SPAN_END_SHUTDOWN = 3, /* endpoint destroyed: ERROR */
+};
+
+/*
+ * ferry_span_session_end - close a session span.
+ * @how: enum ferry_span_end.
+ * @res: the error that ended the session (negative errno or ferry code;
+ *   0 if none): it becomes the error.type attribute.
+ * @reason: status message (copied, at most FERRY_SPAN_MSG_MAX bytes kept);
+ *   NULL: ferry_strerror(@res), or a default for @how.
+ * A stale @span is a counted no-op.  Only @r's producer thread.  Never
+ * dropped: a ring keeps room for the close of every span it opened.
+ */
+void ferry_span_session_end(struct ferry_trace_ring *r, ferry_span_t span,
+			    int how, int res, const char *reason);
+
+/*
+ * ferry_span_call_start - open a call span, child of the session span
+ * @session, kind CLIENT or SERVER like its session, name "ferry/<method>",
+ * attributes rpc.system "ferry", rpc.method "<method>" and the session's
+ * server.* / network.peer.*.
+ * @parent: a call's own trace context, if it carried one; NULL: the
+ *   session's.
+ * Sampled as the parent says (a sampled session: every call).
+ * Returns the handle, or FERRY_SPAN_NONE (not sampled, @session stale, or
+ * dropped).  Only @r's producer thread.
+ */
+ferry_span_t ferry_span_call_start(struct ferry_trace_ring *r,
+				   ferry_span_t session, uint16_t method,
+				   const struct ferry_trace_ctx *parent);
+
+/*
+ * ferry_span_call_end - close a call span.  @res 0: status UNSET; negative
+ * (errno or ferry code): status ERROR with message ferry_strerror(@res) and
+ * attribute error.type (e.g. "ETIMEDOUT", "FERRY_ENOMETHOD").  A stale
+ * @span is a counted no-op.  Only @r's producer thread; never dropped.
+ */
+void ferry_span_call_end(struct ferry_trace_ring *r, ferry_span_t span,
+			 int res);
+
+/*
+ * Enrichment: set an attribute on an open span (session or call), from a
+ * handler or a continuation.  @key: 1..FERRY_ATTR_KEY_MAX bytes; a string
+ * value is truncated to FERRY_ATTR_STR_MAX bytes.  Setting a key again
+ * replaces its value.
+ * Returns 0, -ESTALE (the span ended, or no such span: nothing happens),
+ * -EINVAL (bad key, or @r/@key NULL), or -ENOBUFS (ring full: dropped and
+ * counted).  Only @r's producer thread.
+ */
+int ferry_span_set_str(struct ferry_trace_ring *r, ferry_span_t span,
+		       const char *key, const char *value);
+int ferry_span_set_int(struct ferry_trace_ring *r, ferry_span_t span,
+		       const char *key, int64_t value);
+int ferry_span_set_bool(struct ferry_trace_ring *r, ferry_span_t span,
+			const char *key, bool value);
+int ferry_span_set_double(struct ferry_trace_ring *r, ferry_span_t span,
+			  const char *key, double value);
+
+/*
+ * ferry_span_context - the context to propagate for an open span (its trace
+ * id, its span id, its sampled flag): the client formats it with
+ * ferry_traceparent_format() into the CONNECT's TRACEPARENT.
+ * Returns 0, or -ESTALE.  Only @r's producer thread.
+ */
+int ferry_span_context(struct ferry_trace_ring *r, ferry_span_t span,
+		       struct ferry_trace_ctx *out);
+
+/*
+ * ferry_span_traceparent - ferry_span_context() then
+ * ferry_traceparent_format() into @buf (@cap >= 56).
+ * Returns 55, -ESTALE or -ENOBUFS.  Only @r's producer thread.
+ */
+int ferry_span_traceparent(struct ferry_trace_ring *r, ferry_span_t span,
+			   char *buf, size_t cap);
+
+/* ferry_span_is_open - true while @span names an open span of @r. */
+bool ferry_span_is_open(struct ferry_trace_ring *r, ferry_span_t span);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_TRACE_H */

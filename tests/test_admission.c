@@ -1,0 +1,1046 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_admission.c - Criterion tests for session admission with channel
+ * tokens and for token tables in calls (docs/wire.md, sections 5 and 8),
+ * on real endpoints over the uring dataplane on 127.0.0.1.
+ *
+ * Each test drives a server and a client endpoint from one thread: the
+ * helpers poll both until what the test waits for happens.  A few tests
+ * speak raw UDP to the server, to see the ERROR frame itself or to send
+ * what no ferry client sends (a malformed token table).
+ *
+ * The keyring reads an injectable clock (g_now), so an expired token is
+ * simply one issued an hour "ago".
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ferry/ferry.h>
+#include <ferry/token.h>
+
+#include "transport/wire.h"
+
+#define T0 1700000000ull
+#define AUD "adm-test-server"
+#define CHANNEL "svc/echo"
+#define M_ECHO 1  /* echoes the payload */
+#define M_CAPS 2  /* redeems every token; answers a struct caps_verdict */
+
+static uint64_t g_now = T0;
+
+static uint64_t test_clock(void *arg)
+{
+	(void)arg;
+	return g_now;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- fixtures ------------------------------------------------------------ */
+
+static struct ferry_keyring *g_kr;
+
+static struct ferry_endpoint *ep_new(uint32_t max_sessions)
+{
+	struct ferry_ep_config cfg;
+	struct ferry_endpoint *ep;
+
+	ferry_ep_config_init(&cfg);
+	cfg.bind_addr = "127.0.0.1";
+	cfg.max_sessions = max_sessions;
+	/* Small pools: the tests move little data, and each endpoint's
+	 * memory is faulted in at creation. */
+	cfg.pool[0] = (struct ferry_pool_class){ 512, 256 };
+	cfg.pool[1] = (struct ferry_pool_class){ 64u << 10, 16 };
+	cfg.pool[2] = (struct ferry_pool_class){ 0, 0 };
+	cfg.pool[3] = (struct ferry_pool_class){ 0, 0 };
+	cr_assert_eq(ferry_endpoint_create(&cfg, &ep), 0);
+	return ep;
+}
+
+static void kr_setup(void)
+{
+	g_now = T0;
+	cr_assert_eq(ferry_keyring_create(3600, 30, &g_kr), 0);
+	ferry_keyring_set_clock(g_kr, test_clock, NULL);
+}
+
+static void kr_teardown(void)
+{
+	ferry_keyring_free(g_kr);
+	g_kr = NULL;
+}
+
+struct tok {
+	uint8_t b[FERRY_TOKEN_MAX_LEN];
+	size_t len;
+};
+
+static void seal_with(const struct ferry_keyring *kr, int type,
+		      const char *aud, const char *target, const char *entry,
+		      uint32_t ttl, struct tok *t)
+{
+	struct ferry_token_req req = {
+		.type = type,
+		.audience = aud,
+		.target = target,
+		.entrypoint = entry,
+		.ttl = ttl,
+	};
+
+	cr_assert_eq(ferry_token_seal(kr, &req, t->b, sizeof(t->b), &t->len),
+		     0);
+}
+
+static void seal_ok(struct tok *t)
+{
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, AUD, CHANNEL, "", 600, t);
+}
+
+/* --- handlers ------------------------------------------------------------ */
+
+static void echo_handler(struct ferry_call *c, void *ctx)
+{
+	(void)ctx;
+	ferry_call_respond(c, ferry_call_take_req(c));
+}
+
+/* What M_CAPS answers: how many tokens came, how many redeemed, and a
+ * checksum of the payload so the test sees it arrived intact beside the
+ * table. */
+struct caps_verdict {
+	uint32_t ncaps;
+	uint32_t redeemed;
+	uint32_t failed;
+	int32_t first_err;
+	uint32_t pay_len;
+	uint32_t pay_sum;
+};
+
+static uint32_t sum_bytes(const uint8_t *p, size_t n)
+{
+	uint32_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s = s * 31u + p[i];
+	return s;
+}
+
+static void caps_handler(struct ferry_call *c, void *ctx)
+{
+	struct ferry_endpoint *ep = ctx;
+	struct caps_verdict v = { 0 };
+	static struct ferry_token_info info;
+	struct ferry_msgbuf *mb;
+	const uint8_t *p;
+	size_t len;
+
+	p = ferry_call_req(c, &len);
+	v.ncaps = ferry_call_ncaps(c);
+	for (unsigned i = 0; i < v.ncaps; i++) {
+		int ret = ferry_call_redeem(c, i, g_kr, FERRY_TOKEN_SUBREQUEST,
+					    AUD, &info);
+
+		if (ret == 0 && strcmp(info.target, CHANNEL) == 0) {
+			v.redeemed++;
+		} else {
+			v.failed++;
+			if (!v.first_err)
+				v.first_err = ret;
+		}
+	}
+	/* One past the end is no token. */
+	cr_assert_eq(ferry_call_cap(c, v.ncaps, NULL, NULL), -ENOENT);
+	v.pay_len = (uint32_t)len;
+	v.pay_sum = sum_bytes(p, len);
+	cr_assert_eq(ferry_msgbuf_alloc(ep, sizeof(v), &mb), 0);
+	memcpy(ferry_msgbuf_data(mb), &v, sizeof(v));
+	ferry_call_respond(c, mb);
+}
+
+/* --- driving endpoints ------------------------------------------------------ */
+
+/* Poll both endpoints until *@flag is set or @ms pass. */
+static bool pump(struct ferry_endpoint *a, struct ferry_endpoint *b,
+		 const bool *flag, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (!*flag && now_ms() < end) {
+		if (a)
+			ferry_endpoint_poll(a, 0);
+		if (b)
+			ferry_endpoint_poll(b, 1);
+	}
+	return *flag;
+}
+
+struct conn {
+	bool done;
+	int res;
+};
+
+static void on_connect(struct ferry_session *s, int res, void *ctx)
+{
+	struct conn *c = ctx;
+
+	(void)s;
+	c->done = true;
+	c->res = res;
+}
+
+/* Connect @cli to @srv presenting @t (NULL: no token); returns the
+ * connect's result, and the session in *@out (closed by the caller). */
+static int connect_with(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+			const struct tok *t, struct ferry_session **out)
+{
+	struct ferry_connect_opts o = { 0 };
+	struct conn c = { 0 };
+
+	if (t) {
+		o.token = t->b;
+		o.token_len = t->len;
+	}
+	cr_assert_eq(ferry_session_connect(cli, "127.0.0.1",
+					   ferry_endpoint_port(srv), &o,
+					   on_connect, &c, out),
+		     0);
+	cr_assert(pump(cli, srv, &c.done, 3000), "connect never ended");
+	return c.res;
+}
+
+struct reply {
+	bool done;
+	int res;
+	uint8_t data[256];
+	size_t len;
+};
+
+static void on_reply(int res, const void *data, size_t len, void *ctx)
+{
+	struct reply *r = ctx;
+
+	r->done = true;
+	r->res = res;
+	r->len = len;
+	if (res == 0 && len <= sizeof(r->data))
+		memcpy(r->data, data, len);
+}
+
+static struct ferry_msgbuf *msg(struct ferry_endpoint *ep, size_t len,
+				uint8_t seed)
+{
+	struct ferry_msgbuf *mb;
+
+	cr_assert_eq(ferry_msgbuf_alloc(ep, len, &mb), 0);
+	for (size_t i = 0; i < len; i++)
+		((uint8_t *)ferry_msgbuf_data(mb))[i] = (uint8_t)(seed + i * 7);
+	return mb;
+}
+
+/* One echo call of 32 bytes on @s; asserts it comes back intact. */
+static void echo_ok(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+		    struct ferry_session *s)
+{
+	struct reply r = { 0 };
+	struct ferry_msgbuf *mb = msg(cli, 32, 5);
+	uint8_t want[32];
+
+	memcpy(want, ferry_msgbuf_data(mb), 32);
+	cr_assert_eq(ferry_call(s, M_ECHO, mb, on_reply, &r), 0);
+	cr_assert(pump(cli, srv, &r.done, 3000), "echo call never ended");
+	cr_assert_eq(r.res, 0, "echo failed: %s", ferry_strerror(r.res));
+	cr_assert_eq(r.len, 32);
+	cr_assert_arr_eq(r.data, want, 32);
+}
+
+/* A server that requires tokens for CHANNEL, audience AUD. */
+static struct ferry_endpoint *guarded_server(uint32_t max_sessions)
+{
+	struct ferry_endpoint *srv = ep_new(max_sessions);
+	const char *const ch[] = { "svc/other-a", CHANNEL };
+
+	cr_assert_eq(ferry_endpoint_require_token(srv, g_kr, AUD, ch, 2), 0);
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL),
+		     0);
+	cr_assert_eq(ferry_endpoint_register(srv, M_CAPS, caps_handler, srv),
+		     0);
+	return srv;
+}
+
+/* --- raw UDP peer ------------------------------------------------------------ */
+
+struct raw {
+	int fd;
+	struct sockaddr_in to;
+	uint32_t my_sess, srv_sess, seq;
+};
+
+static void raw_open(struct raw *r, struct ferry_endpoint *srv)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET };
+
+	memset(r, 0, sizeof(*r));
+	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	cr_assert(r->fd >= 0);
+	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(r->fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	r->to.sin_family = AF_INET;
+	r->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->to.sin_port = htons(ferry_endpoint_port(srv));
+	r->my_sess = 0x00070001;
+}
+
+static void raw_send(struct raw *r, const struct ferry_hdr *h,
+		     const void *body, size_t n)
+{
+	uint8_t buf[4096];
+
+	cr_assert(FERRY_WIRE_HDR_LEN + n <= sizeof(buf));
+	ferry_wire_encode(h, buf);
+	if (n)
+		memcpy(buf + FERRY_WIRE_HDR_LEN, body, n);
+	cr_assert_eq(sendto(r->fd, buf, FERRY_WIRE_HDR_LEN + n, 0,
+			    (struct sockaddr *)&r->to, sizeof(r->to)),
+		     (ssize_t)(FERRY_WIRE_HDR_LEN + n));
+}
+
+/* Poll @srv until a frame of @type arrives from it (others are skipped);
+ * false after 2 s.  @f points into @buf. */
+static bool raw_recv(struct raw *r, struct ferry_endpoint *srv, uint8_t type,
+		     struct ferry_frame *f, uint8_t *buf, size_t cap)
+{
+	uint64_t end = now_ms() + 2000;
+
+	while (now_ms() < end) {
+		ssize_t n;
+
+		ferry_endpoint_poll(srv, 1);
+		n = recv(r->fd, buf, cap, 0);
+		if (n < 0)
+			continue;
+		if (ferry_wire_parse(buf, (size_t)n, 1u << 30, f) ==
+			    FERRY_PARSE_OK &&
+		    f->h.type == type)
+			return true;
+	}
+	return false;
+}
+
+/* Count how many datagrams of @type arrive within @ms. */
+static unsigned raw_count(struct raw *r, struct ferry_endpoint *srv,
+			  uint8_t type, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	uint8_t buf[2048];
+	struct ferry_frame f;
+	unsigned k = 0;
+
+	while (now_ms() < end) {
+		ssize_t n;
+
+		ferry_endpoint_poll(srv, 1);
+		n = recv(r->fd, buf, sizeof(buf), 0);
+		if (n > 0 &&
+		    ferry_wire_parse(buf, (size_t)n, 1u << 30, &f) ==
+			    FERRY_PARSE_OK &&
+		    f.h.type == type)
+			k++;
+	}
+	return k;
+}
+
+/* Send a CONNECT (with @t as its TOKEN, if not NULL). */
+static void raw_connect_send(struct raw *r, const struct tok *t)
+{
+	struct ferry_connect_body b = { .params = { 1u << 20, 64, 8192, 16 } };
+	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
+	uint8_t body[FERRY_TOKEN_MAX_LEN + 64];
+	int n;
+
+	b.have_params = true;
+	if (t) {
+		b.token = t->b;
+		b.token_len = (uint16_t)t->len;
+	}
+	n = ferry_wire_put_connect(body, sizeof(body), &b);
+	cr_assert(n > 0);
+	h.src_sess = r->my_sess;
+	h.credit = 1u << 20;
+	h.msg_len = (uint32_t)n;
+	raw_send(r, &h, body, (size_t)n);
+}
+
+/* A full handshake by hand: CONNECT, then the server's ACCEPT. */
+static void raw_connect(struct raw *r, struct ferry_endpoint *srv,
+			const struct tok *t)
+{
+	uint8_t buf[2048];
+	struct ferry_frame f;
+
+	raw_open(r, srv);
+	raw_connect_send(r, t);
+	cr_assert(raw_recv(r, srv, FERRY_FT_ACCEPT, &f, buf, sizeof(buf)),
+		  "no ACCEPT");
+	r->srv_sess = f.h.src_sess;
+}
+
+/* A one-frame REQUEST whose message is @msg (table included). */
+static void raw_request(struct raw *r, uint32_t req_id, uint16_t method,
+			uint16_t flags, const void *m, size_t n)
+{
+	struct ferry_hdr h = { .type = FERRY_FT_REQUEST };
+
+	h.flags = flags;
+	h.method = method;
+	h.dst_sess = r->srv_sess;
+	h.src_sess = r->my_sess;
+	h.seq = r->seq++;
+	h.credit = 1u << 20;
+	h.req_id = req_id;
+	h.msg_len = (uint32_t)n;
+	raw_send(r, &h, m, n);
+}
+
+/* The error code of an error RESPONSE (0 for a normal one). */
+static uint32_t resp_code(const struct ferry_frame *f)
+{
+	uint32_t code;
+	const char *m;
+	uint16_t mlen;
+
+	if (!(f->h.flags & FERRY_FF_ERR))
+		return 0;
+	cr_assert_eq(ferry_wire_parse_error(f->payload, f->pay_len, &code, &m,
+					    &mlen),
+		     0);
+	return code;
+}
+
+/* ===================================================================== */
+/* Admission                                                              */
+/* ===================================================================== */
+
+TestSuite(admission, .init = kr_setup, .fini = kr_teardown, .timeout = 60);
+
+Test(admission, valid_token_connects_and_calls)
+{
+	struct ferry_endpoint *srv = guarded_server(4), *cli = ep_new(4);
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+	struct tok t;
+
+	seal_ok(&t);
+	cr_assert_eq(connect_with(cli, srv, &t, &s), 0);
+	cr_assert(ferry_session_is_open(s));
+	for (int i = 0; i < 5; i++)
+		echo_ok(cli, srv, s);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.sessions_opened, 1);
+	cr_assert_eq(st.connects_refused, 0);
+	cr_assert_eq(st.admission_refused, 0);
+	cr_assert_eq(st.reqs_dispatched, 5);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* An actor-class token is a channel token too. */
+Test(admission, actor_class_token_connects)
+{
+	struct ferry_endpoint *srv = guarded_server(4), *cli = ep_new(4);
+	struct ferry_session *s;
+	struct tok t;
+
+	seal_with(g_kr, FERRY_TOKEN_ACTOR_CLASS, AUD, CHANNEL, "", 600, &t);
+	cr_assert_eq(connect_with(cli, srv, &t, &s), 0);
+	echo_ok(cli, srv, s);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Every way to be refused, one client each: the connect fails with the
+ * matching code, the server counts it and keeps nothing, and afterwards
+ * valid clients still fill every session slot and call. */
+Test(admission, refusals_match_and_leave_no_state)
+{
+	/* Two session slots only: a refused connect that kept a slot would
+	 * make the last valid connect below fail. */
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(16);
+	struct ferry_keyring *other;
+	struct ferry_ep_stats st;
+	struct ferry_session *s, *ok[2];
+	struct {
+		const char *what;
+		struct tok t;
+		bool none;
+		int want;
+	} *cases = calloc(7, sizeof(*cases));
+	unsigned n = 0;
+
+	cr_assert(cases);
+	cases[n].what = "no token";
+	cases[n].none = true;
+	cases[n++].want = -FERRY_TOKEN_EMISSING;
+
+	cases[n].what = "forged (a ciphertext byte flipped)";
+	seal_ok(&cases[n].t);
+	cases[n].t.b[cases[n].t.len - 20] ^= 0x01;
+	cases[n++].want = -FERRY_TOKEN_EAUTH;
+
+	/* Another keyring's key 1: the same key id, another key. */
+	cases[n].what = "forged (sealed under another key)";
+	cr_assert_eq(ferry_keyring_create(3600, 30, &other), 0);
+	seal_with(other, FERRY_TOKEN_SUBREQUEST, AUD, CHANNEL, "", 600,
+		  &cases[n].t);
+	ferry_keyring_free(other);
+	cases[n++].want = -FERRY_TOKEN_EAUTH;
+
+	cases[n].what = "expired";
+	g_now = T0 - 3600; /* issued an hour ago, for a minute */
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, AUD, CHANNEL, "", 60,
+		  &cases[n].t);
+	g_now = T0;
+	cases[n++].want = -FERRY_TOKEN_EEXPIRED;
+
+	cases[n].what = "wrong audience";
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, "another-server", CHANNEL, "",
+		  600, &cases[n].t);
+	cases[n++].want = -FERRY_TOKEN_EAUDIENCE;
+
+	cases[n].what = "another channel";
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, AUD, "svc/not-served", "",
+		  600, &cases[n].t);
+	cases[n++].want = -FERRY_TOKEN_ECHANNEL;
+
+	cases[n].what = "garbage";
+	memset(cases[n].t.b, 0x01, 100);
+	cases[n].t.len = 100;
+	cases[n++].want = -FERRY_TOKEN_EUNKNOWNKEY;
+
+	for (unsigned i = 0; i < n; i++) {
+		int res = connect_with(cli, srv, cases[i].none ? NULL
+							       : &cases[i].t,
+				       &s);
+
+		cr_assert_eq(res, cases[i].want, "%s: got %d (%s), want %d (%s)",
+			     cases[i].what, res, ferry_strerror(res),
+			     cases[i].want, ferry_strerror(cases[i].want));
+		cr_assert_not(ferry_session_is_open(s), "%s", cases[i].what);
+		/* The session has ended: no call can start on it. */
+		{
+			struct ferry_msgbuf *mb = msg(cli, 8, 0);
+			struct reply r = { 0 };
+
+			cr_assert_eq(ferry_call(s, M_ECHO, mb, on_reply, &r),
+				     -ENOTCONN);
+			ferry_msgbuf_free(mb);
+		}
+		ferry_session_close(s);
+		ferry_endpoint_stats(srv, &st);
+		cr_assert_eq(st.connects_refused, i + 1, "%s", cases[i].what);
+		cr_assert_eq(st.admission_refused, i + 1, "%s", cases[i].what);
+		cr_assert_eq(st.sessions_opened, 0, "%s", cases[i].what);
+	}
+	/* The refusals were answered, not dropped. */
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	cr_assert_eq(st.reqs_dispatched, 0);
+
+	/* Nothing was kept: both slots are still free. */
+	for (int i = 0; i < 2; i++) {
+		struct tok t;
+
+		seal_ok(&t);
+		cr_assert_eq(connect_with(cli, srv, &t, &ok[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		echo_ok(cli, srv, ok[i]);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.sessions_opened, 2);
+	cr_assert_eq(st.admission_refused, n);
+	for (int i = 0; i < 2; i++)
+		ferry_session_close(ok[i]);
+	free(cases);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Calls made before a refused connect completes end with its error. */
+Test(admission, queued_calls_fail_with_the_refusal)
+{
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_connect_opts o = { 0 };
+	struct conn c = { 0 };
+	struct reply r = { 0 };
+	struct ferry_session *s;
+
+	cr_assert_eq(ferry_session_connect(cli, "127.0.0.1",
+					   ferry_endpoint_port(srv), &o,
+					   on_connect, &c, &s),
+		     0);
+	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 8, 1), on_reply, &r), 0);
+	cr_assert(pump(cli, srv, &c.done, 3000));
+	cr_assert_eq(c.res, -FERRY_TOKEN_EMISSING);
+	cr_assert(r.done);
+	cr_assert_eq(r.res, -FERRY_TOKEN_EMISSING);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* The refusal on the wire: one ERROR per CONNECT, naming the client's
+ * session, from no session (src_sess 0), with the code and its text. */
+Test(admission, refusal_is_one_error_frame)
+{
+	struct ferry_endpoint *srv = guarded_server(2);
+	struct ferry_ep_stats st;
+	struct ferry_frame f;
+	struct raw r;
+	uint8_t buf[2048];
+	uint32_t code;
+	const char *m;
+	uint16_t mlen;
+	struct tok t;
+
+	raw_open(&r, srv);
+	raw_connect_send(&r, NULL);
+	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, &f, buf, sizeof(buf)));
+	cr_assert_eq(f.h.dst_sess, r.my_sess);
+	cr_assert_eq(f.h.src_sess, 0);
+	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
+					    &mlen),
+		     0);
+	cr_assert_eq(code, FERRY_TOKEN_EMISSING);
+	cr_assert_eq(mlen, strlen(ferry_strerror(-FERRY_TOKEN_EMISSING)));
+	cr_assert_eq(memcmp(m, ferry_strerror(-FERRY_TOKEN_EMISSING), mlen), 0);
+	cr_assert_eq(raw_count(&r, srv, FERRY_FT_ERROR, 100), 0,
+		     "one ERROR per CONNECT");
+
+	/* A bad token, sent twice (a client retransmitting): each copy is
+	 * judged and answered once, and nothing is made. */
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, "someone-else", CHANNEL, "",
+		  600, &t);
+	raw_connect_send(&r, &t);
+	raw_connect_send(&r, &t);
+	cr_assert_eq(raw_count(&r, srv, FERRY_FT_ERROR, 300), 2);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.admission_refused, 3);
+	cr_assert_eq(st.sessions_opened, 0);
+	close(r.fd);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Without admission, an endpoint takes a connect with or without a
+ * token: TOKEN (0x84) is understood, not refused as unknown. */
+Test(admission, no_admission_takes_token_or_none)
+{
+	struct ferry_endpoint *srv = ep_new(4), *cli = ep_new(4);
+	struct ferry_ep_stats st;
+	struct ferry_session *a, *b;
+	struct tok t;
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL),
+		     0);
+	seal_ok(&t);
+	cr_assert_eq(connect_with(cli, srv, &t, &a), 0);
+	cr_assert_eq(connect_with(cli, srv, NULL, &b), 0);
+	echo_ok(cli, srv, a);
+	echo_ok(cli, srv, b);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.sessions_opened, 2);
+	cr_assert_eq(st.connects_refused, 0);
+	cr_assert_eq(st.drop_unsupported, 0);
+	ferry_session_close(a);
+	ferry_session_close(b);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* A hook can be replaced and cleared; its context is released each time,
+ * and at destroy. */
+static int g_released;
+
+static int refuse_all(void *ctx, const void *token, size_t len)
+{
+	(void)ctx;
+	(void)token;
+	(void)len;
+	return -EPERM;
+}
+
+static void count_release(void *ctx)
+{
+	(void)ctx;
+	g_released++;
+}
+
+Test(admission, custom_hook_and_release)
+{
+	struct ferry_endpoint *srv = ep_new(2), *cli = ep_new(2);
+	struct ferry_session *s;
+
+	g_released = 0;
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL),
+		     0);
+	cr_assert_eq(ferry_endpoint_set_admission(srv, refuse_all,
+						  count_release, NULL),
+		     0);
+	cr_assert_eq(connect_with(cli, srv, NULL, &s), -EPERM);
+	ferry_session_close(s);
+	cr_assert_eq(ferry_endpoint_set_admission(srv, NULL, NULL, NULL), 0);
+	cr_assert_eq(g_released, 1);
+	cr_assert_eq(connect_with(cli, srv, NULL, &s), 0);
+	ferry_session_close(s);
+	cr_assert_eq(ferry_endpoint_set_admission(srv, refuse_all,
+						  count_release, NULL),
+		     0);
+	ferry_endpoint_destroy(srv);
+	cr_assert_eq(g_released, 2);
+	ferry_endpoint_destroy(cli);
+}
+
+Test(admission, bad_arguments)
+{
+	struct ferry_endpoint *ep = ep_new(2);
+	const char *const ch[] = { CHANNEL };
+	const char *const bad[] = { "tab\there" };
+	struct ferry_connect_opts o = { .token = "x", .token_len = 0 };
+	struct ferry_session *s;
+	static uint8_t huge[9000];
+
+	cr_assert_eq(ferry_endpoint_require_token(NULL, g_kr, AUD, ch, 1),
+		     -EINVAL);
+	cr_assert_eq(ferry_endpoint_require_token(ep, NULL, AUD, ch, 1),
+		     -EINVAL);
+	cr_assert_eq(ferry_endpoint_require_token(ep, g_kr, "", ch, 1),
+		     -EINVAL);
+	cr_assert_eq(ferry_endpoint_require_token(ep, g_kr, AUD, ch, 0),
+		     -EINVAL);
+	cr_assert_eq(ferry_endpoint_require_token(ep, g_kr, AUD, bad, 1),
+		     -EINVAL);
+	/* A token pointer without a length, or the reverse. */
+	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
+					   &s),
+		     -EINVAL);
+	o.token = NULL;
+	o.token_len = 5;
+	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
+					   &s),
+		     -EINVAL);
+	/* Larger than a CONNECT can carry within max_frame (8192). */
+	o.token = huge;
+	o.token_len = sizeof(huge);
+	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
+					   &s),
+		     -EMSGSIZE);
+	ferry_endpoint_destroy(ep);
+}
+
+Test(admission, strerror_covers_token_codes)
+{
+	for (int e = FERRY_TOKEN_ERRNO_BASE; e < FERRY_TOKEN_ERRNO_MAX; e++) {
+		const char *m = ferry_strerror(-e);
+
+		cr_assert(m && *m);
+		cr_assert_str_neq(m, "unknown ferry error", "code %d", e);
+		cr_assert_str_eq(m, ferry_token_strerror(-e));
+	}
+	cr_assert_str_eq(ferry_strerror(-FERRY_TOKEN_EEXPIRED),
+			 "token expired");
+	cr_assert_str_neq(ferry_strerror(-FERRY_ECAPS), "unknown ferry error");
+	cr_assert_str_neq(ferry_strerror(-FERRY_EIOU), "unknown ferry error");
+	cr_assert_str_eq(ferry_strerror(-(FERRY_TOKEN_ERRNO_MAX)),
+			 "unknown ferry error");
+}
+
+/* ===================================================================== */
+/* Tokens in calls                                                        */
+/* ===================================================================== */
+
+TestSuite(caps, .init = kr_setup, .fini = kr_teardown, .timeout = 60);
+
+/* A call of @method with @n copies of @t and a payload of @len bytes;
+ * returns the continuation's result, and the verdict in *@v. */
+static int call_caps(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+		     struct ferry_session *s, const struct ferry_cap *caps,
+		     unsigned n, size_t len, struct caps_verdict *v)
+{
+	struct reply r = { 0 };
+	struct ferry_msgbuf *mb = msg(cli, len, 11);
+	uint32_t want = sum_bytes(ferry_msgbuf_data(mb), len);
+	int ret = ferry_call_caps(s, M_CAPS, mb, caps, n, 0, on_reply, &r);
+
+	cr_assert_eq(ret, 0, "ferry_call_caps: %s", ferry_strerror(ret));
+	cr_assert(pump(cli, srv, &r.done, 5000), "call never ended");
+	if (r.res == 0) {
+		cr_assert_eq(r.len, sizeof(*v));
+		memcpy(v, r.data, sizeof(*v));
+		cr_assert_eq(v->pay_len, len, "payload length");
+		cr_assert_eq(v->pay_sum, want, "payload intact");
+	}
+	return r.res;
+}
+
+static struct ferry_session *open_guarded(struct ferry_endpoint *cli,
+					  struct ferry_endpoint *srv)
+{
+	struct ferry_session *s;
+	struct tok t;
+
+	seal_ok(&t);
+	cr_assert_eq(connect_with(cli, srv, &t, &s), 0);
+	return s;
+}
+
+Test(caps, zero_one_several_round_trip_and_redeem)
+{
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_session *s = open_guarded(cli, srv);
+	struct ferry_cap caps[7];
+	struct tok t[7];
+	struct caps_verdict v;
+	struct ferry_ep_stats st;
+	static const unsigned counts[] = { 0, 1, 2, 7 };
+	/* One frame, several fragments (the table rides in the first), and
+	 * a payload-less message. */
+	static const size_t sizes[] = { 32, 20000, 0 };
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < 7; i++) {
+		seal_ok(&t[i]);
+		caps[i] = (struct ferry_cap){ FERRY_CAP_TOKEN, t[i].b,
+					      t[i].len };
+	}
+	for (unsigned k = 0; k < 3; k++) {
+		for (unsigned i = 0; i < 4; i++) {
+			memset(&v, 0xee, sizeof(v));
+			cr_assert_eq(call_caps(cli, srv, s, caps, counts[i],
+					       sizes[k], &v),
+				     0, "%u caps, %zu bytes", counts[i],
+				     sizes[k]);
+			cr_assert_eq(v.ncaps, counts[i]);
+			cr_assert_eq(v.redeemed, counts[i]);
+			cr_assert_eq(v.failed, 0);
+			total += counts[i];
+		}
+	}
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.caps_received, total);
+	cr_assert_eq(st.caps_refused, 0);
+	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* The handler sees each token as sent; a bad one fails to redeem (the
+ * transport carries tokens, the handler judges them). */
+Test(caps, handler_sees_bad_tokens_fail)
+{
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_session *s = open_guarded(cli, srv);
+	struct ferry_cap caps[3];
+	struct tok good, expired, aud;
+	struct caps_verdict v;
+
+	seal_ok(&good);
+	g_now = T0 - 3600;
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, AUD, CHANNEL, "", 60,
+		  &expired);
+	g_now = T0;
+	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, "elsewhere", CHANNEL, "", 60,
+		  &aud);
+	caps[0] = (struct ferry_cap){ FERRY_CAP_TOKEN, good.b, good.len };
+	caps[1] = (struct ferry_cap){ FERRY_CAP_TOKEN, expired.b, expired.len };
+	caps[2] = (struct ferry_cap){ FERRY_CAP_TOKEN, aud.b, aud.len };
+	cr_assert_eq(call_caps(cli, srv, s, caps, 3, 16, &v), 0);
+	cr_assert_eq(v.ncaps, 3);
+	cr_assert_eq(v.redeemed, 1);
+	cr_assert_eq(v.failed, 2);
+	cr_assert_eq(v.first_err, -FERRY_TOKEN_EEXPIRED);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* An IOU entry is refused, at the call's turn, with a clear error; the
+ * handler does not run, and the session carries on. */
+Test(caps, iou_entry_refused)
+{
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_session *s = open_guarded(cli, srv);
+	static const uint8_t iou[8] = { 0, 0, 0, 0, 0, 0, 0, 42 };
+	struct ferry_cap caps[2];
+	struct ferry_ep_stats st;
+	struct caps_verdict v;
+	struct tok t;
+
+	seal_ok(&t);
+	caps[0] = (struct ferry_cap){ FERRY_CAP_TOKEN, t.b, t.len };
+	caps[1] = (struct ferry_cap){ FERRY_CAP_IOU, iou, sizeof(iou) };
+	cr_assert_eq(call_caps(cli, srv, s, caps, 2, 32, &v), -FERRY_EIOU);
+	cr_assert_str_eq(ferry_strerror(-FERRY_EIOU),
+			 "deferred tokens (IOUs) are not supported yet");
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.caps_refused, 1);
+	cr_assert_eq(st.caps_received, 0);
+	/* The next call, with its token, is served. */
+	cr_assert_eq(call_caps(cli, srv, s, caps, 1, 32, &v), 0);
+	cr_assert_eq(v.redeemed, 1);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+Test(caps, client_side_limits)
+{
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_session *s = open_guarded(cli, srv);
+	struct ferry_cap caps[FERRY_CAPS_MAX + 1];
+	static uint8_t big[FERRY_CAPS_MAX_LEN];
+	struct ferry_msgbuf *mb = msg(cli, 8, 0);
+	struct reply r = { 0 };
+	struct tok t;
+
+	seal_ok(&t);
+	for (unsigned i = 0; i <= FERRY_CAPS_MAX; i++)
+		caps[i] = (struct ferry_cap){ FERRY_CAP_TOKEN, "ab", 2 };
+	/* Too many entries. */
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, FERRY_CAPS_MAX + 1,
+				     0, on_reply, &r),
+		     -EINVAL);
+	/* The most entries. */
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, FERRY_CAPS_MAX, 0,
+				     on_reply, &r),
+		     0);
+	cr_assert(pump(cli, srv, &r.done, 3000));
+	cr_assert_eq(r.res, 0);
+	mb = msg(cli, 8, 0);
+	/* Unknown kind; empty value; an IOU id of the wrong size. */
+	caps[0].kind = 7;
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, 1, 0, on_reply, &r),
+		     -EINVAL);
+	caps[0] = (struct ferry_cap){ FERRY_CAP_TOKEN, "", 0 };
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, 1, 0, on_reply, &r),
+		     -EINVAL);
+	caps[0] = (struct ferry_cap){ FERRY_CAP_IOU, "1234567", 7 };
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, 1, 0, on_reply, &r),
+		     -EINVAL);
+	/* A table longer than FERRY_CAPS_MAX_LEN. */
+	caps[0] = (struct ferry_cap){ FERRY_CAP_TOKEN, big, sizeof(big) };
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, 1, 0, on_reply, &r),
+		     -EMSGSIZE);
+	caps[0] = (struct ferry_cap){ FERRY_CAP_TOKEN, t.b, t.len };
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, NULL, 1, 0, on_reply, &r),
+		     -EINVAL);
+	ferry_msgbuf_free(mb);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Tables no ferry client sends, by raw UDP: each call is refused with an
+ * error response at its turn and counted, later calls are served in
+ * order, and nothing crashes. */
+Test(caps, malformed_tables_refused_and_counted)
+{
+	struct ferry_endpoint *srv = guarded_server(2);
+	struct ferry_ep_stats st;
+	struct ferry_frame f;
+	struct raw r;
+	uint8_t buf[2048];
+	struct tok t;
+	/* Each a whole message: table, then (maybe) payload. */
+	static const struct {
+		const char *what;
+		uint8_t m[16];
+		size_t n;
+		uint32_t code;
+	} bad[] = {
+		{ "entry runs past the table", { 1, 1, 0, 8, 0, 0, 0, 9, 1, 2, 3, 4 },
+		  12, FERRY_ECAPS },
+		{ "table longer than the message", { 1, 1, 0, 40, 0, 0, 0, 1, 7 },
+		  9, FERRY_ECAPS },
+		{ "count 0", { 1, 0, 0, 4 }, 4, FERRY_ECAPS },
+		{ "count beyond 16", { 1, 17, 0, 12, 0, 0, 0, 1, 7, 0, 0, 0 },
+		  12, FERRY_ECAPS },
+		{ "nonzero reserved byte", { 1, 1, 0, 9, 0, 1, 0, 1, 7 }, 9,
+		  FERRY_ECAPS },
+		{ "empty value", { 1, 1, 0, 8, 0, 0, 0, 0 }, 8, FERRY_ECAPS },
+		{ "unknown kind", { 1, 1, 0, 9, 5, 0, 0, 1, 7 }, 9, FERRY_ECAPS },
+		{ "IOU id of 1 byte", { 1, 1, 0, 9, 1, 0, 0, 1, 7 }, 9,
+		  FERRY_ECAPS },
+		{ "entries short of the table length",
+		  { 1, 1, 0, 12, 0, 0, 0, 1, 7, 0, 0, 0 }, 12, FERRY_ECAPS },
+		{ "empty message", { 0 }, 0, FERRY_ECAPS },
+		{ "unknown table version", { 2, 1, 0, 9, 0, 0, 0, 1, 7 }, 9,
+		  EPROTONOSUPPORT },
+		{ "IOU entry", { 1, 1, 0, 16, 1, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1 },
+		  16, FERRY_EIOU },
+	};
+	const size_t nbad = sizeof(bad) / sizeof(bad[0]);
+	uint32_t id = 1;
+	uint8_t good[4 + 4 + FERRY_TOKEN_MAX_LEN + 5];
+	size_t glen;
+
+	seal_ok(&t);
+	raw_connect(&r, srv, &t);
+	for (size_t i = 0; i < nbad; i++, id++) {
+		raw_request(&r, id, M_CAPS, FERRY_FF_CAPS, bad[i].m, bad[i].n);
+		cr_assert(raw_recv(&r, srv, FERRY_FT_RESPONSE, &f, buf,
+				   sizeof(buf)),
+			  "%s: no response", bad[i].what);
+		cr_assert_eq(f.h.req_id, id, "%s", bad[i].what);
+		cr_assert_eq(resp_code(&f), bad[i].code, "%s: code %u",
+			     bad[i].what, resp_code(&f));
+	}
+	/* A well-formed table by hand, then 5 payload bytes: served. */
+	good[0] = 1;
+	good[1] = 1;
+	glen = 4 + 4 + t.len;
+	good[2] = (uint8_t)(glen >> 8);
+	good[3] = (uint8_t)glen;
+	good[4] = 0;
+	good[5] = 0;
+	good[6] = (uint8_t)(t.len >> 8);
+	good[7] = (uint8_t)t.len;
+	memcpy(good + 8, t.b, t.len);
+	memcpy(good + glen, "hello", 5);
+	raw_request(&r, id, M_CAPS, FERRY_FF_CAPS, good, glen + 5);
+	cr_assert(raw_recv(&r, srv, FERRY_FT_RESPONSE, &f, buf, sizeof(buf)));
+	cr_assert_eq(f.h.req_id, id);
+	cr_assert_eq(resp_code(&f), 0);
+	{
+		struct caps_verdict v;
+
+		cr_assert_eq(f.pay_len, sizeof(v));
+		memcpy(&v, f.payload, sizeof(v));
+		cr_assert_eq(v.ncaps, 1);
+		cr_assert_eq(v.redeemed, 1);
+		cr_assert_eq(v.pay_len, 5);
+		cr_assert_eq(v.pay_sum, sum_bytes((const uint8_t *)"hello", 5));
+	}
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.caps_refused, nbad);
+	cr_assert_eq(st.caps_received, 1);
+	cr_assert_eq(st.reqs_dispatched, nbad + 1);
+	close(r.fd);
+	ferry_endpoint_destroy(srv);
+}

@@ -1,0 +1,1134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_trace.c - Criterion tests for tracing (control/trace*.c,
+ * docs/tracing.md): traceparent and tracestate parsing (every malformed
+ * case, valid ones, format/parse round trips), parenting across the
+ * handshake, parent-based sampling, forced closes, ring overflow, stale
+ * handles, enrichment, OTLP/JSON output read back and checked against the
+ * protobuf JSON mapping, a drain thread racing a producer, and the
+ * producer's cost per event (printed, not asserted).
+ *
+ * Inputs under test are copied to heap buffers of exactly their length, so
+ * a sanitizer build catches any read past the end.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ferry/error.h>
+
+#include "control/trace_internal.h"
+
+#define TP_S "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TP_U "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+
+/* Parse @s from an exact-length heap copy. */
+static int tp_parse(const char *s, struct ferry_trace_ctx *c)
+{
+	size_t n = strlen(s);
+	char *p = malloc(n ? n : 1);
+	int rc;
+
+	memcpy(p, s, n);
+	rc = ferry_traceparent_parse(p, n, c);
+	free(p);
+	return rc;
+}
+
+static int ts_parse(const char *s, char *out, size_t cap, size_t *len,
+		    bool *trunc)
+{
+	size_t n = strlen(s);
+	char *p = malloc(n ? n : 1);
+	int rc;
+
+	memcpy(p, s, n);
+	rc = ferry_tracestate_parse(p, n, out, cap, len, trunc);
+	free(p);
+	return rc;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* --- traceparent ----------------------------------------------------------- */
+
+Test(traceparent, valid)
+{
+	struct ferry_trace_ctx c;
+	char t[33], s[17];
+
+	cr_assert_eq(tp_parse(TP_S, &c), 0);
+	hex(c.trace_id, 16, t);
+	hex(c.span_id, 8, s);
+	cr_assert_str_eq(t, "4bf92f3577b34da6a3ce929d0e0e4736");
+	cr_assert_str_eq(s, "00f067aa0ba902b7");
+	cr_assert_eq(c.flags, 1);
+	cr_assert_eq(c.version, 0);
+	cr_assert_eq(tp_parse(TP_U, &c), 0);
+	cr_assert_eq(c.flags, 0);
+	/* Unknown flag bits are accepted (and not forwarded). */
+	cr_assert_eq(tp_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff", &c), 0);
+	cr_assert_eq(c.flags, 0xff);
+	/* A later version: same 55 bytes, or more after a '-'. */
+	cr_assert_eq(tp_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &c), 0);
+	cr_assert_eq(c.version, 0xcc);
+	cr_assert_eq(tp_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds", &c), 0);
+	cr_assert_eq(c.flags, 1);
+	cr_assert_eq(tp_parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-", &c), 0);
+}
+
+Test(traceparent, malformed)
+{
+	static const char *const bad[] = {
+		"",
+		"00",
+		/* wrong length for version 00 */
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-011",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+		"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+		" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		/* non-hex */
+		"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bz-01",
+		"0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		/* upper case */
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+		"0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		/* all-zero ids */
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+		/* version ff */
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+		/* unknown version, bad layout */
+		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+		"cc_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		/* wrong delimiters */
+		"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
+		/* bad flags */
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-.1",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7--1",
+	};
+	struct ferry_trace_ctx c;
+
+	memset(&c, 0x5a, sizeof(c));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(tp_parse(bad[i], &c), -EINVAL, "accepted '%s'", bad[i]);
+	/* A NUL inside is just a bad byte. */
+	cr_assert_eq(ferry_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736\0"
+					     "00f067aa0ba902b7-01", 55, &c), -EINVAL);
+	cr_assert_eq(ferry_traceparent_parse(NULL, 0, &c), -EINVAL);
+	cr_assert_eq(ferry_traceparent_parse(NULL, 55, &c), -EINVAL);
+	/* Failure leaves @out alone. */
+	cr_assert_eq(c.flags, 0x5a);
+}
+
+Test(traceparent, round_trip)
+{
+	struct ferry_trace_ctx c, d;
+	char buf[FERRY_TRACEPARENT_TEXT_LEN + 1];
+
+	cr_assert_eq(tp_parse(TP_S, &c), 0);
+	cr_assert_eq(ferry_traceparent_format(&c, buf, sizeof(buf)), 55);
+	cr_assert_str_eq(buf, TP_S);
+	cr_assert_eq(tp_parse(TP_U, &c), 0);
+	cr_assert_eq(ferry_traceparent_format(&c, buf, sizeof(buf)), 55);
+	cr_assert_str_eq(buf, TP_U);
+	/* Reserved flag bits and a later version are not forwarded. */
+	cr_assert_eq(tp_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fb-x", &c), 0);
+	cr_assert_eq(ferry_traceparent_format(&c, buf, sizeof(buf)), 55);
+	cr_assert_str_eq(buf, TP_S);
+	for (int i = 0; i < 1000; i++) {
+		FILE *f = fopen("/dev/urandom", "r");
+
+		cr_assert(f && fread(&c, sizeof(c), 1, f) == 1);
+		fclose(f);
+		c.trace_id[0] |= 1;
+		c.span_id[0] |= 1;
+		cr_assert_eq(ferry_traceparent_format(&c, buf, sizeof(buf)), 55);
+		cr_assert_eq(tp_parse(buf, &d), 0);
+		cr_assert_eq(memcmp(c.trace_id, d.trace_id, 16), 0);
+		cr_assert_eq(memcmp(c.span_id, d.span_id, 8), 0);
+		cr_assert_eq(d.flags, c.flags & 1);
+	}
+	cr_assert_eq(ferry_traceparent_format(&c, buf, 55), -ENOBUFS);
+	memset(c.span_id, 0, 8);
+	cr_assert_eq(ferry_traceparent_format(&c, buf, sizeof(buf)), -EINVAL);
+}
+
+/* --- tracestate ------------------------------------------------------------ */
+
+Test(tracestate, valid_and_canonical)
+{
+	char out[FERRY_TRACESTATE_KEEP + 1];
+	size_t n;
+	bool t;
+
+	cr_assert_eq(ts_parse("congo=t61rcWkgMzE", out, sizeof(out), &n, &t), 1);
+	cr_assert_str_eq(out, "congo=t61rcWkgMzE");
+	cr_assert_eq(n, strlen(out));
+	cr_assert_eq(ts_parse(" rojo=00f067aa0ba902b7 ,\t,congo=t61rcWkgMzE,, "
+			      "tenant1@ferry=a b", out, sizeof(out), &n, &t), 3);
+	cr_assert_str_eq(out, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,tenant1@ferry=a b");
+	cr_assert_not(t);
+	cr_assert_eq(ts_parse("", out, sizeof(out), &n, &t), 0);
+	cr_assert_str_eq(out, "");
+	cr_assert_eq(ts_parse(" , ", out, sizeof(out), &n, &t), 0);
+}
+
+Test(tracestate, malformed)
+{
+	static const char *const bad[] = {
+		"Congo=1",            /* upper-case key */
+		"1abc=1",             /* simple key must start with a letter */
+		"congo",              /* no '=' */
+		"congo=",             /* empty value */
+		"congo=a=b",          /* '=' in value */
+		"congo=a,congo=b",    /* duplicate key */
+		"a@=1",               /* empty system id */
+		"@sys=1",             /* empty tenant id */
+		"t@Sys=1",            /* system id starts upper case */
+		"t@sys567890123456=1", /* system id longer than 14 */
+		"co ngo=1",           /* blank in key */
+		"congo=\x01",         /* control character */
+		"congo=\xc3\xa9",     /* beyond 0x7e */
+	};
+	char out[FERRY_TRACESTATE_KEEP + 1];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(ts_parse(bad[i], out, sizeof(out), &n, NULL), -EINVAL,
+			     "accepted '%s'", bad[i]);
+		cr_expect_str_eq(out, "");
+	}
+}
+
+Test(tracestate, limits)
+{
+	char in[4096], out[FERRY_TRACESTATE_KEEP + 1], big[200];
+	size_t n, o = 0;
+	bool t;
+
+	/* 40 members: the first 32 are kept. */
+	for (int i = 0; i < 40; i++)
+		o += (size_t)sprintf(in + o, "%sk%d=v", i ? "," : "", i);
+	cr_assert_eq(ts_parse(in, out, sizeof(out), &n, &t), 32);
+	cr_assert(t);
+	cr_assert(strstr(out, "k31=v"));
+	cr_assert_null(strstr(out, "k32=v"));
+	/* Over 512 bytes: the long (> 128) member goes first. */
+	memset(big, 'x', 150);
+	big[150] = '\0';
+	o = (size_t)sprintf(in, "a=1,long=%s", big);
+	for (int i = 0; i < 4; i++)
+		o += (size_t)sprintf(in + o, ",m%d=%.100s", i, big);
+	cr_assert_gt(o, 512);
+	cr_assert_eq(ts_parse(in, out, sizeof(out), &n, &t), 5);
+	cr_assert(t);
+	cr_assert_null(strstr(out, "long="));
+	cr_assert(strstr(out, "m3="));
+	cr_assert_leq(n, 512);
+	/* Then from the end. */
+	o = 0;
+	for (int i = 0; i < 8; i++)
+		o += (size_t)sprintf(in + o, "%sm%d=%.100s", i ? "," : "", i, big);
+	cr_assert_eq(ts_parse(in, out, sizeof(out), &n, &t), 4);
+	cr_assert(strstr(out, "m3=") && !strstr(out, "m4="));
+	cr_assert_eq(ts_parse(in, out, 8, &n, &t), -ENOBUFS);
+}
+
+/* --- a tracer that records what it hands over ------------------------------ */
+
+#define MAXREC 4096
+
+struct rec {
+	int type;
+	struct ferry_span_info info;
+	char name[64], msg[80], tstate[FERRY_TRACESTATE_KEEP + 1];
+	char attrs[1024];
+	unsigned n_attrs, dropped;
+};
+
+static struct rec g_rec[MAXREC];
+static unsigned g_nrec;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_event(void *arg, int type, const struct ferry_span_info *s,
+		     const struct ferry_trace_attr *a)
+{
+	struct rec *r;
+	size_t o = 0;
+
+	(void)arg;
+	(void)a;
+	pthread_mutex_lock(&g_mu);
+	if (g_nrec == MAXREC) {
+		pthread_mutex_unlock(&g_mu);
+		return;
+	}
+	r = &g_rec[g_nrec++];
+	r->type = type;
+	r->info = *s;
+	snprintf(r->name, sizeof(r->name), "%s", s->name);
+	snprintf(r->msg, sizeof(r->msg), "%s", s->status_msg);
+	snprintf(r->tstate, sizeof(r->tstate), "%s", s->tracestate);
+	r->attrs[0] = '\0';
+	for (unsigned i = 0; i < s->n_attrs && o < sizeof(r->attrs) - 1; i++) {
+		const struct ferry_trace_attr *x = &s->attrs[i];
+		int n;
+
+		if (x->type == FERRY_ATTR_STRING)
+			n = snprintf(r->attrs + o, sizeof(r->attrs) - o, "%s=%s;", x->key, x->v.s);
+		else if (x->type == FERRY_ATTR_INT)
+			n = snprintf(r->attrs + o, sizeof(r->attrs) - o, "%s=%lld;", x->key, (long long)x->v.i);
+		else if (x->type == FERRY_ATTR_BOOL)
+			n = snprintf(r->attrs + o, sizeof(r->attrs) - o, "%s=%s;", x->key, x->v.b ? "true" : "false");
+		else
+			n = snprintf(r->attrs + o, sizeof(r->attrs) - o, "%s=%g;", x->key, x->v.d);
+		o += n > 0 ? (size_t)n : 0;
+	}
+	r->n_attrs = s->n_attrs;
+	r->dropped = s->dropped_attrs;
+	pthread_mutex_unlock(&g_mu);
+}
+
+/* The n-th CLOSE record, or NULL. */
+static struct rec *closed(unsigned nth)
+{
+	for (unsigned i = 0; i < g_nrec; i++)
+		if (g_rec[i].type == FERRY_TRACE_EV_CLOSE && nth-- == 0)
+			return &g_rec[i];
+	return NULL;
+}
+
+static unsigned n_closed(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < g_nrec; i++)
+		n += g_rec[i].type == FERRY_TRACE_EV_CLOSE;
+	return n;
+}
+
+/* The CLOSE record of the span with id @id. */
+static struct rec *closed_id(const uint8_t id[8])
+{
+	for (unsigned i = 0; i < g_nrec; i++)
+		if (g_rec[i].type == FERRY_TRACE_EV_CLOSE &&
+		    memcmp(g_rec[i].info.span_id, id, 8) == 0)
+			return &g_rec[i];
+	return NULL;
+}
+
+static struct ferry_tracer *mk(double rate, uint32_t ring_bytes,
+			       const char *path, struct ferry_trace_ring **r)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+
+	g_nrec = 0;
+	ferry_tracer_config_init(&c);
+	c.sample_rate = rate;
+	c.on_event = on_event;
+	c.export_path = path;
+	if (ring_bytes)
+		c.ring_bytes = ring_bytes;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	cr_assert_eq(ferry_trace_ring_create(t, r), 0);
+	return t;
+}
+
+static uint32_t ip(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a.s_addr;
+}
+
+static ferry_span_t client_open(struct ferry_trace_ring *r, const char *tp)
+{
+	struct ferry_span_session_args a = {
+		.kind = FERRY_SPAN_KIND_CLIENT,
+		.traceparent = tp,
+		.traceparent_len = tp ? strlen(tp) : 0,
+		.peer_ip = ip("10.0.0.2"),
+		.peer_port = 31850,
+		.server_ip = ip("10.0.0.2"),
+		.server_port = 31850,
+	};
+
+	return ferry_span_session_open(r, &a);
+}
+
+static ferry_span_t server_open(struct ferry_trace_ring *r, const char *tp,
+				const char *ts)
+{
+	struct ferry_span_session_args a = {
+		.kind = FERRY_SPAN_KIND_SERVER,
+		.traceparent = tp,
+		.traceparent_len = tp ? strlen(tp) : 0,
+		.tracestate = ts,
+		.tracestate_len = ts ? strlen(ts) : 0,
+		.peer_ip = ip("10.0.0.1"),
+		.peer_port = 40000,
+		.server_port = 31850,
+	};
+
+	return ferry_span_session_open(r, &a);
+}
+
+/* --- parenting -------------------------------------------------------------- */
+
+Test(span, parenting_across_the_handshake)
+{
+	struct ferry_trace_ring *rc, *rs;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &rc);
+	struct ferry_trace_ctx enc, cctx, sctx;
+	char tp[56];
+	ferry_span_t c, s, cc, sc;
+	struct rec *x;
+
+	cr_assert_eq(ferry_trace_ring_create(t, &rs), 0);
+	cr_assert_eq(tp_parse(TP_S, &enc), 0);
+	c = client_open(rc, TP_S);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	cr_assert_eq(ferry_span_traceparent(rc, c, tp, sizeof(tp)), 55);
+	s = server_open(rs, tp, "congo=t61rcWkgMzE");
+	cr_assert_neq(s, FERRY_SPAN_NONE);
+	cr_assert_eq(ferry_span_context(rc, c, &cctx), 0);
+	cr_assert_eq(ferry_span_context(rs, s, &sctx), 0);
+	/* Same trace as the caller's enclosing span, all the way down. */
+	cr_assert_eq(memcmp(cctx.trace_id, enc.trace_id, 16), 0);
+	cr_assert_eq(memcmp(sctx.trace_id, enc.trace_id, 16), 0);
+	cr_assert_neq(memcmp(cctx.span_id, sctx.span_id, 8), 0);
+	cc = ferry_span_call_start(rc, c, 7, NULL);
+	sc = ferry_span_call_start(rs, s, 7, NULL);
+	ferry_span_call_end(rs, sc, 0);
+	ferry_span_call_end(rc, cc, 0);
+	ferry_span_session_end(rs, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_span_session_end(rc, c, FERRY_SPAN_END_CLOSE, 0, NULL);
+	cr_assert_eq(ferry_tracer_drain(t), 8);
+	cr_assert_eq(n_closed(), 4);
+
+	x = closed_id(cctx.span_id);
+	cr_assert(x && x->info.is_session && x->info.has_parent);
+	cr_assert_eq(x->info.kind, FERRY_SPAN_KIND_CLIENT);
+	cr_assert_eq(memcmp(x->info.parent_span_id, enc.span_id, 8), 0);
+	cr_assert_eq(x->info.status, FERRY_SPAN_STATUS_UNSET);
+	cr_assert(strstr(x->attrs, "network.peer.address=10.0.0.2;network.peer.port=31850;"));
+	cr_assert(strstr(x->attrs, "server.address=10.0.0.2;server.port=31850;"));
+
+	x = closed_id(sctx.span_id);
+	cr_assert(x && x->info.is_session && x->info.has_parent);
+	cr_assert_eq(x->info.kind, FERRY_SPAN_KIND_SERVER);
+	/* The server session span is the client session span's child. */
+	cr_assert_eq(memcmp(x->info.parent_span_id, cctx.span_id, 8), 0);
+	cr_assert_eq(memcmp(x->info.trace_id, cctx.trace_id, 16), 0);
+	cr_assert_str_eq(x->tstate, "congo=t61rcWkgMzE");
+
+	/* Call spans: children of their side's session span. */
+	for (unsigned i = 0; i < 4; i++) {
+		x = closed(i);
+		if (x->info.is_session)
+			continue;
+		cr_assert_str_eq(x->name, "ferry/7");
+		cr_assert(strstr(x->attrs, "rpc.system=ferry;rpc.method=7;"));
+		cr_assert_eq(memcmp(x->info.trace_id, enc.trace_id, 16), 0);
+		cr_assert_eq(memcmp(x->info.parent_span_id,
+				    x->info.kind == FERRY_SPAN_KIND_CLIENT ? cctx.span_id
+									   : sctx.span_id, 8), 0);
+	}
+	ferry_trace_ring_destroy(rs);
+	ferry_trace_ring_destroy(rc);
+	ferry_tracer_destroy(t);
+}
+
+Test(span, new_trace_without_parent)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	struct ferry_trace_ctx a, b;
+	struct ferry_tracer_stats st;
+	ferry_span_t x = client_open(r, NULL);
+	ferry_span_t y = client_open(r, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01");
+
+	cr_assert_eq(ferry_span_context(r, x, &a), 0);
+	cr_assert_eq(ferry_span_context(r, y, &b), 0);
+	/* Random, distinct, never zero; the malformed parent is counted. */
+	cr_assert_neq(memcmp(a.trace_id, b.trace_id, 16), 0);
+	cr_assert_neq(memcmp(a.span_id, b.span_id, 8), 0);
+	cr_assert_eq(a.flags, FERRY_TRACE_FLAG_SAMPLED);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.traceparent_malformed, 1);
+	ferry_span_session_end(r, x, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_span_session_end(r, y, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), 2);
+	cr_assert_not(closed(0)->info.has_parent);
+	cr_assert_not(closed(1)->info.has_parent);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* --- sampling --------------------------------------------------------------- */
+
+Test(sampling, parent_based)
+{
+	struct ferry_trace_ring *r;
+	/* Rate 0: only the parent's flag can make a call sampled. */
+	struct ferry_tracer *t = mk(0.0, 0, NULL, &r);
+	struct ferry_trace_ctx sampled, unsampled;
+	struct ferry_tracer_stats st;
+	ferry_span_t ss = client_open(r, TP_S), su = client_open(r, TP_U);
+	ferry_span_t sn = client_open(r, NULL), c;
+
+	cr_assert_eq(tp_parse(TP_S, &sampled), 0);
+	cr_assert_eq(tp_parse(TP_U, &unsampled), 0);
+	/* Parent says sampled: every call is. */
+	for (int i = 0; i < 10; i++) {
+		c = ferry_span_call_start(r, ss, 1, NULL);
+		cr_assert_neq(c, FERRY_SPAN_NONE);
+		ferry_span_call_end(r, c, 0);
+	}
+	/* Parent says not sampled: none is. */
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(ferry_span_call_start(r, su, 1, NULL), FERRY_SPAN_NONE);
+	/* No parent: the rate (0 here). */
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(ferry_span_call_start(r, sn, 1, NULL), FERRY_SPAN_NONE);
+	/* A call's own context wins over its session's. */
+	cr_assert_eq(ferry_span_call_start(r, ss, 1, &unsampled), FERRY_SPAN_NONE);
+	c = ferry_span_call_start(r, su, 1, &sampled);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, c, 0);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.unsampled, 21);
+	/* The propagated flag says what was decided. */
+	{
+		char tp[56];
+
+		cr_assert_eq(ferry_span_traceparent(r, su, tp, sizeof(tp)), 55);
+		cr_assert_eq(tp[54], '0');
+		cr_assert_eq(ferry_span_traceparent(r, ss, tp, sizeof(tp)), 55);
+		cr_assert_eq(tp[54], '1');
+	}
+	ferry_span_session_end(r, ss, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_span_session_end(r, su, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_span_session_end(r, sn, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	/* 3 session spans (recorded even when unsampled) + 11 calls. */
+	cr_assert_eq(n_closed(), 14);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+Test(sampling, rate_for_new_traces)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(0.25, 1u << 20, NULL, &r);
+	unsigned yes = 0, n = 4000;
+
+	for (unsigned i = 0; i < n; i++) {
+		ferry_span_t s = client_open(r, NULL);
+		ferry_span_t c = ferry_span_call_start(r, s, 1, NULL);
+
+		yes += c != FERRY_SPAN_NONE;
+		ferry_span_call_end(r, c, 0);
+		ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+		if (i % 256 == 0)
+			ferry_tracer_drain(t);
+	}
+	/* 25 % +- 5 sigma (sigma ~ 27 of 4000). */
+	cr_assert(yes > 860 && yes < 1140, "sampled %u of %u", yes, n);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+	t = mk(1.0, 0, NULL, &r);
+	for (unsigned i = 0; i < 100; i++) {
+		ferry_span_t s = client_open(r, NULL);
+
+		cr_assert_neq(ferry_span_call_start(r, s, 1, NULL), FERRY_SPAN_NONE);
+		ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	}
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+Test(sampling, unsampled_sessions_not_recorded_when_asked)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct ferry_trace_ring *r;
+	struct ferry_trace_ctx x;
+	ferry_span_t s;
+
+	g_nrec = 0;
+	ferry_tracer_config_init(&c);
+	c.on_event = on_event;
+	c.record_unsampled_sessions = false;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+	s = client_open(r, TP_U);
+	/* Not recorded, but its context still propagates. */
+	cr_assert_neq(s, FERRY_SPAN_NONE);
+	cr_assert_eq(ferry_span_context(r, s, &x), 0);
+	cr_assert_eq(x.flags, 0);
+	cr_assert_eq(ferry_span_set_str(r, s, "k", "v"), 0);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	cr_assert_eq(ferry_tracer_drain(t), 0);
+	cr_assert_eq(g_nrec, 0);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* --- how spans end --------------------------------------------------------- */
+
+Test(span, end_status_and_reasons)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	ferry_span_t a = client_open(r, NULL), b = client_open(r, NULL);
+	ferry_span_t c = client_open(r, NULL), d = client_open(r, NULL);
+	ferry_span_t k1 = ferry_span_call_start(r, a, 3, NULL);
+	ferry_span_t k2 = ferry_span_call_start(r, a, 4, NULL);
+	struct rec *x;
+
+	ferry_span_call_end(r, k1, -ETIMEDOUT);
+	ferry_span_call_end(r, k2, -FERRY_ENOMETHOD);
+	ferry_span_session_end(r, a, FERRY_SPAN_END_ERROR, -ECONNRESET, NULL);
+	ferry_span_session_end(r, b, FERRY_SPAN_END_PEER_DEAD, -ETIMEDOUT, NULL);
+	ferry_span_session_end(r, c, FERRY_SPAN_END_SHUTDOWN, 0, NULL);
+	ferry_span_session_end(r, d, FERRY_SPAN_END_ERROR, -EPROTO,
+			       "a reason longer than sixty-three bytes is cut to fit in the record");
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), 6);
+	x = closed(0);
+	cr_assert_eq(x->info.status, FERRY_SPAN_STATUS_ERROR);
+	cr_assert(strstr(x->attrs, "error.type=ETIMEDOUT;"), "%s", x->attrs);
+	cr_assert_str_eq(x->msg, ferry_strerror(-ETIMEDOUT));
+	x = closed(1);
+	cr_assert(strstr(x->attrs, "error.type=FERRY_ENOMETHOD;"));
+	x = closed(2);
+	cr_assert_eq(x->info.status, FERRY_SPAN_STATUS_ERROR);
+	cr_assert(strstr(x->attrs, "error.type=ECONNRESET;"));
+	x = closed(3);
+	cr_assert_str_eq(x->msg, "peer timed out");
+	cr_assert(strstr(x->attrs, "error.type=ETIMEDOUT;"));
+	x = closed(4);
+	cr_assert_str_eq(x->msg, "endpoint shut down");
+	x = closed(5);
+	cr_assert_eq(strlen(x->msg), FERRY_SPAN_MSG_MAX);
+	cr_assert(strstr(x->attrs, "error.type=EPROTO;"));
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+Test(span, forced_close_at_tracer_shutdown)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	ferry_span_t s = client_open(r, TP_S);
+	ferry_span_t c = ferry_span_call_start(r, s, 1, NULL);
+	struct rec *x;
+
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	/* Not drained yet: the shutdown drains first, then closes. */
+	ferry_tracer_destroy(t);
+	cr_assert_eq(n_closed(), 2);
+	for (unsigned i = 0; i < 2; i++) {
+		x = closed(i);
+		cr_assert_eq(x->info.status, FERRY_SPAN_STATUS_ERROR);
+		cr_assert_str_eq(x->msg, "tracer shut down");
+		cr_assert_geq(x->info.end_ns, x->info.start_ns);
+	}
+	/* The producer carries on safely; nothing more is handed over. */
+	ferry_span_call_end(r, c, 0);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_trace_ring_destroy(r);
+	cr_assert_eq(n_closed(), 2);
+}
+
+Test(span, forced_close_at_endpoint_shutdown)
+{
+	struct ferry_trace_ring *r, *r2;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	ferry_span_t s = client_open(r, NULL);
+	ferry_span_t s2;
+
+	cr_assert_eq(ferry_trace_ring_create(t, &r2), 0);
+	s2 = client_open(r2, NULL);
+	(void)s;
+	ferry_trace_ring_destroy(r);
+	cr_assert_eq(n_closed(), 1);
+	cr_assert_str_eq(closed(0)->msg, "endpoint shut down");
+	ferry_span_session_end(r2, s2, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), 2);
+	cr_assert_eq(closed(1)->info.status, FERRY_SPAN_STATUS_UNSET);
+	ferry_trace_ring_destroy(r2);
+	ferry_tracer_destroy(t);
+}
+
+/* --- the ring ---------------------------------------------------------------- */
+
+Test(ring, overflow_drops_and_counts)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 4096, NULL, &r);
+	struct ferry_tracer_stats st;
+	ferry_span_t s = client_open(r, NULL);
+	struct timespec a, b;
+	unsigned ok = 0, dropped = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	/* Nobody drains: the ring fills, and the producer keeps going. */
+	for (int i = 0; i < 10000; i++) {
+		int rc = ferry_span_set_int(r, s, "n", i);
+
+		cr_assert(rc == 0 || rc == -ENOBUFS);
+		ok += rc == 0;
+		dropped += rc == -ENOBUFS;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	cr_assert_gt(ok, 10);
+	cr_assert_gt(dropped, 9000);
+	cr_assert_leq(ferry__ring_used(r), 4096);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.events_dropped, dropped);
+	/* Never blocked: 10000 calls well under a second even on a slow box. */
+	cr_assert_lt((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec),
+		     1000000000L);
+	/* The close still fits (room was kept for it). */
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	cr_assert_eq(ferry_tracer_drain(t), (int)ok + 2);
+	cr_assert_eq(n_closed(), 1);
+	/* Drained: events fit again. */
+	s = client_open(r, NULL);
+	cr_assert_eq(ferry_span_set_int(r, s, "n", 1), 0);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+Test(ring, every_opened_span_gets_its_close)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 4096, NULL, &r);
+	struct ferry_tracer_stats st;
+	ferry_span_t s[256];
+	unsigned n = 0;
+
+	/* Open until refused: opens are dropped, never a close. */
+	while (n < 256 && (s[n] = client_open(r, NULL)) != FERRY_SPAN_NONE)
+		n++;
+	cr_assert_gt(n, 3);
+	cr_assert_lt(n, 256);
+	while (ferry_span_set_str(r, s[0], "fill", "x") == 0)
+		;
+	for (unsigned i = 0; i < n; i++)
+		ferry_span_session_end(r, s[i], FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.spans_dropped, 1);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), n);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+Test(ring, slot_table_full)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct ferry_trace_ring *r;
+	struct ferry_tracer_stats st;
+	ferry_span_t a, b;
+
+	ferry_tracer_config_init(&c);
+	c.max_spans = 1;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+	a = client_open(r, NULL);
+	cr_assert_neq(a, FERRY_SPAN_NONE);
+	cr_assert_eq(client_open(r, NULL), FERRY_SPAN_NONE);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.spans_dropped, 1);
+	ferry_span_session_end(r, a, FERRY_SPAN_END_CLOSE, 0, NULL);
+	b = client_open(r, NULL);
+	/* The same slot, a new generation: the old handle stays dead. */
+	cr_assert_neq(b, FERRY_SPAN_NONE);
+	cr_assert_neq(a, b);
+	cr_assert_eq((uint32_t)a, (uint32_t)b);
+	cr_assert_eq(ferry_span_set_str(r, a, "k", "v"), -ESTALE);
+	cr_assert(ferry_span_is_open(r, b));
+	ferry_span_session_end(r, a, FERRY_SPAN_END_ERROR, -EIO, NULL);
+	cr_assert(ferry_span_is_open(r, b));
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* --- stale handles ------------------------------------------------------- */
+
+Test(span, stale_handle_is_a_safe_no_op)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	struct ferry_tracer_stats st;
+	struct ferry_trace_ctx x;
+	ferry_span_t s = client_open(r, NULL);
+	ferry_span_t c = ferry_span_call_start(r, s, 1, NULL);
+	char tp[56];
+
+	/* The session is freed (its span ended) before the call's span. */
+	ferry_span_session_end(r, s, FERRY_SPAN_END_ERROR, -ECONNRESET, NULL);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	cr_assert_eq(ferry_span_set_str(r, s, "late", "x"), -ESTALE);
+	cr_assert_eq(ferry_span_set_int(r, s, "late", 1), -ESTALE);
+	cr_assert_eq(ferry_span_call_start(r, s, 1, NULL), FERRY_SPAN_NONE);
+	cr_assert_eq(ferry_span_context(r, s, &x), -ESTALE);
+	cr_assert_eq(ferry_span_traceparent(r, s, tp, sizeof(tp)), -ESTALE);
+	cr_assert_not(ferry_span_is_open(r, s));
+	/* The call span outlives it and still closes. */
+	ferry_span_call_end(r, c, 0);
+	ferry_span_call_end(r, c, 0);
+	/* Garbage and NONE handles; a call handle used as a session's. */
+	ferry_span_call_end(r, 0xdeadbeefcafef00dull, 0);
+	ferry_span_session_end(r, (ferry_span_t)1 << 32 | 0xffffffffu, 0, 0, NULL);
+	cr_assert_eq(ferry_span_set_bool(r, FERRY_SPAN_NONE, "k", true), -ESTALE);
+	ferry_span_call_end(NULL, c, 0);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.stale, 9);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), 2);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* --- enrichment ------------------------------------------------------------ */
+
+Test(span, enrichment)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	ferry_span_t s = client_open(r, NULL);
+	ferry_span_t c = ferry_span_call_start(r, s, 2, NULL);
+	char key[80], val[300];
+	struct rec *x;
+
+	cr_assert_eq(ferry_span_set_str(r, s, "app.user", "alice"), 0);
+	cr_assert_eq(ferry_span_set_str(r, s, "app.user", "bob"), 0);
+	cr_assert_eq(ferry_span_set_int(r, c, "app.bytes", -42), 0);
+	cr_assert_eq(ferry_span_set_bool(r, c, "app.hit", true), 0);
+	cr_assert_eq(ferry_span_set_double(r, c, "app.ratio", 0.5), 0);
+	memset(key, 'k', sizeof(key));
+	key[FERRY_ATTR_KEY_MAX + 1] = '\0';
+	cr_assert_eq(ferry_span_set_str(r, s, key, "v"), -EINVAL);
+	cr_assert_eq(ferry_span_set_str(r, s, "", "v"), -EINVAL);
+	key[FERRY_ATTR_KEY_MAX] = '\0';
+	memset(val, 'v', sizeof(val));
+	val[sizeof(val) - 1] = '\0';
+	cr_assert_eq(ferry_span_set_str(r, s, key, val), 0);
+	for (int i = 0; i < 40; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "extra.%d", i);
+		cr_assert_eq(ferry_span_set_int(r, s, k, i), 0);
+	}
+	ferry_span_call_end(r, c, 0);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	x = closed(0);
+	cr_assert(strstr(x->attrs, "app.bytes=-42;app.hit=true;app.ratio=0.5;"), "%s", x->attrs);
+	x = closed(1);
+	cr_assert(strstr(x->attrs, "app.user=bob;"));
+	cr_assert_null(strstr(x->attrs, "alice"));
+	cr_assert_eq(x->n_attrs, FERRY_SPAN_ATTRS_MAX);
+	/* rpc.system, 4 address attributes, app.user, the long one: 7; then
+	 * 25 of the 40 extras fit. */
+	cr_assert_eq(x->dropped, 15);
+	{
+		const char *p = strstr(x->attrs, key);
+
+		cr_assert(p);
+		cr_assert_eq(strspn(p + strlen(key) + 1, "v"), FERRY_ATTR_STR_MAX);
+	}
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* --- OTLP/JSON export --------------------------------------------------------- */
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	cr_assert(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+Test(otlp, export_file_follows_the_mapping)
+{
+	char path[] = "/tmp/test_trace_XXXXXX";
+	int fd = mkstemp(path);
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t;
+	struct ferry__otlp_span *sp = NULL;
+	size_t n = 0, cap = 0, len, lines = 0;
+	char *text, *line, *save = NULL, err[160];
+	ferry_span_t s, c;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	t = mk(1.0, 0, path, &r);
+	s = client_open(r, TP_S);
+	c = ferry_span_call_start(r, s, 5, NULL);
+	ferry_span_set_str(r, c, "weird", "q\"uote\\ nl\n ctl\x01 bad\xff utf8\xc3\xa9");
+	ferry_span_set_double(r, c, "nan", 0.0 / 0.0);
+	ferry_span_set_int(r, c, "big", INT64_MIN);
+	ferry_span_call_end(r, c, -ETIME);
+	ferry_tracer_drain(t);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	s = server_open(r, NULL, NULL);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+
+	text = slurp(path, &len);
+	cr_assert_gt(len, 0);
+	cr_assert_eq(text[len - 1], '\n');
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cr_assert_eq(ferry__otlp_parse_line(line, strlen(line), &sp, &n, &cap,
+						    err, sizeof(err)), 0, "%s", err);
+		lines++;
+	}
+	/* One TracesData per drain that closed something. */
+	cr_assert_eq(lines, 3);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(sp[0].name, "ferry/5");
+	cr_assert_eq(sp[0].kind, 3);
+	cr_assert_eq(sp[0].status, 2);
+	cr_assert_str_eq(sp[0].error_type, "ETIME");
+	cr_assert_str_eq(sp[0].rpc_method, "5");
+	cr_assert_str_eq(sp[0].parent_id, sp[1].span_id);
+	cr_assert_str_eq(sp[1].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	cr_assert_str_eq(sp[1].parent_id, "00f067aa0ba902b7");
+	cr_assert_str_eq(sp[1].service, "ferry");
+	cr_assert_eq(sp[1].status, 0);
+	cr_assert_eq(sp[2].kind, 2);
+	cr_assert_str_eq(sp[2].parent_id, "");
+	cr_assert_str_eq(sp[2].status_msg, "endpoint shut down");
+	for (size_t i = 0; i < n; i++)
+		cr_assert_leq(sp[i].start_ns, sp[i].end_ns);
+	free(sp);
+	free(text);
+	/* And the raw text: the mapping's spellings. */
+	text = slurp(path, &len);
+	cr_assert(strstr(text, "\"kind\":3,\"startTimeUnixNano\":\""));
+	cr_assert(strstr(text, "{\"intValue\":\"-9223372036854775808\"}"));
+	cr_assert(strstr(text, "{\"doubleValue\":\"NaN\"}"));
+	cr_assert(strstr(text, "\"status\":{\"code\":2,\"message\":\"Timer expired\"}"));
+	cr_assert(strstr(text, "\\\"uote\\\\ nl\\u000a ctl\\u0001 bad\\u00ff"));
+	free(text);
+	unlink(path);
+}
+
+Test(otlp, checker_rejects_bad_lines)
+{
+	static const char good[] =
+		"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
+		"\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+		"\"spanId\":\"00f067aa0ba902b7\",\"name\":\"x\",\"kind\":2,"
+		"\"startTimeUnixNano\":\"1\",\"endTimeUnixNano\":\"2\","
+		"\"status\":{\"code\":0}}]}]}]}";
+	static const struct {
+		const char *from, *to;
+	} bad[] = {
+		{ "\"4bf92f3577b34da6a3ce929d0e0e4736\"", "\"4BF92F3577B34DA6A3CE929D0E0E4736\"" },
+		{ "\"4bf92f3577b34da6a3ce929d0e0e4736\"", "\"4bf92f3577b34da6a3ce929d0e0e47\"" },
+		{ "\"00f067aa0ba902b7\"", "\"AA8G\"" },
+		{ "\"00f067aa0ba902b7\"", "\"0000000000000000\"" },
+		{ "\"kind\":2", "\"kind\":\"SPAN_KIND_SERVER\"" },
+		{ "\"kind\":2", "\"kind\":2.5" },
+		{ "\"startTimeUnixNano\":\"1\"", "\"startTimeUnixNano\":1" },
+		{ "\"startTimeUnixNano\":\"1\"", "\"startTimeUnixNano\":\"3\"" },
+		{ "\"endTimeUnixNano\":\"2\",", "" },
+		{ "\"code\":0", "\"code\":\"STATUS_CODE_OK\"" },
+		{ "\"code\":0", "\"code\":7" },
+		{ "\"name\":\"x\",", "" },
+		{ "{\"resourceSpans\"", "[{\"resourceSpans\"" },
+		{ "}]}]}]}", "}]}]}]" },
+	};
+	struct ferry__otlp_span *sp = NULL;
+	size_t n = 0, cap = 0;
+	char err[160], line[1024];
+
+	cr_assert_eq(ferry__otlp_parse_line(good, strlen(good), &sp, &n, &cap, err,
+					    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *p = strstr(good, bad[i].from);
+
+		cr_assert(p);
+		snprintf(line, sizeof(line), "%.*s%s%s", (int)(p - good), good,
+			 bad[i].to, p + strlen(bad[i].from));
+		err[0] = '\0';
+		cr_expect_eq(ferry__otlp_parse_line(line, strlen(line), &sp, &n, &cap,
+						    err, sizeof(err)), -EINVAL,
+			     "accepted: %s", line);
+		cr_expect_neq(err[0], '\0');
+		cr_assert_eq(n, 1);
+	}
+	free(sp);
+}
+
+Test(json, parser_edges)
+{
+	static const char *const bad[] = {
+		"", "{", "[1,]", "{\"a\" 1}", "\"\\x\"", "\"\\ud800\"", "01",
+		"1.", "-", "tru", "\"a\nb\"", "[] []", "{\"a\":1,}",
+	};
+	struct ferry__json *j;
+	char err[96], deep[200];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(ferry__json_parse(bad[i], strlen(bad[i]), &j, err,
+					       sizeof(err)), -EINVAL, "%s", bad[i]);
+	memset(deep, '[', sizeof(deep));
+	cr_assert_eq(ferry__json_parse(deep, sizeof(deep), &j, err, sizeof(err)), -EINVAL);
+	static const char ok[] = "{\"k\":\"\\u00e9\\ud83d\\ude00\",\"n\":-1.5e3}";
+
+	cr_assert_eq(ferry__json_parse(ok, strlen(ok), &j, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_str_eq(ferry__json_get(j, "k")->s, "\xc3\xa9\xf0\x9f\x98\x80");
+	cr_assert_eq(ferry__json_get(j, "n")->num, -1500.0);
+	ferry__json_free(j);
+}
+
+/* --- threads ---------------------------------------------------------------- */
+
+struct prod {
+	struct ferry_trace_ring *r;
+	unsigned sessions, calls;
+	unsigned long long opened; /* spans that got a handle */
+};
+
+static void *producer(void *arg)
+{
+	struct prod *p = arg;
+
+	for (unsigned i = 0; i < p->sessions; i++) {
+		ferry_span_t s = client_open(p->r, NULL);
+
+		p->opened += s != FERRY_SPAN_NONE;
+		for (unsigned k = 0; k < p->calls; k++) {
+			ferry_span_t c = ferry_span_call_start(p->r, s, (uint16_t)k, NULL);
+
+			p->opened += c != FERRY_SPAN_NONE;
+			ferry_span_set_int(p->r, c, "k", k);
+			ferry_span_call_end(p->r, c, 0);
+		}
+		ferry_span_session_end(p->r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	}
+	return NULL;
+}
+
+Test(ring, drain_thread_races_two_producers)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct prod p[2];
+	pthread_t th[2];
+	struct ferry_tracer_stats st;
+
+	g_nrec = 0;
+	ferry_tracer_config_init(&c);
+	c.thread = true;
+	c.drain_interval_us = 50;
+	c.ring_bytes = 1u << 20;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	for (int i = 0; i < 2; i++) {
+		p[i].sessions = 200;
+		p[i].calls = 50;
+		p[i].opened = 0;
+		cr_assert_eq(ferry_trace_ring_create(t, &p[i].r), 0);
+		pthread_create(&th[i], NULL, producer, &p[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ferry_trace_ring_destroy(p[i].r);
+	}
+	ferry_tracer_stats(t, &st);
+	/* Every span that got a handle is exported, closed normally; what
+	 * did not fit was counted. */
+	cr_assert_eq(st.spans_exported, p[0].opened + p[1].opened,
+		     "exported %llu opened %llu", (unsigned long long)st.spans_exported,
+		     p[0].opened + p[1].opened);
+	cr_assert_gt(st.spans_exported, 0);
+	cr_assert_eq(st.forced_closes, 0);
+	cr_assert_eq(st.open_spans, 0);
+	ferry_tracer_destroy(t);
+}
+
+/* --- cost per event (printed) ---------------------------------------------- */
+
+Test(bench, producer_ns_per_event)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct ferry_trace_ring *r;
+	struct timespec a, b;
+	ferry_span_t s;
+	unsigned n = 0;
+	double ns;
+
+	ferry_tracer_config_init(&c);
+	c.thread = true;
+	c.drain_interval_us = 100;
+	c.ring_bytes = 4u << 20;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+	s = client_open(r, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (unsigned i = 0; i < 200000; i++) {
+		ferry_span_t k = ferry_span_call_start(r, s, 1, NULL);
+
+		ferry_span_set_int(r, k, "i", i);
+		ferry_span_call_end(r, k, 0);
+		n += 3;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ns = (double)((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec)) / n;
+	cr_log_info("producer: %.1f ns/event (call open + int attribute + close)", ns);
+	fprintf(stderr, "producer: %.1f ns/event (call open + int attribute + close)\n", ns);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
