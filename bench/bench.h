@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <ferry/endpoint.h>
+#include <ferry/trace.h>
 #include <ferry/session.h>
 
 #include "hist.h"
@@ -82,6 +83,10 @@ struct bench_opts {
 	const char *keyring;
 	uint32_t caps;
 	const struct bench_auth *auth;
+	/* --trace-out FILE, --trace-sample F; tracer is set when tracing. */
+	const char *trace_out;
+	double trace_sample;
+	struct ferry_tracer *tracer;
 };
 
 /* On DPDK there is no reuseport: server thread i listens on --port + i,

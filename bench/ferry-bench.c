@@ -81,6 +81,11 @@ static const char usage[] =
 "                     \"" BENCH_AUDIENCE "\", target \"" BENCH_CHANNEL "\", entrypoint\n"
 "                     \"" BENCH_CAP_ENTRY "\"); the server redeems each and refuses\n"
 "                     (and counts as an error) a call whose token fails\n"
+"  --trace-out FILE   record a session span per session and a call span per\n"
+"                     sampled call, appended to FILE as OTLP/JSON lines\n"
+"                     (docs/tracing.md); ferryctl spans FILE shows the tree\n"
+"  --trace-sample F   fraction of new traces sampled for call spans (0..1,\n"
+"                     default 1; needs --trace-out)\n"
 "  --json FILE        also write the summary as JSON to FILE\n"
 "  --quiet            no progress line each second\n"
 "  -h, --help         this text\n";
@@ -268,6 +273,60 @@ static void bench_auth_free(struct bench_auth *a)
 #endif
 }
 
+/* --trace-out: one tracer for the process (each endpoint gets a ring of
+ * it), drained by its own thread.  Returns 0 or an exit status. */
+static int bench_trace_setup(struct bench_opts *o)
+{
+#ifdef FERRY_BENCH_CONTROL
+	struct ferry_tracer_config tc;
+	int ret;
+
+	ferry_tracer_config_init(&tc);
+	tc.service_name = "ferry-bench";
+	tc.export_path = o->trace_out;
+	tc.sample_rate = o->trace_sample;
+	tc.thread = true;
+	tc.ring_bytes = 4u << 20;
+	tc.max_spans = 65536;
+	ret = ferry_tracer_create(&tc, &o->tracer);
+	if (ret < 0) {
+		fprintf(stderr, "ferry-bench: --trace-out %s: %s\n",
+			o->trace_out, ferry_strerror(ret));
+		return 1;
+	}
+	return 0;
+#else
+	(void)o;
+	fprintf(stderr, "ferry-bench: --trace-out needs the control plane "
+			"(libsodium), which this build lacks\n");
+	return 2;
+#endif
+}
+
+/* Close what is still open, export it, and say what was kept. */
+static void bench_trace_end(struct bench_opts *o)
+{
+#ifdef FERRY_BENCH_CONTROL
+	struct ferry_tracer_stats st;
+
+	if (!o->tracer)
+		return;
+	ferry_tracer_drain(o->tracer);
+	ferry_tracer_stats(o->tracer, &st);
+	ferry_tracer_destroy(o->tracer);
+	o->tracer = NULL;
+	if (!o->quiet)
+		fprintf(stderr,
+			"trace: %llu spans exported to %s, %llu events dropped "
+			"(ring full), %llu spans dropped\n",
+			(unsigned long long)st.spans_exported, o->trace_out,
+			(unsigned long long)st.events_dropped,
+			(unsigned long long)st.spans_dropped);
+#else
+	(void)o;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -301,6 +360,8 @@ int main(int argc, char **argv)
 		{ "dpdk-port", required_argument, NULL, 'o' },
 		{ "dpdk-queues", required_argument, NULL, 'Q' },
 		{ "keyring", required_argument, NULL, 'K' },
+		{ "trace-out", required_argument, NULL, 1001 },
+		{ "trace-sample", required_argument, NULL, 1002 },
 		{ "caps", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -318,9 +379,10 @@ int main(int argc, char **argv)
 		.warmup = 1,
 		.pin = true,
 		.seed = 1,
+		.trace_sample = 1,
 		.dpdk_port = -1,
 	};
-	bool resp_set = false, dur_set = false;
+	bool resp_set = false, dur_set = false, trace_sample_set = false;
 	struct bench_worker *ws;
 	pthread_t *tids;
 	int nw = 0, c, ncpu, first = 1;
@@ -431,6 +493,13 @@ int main(int argc, char **argv)
 		case 'K':
 			o.keyring = optarg;
 			break;
+		case 1001:
+			o.trace_out = optarg;
+			break;
+		case 1002:
+			o.trace_sample = parse_prob(optarg, "--trace-sample");
+			trace_sample_set = true;
+			break;
 		case 'A':
 			o.caps = parse_count(optarg, "--caps", 0, BENCH_CAPS_MAX);
 			break;
@@ -508,6 +577,15 @@ int main(int argc, char **argv)
 		if (rc)
 			return rc;
 		o.auth = &auth;
+	}
+	if (trace_sample_set && !o.trace_out)
+		die_usage("%s needs --trace-out", "--trace-sample");
+	if (o.trace_out && o.floor)
+		die_usage("%s: the floor has no sessions to trace", "--trace-out");
+	if (o.trace_out) {
+		rc = bench_trace_setup(&o);
+		if (rc)
+			return rc;
 	}
 	/* A flipped bit must be caught by the transport, not slip into a
 	 * payload: corruption injection needs frame checksums. */
@@ -842,5 +920,6 @@ int main(int argc, char **argv)
 	free(ws);
 	free(tids);
 	bench_auth_free(&auth);
+	bench_trace_end(&o);
 	return rc;
 }

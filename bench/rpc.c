@@ -341,6 +341,10 @@ void *bench_rpc_server(void *arg)
 						 : 64,
 		     true, w->idx);
 	ret = ferry_endpoint_create(&cfg, &sv->ep);
+#ifdef FERRY_BENCH_CONTROL
+	if (ret == 0 && o->tracer)
+		ret = ferry_endpoint_set_tracer(sv->ep, o->tracer);
+#endif
 	if (ret == 0)
 		ret = ferry_endpoint_register(sv->ep, BENCH_METHOD, srv_handler,
 					      sv);
@@ -370,6 +374,18 @@ void *bench_rpc_server(void *arg)
 	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
 	       PH_STOP)
 		ferry_endpoint_poll(sv->ep, 10);
+	/* Clients close their sessions as they stop: give their CLOSE up to
+	 * half a second to arrive, so those sessions end cleanly (and their
+	 * spans say so) rather than with the endpoint. */
+	for (uint64_t end = bench_now_ns() + 500000000ull;
+	     bench_now_ns() < end;) {
+		struct ferry_ep_stats st;
+
+		ferry_endpoint_stats(sv->ep, &st);
+		if (st.sessions_closed >= st.sessions_opened)
+			break;
+		ferry_endpoint_poll(sv->ep, 1);
+	}
 	worker_stats(w, sv->ep);
 	ferry_endpoint_destroy(sv->ep);
 	free(sv);
@@ -528,6 +544,13 @@ void *bench_rpc_client(void *arg)
 	bench_pin(w->cpu);
 	bench_config(o, &cfg, o->sessions, false, w->idx);
 	ret = ferry_endpoint_create(&cfg, &cl.ep);
+#ifdef FERRY_BENCH_CONTROL
+	if (ret == 0 && o->tracer) {
+		ret = ferry_endpoint_set_tracer(cl.ep, o->tracer);
+		if (ret < 0)
+			ferry_endpoint_destroy(cl.ep);
+	}
+#endif
 	if (ret < 0) {
 		w->err = ret;
 		snprintf(w->errmsg, sizeof(w->errmsg), "client endpoint: %s",

@@ -152,6 +152,12 @@ static void server_call_end(struct ferry_call *c)
 	struct ferry_session *s = c->s;
 	struct ferry_endpoint *ep = s->ep;
 
+	/* 0 or the error it answered with; a call the session's end cut
+	 * short says so. */
+	ferry__span_call_end(ep, c, c->err ? c->err :
+				    c->state == CALL_SENDING ||
+				    c->state == CALL_RESPONDED ? 0 : -ECONNRESET);
+
 	if (c->unacked)
 		ferry__rel_forget_call(s, c);
 	if (c->req)
@@ -276,6 +282,7 @@ static void server_dispatch(struct ferry_session *s)
 		s->next_dispatch = req_next(s->next_dispatch);
 		c->state = CALL_DISPATCHED;
 		ep->st.reqs_dispatched++;
+		ferry__span_call_start(ep, c);
 		if (c->err) {
 			/* Refused on arrival, answered at its turn. */
 			ferry_call_respond_error(c, c->err);
@@ -732,6 +739,19 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 	if (b.traceparent) {
 		memcpy(s->traceparent, b.traceparent, FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;
+	}
+	if (ep->tops) {
+		struct ferry_span_session_args a = {
+			.kind = FERRY_SPAN_KIND_SERVER,
+			.traceparent = b.traceparent,
+			.traceparent_len = b.traceparent ? b.traceparent_len : 0,
+			.tracestate = b.tracestate,
+			.tracestate_len = b.tracestate ? b.tracestate_len : 0,
+			.peer_ip = pkt->src.ip, .peer_port = pkt->src.port,
+			.server_ip = ep->local.ip, .server_port = ep->local.port,
+		};
+
+		s->span = ep->tops->session_open(ep->tring, &a);
 	}
 	s->pending |= SF_ACCEPT;
 	ferry__sess_activate(s);
@@ -1394,6 +1414,8 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 		flush_sessions(ep);
 		drain_cross(ep);
 	}
+	if (ep->tops)
+		ep->tops->ring_destroy(ep->tring);
 	if (ep->dp)
 		ep->dp_ops->close(ep->dp);
 	if (ep->admit_release)
@@ -1469,6 +1491,36 @@ int ferry_endpoint_poll(struct ferry_endpoint *ep, int timeout_ms)
 		if (events || ep->now >= deadline)
 			return events;
 	}
+}
+
+int ferry__endpoint_set_trace(struct ferry_endpoint *ep,
+			      const struct ferry__trace_ops *ops,
+			      struct ferry_trace_ring *ring)
+{
+	/* Sessions opened untraced would end without spans: set it first. */
+	for (uint32_t i = 0; i < ep->nsessions; i++)
+		if (ep->sessions[i].state != SESS_FREE)
+			return -EBUSY;
+	if (ep->tops)
+		ep->tops->ring_destroy(ep->tring);
+	ep->tops = ops;
+	ep->tring = ring;
+	return 0;
+}
+
+struct ferry_trace_ring *ferry_endpoint_trace_ring(struct ferry_endpoint *ep)
+{
+	return ep ? ep->tring : NULL;
+}
+
+uint64_t ferry_session_span(const struct ferry_session *s)
+{
+	return s ? s->span : 0;
+}
+
+uint64_t ferry_call_span(const struct ferry_call *c)
+{
+	return c ? c->span : 0;
 }
 
 int ferry_endpoint_wake(struct ferry_endpoint *ep)

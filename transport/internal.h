@@ -13,6 +13,7 @@
 #include <ferry/ferry.h>
 
 #include "../dataplane/dp.h"
+#include "trace_hook.h"
 #include "wire.h"
 
 #define FERRY_RX_BURST 32
@@ -69,6 +70,7 @@ enum call_state {
 
 struct ferry_call {
 	struct ferry_session *s;
+	ferry_span_t span; /* the call's span, or FERRY_SPAN_NONE */
 	uint32_t req_id;
 	uint16_t method;
 	uint8_t state;
@@ -140,6 +142,7 @@ struct ferry_session {
 	uint32_t refs;    /* user handle + server calls still unanswered */
 	uint32_t pending; /* SF_* */
 	int end_res;      /* why the session ended */
+	ferry_span_t span; /* the session's span, or FERRY_SPAN_NONE */
 
 	/* Negotiated: */
 	uint32_t max_payload; /* per packet */
@@ -244,6 +247,9 @@ struct ferry_endpoint {
 	ferry_session_fn session_fn;
 	void *session_ctx;
 
+	/* Tracing (NULL: off): the tracer's ops and this endpoint's ring. */
+	const struct ferry__trace_ops *tops;
+	struct ferry_trace_ring *tring;
 	/* Admission hook (NULL: admit all), run once per new CONNECT. */
 	ferry_admit_fn admit_fn;
 	ferry_admit_release_fn admit_release;
@@ -327,6 +333,25 @@ static inline uint32_t req_next(uint32_t r)
 static inline bool seq_lt(uint32_t a, uint32_t b)
 {
 	return (int32_t)(a - b) < 0;
+}
+
+/* End @c's span (once), if tracing. */
+static inline void ferry__span_call_end(struct ferry_endpoint *ep,
+					struct ferry_call *c, int res)
+{
+	if (ep->tops && c->span) {
+		ep->tops->call_end(ep->tring, c->span, res);
+		c->span = FERRY_SPAN_NONE;
+	}
+}
+
+/* Start @c's span as a child of its session's, if tracing. */
+static inline void ferry__span_call_start(struct ferry_endpoint *ep,
+					  struct ferry_call *c)
+{
+	if (ep->tops && c->s->span)
+		c->span = ep->tops->call_start(ep->tring, c->s->span,
+					       c->method, NULL);
 }
 
 #endif /* FERRY_TRANSPORT_INTERNAL_H */

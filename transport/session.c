@@ -81,6 +81,7 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	struct ferry_endpoint *ep = s->ep;
 	ferry_cont_fn cont = c->cont;
 	void *ctx = c->ctx;
+	ferry_span_t span = c->span;
 
 	bool abandoned = c->abandoned;
 
@@ -109,6 +110,9 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	}
 	if (cont)
 		cont(res, data, len, ctx);
+	/* After the continuation, which may still enrich the span. */
+	if (ep->tops && span)
+		ep->tops->call_end(ep->tring, span, res);
 }
 
 void ferry__sess_start_waiting(struct ferry_session *s)
@@ -196,6 +200,27 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	if (opts && opts->traceparent) {
 		memcpy(s->traceparent, opts->traceparent, FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;
+	}
+	if (ep->tops) {
+		struct ferry_span_session_args a = {
+			.kind = FERRY_SPAN_KIND_CLIENT,
+			.traceparent = s->have_traceparent ? s->traceparent
+							   : NULL,
+			.traceparent_len = s->have_traceparent
+						   ? FERRY_TRACEPARENT_LEN : 0,
+			.peer_ip = ip, .peer_port = port,
+			.server_ip = ip, .server_port = port,
+		};
+		char tp[FERRY_TRACEPARENT_LEN + 1];
+
+		/* The server's span is a child of this session's span, not
+		 * of the caller's: the CONNECT carries ours. */
+		s->span = ep->tops->session_open(ep->tring, &a);
+		if (ep->tops->traceparent(ep->tring, s->span, tp, sizeof(tp)) ==
+		    FERRY_TRACEPARENT_LEN) {
+			memcpy(s->traceparent, tp, FERRY_TRACEPARENT_LEN);
+			s->have_traceparent = true;
+		}
 	}
 	s->pending |= SF_CONNECT;
 	ferry__sess_activate(s);
@@ -298,6 +323,7 @@ int ferry_call_caps(struct ferry_session *s, uint16_t method,
 	c->cont = cont;
 	c->ctx = ctx;
 	c->state = CALL_QUEUED;
+	ferry__span_call_start(s->ep, c);
 	if (timeout_ms) {
 		c->deadline = ferry__now_ns() + timeout_ms * 1000000ull;
 		if (!s->next_deadline || c->deadline < s->next_deadline)
@@ -350,6 +376,21 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		return;
 	s->state = SESS_CLOSED;
 	s->end_res = res;
+	if (ep->tops && s->span) {
+		int how = FERRY_SPAN_END_ERROR;
+
+		/* Either side closing is a clean end; the rest are not. */
+		if (ep->destroying)
+			how = FERRY_SPAN_END_SHUTDOWN;
+		else if (res == 0 || res == -ECANCELED || res == -ECONNRESET)
+			how = FERRY_SPAN_END_CLOSE;
+		else if (res == -ETIMEDOUT && !was_connecting)
+			how = FERRY_SPAN_END_PEER_DEAD;
+		ep->tops->session_end(ep->tring, s->span, how,
+				      how == FERRY_SPAN_END_CLOSE ? 0 : res,
+				      NULL);
+		s->span = FERRY_SPAN_NONE;
+	}
 	s->pending = 0;
 	if (s->token) {
 		/* A CONNECT still in the dataplane holds its own ref. */
@@ -617,6 +658,9 @@ static void call_deadlines(struct ferry_session *s)
 		c->abandoned = true;
 		ep->st.calls_failed++;
 		ep->st.calls_timed_out++;
+		/* Ended before the continuation: it may close the session,
+		 * which frees the call. */
+		ferry__span_call_end(ep, c, -ETIME);
 		c->cont(-ETIME, NULL, 0, c->ctx);
 		if (s->state != SESS_OPEN)
 			return; /* the continuation closed the session */

@@ -397,6 +397,31 @@ int ferry_span_traceparent(struct ferry_trace_ring *r, ferry_span_t span,
 /* ferry_span_is_open - true while @span names an open span of @r. */
 bool ferry_span_is_open(struct ferry_trace_ring *r, ferry_span_t span);
 
+/* --- the transport's spans -------------------------------------------- */
+
+struct ferry_endpoint;
+struct ferry_session;
+struct ferry_call;
+
+/*
+ * ferry_endpoint_set_tracer - trace @ep's sessions and calls with @t (NULL:
+ * stop): a ring of @t's for this endpoint, a session span per session
+ * (CLIENT, parented to ferry_connect_opts.traceparent; SERVER, child of the
+ * client's through the CONNECT's TRACEPARENT), a call span per sampled
+ * call.  Call it on the endpoint's thread before any session opens.
+ * Returns 0, -EBUSY if a session exists, -EINVAL, or -ENOMEM.
+ */
+int ferry_endpoint_set_tracer(struct ferry_endpoint *ep, struct ferry_tracer *t);
+
+/* The endpoint's ring (NULL when not traced), for ferry_span_set_*() from
+ * handlers and continuations on the endpoint's thread. */
+struct ferry_trace_ring *ferry_endpoint_trace_ring(struct ferry_endpoint *ep);
+
+/* A session's span and, in a handler, its call's (FERRY_SPAN_NONE when not
+ * traced or not sampled).  Handles outliving their span are harmless. */
+ferry_span_t ferry_session_span(const struct ferry_session *s);
+ferry_span_t ferry_call_span(const struct ferry_call *c);
+
 #ifdef __cplusplus
 }
 #endif

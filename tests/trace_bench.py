@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Session spans as ferry-bench records them, on real endpoints.
+
+Usage: trace_bench.py PATH/TO/ferry-bench [dpdk]
+Prints TAP; exits non-zero if any check fails.
+
+  - `ferry-bench loop --trace-out F --trace-sample 1` over uring (and over
+    DPDK on a loopback ring port when "dpdk" is given): the file parses as
+    OTLP/JSON (every line checked by otlp_check.load against the protobuf
+    JSON mapping); every span is closed; span ids are unique; every server
+    session span's parent is a client session span of the same trace; every
+    call span's parent is a session span; the clean sessions end UNSET.
+  - A client killed mid-run: the server (a separate process) closes that
+    session's span with status ERROR.
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import otlp_check  # noqa: E402
+
+BENCH = sys.argv[1]
+DPDK = len(sys.argv) > 2 and sys.argv[2] == "dpdk"
+TMP = tempfile.mkdtemp(prefix="ferry-trace-")
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append((name, bool(cond), detail))
+
+
+def tree(name, path):
+    spans, errs = otlp_check.load(path)
+    check(name + ": OTLP/JSON lines valid", not errs and spans,
+          "\n".join(errs[:10]))
+    if not spans:
+        return []
+    ids = [s["spanId"] for s in spans]
+    check(name + ": span ids unique", len(ids) == len(set(ids)))
+    check(name + ": every span closed (has an end)",
+          all(s.get("endTimeUnixNano") for s in spans))
+    by_id = {s["spanId"]: s for s in spans}
+    sess = [s for s in spans if s["name"] == "ferry.session"]
+    cli = [s for s in sess if s["kind"] == 3]
+    srv = [s for s in sess if s["kind"] == 2]
+    check(name + ": client and server session spans", cli and srv,
+          "%d client, %d server" % (len(cli), len(srv)))
+    bad = [s["spanId"] for s in srv
+           if by_id.get(s.get("parentSpanId"), {}).get("kind") != 3 or
+           by_id[s["parentSpanId"]]["traceId"] != s["traceId"]]
+    check(name + ": server session span is the client session span's child",
+          not bad, "orphans: %s" % bad[:5])
+    calls = [s for s in spans if s["name"] != "ferry.session"]
+    bad = [s["spanId"] for s in calls
+           if by_id.get(s.get("parentSpanId"), {}).get("name") !=
+           "ferry.session"]
+    check(name + ": call spans under their session span", calls and not bad,
+          "%d calls, %d orphans" % (len(calls), len(bad)))
+    return spans
+
+
+def loop(name, extra):
+    out = os.path.join(TMP, name.replace(" ", "_") + ".jsonl")
+    r = subprocess.run([BENCH, "loop", "--trace-out", out, "--trace-sample",
+                        "1", "--sessions", "2", "--inflight", "4",
+                        "--duration", "1", "--warmup", "0.2", "--quiet"] +
+                       extra, capture_output=True, text=True, timeout=120)
+    check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
+    spans = tree(name, out)
+    sess = [s for s in spans if s["name"] == "ferry.session"]
+    check(name + ": clean sessions end without error",
+          sess and all(s["status"]["code"] != 2 for s in sess),
+          str([s["status"] for s in sess][:4]))
+
+
+loop("uring loop", [])
+if DPDK:
+    loop("dpdk loop", ["--dataplane", "dpdk", "--ip", "10.0.0.1", "--eal",
+                       "--no-huge -m 256 --no-pci --no-telemetry "
+                       "--log-level=error --file-prefix tr%d "
+                       "--vdev=net_ring0" % os.getpid()])
+
+# The client dies: the server's span for that session ends in ERROR.
+port = str(32000 + os.getpid() % 2000)
+sfile = os.path.join(TMP, "server.jsonl")
+srv = subprocess.Popen([BENCH, "server", "--port", port, "--trace-out", sfile,
+                        "--peer-timeout", "500", "--quiet"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+time.sleep(0.5)
+cli = subprocess.Popen([BENCH, "client", "--port", port, "--inflight", "4",
+                        "--duration", "30", "--quiet"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(1.5)
+cli.send_signal(signal.SIGKILL)
+cli.wait()
+time.sleep(1.5)  # past the server's peer timeout
+srv.send_signal(signal.SIGINT)
+try:
+    _, err = srv.communicate(timeout=20)
+except subprocess.TimeoutExpired:
+    srv.kill()
+    _, err = srv.communicate()
+check("killed client: server exits cleanly", srv.returncode == 0, err[-400:])
+spans, errs = otlp_check.load(sfile) if os.path.exists(sfile) else ([], ["none"])
+check("killed client: server export valid", spans and not errs,
+      "\n".join(errs[:5]))
+sess = [s for s in spans if s["name"] == "ferry.session"]
+check("killed client: the server's session span ended with ERROR",
+      len(sess) == 1 and sess[0]["status"]["code"] == 2,
+      str([s.get("status") for s in sess]))
+
+print("TAP version 13")
+print("1..%d" % len(results))
+for i, (name, good, detail) in enumerate(results, 1):
+    print("%s %d - %s" % ("ok" if good else "not ok", i, name))
+    if not good and detail:
+        for line in str(detail).splitlines()[-10:]:
+            print("  # " + line)
+sys.exit(0 if all(g for _, g, _ in results) else 1)
