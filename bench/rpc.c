@@ -363,7 +363,8 @@ void *bench_rpc_server(void *arg)
 	if (ret < 0) {
 		w->err = ret;
 		snprintf(w->errmsg, sizeof(w->errmsg),
-			 "server endpoint on %s:%u: %s", o->addr, o->port,
+			 "server endpoint on %s:%u: %s",
+			 bench_bind_addr(o, true), bench_server_port(o, w->idx),
 			 ferry_strerror(ret));
 		ferry_endpoint_destroy(sv->ep);
 		free(sv);
