@@ -508,35 +508,10 @@ static int cmd_token_issue(int argc, char **argv)
 
 /* JSON string: escapes what JSON requires; bytes >= 0x80 are passed as they
  * are when the string is valid UTF-8, else each as \u00XX. */
-static int utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
-			 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
-
-		if (k == 4 || k > n - i - 1)
-			return 0;
-		for (size_t j = 1; j <= k; j++)
-			if ((s[i + j] & 0xc0) != 0x80)
-				return 0;
-		/* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
-		if ((k == 1 && c < 0xc2) || (c == 0xe0 && s[i + 1] < 0xa0) ||
-		    (c == 0xed && s[i + 1] >= 0xa0) ||
-		    (c == 0xf0 && s[i + 1] < 0x90) || c > 0xf4 ||
-		    (c == 0xf4 && s[i + 1] >= 0x90))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
-
 static void json_str(const char *s)
 {
 	size_t n = strlen(s);
-	int raw = utf8_ok((const unsigned char *)s, n);
+	int raw = ferry__utf8_ok((const unsigned char *)s, n);
 
 	putchar('"');
 	for (size_t i = 0; i < n; i++) {

@@ -598,7 +598,7 @@ static void xprintf(struct ferry_tracer *t, const char *fmt, ...)
 		xput(t, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static bool utf8_ok(const unsigned char *s, size_t n)
+bool ferry__utf8_ok(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -627,7 +627,7 @@ static bool utf8_ok(const unsigned char *s, size_t n)
 static void xstr(struct ferry_tracer *t, const char *s)
 {
 	size_t n = strlen(s), run = 0;
-	bool raw = utf8_ok((const unsigned char *)s, n);
+	bool raw = ferry__utf8_ok((const unsigned char *)s, n);
 	char esc[8];
 
 	xput(t, "\"", 1);

@@ -231,4 +231,8 @@ int ferry__otlp_parse_line(const char *line, size_t len,
 /* ferryctl spans FILE... (control/ferryctl_spans.c). */
 int ferry__ctl_spans(int argc, char **argv);
 
+/* Whether @s[0..n) is valid UTF-8 (JSON strings pass it through as is);
+ * shared by the exporter and ferryctl. */
+bool ferry__utf8_ok(const unsigned char *s, size_t n);
+
 #endif /* FERRY_TRACE_INTERNAL_H */
