@@ -582,6 +582,33 @@ static void xputs(struct ferry_tracer *t, const char *s)
 	xput(t, s, strlen(s));
 }
 
+/* A string literal, its length known at compile time. */
+#define XLIT(t, lit) xput((t), "" lit, sizeof(lit) - 1)
+
+/* Decimal integers by hand: the exporter writes several per span, and
+ * printf's machinery was most of its time (perf, issue 7). */
+static void xu64(struct ferry_tracer *t, uint64_t v)
+{
+	char buf[20];
+	size_t i = sizeof(buf);
+
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	xput(t, buf + i, sizeof(buf) - i);
+}
+
+static void xi64(struct ferry_tracer *t, int64_t v)
+{
+	if (v < 0) {
+		xput(t, "-", 1);
+		xu64(t, (uint64_t)0 - (uint64_t)v);
+	} else {
+		xu64(t, (uint64_t)v);
+	}
+}
+
 static void xprintf(struct ferry_tracer *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -626,9 +653,25 @@ bool ferry__utf8_ok(const unsigned char *s, size_t n)
  * written as \u00XX, so the line is always valid JSON. */
 static void xstr(struct ferry_tracer *t, const char *s)
 {
-	size_t n = strlen(s), run = 0;
-	bool raw = ferry__utf8_ok((const unsigned char *)s, n);
+	size_t n = 0, run = 0;
+	bool raw, plain = true;
 	char esc[8];
+
+	/* Most strings (keys, method names, addresses) are plain ASCII with
+	 * nothing to escape: one pass to see that, one copy. */
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f)
+			plain = false;
+	}
+	if (plain) {
+		xput(t, "\"", 1);
+		xput(t, s, n);
+		xput(t, "\"", 1);
+		return;
+	}
+	raw = ferry__utf8_ok((const unsigned char *)s, n);
 
 	xput(t, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
@@ -680,7 +723,9 @@ static void xattr(struct ferry_tracer *t, const struct ferry_trace_attr *a)
 		break;
 	case FERRY_ATTR_INT:
 		/* int64 is a decimal string in the protobuf JSON mapping. */
-		xprintf(t, "\"intValue\":\"%" PRId64 "\"", a->v.i);
+		XLIT(t, "\"intValue\":\"");
+		xi64(t, a->v.i);
+		XLIT(t, "\"");
 		break;
 	case FERRY_ATTR_BOOL:
 		xputs(t, a->v.b ? "\"boolValue\":true" : "\"boolValue\":false");
@@ -718,9 +763,13 @@ static void export_span(struct ferry_tracer *t, const struct ferry_span_info *s)
 	}
 	xputs(t, ",\"name\":");
 	xstr(t, s->name);
-	xprintf(t, ",\"kind\":%d", s->kind);
-	xprintf(t, ",\"startTimeUnixNano\":\"%" PRIu64 "\"", s->start_ns);
-	xprintf(t, ",\"endTimeUnixNano\":\"%" PRIu64 "\"", s->end_ns);
+	XLIT(t, ",\"kind\":");
+	xi64(t, s->kind);
+	XLIT(t, ",\"startTimeUnixNano\":\"");
+	xu64(t, s->start_ns);
+	XLIT(t, "\",\"endTimeUnixNano\":\"");
+	xu64(t, s->end_ns);
+	XLIT(t, "\"");
 	xputs(t, ",\"attributes\":[");
 	for (unsigned i = 0; i < s->n_attrs; i++) {
 		if (i)
@@ -730,7 +779,8 @@ static void export_span(struct ferry_tracer *t, const struct ferry_span_info *s)
 	xput(t, "]", 1);
 	if (s->dropped_attrs)
 		xprintf(t, ",\"droppedAttributesCount\":%u", s->dropped_attrs);
-	xprintf(t, ",\"status\":{\"code\":%d", s->status);
+	XLIT(t, ",\"status\":{\"code\":");
+	xi64(t, s->status);
 	if (s->status_msg[0]) {
 		xputs(t, ",\"message\":");
 		xstr(t, s->status_msg);
