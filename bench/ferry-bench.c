@@ -288,6 +288,7 @@ static int bench_trace_setup(struct bench_opts *o)
 	tc.thread = true;
 	tc.ring_bytes = 4u << 20;
 	tc.max_spans = 65536;
+	tc.drain_interval_us = 10000;
 	ret = ferry_tracer_create(&tc, &o->tracer);
 	if (ret < 0) {
 		fprintf(stderr, "ferry-bench: --trace-out %s: %s\n",

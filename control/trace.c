@@ -826,8 +826,9 @@ static int export_flush(struct ferry_tracer *t)
 static void rec_free(struct ferry__crec *c)
 {
 	for (unsigned i = 0; i < c->info.n_attrs; i++) {
-		free((char *)c->attrs[i].key);
-		if (c->attrs[i].type == FERRY_ATTR_STRING)
+		if (c->own_key >> i & 1)
+			free((char *)c->attrs[i].key);
+		if (c->own_val >> i & 1)
 			free((char *)c->attrs[i].v.s);
 	}
 	free(c->tracestate);
@@ -864,12 +865,18 @@ static const struct ferry_trace_attr *rec_set(struct ferry__crec *c,
 		return NULL;
 	}
 	if (a) {
-		if (a->type == FERRY_ATTR_STRING)
+		unsigned i = (unsigned)(a - c->attrs);
+
+		if (c->own_val >> i & 1)
 			free((char *)a->v.s);
+		c->own_val &= ~(1u << i);
 	} else {
 		a = &c->attrs[c->info.n_attrs++];
 		a->key = k;
+		c->own_key |= 1u << (a - c->attrs);
 	}
+	if (str)
+		c->own_val |= 1u << (a - c->attrs);
 	a->type = type;
 	switch (type) {
 	case FERRY_ATTR_STRING:
@@ -893,9 +900,39 @@ static void rec_set_str(struct ferry__crec *c, const char *key, const char *s)
 	rec_set(c, key, strlen(key), FERRY_ATTR_STRING, NULL, s, strlen(s));
 }
 
-static void rec_set_int(struct ferry__crec *c, const char *key, int64_t v)
+/* A built-in attribute of a fresh record: @key a literal, @s a literal or
+ * one of the record's own buffers; nothing is copied. */
+static void rec_put_str(struct ferry__crec *c, const char *key, const char *s)
 {
-	rec_set(c, key, strlen(key), FERRY_ATTR_INT, &v, NULL, 0);
+	struct ferry_trace_attr *a = &c->attrs[c->info.n_attrs++];
+
+	a->key = key;
+	a->type = FERRY_ATTR_STRING;
+	a->v.s = s;
+}
+
+static void rec_put_int(struct ferry__crec *c, const char *key, int64_t v)
+{
+	struct ferry_trace_attr *a = &c->attrs[c->info.n_attrs++];
+
+	a->key = key;
+	a->type = FERRY_ATTR_INT;
+	a->v.i = v;
+}
+
+/* @v in decimal into @buf (at least 11 bytes). */
+static void u32_text(uint32_t v, char *buf)
+{
+	char tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*buf++ = tmp[--n];
+	*buf = 0;
 }
 
 static void emit(struct ferry_tracer *t, int type, const struct ferry__crec *c,
@@ -938,7 +975,6 @@ static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
 		    const struct ferry__ev_open *ev, const char *tstate)
 {
 	struct ferry__crec *c;
-	char ip[INET_ADDRSTRLEN];
 	uint32_t slot = ev->h.slot;
 
 	/* An older span in the slot means its END never came; the ring's
@@ -967,30 +1003,27 @@ static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
 		c->info.tracestate = c->tracestate;
 	else
 		c->info.tracestate = "";
+	rec_put_str(c, "rpc.system", "ferry");
 	if (c->info.is_session) {
-		snprintf(c->name, sizeof(c->name), "ferry.session");
+		memcpy(c->name, "ferry.session", sizeof("ferry.session"));
 	} else {
-		char m[8];
-
-		snprintf(c->name, sizeof(c->name), "ferry/%" PRIu32, ev->h.aux);
-		snprintf(m, sizeof(m), "%" PRIu32, ev->h.aux);
-		rec_set_str(c, "rpc.system", "ferry");
-		rec_set_str(c, "rpc.method", m);
+		u32_text(ev->h.aux & 0xffff, c->method);
+		memcpy(c->name, "ferry/", 6);
+		memcpy(c->name + 6, c->method, strlen(c->method) + 1);
+		rec_put_str(c, "rpc.method", c->method);
 	}
-	if (c->info.is_session)
-		rec_set_str(c, "rpc.system", "ferry");
 	if (ev->server_ip) {
-		ip_text(ev->server_ip, ip, sizeof(ip));
-		rec_set_str(c, "server.address", ip);
+		ip_text(ev->server_ip, c->server_ip, sizeof(c->server_ip));
+		rec_put_str(c, "server.address", c->server_ip);
 	}
 	if (ev->server_port)
-		rec_set_int(c, "server.port", ev->server_port);
+		rec_put_int(c, "server.port", ev->server_port);
 	if (ev->peer_ip) {
-		ip_text(ev->peer_ip, ip, sizeof(ip));
-		rec_set_str(c, "network.peer.address", ip);
+		ip_text(ev->peer_ip, c->peer_ip, sizeof(c->peer_ip));
+		rec_put_str(c, "network.peer.address", c->peer_ip);
 	}
 	if (ev->peer_port)
-		rec_set_int(c, "network.peer.port", ev->peer_port);
+		rec_put_int(c, "network.peer.port", ev->peer_port);
 	r->recs[slot] = c;
 	t->open++;
 	emit(t, FERRY_TRACE_EV_OPEN, c, NULL);

@@ -112,7 +112,12 @@ struct ferry__crec {
 	char name[32];
 	char *tracestate;             /* heap, or NULL */
 	char msg[FERRY_SPAN_MSG_MAX + 1];
-	struct ferry_trace_attr attrs[FERRY_SPAN_ATTRS_MAX]; /* keys, strings: heap */
+	struct ferry_trace_attr attrs[FERRY_SPAN_ATTRS_MAX];
+	/* Bit i: attrs[i]'s key / string value is on the heap.  The built-in
+	 * attributes set at open point at literals and at the buffers below:
+	 * no allocation per call span (issue 7, the consumer's cost). */
+	uint32_t own_key, own_val;
+	char server_ip[16], peer_ip[16], method[8];
 };
 
 #define FERRY__NO_SLOT UINT32_MAX
