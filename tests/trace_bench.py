@@ -10,6 +10,8 @@ Prints TAP; exits non-zero if any check fails.
     JSON mapping); every span is closed; span ids are unique; every server
     session span's parent is a client session span of the same trace; every
     call span's parent is a session span; the clean sessions end UNSET.
+  - With "dpdk", also two processes over net_memif, each writing its own
+    export: read together, they form the same tree.
   - A client killed mid-run: the server (a separate process) closes that
     session's span with status ERROR.
 """
@@ -33,8 +35,12 @@ def check(name, cond, detail=""):
     results.append((name, bool(cond), detail))
 
 
-def tree(name, path):
-    spans, errs = otlp_check.load(path)
+def tree(name, *paths):
+    spans, errs = [], []
+    for path in paths:
+        sp, er = otlp_check.load(path)
+        spans += sp
+        errs += er
     check(name + ": OTLP/JSON lines valid", not errs and spans,
           "\n".join(errs[:10]))
     if not spans:
@@ -83,6 +89,39 @@ if DPDK:
                        "--no-huge -m 256 --no-pci --no-telemetry "
                        "--log-level=error --file-prefix tr%d "
                        "--vdev=net_ring0" % os.getpid()])
+
+if DPDK:
+    # Two processes over net_memif, each exporting its own file: the server
+    # session span in one is the child of the client session span in the
+    # other.
+    sock = os.path.join(TMP, "m.sock")
+    eal = ("--no-huge -m 256 --no-pci --no-telemetry --log-level=error "
+           "--file-prefix trm%d{0} --vdev=net_memif0,role={1},socket=%s"
+           % (os.getpid(), sock))
+    sf, cf = os.path.join(TMP, "ms.jsonl"), os.path.join(TMP, "mc.jsonl")
+    srv = subprocess.Popen([BENCH, "server", "--dataplane", "dpdk", "--ip",
+                            "10.97.0.1", "--eal", eal.format("s", "server"),
+                            "--trace-out", sf, "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+    time.sleep(1.5)
+    r = subprocess.run([BENCH, "client", "--dataplane", "dpdk", "--ip",
+                        "10.97.0.2", "--connect", "10.97.0.1", "--eal",
+                        eal.format("c", "client"), "--trace-out", cf,
+                        "--trace-sample", "1", "--sessions", "2",
+                        "--inflight", "4", "--duration", "1", "--warmup",
+                        "0.2", "--quiet"], capture_output=True, text=True,
+                       timeout=120)
+    time.sleep(0.5)
+    srv.send_signal(signal.SIGINT)
+    try:
+        _, err = srv.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        _, err = srv.communicate()
+    check("dpdk memif: client exits 0", r.returncode == 0, r.stderr[-400:])
+    check("dpdk memif: server exits 0", srv.returncode == 0, err[-400:])
+    tree("dpdk memif, two files", cf, sf)
 
 # The client dies: the server's span for that session ends in ERROR.
 port = str(32000 + os.getpid() % 2000)
