@@ -1029,7 +1029,10 @@ static int frame_parse(struct lane *l, struct rte_mbuf *m, struct stashed *s,
 	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
 	    RTE_MBUF_F_RX_IP_CKSUM_BAD)
 		goto bad_csum;
-	if (!p->rx_ip_csum && rte_raw_cksum(ih, ihl) != 0xffff)
+	if (!p->rx_ip_csum &&
+	    (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) !=
+		    RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
+	    rte_raw_cksum(ih, ihl) != 0xffff)
 		goto bad_csum;
 	uh = (const struct rte_udp_hdr *)((const uint8_t *)ih + ihl);
 	ulen = rte_be_to_cpu_16(uh->dgram_len);
@@ -1057,6 +1060,11 @@ static int frame_parse(struct lane *l, struct rte_mbuf *m, struct stashed *s,
 			l->st.rx_csum_unfinished++;
 		}
 	}
+	/* Checked: a frame steered to another lane's inbox is parsed again
+	 * there (for its offsets) without another pass over its bytes. */
+	m->ol_flags = (m->ol_flags & ~(RTE_MBUF_F_RX_IP_CKSUM_MASK |
+				       RTE_MBUF_F_RX_L4_CKSUM_MASK)) |
+		      RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 	s->m = m;
 	s->off = (uint16_t)(RTE_ETHER_HDR_LEN + ihl + 8);
 	s->len = (uint16_t)(ulen - 8);
@@ -1159,8 +1167,8 @@ static unsigned lane_poll(struct lane *l)
 		uint32_t dip;
 		uint16_t dport;
 
-		/* Steered here already parsed once; parse again for the
-		 * offsets (cheap, and the frame is hot in cache). */
+		/* Steered here already parsed and checksummed once (the
+		 * poller marked it good); parse again for the offsets. */
 		if (frame_parse(l, ms[i], &s, &dip, &dport) == RX_UDP) {
 			stash_push(l, &s);
 			got++;
