@@ -11,11 +11,11 @@
  * DIR, which must exist.  The output is deterministic, so the checked-in
  * tests/fuzz/corpus/frame/ can be regenerated and diffed.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "seed.h"
 #include "transport/wire.h"
 
 #define MAX_SEED 1024
@@ -29,15 +29,7 @@ static const char k_ts[] = "congo=t61rcWkgMzE";
 
 static void write_seed(const char *name, const uint8_t *p, size_t n)
 {
-	char path[4096];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", g_dir, name);
-	fp = fopen(path, "wb");
-	if (!fp || (n && fwrite(p, 1, n, fp) != n) || fclose(fp) != 0) {
-		fprintf(stderr, "gen_corpus: %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
+	seed_write("gen_corpus", g_dir, name, p, n);
 	g_count++;
 }
 

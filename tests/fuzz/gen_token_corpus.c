@@ -11,11 +11,11 @@
  * the plaintext parser.  Ids and nonces are fixed, so the output is
  * deterministic and tests/fuzz/corpus/token/ can be regenerated and diffed.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "seed.h"
 #include "control/internal.h"
 #include "token_fuzz.h"
 
@@ -25,15 +25,7 @@ static struct ferry_keyring *g_kr;
 
 static void write_seed(const char *name, const uint8_t *p, size_t n)
 {
-	char path[4096];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", g_dir, name);
-	fp = fopen(path, "wb");
-	if (!fp || (n && fwrite(p, 1, n, fp) != n) || fclose(fp) != 0) {
-		fprintf(stderr, "gen_token_corpus: %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
+	seed_write("gen_token_corpus", g_dir, name, p, n);
 	g_count++;
 }
 
