@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <ferry/endpoint.h>
+#include <ferry/iou.h>
 #include <ferry/session.h>
 #include <ferry/token.h>
 
@@ -21,6 +22,7 @@
  * through the hook's release); used only on the endpoint's thread. */
 struct admit_ctx {
 	const struct ferry_keyring *kr; /* borrowed */
+	int type;                       /* pushes: the type, 0 for either */
 	char *audience;
 	char **channels;
 	size_t nchannels;
@@ -42,6 +44,24 @@ static void admit_free(void *arg)
 	free(a);
 }
 
+/* Verify as a token of @type, or of either type when @type is 0.  The
+ * AEAD binds the type, so the other type is tried only when the token
+ * says it is one. */
+static int verify_typed(const struct ferry_keyring *kr, const void *token,
+			size_t len, int type, const char *audience,
+			struct ferry_token_info *info)
+{
+	int ret = ferry_token_verify(kr, token, len,
+				     type ? type : FERRY_TOKEN_SUBREQUEST,
+				     audience, info);
+
+	if (ret == -FERRY_TOKEN_EWRONGTYPE && !type)
+		ret = ferry_token_verify(kr, token, len,
+					 FERRY_TOKEN_ACTOR_CLASS, audience,
+					 info);
+	return ret;
+}
+
 static int admit_check(void *arg, const void *token, size_t len)
 {
 	struct admit_ctx *a = arg;
@@ -50,14 +70,8 @@ static int admit_check(void *arg, const void *token, size_t len)
 	if (!token || len == 0)
 		return -FERRY_TOKEN_EMISSING;
 	/* Both token types are channel tokens (a service entrypoint or an
-	 * actor class); the AEAD binds the type, so try the other type only
-	 * when the token says it is one. */
-	ret = ferry_token_verify(a->kr, token, len, FERRY_TOKEN_SUBREQUEST,
-				 a->audience, &a->info);
-	if (ret == -FERRY_TOKEN_EWRONGTYPE)
-		ret = ferry_token_verify(a->kr, token, len,
-					 FERRY_TOKEN_ACTOR_CLASS, a->audience,
-					 &a->info);
+	 * actor class). */
+	ret = verify_typed(a->kr, token, len, 0, a->audience, &a->info);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < a->nchannels; i++)
@@ -117,6 +131,42 @@ int ferry_endpoint_require_token(struct ferry_endpoint *ep,
 nomem:
 	admit_free(a);
 	return -ENOMEM;
+}
+
+/* The push check: a pushed token must verify like one in a table. */
+static int push_check(void *arg, const void *token, size_t len)
+{
+	struct admit_ctx *a = arg;
+
+	return verify_typed(a->kr, token, len, a->type, a->audience,
+			    &a->info);
+}
+
+int ferry_endpoint_check_pushes(struct ferry_endpoint *ep,
+				const struct ferry_keyring *kr, int type,
+				const char *audience)
+{
+	struct admit_ctx *a;
+	int ret;
+
+	if (!ep || !kr || !name_ok(audience, FERRY_TOKEN_AUDIENCE_MAX) ||
+	    (type != 0 && type != FERRY_TOKEN_SUBREQUEST &&
+	     type != FERRY_TOKEN_ACTOR_CLASS))
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->kr = kr;
+	a->type = type;
+	a->audience = strdup(audience);
+	if (!a->audience) {
+		admit_free(a);
+		return -ENOMEM;
+	}
+	ret = ferry_endpoint_set_push_check(ep, push_check, admit_free, a);
+	if (ret < 0)
+		admit_free(a);
+	return ret;
 }
 
 int ferry_call_redeem(const struct ferry_call *c, unsigned i,

@@ -110,8 +110,4 @@ void ferry__token_hint(const char *audience, size_t len,
 /* Valid name/audience bytes: no control characters. */
 int ferry__token_name_ok(const char *s, size_t len);
 
-/* Big-endian u64 through the bounded reader (rd.h has up to u32). */
-struct ferry_rd;
-uint64_t ferry__rd_u64(struct ferry_rd *r);
-
 #endif /* FERRY_CONTROL_INTERNAL_H */

@@ -251,8 +251,8 @@ static int parse_file(const uint8_t *buf, size_t len, struct ferry_keyring *kr)
 		const uint8_t *m;
 
 		k->id = ferry_rd_u32(&r);
-		k->created_at = ferry__rd_u64(&r);
-		k->retire_at = ferry__rd_u64(&r);
+		k->created_at = ferry_rd_u64(&r);
+		k->retire_at = ferry_rd_u64(&r);
 		m = ferry_rd_take(&r, FERRY__KEY_LEN);
 		if (!m || k->id == 0)
 			return -FERRY_KEYRING_EFORMAT;

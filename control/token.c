@@ -16,13 +16,6 @@ _Static_assert(FERRY__TOK_OVERHEAD + FERRY__PLAIN_MAX == FERRY_TOKEN_MAX_LEN,
 _Static_assert(FERRY__TOK_OVERHEAD + FERRY__PLAIN_MIN == FERRY_TOKEN_MIN_LEN,
 	       "FERRY_TOKEN_MIN_LEN");
 
-uint64_t ferry__rd_u64(struct ferry_rd *r)
-{
-	uint64_t hi = ferry_rd_u32(r);
-
-	return hi << 32 | ferry_rd_u32(r);
-}
-
 static uint8_t *wr_u64(uint8_t *p, uint64_t v)
 {
 	p = ferry_wr_u32(p, (uint32_t)(v >> 32));
@@ -107,9 +100,9 @@ int ferry__token_parse_plain(const uint8_t *p, size_t len,
 	ferry_rd_init(&r, p, len);
 	info->type = ferry_rd_u8(&r);
 	id = ferry_rd_take(&r, FERRY_TOKEN_ID_LEN);
-	info->issued_at = ferry__rd_u64(&r);
-	info->not_before = ferry__rd_u64(&r);
-	info->expires_at = ferry__rd_u64(&r);
+	info->issued_at = ferry_rd_u64(&r);
+	info->not_before = ferry_rd_u64(&r);
+	info->expires_at = ferry_rd_u64(&r);
 	if (r.err || !type_ok(info->type))
 		return -FERRY_TOKEN_EMALFORMED;
 	memcpy(info->id, id, FERRY_TOKEN_ID_LEN);

@@ -882,29 +882,34 @@ Test(caps, handler_sees_bad_tokens_fail)
 
 /* An IOU entry is refused, at the call's turn, with a clear error; the
  * handler does not run, and the session carries on. */
-Test(caps, iou_entry_refused)
+Test(caps, iou_entry_names_a_promise_of_its_session)
 {
 	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
 	struct ferry_session *s = open_guarded(cli, srv);
-	static const uint8_t iou[8] = { 0, 0, 0, 0, 0, 0, 0, 42 };
+	struct ferry_session *s2 = open_guarded(cli, srv);
+	struct ferry_msgbuf *mb = msg(cli, 8, 0);
+	struct ferry_iou *iou, *other;
 	struct ferry_cap caps[2];
-	struct ferry_ep_stats st;
-	struct caps_verdict v;
-	struct tok t;
+	struct reply r = { 0 };
 
-	seal_ok(&t);
-	caps[0] = (struct ferry_cap){ FERRY_CAP_TOKEN, t.b, t.len };
-	caps[1] = (struct ferry_cap){ FERRY_CAP_IOU, iou, sizeof(iou) };
-	cr_assert_eq(call_caps(cli, srv, s, caps, 2, 32, &v), -FERRY_EIOU);
-	cr_assert_str_eq(ferry_strerror(-FERRY_EIOU),
-			 "deferred tokens (IOUs) are not supported yet");
-	ferry_endpoint_stats(srv, &st);
-	cr_assert_eq(st.caps_refused, 1);
-	cr_assert_eq(st.caps_received, 0);
-	/* The next call, with its token, is served. */
-	cr_assert_eq(call_caps(cli, srv, s, caps, 1, 32, &v), 0);
-	cr_assert_eq(v.redeemed, 1);
+	cr_assert_eq(ferry_iou_new(s, NULL, NULL, &iou), 0);
+	cr_assert_eq(ferry_iou_new(s2, NULL, NULL, &other), 0);
+	/* A promise made on another session. */
+	caps[0] = (struct ferry_cap){ FERRY_CAP_IOU, other, 0 };
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, 1, 0, on_reply, &r),
+		     -EINVAL);
+	/* The same promise twice in one table. */
+	caps[0] = (struct ferry_cap){ FERRY_CAP_IOU, iou, 0 };
+	caps[1] = caps[0];
+	cr_assert_eq(ferry_call_caps(s, M_CAPS, mb, caps, 2, 0, on_reply, &r),
+		     -EBUSY);
+	cr_assert_not(r.done);
+	/* Neither was named: both can be taken back. */
+	cr_assert_eq(ferry_iou_cancel(iou), 0);
+	cr_assert_eq(ferry_iou_cancel(other), 0);
+	ferry_msgbuf_free(mb);
 	ferry_session_close(s);
+	ferry_session_close(s2);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
@@ -992,8 +997,6 @@ Test(caps, malformed_tables_refused_and_counted)
 		{ "empty message", { 0 }, 0, FERRY_ECAPS },
 		{ "unknown table version", { 2, 1, 0, 9, 0, 0, 0, 1, 7 }, 9,
 		  EPROTONOSUPPORT },
-		{ "IOU entry", { 1, 1, 0, 16, 1, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1 },
-		  16, FERRY_EIOU },
 	};
 	const size_t nbad = sizeof(bad) / sizeof(bad[0]);
 	uint32_t id = 1;

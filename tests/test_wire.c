@@ -55,8 +55,7 @@ static uint16_t allowed_flags(uint8_t type)
 
 static bool is_fragmented_type(uint8_t type)
 {
-	return type == FERRY_FT_REQUEST || type == FERRY_FT_RESPONSE ||
-	       type == FERRY_FT_PUSH;
+	return type == FERRY_FT_REQUEST || type == FERRY_FT_RESPONSE;
 }
 
 /*
@@ -81,6 +80,8 @@ static struct ferry_hdr valid_hdr(uint8_t type, uint32_t pay_len)
 		h.seq = 0xdeadbeefu;
 		h.req_id = 0xcafef00du;
 	}
+	if (type == FERRY_FT_PUSH)
+		h.seq = 0xdeadbeefu; /* a data frame, but one, of no call */
 	return h;
 }
 
@@ -246,7 +247,7 @@ Test(wire_frame, ft_name)
 	cr_assert_str_eq(ferry_ft_name(255), "UNKNOWN");
 	cr_assert(ferry_ft_is_data(FERRY_FT_REQUEST));
 	cr_assert(ferry_ft_is_data(FERRY_FT_RESPONSE));
-	cr_assert_not(ferry_ft_is_data(FERRY_FT_PUSH));
+	cr_assert(ferry_ft_is_data(FERRY_FT_PUSH));
 	cr_assert_not(ferry_ft_is_data(FERRY_FT_CONNECT));
 }
 
@@ -437,16 +438,27 @@ Test(wire_parse, data_frame_req_id_zero)
 	h = valid_hdr(FERRY_FT_RESPONSE, 3);
 	h.req_id = 0;
 	cr_assert_eq(build_parse(&h, "abc", 3, BIG_MAX_MSG), FERRY_PARSE_MALFORMED);
-	/* PUSH is not a call: it has no request id. */
+	/* PUSH is not a call: it has no request id, no method, and is one
+	 * frame. */
 	h = valid_hdr(FERRY_FT_PUSH, 3);
-	h.req_id = 0;
 	cr_assert_eq(build_parse(&h, "abc", 3, BIG_MAX_MSG), FERRY_PARSE_OK);
+	h.req_id = 1;
+	cr_assert_eq(build_parse(&h, "abc", 3, BIG_MAX_MSG), FERRY_PARSE_MALFORMED);
+	h = valid_hdr(FERRY_FT_PUSH, 3);
+	h.method = 7;
+	cr_assert_eq(build_parse(&h, "abc", 3, BIG_MAX_MSG), FERRY_PARSE_MALFORMED);
+	h = valid_hdr(FERRY_FT_PUSH, 6);
+	cr_assert_eq(build_parse(&h, "abc", 3, BIG_MAX_MSG), FERRY_PARSE_MALFORMED);
+	h.frag_off = 3;
+	cr_assert_eq(build_parse(&h, "abc", 3, BIG_MAX_MSG), FERRY_PARSE_MALFORMED);
+	h = valid_hdr(FERRY_FT_PUSH, 3);
+	h.msg_len = 1001;
+	cr_assert_eq(build_parse(&h, "abc", 3, 1000), FERRY_PARSE_OVERSIZED);
 }
 
 Test(wire_parse, fragment_past_message_end)
 {
-	static const uint8_t types[] = {FERRY_FT_REQUEST, FERRY_FT_RESPONSE,
-					FERRY_FT_PUSH};
+	static const uint8_t types[] = {FERRY_FT_REQUEST, FERRY_FT_RESPONSE};
 	uint8_t pay[20];
 
 	memset(pay, 1, sizeof(pay));
@@ -512,8 +524,7 @@ Test(wire_parse, empty_fragment_of_nonempty_message)
 
 Test(wire_parse, message_larger_than_max_msg)
 {
-	static const uint8_t types[] = {FERRY_FT_REQUEST, FERRY_FT_RESPONSE,
-					FERRY_FT_PUSH};
+	static const uint8_t types[] = {FERRY_FT_REQUEST, FERRY_FT_RESPONSE};
 
 	for (size_t i = 0; i < sizeof(types); i++) {
 		struct ferry_hdr h = valid_hdr(types[i], 1000);
@@ -1500,10 +1511,10 @@ static void parse_all(const uint8_t *buf, size_t len)
 	/* So does the token table parser, and walking what it accepts. */
 	{
 		uint32_t tl;
-		unsigned n;
+		unsigned n, ni;
 
-		rc = ferry_wire_parse_caps(buf, len, &tl, &n);
-		cr_assert(rc == 0 || rc == -FERRY_ECAPS || rc == -FERRY_EIOU ||
+		rc = ferry_wire_parse_caps(buf, len, &tl, &n, &ni);
+		cr_assert(rc == 0 || rc == -FERRY_ECAPS ||
 			  rc == -EPROTONOSUPPORT);
 		if (rc == 0) {
 			struct ferry_cap_ent e;
@@ -1688,12 +1699,13 @@ static int parse_caps_exact(const uint8_t *src, size_t len, uint32_t *tl,
 			    unsigned *n)
 {
 	uint8_t *b = malloc(len ? len : 1);
+	unsigned ni;
 	int rc;
 
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_caps(b, len, tl, n);
+	rc = ferry_wire_parse_caps(b, len, tl, n, &ni);
 	free(b);
 	return rc;
 }
@@ -1732,11 +1744,133 @@ Test(wire_caps, round_trip)
 	/* A table with nothing after it is a whole message too. */
 	cr_assert_eq(parse_caps_exact(buf, (size_t)len, &tl, &n), 0);
 
-	/* An IOU entry encodes, parses as well formed, and is refused. */
+	/* An IOU entry encodes and parses, its id in place. */
 	in[1] = (struct ferry_cap_ent){ FERRY_CAPK_IOU, iou, 8 };
 	len = ferry_wire_put_caps(buf, sizeof(buf), in, 2);
 	cr_assert_gt(len, 0);
-	cr_assert_eq(parse_caps_exact(buf, (size_t)len, &tl, &n), -FERRY_EIOU);
+	{
+		unsigned ni;
+
+		cr_assert_eq(ferry_wire_parse_caps(buf, (size_t)len, &tl, &n,
+						   &ni),
+			     0);
+		cr_assert_eq(n, 2);
+		cr_assert_eq(ni, 1);
+	}
+	cr_assert_eq(ferry_wire_caps_get(buf, tl, 1, &e), 0);
+	cr_assert_eq(e.kind, FERRY_CAPK_IOU);
+	cr_assert_arr_eq(e.val, iou, 8);
+}
+
+/* --- PUSH bodies (section 8) ----------------------------------------------- */
+
+static int parse_push_exact(const uint8_t *src, size_t len,
+			    struct ferry_push *out)
+{
+	uint8_t *b = malloc(len ? len : 1);
+	int rc;
+
+	cr_assert_not_null(b);
+	if (len)
+		memcpy(b, src, len);
+	rc = ferry_wire_parse_push(b, len, out);
+	/* What it points at lies inside the body. */
+	if (rc == 0 && out->token)
+		cr_assert(out->token >= b && out->token + out->token_len <=
+						     b + len);
+	free(b);
+	return rc;
+}
+
+Test(wire_push, round_trip)
+{
+	static const uint8_t tok[] = "a-token";
+	struct ferry_push in = { .iou = 0x0102030405060708ull, .code = 0,
+				 .token = tok, .token_len = 7 }, out;
+	uint8_t buf[64];
+	int len = ferry_wire_put_push(buf, sizeof(buf), &in);
+
+	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + 7);
+	cr_assert_arr_eq(buf, "\x01\x02\x03\x04\x05\x06\x07\x08"
+			      "\0\0\0\0\0\x07\0\0a-token", (size_t)len);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	cr_assert_eq(out.iou, in.iou);
+	cr_assert_eq(out.code, 0);
+	cr_assert_eq(out.token_len, 7);
+
+	/* An error: no token. */
+	in.code = 110;
+	len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	cr_assert_eq(len, FERRY_PUSH_HDR_LEN);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	cr_assert_eq(out.code, 110);
+	cr_assert_null(out.token);
+	cr_assert_eq(out.token_len, 0);
+}
+
+Test(wire_push, malformed)
+{
+	static uint8_t big[FERRY_PUSH_TOKEN_MAX + 1];
+	struct ferry_push in = { .iou = 9, .token = big, .token_len = 4 }, out;
+	uint8_t buf[FERRY_PUSH_HDR_LEN + sizeof(big)];
+	int len = ferry_wire_put_push(buf, sizeof(buf), &in);
+
+	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + 4);
+	/* Every length but the exact one. */
+	for (int n = 0; n < len + 3; n++)
+		if (n != len)
+			cr_assert_eq(parse_push_exact(buf, (size_t)n, &out), -1,
+				     "len %d", n);
+	/* Reserved bytes. */
+	buf[14] = 1;
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), -1);
+	buf[14] = 0;
+	buf[15] = 0x80;
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), -1);
+	buf[15] = 0;
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	/* An error code with a token, and success without one. */
+	buf[11] = 5;
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), -1);
+	buf[11] = 0;
+	buf[13] = 0;
+	cr_assert_eq(parse_push_exact(buf, FERRY_PUSH_HDR_LEN, &out), -1);
+	/* The longest token, and one byte more. */
+	in.token_len = FERRY_PUSH_TOKEN_MAX;
+	len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	in.token_len = FERRY_PUSH_TOKEN_MAX + 1;
+	cr_assert_eq(ferry_wire_put_push(buf, sizeof(buf), &in), -1);
+	buf[12] = (FERRY_PUSH_TOKEN_MAX + 1) >> 8;
+	buf[13] = (FERRY_PUSH_TOKEN_MAX + 1) & 0xff;
+	cr_assert_eq(parse_push_exact(buf, (size_t)len + 1, &out), -1);
+	/* Encoding refuses what parsing refuses, and short room. */
+	in.token_len = 0;
+	cr_assert_eq(ferry_wire_put_push(buf, sizeof(buf), &in), -1);
+	in.token_len = 4;
+	cr_assert_eq(ferry_wire_put_push(buf, FERRY_PUSH_HDR_LEN + 3, &in), -1);
+}
+
+Test(wire_connect, features)
+{
+	struct ferry_connect_body in, out;
+	uint8_t b[256];
+	int n;
+
+	memset(&in, 0, sizeof(in));
+	in.params = (struct ferry_params){ 1000, 8, 1500, 4 };
+	in.features = FERRY_FEAT_IOU | 0x80000000u;
+	n = ferry_wire_put_connect(b, sizeof(b), &in);
+	cr_assert_eq(n, 4 + FERRY_TLV_PARAMS_LEN + 4 + FERRY_TLV_FEATURES_LEN);
+	cr_assert_eq(ferry_wire_parse_connect(b, (size_t)n, &out), 0);
+	/* Bits this build does not know pass through untouched. */
+	cr_assert_eq(out.features, FERRY_FEAT_IOU | 0x80000000u);
+	/* Twice, or of the wrong length: malformed. */
+	memcpy(b + n, b + n - 8, 8);
+	cr_assert_eq(ferry_wire_parse_connect(b, (size_t)n + 8, &out), -1);
+	b[n - 8 + 3] = 3;
+	cr_assert_eq(ferry_wire_parse_connect(b, (size_t)n - 1, &out), -1);
 }
 
 Test(wire_caps, put_limits)

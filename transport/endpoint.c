@@ -51,6 +51,11 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->keepalive_ms = 1000;
 	cfg->peer_timeout_ms = 5000;
 	cfg->dpdk_port = -1;
+	cfg->iou_max = 0;
+	cfg->iou_timeout_ms = 10000;
+	cfg->iou_early_max = 64;
+	cfg->iou_early_bytes = 64u << 10;
+	cfg->iou_early_ms = 1000;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
 	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };
@@ -160,6 +165,8 @@ static void server_call_end(struct ferry_call *c)
 
 	if (c->unacked)
 		ferry__rel_forget_call(s, c);
+	if (c->n_ious)
+		ferry__iou_unclaim(c);
 	if (c->req)
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
@@ -256,7 +263,10 @@ static void call_respond_local(struct ferry_call *c)
 	}
 	/* The request is no longer needed once the handler has answered:
 	 * hand its buffer (and its credit) back now, not after sending.  The
-	 * token table lives in it and goes with it. */
+	 * token table lives in it and goes with it, and so do the call's
+	 * holds on its IOUs (waits on them hold their own). */
+	if (c->n_ious)
+		ferry__iou_unclaim(c);
 	if (c->req) {
 		ferry__msgbuf_put(c->req);
 		c->req = NULL;
@@ -316,8 +326,9 @@ static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
 	if (c->has_caps && c->req) {
 		struct ferry_msgbuf *mb = c->req;
 		uint32_t tlen;
-		unsigned n;
-		int ret = ferry_wire_parse_caps(mb->data, mb->len, &tlen, &n);
+		unsigned n, nious;
+		int ret = ferry_wire_parse_caps(mb->data, mb->len, &tlen, &n,
+						&nious);
 
 		if (ret < 0) {
 			ep->st.caps_refused++;
@@ -332,6 +343,10 @@ static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
 			mb->len -= tlen;
 			mb->cap -= tlen;
 			ep->st.caps_received += n;
+			/* Its IOUs join the session's table now, so that a
+			 * PUSH from here on finds them named. */
+			if (nious)
+				c->err = ferry__iou_claim(s, c);
 		}
 	}
 	c->state = CALL_READY;
@@ -560,8 +575,9 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		ep->st.drop_stale++;
 		goto out;
 	}
+	/* Requests and pushes go to servers, responses to clients. */
 	if (ferry_ft_is_data(f.h.type) &&
-	    (f.h.type == FERRY_FT_REQUEST) != s->is_server) {
+	    (f.h.type != FERRY_FT_RESPONSE) != s->is_server) {
 		ep->st.drop_malformed++;
 		goto out;
 	}
@@ -599,6 +615,9 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	case FERRY_FT_ACCEPT:
 	case FERRY_FT_ERROR:
 		taken = ferry__client_rx(s, &f);
+		break;
+	case FERRY_FT_PUSH:
+		ferry__iou_rx_push(s, &f);
 		break;
 	case FERRY_FT_CREDIT:
 		break; /* sess_rx_common took the credit */
@@ -877,6 +896,10 @@ static bool flush_ctrl(struct ferry_session *s)
 			cb.traceparent = s->traceparent;
 			cb.traceparent_len = FERRY_TRACEPARENT_LEN;
 		}
+		/* A server says it takes IOUs, so that a client never sends
+		 * a PUSH an older server would drop unacknowledged. */
+		if (s->is_server)
+			cb.features = FERRY_FEAT_IOU;
 		n = ferry_wire_put_connect(body, sizeof(body), &cb);
 		if (n < 0)
 			n = 0;
@@ -934,6 +957,22 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 	struct ferry_hdr h;
 	uint32_t pre = call_pre_len(c);
 
+	if (c->is_push) {
+		/* A PUSH is one small frame: its body travels in the copied
+		 * header area. */
+		hdr_init(s, &h, FERRY_FT_PUSH);
+		h.seq = seq;
+		h.msg_len = ferry__iou_body(c, hdr + FERRY_WIRE_HDR_LEN,
+					    sizeof(hdr) - FERRY_WIRE_HDR_LEN);
+		tx.hdr_len += h.msg_len;
+		hdr_put(&h, hdr, hdr + FERRY_WIRE_HDR_LEN, h.msg_len);
+		if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
+			return false;
+		sent_state(s, &h);
+		ep->st.tx_pkts++;
+		ep->st.tx_bytes += tx.hdr_len;
+		return true;
+	}
 	hdr_init(s, &h, c->is_server ? FERRY_FT_RESPONSE : FERRY_FT_REQUEST);
 	h.method = c->method;
 	h.req_id = c->req_id;
@@ -993,11 +1032,14 @@ static bool flush_data(struct ferry_session *s)
 
 	while ((c = s->txq_head) != NULL) {
 		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
-		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
+		uint8_t errbody[FERRY_DP_HDR_MAX];
 		/* A token table counts in the message: ferry_call_caps made
-		 * sure it fits in the first fragment, which takes it whole. */
-		uint32_t msg_len = mb ? mb->len + call_pre_len(c)
-				      : err_body(c, errbody, sizeof(errbody));
+		 * sure it fits in the first fragment, which takes it whole.
+		 * A PUSH is one frame (iou_push made sure it fits). */
+		uint32_t msg_len =
+			c->is_push ? ferry__iou_body(c, errbody, sizeof(errbody))
+			: mb	   ? mb->len + call_pre_len(c)
+				   : err_body(c, errbody, sizeof(errbody));
 
 		if (c->tx_off == 0)
 			c->seq0 = s->tx_seq;
@@ -1111,6 +1153,7 @@ static int drain_cross(struct ferry_endpoint *ep)
 {
 	struct ferry_call *calls;
 	struct ferry_msgbuf *frees;
+	struct ferry_iou *ious;
 	int n = 0;
 
 	if (!atomic_load_explicit(&ep->xpending, memory_order_acquire))
@@ -1121,8 +1164,10 @@ static int drain_cross(struct ferry_endpoint *ep)
 	atomic_store_explicit(&ep->xpending, false, memory_order_relaxed);
 	calls = ep->xcalls;
 	frees = ep->xfrees;
+	ious = ep->xious;
 	ep->xcalls = NULL;
 	ep->xfrees = NULL;
+	ep->xious = NULL;
 	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
 
 	/* The queue is LIFO; answer in the order the threads answered. */
@@ -1150,6 +1195,13 @@ static int drain_cross(struct ferry_endpoint *ep)
 
 		frees = mb->next;
 		ferry__msgbuf_put(mb);
+	}
+	while (ious) {
+		struct ferry_iou *iou = ious;
+
+		ious = iou->next;
+		ferry__iou_kept(iou);
+		n++;
 	}
 	return n;
 }
@@ -1225,22 +1277,6 @@ struct ferry_session *ferry_call_session(const struct ferry_call *c)
 unsigned ferry_call_ncaps(const struct ferry_call *c)
 {
 	return c ? c->ncaps : 0;
-}
-
-int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
-		   size_t *len)
-{
-	struct ferry_cap_ent e;
-
-	/* The table was checked on arrival; this only walks it. */
-	if (!c || !c->caps || i >= c->ncaps ||
-	    ferry_wire_caps_get(c->caps, c->caps_len, i, &e) < 0)
-		return -ENOENT;
-	if (tok)
-		*tok = e.val;
-	if (len)
-		*len = e.len;
-	return 0;
 }
 
 struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c)
@@ -1387,6 +1423,9 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	}
 	for (uint32_t i = ep->ncalls; i-- > 0;)
 		ferry__call_put(ep, &ep->calls[i]);
+	ret = ferry__iou_init(ep);
+	if (ret < 0)
+		goto err;
 	ep->sess_gen = 1;
 	ep->now = ferry__now_ns();
 	*out = ep;
@@ -1420,6 +1459,7 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 		ep->dp_ops->close(ep->dp);
 	if (ep->admit_release)
 		ep->admit_release(ep->admit_ctx);
+	ferry__iou_fini(ep);
 	ferry__pool_fini(ep);
 	free(ep->sessions);
 	free(ep->slot_mem);

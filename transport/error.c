@@ -18,7 +18,7 @@ static const char *const ferry_msgs[] = {
 	[FERRY_EPROTO - FERRY_ERRNO_BASE] = "wire protocol violation",
 	[FERRY_ECAPS - FERRY_ERRNO_BASE] = "malformed token table in call",
 	[FERRY_EIOU - FERRY_ERRNO_BASE] =
-		"deferred tokens (IOUs) are not supported yet",
+		"deferred token (IOU) not taken by the server",
 };
 
 static const char *const token_msgs[] = {

@@ -95,12 +95,82 @@ struct ferry_call {
 	uint32_t caps_len;
 	uint16_t ncaps;
 	bool has_caps;     /* server: the request's frames carry FF_CAPS */
+	bool is_push;      /* client: the PUSH of a struct ferry_iou */
+	uint8_t n_ious;    /* IOU entries in its table: client, promises
+			    * it names; server, entries it holds a
+			    * reference on (iou.c) */
 	bool abandoned;    /* client: its deadline passed; cont already ran */
 	uint64_t deadline; /* client: monotonic ns, 0 for none */
 	ferry_cont_fn cont;
 	void *ctx;
 	struct ferry_call *next;  /* transmit queue / wait queue / free */
 	struct ferry_call *xnext; /* cross-thread respond queue */
+};
+
+/* --- deferred tokens (iou.c) -------------------------------------------- */
+
+enum iou_state {
+	IOU_FREE = 0,
+	IOU_PROMISED, /* made; resolve or fail not yet taken in */
+	IOU_HELD,     /* kept, but the call naming it is not sent yet */
+	IOU_PUSHING,  /* its PUSH is queued or sent, until acknowledged */
+	IOU_DEAD,     /* the session ended first; waiting for the result
+		       * to come in through the cross-thread queue */
+};
+
+/*
+ * A client's promise.  The endpoint's thread owns every field but @kept,
+ * which the thread that keeps the promise sets (any thread), and @res and
+ * @tok, which that thread writes before it hands the IOU over through the
+ * endpoint's cross-thread queue.  @vc is the call object its PUSH travels
+ * in: retransmission records point at calls.
+ */
+struct ferry_iou {
+	struct ferry_call vc;
+	struct ferry_endpoint *ep;
+	struct ferry_session *s;
+	uint64_t id;
+	uint8_t state;
+	bool named;    /* a call's table names it */
+	bool orphan;   /* the call naming it ended before it was sent */
+	_Atomic(bool) kept;
+	int res;       /* 0: @tok holds the token; else the error to push */
+	struct ferry_msgbuf *tok;
+	struct ferry_call *named_by; /* that call, until it is sent */
+	const struct ferry_iou_hooks *hooks;
+	void *arg;
+	struct ferry_iou *snext, *sprev; /* the session's promises */
+	struct ferry_iou *next;          /* free list, cross-thread queue */
+};
+
+enum iou_ent_state { ENT_PENDING = 0, ENT_RESOLVED, ENT_REJECTED };
+
+/* A server's record of one IOU on a session.  Endpoint thread only. */
+struct ferry_iou_ent {
+	struct ferry_session *s;
+	uint64_t id;
+	uint8_t state;
+	bool early;    /* pushed before any call named it */
+	int err;       /* ENT_REJECTED: why */
+	struct ferry_msgbuf *tok; /* ENT_RESOLVED: the token */
+	uint64_t deadline;        /* pending: reject then; early: drop */
+	uint32_t refs;            /* calls naming it, and waits */
+	struct ferry_iou_wait *waits;
+	struct ferry_iou_ent *hnext;         /* hash chain, free list */
+	struct ferry_iou_ent *snext, *sprev; /* the session's entries */
+};
+
+/* A wait on an entry (ferry_call_cap_wait), or the aggregate of a
+ * ferry_call_caps_ready() and its members. */
+struct ferry_iou_wait {
+	struct ferry_iou_ent *ent;  /* member or single wait: its entry */
+	struct ferry_iou_wait *next; /* entry's waits, free list */
+	struct ferry_iou_wait *agg;  /* member: its aggregate */
+	ferry_cap_fn fn;             /* single wait */
+	ferry_caps_ready_fn rfn;     /* aggregate */
+	void *ctx;
+	uint32_t left;               /* aggregate: members not yet fired */
+	bool done;                   /* aggregate: rfn has run */
 };
 
 /* --- sessions ------------------------------------------------------------ */
@@ -197,6 +267,17 @@ struct ferry_session {
 	/* Client: the channel token for the CONNECT, a pool msgbuf lent to
 	 * the dataplane as the frame's tail; freed once the connect ends. */
 	struct ferry_msgbuf *token;
+	/* Deferred tokens.  Client: whether the server takes IOUs (its
+	 * ACCEPT's FEATURES), the next IOU id, its promises, and how many
+	 * wait for their call to be sent.  Server: its IOU entries (named,
+	 * and pushed early), and when the next one's deadline falls. */
+	bool peer_iou;
+	uint64_t next_iou_id;
+	struct ferry_iou *ious;
+	uint32_t ious_held;
+	struct ferry_iou_ent *ents;
+	uint32_t early_count, early_bytes;
+	uint64_t iou_next_ns;
 	void *user_data;
 
 	struct ferry_session *next_active;
@@ -255,11 +336,30 @@ struct ferry_endpoint {
 	ferry_admit_release_fn admit_release;
 	void *admit_ctx;
 
-	/* Cross-thread work: deferred responses and frees of RX views. */
+	/* Deferred tokens (iou.c): client promises, server entries and
+	 * waits, each a pool of cfg.iou_max; entries hashed by session and
+	 * id; per call, its table's entries (FERRY_CAPS_MAX a call, indexed
+	 * by the call's place in @calls); the push check. */
+	struct ferry_iou *ious;
+	struct ferry_iou *iou_free;
+	struct ferry_iou_ent *ents;
+	struct ferry_iou_ent *ent_free;
+	struct ferry_iou_ent **ent_hash;
+	uint32_t ent_hash_mask;
+	struct ferry_iou_wait *waits;
+	struct ferry_iou_wait *wait_free;
+	struct ferry_iou_ent **call_ents;
+	ferry_push_check_fn push_check;
+	void (*push_check_release)(void *ctx);
+	void *push_check_ctx;
+
+	/* Cross-thread work: deferred responses, frees of RX views, and
+	 * promises kept on other threads. */
 	atomic_flag xlock;
 	_Atomic(bool) xpending;
 	struct ferry_call *xcalls;
 	struct ferry_msgbuf *xfrees;
+	struct ferry_iou *xious;
 
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
@@ -306,6 +406,27 @@ bool ferry__rel_busy(const struct ferry_session *s);
 bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 		      uint32_t seq, uint32_t off, uint32_t len);
 void ferry__server_call_acked(struct ferry_call *c);
+
+/* iou.c */
+int ferry__iou_init(struct ferry_endpoint *ep);
+void ferry__iou_fini(struct ferry_endpoint *ep);
+/* Client: the IOU entries of a call's table are encoded (@ious, @n);
+ * the call is sent; the call ends. */
+int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
+		    unsigned ncaps);
+void ferry__iou_call_sent(struct ferry_session *s, struct ferry_call *c);
+void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c);
+void ferry__iou_kept(struct ferry_iou *iou);
+uint32_t ferry__iou_body(struct ferry_call *vc, uint8_t *out, size_t cap);
+void ferry__iou_acked(struct ferry_call *vc);
+/* Server: a complete request's IOU entries (0, or -FERRY_EIOU with no
+ * reference kept); the call no longer needs them; a PUSH arrived. */
+int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c);
+void ferry__iou_unclaim(struct ferry_call *c);
+void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f);
+/* Both: the session ended; a timer tick. */
+void ferry__iou_sess_end(struct ferry_session *s);
+void ferry__iou_timers(struct ferry_session *s);
 
 /* session.c */
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server);

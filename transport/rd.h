@@ -75,6 +75,13 @@ static inline uint32_t ferry_rd_u32(struct ferry_rd *r)
 	       (uint32_t)p[2] << 8 | p[3];
 }
 
+static inline uint64_t ferry_rd_u64(struct ferry_rd *r)
+{
+	uint64_t hi = ferry_rd_u32(r);
+
+	return hi << 32 | ferry_rd_u32(r);
+}
+
 /* Sub-reader over the next @n bytes; the parent skips them. */
 static inline struct ferry_rd ferry_rd_sub(struct ferry_rd *r, size_t n)
 {

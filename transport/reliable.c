@@ -166,6 +166,8 @@ static void pkt_acked(struct ferry_session *s, uint32_t seq, bool sample)
 		rtt_sample(s, s->ep->now - p->sent_ns);
 	if (--c->unacked == 0 && c->is_server && c->state == CALL_RESPONDED)
 		ferry__server_call_acked(c);
+	else if (c->unacked == 0 && c->is_push && c->state == CALL_WAITING)
+		ferry__iou_acked(c);
 }
 
 static void resend(struct ferry_session *s, uint32_t seq)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rd.h"
 
 _Static_assert(FERRY_CAPS_MAX == FERRY_WIRE_CAPS_MAX &&
 		       FERRY_CAPS_MAX_LEN == FERRY_WIRE_CAPS_MAX_LEN,
@@ -85,6 +86,8 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 
 	bool abandoned = c->abandoned;
 
+	if (c->n_ious)
+		ferry__iou_call_end(s, c);
 	if (c->state != CALL_QUEUED && s->slots[c->req_id & s->slot_mask] == c)
 		s->slots[c->req_id & s->slot_mask] = NULL;
 	/* Its request packets need no more sending: the response (or the
@@ -135,11 +138,19 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 			client_call_end(s, c, -EMSGSIZE, NULL, 0);
 			continue;
 		}
+		/* A server that takes no IOUs would refuse the call. */
+		if (c->n_ious && !s->peer_iou) {
+			client_call_end(s, c, -FERRY_EIOU, NULL, 0);
+			continue;
+		}
 		c->req_id = s->next_req;
 		s->next_req = req_next(s->next_req);
 		s->slots[slot] = c;
 		c->state = CALL_SENDING;
 		ferry__sess_txq_push(s, c);
+		/* PUSHes that waited for this call go right behind it. */
+		if (s->ious_held)
+			ferry__iou_call_sent(s, c);
 	}
 }
 
@@ -246,11 +257,14 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 	return ferry_call_caps(s, method, req, NULL, 0, timeout_ms, cont, ctx);
 }
 
-/* Encode @caps into a pool msgbuf the call will own. */
-static int caps_encode(struct ferry_endpoint *ep, const struct ferry_cap *caps,
+/* Encode @caps into a pool msgbuf the call will own.  An IOU entry names
+ * a promise made on @s that no other call names yet. */
+static int caps_encode(struct ferry_session *s, const struct ferry_cap *caps,
 		       unsigned ncaps, struct ferry_msgbuf **out)
 {
+	struct ferry_endpoint *ep = s->ep;
 	struct ferry_cap_ent ents[FERRY_CAPS_MAX];
+	uint8_t ids[FERRY_CAPS_MAX][FERRY_CAPS_IOU_LEN];
 	struct ferry_msgbuf *mb;
 	size_t need = FERRY_CAPS_HDR_LEN;
 	int n;
@@ -258,15 +272,34 @@ static int caps_encode(struct ferry_endpoint *ep, const struct ferry_cap *caps,
 	if (ncaps > FERRY_CAPS_MAX || !caps)
 		return -EINVAL;
 	for (unsigned i = 0; i < ncaps; i++) {
-		if (caps[i].kind != FERRY_CAP_TOKEN &&
-		    caps[i].kind != FERRY_CAP_IOU)
+		if (caps[i].kind == FERRY_CAP_IOU) {
+			const struct ferry_iou *iou = caps[i].data;
+
+			if (!iou || iou->s != s || iou->state == IOU_FREE ||
+			    iou->state == IOU_DEAD)
+				return -EINVAL;
+			if (iou->named)
+				return -EBUSY;
+			for (unsigned k = 0; k < i; k++)
+				if (caps[k].kind == FERRY_CAP_IOU &&
+				    caps[k].data == iou)
+					return -EBUSY;
+			ferry_wr_u32(ferry_wr_u32(ids[i],
+						  (uint32_t)(iou->id >> 32)),
+				     (uint32_t)iou->id);
+			ents[i].kind = FERRY_CAPK_IOU;
+			ents[i].val = ids[i];
+			ents[i].len = FERRY_CAPS_IOU_LEN;
+		} else if (caps[i].kind == FERRY_CAP_TOKEN) {
+			if (caps[i].len > FERRY_CAPS_MAX_LEN)
+				return -EMSGSIZE;
+			ents[i].kind = FERRY_CAPK_TOKEN;
+			ents[i].val = caps[i].data;
+			ents[i].len = (uint16_t)caps[i].len;
+		} else {
 			return -EINVAL;
-		if (caps[i].len > FERRY_CAPS_MAX_LEN)
-			return -EMSGSIZE;
-		ents[i].kind = (uint8_t)caps[i].kind;
-		ents[i].val = caps[i].data;
-		ents[i].len = (uint16_t)caps[i].len;
-		need += FERRY_CAPS_ENT_HDR_LEN + caps[i].len;
+		}
+		need += FERRY_CAPS_ENT_HDR_LEN + ents[i].len;
 	}
 	if (need > FERRY_CAPS_MAX_LEN)
 		return -EMSGSIZE;
@@ -298,7 +331,7 @@ int ferry_call_caps(struct ferry_session *s, uint16_t method,
 	if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
 		return -ENOTCONN;
 	if (ncaps) {
-		ret = caps_encode(s->ep, caps, ncaps, &cmb);
+		ret = caps_encode(s, caps, ncaps, &cmb);
 		if (ret < 0)
 			return ret;
 	}
@@ -323,6 +356,8 @@ int ferry_call_caps(struct ferry_session *s, uint16_t method,
 	c->cont = cont;
 	c->ctx = ctx;
 	c->state = CALL_QUEUED;
+	if (ncaps)
+		ferry__iou_name(c, caps, ncaps);
 	ferry__span_call_start(s->ep, c);
 	if (timeout_ms) {
 		c->deadline = ferry__now_ns() + timeout_ms * 1000000ull;
@@ -392,6 +427,8 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		s->span = FERRY_SPAN_NONE;
 	}
 	s->pending = 0;
+	/* Before the calls end: their IOUs need not wait for them. */
+	ferry__iou_sess_end(s);
 	if (s->token) {
 		/* A CONNECT still in the dataplane holds its own ref. */
 		ferry__msgbuf_put(s->token);
@@ -480,6 +517,7 @@ static void client_rx_accept(struct ferry_session *s,
 		return;
 	}
 	s->peer_id = f->h.src_sess;
+	s->peer_iou = (b.features & FERRY_FEAT_IOU) != 0;
 	if (s->token) {
 		ferry__msgbuf_put(s->token);
 		s->token = NULL;
@@ -501,6 +539,9 @@ static void client_rx_accept(struct ferry_session *s,
 	if (s->connect_cb)
 		s->connect_cb(s, 0, s->connect_ctx);
 	ferry__sess_start_waiting(s);
+	/* Promises kept while connecting, and named by no waiting call. */
+	if (s->state == SESS_OPEN && s->ious_held)
+		ferry__iou_call_sent(s, NULL);
 }
 
 /* A response packet; false if it could not be taken now (no buffer). */

@@ -200,10 +200,14 @@ enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
 	if (h->src_sess == 0 && h->type != FERRY_FT_ERROR)
 		return FERRY_PARSE_MALFORMED;
 
-	if (ferry_ft_is_data(h->type) || h->type == FERRY_FT_PUSH) {
+	if (ferry_ft_is_data(h->type)) {
 		if (h->msg_len > max_msg || h->msg_len > FERRY_WIRE_MAX_MSG)
 			return FERRY_PARSE_OVERSIZED;
-		if (h->req_id == 0 && h->type != FERRY_FT_PUSH)
+		/* A PUSH is one frame and belongs to no call. */
+		if (h->type == FERRY_FT_PUSH
+			    ? h->req_id != 0 || h->method != 0 ||
+				      h->frag_off != 0 || h->msg_len != f->pay_len
+			    : h->req_id == 0)
 			return FERRY_PARSE_MALFORMED;
 		/* 64-bit sum: a u32 frag_off near 4 GiB must not wrap. */
 		if ((uint64_t)h->frag_off + f->pay_len > h->msg_len)
@@ -248,7 +252,7 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 			     struct ferry_connect_body *out)
 {
 	struct ferry_rd r;
-	bool unsupported = false;
+	bool unsupported = false, have_features = false;
 
 	memset(out, 0, sizeof(*out));
 	ferry_rd_init(&r, p, len);
@@ -290,6 +294,14 @@ int ferry_wire_parse_connect(const uint8_t *p, size_t len,
 				return -1;
 			out->token = ferry_rd_take(&v, tlen);
 			out->token_len = tlen;
+			break;
+		case FERRY_TLV_FEATURES:
+			/* Bits this build does not know are the sender's
+			 * business: a peer only uses what both sides name. */
+			if (tlen != FERRY_TLV_FEATURES_LEN || have_features)
+				return -1;
+			have_features = true;
+			out->features = ferry_rd_u32(&v);
 			break;
 		default:
 			/* Unknown: skip it, but if the sender said the
@@ -339,6 +351,8 @@ int ferry_wire_put_connect(uint8_t *out, size_t cap,
 		need += 4u + b->tracestate_len;
 	if (b->token)
 		need += 4u + b->token_len;
+	if (b->features)
+		need += 4u + FERRY_TLV_FEATURES_LEN;
 	if (need > cap)
 		return -1;
 	q = ferry_wr_u32(params, b->params.max_msg);
@@ -353,6 +367,12 @@ int ferry_wire_put_connect(uint8_t *out, size_t cap,
 	if (b->tracestate)
 		p = put_tlv(p, FERRY_TLV_TRACESTATE, b->tracestate,
 			    b->tracestate_len);
+	if (b->features) {
+		uint8_t f[FERRY_TLV_FEATURES_LEN];
+
+		ferry_wr_u32(f, b->features);
+		p = put_tlv(p, FERRY_TLV_FEATURES, f, sizeof(f));
+	}
 	if (b->token)
 		p = put_tlv(p, FERRY_TLV_TOKEN, b->token, b->token_len);
 	return (int)(p - out);
@@ -369,13 +389,12 @@ size_t ferry_wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len)
 /* --- token tables ------------------------------------------------------ */
 
 int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
-			  unsigned *count)
+			  unsigned *count, unsigned *nious)
 {
 	struct ferry_rd r, t;
 	uint8_t version;
-	unsigned n;
+	unsigned n, ious = 0;
 	uint16_t tlen;
-	bool iou = false;
 
 	ferry_rd_init(&r, p, len);
 	/* An empty message cannot hold a table; its first byte is the
@@ -405,20 +424,16 @@ int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
 		if (kind == FERRY_CAPK_IOU) {
 			if (vlen != FERRY_CAPS_IOU_LEN)
 				return -FERRY_ECAPS;
-			iou = true;
+			ious++;
 		} else if (kind != FERRY_CAPK_TOKEN) {
 			return -FERRY_ECAPS;
 		}
 	}
 	if (ferry_rd_left(&t) != 0)
 		return -FERRY_ECAPS;
-	/* Well formed, but an IOU is a promise this build cannot collect
-	 * yet (deferred tokens, issue 6): refuse rather than run the handler
-	 * without the token it was promised. */
-	if (iou)
-		return -FERRY_EIOU;
 	*tab_len = tlen;
 	*count = n;
+	*nious = ious;
 	return 0;
 }
 
@@ -483,6 +498,50 @@ int ferry_wire_put_caps(uint8_t *out, size_t cap,
 		p += ents[i].len;
 	}
 	return (int)need;
+}
+
+/* --- PUSH bodies ------------------------------------------------------- */
+
+int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out)
+{
+	struct ferry_rd r;
+	uint16_t rsvd;
+
+	ferry_rd_init(&r, p, len);
+	out->iou = ferry_rd_u64(&r);
+	out->code = ferry_rd_u32(&r);
+	out->token_len = ferry_rd_u16(&r);
+	rsvd = ferry_rd_u16(&r);
+	out->token = ferry_rd_take(&r, out->token_len);
+	if (r.err || ferry_rd_left(&r) != 0 || rsvd != 0)
+		return -1;
+	/* A token with success, none with an error. */
+	if (out->code == 0 ? out->token_len == 0 ||
+				     out->token_len > FERRY_PUSH_TOKEN_MAX
+			   : out->token_len != 0)
+		return -1;
+	if (out->code != 0)
+		out->token = NULL;
+	return 0;
+}
+
+int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push)
+{
+	uint8_t *p = out;
+	size_t tl = push->code == 0 ? push->token_len : 0;
+
+	if ((push->code == 0 &&
+	     (tl == 0 || tl > FERRY_PUSH_TOKEN_MAX || !push->token)) ||
+	    FERRY_PUSH_HDR_LEN + tl > cap)
+		return -1;
+	p = ferry_wr_u32(p, (uint32_t)(push->iou >> 32));
+	p = ferry_wr_u32(p, (uint32_t)push->iou);
+	p = ferry_wr_u32(p, push->code);
+	p = ferry_wr_u16(p, (uint16_t)tl);
+	p = ferry_wr_u16(p, 0);
+	if (tl)
+		memcpy(p, push->token, tl);
+	return (int)(FERRY_PUSH_HDR_LEN + tl);
 }
 
 /* --- error bodies ------------------------------------------------------ */

@@ -29,7 +29,7 @@ enum ferry_frame_type {
 	FERRY_FT_CLOSE = 6,
 	FERRY_FT_ERROR = 7,
 	FERRY_FT_PING = 8,
-	FERRY_FT_PUSH = 9, /* deferred tokens: reserved in v1, see wire.md */
+	FERRY_FT_PUSH = 9, /* deferred tokens: an IOU's token (wire.md, 8) */
 	FERRY_FT_MAX = FERRY_FT_PUSH,
 };
 
@@ -50,7 +50,12 @@ enum ferry_tlv_type {
 	FERRY_TLV_TRACEPARENT = 0x02,
 	FERRY_TLV_TRACESTATE = 0x03,
 	FERRY_TLV_TOKEN = 0x84,
+	FERRY_TLV_FEATURES = 0x05,
 };
+/* FEATURES bits: what the sender of a CONNECT or ACCEPT implements beyond
+ * the base of v1, so that a peer never sends what the other would drop. */
+#define FERRY_FEAT_IOU 0x1u /* PUSH frames and IOU entries in token tables */
+#define FERRY_TLV_FEATURES_LEN 4
 #define FERRY_TLV_CRITICAL 0x80
 #define FERRY_TLV_PARAMS_LEN 16
 #define FERRY_TRACEPARENT_LEN 55
@@ -68,12 +73,12 @@ enum ferry_tlv_type {
 #define FERRY_CAPS_ENT_HDR_LEN 4 /* kind, reserved, value length */
 #define FERRY_WIRE_CAPS_MAX 16       /* entries per table */
 #define FERRY_WIRE_CAPS_MAX_LEN 960  /* bytes per table, head included */
-#define FERRY_CAPS_IOU_LEN 8    /* an IOU id (issue 6) */
+#define FERRY_CAPS_IOU_LEN 8    /* an IOU id */
 
 /* Entry kinds; the values are the wire values. */
 enum ferry_cap_kind_wire {
 	FERRY_CAPK_TOKEN = 0, /* the value is token bytes */
-	FERRY_CAPK_IOU = 1,   /* the value is an IOU id: reserved, refused */
+	FERRY_CAPK_IOU = 1,   /* the value is an IOU id, resolved by a PUSH */
 };
 
 /* A decoded header.  Field meanings are in docs/wire.md. */
@@ -163,6 +168,7 @@ struct ferry_connect_body {
 	uint16_t tracestate_len;
 	const uint8_t *token; /* TOKEN value, points into the frame */
 	uint16_t token_len;   /* 1..65535 when token is set */
+	uint32_t features;    /* FERRY_FEAT_*; 0 when absent */
 };
 
 /*
@@ -203,14 +209,14 @@ struct ferry_cap_ent {
  * message (@p, @len: the whole message, untrusted).
  * @tab_len: receives the table's length (the payload follows it).
  * @count: receives the number of entries.
+ * @nious: receives how many of them are IOU entries.
  *
  * Returns 0; -EPROTONOSUPPORT for a table version this build does not
- * know; -FERRY_ECAPS if the table is malformed (section 8's rules);
- * -FERRY_EIOU if it is well formed but holds an IOU entry, which this
- * build does not redeem yet.  Never reads outside @p.
+ * know; -FERRY_ECAPS if the table is malformed (section 8's rules).
+ * Never reads outside @p.
  */
 int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
-			  unsigned *count);
+			  unsigned *count, unsigned *nious);
 
 /*
  * ferry_wire_caps_get - entry @i of a table that ferry_wire_parse_caps()
@@ -230,6 +236,35 @@ int ferry_wire_put_caps(uint8_t *out, size_t cap,
 			const struct ferry_cap_ent *ents, unsigned n);
 
 /*
+ * The PUSH body (docs/wire.md, section 8): an IOU id, a result code, and
+ * the token when the code is 0.  A pushed token is held to the bound of a
+ * token carried in a table, so that the whole body travels in the copied
+ * header area (44 + 16 + 952 <= FERRY_DP_HDR_MAX).
+ */
+#define FERRY_PUSH_HDR_LEN 16
+#define FERRY_PUSH_TOKEN_MAX                                                   \
+	(FERRY_WIRE_CAPS_MAX_LEN - FERRY_CAPS_HDR_LEN - FERRY_CAPS_ENT_HDR_LEN)
+
+struct ferry_push {
+	uint64_t iou;
+	uint32_t code;       /* 0: resolved with @token; else an error code */
+	const uint8_t *token; /* points into the frame; NULL unless code 0 */
+	uint16_t token_len;
+};
+
+/*
+ * ferry_wire_parse_push - parse a PUSH payload (untrusted).  Returns 0, or
+ * -1 if the body is short or long, the reserved field is not 0, or the
+ * token length does not match the code (1..FERRY_PUSH_TOKEN_MAX with code
+ * 0, none otherwise).  Never reads outside @p.
+ */
+int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out);
+
+/* ferry_wire_put_push - encode a PUSH body into @out (@cap bytes); returns
+ * its length, or -1 if @push breaks the rules above or does not fit. */
+int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push);
+
+/*
  * ferry_wire_parse_error - parse an ERROR frame or error-RESPONSE body into
  * @code (positive) and a message pointing into @p.  Returns 0 or -1.
  */
@@ -243,7 +278,8 @@ size_t ferry_wire_put_error(uint8_t *out, size_t cap, uint32_t code,
 /* True for frame types that carry a sequence number and use credit. */
 static inline bool ferry_ft_is_data(uint8_t type)
 {
-	return type == FERRY_FT_REQUEST || type == FERRY_FT_RESPONSE;
+	return type == FERRY_FT_REQUEST || type == FERRY_FT_RESPONSE ||
+	       type == FERRY_FT_PUSH;
 }
 
 const char *ferry_ft_name(uint8_t type);

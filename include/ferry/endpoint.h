@@ -94,6 +94,20 @@ struct ferry_ep_config {
 	const char *dpdk_eal;
 	int dpdk_port;
 	uint16_t dpdk_queues;
+	/* Deferred tokens (ferry/iou.h).  iou_max: IOUs the endpoint tracks
+	 * at once -- a client's promises, a server's table entries -- and
+	 * as many waits on them (0: max_sessions * session_slots).
+	 * iou_timeout_ms: how long a server keeps an IOU a call named
+	 * waiting for its PUSH before rejecting it with -ETIMEDOUT.
+	 * Pushes for an IOU no call has named yet wait for that call, per
+	 * session at most iou_early_max of them holding iou_early_bytes of
+	 * token, each for iou_early_ms; beyond that they are dropped and
+	 * counted (iou_push_dropped). */
+	uint32_t iou_max;
+	uint32_t iou_timeout_ms;
+	uint32_t iou_early_max;
+	uint32_t iou_early_bytes;
+	uint32_t iou_early_ms;
 	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
 	 * a class with count 0 is unused. */
 	struct ferry_pool_class pool[FERRY_POOL_CLASSES];
@@ -253,6 +267,22 @@ struct ferry_ep_stats {
 	 * calls refused for their table (malformed, unknown version, IOU). */
 	uint64_t caps_received;
 	uint64_t caps_refused;
+	/* Deferred tokens, server side: IOUs named by calls, and how each
+	 * settled (resolved by a PUSH with a token; rejected by an error
+	 * push, the push check, its deadline -- also counted in
+	 * iou_timed_out -- or the session's end).  created == resolved +
+	 * rejected + those still pending. */
+	uint64_t iou_created, iou_resolved, iou_rejected, iou_timed_out;
+	uint64_t iou_bad_token;    /* pushed tokens the push check refused */
+	uint64_t iou_dup_push;     /* protocol error: a second PUSH for an
+				    * IOU already settled (the first kept) */
+	uint64_t iou_push_early;   /* pushes buffered before their call */
+	uint64_t iou_push_dropped; /* buffered pushes dropped: over the
+				    * limits, or no call named them in time */
+	uint64_t calls_iou_refused; /* calls refused: no room for an IOU */
+	/* Client side: IOUs promised, PUSH frames queued (with a token or
+	 * an error), and promises dropped because the session ended first. */
+	uint64_t ious_promised, ious_pushed, ious_dropped;
 };
 
 /* ferry_endpoint_stats - copy the counters into @out. */

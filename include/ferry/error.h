@@ -28,8 +28,9 @@ enum ferry_errno {
 	FERRY_EPROTO,
 	/* A call's token table is malformed (docs/wire.md, section 8). */
 	FERRY_ECAPS,
-	/* A call's token table holds an IOU (a deferred token), which this
-	 * version does not redeem yet. */
+	/* A call's token table holds an IOU (a deferred token) that the
+	 * server cannot take: it does not implement IOUs, or has no room
+	 * left to track one. */
 	FERRY_EIOU,
 	FERRY_ERRNO_MAX
 };

@@ -12,5 +12,6 @@
 #include <ferry/msgbuf.h>
 #include <ferry/endpoint.h>
 #include <ferry/session.h>
+#include <ferry/iou.h>
 
 #endif /* FERRY_FERRY_H */

@@ -134,15 +134,17 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 
 enum ferry_cap_kind {
 	FERRY_CAP_TOKEN = 0, /* @data is token bytes */
-	/* @data is an 8-byte IOU id (deferred token).  Reserved: a server of
-	 * this version refuses the call with -FERRY_EIOU. */
+	/* @data is a struct ferry_iou * from ferry_iou_new() on the same
+	 * session (ferry/iou.h), not yet named by another call; @len is
+	 * ignored.  The table carries the IOU's id, and its token follows
+	 * in a PUSH. */
 	FERRY_CAP_IOU = 1,
 };
 
 struct ferry_cap {
 	int kind;         /* enum ferry_cap_kind */
 	const void *data; /* borrowed for the duration of ferry_call_caps() */
-	size_t len;       /* 1..FERRY_CAPS_MAX_LEN - 8 */
+	size_t len;       /* tokens: 1..FERRY_CAPS_MAX_LEN - 8 */
 };
 
 /*
@@ -154,9 +156,11 @@ struct ferry_cap {
  * Returns as ferry_call(), and also -EINVAL (bad entries), -EMSGSIZE (the
  * table is longer than FERRY_CAPS_MAX_LEN or than the session's first
  * fragment can hold, or payload + table exceed the server's max_msg),
- * -ENOBUFS (no msgbuf free for the table).  The continuation gets, besides
- * the usual results, -FERRY_ECAPS or -FERRY_EIOU if the server refused the
- * table.  Only the endpoint's thread.
+ * -ENOBUFS (no msgbuf free for the table), -EBUSY (an IOU is already named
+ * by another call).  The continuation gets, besides the usual results,
+ * -FERRY_ECAPS if the server refused the table, or -FERRY_EIOU if it holds
+ * an IOU and the server takes none, or has no room to track it.  Only the
+ * endpoint's thread.
  */
 int ferry_call_caps(struct ferry_session *s, uint16_t method,
 		    struct ferry_msgbuf *req, const struct ferry_cap *caps,
@@ -202,9 +206,13 @@ unsigned ferry_call_ncaps(const struct ferry_call *c);
  * @tok, @len: receive the token bytes.  They are valid as long as the
  *   request payload is (see ferry_call_req()): until the call is answered,
  *   or, once the request buffer was taken, until that buffer is freed --
- *   whichever comes first.  Copy what must live longer.
+ *   whichever comes first.  Copy what must live longer.  For an IOU entry
+ *   (ferry/iou.h) they are the pushed token, valid until the call is
+ *   answered.
  *
- * Returns 0, or -ENOENT if the call has no token @i.
+ * Returns 0, -ENOENT if the call has no token @i, or for an IOU entry
+ * -EINPROGRESS (no PUSH yet: see ferry_call_cap_wait()) or the error the
+ * IOU was rejected with.
  */
 int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
 		   size_t *len);

@@ -413,6 +413,49 @@ int ferry_call_redeem(const struct ferry_call *c, unsigned i,
 		      const struct ferry_keyring *kr, int type,
 		      const char *audience, struct ferry_token_info *info);
 
+/* --- deferred tokens (control/defer.c; ferry/iou.h) -------------------- */
+
+struct ferry_session;
+struct ferry_cap;
+
+/*
+ * ferry_cap_issue - issue a token to carry in a call on @s, without making
+ * the call wait for it.
+ * @ops, @ops_arg, @req: the issuer plug-in and the request, as for
+ *   ferry_token_issue().
+ * @buf, @cap: where a token the issuer gives at once goes.
+ * @out: receives the table entry to pass to ferry_call_caps(): a
+ *   FERRY_CAP_TOKEN pointing into @buf if the issuer answered at once, or
+ *   a FERRY_CAP_IOU (ferry/iou.h) if it answers later.  Then, when it
+ *   does, its token is pushed on @s (or its error, which the server's
+ *   uses of the IOU then fail with); if @s ends first, the issuance is
+ *   cancelled.
+ *
+ * Returns 0; the issuer's synchronous error; -ENOBUFS (@cap too small, or
+ * no IOU free); -ENOTCONN, -EPROTONOSUPPORT (as ferry_iou_new()); -EINVAL;
+ * -ENOMEM.  Only the endpoint's thread of @s; the issuer may complete from
+ * any thread.
+ */
+int ferry_cap_issue(struct ferry_session *s,
+		    const struct ferry_token_issuer_ops *ops, void *ops_arg,
+		    const struct ferry_token_req *req, void *buf, size_t cap,
+		    struct ferry_cap *out);
+
+/*
+ * ferry_endpoint_check_pushes - verify every token pushed to @ep for an
+ * IOU as it arrives: against @kr, for @audience, as a token of @type (0:
+ * either type).  A token that fails rejects its IOU with the verification
+ * error (ferry_ep_stats.iou_bad_token), so that a resolved IOU always holds
+ * a token that verified.  @kr is borrowed as in
+ * ferry_endpoint_require_token().
+ *
+ * Returns 0, -EINVAL (NULL @ep or @kr, a bad @type or @audience), or
+ * -ENOMEM.  Only the endpoint's thread.
+ */
+int ferry_endpoint_check_pushes(struct ferry_endpoint *ep,
+				const struct ferry_keyring *kr, int type,
+				const char *audience);
+
 #ifdef __cplusplus
 }
 #endif

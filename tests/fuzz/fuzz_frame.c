@@ -95,21 +95,43 @@ static void check_caps(const struct ferry_frame *f)
 {
 	struct ferry_cap_ent e;
 	uint32_t tl = 0;
-	unsigned n = 0;
-	int rc = ferry_wire_parse_caps(f->payload, f->pay_len, &tl, &n);
+	unsigned n = 0, ni = 0, seen = 0;
+	int rc = ferry_wire_parse_caps(f->payload, f->pay_len, &tl, &n, &ni);
 
-	CHECK(rc == 0 || rc == -FERRY_ECAPS || rc == -FERRY_EIOU ||
-	      rc == -EPROTONOSUPPORT);
+	CHECK(rc == 0 || rc == -FERRY_ECAPS || rc == -EPROTONOSUPPORT);
 	if (rc != 0)
 		return;
 	CHECK(tl >= 4 && tl <= f->pay_len && tl <= FERRY_WIRE_CAPS_MAX_LEN);
 	CHECK(n >= 1 && n <= FERRY_WIRE_CAPS_MAX);
 	for (unsigned i = 0; i < n; i++) {
 		CHECK(ferry_wire_caps_get(f->payload, tl, i, &e) == 0);
-		CHECK(e.kind == FERRY_CAPK_TOKEN && e.len != 0);
+		CHECK((e.kind == FERRY_CAPK_TOKEN && e.len != 0) ||
+		      (e.kind == FERRY_CAPK_IOU && e.len == FERRY_CAPS_IOU_LEN));
+		seen += e.kind == FERRY_CAPK_IOU;
 		CHECK(inside(e.val, e.len, f->payload + 4, tl - 4));
 	}
+	CHECK(seen == ni);
 	CHECK(ferry_wire_caps_get(f->payload, tl, n, &e) == -ENOENT);
+}
+
+/* A PUSH body: an IOU's token or error. */
+static void check_push(const struct ferry_frame *f)
+{
+	struct ferry_push p;
+	uint8_t re[FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX];
+	int n;
+
+	if (ferry_wire_parse_push(f->payload, f->pay_len, &p) != 0)
+		return;
+	CHECK(p.code == 0 ? p.token_len >= 1 &&
+				    p.token_len <= FERRY_PUSH_TOKEN_MAX &&
+				    inside(p.token, p.token_len, f->payload,
+					   f->pay_len)
+			  : p.token == NULL && p.token_len == 0);
+	CHECK(FERRY_PUSH_HDR_LEN + (size_t)p.token_len == f->pay_len);
+	/* What parses encodes back to the same bytes. */
+	n = ferry_wire_put_push(re, sizeof(re), &p);
+	CHECK(n == (int)f->pay_len && memcmp(re, f->payload, f->pay_len) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -139,11 +161,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(h->type == FERRY_FT_CONNECT ? h->dst_sess == 0
 					  : h->dst_sess != 0);
 	CHECK(h->src_sess != 0 || h->type == FERRY_FT_ERROR);
-	if (ferry_ft_is_data(h->type) || h->type == FERRY_FT_PUSH) {
+	if (ferry_ft_is_data(h->type)) {
 		CHECK((uint64_t)h->frag_off + f.pay_len <= h->msg_len);
 		CHECK(h->msg_len <= FUZZ_MAX_MSG);
 		CHECK(f.pay_len != 0 || h->msg_len == 0);
-		CHECK(h->req_id != 0 || h->type == FERRY_FT_PUSH);
+		if (h->type == FERRY_FT_PUSH)
+			CHECK(h->req_id == 0 && h->method == 0 &&
+			      h->frag_off == 0 && h->msg_len == f.pay_len);
+		else
+			CHECK(h->req_id != 0);
 	} else {
 		CHECK(h->msg_len == f.pay_len);
 		CHECK(h->frag_off == 0 && h->req_id == 0 && h->method == 0 &&
@@ -167,5 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (h->type == FERRY_FT_REQUEST && (h->flags & FERRY_FF_CAPS) &&
 	    h->frag_off == 0 && f.pay_len == h->msg_len)
 		check_caps(&f);
+	if (h->type == FERRY_FT_PUSH)
+		check_push(&f);
 	return 0;
 }

@@ -1,0 +1,906 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deferred tokens (IOUs): the client's promises and their PUSH frames, and
+ * the server's per-session table of IOUs with the waits on them
+ * (include/ferry/iou.h; docs/wire.md, section 8).
+ *
+ * Client.  A promise is made on the endpoint's thread and kept on any:
+ * the keeping thread copies the token into a pool msgbuf and hands the
+ * promise over through the endpoint's cross-thread queue.  Its PUSH goes
+ * on the session's transmit queue once the call naming it has been sent,
+ * so on the wire a PUSH follows its call unless the network reorders
+ * them; a PUSH is a data frame, sent again until acknowledged like any
+ * request fragment.  The PUSH travels in a call object embedded in the
+ * promise, because retransmission records point at calls.
+ *
+ * Server.  A call's IOU entries are claimed when its request is complete:
+ * each becomes an entry of the session's table (or meets the entry an
+ * early PUSH made).  Handlers still run in call order; waits on an entry
+ * complete when it settles -- resolved by a PUSH with a token, or
+ * rejected by an error PUSH, the push check, its deadline or the
+ * session's end.  An entry lives while a call or a wait holds it, or
+ * while it is pending; the session's end frees them all.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define IOU_TIMEOUT_MS 10000 /* default: a slow authority, not a lost one */
+#define IOU_EARLY_MAX 64
+#define IOU_EARLY_BYTES (64u << 10)
+#define IOU_EARLY_MS 1000
+
+static struct ferry_iou *iou_of(struct ferry_call *vc)
+{
+	return (struct ferry_iou *)((char *)vc - offsetof(struct ferry_iou, vc));
+}
+
+int ferry__iou_init(struct ferry_endpoint *ep)
+{
+	uint32_t n = ep->cfg.iou_max, h = 1;
+
+	if (n == 0)
+		n = ep->cfg.max_sessions * ep->cfg.session_slots;
+	ep->cfg.iou_max = n;
+	if (!ep->cfg.iou_timeout_ms)
+		ep->cfg.iou_timeout_ms = IOU_TIMEOUT_MS;
+	if (!ep->cfg.iou_early_ms)
+		ep->cfg.iou_early_ms = IOU_EARLY_MS;
+	while (h < 2 * n && h < (1u << 30))
+		h <<= 1;
+	ep->ious = calloc(n, sizeof(*ep->ious));
+	ep->ents = calloc(n, sizeof(*ep->ents));
+	ep->waits = calloc(n, sizeof(*ep->waits));
+	ep->ent_hash = calloc(h, sizeof(*ep->ent_hash));
+	ep->call_ents = calloc((size_t)ep->ncalls * FERRY_CAPS_MAX,
+			       sizeof(*ep->call_ents));
+	if (!ep->ious || !ep->ents || !ep->waits || !ep->ent_hash ||
+	    !ep->call_ents)
+		return -ENOMEM;
+	ep->ent_hash_mask = h - 1;
+	for (uint32_t i = n; i-- > 0;) {
+		ep->ious[i].next = ep->iou_free;
+		ep->iou_free = &ep->ious[i];
+		ep->ents[i].hnext = ep->ent_free;
+		ep->ent_free = &ep->ents[i];
+		ep->waits[i].next = ep->wait_free;
+		ep->wait_free = &ep->waits[i];
+	}
+	return 0;
+}
+
+void ferry__iou_fini(struct ferry_endpoint *ep)
+{
+	if (ep->push_check_release)
+		ep->push_check_release(ep->push_check_ctx);
+	free(ep->ious);
+	free(ep->ents);
+	free(ep->waits);
+	free(ep->ent_hash);
+	free(ep->call_ents);
+}
+
+int ferry_endpoint_set_push_check(struct ferry_endpoint *ep,
+				  ferry_push_check_fn fn,
+				  void (*release)(void *ctx), void *ctx)
+{
+	if (!ep)
+		return -EINVAL;
+	/* Pushes are judged on this thread: the old check is not running. */
+	if (ep->push_check_release)
+		ep->push_check_release(ep->push_check_ctx);
+	ep->push_check = fn;
+	ep->push_check_release = fn ? release : NULL;
+	ep->push_check_ctx = fn ? ctx : NULL;
+	if (!fn && release)
+		release(ctx);
+	return 0;
+}
+
+/* --- client: promises ------------------------------------------------------ */
+
+static void iou_unlink(struct ferry_iou *iou)
+{
+	struct ferry_session *s = iou->s;
+
+	if (iou->sprev)
+		iou->sprev->snext = iou->snext;
+	else if (s && s->ious == iou)
+		s->ious = iou->snext;
+	if (iou->snext)
+		iou->snext->sprev = iou->sprev;
+	iou->snext = iou->sprev = NULL;
+}
+
+/* Done with @iou: give back its token copy and the keeper's argument. */
+static void iou_free(struct ferry_iou *iou)
+{
+	struct ferry_endpoint *ep = iou->ep;
+	const struct ferry_iou_hooks *hooks = iou->hooks;
+	void *arg = iou->arg;
+
+	iou_unlink(iou);
+	if (iou->state == IOU_HELD)
+		iou->s->ious_held--;
+	if (iou->tok)
+		ferry__msgbuf_put(iou->tok);
+	iou->tok = NULL;
+	iou->state = IOU_FREE;
+	iou->s = NULL;
+	iou->next = ep->iou_free;
+	ep->iou_free = iou;
+	if (hooks && hooks->release)
+		hooks->release(arg);
+}
+
+int ferry_iou_new(struct ferry_session *s, const struct ferry_iou_hooks *hooks,
+		  void *arg, struct ferry_iou **out)
+{
+	struct ferry_endpoint *ep;
+	struct ferry_iou *iou;
+
+	if (!s || !out || s->is_server)
+		return -EINVAL;
+	ep = s->ep;
+	if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
+		return -ENOTCONN;
+	if (s->state == SESS_OPEN && !s->peer_iou)
+		return -EPROTONOSUPPORT;
+	iou = ep->iou_free;
+	if (!iou)
+		return -ENOBUFS;
+	ep->iou_free = iou->next;
+	memset(iou, 0, sizeof(*iou));
+	iou->ep = ep;
+	iou->s = s;
+	iou->id = ++s->next_iou_id;
+	iou->state = IOU_PROMISED;
+	iou->hooks = hooks;
+	iou->arg = arg;
+	iou->snext = s->ious;
+	if (s->ious)
+		s->ious->sprev = iou;
+	s->ious = iou;
+	ep->st.ious_promised++;
+	*out = iou;
+	return 0;
+}
+
+uint64_t ferry_iou_id(const struct ferry_iou *iou)
+{
+	return iou ? iou->id : 0;
+}
+
+int ferry_iou_cancel(struct ferry_iou *iou)
+{
+	if (!iou || iou->state != IOU_PROMISED)
+		return -EINVAL;
+	if (iou->named || atomic_load(&iou->kept))
+		return -EBUSY;
+	iou_free(iou);
+	return 0;
+}
+
+/* Any thread: take the result in, then hand the promise to its endpoint. */
+static int iou_keep(struct ferry_iou *iou, int res, const void *tok,
+		    size_t len)
+{
+	struct ferry_endpoint *ep;
+	bool was = false;
+
+	if (!iou)
+		return -EINVAL;
+	if (!atomic_compare_exchange_strong(&iou->kept, &was, true))
+		return -EALREADY;
+	ep = iou->ep;
+	if (res == 0 && (len == 0 || len > FERRY_PUSH_TOKEN_MAX_LEN || !tok))
+		res = -EMSGSIZE;
+	if (res == 0) {
+		/* A copy in the pool: the PUSH is sent again from it until
+		 * acknowledged, long after the caller's buffer is gone. */
+		if (ferry_msgbuf_alloc(ep, len, &iou->tok) < 0) {
+			iou->tok = NULL;
+			res = -ENOBUFS;
+		} else {
+			memcpy(iou->tok->data, tok, len);
+		}
+	}
+	iou->res = res;
+	if (ferry__on_owner(ep)) {
+		bool alive = iou->state != IOU_DEAD;
+
+		ferry__iou_kept(iou);
+		if (!alive)
+			return -ENOTCONN;
+		return res == -EMSGSIZE || res == -ENOBUFS ? res : 0;
+	}
+	while (atomic_flag_test_and_set_explicit(&ep->xlock,
+						  memory_order_acquire))
+		__builtin_ia32_pause();
+	iou->next = ep->xious;
+	ep->xious = iou;
+	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
+	atomic_store_explicit(&ep->xpending, true, memory_order_release);
+	ferry_endpoint_wake(ep);
+	return res == -EMSGSIZE || res == -ENOBUFS ? res : 0;
+}
+
+int ferry_iou_resolve(struct ferry_iou *iou, const void *tok, size_t len)
+{
+	return iou_keep(iou, 0, tok, len);
+}
+
+int ferry_iou_fail(struct ferry_iou *iou, int err)
+{
+	return iou_keep(iou, err < 0 ? err : -EIO, NULL, 0);
+}
+
+/* Put @iou's PUSH on the session's transmit queue. */
+static void iou_push(struct ferry_iou *iou)
+{
+	struct ferry_session *s = iou->s;
+	struct ferry_call *vc = &iou->vc;
+
+	/* A token that cannot go in one frame of this session: tell the
+	 * server so rather than leave its IOU hanging. */
+	if (iou->res == 0 &&
+	    FERRY_PUSH_HDR_LEN + iou->tok->len > s->max_payload) {
+		ferry__msgbuf_put(iou->tok);
+		iou->tok = NULL;
+		iou->res = -EMSGSIZE;
+	}
+	memset(vc, 0, sizeof(*vc));
+	vc->s = s;
+	vc->is_push = true;
+	vc->state = CALL_SENDING;
+	iou->state = IOU_PUSHING;
+	s->ep->st.ious_pushed++;
+	ferry__sess_txq_push(s, vc);
+}
+
+/* The endpoint's thread takes in a kept promise. */
+void ferry__iou_kept(struct ferry_iou *iou)
+{
+	struct ferry_session *s = iou->s;
+
+	if (iou->state == IOU_DEAD || iou->orphan) {
+		/* The session ended, or the call naming it went unsent:
+		 * nobody is owed this token. */
+		iou->ep->st.ious_dropped++;
+		iou_free(iou);
+		return;
+	}
+	if (iou->named_by && iou->named_by->state == CALL_QUEUED) {
+		/* Its call waits for a slot: the PUSH waits for the call,
+		 * so that the server meets the call first. */
+		iou->state = IOU_HELD;
+		s->ious_held++;
+		return;
+	}
+	iou->named_by = NULL;
+	if (s->state == SESS_OPEN) {
+		iou_push(iou);
+		return;
+	}
+	/* Connecting: the PUSH goes once the handshake is done, behind the
+	 * calls already waiting. */
+	iou->state = IOU_HELD;
+	s->ious_held++;
+}
+
+int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
+		    unsigned ncaps)
+{
+	for (unsigned i = 0; i < ncaps; i++) {
+		struct ferry_iou *iou;
+
+		if (caps[i].kind != FERRY_CAP_IOU)
+			continue;
+		iou = (struct ferry_iou *)caps[i].data;
+		iou->named = true;
+		if (iou->state == IOU_PROMISED)
+			iou->named_by = c;
+		c->n_ious++;
+	}
+	return 0;
+}
+
+/* The call @c left the wait queue for the transmit queue: the PUSHes that
+ * waited for it follow it. */
+void ferry__iou_call_sent(struct ferry_session *s, struct ferry_call *c)
+{
+	struct ferry_iou *iou, *next;
+
+	if (!s->ious_held)
+		return;
+	for (iou = s->ious; iou; iou = next) {
+		next = iou->snext;
+		if (iou->state != IOU_HELD ||
+		    (iou->named_by && iou->named_by != c))
+			continue;
+		iou->named_by = NULL;
+		s->ious_held--;
+		iou_push(iou);
+	}
+}
+
+void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c)
+{
+	bool unsent = c->state == CALL_QUEUED;
+	struct ferry_iou *iou, *next;
+
+	for (iou = s->ious; iou && c->n_ious; iou = next) {
+		next = iou->snext;
+		if (iou->named_by != c)
+			continue;
+		c->n_ious--;
+		iou->named_by = NULL;
+		if (!unsent)
+			continue;
+		/* The call never went out: the server will never look
+		 * for its token. */
+		if (iou->state == IOU_HELD) {
+			s->ep->st.ious_dropped++;
+			iou_free(iou);
+		} else {
+			iou->orphan = true;
+		}
+	}
+	c->n_ious = 0;
+}
+
+uint32_t ferry__iou_body(struct ferry_call *vc, uint8_t *out, size_t cap)
+{
+	struct ferry_iou *iou = iou_of(vc);
+	struct ferry_push p = {
+		.iou = iou->id,
+		.code = iou->res < 0 ? (uint32_t)-iou->res : 0,
+	};
+	int n;
+
+	if (iou->res == 0) {
+		p.token = iou->tok->data;
+		p.token_len = (uint16_t)iou->tok->len;
+	}
+	n = ferry_wire_put_push(out, cap, &p);
+	return n < 0 ? 0 : (uint32_t)n;
+}
+
+void ferry__iou_acked(struct ferry_call *vc)
+{
+	iou_free(iou_of(vc));
+}
+
+/* --- server: the table ----------------------------------------------------- */
+
+static uint32_t ent_hash(const struct ferry_endpoint *ep, uint32_t sid,
+			 uint64_t id)
+{
+	uint64_t x = (id ^ (uint64_t)sid << 32) * 0x9e3779b97f4a7c15ull;
+
+	return (uint32_t)(x >> 32) & ep->ent_hash_mask;
+}
+
+static struct ferry_iou_ent *ent_find(struct ferry_session *s, uint64_t id)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_iou_ent *e = ep->ent_hash[ent_hash(ep, s->id, id)];
+
+	while (e && (e->s != s || e->id != id))
+		e = e->hnext;
+	return e;
+}
+
+static struct ferry_iou_ent *ent_new(struct ferry_session *s, uint64_t id)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_iou_ent *e = ep->ent_free;
+	uint32_t h;
+
+	if (!e)
+		return NULL;
+	ep->ent_free = e->hnext;
+	memset(e, 0, sizeof(*e));
+	e->s = s;
+	e->id = id;
+	h = ent_hash(ep, s->id, id);
+	e->hnext = ep->ent_hash[h];
+	ep->ent_hash[h] = e;
+	e->snext = s->ents;
+	if (s->ents)
+		s->ents->sprev = e;
+	s->ents = e;
+	return e;
+}
+
+static void ent_free(struct ferry_iou_ent *e)
+{
+	struct ferry_session *s = e->s;
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_iou_ent **pp = &ep->ent_hash[ent_hash(ep, s->id, e->id)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	if (e->sprev)
+		e->sprev->snext = e->snext;
+	else
+		s->ents = e->snext;
+	if (e->snext)
+		e->snext->sprev = e->sprev;
+	if (e->early) {
+		s->early_count--;
+		s->early_bytes -= e->tok ? e->tok->len : 0;
+	}
+	if (e->tok)
+		ferry__msgbuf_put(e->tok);
+	e->s = NULL;
+	e->hnext = ep->ent_free;
+	ep->ent_free = e;
+}
+
+/* Free @e if nothing holds it any more: settled, named (or dropped), and
+ * neither a call nor a wait refers to it. */
+static void ent_maybe_free(struct ferry_iou_ent *e)
+{
+	if (e->refs == 0 && e->state != ENT_PENDING && !e->early)
+		ent_free(e);
+}
+
+static void wait_put(struct ferry_endpoint *ep, struct ferry_iou_wait *w)
+{
+	w->next = ep->wait_free;
+	ep->wait_free = w;
+}
+
+static struct ferry_iou_wait *wait_get(struct ferry_endpoint *ep)
+{
+	struct ferry_iou_wait *w = ep->wait_free;
+
+	if (w) {
+		ep->wait_free = w->next;
+		memset(w, 0, sizeof(*w));
+	}
+	return w;
+}
+
+/* A member of an aggregate fired with @res. */
+static void agg_member(struct ferry_endpoint *ep, struct ferry_iou_wait *a,
+		       int res)
+{
+	bool fire = !a->done && (res < 0 || a->left == 1);
+
+	if (fire)
+		a->done = true;
+	/* The aggregate goes before its completion runs, which may start
+	 * another wait. */
+	if (--a->left == 0)
+		wait_put(ep, a);
+	if (fire)
+		a->rfn(res, a->ctx);
+}
+
+/* @e has settled: complete every wait on it, then free it if unheld. */
+static void ent_settled(struct ferry_iou_ent *e)
+{
+	struct ferry_endpoint *ep = e->s->ep;
+	struct ferry_iou_wait *w = e->waits;
+
+	/* Hold it while the completions run: they may start new waits or
+	 * answer the call that names it. */
+	e->waits = NULL;
+	e->refs++;
+	while (w) {
+		struct ferry_iou_wait *next = w->next;
+		int res = e->state == ENT_RESOLVED ? 0 : e->err;
+
+		e->refs--;
+		if (w->agg) {
+			struct ferry_iou_wait *a = w->agg;
+
+			wait_put(ep, w);
+			agg_member(ep, a, res);
+		} else {
+			ferry_cap_fn fn = w->fn;
+			void *ctx = w->ctx;
+
+			wait_put(ep, w);
+			if (res == 0)
+				fn(0, e->tok->data, e->tok->len, ctx);
+			else
+				fn(res, NULL, 0, ctx);
+		}
+		w = next;
+	}
+	e->refs--;
+	ent_maybe_free(e);
+}
+
+/* A named entry settles: count how. */
+static void ent_count(struct ferry_endpoint *ep, const struct ferry_iou_ent *e)
+{
+	if (e->state == ENT_RESOLVED)
+		ep->st.iou_resolved++;
+	else
+		ep->st.iou_rejected++;
+}
+
+static void sess_next_deadline(struct ferry_session *s, uint64_t t)
+{
+	if (!s->iou_next_ns || t < s->iou_next_ns)
+		s->iou_next_ns = t;
+}
+
+int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_iou_ent **ce = &ep->call_ents[(size_t)(c - ep->calls) *
+						    FERRY_CAPS_MAX];
+
+	c->n_ious = 0;
+	for (unsigned i = 0; i < c->ncaps; i++) {
+		struct ferry_cap_ent ent;
+		struct ferry_iou_ent *e;
+		uint64_t id;
+
+		ce[i] = NULL;
+		if (ferry_wire_caps_get(c->caps, c->caps_len, i, &ent) < 0 ||
+		    ent.kind != FERRY_CAPK_IOU)
+			continue;
+		id = (uint64_t)ent.val[0] << 56 | (uint64_t)ent.val[1] << 48 |
+		     (uint64_t)ent.val[2] << 40 | (uint64_t)ent.val[3] << 32 |
+		     (uint64_t)ent.val[4] << 24 | (uint64_t)ent.val[5] << 16 |
+		     (uint64_t)ent.val[6] << 8 | ent.val[7];
+		e = ent_find(s, id);
+		if (!e) {
+			e = ent_new(s, id);
+			if (!e) {
+				/* No room to track it: refuse the call
+				 * rather than run it without its token. */
+				ferry__iou_unclaim(c);
+				ep->st.calls_iou_refused++;
+				return -FERRY_EIOU;
+			}
+			e->deadline = ep->now +
+				      ep->cfg.iou_timeout_ms * 1000000ull;
+			sess_next_deadline(s, e->deadline);
+			ep->st.iou_created++;
+		} else if (e->early) {
+			/* Its PUSH came first and waited for this call. */
+			e->early = false;
+			s->early_count--;
+			s->early_bytes -= e->tok ? e->tok->len : 0;
+			ep->st.iou_created++;
+			ent_count(ep, e);
+		}
+		e->refs++;
+		ce[i] = e;
+		c->n_ious++;
+	}
+	return 0;
+}
+
+void ferry__iou_unclaim(struct ferry_call *c)
+{
+	struct ferry_endpoint *ep = c->s->ep;
+	struct ferry_iou_ent **ce = &ep->call_ents[(size_t)(c - ep->calls) *
+						    FERRY_CAPS_MAX];
+
+	for (unsigned i = 0; c->n_ious && i < FERRY_CAPS_MAX; i++) {
+		struct ferry_iou_ent *e = ce[i];
+
+		if (!e)
+			continue;
+		ce[i] = NULL;
+		c->n_ious--;
+		e->refs--;
+		ent_maybe_free(e);
+	}
+	c->n_ious = 0;
+}
+
+void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_push p;
+	struct ferry_iou_ent *e;
+	int err = 0;
+
+	if (ferry_wire_parse_push(f->payload, f->pay_len, &p) < 0) {
+		ep->st.drop_malformed++;
+		return;
+	}
+	e = ent_find(s, p.iou);
+	if (e && e->state != ENT_PENDING) {
+		/* The client keeps each promise once; a second PUSH for it
+		 * (not a network duplicate: those die by seq) is a
+		 * protocol error.  The first value stands. */
+		ep->st.iou_dup_push++;
+		return;
+	}
+	if (!e) {
+		/* No call has named it yet (its request is late or still
+		 * arriving): keep it for that call, within bounds. */
+		if (s->early_count >= ep->cfg.iou_early_max ||
+		    s->early_bytes + p.token_len > ep->cfg.iou_early_bytes ||
+		    !(e = ent_new(s, p.iou))) {
+			ep->st.iou_push_dropped++;
+			return;
+		}
+		e->early = true;
+		e->deadline = ep->now + ep->cfg.iou_early_ms * 1000000ull;
+		sess_next_deadline(s, e->deadline);
+		s->early_count++;
+		s->early_bytes += p.token_len;
+		ep->st.iou_push_early++;
+	}
+	if (p.code != 0) {
+		err = -(int)p.code;
+	} else if (ep->push_check &&
+		   (err = ep->push_check(ep->push_check_ctx, p.token,
+					 p.token_len)) != 0) {
+		if (err > 0)
+			err = -EACCES; /* a check refuses with -code */
+		ep->st.iou_bad_token++;
+	} else if (ferry_msgbuf_alloc(ep, p.token_len, &e->tok) < 0) {
+		/* The PUSH was taken (and will be acknowledged): with no
+		 * room for its token, the IOU fails rather than hangs. */
+		e->tok = NULL;
+		ep->st.msgbuf_alloc_fail++;
+		err = -ENOBUFS;
+	} else {
+		memcpy(e->tok->data, p.token, p.token_len);
+	}
+	if (err) {
+		if (e->early)
+			s->early_bytes -= p.token_len;
+		e->state = ENT_REJECTED;
+		e->err = err;
+	} else {
+		e->state = ENT_RESOLVED;
+	}
+	if (e->early)
+		return;
+	ent_count(ep, e);
+	ent_settled(e);
+}
+
+/* Reject a pending entry with @err (a deadline, the session's end). */
+static void ent_reject(struct ferry_iou_ent *e, int err)
+{
+	struct ferry_endpoint *ep = e->s->ep;
+
+	e->state = ENT_REJECTED;
+	e->err = err;
+	ep->st.iou_rejected++;
+	ent_settled(e);
+}
+
+void ferry__iou_timers(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_iou_ent *e, *next;
+	uint64_t nxt = 0;
+
+	if (!s->iou_next_ns || ep->now < s->iou_next_ns)
+		return;
+	s->iou_next_ns = 0;
+	for (e = s->ents; e; e = next) {
+		next = e->snext;
+		if (e->state != ENT_PENDING && !e->early)
+			continue;
+		if (ep->now < e->deadline) {
+			if (!nxt || e->deadline < nxt)
+				nxt = e->deadline;
+			continue;
+		}
+		if (e->early) {
+			/* No call came for it. */
+			ep->st.iou_push_dropped++;
+			ent_free(e);
+			continue;
+		}
+		ep->st.iou_timed_out++;
+		/* Completions may free other entries of this session:
+		 * start the walk again after each. */
+		ent_reject(e, -ETIMEDOUT);
+		next = s->ents;
+		nxt = 0;
+	}
+	if (nxt)
+		sess_next_deadline(s, nxt);
+}
+
+void ferry__iou_sess_end(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	int err = s->end_res < 0 ? s->end_res : -ECONNRESET;
+	struct ferry_iou *iou;
+	struct ferry_iou_ent *e;
+
+	/* Client: promises not yet kept are told to stop; the rest go. */
+	while ((iou = s->ious) != NULL) {
+		iou_unlink(iou);
+		if (iou->state == IOU_HELD)
+			s->ious_held--;
+		if (iou->state != IOU_PROMISED) {
+			if (iou->state == IOU_HELD)
+				ep->st.ious_dropped++;
+			iou->state = IOU_PROMISED; /* not held any more */
+			iou_free(iou);
+			continue;
+		}
+		iou->state = IOU_DEAD;
+		if (!iou->hooks || !iou->hooks->cancel)
+			continue; /* its keeper's result frees it */
+		iou->hooks->cancel(iou->arg);
+		/* The result is in, or will never come.  If it came, the
+		 * promise is on the cross-thread queue (or, kept on this
+		 * thread, already freed), and freed from there. */
+		if (!atomic_load(&iou->kept))
+			iou_free(iou);
+	}
+	s->ious_held = 0;
+	/* Server: calls a handler still holds keep no hold on entries, which
+	 * all go now; pending ones are first rejected with the session's
+	 * error. */
+	if (s->is_server)
+		for (uint32_t i = 0; i <= s->slot_mask; i++)
+			if (s->slots[i])
+				s->slots[i]->n_ious = 0;
+	for (e = s->ents; e; e = s->ents) {
+		if (e->state == ENT_PENDING && !e->early) {
+			ent_reject(e, err);
+			if (s->ents != e)
+				continue; /* freed: nothing held it */
+		}
+		if (e->early)
+			ep->st.iou_push_dropped++;
+		/* Waits completed; calls still holding it let go here. */
+		e->early = false;
+		e->refs = 0;
+		ent_free(e);
+	}
+	s->early_count = s->early_bytes = 0;
+	s->iou_next_ns = 0;
+}
+
+/* --- server: waits --------------------------------------------------------- */
+
+static struct ferry_iou_ent *call_ent(const struct ferry_call *c, unsigned i)
+{
+	struct ferry_endpoint *ep = c->s->ep;
+
+	if (!c->n_ious)
+		return NULL;
+	return ep->call_ents[(size_t)(c - ep->calls) * FERRY_CAPS_MAX + i];
+}
+
+int ferry_call_cap_kind(const struct ferry_call *c, unsigned i)
+{
+	struct ferry_cap_ent e;
+
+	if (!c || !c->caps || i >= c->ncaps ||
+	    ferry_wire_caps_get(c->caps, c->caps_len, i, &e) < 0)
+		return -ENOENT;
+	return e.kind == FERRY_CAPK_IOU ? FERRY_CAP_IOU : FERRY_CAP_TOKEN;
+}
+
+int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
+		   size_t *len)
+{
+	struct ferry_cap_ent ce;
+	struct ferry_iou_ent *e;
+
+	/* The table was checked on arrival; this only walks it. */
+	if (!c || !c->caps || i >= c->ncaps ||
+	    ferry_wire_caps_get(c->caps, c->caps_len, i, &ce) < 0)
+		return -ENOENT;
+	if (ce.kind == FERRY_CAPK_TOKEN) {
+		if (tok)
+			*tok = ce.val;
+		if (len)
+			*len = ce.len;
+		return 0;
+	}
+	e = call_ent(c, i);
+	if (!e)
+		return c->s->state == SESS_OPEN ? -ENOENT : -ENOTCONN;
+	if (e->state == ENT_PENDING)
+		return -EINPROGRESS;
+	if (e->state == ENT_REJECTED)
+		return e->err;
+	if (tok)
+		*tok = e->tok->data;
+	if (len)
+		*len = e->tok->len;
+	return 0;
+}
+
+int ferry_call_cap_wait(struct ferry_call *c, unsigned i, ferry_cap_fn fn,
+			void *ctx)
+{
+	struct ferry_iou_ent *e;
+	struct ferry_iou_wait *w;
+	const void *tok;
+	size_t len;
+	int ret;
+
+	if (!c || !fn)
+		return -EINVAL;
+	ret = ferry_call_cap(c, i, &tok, &len);
+	if (ret == 0) {
+		fn(0, tok, len, ctx);
+		return 0;
+	}
+	if (ret == -ENOENT)
+		return ret;
+	if (ret != -EINPROGRESS) {
+		fn(ret, NULL, 0, ctx); /* rejected, or the session is gone */
+		return 0;
+	}
+	e = call_ent(c, i);
+	w = wait_get(c->s->ep);
+	if (!w)
+		return -ENOBUFS;
+	w->ent = e;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->next = e->waits;
+	e->waits = w;
+	e->refs++;
+	return 0;
+}
+
+int ferry_call_caps_ready(struct ferry_call *c, ferry_caps_ready_fn fn,
+			  void *ctx)
+{
+	struct ferry_endpoint *ep;
+	struct ferry_iou_wait *a;
+	unsigned pending = 0, free_waits = 0;
+
+	if (!c || !fn)
+		return -EINVAL;
+	ep = c->s->ep;
+	for (unsigned i = 0; i < c->ncaps; i++) {
+		int ret = ferry_call_cap(c, i, NULL, NULL);
+
+		if (ret == -EINPROGRESS) {
+			pending++;
+		} else if (ret < 0) {
+			fn(ret, ctx);
+			return 0;
+		}
+	}
+	if (!pending) {
+		fn(0, ctx);
+		return 0;
+	}
+	/* One record for the aggregate and one per pending entry: all or
+	 * nothing. */
+	for (a = ep->wait_free; a && free_waits <= pending; a = a->next)
+		free_waits++;
+	if (free_waits < pending + 1)
+		return -ENOBUFS;
+	a = wait_get(ep);
+	a->rfn = fn;
+	a->ctx = ctx;
+	a->left = pending;
+	for (unsigned i = 0; i < c->ncaps; i++) {
+		struct ferry_iou_ent *e = call_ent(c, i);
+		struct ferry_iou_wait *w;
+
+		if (!e || e->state != ENT_PENDING)
+			continue;
+		w = wait_get(ep);
+		w->ent = e;
+		w->agg = a;
+		w->next = e->waits;
+		e->waits = w;
+		e->refs++;
+	}
+	return 0;
+}
