@@ -6,7 +6,7 @@
  *
  * Writes one valid frame per frame type (plus a few valid variants:
  * checksummed, fragmented, error RESPONSE, CONNECT with trace context or a
- * token, REQUESTs with token tables) and
+ * token, REQUESTs with token tables, PUSHes) and
  * a few near misses that fail one check each, one file per frame, into
  * DIR, which must exist.  The output is deterministic, so the checked-in
  * tests/fuzz/corpus/frame/ can be regenerated and diffed.
@@ -155,10 +155,32 @@ int main(int argc, char **argv)
 	h.flags = FERRY_FF_REPLY;
 	seed("ping_reply", h, NULL, 0);
 
-	h = hdr(FERRY_FT_PUSH);
-	h.seq = 9;
-	h.msg_len = 4;
-	seed("push", h, "push", 4);
+	{
+		/* PUSH: one IOU resolved with a token, one rejected. */
+		struct ferry_push p = { .iou = 0x0102030405060708ull,
+					.token = (const uint8_t *)"token",
+					.token_len = 5 };
+		int pn = ferry_wire_put_push(body, sizeof(body), &p);
+
+		if (pn < 0)
+			abort();
+		h = hdr(FERRY_FT_PUSH);
+		h.seq = 9;
+		h.msg_len = (uint32_t)pn;
+		seed("push", h, body, (size_t)pn);
+		p.code = 110;
+		pn = ferry_wire_put_push(body, sizeof(body), &p);
+		h.msg_len = (uint32_t)pn;
+		h.flags = FERRY_FF_CSUM;
+		seed("push_error_csum", h, body, (size_t)pn);
+		/* Near miss: a token with an error code. */
+		p.code = 0;
+		pn = ferry_wire_put_push(body, sizeof(body), &p);
+		body[11] = 1;
+		h.msg_len = (uint32_t)pn;
+		h.flags = 0;
+		seed("push_code_and_token", h, body, (size_t)pn);
+	}
 
 	/* --- valid variants ---------------------------------------------- */
 	cn = connect_body(body, sizeof(body), 1);
