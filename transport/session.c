@@ -766,6 +766,11 @@ void ferry__session_timers(struct ferry_session *s)
 		ferry__sess_activate(s);
 	}
 	ferry__rel_timers(s);
+	if (s->iou_next_ns && ep->now >= s->iou_next_ns) {
+		ferry__iou_timers(s);
+		if (s->state != SESS_OPEN)
+			return;
+	}
 	if (s->ack_due && ep->now >= s->ack_due)
 		ferry__sess_activate(s);
 	if (s->next_deadline && ep->now >= s->next_deadline)
