@@ -1317,12 +1317,18 @@ Test(wire_error, round_trip)
 		uint32_t code;
 		const char *m;
 		uint16_t ml;
-		size_t n = ferry_wire_put_error(b, sizeof(b), 0xffffffffu, NULL);
+		size_t n = ferry_wire_put_error(b, sizeof(b), 0x7fffffffu, NULL);
 
 		cr_assert_eq(n, 6);
 		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), 0);
-		cr_assert_eq(code, 0xffffffffu);
+		cr_assert_eq(code, 0x7fffffffu);
 		cr_assert_eq(ml, 0);
+		/* A code that would not negate into a negative int is
+		 * malformed. */
+		n = ferry_wire_put_error(b, sizeof(b), 0x80000000u, NULL);
+		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), -1);
+		n = ferry_wire_put_error(b, sizeof(b), 0xffffffffu, NULL);
+		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), -1);
 	}
 
 	/* The longest message, and one the encoder must cut to it. */

@@ -524,7 +524,7 @@ static void sess_rx_common(struct ferry_session *s, const struct ferry_frame *f)
 		sack |= ferry_rd_u32(&r);
 	}
 	ferry__rel_on_ack(s, h->ack, sack);
-	if (s->txq_head)
+	if (s->txq_head || s->pushq_head)
 		ferry__sess_activate(s);
 }
 
@@ -1032,14 +1032,11 @@ static bool flush_data(struct ferry_session *s)
 
 	while ((c = s->txq_head) != NULL) {
 		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
-		uint8_t errbody[FERRY_DP_HDR_MAX];
+		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
 		/* A token table counts in the message: ferry_call_caps made
-		 * sure it fits in the first fragment, which takes it whole.
-		 * A PUSH is one frame (iou_push made sure it fits). */
-		uint32_t msg_len =
-			c->is_push ? ferry__iou_body(c, errbody, sizeof(errbody))
-			: mb	   ? mb->len + call_pre_len(c)
-				   : err_body(c, errbody, sizeof(errbody));
+		 * sure it fits in the first fragment, which takes it whole. */
+		uint32_t msg_len = mb ? mb->len + call_pre_len(c)
+				      : err_body(c, errbody, sizeof(errbody));
 
 		if (c->tx_off == 0)
 			c->seq0 = s->tx_seq;
@@ -1070,7 +1067,42 @@ static bool flush_data(struct ferry_session *s)
 			c->state = CALL_RESPONDED;
 		} else {
 			c->state = CALL_WAITING;
+			/* The PUSHes that waited for this call follow it. */
+			if (c->n_ious && s->ious_held)
+				ferry__iou_call_sent(s, c);
 		}
+	}
+	return true;
+}
+
+/*
+ * Send the queued PUSHes.  They may go beyond the peer's credit, by at most
+ * push_slack: a server whose credit window is full of requests waiting for
+ * their IOUs (a one-frame request keeps its credit until it is answered)
+ * must still get the PUSHes those requests wait for, and it holds no PUSH:
+ * each is released, and its credit given back, as soon as it is processed.
+ * Returns false if the dataplane is full.
+ */
+static bool flush_pushes(struct ferry_session *s)
+{
+	struct ferry_call *c;
+
+	while ((c = s->pushq_head) != NULL) {
+		if (!seq_lt(s->tx_seq, s->tx_credit + s->push_slack) ||
+		    !ferry__rel_can_send(s)) {
+			s->ep->st.credit_stalls++;
+			return true;
+		}
+		c->seq0 = s->tx_seq;
+		if (!ferry__emit_data(s, c, s->tx_seq, 0, 0))
+			return false;
+		ferry__rel_sent(s, s->tx_seq, c, 0, 0);
+		s->tx_seq++;
+		s->pushq_head = c->next;
+		if (!s->pushq_head)
+			s->pushq_tail = NULL;
+		c->next = NULL;
+		c->state = CALL_WAITING; /* until acknowledged */
 	}
 	return true;
 }
@@ -1114,6 +1146,8 @@ static void flush_sessions(struct ferry_endpoint *ep)
 			full = !flush_ctrl(s);
 			if (!full && s->state == SESS_OPEN)
 				full = !flush_data(s);
+			if (!full && s->state == SESS_OPEN && s->pushq_head)
+				full = !flush_pushes(s);
 			/* Credit or acknowledgements owed, and nothing
 			 * else carried them. */
 			if (!full && s->state == SESS_OPEN) {
@@ -1158,9 +1192,7 @@ static int drain_cross(struct ferry_endpoint *ep)
 
 	if (!atomic_load_explicit(&ep->xpending, memory_order_acquire))
 		return 0;
-	while (atomic_flag_test_and_set_explicit(&ep->xlock,
-						  memory_order_acquire))
-		__builtin_ia32_pause();
+	ferry__xlock(ep);
 	atomic_store_explicit(&ep->xpending, false, memory_order_relaxed);
 	calls = ep->xcalls;
 	frees = ep->xfrees;
@@ -1225,14 +1257,10 @@ static int call_respond(struct ferry_call *c, struct ferry_msgbuf *resp,
 		call_respond_local(c);
 		return alive ? 0 : -ENOTCONN;
 	}
-	while (atomic_flag_test_and_set_explicit(&ep->xlock,
-						  memory_order_acquire))
-		__builtin_ia32_pause();
+	ferry__xlock(ep);
 	c->xnext = ep->xcalls;
 	ep->xcalls = c;
-	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
-	atomic_store_explicit(&ep->xpending, true, memory_order_release);
-	ferry_endpoint_wake(ep);
+	ferry__xunlock_signal(ep);
 	/* Whether the session still lives is the endpoint thread's to
 	 * know; a response for a dead one is discarded there. */
 	return 0;

@@ -112,7 +112,8 @@ struct ferry_call {
 enum iou_state {
 	IOU_FREE = 0,
 	IOU_PROMISED, /* made; resolve or fail not yet taken in */
-	IOU_HELD,     /* kept, but the call naming it is not sent yet */
+	IOU_HELD,     /* kept, but not named yet, or the call naming it
+		       * is not all sent yet, or the session connecting */
 	IOU_PUSHING,  /* its PUSH is queued or sent, until acknowledged */
 	IOU_DEAD,     /* the session ended first; waiting for the result
 		       * to come in through the cross-thread queue */
@@ -275,6 +276,10 @@ struct ferry_session {
 	uint64_t next_iou_id;
 	struct ferry_iou *ious;
 	uint32_t ious_held;
+	/* Client: PUSHes to send (their own queue, ahead of nothing: they
+	 * may exceed the credit by push_slack, half the server's window). */
+	struct ferry_call *pushq_head, *pushq_tail;
+	uint32_t push_slack;
 	struct ferry_iou_ent *ents;
 	uint32_t early_count, early_bytes;
 	uint64_t iou_next_ns;
@@ -454,6 +459,28 @@ static inline uint32_t req_next(uint32_t r)
 static inline bool seq_lt(uint32_t a, uint32_t b)
 {
 	return (int32_t)(a - b) < 0;
+}
+
+/*
+ * The cross-thread queues (xcalls, xfrees, xious): push under the lock,
+ * then signal.  Only the first signal after a drain wakes the endpoint:
+ * a producer that finds xpending already set knows the drain to come has
+ * not yet taken the lists (it clears xpending under the lock, before it
+ * takes them), so its entry will be seen.
+ */
+static inline void ferry__xlock(struct ferry_endpoint *ep)
+{
+	while (atomic_flag_test_and_set_explicit(&ep->xlock,
+						  memory_order_acquire))
+		__builtin_ia32_pause();
+}
+
+static inline void ferry__xunlock_signal(struct ferry_endpoint *ep)
+{
+	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
+	if (!atomic_exchange_explicit(&ep->xpending, true,
+				      memory_order_acq_rel))
+		ferry_endpoint_wake(ep);
 }
 
 /* End @c's span (once), if tracing. */

@@ -22,6 +22,7 @@
  * while it is pending; the session's end frees them all.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,9 @@ int ferry__iou_init(struct ferry_endpoint *ep)
 		h <<= 1;
 	ep->ious = calloc(n, sizeof(*ep->ious));
 	ep->ents = calloc(n, sizeof(*ep->ents));
-	ep->waits = calloc(n, sizeof(*ep->waits));
+	/* Twice as many waits: a call naming iou_max IOUs can still wait
+	 * for them all (a member each, and the aggregate). */
+	ep->waits = calloc(2 * (size_t)n, sizeof(*ep->waits));
 	ep->ent_hash = calloc(h, sizeof(*ep->ent_hash));
 	ep->call_ents = calloc((size_t)ep->ncalls * FERRY_CAPS_MAX,
 			       sizeof(*ep->call_ents));
@@ -66,6 +69,8 @@ int ferry__iou_init(struct ferry_endpoint *ep)
 		ep->iou_free = &ep->ious[i];
 		ep->ents[i].hnext = ep->ent_free;
 		ep->ent_free = &ep->ents[i];
+	}
+	for (uint32_t i = 2 * n; i-- > 0;) {
 		ep->waits[i].next = ep->wait_free;
 		ep->wait_free = &ep->waits[i];
 	}
@@ -176,7 +181,7 @@ uint64_t ferry_iou_id(const struct ferry_iou *iou)
 
 int ferry_iou_cancel(struct ferry_iou *iou)
 {
-	if (!iou || iou->state != IOU_PROMISED)
+	if (!iou || iou->state == IOU_FREE || iou->state == IOU_DEAD)
 		return -EINVAL;
 	if (iou->named || atomic_load(&iou->kept))
 		return -EBUSY;
@@ -190,6 +195,7 @@ static int iou_keep(struct ferry_iou *iou, int res, const void *tok,
 {
 	struct ferry_endpoint *ep;
 	bool was = false;
+	int ret = 0; /* the token could not be taken: the error goes */
 
 	if (!iou)
 		return -EINVAL;
@@ -197,13 +203,13 @@ static int iou_keep(struct ferry_iou *iou, int res, const void *tok,
 		return -EALREADY;
 	ep = iou->ep;
 	if (res == 0 && (len == 0 || len > FERRY_PUSH_TOKEN_MAX_LEN || !tok))
-		res = -EMSGSIZE;
+		res = ret = -EMSGSIZE;
 	if (res == 0) {
 		/* A copy in the pool: the PUSH is sent again from it until
 		 * acknowledged, long after the caller's buffer is gone. */
 		if (ferry_msgbuf_alloc(ep, len, &iou->tok) < 0) {
 			iou->tok = NULL;
-			res = -ENOBUFS;
+			res = ret = -ENOBUFS;
 		} else {
 			memcpy(iou->tok->data, tok, len);
 		}
@@ -213,19 +219,15 @@ static int iou_keep(struct ferry_iou *iou, int res, const void *tok,
 		bool alive = iou->state != IOU_DEAD;
 
 		ferry__iou_kept(iou);
-		if (!alive)
-			return -ENOTCONN;
-		return res == -EMSGSIZE || res == -ENOBUFS ? res : 0;
+		return alive ? ret : -ENOTCONN;
 	}
-	while (atomic_flag_test_and_set_explicit(&ep->xlock,
-						  memory_order_acquire))
-		__builtin_ia32_pause();
+	/* Whether the session still lives is the endpoint thread's to know;
+	 * a promise for a dead one is dropped there. */
+	ferry__xlock(ep);
 	iou->next = ep->xious;
 	ep->xious = iou;
-	atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
-	atomic_store_explicit(&ep->xpending, true, memory_order_release);
-	ferry_endpoint_wake(ep);
-	return res == -EMSGSIZE || res == -ENOBUFS ? res : 0;
+	ferry__xunlock_signal(ep);
+	return ret;
 }
 
 int ferry_iou_resolve(struct ferry_iou *iou, const void *tok, size_t len)
@@ -258,7 +260,19 @@ static void iou_push(struct ferry_iou *iou)
 	vc->state = CALL_SENDING;
 	iou->state = IOU_PUSHING;
 	s->ep->st.ious_pushed++;
-	ferry__sess_txq_push(s, vc);
+	if (s->pushq_tail)
+		s->pushq_tail->next = vc;
+	else
+		s->pushq_head = vc;
+	s->pushq_tail = vc;
+	ferry__sess_activate(s);
+}
+
+/* Not yet: the PUSH waits (ferry__iou_call_sent releases it). */
+static void iou_hold(struct ferry_iou *iou)
+{
+	iou->state = IOU_HELD;
+	iou->s->ious_held++;
 }
 
 /* The endpoint's thread takes in a kept promise. */
@@ -273,22 +287,18 @@ void ferry__iou_kept(struct ferry_iou *iou)
 		iou_free(iou);
 		return;
 	}
-	if (iou->named_by && iou->named_by->state == CALL_QUEUED) {
-		/* Its call waits for a slot: the PUSH waits for the call,
-		 * so that the server meets the call first. */
-		iou->state = IOU_HELD;
-		s->ious_held++;
+	/* The PUSH follows its call onto the wire, so that the server
+	 * meets the call first unless the network reorders them: it waits
+	 * while no call names the promise yet, while that call is still
+	 * queued or being sent, and while the session is connecting. */
+	if (!iou->named || s->state != SESS_OPEN ||
+	    (iou->named_by && (iou->named_by->state == CALL_QUEUED ||
+			       iou->named_by->state == CALL_SENDING))) {
+		iou_hold(iou);
 		return;
 	}
 	iou->named_by = NULL;
-	if (s->state == SESS_OPEN) {
-		iou_push(iou);
-		return;
-	}
-	/* Connecting: the PUSH goes once the handshake is done, behind the
-	 * calls already waiting. */
-	iou->state = IOU_HELD;
-	s->ious_held++;
+	iou_push(iou);
 }
 
 int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
@@ -301,25 +311,22 @@ int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
 			continue;
 		iou = (struct ferry_iou *)caps[i].data;
 		iou->named = true;
-		if (iou->state == IOU_PROMISED)
-			iou->named_by = c;
+		iou->named_by = c;
 		c->n_ious++;
 	}
 	return 0;
 }
 
-/* The call @c left the wait queue for the transmit queue: the PUSHes that
- * waited for it follow it. */
+/* The call @c is all on the wire (NULL: the handshake is done): the kept
+ * promises it names follow it (NULL: those whose call has ended). */
 void ferry__iou_call_sent(struct ferry_session *s, struct ferry_call *c)
 {
 	struct ferry_iou *iou, *next;
 
-	if (!s->ious_held)
-		return;
-	for (iou = s->ious; iou; iou = next) {
+	for (iou = s->ious; iou && s->ious_held; iou = next) {
 		next = iou->snext;
-		if (iou->state != IOU_HELD ||
-		    (iou->named_by && iou->named_by != c))
+		if (iou->state != IOU_HELD || !iou->named ||
+		    iou->named_by != c)
 			continue;
 		iou->named_by = NULL;
 		s->ious_held--;
@@ -338,8 +345,14 @@ void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c)
 			continue;
 		c->n_ious--;
 		iou->named_by = NULL;
-		if (!unsent)
+		if (!unsent) {
+			/* Part of it may be there: the token goes. */
+			if (iou->state == IOU_HELD && s->state == SESS_OPEN) {
+				s->ious_held--;
+				iou_push(iou);
+			}
 			continue;
+		}
 		/* The call never went out: the server will never look
 		 * for its token. */
 		if (iou->state == IOU_HELD) {
@@ -638,7 +651,9 @@ void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
 		ep->st.iou_push_early++;
 	}
 	if (p.code != 0) {
-		err = -(int)p.code;
+		/* The peer's code, untrusted: one that is no positive int
+		 * must still reject, never negate into a success. */
+		err = p.code <= INT_MAX ? -(int)p.code : -FERRY_EPROTO;
 	} else if (ep->push_check &&
 		   (err = ep->push_check(ep->push_check_ctx, p.token,
 					 p.token_len)) != 0) {

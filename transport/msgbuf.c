@@ -216,14 +216,10 @@ void ferry_msgbuf_free(struct ferry_msgbuf *mb)
 	ep = mb->ep;
 	if (mb->kind == MB_KIND_RX && !ferry__on_owner(ep)) {
 		/* The dataplane's buffers are the endpoint thread's. */
-		while (atomic_flag_test_and_set_explicit(&ep->xlock,
-							  memory_order_acquire))
-			__builtin_ia32_pause();
+		ferry__xlock(ep);
 		mb->next = ep->xfrees;
 		ep->xfrees = mb;
-		atomic_flag_clear_explicit(&ep->xlock, memory_order_release);
-		atomic_store_explicit(&ep->xpending, true, memory_order_release);
-		ferry_endpoint_wake(ep);
+		ferry__xunlock_signal(ep);
 		return;
 	}
 	ferry__msgbuf_put(mb);

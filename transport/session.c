@@ -148,9 +148,6 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 		s->slots[slot] = c;
 		c->state = CALL_SENDING;
 		ferry__sess_txq_push(s, c);
-		/* PUSHes that waited for this call go right behind it. */
-		if (s->ious_held)
-			ferry__iou_call_sent(s, c);
 	}
 }
 
@@ -443,6 +440,7 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		uint32_t r;
 
 		s->txq_head = s->txq_tail = NULL;
+		s->pushq_head = s->pushq_tail = NULL;
 		/* Calls with a slot are the oldest; end them in call order,
 		 * then the ones still waiting. */
 		r = s->next_req - (s->slot_mask + 1);
@@ -518,6 +516,7 @@ static void client_rx_accept(struct ferry_session *s,
 	}
 	s->peer_id = f->h.src_sess;
 	s->peer_iou = (b.features & FERRY_FEAT_IOU) != 0;
+	s->push_slack = b.params.credits / 2 ? b.params.credits / 2 : 1;
 	if (s->token) {
 		ferry__msgbuf_put(s->token);
 		s->token = NULL;
@@ -539,7 +538,7 @@ static void client_rx_accept(struct ferry_session *s,
 	if (s->connect_cb)
 		s->connect_cb(s, 0, s->connect_ctx);
 	ferry__sess_start_waiting(s);
-	/* Promises kept while connecting, and named by no waiting call. */
+	/* Promises kept while connecting whose calls have ended. */
 	if (s->state == SESS_OPEN && s->ious_held)
 		ferry__iou_call_sent(s, NULL);
 }

@@ -6,6 +6,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -555,8 +556,9 @@ int ferry_wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
 	*code = ferry_rd_u32(&r);
 	*msg_len = ferry_rd_u16(&r);
 	*msg = (const char *)ferry_rd_take(&r, *msg_len);
+	/* A code is negated into a result: 1..INT_MAX, never 0. */
 	if (r.err || ferry_rd_left(&r) != 0 || *code == 0 ||
-	    *msg_len > FERRY_ERROR_MSG_MAX)
+	    *code > INT_MAX || *msg_len > FERRY_ERROR_MSG_MAX)
 		return -1;
 	return 0;
 }

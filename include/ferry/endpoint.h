@@ -96,7 +96,7 @@ struct ferry_ep_config {
 	uint16_t dpdk_queues;
 	/* Deferred tokens (ferry/iou.h).  iou_max: IOUs the endpoint tracks
 	 * at once -- a client's promises, a server's table entries -- and
-	 * as many waits on them (0: max_sessions * session_slots).
+	 * twice as many waits on them (0: max_sessions * session_slots).
 	 * iou_timeout_ms: how long a server keeps an IOU a call named
 	 * waiting for its PUSH before rejecting it with -ETIMEDOUT.
 	 * Pushes for an IOU no call has named yet wait for that call, per

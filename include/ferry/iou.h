@@ -48,7 +48,8 @@ struct ferry_iou;
  */
 struct ferry_iou_hooks {
 	/*
-	 * The session ended before the promise was kept: stop the work if
+	 * The session ended before the endpoint took the result in (it may
+	 * have been kept on another thread a moment ago): stop the work if
 	 * possible.  When this returns, ferry_iou_resolve()/ferry_iou_fail()
 	 * for this IOU must either have been called already or never be
 	 * called.  Without a cancel hook, the promise must still be kept
@@ -80,14 +81,16 @@ uint64_t ferry_iou_id(const struct ferry_iou *iou);
 /*
  * ferry_iou_resolve - keep the promise with a token (@tok, @len: copied
  * before this returns).  The PUSH goes on the session once the call that
- * names the IOU has been sent (at once if no call names it).
+ * names the IOU has been sent; a promise kept before any call names it
+ * waits to be named (or for its session to end).
  *
  * Any thread; exactly once per IOU, together with ferry_iou_fail().  After
  * it returns the caller must not use @iou again.  Returns 0; -EMSGSIZE (the
  * token is empty or longer than FERRY_PUSH_TOKEN_MAX_LEN, or longer than
  * one frame of the session holds), -ENOBUFS (no msgbuf free to hold the
  * copy) -- in both cases the server is told the error instead, so its
- * waiting uses fail rather than hang; -ENOTCONN if the session has ended
+ * waiting uses fail rather than hang; -ENOTCONN if, as far as the calling
+ * thread can tell (only the endpoint's thread can), the session has ended
  * (the token is dropped).
  */
 int ferry_iou_resolve(struct ferry_iou *iou, const void *tok, size_t len);
@@ -105,8 +108,9 @@ int ferry_iou_fail(struct ferry_iou *iou, int err);
 /*
  * ferry_iou_cancel - take back a promise that no call names and that was
  * not kept: it is forgotten, no PUSH is sent, and its release hook runs.
- * For a keeper that answered at once after all.  Returns 0, or -EBUSY (a
- * call names it, or it was kept).  Only the endpoint's thread.
+ * For a keeper that answered at once after all.  Returns 0, -EBUSY (a
+ * call names it, or it was kept), or -EINVAL (NULL, or its session has
+ * ended).  Only the endpoint's thread.
  */
 int ferry_iou_cancel(struct ferry_iou *iou);
 

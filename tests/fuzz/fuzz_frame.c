@@ -84,7 +84,7 @@ static void check_error(const struct ferry_frame *f)
 	if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
 				   &msg_len) != 0)
 		return;
-	CHECK(code != 0);
+	CHECK(code != 0 && code <= 0x7fffffffu);
 	CHECK(msg_len <= FERRY_ERROR_MSG_MAX);
 	CHECK((size_t)msg_len + 6 == f->pay_len);
 	CHECK(inside(msg, msg_len, f->payload, f->pay_len));
