@@ -36,6 +36,19 @@ enum bench_phase { PH_WARMUP = 0, PH_MEASURE, PH_STOP };
 #define BENCH_CAP_ENTRY "call"  /* the entrypoint of --caps tokens */
 /* Most --caps: eight tokens of these names fill a token table. */
 #define BENCH_CAPS_MAX 8
+/* With --verify, each call's tokens are sealed for it: their props are the
+ * call's sequence number on its session (u64) and the token's index in the
+ * call's table (u32), little-endian, so the server can tell a token that
+ * belongs to another call.  Props make tokens longer: fewer fit a table. */
+#define BENCH_PROPS_LEN 12
+/* Most --caps with --verify: 4 + 7 * (4 + 126) bytes fill a table. */
+#define BENCH_VCAPS_MAX 7
+
+static inline void bench_props(uint8_t *p, uint64_t seq, uint32_t cap)
+{
+	__builtin_memcpy(p, &seq, 8);
+	__builtin_memcpy(p + 8, &cap, 4);
+}
 
 struct ferry_keyring;
 
@@ -47,6 +60,18 @@ struct bench_auth {
 	size_t chan_tok_len;
 	struct ferry_cap caps[BENCH_CAPS_MAX]; /* --caps tokens */
 	unsigned ncaps;
+	uint32_t call_ttl;    /* --verify: per-call tokens' lifetime */
+};
+
+/* --deferred: the process's delayed token issuer (delayed.c). */
+struct bench_issuer;
+struct ferry_token_issuer_ops;
+struct bench_issuer_stats {
+	uint64_t issued, completed, cancelled;
+	uint64_t wakeups;  /* times the thread went to sleep */
+	uint64_t signals;  /* issues that woke it for an earlier due time */
+	double late_mean_us, late_max_us; /* completion after its due time */
+	double cpu_s;                     /* the issuer thread's CPU time */
 };
 
 struct bench_opts {
@@ -83,6 +108,11 @@ struct bench_opts {
 	const char *keyring;
 	uint32_t caps;
 	const struct bench_auth *auth;
+	/* --deferred F, --deferred-delay-us D; issuer is set when F > 0 and
+	 * this process runs clients. */
+	double deferred;
+	uint32_t deferred_delay_us;
+	struct bench_issuer *issuer;
 	/* --trace-out FILE, --trace-sample F; tracer is set when tracing. */
 	const char *trace_out;
 	double trace_sample;
@@ -122,12 +152,21 @@ struct bench_worker {
 	_Atomic uint64_t lost, dups, ooo, corrupt;
 	/* --caps, server: tokens redeemed (verified) in handlers. */
 	_Atomic uint64_t caps_redeemed;
+	/* IOU counters of the endpoint, published about every 100 ms for
+	 * the progress line: a server's table (created, resolved,
+	 * rejected), a client's promises (promised, pushed, dropped). */
+	_Atomic uint64_t iou_created, iou_resolved, iou_rejected;
+	_Atomic uint64_t ious_promised, ious_pushed, ious_dropped;
+	/* --caps, client: calls made with a token table, and those of them
+	 * made with IOUs (--deferred). */
+	_Atomic uint64_t table_calls, deferred_calls;
 	/* Filled in when the worker ends. */
 	struct bench_hist hist;
 	uint64_t copied, delivered;  /* payload bytes, from endpoint stats */
 	uint64_t drops, retransmits, allocs;
 	uint64_t tx_zc, tx_zc_fixed;
 	struct ferry_ep_stats st;    /* the endpoint's, at the end */
+	double cpu_s;                /* the thread's CPU time, at the end */
 	int err;                     /* setup failure, negative errno */
 	char errmsg[160];
 	_Atomic bool ready;          /* set up and serving/connected */
@@ -144,9 +183,26 @@ void *bench_floor_server(void *w);
 void *bench_floor_client(void *w);
 
 uint64_t bench_now_ns(void);
+/* The calling thread's CPU time so far, in seconds. */
+double bench_thread_cpu_s(void);
 /* --verify patterns: fill or check bytes [off, len) for call @seq. */
 void bench_pattern_fill(uint8_t *p, size_t off, size_t len, uint64_t seq);
 bool bench_pattern_ok(const uint8_t *p, size_t off, size_t len, uint64_t seq);
 void bench_pin(int cpu);
+
+/*
+ * The delayed issuer (--deferred; needs the control plane).  Start one per
+ * process, before any client thread, sized for @expect pending issuances;
+ * stop it after every endpoint is destroyed (what is left is completed
+ * with -ECANCELED; @st, if not NULL, receives its final counters).  bench_issuer_seed_thread() seeds the calling thread's
+ * delay generator.  The ops' argument is the struct bench_issuer *; the
+ * request's props must be BENCH_PROPS_LEN bytes (seq, cap index).
+ */
+int bench_issuer_start(const struct bench_opts *o, size_t expect,
+		       struct bench_issuer **out);
+void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st);
+void bench_issuer_stats(struct bench_issuer *is, struct bench_issuer_stats *st);
+void bench_issuer_seed_thread(uint64_t seed);
+const struct ferry_token_issuer_ops *bench_delayed_ops(void);
 
 #endif /* FERRY_BENCH_H */

@@ -59,7 +59,8 @@ static const char usage[] =
 "  --loss F, --dup F, --reorder F, --corrupt F\n"
 "                     inject faults into every received datagram with these\n"
 "                     probabilities (0..1), on both ends (RPC only)\n"
-"  --seed N           fault-injection seed (default 1): same seed, same faults\n"
+"  --seed N           seed (default 1) of fault injection and of --deferred's\n"
+"                     choices and delays: same seed, same faults\n"
 "  --wire-csum        checksum every frame (on by itself with --corrupt)\n"
 "  --peer-timeout MS  declare a silent peer dead after MS (default 5000);\n"
 "                     its calls fail, and a client with no session left stops\n"
@@ -80,7 +81,30 @@ static const char usage[] =
 "                     issued once at start (subrequest, audience\n"
 "                     \"" BENCH_AUDIENCE "\", target \"" BENCH_CHANNEL "\", entrypoint\n"
 "                     \"" BENCH_CAP_ENTRY "\"); the server redeems each and refuses\n"
-"                     (and counts as an error) a call whose token fails\n"
+"                     (and counts as an error) a call whose token fails.\n"
+"                     With --verify, sealed per call instead, with props\n"
+"                     naming the call (its number and the token's index),\n"
+"                     which the server checks (a mismatch counts corrupt);\n"
+"                     longer tokens: at most %u per call then\n"
+"  --deferred F       a fraction F (0..1) of calls, chosen at random from\n"
+"                     --seed, carry deferred tokens (IOUs): each of their\n"
+"                     --caps tokens comes from a delayed issuer (a thread of\n"
+"                     this process) and follows the call in a PUSH; the\n"
+"                     server's handler runs in order and answers once they\n"
+"                     are in.  With --verify the issuer seals each token as\n"
+"                     it completes it; without, it hands over the token\n"
+"                     issued at start (measuring the deferred path, not\n"
+"                     sealing: `ferryctl bench` measures that).  A server\n"
+"                     with --keyring takes IOUs whatever its options, and\n"
+"                     verifies pushed tokens on arrival.  Reports the\n"
+"                     server's IOU counters (created, resolved, rejected),\n"
+"                     or in a client-only process the client's (promised,\n"
+"                     pushed, dropped).  Needs --keyring and --caps >= 1;\n"
+"                     for clients (loop, client)\n"
+"  --deferred-delay-us D\n"
+"                     each deferred token is issued after a delay drawn\n"
+"                     uniformly in [0, D] microseconds (0..1000000,\n"
+"                     default 200; needs --deferred)\n"
 "  --trace-out FILE   record a session span per session and a call span per\n"
 "                     sampled call, appended to FILE as OTLP/JSON lines\n"
 "                     (docs/tracing.md); ferryctl spans FILE shows the tree\n"
@@ -180,6 +204,11 @@ static void sleep_ns(uint64_t ns)
 struct totals {
 	uint64_t completed, errors, bytes;
 	uint64_t lost, dups, ooo, corrupt;
+	/* The endpoints' IOU counters as last published: a server's table,
+	 * a client's promises. */
+	uint64_t iou_created, iou_resolved, iou_rejected;
+	uint64_t ious_promised, ious_pushed, ious_dropped;
+	uint64_t deferred_calls, table_calls;
 };
 
 static struct totals sum(struct bench_worker *ws, int n, bool server)
@@ -199,6 +228,14 @@ static struct totals sum(struct bench_worker *ws, int n, bool server)
 		t.dups += atomic_load(&ws[i].dups);
 		t.ooo += atomic_load(&ws[i].ooo);
 		t.corrupt += atomic_load(&ws[i].corrupt);
+		t.iou_created += atomic_load(&ws[i].iou_created);
+		t.iou_resolved += atomic_load(&ws[i].iou_resolved);
+		t.iou_rejected += atomic_load(&ws[i].iou_rejected);
+		t.ious_promised += atomic_load(&ws[i].ious_promised);
+		t.ious_pushed += atomic_load(&ws[i].ious_pushed);
+		t.ious_dropped += atomic_load(&ws[i].ious_dropped);
+		t.deferred_calls += atomic_load(&ws[i].deferred_calls);
+		t.table_calls += atomic_load(&ws[i].table_calls);
 	}
 	return t;
 }
@@ -230,8 +267,29 @@ static int bench_auth_setup(const struct bench_opts *o, struct bench_auth *a)
 		return 2;
 	}
 	/* As long as the keyring lets tokens live: a bench run may be
-	 * long, and the tokens are issued only once. */
+	 * long, and the tokens are issued only once.  Tokens sealed per
+	 * call (--verify) live an hour at most. */
 	req.ttl = ferry_keyring_max_ttl(a->kr);
+	a->call_ttl = req.ttl < 3600 ? req.ttl : 3600;
+	if (o->verify && o->caps) {
+		/* A per-call token carries props: check that --caps of
+		 * them fit a call's table, and say so now if not. */
+		uint8_t props[BENCH_PROPS_LEN] = { 0 };
+		struct ferry_token_req vreq = req;
+
+		vreq.entrypoint = BENCH_CAP_ENTRY;
+		vreq.props = props;
+		vreq.props_len = sizeof(props);
+		vreq.ttl = a->call_ttl;
+		ret = ferry_token_seal(a->kr, &vreq, tok, sizeof(tok), &len);
+		if (ret == 0 && 4 + o->caps * (4 + len) > FERRY_CAPS_MAX_LEN) {
+			fprintf(stderr, "ferry-bench: --caps %u with --verify: "
+					"%u tokens of %zu bytes do not fit a "
+					"token table (%u bytes)\n",
+				o->caps, o->caps, len, FERRY_CAPS_MAX_LEN);
+			return 2;
+		}
+	}
 	for (unsigned i = 0; i <= o->caps; i++) {
 		uint8_t *copy = NULL;
 
@@ -328,6 +386,27 @@ static void bench_trace_end(struct bench_opts *o)
 #endif
 }
 
+/* The progress line's IOU counters: the server's table when this process
+ * runs a server, else the client's promises; "" while there are none. */
+static void iou_progress(struct bench_worker *ws, int nw, bool server,
+			 char *buf, size_t len)
+{
+	struct totals t = sum(ws, nw, server);
+
+	if (server && t.iou_created)
+		snprintf(buf, len, "  IOUs created %llu resolved %llu "
+				   "rejected %llu",
+			 (unsigned long long)t.iou_created,
+			 (unsigned long long)t.iou_resolved,
+			 (unsigned long long)t.iou_rejected);
+	else if (!server && t.ious_promised)
+		snprintf(buf, len, "  IOUs promised %llu pushed %llu "
+				   "dropped %llu (client)",
+			 (unsigned long long)t.ious_promised,
+			 (unsigned long long)t.ious_pushed,
+			 (unsigned long long)t.ious_dropped);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -364,6 +443,8 @@ int main(int argc, char **argv)
 		{ "trace-out", required_argument, NULL, 1001 },
 		{ "trace-sample", required_argument, NULL, 1002 },
 		{ "caps", required_argument, NULL, 'A' },
+		{ "deferred", required_argument, NULL, 1003 },
+		{ "deferred-delay-us", required_argument, NULL, 1004 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -382,8 +463,10 @@ int main(int argc, char **argv)
 		.seed = 1,
 		.trace_sample = 1,
 		.dpdk_port = -1,
+		.deferred_delay_us = 200,
 	};
 	bool resp_set = false, dur_set = false, trace_sample_set = false;
+	bool deferred_set = false, delay_set = false;
 	struct bench_worker *ws;
 	pthread_t *tids;
 	int nw = 0, c, ncpu, first = 1;
@@ -394,6 +477,8 @@ int main(int argc, char **argv)
 	uint64_t caps_redeemed = 0;
 	uint64_t t_start, t_end, copied = 0, delivered = 0, drops = 0;
 	uint64_t retrans = 0, zc = 0, zc_fixed = 0;
+	struct bench_issuer_stats ist = { 0 };
+	struct ferry_ep_stats isv = { 0 }, icl = { 0 };
 	double secs;
 	int rc = 0;
 
@@ -504,8 +589,19 @@ int main(int argc, char **argv)
 		case 'A':
 			o.caps = parse_count(optarg, "--caps", 0, BENCH_CAPS_MAX);
 			break;
+		case 1003:
+			o.deferred = parse_prob(optarg, "--deferred");
+			deferred_set = true;
+			break;
+		case 1004:
+			o.deferred_delay_us = parse_count(optarg,
+							  "--deferred-delay-us",
+							  0, 1000000);
+			delay_set = true;
+			break;
 		case 'h':
-			printf(usage, ferry_dp_names(), BENCH_CAPS_MAX);
+			printf(usage, ferry_dp_names(), BENCH_CAPS_MAX,
+			       BENCH_VCAPS_MAX);
 			return 0;
 		default:
 			fprintf(stderr, "Try 'ferry-bench --help'.\n");
@@ -568,8 +664,29 @@ int main(int argc, char **argv)
 	if (o.verify && (o.size < BENCH_VHDR_LEN || o.resp_size < BENCH_VHDR_LEN))
 		die_usage("%s needs --size and --resp-size of at least 16",
 			  "--verify");
+	if (delay_set && !deferred_set)
+		die_usage("%s needs --deferred", "--deferred-delay-us");
+	if (deferred_set && o.floor)
+		die_usage("%s: the floor has no RPC layer to carry tokens",
+			  "--deferred");
+	if (deferred_set && strcmp(o.mode, "server") == 0)
+		die_usage("%s is for clients (loop, client): a server with "
+			  "--keyring takes deferred tokens as they come",
+			  "--deferred");
+	if (o.deferred > 0 && (!o.keyring || o.caps < 1))
+		die_usage("%s needs --keyring and --caps >= 1: the deferred "
+			  "tokens are the calls' --caps tokens", "--deferred");
 	if (o.caps && !o.keyring)
 		die_usage("%s needs --keyring to issue the tokens", "--caps");
+	if (o.verify && o.caps > BENCH_VCAPS_MAX) {
+		static char msg[128];
+
+		snprintf(msg, sizeof(msg),
+			 "%%s: with --verify, at most %u tokens per call (each "
+			 "names its call, and %u fill a token table)",
+			 BENCH_VCAPS_MAX, BENCH_VCAPS_MAX);
+		die_usage(msg, "--caps");
+	}
 	if (o.keyring && o.floor)
 		die_usage("%s: the floor has no RPC layer to admit sessions",
 			  "--keyring");
@@ -598,6 +715,22 @@ int main(int argc, char **argv)
 		o.duration = 0; /* a server runs until interrupted */
 	if (o.duration == 0 && run_client)
 		die_usage("%s must be above 0 for a client", "--duration");
+
+	if (o.deferred > 0 && run_client) {
+		/* One delayed issuer for the process, before any client
+		 * thread: sized for every token of every call in flight,
+		 * twice over. */
+		size_t expect = (size_t)o.threads * o.sessions * o.inflight *
+				o.caps * 2;
+
+		rc = bench_issuer_start(&o, expect, &o.issuer);
+		if (rc < 0) {
+			fprintf(stderr, "ferry-bench: starting the delayed "
+					"issuer: %s\n", ferry_strerror(rc));
+			return 1;
+		}
+		rc = 0;
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -659,6 +792,7 @@ int main(int argc, char **argv)
 				atomic_store(&bench_phase, PH_STOP);
 				for (int j = 0; j < nw; j++)
 					pthread_join(tids[j], NULL);
+				bench_issuer_stop(o.issuer, NULL);
 				return 1;
 			}
 		}
@@ -707,16 +841,22 @@ int main(int argc, char **argv)
 			now = bench_now_ns();
 			cur = sum(ws, nw, !run_client);
 			dt = (double)(now - t_prev) / 1e9;
-			if (!o.quiet && step == 1000000000ull)
+			if (!o.quiet && step == 1000000000ull) {
+				char ious[128] = "";
+
+				if (o.keyring)
+					iou_progress(ws, nw, run_server, ious,
+						     sizeof(ious));
 				fprintf(stderr,
 					"[%3ds] %10.0f req/s %8.3f Gbit/s  "
-					"errors %llu\n",
+					"errors %llu%s\n",
 					first++,
 					(double)(cur.completed - prev.completed) /
 						dt,
 					(double)(cur.bytes - prev.bytes) * 8 /
 						dt / 1e9,
-					(unsigned long long)cur.errors);
+					(unsigned long long)cur.errors, ious);
+			}
 			prev = cur;
 			t_prev = now;
 		}
@@ -725,6 +865,12 @@ int main(int argc, char **argv)
 	atomic_store(&bench_phase, PH_STOP);
 	for (int k = 0; k < nw; k++)
 		pthread_join(tids[k], NULL);
+	/* Every endpoint is gone: what the issuer still holds was
+	 * cancelled with its session. */
+	if (o.issuer) {
+		bench_issuer_stop(o.issuer, &ist);
+		o.issuer = NULL;
+	}
 
 	bench_hist_init(&hist);
 	for (int k = 0; k < nw; k++) {
@@ -736,6 +882,22 @@ int main(int argc, char **argv)
 		zc += ws[k].tx_zc;
 		zc_fixed += ws[k].tx_zc_fixed;
 		caps_redeemed += atomic_load(&ws[k].caps_redeemed);
+		/* The endpoints' final IOU counters, per side. */
+		if (ws[k].server) {
+			isv.iou_created += ws[k].st.iou_created;
+			isv.iou_resolved += ws[k].st.iou_resolved;
+			isv.iou_rejected += ws[k].st.iou_rejected;
+			isv.iou_timed_out += ws[k].st.iou_timed_out;
+			isv.iou_bad_token += ws[k].st.iou_bad_token;
+			isv.iou_dup_push += ws[k].st.iou_dup_push;
+			isv.iou_push_early += ws[k].st.iou_push_early;
+			isv.iou_push_dropped += ws[k].st.iou_push_dropped;
+			isv.calls_iou_refused += ws[k].st.calls_iou_refused;
+		} else {
+			icl.ious_promised += ws[k].st.ious_promised;
+			icl.ious_pushed += ws[k].st.ious_pushed;
+			icl.ious_dropped += ws[k].st.ious_dropped;
+		}
 	}
 	cl = sum(ws, nw, false);
 	sv = sum(ws, nw, true);
@@ -814,6 +976,58 @@ int main(int argc, char **argv)
 			printf("admission: channel tokens required; %llu call "
 			       "token(s) redeemed (warm-up included)\n",
 			       (unsigned long long)caps_redeemed);
+		if (o.deferred > 0)
+			printf("deferred: %llu of %llu calls made carried IOUs "
+			       "(%.3f), each token issued after 0..%u us; "
+			       "issuer: %llu issued, %llu completed (%llu "
+			       "cancelled), late by %.1f us mean, %.1f us max\n",
+			       (unsigned long long)cl.deferred_calls,
+			       (unsigned long long)cl.table_calls,
+			       cl.table_calls ? (double)cl.deferred_calls /
+							(double)cl.table_calls
+					      : 0.0,
+			       o.deferred_delay_us,
+			       (unsigned long long)ist.issued,
+			       (unsigned long long)ist.completed,
+			       (unsigned long long)ist.cancelled,
+			       ist.late_mean_us, ist.late_max_us);
+		if (run_server && o.keyring &&
+		    (isv.iou_created || o.deferred > 0))
+			printf("IOUs (server): created %llu, resolved %llu, "
+			       "rejected %llu (timed out %llu, bad token %llu); "
+			       "pushes early %llu, dropped %llu, duplicate "
+			       "%llu; calls refused %llu\n",
+			       (unsigned long long)isv.iou_created,
+			       (unsigned long long)isv.iou_resolved,
+			       (unsigned long long)isv.iou_rejected,
+			       (unsigned long long)isv.iou_timed_out,
+			       (unsigned long long)isv.iou_bad_token,
+			       (unsigned long long)isv.iou_push_early,
+			       (unsigned long long)isv.iou_push_dropped,
+			       (unsigned long long)isv.iou_dup_push,
+			       (unsigned long long)isv.calls_iou_refused);
+		if (run_client && o.deferred > 0) {
+			/* ferry_cap_issue() takes a promise back when the
+			 * issuer answers before it returns (a delay near 0):
+			 * the call then carries the token itself.  (Promises
+			 * cancelled unkept when their session ended land
+			 * here too: the transport does not count them as
+			 * dropped.) */
+			uint64_t back = icl.ious_promised - icl.ious_pushed -
+					icl.ious_dropped;
+
+			printf("IOUs (client): promised %llu, pushed %llu, "
+			       "dropped %llu",
+			       (unsigned long long)icl.ious_promised,
+			       (unsigned long long)icl.ious_pushed,
+			       (unsigned long long)icl.ious_dropped);
+			if (icl.ious_promised >= icl.ious_pushed + icl.ious_dropped)
+				printf("; %llu neither (answered before their "
+				       "call was made, or cancelled with their "
+				       "session)",
+				       (unsigned long long)back);
+			printf("\n");
+		}
 		if (!o.floor && o.zc_threshold)
 			printf("SEND_ZC packets %llu, %llu of them from "
 			       "registered memory\n",
@@ -885,7 +1099,7 @@ int main(int argc, char **argv)
 				"\"faults\":{\"loss\":%llu,\"dup\":%llu,"
 				"\"reorder\":%llu,\"corrupt\":%llu},"
 				"\"admission\":%s,\"caps\":%u,"
-				"\"caps_redeemed\":%llu}\n",
+				"\"caps_redeemed\":%llu,",
 				o.floor ? "floor-" : "", o.mode, o.dataplane,
 				o.size, o.resp_size, o.inflight, o.sessions,
 				o.threads, o.busy_poll ? "true" : "false", secs,
@@ -911,6 +1125,79 @@ int main(int argc, char **argv)
 				(unsigned long long)fl.fault_corrupt,
 				o.keyring ? "true" : "false", o.caps,
 				(unsigned long long)caps_redeemed);
+			/* Deferred tokens: the server's IOU table when this
+			 * process runs a server, the client's promises when
+			 * it runs a client; "iou_counters" says which the
+			 * summary line shows. */
+			fprintf(f,
+				"\"deferred\":%.4f,\"deferred_delay_us\":%u,"
+				"\"deferred_calls\":%llu,\"table_calls\":%llu,"
+				"\"iou_counters\":\"%s\"",
+				o.deferred, o.deferred_delay_us,
+				(unsigned long long)cl.deferred_calls,
+				(unsigned long long)cl.table_calls,
+				run_server ? "server" : "client");
+			if (run_server)
+				fprintf(f,
+					",\"iou_created\":%llu,"
+					"\"iou_resolved\":%llu,"
+					"\"iou_rejected\":%llu,"
+					"\"iou_timed_out\":%llu,"
+					"\"iou_bad_token\":%llu,"
+					"\"iou_push_early\":%llu,"
+					"\"iou_push_dropped\":%llu",
+					(unsigned long long)isv.iou_created,
+					(unsigned long long)isv.iou_resolved,
+					(unsigned long long)isv.iou_rejected,
+					(unsigned long long)isv.iou_timed_out,
+					(unsigned long long)isv.iou_bad_token,
+					(unsigned long long)isv.iou_push_early,
+					(unsigned long long)isv.iou_push_dropped);
+			if (run_client)
+				fprintf(f,
+					",\"ious_promised\":%llu,"
+					"\"ious_pushed\":%llu,"
+					"\"ious_dropped\":%llu",
+					(unsigned long long)icl.ious_promised,
+					(unsigned long long)icl.ious_pushed,
+					(unsigned long long)icl.ious_dropped);
+			if (ist.issued)
+				fprintf(f,
+					",\"issuer\":{\"issued\":%llu,"
+					"\"completed\":%llu,"
+					"\"cancelled\":%llu,"
+					"\"late_mean_us\":%.2f,"
+					"\"late_max_us\":%.2f,"
+					"\"sleeps\":%llu,\"signals\":%llu}",
+					(unsigned long long)ist.issued,
+					(unsigned long long)ist.completed,
+					(unsigned long long)ist.cancelled,
+					ist.late_mean_us, ist.late_max_us,
+					(unsigned long long)ist.wakeups,
+					(unsigned long long)ist.signals);
+			/* CPU time per role and datagrams, warm-up
+			 * included: what a figure's ratio is made of. */
+			{
+				double cs = 0, cc = 0;
+				uint64_t tx = 0, rx = 0;
+
+				for (int k = 0; k < nw; k++) {
+					if (ws[k].server)
+						cs += ws[k].cpu_s;
+					else
+						cc += ws[k].cpu_s;
+					tx += ws[k].st.tx_pkts;
+					rx += ws[k].st.rx_pkts;
+				}
+				fprintf(f,
+					",\"cpu_s\":{\"server\":%.3f,"
+					"\"client\":%.3f,\"issuer\":%.3f},"
+					"\"tx_pkts\":%llu,\"rx_pkts\":%llu",
+					cs, cc, ist.cpu_s,
+					(unsigned long long)tx,
+					(unsigned long long)rx);
+			}
+			fprintf(f, "}\n");
 			if (fclose(f) != 0) {
 				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
 					strerror(errno));

@@ -48,6 +48,10 @@ def memif_cmds(extra):
         "server", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.1",
         "--eal", MEMIF_EAL.format(prefix=tag + "s", role="server", sock=sock),
         "--quiet"]
+    if "--keyring" in opts:
+        # Tokens: the server admits with (and verifies against) the same
+        # keyring.
+        srv += ["--keyring", opts[opts.index("--keyring") + 1]]
     cli = pre + [
         "client", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.2",
         "--connect", "10.99.0.1",
@@ -166,6 +170,34 @@ figure("DPDK memif, 32 B, 1 in flight (base = DPDK floor)",
        ["--inflight", "1"], "p50_us", 2.0, "lower",
        base=["memif", "floor", "--inflight", "1"],
        test=["memif", "--inflight", "1"])
+
+# Deferred tokens (issue 6): half the calls carry their two --caps tokens as
+# IOUs, each issued by the delayed issuer after 0..200 us, against every call
+# carrying them inline; throughput mode (the issuer hands over the tokens
+# issued at start; the server verifies every token once, pushed ones on
+# arrival).  Needs the control plane: a keyring is made with ferryctl.
+def keyring():
+    ctl = os.path.join(os.path.dirname(os.path.abspath(args.bench)), "..",
+                       "control", "ferryctl")
+    path = os.path.join(tempfile.mkdtemp(prefix="ferry-fig-"), "k.kr")
+    subprocess.run([ctl, "--keyring", path, "key", "new"], check=True,
+                   capture_output=True)
+    return path
+
+
+DEFERRED = [
+    ("uring loop, 32 B, 64 in flight, --caps 2: --deferred 0.5 against "
+     "--deferred 0 (base = --deferred 0)", "loop"),
+    ("DPDK memif, 32 B, 64 in flight, --caps 2: --deferred 0.5 against "
+     "--deferred 0 (base = --deferred 0)", "memif"),
+]
+if any(args.only in name for name, _ in DEFERRED):
+    kr = keyring()
+    dcommon = ["--inflight", "64", "--keyring", kr, "--caps", "2"]
+    for name, where in DEFERRED:
+        figure(name, dcommon, "rps", 0.8, "higher",
+               base=[where, "--deferred", "0"] + dcommon,
+               test=[where, "--deferred", "0.5"] + dcommon)
 
 print("| figure | metric | base (median) | test (median) | test / base (median of paired runs) | target | met |")
 print("|---|---|---|---|---|---|---|")

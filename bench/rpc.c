@@ -26,6 +26,14 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+double bench_thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void bench_pin(int cpu)
 {
 	cpu_set_t set;
@@ -132,6 +140,28 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 		cfg->pool[1] = (struct ferry_pool_class){ big,
 							  n < cap ? n : max_u32(cap, 4) };
 	}
+	if (o->keyring) {
+		/* Deferred tokens.  A server keeps a table entry per IOU a
+		 * call names, and one wait per pending entry plus one per
+		 * call waiting (ferry_call_caps_ready); it does not know its
+		 * clients' --caps (2 if not given).  A client keeps a promise
+		 * until its PUSH is acknowledged, which may be after its call
+		 * ended and the slot made a new one: twice over, and twice
+		 * again for acknowledgements held up by loss. */
+		uint32_t k = o->caps ? o->caps : 2;
+		uint32_t slots = 1;
+
+		while (slots < cfg->session_slots)
+			slots <<= 1;
+		if (server)
+			cfg->iou_max = cfg->max_sessions * slots * (k + 1) +
+				       64 * cfg->max_sessions;
+		else if (o->deferred > 0)
+			cfg->iou_max = calls * k * 4 + 64;
+		/* Each IOU's token sits in a pool buffer: the client's copy
+		 * until acknowledged, the server's until the call ends. */
+		cfg->pool[0].count += 2 * calls * k;
+	}
 	cfg->bind_addr = bench_bind_addr(o, server);
 	cfg->dpdk_eal = o->eal;
 	cfg->dpdk_port = o->dpdk_port;
@@ -156,6 +186,34 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 			   (uint64_t)idx;
 }
 
+/* The IOU counters for the progress line, about every 100 ms. */
+static void publish_iou(struct bench_worker *w, struct ferry_endpoint *ep,
+			uint64_t *next)
+{
+	struct ferry_ep_stats st;
+	uint64_t now;
+
+	if (!w->o->keyring)
+		return;
+	now = bench_now_ns();
+	if (now < *next)
+		return;
+	*next = now + 100000000ull;
+	ferry_endpoint_stats(ep, &st);
+	atomic_store_explicit(&w->iou_created, st.iou_created,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->iou_resolved, st.iou_resolved,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->iou_rejected, st.iou_rejected,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->ious_promised, st.ious_promised,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->ious_pushed, st.ious_pushed,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->ious_dropped, st.ious_dropped,
+			      memory_order_relaxed);
+}
+
 static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 {
 	struct ferry_ep_stats st;
@@ -170,13 +228,35 @@ static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 	w->retransmits = st.retransmits;
 	w->tx_zc = st.tx_zc;
 	w->tx_zc_fixed = st.tx_zc_fixed;
+	w->cpu_s = bench_thread_cpu_s();
 }
 
 /* --- server --------------------------------------------------------------- */
 
+/* What a handler learned from a request at dispatch, kept while the call
+ * waits for its deferred tokens. */
+struct srv_req {
+	uint64_t seq;      /* --verify: the call's number on its session */
+	uint32_t verdict;  /* --verify: what dispatch found wrong */
+	uint32_t rs;       /* response size */
+	size_t len;        /* request size */
+	bool verify;
+};
+
+/* A call waiting for its IOUs (ferry_call_caps_ready). */
+struct srv_wait {
+	struct rpc_srv *sv;
+	struct ferry_call *c;
+	struct srv_req r;
+	struct srv_wait *next; /* free list */
+};
+
 struct rpc_srv {
 	struct bench_worker *w;
 	struct ferry_endpoint *ep;
+	/* One wait record per call the endpoint can hold at once: no
+	 * allocation per call. */
+	struct srv_wait *waits, *wait_free;
 #ifdef FERRY_BENCH_CONTROL
 	/* Where redeemed tokens' contents go: 4.6 KiB, kept off the stack
 	 * of the handler and written only by this server's thread. */
@@ -185,32 +265,51 @@ struct rpc_srv {
 };
 
 /*
- * --caps: redeem (verify) every token the call carries, as the handler of
- * a real service would before acting on them.  Returns 0, or the first
- * failure, with which the call is then refused.
+ * --caps: redeem (verify) the call's tokens, as the handler of a real
+ * service would before acting on them.  Every token is verified exactly
+ * once: a token in the table here; a deferred one (an IOU) by the push
+ * check when its PUSH arrived (ferry_endpoint_check_pushes) -- except with
+ * --verify, where every token is verified here too, and its props must
+ * name this call (@seq) and its place in the table, or the call is
+ * counted corrupt in @verdict.  Returns 0, or the first failure, with
+ * which the call is then refused.
  */
-static int srv_redeem(struct rpc_srv *sv, struct ferry_call *c)
+static int srv_redeem(struct rpc_srv *sv, struct ferry_call *c, bool verify,
+		      uint64_t seq, uint32_t *verdict)
 {
 #ifdef FERRY_BENCH_CONTROL
 	const struct bench_auth *a = sv->w->o->auth;
-	unsigned n = ferry_call_ncaps(c);
+	unsigned n = ferry_call_ncaps(c), redeemed = 0;
 
 	for (unsigned i = 0; i < n; i++) {
+		uint8_t props[BENCH_PROPS_LEN];
 		int ret;
 
 		if (!a)
 			return -EPERM; /* tokens, but nothing to check them */
+		if (!verify && ferry_call_cap_kind(c, i) == FERRY_CAP_IOU)
+			continue;
 		ret = ferry_call_redeem(c, i, a->kr, FERRY_TOKEN_SUBREQUEST,
 					BENCH_AUDIENCE, &sv->info);
 		if (ret < 0)
 			return ret;
+		redeemed++;
+		if (!verify)
+			continue;
+		bench_props(props, seq, i);
+		if (sv->info.props_len != sizeof(props) ||
+		    memcmp(sv->info.props, props, sizeof(props)) != 0)
+			*verdict |= BENCH_V_CORRUPT;
 	}
-	if (n)
-		atomic_fetch_add_explicit(&sv->w->caps_redeemed, n,
+	if (redeemed)
+		atomic_fetch_add_explicit(&sv->w->caps_redeemed, redeemed,
 					  memory_order_relaxed);
 	return 0;
 #else
 	(void)sv;
+	(void)verify;
+	(void)seq;
+	(void)verdict;
 	return ferry_call_ncaps(c) ? -EPERM : 0;
 #endif
 }
@@ -259,37 +358,39 @@ static uint32_t srv_verify(struct ferry_call *c, const uint8_t *p, size_t len,
 	return v;
 }
 
-static void srv_handler(struct ferry_call *c, void *ctx)
+/* Refuse the call with @err (a token that does not verify, an IOU that
+ * was rejected), as a real service would. */
+static void srv_fail(struct rpc_srv *sv, struct ferry_call *c,
+		     const struct srv_req *r, int err)
 {
-	struct rpc_srv *sv = ctx;
+	if (r->verify)
+		count_verdict(sv->w, r->verdict);
+	ferry_call_respond_error(c, err);
+	atomic_fetch_add_explicit(&sv->w->errors, 1, memory_order_relaxed);
+}
+
+/* Redeem the call's tokens and answer it: in the handler, or once its
+ * deferred tokens are in. */
+static void srv_finish(struct rpc_srv *sv, struct ferry_call *c,
+		       const struct srv_req *r)
+{
 	struct bench_worker *w = sv->w;
-	uint32_t rs = w->o->resp_size, verdict = 0;
+	uint32_t verdict = r->verdict;
 	struct ferry_msgbuf *mb;
-	size_t len;
-	const uint8_t *p = ferry_call_req(c, &len);
-	uint64_t seq = 0;
-	bool verify = len >= BENCH_VHDR_LEN && get_u32(p + 4) == 1;
 	int ret;
 
-	if (len >= BENCH_HDR_LEN)
-		memcpy(&rs, p, sizeof(rs));
-	ret = srv_redeem(sv, c);
+	ret = srv_redeem(sv, c, r->verify, r->seq, &verdict);
 	if (ret < 0) {
-		/* A token that does not verify is an error, and the call is
-		 * refused with it, as a real service would. */
-		ferry_call_respond_error(c, ret);
-		atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+		srv_fail(sv, c, r, ret);
 		return;
 	}
-	if (verify) {
-		verdict = srv_verify(c, p, len, &seq);
+	if (r->verify)
 		count_verdict(w, verdict);
-	}
-	if (rs == len) {
+	if (r->rs == r->len) {
 		/* Echo in place: the request's buffer is the response. */
 		mb = ferry_call_take_req(c);
 	} else {
-		ret = ferry_msgbuf_alloc(sv->ep, rs, &mb);
+		ret = ferry_msgbuf_alloc(sv->ep, r->rs, &mb);
 		if (ret < 0) {
 			ferry_call_respond_error(c, ret);
 			atomic_fetch_add_explicit(&w->errors, 1,
@@ -297,23 +398,87 @@ static void srv_handler(struct ferry_call *c, void *ctx)
 			return;
 		}
 	}
-	if (verify && rs >= BENCH_VHDR_LEN) {
+	if (r->verify && r->rs >= BENCH_VHDR_LEN) {
 		/* The same pattern back (in place when echoing), under a
 		 * header with the verdict. */
 		uint8_t *q = ferry_msgbuf_data(mb);
 
 		put_u32(q, verdict);
 		put_u32(q + 4, 1);
-		memcpy(q + 8, &seq, 8);
-		if (rs != len)
-			bench_pattern_fill(q, BENCH_VHDR_LEN, rs, seq);
+		memcpy(q + 8, &r->seq, 8);
+		if (r->rs != r->len)
+			bench_pattern_fill(q, BENCH_VHDR_LEN, r->rs, r->seq);
 	}
 	ferry_call_respond(c, mb);
 	if (atomic_load_explicit(&bench_phase, memory_order_relaxed) ==
 	    PH_MEASURE) {
 		atomic_fetch_add_explicit(&w->completed, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->bytes, len + rs,
+		atomic_fetch_add_explicit(&w->bytes, r->len + r->rs,
 					  memory_order_relaxed);
+	}
+}
+
+/* Every IOU of the call is resolved (@res 0), or one was rejected. */
+static void srv_caps_ready(int res, void *ctx)
+{
+	struct srv_wait *wt = ctx;
+	struct rpc_srv *sv = wt->sv;
+	struct ferry_call *c = wt->c;
+	struct srv_req r = wt->r;
+
+	wt->next = sv->wait_free;
+	sv->wait_free = wt;
+	if (res < 0)
+		srv_fail(sv, c, &r, res);
+	else
+		srv_finish(sv, c, &r);
+}
+
+static bool srv_has_iou(const struct ferry_call *c)
+{
+	unsigned n = ferry_call_ncaps(c);
+
+	for (unsigned i = 0; i < n; i++)
+		if (ferry_call_cap_kind(c, i) == FERRY_CAP_IOU)
+			return true;
+	return false;
+}
+
+static void srv_handler(struct ferry_call *c, void *ctx)
+{
+	struct rpc_srv *sv = ctx;
+	struct srv_req r = { .rs = sv->w->o->resp_size };
+	const uint8_t *p = ferry_call_req(c, &r.len);
+	struct srv_wait *wt;
+	int ret;
+
+	r.verify = r.len >= BENCH_VHDR_LEN && get_u32(p + 4) == 1;
+	if (r.len >= BENCH_HDR_LEN)
+		memcpy(&r.rs, p, sizeof(r.rs));
+	/* Order is checked at dispatch, where E-order applies: a call
+	 * waiting for its tokens below does not hold up the next. */
+	if (r.verify)
+		r.verdict = srv_verify(c, p, r.len, &r.seq);
+	if (!srv_has_iou(c)) {
+		srv_finish(sv, c, &r);
+		return;
+	}
+	/* Deferred tokens: the handler has run in order; the call is
+	 * answered once they are all in (or one is rejected). */
+	wt = sv->wait_free;
+	if (!wt) {
+		srv_fail(sv, c, &r, -ENOBUFS);
+		return;
+	}
+	sv->wait_free = wt->next;
+	wt->sv = sv;
+	wt->c = c;
+	wt->r = r;
+	ret = ferry_call_caps_ready(c, srv_caps_ready, wt);
+	if (ret < 0) {
+		wt->next = sv->wait_free;
+		sv->wait_free = wt;
+		srv_fail(sv, c, &r, ret);
 	}
 }
 
@@ -323,6 +488,7 @@ void *bench_rpc_server(void *arg)
 	const struct bench_opts *o = w->o;
 	struct ferry_ep_config cfg;
 	struct rpc_srv *sv = calloc(1, sizeof(*sv));
+	uint64_t next_pub = 0;
 	int ret;
 
 	if (!sv) {
@@ -341,6 +507,21 @@ void *bench_rpc_server(void *arg)
 						 : 64,
 		     true, w->idx);
 	ret = ferry_endpoint_create(&cfg, &sv->ep);
+	if (ret == 0) {
+		/* A wait record for every call the endpoint can hold. */
+		uint32_t slots = 1, n;
+
+		while (slots < cfg.session_slots)
+			slots <<= 1;
+		n = cfg.max_sessions * slots;
+		sv->waits = calloc(n, sizeof(*sv->waits));
+		if (!sv->waits)
+			ret = -ENOMEM;
+		for (uint32_t i = n; sv->waits && i-- > 0;) {
+			sv->waits[i].next = sv->wait_free;
+			sv->wait_free = &sv->waits[i];
+		}
+	}
 #ifdef FERRY_BENCH_CONTROL
 	if (ret == 0 && o->tracer)
 		ret = ferry_endpoint_set_tracer(sv->ep, o->tracer);
@@ -358,6 +539,12 @@ void *bench_rpc_server(void *arg)
 
 		ret = ferry_endpoint_require_token(sv->ep, o->auth->kr,
 						   BENCH_AUDIENCE, chans, 1);
+		/* Deferred tokens are verified as their PUSH arrives: a
+		 * resolved IOU always holds a token that verified. */
+		if (ret == 0)
+			ret = ferry_endpoint_check_pushes(
+				sv->ep, o->auth->kr, FERRY_TOKEN_SUBREQUEST,
+				BENCH_AUDIENCE);
 	}
 #endif
 	if (ret < 0) {
@@ -367,14 +554,17 @@ void *bench_rpc_server(void *arg)
 			 bench_bind_addr(o, true), bench_server_port(o, w->idx),
 			 ferry_strerror(ret));
 		ferry_endpoint_destroy(sv->ep);
+		free(sv->waits);
 		free(sv);
 		atomic_store(&w->ready, true);
 		return NULL;
 	}
 	atomic_store(&w->ready, true);
 	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
-	       PH_STOP)
+	       PH_STOP) {
 		ferry_endpoint_poll(sv->ep, 10);
+		publish_iou(w, sv->ep, &next_pub);
+	}
 	/* Clients close their sessions as they stop: give their CLOSE up to
 	 * half a second to arrive, so those sessions end cleanly (and their
 	 * spans say so) rather than with the endpoint. */
@@ -388,7 +578,9 @@ void *bench_rpc_server(void *arg)
 		ferry_endpoint_poll(sv->ep, 1);
 	}
 	worker_stats(w, sv->ep);
+	/* Calls still waiting for tokens end with their sessions here. */
 	ferry_endpoint_destroy(sv->ep);
+	free(sv->waits);
 	free(sv);
 	return NULL;
 }
@@ -414,7 +606,86 @@ struct rpc_cli {
 	 * buffer until its response is in, and that response needs a
 	 * buffer too, so at most half the big buffers are requests. */
 	uint32_t inflight, max_inflight;
+	/* --deferred: which calls get IOUs, drawn from --seed. */
+	uint64_t rng;
+	/* Tokens of the call being made (sealed per call with --verify),
+	 * until ferry_call_caps() has copied them. */
+	uint8_t tok[BENCH_CAPS_MAX][FERRY_PUSH_TOKEN_MAX_LEN];
 };
+
+/* A uniform double in [0, 1) (splitmix64). */
+static double cli_rand(struct rpc_cli *cl)
+{
+	uint64_t z = (cl->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/*
+ * The token table for the call @sl is making.  Throughput mode: the
+ * --caps tokens issued at start.  --verify: tokens sealed now, whose props
+ * name the call (its number, their index).  Deferred: each token asked of
+ * the delayed issuer through ferry_cap_issue(), which gives an IOU entry.
+ * Returns 0 with *@tab set; -EAGAIN if no IOU was free for the first token
+ * (try again later); or another negative error.
+ */
+static int cli_table(struct rpc_cli *cl, struct rpc_slot *sl, bool deferred,
+		     struct ferry_cap *caps, const struct ferry_cap **tab)
+{
+#ifdef FERRY_BENCH_CONTROL
+	const struct bench_opts *o = cl->w->o;
+	const struct bench_auth *a = o->auth;
+	uint8_t props[BENCH_PROPS_LEN];
+	struct ferry_token_req req = {
+		.type = FERRY_TOKEN_SUBREQUEST,
+		.audience = BENCH_AUDIENCE,
+		.target = BENCH_CHANNEL,
+		.entrypoint = BENCH_CAP_ENTRY,
+		.props = props,
+		.props_len = sizeof(props),
+		.ttl = a->call_ttl,
+	};
+
+	if (!deferred && !o->verify) {
+		*tab = a->caps;
+		return 0;
+	}
+	for (unsigned i = 0; i < a->ncaps; i++) {
+		int ret;
+
+		bench_props(props, sl->seq, i);
+		if (deferred) {
+			ret = ferry_cap_issue(sl->s, bench_delayed_ops(),
+					      o->issuer, &req, cl->tok[i],
+					      sizeof(cl->tok[i]), &caps[i]);
+		} else {
+			size_t len = 0;
+
+			ret = ferry_token_seal(a->kr, &req, cl->tok[i],
+					       sizeof(cl->tok[i]), &len);
+			caps[i] = (struct ferry_cap){ FERRY_CAP_TOKEN,
+						      cl->tok[i], len };
+		}
+		if (ret < 0)
+			/* Past the first token, the IOUs already made are
+			 * kept by the issuer all the same; their PUSHes
+			 * name no call and the server drops them. */
+			return i == 0 && ret == -ENOBUFS ? -EAGAIN : ret;
+	}
+	*tab = caps;
+	return 0;
+#else
+	(void)cl;
+	(void)sl;
+	(void)deferred;
+	(void)caps;
+	(void)tab;
+	return -ENOTSUP;
+#endif
+}
 
 static void cli_cont(int res, const void *data, size_t len, void *ctx);
 
@@ -448,13 +719,52 @@ static void cli_issue(struct rpc_slot *sl)
 		bench_pattern_fill(p, BENCH_VHDR_LEN, o->size, sl->seq);
 	}
 	sl->t0 = bench_now_ns();
-	if (o->auth && o->auth->ncaps)
-		/* The tokens are copied into the call's table: issued once,
-		 * sent with every call. */
-		ret = ferry_call_caps(sl->s, BENCH_METHOD, mb, o->auth->caps,
-				      o->auth->ncaps, 0, cli_cont, sl);
-	else
+	if (o->auth && o->auth->ncaps) {
+		struct ferry_cap caps[BENCH_CAPS_MAX];
+		const struct ferry_cap *tab = NULL;
+		bool deferred = o->deferred > 0 && cli_rand(cl) < o->deferred;
+
+		ret = cli_table(cl, sl, deferred, caps, &tab);
+		/* An issuer that answered before ferry_cap_issue() returned
+		 * gave a plain token: the call is deferred only if an IOU
+		 * is left in its table. */
+		if (ret == 0 && deferred) {
+			deferred = false;
+			for (unsigned i = 0; i < o->auth->ncaps; i++)
+				deferred |= tab[i].kind == FERRY_CAP_IOU;
+		}
+		if (ret == -EAGAIN) {
+			/* Every IOU is in use: like a buffer shortage, the
+			 * slot waits for the poll loop, and gives its
+			 * number back (nothing else took one since). */
+			if (o->verify)
+				--*sl->next_seq;
+			ferry_msgbuf_free(mb);
+			if (!sl->parked) {
+				sl->parked = true;
+				cl->parked++;
+			}
+			return;
+		}
+		if (ret < 0 && !cl->w->err) {
+			cl->w->err = ret;
+			snprintf(cl->w->errmsg, sizeof(cl->w->errmsg),
+				 "call tokens: %s", ferry_strerror(ret));
+		}
+		/* The table is copied into the call: the tokens are sent
+		 * with it, and the IOUs' tokens follow in PUSHes. */
+		if (ret == 0)
+			ret = ferry_call_caps(sl->s, BENCH_METHOD, mb, tab,
+					      o->auth->ncaps, 0, cli_cont, sl);
+		if (ret == 0)
+			atomic_fetch_add_explicit(&cl->w->table_calls, 1,
+						  memory_order_relaxed);
+		if (ret == 0 && deferred)
+			atomic_fetch_add_explicit(&cl->w->deferred_calls, 1,
+						  memory_order_relaxed);
+	} else {
 		ret = ferry_call(sl->s, BENCH_METHOD, mb, cli_cont, sl);
+	}
 	if (ret == 0)
 		cl->inflight++;
 	if (ret < 0) {
@@ -539,7 +849,7 @@ void *bench_rpc_client(void *arg)
 	struct ferry_session **sess = NULL;
 	struct ferry_ep_config cfg;
 	struct rpc_cli cl = { .w = w };
-	uint64_t deadline, *seqs = NULL;
+	uint64_t deadline, *seqs = NULL, next_pub = 0;
 	int ret;
 
 	bench_pin(w->cpu);
@@ -625,6 +935,14 @@ void *bench_rpc_client(void *arg)
 		cl.slots[i].s = sess[i / o->inflight];
 		cl.slots[i].next_seq = &seqs[i / o->inflight];
 	}
+	/* --deferred: which calls defer their tokens, and the delays this
+	 * thread's issuances get, both from --seed: reproducible per
+	 * thread. */
+	cl.rng = (o->seed + 1) * 0xd1342543de82ef95ull ^ (uint64_t)w->idx << 40;
+#ifdef FERRY_BENCH_CONTROL
+	bench_issuer_seed_thread((o->seed + 1) * 0xa0761d6478bd642full ^
+				 (uint64_t)w->idx << 40);
+#endif
 	atomic_store(&w->ready, true);
 	for (uint32_t i = 0; i < cl.nslots; i++)
 		cli_issue(&cl.slots[i]);
@@ -633,6 +951,7 @@ void *bench_rpc_client(void *arg)
 		uint32_t open = 0;
 
 		ferry_endpoint_poll(cl.ep, 10);
+		publish_iou(w, cl.ep, &next_pub);
 		if (cl.parked)
 			cli_retry_parked(&cl);
 		for (uint32_t i = 0; i < o->sessions; i++)
@@ -643,6 +962,17 @@ void *bench_rpc_client(void *arg)
 			atomic_store(&w->gone, true);
 			break;
 		}
+	}
+	if (o->deferred > 0) {
+		/* Let the calls in flight finish (no new ones are made)
+		 * before closing: a call closed while waiting for its
+		 * deferred tokens would leave the server an IOU to reject,
+		 * and the counters a run reports would not balance. */
+		uint64_t end = bench_now_ns() + 2000000000ull +
+			       o->deferred_delay_us * 1000ull;
+
+		while (cl.inflight && bench_now_ns() < end)
+			ferry_endpoint_poll(cl.ep, 1);
 	}
 out:
 	atomic_store(&w->ready, true);
