@@ -6,6 +6,7 @@
 #define FERRY_TRANSPORT_INTERNAL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -461,6 +462,21 @@ static inline bool seq_lt(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
+/* A spinlock whose waiter yields the CPU after a short spin: with more
+ * threads than cores the holder may have been preempted, and spinning
+ * through the rest of a time slice only delays it further. */
+static inline void ferry__spin_lock(atomic_flag *f)
+{
+	unsigned n = 0;
+
+	while (atomic_flag_test_and_set_explicit(f, memory_order_acquire)) {
+		if (++n < 64)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+	}
+}
+
 /*
  * The cross-thread queues (xcalls, xfrees, xious): push under the lock,
  * then signal.  Only the first signal after a drain wakes the endpoint:
@@ -470,9 +486,7 @@ static inline bool seq_lt(uint32_t a, uint32_t b)
  */
 static inline void ferry__xlock(struct ferry_endpoint *ep)
 {
-	while (atomic_flag_test_and_set_explicit(&ep->xlock,
-						  memory_order_acquire))
-		__builtin_ia32_pause();
+	ferry__spin_lock(&ep->xlock);
 }
 
 static inline void ferry__xunlock_signal(struct ferry_endpoint *ep)

@@ -179,13 +179,37 @@ uint64_t ferry_iou_id(const struct ferry_iou *iou)
 	return iou ? iou->id : 0;
 }
 
+/*
+ * Give up on an unkept promise: the keeper is told through the cancel hook
+ * (after which its result has come in or never will), then the promise
+ * goes -- or, if the result did come in meanwhile from another thread, it
+ * is marked dead and the cross-thread drain frees it.  Without a hook, a
+ * promise whose keeper may still keep it (@keeper_may_keep) waits for that,
+ * dead.  Returns false when it did not go now.
+ */
+static bool iou_give_up(struct ferry_iou *iou, bool keeper_may_keep)
+{
+	iou_unlink(iou);
+	iou->state = IOU_DEAD;
+	if (iou->hooks && iou->hooks->cancel)
+		iou->hooks->cancel(iou->arg);
+	else if (keeper_may_keep && !atomic_load(&iou->kept))
+		return false; /* its keeper's result frees it */
+	if (iou->state == IOU_FREE)
+		return true; /* kept on this thread, from the hook: gone */
+	if (atomic_load(&iou->kept))
+		return false; /* on the cross-thread queue */
+	iou_free(iou);
+	return true;
+}
+
 int ferry_iou_cancel(struct ferry_iou *iou)
 {
 	if (!iou || iou->state == IOU_FREE || iou->state == IOU_DEAD)
 		return -EINVAL;
 	if (iou->named || atomic_load(&iou->kept))
 		return -EBUSY;
-	iou_free(iou);
+	iou_give_up(iou, false);
 	return 0;
 }
 
@@ -748,15 +772,10 @@ void ferry__iou_sess_end(struct ferry_session *s)
 			iou_free(iou);
 			continue;
 		}
-		iou->state = IOU_DEAD;
-		if (!iou->hooks || !iou->hooks->cancel)
-			continue; /* its keeper's result frees it */
-		iou->hooks->cancel(iou->arg);
-		/* The result is in, or will never come.  If it came, the
-		 * promise is on the cross-thread queue (or, kept on this
-		 * thread, already freed), and freed from there. */
-		if (!atomic_load(&iou->kept))
-			iou_free(iou);
+		/* Cancelled unkept: dropped now; kept meanwhile: dropped
+		 * when the endpoint takes the result in. */
+		if (iou_give_up(iou, true) && !atomic_load(&iou->kept))
+			ep->st.ious_dropped++;
 	}
 	s->ious_held = 0;
 	/* Server: calls a handler still holds keep no hold on entries, which

@@ -24,8 +24,7 @@
 
 static void cls_lock(struct ferry_pool_cls *c)
 {
-	while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire))
-		__builtin_ia32_pause();
+	ferry__spin_lock(&c->lock);
 }
 
 static void cls_unlock(struct ferry_pool_cls *c)

@@ -107,8 +107,10 @@ int ferry_iou_fail(struct ferry_iou *iou, int err);
 
 /*
  * ferry_iou_cancel - take back a promise that no call names and that was
- * not kept: it is forgotten, no PUSH is sent, and its release hook runs.
- * For a keeper that answered at once after all.  Returns 0, -EBUSY (a
+ * not kept: its cancel hook runs (so a keeper on another thread stops, or
+ * finishes first), then it is forgotten, no PUSH is sent, and its release
+ * hook runs.  For a keeper that answered at once after all, or a call not
+ * made.  Returns 0, -EBUSY (a
  * call names it, or it was kept), or -EINVAL (NULL, or its session has
  * ended).  Only the endpoint's thread.
  */
