@@ -745,13 +745,51 @@ Test(iou, push_before_call_is_buffered)
 		cr_assert_eq(stats(srv).iou_push_early, 1);
 	}
 
+	/* Several records in one PUSH are taken in order, all or none: a
+	 * frame whose second record is malformed takes neither; a good
+	 * one of two records buffers both. */
+	{
+		uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
+		struct ferry_push bp = { .iou = 20, .token = tok2,
+					 .token_len = 4 };
+		struct ferry_hdr h;
+		int n = ferry_wire_put_push(body, sizeof(body), &bp);
+
+		bp.iou = 21;
+		n += ferry_wire_put_push(body + n, sizeof(body) - (size_t)n,
+					 &bp);
+		cr_assert_eq(n, (int)sizeof(body));
+		body[sizeof(body) - 5] = 1; /* the second record's reserved */
+		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
+		h.msg_len = sizeof(body);
+		raw_send(&r, &h, body, sizeof(body));
+		PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 2);
+		cr_assert_eq(stats(srv).drop_malformed, 2);
+		cr_assert_eq(stats(srv).iou_push_early, 1);
+		body[sizeof(body) - 5] = 0;
+		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
+		h.msg_len = sizeof(body);
+		raw_send(&r, &h, body, sizeof(body));
+		PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
+		cr_assert_eq(stats(srv).iou_push_early, 3);
+		ids[0] = 21;
+		req = raw_request(&r, M_PEEK, ids, 1);
+		cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+		cr_assert_eq(len, 4);
+		cr_assert_arr_eq(out, tok2, 4);
+		ids[0] = 20;
+		req = raw_request(&r, M_PEEK, ids, 1);
+		cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+		cr_assert_eq(len, 4);
+	}
+
 	/* Two more early: one token, one error.  Resolve-before-forward
 	 * then completes before ferry_call_caps_ready returns, with the
 	 * error. */
 	raw_push(&r, 8, 0, tok2, sizeof(tok2));
 	raw_push(&r, 9, EPERM, NULL, 0);
-	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
-	cr_assert_eq(stats(srv).iou_push_early, 3);
+	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 5);
+	cr_assert_eq(stats(srv).iou_push_early, 5);
 	ids[0] = 8;
 	ids[1] = 9;
 	req = raw_request(&r, M_READY, ids, 2);
@@ -760,11 +798,11 @@ Test(iou, push_before_call_is_buffered)
 	cr_assert_eq(g.ready_res[0], -EPERM);
 	cr_assert(g.ready_in_handler[0], "it should complete at once");
 	st = stats(srv);
-	cr_assert_eq(st.iou_created, 3);
-	cr_assert_eq(st.iou_resolved, 2);
+	cr_assert_eq(st.iou_created, 5);
+	cr_assert_eq(st.iou_resolved, 4);
 	cr_assert_eq(st.iou_rejected, 1);
 	cr_assert_eq(st.iou_push_dropped, 0);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 1); /* the malformed PUSH */
+	cr_assert_eq(ferry_ep_stats_drops(&st), 2); /* the malformed PUSHes */
 	close(r.fd);
 	ferry_endpoint_destroy(srv);
 }
@@ -2714,6 +2752,17 @@ Test(iou, held_requests_leave_credit_for_pushes)
 			    "%llu; client credit stalls: %llu",
 		     ok, N, (unsigned long long)stats(srv).iou_timed_out,
 		     (unsigned long long)stats(cli).credit_stalls);
+	/* PUSHes kept together share frames: 140 of them (19-byte records)
+	 * take a handful of datagrams, not 140. */
+	{
+		struct ferry_ep_stats st = stats(srv);
+
+		cr_assert_eq(stats(cli).ious_pushed, N);
+		cr_assert_lt(st.rx_pkts, 2 * N,
+			     "server took %llu datagrams for %u requests and "
+			     "%u PUSHes",
+			     (unsigned long long)st.rx_pkts, N, N);
+	}
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);

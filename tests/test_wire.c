@@ -1780,8 +1780,11 @@ static int parse_push_exact(const uint8_t *src, size_t len,
 	if (len)
 		memcpy(b, src, len);
 	rc = ferry_wire_parse_push(b, len, out);
-	/* What it points at lies inside the body. */
-	if (rc == 0 && out->token)
+	/* A record's length, within the body; what it points at lies
+	 * inside it. */
+	if (rc >= 0)
+		cr_assert(rc >= FERRY_PUSH_HDR_LEN && (size_t)rc <= len);
+	if (rc >= 0 && out->token)
 		cr_assert(out->token >= b && out->token + out->token_len <=
 						     b + len);
 	free(b);
@@ -1799,7 +1802,7 @@ Test(wire_push, round_trip)
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + 7);
 	cr_assert_arr_eq(buf, "\x01\x02\x03\x04\x05\x06\x07\x08"
 			      "\0\0\0\0\0\x07\0\0a-token", (size_t)len);
-	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), len);
 	cr_assert_eq(out.iou, in.iou);
 	cr_assert_eq(out.code, 0);
 	cr_assert_eq(out.token_len, 7);
@@ -1808,10 +1811,26 @@ Test(wire_push, round_trip)
 	in.code = 110;
 	len = ferry_wire_put_push(buf, sizeof(buf), &in);
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN);
-	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), len);
 	cr_assert_eq(out.code, 110);
 	cr_assert_null(out.token);
 	cr_assert_eq(out.token_len, 0);
+
+	/* Records back to back: each parse gives one and its length. */
+	in.code = 0;
+	len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	in.iou = 5;
+	in.code = 13;
+	len += ferry_wire_put_push(buf + len, sizeof(buf) - (size_t)len, &in);
+	cr_assert_eq(len, 2 * FERRY_PUSH_HDR_LEN + 7);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out),
+		     FERRY_PUSH_HDR_LEN + 7);
+	cr_assert_eq(out.iou, 0x0102030405060708ull);
+	cr_assert_eq(parse_push_exact(buf + FERRY_PUSH_HDR_LEN + 7,
+				      FERRY_PUSH_HDR_LEN, &out),
+		     FERRY_PUSH_HDR_LEN);
+	cr_assert_eq(out.iou, 5);
+	cr_assert_eq(out.code, 13);
 }
 
 Test(wire_push, malformed)
@@ -1822,11 +1841,12 @@ Test(wire_push, malformed)
 	int len = ferry_wire_put_push(buf, sizeof(buf), &in);
 
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + 4);
-	/* Every length but the exact one. */
-	for (int n = 0; n < len + 3; n++)
-		if (n != len)
-			cr_assert_eq(parse_push_exact(buf, (size_t)n, &out), -1,
-				     "len %d", n);
+	/* Every length short of the record; longer ones leave the rest to
+	 * the next record. */
+	for (int n = 0; n < len; n++)
+		cr_assert_eq(parse_push_exact(buf, (size_t)n, &out), -1,
+			     "len %d", n);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len + 3, &out), len);
 	/* Reserved bytes. */
 	buf[14] = 1;
 	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), -1);
@@ -1834,7 +1854,7 @@ Test(wire_push, malformed)
 	buf[15] = 0x80;
 	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), -1);
 	buf[15] = 0;
-	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), len);
 	/* An error code with a token, and success without one. */
 	buf[11] = 5;
 	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), -1);
@@ -1845,7 +1865,7 @@ Test(wire_push, malformed)
 	in.token_len = FERRY_PUSH_TOKEN_MAX;
 	len = ferry_wire_put_push(buf, sizeof(buf), &in);
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX);
-	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), 0);
+	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), len);
 	in.token_len = FERRY_PUSH_TOKEN_MAX + 1;
 	cr_assert_eq(ferry_wire_put_push(buf, sizeof(buf), &in), -1);
 	buf[12] = (FERRY_PUSH_TOKEN_MAX + 1) >> 8;

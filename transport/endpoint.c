@@ -1076,7 +1076,8 @@ static bool flush_data(struct ferry_session *s)
 }
 
 /*
- * Send the queued PUSHes.  They may go beyond the peer's credit, by at most
+ * Send the queued PUSHes, as many to a frame as fit.  They may go beyond
+ * the peer's credit, by at most
  * push_slack: a server whose credit window is full of requests waiting for
  * their IOUs (a one-frame request keeps its credit until it is answered)
  * must still get the PUSHes those requests wait for, and it holds no PUSH:
@@ -1093,6 +1094,7 @@ static bool flush_pushes(struct ferry_session *s)
 			s->ep->st.credit_stalls++;
 			return true;
 		}
+		ferry__iou_pack(s);
 		c->seq0 = s->tx_seq;
 		if (!ferry__emit_data(s, c, s->tx_seq, 0, 0))
 			return false;

@@ -143,6 +143,9 @@ struct ferry_iou {
 	void *arg;
 	struct ferry_iou *snext, *sprev; /* the session's promises */
 	struct ferry_iou *next;          /* free list, cross-thread queue */
+	/* The PUSH frame this one's record rides in: @vc of the first
+	 * promise in it is the frame's call, and the rest follow here. */
+	struct ferry_iou *bnext;
 };
 
 enum iou_ent_state { ENT_PENDING = 0, ENT_RESOLVED, ENT_REJECTED };
@@ -423,6 +426,7 @@ int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
 void ferry__iou_call_sent(struct ferry_session *s, struct ferry_call *c);
 void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c);
 void ferry__iou_kept(struct ferry_iou *iou);
+void ferry__iou_pack(struct ferry_session *s);
 uint32_t ferry__iou_body(struct ferry_call *vc, uint8_t *out, size_t cap);
 void ferry__iou_acked(struct ferry_call *vc);
 /* Server: a complete request's IOU entries (0, or -FERRY_EIOU with no

@@ -282,6 +282,7 @@ static void iou_push(struct ferry_iou *iou)
 	vc->s = s;
 	vc->is_push = true;
 	vc->state = CALL_SENDING;
+	iou->bnext = NULL;
 	iou->state = IOU_PUSHING;
 	s->ep->st.ious_pushed++;
 	if (s->pushq_tail)
@@ -389,26 +390,76 @@ void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c)
 	c->n_ious = 0;
 }
 
-uint32_t ferry__iou_body(struct ferry_call *vc, uint8_t *out, size_t cap)
+static uint32_t rec_len(const struct ferry_iou *iou)
 {
-	struct ferry_iou *iou = iou_of(vc);
-	struct ferry_push p = {
-		.iou = iou->id,
-		.code = iou->res < 0 ? (uint32_t)-iou->res : 0,
-	};
-	int n;
-
-	if (iou->res == 0) {
-		p.token = iou->tok->data;
-		p.token_len = (uint16_t)iou->tok->len;
-	}
-	n = ferry_wire_put_push(out, cap, &p);
-	return n < 0 ? 0 : (uint32_t)n;
+	return FERRY_PUSH_HDR_LEN + (iou->res == 0 ? iou->tok->len : 0);
 }
 
+/*
+ * The PUSH at the head of the queue takes the PUSHes queued behind it into
+ * its frame while their records fit (in one frame of the session, and in
+ * the copied header area): at 64 calls in flight, one datagram carries
+ * the tokens of several calls.  The head stays queued until it is sent.
+ */
+void ferry__iou_pack(struct ferry_session *s)
+{
+	struct ferry_iou *head = iou_of(s->pushq_head), *tail = head;
+	uint32_t room = s->max_payload, used = rec_len(head);
+	struct ferry_call *vc;
+
+	if (room > FERRY_DP_HDR_MAX - FERRY_WIRE_HDR_LEN)
+		room = FERRY_DP_HDR_MAX - FERRY_WIRE_HDR_LEN;
+	while (tail->bnext) {
+		tail = tail->bnext;
+		used += rec_len(tail);
+	}
+	while ((vc = head->vc.next) != NULL &&
+	       used + rec_len(iou_of(vc)) <= room) {
+		head->vc.next = vc->next;
+		if (s->pushq_tail == vc)
+			s->pushq_tail = &head->vc;
+		tail->bnext = iou_of(vc);
+		tail = tail->bnext;
+		tail->bnext = NULL;
+		used += rec_len(tail);
+	}
+}
+
+/* The records of the frame @vc heads, back to back. */
+uint32_t ferry__iou_body(struct ferry_call *vc, uint8_t *out, size_t cap)
+{
+	uint32_t len = 0;
+
+	for (struct ferry_iou *iou = iou_of(vc); iou; iou = iou->bnext) {
+		struct ferry_push p = {
+			.iou = iou->id,
+			.code = iou->res < 0 ? (uint32_t)-iou->res : 0,
+		};
+		int n;
+
+		if (iou->res == 0) {
+			p.token = iou->tok->data;
+			p.token_len = (uint16_t)iou->tok->len;
+		}
+		n = ferry_wire_put_push(out + len, cap - len, &p);
+		if (n < 0)
+			break; /* cannot happen: packed to fit */
+		len += (uint32_t)n;
+	}
+	return len;
+}
+
+/* The frame @vc heads was acknowledged: every promise in it is kept. */
 void ferry__iou_acked(struct ferry_call *vc)
 {
-	iou_free(iou_of(vc));
+	struct ferry_iou *iou = iou_of(vc);
+
+	while (iou) {
+		struct ferry_iou *next = iou->bnext;
+
+		iou_free(iou);
+		iou = next;
+	}
 }
 
 /* --- server: the table ----------------------------------------------------- */
@@ -639,17 +690,14 @@ void ferry__iou_unclaim(struct ferry_call *c)
 	c->n_ious = 0;
 }
 
-void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
+/* One PUSH record: settle its entry, or keep it for a call to come. */
+static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 {
 	struct ferry_endpoint *ep = s->ep;
-	struct ferry_push p;
+	struct ferry_push p = *pp;
 	struct ferry_iou_ent *e;
 	int err = 0;
 
-	if (ferry_wire_parse_push(f->payload, f->pay_len, &p) < 0) {
-		ep->st.drop_malformed++;
-		return;
-	}
 	e = ent_find(s, p.iou);
 	if (e && e->state != ENT_PENDING) {
 		/* The client keeps each promise once; a second PUSH for it
@@ -705,6 +753,31 @@ void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
 		return;
 	ent_count(ep, e);
 	ent_settled(e);
+}
+
+void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_push p;
+	uint32_t off = 0;
+	int n;
+
+	/* The whole body first: a malformed record anywhere drops the
+	 * frame, and no record of it is taken. */
+	do {
+		n = ferry_wire_parse_push(f->payload + off, f->pay_len - off,
+					  &p);
+		if (n < 0) {
+			ep->st.drop_malformed++;
+			return;
+		}
+		off += (uint32_t)n;
+	} while (off < f->pay_len);
+	for (off = 0; off < f->pay_len; off += (uint32_t)n) {
+		n = ferry_wire_parse_push(f->payload + off, f->pay_len - off,
+					  &p);
+		rx_push_one(s, &p);
+	}
 }
 
 /* Reject a pending entry with @err (a deadline, the session's end). */

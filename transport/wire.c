@@ -514,7 +514,7 @@ int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out)
 	out->token_len = ferry_rd_u16(&r);
 	rsvd = ferry_rd_u16(&r);
 	out->token = ferry_rd_take(&r, out->token_len);
-	if (r.err || ferry_rd_left(&r) != 0 || rsvd != 0)
+	if (r.err || rsvd != 0)
 		return -1;
 	/* A token with success, none with an error. */
 	if (out->code == 0 ? out->token_len == 0 ||
@@ -523,7 +523,7 @@ int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out)
 		return -1;
 	if (out->code != 0)
 		out->token = NULL;
-	return 0;
+	return FERRY_PUSH_HDR_LEN + out->token_len;
 }
 
 int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push)

@@ -236,10 +236,12 @@ int ferry_wire_put_caps(uint8_t *out, size_t cap,
 			const struct ferry_cap_ent *ents, unsigned n);
 
 /*
- * The PUSH body (docs/wire.md, section 8): an IOU id, a result code, and
- * the token when the code is 0.  A pushed token is held to the bound of a
- * token carried in a table, so that the whole body travels in the copied
- * header area (44 + 16 + 952 <= FERRY_DP_HDR_MAX).
+ * The PUSH body (docs/wire.md, section 8): one or more records back to
+ * back, each an IOU id, a result code, and the token when the code is 0.
+ * A pushed token is held to the bound of a token carried in a table, so
+ * that a record always fits in the copied header area with the frame's
+ * header (44 + 16 + 952 <= FERRY_DP_HDR_MAX), and a sender packs records
+ * while they fit there.
  */
 #define FERRY_PUSH_HDR_LEN 16
 #define FERRY_PUSH_TOKEN_MAX                                                   \
@@ -253,15 +255,18 @@ struct ferry_push {
 };
 
 /*
- * ferry_wire_parse_push - parse a PUSH payload (untrusted).  Returns 0, or
- * -1 if the body is short or long, the reserved field is not 0, or the
- * token length does not match the code (1..FERRY_PUSH_TOKEN_MAX with code
- * 0, none otherwise).  Never reads outside @p.
+ * ferry_wire_parse_push - parse the PUSH record at the start of @p (@len
+ * bytes of the body left, untrusted).  Returns the record's length (the
+ * next one, if any, follows), or -1 if it runs past @len, its reserved
+ * field is not 0, or its token length does not match its code
+ * (1..FERRY_PUSH_TOKEN_MAX with code 0, none otherwise).  Never reads
+ * outside @p.
  */
 int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out);
 
-/* ferry_wire_put_push - encode a PUSH body into @out (@cap bytes); returns
- * its length, or -1 if @push breaks the rules above or does not fit. */
+/* ferry_wire_put_push - encode a PUSH record into @out (@cap bytes);
+ * returns its length, or -1 if @push breaks the rules above or does not
+ * fit. */
 int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push);
 
 /*

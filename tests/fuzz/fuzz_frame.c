@@ -114,24 +114,31 @@ static void check_caps(const struct ferry_frame *f)
 	CHECK(ferry_wire_caps_get(f->payload, tl, n, &e) == -ENOENT);
 }
 
-/* A PUSH body: an IOU's token or error. */
+/* A PUSH body: records, each an IOU's token or error. */
 static void check_push(const struct ferry_frame *f)
 {
-	struct ferry_push p;
 	uint8_t re[FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX];
-	int n;
+	uint32_t off = 0;
 
-	if (ferry_wire_parse_push(f->payload, f->pay_len, &p) != 0)
-		return;
-	CHECK(p.code == 0 ? p.token_len >= 1 &&
-				    p.token_len <= FERRY_PUSH_TOKEN_MAX &&
-				    inside(p.token, p.token_len, f->payload,
-					   f->pay_len)
-			  : p.token == NULL && p.token_len == 0);
-	CHECK(FERRY_PUSH_HDR_LEN + (size_t)p.token_len == f->pay_len);
-	/* What parses encodes back to the same bytes. */
-	n = ferry_wire_put_push(re, sizeof(re), &p);
-	CHECK(n == (int)f->pay_len && memcmp(re, f->payload, f->pay_len) == 0);
+	while (off < f->pay_len) {
+		const uint8_t *rec = f->payload + off;
+		struct ferry_push p;
+		int n = ferry_wire_parse_push(rec, f->pay_len - off, &p), m;
+
+		if (n < 0)
+			return;
+		CHECK(n == FERRY_PUSH_HDR_LEN + p.token_len &&
+		      (uint32_t)n <= f->pay_len - off);
+		CHECK(p.code == 0 ? p.token_len >= 1 &&
+					    p.token_len <= FERRY_PUSH_TOKEN_MAX &&
+					    inside(p.token, p.token_len, rec,
+						   (size_t)n)
+				  : p.token == NULL && p.token_len == 0);
+		/* What parses encodes back to the same bytes. */
+		m = ferry_wire_put_push(re, sizeof(re), &p);
+		CHECK(m == n && memcmp(re, rec, (size_t)n) == 0);
+		off += (uint32_t)n;
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -173,6 +173,17 @@ int main(int argc, char **argv)
 		h.msg_len = (uint32_t)pn;
 		h.flags = FERRY_FF_CSUM;
 		seed("push_error_csum", h, body, (size_t)pn);
+		/* Two records, a token and an error, in one frame. */
+		p.code = 0;
+		pn = ferry_wire_put_push(body, sizeof(body), &p);
+		p.iou++;
+		p.code = 13;
+		pn += ferry_wire_put_push(body + pn, sizeof(body) - (size_t)pn,
+					  &p);
+		h.msg_len = (uint32_t)pn;
+		h.flags = 0;
+		seed("push_two_records", h, body, (size_t)pn);
+		p.iou--;
 		/* Near miss: a token with an error code. */
 		p.code = 0;
 		pn = ferry_wire_put_push(body, sizeof(body), &p);
