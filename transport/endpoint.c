@@ -1077,12 +1077,12 @@ static bool flush_data(struct ferry_session *s)
 
 /*
  * Send the queued PUSHes, as many to a frame as fit.  They may go beyond
- * the peer's credit, by at most
- * push_slack: a server whose credit window is full of requests waiting for
- * their IOUs (a one-frame request keeps its credit until it is answered)
- * must still get the PUSHes those requests wait for, and it holds no PUSH:
- * each is released, and its credit given back, as soon as it is processed.
- * Returns false if the dataplane is full.
+ * the peer's credit by at most push_slack: a server whose credit window is
+ * full of requests waiting for their IOUs (a one-frame request keeps its
+ * credit until it is answered) must still get the PUSHes those requests
+ * wait for, and it holds no PUSH: each is released, and its credit given
+ * back, as soon as it is processed.  Returns false if the dataplane is
+ * full.
  */
 static bool flush_pushes(struct ferry_session *s)
 {

@@ -758,7 +758,8 @@ void ferry__session_timers(struct ferry_session *s)
 	}
 	/* Held back by credit for a whole RTO: the CREDIT that would free
 	 * us may have been lost, and a PING's answer carries the credit. */
-	if (s->txq_head && !seq_lt(s->tx_seq, s->tx_credit) &&
+	if ((s->txq_head || s->pushq_head) &&
+	    !seq_lt(s->tx_seq, s->tx_credit) &&
 	    ep->now - s->last_ping_ns >= s->rto_ns) {
 		s->last_ping_ns = ep->now;
 		s->pending |= SF_PING;
