@@ -63,15 +63,24 @@ struct bench_auth {
 	uint32_t call_ttl;    /* --verify: per-call tokens' lifetime */
 };
 
-/* --deferred: the process's delayed token issuer (delayed.c). */
+/* --deferred: the delayed token issuer (delayed.c): each client worker's
+ * own, or with --issuer-thread one thread for the process. */
 struct bench_issuer;
 struct ferry_token_issuer_ops;
 struct bench_issuer_stats {
+	bool thread;       /* --issuer-thread */
 	uint64_t issued, completed, cancelled;
-	uint64_t wakeups;  /* times the thread went to sleep */
-	uint64_t signals;  /* issues that woke it for an earlier due time */
+	uint64_t wakeups;  /* thread: times it went to sleep */
+	uint64_t signals;  /* thread: issues that woke it for an earlier due
+			    * time */
+	uint64_t passes;   /* worker: poll-loop passes that completed any */
+	uint64_t spin_polls; /* worker: polls made with timeout 0 because a
+			      * handle was due within 1 ms */
+	uint64_t late_ns_sum;
 	double late_mean_us, late_max_us; /* completion after its due time */
-	double cpu_s;                     /* the issuer thread's CPU time */
+	/* thread: the issuer thread's CPU time; worker: the time the client
+	 * threads spent completing handles (part of their own cpu_s). */
+	double cpu_s;
 };
 
 struct bench_opts {
@@ -108,10 +117,13 @@ struct bench_opts {
 	const char *keyring;
 	uint32_t caps;
 	const struct bench_auth *auth;
-	/* --deferred F, --deferred-delay-us D; issuer is set when F > 0 and
-	 * this process runs clients. */
+	/* --deferred F, --deferred-delay-us D, --issuer-thread; issuer (the
+	 * process's issuer thread) is set with --issuer-thread when F > 0
+	 * and this process runs clients; otherwise each client worker has
+	 * its own. */
 	double deferred;
 	uint32_t deferred_delay_us;
+	bool issuer_thread;
 	struct bench_issuer *issuer;
 	/* --trace-out FILE, --trace-sample F; tracer is set when tracing. */
 	const char *trace_out;
@@ -167,6 +179,7 @@ struct bench_worker {
 	uint64_t tx_zc, tx_zc_fixed;
 	struct ferry_ep_stats st;    /* the endpoint's, at the end */
 	double cpu_s;                /* the thread's CPU time, at the end */
+	struct bench_issuer_stats issuer; /* client, worker-mode issuer */
 	int err;                     /* setup failure, negative errno */
 	char errmsg[160];
 	_Atomic bool ready;          /* set up and serving/connected */
@@ -191,17 +204,37 @@ bool bench_pattern_ok(const uint8_t *p, size_t off, size_t len, uint64_t seq);
 void bench_pin(int cpu);
 
 /*
- * The delayed issuer (--deferred; needs the control plane).  Start one per
- * process, before any client thread, sized for @expect pending issuances;
- * stop it after every endpoint is destroyed (what is left is completed
- * with -ECANCELED; @st, if not NULL, receives its final counters).  bench_issuer_seed_thread() seeds the calling thread's
- * delay generator.  The ops' argument is the struct bench_issuer *; the
- * request's props must be BENCH_PROPS_LEN bytes (seq, cap index).
+ * The delayed issuer (--deferred; needs the control plane).  The ops'
+ * argument is the struct bench_issuer *; the request's props must be
+ * BENCH_PROPS_LEN bytes (seq, cap index).  bench_issuer_seed_thread()
+ * seeds the calling thread's delay generator (issuances draw their delays
+ * on the thread that issues).
+ *
+ * Thread mode (--issuer-thread): start one per process, before any client
+ * thread, sized for @expect pending issuances; stop it after every
+ * endpoint is destroyed (what is left is completed with -ECANCELED; @st,
+ * if not NULL, receives its final counters).
+ *
+ * Worker mode (default): each client worker makes its own with
+ * bench_issuer_new(), used only by its thread.  After each
+ * ferry_endpoint_poll(), bench_issuer_run() completes every handle that is
+ * due (returns how many); bench_issuer_timeout() is the poll timeout to use
+ * instead of @max_ms (0 when the earliest due time is less than 1 ms away,
+ * else one that ends by it).  bench_issuer_free(), before the endpoint is
+ * destroyed (after its sessions are closed), completes what is left with
+ * -ECANCELED.  bench_issuer_stats_add() sums workers' counters.
  */
 int bench_issuer_start(const struct bench_opts *o, size_t expect,
 		       struct bench_issuer **out);
 void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st);
 void bench_issuer_stats(struct bench_issuer *is, struct bench_issuer_stats *st);
+int bench_issuer_new(const struct bench_opts *o, size_t expect,
+		     struct bench_issuer **out);
+unsigned bench_issuer_run(struct bench_issuer *is);
+int bench_issuer_timeout(struct bench_issuer *is, int max_ms);
+void bench_issuer_free(struct bench_issuer *is, struct bench_issuer_stats *st);
+void bench_issuer_stats_add(struct bench_issuer_stats *sum,
+			    const struct bench_issuer_stats *st);
 void bench_issuer_seed_thread(uint64_t seed);
 const struct ferry_token_issuer_ops *bench_delayed_ops(void);
 

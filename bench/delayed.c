@@ -4,11 +4,21 @@
  *
  * A real ferry_token_issuer_ops plug-in, standing in for a token authority
  * that takes a while: each issuance is queued with a due time drawn
- * uniformly in [0, --deferred-delay-us] and completed, on the issuer's own
- * thread, once that time has come.  The queue is a binary heap ordered by
- * due time; the thread sleeps on a condition variable (CLOCK_MONOTONIC)
- * until the earliest one, and completes every handle that is due in one
- * pass, outside the lock.
+ * uniformly in [0, --deferred-delay-us] and completed once that time has
+ * come.  The queue is a binary heap ordered by due time.  Two modes:
+ *
+ * - Worker (the default): each client worker has a heap of its own, which
+ *   only its thread touches (no lock).  The worker completes what is due
+ *   after each ferry_endpoint_poll() (bench_issuer_run) and does not let
+ *   the poll sleep past the earliest due time (bench_issuer_timeout).  This
+ *   is how an issuer that asks a token authority over an RPC on the same
+ *   endpoint behaves: the answer arrives in that endpoint's poll loop, and
+ *   its continuation completes the pending handle on the endpoint's thread,
+ *   so the IOU is kept with no cross-thread hand-off.
+ * - Thread (--issuer-thread): one heap and one thread per process, for
+ *   every client worker.  The thread sleeps on a condition variable
+ *   (CLOCK_MONOTONIC) until the earliest due time, and completes every
+ *   handle that is due in one pass, outside the lock.
  *
  * What a handle is completed with: with --verify, a token sealed there and
  * then whose props are the request's (the call's sequence number and the
@@ -18,7 +28,8 @@
  *
  * Ownership: a queued handle holds the plug-in's reference, given back by
  * ferry_token_pending_complete() exactly once -- at its due time, or by
- * bench_issuer_stop() for what is left.  Cancelled handles (the session
+ * bench_issuer_stop() (thread) or bench_issuer_free() (worker) for what is
+ * left.  Cancelled handles (the session
  * ended first) stay queued and are completed like the others; the
  * completion then drops the result.
  */
@@ -45,9 +56,10 @@ struct delayed_item {
 
 struct bench_issuer {
 	const struct bench_opts *o;
+	bool thread;                  /* --issuer-thread: the fields below */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	pthread_t thread;
+	pthread_t thread_id;
 	bool stop;
 	/* When the thread sleeps: until when (UINT64_MAX: no deadline), so
 	 * that an issue only signals it for an earlier due time. */
@@ -55,10 +67,12 @@ struct bench_issuer {
 	uint64_t sleep_until;
 	struct delayed_item *heap;    /* min-heap on due */
 	size_t n, cap;
-	/* Counters (under mu): completions, and how late they ran. */
+	/* Counters (thread: under mu): completions, and how late they ran. */
 	uint64_t issued, completed, cancelled, late_ns_sum, late_ns_max;
-	uint64_t wakeups, signals;
-	double cpu_s;                 /* the thread's, when it stopped */
+	uint64_t wakeups, signals;    /* thread */
+	uint64_t passes, spin_polls;  /* worker */
+	uint64_t work_ns;             /* worker: time spent completing */
+	double cpu_s;                 /* thread: its CPU time, when it stopped */
 };
 
 /* Each issuing thread draws its delays from its own generator, seeded
@@ -117,6 +131,24 @@ static struct delayed_item heap_pop(struct bench_issuer *is)
 	return top;
 }
 
+/* Make room for one more item.  Rare: the heap was sized for every cap of
+ * every call in flight; it only grows past that if pushes lag behind. */
+static int heap_reserve(struct bench_issuer *is)
+{
+	size_t nc;
+	struct delayed_item *nh;
+
+	if (is->n < is->cap)
+		return 0;
+	nc = is->cap ? 2 * is->cap : 256;
+	nh = realloc(is->heap, nc * sizeof(*nh));
+	if (!nh)
+		return -ENOMEM;
+	is->heap = nh;
+	is->cap = nc;
+	return 0;
+}
+
 /* ->issue: queue @p with a random due time.  Runs on a client worker's
  * thread; copies what it needs from @req (the props). */
 static int delayed_issue(void *arg, const struct ferry_token_req *req,
@@ -135,23 +167,24 @@ static int delayed_issue(void *arg, const struct ferry_token_req *req,
 		return -EINVAL;
 	it.due = bench_now_ns() +
 		 (d ? splitmix(&tl_rng) % ((uint64_t)d * 1000 + 1) : 0);
+	if (!is->thread) {
+		/* Worker mode: only this thread touches the heap.  Even a
+		 * handle due now is completed after the next poll, never
+		 * before ferry_cap_issue() returns. */
+		if (heap_reserve(is) < 0)
+			return -ENOMEM;
+		heap_push(is, &it);
+		is->issued++;
+		return 0;
+	}
 	pthread_mutex_lock(&is->mu);
 	if (is->stop) {
 		pthread_mutex_unlock(&is->mu);
 		return -ECANCELED;
 	}
-	if (is->n == is->cap) {
-		/* Rare: the heap was sized for every cap of every call in
-		 * flight; it only grows past that if pushes lag behind. */
-		size_t nc = is->cap ? 2 * is->cap : 256;
-		struct delayed_item *nh = realloc(is->heap, nc * sizeof(*nh));
-
-		if (!nh) {
-			pthread_mutex_unlock(&is->mu);
-			return -ENOMEM;
-		}
-		is->heap = nh;
-		is->cap = nc;
+	if (heap_reserve(is) < 0) {
+		pthread_mutex_unlock(&is->mu);
+		return -ENOMEM;
 	}
 	heap_push(is, &it);
 	is->issued++;
@@ -289,6 +322,7 @@ int bench_issuer_start(const struct bench_opts *o, size_t expect,
 	if (!is)
 		return -ENOMEM;
 	is->o = o;
+	is->thread = true;
 	is->cap = expect > 256 ? expect : 256;
 	is->heap = malloc(is->cap * sizeof(*is->heap));
 	if (!is->heap) {
@@ -300,7 +334,7 @@ int bench_issuer_start(const struct bench_opts *o, size_t expect,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&is->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	ret = -pthread_create(&is->thread, NULL, issuer_main, is);
+	ret = -pthread_create(&is->thread_id, NULL, issuer_main, is);
 	if (ret < 0) {
 		pthread_cond_destroy(&is->cv);
 		pthread_mutex_destroy(&is->mu);
@@ -312,20 +346,58 @@ int bench_issuer_start(const struct bench_opts *o, size_t expect,
 	return 0;
 }
 
-void bench_issuer_stats(struct bench_issuer *is, struct bench_issuer_stats *st)
+/* The counters, unlocked (the caller holds mu, or is the only thread). */
+static void stats_of(const struct bench_issuer *is,
+		     struct bench_issuer_stats *st)
 {
-	pthread_mutex_lock(&is->mu);
+	memset(st, 0, sizeof(*st));
+	st->thread = is->thread;
 	st->issued = is->issued;
 	st->completed = is->completed;
 	st->cancelled = is->cancelled;
+	st->late_ns_sum = is->late_ns_sum;
 	st->late_mean_us = is->completed ? (double)is->late_ns_sum /
 						    (double)is->completed / 1000.0
 					 : 0;
 	st->late_max_us = (double)is->late_ns_max / 1000.0;
 	st->wakeups = is->wakeups;
 	st->signals = is->signals;
-	st->cpu_s = is->cpu_s;
-	pthread_mutex_unlock(&is->mu);
+	st->passes = is->passes;
+	st->spin_polls = is->spin_polls;
+	st->cpu_s = is->thread ? is->cpu_s : (double)is->work_ns / 1e9;
+}
+
+void bench_issuer_stats(struct bench_issuer *is, struct bench_issuer_stats *st)
+{
+	if (is->thread)
+		pthread_mutex_lock(&is->mu);
+	stats_of(is, st);
+	if (is->thread)
+		pthread_mutex_unlock(&is->mu);
+}
+
+void bench_issuer_stats_add(struct bench_issuer_stats *sum,
+			    const struct bench_issuer_stats *st)
+{
+	double late_max = sum->late_max_us > st->late_max_us
+				  ? sum->late_max_us
+				  : st->late_max_us;
+
+	sum->thread = st->thread;
+	sum->issued += st->issued;
+	sum->completed += st->completed;
+	sum->cancelled += st->cancelled;
+	sum->late_ns_sum += st->late_ns_sum;
+	sum->late_mean_us = sum->completed ? (double)sum->late_ns_sum /
+						     (double)sum->completed /
+						     1000.0
+					   : 0;
+	sum->late_max_us = late_max;
+	sum->wakeups += st->wakeups;
+	sum->signals += st->signals;
+	sum->passes += st->passes;
+	sum->spin_polls += st->spin_polls;
+	sum->cpu_s += st->cpu_s;
 }
 
 void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st)
@@ -336,7 +408,7 @@ void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st)
 	is->stop = true;
 	pthread_mutex_unlock(&is->mu);
 	pthread_cond_signal(&is->cv);
-	pthread_join(is->thread, NULL);
+	pthread_join(is->thread_id, NULL);
 	/* The thread completed what was due; the rest never will be.  By
 	 * now every endpoint is gone and its sessions cancelled these
 	 * handles, so the completions only give the references back. */
@@ -349,9 +421,101 @@ void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st)
 		is->cancelled += c;
 	}
 	if (st)
-		bench_issuer_stats(is, st);
+		stats_of(is, st);
 	pthread_cond_destroy(&is->cv);
 	pthread_mutex_destroy(&is->mu);
+	free(is->heap);
+	free(is);
+}
+
+/* --- worker mode: the client worker's own heap ---------------------------- */
+
+int bench_issuer_new(const struct bench_opts *o, size_t expect,
+		     struct bench_issuer **out)
+{
+	struct bench_issuer *is = calloc(1, sizeof(*is));
+
+	if (!is)
+		return -ENOMEM;
+	is->o = o;
+	is->cap = expect > 256 ? expect : 256;
+	is->heap = malloc(is->cap * sizeof(*is->heap));
+	if (!is->heap) {
+		free(is);
+		return -ENOMEM;
+	}
+	*out = is;
+	return 0;
+}
+
+unsigned bench_issuer_run(struct bench_issuer *is)
+{
+	uint64_t now, late = 0, late_max = 0;
+	unsigned nb = 0;
+
+	if (!is->n)
+		return 0;
+	now = bench_now_ns();
+	if (is->heap[0].due > now)
+		return 0;
+	/* Only what was due when the pass began: a completion does not
+	 * issue (it keeps a promise), so the heap only shrinks here. */
+	while (is->n && is->heap[0].due <= now) {
+		struct delayed_item it = heap_pop(is);
+		bool c;
+
+		complete(is, &it, 0, &c);
+		is->cancelled += c;
+		late += now - it.due;
+		if (now - it.due > late_max)
+			late_max = now - it.due;
+		nb++;
+	}
+	is->completed += nb;
+	is->late_ns_sum += late;
+	if (late_max > is->late_ns_max)
+		is->late_ns_max = late_max;
+	is->passes++;
+	is->work_ns += bench_now_ns() - now;
+	return nb;
+}
+
+int bench_issuer_timeout(struct bench_issuer *is, int max_ms)
+{
+	uint64_t now, wait_ms;
+
+	if (!is->n || max_ms == 0)
+		return max_ms;
+	now = bench_now_ns();
+	/* Less than a millisecond to go (the poll's unit): spin. */
+	if (is->heap[0].due < now + 1000000ull) {
+		is->spin_polls++;
+		return 0;
+	}
+	wait_ms = (is->heap[0].due - now) / 1000000ull; /* ends by it */
+	return max_ms < 0 || wait_ms < (uint64_t)max_ms ? (int)wait_ms : max_ms;
+}
+
+void bench_issuer_free(struct bench_issuer *is, struct bench_issuer_stats *st)
+{
+	if (!is) {
+		if (st)
+			memset(st, 0, sizeof(*st));
+		return;
+	}
+	/* What is left will never come: its sessions have been closed (the
+	 * completions then only give the references back), or are told the
+	 * error. */
+	while (is->n) {
+		struct delayed_item it = heap_pop(is);
+		bool c;
+
+		complete(is, &it, -ECANCELED, &c);
+		is->completed++;
+		is->cancelled += c;
+	}
+	if (st)
+		stats_of(is, st);
 	free(is->heap);
 	free(is);
 }
@@ -378,6 +542,41 @@ void bench_issuer_stats(struct bench_issuer *is, struct bench_issuer_stats *st)
 {
 	(void)is;
 	memset(st, 0, sizeof(*st));
+}
+
+void bench_issuer_stats_add(struct bench_issuer_stats *sum,
+			    const struct bench_issuer_stats *st)
+{
+	(void)sum;
+	(void)st;
+}
+
+int bench_issuer_new(const struct bench_opts *o, size_t expect,
+		     struct bench_issuer **out)
+{
+	(void)o;
+	(void)expect;
+	*out = NULL;
+	return -ENOTSUP;
+}
+
+unsigned bench_issuer_run(struct bench_issuer *is)
+{
+	(void)is;
+	return 0;
+}
+
+int bench_issuer_timeout(struct bench_issuer *is, int max_ms)
+{
+	(void)is;
+	return max_ms;
+}
+
+void bench_issuer_free(struct bench_issuer *is, struct bench_issuer_stats *st)
+{
+	(void)is;
+	if (st)
+		memset(st, 0, sizeof(*st));
 }
 
 void bench_issuer_seed_thread(uint64_t seed)

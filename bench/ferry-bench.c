@@ -88,8 +88,9 @@ static const char usage[] =
 "                     longer tokens: at most %u per call then\n"
 "  --deferred F       a fraction F (0..1) of calls, chosen at random from\n"
 "                     --seed, carry deferred tokens (IOUs): each of their\n"
-"                     --caps tokens comes from a delayed issuer (a thread of\n"
-"                     this process) and follows the call in a PUSH; the\n"
+"                     --caps tokens comes from a delayed issuer (by default\n"
+"                     completed on the client thread, from its poll loop:\n"
+"                     see --issuer-thread) and follows the call in a PUSH; the\n"
 "                     server's handler runs in order and answers once they\n"
 "                     are in.  With --verify the issuer seals each token as\n"
 "                     it completes it; without, it hands over the token\n"
@@ -105,6 +106,13 @@ static const char usage[] =
 "                     each deferred token is issued after a delay drawn\n"
 "                     uniformly in [0, D] microseconds (0..1000000,\n"
 "                     default 200; needs --deferred)\n"
+"  --issuer-thread    the delayed issuer runs on a thread of its own, one per\n"
+"                     process, that sleeps until the next due time and\n"
+"                     completes the tokens from there (a cross-thread hand-off\n"
+"                     to the client threads).  Default: each client thread\n"
+"                     has its own and completes what is due after each poll,\n"
+"                     as an issuer answered over RPC on the same endpoint\n"
+"                     would (needs --deferred)\n"
 "  --trace-out FILE   record a session span per session and a call span per\n"
 "                     sampled call, appended to FILE as OTLP/JSON lines\n"
 "                     (docs/tracing.md); ferryctl spans FILE shows the tree\n"
@@ -445,6 +453,7 @@ int main(int argc, char **argv)
 		{ "caps", required_argument, NULL, 'A' },
 		{ "deferred", required_argument, NULL, 1003 },
 		{ "deferred-delay-us", required_argument, NULL, 1004 },
+		{ "issuer-thread", no_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -466,7 +475,7 @@ int main(int argc, char **argv)
 		.deferred_delay_us = 200,
 	};
 	bool resp_set = false, dur_set = false, trace_sample_set = false;
-	bool deferred_set = false, delay_set = false;
+	bool deferred_set = false, delay_set = false, ithread_set = false;
 	struct bench_worker *ws;
 	pthread_t *tids;
 	int nw = 0, c, ncpu, first = 1;
@@ -599,6 +608,10 @@ int main(int argc, char **argv)
 							  0, 1000000);
 			delay_set = true;
 			break;
+		case 1005:
+			o.issuer_thread = true;
+			ithread_set = true;
+			break;
 		case 'h':
 			printf(usage, ferry_dp_names(), BENCH_CAPS_MAX,
 			       BENCH_VCAPS_MAX);
@@ -666,6 +679,8 @@ int main(int argc, char **argv)
 			  "--verify");
 	if (delay_set && !deferred_set)
 		die_usage("%s needs --deferred", "--deferred-delay-us");
+	if (ithread_set && !deferred_set)
+		die_usage("%s needs --deferred", "--issuer-thread");
 	if (deferred_set && o.floor)
 		die_usage("%s: the floor has no RPC layer to carry tokens",
 			  "--deferred");
@@ -716,10 +731,11 @@ int main(int argc, char **argv)
 	if (o.duration == 0 && run_client)
 		die_usage("%s must be above 0 for a client", "--duration");
 
-	if (o.deferred > 0 && run_client) {
-		/* One delayed issuer for the process, before any client
-		 * thread: sized for every token of every call in flight,
-		 * twice over. */
+	if (o.deferred > 0 && run_client && o.issuer_thread) {
+		/* --issuer-thread: one delayed issuer for the process, before
+		 * any client thread: sized for every token of every call in
+		 * flight, twice over.  (Otherwise each client worker makes
+		 * its own.) */
 		size_t expect = (size_t)o.threads * o.sessions * o.inflight *
 				o.caps * 2;
 
@@ -870,6 +886,11 @@ int main(int argc, char **argv)
 	if (o.issuer) {
 		bench_issuer_stop(o.issuer, &ist);
 		o.issuer = NULL;
+	} else {
+		/* Worker mode: each client worker's own issuer. */
+		for (int k = 0; k < nw; k++)
+			if (!ws[k].server)
+				bench_issuer_stats_add(&ist, &ws[k].issuer);
 	}
 
 	bench_hist_init(&hist);
@@ -979,7 +1000,7 @@ int main(int argc, char **argv)
 		if (o.deferred > 0)
 			printf("deferred: %llu of %llu calls made carried IOUs "
 			       "(%.3f), each token issued after 0..%u us; "
-			       "issuer: %llu issued, %llu completed (%llu "
+			       "issuer (%s): %llu issued, %llu completed (%llu "
 			       "cancelled), late by %.1f us mean, %.1f us max\n",
 			       (unsigned long long)cl.deferred_calls,
 			       (unsigned long long)cl.table_calls,
@@ -987,6 +1008,8 @@ int main(int argc, char **argv)
 							(double)cl.table_calls
 					      : 0.0,
 			       o.deferred_delay_us,
+			       o.issuer_thread ? "its own thread"
+					       : "on the client threads",
 			       (unsigned long long)ist.issued,
 			       (unsigned long long)ist.completed,
 			       (unsigned long long)ist.cancelled,
@@ -1161,9 +1184,15 @@ int main(int argc, char **argv)
 					(unsigned long long)icl.ious_promised,
 					(unsigned long long)icl.ious_pushed,
 					(unsigned long long)icl.ious_dropped);
-			if (ist.issued)
+			/* The issuer: "thread" (--issuer-thread: sleeps,
+			 * and the wake-ups an issue signalled) or "worker"
+			 * (completed on the client threads: poll-loop passes
+			 * that completed any, polls that spun because a
+			 * token was due within 1 ms). */
+			if (ist.issued && o.issuer_thread)
 				fprintf(f,
-					",\"issuer\":{\"issued\":%llu,"
+					",\"issuer\":{\"mode\":\"thread\","
+					"\"issued\":%llu,"
 					"\"completed\":%llu,"
 					"\"cancelled\":%llu,"
 					"\"late_mean_us\":%.2f,"
@@ -1175,8 +1204,27 @@ int main(int argc, char **argv)
 					ist.late_mean_us, ist.late_max_us,
 					(unsigned long long)ist.wakeups,
 					(unsigned long long)ist.signals);
+			else if (ist.issued)
+				fprintf(f,
+					",\"issuer\":{\"mode\":\"worker\","
+					"\"issued\":%llu,"
+					"\"completed\":%llu,"
+					"\"cancelled\":%llu,"
+					"\"late_mean_us\":%.2f,"
+					"\"late_max_us\":%.2f,"
+					"\"passes\":%llu,"
+					"\"spin_polls\":%llu}",
+					(unsigned long long)ist.issued,
+					(unsigned long long)ist.completed,
+					(unsigned long long)ist.cancelled,
+					ist.late_mean_us, ist.late_max_us,
+					(unsigned long long)ist.passes,
+					(unsigned long long)ist.spin_polls);
 			/* CPU time per role and datagrams, warm-up
-			 * included: what a figure's ratio is made of. */
+			 * included: what a figure's ratio is made of.  The
+			 * worker-mode issuer's time ("issuer") is the client
+			 * threads' time completing tokens, part of
+			 * "client"; "issuer_in_client" says so. */
 			{
 				double cs = 0, cc = 0;
 				uint64_t tx = 0, rx = 0;
@@ -1191,9 +1239,13 @@ int main(int argc, char **argv)
 				}
 				fprintf(f,
 					",\"cpu_s\":{\"server\":%.3f,"
-					"\"client\":%.3f,\"issuer\":%.3f},"
+					"\"client\":%.3f,\"issuer\":%.3f,"
+					"\"issuer_in_client\":%s},"
 					"\"tx_pkts\":%llu,\"rx_pkts\":%llu",
 					cs, cc, ist.cpu_s,
+					ist.issued && !o.issuer_thread
+						? "true"
+						: "false",
 					(unsigned long long)tx,
 					(unsigned long long)rx);
 			}

@@ -175,7 +175,9 @@ figure("DPDK memif, 32 B, 1 in flight (base = DPDK floor)",
 # IOUs, each issued by the delayed issuer after 0..200 us, against every call
 # carrying them inline; throughput mode (the issuer hands over the tokens
 # issued at start; the server verifies every token once, pushed ones on
-# arrival).  Needs the control plane: a keyring is made with ferryctl.
+# arrival).  The issuer completes on the client thread, from its poll loop
+# (the default), or with --issuer-thread on a thread of its own (for
+# comparison).  Needs the control plane: a keyring is made with ferryctl.
 def keyring():
     ctl = os.path.join(os.path.dirname(os.path.abspath(args.bench)), "..",
                        "control", "ferryctl")
@@ -187,17 +189,37 @@ def keyring():
 
 DEFERRED = [
     ("uring loop, 32 B, 64 in flight, --caps 2: --deferred 0.5 against "
-     "--deferred 0 (base = --deferred 0)", "loop"),
+     "--deferred 0 (base = --deferred 0)", "loop", []),
     ("DPDK memif, 32 B, 64 in flight, --caps 2: --deferred 0.5 against "
-     "--deferred 0 (base = --deferred 0)", "memif"),
+     "--deferred 0 (base = --deferred 0)", "memif", []),
+    ("uring loop, 32 B, 64 in flight, --caps 2, --issuer-thread: --deferred "
+     "0.5 against --deferred 0 (base = --deferred 0)", "loop",
+     ["--issuer-thread"]),
+    ("DPDK memif, 32 B, 64 in flight, --caps 2, --issuer-thread: --deferred "
+     "0.5 against --deferred 0 (base = --deferred 0)", "memif",
+     ["--issuer-thread"]),
 ]
-if any(args.only in name for name, _ in DEFERRED):
+if any(args.only in name for name, _, _ in DEFERRED):
     kr = keyring()
     dcommon = ["--inflight", "64", "--keyring", kr, "--caps", "2"]
-    for name, where in DEFERRED:
+    for name, where, mode in DEFERRED:
         figure(name, dcommon, "rps", 0.8, "higher",
                base=[where, "--deferred", "0"] + dcommon,
-               test=[where, "--deferred", "0.5"] + dcommon)
+               test=[where, "--deferred", "0.5"] + mode + dcommon)
+
+
+def per_call(d):
+    """A deferred run's cost per call made (warm-up included): CPU us per
+    role (the issuer's own when it has a thread; on the client threads it
+    is part of the client's), datagrams (both ways), retransmits."""
+    n = d.get("table_calls") or 1
+    cpu = d.get("cpu_s", {})
+    dg = d["tx_pkts"] if d["mode"] == "loop" else d["tx_pkts"] + d["rx_pkts"]
+    return {"server": cpu.get("server", 0) * 1e6 / n,
+            "client": cpu.get("client", 0) * 1e6 / n,
+            "issuer": cpu.get("issuer", 0) * 1e6 / n,
+            "dgrams": dg / n, "retrans": d["retransmits"],
+            "late": d.get("issuer", {}).get("late_mean_us", 0)}
 
 print("| figure | metric | base (median) | test (median) | test / base (median of paired runs) | target | met |")
 print("|---|---|---|---|---|---|---|")
@@ -217,3 +239,16 @@ for name, metric, f, r, ratio, target, ok, cmds, fl, rp in rows:
             statistics.median(x["p99_us"] for x in rp))
     print("- %s: `%s` vs `%s`, %d runs of %s s each%s" % (
         name, cmds[0], cmds[1], args.reps, args.duration, extra))
+    print("  - pairs (base/test, ratio): " + ", ".join(
+        "%.0f/%.0f (%.3f)" % (a[metric], b[metric],
+                              b[metric] / a[metric] if a[metric] else 0)
+        for a, b in zip(fl, rp)))
+    if "--deferred" in name:
+        for tag, runs in (("base", fl), ("test", rp)):
+            pc = [per_call(x) for x in runs]
+            m = lambda k: statistics.median(x[k] for x in pc)
+            print("  - %s per call (medians): server %.2f us, client %.2f us,"
+                  " issuer %.2f us, %.2f datagrams, %d retransmits, issuer "
+                  "late by %.0f us" % (tag, m("server"), m("client"),
+                                       m("issuer"), m("dgrams"),
+                                       m("retrans"), m("late")))

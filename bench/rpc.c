@@ -608,6 +608,10 @@ struct rpc_cli {
 	uint32_t inflight, max_inflight;
 	/* --deferred: which calls get IOUs, drawn from --seed. */
 	uint64_t rng;
+	/* --deferred: the issuer the calls' tokens are asked of: this
+	 * worker's own (own, completed from the poll loop) or, with
+	 * --issuer-thread, the process's thread. */
+	struct bench_issuer *issuer, *own;
 	/* Tokens of the call being made (sealed per call with --verify),
 	 * until ferry_call_caps() has copied them. */
 	uint8_t tok[BENCH_CAPS_MAX][FERRY_PUSH_TOKEN_MAX_LEN];
@@ -659,7 +663,7 @@ static int cli_table(struct rpc_cli *cl, struct rpc_slot *sl, bool deferred,
 		bench_props(props, sl->seq, i);
 		if (deferred) {
 			ret = ferry_cap_issue(sl->s, bench_delayed_ops(),
-					      o->issuer, &req, cl->tok[i],
+					      cl->issuer, &req, cl->tok[i],
 					      sizeof(cl->tok[i]), &caps[i]);
 		} else {
 			size_t len = 0;
@@ -943,6 +947,20 @@ void *bench_rpc_client(void *arg)
 	bench_issuer_seed_thread((o->seed + 1) * 0xa0761d6478bd642full ^
 				 (uint64_t)w->idx << 40);
 #endif
+	/* --deferred without --issuer-thread: this worker's own issuer,
+	 * sized for every token of every call in flight, twice over. */
+	cl.issuer = o->issuer;
+	if (o->deferred > 0 && !o->issuer_thread) {
+		ret = bench_issuer_new(o, (size_t)cl.nslots * o->caps * 2,
+				       &cl.own);
+		if (ret < 0) {
+			w->err = ret;
+			snprintf(w->errmsg, sizeof(w->errmsg),
+				 "delayed issuer: %s", ferry_strerror(ret));
+			goto out;
+		}
+		cl.issuer = cl.own;
+	}
 	atomic_store(&w->ready, true);
 	for (uint32_t i = 0; i < cl.nslots; i++)
 		cli_issue(&cl.slots[i]);
@@ -950,7 +968,16 @@ void *bench_rpc_client(void *arg)
 	       PH_STOP) {
 		uint32_t open = 0;
 
-		ferry_endpoint_poll(cl.ep, 10);
+		/* The worker's issuer: the poll does not sleep past the
+		 * earliest due time, and what is due is completed after
+		 * it, on this thread. */
+		if (cl.own) {
+			ferry_endpoint_poll(cl.ep,
+					    bench_issuer_timeout(cl.own, 10));
+			bench_issuer_run(cl.own);
+		} else {
+			ferry_endpoint_poll(cl.ep, 10);
+		}
 		publish_iou(w, cl.ep, &next_pub);
 		if (cl.parked)
 			cli_retry_parked(&cl);
@@ -971,13 +998,23 @@ void *bench_rpc_client(void *arg)
 		uint64_t end = bench_now_ns() + 2000000000ull +
 			       o->deferred_delay_us * 1000ull;
 
-		while (cl.inflight && bench_now_ns() < end)
-			ferry_endpoint_poll(cl.ep, 1);
+		while (cl.inflight && bench_now_ns() < end) {
+			ferry_endpoint_poll(cl.ep, cl.own ? bench_issuer_timeout(
+								    cl.own, 1)
+							  : 1);
+			if (cl.own)
+				bench_issuer_run(cl.own);
+		}
 	}
 out:
 	atomic_store(&w->ready, true);
 	for (uint32_t i = 0; sess && i < o->sessions; i++)
 		ferry_session_close(sess[i]);
+	/* The worker's issuer: what is left is completed (-ECANCELED)
+	 * while the endpoint still exists; the sessions were closed, so
+	 * the completions only give the references back. */
+	if (cl.own)
+		bench_issuer_free(cl.own, &w->issuer);
 	worker_stats(w, cl.ep);
 	ferry_endpoint_destroy(cl.ep);
 	free(cl.slots);

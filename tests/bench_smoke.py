@@ -68,7 +68,7 @@ for opt in ["--dataplane", "--addr", "--port", "--size", "--resp-size",
             "--inflight", "--sessions", "--threads", "--duration",
             "--busy-poll", "--json", "floor", "--eal", "--ip", "--connect",
             "--dpdk-port", "--dpdk-queues", "--keyring", "--caps",
-            "--deferred", "--deferred-delay-us"]:
+            "--deferred", "--deferred-delay-us", "--issuer-thread"]:
     check("--help mentions " + opt, opt in r.stdout)
 
 # Bad input: a clear one-line reason and exit code 2.
@@ -98,6 +98,7 @@ for args, words in [
           "-1"] + NOKR, ["--deferred-delay-us"]),
         (["--deferred-delay-us", "100"], ["--deferred-delay-us",
                                           "needs --deferred"]),
+        (["--issuer-thread"], ["--issuer-thread", "needs --deferred"]),
         (["server", "--deferred", "0.5", "--caps", "2"] + NOKR,
          ["--deferred", "clients"]),
         (["floor", "--deferred", "0.5"], ["--deferred", "floor"]),
@@ -189,7 +190,9 @@ for size, extra in [("1K", ["--sessions", "8", "--inflight", "64"]),
 # up to 200 us, sealed for its call; the server checks order at dispatch,
 # waits for the tokens, verifies each (props name the call) and answers.
 # Every IOU a call named is resolved, none rejected, nothing out of order
-# or lost -- and the same with 2% of datagrams lost on both ends.
+# or lost -- and the same with 2% of datagrams lost on both ends, and with
+# the issuer on a thread of its own (--issuer-thread) instead of the client
+# worker's poll loop.
 FERRYCTL = os.path.join(os.path.dirname(os.path.abspath(BENCH)), "..",
                         "control", "ferryctl")
 KR = os.path.join(TMP, "bench.kr")
@@ -199,7 +202,8 @@ if os.path.exists(FERRYCTL):
     DEF = ["--keyring", KR, "--caps", "2", "--deferred", "0.5",
            "--deferred-delay-us", "200", "--verify"]
     for name, extra in [("deferred", []),
-                        ("deferred, 2% loss", ["--loss", "0.02"])]:
+                        ("deferred, 2% loss", ["--loss", "0.02"]),
+                        ("deferred, --issuer-thread", ["--issuer-thread"])]:
         port = free_port()
         r, d = bench_json(["loop", "--port", str(port), "--sessions", "2",
                            "--inflight", "8"] + DEF + extra + common,
@@ -219,6 +223,13 @@ if os.path.exists(FERRYCTL):
             check(name + ": the issuer completed every issuance",
                   d.get("issuer", {}).get("issued", 0) > 0 and
                   d["issuer"]["completed"] == d["issuer"]["issued"], str(d))
+            thread = "--issuer-thread" in extra
+            check(name + ": the JSON names the issuer's mode",
+                  d.get("issuer", {}).get("mode") ==
+                  ("thread" if thread else "worker") and
+                  d.get("cpu_s", {}).get("issuer_in_client") == (not thread)
+                  and ("sleeps" if thread else "spin_polls") in d["issuer"],
+                  str(d))
             check(name + ": every token verified in the handler",
                   d.get("caps_redeemed", 0) > 0, str(d))
         if extra:
@@ -226,6 +237,10 @@ if os.path.exists(FERRYCTL):
                   d is not None and d["retransmits"] > 0, str(d))
         check(name + ": the summary names the server's IOU counters",
               "IOUs (server): created" in r.stdout, r.stdout[-600:])
+        check(name + ": the summary says where the issuer runs",
+              ("issuer (its own thread)" if "--issuer-thread" in extra
+               else "issuer (on the client threads)") in r.stdout,
+              r.stdout[-600:])
 
     # Two processes: the client-only process reports its own (client)
     # counters and says so; the server's summary has the table's.

@@ -171,6 +171,10 @@ def deferred_memif(memif):
               d is not None and d.get("deferred_calls", 0) > 0 and
               d.get("iou_counters") == "client" and
               d.get("ious_dropped") == 0, str(d))
+        check(name + ": the issuer completed every token on the client's "
+              "thread (the default mode)",
+              d is not None and d.get("issuer", {}).get("mode") == "worker"
+              and d["issuer"]["completed"] == d["issuer"]["issued"], str(d))
         check(name + ": server IOUs created == resolved, none rejected",
               sd is not None and sd.get("iou_created", 0) > 0 and
               sd["iou_resolved"] == sd["iou_created"] and
