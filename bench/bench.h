@@ -238,4 +238,11 @@ void bench_issuer_stats_add(struct bench_issuer_stats *sum,
 void bench_issuer_seed_thread(uint64_t seed);
 const struct ferry_token_issuer_ops *bench_delayed_ops(void);
 
+/* A per-call token's request (--verify, --deferred): the --caps names,
+ * the per-call lifetime, and @props, which the caller fills with
+ * bench_props(). */
+struct ferry_token_req;
+void bench_call_req(const struct bench_auth *a, uint8_t *props,
+		    struct ferry_token_req *req);
+
 #endif /* FERRY_BENCH_H */

@@ -212,6 +212,20 @@ const struct ferry_token_issuer_ops *bench_delayed_ops(void)
 	return &delayed_ops;
 }
 
+void bench_call_req(const struct bench_auth *a, uint8_t *props,
+		    struct ferry_token_req *req)
+{
+	*req = (struct ferry_token_req){
+		.type = FERRY_TOKEN_SUBREQUEST,
+		.audience = BENCH_AUDIENCE,
+		.target = BENCH_CHANNEL,
+		.entrypoint = BENCH_CAP_ENTRY,
+		.props = props,
+		.props_len = BENCH_PROPS_LEN,
+		.ttl = a->call_ttl,
+	};
+}
+
 /* Complete one handle with its token (or -ECANCELED when stopping). */
 static void complete(struct bench_issuer *is, const struct delayed_item *it,
 		     int res, bool *cancelled)
@@ -223,16 +237,9 @@ static void complete(struct bench_issuer *is, const struct delayed_item *it,
 	if (res == 0 && is->o->verify) {
 		/* Sealed now, bound to its call, as an authority would. */
 		uint8_t props[BENCH_PROPS_LEN];
-		struct ferry_token_req req = {
-			.type = FERRY_TOKEN_SUBREQUEST,
-			.audience = BENCH_AUDIENCE,
-			.target = BENCH_CHANNEL,
-			.entrypoint = BENCH_CAP_ENTRY,
-			.props = props,
-			.props_len = sizeof(props),
-			.ttl = a->call_ttl,
-		};
+		struct ferry_token_req req;
 
+		bench_call_req(a, props, &req);
 		bench_props(props, it->seq, it->cap);
 		res = ferry_token_seal(a->kr, &req, tok, sizeof(tok), &len);
 		if (res == 0)

@@ -633,8 +633,8 @@ static double cli_rand(struct rpc_cli *cl)
  * --caps tokens issued at start.  --verify: tokens sealed now, whose props
  * name the call (its number, their index).  Deferred: each token asked of
  * the delayed issuer through ferry_cap_issue(), which gives an IOU entry.
- * Returns 0 with *@tab set; -EAGAIN if no IOU was free for the first token
- * (try again later); or another negative error.
+ * Returns 0 with *@tab set; -EAGAIN if an IOU was not free (those made for
+ * the call are taken back: try again later); or another negative error.
  */
 static int cli_table(struct rpc_cli *cl, struct rpc_slot *sl, bool deferred,
 		     struct ferry_cap *caps, const struct ferry_cap **tab)
@@ -643,20 +643,13 @@ static int cli_table(struct rpc_cli *cl, struct rpc_slot *sl, bool deferred,
 	const struct bench_opts *o = cl->w->o;
 	const struct bench_auth *a = o->auth;
 	uint8_t props[BENCH_PROPS_LEN];
-	struct ferry_token_req req = {
-		.type = FERRY_TOKEN_SUBREQUEST,
-		.audience = BENCH_AUDIENCE,
-		.target = BENCH_CHANNEL,
-		.entrypoint = BENCH_CAP_ENTRY,
-		.props = props,
-		.props_len = sizeof(props),
-		.ttl = a->call_ttl,
-	};
+	struct ferry_token_req req;
 
 	if (!deferred && !o->verify) {
 		*tab = a->caps;
 		return 0;
 	}
+	bench_call_req(a, props, &req);
 	for (unsigned i = 0; i < a->ncaps; i++) {
 		int ret;
 
@@ -673,11 +666,15 @@ static int cli_table(struct rpc_cli *cl, struct rpc_slot *sl, bool deferred,
 			caps[i] = (struct ferry_cap){ FERRY_CAP_TOKEN,
 						      cl->tok[i], len };
 		}
-		if (ret < 0)
-			/* Past the first token, the IOUs already made are
-			 * kept by the issuer all the same; their PUSHes
-			 * name no call and the server drops them. */
-			return i == 0 && ret == -ENOBUFS ? -EAGAIN : ret;
+		if (ret < 0) {
+			/* No call: take back the IOUs already made for it
+			 * (their issuances are cancelled). */
+			for (unsigned k = 0; k < i; k++)
+				if (caps[k].kind == FERRY_CAP_IOU)
+					ferry_iou_cancel((struct ferry_iou *)
+								 caps[k].data);
+			return ret == -ENOBUFS ? -EAGAIN : ret;
+		}
 	}
 	*tab = caps;
 	return 0;
