@@ -30,6 +30,7 @@
 #define M_DEFER 2
 #define M_RECORD 3
 #define M_THREAD 4
+#define M_IOU 5
 
 static const char *dp_name;
 /* DPDK: the EAL arguments every endpoint of a test process passes (the
@@ -621,6 +622,127 @@ static void t_deferred_other_thread(void)
 		cr_assert_eq(r[i].res, 0);
 		cr_assert(r[i].data_ok);
 	}
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/*
+ * Deferred tokens on this dataplane: more calls than the session's credit
+ * window, each naming an IOU that another thread keeps, in reverse order,
+ * after the calls are made.  Handlers run 1..N in order and each waits for
+ * its token (a one-frame request keeps its credit meanwhile, so the PUSHes
+ * must get past a full window); every call gets back exactly its token.
+ */
+#define IOU_N 160
+
+struct iou_work {
+	struct order_log log;
+	struct ferry_iou *ious[IOU_N];
+	uint32_t waited;
+};
+
+/* Call @i's token: the reply's pattern for seed @i (see msg()), so that
+ * on_reply checks each call got its own. */
+static void iou_token(uint32_t i, uint8_t tok[8])
+{
+	for (uint32_t k = 0; k < 8; k++)
+		tok[k] = (uint8_t)(i * 31 + k * 7);
+}
+
+/* The token came: answer with it, in the request's own buffer. */
+static void iou_ready(int res, const void *tok, size_t len, void *ctx)
+{
+	struct ferry_call *c = ctx;
+	struct ferry_msgbuf *mb;
+
+	if (res < 0) {
+		ferry_call_respond_error(c, res);
+		return;
+	}
+	mb = ferry_call_take_req(c);
+	cr_assert_not_null(mb);
+	cr_assert_eq(ferry_msgbuf_set_len(mb, len), 0);
+	memcpy(ferry_msgbuf_data(mb), tok, len);
+	cr_assert_eq(ferry_call_respond(c, mb), 0);
+}
+
+static void iou_handler(struct ferry_call *c, void *ctx)
+{
+	struct iou_work *w = ctx;
+	size_t len;
+	const uint8_t *p = ferry_call_req(c, &len);
+	uint32_t seq;
+
+	cr_assert_geq(len, 8);
+	memcpy(&seq, p, 4);
+	w->log.seen[w->log.n++] = seq;
+	cr_assert_eq(ferry_call_cap_kind(c, 0), FERRY_CAP_IOU);
+	w->waited += ferry_call_cap(c, 0, NULL, NULL) == -EINPROGRESS;
+	cr_assert_eq(ferry_call_cap_wait(c, 0, iou_ready, c), 0);
+}
+
+static void *iou_keeper(void *arg)
+{
+	struct iou_work *w = arg;
+
+	/* Last made, first kept. */
+	for (uint32_t i = IOU_N; i-- > 0;) {
+		uint8_t tok[8];
+
+		iou_token(i, tok);
+		cr_assert_eq(ferry_iou_resolve(w->ious[i], tok, sizeof(tok)),
+			     0);
+	}
+	return NULL;
+}
+
+static void t_ious(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct iou_work w;
+	static struct reply r[IOU_N];
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+	pthread_t th;
+
+	memset(&w, 0, sizeof(w));
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_IOU, iou_handler, &w), 0);
+	s = connect_ok(cli, srv);
+	for (uint32_t i = 0; i < IOU_N; i++) {
+		struct ferry_msgbuf *mb = msg(cli, 8, i);
+		struct ferry_cap cap;
+
+		memcpy(ferry_msgbuf_data(mb), &i, 4);
+		r[i].seed = i;
+		cr_assert_eq(ferry_iou_new(s, NULL, NULL, &w.ious[i]), 0);
+		cap = (struct ferry_cap){ FERRY_CAP_IOU, w.ious[i], 0 };
+		cr_assert_eq(ferry_call_caps(s, M_IOU, mb, &cap, 1, 0, on_reply,
+					     &r[i]),
+			     0);
+	}
+	/* Let the calls reach the server (and fill its window) first. */
+	pump_for(cli, srv, 50);
+	cr_assert_eq(pthread_create(&th, NULL, iou_keeper, &w), 0);
+	cr_assert(pump_replies(cli, srv, r, IOU_N), "calls did not complete");
+	pthread_join(th, NULL);
+	cr_assert_eq(w.log.n, IOU_N, "each call ran exactly once");
+	cr_assert_gt(w.waited, 0, "some handler ran before its token came");
+	for (uint32_t i = 0; i < IOU_N; i++) {
+		cr_assert_eq(w.log.seen[i], i, "handler order at %u", i);
+		cr_assert_eq(r[i].res, 0, "call %u: %s", i,
+			     ferry_strerror(r[i].res));
+		cr_assert_eq(r[i].calls, 1);
+		cr_assert_eq(r[i].len, 8);
+		cr_assert(r[i].data_ok, "call %u got its own token", i);
+	}
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.iou_created, IOU_N);
+	cr_assert_eq(st.iou_resolved, IOU_N);
+	cr_assert_eq(st.iou_rejected, 0);
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_eq(st.ious_pushed, IOU_N);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -1366,6 +1488,7 @@ static void t_overload_backs_off(void)
 	CASE(dp, destroy_outstanding)                                         \
 	CASE(dp, unknown_method)                                              \
 	CASE(dp, deferred_other_thread)                                       \
+	CASE(dp, ious)                                                        \
 	CASE(dp, msgbuf_ownership)                                            \
 	CASE(dp, malformed_counted)                                           \
 	CASE(dp, refused_call_keeps_order)                                    \
