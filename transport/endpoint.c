@@ -52,10 +52,10 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->peer_timeout_ms = 5000;
 	cfg->dpdk_port = -1;
 	cfg->iou_max = 0;
-	cfg->iou_timeout_ms = 10000;
-	cfg->iou_early_max = 64;
-	cfg->iou_early_bytes = 64u << 10;
-	cfg->iou_early_ms = 1000;
+	cfg->iou_timeout_ms = FERRY__IOU_TIMEOUT_MS;
+	cfg->iou_early_max = FERRY__IOU_EARLY_MAX;
+	cfg->iou_early_bytes = FERRY__IOU_EARLY_BYTES;
+	cfg->iou_early_ms = FERRY__IOU_EARLY_MS;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
 	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };

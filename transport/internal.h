@@ -416,13 +416,17 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 		      uint32_t seq, uint32_t off, uint32_t len);
 void ferry__server_call_acked(struct ferry_call *c);
 
-/* iou.c */
+/* iou.c; the defaults ferry_ep_config_init() gives (docs/api.md). */
+#define FERRY__IOU_TIMEOUT_MS 10000 /* a slow authority, not a lost one */
+#define FERRY__IOU_EARLY_MAX 64
+#define FERRY__IOU_EARLY_BYTES (64u << 10)
+#define FERRY__IOU_EARLY_MS 1000
 int ferry__iou_init(struct ferry_endpoint *ep);
 void ferry__iou_fini(struct ferry_endpoint *ep);
-/* Client: the IOU entries of a call's table are encoded (@ious, @n);
- * the call is sent; the call ends. */
-int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
-		    unsigned ncaps);
+/* Client: a call names the IOU entries of @caps; the call is all sent;
+ * the call ends. */
+void ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
+		     unsigned ncaps);
 void ferry__iou_call_sent(struct ferry_session *s, struct ferry_call *c);
 void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c);
 void ferry__iou_kept(struct ferry_iou *iou);

@@ -29,11 +29,6 @@
 
 #include "internal.h"
 
-#define IOU_TIMEOUT_MS 10000 /* default: a slow authority, not a lost one */
-#define IOU_EARLY_MAX 64
-#define IOU_EARLY_BYTES (64u << 10)
-#define IOU_EARLY_MS 1000
-
 static struct ferry_iou *iou_of(struct ferry_call *vc)
 {
 	return (struct ferry_iou *)((char *)vc - offsetof(struct ferry_iou, vc));
@@ -46,10 +41,11 @@ int ferry__iou_init(struct ferry_endpoint *ep)
 	if (n == 0)
 		n = ep->cfg.max_sessions * ep->cfg.session_slots;
 	ep->cfg.iou_max = n;
+	/* Zero would reject every IOU at once: take the defaults. */
 	if (!ep->cfg.iou_timeout_ms)
-		ep->cfg.iou_timeout_ms = IOU_TIMEOUT_MS;
+		ep->cfg.iou_timeout_ms = FERRY__IOU_TIMEOUT_MS;
 	if (!ep->cfg.iou_early_ms)
-		ep->cfg.iou_early_ms = IOU_EARLY_MS;
+		ep->cfg.iou_early_ms = FERRY__IOU_EARLY_MS;
 	while (h < 2 * n && h < (1u << 30))
 		h <<= 1;
 	ep->ious = calloc(n, sizeof(*ep->ious));
@@ -326,8 +322,8 @@ void ferry__iou_kept(struct ferry_iou *iou)
 	iou_push(iou);
 }
 
-int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
-		    unsigned ncaps)
+void ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
+		     unsigned ncaps)
 {
 	for (unsigned i = 0; i < ncaps; i++) {
 		struct ferry_iou *iou;
@@ -339,7 +335,6 @@ int ferry__iou_name(struct ferry_call *c, const struct ferry_cap *caps,
 		iou->named_by = c;
 		c->n_ious++;
 	}
-	return 0;
 }
 
 /* The call @c is all on the wire (NULL: the handshake is done): the kept
