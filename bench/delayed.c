@@ -407,6 +407,21 @@ void bench_issuer_stats_add(struct bench_issuer_stats *sum,
 	sum->cpu_s += st->cpu_s;
 }
 
+/* Complete every handle left with -ECANCELED, then report the counters. */
+static void finish(struct bench_issuer *is, struct bench_issuer_stats *st)
+{
+	while (is->n) {
+		struct delayed_item it = heap_pop(is);
+		bool c;
+
+		complete(is, &it, -ECANCELED, &c);
+		is->completed++;
+		is->cancelled += c;
+	}
+	if (st)
+		stats_of(is, st);
+}
+
 void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st)
 {
 	if (!is)
@@ -419,16 +434,7 @@ void bench_issuer_stop(struct bench_issuer *is, struct bench_issuer_stats *st)
 	/* The thread completed what was due; the rest never will be.  By
 	 * now every endpoint is gone and its sessions cancelled these
 	 * handles, so the completions only give the references back. */
-	while (is->n) {
-		struct delayed_item it = heap_pop(is);
-		bool c;
-
-		complete(is, &it, -ECANCELED, &c);
-		is->completed++;
-		is->cancelled += c;
-	}
-	if (st)
-		stats_of(is, st);
+	finish(is, st);
 	pthread_cond_destroy(&is->cv);
 	pthread_mutex_destroy(&is->mu);
 	free(is->heap);
@@ -513,16 +519,7 @@ void bench_issuer_free(struct bench_issuer *is, struct bench_issuer_stats *st)
 	/* What is left will never come: its sessions have been closed (the
 	 * completions then only give the references back), or are told the
 	 * error. */
-	while (is->n) {
-		struct delayed_item it = heap_pop(is);
-		bool c;
-
-		complete(is, &it, -ECANCELED, &c);
-		is->completed++;
-		is->cancelled += c;
-	}
-	if (st)
-		stats_of(is, st);
+	finish(is, st);
 	free(is->heap);
 	free(is);
 }
