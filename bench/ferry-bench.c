@@ -1030,12 +1030,13 @@ int main(int argc, char **argv)
 			       (unsigned long long)isv.iou_dup_push,
 			       (unsigned long long)isv.calls_iou_refused);
 		if (run_client && o.deferred > 0) {
-			/* ferry_cap_issue() takes a promise back when the
-			 * issuer answers before it returns (a delay near 0):
-			 * the call then carries the token itself.  (Promises
-			 * cancelled unkept when their session ended land
-			 * here too: the transport does not count them as
-			 * dropped.) */
+			/* Promises taken back (ferry_iou_cancel) are neither
+			 * pushed nor dropped: ferry_cap_issue() takes one back
+			 * when the issuer answers before it returns (a delay
+			 * near 0; the call then carries the token itself), and
+			 * the client takes back a call's IOUs when it cannot
+			 * make them all.  Promises cancelled when their
+			 * session ends count as dropped. */
 			uint64_t back = icl.ious_promised - icl.ious_pushed -
 					icl.ious_dropped;
 
@@ -1045,9 +1046,9 @@ int main(int argc, char **argv)
 			       (unsigned long long)icl.ious_pushed,
 			       (unsigned long long)icl.ious_dropped);
 			if (icl.ious_promised >= icl.ious_pushed + icl.ious_dropped)
-				printf("; %llu neither (answered before their "
-				       "call was made, or cancelled with their "
-				       "session)",
+				printf("; %llu neither (taken back: answered "
+				       "before their call was made, or their "
+				       "call not made)",
 				       (unsigned long long)back);
 			printf("\n");
 		}
