@@ -228,20 +228,27 @@ void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
 	ep->session_ctx = ctx;
 }
 
+void ferry__hook_set(bool on, void (*release)(void *), void *ctx,
+		     void (**cur_release)(void *), void **cur_ctx)
+{
+	/* Hooks run only on the endpoint's thread, which is this one: the
+	 * old one is not running now, and its context may go at once. */
+	if (*cur_release)
+		(*cur_release)(*cur_ctx);
+	*cur_release = on ? release : NULL;
+	*cur_ctx = on ? ctx : NULL;
+	if (!on && release)
+		release(ctx);
+}
+
 int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 				 ferry_admit_release_fn release, void *ctx)
 {
 	if (!ep)
 		return -EINVAL;
-	/* Connects are judged on this thread, so the old hook is not
-	 * running now and may go at once. */
-	if (ep->admit_release)
-		ep->admit_release(ep->admit_ctx);
+	ferry__hook_set(fn != NULL, release, ctx, &ep->admit_release,
+			&ep->admit_ctx);
 	ep->admit_fn = fn;
-	ep->admit_release = fn ? release : NULL;
-	ep->admit_ctx = fn ? ctx : NULL;
-	if (!fn && release)
-		release(ctx);
 	return 0;
 }
 

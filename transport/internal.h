@@ -387,6 +387,10 @@ void ferry__msgbuf_put(struct ferry_msgbuf *mb);
 bool ferry__on_owner(const struct ferry_endpoint *ep);
 
 /* endpoint.c */
+/* Set a hook's context (@on: a hook is set), releasing the old one, and
+ * @ctx at once when no hook takes it. */
+void ferry__hook_set(bool on, void (*release)(void *), void *ctx,
+		     void (**cur_release)(void *), void **cur_ctx);
 struct ferry_session *ferry__sess_lookup(struct ferry_endpoint *ep, uint32_t id);
 void ferry__sess_activate(struct ferry_session *s);
 void ferry__sess_txq_push(struct ferry_session *s, struct ferry_call *c);

@@ -90,14 +90,9 @@ int ferry_endpoint_set_push_check(struct ferry_endpoint *ep,
 {
 	if (!ep)
 		return -EINVAL;
-	/* Pushes are judged on this thread: the old check is not running. */
-	if (ep->push_check_release)
-		ep->push_check_release(ep->push_check_ctx);
+	ferry__hook_set(fn != NULL, release, ctx, &ep->push_check_release,
+			&ep->push_check_ctx);
 	ep->push_check = fn;
-	ep->push_check_release = fn ? release : NULL;
-	ep->push_check_ctx = fn ? ctx : NULL;
-	if (!fn && release)
-		release(ctx);
 	return 0;
 }
 
