@@ -45,8 +45,7 @@
  * field holds only the pseudo-header sum; that value is accepted and
  * counted (rx_csum_unfinished).
  */
-/* rte_ipv4_udptcp_cksum_mbuf and rte_dev_dma_map are still marked
- * experimental in 22.11. */
+/* rte_dev_dma_map is still marked experimental in 22.11. */
 #define ALLOW_EXPERIMENTAL_API 1
 
 #include <arpa/inet.h>
@@ -778,6 +777,47 @@ static void pend_service(struct lane *l, uint64_t now)
 }
 
 /*
+ * The UDP checksum of frame @m (IPv4 header @ih, UDP header at @l4_off),
+ * in software, over every segment.  Not rte_ipv4_udptcp_cksum_mbuf(): in
+ * DPDK 22.11 its rte_raw_cksum_mbuf() truncates a segment's partial sum
+ * to 16 bits before byte-swapping it when an odd number of bytes precede
+ * the segment, so a chained frame whose first segment carries an odd
+ * number of UDP bytes (an odd-length token table or attribute block in
+ * the copied header area) went out with a wrong checksum, and the
+ * receiver dropped it.  Here each partial sum is folded first.
+ */
+static uint16_t udp_cksum_chain(const struct rte_mbuf *m,
+				const struct rte_ipv4_hdr *ih, uint32_t l4_off)
+{
+	uint32_t left = rte_be_to_cpu_16(ih->total_length) -
+			rte_ipv4_hdr_len(ih);
+	uint32_t sum = rte_ipv4_phdr_cksum(ih, 0), done = 0;
+	uint16_t ck;
+
+	for (const struct rte_mbuf *seg = m; seg && left; seg = seg->next) {
+		const uint8_t *p = rte_pktmbuf_mtod(seg, const uint8_t *);
+		uint32_t n = rte_pktmbuf_data_len(seg), part;
+
+		if (seg == m) {
+			p += l4_off;
+			n -= l4_off;
+		}
+		if (n > left)
+			n = left;
+		part = __rte_raw_cksum_reduce(__rte_raw_cksum(p, n, 0));
+		/* Bytes after an odd count pair up the other way round. */
+		if (done & 1)
+			part = rte_bswap16((uint16_t)part);
+		sum += part;
+		done += n;
+		left -= n;
+	}
+	ck = (uint16_t)~__rte_raw_cksum_reduce(sum);
+	/* RFC 768: a computed 0 is sent as all ones. */
+	return ck ? ck : 0xffff;
+}
+
+/*
  * Build one frame.  @copy: copy the body even if it could be chained.
  * Returns the frame, or NULL when out of mbufs.  On success *slot_used
  * says whether the body is chained (its slot is released by the driver).
@@ -867,7 +907,7 @@ static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
 		uh->dgram_cksum = rte_ipv4_phdr_cksum(ih, m->ol_flags);
 	} else {
-		uh->dgram_cksum = rte_ipv4_udptcp_cksum_mbuf(
+		uh->dgram_cksum = udp_cksum_chain(
 			m, ih, RTE_ETHER_HDR_LEN + sizeof(*ih));
 	}
 	*chained = chain;
