@@ -116,8 +116,10 @@ static const char usage[] =
 "  --trace-out FILE   record a session span per session and a call span per\n"
 "                     sampled call, appended to FILE as OTLP/JSON lines\n"
 "                     (docs/tracing.md); ferryctl spans FILE shows the tree\n"
-"  --trace-sample F   fraction of new traces sampled for call spans (0..1,\n"
-"                     default 1; needs --trace-out)\n"
+"  --trace-sample F   fraction of calls that get call spans (0..1, default\n"
+"                     1; needs --trace-out): each client call is drawn on\n"
+"                     its own, and a server follows its client's decision\n"
+"                     (docs/tracing.md, section 4)\n"
 "  --json FILE        also write the summary as JSON to FILE\n"
 "  --quiet            no progress line each second\n"
 "  -h, --help         this text\n";
@@ -382,13 +384,13 @@ static void bench_trace_end(struct bench_opts *o)
 	ferry_tracer_stats(o->tracer, &st);
 	ferry_tracer_destroy(o->tracer);
 	o->tracer = NULL;
-	if (!o->quiet)
-		fprintf(stderr,
-			"trace: %llu spans exported to %s, %llu events dropped "
-			"(ring full), %llu spans dropped\n",
-			(unsigned long long)st.spans_exported, o->trace_out,
-			(unsigned long long)st.events_dropped,
-			(unsigned long long)st.spans_dropped);
+	/* A result, not progress: printed with --quiet too. */
+	fprintf(stderr,
+		"trace: %llu spans exported to %s, %llu events dropped "
+		"(ring full), %llu spans dropped\n",
+		(unsigned long long)st.spans_exported, o->trace_out,
+		(unsigned long long)st.events_dropped,
+		(unsigned long long)st.spans_dropped);
 #else
 	(void)o;
 #endif

@@ -11,12 +11,16 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -41,7 +45,8 @@ struct ferry_tracer {
 
 	struct ferry_tracer_config cfg;
 	char *service;
-	FILE *file;
+	int fd;              /* the export file, or -1 */
+	char *xhead;         /* each line's text before its spans */
 	struct ferry_trace_ring *rings;
 
 	/* Closed spans waiting to be written, as the text of a "spans" array
@@ -50,6 +55,15 @@ struct ferry_tracer {
 	size_t xlen, xcap;
 	unsigned xspans;
 	bool xoom;
+
+	/* The address attributes of recent call spans, as JSON text: a call
+	 * span's export copies them (export_call()). */
+	struct addr_memo {
+		uint32_t server_ip, peer_ip;
+		uint16_t server_port, peer_port;
+		uint16_t len;     /* 0: empty entry */
+		char text[320];
+	} memo[16];
 
 	/* Counters kept by the consumer, and those of rings gone. */
 	uint64_t events, exported, forced, export_errors, open;
@@ -98,19 +112,28 @@ static void new_id(struct ferry_trace_ring *r, uint8_t *id, size_t n)
 	while (zero(id, n));
 }
 
-/* Trace-id ratio sampling for a new trace: the low 56 bits of the trace id
- * (random) against rate * 2^56, so both sides of a session would decide
- * the same for the same trace id and rate. */
-static bool root_sampled(const struct ferry_trace_ring *r,
-			 const uint8_t trace_id[FERRY_TRACE_ID_LEN])
+/* The per-call sampling draw of a session that starts its own trace: a
+ * xorshift64* step (seeded from the CSPRNG) against rate * 2^64.  Ids need
+ * the CSPRNG; a coin toss does not. */
+static bool call_draw(struct ferry_trace_ring *r)
 {
-	uint64_t v = 0;
+	uint64_t x;
 
 	if (r->sample_all)
 		return true;
-	for (int i = 9; i < 16; i++)
-		v = v << 8 | trace_id[i];
-	return v < r->sample_threshold;
+	if (r->sample_none)
+		return false;
+	if (r->draw == 0) {
+		do
+			rng_take(r, (uint8_t *)&r->draw, sizeof(r->draw));
+		while (r->draw == 0);
+	}
+	x = r->draw;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	r->draw = x;
+	return x * 0x2545f4914f6cdd1dull < r->sample_threshold;
 }
 
 /* --- the ring (producer side) ------------------------------------------ */
@@ -253,7 +276,7 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	struct ferry__ev_open *ev = &u.ev;
 	struct ferry_trace_ctx parent;
 	struct ferry__pslot *s;
-	bool have_parent = false, sampled, trunc = false;
+	bool have_parent = false, sampled, recording, trunc = false;
 	char ts[FERRY_TRACESTATE_KEEP + 1];
 	size_t ts_len = 0;
 	uint32_t i;
@@ -289,8 +312,11 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 			}
 		}
 	} else {
+		/* A new trace: the session propagates "sampled" only if every
+		 * call will be; otherwise each call is drawn at the rate and a
+		 * sampled one carries its own context (call_context()). */
 		new_id(r, ev->trace_id, sizeof(ev->trace_id));
-		sampled = root_sampled(r, ev->trace_id);
+		sampled = r->sample_all;
 	}
 	new_id(r, ev->span_id, sizeof(ev->span_id));
 	if (sampled)
@@ -303,12 +329,19 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	ev->server_port = a->server_port;
 	ev->ts_len = (uint16_t)ts_len;
 	memcpy(u.raw + sizeof(*ev), ts, ts_len);
-	i = span_open(r, ev, ts_len, sampled || r->record_unsampled);
+	/* A session whose calls may be sampled is recorded: it is their
+	 * parent. */
+	recording = sampled || r->record_unsampled ||
+		    (!have_parent && !r->sample_none);
+	i = span_open(r, ev, ts_len, recording);
 	if (i == FERRY__NO_SLOT)
 		return FERRY_SPAN_NONE;
 	s = &r->slots[i];
-	s->recording = sampled || r->record_unsampled;
+	s->recording = recording;
 	s->sampled = sampled;
+	s->root = !have_parent;
+	s->own_ctx = 0;
+	s->lazy = 0;
 	s->is_session = 1;
 	s->kind = (uint8_t)a->kind;
 	memcpy(s->trace_id, ev->trace_id, sizeof(s->trace_id));
@@ -320,54 +353,182 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	return handle(i, s->gen);
 }
 
-ferry_span_t ferry_span_call_start(struct ferry_trace_ring *r,
-				   ferry_span_t session, uint16_t method,
-				   const struct ferry_trace_ctx *parent)
+/*
+ * Open a call span under session span @session.  @parent: the call's own
+ * context, if it has a valid one; @ts/@ts_len its tracestate (canonical).
+ * A call span without a tracestate is "lazy": nothing is written until an
+ * attribute needs its OPEN, or it ends as one CALL record.
+ */
+static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
+			      uint16_t method,
+			      const struct ferry_trace_ctx *parent,
+			      const char *ts, size_t ts_len)
 {
 	struct ferry__pslot *ss = lookup(r, session), *s;
-	struct ferry__ev_open ev;
-	bool sampled;
+	bool sampled, own = false;
 	uint32_t i;
 
 	if (!ss || !ss->is_session)
 		return FERRY_SPAN_NONE;
-	/* Parent-based: a call's own context if it carried one, else its
-	 * session's decision (which followed the session's parent, or the
-	 * rate for a new trace). */
-	sampled = parent ? parent->flags & FERRY_TRACE_FLAG_SAMPLED : ss->sampled;
+	if (parent && (zero(parent->trace_id, sizeof(parent->trace_id)) ||
+		       zero(parent->span_id, sizeof(parent->span_id))))
+		parent = NULL;
+	/* Parent-based: a call's own context if it has one; else its
+	 * session's decision if the session has a parent; else (a session
+	 * that started the trace) a draw per call at the tracer's rate. */
+	if (parent) {
+		sampled = parent->flags & FERRY_TRACE_FLAG_SAMPLED;
+		own = true;
+	} else if (ss->root) {
+		sampled = ss->sampled || call_draw(r);
+		own = sampled && !ss->sampled;
+	} else {
+		sampled = ss->sampled;
+	}
 	if (!sampled) {
 		count(&r->unsampled);
 		return FERRY_SPAN_NONE;
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.h.ts = now_ns(r);
-	ev.h.aux = method;
-	ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
-	if (parent && !zero(parent->trace_id, sizeof(parent->trace_id)) &&
-	    !zero(parent->span_id, sizeof(parent->span_id))) {
-		memcpy(ev.trace_id, parent->trace_id, sizeof(ev.trace_id));
-		memcpy(ev.parent_id, parent->span_id, sizeof(ev.parent_id));
+	if (ts_len) {
+		/* Written at once, with its tracestate. */
+		union {
+			struct ferry__ev_open ev;
+			uint8_t raw[FERRY__EV_MAX];
+		} u;
+
+		memset(&u.ev, 0, sizeof(u.ev));
+		u.ev.h.ts = now_ns(r);
+		u.ev.h.aux = method;
+		u.ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
+		memcpy(u.ev.trace_id, parent ? parent->trace_id : ss->trace_id,
+		       sizeof(u.ev.trace_id));
+		memcpy(u.ev.parent_id, parent ? parent->span_id : ss->span_id,
+		       sizeof(u.ev.parent_id));
+		new_id(r, u.ev.span_id, sizeof(u.ev.span_id));
+		u.ev.kind = ss->kind;
+		u.ev.peer_ip = ss->peer_ip;
+		u.ev.peer_port = ss->peer_port;
+		u.ev.server_ip = ss->server_ip;
+		u.ev.server_port = ss->server_port;
+		u.ev.ts_len = (uint16_t)ts_len;
+		memcpy(u.raw + sizeof(u.ev), ts, ts_len);
+		i = span_open(r, &u.ev, ts_len, true);
+		if (i == FERRY__NO_SLOT)
+			return FERRY_SPAN_NONE;
+		s = &r->slots[i];
+		memcpy(s->span_id, u.ev.span_id, sizeof(s->span_id));
+		s->lazy = 0;
 	} else {
-		memcpy(ev.trace_id, ss->trace_id, sizeof(ev.trace_id));
-		memcpy(ev.parent_id, ss->span_id, sizeof(ev.parent_id));
+		/* Room for the CALL record (or an END, once an attribute has
+		 * made it write its OPEN) is kept from now on. */
+		if (!ring_fits(r, FERRY__END_MAX, r->reserved)) {
+			count(&r->spans_dropped);
+			count(&r->ev_dropped);
+			return FERRY_SPAN_NONE;
+		}
+		i = slot_alloc(r);
+		if (i == FERRY__NO_SLOT) {
+			count(&r->spans_dropped);
+			return FERRY_SPAN_NONE;
+		}
+		r->reserved += FERRY__END_MAX;
+		s = &r->slots[i];
+		new_id(r, s->span_id, sizeof(s->span_id));
+		s->start = now_ns(r);
+		s->lazy = 1;
 	}
-	new_id(r, ev.span_id, sizeof(ev.span_id));
-	ev.kind = ss->kind;
-	ev.peer_ip = ss->peer_ip;
-	ev.peer_port = ss->peer_port;
-	ev.server_ip = ss->server_ip;
-	ev.server_port = ss->server_port;
-	i = span_open(r, &ev, 0, true);
-	if (i == FERRY__NO_SLOT)
-		return FERRY_SPAN_NONE;
-	s = &r->slots[i];
+	memcpy(s->trace_id, parent ? parent->trace_id : ss->trace_id,
+	       sizeof(s->trace_id));
+	memcpy(s->parent_id, parent ? parent->span_id : ss->span_id,
+	       sizeof(s->parent_id));
 	s->recording = 1;
 	s->sampled = 1;
 	s->is_session = 0;
-	s->kind = ev.kind;
-	memcpy(s->trace_id, ev.trace_id, sizeof(s->trace_id));
-	memcpy(s->span_id, ev.span_id, sizeof(s->span_id));
+	s->root = 0;
+	s->own_ctx = own;
+	s->has_parent = 1;
+	s->method = method;
+	s->kind = ss->kind;
+	s->peer_ip = ss->peer_ip;
+	s->peer_port = ss->peer_port;
+	s->server_ip = ss->server_ip;
+	s->server_port = ss->server_port;
 	return handle(i, s->gen);
+}
+
+ferry_span_t ferry_span_call_start(struct ferry_trace_ring *r,
+				   ferry_span_t session, uint16_t method,
+				   const struct ferry_trace_ctx *parent)
+{
+	return call_open(r, session, method, parent, NULL, 0);
+}
+
+ferry_span_t ferry__span_call_start_text(struct ferry_trace_ring *r,
+					 ferry_span_t session, uint16_t method,
+					 const char *tp, size_t tp_len,
+					 const char *ts, size_t ts_len)
+{
+	struct ferry_trace_ctx parent;
+	char state[FERRY_TRACESTATE_KEEP + 1];
+	size_t slen = 0;
+	bool trunc = false;
+
+	if (!r || !tp || !tp_len)
+		return call_open(r, session, method, NULL, NULL, 0);
+	if (ferry_traceparent_parse(tp, tp_len, &parent) < 0) {
+		count(&r->tp_malformed);
+		return call_open(r, session, method, NULL, NULL, 0);
+	}
+	/* As for a session: a tracestate only with a valid traceparent. */
+	if (ts && ts_len) {
+		if (ferry_tracestate_parse(ts, ts_len, state, sizeof(state),
+					   &slen, &trunc) < 0) {
+			count(&r->ts_malformed);
+			slen = 0;
+		} else if (trunc) {
+			count(&r->ts_truncated);
+		}
+	}
+	return call_open(r, session, method, &parent, state, slen);
+}
+
+int ferry__span_call_context(struct ferry_trace_ring *r, ferry_span_t span,
+			     char *buf, size_t cap)
+{
+	struct ferry__pslot *s = lookup(r, span);
+
+	if (!s || s->is_session || !s->own_ctx)
+		return 0;
+	return ferry_span_traceparent(r, span, buf, cap);
+}
+
+/* Write the OPEN record a lazy call span put off (an attribute needs the
+ * consumer to hold the span).  Returns false if it does not fit. */
+static bool call_materialize(struct ferry_trace_ring *r, struct ferry__pslot *s,
+			     size_t then)
+{
+	struct ferry__ev_open ev;
+	size_t size = FERRY__EV_PAD(sizeof(ev));
+
+	/* The room kept for this span's end stays kept. */
+	if (!ring_fits(r, size + then, r->reserved))
+		return false;
+	memset(&ev, 0, sizeof(ev));
+	ev_init(&ev.h, size, FERRY__EV_OPEN, (uint32_t)(s - r->slots), s->gen,
+		s->start);
+	ev.h.aux = s->method;
+	ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
+	memcpy(ev.trace_id, s->trace_id, sizeof(ev.trace_id));
+	memcpy(ev.span_id, s->span_id, sizeof(ev.span_id));
+	memcpy(ev.parent_id, s->parent_id, sizeof(ev.parent_id));
+	ev.kind = s->kind;
+	ev.peer_ip = s->peer_ip;
+	ev.peer_port = s->peer_port;
+	ev.server_ip = s->server_ip;
+	ev.server_port = s->server_port;
+	ring_put(r, &ev, size);
+	s->lazy = 0;
+	return true;
 }
 
 /* Close @s (slot @i): the END record goes into the room kept for it. */
@@ -381,7 +542,31 @@ static void span_end(struct ferry_trace_ring *r, struct ferry__pslot *s,
 	uint32_t i = (uint32_t)(s - r->slots);
 	size_t mlen = msg ? strnlen(msg, FERRY_SPAN_MSG_MAX) : 0, size;
 
-	if (s->recording) {
+	if (s->lazy) {
+		struct ferry__ev_call ev;
+
+		size = FERRY__EV_PAD(sizeof(ev));
+		memset(&ev, 0, sizeof(ev));
+		ev_init(&ev.h, size, FERRY__EV_CALL, i, s->gen, now_ns(r));
+		ev.h.aux = s->method;
+		ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
+		ev.start = s->start;
+		memcpy(ev.trace_id, s->trace_id, sizeof(ev.trace_id));
+		memcpy(ev.span_id, s->span_id, sizeof(ev.span_id));
+		memcpy(ev.parent_id, s->parent_id, sizeof(ev.parent_id));
+		ev.peer_ip = s->peer_ip;
+		ev.peer_port = s->peer_port;
+		ev.server_ip = s->server_ip;
+		ev.server_port = s->server_port;
+		ev.res = res;
+		ev.kind = s->kind;
+		r->reserved -= FERRY__END_MAX;
+		if (ring_fits(r, size, 0))
+			ring_put(r, &ev, size);
+		else
+			count(&r->ev_dropped);
+		s->lazy = 0;
+	} else if (s->recording) {
 		size = FERRY__EV_PAD(sizeof(u.ev) + mlen);
 		memset(&u.ev, 0, sizeof(u.ev));
 		ev_init(&u.ev.h, size, FERRY__EV_END, i, s->gen, now_ns(r));
@@ -453,6 +638,10 @@ static int set_attr(struct ferry_trace_ring *r, ferry_span_t span,
 	if (str)
 		vlen = strnlen(str, FERRY_ATTR_STR_MAX);
 	size = FERRY__EV_PAD(sizeof(u.ev) + klen + vlen);
+	if (s->lazy && !call_materialize(r, s, size)) {
+		count(&r->ev_dropped);
+		return -ENOBUFS;
+	}
 	if (!ring_fits(r, size, r->reserved)) {
 		count(&r->ev_dropped);
 		return -ENOBUFS;
@@ -496,6 +685,25 @@ int ferry_span_set_double(struct ferry_trace_ring *r, ferry_span_t span,
 			  const char *key, double value)
 {
 	return set_attr(r, span, key, FERRY_ATTR_DOUBLE, &value, NULL);
+}
+
+int ferry__span_set_attr(struct ferry_trace_ring *r, ferry_span_t span,
+			 const struct ferry_trace_attr *a)
+{
+	if (!a)
+		return -EINVAL;
+	switch (a->type) {
+	case FERRY_ATTR_STRING:
+		return ferry_span_set_str(r, span, a->key, a->v.s);
+	case FERRY_ATTR_INT:
+		return ferry_span_set_int(r, span, a->key, a->v.i);
+	case FERRY_ATTR_BOOL:
+		return ferry_span_set_bool(r, span, a->key, a->v.b);
+	case FERRY_ATTR_DOUBLE:
+		return ferry_span_set_double(r, span, a->key, a->v.d);
+	default:
+		return -EINVAL;
+	}
 }
 
 int ferry_span_context(struct ferry_trace_ring *r, ferry_span_t span,
@@ -789,28 +997,47 @@ static void export_span(struct ferry_tracer *t, const struct ferry_span_info *s)
 	t->xspans++;
 }
 
-/* Write the pending spans as one TracesData line. */
+/* All of @n bytes of @iov to @fd (a partial write is continued). */
+static int write_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Write the pending spans as one TracesData line: one writev of the line's
+ * head, the spans as they are in the buffer, and its tail. */
 static int export_flush(struct ferry_tracer *t)
 {
+	static const char tail[] = "]}]}]}\n";
+	struct iovec iov[3];
 	int rc = 0;
 
 	if (!t->xspans)
 		return 0;
-	if (t->file && !t->xoom) {
-		fputs("{\"resourceSpans\":[{\"resource\":{\"attributes\":["
-		      "{\"key\":\"service.name\",\"value\":{\"stringValue\":",
-		      t->file);
-		/* The service name was checked to need no escaping. */
-		fprintf(t->file, "\"%s\"}}]},\"scopeSpans\":[{\"scope\":"
-			"{\"name\":\"ferry\",\"version\":\"0.1.0\"},\"spans\":[",
-			t->service);
-		fwrite(t->xbuf, 1, t->xlen, t->file);
-		fputs("]}]}]}\n", t->file);
-		if (fflush(t->file) != 0 || ferror(t->file)) {
-			clearerr(t->file);
+	if (t->fd >= 0 && !t->xoom) {
+		iov[0] = (struct iovec){ t->xhead, strlen(t->xhead) };
+		iov[1] = (struct iovec){ t->xbuf, t->xlen };
+		iov[2] = (struct iovec){ (void *)tail, sizeof(tail) - 1 };
+		if (write_all(t->fd, iov, 3) < 0)
 			rc = -EIO;
-		}
-	} else if (t->file) {
+	} else if (t->fd >= 0) {
 		rc = -ENOMEM;
 	}
 	if (rc < 0)
@@ -952,7 +1179,7 @@ static void rec_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	c->info.status = status;
 	snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "");
 	emit(t, FERRY_TRACE_EV_CLOSE, c, NULL);
-	if (t->file) {
+	if (t->fd >= 0) {
 		export_span(t, &c->info);
 		if (t->xlen >= EXPORT_FLUSH)
 			export_flush(t);
@@ -971,22 +1198,11 @@ static void ip_text(uint32_t ip, char *buf, size_t cap)
 		snprintf(buf, cap, "?");
 }
 
-static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
-		    const struct ferry__ev_open *ev, const char *tstate)
+/* Fill a fresh (zeroed) record from an OPEN: ids, times, built-in
+ * attributes (pointing at literals and the record's own buffers). */
+static bool rec_fill(struct ferry__crec *c, const struct ferry__ev_open *ev,
+		     const char *tstate)
 {
-	struct ferry__crec *c;
-	uint32_t slot = ev->h.slot;
-
-	/* An older span in the slot means its END never came; the ring's
-	 * reservation makes that impossible, but a record must not leak. */
-	if (r->recs[slot]) {
-		t->forced++;
-		rec_close(t, r, slot, ev->h.ts, FERRY_SPAN_STATUS_ERROR,
-			  "span end lost");
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return; /* its later events find no record and are ignored */
 	c->gen = ev->h.gen;
 	memcpy(c->info.trace_id, ev->trace_id, sizeof(ev->trace_id));
 	memcpy(c->info.span_id, ev->span_id, sizeof(ev->span_id));
@@ -999,10 +1215,13 @@ static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	c->info.name = c->name;
 	c->info.status_msg = c->msg;
 	c->info.attrs = c->attrs;
-	if (ev->ts_len && (c->tracestate = strndup(tstate, ev->ts_len)))
+	c->info.tracestate = "";
+	if (ev->ts_len) {
+		c->tracestate = strndup(tstate, ev->ts_len);
+		if (!c->tracestate)
+			return false;
 		c->info.tracestate = c->tracestate;
-	else
-		c->info.tracestate = "";
+	}
 	rec_put_str(c, "rpc.system", "ferry");
 	if (c->info.is_session) {
 		memcpy(c->name, "ferry.session", sizeof("ferry.session"));
@@ -1024,7 +1243,35 @@ static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	}
 	if (ev->peer_port)
 		rec_put_int(c, "network.peer.port", ev->peer_port);
-	r->recs[slot] = c;
+	return true;
+}
+
+/* An older span in @slot means its END never came; the ring's reservation
+ * makes that impossible, but a record must not leak. */
+static void slot_clear(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		       uint32_t slot, uint64_t ts)
+{
+	if (r->recs[slot]) {
+		t->forced++;
+		rec_close(t, r, slot, ts, FERRY_SPAN_STATUS_ERROR,
+			  "span end lost");
+	}
+}
+
+static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		    const struct ferry__ev_open *ev, const char *tstate)
+{
+	struct ferry__crec *c;
+
+	slot_clear(t, r, ev->h.slot, ev->h.ts);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return; /* its later events find no record and are ignored */
+	if (!rec_fill(c, ev, tstate)) {
+		free(c);
+		return;
+	}
+	r->recs[ev->h.slot] = c;
 	t->open++;
 	emit(t, FERRY_TRACE_EV_OPEN, c, NULL);
 }
@@ -1051,48 +1298,263 @@ static void on_attr(struct ferry_tracer *t, struct ferry_trace_ring *r,
 		emit(t, FERRY_TRACE_EV_ATTR, c, a);
 }
 
+/* How a span ended (@how: enum ferry_span_end or FERRY__END_CALL, @res,
+ * the reason given): its status, its message into @m, and error.type. */
+static int rec_status(struct ferry__crec *c, uint8_t how, int res,
+		      const char *msg, size_t mlen, char m[FERRY_SPAN_MSG_MAX + 1])
+{
+	int status = FERRY_SPAN_STATUS_ERROR;
+
+	snprintf(m, FERRY_SPAN_MSG_MAX + 1, "%.*s", (int)mlen, msg);
+	switch (how) {
+	case FERRY__END_CALL:
+	case FERRY_SPAN_END_CLOSE:
+		if (res == 0 || how == FERRY_SPAN_END_CLOSE) {
+			status = FERRY_SPAN_STATUS_UNSET;
+			m[0] = '\0';
+		} else if (!m[0]) {
+			snprintf(m, FERRY_SPAN_MSG_MAX + 1, "%s",
+				 ferry_strerror(res));
+		}
+		break;
+	case FERRY_SPAN_END_PEER_DEAD:
+		if (!m[0])
+			snprintf(m, FERRY_SPAN_MSG_MAX + 1, "peer timed out");
+		break;
+	case FERRY_SPAN_END_SHUTDOWN:
+		if (!m[0])
+			snprintf(m, FERRY_SPAN_MSG_MAX + 1, "endpoint shut down");
+		break;
+	default:
+		if (!m[0])
+			snprintf(m, FERRY_SPAN_MSG_MAX + 1, "%s",
+				 res ? ferry_strerror(res) : "session error");
+		break;
+	}
+	if (status == FERRY_SPAN_STATUS_ERROR) {
+		if (res < 0)
+			rec_set_str(c, "error.type", ferry__trace_error_type(res));
+		else if (how == FERRY_SPAN_END_PEER_DEAD)
+			rec_set_str(c, "error.type", "ETIMEDOUT");
+		else
+			rec_set_str(c, "error.type", "_OTHER");
+	}
+	return status;
+}
+
 static void on_end(struct ferry_tracer *t, struct ferry_trace_ring *r,
 		   const struct ferry__ev_end *ev, const char *msg)
 {
 	struct ferry__crec *c = rec_of(r, &ev->h);
 	char m[FERRY_SPAN_MSG_MAX + 1];
-	int status = FERRY_SPAN_STATUS_ERROR;
+	int status;
 
 	if (!c)
 		return;
-	snprintf(m, sizeof(m), "%.*s", (int)ev->mlen, msg);
-	switch (ev->h.flags) {
-	case FERRY__END_CALL:
-	case FERRY_SPAN_END_CLOSE:
-		if (ev->res == 0 || ev->h.flags == FERRY_SPAN_END_CLOSE) {
-			status = FERRY_SPAN_STATUS_UNSET;
-			m[0] = '\0';
-		} else if (!m[0]) {
-			snprintf(m, sizeof(m), "%s", ferry_strerror(ev->res));
+	status = rec_status(c, ev->h.flags, ev->res, msg, ev->mlen, m);
+	rec_close(t, r, ev->h.slot, ev->h.ts, status, m);
+}
+
+/* Two decimal digits at a time, for the exporter's timestamps. */
+static const char digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233"
+	"34353637383940414243444546474849505152535455565758596061626364656667"
+	"6869707172737475767778798081828384858687888990919293949596979899";
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		tmp[--i] = digit_pairs[d + 1];
+		tmp[--i] = digit_pairs[d];
+	}
+	if (v >= 10) {
+		tmp[--i] = digit_pairs[v * 2 + 1];
+		tmp[--i] = digit_pairs[v * 2];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
+	memcpy(p, tmp + i, sizeof(tmp) - i);
+	return p + (sizeof(tmp) - i);
+}
+
+static char *put_hex(char *p, const uint8_t *b, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		*p++ = digits[b[i] >> 4];
+		*p++ = digits[b[i] & 15];
+	}
+	return p;
+}
+
+#define PUT_LIT(p, lit) (memcpy((p), "" lit, sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/*
+ * Export a call span that ended well and that nothing enriched, straight
+ * from its CALL record: the same bytes export_span() writes for it, with
+ * the connection's attributes copied from a memo instead of formatted.
+ */
+static void export_call(struct ferry_tracer *t, const struct ferry__ev_call *ev)
+{
+	/* Every part but the address attributes is bounded by this. */
+	const size_t fixed = 512;
+	unsigned h = (ev->peer_ip ^ ev->server_ip ^ ev->peer_port ^
+		      (uint32_t)ev->server_port << 7) * 0x9e3779b1u >> 28;
+	struct addr_memo *m = &t->memo[h];
+	uint64_t start = ev->start, end = ev->h.ts < start ? start : ev->h.ts;
+	char method[12], *p, *m0;
+	size_t mlen, mark;
+
+	if (t->xoom)
+		return;
+	if (t->xlen + fixed + sizeof(m->text) + 1 > t->xcap) {
+		/* Grow through xput (which keeps its own bookkeeping). */
+		xput(t, "", 0);
+		if (t->xoom || t->xlen + fixed + sizeof(m->text) + 1 > t->xcap) {
+			size_t cap = t->xcap ? t->xcap : 4096;
+			char *nb;
+
+			while (cap < t->xlen + fixed + sizeof(m->text) + 1)
+				cap *= 2;
+			nb = realloc(t->xbuf, cap);
+			if (!nb) {
+				t->xoom = true;
+				return;
+			}
+			t->xbuf = nb;
+			t->xcap = cap;
 		}
-		break;
-	case FERRY_SPAN_END_PEER_DEAD:
-		if (!m[0])
-			snprintf(m, sizeof(m), "peer timed out");
-		break;
-	case FERRY_SPAN_END_SHUTDOWN:
-		if (!m[0])
-			snprintf(m, sizeof(m), "endpoint shut down");
-		break;
-	default:
-		if (!m[0])
-			snprintf(m, sizeof(m), "%s",
-				 ev->res ? ferry_strerror(ev->res) : "session error");
-		break;
 	}
-	if (status == FERRY_SPAN_STATUS_ERROR) {
-		if (ev->res < 0)
-			rec_set_str(c, "error.type", ferry__trace_error_type(ev->res));
-		else if (ev->h.flags == FERRY_SPAN_END_PEER_DEAD)
-			rec_set_str(c, "error.type", "ETIMEDOUT");
-		else
-			rec_set_str(c, "error.type", "_OTHER");
+	m0 = put_u64(method, ev->h.aux & 0xffff);
+	mlen = (size_t)(m0 - method);
+	p = t->xbuf + t->xlen;
+	if (t->xspans)
+		*p++ = ',';
+	p = PUT_LIT(p, "{\"traceId\":\"");
+	p = put_hex(p, ev->trace_id, sizeof(ev->trace_id));
+	p = PUT_LIT(p, "\",\"spanId\":\"");
+	p = put_hex(p, ev->span_id, sizeof(ev->span_id));
+	p = PUT_LIT(p, "\",\"parentSpanId\":\"");
+	p = put_hex(p, ev->parent_id, sizeof(ev->parent_id));
+	p = PUT_LIT(p, "\",\"name\":\"ferry/");
+	memcpy(p, method, mlen);
+	p += mlen;
+	p = PUT_LIT(p, "\",\"kind\":");
+	p = put_u64(p, ev->kind);
+	p = PUT_LIT(p, ",\"startTimeUnixNano\":\"");
+	p = put_u64(p, start);
+	p = PUT_LIT(p, "\",\"endTimeUnixNano\":\"");
+	p = put_u64(p, end);
+	p = PUT_LIT(p, "\",\"attributes\":[{\"key\":\"rpc.system\",\"value\":"
+		       "{\"stringValue\":\"ferry\"}},{\"key\":\"rpc.method\","
+		       "\"value\":{\"stringValue\":\"");
+	memcpy(p, method, mlen);
+	p += mlen;
+	p = PUT_LIT(p, "\"}}");
+	t->xlen = (size_t)(p - t->xbuf);
+	if (!m->len || m->server_ip != ev->server_ip ||
+	    m->peer_ip != ev->peer_ip || m->server_port != ev->server_port ||
+	    m->peer_port != ev->peer_port) {
+		/* Format them the general way, then keep the text. */
+		char sip[16], pip[16];
+		struct ferry_trace_attr a;
+
+		mark = t->xlen;
+		if (ev->server_ip) {
+			ip_text(ev->server_ip, sip, sizeof(sip));
+			a = (struct ferry_trace_attr){ .key = "server.address",
+				.type = FERRY_ATTR_STRING, .v.s = sip };
+			xput(t, ",", 1);
+			xattr(t, &a);
+		}
+		if (ev->server_port) {
+			a = (struct ferry_trace_attr){ .key = "server.port",
+				.type = FERRY_ATTR_INT, .v.i = ev->server_port };
+			xput(t, ",", 1);
+			xattr(t, &a);
+		}
+		if (ev->peer_ip) {
+			ip_text(ev->peer_ip, pip, sizeof(pip));
+			a = (struct ferry_trace_attr){ .key = "network.peer.address",
+				.type = FERRY_ATTR_STRING, .v.s = pip };
+			xput(t, ",", 1);
+			xattr(t, &a);
+		}
+		if (ev->peer_port) {
+			a = (struct ferry_trace_attr){ .key = "network.peer.port",
+				.type = FERRY_ATTR_INT, .v.i = ev->peer_port };
+			xput(t, ",", 1);
+			xattr(t, &a);
+		}
+		if (t->xoom)
+			return;
+		m->len = 0;
+		if (t->xlen - mark < sizeof(m->text)) {
+			memcpy(m->text, t->xbuf + mark, t->xlen - mark);
+			m->len = (uint16_t)(t->xlen - mark);
+			m->server_ip = ev->server_ip;
+			m->peer_ip = ev->peer_ip;
+			m->server_port = ev->server_port;
+			m->peer_port = ev->peer_port;
+		}
+		p = t->xbuf + t->xlen;
+	} else {
+		memcpy(p, m->text, m->len);
+		p += m->len;
 	}
+	p = PUT_LIT(p, "],\"status\":{\"code\":0}}");
+	*p = '\0';
+	t->xlen = (size_t)(p - t->xbuf);
+	t->xspans++;
+}
+
+/* A whole call span (a CALL record).  Without a callback, a call that
+ * succeeded goes straight to the file (export_call()); otherwise it is a
+ * record for a moment, with OPEN and CLOSE events, like any span. */
+static void on_call(struct ferry_tracer *t, struct ferry_trace_ring *r,
+		    const struct ferry__ev_call *ev)
+{
+	struct ferry__ev_open o;
+	struct ferry__crec *c;
+	char m[FERRY_SPAN_MSG_MAX + 1];
+	int status;
+
+	slot_clear(t, r, ev->h.slot, ev->h.ts);
+	if (ev->res == 0 && !t->cfg.on_event) {
+		if (t->fd >= 0) {
+			export_call(t, ev);
+			if (t->xlen >= EXPORT_FLUSH)
+				export_flush(t);
+		}
+		t->exported++;
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.h = ev->h;
+	o.h.ts = ev->start;
+	memcpy(o.trace_id, ev->trace_id, sizeof(o.trace_id));
+	memcpy(o.span_id, ev->span_id, sizeof(o.span_id));
+	memcpy(o.parent_id, ev->parent_id, sizeof(o.parent_id));
+	o.peer_ip = ev->peer_ip;
+	o.peer_port = ev->peer_port;
+	o.server_ip = ev->server_ip;
+	o.server_port = ev->server_port;
+	o.kind = ev->kind;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	rec_fill(c, &o, NULL);
+	r->recs[ev->h.slot] = c;
+	t->open++;
+	emit(t, FERRY_TRACE_EV_OPEN, c, NULL);
+	status = rec_status(c, FERRY__END_CALL, ev->res, "", 0, m);
 	rec_close(t, r, ev->h.slot, ev->h.ts, status, m);
 }
 
@@ -1115,6 +1577,7 @@ static int ring_drain(struct ferry_tracer *t, struct ferry_trace_ring *r)
 		struct ferry__ev_open open;
 		struct ferry__ev_attr attr;
 		struct ferry__ev_end end;
+		struct ferry__ev_call call;
 		uint8_t raw[FERRY__EV_MAX];
 	} u;
 	/* Acquire: pairs with the producer's release in ring_put(). */
@@ -1142,6 +1605,9 @@ static int ring_drain(struct ferry_tracer *t, struct ferry_trace_ring *r)
 		case FERRY__EV_END:
 			on_end(t, r, &u.end, (const char *)u.raw + sizeof(u.end));
 			break;
+		case FERRY__EV_CALL:
+			on_call(t, r, &u.call);
+			break;
 		default:
 			break;
 		}
@@ -1156,13 +1622,35 @@ static int ring_drain(struct ferry_tracer *t, struct ferry_trace_ring *r)
 	return n;
 }
 
-/* Close every span of @r still open with @why.  Under the lock. */
+/* Close every span of @r still open with @why.  Under the lock.  With
+ * @producer_done (the ring is being destroyed: its producer has stopped),
+ * call spans the consumer never heard of (lazy: no OPEN yet) are read from
+ * the producer's slots and closed too. */
 static void ring_force_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
-			     const char *why, uint64_t ts)
+			     const char *why, uint64_t ts, bool producer_done)
 {
 	for (uint32_t i = 0; i < r->nslots; i++) {
+		struct ferry__pslot *p = &r->slots[i];
 		struct ferry__crec *c = r->recs[i];
 
+		if (!c && producer_done && p->open && p->lazy) {
+			struct ferry__ev_open o;
+
+			memset(&o, 0, sizeof(o));
+			ev_init(&o.h, sizeof(o), FERRY__EV_OPEN, i, p->gen, p->start);
+			o.h.aux = p->method;
+			o.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
+			memcpy(o.trace_id, p->trace_id, sizeof(o.trace_id));
+			memcpy(o.span_id, p->span_id, sizeof(o.span_id));
+			memcpy(o.parent_id, p->parent_id, sizeof(o.parent_id));
+			o.peer_ip = p->peer_ip;
+			o.peer_port = p->peer_port;
+			o.server_ip = p->server_ip;
+			o.server_port = p->server_port;
+			o.kind = p->kind;
+			on_open(t, r, &o, NULL);
+			c = r->recs[i];
+		}
 		if (!c)
 			continue;
 		rec_set_str(c, "error.type", "shutdown");
@@ -1230,6 +1718,7 @@ static void tracer_unref(struct ferry_tracer *t)
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
 	free(t->xbuf);
+	free(t->xhead);
 	free(t->service);
 	free(t);
 }
@@ -1280,10 +1769,24 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&t->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	t->fd = -1;
 	if (c->export_path) {
-		t->file = fopen(c->export_path, "ae");
-		if (!t->file) {
+		t->fd = open(c->export_path,
+			     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (t->fd < 0) {
 			rc = -errno;
+			goto err;
+		}
+		/* The service name was checked to need no escaping. */
+		if (asprintf(&t->xhead,
+			     "{\"resourceSpans\":[{\"resource\":{\"attributes\":"
+			     "[{\"key\":\"service.name\",\"value\":"
+			     "{\"stringValue\":\"%s\"}}]},\"scopeSpans\":"
+			     "[{\"scope\":{\"name\":\"ferry\",\"version\":"
+			     "\"0.1.0\"},\"spans\":[",
+			     t->service) < 0) {
+			t->xhead = NULL;
+			rc = -ENOMEM;
 			goto err;
 		}
 	}
@@ -1296,8 +1799,8 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 	*out = t;
 	return 0;
 err:
-	if (t->file)
-		fclose(t->file);
+	if (t->fd >= 0)
+		close(t->fd);
 	tracer_unref(t);
 	return rc;
 }
@@ -1321,11 +1824,12 @@ void ferry_tracer_destroy(struct ferry_tracer *t)
 	drain_locked(t);
 	for (struct ferry_trace_ring *r = t->rings; r; r = r->next)
 		ring_force_close(t, r, "tracer shut down",
-				 t->cfg.clock ? t->cfg.clock(t->cfg.clock_arg) : now);
+				 t->cfg.clock ? t->cfg.clock(t->cfg.clock_arg) : now,
+				 false);
 	export_flush(t);
-	if (t->file) {
-		fclose(t->file);
-		t->file = NULL;
+	if (t->fd >= 0) {
+		close(t->fd);
+		t->fd = -1;
 	}
 	pthread_mutex_unlock(&t->lock);
 	tracer_unref(t);
@@ -1348,22 +1852,30 @@ int ferry_trace_ring_create(struct ferry_tracer *t,
 	memset(r, 0, sizeof(*r));
 	r->cap = cap;
 	r->nslots = t->cfg.max_spans;
-	r->buf = malloc(cap);
+	/* Populated now, so the producer never takes a first-touch page
+	 * fault on the fast path.  (A malloc() and memset() did not do it:
+	 * the compiler may make them one calloc(), whose pages are touched
+	 * only when written.) */
+	r->buf = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (r->buf == MAP_FAILED)
+		r->buf = NULL;
 	r->slots = calloc(r->nslots, sizeof(*r->slots));
 	r->recs = calloc(r->nslots, sizeof(*r->recs));
 	if (!r->buf || !r->slots || !r->recs) {
 		rc = -ENOMEM;
 		goto err;
 	}
-	/* Touch every page now, so the producer never takes a first-touch
-	 * page fault on the fast path. */
-	memset(r->buf, 0, cap);
 	for (uint32_t i = 0; i < r->nslots; i++)
 		r->slots[i].next_free = i + 1 < r->nslots ? i + 1 : FERRY__NO_SLOT;
 	r->free_head = 0;
 	r->rng_off = sizeof(r->rng); /* empty: filled at first use */
 	r->sample_all = t->cfg.sample_rate >= 1.0;
-	r->sample_threshold = (uint64_t)(t->cfg.sample_rate * 72057594037927936.0);
+	r->sample_none = t->cfg.sample_rate <= 0.0;
+	/* Below 1 (sample_all), rate * 2^64 fits in 64 bits. */
+	if (!r->sample_all)
+		r->sample_threshold =
+			(uint64_t)(t->cfg.sample_rate * 18446744073709551616.0);
 	r->record_unsampled = t->cfg.record_unsampled_sessions;
 	r->clock = t->cfg.clock;
 	r->clock_arg = t->cfg.clock_arg;
@@ -1381,7 +1893,8 @@ int ferry_trace_ring_create(struct ferry_tracer *t,
 	*out = r;
 	return 0;
 err:
-	free(r->buf);
+	if (r->buf)
+		munmap(r->buf, cap);
 	free(r->slots);
 	free(r->recs);
 	free(r);
@@ -1410,7 +1923,7 @@ void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
 	pthread_mutex_lock(&t->lock);
 	if (!t->stopping) {
 		ring_drain(t, r);
-		ring_force_close(t, r, "endpoint shut down", now_ns(r));
+		ring_force_close(t, r, "endpoint shut down", now_ns(r), true);
 		export_flush(t);
 	} else {
 		/* The tracer closed these spans already; what came since is
@@ -1430,7 +1943,7 @@ void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
 			break;
 		}
 	pthread_mutex_unlock(&t->lock);
-	free(r->buf);
+	munmap(r->buf, r->cap);
 	free(r->slots);
 	free(r->recs);
 	free(r);

@@ -26,6 +26,7 @@ enum {
 	FERRY__EV_OPEN = 1,
 	FERRY__EV_ATTR = 2,
 	FERRY__EV_END = 3,
+	FERRY__EV_CALL = 4, /* a whole call span: OPEN and END in one */
 };
 
 struct ferry__ev {
@@ -78,11 +79,29 @@ struct ferry__ev_end {
 	/* char msg[mlen]; */
 };
 
+/* A call span that nothing enriched while it was open is written once, when
+ * it ends: one record instead of OPEN + END, and no record on the consumer
+ * (docs/tracing.md, section 5). */
+struct ferry__ev_call {
+	struct ferry__ev h;     /* ts: end; aux: method; flags: FERRY__OF_* */
+	uint64_t start;         /* Unix ns */
+	uint8_t trace_id[FERRY_TRACE_ID_LEN];
+	uint8_t span_id[FERRY_SPAN_ID_LEN];
+	uint8_t parent_id[FERRY_SPAN_ID_LEN];
+	uint32_t peer_ip, server_ip; /* network byte order */
+	uint16_t peer_port, server_port;
+	int32_t res;
+	uint8_t kind;
+	uint8_t pad[7];
+};
+
 #define FERRY__END_CALL 0xffu
 #define FERRY__EV_ALIGN 8u
 #define FERRY__EV_PAD(n) (((n) + FERRY__EV_ALIGN - 1) & ~(size_t)(FERRY__EV_ALIGN - 1))
 /* Largest END record: what the ring keeps free for every open span. */
 #define FERRY__END_MAX FERRY__EV_PAD(sizeof(struct ferry__ev_end) + FERRY_SPAN_MSG_MAX)
+_Static_assert(FERRY__EV_PAD(sizeof(struct ferry__ev_call)) <= FERRY__END_MAX,
+	       "a call record must fit in the room kept for an END");
 /* Largest record of any type (an OPEN with a full tracestate). */
 #define FERRY__EV_MAX                                                          \
 	FERRY__EV_PAD(sizeof(struct ferry__ev_open) + FERRY_TRACESTATE_KEEP)
@@ -97,9 +116,20 @@ struct ferry__pslot {
 	uint8_t sampled;
 	uint8_t is_session;
 	uint8_t kind;
+	/* Session: no parent context, so each call is sampled on its own
+	 * (at the tracer's rate).  Call: its own context must go on the wire
+	 * (it has its own parent, or was sampled when the session's
+	 * propagated flag says not).  Call: no OPEN written yet. */
+	uint8_t root;
+	uint8_t own_ctx;
+	uint8_t lazy;
+	uint8_t has_parent;
+	uint16_t method;
 	uint8_t trace_id[FERRY_TRACE_ID_LEN];
 	uint8_t span_id[FERRY_SPAN_ID_LEN];
-	/* A session's addresses, copied into its calls' OPEN records. */
+	uint8_t parent_id[FERRY_SPAN_ID_LEN]; /* lazy calls */
+	uint64_t start;                       /* lazy calls */
+	/* A session's addresses, copied into its calls' records. */
 	uint32_t peer_ip, server_ip;
 	uint16_t peer_port, server_port;
 };
@@ -121,7 +151,7 @@ struct ferry__crec {
 };
 
 #define FERRY__NO_SLOT UINT32_MAX
-#define FERRY__RNG_POOL 256
+#define FERRY__RNG_POOL 4096
 
 struct ferry_trace_ring {
 	/* Producer-only state, on its own cache lines. */
@@ -132,8 +162,10 @@ struct ferry_trace_ring {
 	uint32_t free_head;            /* FERRY__NO_SLOT: none free */
 	uint32_t rng_off;
 	uint8_t rng[FERRY__RNG_POOL];  /* random bytes for ids, refilled */
-	uint64_t sample_threshold;     /* of 2^56; see root_sampled() */
+	uint64_t sample_threshold;     /* of 2^64: a call's draw below it */
+	uint64_t draw;                 /* xorshift state for those draws */
 	bool sample_all;
+	bool sample_none;
 	bool record_unsampled;
 	ferry_trace_clock_fn clock;
 	void *clock_arg;
@@ -167,6 +199,16 @@ struct ferry_trace_ring {
 
 /* Producer-side helpers the tests use. */
 uint64_t ferry__ring_used(const struct ferry_trace_ring *r);
+
+/* The transport's hooks (transport/trace_hook.h; control/trace_wire.c). */
+ferry_span_t ferry__span_call_start_text(struct ferry_trace_ring *r,
+					 ferry_span_t session, uint16_t method,
+					 const char *tp, size_t tp_len,
+					 const char *ts, size_t ts_len);
+int ferry__span_call_context(struct ferry_trace_ring *r, ferry_span_t span,
+			     char *buf, size_t cap);
+int ferry__span_set_attr(struct ferry_trace_ring *r, ferry_span_t span,
+			 const struct ferry_trace_attr *a);
 
 /* error.type for @res (negative): "ETIMEDOUT", "FERRY_ENOMETHOD", ... */
 const char *ferry__trace_error_type(int res);

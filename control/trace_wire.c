@@ -7,13 +7,16 @@
 
 #include <ferry/trace.h>
 
+#include "control/trace_internal.h"
 #include "transport/trace_hook.h"
 
 static const struct ferry__trace_ops trace_ops = {
 	.session_open = ferry_span_session_open,
 	.session_end = ferry_span_session_end,
 	.traceparent = ferry_span_traceparent,
-	.call_start = ferry_span_call_start,
+	.call_start = ferry__span_call_start_text,
+	.call_context = ferry__span_call_context,
+	.set_attr = ferry__span_set_attr,
 	.call_end = ferry_span_call_end,
 	.ring_destroy = ferry_trace_ring_destroy,
 };

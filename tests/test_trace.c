@@ -429,7 +429,9 @@ Test(span, parenting_across_the_handshake)
 	ferry_span_call_end(rc, cc, 0);
 	ferry_span_session_end(rs, s, FERRY_SPAN_END_CLOSE, 0, NULL);
 	ferry_span_session_end(rc, c, FERRY_SPAN_END_CLOSE, 0, NULL);
-	cr_assert_eq(ferry_tracer_drain(t), 8);
+	/* Two OPENs and two ENDs for the session spans; a call span that
+	 * nothing enriched is one record (a CALL). */
+	cr_assert_eq(ferry_tracer_drain(t), 6);
 	cr_assert_eq(n_closed(), 4);
 
 	x = closed_id(cctx.span_id);
@@ -575,6 +577,121 @@ Test(sampling, rate_for_new_traces)
 	ferry_tracer_destroy(t);
 }
 
+/* A session that starts its trace samples each call on its own, and a
+ * call sampled while its session propagates "not sampled" must carry its
+ * own context on the wire (the transport's call_context hook). */
+Test(sampling, per_call_draw_and_own_context)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(0.25, 1u << 22, NULL, &r);
+	struct ferry_trace_ctx sx, cx;
+	ferry_span_t s = client_open(r, NULL), c;
+	unsigned yes = 0, n = 4000;
+	char tp[56];
+
+	/* Below rate 1 the session propagates "not sampled"... */
+	cr_assert_eq(ferry_span_context(r, s, &sx), 0);
+	cr_assert_eq(sx.flags, 0);
+	for (unsigned i = 0; i < n; i++) {
+		c = ferry_span_call_start(r, s, 1, NULL);
+		if (c == FERRY_SPAN_NONE)
+			continue;
+		yes++;
+		/* ...so a sampled call names itself, sampled. */
+		cr_assert_eq(ferry__span_call_context(r, c, tp, sizeof(tp)), 55);
+		cr_assert_eq(tp_parse(tp, &cx), 0);
+		cr_assert_eq(cx.flags, FERRY_TRACE_FLAG_SAMPLED);
+		cr_assert_eq(memcmp(cx.trace_id, sx.trace_id, 16), 0);
+		ferry_span_call_end(r, c, 0);
+		if (yes % 256 == 0)
+			ferry_tracer_drain(t);
+	}
+	/* 25 % +- 5 sigma (sigma ~ 27 of 4000), within one session. */
+	cr_assert(yes > 860 && yes < 1140, "sampled %u of %u", yes, n);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), yes + 1);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+
+	/* Rate 1: the session says "sampled" and covers its calls. */
+	t = mk(1.0, 0, NULL, &r);
+	s = client_open(r, NULL);
+	cr_assert_eq(ferry_span_context(r, s, &sx), 0);
+	cr_assert_eq(sx.flags, FERRY_TRACE_FLAG_SAMPLED);
+	c = ferry_span_call_start(r, s, 1, NULL);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	cr_assert_eq(ferry__span_call_context(r, c, tp, sizeof(tp)), 0);
+	ferry_span_call_end(r, c, 0);
+	/* A session with a parent follows it, whatever the rate. */
+	s = client_open(r, TP_S);
+	c = ferry_span_call_start(r, s, 1, NULL);
+	cr_assert_eq(ferry__span_call_context(r, c, tp, sizeof(tp)), 0);
+	ferry_span_call_end(r, c, 0);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* The transport's entry: a call's own context as text, as a REQUEST's trace
+ * block brings it (or the application gives it). */
+Test(sampling, call_context_from_text)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	struct ferry_tracer_stats st;
+	struct ferry_trace_ctx own, got;
+	static const char ts[] = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7";
+	ferry_span_t s = server_open(r, TP_S, NULL), c;
+	char tp[56];
+	struct rec *x;
+
+	cr_assert_eq(tp_parse(TP_U, &own), 0);
+	/* Its own unsampled context wins over a sampled session. */
+	cr_assert_eq(ferry__span_call_start_text(r, s, 3, TP_U, 55, NULL, 0),
+		     FERRY_SPAN_NONE);
+	/* Its own sampled context: the parent, with the tracestate kept. */
+	c = ferry__span_call_start_text(r, s, 3, TP_S, 55, ts, strlen(ts));
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	cr_assert_eq(ferry__span_call_context(r, c, tp, sizeof(tp)), 55);
+	cr_assert_eq(ferry_span_context(r, c, &got), 0);
+	ferry_span_call_end(r, c, 0);
+	/* Malformed text: counted, and the session is the parent. */
+	c = ferry__span_call_start_text(r, s, 4,
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", 55,
+		ts, strlen(ts));
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, c, 0);
+	c = ferry__span_call_start_text(r, s, 5, TP_S, 54, NULL, 0);
+	ferry_span_call_end(r, c, 0);
+	/* A good traceparent with a bad tracestate: the state is dropped. */
+	c = ferry__span_call_start_text(r, s, 6, TP_S, 55, "a=1,a=2", 7);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, c, 0);
+	ferry_tracer_drain(t);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.traceparent_malformed, 2);
+	cr_assert_eq(st.tracestate_malformed, 1);
+	cr_assert_eq(st.unsampled, 1);
+	x = closed_id(got.span_id);
+	cr_assert(x);
+	cr_assert_str_eq(x->tstate, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+	cr_assert_eq(memcmp(x->info.parent_span_id, own.span_id, 8), 0);
+	cr_assert_str_eq(x->name, "ferry/3");
+	for (unsigned i = 0; i < n_closed(); i++) {
+		x = closed(i);
+		if (!strcmp(x->name, "ferry/4") || !strcmp(x->name, "ferry/5")) {
+			cr_assert_eq(memcmp(x->info.parent_span_id,
+					    g_rec[0].info.span_id, 8), 0);
+			cr_assert_str_eq(x->tstate, "");
+		}
+		if (!strcmp(x->name, "ferry/6"))
+			cr_assert_str_eq(x->tstate, "");
+	}
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
 Test(sampling, unsampled_sessions_not_recorded_when_asked)
 {
 	struct ferry_tracer_config c;
@@ -650,10 +767,17 @@ Test(span, forced_close_at_tracer_shutdown)
 	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
 	ferry_span_t s = client_open(r, TP_S);
 	ferry_span_t c = ferry_span_call_start(r, s, 1, NULL);
+	ferry_span_t quiet = ferry_span_call_start(r, s, 2, NULL);
 	struct rec *x;
 
 	cr_assert_neq(c, FERRY_SPAN_NONE);
-	/* Not drained yet: the shutdown drains first, then closes. */
+	cr_assert_neq(quiet, FERRY_SPAN_NONE);
+	/* An attribute makes the consumer hold the call span. */
+	cr_assert_eq(ferry_span_set_int(r, c, "k", 1), 0);
+	/* Not drained yet: the shutdown drains first, then closes.  The
+	 * call span nothing enriched is still only in the producer's slot,
+	 * which the tracer cannot read while the producer lives: it is not
+	 * exported (docs/tracing.md, section 5, "Shutdown"). */
 	ferry_tracer_destroy(t);
 	cr_assert_eq(n_closed(), 2);
 	for (unsigned i = 0; i < 2; i++) {
@@ -678,14 +802,21 @@ Test(span, forced_close_at_endpoint_shutdown)
 
 	cr_assert_eq(ferry_trace_ring_create(t, &r2), 0);
 	s2 = client_open(r2, NULL);
-	(void)s;
+	/* A call span still open that nothing enriched lives only in the
+	 * producer's slot: destroying the ring closes it from there. */
+	cr_assert_neq(ferry_span_call_start(r, s, 5, NULL), FERRY_SPAN_NONE);
 	ferry_trace_ring_destroy(r);
-	cr_assert_eq(n_closed(), 1);
-	cr_assert_str_eq(closed(0)->msg, "endpoint shut down");
+	cr_assert_eq(n_closed(), 2);
+	for (unsigned i = 0; i < 2; i++) {
+		cr_assert_str_eq(closed(i)->msg, "endpoint shut down");
+		cr_assert_eq(closed(i)->info.status, FERRY_SPAN_STATUS_ERROR);
+		cr_assert(strstr(closed(i)->attrs, "error.type=shutdown;"));
+	}
+	cr_assert(closed(0)->info.is_session != closed(1)->info.is_session);
 	ferry_span_session_end(r2, s2, FERRY_SPAN_END_CLOSE, 0, NULL);
 	ferry_tracer_drain(t);
-	cr_assert_eq(n_closed(), 2);
-	cr_assert_eq(closed(1)->info.status, FERRY_SPAN_STATUS_UNSET);
+	cr_assert_eq(n_closed(), 3);
+	cr_assert_eq(closed(2)->info.status, FERRY_SPAN_STATUS_UNSET);
 	ferry_trace_ring_destroy(r2);
 	ferry_tracer_destroy(t);
 }
@@ -959,6 +1090,78 @@ Test(otlp, export_file_follows_the_mapping)
 	cr_assert(strstr(text, "\\\"uote\\\\ nl\\u000a ctl\\u0001 bad\\u00ff"));
 	free(text);
 	unlink(path);
+}
+
+static uint64_t fixed_clock(void *arg)
+{
+	return (*(uint64_t *)arg)++ * 1000 + 1700000000000000000ull;
+}
+
+/* Blank the hex of every id in @s, which are random. */
+static void blank_ids(char *s)
+{
+	static const struct { const char *key; size_t n; } ids[] = {
+		{ "\"traceId\":\"", 32 },
+		{ "\"spanId\":\"", 16 },
+		{ "\"parentSpanId\":\"", 16 },
+	};
+
+	for (size_t k = 0; k < 3; k++)
+		for (char *p = s; (p = strstr(p, ids[k].key)) != NULL;) {
+			p += strlen(ids[k].key);
+			memset(p, 'x', ids[k].n);
+		}
+}
+
+/* A call span that nothing enriched is exported straight from its one
+ * record (no callback); with a callback it goes the general way.  The
+ * bytes must be the same. */
+Test(otlp, call_record_export_matches_the_general_path)
+{
+	char path[2][32];
+	char *text[2];
+	size_t len[2];
+
+	for (int k = 0; k < 2; k++) {
+		struct ferry_tracer_config c;
+		struct ferry_tracer *t;
+		struct ferry_trace_ring *r;
+		uint64_t tick = 0;
+		ferry_span_t s, cs[3];
+		int fd;
+
+		snprintf(path[k], sizeof(path[k]), "/tmp/test_trace_XXXXXX");
+		fd = mkstemp(path[k]);
+		cr_assert_geq(fd, 0);
+		close(fd);
+		ferry_tracer_config_init(&c);
+		c.export_path = path[k];
+		c.on_event = k ? on_event : NULL;
+		c.clock = fixed_clock;
+		c.clock_arg = &tick;
+		cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+		cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+		s = server_open(r, TP_S, NULL);
+		cs[0] = ferry_span_call_start(r, s, 7, NULL);
+		cs[1] = ferry_span_call_start(r, s, 65535, NULL);
+		cs[2] = ferry_span_call_start(r, s, 0, NULL);
+		for (int i = 0; i < 3; i++)
+			ferry_span_call_end(r, cs[i], 0);
+		s = client_open(r, NULL);
+		cs[0] = ferry_span_call_start(r, s, 12, NULL);
+		ferry_span_call_end(r, cs[0], 0);
+		ferry_tracer_drain(t);
+		ferry_trace_ring_destroy(r);
+		ferry_tracer_destroy(t);
+		text[k] = slurp(path[k], &len[k]);
+		unlink(path[k]);
+		blank_ids(text[k]);
+	}
+	cr_assert_eq(len[0], len[1]);
+	cr_assert_str_eq(text[0], text[1]);
+	cr_assert(strstr(text[0], "\"name\":\"ferry/65535\""));
+	free(text[0]);
+	free(text[1]);
 }
 
 Test(otlp, checker_rejects_bad_lines)

@@ -31,6 +31,7 @@
 #define M_RECORD 3
 #define M_THREAD 4
 #define M_IOU 5
+#define M_TRACE 6
 
 static const char *dp_name;
 /* DPDK: the EAL arguments every endpoint of a test process passes (the
@@ -1101,6 +1102,118 @@ static void t_connect_unsupported_option(void)
 	ferry_endpoint_destroy(srv);
 }
 
+/* Call trace context (FF_TRACE, docs/wire.md section 8) with no tracer on
+ * either side: the client forwards the application's context as it is,
+ * the server's handler sends attributes back, and the counters say what
+ * crossed.  A raw peer's block with an out-of-range length refuses its
+ * call, in order, with FERRY_EPROTO. */
+static void trace_handler(struct ferry_call *c, void *ctx)
+{
+	size_t len;
+
+	(void)ctx;
+	ferry_call_req(c, &len);
+	cr_assert_eq(ferry_call_resp_attr_str(c, "handler", "trace"), 0);
+	cr_assert_eq(ferry_call_resp_attr_int(c, "req.len", (int64_t)len), 0);
+	cr_assert_eq(ferry_call_respond(c, ferry_call_take_req(c)), 0);
+}
+
+static void t_trace_blocks(void)
+{
+	static const char tp[] =
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	static struct order_log log;
+	struct ferry_call_opts o = { .traceparent = tp,
+				     .tracestate = "congo=t61rcWkgMzE" };
+	/* Around the packet boundary, and several fragments. */
+	const size_t sizes[] = { 0, 1, 100, 8000, 8200, 30000 };
+	const uint32_t n = sizeof(sizes) / sizeof(sizes[0]);
+	static struct reply r[8];
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+	struct raw_peer rp;
+	struct ferry_frame f;
+	uint8_t m[256], buf[2048];
+	uint32_t v = 7, code;
+	const char *em;
+	uint16_t mlen;
+	int bl;
+
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_TRACE, trace_handler, NULL), 0);
+	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log),
+		     0);
+	s = connect_ok(cli, srv);
+	for (uint32_t i = 0; i < n; i++) {
+		r[i].seed = i;
+		cr_assert_eq(ferry_call_with(s, M_TRACE, msg(cli, sizes[i], i),
+					     i % 2 ? &o : NULL, on_reply, &r[i]),
+			     0);
+	}
+	cr_assert(pump_replies(cli, srv, r, (int)n));
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(r[i].res, 0, "call %u: %s", i,
+			     ferry_strerror(r[i].res));
+		cr_assert_eq(r[i].len, sizes[i], "call %u", i);
+		cr_assert(r[i].data_ok, "call %u: the payload alone", i);
+	}
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.trace_blocks_received, n / 2);
+	cr_assert_eq(st.trace_blocks_bad, 0);
+	cr_assert_eq(st.trace_attrs_unsent, 0);
+	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_eq(st.trace_attrs_received, 2 * n);
+	cr_assert_eq(st.trace_ctx_unsent, 0);
+	cr_assert_eq(st.trace_blocks_bad, 0);
+	ferry_session_close(s);
+
+	/* The raw peer announced no trace blocks, but the server takes
+	 * them from anyone. */
+	raw_connect(&rp, srv);
+	bl = ferry_wire_put_trace_block(m, sizeof(m), tp, NULL, 0);
+	cr_assert_eq(bl, 59);
+	memcpy(m + bl, &v, 4);
+	m[3] = 200; /* block_len past the message */
+	memset(&f, 0, sizeof(f));
+	{
+		struct ferry_hdr h = { .type = FERRY_FT_REQUEST,
+				       .flags = FERRY_FF_TRACE,
+				       .method = M_RECORD,
+				       .dst_sess = rp.srv_sess,
+				       .src_sess = rp.my_sess,
+				       .seq = rp.seq++,
+				       .credit = 1u << 20,
+				       .req_id = 1,
+				       .msg_len = (uint32_t)bl + 4 };
+
+		raw_send(&rp, &h, m, (size_t)bl + 4);
+		m[3] = 59;
+		h.seq = rp.seq++;
+		h.req_id = 2;
+		raw_send(&rp, &h, m, (size_t)bl + 4);
+	}
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, &f, buf));
+	cr_assert_eq(f.h.req_id, 1, "call 1 is answered first");
+	cr_assert(f.h.flags & FERRY_FF_ERR);
+	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &em,
+					    &mlen), 0);
+	cr_assert_eq(code, FERRY_EPROTO);
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, &f, buf));
+	cr_assert_eq(f.h.req_id, 2);
+	cr_assert_not(f.h.flags & (FERRY_FF_ERR | FERRY_FF_TRACE));
+	cr_assert_eq(f.pay_len, 4, "the handler got the payload alone");
+	cr_assert_eq(log.n, 1);
+	cr_assert_eq(log.seen[0], 7);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.trace_blocks_received, n / 2 + 2);
+	cr_assert_eq(st.trace_blocks_bad, 1);
+	raw_close(&rp);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
 /* A client with more slots than the server keeps no more calls in flight
  * than the server can hold. */
 static void few_slots(struct ferry_ep_config *c)
@@ -1492,6 +1605,7 @@ static void t_overload_backs_off(void)
 	CASE(dp, msgbuf_ownership)                                            \
 	CASE(dp, malformed_counted)                                           \
 	CASE(dp, refused_call_keeps_order)                                    \
+	CASE(dp, trace_blocks)                                                \
 	CASE(dp, connect_unsupported_option)                                  \
 	CASE(dp, slots_negotiated)                                            \
 	CASE(dp, zero_copy_send)                                              \

@@ -10,12 +10,16 @@ Prints TAP; exits non-zero if any check fails.
     JSON mapping); every span is closed; span ids are unique; every server
     session span's parent is a client session span of the same trace; every
     call span's parent is a session span; the clean sessions end UNSET.
+  - `--trace-sample 0.5`: about half the calls get spans; each server
+    call span is its client call span's child, one for one.
   - With "dpdk", also two processes over net_memif, each writing its own
     export: read together, they form the same tree.
   - A client killed mid-run: the server (a separate process) closes that
     session's span with status ERROR.
 """
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,7 +77,7 @@ def loop(name, extra):
     out = os.path.join(TMP, name.replace(" ", "_") + ".jsonl")
     r = subprocess.run([BENCH, "loop", "--trace-out", out, "--trace-sample",
                         "1", "--sessions", "2", "--inflight", "4",
-                        "--duration", "1", "--warmup", "0.2", "--quiet"] +
+                        "--duration", "0.4", "--warmup", "0.1", "--quiet"] +
                        extra, capture_output=True, text=True, timeout=120)
     check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
     spans = tree(name, out)
@@ -84,6 +88,52 @@ def loop(name, extra):
 
 
 loop("uring loop", [])
+
+
+def sampled(name, extra):
+    """--trace-sample 0.5: each call drawn on its own.  A sampled client
+    call carries its own context (a trace block, docs/wire.md section 8),
+    so its server call span is its child; the server samples nothing
+    else."""
+    out = os.path.join(TMP, name.replace(" ", "_") + ".jsonl")
+    r = subprocess.run([BENCH, "loop", "--trace-out", out, "--trace-sample",
+                        "0.5", "--inflight", "4", "--duration", "0.4",
+                        "--warmup", "0.1", "--quiet"] + extra,
+                       capture_output=True, text=True, timeout=120)
+    check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
+    spans, errs = otlp_check.load(out)
+    check(name + ": OTLP/JSON lines valid", spans and not errs,
+          "\n".join(errs[:5]))
+    by_id = {s["spanId"]: s for s in spans}
+    calls = [s for s in spans if s["name"] != "ferry.session"]
+    ccalls = [s for s in calls if s["kind"] == 3]
+    scalls = [s for s in calls if s["kind"] == 2]
+    m = re.search(r"(\d+) completed", r.stderr + r.stdout)
+    done = int(m.group(1)) if m else 0
+    # Calls made in the warmup count too: compare with all calls made,
+    # which the client spans bound from below.
+    check(name + ": about half the calls sampled",
+          done and 0.35 * done < len(ccalls) < 0.75 * (done + 1000),
+          "%d client call spans, %d calls completed in the measured time"
+          % (len(ccalls), done))
+    bad = [s["spanId"] for s in scalls
+           if by_id.get(s.get("parentSpanId"), {}).get("kind") != 3 or
+           by_id[s["parentSpanId"]]["name"] == "ferry.session" or
+           by_id[s["parentSpanId"]]["traceId"] != s["traceId"]]
+    check(name + ": every server call span is its client call span's child",
+          scalls and not bad, "%d server calls, %d not: %s"
+          % (len(scalls), len(bad), bad[:3]))
+    kids = [s["parentSpanId"] for s in scalls]
+    lone = [c["spanId"] for c in ccalls if c["spanId"] not in set(kids)]
+    # Calls still in flight when the client stops may never have reached
+    # the server: at most --inflight of them.
+    check(name + ": one server call span per sampled client call",
+          len(kids) == len(set(kids)) and len(lone) <= 4,
+          "%d client, %d server, %d without a server span"
+          % (len(ccalls), len(scalls), len(lone)))
+
+
+sampled("uring sampled", [])
 if DPDK:
     loop("dpdk loop", ["--dataplane", "dpdk", "--ip", "10.0.0.1", "--eal",
                        "--no-huge -m 256 --no-pci --no-telemetry "
@@ -109,8 +159,8 @@ if DPDK:
                         "10.97.0.2", "--connect", "10.97.0.1", "--eal",
                         eal.format("c", "client"), "--trace-out", cf,
                         "--trace-sample", "1", "--sessions", "2",
-                        "--inflight", "4", "--duration", "1", "--warmup",
-                        "0.2", "--quiet"], capture_output=True, text=True,
+                        "--inflight", "4", "--duration", "0.4", "--warmup",
+                        "0.1", "--quiet"], capture_output=True, text=True,
                        timeout=120)
     time.sleep(0.5)
     srv.send_signal(signal.SIGINT)
@@ -131,7 +181,7 @@ srv = subprocess.Popen([BENCH, "server", "--port", port, "--trace-out", sfile,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        text=True)
 time.sleep(0.5)
-cli = subprocess.Popen([BENCH, "client", "--port", port, "--inflight", "4",
+cli = subprocess.Popen([BENCH, "client", "--port", port, "--inflight", "1",
                         "--duration", "30", "--quiet"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 time.sleep(1.5)
@@ -160,4 +210,5 @@ for i, (name, good, detail) in enumerate(results, 1):
     if not good and detail:
         for line in str(detail).splitlines()[-10:]:
             print("  # " + line)
+shutil.rmtree(TMP, ignore_errors=True)
 sys.exit(0 if all(g for _, g, _ in results) else 1)

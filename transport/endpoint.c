@@ -171,6 +171,8 @@ static void server_call_end(struct ferry_call *c)
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
 		ferry__msgbuf_put(c->resp);
+	if (c->pre_mb)
+		ferry__msgbuf_put(c->pre_mb);
 	if (s->slots && s->slots[c->req_id & s->slot_mask] == c)
 		s->slots[c->req_id & s->slot_mask] = NULL;
 	ferry__call_put(ep, c);
@@ -257,16 +259,31 @@ int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 static void call_respond_local(struct ferry_call *c)
 {
 	struct ferry_session *s = c->s;
+	struct ferry_endpoint *ep = s->ep;
 
-	if (s->state != SESS_OPEN) {
-		server_call_end(c);
-		return;
-	}
 	if (c->resp && c->resp->len > s->peer_max_msg) {
 		/* The client could not take it: tell it why instead. */
 		ferry__msgbuf_put(c->resp);
 		c->resp = NULL;
 		c->err = -EMSGSIZE;
+	}
+	/* Attributes go with a normal response whose first fragment, and
+	 * the client's max_msg, have room for them; else they are dropped,
+	 * never the response. */
+	if (c->pre_mb &&
+	    (s->state != SESS_OPEN || !c->resp || c->err ||
+	     c->pre_mb->len > s->max_payload ||
+	     (uint64_t)c->resp->len + c->pre_mb->len > s->peer_max_msg)) {
+		c->attrs_unsent += c->nattrs;
+		ferry__msgbuf_put(c->pre_mb);
+		c->pre_mb = NULL;
+		c->nattrs = 0;
+	}
+	ep->st.trace_attrs_unsent += c->attrs_unsent;
+	c->attrs_unsent = 0;
+	if (s->state != SESS_OPEN) {
+		server_call_end(c);
+		return;
 	}
 	/* The request is no longer needed once the handler has answered:
 	 * hand its buffer (and its credit) back now, not after sending.  The
@@ -299,7 +316,13 @@ static void server_dispatch(struct ferry_session *s)
 		s->next_dispatch = req_next(s->next_dispatch);
 		c->state = CALL_DISPATCHED;
 		ep->st.reqs_dispatched++;
-		ferry__span_call_start(ep, c);
+		/* The request's own context, if its trace block had one: the
+		 * tracer judges the text (a malformed one is counted, and the
+		 * session's context is the parent). */
+		ferry__span_call_start(ep, c, c->tctx_tp,
+				       c->tctx_tp ? FERRY_TRACEPARENT_LEN : 0,
+				       c->tctx_ts, c->tctx_ts_len);
+		c->tctx_tp = c->tctx_ts = NULL;
 		if (c->err) {
 			/* Refused on arrival, answered at its turn. */
 			ferry_call_respond_error(c, c->err);
@@ -319,17 +342,63 @@ static void server_dispatch(struct ferry_session *s)
 	}
 }
 
+/* Refuse @c, whose request is complete, with @err at its turn: its
+ * buffer (and the trace context and table in it) goes now. */
+static void server_req_refuse(struct ferry_call *c, int err)
+{
+	ferry__msgbuf_put(c->req);
+	c->req = NULL;
+	c->err = err;
+	c->tctx_tp = c->tctx_ts = NULL;
+	c->tctx_ts_len = 0;
+}
+
+/* Narrow @c's request buffer past @n bytes of what precedes the payload
+ * (they stay readable in front of it, as long as the request is). */
+static void req_skip(struct ferry_call *c, uint32_t n)
+{
+	c->req->data += n;
+	c->req->len -= n;
+	c->req->cap -= n;
+}
+
 /*
- * A request is complete: split its token table off the front of the
- * message, then run what is next in call order.  The payload stays where
- * it arrived (in the datagram, or the reassembly buffer); the request's
- * msgbuf is narrowed to it, and the table stays readable in front of it.
- * A table the transport cannot take refuses the call, still in order.
+ * A request is complete: split its trace block and token table off the
+ * front of the message, then run what is next in call order.  The payload
+ * stays where it arrived (in the datagram, or the reassembly buffer); the
+ * request's msgbuf is narrowed to it, and block and table stay readable
+ * in front of it.  A block or table the transport cannot take refuses the
+ * call, still in order.
  */
 static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
 {
 	struct ferry_endpoint *ep = s->ep;
 
+	if (c->has_trace && c->req) {
+		struct ferry_trace_block tb;
+		uint32_t blen;
+		int ret = ferry_wire_parse_trace_block(c->req->data,
+						       c->req->len, &blen, &tb);
+
+		ep->st.trace_blocks_received++;
+		if (ret == -FERRY_EPROTO) {
+			/* No length to trust: nothing after it can be
+			 * found. */
+			ep->st.trace_blocks_bad++;
+			server_req_refuse(c, ret);
+		} else {
+			/* A version this build does not know is stepped
+			 * over: the context is optional. */
+			if (ret < 0) {
+				ep->st.trace_blocks_bad++;
+			} else {
+				c->tctx_tp = tb.traceparent;
+				c->tctx_ts = tb.tracestate;
+				c->tctx_ts_len = tb.tracestate_len;
+			}
+			req_skip(c, blen);
+		}
+	}
 	if (c->has_caps && c->req) {
 		struct ferry_msgbuf *mb = c->req;
 		uint32_t tlen;
@@ -339,16 +408,12 @@ static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
 
 		if (ret < 0) {
 			ep->st.caps_refused++;
-			c->req = NULL;
-			c->err = ret;
-			ferry__msgbuf_put(mb);
+			server_req_refuse(c, ret);
 		} else {
 			c->caps = mb->data;
 			c->caps_len = tlen;
 			c->ncaps = (uint16_t)n;
-			mb->data += tlen;
-			mb->len -= tlen;
-			mb->cap -= tlen;
+			req_skip(c, tlen);
 			ep->st.caps_received += n;
 			/* Its IOUs join the session's table now, so that a
 			 * PUSH from here on finds them named. */
@@ -381,8 +446,7 @@ static uint32_t waiting_before(const struct ferry_session *s, uint32_t req_id)
  */
 static bool server_rx_request(struct ferry_session *s,
 			      const struct ferry_frame *f,
-			      const struct ferry_dp_pkt *pkt, int refuse,
-			      bool *keep)
+			      const struct ferry_dp_pkt *pkt, bool *keep)
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
@@ -414,16 +478,9 @@ static bool server_rx_request(struct ferry_session *s,
 		c->method = h->method;
 		c->state = CALL_RX;
 		c->has_caps = (h->flags & FERRY_FF_CAPS) != 0;
+		c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
 		s->refs++;
 		s->slots[slot] = c;
-		if (refuse) {
-			/* Not served, but still answered in call order so
-			 * that later calls are not held up behind it. */
-			c->err = refuse;
-			c->state = CALL_READY;
-			server_dispatch(s);
-			return true;
-		}
 		if (whole) {
 			/* Zero copy: the handler reads the datagram in place;
 			 * its buffer returns to the ring when the request is
@@ -470,7 +527,8 @@ static bool server_rx_request(struct ferry_session *s,
 	} else if (c->req_id != h->req_id || c->state != CALL_RX ||
 		   !c->req || h->msg_len != c->req->len ||
 		   h->method != c->method ||
-		   c->has_caps != ((h->flags & FERRY_FF_CAPS) != 0)) {
+		   c->has_caps != ((h->flags & FERRY_FF_CAPS) != 0) ||
+		   c->has_trace != ((h->flags & FERRY_FF_TRACE) != 0)) {
 		ep->st.drop_stale++;
 		return true;
 	}
@@ -607,16 +665,7 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		sess_rx_common(s, &f);
 	switch (f.h.type) {
 	case FERRY_FT_REQUEST:
-		if (f.h.flags & FERRY_FF_TRACE) {
-			/* Call trace context is reserved in v1; a peer that
-			 * sends it is ahead of us.  The call fails, in order,
-			 * rather than vanish. */
-			ep->st.drop_unsupported++;
-			taken = server_rx_request(s, &f, pkt, -EPROTONOSUPPORT,
-						  &keep);
-			break;
-		}
-		taken = server_rx_request(s, &f, pkt, 0, &keep);
+		taken = server_rx_request(s, &f, pkt, &keep);
 		break;
 	case FERRY_FT_RESPONSE:
 	case FERRY_FT_ACCEPT:
@@ -762,6 +811,7 @@ static void server_rx_connect(struct ferry_endpoint *ep,
 	s->tx_credit = b.params.credits;
 	if (seq_lt(s->tx_credit, f->h.credit))
 		s->tx_credit = f->h.credit;
+	s->peer_feat = b.features;
 	if (b.traceparent) {
 		memcpy(s->traceparent, b.traceparent, FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;
@@ -904,9 +954,11 @@ static bool flush_ctrl(struct ferry_session *s)
 			cb.traceparent_len = FERRY_TRACEPARENT_LEN;
 		}
 		/* A server says it takes IOUs, so that a client never sends
-		 * a PUSH an older server would drop unacknowledged. */
-		if (s->is_server)
-			cb.features = FERRY_FEAT_IOU;
+		 * a PUSH an older server would drop unacknowledged; both
+		 * sides say they take trace blocks, so that neither sends
+		 * FF_TRACE to a peer that would refuse the call for it. */
+		cb.features = s->is_server ? FERRY_FEAT_IOU | FERRY_FEAT_TRACE
+					   : FERRY_FEAT_TRACE;
 		n = ferry_wire_put_connect(body, sizeof(body), &cb);
 		if (n < 0)
 			n = 0;
@@ -986,16 +1038,22 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 	h.seq = seq;
 	h.frag_off = off;
 	if (mb) {
-		/* Offsets are in the message: the token table (if any),
-		 * then the payload.  The first fragment holds the whole
-		 * table (flush_data sees to it): copied here, so that the
-		 * payload still goes out from the caller's buffer. */
+		/* Offsets are in the message: what goes ahead of the
+		 * payload (a request's trace block and token table, a
+		 * response's attribute block), then the payload.  The first
+		 * fragment holds all of it (ferry_call_with and
+		 * call_respond_local see to it): copied here, so that the
+		 * payload still goes out from the caller's buffer.  Every
+		 * fragment's flags say what the message starts with. */
 		h.msg_len = mb->len + pre;
-		if (pre) {
+		if (c->is_server ? pre != 0 : c->trace_len != 0)
+			h.flags |= FERRY_FF_TRACE;
+		if (!c->is_server && c->caps_len)
 			h.flags |= FERRY_FF_CAPS;
+		if (pre) {
 			if (off == 0) {
 				memcpy(hdr + FERRY_WIRE_HDR_LEN,
-				       c->caps_mb->data, pre);
+				       c->pre_mb->data, pre);
 				tx.hdr_len += pre;
 				len -= pre;
 			} else {
@@ -1040,8 +1098,9 @@ static bool flush_data(struct ferry_session *s)
 	while ((c = s->txq_head) != NULL) {
 		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
 		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
-		/* A token table counts in the message: ferry_call_caps made
-		 * sure it fits in the first fragment, which takes it whole. */
+		/* What goes ahead of the payload counts in the message:
+		 * it was made to fit in the first fragment, which takes it
+		 * whole. */
 		uint32_t msg_len = mb ? mb->len + call_pre_len(c)
 				      : err_body(c, errbody, sizeof(errbody));
 
@@ -1314,6 +1373,97 @@ struct ferry_session *ferry_call_session(const struct ferry_call *c)
 unsigned ferry_call_ncaps(const struct ferry_call *c)
 {
 	return c ? c->ncaps : 0;
+}
+
+/*
+ * Append attribute @e to the response's attribute block, a pool msgbuf of
+ * the call's: made on the first attribute, moved to a larger class when
+ * it outgrows its own.  Any thread that may answer the call: the pool
+ * takes frees and allocations from any, and the call is that thread's
+ * until it answers.
+ */
+static int resp_attr_add(struct ferry_call *c, struct ferry_attr_ent *e)
+{
+	uint8_t ent[FERRY_ATTRS_ENT_HDR_LEN + FERRY_WIRE_ATTR_KEY_MAX +
+		    FERRY_WIRE_ATTR_STR_MAX];
+	struct ferry_msgbuf *mb;
+	uint32_t len;
+	int n;
+
+	if (!c || !c->is_server || !e->key)
+		return -EINVAL;
+	e->key_len = (uint8_t)strnlen(e->key, FERRY_WIRE_ATTR_KEY_MAX + 1);
+	if (e->key_len > FERRY_WIRE_ATTR_KEY_MAX ||
+	    !ferry_wire_attr_key_ok(e->key, e->key_len))
+		return -EINVAL;
+	n = ferry_wire_put_resp_attr(ent, sizeof(ent), e);
+	if (n < 0)
+		return -EINVAL;
+	/* A client that did not say it takes attribute blocks would not
+	 * know where the payload starts. */
+	if (!(c->s->peer_feat & FERRY_FEAT_TRACE)) {
+		c->attrs_unsent++;
+		return -EOPNOTSUPP;
+	}
+	mb = c->pre_mb;
+	len = mb ? mb->len : FERRY_ATTRS_HDR_LEN;
+	if (c->nattrs == FERRY_WIRE_ATTRS_MAX ||
+	    len + (uint32_t)n > FERRY_WIRE_ATTRS_MAX_LEN)
+		return -ENOSPC;
+	if (!mb || len + (uint32_t)n > mb->cap) {
+		struct ferry_msgbuf *nb;
+
+		if (ferry_msgbuf_alloc(c->s->ep, len + (uint32_t)n, &nb) < 0)
+			return -ENOBUFS;
+		if (mb) {
+			memcpy(nb->data, mb->data, mb->len);
+			ferry_msgbuf_free(mb);
+		}
+		c->pre_mb = mb = nb;
+	}
+	memcpy(mb->data + len, ent, (size_t)n);
+	mb->len = len + (uint32_t)n;
+	c->nattrs++;
+	ferry_wire_put_resp_attrs_head(mb->data, c->nattrs, mb->len);
+	return 0;
+}
+
+int ferry_call_resp_attr_str(struct ferry_call *c, const char *key,
+			     const char *v)
+{
+	struct ferry_attr_ent e = { .type = FERRY_ATTRT_STRING, .key = key };
+
+	if (!v)
+		return -EINVAL;
+	/* Truncated as the tracer truncates a local one. */
+	e.str = v;
+	e.str_len = (uint16_t)strnlen(v, FERRY_WIRE_ATTR_STR_MAX);
+	return resp_attr_add(c, &e);
+}
+
+int ferry_call_resp_attr_int(struct ferry_call *c, const char *key, int64_t v)
+{
+	struct ferry_attr_ent e = { .type = FERRY_ATTRT_INT, .key = key,
+				    .i = v };
+
+	return resp_attr_add(c, &e);
+}
+
+int ferry_call_resp_attr_bool(struct ferry_call *c, const char *key, bool v)
+{
+	struct ferry_attr_ent e = { .type = FERRY_ATTRT_BOOL, .key = key,
+				    .b = v };
+
+	return resp_attr_add(c, &e);
+}
+
+int ferry_call_resp_attr_double(struct ferry_call *c, const char *key,
+				double v)
+{
+	struct ferry_attr_ent e = { .type = FERRY_ATTRT_DOUBLE, .key = key,
+				    .d = v };
+
+	return resp_attr_add(c, &e);
 }
 
 struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c)

@@ -86,16 +86,33 @@ struct ferry_call {
 	uint32_t seq0;     /* sequence number of the message's first packet */
 	uint32_t unacked;  /* its packets sent and not yet acknowledged */
 	int err;           /* server: error response, as negative errno */
-	/* Token table (FF_CAPS; docs/wire.md, section 8).  Client: the
-	 * encoded table, a pool msgbuf the call owns, sent ahead of the
-	 * payload in the first fragment.  Server: where the table lies, in
-	 * front of the request payload in the same buffer (so it lives as
-	 * long as the request does). */
-	struct ferry_msgbuf *caps_mb;
+	/* What the message carries ahead of its payload, in the first
+	 * fragment's copied header area (docs/wire.md, section 8), a pool
+	 * msgbuf the call owns.  Client: the trace block (trace_len bytes,
+	 * FF_TRACE), then the token table (caps_len bytes, FF_CAPS).
+	 * Server: the response's attribute block (nattrs entries, FF_TRACE),
+	 * built by ferry_call_resp_attr_*(). */
+	struct ferry_msgbuf *pre_mb;
+	uint16_t trace_len;
+	uint8_t nattrs;
+	/* Server: attributes the handler set that will not reach the client
+	 * (counted into trace_attrs_unsent on the endpoint's thread, since
+	 * a handler may set them from another). */
+	uint32_t attrs_unsent;
+	/* Token table (FF_CAPS).  Client: its length in pre_mb.  Server:
+	 * where the table lies, in front of the request payload in the same
+	 * buffer (so it lives as long as the request does). */
 	const uint8_t *caps;
 	uint32_t caps_len;
 	uint16_t ncaps;
 	bool has_caps;     /* server: the request's frames carry FF_CAPS */
+	bool has_trace;    /* server: the request's frames carry FF_TRACE;
+			    * client: the response's first fragment did */
+	/* Server: the request's trace context (its trace block's text, in
+	 * the request's buffer in front of the payload), until dispatch. */
+	const char *tctx_tp;
+	const char *tctx_ts;
+	uint16_t tctx_ts_len;
 	bool is_push;      /* client: the PUSH of a struct ferry_iou */
 	uint8_t n_ious;    /* IOU entries in its table: client, promises
 			    * it names; server, entries it holds a
@@ -272,11 +289,13 @@ struct ferry_session {
 	/* Client: the channel token for the CONNECT, a pool msgbuf lent to
 	 * the dataplane as the frame's tail; freed once the connect ends. */
 	struct ferry_msgbuf *token;
-	/* Deferred tokens.  Client: whether the server takes IOUs (its
-	 * ACCEPT's FEATURES), the next IOU id, its promises, and how many
-	 * wait for their call to be sent.  Server: its IOU entries (named,
-	 * and pushed early), and when the next one's deadline falls. */
-	bool peer_iou;
+	/* What the peer implements beyond the base of v1 (FERRY_FEAT_*: the
+	 * FEATURES TLV of its ACCEPT, or of its CONNECT; 0 without one). */
+	uint32_t peer_feat;
+	/* Deferred tokens.  Client: the next IOU id, its promises, and how
+	 * many wait for their call to be sent.  Server: its IOU entries
+	 * (named, and pushed early), and when the next one's deadline
+	 * falls. */
 	uint64_t next_iou_id;
 	struct ferry_iou *ious;
 	uint32_t ious_held;
@@ -337,9 +356,12 @@ struct ferry_endpoint {
 	ferry_session_fn session_fn;
 	void *session_ctx;
 
-	/* Tracing (NULL: off): the tracer's ops and this endpoint's ring. */
+	/* Tracing (NULL: off): the tracer's ops and this endpoint's ring;
+	 * the span of the call whose continuation runs now
+	 * (ferry_endpoint_call_span). */
 	const struct ferry__trace_ops *tops;
 	struct ferry_trace_ring *tring;
+	ferry_span_t cur_call_span;
 	/* Admission hook (NULL: admit all), run once per new CONNECT. */
 	ferry_admit_fn admit_fn;
 	ferry_admit_release_fn admit_release;
@@ -457,10 +479,11 @@ void ferry__sess_start_waiting(struct ferry_session *s);
 bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f);
 void ferry__session_timers(struct ferry_session *s);
 
-/* Bytes of the client's message ahead of the payload: its token table. */
+/* Bytes of the message ahead of the payload: a request's trace block and
+ * token table, a response's attribute block. */
 static inline uint32_t call_pre_len(const struct ferry_call *c)
 {
-	return c->is_server ? 0 : c->caps_len;
+	return c->pre_mb ? c->pre_mb->len : 0;
 }
 
 /* The next call number: req_id 0 is never used, so wrapping skips it. */
@@ -519,13 +542,18 @@ static inline void ferry__span_call_end(struct ferry_endpoint *ep,
 	}
 }
 
-/* Start @c's span as a child of its session's, if tracing. */
+/* Start @c's span, if tracing: a child of its own context when it has one
+ * (@tp/@ts, the text of a REQUEST's trace block or of the application's
+ * ferry_call_opts; NULL/0 for none), else of its session's span. */
 static inline void ferry__span_call_start(struct ferry_endpoint *ep,
-					  struct ferry_call *c)
+					  struct ferry_call *c, const char *tp,
+					  size_t tp_len, const char *ts,
+					  size_t ts_len)
 {
 	if (ep->tops && c->s->span)
 		c->span = ep->tops->call_start(ep->tring, c->s->span,
-					       c->method, NULL);
+					       c->method, tp, tp_len, ts,
+					       ts_len);
 }
 
 #endif /* FERRY_TRANSPORT_INTERNAL_H */

@@ -143,7 +143,7 @@ int ferry_iou_new(struct ferry_session *s, const struct ferry_iou_hooks *hooks,
 	ep = s->ep;
 	if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
 		return -ENOTCONN;
-	if (s->state == SESS_OPEN && !s->peer_iou)
+	if (s->state == SESS_OPEN && !(s->peer_feat & FERRY_FEAT_IOU))
 		return -EPROTONOSUPPORT;
 	iou = ep->iou_free;
 	if (!iou)

@@ -110,4 +110,9 @@ static inline uint8_t *ferry_wr_u32(uint8_t *p, uint32_t v)
 	return p + 4;
 }
 
+static inline uint8_t *ferry_wr_u64(uint8_t *p, uint64_t v)
+{
+	return ferry_wr_u32(ferry_wr_u32(p, (uint32_t)(v >> 32)), (uint32_t)v);
+}
+
 #endif /* FERRY_RD_H */

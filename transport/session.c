@@ -23,6 +23,16 @@ _Static_assert(FERRY_WIRE_HDR_LEN + FERRY_WIRE_CAPS_MAX_LEN <=
 _Static_assert(FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX <=
 		       FERRY_DP_HDR_MAX,
 	       "an error body fits in the copied header area");
+_Static_assert(FERRY_WIRE_HDR_LEN + FERRY_WIRE_PRE_MAX <= FERRY_DP_HDR_MAX &&
+		       FERRY_WIRE_ATTRS_MAX_LEN <= FERRY_WIRE_PRE_MAX,
+	       "what goes ahead of a payload fits in the copied header area");
+_Static_assert((int)FERRY_ATTRT_STRING == (int)FERRY_ATTR_STRING &&
+		       (int)FERRY_ATTRT_INT == (int)FERRY_ATTR_INT &&
+		       (int)FERRY_ATTRT_BOOL == (int)FERRY_ATTR_BOOL &&
+		       (int)FERRY_ATTRT_DOUBLE == (int)FERRY_ATTR_DOUBLE &&
+		       FERRY_WIRE_ATTR_KEY_MAX == FERRY_ATTR_KEY_MAX &&
+		       FERRY_WIRE_ATTR_STR_MAX == FERRY_ATTR_STR_MAX,
+	       "wire.h and trace.h agree on attributes");
 
 #define CONNECT_RETRY_NS 100000000ull /* first CONNECT retransmit */
 #define CONNECT_RETRY_MAX_NS 1000000000ull
@@ -82,8 +92,7 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	struct ferry_endpoint *ep = s->ep;
 	ferry_cont_fn cont = c->cont;
 	void *ctx = c->ctx;
-	ferry_span_t span = c->span;
-
+	ferry_span_t span = c->span, outer;
 	bool abandoned = c->abandoned;
 
 	if (c->n_ious)
@@ -98,8 +107,8 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
 		ferry__msgbuf_put(c->resp);
-	if (c->caps_mb)
-		ferry__msgbuf_put(c->caps_mb);
+	if (c->pre_mb)
+		ferry__msgbuf_put(c->pre_mb);
 	if (res < 0)
 		ep->st.payload_copied_discarded += c->rx_got;
 	ferry__call_put(ep, c);
@@ -111,11 +120,67 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	} else {
 		ep->st.calls_failed++;
 	}
+	/* The continuation may enrich its span (ferry_endpoint_call_span);
+	 * one it runs (closing a session ends its calls) names its own, and
+	 * gives this one back when it returns. */
+	outer = ep->cur_call_span;
+	ep->cur_call_span = span;
 	if (cont)
 		cont(res, data, len, ctx);
+	ep->cur_call_span = outer;
 	/* After the continuation, which may still enrich the span. */
 	if (ep->tops && span)
 		ep->tops->call_end(ep->tring, span, res);
+}
+
+uint64_t ferry_endpoint_call_span(const struct ferry_endpoint *ep)
+{
+	return ep ? ep->cur_call_span : FERRY_SPAN_NONE;
+}
+
+/* The request's first fragment (and the server's max_msg) can take what
+ * @c carries ahead of its payload. */
+static bool pre_fits(const struct ferry_session *s, const struct ferry_call *c)
+{
+	uint32_t pre = call_pre_len(c);
+
+	return pre <= s->max_payload &&
+	       (uint64_t)c->req->len + pre <= s->peer_max_msg;
+}
+
+/*
+ * Shorten @c's trace block to @len bytes: FERRY_TRACE_BLOCK_MIN drops its
+ * tracestate, 0 the whole block.  The token table behind it moves up.
+ */
+static void trace_block_cut(struct ferry_call *c, uint16_t len)
+{
+	struct ferry_msgbuf *mb = c->pre_mb;
+
+	memmove(mb->data + len, mb->data + c->trace_len, c->caps_len);
+	if (len)
+		ferry_wr_u16(mb->data + 2, len); /* block_len */
+	c->trace_len = len;
+	mb->len = len + c->caps_len;
+	if (!mb->len) {
+		ferry__msgbuf_put(mb);
+		c->pre_mb = NULL;
+	}
+}
+
+/* The server's features and limits are known: keep @c's trace block if
+ * it takes trace blocks and there is room, else go without (the context
+ * is optional), the tracestate first. */
+static void trace_block_fit(struct ferry_session *s, struct ferry_call *c)
+{
+	if (!c->trace_len)
+		return;
+	if ((s->peer_feat & FERRY_FEAT_TRACE) && !pre_fits(s, c) &&
+	    c->trace_len > FERRY_TRACE_BLOCK_MIN)
+		trace_block_cut(c, FERRY_TRACE_BLOCK_MIN);
+	if (!(s->peer_feat & FERRY_FEAT_TRACE) || !pre_fits(s, c)) {
+		trace_block_cut(c, 0);
+		s->ep->st.trace_ctx_unsent++;
+	}
 }
 
 void ferry__sess_start_waiting(struct ferry_session *s)
@@ -132,14 +197,15 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 			s->wait_tail = NULL;
 		/* Now the server's limits are known: the message (table
 		 * and payload) must fit its max_msg, and the table must fit
-		 * in one fragment. */
+		 * in one fragment.  A trace block gives way if need be. */
 		if ((uint64_t)c->req->len + c->caps_len > s->peer_max_msg ||
 		    c->caps_len > s->max_payload) {
 			client_call_end(s, c, -EMSGSIZE, NULL, 0);
 			continue;
 		}
+		trace_block_fit(s, c);
 		/* A server that takes no IOUs would refuse the call. */
-		if (c->n_ious && !s->peer_iou) {
+		if (c->n_ious && !(s->peer_feat & FERRY_FEAT_IOU)) {
 			client_call_end(s, c, -FERRY_EIOU, NULL, 0);
 			continue;
 		}
@@ -171,11 +237,13 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 		return -ESHUTDOWN;
 	if (opts && opts->token_len) {
 		/* The whole CONNECT is one datagram: header, PARAMS, maybe
-		 * TRACEPARENT, and the TOKEN TLV. */
+		 * TRACEPARENT (the caller's, or with a tracer the session
+		 * span's), FEATURES, and the TOKEN TLV. */
 		size_t need = FERRY_WIRE_HDR_LEN + 4 + FERRY_TLV_PARAMS_LEN +
-			      (opts->traceparent ? 4 + FERRY_TRACEPARENT_LEN
-						 : 0) +
-			      4 + opts->token_len;
+			      (opts->traceparent || ep->tops
+				       ? 4 + FERRY_TRACEPARENT_LEN
+				       : 0) +
+			      4 + FERRY_TLV_FEATURES_LEN + 4 + opts->token_len;
 		int ret;
 
 		if (opts->token_len > 0xffff || need > ep->cfg.max_frame)
@@ -251,20 +319,33 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 			struct ferry_msgbuf *req, uint32_t timeout_ms,
 			ferry_cont_fn cont, void *ctx)
 {
-	return ferry_call_caps(s, method, req, NULL, 0, timeout_ms, cont, ctx);
+	struct ferry_call_opts o = { .timeout_ms = timeout_ms };
+
+	return ferry_call_with(s, method, req, &o, cont, ctx);
 }
 
-/* Encode @caps into a pool msgbuf the call will own.  An IOU entry names
- * a promise made on @s that no other call names yet. */
-static int caps_encode(struct ferry_session *s, const struct ferry_cap *caps,
-		       unsigned ncaps, struct ferry_msgbuf **out)
+int ferry_call_caps(struct ferry_session *s, uint16_t method,
+		    struct ferry_msgbuf *req, const struct ferry_cap *caps,
+		    unsigned ncaps, uint32_t timeout_ms, ferry_cont_fn cont,
+		    void *ctx)
 {
-	struct ferry_endpoint *ep = s->ep;
-	struct ferry_cap_ent ents[FERRY_CAPS_MAX];
-	uint8_t ids[FERRY_CAPS_MAX][FERRY_CAPS_IOU_LEN];
-	struct ferry_msgbuf *mb;
+	struct ferry_call_opts o = { .caps = caps, .ncaps = ncaps,
+				     .timeout_ms = timeout_ms };
+
+	/* 0 entries is plain ferry_call(), whatever @caps points at. */
+	if (!ncaps)
+		o.caps = NULL;
+	return ferry_call_with(s, method, req, &o, cont, ctx);
+}
+
+/* Check @caps and fill @ents (values in place, IOU ids written to @ids)
+ * for ferry_wire_put_caps; *@len gets the table's length.  An IOU entry
+ * names a promise made on @s that no other call names yet. */
+static int caps_prepare(struct ferry_session *s, const struct ferry_cap *caps,
+			unsigned ncaps, struct ferry_cap_ent *ents,
+			uint8_t (*ids)[FERRY_CAPS_IOU_LEN], uint32_t *len)
+{
 	size_t need = FERRY_CAPS_HDR_LEN;
-	int n;
 
 	if (ncaps > FERRY_CAPS_MAX || !caps)
 		return -EINVAL;
@@ -281,13 +362,13 @@ static int caps_encode(struct ferry_session *s, const struct ferry_cap *caps,
 				if (caps[k].kind == FERRY_CAP_IOU &&
 				    caps[k].data == iou)
 					return -EBUSY;
-			ferry_wr_u32(ferry_wr_u32(ids[i],
-						  (uint32_t)(iou->id >> 32)),
-				     (uint32_t)iou->id);
+			ferry_wr_u64(ids[i], iou->id);
 			ents[i].kind = FERRY_CAPK_IOU;
 			ents[i].val = ids[i];
 			ents[i].len = FERRY_CAPS_IOU_LEN;
 		} else if (caps[i].kind == FERRY_CAP_TOKEN) {
+			if (!caps[i].data || caps[i].len == 0)
+				return -EINVAL;
 			if (caps[i].len > FERRY_CAPS_MAX_LEN)
 				return -EMSGSIZE;
 			ents[i].kind = FERRY_CAPK_TOKEN;
@@ -300,64 +381,144 @@ static int caps_encode(struct ferry_session *s, const struct ferry_cap *caps,
 	}
 	if (need > FERRY_CAPS_MAX_LEN)
 		return -EMSGSIZE;
-	/* Sized to the table, so that it comes from the smallest class. */
-	n = ferry_msgbuf_alloc(ep, need, &mb);
-	if (n < 0)
-		return n;
-	n = ferry_wire_put_caps(mb->data, need, ents, ncaps);
-	if (n < 0) {
-		ferry__msgbuf_put(mb);
-		return n;
-	}
-	mb->len = (uint32_t)n;
-	*out = mb;
+	*len = (uint32_t)need;
 	return 0;
 }
 
-int ferry_call_caps(struct ferry_session *s, uint16_t method,
-		    struct ferry_msgbuf *req, const struct ferry_cap *caps,
-		    unsigned ncaps, uint32_t timeout_ms, ferry_cont_fn cont,
-		    void *ctx)
+/*
+ * The context @c's request carries (client rule, docs/tracing.md section
+ * 8): the call span's, when the tracer says the server cannot infer it
+ * from the session; else, for a call with no span of its own (no tracer,
+ * or not sampled), the application's, as it is.  Writes the traceparent
+ * to @tp (56 bytes) and returns true, or returns false for no block.
+ */
+static bool call_block_context(struct ferry_endpoint *ep, struct ferry_call *c,
+			       const char *app_tp, char *tp)
 {
-	struct ferry_msgbuf *cmb = NULL;
+	if (c->span)
+		return ep->tops->call_context(ep->tring, c->span, tp,
+					      FERRY_TRACEPARENT_LEN + 1) ==
+		       FERRY_TRACEPARENT_LEN;
+	if (!app_tp)
+		return false;
+	memcpy(tp, app_tp, FERRY_TRACEPARENT_LEN);
+	return true;
+}
+
+/*
+ * Put a trace block of @tp and @ts/@ts_len in front of @c's token table,
+ * if any.  Block and table share the copied header area
+ * (FERRY_WIRE_PRE_MAX), and the block gives way rather than fail the
+ * call: its tracestate first, then the whole block (counted, like a
+ * block with no msgbuf free to hold it).
+ */
+static void trace_block_add(struct ferry_call *c, const char *tp,
+			    const char *ts, size_t ts_len)
+{
+	struct ferry_endpoint *ep = c->s->ep;
+	struct ferry_msgbuf *mb = c->pre_mb;
+	uint32_t len = FERRY_TRACE_BLOCK_MIN + (uint32_t)ts_len;
+
+	if (len + c->caps_len > FERRY_WIRE_PRE_MAX) {
+		len = FERRY_TRACE_BLOCK_MIN;
+		ts_len = 0;
+	}
+	if (len + c->caps_len > FERRY_WIRE_PRE_MAX) {
+		ep->st.trace_ctx_unsent++;
+		return;
+	}
+	if (!mb || mb->cap < len + c->caps_len) {
+		struct ferry_msgbuf *nb;
+
+		if (ferry_msgbuf_alloc(ep, len + c->caps_len, &nb) < 0) {
+			ep->st.trace_ctx_unsent++;
+			return;
+		}
+		if (mb) {
+			memcpy(nb->data + len, mb->data, c->caps_len);
+			ferry__msgbuf_put(mb);
+		}
+		c->pre_mb = mb = nb;
+	} else {
+		memmove(mb->data + len, mb->data, c->caps_len);
+	}
+	ferry_wire_put_trace_block(mb->data, len, tp, ts, ts_len);
+	c->trace_len = (uint16_t)len;
+	mb->len = len + c->caps_len;
+}
+
+int ferry_call_with(struct ferry_session *s, uint16_t method,
+		    struct ferry_msgbuf *req, const struct ferry_call_opts *o,
+		    ferry_cont_fn cont, void *ctx)
+{
+	static const struct ferry_call_opts none;
+	struct ferry_cap_ent ents[FERRY_CAPS_MAX];
+	uint8_t ids[FERRY_CAPS_MAX][FERRY_CAPS_IOU_LEN];
+	char tp[FERRY_TRACEPARENT_LEN + 1];
+	struct ferry_endpoint *ep;
+	struct ferry_msgbuf *pre = NULL;
 	struct ferry_call *c;
+	uint32_t caps_len = 0;
+	size_t ts_len = 0;
 	int ret;
 
+	if (!o)
+		o = &none;
 	if (!s || !req || !cont || s->is_server)
+		return -EINVAL;
+	if (o->traceparent &&
+	    strnlen(o->traceparent, FERRY_TRACEPARENT_LEN + 1) !=
+		    FERRY_TRACEPARENT_LEN)
+		return -EINVAL;
+	if (o->tracestate &&
+	    (ts_len = strnlen(o->tracestate, FERRY_TRACESTATE_MAX + 1)) >
+		    FERRY_TRACESTATE_MAX)
 		return -EINVAL;
 	if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
 		return -ENOTCONN;
-	if (ncaps) {
-		ret = caps_encode(s, caps, ncaps, &cmb);
+	ep = s->ep;
+	if (o->ncaps) {
+		ret = caps_prepare(s, o->caps, o->ncaps, ents, ids, &caps_len);
 		if (ret < 0)
 			return ret;
 	}
 	/* Both limits are checked again once the session is open
 	 * (ferry__sess_start_waiting), when the server's are known. */
 	if (s->state == SESS_OPEN &&
-	    ((uint64_t)req->len + (cmb ? cmb->len : 0) > s->peer_max_msg ||
-	     (cmb && cmb->len > s->max_payload))) {
-		ret = -EMSGSIZE;
-		goto err;
+	    ((uint64_t)req->len + caps_len > s->peer_max_msg ||
+	     caps_len > s->max_payload))
+		return -EMSGSIZE;
+	if (caps_len) {
+		/* Sized to the table, so that it comes from the smallest
+		 * class that fits. */
+		ret = ferry_msgbuf_alloc(ep, caps_len, &pre);
+		if (ret < 0)
+			return ret;
+		ferry_wire_put_caps(pre->data, caps_len, ents, o->ncaps);
 	}
-	c = ferry__call_get(s->ep);
+	c = ferry__call_get(ep);
 	if (!c) {
-		ret = -ENOBUFS;
-		goto err;
+		if (pre)
+			ferry__msgbuf_put(pre);
+		return -ENOBUFS;
 	}
-	c->caps_mb = cmb;
-	c->caps_len = cmb ? cmb->len : 0;
 	c->s = s;
 	c->method = method;
 	c->req = req;
 	c->cont = cont;
 	c->ctx = ctx;
 	c->state = CALL_QUEUED;
-	if (ncaps)
-		ferry__iou_name(c, caps, ncaps);
-	ferry__span_call_start(s->ep, c);
-	if (timeout_ms) {
-		c->deadline = ferry__now_ns() + timeout_ms * 1000000ull;
+	c->caps_len = caps_len;
+	c->pre_mb = pre;
+	ferry__span_call_start(ep, c, o->traceparent,
+			       o->traceparent ? FERRY_TRACEPARENT_LEN : 0,
+			       o->tracestate, ts_len);
+	if (call_block_context(ep, c, o->traceparent, tp))
+		trace_block_add(c, tp, o->tracestate, ts_len);
+	if (o->ncaps)
+		ferry__iou_name(c, o->caps, o->ncaps);
+	if (o->timeout_ms) {
+		c->deadline = ferry__now_ns() + o->timeout_ms * 1000000ull;
 		if (!s->next_deadline || c->deadline < s->next_deadline)
 			s->next_deadline = c->deadline;
 	}
@@ -366,13 +527,9 @@ int ferry_call_caps(struct ferry_session *s, uint16_t method,
 	else
 		s->wait_head = c;
 	s->wait_tail = c;
-	s->ep->st.calls_sent++;
+	ep->st.calls_sent++;
 	ferry__sess_start_waiting(s);
 	return 0;
-err:
-	if (cmb)
-		ferry__msgbuf_put(cmb);
-	return ret;
 }
 
 /* Tell the peer we are gone: best effort, one datagram, sent now because
@@ -469,6 +626,9 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 
 		if (!c || c->state == CALL_DISPATCHED)
 			continue;
+		/* A call answered, but not yet acknowledged, ends as it was
+		 * answered; one not dispatched has no span. */
+		ferry__span_call_end(ep, c, c->err);
 		s->slots[i] = NULL;
 		c->unacked = 0;
 		if (c->state == CALL_RX && c->req &&
@@ -478,6 +638,8 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 			ferry__msgbuf_put(c->req);
 		if (c->resp)
 			ferry__msgbuf_put(c->resp);
+		if (c->pre_mb)
+			ferry__msgbuf_put(c->pre_mb);
 		ferry__call_put(ep, c);
 		ferry__sess_unref(s);
 	}
@@ -515,7 +677,7 @@ static void client_rx_accept(struct ferry_session *s,
 		return;
 	}
 	s->peer_id = f->h.src_sess;
-	s->peer_iou = (b.features & FERRY_FEAT_IOU) != 0;
+	s->peer_feat = b.features;
 	s->push_slack = b.params.credits / 2 ? b.params.credits / 2 : 1;
 	if (s->token) {
 		ferry__msgbuf_put(s->token);
@@ -541,6 +703,77 @@ static void client_rx_accept(struct ferry_session *s,
 	/* Promises kept while connecting whose calls have ended. */
 	if (s->state == SESS_OPEN && s->ious_held)
 		ferry__iou_call_sent(s, NULL);
+}
+
+/* Set the attributes of a block ferry_wire_parse_resp_attrs() accepted on
+ * call span @span: each key and string copied out with its NUL. */
+static void resp_attrs_apply(struct ferry_endpoint *ep, ferry_span_t span,
+			     const uint8_t *blk, uint32_t blen, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char key[FERRY_WIRE_ATTR_KEY_MAX + 1];
+		char str[FERRY_WIRE_ATTR_STR_MAX + 1];
+		struct ferry_trace_attr a = { .key = key };
+		struct ferry_attr_ent e;
+
+		if (ferry_wire_resp_attr_get(blk, blen, i, &e) < 0)
+			return;
+		memcpy(key, e.key, e.key_len);
+		key[e.key_len] = '\0';
+		a.type = e.type;
+		switch (e.type) {
+		case FERRY_ATTRT_STRING:
+			memcpy(str, e.str, e.str_len);
+			str[e.str_len] = '\0';
+			a.v.s = str;
+			break;
+		case FERRY_ATTRT_INT:
+			a.v.i = e.i;
+			break;
+		case FERRY_ATTRT_BOOL:
+			a.v.b = e.b;
+			break;
+		default:
+			a.v.d = e.d;
+			break;
+		}
+		ep->tops->set_attr(ep->tring, span, &a);
+	}
+}
+
+/*
+ * A whole response message for @c: with FF_TRACE (@trace), its attribute
+ * block first, set on the call's span before the continuation sees the
+ * payload that follows.  A block whose length is out of range leaves no
+ * payload to find: the call fails.  One that is malformed inside is only
+ * ignored.  A client that is not tracing still checks it.
+ */
+static void client_resp_done(struct ferry_session *s, struct ferry_call *c,
+			     const uint8_t *data, uint32_t len, bool trace)
+{
+	struct ferry_endpoint *ep = s->ep;
+
+	if (trace) {
+		uint32_t blen = 0;
+		unsigned n;
+		int ret = ferry_wire_parse_resp_attrs(data, len, &blen, &n);
+
+		if (ret == -FERRY_EPROTO) {
+			ep->st.trace_blocks_bad++;
+			client_call_end(s, c, ret, NULL, 0);
+			return;
+		}
+		if (ret < 0) {
+			ep->st.trace_blocks_bad++;
+		} else {
+			ep->st.trace_attrs_received += n;
+			if (ep->tops && c->span)
+				resp_attrs_apply(ep, c->span, data, blen, n);
+		}
+		data += blen;
+		len -= blen;
+	}
+	client_call_end(s, c, 0, data, len);
 }
 
 /* A response packet; false if it could not be taken now (no buffer). */
@@ -585,8 +818,14 @@ static bool client_rx_response(struct ferry_session *s,
 	}
 	if (h->frag_off == 0 && f->pay_len == h->msg_len) {
 		/* One packet: the continuation reads it in place. */
-		client_call_end(s, c, 0, f->payload, f->pay_len);
+		client_resp_done(s, c, f->payload, f->pay_len,
+				 (h->flags & FERRY_FF_TRACE) != 0);
 		ferry__sess_start_waiting(s);
+		return true;
+	}
+	if (c->resp && c->has_trace != ((h->flags & FERRY_FF_TRACE) != 0)) {
+		/* Every fragment says what the message starts with. */
+		ep->st.drop_stale++;
 		return true;
 	}
 	if (!c->resp) {
@@ -605,6 +844,7 @@ static bool client_rx_response(struct ferry_session *s,
 			return false;
 		}
 		ep->st.msgbuf_allocs++;
+		c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
 	} else if (c->resp->len != h->msg_len) {
 		ep->st.drop_malformed++;
 		return true;
@@ -618,7 +858,7 @@ static bool client_rx_response(struct ferry_session *s,
 		ep->st.payload_copied += mb->len;
 		/* client_call_end frees the buffer after the continuation
 		 * has read it. */
-		client_call_end(s, c, 0, mb->data, mb->len);
+		client_resp_done(s, c, mb->data, mb->len, c->has_trace);
 		ferry__sess_start_waiting(s);
 	}
 	return true;

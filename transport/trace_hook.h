@@ -20,9 +20,29 @@ struct ferry__trace_ops {
 			    int how, int res, const char *reason);
 	int (*traceparent)(struct ferry_trace_ring *r, ferry_span_t span,
 			   char *buf, size_t cap);
+	/* Start a call span, child of @session's span, or of the call's own
+	 * context when it has one: @tp/@ts are the text of that context
+	 * (server: the REQUEST's trace block; client: the application's
+	 * ferry_call_opts.traceparent/.tracestate), NULL/0 for none.  A
+	 * malformed @tp is counted and ignored (the session's context is the
+	 * parent); a malformed @ts is counted and dropped.  Returns
+	 * FERRY_SPAN_NONE when the call is not sampled. */
 	ferry_span_t (*call_start)(struct ferry_trace_ring *r,
 				   ferry_span_t session, uint16_t method,
-				   const struct ferry_trace_ctx *parent);
+				   const char *tp, size_t tp_len,
+				   const char *ts, size_t ts_len);
+	/* Client: the context a REQUEST must carry for call span @span.
+	 * Writes the call span's traceparent (55 bytes and a NUL) into @buf
+	 * (@cap >= 56) and returns 55 when the server cannot infer it from the
+	 * session (the call has its own parent, or its sampling decision
+	 * differs from the one its session propagated); returns 0 when the
+	 * session's context covers the call (send no trace block). */
+	int (*call_context)(struct ferry_trace_ring *r, ferry_span_t span,
+			    char *buf, size_t cap);
+	/* Set @a on open span @span (a RESPONSE's attributes on the client's
+	 * call span).  Returns as ferry_span_set_*(). */
+	int (*set_attr)(struct ferry_trace_ring *r, ferry_span_t span,
+			const struct ferry_trace_attr *a);
 	void (*call_end)(struct ferry_trace_ring *r, ferry_span_t span, int res);
 	void (*ring_destroy)(struct ferry_trace_ring *r);
 };

@@ -39,7 +39,8 @@ static const uint16_t allowed_flags[FERRY_FT_MAX + 1] = {
 	[FERRY_FT_CONNECT] = FERRY_FF_CSUM,
 	[FERRY_FT_ACCEPT] = FERRY_FF_CSUM,
 	[FERRY_FT_REQUEST] = FERRY_FF_CSUM | FERRY_FF_CAPS | FERRY_FF_TRACE,
-	[FERRY_FT_RESPONSE] = FERRY_FF_CSUM | FERRY_FF_ERR,
+	/* FF_ERR and FF_TRACE exclude each other (ferry_wire_parse). */
+	[FERRY_FT_RESPONSE] = FERRY_FF_CSUM | FERRY_FF_ERR | FERRY_FF_TRACE,
 	[FERRY_FT_CREDIT] = FERRY_FF_CSUM,
 	[FERRY_FT_CLOSE] = FERRY_FF_CSUM | FERRY_FF_REPLY,
 	[FERRY_FT_ERROR] = FERRY_FF_CSUM,
@@ -191,6 +192,11 @@ enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
 		return FERRY_PARSE_BAD_TYPE;
 	allowed = allowed_flags[h->type];
 	if (h->flags & ~allowed)
+		return FERRY_PARSE_MALFORMED;
+	/* An error body has no room for attributes: they go with a normal
+	 * response only. */
+	if ((h->flags & (FERRY_FF_ERR | FERRY_FF_TRACE)) ==
+	    (FERRY_FF_ERR | FERRY_FF_TRACE))
 		return FERRY_PARSE_MALFORMED;
 
 	/* Every frame but CONNECT is addressed to a session the receiver
@@ -499,6 +505,266 @@ int ferry_wire_put_caps(uint8_t *out, size_t cap,
 		p += ents[i].len;
 	}
 	return (int)need;
+}
+
+/* --- trace blocks (REQUEST with FF_TRACE) ----------------------------- */
+
+int ferry_wire_parse_trace_block(const uint8_t *p, size_t len,
+				 uint32_t *block_len,
+				 struct ferry_trace_block *out)
+{
+	struct ferry_rd r;
+	uint8_t version, rsvd;
+	uint16_t blen;
+
+	memset(out, 0, sizeof(*out));
+	ferry_rd_init(&r, p, len);
+	version = ferry_rd_u8(&r);
+	rsvd = ferry_rd_u8(&r);
+	blen = ferry_rd_u16(&r);
+	/* The length comes first, whatever the version: a receiver must be
+	 * able to step over a block it does not understand, and without a
+	 * length it can trust it cannot find what follows. */
+	if (r.err || blen < FERRY_TRACE_BLOCK_MIN ||
+	    blen > FERRY_TRACE_BLOCK_MAX || blen > len)
+		return -FERRY_EPROTO;
+	*block_len = blen;
+	if (version != FERRY_TRACE_BLOCK_VERSION || rsvd != 0)
+		return -EPROTONOSUPPORT;
+	out->traceparent = (const char *)ferry_rd_take(&r, FERRY_TRACEPARENT_LEN);
+	out->tracestate_len = (uint16_t)(blen - FERRY_TRACE_BLOCK_MIN);
+	out->tracestate = out->tracestate_len
+				  ? (const char *)ferry_rd_take(&r, out->tracestate_len)
+				  : NULL;
+	if (r.err) { /* cannot happen: blen <= len was checked */
+		memset(out, 0, sizeof(*out));
+		return -FERRY_EPROTO;
+	}
+	return 0;
+}
+
+int ferry_wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
+			       const char *ts, size_t ts_len)
+{
+	size_t need = FERRY_TRACE_BLOCK_MIN + ts_len;
+	uint8_t *p = out;
+
+	if (!tp || ts_len > FERRY_TRACESTATE_MAX || (ts_len && !ts))
+		return -EINVAL;
+	if (need > cap)
+		return -EMSGSIZE;
+	*p++ = FERRY_TRACE_BLOCK_VERSION;
+	*p++ = 0;
+	p = ferry_wr_u16(p, (uint16_t)need);
+	memcpy(p, tp, FERRY_TRACEPARENT_LEN);
+	p += FERRY_TRACEPARENT_LEN;
+	if (ts_len)
+		memcpy(p, ts, ts_len);
+	return (int)need;
+}
+
+/* --- attribute blocks (RESPONSE with FF_TRACE) -------------------------- */
+
+bool ferry_wire_attr_key_ok(const char *key, size_t len)
+{
+	if (!key || len == 0 || len > FERRY_WIRE_ATTR_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((uint8_t)key[i] < 0x21 || (uint8_t)key[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Read one entry at @r into @e; false if it breaks a rule. */
+static bool attr_read(struct ferry_rd *r, struct ferry_attr_ent *e)
+{
+	const uint8_t *v;
+	uint16_t vlen;
+
+	memset(e, 0, sizeof(*e));
+	e->type = ferry_rd_u8(r);
+	e->key_len = ferry_rd_u8(r);
+	vlen = ferry_rd_u16(r);
+	e->key = (const char *)ferry_rd_take(r, e->key_len);
+	v = ferry_rd_take(r, vlen);
+	if (r->err || !ferry_wire_attr_key_ok(e->key, e->key_len))
+		return false;
+	switch (e->type) {
+	case FERRY_ATTRT_STRING:
+		if (vlen > FERRY_WIRE_ATTR_STR_MAX)
+			return false;
+		e->str = (const char *)v;
+		e->str_len = vlen;
+		return true;
+	case FERRY_ATTRT_INT:
+	case FERRY_ATTRT_DOUBLE: {
+		struct ferry_rd vr;
+		uint64_t bits;
+
+		if (vlen != 8)
+			return false;
+		ferry_rd_init(&vr, v, 8);
+		bits = ferry_rd_u64(&vr);
+		if (e->type == FERRY_ATTRT_INT)
+			e->i = (int64_t)bits;
+		else
+			memcpy(&e->d, &bits, sizeof(e->d));
+		return true;
+	}
+	case FERRY_ATTRT_BOOL:
+		if (vlen != 1 || v[0] > 1)
+			return false;
+		e->b = v[0] == 1;
+		return true;
+	default:
+		return false;
+	}
+}
+
+int ferry_wire_parse_resp_attrs(const uint8_t *p, size_t len,
+				uint32_t *block_len, unsigned *count)
+{
+	struct ferry_rd r, t;
+	struct ferry_attr_ent e;
+	uint8_t version;
+	unsigned n;
+	uint16_t blen;
+
+	*count = 0;
+	ferry_rd_init(&r, p, len);
+	version = ferry_rd_u8(&r);
+	n = ferry_rd_u8(&r);
+	blen = ferry_rd_u16(&r);
+	/* Whether the payload can be found decides between a call that
+	 * fails and attributes that are merely ignored. */
+	if (r.err || blen < FERRY_ATTRS_HDR_LEN ||
+	    blen > FERRY_WIRE_ATTRS_MAX_LEN || blen > len)
+		return -FERRY_EPROTO;
+	*block_len = blen;
+	if (version != FERRY_ATTRS_VERSION || n == 0 ||
+	    n > FERRY_WIRE_ATTRS_MAX)
+		return -EBADMSG;
+	/* The entries fill the block exactly. */
+	ferry_rd_init(&t, p + FERRY_ATTRS_HDR_LEN, blen - FERRY_ATTRS_HDR_LEN);
+	for (unsigned i = 0; i < n; i++)
+		if (!attr_read(&t, &e))
+			return -EBADMSG;
+	if (ferry_rd_left(&t) != 0)
+		return -EBADMSG;
+	*count = n;
+	return 0;
+}
+
+int ferry_wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
+			     unsigned i, struct ferry_attr_ent *out)
+{
+	struct ferry_rd r;
+	unsigned n;
+
+	ferry_rd_init(&r, blk, block_len);
+	ferry_rd_u8(&r); /* version */
+	n = ferry_rd_u8(&r);
+	ferry_rd_u16(&r);
+	if (r.err || i >= n)
+		return -ENOENT;
+	for (unsigned k = 0; k <= i; k++)
+		if (!attr_read(&r, out))
+			return -ENOENT; /* not a block parse accepted */
+	return 0;
+}
+
+int ferry_wire_put_resp_attr(uint8_t *out, size_t cap,
+			     const struct ferry_attr_ent *e)
+{
+	size_t vlen, need;
+	uint8_t *p = out;
+
+	if (!ferry_wire_attr_key_ok(e->key, e->key_len))
+		return -EINVAL;
+	switch (e->type) {
+	case FERRY_ATTRT_STRING:
+		if (e->str_len > FERRY_WIRE_ATTR_STR_MAX ||
+		    (e->str_len && !e->str))
+			return -EINVAL;
+		vlen = e->str_len;
+		break;
+	case FERRY_ATTRT_INT:
+	case FERRY_ATTRT_DOUBLE:
+		vlen = 8;
+		break;
+	case FERRY_ATTRT_BOOL:
+		vlen = 1;
+		break;
+	default:
+		return -EINVAL;
+	}
+	need = FERRY_ATTRS_ENT_HDR_LEN + e->key_len + vlen;
+	if (need > cap)
+		return -EMSGSIZE;
+	*p++ = e->type;
+	*p++ = e->key_len;
+	p = ferry_wr_u16(p, (uint16_t)vlen);
+	memcpy(p, e->key, e->key_len);
+	p += e->key_len;
+	switch (e->type) {
+	case FERRY_ATTRT_STRING:
+		if (vlen)
+			memcpy(p, e->str, vlen);
+		break;
+	case FERRY_ATTRT_INT:
+		ferry_wr_u64(p, (uint64_t)e->i);
+		break;
+	case FERRY_ATTRT_DOUBLE: {
+		uint64_t bits;
+
+		/* The bits as they are: NaN payloads and -0.0 survive. */
+		memcpy(&bits, &e->d, sizeof(bits));
+		ferry_wr_u64(p, bits);
+		break;
+	}
+	default:
+		*p = e->b ? 1 : 0;
+		break;
+	}
+	return (int)need;
+}
+
+void ferry_wire_put_resp_attrs_head(uint8_t *out, unsigned count,
+				    uint32_t block_len)
+{
+	out[0] = FERRY_ATTRS_VERSION;
+	out[1] = (uint8_t)count;
+	ferry_wr_u16(out + 2, (uint16_t)block_len);
+}
+
+int ferry_wire_put_resp_attrs(uint8_t *out, size_t cap,
+			      const struct ferry_attr_ent *ents, unsigned n)
+{
+	size_t room = cap < FERRY_WIRE_ATTRS_MAX_LEN ? cap
+						     : FERRY_WIRE_ATTRS_MAX_LEN;
+	size_t off = FERRY_ATTRS_HDR_LEN;
+
+	if (n == 0 || n > FERRY_WIRE_ATTRS_MAX)
+		return -EINVAL;
+	/* Every entry is checked before the size is: -EINVAL wins. */
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t tmp[FERRY_ATTRS_ENT_HDR_LEN + FERRY_WIRE_ATTR_KEY_MAX +
+			    FERRY_WIRE_ATTR_STR_MAX];
+
+		if (ferry_wire_put_resp_attr(tmp, sizeof(tmp), &ents[i]) < 0)
+			return -EINVAL;
+	}
+	if (room < FERRY_ATTRS_HDR_LEN)
+		return -EMSGSIZE;
+	for (unsigned i = 0; i < n; i++) {
+		int m = ferry_wire_put_resp_attr(out + off, room - off, &ents[i]);
+
+		if (m < 0)
+			return m;
+		off += (size_t)m;
+	}
+	ferry_wire_put_resp_attrs_head(out, n, (uint32_t)off);
+	return (int)off;
 }
 
 /* --- PUSH bodies ------------------------------------------------------- */

@@ -39,7 +39,9 @@ enum ferry_frame_flag {
 	FERRY_FF_ERR = 1u << 2,   /* RESPONSE: payload is an error body */
 	FERRY_FF_CAPS = 1u << 3,  /* REQUEST: the message starts with a token
 				   * table (docs/wire.md, section 8) */
-	FERRY_FF_TRACE = 1u << 4, /* REQUEST: call trace context (reserved) */
+	FERRY_FF_TRACE = 1u << 4, /* REQUEST: the message starts with a trace
+				   * block; RESPONSE: with an attribute block
+				   * (docs/wire.md, section 8) */
 };
 #define FERRY_FF_KNOWN 0x001fu
 
@@ -55,6 +57,7 @@ enum ferry_tlv_type {
 /* FEATURES bits: what the sender of a CONNECT or ACCEPT implements beyond
  * the base of v1, so that a peer never sends what the other would drop. */
 #define FERRY_FEAT_IOU 0x1u /* PUSH frames and IOU entries in token tables */
+#define FERRY_FEAT_TRACE 0x2u /* FF_TRACE on REQUEST and RESPONSE */
 #define FERRY_TLV_FEATURES_LEN 4
 #define FERRY_TLV_CRITICAL 0x80
 #define FERRY_TLV_PARAMS_LEN 16
@@ -80,6 +83,141 @@ enum ferry_cap_kind_wire {
 	FERRY_CAPK_TOKEN = 0, /* the value is token bytes */
 	FERRY_CAPK_IOU = 1,   /* the value is an IOU id, resolved by a PUSH */
 };
+
+/*
+ * Bytes a message may carry ahead of its payload in the first fragment's
+ * copied header area (FERRY_DP_HDR_MAX 1024, less the 44-byte header): a
+ * REQUEST's trace block and token table together, a RESPONSE's attribute
+ * block.  Keeping them there is what lets the payload go out zero-copy.
+ */
+#define FERRY_WIRE_PRE_MAX 980
+
+/*
+ * The trace block a REQUEST with FF_TRACE carries at the start of its
+ * message, ahead of any token table (docs/wire.md, section 8): the call's
+ * own W3C trace context.  Its text is not checked here: the tracer parses
+ * it strictly (a malformed value starts a new trace and is counted).
+ */
+#define FERRY_TRACE_BLOCK_VERSION 1
+#define FERRY_TRACE_BLOCK_HDR_LEN 4 /* version, reserved, block length */
+#define FERRY_TRACE_BLOCK_MIN (FERRY_TRACE_BLOCK_HDR_LEN + FERRY_TRACEPARENT_LEN)
+#define FERRY_TRACE_BLOCK_MAX (FERRY_TRACE_BLOCK_MIN + FERRY_TRACESTATE_MAX)
+
+struct ferry_trace_block {
+	const char *traceparent; /* FERRY_TRACEPARENT_LEN bytes, in place */
+	const char *tracestate;  /* in place; NULL when empty */
+	uint16_t tracestate_len;
+};
+
+/*
+ * ferry_wire_parse_trace_block - check the trace block at the start of a
+ * message (@p, @len: the whole message, untrusted).
+ * @block_len: receives the block's length (what follows it starts there).
+ *
+ * Returns 0 with @out filled; -EPROTONOSUPPORT if the block's length is
+ * in range but its version is not 1 or its reserved byte not 0 (skip
+ * *@block_len bytes and ignore the context; @out is zeroed); or
+ * -FERRY_EPROTO if the message is shorter than 4 bytes or the block's
+ * length is below FERRY_TRACE_BLOCK_MIN, above FERRY_TRACE_BLOCK_MAX or
+ * beyond @len (nothing can be found after it: the call is refused).
+ * Never reads outside @p.
+ */
+int ferry_wire_parse_trace_block(const uint8_t *p, size_t len,
+				 uint32_t *block_len,
+				 struct ferry_trace_block *out);
+
+/*
+ * ferry_wire_put_trace_block - encode a version-1 trace block of @tp
+ * (exactly FERRY_TRACEPARENT_LEN bytes) and @ts/@ts_len (0..
+ * FERRY_TRACESTATE_MAX; @ts may be NULL when @ts_len is 0) into @out
+ * (@cap bytes).  Returns its length, -EINVAL, or -EMSGSIZE (@cap).
+ */
+int ferry_wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
+			       const char *ts, size_t ts_len);
+
+/*
+ * The attribute block a RESPONSE with FF_TRACE carries at the start of
+ * its message (docs/wire.md, section 8): attributes the server's handler
+ * sets on the client's call span.  The limits keep it within the copied
+ * header area (44 + 960 <= 1024).
+ */
+#define FERRY_ATTRS_VERSION 1
+#define FERRY_ATTRS_HDR_LEN 4     /* version, count, block length */
+#define FERRY_ATTRS_ENT_HDR_LEN 4 /* type, key length, value length */
+#define FERRY_WIRE_ATTRS_MAX 16
+#define FERRY_WIRE_ATTRS_MAX_LEN 960
+#define FERRY_WIRE_ATTR_KEY_MAX 63
+#define FERRY_WIRE_ATTR_STR_MAX 255
+
+/* Attribute types; the values are the wire values (and enum
+ * ferry_attr_type's, ferry/trace.h). */
+enum ferry_attr_type_wire {
+	FERRY_ATTRT_STRING = 1, /* 0..255 bytes */
+	FERRY_ATTRT_INT = 2,    /* int64, 8 bytes */
+	FERRY_ATTRT_BOOL = 3,   /* 1 byte, 0 or 1 */
+	FERRY_ATTRT_DOUBLE = 4, /* IEEE-754 binary64 bits, 8 bytes */
+};
+
+/* One attribute, as parsed or to encode. */
+struct ferry_attr_ent {
+	uint8_t type;       /* enum ferry_attr_type_wire */
+	uint8_t key_len;    /* 1..FERRY_WIRE_ATTR_KEY_MAX */
+	const char *key;    /* printable ASCII (0x21..0x7e); parsed: in place */
+	const char *str;    /* FERRY_ATTRT_STRING; parsed: in place */
+	uint16_t str_len;   /* 0..FERRY_WIRE_ATTR_STR_MAX */
+	int64_t i;          /* FERRY_ATTRT_INT */
+	bool b;             /* FERRY_ATTRT_BOOL */
+	double d;           /* FERRY_ATTRT_DOUBLE */
+};
+
+/* True if @key/@len is a valid attribute key (1..63 bytes, 0x21..0x7e). */
+bool ferry_wire_attr_key_ok(const char *key, size_t len);
+
+/*
+ * ferry_wire_parse_resp_attrs - check the attribute block at the start of
+ * a response message (@p, @len: the whole message, untrusted).
+ * @block_len: receives the block's length (the payload follows it).
+ * @count: receives the number of attributes.
+ *
+ * Returns 0; -EBADMSG if the block's length is in range (so the payload
+ * can still be found at *@block_len) but anything inside breaks a rule:
+ * version, count, an entry's type, key or value, entries that do not fill
+ * the block exactly (*@count is then 0); or -FERRY_EPROTO if the message
+ * is shorter than 4 bytes or the block length is below 4, above
+ * FERRY_WIRE_ATTRS_MAX_LEN or beyond @len.  Never reads outside @p.
+ */
+int ferry_wire_parse_resp_attrs(const uint8_t *p, size_t len,
+				uint32_t *block_len, unsigned *count);
+
+/*
+ * ferry_wire_resp_attr_get - attribute @i of a block that
+ * ferry_wire_parse_resp_attrs() accepted.  Returns 0, or -ENOENT if there
+ * is no attribute @i.
+ */
+int ferry_wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
+			     unsigned i, struct ferry_attr_ent *out);
+
+/*
+ * ferry_wire_put_resp_attr - encode one entry (no block head) into @out
+ * (@cap bytes).  Returns its length, -EINVAL (@e breaks a rule), or
+ * -EMSGSIZE (@cap).
+ */
+int ferry_wire_put_resp_attr(uint8_t *out, size_t cap,
+			     const struct ferry_attr_ent *e);
+
+/* ferry_wire_put_resp_attrs_head - write a block's 4-byte head: version 1,
+ * @count entries, @block_len bytes in all. */
+void ferry_wire_put_resp_attrs_head(uint8_t *out, unsigned count,
+				    uint32_t block_len);
+
+/*
+ * ferry_wire_put_resp_attrs - encode a whole block of @n attributes into
+ * @out (@cap bytes).  Returns its length, -EINVAL (no attributes, more
+ * than FERRY_WIRE_ATTRS_MAX, or an entry breaks a rule), or -EMSGSIZE
+ * (longer than FERRY_WIRE_ATTRS_MAX_LEN or @cap).
+ */
+int ferry_wire_put_resp_attrs(uint8_t *out, size_t cap,
+			      const struct ferry_attr_ent *ents, unsigned n);
 
 /* A decoded header.  Field meanings are in docs/wire.md. */
 struct ferry_hdr {

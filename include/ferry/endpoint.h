@@ -283,6 +283,19 @@ struct ferry_ep_stats {
 	/* Client side: IOUs promised, PUSH frames queued (with a token or
 	 * an error), and promises dropped because the session ended first. */
 	uint64_t ious_promised, ious_pushed, ious_dropped;
+	/* Call trace context (FF_TRACE; docs/wire.md, section 8).
+	 * Server: requests that carried a trace block; blocks that were
+	 * malformed (the call refused with -FERRY_EPROTO, or the block
+	 * skipped) -- on a client, attribute blocks that were (the call
+	 * failed with -FERRY_EPROTO, or the attributes ignored).  Client:
+	 * response attributes received.  Client: calls whose trace context
+	 * did not go (the server did not announce trace blocks, or the
+	 * first fragment had no room).  Server: response attributes the
+	 * handler set that did not go (the client did not announce trace
+	 * blocks, an error response, or no room). */
+	uint64_t trace_blocks_received, trace_blocks_bad;
+	uint64_t trace_attrs_received;
+	uint64_t trace_ctx_unsent, trace_attrs_unsent;
 };
 
 /* ferry_endpoint_stats - copy the counters into @out. */

@@ -16,6 +16,7 @@
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,7 +95,10 @@ int ferry_session_is_open(const struct ferry_session *s);
  * a negative error with @data NULL: -ECANCELED (session closed locally),
  * -ECONNRESET (the peer closed the session), -ETIMEDOUT (the peer stopped
  * answering, or the connect timed out), -ETIME (the call's own deadline
- * passed), -FERRY_ENOMETHOD, or an error the server's handler chose.
+ * passed), -FERRY_ENOMETHOD, -FERRY_EPROTO (the response broke the wire
+ * protocol: an attribute block whose length is out of range), or an error
+ * the server's handler chose.  While it runs, ferry_endpoint_call_span()
+ * names the call's span, for enrichment.
  */
 typedef void (*ferry_cont_fn)(int res, const void *data, size_t len,
 			      void *ctx);
@@ -167,6 +171,55 @@ int ferry_call_caps(struct ferry_session *s, uint16_t method,
 		    unsigned ncaps, uint32_t timeout_ms, ferry_cont_fn cont,
 		    void *ctx);
 
+/*
+ * Per-call options for ferry_call_with(); zero-initialise and set what is
+ * needed.
+ */
+struct ferry_call_opts {
+	/* A token table, as in ferry_call_caps() (NULL/0: none). */
+	const struct ferry_cap *caps;
+	unsigned ncaps;
+	/* A deadline, as in ferry_call_deadline() (0: none). */
+	uint32_t timeout_ms;
+	/* The call's own W3C trace context (docs/tracing.md): @traceparent,
+	 * NUL-terminated, exactly 55 characters, the caller's enclosing
+	 * span; @tracestate, NUL-terminated, at most 512 characters (NULL:
+	 * none).  With a tracer, the call's span is a child of this context
+	 * instead of the session's, and the request carries the call span's
+	 * context to the server (FF_TRACE, docs/wire.md section 8); without
+	 * one (or when the call is not sampled) the request carries these
+	 * strings as they are.  The context is optional on the wire: a
+	 * server that did not announce trace blocks, or a request whose
+	 * first fragment has no room for it, gets the call without it
+	 * (counted in the endpoint's trace_ctx_unsent), never an error.
+	 * Both are copied before ferry_call_with() returns. */
+	const char *traceparent;
+	const char *tracestate;
+};
+
+/*
+ * ferry_call_with - start a call of @method carrying @req, with the
+ * options @o (NULL: none, the same as ferry_call()).
+ *
+ * Returns as ferry_call_caps(), and also -EINVAL for a traceparent whose
+ * length is not 55 or a tracestate longer than 512 characters.
+ * ferry_call(), ferry_call_deadline() and ferry_call_caps() are this with
+ * fewer options.  Only the endpoint's thread.
+ */
+int ferry_call_with(struct ferry_session *s, uint16_t method,
+		    struct ferry_msgbuf *req, const struct ferry_call_opts *o,
+		    ferry_cont_fn cont, void *ctx);
+
+/*
+ * ferry_endpoint_call_span - inside a client continuation, the span of the
+ * call whose continuation is running: a ferry_span_t (ferry/trace.h) for
+ * ferry_span_set_*() on ferry_endpoint_trace_ring(@ep), still open until
+ * the continuation returns.  FERRY_SPAN_NONE (0) anywhere else, and for a
+ * call that is not traced or not sampled, or whose deadline ended it.
+ * Only the endpoint's thread.
+ */
+uint64_t ferry_endpoint_call_span(const struct ferry_endpoint *ep);
+
 /* ferry_session_set_data, ferry_session_data - one pointer of the
  * application's per session, for example set in the server's
  * FERRY_SESSION_OPENED notification.  Only the endpoint's thread. */
@@ -216,6 +269,35 @@ unsigned ferry_call_ncaps(const struct ferry_call *c);
  */
 int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
 		   size_t *len);
+
+/*
+ * Response attributes: set, before answering, attributes that the response
+ * carries to the client's call span (docs/tracing.md; on the wire, an
+ * attribute block: FF_TRACE, docs/wire.md section 8).  Call them where the
+ * call may be answered from -- in the handler, or on the thread that will
+ * answer a deferred call -- before ferry_call_respond().
+ * @key: 1..63 printable ASCII characters (0x21..0x7e), NUL-terminated.
+ * @v: the value; a string is NUL-terminated, and truncated to 255 bytes.
+ * A key set twice is sent twice: the client's tracer keeps the last value.
+ * At most 16 attributes, 960 bytes on the wire, per response.  They go
+ * only with a normal response: an error response (ferry_call_respond_error)
+ * drops them, and so does a response whose first fragment, or the client's
+ * max_msg, has no room for them (each dropped attribute is counted in the
+ * endpoint's trace_attrs_unsent; the response itself is unaffected).
+ *
+ * Returns 0; -EINVAL (bad key, NULL @c or string); -ENOSPC (16 attributes
+ * or 960 bytes reached: nothing stored); -ENOBUFS (no msgbuf free to hold
+ * them); -EOPNOTSUPP (the client did not announce trace blocks in its
+ * CONNECT: nothing stored, counted in trace_attrs_unsent).  Any thread
+ * that may answer the call, one at a time.
+ */
+int ferry_call_resp_attr_str(struct ferry_call *c, const char *key,
+			     const char *v);
+int ferry_call_resp_attr_int(struct ferry_call *c, const char *key,
+			     int64_t v);
+int ferry_call_resp_attr_bool(struct ferry_call *c, const char *key, bool v);
+int ferry_call_resp_attr_double(struct ferry_call *c, const char *key,
+				double v);
 
 /*
  * ferry_call_respond - answer the call with @resp and end it.

@@ -13,7 +13,10 @@
  *   - ferry_wire_encode() of the parsed header reproduces input bytes
  *     0..39 exactly (everything but the csum field);
  *   - accepted bodies point inside the payload and respect their limits,
- *     token tables (a whole REQUEST with FF_CAPS) included.
+ *     token tables (a whole REQUEST with FF_CAPS) included;
+ *   - a whole REQUEST with FF_TRACE: its trace block, then the token table
+ *     behind it (with FF_CAPS); a whole RESPONSE with FF_TRACE: its
+ *     attribute block.  What they accept encodes back to the same bytes.
  *
  * Build: meson setup -Dfuzz=true with CC=clang (see tests/fuzz/meson.build).
  */
@@ -90,28 +93,96 @@ static void check_error(const struct ferry_frame *f)
 	CHECK(inside(msg, msg_len, f->payload, f->pay_len));
 }
 
-/* A whole REQUEST with FF_CAPS: its message starts with a token table. */
-static void check_caps(const struct ferry_frame *f)
+/* A token table at the start of @p (@len: the rest of a whole REQUEST
+ * with FF_CAPS). */
+static void check_caps(const uint8_t *p, size_t len)
 {
 	struct ferry_cap_ent e;
 	uint32_t tl = 0;
 	unsigned n = 0, ni = 0, seen = 0;
-	int rc = ferry_wire_parse_caps(f->payload, f->pay_len, &tl, &n, &ni);
+	int rc = ferry_wire_parse_caps(p, len, &tl, &n, &ni);
 
 	CHECK(rc == 0 || rc == -FERRY_ECAPS || rc == -EPROTONOSUPPORT);
 	if (rc != 0)
 		return;
-	CHECK(tl >= 4 && tl <= f->pay_len && tl <= FERRY_WIRE_CAPS_MAX_LEN);
+	CHECK(tl >= 4 && tl <= len && tl <= FERRY_WIRE_CAPS_MAX_LEN);
 	CHECK(n >= 1 && n <= FERRY_WIRE_CAPS_MAX);
 	for (unsigned i = 0; i < n; i++) {
-		CHECK(ferry_wire_caps_get(f->payload, tl, i, &e) == 0);
+		CHECK(ferry_wire_caps_get(p, tl, i, &e) == 0);
 		CHECK((e.kind == FERRY_CAPK_TOKEN && e.len != 0) ||
 		      (e.kind == FERRY_CAPK_IOU && e.len == FERRY_CAPS_IOU_LEN));
 		seen += e.kind == FERRY_CAPK_IOU;
-		CHECK(inside(e.val, e.len, f->payload + 4, tl - 4));
+		CHECK(inside(e.val, e.len, p + 4, tl - 4));
 	}
 	CHECK(seen == ni);
-	CHECK(ferry_wire_caps_get(f->payload, tl, n, &e) == -ENOENT);
+	CHECK(ferry_wire_caps_get(p, tl, n, &e) == -ENOENT);
+}
+
+/* A whole REQUEST with FF_TRACE: a trace block, then (with FF_CAPS) the
+ * token table from its end on, as the server reads them. */
+static void check_trace_request(const struct ferry_frame *f)
+{
+	uint8_t re[FERRY_TRACE_BLOCK_MAX];
+	struct ferry_trace_block tb;
+	uint32_t bl = 0;
+	int rc = ferry_wire_parse_trace_block(f->payload, f->pay_len, &bl, &tb);
+
+	CHECK(rc == 0 || rc == -EPROTONOSUPPORT || rc == -FERRY_EPROTO);
+	if (rc == -FERRY_EPROTO)
+		return; /* the call is refused: nothing after it is read */
+	CHECK(bl >= FERRY_TRACE_BLOCK_MIN && bl <= FERRY_TRACE_BLOCK_MAX &&
+	      bl <= f->pay_len);
+	if (rc == 0) {
+		CHECK(tb.traceparent == (const char *)f->payload + 4);
+		CHECK(tb.tracestate_len == bl - FERRY_TRACE_BLOCK_MIN);
+		CHECK(tb.tracestate_len == 0
+			      ? tb.tracestate == NULL
+			      : inside(tb.tracestate, tb.tracestate_len,
+				       f->payload, bl));
+		/* What parses encodes back to the same bytes. */
+		CHECK(ferry_wire_put_trace_block(re, sizeof(re), tb.traceparent,
+						 tb.tracestate,
+						 tb.tracestate_len) == (int)bl);
+		CHECK(memcmp(re, f->payload, bl) == 0);
+	} else {
+		CHECK(tb.traceparent == NULL && tb.tracestate == NULL);
+	}
+	if (f->h.flags & FERRY_FF_CAPS)
+		check_caps(f->payload + bl, f->pay_len - bl);
+}
+
+/* A whole RESPONSE with FF_TRACE: its attribute block. */
+static void check_resp_attrs(const struct ferry_frame *f)
+{
+	struct ferry_attr_ent ents[FERRY_WIRE_ATTRS_MAX], e;
+	uint8_t re[FERRY_WIRE_ATTRS_MAX_LEN];
+	uint32_t bl = 0;
+	unsigned n = 7;
+	int rc = ferry_wire_parse_resp_attrs(f->payload, f->pay_len, &bl, &n);
+
+	CHECK(rc == 0 || rc == -EBADMSG || rc == -FERRY_EPROTO);
+	if (rc == -FERRY_EPROTO)
+		return;
+	CHECK(bl >= FERRY_ATTRS_HDR_LEN && bl <= FERRY_WIRE_ATTRS_MAX_LEN &&
+	      bl <= f->pay_len);
+	if (rc != 0) {
+		CHECK(n == 0);
+		return;
+	}
+	CHECK(n >= 1 && n <= FERRY_WIRE_ATTRS_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK(ferry_wire_resp_attr_get(f->payload, bl, i, &ents[i]) == 0);
+		e = ents[i];
+		CHECK(e.type >= FERRY_ATTRT_STRING && e.type <= FERRY_ATTRT_DOUBLE);
+		CHECK(ferry_wire_attr_key_ok(e.key, e.key_len));
+		CHECK(inside(e.key, e.key_len, f->payload + 4, bl - 4));
+		if (e.type == FERRY_ATTRT_STRING)
+			CHECK(e.str_len <= FERRY_WIRE_ATTR_STR_MAX &&
+			      inside(e.str, e.str_len, f->payload + 4, bl - 4));
+	}
+	CHECK(ferry_wire_resp_attr_get(f->payload, bl, n, &e) == -ENOENT);
+	CHECK(ferry_wire_put_resp_attrs(re, sizeof(re), ents, n) == (int)bl);
+	CHECK(memcmp(re, f->payload, bl) == 0);
 }
 
 /* A PUSH body: records, each an IOU's token or error. */
@@ -197,9 +268,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (h->type == FERRY_FT_ERROR ||
 	    (h->type == FERRY_FT_RESPONSE && (h->flags & FERRY_FF_ERR)))
 		check_error(&f);
-	if (h->type == FERRY_FT_REQUEST && (h->flags & FERRY_FF_CAPS) &&
-	    h->frag_off == 0 && f.pay_len == h->msg_len)
-		check_caps(&f);
+	if (h->type == FERRY_FT_REQUEST && h->frag_off == 0 &&
+	    f.pay_len == h->msg_len) {
+		if (h->flags & FERRY_FF_TRACE)
+			check_trace_request(&f);
+		else if (h->flags & FERRY_FF_CAPS)
+			check_caps(f.payload, f.pay_len);
+	}
+	if (h->type == FERRY_FT_RESPONSE && (h->flags & FERRY_FF_TRACE)) {
+		CHECK(!(h->flags & FERRY_FF_ERR));
+		if (h->frag_off == 0 && f.pay_len == h->msg_len)
+			check_resp_attrs(&f);
+	}
 	if (h->type == FERRY_FT_PUSH)
 		check_push(&f);
 	return 0;

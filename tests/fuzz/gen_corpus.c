@@ -6,7 +6,8 @@
  *
  * Writes one valid frame per frame type (plus a few valid variants:
  * checksummed, fragmented, error RESPONSE, CONNECT with trace context or a
- * token, REQUESTs with token tables, PUSHes) and
+ * token, REQUESTs with token tables or trace blocks, RESPONSEs with
+ * attribute blocks, PUSHes) and
  * a few near misses that fail one check each, one file per frame, into
  * DIR, which must exist.  The output is deterministic, so the checked-in
  * tests/fuzz/corpus/frame/ can be regenerated and diffed.
@@ -274,6 +275,80 @@ int main(int argc, char **argv)
 		body[7] = 200; /* the entry now runs past the table */
 		h.msg_len = (uint32_t)tl;
 		seed("request_caps_overrun", h, body, (size_t)tl);
+	}
+
+	/* A REQUEST with a trace block (section 8); with a token table behind
+	 * it; with a block of an unknown version (skipped); with a block
+	 * whose length runs past the message (refused).  RESPONSEs with an
+	 * attribute block of every type; with a malformed entry (ignored);
+	 * and the near miss of FF_TRACE with FF_ERR. */
+	{
+		struct ferry_cap_ent ce = { FERRY_CAPK_TOKEN,
+					    (const uint8_t *)"token-one", 9 };
+		struct ferry_attr_ent ae[4] = {
+			{ .type = FERRY_ATTRT_STRING, .key = "db.system",
+			  .key_len = 9, .str = "postgresql", .str_len = 10 },
+			{ .type = FERRY_ATTRT_INT, .key = "rows", .key_len = 4,
+			  .i = -42 },
+			{ .type = FERRY_ATTRT_BOOL, .key = "cache.hit",
+			  .key_len = 9, .b = true },
+			{ .type = FERRY_ATTRT_DOUBLE, .key = "ratio",
+			  .key_len = 5, .d = 0.25 },
+		};
+		int tl = ferry_wire_put_trace_block(body, sizeof(body), k_tp,
+						    k_ts, strlen(k_ts)), cl, al;
+
+		if (tl < 0)
+			abort();
+		memcpy(body + tl, req_pay, sizeof(req_pay) - 1);
+		h = hdr(FERRY_FT_REQUEST);
+		h.flags = FERRY_FF_TRACE;
+		h.method = 9;
+		h.seq = 10;
+		h.req_id = 10;
+		h.msg_len = (uint32_t)tl + sizeof(req_pay) - 1;
+		seed("request_trace", h, body, h.msg_len);
+
+		cl = ferry_wire_put_caps(body + tl, sizeof(body) - (size_t)tl,
+					 &ce, 1);
+		if (cl < 0)
+			abort();
+		memcpy(body + tl + cl, req_pay, sizeof(req_pay) - 1);
+		h.flags = FERRY_FF_TRACE | FERRY_FF_CAPS | FERRY_FF_CSUM;
+		h.msg_len = (uint32_t)(tl + cl) + sizeof(req_pay) - 1;
+		seed("request_trace_caps_csum", h, body, h.msg_len);
+
+		tl = ferry_wire_put_trace_block(body, sizeof(body), k_tp, NULL, 0);
+		body[0] = 2;
+		memcpy(body + tl, req_pay, sizeof(req_pay) - 1);
+		h.flags = FERRY_FF_TRACE;
+		h.msg_len = (uint32_t)tl + sizeof(req_pay) - 1;
+		seed("request_trace_v2", h, body, h.msg_len);
+
+		body[0] = 1;
+		body[3] = 200; /* block_len past the message */
+		h.msg_len = (uint32_t)tl;
+		seed("request_trace_overrun", h, body, (size_t)tl);
+
+		al = ferry_wire_put_resp_attrs(body, sizeof(body), ae, 4);
+		if (al < 0)
+			abort();
+		memcpy(body + al, resp_pay, sizeof(resp_pay) - 1);
+		h = hdr(FERRY_FT_RESPONSE);
+		h.flags = FERRY_FF_TRACE;
+		h.method = 9;
+		h.seq = 11;
+		h.req_id = 10;
+		h.msg_len = (uint32_t)al + sizeof(resp_pay) - 1;
+		seed("response_attrs", h, body, h.msg_len);
+
+		body[4 + (4 + 9 + 10) + (4 + 4 + 8) + 4 + 9] = 2; /* a bool of 2 */
+		seed("response_attrs_bad_bool", h, body, h.msg_len);
+
+		n = ferry_wire_put_error(body, sizeof(body), 5, "failed");
+		h.flags = FERRY_FF_TRACE | FERRY_FF_ERR;
+		h.msg_len = (uint32_t)n;
+		seed("response_err_trace", h, body, n);
 	}
 
 	/* --- near misses: each fails exactly one check ------------------- */
