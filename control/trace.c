@@ -65,6 +65,11 @@ struct ferry_tracer {
 		char text[320];
 	} memo[16];
 
+	/* put_ns()'s seconds, as text. */
+	uint64_t ns_sec;
+	char ns_sec_text[20];
+	uint8_t ns_sec_len;
+
 	/* Counters kept by the consumer, and those of rings gone. */
 	uint64_t events, exported, forced, export_errors, open;
 	uint64_t gone[7];
@@ -86,7 +91,14 @@ static uint64_t now_ns(const struct ferry_trace_ring *r)
 static void rng_take(struct ferry_trace_ring *r, uint8_t *out, size_t n)
 {
 	if (r->rng_off + n > sizeof(r->rng)) {
-		randombytes_buf(r->rng, sizeof(r->rng));
+		/* ChaCha20 in this process, keyed from the OS's CSPRNG when the
+		 * ring was made, a new nonce per refill: a system call per
+		 * pool was a visible part of the producer's cost here. */
+		uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
+
+		memcpy(nonce, &r->rng_nonce, sizeof(nonce));
+		r->rng_nonce++;
+		crypto_stream_chacha20(r->rng, sizeof(r->rng), nonce, r->rng_key);
 		r->rng_off = 0;
 	}
 	memcpy(out, r->rng + r->rng_off, n);
@@ -172,6 +184,9 @@ static void ring_put(struct ferry_trace_ring *r, const void *ev, size_t n)
 	memcpy(r->buf + off, ev, first);
 	memcpy(r->buf, (const uint8_t *)ev + first, n - first);
 	r->head += n;
+	/* Ask for the lines a few records on for writing now: the consumer
+	 * read them last, on another core, or they left the cache. */
+	__builtin_prefetch(r->buf + ((r->head + 512) & (r->cap - 1)), 1);
 	/* Release: the record's bytes are visible before the new head. */
 	atomic_store_explicit(&r->head_pub, r->head, memory_order_release);
 }
@@ -1394,6 +1409,36 @@ static char *put_hex(char *p, const uint8_t *b, size_t n)
 	return p;
 }
 
+/* A Unix time in ns, in decimal: the seconds as text kept from the last
+ * call (they seldom change), then nine digits of nanoseconds. */
+static char *put_ns(struct ferry_tracer *t, char *p, uint64_t v)
+{
+	uint64_t sec = v / 1000000000u;
+	uint32_t ns = (uint32_t)(v % 1000000000u);
+
+	if (sec == 0) {
+		/* No leading zeros: the plain number. */
+		return put_u64(p, v);
+	}
+	if (sec != t->ns_sec || !t->ns_sec_len) {
+		t->ns_sec = sec;
+		t->ns_sec_len = (uint8_t)(put_u64(t->ns_sec_text, sec) -
+					  t->ns_sec_text);
+	}
+	memcpy(p, t->ns_sec_text, t->ns_sec_len);
+	p += t->ns_sec_len;
+	p[8] = (char)('0' + ns % 10);
+	ns /= 10;
+	for (int i = 6; i >= 0; i -= 2) {
+		unsigned d = (ns % 100) * 2;
+
+		ns /= 100;
+		p[i] = digit_pairs[d];
+		p[i + 1] = digit_pairs[d + 1];
+	}
+	return p + 9;
+}
+
 #define PUT_LIT(p, lit) (memcpy((p), "" lit, sizeof(lit) - 1), (p) + sizeof(lit) - 1)
 
 /*
@@ -1449,9 +1494,9 @@ static void export_call(struct ferry_tracer *t, const struct ferry__ev_call *ev)
 	p = PUT_LIT(p, "\",\"kind\":");
 	p = put_u64(p, ev->kind);
 	p = PUT_LIT(p, ",\"startTimeUnixNano\":\"");
-	p = put_u64(p, start);
+	p = put_ns(t, p, start);
 	p = PUT_LIT(p, "\",\"endTimeUnixNano\":\"");
-	p = put_u64(p, end);
+	p = put_ns(t, p, end);
 	p = PUT_LIT(p, "\",\"attributes\":[{\"key\":\"rpc.system\",\"value\":"
 		       "{\"stringValue\":\"ferry\"}},{\"key\":\"rpc.method\","
 		       "\"value\":{\"stringValue\":\"");
@@ -1870,6 +1915,7 @@ int ferry_trace_ring_create(struct ferry_tracer *t,
 		r->slots[i].next_free = i + 1 < r->nslots ? i + 1 : FERRY__NO_SLOT;
 	r->free_head = 0;
 	r->rng_off = sizeof(r->rng); /* empty: filled at first use */
+	randombytes_buf(r->rng_key, sizeof(r->rng_key));
 	r->sample_all = t->cfg.sample_rate >= 1.0;
 	r->sample_none = t->cfg.sample_rate <= 0.0;
 	/* Below 1 (sample_all), rate * 2^64 fits in 64 bits. */
@@ -1946,6 +1992,7 @@ void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
 	munmap(r->buf, r->cap);
 	free(r->slots);
 	free(r->recs);
+	sodium_memzero(r->rng_key, sizeof(r->rng_key));
 	free(r);
 	tracer_unref(t);
 }

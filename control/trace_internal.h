@@ -162,6 +162,8 @@ struct ferry_trace_ring {
 	uint32_t free_head;            /* FERRY__NO_SLOT: none free */
 	uint32_t rng_off;
 	uint8_t rng[FERRY__RNG_POOL];  /* random bytes for ids, refilled */
+	uint8_t rng_key[32];           /* the pool's ChaCha20 key */
+	uint64_t rng_nonce;            /* and its nonce, one per refill */
 	uint64_t sample_threshold;     /* of 2^64: a call's draw below it */
 	uint64_t draw;                 /* xorshift state for those draws */
 	bool sample_all;
