@@ -6,8 +6,9 @@
  * describes the event flow, the ring and the export format.
  *
  * The producer never locks, allocates, waits or makes a system call (ids
- * come from a per-ring pool of random bytes, refilled from libsodium's
- * CSPRNG every 32 ids).  The consumer runs under the tracer's mutex.
+ * come from a per-ring pool of ChaCha20 output, keyed from libsodium's
+ * CSPRNG when the ring is made).  The consumer runs under the tracer's
+ * mutex.
  */
 #include <arpa/inet.h>
 #include <errno.h>
