@@ -417,6 +417,32 @@ static void iou_progress(struct bench_worker *ws, int nw, bool server,
 			 (unsigned long long)t.ious_dropped);
 }
 
+/* Add @b's trace-block counters (FF_TRACE) to @a's. */
+static void trace_stats_add(struct ferry_ep_stats *a,
+			    const struct ferry_ep_stats *b)
+{
+	a->trace_blocks_received += b->trace_blocks_received;
+	a->trace_blocks_bad += b->trace_blocks_bad;
+	a->trace_attrs_received += b->trace_attrs_received;
+	a->trace_ctx_unsent += b->trace_ctx_unsent;
+	a->trace_attrs_unsent += b->trace_attrs_unsent;
+}
+
+/* Write @st's trace-block counters as the JSON member @side. */
+static void trace_stats_json(FILE *f, const char *side,
+			     const struct ferry_ep_stats *st)
+{
+	fprintf(f,
+		"\"%s\":{\"trace_blocks_received\":%llu,"
+		"\"trace_blocks_bad\":%llu,\"trace_attrs_received\":%llu,"
+		"\"trace_ctx_unsent\":%llu,\"trace_attrs_unsent\":%llu}",
+		side, (unsigned long long)st->trace_blocks_received,
+		(unsigned long long)st->trace_blocks_bad,
+		(unsigned long long)st->trace_attrs_received,
+		(unsigned long long)st->trace_ctx_unsent,
+		(unsigned long long)st->trace_attrs_unsent);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -921,6 +947,9 @@ int main(int argc, char **argv)
 			icl.ious_pushed += ws[k].st.ious_pushed;
 			icl.ious_dropped += ws[k].st.ious_dropped;
 		}
+		/* And their trace-block counters, all five per side: each
+		 * side's meaning differs (ferry/endpoint.h). */
+		trace_stats_add(ws[k].server ? &isv : &icl, &ws[k].st);
 	}
 	cl = sum(ws, nw, false);
 	sv = sum(ws, nw, true);
@@ -1099,6 +1128,14 @@ int main(int argc, char **argv)
 			if (ws[k].err && ws[k].errmsg[0])
 				fprintf(stderr, "ferry-bench: %s\n",
 					ws[k].errmsg);
+		/* Both ends are ferry: a malformed trace or attribute block
+		 * between them is a bug, even when no call failed for it. */
+		if (isv.trace_blocks_bad + icl.trace_blocks_bad)
+			fprintf(stderr,
+				"ferry-bench: malformed trace blocks: %llu "
+				"received by the server, %llu by the client\n",
+				(unsigned long long)isv.trace_blocks_bad,
+				(unsigned long long)icl.trace_blocks_bad);
 		if (o.json) {
 			FILE *f = fopen(o.json, "w");
 
@@ -1187,6 +1224,17 @@ int main(int argc, char **argv)
 					(unsigned long long)icl.ious_promised,
 					(unsigned long long)icl.ious_pushed,
 					(unsigned long long)icl.ious_dropped);
+			/* Trace blocks (FF_TRACE), per side that ran; the
+			 * server's and the client's counters mean different
+			 * things (ferry/endpoint.h). */
+			fprintf(f, ",\"trace\":{");
+			if (run_server)
+				trace_stats_json(f, "server", &isv);
+			if (run_server && run_client)
+				fprintf(f, ",");
+			if (run_client)
+				trace_stats_json(f, "client", &icl);
+			fprintf(f, "}");
 			/* The issuer: "thread" (--issuer-thread: sleeps,
 			 * and the wake-ups an issue signalled) or "worker"
 			 * (completed on the client threads: poll-loop passes

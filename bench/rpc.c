@@ -225,7 +225,6 @@ static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 	w->retransmits = st.retransmits;
 	w->allocs = st.msgbuf_allocs;
 	w->st = st;
-	w->retransmits = st.retransmits;
 	w->tx_zc = st.tx_zc;
 	w->tx_zc_fixed = st.tx_zc_fixed;
 	w->cpu_s = bench_thread_cpu_s();

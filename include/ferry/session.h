@@ -95,9 +95,10 @@ int ferry_session_is_open(const struct ferry_session *s);
  * a negative error with @data NULL: -ECANCELED (session closed locally),
  * -ECONNRESET (the peer closed the session), -ETIMEDOUT (the peer stopped
  * answering, or the connect timed out), -ETIME (the call's own deadline
- * passed), -FERRY_ENOMETHOD, -FERRY_EPROTO (the response broke the wire
- * protocol: an attribute block whose length is out of range), or an error
- * the server's handler chose.  While it runs, ferry_endpoint_call_span()
+ * passed), -FERRY_ENOMETHOD, -FERRY_EPROTO (the server refused the
+ * request's trace block as malformed, or the response broke the wire
+ * protocol: a malformed error frame, an attribute block whose length is out
+ * of range), or an error the server's handler chose.  While it runs, ferry_endpoint_call_span()
  * names the call's span, for enrichment.
  */
 typedef void (*ferry_cont_fn)(int res, const void *data, size_t len,
