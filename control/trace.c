@@ -1533,34 +1533,28 @@ static void export_call(struct ferry_tracer *t, const struct ferry__ev_call *ev)
 	    m->peer_port != ev->peer_port) {
 		/* Format them the general way, then keep the text. */
 		char sip[16], pip[16];
-		struct ferry_trace_attr a;
+		const struct ferry_trace_attr as[] = {
+			{ .key = "server.address", .type = FERRY_ATTR_STRING,
+			  .v.s = sip },
+			{ .key = "server.port", .type = FERRY_ATTR_INT,
+			  .v.i = ev->server_port },
+			{ .key = "network.peer.address",
+			  .type = FERRY_ATTR_STRING, .v.s = pip },
+			{ .key = "network.peer.port", .type = FERRY_ATTR_INT,
+			  .v.i = ev->peer_port },
+		};
+		/* As rec_fill() leaves them out: a zero address or port. */
+		const bool have[] = { ev->server_ip, ev->server_port,
+				      ev->peer_ip, ev->peer_port };
 
+		ip_text(ev->server_ip, sip, sizeof(sip));
+		ip_text(ev->peer_ip, pip, sizeof(pip));
 		mark = t->xlen;
-		if (ev->server_ip) {
-			ip_text(ev->server_ip, sip, sizeof(sip));
-			a = (struct ferry_trace_attr){ .key = "server.address",
-				.type = FERRY_ATTR_STRING, .v.s = sip };
+		for (size_t i = 0; i < sizeof(as) / sizeof(as[0]); i++) {
+			if (!have[i])
+				continue;
 			xput(t, ",", 1);
-			xattr(t, &a);
-		}
-		if (ev->server_port) {
-			a = (struct ferry_trace_attr){ .key = "server.port",
-				.type = FERRY_ATTR_INT, .v.i = ev->server_port };
-			xput(t, ",", 1);
-			xattr(t, &a);
-		}
-		if (ev->peer_ip) {
-			ip_text(ev->peer_ip, pip, sizeof(pip));
-			a = (struct ferry_trace_attr){ .key = "network.peer.address",
-				.type = FERRY_ATTR_STRING, .v.s = pip };
-			xput(t, ",", 1);
-			xattr(t, &a);
-		}
-		if (ev->peer_port) {
-			a = (struct ferry_trace_attr){ .key = "network.peer.port",
-				.type = FERRY_ATTR_INT, .v.i = ev->peer_port };
-			xput(t, ",", 1);
-			xattr(t, &a);
+			xattr(t, &as[i]);
 		}
 		if (t->xoom)
 			return;
