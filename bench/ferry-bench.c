@@ -3,6 +3,7 @@
  * ferry-bench: the load-testing tool.  See `ferry-bench --help`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -114,8 +115,9 @@ static const char usage[] =
 "                     as an issuer answered over RPC on the same endpoint\n"
 "                     would (needs --deferred)\n"
 "  --trace-out FILE   record a session span per session and a call span per\n"
-"                     sampled call, appended to FILE as OTLP/JSON lines\n"
-"                     (docs/tracing.md); ferryctl spans FILE shows the tree\n"
+"                     sampled call, written to FILE (replaced) as OTLP/JSON\n"
+"                     lines (docs/tracing.md); ferryctl spans FILE shows the\n"
+"                     tree.  Give each process its own FILE\n"
 "  --trace-sample F   fraction of calls that get call spans (0..1, default\n"
 "                     1; needs --trace-out): each client call is drawn on\n"
 "                     its own, and a server follows its client's decision\n"
@@ -347,8 +349,17 @@ static int bench_trace_setup(struct bench_opts *o)
 {
 #ifdef FERRY_BENCH_CONTROL
 	struct ferry_tracer_config tc;
-	int ret;
+	int ret, fd;
 
+	/* This run's spans only: the tracer appends (as a collector's file
+	 * would be), so empty the file first. */
+	fd = open(o->trace_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "ferry-bench: --trace-out %s: %s\n",
+			o->trace_out, strerror(errno));
+		return 1;
+	}
+	close(fd);
 	ferry_tracer_config_init(&tc);
 	tc.service_name = "ferry-bench";
 	tc.export_path = o->trace_out;
