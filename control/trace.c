@@ -520,6 +520,27 @@ int ferry__span_call_context(struct ferry_trace_ring *r, ferry_span_t span,
 	return ferry_span_traceparent(r, span, buf, cap);
 }
 
+/* The OPEN record of the lazy call span in slot @i of @r, from the slot. */
+static void lazy_open_ev(const struct ferry_trace_ring *r, uint32_t i,
+			 struct ferry__ev_open *ev)
+{
+	const struct ferry__pslot *s = &r->slots[i];
+
+	memset(ev, 0, sizeof(*ev));
+	ev_init(&ev->h, FERRY__EV_PAD(sizeof(*ev)), FERRY__EV_OPEN, i, s->gen,
+		s->start);
+	ev->h.aux = s->method;
+	ev->h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
+	memcpy(ev->trace_id, s->trace_id, sizeof(ev->trace_id));
+	memcpy(ev->span_id, s->span_id, sizeof(ev->span_id));
+	memcpy(ev->parent_id, s->parent_id, sizeof(ev->parent_id));
+	ev->kind = s->kind;
+	ev->peer_ip = s->peer_ip;
+	ev->peer_port = s->peer_port;
+	ev->server_ip = s->server_ip;
+	ev->server_port = s->server_port;
+}
+
 /* Write the OPEN record a lazy call span put off (an attribute needs the
  * consumer to hold the span).  Returns false if it does not fit. */
 static bool call_materialize(struct ferry_trace_ring *r, struct ferry__pslot *s,
@@ -531,19 +552,7 @@ static bool call_materialize(struct ferry_trace_ring *r, struct ferry__pslot *s,
 	/* The room kept for this span's end stays kept. */
 	if (!ring_fits(r, size + then, r->reserved))
 		return false;
-	memset(&ev, 0, sizeof(ev));
-	ev_init(&ev.h, size, FERRY__EV_OPEN, (uint32_t)(s - r->slots), s->gen,
-		s->start);
-	ev.h.aux = s->method;
-	ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
-	memcpy(ev.trace_id, s->trace_id, sizeof(ev.trace_id));
-	memcpy(ev.span_id, s->span_id, sizeof(ev.span_id));
-	memcpy(ev.parent_id, s->parent_id, sizeof(ev.parent_id));
-	ev.kind = s->kind;
-	ev.peer_ip = s->peer_ip;
-	ev.peer_port = s->peer_port;
-	ev.server_ip = s->server_ip;
-	ev.server_port = s->server_port;
+	lazy_open_ev(r, (uint32_t)(s - r->slots), &ev);
 	ring_put(r, &ev, size);
 	s->lazy = 0;
 	return true;
@@ -1712,18 +1721,7 @@ static void ring_force_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
 		if (!c && producer_done && p->open && p->lazy) {
 			struct ferry__ev_open o;
 
-			memset(&o, 0, sizeof(o));
-			ev_init(&o.h, sizeof(o), FERRY__EV_OPEN, i, p->gen, p->start);
-			o.h.aux = p->method;
-			o.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
-			memcpy(o.trace_id, p->trace_id, sizeof(o.trace_id));
-			memcpy(o.span_id, p->span_id, sizeof(o.span_id));
-			memcpy(o.parent_id, p->parent_id, sizeof(o.parent_id));
-			o.peer_ip = p->peer_ip;
-			o.peer_port = p->peer_port;
-			o.server_ip = p->server_ip;
-			o.server_port = p->server_port;
-			o.kind = p->kind;
+			lazy_open_ev(r, i, &o);
 			on_open(t, r, &o, NULL);
 			c = r->recs[i];
 		}
