@@ -29,6 +29,8 @@
 
 #include "transport/wire.h"
 
+#include "raw_peer.h"
+
 #define T0 1700000000ull
 #define AUD "adm-test-server"
 #define CHANNEL "svc/echo"
@@ -41,14 +43,6 @@ static uint64_t test_clock(void *arg)
 {
 	(void)arg;
 	return g_now;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* --- fixtures ------------------------------------------------------------ */
@@ -283,64 +277,7 @@ static struct ferry_endpoint *guarded_server(uint32_t max_sessions)
 	return srv;
 }
 
-/* --- raw UDP peer ------------------------------------------------------------ */
-
-struct raw {
-	int fd;
-	struct sockaddr_in to;
-	uint32_t my_sess, srv_sess, seq;
-};
-
-static void raw_open(struct raw *r, struct ferry_endpoint *srv)
-{
-	struct sockaddr_in me = { .sin_family = AF_INET };
-
-	memset(r, 0, sizeof(*r));
-	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-	cr_assert(r->fd >= 0);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(r->fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	r->to.sin_family = AF_INET;
-	r->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r->to.sin_port = htons(ferry_endpoint_port(srv));
-	r->my_sess = 0x00070001;
-}
-
-static void raw_send(struct raw *r, const struct ferry_hdr *h,
-		     const void *body, size_t n)
-{
-	uint8_t buf[4096];
-
-	cr_assert(FERRY_WIRE_HDR_LEN + n <= sizeof(buf));
-	ferry_wire_encode(h, buf);
-	if (n)
-		memcpy(buf + FERRY_WIRE_HDR_LEN, body, n);
-	cr_assert_eq(sendto(r->fd, buf, FERRY_WIRE_HDR_LEN + n, 0,
-			    (struct sockaddr *)&r->to, sizeof(r->to)),
-		     (ssize_t)(FERRY_WIRE_HDR_LEN + n));
-}
-
-/* Poll @srv until a frame of @type arrives from it (others are skipped);
- * false after 2 s.  @f points into @buf. */
-static bool raw_recv(struct raw *r, struct ferry_endpoint *srv, uint8_t type,
-		     struct ferry_frame *f, uint8_t *buf, size_t cap)
-{
-	uint64_t end = now_ms() + 2000;
-
-	while (now_ms() < end) {
-		ssize_t n;
-
-		ferry_endpoint_poll(srv, 1);
-		n = recv(r->fd, buf, cap, 0);
-		if (n < 0)
-			continue;
-		if (ferry_wire_parse(buf, (size_t)n, 1u << 30, f) ==
-			    FERRY_PARSE_OK &&
-		    f->h.type == type)
-			return true;
-	}
-	return false;
-}
+/* --- raw UDP peer (raw_peer.h) ------------------------------------------- */
 
 /* Count how many datagrams of @type arrive within @ms. */
 static unsigned raw_count(struct raw *r, struct ferry_endpoint *srv,
@@ -363,41 +300,6 @@ static unsigned raw_count(struct raw *r, struct ferry_endpoint *srv,
 			k++;
 	}
 	return k;
-}
-
-/* Send a CONNECT (with @t as its TOKEN, if not NULL). */
-static void raw_connect_send(struct raw *r, const struct tok *t)
-{
-	struct ferry_connect_body b = { .params = { 1u << 20, 64, 8192, 16 } };
-	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
-	uint8_t body[FERRY_TOKEN_MAX_LEN + 64];
-	int n;
-
-	b.have_params = true;
-	if (t) {
-		b.token = t->b;
-		b.token_len = (uint16_t)t->len;
-	}
-	n = ferry_wire_put_connect(body, sizeof(body), &b);
-	cr_assert(n > 0);
-	h.src_sess = r->my_sess;
-	h.credit = 1u << 20;
-	h.msg_len = (uint32_t)n;
-	raw_send(r, &h, body, (size_t)n);
-}
-
-/* A full handshake by hand: CONNECT, then the server's ACCEPT. */
-static void raw_connect(struct raw *r, struct ferry_endpoint *srv,
-			const struct tok *t)
-{
-	uint8_t buf[2048];
-	struct ferry_frame f;
-
-	raw_open(r, srv);
-	raw_connect_send(r, t);
-	cr_assert(raw_recv(r, srv, FERRY_FT_ACCEPT, &f, buf, sizeof(buf)),
-		  "no ACCEPT");
-	r->srv_sess = f.h.src_sess;
 }
 
 /* A one-frame REQUEST whose message is @msg (table included). */
@@ -619,9 +521,9 @@ Test(admission, refusal_is_one_error_frame)
 	uint16_t mlen;
 	struct tok t;
 
-	raw_open(&r, srv);
-	raw_connect_send(&r, NULL);
-	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, &f, buf, sizeof(buf)));
+	raw_open(&r, srv, 0x00070001);
+	raw_connect_send(&r, 0, NULL, 0);
+	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, 0, &f, buf, sizeof(buf)));
 	cr_assert_eq(f.h.dst_sess, r.my_sess);
 	cr_assert_eq(f.h.src_sess, 0);
 	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
@@ -637,8 +539,8 @@ Test(admission, refusal_is_one_error_frame)
 	 * judged and answered once, and nothing is made. */
 	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, "someone-else", CHANNEL, "",
 		  600, &t);
-	raw_connect_send(&r, &t);
-	raw_connect_send(&r, &t);
+	raw_connect_send(&r, 0, t.b, t.len);
+	raw_connect_send(&r, 0, t.b, t.len);
 	cr_assert_eq(raw_count(&r, srv, FERRY_FT_ERROR, 300), 2);
 	ferry_endpoint_stats(srv, &st);
 	cr_assert_eq(st.admission_refused, 3);
@@ -1004,10 +906,10 @@ Test(caps, malformed_tables_refused_and_counted)
 	size_t glen;
 
 	seal_ok(&t);
-	raw_connect(&r, srv, &t);
+	raw_connect(&r, srv, 0x00070001, 0, t.b, t.len);
 	for (size_t i = 0; i < nbad; i++, id++) {
 		raw_request(&r, id, M_CAPS, FERRY_FF_CAPS, bad[i].m, bad[i].n);
-		cr_assert(raw_recv(&r, srv, FERRY_FT_RESPONSE, &f, buf,
+		cr_assert(raw_recv(&r, srv, FERRY_FT_RESPONSE, 0, &f, buf,
 				   sizeof(buf)),
 			  "%s: no response", bad[i].what);
 		cr_assert_eq(f.h.req_id, id, "%s", bad[i].what);
@@ -1027,7 +929,7 @@ Test(caps, malformed_tables_refused_and_counted)
 	memcpy(good + 8, t.b, t.len);
 	memcpy(good + glen, "hello", 5);
 	raw_request(&r, id, M_CAPS, FERRY_FF_CAPS, good, glen + 5);
-	cr_assert(raw_recv(&r, srv, FERRY_FT_RESPONSE, &f, buf, sizeof(buf)));
+	cr_assert(raw_recv(&r, srv, FERRY_FT_RESPONSE, 0, &f, buf, sizeof(buf)));
 	cr_assert_eq(f.h.req_id, id);
 	cr_assert_eq(resp_code(&f), 0);
 	{

@@ -34,6 +34,8 @@
 
 #include "transport/wire.h"
 
+#include "raw_peer.h"
+
 #define AUD "iou-test-server"
 #define CHANNEL "svc/iou"
 
@@ -48,14 +50,6 @@
 #define M_READY 5     /* ferry_call_caps_ready; answers every token, each
 		       * as a 2-byte length and the bytes */
 #define M_RAND 6      /* the randomized test's handler */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -450,90 +444,12 @@ static size_t fill_tok(uint8_t *out, size_t len, uint32_t tag)
 	return len;
 }
 
-/* --- raw UDP peer -------------------------------------------------------- */
+/* --- raw UDP peer (raw_peer.h) ---------------------------------------- */
 
-struct raw {
-	int fd;
-	struct sockaddr_in to;
-	uint32_t my_sess, srv_sess, seq, next_req;
-};
-
-static void raw_send(struct raw *r, const struct ferry_hdr *h,
-		     const void *body, size_t n)
+/* A raw client connected to @srv, which must say it takes IOUs. */
+static void raw_connect_iou(struct raw *r, struct ferry_endpoint *srv)
 {
-	uint8_t buf[2048];
-
-	cr_assert_leq(FERRY_WIRE_HDR_LEN + n, sizeof(buf));
-	ferry_wire_encode(h, buf);
-	if (n)
-		memcpy(buf + FERRY_WIRE_HDR_LEN, body, n);
-	cr_assert_eq(sendto(r->fd, buf, FERRY_WIRE_HDR_LEN + n, 0,
-			    (struct sockaddr *)&r->to, sizeof(r->to)),
-		     (ssize_t)(FERRY_WIRE_HDR_LEN + n));
-}
-
-/* Poll @srv until a frame of @type (and, for a RESPONSE, @req_id) arrives;
- * false after 2 s.  Others (retransmitted responses: this peer never
- * acknowledges) are skipped.  @f points into @buf. */
-static bool raw_recv(struct raw *r, struct ferry_endpoint *srv, uint8_t type,
-		     uint32_t req_id, struct ferry_frame *f, uint8_t *buf,
-		     size_t cap)
-{
-	uint64_t end = now_ms() + 2000;
-
-	while (now_ms() < end) {
-		ssize_t n;
-
-		ferry_endpoint_poll(srv, 1);
-		n = recv(r->fd, buf, cap, 0);
-		if (n < 0)
-			continue;
-		if (ferry_wire_parse(buf, (size_t)n, 1u << 30, f) !=
-			    FERRY_PARSE_OK ||
-		    f->h.type != type)
-			continue;
-		if (type == FERRY_FT_RESPONSE && f->h.req_id != req_id)
-			continue;
-		return true;
-	}
-	return false;
-}
-
-/* A handshake by hand: CONNECT, then the server's ACCEPT. */
-static void raw_connect(struct raw *r, struct ferry_endpoint *srv)
-{
-	struct ferry_connect_body b = { .params = { 1u << 20, 64, 8192, 16 } };
-	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
-	struct sockaddr_in me = { .sin_family = AF_INET };
-	struct ferry_connect_body acc;
-	struct ferry_frame f;
-	uint8_t body[256], buf[2048];
-	int n;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-	cr_assert(r->fd >= 0);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(r->fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	r->to.sin_family = AF_INET;
-	r->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r->to.sin_port = htons(ferry_endpoint_port(srv));
-	r->my_sess = 0x00090001;
-	r->next_req = 1;
-
-	b.have_params = true;
-	n = ferry_wire_put_connect(body, sizeof(body), &b);
-	cr_assert(n > 0);
-	h.src_sess = r->my_sess;
-	h.credit = 1u << 20;
-	h.msg_len = (uint32_t)n;
-	raw_send(r, &h, body, (size_t)n);
-	cr_assert(raw_recv(r, srv, FERRY_FT_ACCEPT, 0, &f, buf, sizeof(buf)),
-		  "no ACCEPT");
-	r->srv_sess = f.h.src_sess;
-	/* The server says it takes IOUs. */
-	cr_assert_eq(ferry_wire_parse_connect(f.payload, f.pay_len, &acc), 0);
-	cr_assert(acc.features & FERRY_FEAT_IOU);
+	cr_assert(raw_connect(r, srv, 0x00090001, 0, NULL, 0) & FERRY_FEAT_IOU);
 }
 
 static void raw_data_hdr(struct raw *r, struct ferry_hdr *h, uint8_t type)
@@ -704,7 +620,7 @@ Test(iou, push_before_call_is_buffered)
 
 	fill_tok(tok, sizeof(tok), 2);
 	fill_tok(tok2, sizeof(tok2), 3);
-	raw_connect(&r, srv);
+	raw_connect_iou(&r, srv);
 	raw_push(&r, 7, 0, tok, sizeof(tok));
 	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 1);
 	st = stats(srv);
@@ -986,7 +902,7 @@ Test(iou, second_push_is_counted_and_ignored)
 
 	fill_tok(first, sizeof(first), 10);
 	fill_tok(second, sizeof(second), 11);
-	raw_connect(&r, srv);
+	raw_connect_iou(&r, srv);
 	req = raw_request(&r, M_HOLDWAIT, &id, 1);
 	PUMP(NULL, srv, 2000, g.nheld == 1);
 	cr_assert_eq(g.nheld, 1);
@@ -1037,7 +953,7 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	srv = server_make(&cfg);
 	for (unsigned i = 0; i < 8; i++)
 		fill_tok(t[i], sizeof(t[i]), 200 + i);
-	raw_connect(&r, srv);
+	raw_connect_iou(&r, srv);
 
 	/* Count: two fit, the third is dropped. */
 	raw_push(&r, 101, 0, t[1], 10);
@@ -2785,7 +2701,7 @@ Test(iou, push_code_out_of_range_still_rejects)
 	uint8_t out[2048];
 	size_t len;
 
-	raw_connect(&r, srv);
+	raw_connect_iou(&r, srv);
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t id = 500 + i;
 		uint32_t req = raw_request(&r, M_READY, &id, 1);

@@ -32,6 +32,8 @@
 
 #include "transport/wire.h"
 
+#include "raw_peer.h"
+
 #define M_ECHO 1    /* answers the request's payload */
 #define M_ATTRS 2   /* sets g.plan's attributes, then echoes */
 #define M_CAP 3     /* answers token 0 of the call's table */
@@ -47,14 +49,6 @@ static const uint8_t k_trace_id[16] = { 0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3,
 					0x0e, 0x0e, 0x47, 0x36 };
 static const uint8_t k_span_id[8] = { 0x00, 0xf0, 0x67, 0xaa,
 				      0x0b, 0xa9, 0x02, 0xb7 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* --- the tracer: every closed span ------------------------------------- */
 
@@ -697,89 +691,13 @@ Test(trace_wire, call_span_nesting)
 /* ===================================================================== */
 /* Raw peers                                                               */
 
-/* A raw client: a UDP socket speaking the wire by hand. */
-struct raw {
-	int fd;
-	struct sockaddr_in to;
-	uint32_t my_sess, srv_sess, seq, next_req;
-};
-
-static void raw_send(struct raw *r, const struct ferry_hdr *h,
-		     const void *body, size_t n)
+/* A raw client (raw_peer.h) connected to @srv with FEATURES @features;
+ * every server announces trace blocks (and IOUs). */
+static void raw_connect_feat(struct raw *r, struct ferry_endpoint *srv,
+			     uint32_t features)
 {
-	uint8_t buf[4096];
-
-	cr_assert_leq(FERRY_WIRE_HDR_LEN + n, sizeof(buf));
-	ferry_wire_encode(h, buf);
-	if (n)
-		memcpy(buf + FERRY_WIRE_HDR_LEN, body, n);
-	cr_assert_eq(sendto(r->fd, buf, FERRY_WIRE_HDR_LEN + n, 0,
-			    (struct sockaddr *)&r->to, sizeof(r->to)),
-		     (ssize_t)(FERRY_WIRE_HDR_LEN + n));
-}
-
-/* Poll @srv until a frame of @type (a RESPONSE: to @req_id) arrives;
- * false after 2 s.  @f points into @buf. */
-static bool raw_recv(struct raw *r, struct ferry_endpoint *srv, uint8_t type,
-		     uint32_t req_id, struct ferry_frame *f, uint8_t *buf,
-		     size_t cap)
-{
-	uint64_t end = now_ms() + 2000;
-
-	while (now_ms() < end) {
-		ssize_t n;
-
-		ferry_endpoint_poll(srv, 1);
-		n = recv(r->fd, buf, cap, 0);
-		if (n < 0)
-			continue;
-		if (ferry_wire_parse(buf, (size_t)n, 1u << 30, f) !=
-			    FERRY_PARSE_OK ||
-		    f->h.type != type)
-			continue;
-		if (type == FERRY_FT_RESPONSE && f->h.req_id != req_id)
-			continue;
-		return true;
-	}
-	return false;
-}
-
-/* CONNECT (with FEATURES @features, none if 0), then the ACCEPT. */
-static void raw_connect(struct raw *r, struct ferry_endpoint *srv,
-			uint32_t features)
-{
-	struct ferry_connect_body b = { .params = { 1u << 20, 64, 8192, 16 } };
-	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
-	struct sockaddr_in me = { .sin_family = AF_INET };
-	struct ferry_connect_body acc;
-	struct ferry_frame f;
-	uint8_t body[256], buf[2048];
-	int n;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-	cr_assert(r->fd >= 0);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(r->fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	r->to.sin_family = AF_INET;
-	r->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r->to.sin_port = htons(ferry_endpoint_port(srv));
-	r->my_sess = 0x00090001;
-	r->next_req = 1;
-	b.have_params = true;
-	b.features = features;
-	n = ferry_wire_put_connect(body, sizeof(body), &b);
-	cr_assert(n > 0);
-	h.src_sess = r->my_sess;
-	h.credit = 1u << 20;
-	h.msg_len = (uint32_t)n;
-	raw_send(r, &h, body, (size_t)n);
-	cr_assert(raw_recv(r, srv, FERRY_FT_ACCEPT, 0, &f, buf, sizeof(buf)),
-		  "no ACCEPT");
-	r->srv_sess = f.h.src_sess;
-	/* Every server announces trace blocks (and IOUs). */
-	cr_assert_eq(ferry_wire_parse_connect(f.payload, f.pay_len, &acc), 0);
-	cr_assert_eq(acc.features & (FERRY_FEAT_IOU | FERRY_FEAT_TRACE),
+	cr_assert_eq(raw_connect(r, srv, 0x00090001, features, NULL, 0) &
+			     (FERRY_FEAT_IOU | FERRY_FEAT_TRACE),
 		     FERRY_FEAT_IOU | FERRY_FEAT_TRACE);
 }
 
@@ -859,7 +777,7 @@ Test(trace_wire, raw_peer_bad_blocks)
 	size_t n, len;
 	struct raw r;
 
-	raw_connect(&r, srv, FERRY_FEAT_TRACE);
+	raw_connect_feat(&r, srv, FERRY_FEAT_TRACE);
 	ferry_tracer_stats(t, &ts0);
 	/* 1: block_len 40 (below 59) -- refused. */
 	n = block_msg(m, k_tp, NULL, "one");
@@ -928,7 +846,7 @@ Test(trace_wire, raw_client_features)
 	struct raw r;
 
 	/* With bit 1: an attribute block, then the payload. */
-	raw_connect(&r, srv, FERRY_FEAT_TRACE);
+	raw_connect_feat(&r, srv, FERRY_FEAT_TRACE);
 	id = raw_request(&r, M_ATTRS, 0, "pay", 3);
 	cr_assert_eq(raw_response(&r, srv, id, &fl, out, &len), 0);
 	for (unsigned i = 0; i < g.nattr_ret; i++)
@@ -948,7 +866,7 @@ Test(trace_wire, raw_client_features)
 	close(r.fd);
 
 	/* Without: -EOPNOTSUPP, a plain response, and counted. */
-	raw_connect(&r, srv, 0);
+	raw_connect_feat(&r, srv, 0);
 	id = raw_request(&r, M_ATTRS, 0, "pay", 3);
 	cr_assert_eq(raw_response(&r, srv, id, &fl, out, &len), 0);
 	cr_assert_eq(g.nattr_ret, 4);
