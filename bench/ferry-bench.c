@@ -3,7 +3,6 @@
  * ferry-bench: the load-testing tool.  See `ferry-bench --help`.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -349,20 +348,12 @@ static int bench_trace_setup(struct bench_opts *o)
 {
 #ifdef FERRY_BENCH_CONTROL
 	struct ferry_tracer_config tc;
-	int ret, fd;
+	int ret;
 
-	/* This run's spans only: the tracer appends (as a collector's file
-	 * would be), so empty the file first. */
-	fd = open(o->trace_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "ferry-bench: --trace-out %s: %s\n",
-			o->trace_out, strerror(errno));
-		return 1;
-	}
-	close(fd);
 	ferry_tracer_config_init(&tc);
 	tc.service_name = "ferry-bench";
 	tc.export_path = o->trace_out;
+	tc.export_replace = true; /* this run's spans only */
 	tc.sample_rate = o->trace_sample;
 	tc.thread = true;
 	tc.ring_bytes = 4u << 20;

@@ -1846,7 +1846,9 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 	t->fd = -1;
 	if (c->export_path) {
 		t->fd = open(c->export_path,
-			     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+			     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+				     (c->export_replace ? O_TRUNC : 0),
+			     0644);
 		if (t->fd < 0) {
 			rc = -errno;
 			goto err;

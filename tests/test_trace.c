@@ -1164,6 +1164,42 @@ Test(otlp, call_record_export_matches_the_general_path)
 	free(text[1]);
 }
 
+/* The file is appended to, or emptied first with export_replace. */
+Test(otlp, export_appends_or_replaces)
+{
+	char path[] = "/tmp/test_trace_XXXXXX";
+	int fd = mkstemp(path);
+	size_t len;
+	char *text;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "old\n", 4), 4);
+	close(fd);
+	for (int replace = 0; replace < 2; replace++) {
+		struct ferry_tracer_config c;
+		struct ferry_tracer *t;
+		struct ferry_trace_ring *r;
+
+		ferry_tracer_config_init(&c);
+		c.export_path = path;
+		c.export_replace = replace;
+		cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+		cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+		ferry_span_session_end(r, client_open(r, NULL),
+				       FERRY_SPAN_END_CLOSE, 0, NULL);
+		ferry_trace_ring_destroy(r);
+		ferry_tracer_destroy(t);
+		text = slurp(path, &len);
+		if (replace)
+			cr_assert_eq(strncmp(text, "{\"resourceSpans\"", 16), 0);
+		else
+			cr_assert_eq(strncmp(text, "old\n{\"resourceSpans\"", 20), 0);
+		cr_assert_eq(text[len - 1], '\n');
+		free(text);
+	}
+	unlink(path);
+}
+
 Test(otlp, checker_rejects_bad_lines)
 {
 	static const char good[] =

@@ -190,13 +190,18 @@ typedef uint64_t (*ferry_trace_clock_fn)(void *arg);
 struct ferry_tracer_config {
 	/* resource attribute service.name; NULL means "ferry". */
 	const char *service_name;
-	/* OTLP/JSON lines file, opened for appending; NULL: no file. */
+	/* OTLP/JSON lines file, opened for appending (emptied first with
+	 * export_replace); NULL: no file. */
 	const char *export_path;
+	/* Empty the file at creation instead of appending to what is there
+	 * (one run's spans only).  Default false. */
+	bool export_replace;
 	/* Event callback; NULL: none. */
 	ferry_trace_event_fn on_event;
 	void *on_event_arg;
-	/* Probability, 0..1, that a session with no parent context (a new
-	 * trace) is sampled; calls follow their session (docs/tracing.md,
+	/* Probability, 0..1, that a call of a session with no parent context
+	 * (a session that starts its trace) is sampled, drawn call by call;
+	 * calls of a session with a parent follow it (docs/tracing.md,
 	 * "Sampling").  Default 1. */
 	double sample_rate;
 	/* Record and export session spans even when not sampled (they are one
@@ -342,7 +347,8 @@ void ferry_span_session_end(struct ferry_trace_ring *r, ferry_span_t span,
  * server.* / network.peer.*.
  * @parent: a call's own trace context, if it carried one; NULL: the
  *   session's.
- * Sampled as the parent says (a sampled session: every call).
+ * Sampled as @parent says; else as the session's parent said; else (a
+ * session that starts its trace) drawn at the tracer's sample_rate.
  * Returns the handle, or FERRY_SPAN_NONE (not sampled, @session stale, or
  * dropped).  Only @r's producer thread.
  */
