@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tracing internals (docs/tracing.md): the ring's event records, the
- * producer's slot table, the consumer's span records, and the small JSON
- * reader that ferryctl and the tests use on export files.  Exposed as
- * ferry__* for the unit tests, the fuzz target and ferryctl.  Not installed.
+ * producer's slot table, the consumer's span records, the exporter's and
+ * the tracer's state, and the small JSON reader that ferryctl and the
+ * tests use on export files.  Shared by the tracing files (trace.c the
+ * producer, trace_consumer.c, trace_export.c, tracer.c) and exposed as
+ * ferry__* to the unit tests, the fuzz target and ferryctl.  Not installed.
  */
 #ifndef FERRY_TRACE_INTERNAL_H
 #define FERRY_TRACE_INTERNAL_H
@@ -201,6 +203,104 @@ struct ferry_trace_ring {
 
 /* Producer-side helpers the tests use. */
 uint64_t ferry__ring_used(const struct ferry_trace_ring *r);
+
+/* The producer's clock (the tracer's, or CLOCK_REALTIME), for the
+ * consumer's closes at a ring's end. */
+uint64_t ferry__ring_now(const struct ferry_trace_ring *r);
+/* The OPEN record the lazy call span in slot @i has not written, built from
+ * the slot: for the forced close of a ring whose producer has stopped. */
+void ferry__span_lazy_open_ev(const struct ferry_trace_ring *r, uint32_t i,
+			      struct ferry__ev_open *ev);
+
+/* --- the exporter (control/trace_export.c) ------------------------------ */
+
+/* The address attributes of a recent call span, as JSON text: a call
+ * span's export copies them (export_call()). */
+struct ferry__addr_memo {
+	uint32_t server_ip, peer_ip;
+	uint16_t server_port, peer_port;
+	uint16_t len;     /* 0: empty entry */
+	char text[320];
+};
+
+/* The export file and the line being built for it.  Under the tracer's
+ * lock. */
+struct ferry__export {
+	int fd;              /* the export file, or -1 */
+	char *head;          /* each line's text before its spans */
+
+	/* Closed spans waiting to be written, as the text of a "spans" array
+	 * (without the brackets). */
+	char *buf;
+	size_t len, cap;
+	unsigned spans;
+	bool oom;
+
+	struct ferry__addr_memo memo[16];
+
+	/* put_ns()'s seconds, as text. */
+	uint64_t ns_sec;
+	char ns_sec_text[20];
+	uint8_t ns_sec_len;
+
+	uint64_t errors;     /* spans a failed write lost */
+};
+
+/*
+ * Open @path (appending; emptied first with @replace) and make each line's
+ * head for service @service, which must need no JSON escaping.  Returns 0,
+ * -errno from open(2), or -ENOMEM; ferry__export_close() closes what was
+ * opened either way.
+ */
+int ferry__export_open(struct ferry__export *x, const char *path,
+		       bool replace, const char *service);
+/* Append a closed span, or a call span whole from its CALL record (one
+ * that succeeded, nothing set on it), to the pending line; the line is
+ * written when it grows large.  Nothing without a file. */
+void ferry__export_span(struct ferry__export *x,
+			const struct ferry_span_info *s);
+void ferry__export_call(struct ferry__export *x,
+			const struct ferry__ev_call *ev);
+/* Write the pending spans as one line.  Returns 0, or -EIO / -ENOMEM
+ * (the spans are counted in @x->errors and dropped). */
+int ferry__export_flush(struct ferry__export *x);
+void ferry__export_close(struct ferry__export *x);
+void ferry__export_free(struct ferry__export *x);
+/* @ip (network byte order) as dotted text, or "?". */
+void ferry__trace_ip_text(uint32_t ip, char *buf, size_t cap);
+
+/* --- the tracer (control/tracer.c) -------------------------------------- */
+
+struct ferry_tracer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;       /* wakes the thread to stop */
+	_Atomic int refs;          /* the creator's, plus one per ring */
+	bool stopping;             /* destroy has begun (under lock) */
+	bool has_thread;
+	pthread_t thread;
+	uint32_t interval_us;
+
+	struct ferry_tracer_config cfg;
+	char *service;
+	struct ferry__export x;
+	struct ferry_trace_ring *rings;
+
+	/* Counters kept by the consumer, and those of rings gone. */
+	uint64_t events, exported, forced, open;
+	uint64_t gone[7];
+};
+
+/* --- the consumer (control/trace_consumer.c) ---------------------------- */
+
+/* Process every record @r holds now.  Returns how many.  Under the
+ * tracer's lock, like the rest. */
+int ferry__ring_drain(struct ferry_tracer *t, struct ferry_trace_ring *r);
+/* Close every span of @r still open with @why at @ts.  With
+ * @producer_done, also the lazy call spans only the producer knows. */
+void ferry__ring_force_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
+			     const char *why, uint64_t ts, bool producer_done);
+/* Free the records of @r's open spans without closing them. */
+void ferry__ring_drop_recs(struct ferry_tracer *t, struct ferry_trace_ring *r);
 
 /* The transport's hooks (transport/trace_hook.h; control/trace_wire.c). */
 ferry_span_t ferry__span_call_start_text(struct ferry_trace_ring *r,

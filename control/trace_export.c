@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The tracer's exporter: closed spans as OTLP/JSON text (one TracesData
+ * per line, docs/tracing.md, section 6) and the file it goes to.  Spans
+ * come from the consumer (control/trace_consumer.c) as records, or, for a
+ * call span that nothing enriched, straight from its CALL record
+ * (export_call()).  Everything here runs under the tracer's lock.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifdef __SSSE3__
+#include <tmmintrin.h>
+#endif
+
+#include "control/trace_internal.h"
+
+/* Flush the export buffer as one line when it grows past this. */
+#define EXPORT_FLUSH (256u << 10)
+
+/* --- JSON text ----------------------------------------------------------- */
+
+static void xput(struct ferry__export *x, const char *s, size_t n)
+{
+	if (x->oom)
+		return;
+	if (x->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 4096;
+		char *p;
+
+		while (cap < x->len + n + 1)
+			cap *= 2;
+		p = realloc(x->buf, cap);
+		if (!p) {
+			x->oom = true;
+			return;
+		}
+		x->buf = p;
+		x->cap = cap;
+	}
+	memcpy(x->buf + x->len, s, n);
+	x->len += n;
+	x->buf[x->len] = '\0';
+}
+
+static void xputs(struct ferry__export *x, const char *s)
+{
+	xput(x, s, strlen(s));
+}
+
+/* A string literal, its length known at compile time. */
+#define XLIT(x, lit) xput((x), "" lit, sizeof(lit) - 1)
+
+/* Decimal integers by hand: the exporter writes several per span, and
+ * printf's machinery was most of its time (perf, issue 7). */
+static void xu64(struct ferry__export *x, uint64_t v)
+{
+	char buf[20];
+	size_t i = sizeof(buf);
+
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	xput(x, buf + i, sizeof(buf) - i);
+}
+
+static void xi64(struct ferry__export *x, int64_t v)
+{
+	if (v < 0) {
+		xput(x, "-", 1);
+		xu64(x, (uint64_t)0 - (uint64_t)v);
+	} else {
+		xu64(x, (uint64_t)v);
+	}
+}
+
+static void xprintf(struct ferry__export *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void xprintf(struct ferry__export *x, const char *fmt, ...)
+{
+	char buf[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		xput(x, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+bool ferry__utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
+			 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+
+		if (k == 4 || k > n - i - 1)
+			return false;
+		for (size_t j = 1; j <= k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+		if ((k == 1 && c < 0xc2) || (c == 0xe0 && s[i + 1] < 0xa0) ||
+		    (c == 0xed && s[i + 1] >= 0xa0) ||
+		    (c == 0xf0 && s[i + 1] < 0x90) || c > 0xf4 ||
+		    (c == 0xf4 && s[i + 1] >= 0x90))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* A JSON string.  Text that is not valid UTF-8 has each byte >= 0x80
+ * written as \u00XX, so the line is always valid JSON. */
+static void xstr(struct ferry__export *x, const char *s)
+{
+	size_t n = 0, run = 0;
+	bool raw, plain = true;
+	char esc[8];
+
+	/* Most strings (keys, method names, addresses) are plain ASCII with
+	 * nothing to escape: one pass to see that, one copy. */
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f)
+			plain = false;
+	}
+	if (plain) {
+		xput(x, "\"", 1);
+		xput(x, s, n);
+		xput(x, "\"", 1);
+		return;
+	}
+	raw = ferry__utf8_ok((const unsigned char *)s, n);
+
+	xput(x, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f ||
+		    (c >= 0x80 && !raw)) {
+			xput(x, s + i - run, run);
+			run = 0;
+			if (c == '"' || c == '\\') {
+				esc[0] = '\\';
+				esc[1] = (char)c;
+				xput(x, esc, 2);
+			} else {
+				snprintf(esc, sizeof(esc), "\\u%04x", c);
+				xput(x, esc, 6);
+			}
+		} else {
+			run++;
+		}
+	}
+	xput(x, s + n - run, run);
+	xput(x, "\"", 1);
+}
+
+static void xhex(struct ferry__export *x, const uint8_t *b, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char buf[2 * FERRY_TRACE_ID_LEN + 2];
+
+	buf[0] = '"';
+	for (size_t i = 0; i < n; i++) {
+		buf[1 + 2 * i] = digits[b[i] >> 4];
+		buf[2 + 2 * i] = digits[b[i] & 15];
+	}
+	buf[1 + 2 * n] = '"';
+	xput(x, buf, 2 * n + 2);
+}
+
+static void xattr(struct ferry__export *x, const struct ferry_trace_attr *a)
+{
+	xputs(x, "{\"key\":");
+	xstr(x, a->key);
+	xputs(x, ",\"value\":{");
+	switch (a->type) {
+	case FERRY_ATTR_STRING:
+		xputs(x, "\"stringValue\":");
+		xstr(x, a->v.s);
+		break;
+	case FERRY_ATTR_INT:
+		/* int64 is a decimal string in the protobuf JSON mapping. */
+		XLIT(x, "\"intValue\":\"");
+		xi64(x, a->v.i);
+		XLIT(x, "\"");
+		break;
+	case FERRY_ATTR_BOOL:
+		xputs(x, a->v.b ? "\"boolValue\":true" : "\"boolValue\":false");
+		break;
+	default:
+		/* JSON has no NaN or infinities; the mapping spells them. */
+		if (isnan(a->v.d))
+			xputs(x, "\"doubleValue\":\"NaN\"");
+		else if (isinf(a->v.d))
+			xputs(x, a->v.d > 0 ? "\"doubleValue\":\"Infinity\""
+					    : "\"doubleValue\":\"-Infinity\"");
+		else
+			xprintf(x, "\"doubleValue\":%.17g", a->v.d);
+		break;
+	}
+	xputs(x, "}}");
+}
+
+/* Append one closed span to the pending "spans" array. */
+static void export_span(struct ferry__export *x,
+			const struct ferry_span_info *s)
+{
+	if (x->spans)
+		xput(x, ",", 1);
+	xputs(x, "{\"traceId\":");
+	xhex(x, s->trace_id, FERRY_TRACE_ID_LEN);
+	xputs(x, ",\"spanId\":");
+	xhex(x, s->span_id, FERRY_SPAN_ID_LEN);
+	if (s->has_parent) {
+		xputs(x, ",\"parentSpanId\":");
+		xhex(x, s->parent_span_id, FERRY_SPAN_ID_LEN);
+	}
+	if (s->tracestate[0]) {
+		xputs(x, ",\"traceState\":");
+		xstr(x, s->tracestate);
+	}
+	xputs(x, ",\"name\":");
+	xstr(x, s->name);
+	XLIT(x, ",\"kind\":");
+	xi64(x, s->kind);
+	XLIT(x, ",\"startTimeUnixNano\":\"");
+	xu64(x, s->start_ns);
+	XLIT(x, "\",\"endTimeUnixNano\":\"");
+	xu64(x, s->end_ns);
+	XLIT(x, "\"");
+	xputs(x, ",\"attributes\":[");
+	for (unsigned i = 0; i < s->n_attrs; i++) {
+		if (i)
+			xput(x, ",", 1);
+		xattr(x, &s->attrs[i]);
+	}
+	xput(x, "]", 1);
+	if (s->dropped_attrs)
+		xprintf(x, ",\"droppedAttributesCount\":%u", s->dropped_attrs);
+	XLIT(x, ",\"status\":{\"code\":");
+	xi64(x, s->status);
+	if (s->status_msg[0]) {
+		xputs(x, ",\"message\":");
+		xstr(x, s->status_msg);
+	}
+	xputs(x, "}}");
+	x->spans++;
+}
+
+/* Shared with the consumer, which names a span's addresses the same way. */
+void ferry__trace_ip_text(uint32_t ip, char *buf, size_t cap)
+{
+	struct in_addr a = { .s_addr = ip };
+
+	if (!inet_ntop(AF_INET, &a, buf, (socklen_t)cap))
+		snprintf(buf, cap, "?");
+}
+
+/* --- a call span straight from its record -------------------------------- */
+
+/* Two decimal digits at a time, for the exporter's timestamps. */
+static const char digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233"
+	"34353637383940414243444546474849505152535455565758596061626364656667"
+	"6869707172737475767778798081828384858687888990919293949596979899";
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		tmp[--i] = digit_pairs[d + 1];
+		tmp[--i] = digit_pairs[d];
+	}
+	if (v >= 10) {
+		tmp[--i] = digit_pairs[v * 2 + 1];
+		tmp[--i] = digit_pairs[v * 2];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
+	memcpy(p, tmp + i, sizeof(tmp) - i);
+	return p + (sizeof(tmp) - i);
+}
+
+/* An id in lower-case hex: @n is 8 or 16 bytes. */
+static char *put_hex(char *p, const uint8_t *b, size_t n)
+{
+#ifdef __SSSE3__
+	/* Each nibble looked up in one shuffle (the exporter writes 32 bytes
+	 * of ids per span). */
+	const __m128i lut = _mm_setr_epi8('0', '1', '2', '3', '4', '5', '6',
+					  '7', '8', '9', 'a', 'b', 'c', 'd',
+					  'e', 'f');
+	const __m128i mask = _mm_set1_epi8(0x0f);
+	__m128i v = n == 16 ? _mm_loadu_si128((const __m128i *)(const void *)b)
+			    : _mm_loadl_epi64((const __m128i *)(const void *)b);
+	__m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4),
+							 mask));
+	__m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, mask));
+
+	_mm_storeu_si128((__m128i *)(void *)p, _mm_unpacklo_epi8(hi, lo));
+	if (n == 16)
+		_mm_storeu_si128((__m128i *)(void *)(p + 16),
+				 _mm_unpackhi_epi8(hi, lo));
+	return p + 2 * n;
+#else
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		*p++ = digits[b[i] >> 4];
+		*p++ = digits[b[i] & 15];
+	}
+	return p;
+#endif
+}
+
+/* A Unix time in ns, in decimal: the seconds as text kept from the last
+ * call (they seldom change), then nine digits of nanoseconds.  Writes up
+ * to 29 bytes at @p, whatever the number's length. */
+static char *put_ns(struct ferry__export *x, char *p, uint64_t v)
+{
+	uint64_t sec = v / 1000000000u;
+	uint32_t ns = (uint32_t)(v % 1000000000u);
+
+	if (sec == 0) {
+		/* No leading zeros: the plain number. */
+		return put_u64(p, v);
+	}
+	if (sec != x->ns_sec || !x->ns_sec_len) {
+		x->ns_sec = sec;
+		x->ns_sec_len = (uint8_t)(put_u64(x->ns_sec_text, sec) -
+					  x->ns_sec_text);
+	}
+	/* A fixed-size copy (the caller has room past the number). */
+	memcpy(p, x->ns_sec_text, sizeof(x->ns_sec_text));
+	p += x->ns_sec_len;
+	/* Nine digits, as four pairs and one, each quotient independent of
+	 * the others' remainders. */
+	memcpy(p, digit_pairs + 2 * (ns / 10000000), 2);
+	memcpy(p + 2, digit_pairs + 2 * (ns / 100000 % 100), 2);
+	memcpy(p + 4, digit_pairs + 2 * (ns / 1000 % 100), 2);
+	memcpy(p + 6, digit_pairs + 2 * (ns / 10 % 100), 2);
+	p[8] = (char)('0' + ns % 10);
+	return p + 9;
+}
+
+#define PUT_LIT(p, lit) (memcpy((p), "" lit, sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/* Room for @need more bytes (and a NUL) past the buffer's end, for the
+ * unchecked writes that follow.  False when out of memory. */
+static bool call_room(struct ferry__export *x, size_t need)
+{
+	if (x->len + need + 1 > x->cap) {
+		/* Grow through xput (which keeps its own bookkeeping). */
+		xput(x, "", 0);
+		if (x->oom || x->len + need + 1 > x->cap) {
+			size_t cap = x->cap ? x->cap : 4096;
+			char *nb;
+
+			while (cap < x->len + need + 1)
+				cap *= 2;
+			nb = realloc(x->buf, cap);
+			if (!nb) {
+				x->oom = true;
+				return false;
+			}
+			x->buf = nb;
+			x->cap = cap;
+		}
+	}
+	return true;
+}
+
+/* A call span's text at @p, up to its address attributes: ids, name, kind,
+ * times, rpc.system and rpc.method.  Returns the new end. */
+static char *call_fields(struct ferry__export *x, char *p,
+			 const struct ferry__ev_call *ev)
+{
+	uint64_t start = ev->start, end = ev->h.ts < start ? start : ev->h.ts;
+	char method[12], *m0;
+	size_t mlen;
+
+	m0 = put_u64(method, ev->h.aux & 0xffff);
+	mlen = (size_t)(m0 - method);
+	if (x->spans)
+		*p++ = ',';
+	p = PUT_LIT(p, "{\"traceId\":\"");
+	p = put_hex(p, ev->trace_id, sizeof(ev->trace_id));
+	p = PUT_LIT(p, "\",\"spanId\":\"");
+	p = put_hex(p, ev->span_id, sizeof(ev->span_id));
+	p = PUT_LIT(p, "\",\"parentSpanId\":\"");
+	p = put_hex(p, ev->parent_id, sizeof(ev->parent_id));
+	p = PUT_LIT(p, "\",\"name\":\"ferry/");
+	memcpy(p, method, mlen);
+	p += mlen;
+	p = PUT_LIT(p, "\",\"kind\":");
+	p = put_u64(p, ev->kind);
+	p = PUT_LIT(p, ",\"startTimeUnixNano\":\"");
+	p = put_ns(x, p, start);
+	p = PUT_LIT(p, "\",\"endTimeUnixNano\":\"");
+	p = put_ns(x, p, end);
+	p = PUT_LIT(p, "\",\"attributes\":[{\"key\":\"rpc.system\",\"value\":"
+		       "{\"stringValue\":\"ferry\"}},{\"key\":\"rpc.method\","
+		       "\"value\":{\"stringValue\":\"");
+	memcpy(p, method, mlen);
+	p += mlen;
+	p = PUT_LIT(p, "\"}}");
+	return p;
+}
+
+/* A call span's address attributes at @p, the buffer's end: copied from
+ * the memo if it holds this connection's, else formatted the general way
+ * and kept there.  Returns the new end, or NULL when out of memory. */
+static char *call_addrs(struct ferry__export *x, char *p,
+			const struct ferry__ev_call *ev)
+{
+	unsigned h = (ev->peer_ip ^ ev->server_ip ^ ev->peer_port ^
+		      (uint32_t)ev->server_port << 7) * 0x9e3779b1u >> 28;
+	struct ferry__addr_memo *m = &x->memo[h];
+	size_t mark;
+
+	if (!m->len || m->server_ip != ev->server_ip ||
+	    m->peer_ip != ev->peer_ip || m->server_port != ev->server_port ||
+	    m->peer_port != ev->peer_port) {
+		/* Format them the general way, then keep the text. */
+		char sip[16], pip[16];
+		const struct ferry_trace_attr as[] = {
+			{ .key = "server.address", .type = FERRY_ATTR_STRING,
+			  .v.s = sip },
+			{ .key = "server.port", .type = FERRY_ATTR_INT,
+			  .v.i = ev->server_port },
+			{ .key = "network.peer.address",
+			  .type = FERRY_ATTR_STRING, .v.s = pip },
+			{ .key = "network.peer.port", .type = FERRY_ATTR_INT,
+			  .v.i = ev->peer_port },
+		};
+		/* As rec_fill() leaves them out: a zero address or port. */
+		const bool have[] = { ev->server_ip, ev->server_port,
+				      ev->peer_ip, ev->peer_port };
+
+		ferry__trace_ip_text(ev->server_ip, sip, sizeof(sip));
+		ferry__trace_ip_text(ev->peer_ip, pip, sizeof(pip));
+		mark = x->len;
+		for (size_t i = 0; i < sizeof(as) / sizeof(as[0]); i++) {
+			if (!have[i])
+				continue;
+			xput(x, ",", 1);
+			xattr(x, &as[i]);
+		}
+		if (x->oom)
+			return NULL;
+		m->len = 0;
+		if (x->len - mark < sizeof(m->text)) {
+			memcpy(m->text, x->buf + mark, x->len - mark);
+			m->len = (uint16_t)(x->len - mark);
+			m->server_ip = ev->server_ip;
+			m->peer_ip = ev->peer_ip;
+			m->server_port = ev->server_port;
+			m->peer_port = ev->peer_port;
+		}
+		p = x->buf + x->len;
+	} else {
+		memcpy(p, m->text, m->len);
+		p += m->len;
+	}
+	return p;
+}
+
+/*
+ * Export a call span that ended well and that nothing enriched, straight
+ * from its CALL record: the same bytes export_span() writes for it, with
+ * the connection's attributes copied from a memo instead of formatted.
+ */
+static void export_call(struct ferry__export *x,
+			const struct ferry__ev_call *ev)
+{
+	/* Every part but the address attributes is bounded by this. */
+	const size_t fixed = 512;
+	char *p;
+
+	if (x->oom)
+		return;
+	if (!call_room(x, fixed + sizeof(x->memo[0].text)))
+		return;
+	p = call_fields(x, x->buf + x->len, ev);
+	x->len = (size_t)(p - x->buf);
+	p = call_addrs(x, p, ev);
+	if (!p)
+		return;
+	p = PUT_LIT(p, "],\"status\":{\"code\":0}}");
+	*p = '\0';
+	x->len = (size_t)(p - x->buf);
+	x->spans++;
+}
+
+/* --- the export file ----------------------------------------------------- */
+
+/* All of @n bytes of @iov to @fd (a partial write is continued). */
+static int write_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Write the pending spans as one TracesData line: one writev of the line's
+ * head, the spans as they are in the buffer, and its tail. */
+int ferry__export_flush(struct ferry__export *x)
+{
+	static const char tail[] = "]}]}]}\n";
+	struct iovec iov[3];
+	int rc = 0;
+
+	if (!x->spans)
+		return 0;
+	if (x->fd >= 0 && !x->oom) {
+		iov[0] = (struct iovec){ x->head, strlen(x->head) };
+		iov[1] = (struct iovec){ x->buf, x->len };
+		iov[2] = (struct iovec){ (void *)tail, sizeof(tail) - 1 };
+		if (write_all(x->fd, iov, 3) < 0)
+			rc = -EIO;
+	} else if (x->fd >= 0) {
+		rc = -ENOMEM;
+	}
+	if (rc < 0)
+		x->errors += x->spans;
+	x->len = 0;
+	x->spans = 0;
+	x->oom = false;
+	return rc;
+}
+
+int ferry__export_open(struct ferry__export *x, const char *path,
+		       bool replace, const char *service)
+{
+	x->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+				   (replace ? O_TRUNC : 0),
+		     0644);
+	if (x->fd < 0)
+		return -errno;
+	/* The service name was checked to need no escaping. */
+	if (asprintf(&x->head,
+		     "{\"resourceSpans\":[{\"resource\":{\"attributes\":"
+		     "[{\"key\":\"service.name\",\"value\":"
+		     "{\"stringValue\":\"%s\"}}]},\"scopeSpans\":"
+		     "[{\"scope\":{\"name\":\"ferry\",\"version\":"
+		     "\"0.1.0\"},\"spans\":[",
+		     service) < 0) {
+		x->head = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void ferry__export_span(struct ferry__export *x,
+			const struct ferry_span_info *s)
+{
+	if (x->fd < 0)
+		return;
+	export_span(x, s);
+	if (x->len >= EXPORT_FLUSH)
+		ferry__export_flush(x);
+}
+
+void ferry__export_call(struct ferry__export *x,
+			const struct ferry__ev_call *ev)
+{
+	if (x->fd < 0)
+		return;
+	export_call(x, ev);
+	if (x->len >= EXPORT_FLUSH)
+		ferry__export_flush(x);
+}
+
+void ferry__export_close(struct ferry__export *x)
+{
+	if (x->fd >= 0) {
+		close(x->fd);
+		x->fd = -1;
+	}
+}
+
+void ferry__export_free(struct ferry__export *x)
+{
+	free(x->buf);
+	free(x->head);
+}
