@@ -44,7 +44,7 @@
 #include "ferry_config.h"
 #include "transport/wire.h"
 
-/* --- the dataplane under test --------------------------------------------- */
+/* --- the dataplane under test -------------------------------------------- */
 
 /* The dataplane every endpoint and raw peer of this test opens ("uring",
  * "dpdk"); a battery case sets it before its body runs. */
@@ -109,7 +109,7 @@ static inline void harness_use_dpdk(void)
 	HARNESS_BATTERY_URING_(suite, cases, ##__VA_ARGS__)                    \
 	HARNESS_BATTERY_DPDK_(suite, cases, ##__VA_ARGS__)
 
-/* --- time ------------------------------------------------------------------ */
+/* --- time ---------------------------------------------------------------- */
 
 static inline uint64_t now_ms(void)
 {
@@ -130,7 +130,7 @@ static inline void sleep_ms(unsigned ms)
  * it lost: generous, for a loaded machine and sanitizers. */
 #define WAIT_MS 10000u
 
-/* --- endpoints --------------------------------------------------------------- */
+/* --- endpoints ----------------------------------------------------------- */
 
 /* The harness's endpoint: the dataplane under test on 127.0.0.1, four
  * sessions, and small pools (the tests move little data, and each
@@ -146,6 +146,17 @@ static inline void ep_config(struct ferry_ep_config *cfg)
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 16 };
 	cfg->pool[2] = (struct ferry_pool_class){ 0, 0 };
 	cfg->pool[3] = (struct ferry_pool_class){ 0, 0 };
+}
+
+/* On top of ep_config(): eight sessions, and pools for many calls in
+ * flight and messages up to the 8 MiB limit (the transport battery's). */
+static inline void ep_big(struct ferry_ep_config *cfg)
+{
+	cfg->max_sessions = 8;
+	cfg->pool[0] = (struct ferry_pool_class){ 512, 1024 };
+	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 64 };
+	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 24 };
+	cfg->pool[3] = (struct ferry_pool_class){ 8u << 20, 2 };
 }
 
 static inline struct ferry_endpoint *ep_make(const struct ferry_ep_config *cfg)
@@ -177,7 +188,7 @@ static inline struct ferry_ep_stats stats(const struct ferry_endpoint *ep)
 	return st;
 }
 
-/* --- pumping ----------------------------------------------------------------- */
+/* --- pumping ------------------------------------------------------------- */
 
 /* One turn of both endpoints (either may be NULL), without sleeping. */
 static inline void pump_once(struct ferry_endpoint *a, struct ferry_endpoint *b)
@@ -217,7 +228,7 @@ static inline bool pump(struct ferry_endpoint *a, struct ferry_endpoint *b,
 	return *flag;
 }
 
-/* --- sessions ---------------------------------------------------------------- */
+/* --- sessions ------------------------------------------------------------ */
 
 struct conn {
 	bool done;
@@ -263,7 +274,7 @@ static inline struct ferry_session *open_session(struct ferry_endpoint *cli,
 	return s;
 }
 
-/* --- messages and replies ---------------------------------------------------- */
+/* --- messages and replies ------------------------------------------------ */
 
 /* Byte @i of the pattern for @seed: what msg() writes and pattern_ok()
  * checks. */
@@ -361,7 +372,7 @@ static inline bool pump_replies(struct ferry_endpoint *a,
 	}
 }
 
-/* --- common handlers --------------------------------------------------------- */
+/* --- common handlers ----------------------------------------------------- */
 
 /* Answers with the request itself. */
 static inline void echo_handler(struct ferry_call *c, void *ctx)
@@ -403,7 +414,7 @@ static inline void defer_handler(struct ferry_call *c, void *ctx)
 	d->calls[d->n++] = c;
 }
 
-/* --- the raw peer -------------------------------------------------------------- */
+/* --- the raw peer -------------------------------------------------------- */
 
 /*
  * A peer the transport would never be: it sends malformed blocks, leaves
@@ -487,7 +498,8 @@ static inline void raw_send_bytes(struct raw *r, const void *buf, size_t len)
 	struct ferry_dp_tx tx = { .dst = r->to, .hdr = buf };
 
 	cr_assert_leq(len, RAW_FRAME_MAX);
-	tx.hdr_len = (uint32_t)(len < FERRY_DP_HDR_MAX ? len : FERRY_DP_HDR_MAX);
+	tx.hdr_len = (uint32_t)(len < FERRY_DP_HDR_MAX ? len
+						       : FERRY_DP_HDR_MAX);
 	if (len > tx.hdr_len) {
 		void *rest = malloc(len - tx.hdr_len);
 
@@ -555,7 +567,8 @@ static inline bool raw_recv(struct raw *r, struct ferry_endpoint *srv,
 		    ferry_wire_parse(buf, n, 1u << 30, f) != FERRY_PARSE_OK ||
 		    f->h.type != type)
 			continue;
-		if (type == FERRY_FT_RESPONSE && req_id && f->h.req_id != req_id)
+		if (type == FERRY_FT_RESPONSE && req_id &&
+		    f->h.req_id != req_id)
 			continue;
 		return true;
 	}

@@ -147,7 +147,7 @@ static void caps_handler(struct ferry_call *c, void *ctx)
 	ferry_call_respond(c, mb);
 }
 
-/* --- driving endpoints ------------------------------------------------------ */
+/* --- driving endpoints --------------------------------------------------- */
 
 /* Connect @cli to @srv presenting @t (NULL: no token); returns the
  * connect's result, and the session in *@out (closed by the caller). */

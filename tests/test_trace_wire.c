@@ -136,7 +136,7 @@ static struct rec *child_of(const uint8_t id[8], int kind)
 	return NULL;
 }
 
-/* --- endpoints ------------------------------------------------------------ */
+/* --- endpoints ----------------------------------------------------------- */
 
 /* The harness's endpoint, with four 1 MiB buffers for the large calls. */
 static void cfg_init(struct ferry_ep_config *cfg)
@@ -164,7 +164,7 @@ static struct ferry_endpoint *ep_with(struct ferry_tracer *t)
 	return ep_traced(&cfg, t);
 }
 
-/* --- what the server saw, what the client got ----------------------------- */
+/* --- what the server saw, what the client got ---------------------------- */
 
 #define NATTR_RET 20
 
