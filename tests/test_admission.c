@@ -2,34 +2,27 @@
 /*
  * test_admission.c - Criterion tests for session admission with channel
  * tokens and for token tables in calls (docs/wire.md, sections 5 and 8),
- * on real endpoints over the uring dataplane on 127.0.0.1.
+ * on real endpoints on 127.0.0.1, every case on every dataplane
+ * (tests/harness.h).
  *
  * Each test drives a server and a client endpoint from one thread: the
- * helpers poll both until what the test waits for happens.  A few tests
- * speak raw UDP to the server, to see the ERROR frame itself or to send
- * what no ferry client sends (a malformed token table).
+ * harness polls both until what the test waits for happens.  A few tests
+ * speak the wire by hand (the harness's raw peer), to see the ERROR frame
+ * itself or to send what no ferry client sends (a malformed token table).
  *
  * The keyring reads an injectable clock (g_now), so an expired token is
  * simply one issued an hour "ago".
  */
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <ferry/ferry.h>
 #include <ferry/token.h>
 
-#include "transport/wire.h"
-
-#include "raw_peer.h"
+#include "harness.h"
 
 #define T0 1700000000ull
 #define AUD "adm-test-server"
@@ -49,22 +42,15 @@ static uint64_t test_clock(void *arg)
 
 static struct ferry_keyring *g_kr;
 
-static struct ferry_endpoint *ep_new(uint32_t max_sessions)
+/* An endpoint with @max_sessions sessions and a small first pool. */
+static struct ferry_endpoint *ep_sessions(uint32_t max_sessions)
 {
 	struct ferry_ep_config cfg;
-	struct ferry_endpoint *ep;
 
-	ferry_ep_config_init(&cfg);
-	cfg.bind_addr = "127.0.0.1";
+	ep_config(&cfg);
 	cfg.max_sessions = max_sessions;
-	/* Small pools: the tests move little data, and each endpoint's
-	 * memory is faulted in at creation. */
 	cfg.pool[0] = (struct ferry_pool_class){ 512, 256 };
-	cfg.pool[1] = (struct ferry_pool_class){ 64u << 10, 16 };
-	cfg.pool[2] = (struct ferry_pool_class){ 0, 0 };
-	cfg.pool[3] = (struct ferry_pool_class){ 0, 0 };
-	cr_assert_eq(ferry_endpoint_create(&cfg, &ep), 0);
-	return ep;
+	return ep_make(&cfg);
 }
 
 static void kr_setup(void)
@@ -107,12 +93,6 @@ static void seal_ok(struct tok *t)
 }
 
 /* --- handlers ------------------------------------------------------------ */
-
-static void echo_handler(struct ferry_call *c, void *ctx)
-{
-	(void)ctx;
-	ferry_call_respond(c, ferry_call_take_req(c));
-}
 
 /* What M_CAPS answers: how many tokens came, how many redeemed, and a
  * checksum of the payload so the test sees it arrived intact beside the
@@ -167,36 +147,7 @@ static void caps_handler(struct ferry_call *c, void *ctx)
 	ferry_call_respond(c, mb);
 }
 
-/* --- driving endpoints ------------------------------------------------------ */
-
-/* Poll both endpoints until *@flag is set or @ms pass. */
-static bool pump(struct ferry_endpoint *a, struct ferry_endpoint *b,
-		 const bool *flag, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-
-	while (!*flag && now_ms() < end) {
-		if (a)
-			ferry_endpoint_poll(a, 0);
-		if (b)
-			ferry_endpoint_poll(b, 1);
-	}
-	return *flag;
-}
-
-struct conn {
-	bool done;
-	int res;
-};
-
-static void on_connect(struct ferry_session *s, int res, void *ctx)
-{
-	struct conn *c = ctx;
-
-	(void)s;
-	c->done = true;
-	c->res = res;
-}
+/* --- driving endpoints --------------------------------------------------- */
 
 /* Connect @cli to @srv presenting @t (NULL: no token); returns the
  * connect's result, and the session in *@out (closed by the caller). */
@@ -204,47 +155,12 @@ static int connect_with(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
 			const struct tok *t, struct ferry_session **out)
 {
 	struct ferry_connect_opts o = { 0 };
-	struct conn c = { 0 };
 
 	if (t) {
 		o.token = t->b;
 		o.token_len = t->len;
 	}
-	cr_assert_eq(ferry_session_connect(cli, "127.0.0.1",
-					   ferry_endpoint_port(srv), &o,
-					   on_connect, &c, out),
-		     0);
-	cr_assert(pump(cli, srv, &c.done, 3000), "connect never ended");
-	return c.res;
-}
-
-struct reply {
-	bool done;
-	int res;
-	uint8_t data[256];
-	size_t len;
-};
-
-static void on_reply(int res, const void *data, size_t len, void *ctx)
-{
-	struct reply *r = ctx;
-
-	r->done = true;
-	r->res = res;
-	r->len = len;
-	if (res == 0 && len <= sizeof(r->data))
-		memcpy(r->data, data, len);
-}
-
-static struct ferry_msgbuf *msg(struct ferry_endpoint *ep, size_t len,
-				uint8_t seed)
-{
-	struct ferry_msgbuf *mb;
-
-	cr_assert_eq(ferry_msgbuf_alloc(ep, len, &mb), 0);
-	for (size_t i = 0; i < len; i++)
-		((uint8_t *)ferry_msgbuf_data(mb))[i] = (uint8_t)(seed + i * 7);
-	return mb;
+	return connect_to(cli, srv, &o, out);
 }
 
 /* One echo call of 32 bytes on @s; asserts it comes back intact. */
@@ -266,7 +182,7 @@ static void echo_ok(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
 /* A server that requires tokens for CHANNEL, audience AUD. */
 static struct ferry_endpoint *guarded_server(uint32_t max_sessions)
 {
-	struct ferry_endpoint *srv = ep_new(max_sessions);
+	struct ferry_endpoint *srv = ep_sessions(max_sessions);
 	const char *const ch[] = { "svc/other-a", CHANNEL };
 
 	cr_assert_eq(ferry_endpoint_require_token(srv, g_kr, AUD, ch, 2), 0);
@@ -277,72 +193,13 @@ static struct ferry_endpoint *guarded_server(uint32_t max_sessions)
 	return srv;
 }
 
-/* --- raw UDP peer (raw_peer.h) ------------------------------------------- */
-
-/* Count how many datagrams of @type arrive within @ms. */
-static unsigned raw_count(struct raw *r, struct ferry_endpoint *srv,
-			  uint8_t type, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-	uint8_t buf[2048];
-	struct ferry_frame f;
-	unsigned k = 0;
-
-	while (now_ms() < end) {
-		ssize_t n;
-
-		ferry_endpoint_poll(srv, 1);
-		n = recv(r->fd, buf, sizeof(buf), 0);
-		if (n > 0 &&
-		    ferry_wire_parse(buf, (size_t)n, 1u << 30, &f) ==
-			    FERRY_PARSE_OK &&
-		    f.h.type == type)
-			k++;
-	}
-	return k;
-}
-
-/* A one-frame REQUEST whose message is @msg (table included). */
-static void raw_request(struct raw *r, uint32_t req_id, uint16_t method,
-			uint16_t flags, const void *m, size_t n)
-{
-	struct ferry_hdr h = { .type = FERRY_FT_REQUEST };
-
-	h.flags = flags;
-	h.method = method;
-	h.dst_sess = r->srv_sess;
-	h.src_sess = r->my_sess;
-	h.seq = r->seq++;
-	h.credit = 1u << 20;
-	h.req_id = req_id;
-	h.msg_len = (uint32_t)n;
-	raw_send(r, &h, m, n);
-}
-
-/* The error code of an error RESPONSE (0 for a normal one). */
-static uint32_t resp_code(const struct ferry_frame *f)
-{
-	uint32_t code;
-	const char *m;
-	uint16_t mlen;
-
-	if (!(f->h.flags & FERRY_FF_ERR))
-		return 0;
-	cr_assert_eq(ferry_wire_parse_error(f->payload, f->pay_len, &code, &m,
-					    &mlen),
-		     0);
-	return code;
-}
-
 /* ===================================================================== */
 /* Admission                                                              */
 /* ===================================================================== */
 
-TestSuite(admission, .init = kr_setup, .fini = kr_teardown, .timeout = 60);
-
-Test(admission, valid_token_connects_and_calls)
+static void t_valid_token_connects_and_calls(void)
 {
-	struct ferry_endpoint *srv = guarded_server(4), *cli = ep_new(4);
+	struct ferry_endpoint *srv = guarded_server(4), *cli = ep_sessions(4);
 	struct ferry_ep_stats st;
 	struct ferry_session *s;
 	struct tok t;
@@ -363,9 +220,9 @@ Test(admission, valid_token_connects_and_calls)
 }
 
 /* An actor-class token is a channel token too. */
-Test(admission, actor_class_token_connects)
+static void t_actor_class_token_connects(void)
 {
-	struct ferry_endpoint *srv = guarded_server(4), *cli = ep_new(4);
+	struct ferry_endpoint *srv = guarded_server(4), *cli = ep_sessions(4);
 	struct ferry_session *s;
 	struct tok t;
 
@@ -380,11 +237,11 @@ Test(admission, actor_class_token_connects)
 /* Every way to be refused, one client each: the connect fails with the
  * matching code, the server counts it and keeps nothing, and afterwards
  * valid clients still fill every session slot and call. */
-Test(admission, refusals_match_and_leave_no_state)
+static void t_refusals_match_and_leave_no_state(void)
 {
 	/* Two session slots only: a refused connect that kept a slot would
 	 * make the last valid connect below fail. */
-	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(16);
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_sessions(16);
 	struct ferry_keyring *other;
 	struct ferry_ep_stats st;
 	struct ferry_session *s, *ok[2];
@@ -485,9 +342,9 @@ Test(admission, refusals_match_and_leave_no_state)
 }
 
 /* Calls made before a refused connect completes end with its error. */
-Test(admission, queued_calls_fail_with_the_refusal)
+static void t_queued_calls_fail_with_the_refusal(void)
 {
-	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_sessions(2);
 	struct ferry_connect_opts o = { 0 };
 	struct conn c = { 0 };
 	struct reply r = { 0 };
@@ -509,7 +366,7 @@ Test(admission, queued_calls_fail_with_the_refusal)
 
 /* The refusal on the wire: one ERROR per CONNECT, naming the client's
  * session, from no session (src_sess 0), with the code and its text. */
-Test(admission, refusal_is_one_error_frame)
+static void t_refusal_is_one_error_frame(void)
 {
 	struct ferry_endpoint *srv = guarded_server(2);
 	struct ferry_ep_stats st;
@@ -545,15 +402,15 @@ Test(admission, refusal_is_one_error_frame)
 	ferry_endpoint_stats(srv, &st);
 	cr_assert_eq(st.admission_refused, 3);
 	cr_assert_eq(st.sessions_opened, 0);
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
 
 /* Without admission, an endpoint takes a connect with or without a
  * token: TOKEN (0x84) is understood, not refused as unknown. */
-Test(admission, no_admission_takes_token_or_none)
+static void t_no_admission_takes_token_or_none(void)
 {
-	struct ferry_endpoint *srv = ep_new(4), *cli = ep_new(4);
+	struct ferry_endpoint *srv = ep_sessions(4), *cli = ep_sessions(4);
 	struct ferry_ep_stats st;
 	struct ferry_session *a, *b;
 	struct tok t;
@@ -593,9 +450,9 @@ static void count_release(void *ctx)
 	g_released++;
 }
 
-Test(admission, custom_hook_and_release)
+static void t_custom_hook_and_release(void)
 {
-	struct ferry_endpoint *srv = ep_new(2), *cli = ep_new(2);
+	struct ferry_endpoint *srv = ep_sessions(2), *cli = ep_sessions(2);
 	struct ferry_session *s;
 
 	g_released = 0;
@@ -618,9 +475,9 @@ Test(admission, custom_hook_and_release)
 	ferry_endpoint_destroy(cli);
 }
 
-Test(admission, bad_arguments)
+static void t_bad_arguments(void)
 {
-	struct ferry_endpoint *ep = ep_new(2);
+	struct ferry_endpoint *ep = ep_sessions(2);
 	const char *const ch[] = { CHANNEL };
 	const char *const bad[] = { "tab\there" };
 	struct ferry_connect_opts o = { .token = "x", .token_len = 0 };
@@ -655,7 +512,7 @@ Test(admission, bad_arguments)
 	ferry_endpoint_destroy(ep);
 }
 
-Test(admission, strerror_covers_token_codes)
+static void t_strerror_covers_token_codes(void)
 {
 	for (int e = FERRY_TOKEN_ERRNO_BASE; e < FERRY_TOKEN_ERRNO_MAX; e++) {
 		const char *m = ferry_strerror(-e);
@@ -675,8 +532,6 @@ Test(admission, strerror_covers_token_codes)
 /* ===================================================================== */
 /* Tokens in calls                                                        */
 /* ===================================================================== */
-
-TestSuite(caps, .init = kr_setup, .fini = kr_teardown, .timeout = 60);
 
 /* A call of @method with @n copies of @t and a payload of @len bytes;
  * returns the continuation's result, and the verdict in *@v. */
@@ -711,9 +566,9 @@ static struct ferry_session *open_guarded(struct ferry_endpoint *cli,
 	return s;
 }
 
-Test(caps, zero_one_several_round_trip_and_redeem)
+static void t_zero_one_several_round_trip_and_redeem(void)
 {
-	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_sessions(2);
 	struct ferry_session *s = open_guarded(cli, srv);
 	struct ferry_cap caps[7];
 	struct tok t[7];
@@ -754,9 +609,9 @@ Test(caps, zero_one_several_round_trip_and_redeem)
 
 /* The handler sees each token as sent; a bad one fails to redeem (the
  * transport carries tokens, the handler judges them). */
-Test(caps, handler_sees_bad_tokens_fail)
+static void t_handler_sees_bad_tokens_fail(void)
 {
-	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_sessions(2);
 	struct ferry_session *s = open_guarded(cli, srv);
 	struct ferry_cap caps[3];
 	struct tok good, expired, aud;
@@ -784,9 +639,9 @@ Test(caps, handler_sees_bad_tokens_fail)
 
 /* An IOU entry is refused, at the call's turn, with a clear error; the
  * handler does not run, and the session carries on. */
-Test(caps, iou_entry_names_a_promise_of_its_session)
+static void t_iou_entry_names_a_promise_of_its_session(void)
 {
-	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_sessions(2);
 	struct ferry_session *s = open_guarded(cli, srv);
 	struct ferry_session *s2 = open_guarded(cli, srv);
 	struct ferry_msgbuf *mb = msg(cli, 8, 0);
@@ -816,9 +671,9 @@ Test(caps, iou_entry_names_a_promise_of_its_session)
 	ferry_endpoint_destroy(srv);
 }
 
-Test(caps, client_side_limits)
+static void t_client_side_limits(void)
 {
-	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_new(2);
+	struct ferry_endpoint *srv = guarded_server(2), *cli = ep_sessions(2);
 	struct ferry_session *s = open_guarded(cli, srv);
 	struct ferry_cap caps[FERRY_CAPS_MAX + 1];
 	static uint8_t big[FERRY_CAPS_MAX_LEN];
@@ -866,7 +721,7 @@ Test(caps, client_side_limits)
 /* Tables no ferry client sends, by raw UDP: each call is refused with an
  * error response at its turn and counted, later calls are served in
  * order, and nothing crashes. */
-Test(caps, malformed_tables_refused_and_counted)
+static void t_malformed_tables_refused_and_counted(void)
 {
 	struct ferry_endpoint *srv = guarded_server(2);
 	struct ferry_ep_stats st;
@@ -946,6 +801,32 @@ Test(caps, malformed_tables_refused_and_counted)
 	cr_assert_eq(st.caps_refused, nbad);
 	cr_assert_eq(st.caps_received, 1);
 	cr_assert_eq(st.reqs_dispatched, nbad + 1);
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
+
+/* ===================================================================== */
+/* Every case on every dataplane                                          */
+
+#define ADMISSION_CASES(CASE, s)                                               \
+	CASE(s, valid_token_connects_and_calls)                                \
+	CASE(s, actor_class_token_connects)                                    \
+	CASE(s, refusals_match_and_leave_no_state)                             \
+	CASE(s, queued_calls_fail_with_the_refusal)                            \
+	CASE(s, refusal_is_one_error_frame)                                    \
+	CASE(s, no_admission_takes_token_or_none)                              \
+	CASE(s, custom_hook_and_release)                                       \
+	CASE(s, bad_arguments)                                                 \
+	CASE(s, strerror_covers_token_codes)
+
+#define CAPS_CASES(CASE, s)                                                    \
+	CASE(s, zero_one_several_round_trip_and_redeem)                        \
+	CASE(s, handler_sees_bad_tokens_fail)                                  \
+	CASE(s, iou_entry_names_a_promise_of_its_session)                      \
+	CASE(s, client_side_limits)                                            \
+	CASE(s, malformed_tables_refused_and_counted)
+
+HARNESS_BATTERY(admission, ADMISSION_CASES, .init = kr_setup,
+		.fini = kr_teardown, .timeout = 60)
+HARNESS_BATTERY(caps, CAPS_CASES, .init = kr_setup, .fini = kr_teardown,
+		.timeout = 60)

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transport battery: real endpoints on a real dataplane, talking over
- * loopback.  Every test is written once and instantiated for each dataplane
- * in DATAPLANES (nng's way), so a new backend runs the same battery.
+ * The transport battery, part one: calls, sessions and ordering, between
+ * real endpoints on a real dataplane over loopback.  Every test is written
+ * once and instantiated for each dataplane built in (tests/harness.h, nng's
+ * way), so a new backend runs the same battery.  Part two, recovery from
+ * loss, duplication, reordering, corruption and dead peers, is
+ * test_reliability.c.
  *
- * Some tests speak the wire directly from a plain UDP socket ("raw peer")
- * to do what a well-behaved ferry client never does: send requests out of
- * order, twice, or malformed.
+ * Some tests speak the wire directly through the harness's raw peer to do
+ * what a well-behaved ferry client never does: send requests out of order,
+ * twice, or malformed.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
@@ -16,15 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ferry/ferry.h>
 
-#include "dataplane/dp.h"
-#include "ferry_config.h"
-#include "transport/wire.h"
+#include "harness.h"
 
 #define M_ECHO 1
 #define M_DEFER 2
@@ -33,181 +31,12 @@
 #define M_IOU 5
 #define M_TRACE 6
 
-static const char *dp_name;
-/* DPDK: the EAL arguments every endpoint of a test process passes (the
- * first starts the EAL); NULL elsewhere. */
-static const char *dp_eal;
-
-/* --- harness ------------------------------------------------------------- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct ferry_endpoint *ep_new(void (*tweak)(struct ferry_ep_config *))
-{
-	struct ferry_ep_config cfg;
-	struct ferry_endpoint *ep = NULL;
-	int ret;
-
-	ferry_ep_config_init(&cfg);
-	cfg.dataplane = dp_name;
-	cfg.dpdk_eal = dp_eal;
-	cfg.bind_addr = "127.0.0.1";
-	cfg.max_sessions = 8;
-	/* A small pool keeps the tests quick to set up. */
-	cfg.pool[0] = (struct ferry_pool_class){ 512, 1024 };
-	cfg.pool[1] = (struct ferry_pool_class){ 64u << 10, 64 };
-	cfg.pool[2] = (struct ferry_pool_class){ 1u << 20, 24 };
-	cfg.pool[3] = (struct ferry_pool_class){ 8u << 20, 2 };
-	if (tweak)
-		tweak(&cfg);
-	ret = ferry_endpoint_create(&cfg, &ep);
-	cr_assert_eq(ret, 0, "endpoint_create: %s", ferry_strerror(ret));
-	return ep;
-}
-
-/* Poll both endpoints until *flag or 10 s pass; true if *flag. */
-static bool pump(struct ferry_endpoint *a, struct ferry_endpoint *b,
-		 volatile bool *flag)
-{
-	uint64_t end = now_ms() + 10000;
-
-	while (!*flag && now_ms() < end) {
-		if (a)
-			ferry_endpoint_poll(a, 0);
-		if (b)
-			ferry_endpoint_poll(b, 0);
-	}
-	return *flag;
-}
-
-static void pump_for(struct ferry_endpoint *a, struct ferry_endpoint *b,
-		     unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-
-	while (now_ms() < end) {
-		if (a)
-			ferry_endpoint_poll(a, 0);
-		if (b)
-			ferry_endpoint_poll(b, 0);
-	}
-}
-
-struct conn_res {
-	bool done;
-	int res;
-};
-
-static void on_connect(struct ferry_session *s, int res, void *ctx)
-{
-	struct conn_res *cr = ctx;
-
-	(void)s;
-	cr->done = true;
-	cr->res = res;
-}
-
-static struct ferry_session *connect_ok(struct ferry_endpoint *cli,
-					struct ferry_endpoint *srv)
-{
-	struct conn_res cr = { 0 };
-	struct ferry_session *s = NULL;
-	int ret;
-
-	ret = ferry_session_connect(cli, "127.0.0.1", ferry_endpoint_port(srv),
-				    NULL, on_connect, &cr, &s);
-	cr_assert_eq(ret, 0);
-	cr_assert(pump(cli, srv, &cr.done), "handshake did not finish");
-	cr_assert_eq(cr.res, 0, "connect: %s", ferry_strerror(cr.res));
-	cr_assert(ferry_session_is_open(s));
-	return s;
-}
-
-static void echo_handler(struct ferry_call *c, void *ctx)
-{
-	(void)ctx;
-	cr_assert_eq(ferry_call_respond(c, ferry_call_take_req(c)), 0);
-}
-
-static struct ferry_msgbuf *msg(struct ferry_endpoint *ep, size_t len,
-				uint32_t seed)
-{
-	struct ferry_msgbuf *mb;
-	uint8_t *p;
-	int ret = ferry_msgbuf_alloc(ep, len, &mb);
-
-	cr_assert_eq(ret, 0, "msgbuf_alloc(%zu): %s", len, ferry_strerror(ret));
-	p = ferry_msgbuf_data(mb);
-	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 8));
-	return mb;
-}
-
-static bool pattern_ok(const uint8_t *p, size_t len, uint32_t seed)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != (uint8_t)(seed * 31 + i * 7 + (i >> 8)))
-			return false;
-	return true;
-}
-
-/* One continuation record per call. */
-struct reply {
-	bool done;
-	int res;
-	int calls; /* how many times the continuation ran: must be 1 */
-	size_t len;
-	bool data_ok;
-	uint32_t seed;
-	int order; /* completion position, for ordering checks */
-};
-
-static int completion_counter;
-
-static void on_reply(int res, const void *data, size_t len, void *ctx)
-{
-	struct reply *r = ctx;
-
-	r->calls++;
-	r->done = true;
-	r->res = res;
-	r->len = len;
-	r->data_ok = res == 0 && pattern_ok(data, len, r->seed);
-	r->order = completion_counter++;
-}
-
-/* Poll both endpoints until replies r[0..n) are all in, or 10 s pass. */
-static bool pump_replies(struct ferry_endpoint *a, struct ferry_endpoint *b,
-			 const struct reply *r, int n)
-{
-	uint64_t end = now_ms() + 10000;
-
-	for (;;) {
-		int done = 0;
-
-		for (int i = 0; i < n; i++)
-			done += r[i].done;
-		if (done == n)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		ferry_endpoint_poll(a, 0);
-		ferry_endpoint_poll(b, 0);
-	}
-}
-
-/* --- tests, written once ----------------------------------------------- */
+/* --- calls and sessions -------------------------------------------------- */
 
 static void t_handshake(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
-	struct ferry_session *s = connect_ok(cli, srv);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
+	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_ep_stats st;
 
 	ferry_endpoint_stats(srv, &st);
@@ -222,15 +51,16 @@ static void t_handshake(void)
 
 static void short_connect(struct ferry_ep_config *c)
 {
+	ep_big(c);
 	c->connect_timeout_ms = 300;
 }
 
 static void t_connect_timeout(void)
 {
 	struct ferry_endpoint *cli = ep_new(short_connect);
-	struct ferry_endpoint *dead = ep_new(NULL);
+	struct ferry_endpoint *dead = ep_new(ep_big);
 	uint16_t port = ferry_endpoint_port(dead);
-	struct conn_res cr = { 0 };
+	struct conn cr = { 0 };
 	struct ferry_session *s;
 	struct reply r = { 0 };
 
@@ -240,7 +70,7 @@ static void t_connect_timeout(void)
 					   on_connect, &cr, &s), 0);
 	/* A call made before the handshake fails with it. */
 	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 8, 1), on_reply, &r), 0);
-	cr_assert(pump(cli, NULL, &cr.done));
+	cr_assert(pump(cli, NULL, &cr.done, WAIT_MS));
 	cr_assert_eq(cr.res, -ETIMEDOUT);
 	cr_assert_eq(r.calls, 1);
 	cr_assert_eq(r.res, -ETIMEDOUT);
@@ -251,20 +81,21 @@ static void t_connect_timeout(void)
 
 static void one_session(struct ferry_ep_config *c)
 {
+	ep_big(c);
 	c->max_sessions = 1;
 }
 
 static void t_connect_rejected_when_full(void)
 {
 	struct ferry_endpoint *srv = ep_new(one_session);
-	struct ferry_endpoint *c1 = ep_new(NULL), *c2 = ep_new(NULL);
-	struct ferry_session *s1 = connect_ok(c1, srv), *s2;
-	struct conn_res cr = { 0 };
+	struct ferry_endpoint *c1 = ep_new(ep_big), *c2 = ep_new(ep_big);
+	struct ferry_session *s1 = open_session(c1, srv), *s2;
+	struct conn cr = { 0 };
 
 	cr_assert_eq(ferry_session_connect(c2, "127.0.0.1",
 					   ferry_endpoint_port(srv), NULL,
 					   on_connect, &cr, &s2), 0);
-	cr_assert(pump(c2, srv, &cr.done));
+	cr_assert(pump(c2, srv, &cr.done, WAIT_MS));
 	cr_assert_eq(cr.res, -FERRY_EREJECTED, "got %s", ferry_strerror(cr.res));
 	ferry_session_close(s2);
 	ferry_session_close(s1);
@@ -275,7 +106,7 @@ static void t_connect_rejected_when_full(void)
 
 static void t_echo_sizes(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	struct ferry_session *s;
 	/* Around the packet boundary (8192 - 44 = 8148 payload bytes),
 	 * and up to the 8 MiB limit. */
@@ -284,13 +115,14 @@ static void t_echo_sizes(void)
 	struct ferry_ep_stats st;
 
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		struct reply r = { .seed = (uint32_t)i };
 
 		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, sizes[i], (uint32_t)i),
 					on_reply, &r), 0);
-		cr_assert(pump(cli, srv, &r.done), "size %zu: no reply", sizes[i]);
+		cr_assert(pump(cli, srv, &r.done, WAIT_MS),
+			  "size %zu: no reply", sizes[i]);
 		cr_assert_eq(r.calls, 1);
 		cr_assert_eq(r.res, 0, "size %zu: %s", sizes[i],
 			     ferry_strerror(r.res));
@@ -310,7 +142,7 @@ static void t_echo_sizes(void)
 
 static void t_too_large(void)
 {
-	struct ferry_endpoint *cli = ep_new(NULL);
+	struct ferry_endpoint *cli = ep_new(ep_big);
 	struct ferry_msgbuf *mb;
 
 	cr_assert_eq(ferry_msgbuf_alloc(cli, (8u << 20) + 1, &mb), -EMSGSIZE);
@@ -319,27 +151,9 @@ static void t_too_large(void)
 
 /* E-order with many calls in flight, sizes mixed so that multi-packet
  * requests sit between single-packet ones. */
-struct order_log {
-	uint32_t seen[4096];
-	uint32_t n;
-};
-
-static void record_handler(struct ferry_call *c, void *ctx)
-{
-	struct order_log *log = ctx;
-	size_t len;
-	const uint8_t *p = ferry_call_req(c, &len);
-	uint32_t seq;
-
-	cr_assert_geq(len, 4);
-	memcpy(&seq, p, 4);
-	log->seen[log->n++] = seq;
-	ferry_call_respond(c, ferry_call_take_req(c));
-}
-
 static void t_eorder_mixed(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct order_log log;
 	static struct reply r[1000];
 	struct ferry_session *s;
@@ -349,7 +163,7 @@ static void t_eorder_mixed(void)
 	memset(&log, 0, sizeof(log));
 	memset(r, 0, sizeof(r));
 	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	/* Issue in waves of 100: more than fits in the 128 slots is fine
 	 * too (calls wait in order), but the pool is small. */
 	for (uint32_t base = 0; base < N; base += 100) {
@@ -386,6 +200,7 @@ static void t_eorder_mixed(void)
  * calls much larger than that, with the client held back, not flooding. */
 static void tiny_window(struct ferry_ep_config *c)
 {
+	ep_big(c);
 	c->session_credits = 4;
 }
 
@@ -400,7 +215,7 @@ static void t_credits(void)
 
 	memset(r, 0, sizeof(r));
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (uint32_t i = 0; i < 16; i++) {
 		r[i].seed = i;
 		/* ~13 packets each, 16 calls: 200 packets into a window of 4. */
@@ -424,21 +239,9 @@ static void t_credits(void)
 }
 
 /* Close with calls outstanding: each ends once, -ECANCELED, in order. */
-struct deferred {
-	struct ferry_call *calls[64];
-	int n;
-};
-
-static void defer_handler(struct ferry_call *c, void *ctx)
-{
-	struct deferred *d = ctx;
-
-	d->calls[d->n++] = c; /* answered later, or never */
-}
-
 static void t_close_outstanding(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct deferred d;
 	static struct reply r[20];
 	struct ferry_session *s;
@@ -446,9 +249,9 @@ static void t_close_outstanding(void)
 
 	memset(&d, 0, sizeof(d));
 	memset(r, 0, sizeof(r));
-	completion_counter = 0;
+	reply_order = 0;
 	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (int i = 0; i < 20; i++)
 		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, (uint32_t)i),
 					on_reply, &r[i]), 0);
@@ -476,7 +279,7 @@ static void t_close_outstanding(void)
 /* The server going away: outstanding calls end with -ECONNRESET. */
 static void t_peer_closes(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct deferred d;
 	struct reply r[5] = { 0 };
 	struct ferry_session *s;
@@ -484,7 +287,7 @@ static void t_peer_closes(void)
 
 	memset(&d, 0, sizeof(d));
 	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, 0), on_reply,
 					&r[i]), 0);
@@ -511,14 +314,14 @@ static void t_peer_closes(void)
 
 static void t_destroy_outstanding(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct deferred d;
 	struct reply r[3] = { 0 };
 	struct ferry_session *s;
 
 	memset(&d, 0, sizeof(d));
 	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	(void)s;
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, 0), on_reply,
@@ -534,12 +337,12 @@ static void t_destroy_outstanding(void)
 
 static void t_unknown_method(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
-	struct ferry_session *s = connect_ok(cli, srv);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
+	struct ferry_session *s = open_session(cli, srv);
 	struct reply r = { 0 };
 
 	cr_assert_eq(ferry_call(s, 999, msg(cli, 8, 0), on_reply, &r), 0);
-	cr_assert(pump(cli, srv, &r.done));
+	cr_assert(pump(cli, srv, &r.done, WAIT_MS));
 	cr_assert_eq(r.calls, 1);
 	cr_assert_eq(r.res, -FERRY_ENOMETHOD, "got %s", ferry_strerror(r.res));
 	ferry_session_close(s);
@@ -589,7 +392,7 @@ static void *responder(void *arg)
 
 static void t_deferred_other_thread(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct thread_work tw;
 	static struct reply r[64];
 	struct ferry_session *s;
@@ -600,7 +403,7 @@ static void t_deferred_other_thread(void)
 	memset(r, 0, sizeof(r));
 	tw.srv = srv;
 	cr_assert_eq(ferry_endpoint_register(srv, M_THREAD, thread_handler, &tw), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	pthread_create(&th, NULL, responder, &tw);
 	for (uint32_t i = 0; i < 64; i++) {
 		r[i].seed = i;
@@ -700,7 +503,7 @@ static void *iou_keeper(void *arg)
 
 static void t_ious(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct iou_work w;
 	static struct reply r[IOU_N];
 	struct ferry_ep_stats st;
@@ -710,7 +513,7 @@ static void t_ious(void)
 	memset(&w, 0, sizeof(w));
 	memset(r, 0, sizeof(r));
 	cr_assert_eq(ferry_endpoint_register(srv, M_IOU, iou_handler, &w), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (uint32_t i = 0; i < IOU_N; i++) {
 		struct ferry_msgbuf *mb = msg(cli, 8, i);
 		struct ferry_cap cap;
@@ -766,7 +569,7 @@ static uint32_t drain_pool(struct ferry_endpoint *ep, size_t len)
 
 static void t_msgbuf_ownership(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	uint32_t small_c = drain_pool(cli, 100), big_c = drain_pool(cli, 1u << 20);
 	uint32_t small_s = drain_pool(srv, 100), big_s = drain_pool(srv, 1u << 20);
 	struct ferry_session *s;
@@ -776,7 +579,7 @@ static void t_msgbuf_ownership(void)
 
 	memset(r, 0, sizeof(r));
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (uint32_t i = 0; i < 40; i++) {
 		r[i].seed = i;
 		cr_assert_eq(ferry_call(s, M_ECHO,
@@ -804,143 +607,22 @@ static void t_msgbuf_ownership(void)
 
 /* --- the raw peer -------------------------------------------------------- */
 
-/* The raw peer sends and receives through the same dataplane's ops table,
- * one level below the transport, so it reaches the server on any backend
- * (a UDP socket on uring, a lane of the loopback port on DPDK). */
-struct raw_peer {
-	const struct ferry_dp_ops *ops;
-	struct ferry_dp *dp;
-	struct ferry_addr srv;
-	uint32_t my_sess, srv_sess, seq;
-};
-
-static void raw_tx_done(void *ctx, void *cookie)
-{
-	(void)ctx;
-	(void)cookie; /* the raw peer lends no bodies */
-}
-
-static void raw_open(struct raw_peer *rp, struct ferry_endpoint *srv)
-{
-	struct ferry_dp_conf dc = { 0 };
-
-	memset(rp, 0, sizeof(*rp));
-	rp->ops = ferry_dp_find(dp_name);
-	cr_assert_not_null(rp->ops);
-	dc.bind_addr = "127.0.0.1";
-	dc.max_frame = 2048;
-	dc.rx_bufs = 256;
-	dc.tx_slots = 64;
-	dc.dpdk_eal = dp_eal;
-	dc.dpdk_port = -1;
-	dc.tx_done = raw_tx_done;
-	cr_assert_eq(rp->ops->open(&dc, &rp->dp), 0);
-	cr_assert_eq(ferry_addr_parse_ip("127.0.0.1", &rp->srv.ip), 0);
-	rp->srv.port = ferry_endpoint_port(srv);
-}
-
-static void raw_close(struct raw_peer *rp)
-{
-	rp->ops->close(rp->dp);
-}
-
-static void raw_send_bytes(struct raw_peer *rp, const void *buf, size_t len)
-{
-	struct ferry_dp_tx tx = { .dst = rp->srv, .hdr = buf,
-				  .hdr_len = (uint32_t)len };
-
-	cr_assert_eq(rp->ops->tx_burst(rp->dp, &tx, 1), 1);
-	cr_assert_eq(rp->ops->flush(rp->dp), 0);
-}
-
-static void raw_send(struct raw_peer *rp, const struct ferry_hdr *h,
-		     const void *body, size_t len)
-{
-	uint8_t buf[2048];
-
-	ferry_wire_encode(h, buf);
-	memcpy(buf + FERRY_WIRE_HDR_LEN, body, len);
-	raw_send_bytes(rp, buf, FERRY_WIRE_HDR_LEN + len);
-}
-
-/* Receive one frame of @type (others are skipped) while polling @srv. */
-static bool raw_recv(struct raw_peer *rp, struct ferry_endpoint *srv,
-		     uint8_t type, struct ferry_frame *f, uint8_t *buf)
-{
-	uint64_t end = now_ms() + 3000;
-
-	while (now_ms() < end) {
-		struct ferry_dp_pkt pkt;
-		bool hit;
-
-		ferry_endpoint_poll(srv, 0);
-		rp->ops->flush(rp->dp);
-		if (rp->ops->rx_burst(rp->dp, &pkt, 1) == 0)
-			continue;
-		cr_assert_leq(pkt.len, 2048);
-		memcpy(buf, pkt.data, pkt.len);
-		rp->ops->rx_release(rp->dp, pkt.id);
-		hit = ferry_wire_parse(buf, pkt.len, 1u << 30, f) ==
-			      FERRY_PARSE_OK &&
-		      f->h.type == type;
-		if (hit)
-			return true;
-	}
-	return false;
-}
-
-static void raw_connect(struct raw_peer *rp, struct ferry_endpoint *srv)
-{
-	struct ferry_connect_body b = { .params = { 8u << 20, 64, 2048, 16 } };
-	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
-	uint8_t body[64], buf[2048];
-	struct ferry_frame f;
-	int n;
-
-	raw_open(rp, srv);
-	rp->my_sess = 0x00070001;
-	n = ferry_wire_put_connect(body, sizeof(body), &b);
-	cr_assert_gt(n, 0);
-	h.src_sess = rp->my_sess;
-	h.credit = 64;
-	h.msg_len = (uint32_t)n;
-	raw_send(rp, &h, body, (size_t)n);
-	cr_assert(raw_recv(rp, srv, FERRY_FT_ACCEPT, &f, buf), "no ACCEPT");
-	rp->srv_sess = f.h.src_sess;
-	rp->seq = 0;
-}
-
-static void raw_request(struct raw_peer *rp, uint32_t req_id, uint16_t method,
-			const void *body, uint32_t len)
-{
-	struct ferry_hdr h = { .type = FERRY_FT_REQUEST,
-			       .method = method,
-			       .dst_sess = rp->srv_sess,
-			       .src_sess = rp->my_sess,
-			       .seq = rp->seq++,
-			       .credit = 1u << 20,
-			       .req_id = req_id,
-			       .msg_len = len };
-
-	raw_send(rp, &h, body, len);
-}
-
 /* Requests arriving out of order, and twice, still run in call order,
  * each exactly once. */
 static void t_eorder_raw_reordered(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big);
 	static struct order_log log;
 	const uint32_t order[] = { 3, 1, 5, 2, 2, 4, 1, 6, 5, 8, 7, 3 };
-	struct raw_peer rp;
+	struct raw rp;
 
 	memset(&log, 0, sizeof(log));
 	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
-	raw_connect(&rp, srv);
+	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		uint32_t v = order[i];
 
-		raw_request(&rp, order[i], M_RECORD, &v, 4);
+		raw_request(&rp, order[i], M_RECORD, 0, &v, 4);
 		pump_for(srv, NULL, 2);
 	}
 	pump_for(srv, NULL, 20);
@@ -955,16 +637,16 @@ static void t_eorder_raw_reordered(void)
 /* Bad input is dropped and counted, never fatal. */
 static void t_malformed_counted(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	struct ferry_ep_stats st;
 	struct ferry_session *s;
-	struct raw_peer rp;
+	struct raw rp;
 	struct reply r = { .seed = 9 };
 	uint8_t buf[256];
 	struct ferry_hdr h;
 
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	raw_connect(&rp, srv);
+	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
 	memset(buf, 0xab, sizeof(buf));
 	raw_send_bytes(&rp, buf, 10); /* truncated */
 	raw_send_bytes(&rp, buf, 100); /* bad magic */
@@ -1006,9 +688,9 @@ static void t_malformed_counted(void)
 	cr_assert_eq(st.drop_unknown_session, 1);
 	cr_assert_eq(st.reqs_dispatched, 0);
 	/* And the server still serves. */
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 64, 9), on_reply, &r), 0);
-	cr_assert(pump(cli, srv, &r.done));
+	cr_assert(pump(cli, srv, &r.done, WAIT_MS));
 	cr_assert_eq(r.res, 0);
 	cr_assert(r.data_ok);
 	raw_close(&rp);
@@ -1022,9 +704,9 @@ static void t_malformed_counted(void)
  * not held up behind it. */
 static void t_refused_call_keeps_order(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big);
 	static struct order_log log;
-	struct raw_peer rp;
+	struct raw rp;
 	struct ferry_hdr h;
 	struct ferry_frame f;
 	uint8_t buf[2048];
@@ -1034,7 +716,7 @@ static void t_refused_call_keeps_order(void)
 
 	memset(&log, 0, sizeof(log));
 	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
-	raw_connect(&rp, srv);
+	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
 	memset(&h, 0, sizeof(h));
 	h.type = FERRY_FT_REQUEST;
 	h.flags = FERRY_FF_CAPS;
@@ -1046,14 +728,16 @@ static void t_refused_call_keeps_order(void)
 	h.req_id = 1;
 	h.msg_len = 4;
 	raw_send(&rp, &h, &v, 4);
-	raw_request(&rp, 2, M_RECORD, &v, 4);
-	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, &f, buf));
+	raw_request(&rp, 2, M_RECORD, 0, &v, 4);
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, 0, &f, buf,
+			   sizeof(buf)));
 	cr_assert_eq(f.h.req_id, 1, "call 1 is answered first");
 	cr_assert(f.h.flags & FERRY_FF_ERR);
 	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
 					    &mlen), 0);
 	cr_assert_eq(code, EPROTONOSUPPORT);
-	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, &f, buf));
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, 0, &f, buf,
+			   sizeof(buf)));
 	cr_assert_eq(f.h.req_id, 2);
 	cr_assert_not(f.h.flags & FERRY_FF_ERR);
 	cr_assert_eq(log.n, 1);
@@ -1066,11 +750,11 @@ static void t_refused_call_keeps_order(void)
  * ERROR at once, and leaves no session behind. */
 static void t_connect_unsupported_option(void)
 {
-	struct ferry_endpoint *srv = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big);
 	struct ferry_hdr h = { .type = FERRY_FT_CONNECT };
 	struct ferry_connect_body b = { .params = { 8u << 20, 64, 2048, 16 } };
 	struct ferry_ep_stats st;
-	struct raw_peer rp;
+	struct raw rp;
 	struct ferry_frame f;
 	uint8_t body[128], buf[2048];
 	uint32_t code;
@@ -1078,7 +762,7 @@ static void t_connect_unsupported_option(void)
 	uint16_t mlen;
 	int n;
 
-	raw_open(&rp, srv);
+	raw_open(&rp, srv, 0);
 	n = ferry_wire_put_connect(body, sizeof(body), &b);
 	/* A critical TLV of a type this version does not know (0x85). */
 	body[n++] = 0x85;
@@ -1090,7 +774,8 @@ static void t_connect_unsupported_option(void)
 	h.src_sess = 0x00090002;
 	h.msg_len = (uint32_t)n;
 	raw_send(&rp, &h, body, (size_t)n);
-	cr_assert(raw_recv(&rp, srv, FERRY_FT_ERROR, &f, buf), "no ERROR");
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_ERROR, 0, &f, buf,
+			   sizeof(buf)), "no ERROR");
 	cr_assert_eq(f.h.dst_sess, 0x00090002);
 	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
 					    &mlen), 0);
@@ -1122,7 +807,7 @@ static void t_trace_blocks(void)
 {
 	static const char tp[] =
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
 	static struct order_log log;
 	struct ferry_call_opts o = { .traceparent = tp,
 				     .tracestate = "congo=t61rcWkgMzE" };
@@ -1132,7 +817,7 @@ static void t_trace_blocks(void)
 	static struct reply r[8];
 	struct ferry_ep_stats st;
 	struct ferry_session *s;
-	struct raw_peer rp;
+	struct raw rp;
 	struct ferry_frame f;
 	uint8_t m[256], buf[2048];
 	uint32_t v = 7, code;
@@ -1144,7 +829,7 @@ static void t_trace_blocks(void)
 	cr_assert_eq(ferry_endpoint_register(srv, M_TRACE, trace_handler, NULL), 0);
 	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log),
 		     0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (uint32_t i = 0; i < n; i++) {
 		r[i].seed = i;
 		cr_assert_eq(ferry_call_with(s, M_TRACE, msg(cli, sizes[i], i),
@@ -1171,7 +856,7 @@ static void t_trace_blocks(void)
 
 	/* The raw peer announced no trace blocks, but the server takes
 	 * them from anyone. */
-	raw_connect(&rp, srv);
+	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
 	bl = ferry_wire_put_trace_block(m, sizeof(m), tp, NULL, 0);
 	cr_assert_eq(bl, 59);
 	memcpy(m + bl, &v, 4);
@@ -1194,13 +879,15 @@ static void t_trace_blocks(void)
 		h.req_id = 2;
 		raw_send(&rp, &h, m, (size_t)bl + 4);
 	}
-	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, &f, buf));
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, 0, &f, buf,
+			   sizeof(buf)));
 	cr_assert_eq(f.h.req_id, 1, "call 1 is answered first");
 	cr_assert(f.h.flags & FERRY_FF_ERR);
 	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &em,
 					    &mlen), 0);
 	cr_assert_eq(code, FERRY_EPROTO);
-	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, &f, buf));
+	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, 0, &f, buf,
+			   sizeof(buf)));
 	cr_assert_eq(f.h.req_id, 2);
 	cr_assert_not(f.h.flags & (FERRY_FF_ERR | FERRY_FF_TRACE));
 	cr_assert_eq(f.pay_len, 4, "the handler got the payload alone");
@@ -1218,12 +905,13 @@ static void t_trace_blocks(void)
  * than the server can hold. */
 static void few_slots(struct ferry_ep_config *c)
 {
+	ep_big(c);
 	c->session_slots = 4;
 }
 
 static void t_slots_negotiated(void)
 {
-	struct ferry_endpoint *srv = ep_new(few_slots), *cli = ep_new(NULL);
+	struct ferry_endpoint *srv = ep_new(few_slots), *cli = ep_new(ep_big);
 	static struct reply r[60];
 	struct ferry_ep_stats st;
 	struct ferry_session *s;
@@ -1231,7 +919,7 @@ static void t_slots_negotiated(void)
 
 	memset(r, 0, sizeof(r));
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (uint32_t i = 0; i < 60; i++) {
 		r[i].seed = i;
 		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 40, i), on_reply,
@@ -1253,6 +941,7 @@ static void t_slots_negotiated(void)
  * kernel's notification. */
 static void zc_on(struct ferry_ep_config *c)
 {
+	ep_big(c);
 	c->zc_threshold = 1024;
 	c->max_frame = 65000;
 }
@@ -1266,14 +955,15 @@ static void t_zero_copy_send(void)
 	uint32_t small = drain_pool(cli, 100), big = drain_pool(cli, 1u << 20);
 
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
+	s = open_session(cli, srv);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		struct reply r = { .seed = (uint32_t)i + 40 };
 
 		cr_assert_eq(ferry_call(s, M_ECHO,
 					msg(cli, sizes[i], (uint32_t)i + 40),
 					on_reply, &r), 0);
-		cr_assert(pump(cli, srv, &r.done), "size %zu", sizes[i]);
+		cr_assert(pump(cli, srv, &r.done, WAIT_MS),
+			  "size %zu", sizes[i]);
 		cr_assert_eq(r.res, 0, "size %zu: %s", sizes[i],
 			     ferry_strerror(r.res));
 		cr_assert(r.data_ok, "size %zu: payload differs", sizes[i]);
@@ -1298,351 +988,30 @@ static void t_zero_copy_send(void)
 	ferry_endpoint_destroy(srv);
 }
 
-/* --- reliability, driven by the seeded fault injector -------------------- */
-
-static struct ferry_faults g_faults;
-static bool g_csum;
-
-static void with_faults(struct ferry_ep_config *c)
-{
-	c->faults = g_faults;
-	c->wire_csum = g_csum;
-	/* Each endpoint its own stream of faults, from the test's seed. */
-	c->faults.seed = g_faults.seed++;
-}
-
-/* @n calls of mixed sizes through injected faults: each must run once,
- * in order, and come back intact. */
-static void faulty_run(uint32_t n, struct ferry_ep_stats *cst,
-		       struct ferry_ep_stats *sst)
-{
-	struct ferry_endpoint *srv = ep_new(with_faults);
-	struct ferry_endpoint *cli = ep_new(with_faults);
-	static struct order_log log;
-	static struct reply r[400];
-	struct ferry_session *s;
-
-	cr_assert_leq(n, 400);
-	memset(&log, 0, sizeof(log));
-	memset(r, 0, sizeof(r));
-	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
-	s = connect_ok(cli, srv);
-	for (uint32_t base = 0; base < n; base += 50) {
-		for (uint32_t i = base; i < base + 50 && i < n; i++) {
-			/* Every fifth call spans several packets. */
-			size_t len = i % 5 == 2 ? 30000 + i : 4 + i % 60;
-			struct ferry_msgbuf *mb = msg(cli, len, i);
-
-			memcpy(ferry_msgbuf_data(mb), &i, 4);
-			r[i].seed = i;
-			cr_assert_eq(ferry_call(s, M_RECORD, mb, on_reply, &r[i]), 0);
-		}
-		cr_assert(pump_replies(cli, srv, r + base,
-				       (int)(n - base < 50 ? n - base : 50)),
-			  "calls %u.. did not complete", base);
-	}
-	cr_assert_eq(log.n, n, "each call ran exactly once (%u of %u)", log.n, n);
-	for (uint32_t i = 0; i < n; i++) {
-		cr_assert_eq(log.seen[i], i, "handler order at %u", i);
-		cr_assert_eq(r[i].calls, 1);
-		cr_assert_eq(r[i].res, 0, "call %u: %s", i, ferry_strerror(r[i].res));
-		/* The handler echoes in place: the pattern past the first
-		 * four bytes is the client's own. */
-		cr_assert(r[i].len >= 4);
-	}
-	ferry_endpoint_stats(cli, cst);
-	ferry_endpoint_stats(srv, sst);
-	ferry_session_close(s);
-	ferry_endpoint_destroy(cli);
-	ferry_endpoint_destroy(srv);
-}
-
-static void t_loss_recovered(void)
-{
-	struct ferry_ep_stats c, sv;
-
-	g_faults = (struct ferry_faults){ .loss = 0.1, .seed = 11 };
-	g_csum = false;
-	faulty_run(300, &c, &sv);
-	cr_assert_gt(c.fault_loss + sv.fault_loss, 0, "loss was injected");
-	cr_assert_gt(c.retransmits + sv.retransmits, 0, "and repaired");
-}
-
-static void t_duplicates_suppressed(void)
-{
-	struct ferry_ep_stats c, sv;
-
-	g_faults = (struct ferry_faults){ .dup = 0.3, .seed = 22 };
-	g_csum = false;
-	faulty_run(300, &c, &sv);
-	cr_assert_gt(sv.fault_dup, 0);
-	cr_assert_gt(sv.drop_duplicate, 0, "the server dropped the copies");
-	cr_assert_gt(c.drop_duplicate, 0, "and so did the client");
-}
-
-static void t_reordered_in_order(void)
-{
-	struct ferry_ep_stats c, sv;
-
-	g_faults = (struct ferry_faults){ .reorder = 0.3, .seed = 33 };
-	g_csum = false;
-	faulty_run(300, &c, &sv);
-	cr_assert_gt(c.fault_reorder + sv.fault_reorder, 0);
-}
-
-static void t_corruption_caught(void)
-{
-	struct ferry_ep_stats c, sv;
-
-	g_faults = (struct ferry_faults){ .corrupt = 0.1, .seed = 44 };
-	g_csum = true;
-	faulty_run(300, &c, &sv);
-	cr_assert_gt(c.fault_corrupt + sv.fault_corrupt, 0);
-	cr_assert_gt(ferry_ep_stats_drops(&c) + ferry_ep_stats_drops(&sv), 0,
-		     "corrupted frames were dropped");
-}
-
-static void t_all_faults_seeds(void)
-{
-	for (uint64_t seed = 100; seed < 103; seed++) {
-		struct ferry_ep_stats c, sv;
-
-		g_faults = (struct ferry_faults){ .loss = 0.05, .dup = 0.02,
-						  .reorder = 0.05,
-						  .corrupt = 0.01, .seed = seed };
-		g_csum = true;
-		faulty_run(200, &c, &sv);
-		cr_assert_gt(c.retransmits + sv.retransmits, 0);
-	}
-}
-
-/* A call with a deadline ends with -ETIME once; the session goes on, and
- * the late answer is discarded. */
-static void t_call_deadline(void)
-{
-	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
-	static struct deferred d;
-	struct reply r1 = { 0 }, r2 = { .seed = 5 };
-	struct ferry_ep_stats st;
-	struct ferry_session *s;
-
-	memset(&d, 0, sizeof(d));
-	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
-	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
-	cr_assert_eq(ferry_call_deadline(s, M_DEFER, msg(cli, 8, 0), 50,
-					 on_reply, &r1), 0);
-	cr_assert(pump(cli, srv, &r1.done));
-	cr_assert_eq(r1.res, -ETIME);
-	cr_assert_eq(d.n, 1, "the server still got the call");
-	/* The session still works, and the late answer changes nothing. */
-	cr_assert_eq(ferry_call_respond(d.calls[0], msg(srv, 8, 0)), 0);
-	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 64, 5), on_reply, &r2), 0);
-	cr_assert(pump(cli, srv, &r2.done));
-	cr_assert_eq(r2.res, 0);
-	cr_assert(r2.data_ok);
-	pump_for(cli, srv, 20);
-	cr_assert_eq(r1.calls, 1, "the late response ran no continuation");
-	ferry_endpoint_stats(cli, &st);
-	cr_assert_eq(st.calls_timed_out, 1);
-	ferry_session_close(s);
-	ferry_endpoint_destroy(cli);
-	ferry_endpoint_destroy(srv);
-}
-
-static void quick_dead(struct ferry_ep_config *c)
-{
-	c->keepalive_ms = 50;
-	c->peer_timeout_ms = 300;
-}
-
-/* A peer that stops answering is declared dead in time: every call ends
- * with -ETIMEDOUT, the session's state goes, and the peer's late packets
- * are dropped and counted. */
-static void t_dead_peer(void)
-{
-	struct ferry_endpoint *srv = ep_new(quick_dead), *cli = ep_new(quick_dead);
-	static struct deferred d;
-	struct reply r[4] = { 0 };
-	struct ferry_ep_stats st;
-	struct ferry_session *s;
-	uint64_t t0;
-	bool all = false;
-
-	memset(&d, 0, sizeof(d));
-	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
-	s = connect_ok(cli, srv);
-	for (int i = 0; i < 4; i++)
-		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, 0), on_reply,
-					&r[i]), 0);
-	pump_for(cli, srv, 20);
-	cr_assert_eq(d.n, 4);
-	/* The server goes silent: it is no longer polled. */
-	t0 = now_ms();
-	while (!all && now_ms() - t0 < 3000) {
-		ferry_endpoint_poll(cli, 1);
-		all = r[0].done && r[1].done && r[2].done && r[3].done;
-	}
-	cr_assert(all, "calls ended");
-	cr_assert_leq(now_ms() - t0, 1000, "within the peer timeout, about");
-	for (int i = 0; i < 4; i++) {
-		cr_assert_eq(r[i].calls, 1);
-		cr_assert_eq(r[i].res, -ETIMEDOUT);
-	}
-	cr_assert_not(ferry_session_is_open(s));
-	ferry_endpoint_stats(cli, &st);
-	cr_assert_eq(st.peers_dead, 1);
-	cr_assert_gt(st.keepalives, 0, "it asked before giving up");
-	ferry_session_close(s);
-	ferry_endpoint_destroy(cli);
-	ferry_endpoint_destroy(srv);
-}
-
-/* The server side: a client that goes silent is declared dead, its
- * session freed; a packet it sends afterwards is dropped and counted. */
-static void t_dead_client_late_packet(void)
-{
-	struct ferry_endpoint *srv = ep_new(quick_dead);
-	static struct order_log log;
-	struct ferry_ep_stats st;
-	struct raw_peer rp;
-	uint32_t v = 1;
-
-	memset(&log, 0, sizeof(log));
-	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
-	raw_connect(&rp, srv);
-	pump_for(srv, NULL, 700); /* the raw peer answers no PING */
-	ferry_endpoint_stats(srv, &st);
-	cr_assert_eq(st.peers_dead, 1);
-	cr_assert_eq(st.sessions_closed, 1);
-	raw_request(&rp, 1, M_RECORD, &v, 4);
-	pump_for(srv, NULL, 20);
-	ferry_endpoint_stats(srv, &st);
-	cr_assert_gt(st.drop_unknown_session + st.drop_stale, 0);
-	cr_assert_eq(log.n, 0, "the late call did not run");
-	raw_close(&rp);
-	ferry_endpoint_destroy(srv);
-}
-
-/* Keepalives keep a quiet session alive well past the peer timeout. */
-static void t_keepalive(void)
-{
-	struct ferry_endpoint *srv = ep_new(quick_dead), *cli = ep_new(quick_dead);
-	struct ferry_session *s = connect_ok(cli, srv);
-	struct ferry_ep_stats st;
-
-	pump_for(cli, srv, 900);
-	cr_assert(ferry_session_is_open(s), "still open after 3 timeouts");
-	ferry_endpoint_stats(cli, &st);
-	cr_assert_gt(st.keepalives, 0);
-	cr_assert_eq(st.peers_dead, 0);
-	ferry_session_close(s);
-	ferry_endpoint_destroy(cli);
-	ferry_endpoint_destroy(srv);
-}
-
-/* Overload: a server with two big buffers, sent ten big calls at once,
- * takes them as buffers free up; the client backs off and resends, and
- * nothing fails. */
-static void few_big(struct ferry_ep_config *c)
-{
-	c->pool[2] = (struct ferry_pool_class){ 1u << 20, 2 };
-	c->pool[3] = (struct ferry_pool_class){ 0, 0 };
-}
-
-static void t_overload_backs_off(void)
-{
-	struct ferry_endpoint *srv = ep_new(few_big), *cli = ep_new(NULL);
-	static struct reply r[10];
-	struct ferry_ep_stats st;
-	struct ferry_session *s;
-
-	memset(r, 0, sizeof(r));
-	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	s = connect_ok(cli, srv);
-	for (uint32_t i = 0; i < 10; i++) {
-		r[i].seed = i;
-		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 200000, i), on_reply,
-					&r[i]), 0);
-	}
-	cr_assert(pump_replies(cli, srv, r, 10));
-	for (int i = 0; i < 10; i++) {
-		cr_assert_eq(r[i].res, 0, "call %d: %s", i,
-			     ferry_strerror(r[i].res));
-		cr_assert(r[i].data_ok);
-	}
-	ferry_endpoint_stats(srv, &st);
-	cr_assert_gt(st.drop_no_buffer, 0, "the server was out of buffers");
-	ferry_endpoint_stats(cli, &st);
-	cr_assert_gt(st.retransmits, 0, "the client sent again");
-	ferry_session_close(s);
-	ferry_endpoint_destroy(cli);
-	ferry_endpoint_destroy(srv);
-}
 
 /* --- the battery, per dataplane ------------------------------------------ */
 
-/* One case of the battery: test t_NAME on dataplane DP. */
-#define CASE(dp, name)                                                        \
-	Test(dp, name, .init = init_##dp) { t_##name(); }
+#define TRANSPORT_CASES(CASE, s)                                               \
+	CASE(s, handshake)                                                     \
+	CASE(s, connect_timeout)                                               \
+	CASE(s, connect_rejected_when_full)                                    \
+	CASE(s, echo_sizes)                                                    \
+	CASE(s, too_large)                                                     \
+	CASE(s, eorder_mixed)                                                  \
+	CASE(s, eorder_raw_reordered)                                          \
+	CASE(s, credits)                                                       \
+	CASE(s, close_outstanding)                                             \
+	CASE(s, peer_closes)                                                   \
+	CASE(s, destroy_outstanding)                                           \
+	CASE(s, unknown_method)                                                \
+	CASE(s, deferred_other_thread)                                         \
+	CASE(s, ious)                                                          \
+	CASE(s, msgbuf_ownership)                                              \
+	CASE(s, malformed_counted)                                             \
+	CASE(s, refused_call_keeps_order)                                      \
+	CASE(s, trace_blocks)                                                  \
+	CASE(s, connect_unsupported_option)                                    \
+	CASE(s, slots_negotiated)                                              \
+	CASE(s, zero_copy_send)
 
-#define BATTERY(dp)                                                           \
-	static void init_##dp(void) { setup_##dp(); }                         \
-	CASE(dp, handshake)                                                   \
-	CASE(dp, connect_timeout)                                             \
-	CASE(dp, connect_rejected_when_full)                                  \
-	CASE(dp, echo_sizes)                                                  \
-	CASE(dp, too_large)                                                   \
-	CASE(dp, eorder_mixed)                                                \
-	CASE(dp, eorder_raw_reordered)                                        \
-	CASE(dp, credits)                                                     \
-	CASE(dp, close_outstanding)                                           \
-	CASE(dp, peer_closes)                                                 \
-	CASE(dp, destroy_outstanding)                                         \
-	CASE(dp, unknown_method)                                              \
-	CASE(dp, deferred_other_thread)                                       \
-	CASE(dp, ious)                                                        \
-	CASE(dp, msgbuf_ownership)                                            \
-	CASE(dp, malformed_counted)                                           \
-	CASE(dp, refused_call_keeps_order)                                    \
-	CASE(dp, trace_blocks)                                                \
-	CASE(dp, connect_unsupported_option)                                  \
-	CASE(dp, slots_negotiated)                                            \
-	CASE(dp, zero_copy_send)                                              \
-	CASE(dp, loss_recovered)                                              \
-	CASE(dp, duplicates_suppressed)                                       \
-	CASE(dp, reordered_in_order)                                          \
-	CASE(dp, corruption_caught)                                           \
-	CASE(dp, all_faults_seeds)                                            \
-	CASE(dp, call_deadline)                                               \
-	CASE(dp, dead_peer)                                                   \
-	CASE(dp, dead_client_late_packet)                                     \
-	CASE(dp, keepalive)                                                   \
-	CASE(dp, overload_backs_off)
-
-#if FERRY_HAVE_URING
-static void setup_uring(void)
-{
-	dp_name = "uring";
-}
-BATTERY(uring)
-#endif
-
-#if FERRY_HAVE_DPDK
-/* One EAL per test process (Criterion runs each case in its own), on a
- * loopback ring port: every endpoint of the test is a lane of it, steered
- * in software, so two endpoints and a raw peer reach each other at
- * 127.0.0.1 without a kernel. */
-static void setup_dpdk(void)
-{
-	static char eal[256];
-
-	snprintf(eal, sizeof(eal),
-		 "--no-huge -m 256 --no-pci --no-telemetry --log-level=error "
-		 "-l 0 --file-prefix ferry-test-%d --vdev=net_ring0",
-		 (int)getpid());
-	dp_name = "dpdk";
-	dp_eal = eal;
-}
-BATTERY(dpdk)
-#endif
+HARNESS_BATTERY(transport, TRANSPORT_CASES)

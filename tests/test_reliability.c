@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport battery, part two: reliability.  Calls through the
+ * dataplane's seeded fault injector (loss, duplicates, reordering,
+ * corruption) still run once each, in order, and intact; deadlines, dead
+ * peers, keepalives and overload end calls or hold them back as they
+ * should.  Every test is written once and instantiated for each dataplane
+ * built in (tests/harness.h); part one is test_transport.c.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry/ferry.h>
+
+#include "harness.h"
+
+#define M_ECHO 1
+#define M_DEFER 2
+#define M_RECORD 3
+
+/* --- driven by the seeded fault injector --------------------------------- */
+
+static struct ferry_faults g_faults;
+static bool g_csum;
+
+static void with_faults(struct ferry_ep_config *c)
+{
+	ep_big(c);
+	c->faults = g_faults;
+	c->wire_csum = g_csum;
+	/* Each endpoint its own stream of faults, from the test's seed. */
+	c->faults.seed = g_faults.seed++;
+}
+
+/* @n calls of mixed sizes through injected faults: each must run once,
+ * in order, and come back intact. */
+static void faulty_run(uint32_t n, struct ferry_ep_stats *cst,
+		       struct ferry_ep_stats *sst)
+{
+	struct ferry_endpoint *srv = ep_new(with_faults);
+	struct ferry_endpoint *cli = ep_new(with_faults);
+	static struct order_log log;
+	static struct reply r[400];
+	struct ferry_session *s;
+
+	cr_assert_leq(n, 400);
+	memset(&log, 0, sizeof(log));
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
+	s = open_session(cli, srv);
+	for (uint32_t base = 0; base < n; base += 50) {
+		for (uint32_t i = base; i < base + 50 && i < n; i++) {
+			/* Every fifth call spans several packets. */
+			size_t len = i % 5 == 2 ? 30000 + i : 4 + i % 60;
+			struct ferry_msgbuf *mb = msg(cli, len, i);
+
+			memcpy(ferry_msgbuf_data(mb), &i, 4);
+			r[i].seed = i;
+			cr_assert_eq(ferry_call(s, M_RECORD, mb, on_reply, &r[i]), 0);
+		}
+		cr_assert(pump_replies(cli, srv, r + base,
+				       (int)(n - base < 50 ? n - base : 50)),
+			  "calls %u.. did not complete", base);
+	}
+	cr_assert_eq(log.n, n, "each call ran exactly once (%u of %u)", log.n, n);
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(log.seen[i], i, "handler order at %u", i);
+		cr_assert_eq(r[i].calls, 1);
+		cr_assert_eq(r[i].res, 0, "call %u: %s", i, ferry_strerror(r[i].res));
+		/* The handler echoes in place: the pattern past the first
+		 * four bytes is the client's own. */
+		cr_assert(r[i].len >= 4);
+	}
+	ferry_endpoint_stats(cli, cst);
+	ferry_endpoint_stats(srv, sst);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+static void t_loss_recovered(void)
+{
+	struct ferry_ep_stats c, sv;
+
+	g_faults = (struct ferry_faults){ .loss = 0.1, .seed = 11 };
+	g_csum = false;
+	faulty_run(300, &c, &sv);
+	cr_assert_gt(c.fault_loss + sv.fault_loss, 0, "loss was injected");
+	cr_assert_gt(c.retransmits + sv.retransmits, 0, "and repaired");
+}
+
+static void t_duplicates_suppressed(void)
+{
+	struct ferry_ep_stats c, sv;
+
+	g_faults = (struct ferry_faults){ .dup = 0.3, .seed = 22 };
+	g_csum = false;
+	faulty_run(300, &c, &sv);
+	cr_assert_gt(sv.fault_dup, 0);
+	cr_assert_gt(sv.drop_duplicate, 0, "the server dropped the copies");
+	cr_assert_gt(c.drop_duplicate, 0, "and so did the client");
+}
+
+static void t_reordered_in_order(void)
+{
+	struct ferry_ep_stats c, sv;
+
+	g_faults = (struct ferry_faults){ .reorder = 0.3, .seed = 33 };
+	g_csum = false;
+	faulty_run(300, &c, &sv);
+	cr_assert_gt(c.fault_reorder + sv.fault_reorder, 0);
+}
+
+static void t_corruption_caught(void)
+{
+	struct ferry_ep_stats c, sv;
+
+	g_faults = (struct ferry_faults){ .corrupt = 0.1, .seed = 44 };
+	g_csum = true;
+	faulty_run(300, &c, &sv);
+	cr_assert_gt(c.fault_corrupt + sv.fault_corrupt, 0);
+	cr_assert_gt(ferry_ep_stats_drops(&c) + ferry_ep_stats_drops(&sv), 0,
+		     "corrupted frames were dropped");
+}
+
+static void t_all_faults_seeds(void)
+{
+	for (uint64_t seed = 100; seed < 103; seed++) {
+		struct ferry_ep_stats c, sv;
+
+		g_faults = (struct ferry_faults){ .loss = 0.05, .dup = 0.02,
+						  .reorder = 0.05,
+						  .corrupt = 0.01, .seed = seed };
+		g_csum = true;
+		faulty_run(200, &c, &sv);
+		cr_assert_gt(c.retransmits + sv.retransmits, 0);
+	}
+}
+
+/* --- deadlines, dead peers, keepalives, overload ------------------------- */
+
+/* A call with a deadline ends with -ETIME once; the session goes on, and
+ * the late answer is discarded. */
+static void t_call_deadline(void)
+{
+	struct ferry_endpoint *srv = ep_new(ep_big), *cli = ep_new(ep_big);
+	static struct deferred d;
+	struct reply r1 = { 0 }, r2 = { .seed = 5 };
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+
+	memset(&d, 0, sizeof(d));
+	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	s = open_session(cli, srv);
+	cr_assert_eq(ferry_call_deadline(s, M_DEFER, msg(cli, 8, 0), 50,
+					 on_reply, &r1), 0);
+	cr_assert(pump(cli, srv, &r1.done, WAIT_MS));
+	cr_assert_eq(r1.res, -ETIME);
+	cr_assert_eq(d.n, 1, "the server still got the call");
+	/* The session still works, and the late answer changes nothing. */
+	cr_assert_eq(ferry_call_respond(d.calls[0], msg(srv, 8, 0)), 0);
+	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 64, 5), on_reply, &r2), 0);
+	cr_assert(pump(cli, srv, &r2.done, WAIT_MS));
+	cr_assert_eq(r2.res, 0);
+	cr_assert(r2.data_ok);
+	pump_for(cli, srv, 20);
+	cr_assert_eq(r1.calls, 1, "the late response ran no continuation");
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_eq(st.calls_timed_out, 1);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+static void quick_dead(struct ferry_ep_config *c)
+{
+	ep_big(c);
+	c->keepalive_ms = 50;
+	c->peer_timeout_ms = 300;
+}
+
+/* A peer that stops answering is declared dead in time: every call ends
+ * with -ETIMEDOUT, the session's state goes, and the peer's late packets
+ * are dropped and counted. */
+static void t_dead_peer(void)
+{
+	struct ferry_endpoint *srv = ep_new(quick_dead), *cli = ep_new(quick_dead);
+	static struct deferred d;
+	struct reply r[4] = { 0 };
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+	uint64_t t0;
+	bool all = false;
+
+	memset(&d, 0, sizeof(d));
+	cr_assert_eq(ferry_endpoint_register(srv, M_DEFER, defer_handler, &d), 0);
+	s = open_session(cli, srv);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(ferry_call(s, M_DEFER, msg(cli, 16, 0), on_reply,
+					&r[i]), 0);
+	pump_for(cli, srv, 20);
+	cr_assert_eq(d.n, 4);
+	/* The server goes silent: it is no longer polled. */
+	t0 = now_ms();
+	while (!all && now_ms() - t0 < 3000) {
+		ferry_endpoint_poll(cli, 1);
+		all = r[0].done && r[1].done && r[2].done && r[3].done;
+	}
+	cr_assert(all, "calls ended");
+	cr_assert_leq(now_ms() - t0, 1000, "within the peer timeout, about");
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(r[i].calls, 1);
+		cr_assert_eq(r[i].res, -ETIMEDOUT);
+	}
+	cr_assert_not(ferry_session_is_open(s));
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_eq(st.peers_dead, 1);
+	cr_assert_gt(st.keepalives, 0, "it asked before giving up");
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* The server side: a client that goes silent is declared dead, its
+ * session freed; a packet it sends afterwards is dropped and counted. */
+static void t_dead_client_late_packet(void)
+{
+	struct ferry_endpoint *srv = ep_new(quick_dead);
+	static struct order_log log;
+	struct ferry_ep_stats st;
+	struct raw rp;
+	uint32_t v = 1;
+
+	memset(&log, 0, sizeof(log));
+	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
+	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
+	pump_for(srv, NULL, 700); /* the raw peer answers no PING */
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_eq(st.peers_dead, 1);
+	cr_assert_eq(st.sessions_closed, 1);
+	raw_request(&rp, 1, M_RECORD, 0, &v, 4);
+	pump_for(srv, NULL, 20);
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_gt(st.drop_unknown_session + st.drop_stale, 0);
+	cr_assert_eq(log.n, 0, "the late call did not run");
+	raw_close(&rp);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Keepalives keep a quiet session alive well past the peer timeout. */
+static void t_keepalive(void)
+{
+	struct ferry_endpoint *srv = ep_new(quick_dead), *cli = ep_new(quick_dead);
+	struct ferry_session *s = open_session(cli, srv);
+	struct ferry_ep_stats st;
+
+	pump_for(cli, srv, 900);
+	cr_assert(ferry_session_is_open(s), "still open after 3 timeouts");
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_gt(st.keepalives, 0);
+	cr_assert_eq(st.peers_dead, 0);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Overload: a server with two big buffers, sent ten big calls at once,
+ * takes them as buffers free up; the client backs off and resends, and
+ * nothing fails. */
+static void few_big(struct ferry_ep_config *c)
+{
+	ep_big(c);
+	c->pool[2] = (struct ferry_pool_class){ 1u << 20, 2 };
+	c->pool[3] = (struct ferry_pool_class){ 0, 0 };
+}
+
+static void t_overload_backs_off(void)
+{
+	struct ferry_endpoint *srv = ep_new(few_big), *cli = ep_new(ep_big);
+	static struct reply r[10];
+	struct ferry_ep_stats st;
+	struct ferry_session *s;
+
+	memset(r, 0, sizeof(r));
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	s = open_session(cli, srv);
+	for (uint32_t i = 0; i < 10; i++) {
+		r[i].seed = i;
+		cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 200000, i), on_reply,
+					&r[i]), 0);
+	}
+	cr_assert(pump_replies(cli, srv, r, 10));
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(r[i].res, 0, "call %d: %s", i,
+			     ferry_strerror(r[i].res));
+		cr_assert(r[i].data_ok);
+	}
+	ferry_endpoint_stats(srv, &st);
+	cr_assert_gt(st.drop_no_buffer, 0, "the server was out of buffers");
+	ferry_endpoint_stats(cli, &st);
+	cr_assert_gt(st.retransmits, 0, "the client sent again");
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define RELIABILITY_CASES(CASE, s)                                             \
+	CASE(s, loss_recovered)                                                \
+	CASE(s, duplicates_suppressed)                                         \
+	CASE(s, reordered_in_order)                                            \
+	CASE(s, corruption_caught)                                             \
+	CASE(s, all_faults_seeds)                                              \
+	CASE(s, call_deadline)                                                 \
+	CASE(s, dead_peer)                                                     \
+	CASE(s, dead_client_late_packet)                                       \
+	CASE(s, keepalive)                                                     \
+	CASE(s, overload_backs_off)
+
+HARNESS_BATTERY(reliability, RELIABILITY_CASES)
