@@ -11,7 +11,6 @@
 
 #include "iou_util.h"
 
-TestSuite(iou, .timeout = 60);
 
 
 /* ===================================================================== */
@@ -89,9 +88,9 @@ static void my_check_release(void *ctx)
 	g_check_released++;
 }
 
-Test(iou, push_check_rejects_bad_tokens)
+static void t_push_check_rejects_bad_tokens(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_keyring *kr = kr_new();
 	struct ferry_session *s;
 	struct ferry_ep_stats st;
@@ -263,9 +262,9 @@ static void slow_join(struct slow_issuer *is)
 	is->ntids = 0;
 }
 
-Test(iou, cap_issue_sync_async_and_failing)
+static void t_cap_issue_sync_async_and_failing(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_keyring *kr = kr_new();
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_token_req req = token_req(AUD);
@@ -564,7 +563,7 @@ static void rand_cont(int res, const void *data, size_t len, void *ctx)
 	}
 }
 
-Test(iou, randomized_calls_and_ious)
+static void t_randomized_calls_and_ious(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -581,7 +580,7 @@ Test(iou, randomized_calls_and_ious)
 		(unsigned long long)seed);
 	rng_state = seed ? seed : 1;
 	memset(&rs, 0, sizeof(rs));
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 1024;
 	/* Every request and table may wait in the client at once. */
 	cfg.pool[0] = (struct ferry_pool_class){ 512, 4096 };
@@ -693,7 +692,7 @@ Test(iou, randomized_calls_and_ious)
  * both sides: PUSHes are sent again until acknowledged, a network
  * duplicate dies by its seq (never an iou_dup_push), a PUSH reordered
  * ahead of its call waits for it, and every call gets its tokens. */
-Test(iou, lossy_network)
+static void t_lossy_network(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -704,7 +703,7 @@ Test(iou, lossy_network)
 	static uint8_t toks[N][2][40];
 	unsigned nious = 0;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.wire_csum = true;
 	cfg.faults = (struct ferry_faults){ .loss = 0.1, .dup = 0.1,
 					    .reorder = 0.1, .corrupt = 0.05,
@@ -761,3 +760,13 @@ Test(iou, lossy_network)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define IOU_ISSUE_CASES(CASE, s) \
+	CASE(s, push_check_rejects_bad_tokens) \
+	CASE(s, cap_issue_sync_async_and_failing) \
+	CASE(s, randomized_calls_and_ious) \
+	CASE(s, lossy_network)
+
+HARNESS_BATTERY(iou_issue, IOU_ISSUE_CASES, .timeout = 60)

@@ -11,25 +11,24 @@
 
 #include "iou_util.h"
 
-TestSuite(iou, .timeout = 60);
 
 
 /* ===================================================================== */
 /* 6. Early pushes: the limits                                             */
 /* ===================================================================== */
 
-Test(iou, early_pushes_within_limits_else_dropped)
+static void t_early_pushes_within_limits_else_dropped(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv;
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t t[8][60], out[2048];
+	uint8_t t[8][60], out[IOU_OUT_MAX];
 	uint64_t id;
 	uint32_t req;
 	size_t len;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_early_max = 2;
 	cfg.iou_early_bytes = 100;
 	cfg.iou_early_ms = 300;
@@ -49,16 +48,16 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	cr_assert_eq(st.iou_push_dropped, 1, "over iou_early_max");
 	/* The ones kept meet their calls; the dropped one is pending. */
 	id = 101;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 10);
 	cr_assert_arr_eq(out, t[1], 10);
 	id = 103;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), EINPROGRESS);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EINPROGRESS);
 	id = 102;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 10);
 	cr_assert_arr_eq(out, t[2], 10);
 
@@ -85,16 +84,16 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	cr_assert_eq(st.iou_push_dropped, 5, "not dropped after iou_early_ms");
 	cr_assert_eq(st.iou_push_early, 4);
 	id = 104;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), EINPROGRESS);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EINPROGRESS);
 
 	/* Room again: a push within the limits meets its call. */
 	raw_push(&r, 108, 0, t[7], 60);
 	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 5);
 	cr_assert_eq(stats(srv).iou_push_early, 5);
 	id = 108;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 60);
 	cr_assert_arr_eq(out, t[7], 60);
 	st = stats(srv);
@@ -122,7 +121,7 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	cr_assert_eq(st.iou_push_dropped, 6);
 	cr_assert_eq(st.iou_rejected, 2);
 	cr_assert_eq(st.iou_created, st.iou_resolved + st.iou_rejected);
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -144,7 +143,7 @@ static void *keep_thread(void *arg)
 	return NULL;
 }
 
-Test(iou, session_end_rejects_pending_and_cancels_promises)
+static void t_session_end_rejects_pending_and_cancels_promises(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -160,7 +159,7 @@ Test(iou, session_end_rejects_pending_and_cancels_promises)
 	pthread_t tid;
 	enum { IOU_MAX = 9 };
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = IOU_MAX;
 	srv = server_make(&cfg);
 	cli = ep_make(&cfg);
@@ -308,7 +307,7 @@ static void on_session(struct ferry_session *s, enum ferry_session_event ev,
 		g_srv_sess = s;
 }
 
-Test(iou, client_side_errors)
+static void t_client_side_errors(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -319,7 +318,7 @@ Test(iou, client_side_errors)
 	static uint8_t big[FERRY_PUSH_TOKEN_MAX_LEN + 1];
 	struct ferry_msgbuf *mb;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 6;
 	srv = server_make(&cfg);
 	cli = ep_make(&cfg);
@@ -382,27 +381,30 @@ Test(iou, client_side_errors)
 	PUMP(cli, srv, 200, false); /* PUSHes acknowledged, IOUs back */
 	cr_assert_eq(ferry_iou_new(s, NULL, NULL, &x), 0);
 	cr_assert_eq(ferry_iou_new(s2, NULL, NULL, &other), 0);
-	mb = msg(cli, 8);
+	mb = msg(cli, 8, 0);
 	memset(&r, 0, sizeof(r));
 	caps[0] = iou_cap(other);
-	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, on_reply, &r),
+	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, iou_on_reply,
+				     &r),
 		     -EINVAL);
 	caps[0] = iou_cap(x);
 	caps[1] = iou_cap(x);
-	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 2, 0, on_reply, &r),
+	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 2, 0, iou_on_reply,
+				     &r),
 		     -EBUSY);
 	caps[0] = (struct ferry_cap){ .kind = FERRY_CAP_IOU, .data = NULL };
-	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, on_reply, &r),
+	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, iou_on_reply,
+				     &r),
 		     -EINVAL);
 	ferry_msgbuf_free(mb);
 	caps[0] = iou_cap(x);
 	call(cli, s, M_WAIT, caps, 1, &r);
-	mb = msg(cli, 8);
+	mb = msg(cli, 8, 0);
 	{
 		struct reply r2 = { 0 };
 
 		cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0,
-					     on_reply, &r2),
+					     iou_on_reply, &r2),
 			     -EBUSY);
 		cr_assert_not(r2.done);
 	}
@@ -495,7 +497,7 @@ Test(iou, client_side_errors)
  * the client for a slot.  Its promise, kept meanwhile, waits with it: the
  * PUSH goes behind the call, never ahead (no early push on the server).
  * A waiting call that ends by its deadline takes its promises with it. */
-Test(iou, promise_kept_while_its_call_waits_for_a_slot)
+static void t_promise_kept_while_its_call_waits_for_a_slot(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -507,10 +509,10 @@ Test(iou, promise_kept_while_its_call_waits_for_a_slot)
 	uint8_t tok[64];
 	int ret;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.session_slots = 2;
 	srv = server_make(&cfg);
-	cli = ep_new();
+	cli = ep_new(NULL);
 	s = open_session(cli, srv);
 	fill_tok(tok, sizeof(tok), 50);
 
@@ -554,13 +556,13 @@ Test(iou, promise_kept_while_its_call_waits_for_a_slot)
 	promise_new(s, &q2, &counted_hooks);
 	cap = iou_cap(q.iou);
 	memset(&rf, 0, sizeof(rf));
-	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8), &cap, 1, 100, on_reply,
-			      &rf);
+	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8, 0), &cap, 1, 100,
+			      iou_on_reply, &rf);
 	cr_assert_eq(ret, 0);
 	cap = iou_cap(q2.iou);
 	memset(&rg, 0, sizeof(rg));
-	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8), &cap, 1, 100, on_reply,
-			      &rg);
+	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8, 0), &cap, 1, 100,
+			      iou_on_reply, &rg);
 	cr_assert_eq(ret, 0);
 	cr_assert_eq(ferry_iou_resolve(q2.iou, tok, sizeof(tok)), 0);
 	PUMP(cli, srv, 3000, rf.done && rg.done);
@@ -604,10 +606,10 @@ static int refuse_all(void *ctx, const void *token, size_t len)
 	return -EPERM;
 }
 
-Test(iou, promises_while_connecting)
+static void t_promises_while_connecting(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
-	struct ferry_endpoint *shut = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
+	struct ferry_endpoint *shut = ep_new(NULL);
 	struct ferry_session *s;
 	struct promise p, q, k;
 	struct ferry_cap cap;
@@ -683,9 +685,9 @@ Test(iou, promises_while_connecting)
 /* The server goes first with waits pending (they end with -ECANCELED,
  * their callbacks answering into the void), then the client with
  * promises unkept (cancelled, released). */
-Test(iou, destroy_settles_waits_and_promises)
+static void t_destroy_settles_waits_and_promises(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct promise a, b, c;
 	struct ferry_cap caps[2];
@@ -748,7 +750,7 @@ Test(iou, destroy_settles_waits_and_promises)
  * credit, docs/wire.md section 7), or every IOU would time out
  * (iou_timeout_ms) instead of resolving.
  */
-Test(iou, held_requests_leave_credit_for_pushes)
+static void t_held_requests_leave_credit_for_pushes(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -758,7 +760,7 @@ Test(iou, held_requests_leave_credit_for_pushes)
 	static struct ferry_iou *ious[N];
 	unsigned ok = 0;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 512;
 	cfg.iou_timeout_ms = 3000;
 	cfg.pool[0] = (struct ferry_pool_class){ 512, 2048 };
@@ -806,7 +808,7 @@ Test(iou, held_requests_leave_credit_for_pushes)
 /* A call naming more IOUs than the server has entries free is refused at
  * its turn with -FERRY_EIOU (its handler never runs); what it claimed is
  * given back, so the next call that fits is served. */
-Test(iou, full_table_refuses_the_call)
+static void t_full_table_refuses_the_call(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -816,7 +818,7 @@ Test(iou, full_table_refuses_the_call)
 	struct reply r;
 	uint8_t tok[16];
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 3; /* entries, and waits: 2 IOUs + their aggregate */
 	srv = server_make(&cfg);
 	cfg.iou_max = 8;
@@ -856,3 +858,17 @@ Test(iou, full_table_refuses_the_call)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define IOU_LIMITS_CASES(CASE, s) \
+	CASE(s, early_pushes_within_limits_else_dropped) \
+	CASE(s, session_end_rejects_pending_and_cancels_promises) \
+	CASE(s, client_side_errors) \
+	CASE(s, promise_kept_while_its_call_waits_for_a_slot) \
+	CASE(s, promises_while_connecting) \
+	CASE(s, destroy_settles_waits_and_promises) \
+	CASE(s, held_requests_leave_credit_for_pushes) \
+	CASE(s, full_table_refuses_the_call)
+
+HARNESS_BATTERY(iou_limits, IOU_LIMITS_CASES, .timeout = 60)

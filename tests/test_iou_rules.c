@@ -12,16 +12,15 @@
 
 #include "iou_util.h"
 
-TestSuite(iou, .timeout = 60);
 
 
 /* ===================================================================== */
 /* 1. The PUSH follows the call                                            */
 /* ===================================================================== */
 
-Test(iou, push_after_call_completes_the_wait)
+static void t_push_after_call_completes_the_wait(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_ep_stats st, ct;
 	struct promise p;
@@ -87,12 +86,12 @@ Test(iou, push_after_call_completes_the_wait)
 /* A ferry client sends a PUSH only behind its call (a promise may not be
  * named once kept), so a PUSH that overtakes its call -- reordered, or
  * behind a request fragment that was lost -- is played by a raw peer. */
-Test(iou, push_before_call_is_buffered)
+static void t_push_before_call_is_buffered(void)
 {
 	struct ferry_endpoint *srv = server_new();
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t tok[77], tok2[33], out[2048];
+	uint8_t tok[77], tok2[33], out[IOU_OUT_MAX];
 	uint64_t ids[2];
 	uint32_t req;
 	size_t len;
@@ -110,8 +109,8 @@ Test(iou, push_before_call_is_buffered)
 
 	/* The call that names it finds the token there at once. */
 	ids[0] = 7;
-	req = raw_request(&r, M_PEEK, ids, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(g.kind0, FERRY_CAP_IOU);
 	cr_assert_eq(g.peek, 0);
 	cr_assert_eq(len, sizeof(tok));
@@ -168,13 +167,13 @@ Test(iou, push_before_call_is_buffered)
 		PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
 		cr_assert_eq(stats(srv).iou_push_early, 3);
 		ids[0] = 21;
-		req = raw_request(&r, M_PEEK, ids, 1);
-		cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+		req = raw_request_ious(&r, M_PEEK, ids, 1);
+		cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 		cr_assert_eq(len, 4);
 		cr_assert_arr_eq(out, tok2, 4);
 		ids[0] = 20;
-		req = raw_request(&r, M_PEEK, ids, 1);
-		cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+		req = raw_request_ious(&r, M_PEEK, ids, 1);
+		cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 		cr_assert_eq(len, 4);
 	}
 
@@ -187,8 +186,8 @@ Test(iou, push_before_call_is_buffered)
 	cr_assert_eq(stats(srv).iou_push_early, 5);
 	ids[0] = 8;
 	ids[1] = 9;
-	req = raw_request(&r, M_READY, ids, 2);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), EPERM);
+	req = raw_request_ious(&r, M_READY, ids, 2);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EPERM);
 	cr_assert_eq(g.readies, 1);
 	cr_assert_eq(g.ready_res[0], -EPERM);
 	cr_assert(g.ready_in_handler[0], "it should complete at once");
@@ -198,7 +197,7 @@ Test(iou, push_before_call_is_buffered)
 	cr_assert_eq(st.iou_rejected, 1);
 	cr_assert_eq(st.iou_push_dropped, 0);
 	cr_assert_eq(ferry_ep_stats_drops(&st), 2); /* the malformed PUSHes */
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -210,7 +209,7 @@ Test(iou, push_before_call_is_buffered)
 /* The handler answers without waiting; the later PUSH still settles the
  * IOU.  Small IOU pools on both sides, used many times over, show that
  * promises and table entries are given back. */
-Test(iou, push_after_answer_still_settles)
+static void t_push_after_answer_still_settles(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -218,7 +217,7 @@ Test(iou, push_after_answer_still_settles)
 	struct ferry_ep_stats st, ct;
 	enum { IOU_MAX = 4, ROUNDS = 3 * IOU_MAX };
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = IOU_MAX;
 	srv = server_make(&cfg);
 	cli = ep_make(&cfg);
@@ -275,7 +274,7 @@ Test(iou, push_after_answer_still_settles)
 /* 4. Never resolved                                                       */
 /* ===================================================================== */
 
-Test(iou, never_resolved_times_out)
+static void t_never_resolved_times_out(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -287,10 +286,10 @@ Test(iou, never_resolved_times_out)
 	struct reply r;
 	uint64_t t0, waited;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_timeout_ms = 200;
 	srv = server_make(&cfg);
-	cli = ep_new();
+	cli = ep_new(NULL);
 	s = open_session(cli, srv);
 	promise_new(s, &p, &counted_hooks);
 	cap = iou_cap(p.iou);
@@ -354,12 +353,12 @@ Test(iou, never_resolved_times_out)
 /* Two PUSHes (two seqs: not a network duplicate) for one IOU, with
  * different tokens, while the call that names it is still unanswered:
  * the first stands, the second is counted as a protocol error. */
-Test(iou, second_push_is_counted_and_ignored)
+static void t_second_push_is_counted_and_ignored(void)
 {
 	struct ferry_endpoint *srv = server_new();
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t first[50], second[50], out[2048];
+	uint8_t first[50], second[50], out[IOU_OUT_MAX];
 	const void *tok;
 	size_t len;
 	uint64_t id = 0x0102030405060708ull;
@@ -368,7 +367,7 @@ Test(iou, second_push_is_counted_and_ignored)
 	fill_tok(first, sizeof(first), 10);
 	fill_tok(second, sizeof(second), 11);
 	raw_connect_iou(&r, srv);
-	req = raw_request(&r, M_HOLDWAIT, &id, 1);
+	req = raw_request_ious(&r, M_HOLDWAIT, &id, 1);
 	PUMP(NULL, srv, 2000, g.nheld == 1);
 	cr_assert_eq(g.nheld, 1);
 	raw_push(&r, id, 0, first, sizeof(first));
@@ -389,10 +388,10 @@ Test(iou, second_push_is_counted_and_ignored)
 	cr_assert_eq(len, sizeof(first));
 	cr_assert_arr_eq(tok, first, sizeof(first));
 	respond_bytes(g.held[0], tok, len);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, sizeof(first));
 	cr_assert_arr_eq(out, first, sizeof(first));
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -401,9 +400,9 @@ Test(iou, second_push_is_counted_and_ignored)
 /* 9. A broken promise                                                     */
 /* ===================================================================== */
 
-Test(iou, fail_reaches_the_wait)
+static void t_fail_reaches_the_wait(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_iou *iou;
 	struct ferry_cap cap;
@@ -442,9 +441,9 @@ Test(iou, fail_reaches_the_wait)
 /* 10. Resolve before forward                                              */
 /* ===================================================================== */
 
-Test(iou, caps_ready_resolves_before_forward)
+static void t_caps_ready_resolves_before_forward(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_iou *a, *b, *c, *d;
 	struct ferry_cap caps[3];
@@ -553,9 +552,9 @@ static void wrec_ready(int res, void *ctx)
 	wrec_fn(res, NULL, 0, ctx);
 }
 
-Test(iou, waits_share_an_iou_and_outlive_the_call)
+static void t_waits_share_an_iou_and_outlive_the_call(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct wrec w1 = { 0 }, w2 = { 0 }, w3 = { 0 }, w4 = { 0 };
 	struct ferry_iou *a, *b;
@@ -617,26 +616,26 @@ Test(iou, waits_share_an_iou_and_outlive_the_call)
 /* The code is a peer's 32-bit value: one that is no positive int (bit 31
  * set) must still reject the IOU with a negative error, never pass for a
  * resolution, and never overflow. */
-Test(iou, push_code_out_of_range_still_rejects)
+static void t_push_code_out_of_range_still_rejects(void)
 {
 	struct ferry_endpoint *srv = server_new();
 	static const uint32_t codes[] = { 0xffffffffu, 0x80000000u,
 					  0x80000001u };
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t out[2048];
+	uint8_t out[IOU_OUT_MAX];
 	size_t len;
 
 	raw_connect_iou(&r, srv);
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t id = 500 + i;
-		uint32_t req = raw_request(&r, M_READY, &id, 1);
+		uint32_t req = raw_request_ious(&r, M_READY, &id, 1);
 		uint32_t code;
 
 		PUMP(NULL, srv, 2000, g.dispatched == i + 1);
 		cr_assert_eq(g.dispatched, i + 1);
 		raw_push(&r, id, codes[i], NULL, 0);
-		code = raw_response(&r, srv, req, out, &len);
+		code = raw_result(&r, srv, req, out, &len);
 		cr_assert_eq(g.readies, i + 1);
 		cr_assert_lt(g.ready_res[i], 0, "code 0x%x: ready with %d",
 			     codes[i], g.ready_res[i]);
@@ -646,7 +645,7 @@ Test(iou, push_code_out_of_range_still_rejects)
 	st = stats(srv);
 	cr_assert_eq(st.iou_rejected, 3);
 	cr_assert_eq(st.iou_resolved, 0);
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
 
@@ -657,9 +656,9 @@ Test(iou, push_code_out_of_range_still_rejects)
 
 /* Two sessions of one client number their IOUs alike; the server keeps
  * each session's apart. */
-Test(iou, ious_are_per_session)
+static void t_ious_are_per_session(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s1 = open_session(cli, srv);
 	struct ferry_session *s2 = open_session(cli, srv);
 	struct ferry_iou *a, *b;
@@ -695,3 +694,19 @@ Test(iou, ious_are_per_session)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define IOU_RULES_CASES(CASE, s) \
+	CASE(s, push_after_call_completes_the_wait) \
+	CASE(s, push_before_call_is_buffered) \
+	CASE(s, push_after_answer_still_settles) \
+	CASE(s, never_resolved_times_out) \
+	CASE(s, second_push_is_counted_and_ignored) \
+	CASE(s, fail_reaches_the_wait) \
+	CASE(s, caps_ready_resolves_before_forward) \
+	CASE(s, waits_share_an_iou_and_outlive_the_call) \
+	CASE(s, push_code_out_of_range_still_rejects) \
+	CASE(s, ious_are_per_session)
+
+HARNESS_BATTERY(iou_rules, IOU_RULES_CASES, .timeout = 60)
