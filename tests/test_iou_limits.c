@@ -6,16 +6,44 @@
  * IOUs pending, client-side errors and the promise pool, promises on a call
  * waiting for a slot or a session still connecting, destroying endpoints,
  * held requests and credit, a full server table.
+ *
+ * Every case runs on each dataplane built in (uring, and DPDK on a
+ * net_ring loopback port): HARNESS_BATTERY at the end of the file.
  */
 #include <criterion/criterion.h>
 
 #include "iou_util.h"
 
-
-
 /* ===================================================================== */
 /* 6. Early pushes: the limits                                             */
 /* ===================================================================== */
+
+/* The end of t_early_pushes_within_limits_else_dropped: @r closes its
+ * session with a push of 10 bytes of @tok still buffered. */
+static void close_with_push_buffered(struct raw *r, struct ferry_endpoint *srv,
+				     const uint8_t *tok)
+{
+	struct ferry_ep_stats st;
+
+	/* The session ends with a push still buffered: dropped and
+	 * counted; the two named and pending are rejected. */
+	raw_push(r, 109, 0, tok, 10);
+	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 6);
+	cr_assert_eq(stats(srv).iou_push_early, 6);
+	{
+		struct ferry_hdr h = { .type = FERRY_FT_CLOSE };
+
+		h.dst_sess = r->srv_sess;
+		h.src_sess = r->my_sess;
+		raw_send(r, &h, NULL, 0);
+	}
+	PUMP(NULL, srv, 2000, stats(srv).sessions_closed == 1);
+	st = stats(srv);
+	cr_assert_eq(st.sessions_closed, 1);
+	cr_assert_eq(st.iou_push_dropped, 6);
+	cr_assert_eq(st.iou_rejected, 2);
+	cr_assert_eq(st.iou_created, st.iou_resolved + st.iou_rejected);
+}
 
 static void t_early_pushes_within_limits_else_dropped(void)
 {
@@ -103,28 +131,10 @@ static void t_early_pushes_within_limits_else_dropped(void)
 	cr_assert_eq(st.iou_created, 5);
 	cr_assert_eq(st.iou_resolved, 3);
 
-	/* The session ends with a push still buffered: dropped and
-	 * counted; the two named and pending are rejected. */
-	raw_push(&r, 109, 0, t[0], 10);
-	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 6);
-	cr_assert_eq(stats(srv).iou_push_early, 6);
-	{
-		struct ferry_hdr h = { .type = FERRY_FT_CLOSE };
-
-		h.dst_sess = r.srv_sess;
-		h.src_sess = r.my_sess;
-		raw_send(&r, &h, NULL, 0);
-	}
-	PUMP(NULL, srv, 2000, stats(srv).sessions_closed == 1);
-	st = stats(srv);
-	cr_assert_eq(st.sessions_closed, 1);
-	cr_assert_eq(st.iou_push_dropped, 6);
-	cr_assert_eq(st.iou_rejected, 2);
-	cr_assert_eq(st.iou_created, st.iou_resolved + st.iou_rejected);
+	close_with_push_buffered(&r, srv, t[0]);
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 7. The session ends with IOUs pending                                   */
@@ -143,12 +153,89 @@ static void *keep_thread(void *arg)
 	return NULL;
 }
 
+/* The IOU pool of each side in the session-end test. */
+enum { SESSION_END_IOUS = 9 };
+
+/* After the session of t_session_end_rejects_pending_and_cancels_promises
+ * closed: what the server and the client count, @h the promise kept on
+ * another thread. */
+static void server_hears_close(struct ferry_endpoint *cli,
+			       struct ferry_endpoint *srv,
+			       const struct promise *h)
+{
+	struct ferry_ep_stats st, ct;
+
+	/* The server hears the CLOSE: every waiting use fails with the
+	 * session's error, and every pending IOU is rejected. */
+	PUMP(cli, srv, 3000, g.waits == 2 && g.readies == 1);
+	cr_assert_eq(h->releases, 1, "released once, when taken in");
+	cr_assert_leq(h->cancels, 1);
+	cr_assert_eq(g.waits, 2);
+	cr_assert_eq(g.wait_res[0], -ECONNRESET);
+	cr_assert_eq(g.wait_res[1], -ECONNRESET);
+	cr_assert_eq(g.readies, 1);
+	cr_assert_eq(g.ready_res[0], -ECONNRESET);
+	st = stats(srv);
+	cr_assert_eq(st.iou_created, 5);
+	cr_assert_eq(st.iou_rejected, 5);
+	cr_assert_eq(st.iou_resolved, 0);
+	cr_assert_eq(st.iou_timed_out, 0);
+	cr_assert_eq(st.sessions_closed, 1);
+	/* A call the handler still holds: its IOU is gone with the session,
+	 * and its answer goes nowhere. */
+	cr_assert_eq(g.nheld, 1);
+	cr_assert_eq(ferry_call_cap(g.held[0], 0, NULL, NULL), -ENOTCONN);
+	cr_assert_eq(ferry_call_respond_error(g.held[0], -EIO), -ENOTCONN);
+	ct = stats(cli);
+	cr_assert_eq(ct.ious_promised, 9);
+	cr_assert_eq(ct.ious_pushed, 0);
+	/* a..e were cancelled unkept; f, g2, h and i were kept for nobody. */
+	cr_assert_eq(ct.ious_dropped, 9, "dropped %lu",
+		     (unsigned long)ct.ious_dropped);
+}
+
+/* Nothing was kept back: a new session uses every promise and every
+ * table entry of both pools, and each resolves. */
+static void fresh_session_uses_every_entry(struct ferry_endpoint *cli,
+					   struct ferry_endpoint *srv)
+{
+	struct ferry_session *s = open_session(cli, srv);
+	struct ferry_ep_stats st;
+	struct ferry_cap caps[1];
+	struct promise p[SESSION_END_IOUS];
+	struct reply rr[SESSION_END_IOUS];
+	uint8_t tok[SESSION_END_IOUS][16];
+
+	for (unsigned i = 0; i < SESSION_END_IOUS; i++) {
+		promise_new(s, &p[i], &counted_hooks);
+		caps[0] = iou_cap(p[i].iou);
+		call(cli, s, M_WAIT, caps, 1, &rr[i]);
+	}
+	for (unsigned i = 0; i < SESSION_END_IOUS; i++) {
+		fill_tok(tok[i], sizeof(tok[i]), 300 + i);
+		cr_assert_eq(ferry_iou_resolve(p[i].iou, tok[i],
+					       sizeof(tok[i])),
+			     0);
+	}
+	for (unsigned i = 0; i < SESSION_END_IOUS; i++) {
+		PUMP(cli, srv, 3000, rr[i].done);
+		cr_assert(rr[i].done);
+		cr_assert_eq(rr[i].res, 0, "call %u: %s", i,
+			     ferry_strerror(rr[i].res));
+		cr_assert_arr_eq(rr[i].data, tok[i], sizeof(tok[i]));
+	}
+	PUMP(cli, srv, 3000, p[SESSION_END_IOUS - 1].releases == 1);
+	st = stats(srv);
+	cr_assert_eq(st.iou_resolved, SESSION_END_IOUS);
+	cr_assert_eq(st.calls_iou_refused, 0);
+	ferry_session_close(s);
+}
+
 static void t_session_end_rejects_pending_and_cancels_promises(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
 	struct ferry_session *s;
-	struct ferry_ep_stats st, ct;
 	/* a: M_WAIT; b, c: M_READY; d: M_HOLDWAIT; e: M_PEEK (answered).
 	 * f: no hooks, g2: its cancel hook keeps it, h: kept on another
 	 * thread and still on its way to the endpoint at the close. */
@@ -157,10 +244,9 @@ static void t_session_end_rejects_pending_and_cancels_promises(void)
 	struct reply ra, rb, rd, re;
 	struct keep_job job;
 	pthread_t tid;
-	enum { IOU_MAX = 9 };
 
 	ep_config(&cfg);
-	cfg.iou_max = IOU_MAX;
+	cfg.iou_max = SESSION_END_IOUS;
 	srv = server_make(&cfg);
 	cli = ep_make(&cfg);
 	s = open_session(cli, srv);
@@ -228,69 +314,11 @@ static void t_session_end_rejects_pending_and_cancels_promises(void)
 	/* Without a cancel hook the promise must still be kept. */
 	cr_assert_eq(ferry_iou_resolve(f.iou, "x", 1), -ENOTCONN);
 
-	/* The server hears the CLOSE: every waiting use fails with the
-	 * session's error, and every pending IOU is rejected. */
-	PUMP(cli, srv, 3000, g.waits == 2 && g.readies == 1);
-	cr_assert_eq(h.releases, 1, "released once, when taken in");
-	cr_assert_leq(h.cancels, 1);
-	cr_assert_eq(g.waits, 2);
-	cr_assert_eq(g.wait_res[0], -ECONNRESET);
-	cr_assert_eq(g.wait_res[1], -ECONNRESET);
-	cr_assert_eq(g.readies, 1);
-	cr_assert_eq(g.ready_res[0], -ECONNRESET);
-	st = stats(srv);
-	cr_assert_eq(st.iou_created, 5);
-	cr_assert_eq(st.iou_rejected, 5);
-	cr_assert_eq(st.iou_resolved, 0);
-	cr_assert_eq(st.iou_timed_out, 0);
-	cr_assert_eq(st.sessions_closed, 1);
-	/* A call the handler still holds: its IOU is gone with the session,
-	 * and its answer goes nowhere. */
-	cr_assert_eq(g.nheld, 1);
-	cr_assert_eq(ferry_call_cap(g.held[0], 0, NULL, NULL), -ENOTCONN);
-	cr_assert_eq(ferry_call_respond_error(g.held[0], -EIO), -ENOTCONN);
-	ct = stats(cli);
-	cr_assert_eq(ct.ious_promised, 9);
-	cr_assert_eq(ct.ious_pushed, 0);
-	/* a..e were cancelled unkept; f, g2, h and i were kept for nobody. */
-	cr_assert_eq(ct.ious_dropped, 9, "dropped %lu", (unsigned long)ct.ious_dropped);
-
-	/* Nothing was kept back: a new session uses every promise and every
-	 * table entry of both pools, and each resolves. */
-	s = open_session(cli, srv);
-	{
-		struct promise p[IOU_MAX];
-		struct reply rr[IOU_MAX];
-		uint8_t tok[IOU_MAX][16];
-
-		for (unsigned i = 0; i < IOU_MAX; i++) {
-			promise_new(s, &p[i], &counted_hooks);
-			caps[0] = iou_cap(p[i].iou);
-			call(cli, s, M_WAIT, caps, 1, &rr[i]);
-		}
-		for (unsigned i = 0; i < IOU_MAX; i++) {
-			fill_tok(tok[i], sizeof(tok[i]), 300 + i);
-			cr_assert_eq(ferry_iou_resolve(p[i].iou, tok[i],
-						       sizeof(tok[i])),
-				     0);
-		}
-		for (unsigned i = 0; i < IOU_MAX; i++) {
-			PUMP(cli, srv, 3000, rr[i].done);
-			cr_assert(rr[i].done);
-			cr_assert_eq(rr[i].res, 0, "call %u: %s", i,
-				     ferry_strerror(rr[i].res));
-			cr_assert_arr_eq(rr[i].data, tok[i], sizeof(tok[i]));
-		}
-		PUMP(cli, srv, 3000, p[IOU_MAX - 1].releases == 1);
-		st = stats(srv);
-		cr_assert_eq(st.iou_resolved, IOU_MAX);
-		cr_assert_eq(st.calls_iou_refused, 0);
-	}
-	ferry_session_close(s);
+	server_hears_close(cli, srv, &h);
+	fresh_session_uses_every_entry(cli, srv);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 13. Client-side errors                                                  */
@@ -307,27 +335,11 @@ static void on_session(struct ferry_session *s, enum ferry_session_event ev,
 		g_srv_sess = s;
 }
 
-static void t_client_side_errors(void)
+/* Arguments. */
+static void cse_arguments(struct ferry_session *s)
 {
-	struct ferry_ep_config cfg;
-	struct ferry_endpoint *srv, *cli;
-	struct ferry_session *s, *s2;
-	struct ferry_iou *iou, *other, *x, *y;
-	struct ferry_cap caps[2];
-	struct reply r;
-	static uint8_t big[FERRY_PUSH_TOKEN_MAX_LEN + 1];
-	struct ferry_msgbuf *mb;
+	struct ferry_iou *iou;
 
-	ep_config(&cfg);
-	cfg.iou_max = 6;
-	srv = server_make(&cfg);
-	cli = ep_make(&cfg);
-	ferry_endpoint_on_session(srv, on_session, NULL);
-	s = open_session(cli, srv);
-	s2 = open_session(cli, srv);
-	fill_tok(big, sizeof(big), 40);
-
-	/* Arguments. */
 	cr_assert_eq(ferry_iou_new(NULL, NULL, NULL, &iou), -EINVAL);
 	cr_assert_eq(ferry_iou_new(s, NULL, NULL, NULL), -EINVAL);
 	cr_assert_not_null(g_srv_sess);
@@ -336,7 +348,18 @@ static void t_client_side_errors(void)
 	cr_assert_eq(ferry_iou_resolve(NULL, "x", 1), -EINVAL);
 	cr_assert_eq(ferry_iou_fail(NULL, -EIO), -EINVAL);
 	cr_assert_eq(ferry_iou_cancel(NULL), -EINVAL);
+}
 
+/* Keeping: once only, and only a token that fits a PUSH. */
+static void cse_keeping(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+			struct ferry_session *s)
+{
+	static uint8_t big[FERRY_PUSH_TOKEN_MAX_LEN + 1];
+	struct ferry_iou *iou;
+	struct ferry_cap caps[1];
+	struct reply r;
+
+	fill_tok(big, sizeof(big), 40);
 	/* Kept twice: -EALREADY, and the first stands. */
 	cr_assert_eq(ferry_iou_new(s, NULL, NULL, &iou), 0);
 	cr_assert_neq(ferry_iou_id(iou), 0);
@@ -375,6 +398,15 @@ static void t_client_side_errors(void)
 	cr_assert_eq(r.res, 0, "%s", ferry_strerror(r.res));
 	cr_assert_eq(r.len, FERRY_PUSH_TOKEN_MAX_LEN);
 	cr_assert_arr_eq(r.data, big, FERRY_PUSH_TOKEN_MAX_LEN);
+}
+
+static void cse_naming(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+		       struct ferry_session *s, struct ferry_session *s2)
+{
+	struct ferry_iou *other, *x;
+	struct ferry_cap caps[2];
+	struct ferry_msgbuf *mb;
+	struct reply r;
 
 	/* Naming: an IOU of another session; the same IOU twice; an IOU
 	 * already named; none of them starts a call. */
@@ -416,6 +448,15 @@ static void t_client_side_errors(void)
 	PUMP(cli, srv, 3000, r.done);
 	cr_assert_eq(r.res, 0);
 	cr_assert_eq(r.len, 1);
+}
+
+static void cse_pool_and_misuse(struct ferry_endpoint *cli,
+				struct ferry_endpoint *srv,
+				struct ferry_session *s)
+{
+	struct ferry_iou *y;
+	struct ferry_cap caps[1];
+	struct reply r;
 
 	/* The pool: iou_max promises at once, then -ENOBUFS. */
 	PUMP(cli, srv, 200, false);
@@ -448,46 +489,68 @@ static void t_client_side_errors(void)
 	cr_assert_eq(ferry_iou_fail(y, -EIO), 0);
 	PUMP(cli, srv, 500, false);
 	cr_assert_eq(stats(srv).calls_iou_refused, 0);
+}
 
-	/* Wait records are twice iou_max (12): resolve-before-forward on
-	 * six pending IOUs needs seven, all or nothing.  With six single
-	 * waits taken, it does not fit; a single wait still does. */
-	{
-		struct ferry_iou *six[6];
-		struct ferry_cap c6[6];
-		struct reply r6;
+/* Wait records are twice iou_max (12): resolve-before-forward on
+ * six pending IOUs needs seven, all or nothing.  With six single
+ * waits taken, it does not fit; a single wait still does. */
+static void cse_wait_records(struct ferry_endpoint *cli,
+			     struct ferry_endpoint *srv,
+			     struct ferry_session *s)
+{
+	struct ferry_iou *six[6];
+	struct ferry_cap c6[6];
+	struct reply r6;
 
-		for (unsigned i = 0; i < 6; i++) {
-			cr_assert_eq(ferry_iou_new(s, NULL, NULL, &six[i]), 0);
-			c6[i] = iou_cap(six[i]);
-		}
-		call(cli, s, M_HOLD, c6, 6, &r6);
-		PUMP(cli, srv, 3000, g.nheld == 2);
-		cr_assert_eq(g.nheld, 2);
-		g_late_calls = 0;
-		for (unsigned i = 0; i < 6; i++)
-			cr_assert_eq(ferry_call_cap_wait(g.held[1], 5, late_wait,
-							 NULL),
-				     0);
-		cr_assert_eq(ferry_call_caps_ready(g.held[1], late_ready, NULL),
-			     -ENOBUFS);
-		cr_assert_eq(ferry_call_cap_wait(g.held[1], 4, late_wait, NULL),
-			     0);
-		for (unsigned i = 0; i < 6; i++)
-			cr_assert_eq(ferry_iou_resolve(six[i], "t", 1), 0);
-		PUMP(cli, srv, 3000, g_late_calls == 7);
-		cr_assert_eq(g_late_calls, 7);
-		cr_assert_eq(g_late_res, 0);
-		cr_assert_eq(ferry_call_respond_error(g.held[1], -EIO), 0);
-		PUMP(cli, srv, 3000, r6.done);
-		cr_assert_eq(r6.res, -EIO);
+	for (unsigned i = 0; i < 6; i++) {
+		cr_assert_eq(ferry_iou_new(s, NULL, NULL, &six[i]), 0);
+		c6[i] = iou_cap(six[i]);
 	}
+	call(cli, s, M_HOLD, c6, 6, &r6);
+	PUMP(cli, srv, 3000, g.nheld == 2);
+	cr_assert_eq(g.nheld, 2);
+	g_late_calls = 0;
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(ferry_call_cap_wait(g.held[1], 5, late_wait,
+						 NULL),
+			     0);
+	cr_assert_eq(ferry_call_caps_ready(g.held[1], late_ready, NULL),
+		     -ENOBUFS);
+	cr_assert_eq(ferry_call_cap_wait(g.held[1], 4, late_wait, NULL),
+		     0);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(ferry_iou_resolve(six[i], "t", 1), 0);
+	PUMP(cli, srv, 3000, g_late_calls == 7);
+	cr_assert_eq(g_late_calls, 7);
+	cr_assert_eq(g_late_res, 0);
+	cr_assert_eq(ferry_call_respond_error(g.held[1], -EIO), 0);
+	PUMP(cli, srv, 3000, r6.done);
+	cr_assert_eq(r6.res, -EIO);
+}
+
+static void t_client_side_errors(void)
+{
+	struct ferry_ep_config cfg;
+	struct ferry_endpoint *srv, *cli;
+	struct ferry_session *s, *s2;
+
+	ep_config(&cfg);
+	cfg.iou_max = 6;
+	srv = server_make(&cfg);
+	cli = ep_make(&cfg);
+	ferry_endpoint_on_session(srv, on_session, NULL);
+	s = open_session(cli, srv);
+	s2 = open_session(cli, srv);
+	cse_arguments(s);
+	cse_keeping(cli, srv, s);
+	cse_naming(cli, srv, s, s2);
+	cse_pool_and_misuse(cli, srv, s);
+	cse_wait_records(cli, srv, s);
 	ferry_session_close(s);
 	ferry_session_close(s2);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* A promise kept while its call waits                                     */
@@ -593,7 +656,6 @@ static void t_promise_kept_while_its_call_waits_for_a_slot(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Promises on a session still connecting                                  */
 /* ===================================================================== */
@@ -677,7 +739,6 @@ static void t_promises_while_connecting(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Destroying the endpoints                                                */
 /* ===================================================================== */
@@ -735,7 +796,6 @@ static void t_destroy_settles_waits_and_promises(void)
 	cr_assert_eq(g.wait_res[0], -ECONNRESET);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* Known issue: held requests can starve the PUSHes they wait for          */
@@ -799,7 +859,6 @@ static void t_held_requests_leave_credit_for_pushes(void)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* The server's table is full                                              */

@@ -7,12 +7,13 @@
  * IOU; untrusted PUSH codes; IOU ids per session.  Where a case needs
  * frames no ferry client sends -- a PUSH ahead of its call, two PUSHes for
  * one IOU -- a raw peer speaks the wire by hand.
+ *
+ * Every case runs on each dataplane built in (uring, and DPDK on a
+ * net_ring loopback port): HARNESS_BATTERY at the end of the file.
  */
 #include <criterion/criterion.h>
 
 #include "iou_util.h"
-
-
 
 /* ===================================================================== */
 /* 1. The PUSH follows the call                                            */
@@ -78,7 +79,6 @@ static void t_push_after_call_completes_the_wait(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 2. The PUSH comes first                                                 */
 /* ===================================================================== */
@@ -86,6 +86,50 @@ static void t_push_after_call_completes_the_wait(void)
 /* A ferry client sends a PUSH only behind its call (a promise may not be
  * named once kept), so a PUSH that overtakes its call -- reordered, or
  * behind a request fragment that was lost -- is played by a raw peer. */
+/* Several records in one PUSH are taken in order, all or none: a
+ * frame whose second record is malformed takes neither; a good
+ * one of two records buffers both. */
+static void push_records_all_or_none(struct raw *r, struct ferry_endpoint *srv,
+				     const uint8_t *tok2)
+{
+	uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
+	struct ferry_push bp = { .iou = 20, .token = tok2,
+				 .token_len = 4 };
+	struct ferry_hdr h;
+	uint8_t out[IOU_OUT_MAX];
+	uint64_t ids[1];
+	uint32_t req;
+	size_t len;
+	int n = ferry_wire_put_push(body, sizeof(body), &bp);
+
+	bp.iou = 21;
+	n += ferry_wire_put_push(body + n, sizeof(body) - (size_t)n,
+				 &bp);
+	cr_assert_eq(n, (int)sizeof(body));
+	body[sizeof(body) - 5] = 1; /* the second record's reserved */
+	raw_data_hdr(r, &h, FERRY_FT_PUSH);
+	h.msg_len = sizeof(body);
+	raw_send(r, &h, body, sizeof(body));
+	PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 2);
+	cr_assert_eq(stats(srv).drop_malformed, 2);
+	cr_assert_eq(stats(srv).iou_push_early, 1);
+	body[sizeof(body) - 5] = 0;
+	raw_data_hdr(r, &h, FERRY_FT_PUSH);
+	h.msg_len = sizeof(body);
+	raw_send(r, &h, body, sizeof(body));
+	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
+	cr_assert_eq(stats(srv).iou_push_early, 3);
+	ids[0] = 21;
+	req = raw_request_ious(r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(r, srv, req, out, &len), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_arr_eq(out, tok2, 4);
+	ids[0] = 20;
+	req = raw_request_ious(r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(r, srv, req, out, &len), 0);
+	cr_assert_eq(len, 4);
+}
+
 static void t_push_before_call_is_buffered(void)
 {
 	struct ferry_endpoint *srv = server_new();
@@ -139,43 +183,7 @@ static void t_push_before_call_is_buffered(void)
 		cr_assert_eq(stats(srv).iou_push_early, 1);
 	}
 
-	/* Several records in one PUSH are taken in order, all or none: a
-	 * frame whose second record is malformed takes neither; a good
-	 * one of two records buffers both. */
-	{
-		uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
-		struct ferry_push bp = { .iou = 20, .token = tok2,
-					 .token_len = 4 };
-		struct ferry_hdr h;
-		int n = ferry_wire_put_push(body, sizeof(body), &bp);
-
-		bp.iou = 21;
-		n += ferry_wire_put_push(body + n, sizeof(body) - (size_t)n,
-					 &bp);
-		cr_assert_eq(n, (int)sizeof(body));
-		body[sizeof(body) - 5] = 1; /* the second record's reserved */
-		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
-		h.msg_len = sizeof(body);
-		raw_send(&r, &h, body, sizeof(body));
-		PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 2);
-		cr_assert_eq(stats(srv).drop_malformed, 2);
-		cr_assert_eq(stats(srv).iou_push_early, 1);
-		body[sizeof(body) - 5] = 0;
-		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
-		h.msg_len = sizeof(body);
-		raw_send(&r, &h, body, sizeof(body));
-		PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
-		cr_assert_eq(stats(srv).iou_push_early, 3);
-		ids[0] = 21;
-		req = raw_request_ious(&r, M_PEEK, ids, 1);
-		cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
-		cr_assert_eq(len, 4);
-		cr_assert_arr_eq(out, tok2, 4);
-		ids[0] = 20;
-		req = raw_request_ious(&r, M_PEEK, ids, 1);
-		cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
-		cr_assert_eq(len, 4);
-	}
+	push_records_all_or_none(&r, srv, tok2);
 
 	/* Two more early: one token, one error.  Resolve-before-forward
 	 * then completes before ferry_call_caps_ready returns, with the
@@ -200,7 +208,6 @@ static void t_push_before_call_is_buffered(void)
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 3. The PUSH comes after the call was answered                           */
@@ -268,7 +275,6 @@ static void t_push_after_answer_still_settles(void)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 4. Never resolved                                                       */
@@ -345,7 +351,6 @@ static void t_never_resolved_times_out(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 5. Resolved twice                                                       */
 /* ===================================================================== */
@@ -395,7 +400,6 @@ static void t_second_push_is_counted_and_ignored(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 9. A broken promise                                                     */
 /* ===================================================================== */
@@ -435,7 +439,6 @@ static void t_fail_reaches_the_wait(void)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 10. Resolve before forward                                              */
@@ -522,7 +525,6 @@ static void t_caps_ready_resolves_before_forward(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Waits: several on one IOU, and outliving their call                     */
 /* ===================================================================== */
@@ -608,7 +610,6 @@ static void t_waits_share_an_iou_and_outlive_the_call(void)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Untrusted PUSH codes                                                    */
 /* ===================================================================== */
@@ -648,7 +649,6 @@ static void t_push_code_out_of_range_still_rejects(void)
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* IOU ids are per session                                                 */
