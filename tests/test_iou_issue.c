@@ -781,10 +781,10 @@ static void t_lossy_network(void)
 
 /* --- the battery, per dataplane ------------------------------------------ */
 
-#define IOU_ISSUE_CASES(CASE, s) \
-	CASE(s, push_check_rejects_bad_tokens) \
-	CASE(s, cap_issue_sync_async_and_failing) \
-	CASE(s, randomized_calls_and_ious) \
+#define IOU_ISSUE_CASES(CASE, s)                                               \
+	CASE(s, push_check_rejects_bad_tokens)                                 \
+	CASE(s, cap_issue_sync_async_and_failing)                              \
+	CASE(s, randomized_calls_and_ious)                                     \
 	CASE(s, lossy_network)
 
 HARNESS_BATTERY(iou_issue, IOU_ISSUE_CASES, .timeout = 60)

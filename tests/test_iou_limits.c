@@ -920,14 +920,14 @@ static void t_full_table_refuses_the_call(void)
 
 /* --- the battery, per dataplane ------------------------------------------ */
 
-#define IOU_LIMITS_CASES(CASE, s) \
-	CASE(s, early_pushes_within_limits_else_dropped) \
-	CASE(s, session_end_rejects_pending_and_cancels_promises) \
-	CASE(s, client_side_errors) \
-	CASE(s, promise_kept_while_its_call_waits_for_a_slot) \
-	CASE(s, promises_while_connecting) \
-	CASE(s, destroy_settles_waits_and_promises) \
-	CASE(s, held_requests_leave_credit_for_pushes) \
+#define IOU_LIMITS_CASES(CASE, s)                                              \
+	CASE(s, early_pushes_within_limits_else_dropped)                       \
+	CASE(s, session_end_rejects_pending_and_cancels_promises)              \
+	CASE(s, client_side_errors)                                            \
+	CASE(s, promise_kept_while_its_call_waits_for_a_slot)                  \
+	CASE(s, promises_while_connecting)                                     \
+	CASE(s, destroy_settles_waits_and_promises)                            \
+	CASE(s, held_requests_leave_credit_for_pushes)                         \
 	CASE(s, full_table_refuses_the_call)
 
 HARNESS_BATTERY(iou_limits, IOU_LIMITS_CASES, .timeout = 60)

@@ -697,16 +697,16 @@ static void t_ious_are_per_session(void)
 
 /* --- the battery, per dataplane ------------------------------------------ */
 
-#define IOU_RULES_CASES(CASE, s) \
-	CASE(s, push_after_call_completes_the_wait) \
-	CASE(s, push_before_call_is_buffered) \
-	CASE(s, push_after_answer_still_settles) \
-	CASE(s, never_resolved_times_out) \
-	CASE(s, second_push_is_counted_and_ignored) \
-	CASE(s, fail_reaches_the_wait) \
-	CASE(s, caps_ready_resolves_before_forward) \
-	CASE(s, waits_share_an_iou_and_outlive_the_call) \
-	CASE(s, push_code_out_of_range_still_rejects) \
+#define IOU_RULES_CASES(CASE, s)                                               \
+	CASE(s, push_after_call_completes_the_wait)                            \
+	CASE(s, push_before_call_is_buffered)                                  \
+	CASE(s, push_after_answer_still_settles)                               \
+	CASE(s, never_resolved_times_out)                                      \
+	CASE(s, second_push_is_counted_and_ignored)                            \
+	CASE(s, fail_reaches_the_wait)                                         \
+	CASE(s, caps_ready_resolves_before_forward)                            \
+	CASE(s, waits_share_an_iou_and_outlive_the_call)                       \
+	CASE(s, push_code_out_of_range_still_rejects)                          \
 	CASE(s, ious_are_per_session)
 
 HARNESS_BATTERY(iou_rules, IOU_RULES_CASES, .timeout = 60)
