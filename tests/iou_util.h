@@ -1,32 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * iou_util.h - shared fixtures of the IOU tests (tests/test_iou_*.c;
- * ferry/iou.h, docs/wire.md section 8): endpoints on 127.0.0.1, a server
+ * iou_util.h - what the IOU tests (tests/test_iou_*.c; ferry/iou.h,
+ * docs/wire.md section 8) add to the harness (tests/harness.h): a server
  * whose methods wait on, peek at or hold the IOUs a call names and record
  * what they saw in one global record (g), a client that makes calls with
  * token tables and keeps promises whose hooks count, and raw-peer helpers
  * that send REQUESTs naming IOUs and PUSHes by hand.
  *
  * Each test drives a server and a client endpoint from one thread: the
- * PUMP() loop polls both until what the test waits for happens.  Every
- * Criterion test runs in a process of its own, so nothing kept here leaks
- * between tests.
+ * harness's PUMP() loop polls both until what the test waits for happens.
+ * Every Criterion test runs in a process of its own, so nothing kept here
+ * leaks between tests.  Each file runs its cases on every dataplane built
+ * in (HARNESS_BATTERY).
  */
 #ifndef FERRY_TESTS_IOU_UTIL_H
 #define FERRY_TESTS_IOU_UTIL_H
 
-
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,7 +32,7 @@
 
 #include "transport/wire.h"
 
-#include "raw_peer.h"
+#include "harness.h"
 
 #define AUD "iou-test-server"
 #define CHANNEL "svc/iou"
@@ -51,68 +48,6 @@
 #define M_READY 5     /* ferry_call_caps_ready; answers every token, each
 		       * as a 2-byte length and the bytes */
 #define M_RAND 6      /* the randomized test's handler */
-
-static inline void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* --- endpoints ------------------------------------------------------------ */
-
-static inline void cfg_init(struct ferry_ep_config *cfg)
-{
-	ferry_ep_config_init(cfg);
-	cfg->bind_addr = "127.0.0.1";
-	cfg->max_sessions = 4;
-	/* Small pools: the tests move little data, and each endpoint's
-	 * memory is faulted in at creation. */
-	cfg->pool[0] = (struct ferry_pool_class){ 512, 512 };
-	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 16 };
-	cfg->pool[2] = (struct ferry_pool_class){ 0, 0 };
-	cfg->pool[3] = (struct ferry_pool_class){ 0, 0 };
-}
-
-static inline struct ferry_endpoint *ep_make(const struct ferry_ep_config *cfg)
-{
-	struct ferry_endpoint *ep;
-	int ret = ferry_endpoint_create(cfg, &ep);
-
-	cr_assert_eq(ret, 0, "ferry_endpoint_create: %s", ferry_strerror(ret));
-	return ep;
-}
-
-static inline struct ferry_endpoint *ep_new(void)
-{
-	struct ferry_ep_config cfg;
-
-	cfg_init(&cfg);
-	return ep_make(&cfg);
-}
-
-static inline void pump_once(struct ferry_endpoint *a, struct ferry_endpoint *b)
-{
-	if (a)
-		ferry_endpoint_poll(a, 0);
-	if (b)
-		ferry_endpoint_poll(b, 1);
-}
-
-/* Poll @a and @b until @cond holds or @ms pass (the caller asserts @cond).
- * PUMP(a, b, ms, false) just drives both for @ms. */
-#define PUMP(a, b, ms, cond)                                                   \
-	for (uint64_t pump_end_ = now_ms() + (ms);                             \
-	     !(cond) && now_ms() < pump_end_;)                                 \
-	pump_once((a), (b))
-
-static inline struct ferry_ep_stats stats(const struct ferry_endpoint *ep)
-{
-	struct ferry_ep_stats st;
-
-	ferry_endpoint_stats(ep, &st);
-	return st;
-}
 
 /* --- what the server saw ------------------------------------------------ */
 
@@ -302,70 +237,23 @@ static inline struct ferry_endpoint *server_new(void)
 {
 	struct ferry_ep_config cfg;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	return server_make(&cfg);
 }
 
 /* --- the client ---------------------------------------------------------- */
 
-struct conn {
-	bool done;
-	int res;
-};
-
-static inline void on_connect(struct ferry_session *s, int res, void *ctx)
-{
-	struct conn *c = ctx;
-
-	(void)s;
-	c->done = true;
-	c->res = res;
-}
-
-static inline struct ferry_session *open_session(struct ferry_endpoint *cli,
-						 struct ferry_endpoint *srv)
-{
-	struct ferry_session *s;
-	struct conn c = { 0 };
-
-	cr_assert_eq(ferry_session_connect(cli, "127.0.0.1",
-					   ferry_endpoint_port(srv), NULL,
-					   on_connect, &c, &s),
-		     0);
-	PUMP(cli, srv, 3000, c.done);
-	cr_assert(c.done, "connect never ended");
-	cr_assert_eq(c.res, 0, "connect: %s", ferry_strerror(c.res));
-	return s;
-}
-
-struct reply {
-	bool done;
-	int res;
-	uint8_t data[4096];
-	size_t len;
-};
-
-static inline void on_reply(int res, const void *data, size_t len, void *ctx)
+/* The harness's reply recorder, and a continuation that runs twice, or a
+ * reply that does not fit, fails the test. */
+static inline void iou_on_reply(int res, const void *data, size_t len,
+				void *ctx)
 {
 	struct reply *r = ctx;
 
 	cr_assert_not(r->done, "a continuation ran twice");
-	r->done = true;
-	r->res = res;
-	r->len = len;
-	if (res == 0) {
+	if (res == 0)
 		cr_assert_leq(len, sizeof(r->data));
-		memcpy(r->data, data, len);
-	}
-}
-
-static inline struct ferry_msgbuf *msg(struct ferry_endpoint *ep, size_t len)
-{
-	struct ferry_msgbuf *mb;
-
-	cr_assert_eq(ferry_msgbuf_alloc(ep, len, &mb), 0);
-	memset(ferry_msgbuf_data(mb), 0x5a, len);
-	return mb;
+	on_reply(res, data, len, ctx);
 }
 
 /* A call of @m with @caps and an 8-byte payload; asserts it started. */
@@ -376,7 +264,8 @@ static inline void call(struct ferry_endpoint *cli, struct ferry_session *s,
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	ret = ferry_call_caps(s, m, msg(cli, 8), caps, n, 0, on_reply, r);
+	ret = ferry_call_caps(s, m, msg(cli, 8, 0), caps, n, 0, iou_on_reply,
+			      r);
 	cr_assert_eq(ret, 0, "ferry_call_caps: %s", ferry_strerror(ret));
 }
 
@@ -446,7 +335,7 @@ static inline size_t fill_tok(uint8_t *out, size_t len, uint32_t tag)
 	return len;
 }
 
-/* --- raw UDP peer (raw_peer.h) ---------------------------------------- */
+/* --- the raw peer (harness.h) --------------------------------------------- */
 
 /* A raw client connected to @srv, which must say it takes IOUs. */
 static inline void raw_connect_iou(struct raw *r, struct ferry_endpoint *srv)
@@ -454,26 +343,14 @@ static inline void raw_connect_iou(struct raw *r, struct ferry_endpoint *srv)
 	cr_assert(raw_connect(r, srv, 0x00090001, 0, NULL, 0) & FERRY_FEAT_IOU);
 }
 
-static inline void raw_data_hdr(struct raw *r, struct ferry_hdr *h,
-				uint8_t type)
-{
-	memset(h, 0, sizeof(*h));
-	h->type = type;
-	h->dst_sess = r->srv_sess;
-	h->src_sess = r->my_sess;
-	h->seq = r->seq++;
-	h->credit = 1u << 20;
-}
-
 /* A one-frame REQUEST of @method whose table names the IOUs @ids (and
  * one payload byte); returns its req_id. */
-static inline uint32_t raw_request(struct raw *r, uint16_t method,
-				   const uint64_t *ids, unsigned n)
+static inline uint32_t raw_request_ious(struct raw *r, uint16_t method,
+					const uint64_t *ids, unsigned n)
 {
 	struct ferry_cap_ent ents[FERRY_WIRE_CAPS_MAX];
 	uint8_t vals[FERRY_WIRE_CAPS_MAX][FERRY_CAPS_IOU_LEN];
 	uint8_t m[FERRY_WIRE_CAPS_MAX_LEN + 1];
-	struct ferry_hdr h;
 	int len;
 
 	cr_assert(n >= 1 && n <= FERRY_WIRE_CAPS_MAX);
@@ -487,13 +364,17 @@ static inline uint32_t raw_request(struct raw *r, uint16_t method,
 	len = ferry_wire_put_caps(m, sizeof(m) - 1, ents, n);
 	cr_assert(len > 0);
 	m[len++] = 'x';
-	raw_data_hdr(r, &h, FERRY_FT_REQUEST);
-	h.flags = FERRY_FF_CAPS;
-	h.method = method;
-	h.req_id = r->next_req++;
-	h.msg_len = (uint32_t)len;
-	raw_send(r, &h, m, (size_t)len);
-	return h.req_id;
+	return raw_request(r, 0, method, FERRY_FF_CAPS, m, (size_t)len);
+}
+
+/* The response to @req_id: its error code (0 for a normal one), and a
+ * normal one's payload in @out (IOU_OUT_MAX bytes) and *@len. */
+#define IOU_OUT_MAX 2048
+
+static inline uint32_t raw_result(struct raw *r, struct ferry_endpoint *srv,
+				  uint32_t req_id, uint8_t *out, size_t *len)
+{
+	return raw_response(r, srv, req_id, NULL, out, IOU_OUT_MAX, len);
 }
 
 /* A PUSH for IOU @id: the token @tok/@len, or the error @code. */
@@ -510,32 +391,6 @@ static inline void raw_push(struct raw *r, uint64_t id, uint32_t code,
 	raw_data_hdr(r, &h, FERRY_FT_PUSH);
 	h.msg_len = (uint32_t)n;
 	raw_send(r, &h, body, (size_t)n);
-}
-
-/* The response to @req_id: its error code (0 for a normal one), and its
- * payload in @out/@len. */
-static inline uint32_t raw_response(struct raw *r, struct ferry_endpoint *srv,
-				    uint32_t req_id, uint8_t *out, size_t *len)
-{
-	uint8_t buf[2048];
-	struct ferry_frame f;
-	uint32_t code;
-	const char *m;
-	uint16_t mlen;
-
-	cr_assert(raw_recv(r, srv, FERRY_FT_RESPONSE, req_id, &f, buf,
-			   sizeof(buf)),
-		  "no response to request %u", req_id);
-	*len = 0;
-	if (!(f.h.flags & FERRY_FF_ERR)) {
-		memcpy(out, f.payload, f.pay_len);
-		*len = f.pay_len;
-		return 0;
-	}
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
-					    &mlen),
-		     0);
-	return code;
 }
 
 /* --- shared by several files ----------------------------------------- */

@@ -6,13 +6,13 @@
  * with the local issuer and a plug-in answering from its own thread, many
  * calls and IOUs settled in random order from another thread (the seed is
  * printed; FERRY_TEST_SEED repeats a run), and a lossy network.
+ *
+ * Every case runs on each dataplane built in (uring, and DPDK on a
+ * net_ring loopback port): HARNESS_BATTERY at the end of the file.
  */
 #include <criterion/criterion.h>
 
 #include "iou_util.h"
-
-TestSuite(iou, .timeout = 60);
-
 
 /* ===================================================================== */
 /* 8. The push check                                                       */
@@ -89,9 +89,9 @@ static void my_check_release(void *ctx)
 	g_check_released++;
 }
 
-Test(iou, push_check_rejects_bad_tokens)
+static void t_push_check_rejects_bad_tokens(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_keyring *kr = kr_new();
 	struct ferry_session *s;
 	struct ferry_ep_stats st;
@@ -169,7 +169,6 @@ Test(iou, push_check_rejects_bad_tokens)
 	cr_assert_eq(g_check_released, 2);
 	ferry_keyring_free(kr);
 }
-
 
 /* ===================================================================== */
 /* 11. ferry_cap_issue                                                     */
@@ -263,13 +262,11 @@ static void slow_join(struct slow_issuer *is)
 	is->ntids = 0;
 }
 
-Test(iou, cap_issue_sync_async_and_failing)
+/* ferry_cap_issue with the built-in issuer, which answers at once. */
+static void issue_local(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+			struct ferry_session *s, struct ferry_keyring *kr)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
-	struct ferry_keyring *kr = kr_new();
-	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_token_req req = token_req(AUD);
-	struct slow_issuer is = { .kr = kr, .delay_ms = 200 };
 	struct ferry_token_info info;
 	uint8_t buf[FERRY_TOKEN_MAX_LEN];
 	struct ferry_cap cap;
@@ -308,6 +305,22 @@ Test(iou, cap_issue_sync_async_and_failing)
 	cr_assert_eq(ferry_cap_issue(NULL, ferry_token_local_issuer(), kr,
 				     &req, buf, sizeof(buf), &cap),
 		     -EINVAL);
+}
+
+static void t_cap_issue_sync_async_and_failing(void)
+{
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
+	struct ferry_keyring *kr = kr_new();
+	struct ferry_session *s = open_session(cli, srv);
+	struct ferry_token_req req = token_req(AUD);
+	struct slow_issuer is = { .kr = kr, .delay_ms = 200 };
+	struct ferry_token_info info;
+	uint8_t buf[FERRY_TOKEN_MAX_LEN];
+	struct ferry_cap cap;
+	struct reply r;
+	int ret;
+
+	issue_local(cli, srv, s, kr);
 
 	/* (b) A plug-in that answers later, from its own thread: an IOU,
 	 * and the server gets the token it issued. */
@@ -382,7 +395,6 @@ Test(iou, cap_issue_sync_async_and_failing)
 	ferry_endpoint_destroy(srv);
 	ferry_keyring_free(kr);
 }
-
 
 /* ===================================================================== */
 /* 12. Randomized                                                          */
@@ -564,7 +576,61 @@ static void rand_cont(int res, const void *data, size_t len, void *ctx)
 	}
 }
 
-Test(iou, randomized_calls_and_ious)
+/* Call @k of the randomized test: up to RAND_CAPS entries, each a token
+ * or an IOU at random; the IOUs go to the resolver once the call is made.
+ * Returns how many. */
+static unsigned rand_call(struct ferry_endpoint *cli, struct ferry_session *s,
+			  uint32_t k)
+{
+	struct ferry_cap caps[RAND_CAPS];
+	uint8_t toks[RAND_CAPS][256];
+	struct ferry_iou *ious[RAND_CAPS];
+	struct ferry_msgbuf *mb;
+	unsigned n = (unsigned)(rng() % (RAND_CAPS + 1));
+	unsigned nious = 0;
+	uint8_t *p;
+	int ret;
+
+	rs.ncaps[k] = n;
+	for (unsigned j = 0; j < n; j++) {
+		ious[j] = NULL;
+		if (rng() % 2) {
+			int r = ferry_iou_new(s, NULL, NULL, &ious[j]);
+
+			cr_assert_eq(r, 0);
+			caps[j] = iou_cap(ious[j]);
+			rs.kinds[k][j] = FERRY_CAP_IOU;
+		} else {
+			caps[j] = tok_cap(toks[j], rand_tok(k, j, toks[j]));
+			rs.kinds[k][j] = FERRY_CAP_TOKEN;
+		}
+	}
+	cr_assert_eq(ferry_msgbuf_alloc(cli, 4, &mb), 0);
+	p = ferry_msgbuf_data(mb);
+	p[0] = (uint8_t)(k >> 24);
+	p[1] = (uint8_t)(k >> 16);
+	p[2] = (uint8_t)(k >> 8);
+	p[3] = (uint8_t)k;
+	ret = ferry_call_caps(s, M_RAND, mb, caps, n, 0, rand_cont,
+			      (void *)(uintptr_t)k);
+	cr_assert_eq(ret, 0, "call %u: %s", k, ferry_strerror(ret));
+	pthread_mutex_lock(&rv.mu);
+	for (unsigned j = 0; j < n; j++) {
+		if (!ious[j])
+			continue;
+		rv.jobs[rv.n++] = (struct rjob){
+			.iou = ious[j],
+			.due_ms = now_ms() + rng() % 30,
+			.k = k,
+			.j = j,
+		};
+		nious++;
+	}
+	pthread_mutex_unlock(&rv.mu);
+	return nious;
+}
+
+static void t_randomized_calls_and_ious(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -581,7 +647,7 @@ Test(iou, randomized_calls_and_ious)
 		(unsigned long long)seed);
 	rng_state = seed ? seed : 1;
 	memset(&rs, 0, sizeof(rs));
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 1024;
 	/* Every request and table may wait in the client at once. */
 	cfg.pool[0] = (struct ferry_pool_class){ 512, 4096 };
@@ -598,56 +664,8 @@ Test(iou, randomized_calls_and_ious)
 	while (k <= RAND_N) {
 		unsigned burst = 1 + (unsigned)(rng() % 40);
 
-		for (; burst && k <= RAND_N; burst--, k++) {
-			struct ferry_cap caps[RAND_CAPS];
-			uint8_t toks[RAND_CAPS][256];
-			struct ferry_iou *ious[RAND_CAPS];
-			struct ferry_msgbuf *mb;
-			unsigned n = (unsigned)(rng() % (RAND_CAPS + 1));
-			uint8_t *p;
-			int ret;
-
-			rs.ncaps[k] = n;
-			for (unsigned j = 0; j < n; j++) {
-				ious[j] = NULL;
-				if (rng() % 2) {
-					int r = ferry_iou_new(s, NULL, NULL,
-							      &ious[j]);
-
-					cr_assert_eq(r, 0);
-					caps[j] = iou_cap(ious[j]);
-					rs.kinds[k][j] = FERRY_CAP_IOU;
-				} else {
-					caps[j] = tok_cap(toks[j],
-							  rand_tok(k, j,
-								   toks[j]));
-					rs.kinds[k][j] = FERRY_CAP_TOKEN;
-				}
-			}
-			cr_assert_eq(ferry_msgbuf_alloc(cli, 4, &mb), 0);
-			p = ferry_msgbuf_data(mb);
-			p[0] = (uint8_t)(k >> 24);
-			p[1] = (uint8_t)(k >> 16);
-			p[2] = (uint8_t)(k >> 8);
-			p[3] = (uint8_t)k;
-			ret = ferry_call_caps(s, M_RAND, mb, caps, n, 0,
-					      rand_cont, (void *)(uintptr_t)k);
-			cr_assert_eq(ret, 0, "call %u: %s", k,
-				     ferry_strerror(ret));
-			pthread_mutex_lock(&rv.mu);
-			for (unsigned j = 0; j < n; j++) {
-				if (!ious[j])
-					continue;
-				rv.jobs[rv.n++] = (struct rjob){
-					.iou = ious[j],
-					.due_ms = now_ms() + rng() % 30,
-					.k = k,
-					.j = j,
-				};
-				nious++;
-			}
-			pthread_mutex_unlock(&rv.mu);
-		}
+		for (; burst && k <= RAND_N; burst--, k++)
+			nious += rand_call(cli, s, k);
 		PUMP(cli, srv, (unsigned)(rng() % 5), false);
 	}
 	pthread_mutex_lock(&rv.mu);
@@ -684,7 +702,6 @@ Test(iou, randomized_calls_and_ious)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* A lossy network                                                         */
 /* ===================================================================== */
@@ -693,7 +710,7 @@ Test(iou, randomized_calls_and_ious)
  * both sides: PUSHes are sent again until acknowledged, a network
  * duplicate dies by its seq (never an iou_dup_push), a PUSH reordered
  * ahead of its call waits for it, and every call gets its tokens. */
-Test(iou, lossy_network)
+static void t_lossy_network(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -704,7 +721,7 @@ Test(iou, lossy_network)
 	static uint8_t toks[N][2][40];
 	unsigned nious = 0;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.wire_csum = true;
 	cfg.faults = (struct ferry_faults){ .loss = 0.1, .dup = 0.1,
 					    .reorder = 0.1, .corrupt = 0.05,
@@ -761,3 +778,13 @@ Test(iou, lossy_network)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define IOU_ISSUE_CASES(CASE, s)                                               \
+	CASE(s, push_check_rejects_bad_tokens)                                 \
+	CASE(s, cap_issue_sync_async_and_failing)                              \
+	CASE(s, randomized_calls_and_ious)                                     \
+	CASE(s, lossy_network)
+
+HARNESS_BATTERY(iou_issue, IOU_ISSUE_CASES, .timeout = 60)

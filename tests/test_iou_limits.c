@@ -6,30 +6,57 @@
  * IOUs pending, client-side errors and the promise pool, promises on a call
  * waiting for a slot or a session still connecting, destroying endpoints,
  * held requests and credit, a full server table.
+ *
+ * Every case runs on each dataplane built in (uring, and DPDK on a
+ * net_ring loopback port): HARNESS_BATTERY at the end of the file.
  */
 #include <criterion/criterion.h>
 
 #include "iou_util.h"
 
-TestSuite(iou, .timeout = 60);
-
-
 /* ===================================================================== */
 /* 6. Early pushes: the limits                                             */
 /* ===================================================================== */
 
-Test(iou, early_pushes_within_limits_else_dropped)
+/* The end of t_early_pushes_within_limits_else_dropped: @r closes its
+ * session with a push of 10 bytes of @tok still buffered. */
+static void close_with_push_buffered(struct raw *r, struct ferry_endpoint *srv,
+				     const uint8_t *tok)
+{
+	struct ferry_ep_stats st;
+
+	/* The session ends with a push still buffered: dropped and
+	 * counted; the two named and pending are rejected. */
+	raw_push(r, 109, 0, tok, 10);
+	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 6);
+	cr_assert_eq(stats(srv).iou_push_early, 6);
+	{
+		struct ferry_hdr h = { .type = FERRY_FT_CLOSE };
+
+		h.dst_sess = r->srv_sess;
+		h.src_sess = r->my_sess;
+		raw_send(r, &h, NULL, 0);
+	}
+	PUMP(NULL, srv, 2000, stats(srv).sessions_closed == 1);
+	st = stats(srv);
+	cr_assert_eq(st.sessions_closed, 1);
+	cr_assert_eq(st.iou_push_dropped, 6);
+	cr_assert_eq(st.iou_rejected, 2);
+	cr_assert_eq(st.iou_created, st.iou_resolved + st.iou_rejected);
+}
+
+static void t_early_pushes_within_limits_else_dropped(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv;
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t t[8][60], out[2048];
+	uint8_t t[8][60], out[IOU_OUT_MAX];
 	uint64_t id;
 	uint32_t req;
 	size_t len;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_early_max = 2;
 	cfg.iou_early_bytes = 100;
 	cfg.iou_early_ms = 300;
@@ -49,16 +76,16 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	cr_assert_eq(st.iou_push_dropped, 1, "over iou_early_max");
 	/* The ones kept meet their calls; the dropped one is pending. */
 	id = 101;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 10);
 	cr_assert_arr_eq(out, t[1], 10);
 	id = 103;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), EINPROGRESS);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EINPROGRESS);
 	id = 102;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 10);
 	cr_assert_arr_eq(out, t[2], 10);
 
@@ -85,16 +112,16 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	cr_assert_eq(st.iou_push_dropped, 5, "not dropped after iou_early_ms");
 	cr_assert_eq(st.iou_push_early, 4);
 	id = 104;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), EINPROGRESS);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EINPROGRESS);
 
 	/* Room again: a push within the limits meets its call. */
 	raw_push(&r, 108, 0, t[7], 60);
 	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 5);
 	cr_assert_eq(stats(srv).iou_push_early, 5);
 	id = 108;
-	req = raw_request(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 60);
 	cr_assert_arr_eq(out, t[7], 60);
 	st = stats(srv);
@@ -104,28 +131,10 @@ Test(iou, early_pushes_within_limits_else_dropped)
 	cr_assert_eq(st.iou_created, 5);
 	cr_assert_eq(st.iou_resolved, 3);
 
-	/* The session ends with a push still buffered: dropped and
-	 * counted; the two named and pending are rejected. */
-	raw_push(&r, 109, 0, t[0], 10);
-	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 6);
-	cr_assert_eq(stats(srv).iou_push_early, 6);
-	{
-		struct ferry_hdr h = { .type = FERRY_FT_CLOSE };
-
-		h.dst_sess = r.srv_sess;
-		h.src_sess = r.my_sess;
-		raw_send(&r, &h, NULL, 0);
-	}
-	PUMP(NULL, srv, 2000, stats(srv).sessions_closed == 1);
-	st = stats(srv);
-	cr_assert_eq(st.sessions_closed, 1);
-	cr_assert_eq(st.iou_push_dropped, 6);
-	cr_assert_eq(st.iou_rejected, 2);
-	cr_assert_eq(st.iou_created, st.iou_resolved + st.iou_rejected);
-	close(r.fd);
+	close_with_push_buffered(&r, srv, t[0]);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 7. The session ends with IOUs pending                                   */
@@ -144,12 +153,89 @@ static void *keep_thread(void *arg)
 	return NULL;
 }
 
-Test(iou, session_end_rejects_pending_and_cancels_promises)
+/* The IOU pool of each side in the session-end test. */
+enum { SESSION_END_IOUS = 9 };
+
+/* After the session of t_session_end_rejects_pending_and_cancels_promises
+ * closed: what the server and the client count, @h the promise kept on
+ * another thread. */
+static void server_hears_close(struct ferry_endpoint *cli,
+			       struct ferry_endpoint *srv,
+			       const struct promise *h)
+{
+	struct ferry_ep_stats st, ct;
+
+	/* The server hears the CLOSE: every waiting use fails with the
+	 * session's error, and every pending IOU is rejected. */
+	PUMP(cli, srv, 3000, g.waits == 2 && g.readies == 1);
+	cr_assert_eq(h->releases, 1, "released once, when taken in");
+	cr_assert_leq(h->cancels, 1);
+	cr_assert_eq(g.waits, 2);
+	cr_assert_eq(g.wait_res[0], -ECONNRESET);
+	cr_assert_eq(g.wait_res[1], -ECONNRESET);
+	cr_assert_eq(g.readies, 1);
+	cr_assert_eq(g.ready_res[0], -ECONNRESET);
+	st = stats(srv);
+	cr_assert_eq(st.iou_created, 5);
+	cr_assert_eq(st.iou_rejected, 5);
+	cr_assert_eq(st.iou_resolved, 0);
+	cr_assert_eq(st.iou_timed_out, 0);
+	cr_assert_eq(st.sessions_closed, 1);
+	/* A call the handler still holds: its IOU is gone with the session,
+	 * and its answer goes nowhere. */
+	cr_assert_eq(g.nheld, 1);
+	cr_assert_eq(ferry_call_cap(g.held[0], 0, NULL, NULL), -ENOTCONN);
+	cr_assert_eq(ferry_call_respond_error(g.held[0], -EIO), -ENOTCONN);
+	ct = stats(cli);
+	cr_assert_eq(ct.ious_promised, 9);
+	cr_assert_eq(ct.ious_pushed, 0);
+	/* a..e were cancelled unkept; f, g2, h and i were kept for nobody. */
+	cr_assert_eq(ct.ious_dropped, 9, "dropped %lu",
+		     (unsigned long)ct.ious_dropped);
+}
+
+/* Nothing was kept back: a new session uses every promise and every
+ * table entry of both pools, and each resolves. */
+static void fresh_session_uses_every_entry(struct ferry_endpoint *cli,
+					   struct ferry_endpoint *srv)
+{
+	struct ferry_session *s = open_session(cli, srv);
+	struct ferry_ep_stats st;
+	struct ferry_cap caps[1];
+	struct promise p[SESSION_END_IOUS];
+	struct reply rr[SESSION_END_IOUS];
+	uint8_t tok[SESSION_END_IOUS][16];
+
+	for (unsigned i = 0; i < SESSION_END_IOUS; i++) {
+		promise_new(s, &p[i], &counted_hooks);
+		caps[0] = iou_cap(p[i].iou);
+		call(cli, s, M_WAIT, caps, 1, &rr[i]);
+	}
+	for (unsigned i = 0; i < SESSION_END_IOUS; i++) {
+		fill_tok(tok[i], sizeof(tok[i]), 300 + i);
+		cr_assert_eq(ferry_iou_resolve(p[i].iou, tok[i],
+					       sizeof(tok[i])),
+			     0);
+	}
+	for (unsigned i = 0; i < SESSION_END_IOUS; i++) {
+		PUMP(cli, srv, 3000, rr[i].done);
+		cr_assert(rr[i].done);
+		cr_assert_eq(rr[i].res, 0, "call %u: %s", i,
+			     ferry_strerror(rr[i].res));
+		cr_assert_arr_eq(rr[i].data, tok[i], sizeof(tok[i]));
+	}
+	PUMP(cli, srv, 3000, p[SESSION_END_IOUS - 1].releases == 1);
+	st = stats(srv);
+	cr_assert_eq(st.iou_resolved, SESSION_END_IOUS);
+	cr_assert_eq(st.calls_iou_refused, 0);
+	ferry_session_close(s);
+}
+
+static void t_session_end_rejects_pending_and_cancels_promises(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
 	struct ferry_session *s;
-	struct ferry_ep_stats st, ct;
 	/* a: M_WAIT; b, c: M_READY; d: M_HOLDWAIT; e: M_PEEK (answered).
 	 * f: no hooks, g2: its cancel hook keeps it, h: kept on another
 	 * thread and still on its way to the endpoint at the close. */
@@ -158,10 +244,9 @@ Test(iou, session_end_rejects_pending_and_cancels_promises)
 	struct reply ra, rb, rd, re;
 	struct keep_job job;
 	pthread_t tid;
-	enum { IOU_MAX = 9 };
 
-	cfg_init(&cfg);
-	cfg.iou_max = IOU_MAX;
+	ep_config(&cfg);
+	cfg.iou_max = SESSION_END_IOUS;
 	srv = server_make(&cfg);
 	cli = ep_make(&cfg);
 	s = open_session(cli, srv);
@@ -229,69 +314,11 @@ Test(iou, session_end_rejects_pending_and_cancels_promises)
 	/* Without a cancel hook the promise must still be kept. */
 	cr_assert_eq(ferry_iou_resolve(f.iou, "x", 1), -ENOTCONN);
 
-	/* The server hears the CLOSE: every waiting use fails with the
-	 * session's error, and every pending IOU is rejected. */
-	PUMP(cli, srv, 3000, g.waits == 2 && g.readies == 1);
-	cr_assert_eq(h.releases, 1, "released once, when taken in");
-	cr_assert_leq(h.cancels, 1);
-	cr_assert_eq(g.waits, 2);
-	cr_assert_eq(g.wait_res[0], -ECONNRESET);
-	cr_assert_eq(g.wait_res[1], -ECONNRESET);
-	cr_assert_eq(g.readies, 1);
-	cr_assert_eq(g.ready_res[0], -ECONNRESET);
-	st = stats(srv);
-	cr_assert_eq(st.iou_created, 5);
-	cr_assert_eq(st.iou_rejected, 5);
-	cr_assert_eq(st.iou_resolved, 0);
-	cr_assert_eq(st.iou_timed_out, 0);
-	cr_assert_eq(st.sessions_closed, 1);
-	/* A call the handler still holds: its IOU is gone with the session,
-	 * and its answer goes nowhere. */
-	cr_assert_eq(g.nheld, 1);
-	cr_assert_eq(ferry_call_cap(g.held[0], 0, NULL, NULL), -ENOTCONN);
-	cr_assert_eq(ferry_call_respond_error(g.held[0], -EIO), -ENOTCONN);
-	ct = stats(cli);
-	cr_assert_eq(ct.ious_promised, 9);
-	cr_assert_eq(ct.ious_pushed, 0);
-	/* a..e were cancelled unkept; f, g2, h and i were kept for nobody. */
-	cr_assert_eq(ct.ious_dropped, 9, "dropped %lu", (unsigned long)ct.ious_dropped);
-
-	/* Nothing was kept back: a new session uses every promise and every
-	 * table entry of both pools, and each resolves. */
-	s = open_session(cli, srv);
-	{
-		struct promise p[IOU_MAX];
-		struct reply rr[IOU_MAX];
-		uint8_t tok[IOU_MAX][16];
-
-		for (unsigned i = 0; i < IOU_MAX; i++) {
-			promise_new(s, &p[i], &counted_hooks);
-			caps[0] = iou_cap(p[i].iou);
-			call(cli, s, M_WAIT, caps, 1, &rr[i]);
-		}
-		for (unsigned i = 0; i < IOU_MAX; i++) {
-			fill_tok(tok[i], sizeof(tok[i]), 300 + i);
-			cr_assert_eq(ferry_iou_resolve(p[i].iou, tok[i],
-						       sizeof(tok[i])),
-				     0);
-		}
-		for (unsigned i = 0; i < IOU_MAX; i++) {
-			PUMP(cli, srv, 3000, rr[i].done);
-			cr_assert(rr[i].done);
-			cr_assert_eq(rr[i].res, 0, "call %u: %s", i,
-				     ferry_strerror(rr[i].res));
-			cr_assert_arr_eq(rr[i].data, tok[i], sizeof(tok[i]));
-		}
-		PUMP(cli, srv, 3000, p[IOU_MAX - 1].releases == 1);
-		st = stats(srv);
-		cr_assert_eq(st.iou_resolved, IOU_MAX);
-		cr_assert_eq(st.calls_iou_refused, 0);
-	}
-	ferry_session_close(s);
+	server_hears_close(cli, srv, &h);
+	fresh_session_uses_every_entry(cli, srv);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 13. Client-side errors                                                  */
@@ -308,27 +335,11 @@ static void on_session(struct ferry_session *s, enum ferry_session_event ev,
 		g_srv_sess = s;
 }
 
-Test(iou, client_side_errors)
+/* Arguments. */
+static void cse_arguments(struct ferry_session *s)
 {
-	struct ferry_ep_config cfg;
-	struct ferry_endpoint *srv, *cli;
-	struct ferry_session *s, *s2;
-	struct ferry_iou *iou, *other, *x, *y;
-	struct ferry_cap caps[2];
-	struct reply r;
-	static uint8_t big[FERRY_PUSH_TOKEN_MAX_LEN + 1];
-	struct ferry_msgbuf *mb;
+	struct ferry_iou *iou;
 
-	cfg_init(&cfg);
-	cfg.iou_max = 6;
-	srv = server_make(&cfg);
-	cli = ep_make(&cfg);
-	ferry_endpoint_on_session(srv, on_session, NULL);
-	s = open_session(cli, srv);
-	s2 = open_session(cli, srv);
-	fill_tok(big, sizeof(big), 40);
-
-	/* Arguments. */
 	cr_assert_eq(ferry_iou_new(NULL, NULL, NULL, &iou), -EINVAL);
 	cr_assert_eq(ferry_iou_new(s, NULL, NULL, NULL), -EINVAL);
 	cr_assert_not_null(g_srv_sess);
@@ -337,7 +348,18 @@ Test(iou, client_side_errors)
 	cr_assert_eq(ferry_iou_resolve(NULL, "x", 1), -EINVAL);
 	cr_assert_eq(ferry_iou_fail(NULL, -EIO), -EINVAL);
 	cr_assert_eq(ferry_iou_cancel(NULL), -EINVAL);
+}
 
+/* Keeping: once only, and only a token that fits a PUSH. */
+static void cse_keeping(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+			struct ferry_session *s)
+{
+	static uint8_t big[FERRY_PUSH_TOKEN_MAX_LEN + 1];
+	struct ferry_iou *iou;
+	struct ferry_cap caps[1];
+	struct reply r;
+
+	fill_tok(big, sizeof(big), 40);
 	/* Kept twice: -EALREADY, and the first stands. */
 	cr_assert_eq(ferry_iou_new(s, NULL, NULL, &iou), 0);
 	cr_assert_neq(ferry_iou_id(iou), 0);
@@ -376,33 +398,45 @@ Test(iou, client_side_errors)
 	cr_assert_eq(r.res, 0, "%s", ferry_strerror(r.res));
 	cr_assert_eq(r.len, FERRY_PUSH_TOKEN_MAX_LEN);
 	cr_assert_arr_eq(r.data, big, FERRY_PUSH_TOKEN_MAX_LEN);
+}
+
+static void cse_naming(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
+		       struct ferry_session *s, struct ferry_session *s2)
+{
+	struct ferry_iou *other, *x;
+	struct ferry_cap caps[2];
+	struct ferry_msgbuf *mb;
+	struct reply r;
 
 	/* Naming: an IOU of another session; the same IOU twice; an IOU
 	 * already named; none of them starts a call. */
 	PUMP(cli, srv, 200, false); /* PUSHes acknowledged, IOUs back */
 	cr_assert_eq(ferry_iou_new(s, NULL, NULL, &x), 0);
 	cr_assert_eq(ferry_iou_new(s2, NULL, NULL, &other), 0);
-	mb = msg(cli, 8);
+	mb = msg(cli, 8, 0);
 	memset(&r, 0, sizeof(r));
 	caps[0] = iou_cap(other);
-	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, on_reply, &r),
+	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, iou_on_reply,
+				     &r),
 		     -EINVAL);
 	caps[0] = iou_cap(x);
 	caps[1] = iou_cap(x);
-	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 2, 0, on_reply, &r),
+	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 2, 0, iou_on_reply,
+				     &r),
 		     -EBUSY);
 	caps[0] = (struct ferry_cap){ .kind = FERRY_CAP_IOU, .data = NULL };
-	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, on_reply, &r),
+	cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0, iou_on_reply,
+				     &r),
 		     -EINVAL);
 	ferry_msgbuf_free(mb);
 	caps[0] = iou_cap(x);
 	call(cli, s, M_WAIT, caps, 1, &r);
-	mb = msg(cli, 8);
+	mb = msg(cli, 8, 0);
 	{
 		struct reply r2 = { 0 };
 
 		cr_assert_eq(ferry_call_caps(s, M_WAIT, mb, caps, 1, 0,
-					     on_reply, &r2),
+					     iou_on_reply, &r2),
 			     -EBUSY);
 		cr_assert_not(r2.done);
 	}
@@ -414,6 +448,15 @@ Test(iou, client_side_errors)
 	PUMP(cli, srv, 3000, r.done);
 	cr_assert_eq(r.res, 0);
 	cr_assert_eq(r.len, 1);
+}
+
+static void cse_pool_and_misuse(struct ferry_endpoint *cli,
+				struct ferry_endpoint *srv,
+				struct ferry_session *s)
+{
+	struct ferry_iou *y;
+	struct ferry_cap caps[1];
+	struct reply r;
 
 	/* The pool: iou_max promises at once, then -ENOBUFS. */
 	PUMP(cli, srv, 200, false);
@@ -446,46 +489,68 @@ Test(iou, client_side_errors)
 	cr_assert_eq(ferry_iou_fail(y, -EIO), 0);
 	PUMP(cli, srv, 500, false);
 	cr_assert_eq(stats(srv).calls_iou_refused, 0);
+}
 
-	/* Wait records are twice iou_max (12): resolve-before-forward on
-	 * six pending IOUs needs seven, all or nothing.  With six single
-	 * waits taken, it does not fit; a single wait still does. */
-	{
-		struct ferry_iou *six[6];
-		struct ferry_cap c6[6];
-		struct reply r6;
+/* Wait records are twice iou_max (12): resolve-before-forward on
+ * six pending IOUs needs seven, all or nothing.  With six single
+ * waits taken, it does not fit; a single wait still does. */
+static void cse_wait_records(struct ferry_endpoint *cli,
+			     struct ferry_endpoint *srv,
+			     struct ferry_session *s)
+{
+	struct ferry_iou *six[6];
+	struct ferry_cap c6[6];
+	struct reply r6;
 
-		for (unsigned i = 0; i < 6; i++) {
-			cr_assert_eq(ferry_iou_new(s, NULL, NULL, &six[i]), 0);
-			c6[i] = iou_cap(six[i]);
-		}
-		call(cli, s, M_HOLD, c6, 6, &r6);
-		PUMP(cli, srv, 3000, g.nheld == 2);
-		cr_assert_eq(g.nheld, 2);
-		g_late_calls = 0;
-		for (unsigned i = 0; i < 6; i++)
-			cr_assert_eq(ferry_call_cap_wait(g.held[1], 5, late_wait,
-							 NULL),
-				     0);
-		cr_assert_eq(ferry_call_caps_ready(g.held[1], late_ready, NULL),
-			     -ENOBUFS);
-		cr_assert_eq(ferry_call_cap_wait(g.held[1], 4, late_wait, NULL),
-			     0);
-		for (unsigned i = 0; i < 6; i++)
-			cr_assert_eq(ferry_iou_resolve(six[i], "t", 1), 0);
-		PUMP(cli, srv, 3000, g_late_calls == 7);
-		cr_assert_eq(g_late_calls, 7);
-		cr_assert_eq(g_late_res, 0);
-		cr_assert_eq(ferry_call_respond_error(g.held[1], -EIO), 0);
-		PUMP(cli, srv, 3000, r6.done);
-		cr_assert_eq(r6.res, -EIO);
+	for (unsigned i = 0; i < 6; i++) {
+		cr_assert_eq(ferry_iou_new(s, NULL, NULL, &six[i]), 0);
+		c6[i] = iou_cap(six[i]);
 	}
+	call(cli, s, M_HOLD, c6, 6, &r6);
+	PUMP(cli, srv, 3000, g.nheld == 2);
+	cr_assert_eq(g.nheld, 2);
+	g_late_calls = 0;
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(ferry_call_cap_wait(g.held[1], 5, late_wait,
+						 NULL),
+			     0);
+	cr_assert_eq(ferry_call_caps_ready(g.held[1], late_ready, NULL),
+		     -ENOBUFS);
+	cr_assert_eq(ferry_call_cap_wait(g.held[1], 4, late_wait, NULL),
+		     0);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(ferry_iou_resolve(six[i], "t", 1), 0);
+	PUMP(cli, srv, 3000, g_late_calls == 7);
+	cr_assert_eq(g_late_calls, 7);
+	cr_assert_eq(g_late_res, 0);
+	cr_assert_eq(ferry_call_respond_error(g.held[1], -EIO), 0);
+	PUMP(cli, srv, 3000, r6.done);
+	cr_assert_eq(r6.res, -EIO);
+}
+
+static void t_client_side_errors(void)
+{
+	struct ferry_ep_config cfg;
+	struct ferry_endpoint *srv, *cli;
+	struct ferry_session *s, *s2;
+
+	ep_config(&cfg);
+	cfg.iou_max = 6;
+	srv = server_make(&cfg);
+	cli = ep_make(&cfg);
+	ferry_endpoint_on_session(srv, on_session, NULL);
+	s = open_session(cli, srv);
+	s2 = open_session(cli, srv);
+	cse_arguments(s);
+	cse_keeping(cli, srv, s);
+	cse_naming(cli, srv, s, s2);
+	cse_pool_and_misuse(cli, srv, s);
+	cse_wait_records(cli, srv, s);
 	ferry_session_close(s);
 	ferry_session_close(s2);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* A promise kept while its call waits                                     */
@@ -495,7 +560,7 @@ Test(iou, client_side_errors)
  * the client for a slot.  Its promise, kept meanwhile, waits with it: the
  * PUSH goes behind the call, never ahead (no early push on the server).
  * A waiting call that ends by its deadline takes its promises with it. */
-Test(iou, promise_kept_while_its_call_waits_for_a_slot)
+static void t_promise_kept_while_its_call_waits_for_a_slot(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -507,10 +572,10 @@ Test(iou, promise_kept_while_its_call_waits_for_a_slot)
 	uint8_t tok[64];
 	int ret;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.session_slots = 2;
 	srv = server_make(&cfg);
-	cli = ep_new();
+	cli = ep_new(NULL);
 	s = open_session(cli, srv);
 	fill_tok(tok, sizeof(tok), 50);
 
@@ -554,13 +619,13 @@ Test(iou, promise_kept_while_its_call_waits_for_a_slot)
 	promise_new(s, &q2, &counted_hooks);
 	cap = iou_cap(q.iou);
 	memset(&rf, 0, sizeof(rf));
-	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8), &cap, 1, 100, on_reply,
-			      &rf);
+	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8, 0), &cap, 1, 100,
+			      iou_on_reply, &rf);
 	cr_assert_eq(ret, 0);
 	cap = iou_cap(q2.iou);
 	memset(&rg, 0, sizeof(rg));
-	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8), &cap, 1, 100, on_reply,
-			      &rg);
+	ret = ferry_call_caps(s, M_WAIT, msg(cli, 8, 0), &cap, 1, 100,
+			      iou_on_reply, &rg);
 	cr_assert_eq(ret, 0);
 	cr_assert_eq(ferry_iou_resolve(q2.iou, tok, sizeof(tok)), 0);
 	PUMP(cli, srv, 3000, rf.done && rg.done);
@@ -591,7 +656,6 @@ Test(iou, promise_kept_while_its_call_waits_for_a_slot)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Promises on a session still connecting                                  */
 /* ===================================================================== */
@@ -604,10 +668,10 @@ static int refuse_all(void *ctx, const void *token, size_t len)
 	return -EPERM;
 }
 
-Test(iou, promises_while_connecting)
+static void t_promises_while_connecting(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
-	struct ferry_endpoint *shut = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
+	struct ferry_endpoint *shut = ep_new(NULL);
 	struct ferry_session *s;
 	struct promise p, q, k;
 	struct ferry_cap cap;
@@ -675,7 +739,6 @@ Test(iou, promises_while_connecting)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Destroying the endpoints                                                */
 /* ===================================================================== */
@@ -683,9 +746,9 @@ Test(iou, promises_while_connecting)
 /* The server goes first with waits pending (they end with -ECANCELED,
  * their callbacks answering into the void), then the client with
  * promises unkept (cancelled, released). */
-Test(iou, destroy_settles_waits_and_promises)
+static void t_destroy_settles_waits_and_promises(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct promise a, b, c;
 	struct ferry_cap caps[2];
@@ -734,7 +797,6 @@ Test(iou, destroy_settles_waits_and_promises)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Known issue: held requests can starve the PUSHes they wait for          */
 /* ===================================================================== */
@@ -748,7 +810,7 @@ Test(iou, destroy_settles_waits_and_promises)
  * credit, docs/wire.md section 7), or every IOU would time out
  * (iou_timeout_ms) instead of resolving.
  */
-Test(iou, held_requests_leave_credit_for_pushes)
+static void t_held_requests_leave_credit_for_pushes(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -758,7 +820,7 @@ Test(iou, held_requests_leave_credit_for_pushes)
 	static struct ferry_iou *ious[N];
 	unsigned ok = 0;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 512;
 	cfg.iou_timeout_ms = 3000;
 	cfg.pool[0] = (struct ferry_pool_class){ 512, 2048 };
@@ -798,7 +860,6 @@ Test(iou, held_requests_leave_credit_for_pushes)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* The server's table is full                                              */
 /* ===================================================================== */
@@ -806,7 +867,7 @@ Test(iou, held_requests_leave_credit_for_pushes)
 /* A call naming more IOUs than the server has entries free is refused at
  * its turn with -FERRY_EIOU (its handler never runs); what it claimed is
  * given back, so the next call that fits is served. */
-Test(iou, full_table_refuses_the_call)
+static void t_full_table_refuses_the_call(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -816,7 +877,7 @@ Test(iou, full_table_refuses_the_call)
 	struct reply r;
 	uint8_t tok[16];
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = 3; /* entries, and waits: 2 IOUs + their aggregate */
 	srv = server_make(&cfg);
 	cfg.iou_max = 8;
@@ -856,3 +917,17 @@ Test(iou, full_table_refuses_the_call)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define IOU_LIMITS_CASES(CASE, s)                                              \
+	CASE(s, early_pushes_within_limits_else_dropped)                       \
+	CASE(s, session_end_rejects_pending_and_cancels_promises)              \
+	CASE(s, client_side_errors)                                            \
+	CASE(s, promise_kept_while_its_call_waits_for_a_slot)                  \
+	CASE(s, promises_while_connecting)                                     \
+	CASE(s, destroy_settles_waits_and_promises)                            \
+	CASE(s, held_requests_leave_credit_for_pushes)                         \
+	CASE(s, full_table_refuses_the_call)
+
+HARNESS_BATTERY(iou_limits, IOU_LIMITS_CASES, .timeout = 60)

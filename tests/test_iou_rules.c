@@ -7,21 +7,21 @@
  * IOU; untrusted PUSH codes; IOU ids per session.  Where a case needs
  * frames no ferry client sends -- a PUSH ahead of its call, two PUSHes for
  * one IOU -- a raw peer speaks the wire by hand.
+ *
+ * Every case runs on each dataplane built in (uring, and DPDK on a
+ * net_ring loopback port): HARNESS_BATTERY at the end of the file.
  */
 #include <criterion/criterion.h>
 
 #include "iou_util.h"
 
-TestSuite(iou, .timeout = 60);
-
-
 /* ===================================================================== */
 /* 1. The PUSH follows the call                                            */
 /* ===================================================================== */
 
-Test(iou, push_after_call_completes_the_wait)
+static void t_push_after_call_completes_the_wait(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_ep_stats st, ct;
 	struct promise p;
@@ -79,7 +79,6 @@ Test(iou, push_after_call_completes_the_wait)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 2. The PUSH comes first                                                 */
 /* ===================================================================== */
@@ -87,12 +86,56 @@ Test(iou, push_after_call_completes_the_wait)
 /* A ferry client sends a PUSH only behind its call (a promise may not be
  * named once kept), so a PUSH that overtakes its call -- reordered, or
  * behind a request fragment that was lost -- is played by a raw peer. */
-Test(iou, push_before_call_is_buffered)
+/* Several records in one PUSH are taken in order, all or none: a
+ * frame whose second record is malformed takes neither; a good
+ * one of two records buffers both. */
+static void push_records_all_or_none(struct raw *r, struct ferry_endpoint *srv,
+				     const uint8_t *tok2)
+{
+	uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
+	struct ferry_push bp = { .iou = 20, .token = tok2,
+				 .token_len = 4 };
+	struct ferry_hdr h;
+	uint8_t out[IOU_OUT_MAX];
+	uint64_t ids[1];
+	uint32_t req;
+	size_t len;
+	int n = ferry_wire_put_push(body, sizeof(body), &bp);
+
+	bp.iou = 21;
+	n += ferry_wire_put_push(body + n, sizeof(body) - (size_t)n,
+				 &bp);
+	cr_assert_eq(n, (int)sizeof(body));
+	body[sizeof(body) - 5] = 1; /* the second record's reserved */
+	raw_data_hdr(r, &h, FERRY_FT_PUSH);
+	h.msg_len = sizeof(body);
+	raw_send(r, &h, body, sizeof(body));
+	PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 2);
+	cr_assert_eq(stats(srv).drop_malformed, 2);
+	cr_assert_eq(stats(srv).iou_push_early, 1);
+	body[sizeof(body) - 5] = 0;
+	raw_data_hdr(r, &h, FERRY_FT_PUSH);
+	h.msg_len = sizeof(body);
+	raw_send(r, &h, body, sizeof(body));
+	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
+	cr_assert_eq(stats(srv).iou_push_early, 3);
+	ids[0] = 21;
+	req = raw_request_ious(r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(r, srv, req, out, &len), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_arr_eq(out, tok2, 4);
+	ids[0] = 20;
+	req = raw_request_ious(r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(r, srv, req, out, &len), 0);
+	cr_assert_eq(len, 4);
+}
+
+static void t_push_before_call_is_buffered(void)
 {
 	struct ferry_endpoint *srv = server_new();
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t tok[77], tok2[33], out[2048];
+	uint8_t tok[77], tok2[33], out[IOU_OUT_MAX];
 	uint64_t ids[2];
 	uint32_t req;
 	size_t len;
@@ -110,8 +153,8 @@ Test(iou, push_before_call_is_buffered)
 
 	/* The call that names it finds the token there at once. */
 	ids[0] = 7;
-	req = raw_request(&r, M_PEEK, ids, 1);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	req = raw_request_ious(&r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(g.kind0, FERRY_CAP_IOU);
 	cr_assert_eq(g.peek, 0);
 	cr_assert_eq(len, sizeof(tok));
@@ -140,43 +183,7 @@ Test(iou, push_before_call_is_buffered)
 		cr_assert_eq(stats(srv).iou_push_early, 1);
 	}
 
-	/* Several records in one PUSH are taken in order, all or none: a
-	 * frame whose second record is malformed takes neither; a good
-	 * one of two records buffers both. */
-	{
-		uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
-		struct ferry_push bp = { .iou = 20, .token = tok2,
-					 .token_len = 4 };
-		struct ferry_hdr h;
-		int n = ferry_wire_put_push(body, sizeof(body), &bp);
-
-		bp.iou = 21;
-		n += ferry_wire_put_push(body + n, sizeof(body) - (size_t)n,
-					 &bp);
-		cr_assert_eq(n, (int)sizeof(body));
-		body[sizeof(body) - 5] = 1; /* the second record's reserved */
-		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
-		h.msg_len = sizeof(body);
-		raw_send(&r, &h, body, sizeof(body));
-		PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 2);
-		cr_assert_eq(stats(srv).drop_malformed, 2);
-		cr_assert_eq(stats(srv).iou_push_early, 1);
-		body[sizeof(body) - 5] = 0;
-		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
-		h.msg_len = sizeof(body);
-		raw_send(&r, &h, body, sizeof(body));
-		PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 3);
-		cr_assert_eq(stats(srv).iou_push_early, 3);
-		ids[0] = 21;
-		req = raw_request(&r, M_PEEK, ids, 1);
-		cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
-		cr_assert_eq(len, 4);
-		cr_assert_arr_eq(out, tok2, 4);
-		ids[0] = 20;
-		req = raw_request(&r, M_PEEK, ids, 1);
-		cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
-		cr_assert_eq(len, 4);
-	}
+	push_records_all_or_none(&r, srv, tok2);
 
 	/* Two more early: one token, one error.  Resolve-before-forward
 	 * then completes before ferry_call_caps_ready returns, with the
@@ -187,8 +194,8 @@ Test(iou, push_before_call_is_buffered)
 	cr_assert_eq(stats(srv).iou_push_early, 5);
 	ids[0] = 8;
 	ids[1] = 9;
-	req = raw_request(&r, M_READY, ids, 2);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), EPERM);
+	req = raw_request_ious(&r, M_READY, ids, 2);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EPERM);
 	cr_assert_eq(g.readies, 1);
 	cr_assert_eq(g.ready_res[0], -EPERM);
 	cr_assert(g.ready_in_handler[0], "it should complete at once");
@@ -198,10 +205,9 @@ Test(iou, push_before_call_is_buffered)
 	cr_assert_eq(st.iou_rejected, 1);
 	cr_assert_eq(st.iou_push_dropped, 0);
 	cr_assert_eq(ferry_ep_stats_drops(&st), 2); /* the malformed PUSHes */
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 3. The PUSH comes after the call was answered                           */
@@ -210,7 +216,7 @@ Test(iou, push_before_call_is_buffered)
 /* The handler answers without waiting; the later PUSH still settles the
  * IOU.  Small IOU pools on both sides, used many times over, show that
  * promises and table entries are given back. */
-Test(iou, push_after_answer_still_settles)
+static void t_push_after_answer_still_settles(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -218,7 +224,7 @@ Test(iou, push_after_answer_still_settles)
 	struct ferry_ep_stats st, ct;
 	enum { IOU_MAX = 4, ROUNDS = 3 * IOU_MAX };
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_max = IOU_MAX;
 	srv = server_make(&cfg);
 	cli = ep_make(&cfg);
@@ -270,12 +276,11 @@ Test(iou, push_after_answer_still_settles)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 4. Never resolved                                                       */
 /* ===================================================================== */
 
-Test(iou, never_resolved_times_out)
+static void t_never_resolved_times_out(void)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *srv, *cli;
@@ -287,10 +292,10 @@ Test(iou, never_resolved_times_out)
 	struct reply r;
 	uint64_t t0, waited;
 
-	cfg_init(&cfg);
+	ep_config(&cfg);
 	cfg.iou_timeout_ms = 200;
 	srv = server_make(&cfg);
-	cli = ep_new();
+	cli = ep_new(NULL);
 	s = open_session(cli, srv);
 	promise_new(s, &p, &counted_hooks);
 	cap = iou_cap(p.iou);
@@ -346,7 +351,6 @@ Test(iou, never_resolved_times_out)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 5. Resolved twice                                                       */
 /* ===================================================================== */
@@ -354,12 +358,12 @@ Test(iou, never_resolved_times_out)
 /* Two PUSHes (two seqs: not a network duplicate) for one IOU, with
  * different tokens, while the call that names it is still unanswered:
  * the first stands, the second is counted as a protocol error. */
-Test(iou, second_push_is_counted_and_ignored)
+static void t_second_push_is_counted_and_ignored(void)
 {
 	struct ferry_endpoint *srv = server_new();
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t first[50], second[50], out[2048];
+	uint8_t first[50], second[50], out[IOU_OUT_MAX];
 	const void *tok;
 	size_t len;
 	uint64_t id = 0x0102030405060708ull;
@@ -368,7 +372,7 @@ Test(iou, second_push_is_counted_and_ignored)
 	fill_tok(first, sizeof(first), 10);
 	fill_tok(second, sizeof(second), 11);
 	raw_connect_iou(&r, srv);
-	req = raw_request(&r, M_HOLDWAIT, &id, 1);
+	req = raw_request_ious(&r, M_HOLDWAIT, &id, 1);
 	PUMP(NULL, srv, 2000, g.nheld == 1);
 	cr_assert_eq(g.nheld, 1);
 	raw_push(&r, id, 0, first, sizeof(first));
@@ -389,21 +393,20 @@ Test(iou, second_push_is_counted_and_ignored)
 	cr_assert_eq(len, sizeof(first));
 	cr_assert_arr_eq(tok, first, sizeof(first));
 	respond_bytes(g.held[0], tok, len);
-	cr_assert_eq(raw_response(&r, srv, req, out, &len), 0);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, sizeof(first));
 	cr_assert_arr_eq(out, first, sizeof(first));
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* 9. A broken promise                                                     */
 /* ===================================================================== */
 
-Test(iou, fail_reaches_the_wait)
+static void t_fail_reaches_the_wait(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_iou *iou;
 	struct ferry_cap cap;
@@ -437,14 +440,13 @@ Test(iou, fail_reaches_the_wait)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* 10. Resolve before forward                                              */
 /* ===================================================================== */
 
-Test(iou, caps_ready_resolves_before_forward)
+static void t_caps_ready_resolves_before_forward(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_iou *a, *b, *c, *d;
 	struct ferry_cap caps[3];
@@ -523,7 +525,6 @@ Test(iou, caps_ready_resolves_before_forward)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Waits: several on one IOU, and outliving their call                     */
 /* ===================================================================== */
@@ -553,9 +554,9 @@ static void wrec_ready(int res, void *ctx)
 	wrec_fn(res, NULL, 0, ctx);
 }
 
-Test(iou, waits_share_an_iou_and_outlive_the_call)
+static void t_waits_share_an_iou_and_outlive_the_call(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s = open_session(cli, srv);
 	struct wrec w1 = { 0 }, w2 = { 0 }, w3 = { 0 }, w4 = { 0 };
 	struct ferry_iou *a, *b;
@@ -609,7 +610,6 @@ Test(iou, waits_share_an_iou_and_outlive_the_call)
 	ferry_endpoint_destroy(srv);
 }
 
-
 /* ===================================================================== */
 /* Untrusted PUSH codes                                                    */
 /* ===================================================================== */
@@ -617,26 +617,26 @@ Test(iou, waits_share_an_iou_and_outlive_the_call)
 /* The code is a peer's 32-bit value: one that is no positive int (bit 31
  * set) must still reject the IOU with a negative error, never pass for a
  * resolution, and never overflow. */
-Test(iou, push_code_out_of_range_still_rejects)
+static void t_push_code_out_of_range_still_rejects(void)
 {
 	struct ferry_endpoint *srv = server_new();
 	static const uint32_t codes[] = { 0xffffffffu, 0x80000000u,
 					  0x80000001u };
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t out[2048];
+	uint8_t out[IOU_OUT_MAX];
 	size_t len;
 
 	raw_connect_iou(&r, srv);
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t id = 500 + i;
-		uint32_t req = raw_request(&r, M_READY, &id, 1);
+		uint32_t req = raw_request_ious(&r, M_READY, &id, 1);
 		uint32_t code;
 
 		PUMP(NULL, srv, 2000, g.dispatched == i + 1);
 		cr_assert_eq(g.dispatched, i + 1);
 		raw_push(&r, id, codes[i], NULL, 0);
-		code = raw_response(&r, srv, req, out, &len);
+		code = raw_result(&r, srv, req, out, &len);
 		cr_assert_eq(g.readies, i + 1);
 		cr_assert_lt(g.ready_res[i], 0, "code 0x%x: ready with %d",
 			     codes[i], g.ready_res[i]);
@@ -646,10 +646,9 @@ Test(iou, push_code_out_of_range_still_rejects)
 	st = stats(srv);
 	cr_assert_eq(st.iou_rejected, 3);
 	cr_assert_eq(st.iou_resolved, 0);
-	close(r.fd);
+	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
-
 
 /* ===================================================================== */
 /* IOU ids are per session                                                 */
@@ -657,9 +656,9 @@ Test(iou, push_code_out_of_range_still_rejects)
 
 /* Two sessions of one client number their IOUs alike; the server keeps
  * each session's apart. */
-Test(iou, ious_are_per_session)
+static void t_ious_are_per_session(void)
 {
-	struct ferry_endpoint *srv = server_new(), *cli = ep_new();
+	struct ferry_endpoint *srv = server_new(), *cli = ep_new(NULL);
 	struct ferry_session *s1 = open_session(cli, srv);
 	struct ferry_session *s2 = open_session(cli, srv);
 	struct ferry_iou *a, *b;
@@ -695,3 +694,19 @@ Test(iou, ious_are_per_session)
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
 }
+
+/* --- the battery, per dataplane ------------------------------------------ */
+
+#define IOU_RULES_CASES(CASE, s)                                               \
+	CASE(s, push_after_call_completes_the_wait)                            \
+	CASE(s, push_before_call_is_buffered)                                  \
+	CASE(s, push_after_answer_still_settles)                               \
+	CASE(s, never_resolved_times_out)                                      \
+	CASE(s, second_push_is_counted_and_ignored)                            \
+	CASE(s, fail_reaches_the_wait)                                         \
+	CASE(s, caps_ready_resolves_before_forward)                            \
+	CASE(s, waits_share_an_iou_and_outlive_the_call)                       \
+	CASE(s, push_code_out_of_range_still_rejects)                          \
+	CASE(s, ious_are_per_session)
+
+HARNESS_BATTERY(iou_rules, IOU_RULES_CASES, .timeout = 60)
