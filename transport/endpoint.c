@@ -307,13 +307,13 @@ static void server_dispatch(struct ferry_session *s)
 	struct ferry_endpoint *ep = s->ep;
 
 	for (;;) {
-		struct ferry_call *c = s->slots[s->next_dispatch & s->slot_mask];
+		struct ferry_call *c = s->slots[s->srv.next_dispatch & s->slot_mask];
 		struct ferry_handler_ent *h;
 
-		if (!c || c->req_id != s->next_dispatch ||
+		if (!c || c->req_id != s->srv.next_dispatch ||
 		    c->state != CALL_READY || s->state != SESS_OPEN)
 			return;
-		s->next_dispatch = req_next(s->next_dispatch);
+		s->srv.next_dispatch = req_next(s->srv.next_dispatch);
 		c->state = CALL_DISPATCHED;
 		ep->st.reqs_dispatched++;
 		/* The request's own context, if its trace block had one: the
@@ -430,7 +430,7 @@ static uint32_t waiting_before(const struct ferry_session *s, uint32_t req_id)
 {
 	uint32_t n = 0;
 
-	for (uint32_t r = s->next_dispatch; r != req_id; r = req_next(r)) {
+	for (uint32_t r = s->srv.next_dispatch; r != req_id; r = req_next(r)) {
 		const struct ferry_call *c = s->slots[r & s->slot_mask];
 
 		if (!c || c->req_id != r || (!c->req && !c->err))
@@ -455,7 +455,7 @@ static bool server_rx_request(struct ferry_session *s,
 	bool whole = h->frag_off == 0 && f->pay_len == h->msg_len;
 
 	if (c && c->state == CALL_RESPONDED && c->req_id != h->req_id &&
-	    h->req_id - s->next_dispatch <= s->slot_mask) {
+	    h->req_id - s->srv.next_dispatch <= s->slot_mask) {
 		/* The client reuses this slot only once it has the old
 		 * call's response: that response is delivered. */
 		server_call_end(c);
@@ -463,7 +463,7 @@ static bool server_rx_request(struct ferry_session *s,
 	}
 	if (!c) {
 		/* A new call must lie in the window the slots cover. */
-		if (h->req_id - s->next_dispatch > s->slot_mask) {
+		if (h->req_id - s->srv.next_dispatch > s->slot_mask) {
 			ep->st.drop_stale++;
 			return true;
 		}
@@ -965,14 +965,14 @@ static bool flush_ctrl(struct ferry_session *s)
 		/* The token goes last: its TLV head here, its value lent
 		 * from the session's copy (ferry_session_connect checked
 		 * that the whole fits in a frame). */
-		if (s->token && !s->is_server)
+		if (s->cli.token && !s->is_server)
 			n += (int)ferry_wire_put_tlv_head(body + n,
 							  FERRY_TLV_TOKEN,
-							  (uint16_t)s->token->len);
+							  (uint16_t)s->cli.token->len);
 		if (!send_ctrl_tail(s, s->is_server ? FERRY_FT_ACCEPT
 						    : FERRY_FT_CONNECT,
 				    0, body, (uint32_t)n,
-				    s->is_server ? NULL : s->token))
+				    s->is_server ? NULL : s->cli.token))
 			return false;
 		s->pending &= ~(SF_CONNECT | SF_ACCEPT);
 	}
@@ -1134,7 +1134,7 @@ static bool flush_data(struct ferry_session *s)
 		} else {
 			c->state = CALL_WAITING;
 			/* The PUSHes that waited for this call follow it. */
-			if (c->n_ious && s->ious_held)
+			if (c->n_ious && s->cli.ious_held)
 				ferry__iou_call_sent(s, c);
 		}
 	}

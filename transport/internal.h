@@ -222,6 +222,46 @@ struct ferry_txpkt {
 #define SF_PONG (1u << 5)
 #define SF_PING (1u << 6)
 
+/*
+ * A client session's own state: client.c and iou_client.c.  A session is a
+ * client or a server for its whole life (is_server); the other role's part
+ * stays zero, which the shared code that glances at it relies on.
+ */
+struct ferry_sess_client {
+	bool user_ref;    /* the application holds the handle */
+	/* The next req_id, and calls waiting for a slot. */
+	uint32_t next_req;
+	struct ferry_call *wait_head, *wait_tail;
+	uint64_t next_deadline; /* earliest call deadline, 0 for none */
+
+	/* Connect. */
+	ferry_connect_fn connect_cb;
+	void *connect_ctx;
+	uint64_t connect_deadline;
+	uint64_t connect_retry;
+	uint64_t connect_gap;
+	/* The channel token for the CONNECT, a pool msgbuf lent to the
+	 * dataplane as the frame's tail; freed once the connect ends. */
+	struct ferry_msgbuf *token;
+
+	/* Deferred tokens: the next IOU id, its promises, and how many wait
+	 * for their call to be sent. */
+	uint64_t next_iou_id;
+	struct ferry_iou *ious;
+	uint32_t ious_held;
+};
+
+/* A server session's own state: server.c and iou_server.c. */
+struct ferry_sess_server {
+	uint32_t next_dispatch; /* the next req_id to dispatch (E-order) */
+	/* Deferred tokens: its IOU entries (named, and pushed early), and
+	 * when the next one's deadline falls. */
+	struct ferry_iou_ent *ents;
+	uint32_t early_count, early_bytes;
+	uint64_t iou_next_ns;
+};
+
+/* A session: what both roles share, then each role's own part. */
 struct ferry_session {
 	struct ferry_endpoint *ep;
 	uint32_t id;      /* ours: generation << 16 | index */
@@ -230,7 +270,6 @@ struct ferry_session {
 	uint8_t state;
 	bool is_server;
 	bool active;      /* on the endpoint's transmit list */
-	bool user_ref;    /* client: the application holds the handle */
 	uint32_t refs;    /* user handle + server calls still unanswered */
 	uint32_t pending; /* SF_* */
 	int end_res;      /* why the session ended */
@@ -243,16 +282,16 @@ struct ferry_session {
 	/* Calls by req_id & slot_mask. */
 	struct ferry_call **slots;
 	uint32_t slot_mask;
-	/* Client: the next req_id, and calls waiting for a slot. */
-	uint32_t next_req;
-	struct ferry_call *wait_head, *wait_tail;
-	/* Server: the next req_id to dispatch (E-order). */
-	uint32_t next_dispatch;
 
 	/* Transmit queue of calls with bytes left to send. */
 	struct ferry_call *txq_head, *txq_tail;
 	uint32_t tx_seq;    /* next data packet's sequence number */
 	uint32_t tx_credit; /* the peer lets us send seq < tx_credit */
+	/* PUSHes to send (only a client has any; their own queue, ahead of
+	 * nothing: they may exceed the credit by push_slack, half the
+	 * server's window). */
+	struct ferry_call *pushq_head, *pushq_tail;
+	uint32_t push_slack;
 
 	/* Receive credit we grant: released packets + window. */
 	uint32_t rx_released;
@@ -276,39 +315,20 @@ struct ferry_session {
 	/* Liveness. */
 	uint64_t last_rx_ns;
 	uint64_t last_ping_ns;
-	uint64_t next_deadline; /* earliest call deadline, 0 for none */
 
-	/* Connect. */
-	ferry_connect_fn connect_cb;
-	void *connect_ctx;
-	uint64_t connect_deadline;
-	uint64_t connect_retry;
-	uint64_t connect_gap;
+	/* The trace context of the CONNECT: a client's own (sent in it), a
+	 * server's from the client's. */
 	char traceparent[FERRY_TRACEPARENT_LEN];
 	bool have_traceparent;
-	/* Client: the channel token for the CONNECT, a pool msgbuf lent to
-	 * the dataplane as the frame's tail; freed once the connect ends. */
-	struct ferry_msgbuf *token;
 	/* What the peer implements beyond the base of v1 (FERRY_FEAT_*: the
 	 * FEATURES TLV of its ACCEPT, or of its CONNECT; 0 without one). */
 	uint32_t peer_feat;
-	/* Deferred tokens.  Client: the next IOU id, its promises, and how
-	 * many wait for their call to be sent.  Server: its IOU entries
-	 * (named, and pushed early), and when the next one's deadline
-	 * falls. */
-	uint64_t next_iou_id;
-	struct ferry_iou *ious;
-	uint32_t ious_held;
-	/* Client: PUSHes to send (their own queue, ahead of nothing: they
-	 * may exceed the credit by push_slack, half the server's window). */
-	struct ferry_call *pushq_head, *pushq_tail;
-	uint32_t push_slack;
-	struct ferry_iou_ent *ents;
-	uint32_t early_count, early_bytes;
-	uint64_t iou_next_ns;
 	void *user_data;
 
 	struct ferry_session *next_active;
+
+	struct ferry_sess_client cli;
+	struct ferry_sess_server srv;
 };
 
 /* --- endpoint ------------------------------------------------------------ */

@@ -104,8 +104,8 @@ static void iou_unlink(struct ferry_iou *iou)
 
 	if (iou->sprev)
 		iou->sprev->snext = iou->snext;
-	else if (s && s->ious == iou)
-		s->ious = iou->snext;
+	else if (s && s->cli.ious == iou)
+		s->cli.ious = iou->snext;
 	if (iou->snext)
 		iou->snext->sprev = iou->sprev;
 	iou->snext = iou->sprev = NULL;
@@ -120,7 +120,7 @@ static void iou_free(struct ferry_iou *iou)
 
 	iou_unlink(iou);
 	if (iou->state == IOU_HELD)
-		iou->s->ious_held--;
+		iou->s->cli.ious_held--;
 	if (iou->tok)
 		ferry__msgbuf_put(iou->tok);
 	iou->tok = NULL;
@@ -152,14 +152,14 @@ int ferry_iou_new(struct ferry_session *s, const struct ferry_iou_hooks *hooks,
 	memset(iou, 0, sizeof(*iou));
 	iou->ep = ep;
 	iou->s = s;
-	iou->id = ++s->next_iou_id;
+	iou->id = ++s->cli.next_iou_id;
 	iou->state = IOU_PROMISED;
 	iou->hooks = hooks;
 	iou->arg = arg;
-	iou->snext = s->ious;
-	if (s->ious)
-		s->ious->sprev = iou;
-	s->ious = iou;
+	iou->snext = s->cli.ious;
+	if (s->cli.ious)
+		s->cli.ious->sprev = iou;
+	s->cli.ious = iou;
 	ep->st.ious_promised++;
 	*out = iou;
 	return 0;
@@ -288,7 +288,7 @@ static void iou_push(struct ferry_iou *iou)
 static void iou_hold(struct ferry_iou *iou)
 {
 	iou->state = IOU_HELD;
-	iou->s->ious_held++;
+	iou->s->cli.ious_held++;
 }
 
 /* The endpoint's thread takes in a kept promise. */
@@ -338,13 +338,13 @@ void ferry__iou_call_sent(struct ferry_session *s, struct ferry_call *c)
 {
 	struct ferry_iou *iou, *next;
 
-	for (iou = s->ious; iou && s->ious_held; iou = next) {
+	for (iou = s->cli.ious; iou && s->cli.ious_held; iou = next) {
 		next = iou->snext;
 		if (iou->state != IOU_HELD || !iou->named ||
 		    iou->named_by != c)
 			continue;
 		iou->named_by = NULL;
-		s->ious_held--;
+		s->cli.ious_held--;
 		iou_push(iou);
 	}
 }
@@ -354,7 +354,7 @@ void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c)
 	bool unsent = c->state == CALL_QUEUED;
 	struct ferry_iou *iou, *next;
 
-	for (iou = s->ious; iou && c->n_ious; iou = next) {
+	for (iou = s->cli.ious; iou && c->n_ious; iou = next) {
 		next = iou->snext;
 		if (iou->named_by != c)
 			continue;
@@ -363,7 +363,7 @@ void ferry__iou_call_end(struct ferry_session *s, struct ferry_call *c)
 		if (!unsent) {
 			/* Part of it may be there: the token goes. */
 			if (iou->state == IOU_HELD && s->state == SESS_OPEN) {
-				s->ious_held--;
+				s->cli.ious_held--;
 				iou_push(iou);
 			}
 			continue;
@@ -487,10 +487,10 @@ static struct ferry_iou_ent *ent_new(struct ferry_session *s, uint64_t id)
 	h = ent_hash(ep, s->id, id);
 	e->hnext = ep->ent_hash[h];
 	ep->ent_hash[h] = e;
-	e->snext = s->ents;
-	if (s->ents)
-		s->ents->sprev = e;
-	s->ents = e;
+	e->snext = s->srv.ents;
+	if (s->srv.ents)
+		s->srv.ents->sprev = e;
+	s->srv.ents = e;
 	return e;
 }
 
@@ -506,12 +506,12 @@ static void ent_free(struct ferry_iou_ent *e)
 	if (e->sprev)
 		e->sprev->snext = e->snext;
 	else
-		s->ents = e->snext;
+		s->srv.ents = e->snext;
 	if (e->snext)
 		e->snext->sprev = e->sprev;
 	if (e->early) {
-		s->early_count--;
-		s->early_bytes -= e->tok ? e->tok->len : 0;
+		s->srv.early_count--;
+		s->srv.early_bytes -= e->tok ? e->tok->len : 0;
 	}
 	if (e->tok)
 		ferry__msgbuf_put(e->tok);
@@ -608,8 +608,8 @@ static void ent_count(struct ferry_endpoint *ep, const struct ferry_iou_ent *e)
 
 static void sess_next_deadline(struct ferry_session *s, uint64_t t)
 {
-	if (!s->iou_next_ns || t < s->iou_next_ns)
-		s->iou_next_ns = t;
+	if (!s->srv.iou_next_ns || t < s->srv.iou_next_ns)
+		s->srv.iou_next_ns = t;
 }
 
 int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c)
@@ -649,8 +649,8 @@ int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c)
 		} else if (e->early) {
 			/* Its PUSH came first and waited for this call. */
 			e->early = false;
-			s->early_count--;
-			s->early_bytes -= e->tok ? e->tok->len : 0;
+			s->srv.early_count--;
+			s->srv.early_bytes -= e->tok ? e->tok->len : 0;
 			ep->st.iou_created++;
 			ent_count(ep, e);
 		}
@@ -699,8 +699,8 @@ static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 	if (!e) {
 		/* No call has named it yet (its request is late or still
 		 * arriving): keep it for that call, within bounds. */
-		if (s->early_count >= ep->cfg.iou_early_max ||
-		    s->early_bytes + p.token_len > ep->cfg.iou_early_bytes ||
+		if (s->srv.early_count >= ep->cfg.iou_early_max ||
+		    s->srv.early_bytes + p.token_len > ep->cfg.iou_early_bytes ||
 		    !(e = ent_new(s, p.iou))) {
 			ep->st.iou_push_dropped++;
 			return;
@@ -708,8 +708,8 @@ static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 		e->early = true;
 		e->deadline = ep->now + ep->cfg.iou_early_ms * 1000000ull;
 		sess_next_deadline(s, e->deadline);
-		s->early_count++;
-		s->early_bytes += p.token_len;
+		s->srv.early_count++;
+		s->srv.early_bytes += p.token_len;
 		ep->st.iou_push_early++;
 	}
 	if (p.code != 0) {
@@ -733,7 +733,7 @@ static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 	}
 	if (err) {
 		if (e->early)
-			s->early_bytes -= p.token_len;
+			s->srv.early_bytes -= p.token_len;
 		e->state = ENT_REJECTED;
 		e->err = err;
 	} else {
@@ -787,10 +787,10 @@ void ferry__iou_timers(struct ferry_session *s)
 	struct ferry_iou_ent *e, *next;
 	uint64_t nxt = 0;
 
-	if (!s->iou_next_ns || ep->now < s->iou_next_ns)
+	if (!s->srv.iou_next_ns || ep->now < s->srv.iou_next_ns)
 		return;
-	s->iou_next_ns = 0;
-	for (e = s->ents; e; e = next) {
+	s->srv.iou_next_ns = 0;
+	for (e = s->srv.ents; e; e = next) {
 		next = e->snext;
 		if (e->state != ENT_PENDING && !e->early)
 			continue;
@@ -809,7 +809,7 @@ void ferry__iou_timers(struct ferry_session *s)
 		/* Completions may free other entries of this session:
 		 * start the walk again after each. */
 		ent_reject(e, -ETIMEDOUT);
-		next = s->ents;
+		next = s->srv.ents;
 		nxt = 0;
 	}
 	if (nxt)
@@ -824,10 +824,10 @@ void ferry__iou_sess_end(struct ferry_session *s)
 	struct ferry_iou_ent *e;
 
 	/* Client: promises not yet kept are told to stop; the rest go. */
-	while ((iou = s->ious) != NULL) {
+	while ((iou = s->cli.ious) != NULL) {
 		iou_unlink(iou);
 		if (iou->state == IOU_HELD)
-			s->ious_held--;
+			s->cli.ious_held--;
 		if (iou->state != IOU_PROMISED) {
 			if (iou->state == IOU_HELD)
 				ep->st.ious_dropped++;
@@ -840,7 +840,7 @@ void ferry__iou_sess_end(struct ferry_session *s)
 		if (iou_give_up(iou, true) && !atomic_load(&iou->kept))
 			ep->st.ious_dropped++;
 	}
-	s->ious_held = 0;
+	s->cli.ious_held = 0;
 	/* Server: calls a handler still holds keep no hold on entries, which
 	 * all go now; pending ones are first rejected with the session's
 	 * error. */
@@ -848,10 +848,10 @@ void ferry__iou_sess_end(struct ferry_session *s)
 		for (uint32_t i = 0; i <= s->slot_mask; i++)
 			if (s->slots[i])
 				s->slots[i]->n_ious = 0;
-	for (e = s->ents; e; e = s->ents) {
+	for (e = s->srv.ents; e; e = s->srv.ents) {
 		if (e->state == ENT_PENDING && !e->early) {
 			ent_reject(e, err);
-			if (s->ents != e)
+			if (s->srv.ents != e)
 				continue; /* freed: nothing held it */
 		}
 		if (e->early)
@@ -861,8 +861,8 @@ void ferry__iou_sess_end(struct ferry_session *s)
 		e->refs = 0;
 		ent_free(e);
 	}
-	s->early_count = s->early_bytes = 0;
-	s->iou_next_ns = 0;
+	s->srv.early_count = s->srv.early_bytes = 0;
+	s->srv.iou_next_ns = 0;
 }
 
 /* --- server: waits --------------------------------------------------------- */

@@ -67,8 +67,8 @@ struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 		s->id = (uint32_t)ep->sess_gen << 16 | i;
 		s->is_server = server;
 		s->refs = 1;
-		s->next_req = 1;
-		s->next_dispatch = 1;
+		s->cli.next_req = 1;
+		s->srv.next_dispatch = 1;
 		s->rx_window = ep->cfg.session_credits;
 		s->credit_adv = s->rx_window;
 		s->max_payload = ep->cfg.max_frame - FERRY_WIRE_HDR_LEN;
@@ -187,14 +187,14 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 {
 	struct ferry_call *c;
 
-	while (s->state == SESS_OPEN && (c = s->wait_head) != NULL) {
-		uint32_t slot = s->next_req & s->slot_mask;
+	while (s->state == SESS_OPEN && (c = s->cli.wait_head) != NULL) {
+		uint32_t slot = s->cli.next_req & s->slot_mask;
 
 		if (s->slots[slot])
 			return; /* in order: the head waits, so all wait */
-		s->wait_head = c->next;
-		if (!s->wait_head)
-			s->wait_tail = NULL;
+		s->cli.wait_head = c->next;
+		if (!s->cli.wait_head)
+			s->cli.wait_tail = NULL;
 		/* Now the server's limits are known: the message (table
 		 * and payload) must fit its max_msg, and the table must fit
 		 * in one fragment.  A trace block gives way if need be. */
@@ -209,8 +209,8 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 			client_call_end(s, c, -FERRY_EIOU, NULL, 0);
 			continue;
 		}
-		c->req_id = s->next_req;
-		s->next_req = req_next(s->next_req);
+		c->req_id = s->cli.next_req;
+		s->cli.next_req = req_next(s->cli.next_req);
 		s->slots[slot] = c;
 		c->state = CALL_SENDING;
 		ferry__sess_txq_push(s, c);
@@ -262,17 +262,17 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 			ferry__msgbuf_put(tok);
 		return -EMFILE;
 	}
-	s->token = tok;
+	s->cli.token = tok;
 	s->peer.ip = ip;
 	s->peer.port = port;
 	s->state = SESS_CONNECTING;
-	s->user_ref = true;
-	s->connect_cb = cb;
-	s->connect_ctx = ctx;
+	s->cli.user_ref = true;
+	s->cli.connect_cb = cb;
+	s->cli.connect_ctx = ctx;
 	ep->now = ferry__now_ns();
-	s->connect_deadline = ep->now + ep->cfg.connect_timeout_ms * 1000000ull;
-	s->connect_gap = CONNECT_RETRY_NS;
-	s->connect_retry = ep->now + s->connect_gap;
+	s->cli.connect_deadline = ep->now + ep->cfg.connect_timeout_ms * 1000000ull;
+	s->cli.connect_gap = CONNECT_RETRY_NS;
+	s->cli.connect_retry = ep->now + s->cli.connect_gap;
 	if (opts && opts->traceparent) {
 		memcpy(s->traceparent, opts->traceparent, FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;
@@ -519,14 +519,14 @@ int ferry_call_with(struct ferry_session *s, uint16_t method,
 		ferry__iou_name(c, o->caps, o->ncaps);
 	if (o->timeout_ms) {
 		c->deadline = ferry__now_ns() + o->timeout_ms * 1000000ull;
-		if (!s->next_deadline || c->deadline < s->next_deadline)
-			s->next_deadline = c->deadline;
+		if (!s->cli.next_deadline || c->deadline < s->cli.next_deadline)
+			s->cli.next_deadline = c->deadline;
 	}
-	if (s->wait_tail)
-		s->wait_tail->next = c;
+	if (s->cli.wait_tail)
+		s->cli.wait_tail->next = c;
 	else
-		s->wait_head = c;
-	s->wait_tail = c;
+		s->cli.wait_head = c;
+	s->cli.wait_tail = c;
 	ep->st.calls_sent++;
 	ferry__sess_start_waiting(s);
 	return 0;
@@ -583,10 +583,10 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 	s->pending = 0;
 	/* Before the calls end: their IOUs need not wait for them. */
 	ferry__iou_sess_end(s);
-	if (s->token) {
+	if (s->cli.token) {
 		/* A CONNECT still in the dataplane holds its own ref. */
-		ferry__msgbuf_put(s->token);
-		s->token = NULL;
+		ferry__msgbuf_put(s->cli.token);
+		s->cli.token = NULL;
 	}
 	if (tell_peer)
 		ferry__sess_send_close(s, 0);
@@ -600,20 +600,20 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		s->pushq_head = s->pushq_tail = NULL;
 		/* Calls with a slot are the oldest; end them in call order,
 		 * then the ones still waiting. */
-		r = s->next_req - (s->slot_mask + 1);
+		r = s->cli.next_req - (s->slot_mask + 1);
 		for (uint32_t n = 0; n <= s->slot_mask; n++, r++) {
 			c = s->slots[r & s->slot_mask];
 			if (c && c->req_id == r)
 				client_call_end(s, c, res, NULL, 0);
 		}
-		while ((c = s->wait_head) != NULL) {
-			s->wait_head = c->next;
+		while ((c = s->cli.wait_head) != NULL) {
+			s->cli.wait_head = c->next;
 			client_call_end(s, c, res, NULL, 0);
 		}
-		s->wait_tail = NULL;
+		s->cli.wait_tail = NULL;
 		ferry__rel_reset(s);
-		if (was_connecting && s->connect_cb)
-			s->connect_cb(s, res, s->connect_ctx);
+		if (was_connecting && s->cli.connect_cb)
+			s->cli.connect_cb(s, res, s->cli.connect_ctx);
 		return;
 	}
 
@@ -653,10 +653,10 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 
 void ferry_session_close(struct ferry_session *s)
 {
-	if (!s || !s->user_ref)
+	if (!s || !s->cli.user_ref)
 		return;
 	ferry__sess_end(s, -ECANCELED, true);
-	s->user_ref = false;
+	s->cli.user_ref = false;
 	ferry__sess_unref(s);
 }
 
@@ -679,9 +679,9 @@ static void client_rx_accept(struct ferry_session *s,
 	s->peer_id = f->h.src_sess;
 	s->peer_feat = b.features;
 	s->push_slack = b.params.credits / 2 ? b.params.credits / 2 : 1;
-	if (s->token) {
-		ferry__msgbuf_put(s->token);
-		s->token = NULL;
+	if (s->cli.token) {
+		ferry__msgbuf_put(s->cli.token);
+		s->cli.token = NULL;
 	}
 	mf = b.params.max_frame < ep->cfg.max_frame ? b.params.max_frame
 						    : ep->cfg.max_frame;
@@ -697,11 +697,11 @@ static void client_rx_accept(struct ferry_session *s,
 	s->pending &= ~SF_CONNECT; /* a retransmit may still be queued */
 	s->state = SESS_OPEN;
 	ep->st.sessions_opened++;
-	if (s->connect_cb)
-		s->connect_cb(s, 0, s->connect_ctx);
+	if (s->cli.connect_cb)
+		s->cli.connect_cb(s, 0, s->cli.connect_ctx);
 	ferry__sess_start_waiting(s);
 	/* Promises kept while connecting whose calls have ended. */
-	if (s->state == SESS_OPEN && s->ious_held)
+	if (s->state == SESS_OPEN && s->cli.ious_held)
 		ferry__iou_call_sent(s, NULL);
 }
 
@@ -902,17 +902,17 @@ static void connect_timer(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
 
-	if (ep->now >= s->connect_deadline) {
+	if (ep->now >= s->cli.connect_deadline) {
 		ferry__sess_end(s, -ETIMEDOUT, false);
 		return;
 	}
-	if (ep->now < s->connect_retry)
+	if (ep->now < s->cli.connect_retry)
 		return;
 	/* CONNECT or ACCEPT was lost: ask again, backing off. */
-	s->connect_gap = s->connect_gap * 2 > CONNECT_RETRY_MAX_NS
+	s->cli.connect_gap = s->cli.connect_gap * 2 > CONNECT_RETRY_MAX_NS
 				 ? CONNECT_RETRY_MAX_NS
-				 : s->connect_gap * 2;
-	s->connect_retry = ep->now + s->connect_gap;
+				 : s->cli.connect_gap * 2;
+	s->cli.connect_retry = ep->now + s->cli.connect_gap;
 	s->pending |= SF_CONNECT;
 	ferry__sess_activate(s);
 }
@@ -945,7 +945,7 @@ static void call_deadlines(struct ferry_session *s)
 		if (s->state != SESS_OPEN)
 			return; /* the continuation closed the session */
 	}
-	for (pp = &s->wait_head; (c = *pp) != NULL;) {
+	for (pp = &s->cli.wait_head; (c = *pp) != NULL;) {
 		if (!c->deadline || ep->now < c->deadline) {
 			if (c->deadline && (!next || c->deadline < next))
 				next = c->deadline;
@@ -953,19 +953,19 @@ static void call_deadlines(struct ferry_session *s)
 			continue;
 		}
 		*pp = c->next;
-		if (s->wait_tail == c) {
-			struct ferry_call *t = s->wait_head;
+		if (s->cli.wait_tail == c) {
+			struct ferry_call *t = s->cli.wait_head;
 
 			while (t && t->next)
 				t = t->next;
-			s->wait_tail = t;
+			s->cli.wait_tail = t;
 		}
 		ep->st.calls_timed_out++;
 		client_call_end(s, c, -ETIME, NULL, 0);
 		if (s->state != SESS_OPEN && s->state != SESS_CONNECTING)
 			return;
 	}
-	s->next_deadline = next;
+	s->cli.next_deadline = next;
 }
 
 void ferry__session_timers(struct ferry_session *s)
@@ -975,8 +975,8 @@ void ferry__session_timers(struct ferry_session *s)
 
 	if (s->state == SESS_CONNECTING) {
 		connect_timer(s);
-		if (s->state == SESS_CONNECTING && s->next_deadline &&
-		    ep->now >= s->next_deadline)
+		if (s->state == SESS_CONNECTING && s->cli.next_deadline &&
+		    ep->now >= s->cli.next_deadline)
 			call_deadlines(s);
 	}
 	if (s->state != SESS_OPEN)
@@ -1006,14 +1006,14 @@ void ferry__session_timers(struct ferry_session *s)
 		ferry__sess_activate(s);
 	}
 	ferry__rel_timers(s);
-	if (s->iou_next_ns && ep->now >= s->iou_next_ns) {
+	if (s->srv.iou_next_ns && ep->now >= s->srv.iou_next_ns) {
 		ferry__iou_timers(s);
 		if (s->state != SESS_OPEN)
 			return;
 	}
 	if (s->ack_due && ep->now >= s->ack_due)
 		ferry__sess_activate(s);
-	if (s->next_deadline && ep->now >= s->next_deadline)
+	if (s->cli.next_deadline && ep->now >= s->cli.next_deadline)
 		call_deadlines(s);
 }
 
