@@ -30,6 +30,8 @@ _Static_assert((int)FERRY_ATTRT_STRING == (int)FERRY_ATTR_STRING &&
 #define CONNECT_RETRY_NS 100000000ull /* first CONNECT retransmit */
 #define CONNECT_RETRY_MAX_NS 1000000000ull
 
+/* --- the end of a call --------------------------------------------------- */
+
 /* End a client call: exactly one continuation, then the call is gone. */
 static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 			    int res, const void *data, size_t len)
@@ -82,6 +84,8 @@ uint64_t ferry_endpoint_call_span(const struct ferry_endpoint *ep)
 {
 	return ep ? ep->cur_call_span : FERRY_SPAN_NONE;
 }
+
+/* --- connect and calls --------------------------------------------------- */
 
 /* The request's first fragment (and the server's max_msg) can take what
  * @c carries ahead of its payload. */
@@ -215,7 +219,8 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	s->cli.connect_cb = cb;
 	s->cli.connect_ctx = ctx;
 	ep->now = ferry__now_ns();
-	s->cli.connect_deadline = ep->now + ep->cfg.connect_timeout_ms * 1000000ull;
+	s->cli.connect_deadline = ep->now +
+				  ep->cfg.connect_timeout_ms * 1000000ull;
 	s->cli.connect_gap = CONNECT_RETRY_NS;
 	s->cli.connect_retry = ep->now + s->cli.connect_gap;
 	if (opts && opts->traceparent) {
@@ -472,6 +477,8 @@ int ferry_call_with(struct ferry_session *s, uint16_t method,
 	return 0;
 }
 
+/* --- the session's end --------------------------------------------------- */
+
 /* The session ended (ferry__sess_end has told the peer and the IOUs):
  * every call ends with @res, then a connect still pending fails. */
 void ferry__client_sess_end(struct ferry_session *s, int res,
@@ -513,6 +520,8 @@ void ferry_session_close(struct ferry_session *s)
 	s->cli.user_ref = false;
 	ferry__sess_unref(s);
 }
+
+/* --- receive ------------------------------------------------------------- */
 
 static void client_rx_accept(struct ferry_session *s,
 			     const struct ferry_frame *f)
@@ -750,6 +759,8 @@ bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f)
 	}
 	return true;
 }
+
+/* --- timers -------------------------------------------------------------- */
 
 /* A connecting session: give up at the deadline, else ask again. */
 static void connect_timer(struct ferry_session *s)

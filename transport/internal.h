@@ -132,10 +132,11 @@ struct ferry_endpoint {
 	ferry_admit_release_fn admit_release;
 	void *admit_ctx;
 
-	/* Deferred tokens (iou_client.c, iou_server.c): client promises, server entries and
-	 * waits, each a pool of cfg.iou_max; entries hashed by session and
-	 * id; per call, its table's entries (FERRY_CAPS_MAX a call, indexed
-	 * by the call's place in @calls); the push check. */
+	/* Deferred tokens (iou_client.c, iou_server.c): client promises,
+	 * server entries and waits, each a pool of cfg.iou_max; entries
+	 * hashed by session and id; per call, its table's entries
+	 * (FERRY_CAPS_MAX a call, indexed by the call's place in @calls);
+	 * the push check. */
 	struct ferry_iou *ious;
 	struct ferry_iou *iou_free;
 	struct ferry_iou_ent *ents;

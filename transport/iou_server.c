@@ -331,7 +331,8 @@ static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 		/* No call has named it yet (its request is late or still
 		 * arriving): keep it for that call, within bounds. */
 		if (s->srv.early_count >= ep->cfg.iou_early_max ||
-		    s->srv.early_bytes + p.token_len > ep->cfg.iou_early_bytes ||
+		    s->srv.early_bytes + p.token_len >
+			    ep->cfg.iou_early_bytes ||
 		    !(e = ent_new(s, p.iou))) {
 			ep->st.iou_push_dropped++;
 			return;

@@ -16,6 +16,8 @@
 
 #include "internal.h"
 
+/* --- calls --------------------------------------------------------------- */
+
 /* Server: the call is over (answered, or its session died).  Frees the
  * request, the slot and the call, and drops the call's session ref. */
 static void server_call_end(struct ferry_call *c)
@@ -107,7 +109,7 @@ int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 	return 0;
 }
 
-/* --- server: requests ---------------------------------------------------- */
+/* --- requests: reassembly and dispatch ---------------------------------- */
 
 void ferry__server_respond_local(struct ferry_call *c)
 {
@@ -160,13 +162,14 @@ static void server_dispatch(struct ferry_session *s)
 	struct ferry_endpoint *ep = s->ep;
 
 	for (;;) {
-		struct ferry_call *c = s->slots[s->srv.next_dispatch & s->slot_mask];
+		uint32_t r = s->srv.next_dispatch;
+		struct ferry_call *c = s->slots[r & s->slot_mask];
 		struct ferry_handler_ent *h;
 
-		if (!c || c->req_id != s->srv.next_dispatch ||
-		    c->state != CALL_READY || s->state != SESS_OPEN)
+		if (!c || c->req_id != r || c->state != CALL_READY ||
+		    s->state != SESS_OPEN)
 			return;
-		s->srv.next_dispatch = req_next(s->srv.next_dispatch);
+		s->srv.next_dispatch = req_next(r);
 		c->state = CALL_DISPATCHED;
 		ep->st.reqs_dispatched++;
 		/* The request's own context, if its trace block had one: the
@@ -395,6 +398,8 @@ bool ferry__server_rx_request(struct ferry_session *s,
 	return true;
 }
 
+/* --- connect and admission ----------------------------------------------- */
+
 void ferry__server_rx_connect(struct ferry_endpoint *ep,
 			       const struct ferry_frame *f,
 			       const struct ferry_dp_pkt *pkt)
@@ -409,8 +414,8 @@ void ferry__server_rx_connect(struct ferry_endpoint *ep,
 		ep->st.drop_unsupported++;
 		ep->st.connects_refused++;
 		ferry__send_error_to(ep, &pkt->src, f->h.src_sess,
-				     FERRY_EVERSION,
-				     "connect needs an option this server lacks");
+				     FERRY_EVERSION, "connect needs an option "
+				     "this server lacks");
 		return;
 	}
 	if (ret < 0) {
@@ -492,6 +497,8 @@ void ferry__server_rx_connect(struct ferry_endpoint *ep,
 		ep->session_fn(s, FERRY_SESSION_OPENED, 0, ep->session_ctx);
 }
 
+/* --- respond ------------------------------------------------------------- */
+
 /* Any thread.  Takes ownership of @resp. */
 static int call_respond(struct ferry_call *c, struct ferry_msgbuf *resp,
 			int err)
@@ -560,6 +567,8 @@ unsigned ferry_call_ncaps(const struct ferry_call *c)
 {
 	return c ? c->ncaps : 0;
 }
+
+/* --- response attributes ------------------------------------------------- */
 
 /*
  * Append attribute @e to the response's attribute block, a pool msgbuf of
@@ -659,6 +668,8 @@ struct ferry_msgbuf *ferry_call_take_req(struct ferry_call *c)
 	c->req = NULL;
 	return mb;
 }
+
+/* --- the session's end --------------------------------------------------- */
 
 /* The session ended (ferry__sess_end has told the peer and the IOUs). */
 void ferry__server_sess_end(struct ferry_session *s, int res)

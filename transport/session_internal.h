@@ -80,7 +80,8 @@ struct ferry_call {
 	bool is_push;      /* client: the PUSH of a struct ferry_iou */
 	uint8_t n_ious;    /* IOU entries in its table: client, promises
 			    * it names; server, entries it holds a
-			    * reference on (iou.c) */
+			    * reference on (iou_client.c,
+			    * iou_server.c) */
 	bool abandoned;    /* client: its deadline passed; cont already ran */
 	uint64_t deadline; /* client: monotonic ns, 0 for none */
 	ferry_cont_fn cont;

@@ -137,6 +137,9 @@ static bool flush_ctrl(struct ferry_session *s)
 	int n;
 
 	if (s->pending & (SF_CONNECT | SF_ACCEPT)) {
+		/* A client's channel token, if it has one. */
+		struct ferry_msgbuf *tok = s->is_server ? NULL : s->cli.token;
+
 		memset(&cb, 0, sizeof(cb));
 		params_of(s->ep, s, &cb.params);
 		if (s->have_traceparent && !s->is_server) {
@@ -155,14 +158,13 @@ static bool flush_ctrl(struct ferry_session *s)
 		/* The token goes last: its TLV head here, its value lent
 		 * from the session's copy (ferry_session_connect checked
 		 * that the whole fits in a frame). */
-		if (s->cli.token && !s->is_server)
+		if (tok)
 			n += (int)ferry_wire_put_tlv_head(body + n,
 							  FERRY_TLV_TOKEN,
-							  (uint16_t)s->cli.token->len);
+							  (uint16_t)tok->len);
 		if (!send_ctrl_tail(s, s->is_server ? FERRY_FT_ACCEPT
 						    : FERRY_FT_CONNECT,
-				    0, body, (uint32_t)n,
-				    s->is_server ? NULL : s->cli.token))
+				    0, body, (uint32_t)n, tok))
 			return false;
 		s->pending &= ~(SF_CONNECT | SF_ACCEPT);
 	}
@@ -283,9 +285,9 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 		 * payload (a request's trace block and token table, a
 		 * response's attribute block), then the payload.  The first
 		 * fragment holds all of it (ferry_call_with and
-		 * call_respond_local see to it): copied here, so that the
-		 * payload still goes out from the caller's buffer.  Every
-		 * fragment's flags say what the message starts with. */
+		 * ferry__server_respond_local see to it): copied here, so
+		 * that the payload still goes out from the caller's buffer.
+		 * Every fragment's flags say what the message starts with. */
 		h.msg_len = mb->len + pre;
 		if (c->is_server ? pre != 0 : c->trace_len != 0)
 			h.flags |= FERRY_FF_TRACE;
