@@ -119,8 +119,9 @@ struct ferry_txpkt {
 
 /*
  * A client session's own state: client.c and iou_client.c.  A session is a
- * client or a server for its whole life (is_server); the other role's part
- * stays zero, which the shared code that glances at it relies on.
+ * client or a server for its whole life (is_server), and the other role's
+ * part stays zero.  Not a union: the roles' parts are small, and a stray
+ * read of the other one finds zeros, not the other role's pointers.
  */
 struct ferry_sess_client {
 	bool user_ref;    /* the application holds the handle */
