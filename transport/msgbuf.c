@@ -164,7 +164,7 @@ int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
 		if (!mb)
 			continue;
 		/* A server moves a request's data past its token table
-		 * (endpoint.c): give every new owner the whole buffer. */
+		 * (server.c): give every new owner the whole buffer. */
 		mb->data = c->mem + (size_t)(mb - c->bufs) * c->size;
 		mb->cap = c->size;
 		mb->next = NULL;

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transport internals: calls and sessions.  A session's state is split by
+ * role: what both share (credit, transmit queues, reliability, liveness),
+ * then struct ferry_sess_client (client.c) and struct ferry_sess_server
+ * (server.c).  The functions of the files that work on them are declared
+ * in internal.h.
+ */
+#ifndef FERRY_TRANSPORT_SESSION_INTERNAL_H
+#define FERRY_TRANSPORT_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ferry/ferry.h>
+
+#include "../dataplane/dp.h"
+#include "trace_hook.h"
+#include "wire.h"
+
+struct ferry_msgbuf;
+
+/* --- calls -------------------------------------------------------------- */
+
+enum call_state {
+	CALL_FREE = 0,
+	CALL_QUEUED,     /* client: waiting for a slot or the handshake */
+	CALL_SENDING,    /* on the session's transmit queue */
+	CALL_WAITING,    /* client: request sent, awaiting the response */
+	CALL_RX,         /* server: request partly received */
+	CALL_READY,      /* server: request complete, not yet dispatched */
+	CALL_DISPATCHED, /* server: handler ran, response not yet given */
+	CALL_RESPONDED,  /* server: response sent, kept until acknowledged */
+};
+
+struct ferry_call {
+	struct ferry_session *s;
+	ferry_span_t span; /* the call's span, or FERRY_SPAN_NONE */
+	uint32_t req_id;
+	uint16_t method;
+	uint8_t state;
+	bool is_server;
+	/* Client: the request (owned by the transport until the call ends).
+	 * Server: the request, in place (an RX view) or reassembled. */
+	struct ferry_msgbuf *req;
+	/* Client: the response being reassembled.  Server: the response. */
+	struct ferry_msgbuf *resp;
+	uint32_t rx_got;   /* payload bytes received so far */
+	uint32_t tx_off;   /* payload bytes handed to the dataplane */
+	uint32_t seq0;     /* sequence number of the message's first packet */
+	uint32_t unacked;  /* its packets sent and not yet acknowledged */
+	int err;           /* server: error response, as negative errno */
+	/* What the message carries ahead of its payload, in the first
+	 * fragment's copied header area (docs/wire.md, section 8), a pool
+	 * msgbuf the call owns.  Client: the trace block (trace_len bytes,
+	 * FF_TRACE), then the token table (caps_len bytes, FF_CAPS).
+	 * Server: the response's attribute block (nattrs entries, FF_TRACE),
+	 * built by ferry_call_resp_attr_*(). */
+	struct ferry_msgbuf *pre_mb;
+	uint16_t trace_len;
+	uint8_t nattrs;
+	/* Server: attributes the handler set that will not reach the client
+	 * (counted into trace_attrs_unsent on the endpoint's thread, since
+	 * a handler may set them from another). */
+	uint32_t attrs_unsent;
+	/* Token table (FF_CAPS).  Client: its length in pre_mb.  Server:
+	 * where the table lies, in front of the request payload in the same
+	 * buffer (so it lives as long as the request does). */
+	const uint8_t *caps;
+	uint32_t caps_len;
+	uint16_t ncaps;
+	bool has_caps;     /* server: the request's frames carry FF_CAPS */
+	bool has_trace;    /* server: the request's frames carry FF_TRACE;
+			    * client: the response's first fragment did */
+	/* Server: the request's trace context (its trace block's text, in
+	 * the request's buffer in front of the payload), until dispatch. */
+	const char *tctx_tp;
+	const char *tctx_ts;
+	uint16_t tctx_ts_len;
+	bool is_push;      /* client: the PUSH of a struct ferry_iou */
+	uint8_t n_ious;    /* IOU entries in its table: client, promises
+			    * it names; server, entries it holds a
+			    * reference on (iou_client.c,
+			    * iou_server.c) */
+	bool abandoned;    /* client: its deadline passed; cont already ran */
+	uint64_t deadline; /* client: monotonic ns, 0 for none */
+	ferry_cont_fn cont;
+	void *ctx;
+	struct ferry_call *next;  /* transmit queue / wait queue / free */
+	struct ferry_call *xnext; /* cross-thread respond queue */
+};
+
+/* --- sessions ------------------------------------------------------------ */
+
+enum sess_state {
+	SESS_FREE = 0,
+	SESS_CONNECTING, /* client: CONNECT sent, no ACCEPT yet */
+	SESS_OPEN,
+	SESS_CLOSED,     /* ended; waiting for the last reference */
+};
+
+/* One data packet sent and not yet acknowledged: enough to send it again
+ * (the message stays with its call until every packet is acknowledged). */
+struct ferry_txpkt {
+	struct ferry_call *c; /* NULL once acknowledged */
+	uint32_t off;         /* payload offset in the message */
+	uint32_t len;
+	uint64_t sent_ns;     /* last (re)transmission */
+	uint8_t retx;         /* times sent again */
+	bool sacked;          /* the peer has it, beyond the cumulative ack */
+};
+
+/* Control frames a session owes its peer, sent at the next flush. */
+#define SF_CONNECT (1u << 0)
+#define SF_ACCEPT (1u << 1)
+#define SF_CREDIT (1u << 2)
+#define SF_PONG (1u << 5)
+#define SF_PING (1u << 6)
+
+/*
+ * A client session's own state: client.c and iou_client.c.  A session is a
+ * client or a server for its whole life (is_server), and the other role's
+ * part stays zero.  Not a union: the roles' parts are small, and a stray
+ * read of the other one finds zeros, not the other role's pointers.
+ */
+struct ferry_sess_client {
+	bool user_ref;    /* the application holds the handle */
+	/* The next req_id, and calls waiting for a slot. */
+	uint32_t next_req;
+	struct ferry_call *wait_head, *wait_tail;
+	uint64_t next_deadline; /* earliest call deadline, 0 for none */
+
+	/* Connect. */
+	ferry_connect_fn connect_cb;
+	void *connect_ctx;
+	uint64_t connect_deadline;
+	uint64_t connect_retry;
+	uint64_t connect_gap;
+	/* The channel token for the CONNECT, a pool msgbuf lent to the
+	 * dataplane as the frame's tail; freed once the connect ends. */
+	struct ferry_msgbuf *token;
+
+	/* Deferred tokens: the next IOU id, its promises, and how many wait
+	 * for their call to be sent. */
+	uint64_t next_iou_id;
+	struct ferry_iou *ious;
+	uint32_t ious_held;
+};
+
+/* A server session's own state: server.c and iou_server.c. */
+struct ferry_sess_server {
+	uint32_t next_dispatch; /* the next req_id to dispatch (E-order) */
+	/* Deferred tokens: its IOU entries (named, and pushed early), and
+	 * when the next one's deadline falls. */
+	struct ferry_iou_ent *ents;
+	uint32_t early_count, early_bytes;
+	uint64_t iou_next_ns;
+};
+
+/* A session: what both roles share, then each role's own part. */
+struct ferry_session {
+	struct ferry_endpoint *ep;
+	uint32_t id;      /* ours: generation << 16 | index */
+	uint32_t peer_id; /* the peer's, 0 until known */
+	struct ferry_addr peer;
+	uint8_t state;
+	bool is_server;
+	bool active;      /* on the endpoint's transmit list */
+	uint32_t refs;    /* user handle + server calls still unanswered */
+	uint32_t pending; /* SF_* */
+	int end_res;      /* why the session ended */
+	ferry_span_t span; /* the session's span, or FERRY_SPAN_NONE */
+
+	/* Negotiated: */
+	uint32_t max_payload; /* per packet */
+	uint32_t peer_max_msg;
+
+	/* Calls by req_id & slot_mask. */
+	struct ferry_call **slots;
+	uint32_t slot_mask;
+
+	/* Transmit queue of calls with bytes left to send. */
+	struct ferry_call *txq_head, *txq_tail;
+	uint32_t tx_seq;    /* next data packet's sequence number */
+	uint32_t tx_credit; /* the peer lets us send seq < tx_credit */
+	/* PUSHes to send (only a client has any; their own queue, ahead of
+	 * nothing: they may exceed the credit by push_slack, half the
+	 * server's window). */
+	struct ferry_call *pushq_head, *pushq_tail;
+	uint32_t push_slack;
+
+	/* Receive credit we grant: released packets + window. */
+	uint32_t rx_released;
+	uint32_t rx_window;
+	uint32_t credit_adv; /* last credit value sent */
+
+	/* Reliability, sender side: packets in flight by seq & txr_mask. */
+	struct ferry_txpkt *txr;
+	uint32_t txr_mask;
+	uint32_t snd_una;    /* oldest packet not acknowledged */
+	uint32_t max_sacked; /* one past the highest SACKed seq */
+	uint64_t srtt_ns, rttvar_ns, rto_ns;
+	uint32_t rto_backoff;
+	/* Receiver side: which seqs arrived, from rx_cum on. */
+	uint64_t *rxmap;
+	uint32_t rxmap_mask; /* bits - 1 */
+	uint32_t rx_cum;     /* every seq below has arrived */
+	uint32_t ack_adv;    /* last ack value sent */
+	bool ack_now;        /* a gap or duplicate: acknowledge at once */
+	uint64_t ack_due;    /* send an ack by then (0: nothing owed) */
+	/* Liveness. */
+	uint64_t last_rx_ns;
+	uint64_t last_ping_ns;
+
+	/* The trace context of the CONNECT: a client's own (sent in it), a
+	 * server's from the client's. */
+	char traceparent[FERRY_TRACEPARENT_LEN];
+	bool have_traceparent;
+	/* What the peer implements beyond the base of v1 (FERRY_FEAT_*: the
+	 * FEATURES TLV of its ACCEPT, or of its CONNECT; 0 without one). */
+	uint32_t peer_feat;
+	void *user_data;
+
+	struct ferry_session *next_active;
+
+	struct ferry_sess_client cli;
+	struct ferry_sess_server srv;
+};
+
+/* The next call number: req_id 0 is never used, so wrapping skips it. */
+static inline uint32_t req_next(uint32_t r)
+{
+	return r + 1 ? r + 1 : 1;
+}
+
+static inline bool seq_lt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+/* Half a window of credit given back and not yet told to the peer. */
+static inline bool credit_half_owed(const struct ferry_session *s)
+{
+	return s->rx_released + s->rx_window - s->credit_adv >=
+	       s->rx_window / 2;
+}
+
+#endif /* FERRY_TRANSPORT_SESSION_INTERNAL_H */
