@@ -22,6 +22,9 @@ set -uo pipefail
 root=$1
 build=$2
 cc=${CC:-cc}
+# meson test points LD_LIBRARY_PATH at the build folder; the programs below
+# must find the installed libferry.so.
+unset LD_LIBRARY_PATH
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
