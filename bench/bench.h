@@ -131,6 +131,10 @@ struct bench_opts {
 	struct ferry_tracer *tracer;
 };
 
+/* The command line (opts.c): fills @o, or exits -- 0 after --help, 2
+ * after saying what is wrong with it. */
+void bench_opts_parse(int argc, char **argv, struct bench_opts *o);
+
 /* On DPDK there is no reuseport: server thread i listens on --port + i,
  * and client thread i calls --port + i % --threads. */
 static inline uint16_t bench_server_port(const struct bench_opts *o, int idx)
