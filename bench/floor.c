@@ -215,12 +215,8 @@ void *bench_floor_server(void *arg)
 				if (atomic_load_explicit(&bench_phase,
 							 memory_order_relaxed) ==
 				    PH_MEASURE) {
-					atomic_fetch_add_explicit(
-						&w->completed, 1,
-						memory_order_relaxed);
-					atomic_fetch_add_explicit(
-						&w->bytes, req_size + h.resp_size,
-						memory_order_relaxed);
+					bench_count(w, BC_COMPLETED, 1);
+					bench_count(w, BC_BYTES, req_size + h.resp_size);
 				}
 			}
 			total += n;
@@ -309,13 +305,8 @@ void *bench_floor_client(void *arg)
 				if (phase == PH_MEASURE) {
 					bench_hist_record(&w->hist,
 							  bench_now_ns() - sl->t0);
-					atomic_fetch_add_explicit(
-						&w->completed, 1,
-						memory_order_relaxed);
-					atomic_fetch_add_explicit(
-						&w->bytes,
-						(uint64_t)o->size + o->resp_size,
-						memory_order_relaxed);
+					bench_count(w, BC_COMPLETED, 1);
+					bench_count(w, BC_BYTES, (uint64_t)o->size + o->resp_size);
 				}
 				sl->seq++;
 				sl->got = sl->sent = 0;
@@ -366,9 +357,7 @@ void *bench_floor_client(void *arg)
 
 				if (sl->sent == req_frags &&
 				    now - sl->t0 > FLOOR_TIMEOUT_NS) {
-					atomic_fetch_add_explicit(
-						&w->errors, 1,
-						memory_order_relaxed);
+					bench_count(w, BC_ERRORS, 1);
 					sl->seq++;
 					sl->got = sl->sent = 0;
 					sendq[(qhead + qlen++) % nslots] = i;

@@ -273,8 +273,8 @@ static void print_help(void)
 		const struct opt *p = &opts[i];
 		const char *s;
 
-		n += (size_t)snprintf(left + n, sizeof(left) - n, "%s%s--%s%s%s",
-				      n ? ", " : "  ",
+		n += (size_t)snprintf(left + n, sizeof(left) - n,
+				      "%s%s--%s%s%s", n ? ", " : "  ",
 				      p->kind == OPT_HELP ? "-h, " : "",
 				      p->name, p->arg ? " " : "",
 				      p->arg ? p->arg : "");
@@ -475,7 +475,8 @@ static void parse_mode(int argc, char **argv, struct bench_opts *o)
 			  o->mode);
 	if (!ferry_dp_find(o->dataplane)) {
 		fprintf(stderr,
-			"ferry-bench: dataplane '%s' is not built in (built in: %s)\n",
+			"ferry-bench: dataplane '%s' is not built in "
+			"(built in: %s)\n",
 			o->dataplane, ferry_dp_names());
 		exit(2);
 	}
@@ -492,7 +493,8 @@ static void check_values(struct bench_opts *o, const bool *seen)
 		 * for: the server's is --ip (or --addr), a client's --ip. */
 		if (!o->ip && strcmp(o->mode, "server") != 0 &&
 		    strcmp(o->mode, "loop") != 0)
-			die_usage("--ip: a DPDK client needs its own address, --ip");
+			die_usage("--ip: a DPDK client needs its own "
+				  "address, --ip");
 		if (!o->ip)
 			o->ip = o->addr;
 	}
@@ -507,7 +509,8 @@ static void check_values(struct bench_opts *o, const bool *seen)
 	check_modes(o, seen);
 	if (o->verify && (o->size < BENCH_VHDR_LEN ||
 			  o->resp_size < BENCH_VHDR_LEN))
-		die_usage("--verify needs --size and --resp-size of at least 16");
+		die_usage("--verify needs --size and --resp-size of at "
+			  "least 16");
 	if (o->deferred > 0 && (!o->keyring || o->caps < 1))
 		die_usage("--deferred needs --keyring and --caps >= 1: the "
 			  "deferred tokens are the calls' --caps tokens");

@@ -186,7 +186,8 @@ static void bench_config(const struct bench_opts *o, struct ferry_ep_config *cfg
 			   (uint64_t)idx;
 }
 
-/* The IOU counters for the progress line, about every 100 ms. */
+/* The endpoint's counters for the progress line (its IOU counters, with
+ * --keyring), about every 100 ms. */
 static void publish_iou(struct bench_worker *w, struct ferry_endpoint *ep,
 			uint64_t *next)
 {
@@ -200,18 +201,7 @@ static void publish_iou(struct bench_worker *w, struct ferry_endpoint *ep,
 		return;
 	*next = now + 100000000ull;
 	ferry_endpoint_stats(ep, &st);
-	atomic_store_explicit(&w->iou_created, st.iou_created,
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->iou_resolved, st.iou_resolved,
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->iou_rejected, st.iou_rejected,
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->ious_promised, st.ious_promised,
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->ious_pushed, st.ious_pushed,
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->ious_dropped, st.ious_dropped,
-			      memory_order_relaxed);
+	bench_publish(w, &st);
 }
 
 static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
@@ -219,14 +209,7 @@ static void worker_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 	struct ferry_ep_stats st;
 
 	ferry_endpoint_stats(ep, &st);
-	w->copied = st.payload_copied;
-	w->delivered = st.payload_delivered;
-	w->drops = ferry_ep_stats_drops(&st);
-	w->retransmits = st.retransmits;
-	w->allocs = st.msgbuf_allocs;
-	w->st = st;
-	w->tx_zc = st.tx_zc;
-	w->tx_zc_fixed = st.tx_zc_fixed;
+	bench_publish(w, &st);
 	w->cpu_s = bench_thread_cpu_s();
 }
 
@@ -301,8 +284,7 @@ static int srv_redeem(struct rpc_srv *sv, struct ferry_call *c, bool verify,
 			*verdict |= BENCH_V_CORRUPT;
 	}
 	if (redeemed)
-		atomic_fetch_add_explicit(&sv->w->caps_redeemed, redeemed,
-					  memory_order_relaxed);
+		bench_count(sv->w, BC_CAPS_REDEEMED, redeemed);
 	return 0;
 #else
 	(void)sv;
@@ -317,11 +299,11 @@ static int srv_redeem(struct rpc_srv *sv, struct ferry_call *c, bool verify,
 static void count_verdict(struct bench_worker *w, uint32_t v)
 {
 	if (v & BENCH_V_DUP)
-		atomic_fetch_add_explicit(&w->dups, 1, memory_order_relaxed);
+		bench_count(w, BC_DUPS, 1);
 	if (v & BENCH_V_OOO)
-		atomic_fetch_add_explicit(&w->ooo, 1, memory_order_relaxed);
+		bench_count(w, BC_OOO, 1);
 	if (v & BENCH_V_CORRUPT)
-		atomic_fetch_add_explicit(&w->corrupt, 1, memory_order_relaxed);
+		bench_count(w, BC_CORRUPT, 1);
 }
 
 /* --verify, server side: the next sequence number each session owes. */
@@ -365,7 +347,7 @@ static void srv_fail(struct rpc_srv *sv, struct ferry_call *c,
 	if (r->verify)
 		count_verdict(sv->w, r->verdict);
 	ferry_call_respond_error(c, err);
-	atomic_fetch_add_explicit(&sv->w->errors, 1, memory_order_relaxed);
+	bench_count(sv->w, BC_ERRORS, 1);
 }
 
 /* Redeem the call's tokens and answer it: in the handler, or once its
@@ -392,8 +374,7 @@ static void srv_finish(struct rpc_srv *sv, struct ferry_call *c,
 		ret = ferry_msgbuf_alloc(sv->ep, r->rs, &mb);
 		if (ret < 0) {
 			ferry_call_respond_error(c, ret);
-			atomic_fetch_add_explicit(&w->errors, 1,
-						  memory_order_relaxed);
+			bench_count(w, BC_ERRORS, 1);
 			return;
 		}
 	}
@@ -411,9 +392,8 @@ static void srv_finish(struct rpc_srv *sv, struct ferry_call *c,
 	ferry_call_respond(c, mb);
 	if (atomic_load_explicit(&bench_phase, memory_order_relaxed) ==
 	    PH_MEASURE) {
-		atomic_fetch_add_explicit(&w->completed, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->bytes, r->len + r->rs,
-					  memory_order_relaxed);
+		bench_count(w, BC_COMPLETED, 1);
+		bench_count(w, BC_BYTES, r->len + r->rs);
 	}
 }
 
@@ -757,11 +737,9 @@ static void cli_issue(struct rpc_slot *sl)
 			ret = ferry_call_caps(sl->s, BENCH_METHOD, mb, tab,
 					      o->auth->ncaps, 0, cli_cont, sl);
 		if (ret == 0)
-			atomic_fetch_add_explicit(&cl->w->table_calls, 1,
-						  memory_order_relaxed);
+			bench_count(cl->w, BC_TABLE_CALLS, 1);
 		if (ret == 0 && deferred)
-			atomic_fetch_add_explicit(&cl->w->deferred_calls, 1,
-						  memory_order_relaxed);
+			bench_count(cl->w, BC_DEFERRED_CALLS, 1);
 	} else {
 		ret = ferry_call(sl->s, BENCH_METHOD, mb, cli_cont, sl);
 	}
@@ -769,8 +747,7 @@ static void cli_issue(struct rpc_slot *sl)
 		cl->inflight++;
 	if (ret < 0) {
 		ferry_msgbuf_free(mb);
-		atomic_fetch_add_explicit(&cl->w->errors, 1,
-					  memory_order_relaxed);
+		bench_count(cl->w, BC_ERRORS, 1);
 	}
 }
 
@@ -796,9 +773,8 @@ static void cli_cont(int res, const void *data, size_t len, void *ctx)
 	}
 	if (res < 0) {
 		if (w->o->verify)
-			atomic_fetch_add_explicit(&w->lost, 1,
-						  memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+			bench_count(w, BC_LOST, 1);
+		bench_count(w, BC_ERRORS, 1);
 		if (!w->err) {
 			w->err = res;
 			snprintf(w->errmsg, sizeof(w->errmsg), "call failed: %s",
@@ -806,9 +782,8 @@ static void cli_cont(int res, const void *data, size_t len, void *ctx)
 		}
 	} else if (phase == PH_MEASURE) {
 		bench_hist_record(&w->hist, bench_now_ns() - sl->t0);
-		atomic_fetch_add_explicit(&w->completed, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->bytes, w->o->size + len,
-					  memory_order_relaxed);
+		bench_count(w, BC_COMPLETED, 1);
+		bench_count(w, BC_BYTES, w->o->size + len);
 	}
 	if (ferry_session_is_open(sl->s))
 		cli_issue(sl);
