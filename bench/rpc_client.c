@@ -5,6 +5,7 @@
  * --deferred IOUs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ struct rpc_slot {
 struct rpc_cli {
 	struct bench_worker *w;
 	struct ferry_endpoint *ep;
+	struct ferry_session **sess; /* --sessions */
+	uint64_t *seqs;              /* --verify: each session's calls */
 	struct rpc_slot *slots;
 	uint32_t nslots;
 	uint32_t parked;
@@ -267,14 +270,179 @@ static void cli_retry_parked(struct rpc_cli *cl)
 	}
 }
 
+/* Record the worker's failure @err, and why; returns @err. */
+__attribute__((format(printf, 3, 4)))
+static int cli_error(struct bench_worker *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	w->err = err;
+	va_start(ap, fmt);
+	vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* Open --sessions sessions to the server.  Returns 0 or a negative
+ * error, recorded in the worker. */
+static int cli_connect(struct rpc_cli *cl)
+{
+	struct bench_worker *w = cl->w;
+	const struct bench_opts *o = w->o;
+	uint32_t big = max_u32(o->size, o->resp_size);
+
+	cl->nslots = o->sessions * o->inflight;
+	cl->max_inflight = cl->nslots;
+	if (big > 512 && cl->max_inflight > bench_big_cap(big) / 2)
+		cl->max_inflight = bench_big_cap(big) / 2;
+	cl->slots = calloc(cl->nslots, sizeof(*cl->slots));
+	cl->sess = calloc(o->sessions, sizeof(*cl->sess));
+	if (!cl->slots || !cl->sess)
+		return cli_error(w, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < o->sessions; i++) {
+		struct ferry_connect_opts co = { 0 };
+		int ret;
+
+		if (o->auth) {
+			co.token = o->auth->chan_tok;
+			co.token_len = o->auth->chan_tok_len;
+		}
+		ret = ferry_session_connect(cl->ep, o->addr,
+					    bench_server_port(o, w->idx), &co,
+					    cli_on_connect, w, &cl->sess[i]);
+		if (ret < 0)
+			return cli_error(w, ret, "connect to %s:%u: %s",
+					 o->addr, bench_server_port(o, w->idx),
+					 ferry_strerror(ret));
+	}
+	return 0;
+}
+
+static uint32_t cli_open_sessions(const struct rpc_cli *cl)
+{
+	uint32_t open = 0;
+
+	for (uint32_t i = 0; i < cl->w->o->sessions; i++)
+		open += (uint32_t)ferry_session_is_open(cl->sess[i]);
+	return open;
+}
+
+/* Wait for every handshake, so the warm-up starts from open sessions and
+ * a dead server is reported as such.  Returns 0 or a negative error. */
+static int cli_wait_open(struct rpc_cli *cl)
+{
+	struct bench_worker *w = cl->w;
+	const struct bench_opts *o = w->o;
+	uint64_t deadline = bench_now_ns() + 6000000000ull;
+
+	while (cli_open_sessions(cl) != o->sessions) {
+		if (w->err)
+			return w->err; /* refused: cli_on_connect said why */
+		if (bench_now_ns() > deadline ||
+		    atomic_load(&bench_phase) == PH_STOP)
+			return cli_error(w, -ETIMEDOUT,
+					 "connect to %s:%u: no answer (is a "
+					 "server running there?)",
+					 o->addr, o->port);
+		ferry_endpoint_poll(cl->ep, 1);
+	}
+	return 0;
+}
+
+/* The slots' sessions and call numbers, the --deferred choices and the
+ * delayed issuer.  Returns 0 or a negative error. */
+static int cli_prepare(struct rpc_cli *cl)
+{
+	struct bench_worker *w = cl->w;
+	const struct bench_opts *o = w->o;
+	int ret;
+
+	cl->seqs = calloc(o->sessions, sizeof(*cl->seqs));
+	if (!cl->seqs)
+		return cli_error(w, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < cl->nslots; i++) {
+		cl->slots[i].cl = cl;
+		cl->slots[i].s = cl->sess[i / o->inflight];
+		cl->slots[i].next_seq = &cl->seqs[i / o->inflight];
+	}
+	/* --deferred: which calls defer their tokens, and the delays this
+	 * thread's issuances get, both from --seed: reproducible per
+	 * thread. */
+	cl->rng = (o->seed + 1) * 0xd1342543de82ef95ull ^ (uint64_t)w->idx << 40;
+#ifdef FERRY_BENCH_CONTROL
+	bench_issuer_seed_thread((o->seed + 1) * 0xa0761d6478bd642full ^
+				 (uint64_t)w->idx << 40);
+#endif
+	/* --deferred without --issuer-thread: this worker's own issuer,
+	 * sized for every token of every call in flight, twice over. */
+	cl->issuer = o->issuer;
+	if (o->deferred > 0 && !o->issuer_thread) {
+		ret = bench_issuer_new(o, (size_t)cl->nslots * o->caps * 2,
+				       &cl->own);
+		if (ret < 0)
+			return cli_error(w, ret, "delayed issuer: %s",
+					 ferry_strerror(ret));
+		cl->issuer = cl->own;
+	}
+	return 0;
+}
+
+/* Make calls until the run stops or every session has ended. */
+static void cli_run(struct rpc_cli *cl)
+{
+	struct bench_worker *w = cl->w;
+	uint64_t next_pub = 0;
+
+	for (uint32_t i = 0; i < cl->nslots; i++)
+		cli_issue(&cl->slots[i]);
+	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
+	       PH_STOP) {
+		/* The worker's issuer: the poll does not sleep past the
+		 * earliest due time, and what is due is completed after
+		 * it, on this thread. */
+		if (cl->own) {
+			ferry_endpoint_poll(cl->ep,
+					    bench_issuer_timeout(cl->own, 10));
+			bench_issuer_run(cl->own);
+		} else {
+			ferry_endpoint_poll(cl->ep, 10);
+		}
+		bench_rpc_publish(w, cl->ep, &next_pub);
+		if (cl->parked)
+			cli_retry_parked(cl);
+		if (cli_open_sessions(cl) == 0) {
+			/* The server is gone (its calls have failed): say
+			 * so, rather than idle until --duration ends. */
+			atomic_store(&w->gone, true);
+			break;
+		}
+	}
+}
+
+/* --deferred: let the calls in flight finish (no new ones are made)
+ * before closing: a call closed while waiting for its deferred tokens
+ * would leave the server an IOU to reject, and the counters a run reports
+ * would not balance. */
+static void cli_drain(struct rpc_cli *cl)
+{
+	uint64_t end = bench_now_ns() + 2000000000ull +
+		       cl->w->o->deferred_delay_us * 1000ull;
+
+	while (cl->inflight && bench_now_ns() < end) {
+		ferry_endpoint_poll(cl->ep, cl->own ? bench_issuer_timeout(
+							      cl->own, 1)
+						    : 1);
+		if (cl->own)
+			bench_issuer_run(cl->own);
+	}
+}
+
 void *bench_rpc_client(void *arg)
 {
 	struct bench_worker *w = arg;
 	const struct bench_opts *o = w->o;
-	struct ferry_session **sess = NULL;
 	struct ferry_ep_config cfg;
 	struct rpc_cli cl = { .w = w };
-	uint64_t deadline, *seqs = NULL, next_pub = 0;
 	int ret;
 
 	bench_pin(w->cpu);
@@ -288,149 +456,20 @@ void *bench_rpc_client(void *arg)
 	}
 #endif
 	if (ret < 0) {
-		w->err = ret;
-		snprintf(w->errmsg, sizeof(w->errmsg), "client endpoint: %s",
-			 ferry_strerror(ret));
+		cli_error(w, ret, "client endpoint: %s", ferry_strerror(ret));
 		atomic_store(&w->ready, true);
 		return NULL;
 	}
-	cl.nslots = o->sessions * o->inflight;
-	cl.max_inflight = cl.nslots;
-	if (max_u32(o->size, o->resp_size) > 512 &&
-	    cl.max_inflight > bench_big_cap(max_u32(o->size, o->resp_size)) / 2)
-		cl.max_inflight =
-			bench_big_cap(max_u32(o->size, o->resp_size)) / 2;
-	cl.slots = calloc(cl.nslots, sizeof(*cl.slots));
-	sess = calloc(o->sessions, sizeof(*sess));
-	if (!cl.slots || !sess) {
-		w->err = -ENOMEM;
-		snprintf(w->errmsg, sizeof(w->errmsg), "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < o->sessions; i++) {
-		struct ferry_connect_opts co = { 0 };
-
-		if (o->auth) {
-			co.token = o->auth->chan_tok;
-			co.token_len = o->auth->chan_tok_len;
-		}
-		ret = ferry_session_connect(cl.ep, o->addr,
-					    bench_server_port(o, w->idx), &co,
-					    cli_on_connect, w, &sess[i]);
-		if (ret < 0) {
-			w->err = ret;
-			snprintf(w->errmsg, sizeof(w->errmsg),
-				 "connect to %s:%u: %s", o->addr,
-				 bench_server_port(o, w->idx),
-				 ferry_strerror(ret));
-			goto out;
-		}
-	}
-	/* Wait for every handshake, so the warm-up starts from open
-	 * sessions and a dead server is reported as such. */
-	deadline = bench_now_ns() + 6000000000ull;
-	for (;;) {
-		uint32_t open = 0;
-
-		for (uint32_t i = 0; i < o->sessions; i++)
-			open += (uint32_t)ferry_session_is_open(sess[i]);
-		if (open == o->sessions)
-			break;
-		if (w->err)
-			goto out; /* refused: cli_on_connect said why */
-		if (bench_now_ns() > deadline ||
-		    atomic_load(&bench_phase) == PH_STOP) {
-			w->err = -ETIMEDOUT;
-			snprintf(w->errmsg, sizeof(w->errmsg),
-				 "connect to %s:%u: no answer (is a server "
-				 "running there?)",
-				 o->addr, o->port);
-			goto out;
-		}
-		ferry_endpoint_poll(cl.ep, 1);
-	}
-	seqs = calloc(o->sessions, sizeof(*seqs));
-	if (!seqs) {
-		w->err = -ENOMEM;
-		snprintf(w->errmsg, sizeof(w->errmsg), "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < cl.nslots; i++) {
-		cl.slots[i].cl = &cl;
-		cl.slots[i].s = sess[i / o->inflight];
-		cl.slots[i].next_seq = &seqs[i / o->inflight];
-	}
-	/* --deferred: which calls defer their tokens, and the delays this
-	 * thread's issuances get, both from --seed: reproducible per
-	 * thread. */
-	cl.rng = (o->seed + 1) * 0xd1342543de82ef95ull ^ (uint64_t)w->idx << 40;
-#ifdef FERRY_BENCH_CONTROL
-	bench_issuer_seed_thread((o->seed + 1) * 0xa0761d6478bd642full ^
-				 (uint64_t)w->idx << 40);
-#endif
-	/* --deferred without --issuer-thread: this worker's own issuer,
-	 * sized for every token of every call in flight, twice over. */
-	cl.issuer = o->issuer;
-	if (o->deferred > 0 && !o->issuer_thread) {
-		ret = bench_issuer_new(o, (size_t)cl.nslots * o->caps * 2,
-				       &cl.own);
-		if (ret < 0) {
-			w->err = ret;
-			snprintf(w->errmsg, sizeof(w->errmsg),
-				 "delayed issuer: %s", ferry_strerror(ret));
-			goto out;
-		}
-		cl.issuer = cl.own;
+	if (cli_connect(&cl) == 0 && cli_wait_open(&cl) == 0 &&
+	    cli_prepare(&cl) == 0) {
+		atomic_store(&w->ready, true);
+		cli_run(&cl);
+		if (o->deferred > 0)
+			cli_drain(&cl);
 	}
 	atomic_store(&w->ready, true);
-	for (uint32_t i = 0; i < cl.nslots; i++)
-		cli_issue(&cl.slots[i]);
-	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
-	       PH_STOP) {
-		uint32_t open = 0;
-
-		/* The worker's issuer: the poll does not sleep past the
-		 * earliest due time, and what is due is completed after
-		 * it, on this thread. */
-		if (cl.own) {
-			ferry_endpoint_poll(cl.ep,
-					    bench_issuer_timeout(cl.own, 10));
-			bench_issuer_run(cl.own);
-		} else {
-			ferry_endpoint_poll(cl.ep, 10);
-		}
-		bench_rpc_publish(w, cl.ep, &next_pub);
-		if (cl.parked)
-			cli_retry_parked(&cl);
-		for (uint32_t i = 0; i < o->sessions; i++)
-			open += (uint32_t)ferry_session_is_open(sess[i]);
-		if (open == 0) {
-			/* The server is gone (its calls have failed): say
-			 * so, rather than idle until --duration ends. */
-			atomic_store(&w->gone, true);
-			break;
-		}
-	}
-	if (o->deferred > 0) {
-		/* Let the calls in flight finish (no new ones are made)
-		 * before closing: a call closed while waiting for its
-		 * deferred tokens would leave the server an IOU to reject,
-		 * and the counters a run reports would not balance. */
-		uint64_t end = bench_now_ns() + 2000000000ull +
-			       o->deferred_delay_us * 1000ull;
-
-		while (cl.inflight && bench_now_ns() < end) {
-			ferry_endpoint_poll(cl.ep, cl.own ? bench_issuer_timeout(
-								    cl.own, 1)
-							  : 1);
-			if (cl.own)
-				bench_issuer_run(cl.own);
-		}
-	}
-out:
-	atomic_store(&w->ready, true);
-	for (uint32_t i = 0; sess && i < o->sessions; i++)
-		ferry_session_close(sess[i]);
+	for (uint32_t i = 0; cl.sess && i < o->sessions; i++)
+		ferry_session_close(cl.sess[i]);
 	/* The worker's issuer: what is left is completed (-ECANCELED)
 	 * while the endpoint still exists; the sessions were closed, so
 	 * the completions only give the references back. */
@@ -439,7 +478,7 @@ out:
 	bench_rpc_stats(w, cl.ep);
 	ferry_endpoint_destroy(cl.ep);
 	free(cl.slots);
-	free(sess);
-	free(seqs);
+	free(cl.sess);
+	free(cl.seqs);
 	return NULL;
 }
