@@ -131,6 +131,10 @@ struct bench_opts {
 	struct ferry_tracer *tracer;
 };
 
+/* The command line (opts.c): fills @o, or exits -- 0 after --help, 2
+ * after saying what is wrong with it. */
+void bench_opts_parse(int argc, char **argv, struct bench_opts *o);
+
 /* On DPDK there is no reuseport: server thread i listens on --port + i,
  * and client thread i calls --port + i % --threads. */
 static inline uint16_t bench_server_port(const struct bench_opts *o, int idx)
@@ -150,34 +154,129 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	return o->ip;
 }
 
+/*
+ * The counters ferry-bench reports, one row each: adding one here makes it
+ * summed over the workers, written to the JSON summary and (for the
+ * groups that have a text line) printed.  Rows are
+ *   X(id, name, source, side, group, ...)
+ * - name: the JSON key (and a metrics exporter's name).
+ * - source: LIVE, counted by the roles as they go (bench_count()); or
+ *   EP(field), the endpoint's counter from ferry_endpoint_stats(), copied
+ *   in by bench_publish() -- the one place that reads endpoint stats.
+ * - side: the workers whose sum the summary shows: RUN (the clients when
+ *   this process runs any, else the servers), ALL, MAX (the larger side's:
+ *   in a loop both ends see the same duplicate), SERVER or CLIENT.
+ * - group: the summary line and JSON object it belongs to (report.c);
+ *   NONE: summed and used, not shown on its own.
+ * - ...: its text label if not its name (.label), the text before it in
+ *   its line if not ", " (.sep), .text_only if not in the JSON.
+ */
+#define BENCH_COUNTERS(X)                                                    \
+	X(COMPLETED, "completed", LIVE, RUN, CALLS)                          \
+	X(ERRORS, "errors", LIVE, RUN, CALLS)                                \
+	X(BYTES, "bytes", LIVE, RUN, NONE)  /* request + response payload */ \
+	X(COPIED, "payload_copied", EP(payload_copied), ALL, DATA)           \
+	X(DELIVERED, "payload_delivered", EP(payload_delivered), ALL, DATA)  \
+	X(RETRANSMITS, "retransmits", EP(retransmits), ALL, DATA)            \
+	X(TX_PKTS, "tx_pkts", EP(tx_pkts), ALL, DATA)                        \
+	X(RX_PKTS, "rx_pkts", EP(rx_pkts), ALL, DATA)                        \
+	X(TX_ZC, "tx_zc", EP(tx_zc), ALL, ZC)                                \
+	X(TX_ZC_FIXED, "tx_zc_fixed", EP(tx_zc_fixed), ALL, ZC)              \
+	/* Dropped frames, by reason: a drop is a bug or an attack. */       \
+	X(DROP_TRUNCATED, "drop_truncated", EP(drop_truncated), ALL, DROPS,  \
+	  .label = "truncated")                                              \
+	X(DROP_BAD_MAGIC, "drop_bad_magic", EP(drop_bad_magic), ALL, DROPS,  \
+	  .label = "bad magic")                                              \
+	X(DROP_BAD_VERSION, "drop_bad_version", EP(drop_bad_version), ALL,   \
+	  DROPS, .label = "bad version")                                     \
+	X(DROP_BAD_TYPE, "drop_bad_type", EP(drop_bad_type), ALL, DROPS,     \
+	  .label = "bad type")                                               \
+	X(DROP_MALFORMED, "drop_malformed", EP(drop_malformed), ALL, DROPS,  \
+	  .label = "malformed")                                              \
+	X(DROP_OVERSIZED, "drop_oversized", EP(drop_oversized), ALL, DROPS,  \
+	  .label = "oversized")                                              \
+	X(DROP_UNKNOWN_SESSION, "drop_unknown_session",                      \
+	  EP(drop_unknown_session), ALL, DROPS, .label = "unknown session")  \
+	X(DROP_UNSUPPORTED, "drop_unsupported", EP(drop_unsupported), ALL,   \
+	  DROPS, .label = "unsupported")                                     \
+	X(DROP_STALE, "drop_stale", EP(drop_stale), ALL, DROPS,              \
+	  .label = "stale")                                                  \
+	X(DROP_NO_BUFFER, "drop_no_buffer", EP(drop_no_buffer), ALL, DROPS,  \
+	  .label = "no buffer")                                              \
+	/* --verify: what went wrong, as seen by each worker. */             \
+	X(LOST, "lost", LIVE, ALL, VERIFY)                                   \
+	X(DUPS, "duplicates", LIVE, MAX, VERIFY)                             \
+	X(OOO, "out_of_order", LIVE, MAX, VERIFY)                            \
+	X(CORRUPT, "corrupt", LIVE, ALL, VERIFY)                             \
+	/* --loss, --dup, --reorder, --corrupt: faults injected. */          \
+	X(FAULT_LOSS, "loss", EP(fault_loss), ALL, FAULTS)                   \
+	X(FAULT_DUP, "dup", EP(fault_dup), ALL, FAULTS)                      \
+	X(FAULT_REORDER, "reorder", EP(fault_reorder), ALL, FAULTS)          \
+	X(FAULT_CORRUPT, "corrupt", EP(fault_corrupt), ALL, FAULTS)          \
+	/* --caps: tokens redeemed (verified) in server handlers; calls made \
+	 * with a token table, and those of them made with IOUs. */          \
+	X(CAPS_REDEEMED, "caps_redeemed", LIVE, ALL, CAPS)                   \
+	X(DEFERRED_CALLS, "deferred_calls", LIVE, CLIENT, CAPS)              \
+	X(TABLE_CALLS, "table_calls", LIVE, CLIENT, CAPS)                    \
+	/* Deferred tokens: a server's IOU table, a client's promises. */    \
+	X(IOU_CREATED, "iou_created", EP(iou_created), SERVER, IOU_SERVER,   \
+	  .label = "created")                                                \
+	X(IOU_RESOLVED, "iou_resolved", EP(iou_resolved), SERVER,            \
+	  IOU_SERVER, .label = "resolved")                                   \
+	X(IOU_REJECTED, "iou_rejected", EP(iou_rejected), SERVER,            \
+	  IOU_SERVER, .label = "rejected")                                   \
+	X(IOU_TIMED_OUT, "iou_timed_out", EP(iou_timed_out), SERVER,         \
+	  IOU_SERVER, .label = "timed out", .sep = " (")                     \
+	X(IOU_BAD_TOKEN, "iou_bad_token", EP(iou_bad_token), SERVER,         \
+	  IOU_SERVER, .label = "bad token")                                  \
+	X(IOU_PUSH_EARLY, "iou_push_early", EP(iou_push_early), SERVER,      \
+	  IOU_SERVER, .label = "pushes early", .sep = "); ")                 \
+	X(IOU_PUSH_DROPPED, "iou_push_dropped", EP(iou_push_dropped),        \
+	  SERVER, IOU_SERVER, .label = "dropped")                            \
+	X(IOU_DUP_PUSH, "iou_dup_push", EP(iou_dup_push), SERVER,            \
+	  IOU_SERVER, .label = "duplicate", .text_only = true)               \
+	X(CALLS_IOU_REFUSED, "calls_iou_refused", EP(calls_iou_refused),     \
+	  SERVER, IOU_SERVER, .label = "calls refused", .sep = "; ",         \
+	  .text_only = true)                                                 \
+	X(IOUS_PROMISED, "ious_promised", EP(ious_promised), CLIENT,         \
+	  IOU_CLIENT, .label = "promised")                                   \
+	X(IOUS_PUSHED, "ious_pushed", EP(ious_pushed), CLIENT, IOU_CLIENT,   \
+	  .label = "pushed")                                                 \
+	X(IOUS_DROPPED, "ious_dropped", EP(ious_dropped), CLIENT,            \
+	  IOU_CLIENT, .label = "dropped")                                    \
+	/* Trace blocks (FF_TRACE), shown per side: a server's and a         \
+	 * client's mean different things (ferry/endpoint.h). */             \
+	X(TRACE_BLOCKS_RECEIVED, "trace_blocks_received",                    \
+	  EP(trace_blocks_received), ALL, TRACE)                             \
+	X(TRACE_BLOCKS_BAD, "trace_blocks_bad", EP(trace_blocks_bad), ALL,   \
+	  TRACE)                                                             \
+	X(TRACE_ATTRS_RECEIVED, "trace_attrs_received",                      \
+	  EP(trace_attrs_received), ALL, TRACE)                              \
+	X(TRACE_CTX_UNSENT, "trace_ctx_unsent", EP(trace_ctx_unsent), ALL,   \
+	  TRACE)                                                             \
+	X(TRACE_ATTRS_UNSENT, "trace_attrs_unsent", EP(trace_attrs_unsent),  \
+	  ALL, TRACE)
+
+enum bench_ctr {
+#define BENCH_CTR_ID(id, ...) BC_##id,
+	BENCH_COUNTERS(BENCH_CTR_ID)
+#undef BENCH_CTR_ID
+	BENCH_NCTR
+};
+
 /* Per-thread results, written by the worker, read by the driver. */
 struct bench_worker {
 	const struct bench_opts *o;
 	int idx;
 	int cpu;              /* -1: not pinned */
 	bool server;
-	/* Live counters (relaxed atomics: the driver samples them). */
-	_Atomic uint64_t completed;
-	_Atomic uint64_t errors;
-	_Atomic uint64_t bytes;      /* request + response payload */
-	/* --verify: what went wrong, as seen by this worker. */
-	_Atomic uint64_t lost, dups, ooo, corrupt;
-	/* --caps, server: tokens redeemed (verified) in handlers. */
-	_Atomic uint64_t caps_redeemed;
-	/* IOU counters of the endpoint, published about every 100 ms for
-	 * the progress line: a server's table (created, resolved,
-	 * rejected), a client's promises (promised, pushed, dropped). */
-	_Atomic uint64_t iou_created, iou_resolved, iou_rejected;
-	_Atomic uint64_t ious_promised, ious_pushed, ious_dropped;
-	/* --caps, client: calls made with a token table, and those of them
-	 * made with IOUs (--deferred). */
-	_Atomic uint64_t table_calls, deferred_calls;
+	/* The counters (relaxed atomics: the driver samples them).  The
+	 * endpoint's (EP rows) are published about every 100 ms for the
+	 * progress line with --keyring (its IOU counters), and when the
+	 * worker ends. */
+	_Atomic uint64_t ctr[BENCH_NCTR];
 	/* Filled in when the worker ends. */
 	struct bench_hist hist;
-	uint64_t copied, delivered;  /* payload bytes, from endpoint stats */
-	uint64_t drops, retransmits, allocs;
-	uint64_t tx_zc, tx_zc_fixed;
-	struct ferry_ep_stats st;    /* the endpoint's, at the end */
 	double cpu_s;                /* the thread's CPU time, at the end */
 	struct bench_issuer_stats issuer; /* client, worker-mode issuer */
 	int err;                     /* setup failure, negative errno */
@@ -185,6 +284,31 @@ struct bench_worker {
 	_Atomic bool ready;          /* set up and serving/connected */
 	_Atomic bool gone;           /* client: every session has ended */
 };
+
+static inline void bench_count(struct bench_worker *w, enum bench_ctr c,
+			       uint64_t n)
+{
+	atomic_fetch_add_explicit(&w->ctr[c], n, memory_order_relaxed);
+}
+
+/* Copy the endpoint's counters (the EP rows) into @w's (report.c). */
+void bench_publish(struct bench_worker *w, const struct ferry_ep_stats *st);
+
+/*
+ * The report (report.c).  bench_progress() prints (if @print) the rates
+ * since its last call, from the workers' counters at @now; start @p with
+ * its t_ns at the start of the measured time.  bench_report() prints the
+ * summary of a run of @secs measured seconds, after every worker has
+ * ended, and writes --json; returns the exit status (1: the run failed).
+ */
+struct bench_progress {
+	uint64_t completed, bytes, t_ns;
+	int second;
+};
+void bench_progress(struct bench_progress *p, const struct bench_opts *o,
+		    struct bench_worker *ws, int nw, uint64_t now, bool print);
+int bench_report(const struct bench_opts *o, struct bench_worker *ws, int nw,
+		 double secs, const struct bench_issuer_stats *ist);
 
 extern _Atomic int bench_phase;
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ferry-bench: the load-testing tool.  See `ferry-bench --help`.
+ * ferry-bench: the load-testing tool.  See `ferry-bench --help`.  This is
+ * the driver: setup, the worker threads, the measured time; the command
+ * line is opts.c's, the summary report.c's, the roles rpc*.c's and
+ * floor.c's.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,187 +18,10 @@
 #include <ferry/token.h>
 #endif
 
-#include "../dataplane/dp.h"
 #include "bench.h"
 
 _Atomic int bench_phase = PH_WARMUP;
 static volatile sig_atomic_t interrupted;
-
-static const char usage[] =
-"usage: ferry-bench [loop|server|client] [options]\n"
-"       ferry-bench floor [loop|server|client] [options]\n"
-"\n"
-"Load-tests ferry RPCs and prints throughput and latency.\n"
-"  loop     server and client threads in one process, over loopback (default)\n"
-"  server   serve echo calls until interrupted (or for --duration seconds)\n"
-"  client   call a server at --addr:--port (or --connect)\n"
-"  floor    the same roles as a raw echo on the same dataplane, with the same\n"
-"           batching and no RPC layer: the floor RPC figures are compared to\n"
-"\n"
-"options:\n"
-"  --dataplane NAME   dataplane backend (built in: %s; default uring)\n"
-"  --addr IPV4        server address: bound by server, called by client\n"
-"                     (default 127.0.0.1)\n"
-"  --port N           server UDP port (default 31850)\n"
-"  --size BYTES       request payload size, K/M suffixes allowed (default 32)\n"
-"  --resp-size BYTES  response payload size (default: --size)\n"
-"  --inflight N       calls outstanding per session (default 1)\n"
-"  --sessions N       sessions per client thread (default 1)\n"
-"  --threads N        client threads, and server threads (default 1)\n"
-"  --duration SEC     measured time (default 5; server: until interrupted)\n"
-"  --warmup SEC       unmeasured time before it (default 1)\n"
-"  --busy-poll        spin on completions instead of sleeping in the kernel\n"
-"  --no-pin           do not pin threads (default: server threads on the\n"
-"                     first CPUs, client threads on the next ones; a\n"
-"                     client-only process from the last CPU down)\n"
-"  --max-frame BYTES  largest datagram, header included (default 8192)\n"
-"  --zc-threshold B   send payloads of at least B bytes with SEND_ZC\n"
-"                     (default 0: off; see docs/bench.md)\n"
-"  --verify           number every call and fill it with a pattern; the server\n"
-"                     checks order and payload, the client the response;\n"
-"                     reports lost, duplicates, out_of_order, corrupt (all\n"
-"                     must be 0) and exits 1 otherwise; needs sizes >= 16\n"
-"  --loss F, --dup F, --reorder F, --corrupt F\n"
-"                     inject faults into every received datagram with these\n"
-"                     probabilities (0..1), on both ends (RPC only)\n"
-"  --seed N           seed (default 1) of fault injection and of --deferred's\n"
-"                     choices and delays: same seed, same faults\n"
-"  --wire-csum        checksum every frame (on by itself with --corrupt)\n"
-"  --peer-timeout MS  declare a silent peer dead after MS (default 5000);\n"
-"                     its calls fail, and a client with no session left stops\n"
-"  --ip IPV4          this process's own address: a server binds it (instead\n"
-"                     of --addr), a client binds it; needed on DPDK\n"
-"  --connect IPV4     the server a client calls (same as --addr)\n"
-"  --eal \"ARGS\"       DPDK: EAL arguments, e.g. \"--no-huge -m 512 --no-pci\n"
-"                     --file-prefix a --vdev=net_memif0,role=server\" (see\n"
-"                     docs/dpdk.md); server thread i listens on --port + i\n"
-"  --dpdk-port N      DPDK: the port to use (default: the least used)\n"
-"  --dpdk-queues N    DPDK: RX/TX queue pairs per port (default 1)\n"
-"  --keyring FILE     admission with channel tokens (docs/tokens.md; make one\n"
-"                     with `ferryctl key new`): a server admits only clients\n"
-"                     with a valid token for channel \"" BENCH_CHANNEL "\",\n"
-"                     audience \"" BENCH_AUDIENCE "\"; a client issues itself\n"
-"                     one from FILE at start and presents it at connect\n"
-"  --caps N           attach N tokens to every call (0..%d; needs --keyring):\n"
-"                     issued once at start (subrequest, audience\n"
-"                     \"" BENCH_AUDIENCE "\", target \"" BENCH_CHANNEL "\", entrypoint\n"
-"                     \"" BENCH_CAP_ENTRY "\"); the server redeems each and refuses\n"
-"                     (and counts as an error) a call whose token fails.\n"
-"                     With --verify, sealed per call instead, with props\n"
-"                     naming the call (its number and the token's index),\n"
-"                     which the server checks (a mismatch counts corrupt);\n"
-"                     longer tokens: at most %u per call then\n"
-"  --deferred F       a fraction F (0..1) of calls, chosen at random from\n"
-"                     --seed, carry deferred tokens (IOUs): each of their\n"
-"                     --caps tokens comes from a delayed issuer (by default\n"
-"                     completed on the client thread, from its poll loop:\n"
-"                     see --issuer-thread) and follows the call in a PUSH; the\n"
-"                     server's handler runs in order and answers once they\n"
-"                     are in.  With --verify the issuer seals each token as\n"
-"                     it completes it; without, it hands over the token\n"
-"                     issued at start (measuring the deferred path, not\n"
-"                     sealing: `ferryctl bench` measures that).  A server\n"
-"                     with --keyring takes IOUs whatever its options, and\n"
-"                     verifies pushed tokens on arrival.  Reports the\n"
-"                     server's IOU counters (created, resolved, rejected),\n"
-"                     or in a client-only process the client's (promised,\n"
-"                     pushed, dropped).  Needs --keyring and --caps >= 1;\n"
-"                     for clients (loop, client)\n"
-"  --deferred-delay-us D\n"
-"                     each deferred token is issued after a delay drawn\n"
-"                     uniformly in [0, D] microseconds (0..1000000,\n"
-"                     default 200; needs --deferred)\n"
-"  --issuer-thread    the delayed issuer runs on a thread of its own, one per\n"
-"                     process, that sleeps until the next due time and\n"
-"                     completes the tokens from there (a cross-thread hand-off\n"
-"                     to the client threads).  Default: each client thread\n"
-"                     has its own and completes what is due after each poll,\n"
-"                     as an issuer answered over RPC on the same endpoint\n"
-"                     would (needs --deferred)\n"
-"  --trace-out FILE   record a session span per session and a call span per\n"
-"                     sampled call, written to FILE (replaced) as OTLP/JSON\n"
-"                     lines (docs/tracing.md); ferryctl spans FILE shows the\n"
-"                     tree.  Give each process its own FILE\n"
-"  --trace-sample F   fraction of calls that get call spans (0..1, default\n"
-"                     1; needs --trace-out): each client call is drawn on\n"
-"                     its own, and a server follows its client's decision\n"
-"                     (docs/tracing.md, section 4)\n"
-"  --json FILE        also write the summary as JSON to FILE\n"
-"  --quiet            no progress line each second\n"
-"  -h, --help         this text\n";
-
-static void die_usage(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "ferry-bench: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'ferry-bench --help'.\n");
-	exit(2);
-}
-
-/* "64", "4K", "1M", "1.5M": bytes (binary multiples). */
-static uint32_t parse_size(const char *s, const char *opt)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno || v < 0)
-		die_usage("%s wants a size such as 32, 4K or 1M", opt);
-	if (*end == 'K' || *end == 'k')
-		v *= 1024, end++;
-	else if (*end == 'M' || *end == 'm')
-		v *= 1024 * 1024, end++;
-	else if (*end == 'G' || *end == 'g')
-		v *= 1024.0 * 1024 * 1024, end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || v > (double)(1u << 30))
-		die_usage("%s wants a size from 0 to 1G", opt);
-	return (uint32_t)v;
-}
-
-static uint32_t parse_count(const char *s, const char *opt, uint32_t lo,
-			    uint32_t hi)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (end == s || *end || errno || v < lo || v > hi) {
-		static char msg[96];
-
-		snprintf(msg, sizeof(msg), "%%s wants a whole number from %u to %u",
-			 lo, hi);
-		die_usage(msg, opt);
-	}
-	return (uint32_t)v;
-}
-
-static double parse_secs(const char *s, const char *opt)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || *end || errno || v < 0 || v > 86400)
-		die_usage("%s wants seconds, from 0 to 86400", opt);
-	return v;
-}
-
-static double parse_prob(const char *s, const char *opt)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || *end || errno || !(v >= 0 && v <= 1))
-		die_usage("%s wants a fraction from 0 to 1", opt);
-	return v;
-}
 
 static void on_signal(int sig)
 {
@@ -210,50 +35,6 @@ static void sleep_ns(uint64_t ns)
 			       (long)(ns % 1000000000ull) };
 
 	nanosleep(&ts, NULL);
-}
-
-struct totals {
-	uint64_t completed, errors, bytes;
-	uint64_t lost, dups, ooo, corrupt;
-	/* The endpoints' IOU counters as last published: a server's table,
-	 * a client's promises. */
-	uint64_t iou_created, iou_resolved, iou_rejected;
-	uint64_t ious_promised, ious_pushed, ious_dropped;
-	uint64_t deferred_calls, table_calls;
-};
-
-static struct totals sum(struct bench_worker *ws, int n, bool server)
-{
-	struct totals t = { 0 };
-
-	for (int i = 0; i < n; i++) {
-		if (ws[i].server != server)
-			continue;
-		t.completed += atomic_load_explicit(&ws[i].completed,
-						    memory_order_relaxed);
-		t.errors += atomic_load_explicit(&ws[i].errors,
-						 memory_order_relaxed);
-		t.bytes += atomic_load_explicit(&ws[i].bytes,
-						memory_order_relaxed);
-		t.lost += atomic_load(&ws[i].lost);
-		t.dups += atomic_load(&ws[i].dups);
-		t.ooo += atomic_load(&ws[i].ooo);
-		t.corrupt += atomic_load(&ws[i].corrupt);
-		t.iou_created += atomic_load(&ws[i].iou_created);
-		t.iou_resolved += atomic_load(&ws[i].iou_resolved);
-		t.iou_rejected += atomic_load(&ws[i].iou_rejected);
-		t.ious_promised += atomic_load(&ws[i].ious_promised);
-		t.ious_pushed += atomic_load(&ws[i].ious_pushed);
-		t.ious_dropped += atomic_load(&ws[i].ious_dropped);
-		t.deferred_calls += atomic_load(&ws[i].deferred_calls);
-		t.table_calls += atomic_load(&ws[i].table_calls);
-	}
-	return t;
-}
-
-static double us(uint64_t ns)
-{
-	return (double)ns / 1000.0;
 }
 
 /*
@@ -398,452 +179,200 @@ static void bench_trace_end(struct bench_opts *o)
 #endif
 }
 
-/* The progress line's IOU counters: the server's table when this process
- * runs a server, else the client's promises; "" while there are none. */
-static void iou_progress(struct bench_worker *ws, int nw, bool server,
-			 char *buf, size_t len)
+/* Load the keyring, start the tracer and (--issuer-thread) the process's
+ * delayed issuer.  Returns 0, or an exit status after saying why not. */
+static int setup(struct bench_opts *o, struct bench_auth *auth)
 {
-	struct totals t = sum(ws, nw, server);
+	int rc;
 
-	if (server && t.iou_created)
-		snprintf(buf, len, "  IOUs created %llu resolved %llu "
-				   "rejected %llu",
-			 (unsigned long long)t.iou_created,
-			 (unsigned long long)t.iou_resolved,
-			 (unsigned long long)t.iou_rejected);
-	else if (!server && t.ious_promised)
-		snprintf(buf, len, "  IOUs promised %llu pushed %llu "
-				   "dropped %llu (client)",
-			 (unsigned long long)t.ious_promised,
-			 (unsigned long long)t.ious_pushed,
-			 (unsigned long long)t.ious_dropped);
-}
-
-/* Add @b's trace-block counters (FF_TRACE) to @a's. */
-static void trace_stats_add(struct ferry_ep_stats *a,
-			    const struct ferry_ep_stats *b)
-{
-	a->trace_blocks_received += b->trace_blocks_received;
-	a->trace_blocks_bad += b->trace_blocks_bad;
-	a->trace_attrs_received += b->trace_attrs_received;
-	a->trace_ctx_unsent += b->trace_ctx_unsent;
-	a->trace_attrs_unsent += b->trace_attrs_unsent;
-}
-
-/* Write @st's trace-block counters as the JSON member @side. */
-static void trace_stats_json(FILE *f, const char *side,
-			     const struct ferry_ep_stats *st)
-{
-	fprintf(f,
-		"\"%s\":{\"trace_blocks_received\":%llu,"
-		"\"trace_blocks_bad\":%llu,\"trace_attrs_received\":%llu,"
-		"\"trace_ctx_unsent\":%llu,\"trace_attrs_unsent\":%llu}",
-		side, (unsigned long long)st->trace_blocks_received,
-		(unsigned long long)st->trace_blocks_bad,
-		(unsigned long long)st->trace_attrs_received,
-		(unsigned long long)st->trace_ctx_unsent,
-		(unsigned long long)st->trace_attrs_unsent);
-}
-
-int main(int argc, char **argv)
-{
-	static const struct option lopts[] = {
-		{ "dataplane", required_argument, NULL, 'D' },
-		{ "addr", required_argument, NULL, 'a' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "size", required_argument, NULL, 's' },
-		{ "resp-size", required_argument, NULL, 'r' },
-		{ "inflight", required_argument, NULL, 'i' },
-		{ "sessions", required_argument, NULL, 'S' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "busy-poll", no_argument, NULL, 'b' },
-		{ "no-pin", no_argument, NULL, 'P' },
-		{ "max-frame", required_argument, NULL, 'F' },
-		{ "zc-threshold", required_argument, NULL, 'z' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "verify", no_argument, NULL, 'V' },
-		{ "loss", required_argument, NULL, 'L' },
-		{ "dup", required_argument, NULL, 'U' },
-		{ "reorder", required_argument, NULL, 'R' },
-		{ "corrupt", required_argument, NULL, 'C' },
-		{ "seed", required_argument, NULL, 'e' },
-		{ "wire-csum", no_argument, NULL, 'W' },
-		{ "peer-timeout", required_argument, NULL, 'T' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "eal", required_argument, NULL, 'E' },
-		{ "ip", required_argument, NULL, 'I' },
-		{ "connect", required_argument, NULL, 'c' },
-		{ "dpdk-port", required_argument, NULL, 'o' },
-		{ "dpdk-queues", required_argument, NULL, 'Q' },
-		{ "keyring", required_argument, NULL, 'K' },
-		{ "trace-out", required_argument, NULL, 1001 },
-		{ "trace-sample", required_argument, NULL, 1002 },
-		{ "caps", required_argument, NULL, 'A' },
-		{ "deferred", required_argument, NULL, 1003 },
-		{ "deferred-delay-us", required_argument, NULL, 1004 },
-		{ "issuer-thread", no_argument, NULL, 1005 },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct bench_opts o = {
-		.mode = "loop",
-		.dataplane = "uring",
-		.addr = "127.0.0.1",
-		.port = 31850,
-		.size = 32,
-		.inflight = 1,
-		.sessions = 1,
-		.threads = 1,
-		.duration = 5,
-		.warmup = 1,
-		.pin = true,
-		.seed = 1,
-		.trace_sample = 1,
-		.dpdk_port = -1,
-		.deferred_delay_us = 200,
-	};
-	bool resp_set = false, dur_set = false, trace_sample_set = false;
-	bool deferred_set = false, delay_set = false, ithread_set = false;
-	struct bench_worker *ws;
-	pthread_t *tids;
-	int nw = 0, c, ncpu, first = 1;
-	bool run_server, run_client;
-	struct bench_hist hist;
-	struct totals cl, sv;
-	struct bench_auth auth = { 0 };
-	uint64_t caps_redeemed = 0;
-	uint64_t t_start, t_end, copied = 0, delivered = 0, drops = 0;
-	uint64_t retrans = 0, zc = 0, zc_fixed = 0;
-	struct bench_issuer_stats ist = { 0 };
-	struct ferry_ep_stats isv = { 0 }, icl = { 0 };
-	double secs;
-	int rc = 0;
-
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'D':
-			o.dataplane = optarg;
-			break;
-		case 'a':
-		case 'c':
-			o.addr = optarg;
-			break;
-		case 'E':
-			o.eal = optarg;
-			break;
-		case 'I':
-			o.ip = optarg;
-			break;
-		case 'o':
-			o.dpdk_port = (int)parse_count(optarg, "--dpdk-port", 0, 1023);
-			break;
-		case 'Q':
-			o.dpdk_queues = (uint32_t)parse_count(optarg, "--dpdk-queues",
-							      1, 16);
-			break;
-		case 'p':
-			o.port = (uint16_t)parse_count(optarg, "--port", 1, 65535);
-			break;
-		case 's':
-			o.size = parse_size(optarg, "--size");
-			break;
-		case 'r':
-			o.resp_size = parse_size(optarg, "--resp-size");
-			resp_set = true;
-			break;
-		case 'i':
-			o.inflight = parse_count(optarg, "--inflight", 1, 4096);
-			break;
-		case 'S':
-			o.sessions = parse_count(optarg, "--sessions", 1, 1024);
-			break;
-		case 't':
-			o.threads = parse_count(optarg, "--threads", 1, 64);
-			break;
-		case 'd':
-			o.duration = parse_secs(optarg, "--duration");
-			dur_set = true;
-			break;
-		case 'w':
-			o.warmup = parse_secs(optarg, "--warmup");
-			break;
-		case 'b':
-			o.busy_poll = true;
-			break;
-		case 'P':
-			o.pin = false;
-			break;
-		case 'F':
-			o.max_frame = parse_size(optarg, "--max-frame");
-			if (o.max_frame < 128 || o.max_frame > 65507)
-				die_usage("%s wants 128 to 65507 bytes",
-					  "--max-frame");
-			break;
-		case 'z':
-			o.zc_threshold = parse_size(optarg, "--zc-threshold");
-			break;
-		case 'j':
-			o.json = optarg;
-			break;
-		case 'q':
-			o.quiet = true;
-			break;
-		case 'V':
-			o.verify = true;
-			break;
-		case 'L':
-			o.loss = parse_prob(optarg, "--loss");
-			break;
-		case 'U':
-			o.dup = parse_prob(optarg, "--dup");
-			break;
-		case 'R':
-			o.reorder = parse_prob(optarg, "--reorder");
-			break;
-		case 'C':
-			o.corrupt = parse_prob(optarg, "--corrupt");
-			break;
-		case 'e':
-			o.seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'W':
-			o.wire_csum = true;
-			break;
-		case 'T':
-			o.peer_timeout_ms = parse_count(optarg, "--peer-timeout",
-							10, 3600000);
-			break;
-		case 'K':
-			o.keyring = optarg;
-			break;
-		case 1001:
-			o.trace_out = optarg;
-			break;
-		case 1002:
-			o.trace_sample = parse_prob(optarg, "--trace-sample");
-			trace_sample_set = true;
-			break;
-		case 'A':
-			o.caps = parse_count(optarg, "--caps", 0, BENCH_CAPS_MAX);
-			break;
-		case 1003:
-			o.deferred = parse_prob(optarg, "--deferred");
-			deferred_set = true;
-			break;
-		case 1004:
-			o.deferred_delay_us = parse_count(optarg,
-							  "--deferred-delay-us",
-							  0, 1000000);
-			delay_set = true;
-			break;
-		case 1005:
-			o.issuer_thread = true;
-			ithread_set = true;
-			break;
-		case 'h':
-			printf(usage, ferry_dp_names(), BENCH_CAPS_MAX,
-			       BENCH_VCAPS_MAX);
-			return 0;
-		default:
-			fprintf(stderr, "Try 'ferry-bench --help'.\n");
-			return 2;
-		}
-	}
-	if (optind < argc && strcmp(argv[optind], "floor") == 0) {
-		o.floor = true;
-		optind++;
-	}
-	if (optind < argc)
-		o.mode = argv[optind++];
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
-	if (strcmp(o.mode, "loop") && strcmp(o.mode, "server") &&
-	    strcmp(o.mode, "client"))
-		die_usage("unknown mode '%s' (loop, server, client, floor)",
-			  o.mode);
-	if (!ferry_dp_find(o.dataplane)) {
-		fprintf(stderr,
-			"ferry-bench: dataplane '%s' is not built in (built in: %s)\n",
-			o.dataplane, ferry_dp_names());
-		return 2;
-	}
-	{
-		uint32_t ip;
-
-		if (ferry_addr_parse_ip(o.addr, &ip) < 0)
-			die_usage("--addr/--connect wants an IPv4 address, not '%s'",
-				  o.addr);
-		if (o.ip && ferry_addr_parse_ip(o.ip, &ip) < 0)
-			die_usage("--ip wants an IPv4 address, not '%s'", o.ip);
-	}
-	if (strcmp(o.dataplane, "dpdk") == 0) {
-		if (!o.eal)
-			die_usage("%s: --dataplane dpdk needs --eal \"<EAL arguments>\" "
-				  "(see docs/dpdk.md)", "--eal");
-		/* Every DPDK endpoint has an address of its own to answer ARP
-		 * for: the server's is --ip (or --addr), a client's --ip. */
-		if (!o.ip && strcmp(o.mode, "server") != 0 &&
-		    strcmp(o.mode, "loop") != 0)
-			die_usage("%s: a DPDK client needs its own address, --ip",
-				  "--ip");
-		if (!o.ip)
-			o.ip = o.addr;
-	}
-	/* In one process the client calls the server where it listens. */
-	if (strcmp(o.mode, "loop") == 0 && o.ip)
-		o.addr = o.ip;
-	if (!resp_set)
-		o.resp_size = o.size;
-	if (o.size > (8u << 20) || o.resp_size > (8u << 20)) {
-		/* The server sizes its pool for 8 MiB messages at most. */
-		die_usage("%s: messages up to 8M", "--size/--resp-size");
-	}
-	if (o.floor && (o.verify || o.loss > 0 || o.dup > 0 || o.reorder > 0 ||
-			o.corrupt > 0))
-		die_usage("%s: the floor has no RPC layer to verify or recover",
-			  "--verify/--loss/--dup/--reorder/--corrupt");
-	if (o.verify && (o.size < BENCH_VHDR_LEN || o.resp_size < BENCH_VHDR_LEN))
-		die_usage("%s needs --size and --resp-size of at least 16",
-			  "--verify");
-	if (delay_set && !deferred_set)
-		die_usage("%s needs --deferred", "--deferred-delay-us");
-	if (ithread_set && !deferred_set)
-		die_usage("%s needs --deferred", "--issuer-thread");
-	if (deferred_set && o.floor)
-		die_usage("%s: the floor has no RPC layer to carry tokens",
-			  "--deferred");
-	if (deferred_set && strcmp(o.mode, "server") == 0)
-		die_usage("%s is for clients (loop, client): a server with "
-			  "--keyring takes deferred tokens as they come",
-			  "--deferred");
-	if (o.deferred > 0 && (!o.keyring || o.caps < 1))
-		die_usage("%s needs --keyring and --caps >= 1: the deferred "
-			  "tokens are the calls' --caps tokens", "--deferred");
-	if (o.caps && !o.keyring)
-		die_usage("%s needs --keyring to issue the tokens", "--caps");
-	if (o.verify && o.caps > BENCH_VCAPS_MAX) {
-		static char msg[128];
-
-		snprintf(msg, sizeof(msg),
-			 "%%s: with --verify, at most %u tokens per call (each "
-			 "names its call, and %u fill a token table)",
-			 BENCH_VCAPS_MAX, BENCH_VCAPS_MAX);
-		die_usage(msg, "--caps");
-	}
-	if (o.keyring && o.floor)
-		die_usage("%s: the floor has no RPC layer to admit sessions",
-			  "--keyring");
-	if (o.keyring) {
-		rc = bench_auth_setup(&o, &auth);
+	if (o->keyring) {
+		rc = bench_auth_setup(o, auth);
 		if (rc)
 			return rc;
-		o.auth = &auth;
+		o->auth = auth;
 	}
-	if (trace_sample_set && !o.trace_out)
-		die_usage("%s needs --trace-out", "--trace-sample");
-	if (o.trace_out && o.floor)
-		die_usage("%s: the floor has no sessions to trace", "--trace-out");
-	if (o.trace_out) {
-		rc = bench_trace_setup(&o);
+	if (o->trace_out) {
+		rc = bench_trace_setup(o);
 		if (rc)
 			return rc;
 	}
-	/* A flipped bit must be caught by the transport, not slip into a
-	 * payload: corruption injection needs frame checksums. */
-	if (o.corrupt > 0)
-		o.wire_csum = true;
-	run_server = strcmp(o.mode, "client") != 0;
-	run_client = strcmp(o.mode, "server") != 0;
-	if (!run_client && !dur_set)
-		o.duration = 0; /* a server runs until interrupted */
-	if (o.duration == 0 && run_client)
-		die_usage("%s must be above 0 for a client", "--duration");
-
-	if (o.deferred > 0 && run_client && o.issuer_thread) {
+	if (o->deferred > 0 && strcmp(o->mode, "server") != 0 &&
+	    o->issuer_thread) {
 		/* --issuer-thread: one delayed issuer for the process, before
 		 * any client thread: sized for every token of every call in
 		 * flight, twice over.  (Otherwise each client worker makes
 		 * its own.) */
-		size_t expect = (size_t)o.threads * o.sessions * o.inflight *
-				o.caps * 2;
+		size_t expect = (size_t)o->threads * o->sessions * o->inflight *
+				o->caps * 2;
 
-		rc = bench_issuer_start(&o, expect, &o.issuer);
+		rc = bench_issuer_start(o, expect, &o->issuer);
 		if (rc < 0) {
 			fprintf(stderr, "ferry-bench: starting the delayed "
 					"issuer: %s\n", ferry_strerror(rc));
 			return 1;
 		}
-		rc = 0;
 	}
+	return 0;
+}
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+/* The process's worker threads: servers first, then clients. */
+struct run {
+	const struct bench_opts *o;
+	struct bench_worker *ws;
+	pthread_t *tids;
+	int nw;
+	bool run_server, run_client;
+};
+
+static void stop_workers(struct run *r)
+{
+	atomic_store(&bench_phase, PH_STOP);
+	for (int k = 0; k < r->nw; k++)
+		pthread_join(r->tids[k], NULL);
+}
+
+/* Start --threads workers of one role, once the earlier ones are ready
+ * (clients connect only once the servers listen), and wait until they
+ * are.  Returns 0, or 1 after saying why not. */
+static int start_role(struct run *r, bool server, int ncpu)
+{
+	const struct bench_opts *o = r->o;
+
+	for (uint32_t i = 0; i < o->threads; i++) {
+		struct bench_worker *w = &r->ws[r->nw];
+		void *(*fn)(void *);
+
+		w->o = o;
+		w->idx = (int)i;
+		w->server = server;
+		/* A client-only process counts CPUs down from the last, so
+		 * that a server process (counting up from the first) and a
+		 * client process on one host do not both spin on CPU 0. */
+		if (!o->pin)
+			w->cpu = -1;
+		else if (!r->run_server)
+			w->cpu = ncpu - 1 - r->nw % ncpu;
+		else
+			w->cpu = r->nw % ncpu;
+		bench_hist_init(&w->hist);
+		if (server)
+			fn = o->floor ? bench_floor_server : bench_rpc_server;
+		else
+			fn = o->floor ? bench_floor_client : bench_rpc_client;
+		if (pthread_create(&r->tids[r->nw], NULL, fn, w) != 0) {
+			fprintf(stderr, "ferry-bench: cannot start a thread\n");
+			return 1;
+		}
+		r->nw++;
+	}
+	for (int k = 0; k < r->nw; k++)
+		while (!atomic_load(&r->ws[k].ready))
+			sleep_ns(1000000);
+	for (int k = 0; k < r->nw; k++) {
+		if (r->ws[k].err) {
+			fprintf(stderr, "ferry-bench: %s\n", r->ws[k].errmsg);
+			stop_workers(r);
+			bench_issuer_stop(o->issuer, NULL);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Servers first, on the first CPUs; clients on the next ones, so that on
+ * two cores one server and one client get a core each. */
+static int start_workers(struct run *r)
+{
+	int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
 	if (ncpu < 1)
 		ncpu = 1;
-	ws = calloc(2 * o.threads, sizeof(*ws));
-	tids = calloc(2 * o.threads, sizeof(*tids));
-	if (!ws || !tids) {
+	r->run_server = strcmp(r->o->mode, "client") != 0;
+	r->run_client = strcmp(r->o->mode, "server") != 0;
+	r->ws = calloc(2 * r->o->threads, sizeof(*r->ws));
+	r->tids = calloc(2 * r->o->threads, sizeof(*r->tids));
+	if (!r->ws || !r->tids) {
 		fprintf(stderr, "ferry-bench: out of memory\n");
 		return 1;
 	}
+	if (r->run_server && start_role(r, true, ncpu))
+		return 1;
+	if (r->run_client && start_role(r, false, ncpu))
+		return 1;
+	return 0;
+}
 
-	/* Servers first, on the first CPUs; clients on the next ones, so
-	 * that on two cores one server and one client get a core each. */
-	for (int role = 0; role < 2; role++) {
-		bool server = role == 0;
+static bool clients_gone(const struct run *r)
+{
+	for (int k = 0; k < r->nw; k++)
+		if (!r->ws[k].server && !atomic_load(&r->ws[k].gone))
+			return false;
+	return true;
+}
 
-		if ((server && !run_server) || (!server && !run_client))
-			continue;
-		for (uint32_t i = 0; i < o.threads; i++) {
-			struct bench_worker *w = &ws[nw];
-			void *(*fn)(void *);
+/* The measured time: until --duration is over, a signal comes, or every
+ * client session has ended, with a progress line each second.  Returns
+ * its length in seconds. */
+static double measure(struct run *r)
+{
+	const struct bench_opts *o = r->o;
+	uint64_t t_start = bench_now_ns();
+	uint64_t end = o->duration > 0 ? t_start + (uint64_t)(o->duration * 1e9)
+				       : UINT64_MAX;
+	struct bench_progress p = { .t_ns = t_start };
 
-			w->o = &o;
-			w->idx = (int)i;
-			w->server = server;
-			/* A client-only process counts CPUs down from the
-			 * last, so that a server process (counting up from
-			 * the first) and a client process on one host do not
-			 * both spin on CPU 0. */
-			if (!o.pin)
-				w->cpu = -1;
-			else if (!run_server)
-				w->cpu = ncpu - 1 - nw % ncpu;
-			else
-				w->cpu = nw % ncpu;
-			bench_hist_init(&w->hist);
-			fn = server ? (o.floor ? bench_floor_server
-					       : bench_rpc_server)
-				    : (o.floor ? bench_floor_client
-					       : bench_rpc_client);
-			if (pthread_create(&tids[nw], NULL, fn, w) != 0) {
-				fprintf(stderr,
-					"ferry-bench: cannot start a thread\n");
-				return 1;
-			}
-			nw++;
+	while (!interrupted) {
+		uint64_t now = bench_now_ns(), step;
+
+		if (now >= end)
+			break;
+		if (r->run_client && clients_gone(r)) {
+			fprintf(stderr, "ferry-bench: every session has ended; "
+					"stopping\n");
+			break;
 		}
-		/* Clients connect only once the servers listen. */
-		for (int k = 0; k < nw; k++)
-			while (!atomic_load(&ws[k].ready))
-				sleep_ns(1000000);
-		for (int k = 0; k < nw; k++) {
-			if (ws[k].err) {
-				fprintf(stderr, "ferry-bench: %s\n",
-					ws[k].errmsg);
-				atomic_store(&bench_phase, PH_STOP);
-				for (int j = 0; j < nw; j++)
-					pthread_join(tids[j], NULL);
-				bench_issuer_stop(o.issuer, NULL);
-				return 1;
-			}
-		}
+		step = end - now < 1000000000ull ? end - now : 1000000000ull;
+		sleep_ns(step);
+		bench_progress(&p, o, r->ws, r->nw, bench_now_ns(),
+			       !o->quiet && step == 1000000000ull);
 	}
+	return (double)(bench_now_ns() - t_start) / 1e9;
+}
 
+/* The issuer's counters: the process's thread, stopped now that every
+ * endpoint is gone (what it still holds was cancelled with its session),
+ * or each client worker's own. */
+static void issuer_end(struct bench_opts *o, const struct run *r,
+		       struct bench_issuer_stats *ist)
+{
+	if (o->issuer) {
+		bench_issuer_stop(o->issuer, ist);
+		o->issuer = NULL;
+		return;
+	}
+	for (int k = 0; k < r->nw; k++)
+		if (!r->ws[k].server)
+			bench_issuer_stats_add(ist, &r->ws[k].issuer);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct bench_auth auth = { 0 };
+	struct bench_issuer_stats ist = { 0 };
+	struct run r = { .o = &o };
+	double secs;
+	int rc;
+
+	bench_opts_parse(argc, argv, &o);
+	rc = setup(&o, &auth);
+	if (rc)
+		return rc;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if (start_workers(&r))
+		return 1;
 	if (!o.quiet)
 		fprintf(stderr,
 			"ferry-bench %s%s: %s dataplane, %s:%u, %u B requests, "
@@ -854,464 +383,12 @@ int main(int argc, char **argv)
 			o.inflight, o.busy_poll ? ", busy-poll" : "");
 	sleep_ns((uint64_t)(o.warmup * 1e9));
 	atomic_store(&bench_phase, PH_MEASURE);
-	t_start = bench_now_ns();
-	{
-		struct totals prev = { 0 };
-		uint64_t t_prev = t_start;
-		uint64_t end = o.duration > 0
-				       ? t_start + (uint64_t)(o.duration * 1e9)
-				       : UINT64_MAX;
-
-		while (!interrupted) {
-			uint64_t now = bench_now_ns(), step;
-			struct totals cur;
-			double dt;
-
-			if (now >= end)
-				break;
-			if (run_client) {
-				bool all_gone = true;
-
-				for (int k = 0; k < nw; k++)
-					if (!ws[k].server && !atomic_load(&ws[k].gone))
-						all_gone = false;
-				if (all_gone) {
-					fprintf(stderr, "ferry-bench: every session "
-							"has ended; stopping\n");
-					break;
-				}
-			}
-			step = end - now < 1000000000ull ? end - now
-							  : 1000000000ull;
-			sleep_ns(step);
-			now = bench_now_ns();
-			cur = sum(ws, nw, !run_client);
-			dt = (double)(now - t_prev) / 1e9;
-			if (!o.quiet && step == 1000000000ull) {
-				char ious[128] = "";
-
-				if (o.keyring)
-					iou_progress(ws, nw, run_server, ious,
-						     sizeof(ious));
-				fprintf(stderr,
-					"[%3ds] %10.0f req/s %8.3f Gbit/s  "
-					"errors %llu%s\n",
-					first++,
-					(double)(cur.completed - prev.completed) /
-						dt,
-					(double)(cur.bytes - prev.bytes) * 8 /
-						dt / 1e9,
-					(unsigned long long)cur.errors, ious);
-			}
-			prev = cur;
-			t_prev = now;
-		}
-	}
-	t_end = bench_now_ns();
-	atomic_store(&bench_phase, PH_STOP);
-	for (int k = 0; k < nw; k++)
-		pthread_join(tids[k], NULL);
-	/* Every endpoint is gone: what the issuer still holds was
-	 * cancelled with its session. */
-	if (o.issuer) {
-		bench_issuer_stop(o.issuer, &ist);
-		o.issuer = NULL;
-	} else {
-		/* Worker mode: each client worker's own issuer. */
-		for (int k = 0; k < nw; k++)
-			if (!ws[k].server)
-				bench_issuer_stats_add(&ist, &ws[k].issuer);
-	}
-
-	bench_hist_init(&hist);
-	for (int k = 0; k < nw; k++) {
-		bench_hist_merge(&hist, &ws[k].hist);
-		copied += ws[k].copied;
-		delivered += ws[k].delivered;
-		drops += ws[k].drops;
-		retrans += ws[k].retransmits;
-		zc += ws[k].tx_zc;
-		zc_fixed += ws[k].tx_zc_fixed;
-		caps_redeemed += atomic_load(&ws[k].caps_redeemed);
-		/* The endpoints' final IOU counters, per side. */
-		if (ws[k].server) {
-			isv.iou_created += ws[k].st.iou_created;
-			isv.iou_resolved += ws[k].st.iou_resolved;
-			isv.iou_rejected += ws[k].st.iou_rejected;
-			isv.iou_timed_out += ws[k].st.iou_timed_out;
-			isv.iou_bad_token += ws[k].st.iou_bad_token;
-			isv.iou_dup_push += ws[k].st.iou_dup_push;
-			isv.iou_push_early += ws[k].st.iou_push_early;
-			isv.iou_push_dropped += ws[k].st.iou_push_dropped;
-			isv.calls_iou_refused += ws[k].st.calls_iou_refused;
-		} else {
-			icl.ious_promised += ws[k].st.ious_promised;
-			icl.ious_pushed += ws[k].st.ious_pushed;
-			icl.ious_dropped += ws[k].st.ious_dropped;
-		}
-		/* And their trace-block counters, all five per side: each
-		 * side's meaning differs (ferry/endpoint.h). */
-		trace_stats_add(ws[k].server ? &isv : &icl, &ws[k].st);
-	}
-	cl = sum(ws, nw, false);
-	sv = sum(ws, nw, true);
-	secs = (double)(t_end - t_start) / 1e9;
-	{
-		struct totals t = run_client ? cl : sv;
-		double rps = (double)t.completed / secs;
-		double gbps = (double)t.bytes * 8 / secs / 1e9;
-		double cpb = delivered ? (double)copied / (double)delivered : 0;
-		struct ferry_ep_stats fl;
-
-		memset(&fl, 0, sizeof(fl));
-		for (int k = 0; k < nw; k++) {
-			fl.fault_loss += ws[k].st.fault_loss;
-			fl.fault_dup += ws[k].st.fault_dup;
-			fl.fault_reorder += ws[k].st.fault_reorder;
-			fl.fault_corrupt += ws[k].st.fault_corrupt;
-		}
-
-		printf("%s%s: %.0f req/s, %.3f Gbit/s over %.2f s; "
-		       "%llu completed, %llu errors\n",
-		       o.floor ? "floor " : "rpc ", o.mode, rps, gbps, secs,
-		       (unsigned long long)t.completed,
-		       (unsigned long long)t.errors);
-		if (run_client)
-			printf("latency us: p50 %.2f  p99 %.2f  p99.9 %.2f  "
-			       "max %.2f  mean %.2f\n",
-			       us(bench_hist_percentile(&hist, 50)),
-			       us(bench_hist_percentile(&hist, 99)),
-			       us(bench_hist_percentile(&hist, 99.9)),
-			       us(bench_hist_max(&hist)),
-			       bench_hist_mean(&hist) / 1000.0);
-		if (!o.floor)
-			printf("payload bytes copied per byte delivered: %.4f; "
-			       "dropped frames %llu; retransmits %llu\n",
-			       cpb, (unsigned long long)drops,
-			       (unsigned long long)retrans);
-		if (!o.floor && drops) {
-			/* Name the reasons: a drop is a bug or an attack. */
-			struct ferry_ep_stats a;
-
-			memset(&a, 0, sizeof(a));
-			for (int k = 0; k < nw; k++) {
-				const struct ferry_ep_stats *b = &ws[k].st;
-
-				a.drop_truncated += b->drop_truncated;
-				a.drop_bad_magic += b->drop_bad_magic;
-				a.drop_bad_version += b->drop_bad_version;
-				a.drop_bad_type += b->drop_bad_type;
-				a.drop_malformed += b->drop_malformed;
-				a.drop_oversized += b->drop_oversized;
-				a.drop_unknown_session += b->drop_unknown_session;
-				a.drop_unsupported += b->drop_unsupported;
-				a.drop_stale += b->drop_stale;
-				a.drop_no_buffer += b->drop_no_buffer;
-			}
-			printf("dropped: truncated %llu, bad magic %llu, bad "
-			       "version %llu, bad type %llu, malformed %llu, "
-			       "oversized %llu, unknown session %llu, "
-			       "unsupported %llu, stale %llu, no buffer %llu\n",
-			       (unsigned long long)a.drop_truncated,
-			       (unsigned long long)a.drop_bad_magic,
-			       (unsigned long long)a.drop_bad_version,
-			       (unsigned long long)a.drop_bad_type,
-			       (unsigned long long)a.drop_malformed,
-			       (unsigned long long)a.drop_oversized,
-			       (unsigned long long)a.drop_unknown_session,
-			       (unsigned long long)a.drop_unsupported,
-			       (unsigned long long)a.drop_stale,
-			       (unsigned long long)a.drop_no_buffer);
-		}
-		if (o.keyring && run_client)
-			printf("admission: channel token presented; %u token(s) "
-			       "per call\n", o.caps);
-		if (o.keyring && run_server)
-			printf("admission: channel tokens required; %llu call "
-			       "token(s) redeemed (warm-up included)\n",
-			       (unsigned long long)caps_redeemed);
-		if (o.deferred > 0)
-			printf("deferred: %llu of %llu calls made carried IOUs "
-			       "(%.3f), each token issued after 0..%u us; "
-			       "issuer (%s): %llu issued, %llu completed (%llu "
-			       "cancelled), late by %.1f us mean, %.1f us max\n",
-			       (unsigned long long)cl.deferred_calls,
-			       (unsigned long long)cl.table_calls,
-			       cl.table_calls ? (double)cl.deferred_calls /
-							(double)cl.table_calls
-					      : 0.0,
-			       o.deferred_delay_us,
-			       o.issuer_thread ? "its own thread"
-					       : "on the client threads",
-			       (unsigned long long)ist.issued,
-			       (unsigned long long)ist.completed,
-			       (unsigned long long)ist.cancelled,
-			       ist.late_mean_us, ist.late_max_us);
-		if (run_server && o.keyring &&
-		    (isv.iou_created || o.deferred > 0))
-			printf("IOUs (server): created %llu, resolved %llu, "
-			       "rejected %llu (timed out %llu, bad token %llu); "
-			       "pushes early %llu, dropped %llu, duplicate "
-			       "%llu; calls refused %llu\n",
-			       (unsigned long long)isv.iou_created,
-			       (unsigned long long)isv.iou_resolved,
-			       (unsigned long long)isv.iou_rejected,
-			       (unsigned long long)isv.iou_timed_out,
-			       (unsigned long long)isv.iou_bad_token,
-			       (unsigned long long)isv.iou_push_early,
-			       (unsigned long long)isv.iou_push_dropped,
-			       (unsigned long long)isv.iou_dup_push,
-			       (unsigned long long)isv.calls_iou_refused);
-		if (run_client && o.deferred > 0) {
-			/* Promises taken back (ferry_iou_cancel) are neither
-			 * pushed nor dropped: ferry_cap_issue() takes one back
-			 * when the issuer answers before it returns (a delay
-			 * near 0; the call then carries the token itself), and
-			 * the client takes back a call's IOUs when it cannot
-			 * make them all.  Promises cancelled when their
-			 * session ends count as dropped. */
-			uint64_t back = icl.ious_promised - icl.ious_pushed -
-					icl.ious_dropped;
-
-			printf("IOUs (client): promised %llu, pushed %llu, "
-			       "dropped %llu",
-			       (unsigned long long)icl.ious_promised,
-			       (unsigned long long)icl.ious_pushed,
-			       (unsigned long long)icl.ious_dropped);
-			if (icl.ious_promised >= icl.ious_pushed + icl.ious_dropped)
-				printf("; %llu neither (taken back: answered "
-				       "before their call was made, or their "
-				       "call not made)",
-				       (unsigned long long)back);
-			printf("\n");
-		}
-		if (!o.floor && o.zc_threshold)
-			printf("SEND_ZC packets %llu, %llu of them from "
-			       "registered memory\n",
-			       (unsigned long long)zc,
-			       (unsigned long long)zc_fixed);
-		if (o.verify) {
-			/* In loop mode the server's own view counts too. */
-			struct totals both = t;
-
-			if (run_client && run_server) {
-				both.dups = cl.dups > sv.dups ? cl.dups : sv.dups;
-				both.ooo = cl.ooo > sv.ooo ? cl.ooo : sv.ooo;
-				both.corrupt = cl.corrupt + sv.corrupt;
-			}
-			t.lost = both.lost;
-			t.dups = both.dups;
-			t.ooo = both.ooo;
-			t.corrupt = both.corrupt;
-			printf("verify: lost %llu, duplicates %llu, out_of_order "
-			       "%llu, corrupt %llu\n",
-			       (unsigned long long)t.lost,
-			       (unsigned long long)t.dups,
-			       (unsigned long long)t.ooo,
-			       (unsigned long long)t.corrupt);
-			if (t.lost || t.dups || t.ooo || t.corrupt)
-				rc = 1;
-		}
-		if (fl.fault_loss + fl.fault_dup + fl.fault_reorder +
-		    fl.fault_corrupt)
-			printf("faults injected: loss %llu, dup %llu, reorder "
-			       "%llu, corrupt %llu\n",
-			       (unsigned long long)fl.fault_loss,
-			       (unsigned long long)fl.fault_dup,
-			       (unsigned long long)fl.fault_reorder,
-			       (unsigned long long)fl.fault_corrupt);
-		if (t.errors)
-			rc = 1;
-		if (run_client && t.completed == 0) {
-			fprintf(stderr, "ferry-bench: no call completed\n");
-			rc = 1;
-		}
-		for (int k = 0; k < nw; k++)
-			if (ws[k].err && ws[k].errmsg[0])
-				fprintf(stderr, "ferry-bench: %s\n",
-					ws[k].errmsg);
-		/* Both ends are ferry: a malformed trace or attribute block
-		 * between them is a bug, even when no call failed for it. */
-		if (isv.trace_blocks_bad + icl.trace_blocks_bad)
-			fprintf(stderr,
-				"ferry-bench: malformed trace blocks: %llu "
-				"received by the server, %llu by the client\n",
-				(unsigned long long)isv.trace_blocks_bad,
-				(unsigned long long)icl.trace_blocks_bad);
-		if (o.json) {
-			FILE *f = fopen(o.json, "w");
-
-			if (!f) {
-				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
-					strerror(errno));
-				return 1;
-			}
-			fprintf(f,
-				"{\"mode\":\"%s%s\",\"dataplane\":\"%s\","
-				"\"size\":%u,\"resp_size\":%u,\"inflight\":%u,"
-				"\"sessions\":%u,\"threads\":%u,"
-				"\"busy_poll\":%s,\"duration_s\":%.3f,"
-				"\"rps\":%.1f,\"gbps\":%.4f,"
-				"\"p50_us\":%.3f,\"p99_us\":%.3f,"
-				"\"p999_us\":%.3f,\"max_us\":%.3f,"
-				"\"mean_us\":%.3f,\"completed\":%llu,"
-				"\"errors\":%llu,\"copies_per_byte\":%.4f,"
-				"\"payload_copied\":%llu,"
-				"\"payload_delivered\":%llu,"
-				"\"dropped\":%llu,\"retransmits\":%llu,"
-				"\"verify\":%s,\"lost\":%llu,\"duplicates\":%llu,"
-				"\"out_of_order\":%llu,\"corrupt\":%llu,"
-				"\"faults\":{\"loss\":%llu,\"dup\":%llu,"
-				"\"reorder\":%llu,\"corrupt\":%llu},"
-				"\"admission\":%s,\"caps\":%u,"
-				"\"caps_redeemed\":%llu,",
-				o.floor ? "floor-" : "", o.mode, o.dataplane,
-				o.size, o.resp_size, o.inflight, o.sessions,
-				o.threads, o.busy_poll ? "true" : "false", secs,
-				rps, gbps, us(bench_hist_percentile(&hist, 50)),
-				us(bench_hist_percentile(&hist, 99)),
-				us(bench_hist_percentile(&hist, 99.9)),
-				us(bench_hist_max(&hist)),
-				bench_hist_mean(&hist) / 1000.0,
-				(unsigned long long)t.completed,
-				(unsigned long long)t.errors, cpb,
-				(unsigned long long)copied,
-				(unsigned long long)delivered,
-				(unsigned long long)drops,
-				(unsigned long long)retrans,
-				o.verify ? "true" : "false",
-				(unsigned long long)t.lost,
-				(unsigned long long)t.dups,
-				(unsigned long long)t.ooo,
-				(unsigned long long)t.corrupt,
-				(unsigned long long)fl.fault_loss,
-				(unsigned long long)fl.fault_dup,
-				(unsigned long long)fl.fault_reorder,
-				(unsigned long long)fl.fault_corrupt,
-				o.keyring ? "true" : "false", o.caps,
-				(unsigned long long)caps_redeemed);
-			/* Deferred tokens: the server's IOU table when this
-			 * process runs a server, the client's promises when
-			 * it runs a client; "iou_counters" says which the
-			 * summary line shows. */
-			fprintf(f,
-				"\"deferred\":%.4f,\"deferred_delay_us\":%u,"
-				"\"deferred_calls\":%llu,\"table_calls\":%llu,"
-				"\"iou_counters\":\"%s\"",
-				o.deferred, o.deferred_delay_us,
-				(unsigned long long)cl.deferred_calls,
-				(unsigned long long)cl.table_calls,
-				run_server ? "server" : "client");
-			if (run_server)
-				fprintf(f,
-					",\"iou_created\":%llu,"
-					"\"iou_resolved\":%llu,"
-					"\"iou_rejected\":%llu,"
-					"\"iou_timed_out\":%llu,"
-					"\"iou_bad_token\":%llu,"
-					"\"iou_push_early\":%llu,"
-					"\"iou_push_dropped\":%llu",
-					(unsigned long long)isv.iou_created,
-					(unsigned long long)isv.iou_resolved,
-					(unsigned long long)isv.iou_rejected,
-					(unsigned long long)isv.iou_timed_out,
-					(unsigned long long)isv.iou_bad_token,
-					(unsigned long long)isv.iou_push_early,
-					(unsigned long long)isv.iou_push_dropped);
-			if (run_client)
-				fprintf(f,
-					",\"ious_promised\":%llu,"
-					"\"ious_pushed\":%llu,"
-					"\"ious_dropped\":%llu",
-					(unsigned long long)icl.ious_promised,
-					(unsigned long long)icl.ious_pushed,
-					(unsigned long long)icl.ious_dropped);
-			/* Trace blocks (FF_TRACE), per side that ran; the
-			 * server's and the client's counters mean different
-			 * things (ferry/endpoint.h). */
-			fprintf(f, ",\"trace\":{");
-			if (run_server)
-				trace_stats_json(f, "server", &isv);
-			if (run_server && run_client)
-				fprintf(f, ",");
-			if (run_client)
-				trace_stats_json(f, "client", &icl);
-			fprintf(f, "}");
-			/* The issuer: "thread" (--issuer-thread: sleeps,
-			 * and the wake-ups an issue signalled) or "worker"
-			 * (completed on the client threads: poll-loop passes
-			 * that completed any, polls that spun because a
-			 * token was due within 1 ms). */
-			if (ist.issued && o.issuer_thread)
-				fprintf(f,
-					",\"issuer\":{\"mode\":\"thread\","
-					"\"issued\":%llu,"
-					"\"completed\":%llu,"
-					"\"cancelled\":%llu,"
-					"\"late_mean_us\":%.2f,"
-					"\"late_max_us\":%.2f,"
-					"\"sleeps\":%llu,\"signals\":%llu}",
-					(unsigned long long)ist.issued,
-					(unsigned long long)ist.completed,
-					(unsigned long long)ist.cancelled,
-					ist.late_mean_us, ist.late_max_us,
-					(unsigned long long)ist.wakeups,
-					(unsigned long long)ist.signals);
-			else if (ist.issued)
-				fprintf(f,
-					",\"issuer\":{\"mode\":\"worker\","
-					"\"issued\":%llu,"
-					"\"completed\":%llu,"
-					"\"cancelled\":%llu,"
-					"\"late_mean_us\":%.2f,"
-					"\"late_max_us\":%.2f,"
-					"\"passes\":%llu,"
-					"\"spin_polls\":%llu}",
-					(unsigned long long)ist.issued,
-					(unsigned long long)ist.completed,
-					(unsigned long long)ist.cancelled,
-					ist.late_mean_us, ist.late_max_us,
-					(unsigned long long)ist.passes,
-					(unsigned long long)ist.spin_polls);
-			/* CPU time per role and datagrams, warm-up
-			 * included: what a figure's ratio is made of.  The
-			 * worker-mode issuer's time ("issuer") is the client
-			 * threads' time completing tokens, part of
-			 * "client"; "issuer_in_client" says so. */
-			{
-				double cs = 0, cc = 0;
-				uint64_t tx = 0, rx = 0;
-
-				for (int k = 0; k < nw; k++) {
-					if (ws[k].server)
-						cs += ws[k].cpu_s;
-					else
-						cc += ws[k].cpu_s;
-					tx += ws[k].st.tx_pkts;
-					rx += ws[k].st.rx_pkts;
-				}
-				fprintf(f,
-					",\"cpu_s\":{\"server\":%.3f,"
-					"\"client\":%.3f,\"issuer\":%.3f,"
-					"\"issuer_in_client\":%s},"
-					"\"tx_pkts\":%llu,\"rx_pkts\":%llu",
-					cs, cc, ist.cpu_s,
-					ist.issued && !o.issuer_thread
-						? "true"
-						: "false",
-					(unsigned long long)tx,
-					(unsigned long long)rx);
-			}
-			fprintf(f, "}\n");
-			if (fclose(f) != 0) {
-				fprintf(stderr, "ferry-bench: %s: %s\n", o.json,
-					strerror(errno));
-				return 1;
-			}
-		}
-	}
-	free(ws);
-	free(tids);
+	secs = measure(&r);
+	stop_workers(&r);
+	issuer_end(&o, &r, &ist);
+	rc = bench_report(&o, r.ws, r.nw, secs, &ist);
+	free(r.ws);
+	free(r.tids);
 	bench_auth_free(&auth);
 	bench_trace_end(&o);
 	return rc;

@@ -215,12 +215,9 @@ void *bench_floor_server(void *arg)
 				if (atomic_load_explicit(&bench_phase,
 							 memory_order_relaxed) ==
 				    PH_MEASURE) {
-					atomic_fetch_add_explicit(
-						&w->completed, 1,
-						memory_order_relaxed);
-					atomic_fetch_add_explicit(
-						&w->bytes, req_size + h.resp_size,
-						memory_order_relaxed);
+					bench_count(w, BC_COMPLETED, 1);
+					bench_count(w, BC_BYTES,
+						    req_size + h.resp_size);
 				}
 			}
 			total += n;
@@ -244,27 +241,133 @@ struct floor_slot {
 	uint64_t t0;
 };
 
+struct floor_cli {
+	struct floor f;
+	struct floor_slot *slots;
+	uint32_t nslots;
+	/* Slots with a request to send, in order: a ring of nslots. */
+	uint32_t *sendq, qhead, qlen;
+	uint16_t req_frags, resp_frags;
+};
+
+/* Start slot @idx's next call: queue it to be sent. */
+static void floor_cli_next(struct floor_cli *fc, uint32_t idx)
+{
+	struct floor_slot *sl = &fc->slots[idx];
+
+	sl->seq++;
+	sl->got = sl->sent = 0;
+	fc->sendq[(fc->qhead + fc->qlen++) % fc->nslots] = idx;
+}
+
+/* Receive up to 4 bursts of responses, completing the calls they end.
+ * Returns the datagrams received. */
+static unsigned floor_cli_rx(struct floor_cli *fc, struct bench_worker *w)
+{
+	const struct bench_opts *o = w->o;
+	struct floor *f = &fc->f;
+	struct ferry_dp_pkt pkts[32];
+	unsigned total = 0;
+
+	for (int round = 0; round < 4; round++) {
+		unsigned n = f->ops->rx_burst(f->dp, pkts, 32);
+		int phase = atomic_load_explicit(&bench_phase,
+						 memory_order_relaxed);
+
+		for (unsigned i = 0; i < n; i++) {
+			struct ferry_dp_pkt *p = &pkts[i];
+			struct floor_slot *sl;
+			struct floor_hdr h;
+
+			if (p->len < FLOOR_HDR) {
+				f->ops->rx_release(f->dp, p->id);
+				continue;
+			}
+			memcpy(&h, p->data, FLOOR_HDR);
+			f->ops->rx_release(f->dp, p->id);
+			if (h.magic != FLOOR_MAGIC || h.slot >= fc->nslots)
+				continue;
+			sl = &fc->slots[h.slot];
+			if (h.seq != sl->seq || sl->sent < fc->req_frags ||
+			    ++sl->got < fc->resp_frags)
+				continue;
+			if (phase == PH_MEASURE) {
+				bench_hist_record(&w->hist,
+						  bench_now_ns() - sl->t0);
+				bench_count(w, BC_COMPLETED, 1);
+				bench_count(w, BC_BYTES, (uint64_t)o->size +
+								 o->resp_size);
+			}
+			floor_cli_next(fc, h.slot);
+		}
+		total += n;
+		if (n < 32)
+			break;
+	}
+	return total;
+}
+
+/* Send what is queued, in order, while the dataplane has room. */
+static void floor_cli_send(struct floor_cli *fc, const struct bench_opts *o)
+{
+	struct floor *f = &fc->f;
+
+	while (fc->qlen) {
+		uint32_t idx = fc->sendq[fc->qhead];
+		struct floor_slot *sl = &fc->slots[idx];
+		struct floor_hdr h = { FLOOR_MAGIC, idx, sl->seq,
+				       o->resp_size, 0, fc->req_frags };
+
+		if (sl->sent == 0)
+			sl->t0 = bench_now_ns();
+		while (sl->sent < fc->req_frags) {
+			uint32_t off = (uint32_t)sl->sent * f->payload;
+			uint32_t n2 = o->size - off < f->payload
+					      ? o->size - off
+					      : f->payload;
+
+			h.frag = sl->sent;
+			if (!floor_send(f, &h, f->zeros, n2, NULL))
+				return; /* full */
+			sl->sent++;
+		}
+		fc->qhead = (fc->qhead + 1) % fc->nslots;
+		fc->qlen--;
+	}
+}
+
+/* No reliability here: a lost datagram would stall a slot for good, so
+ * count it and start the slot over. */
+static void floor_cli_expire(struct floor_cli *fc, struct bench_worker *w,
+			     uint64_t now)
+{
+	for (uint32_t i = 0; i < fc->nslots; i++) {
+		struct floor_slot *sl = &fc->slots[i];
+
+		if (sl->sent == fc->req_frags &&
+		    now - sl->t0 > FLOOR_TIMEOUT_NS) {
+			bench_count(w, BC_ERRORS, 1);
+			floor_cli_next(fc, i);
+		}
+	}
+}
+
 void *bench_floor_client(void *arg)
 {
 	struct bench_worker *w = arg;
 	const struct bench_opts *o = w->o;
-	struct ferry_dp_pkt pkts[32];
-	struct floor f = { 0 };
-	struct floor_slot *slots = NULL;
-	uint32_t nslots = o->sessions * o->inflight;
-	uint32_t *sendq = NULL, qhead = 0, qlen = 0;
-	uint16_t req_frags, resp_frags;
+	struct floor_cli fc = { .nslots = o->sessions * o->inflight };
 	uint64_t next_check;
 	int ret;
 
 	bench_pin(w->cpu);
-	ret = floor_open(&f, w, false);
+	ret = floor_open(&fc.f, w, false);
 	if (ret == 0)
-		ret = ferry_addr_parse_ip(o->addr, &f.peer.ip);
-	f.peer.port = bench_server_port(o, w->idx);
-	slots = calloc(nslots, sizeof(*slots));
-	sendq = calloc(nslots, sizeof(*sendq));
-	if (ret == 0 && (!slots || !sendq))
+		ret = ferry_addr_parse_ip(o->addr, &fc.f.peer.ip);
+	fc.f.peer.port = bench_server_port(o, w->idx);
+	fc.slots = calloc(fc.nslots, sizeof(*fc.slots));
+	fc.sendq = calloc(fc.nslots, sizeof(*fc.sendq));
+	if (ret == 0 && (!fc.slots || !fc.sendq))
 		ret = -ENOMEM;
 	if (ret < 0) {
 		w->err = ret;
@@ -272,117 +375,32 @@ void *bench_floor_client(void *arg)
 			 ferry_strerror(ret));
 		goto out;
 	}
-	req_frags = nfrags_of(&f, o->size);
-	resp_frags = nfrags_of(&f, o->resp_size);
-	for (uint32_t i = 0; i < nslots; i++)
-		sendq[qlen++] = i;
+	fc.req_frags = nfrags_of(&fc.f, o->size);
+	fc.resp_frags = nfrags_of(&fc.f, o->resp_size);
+	for (uint32_t i = 0; i < fc.nslots; i++)
+		fc.sendq[fc.qlen++] = i;
 	atomic_store(&w->ready, true);
 	next_check = bench_now_ns() + FLOOR_TIMEOUT_NS;
 
 	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
 	       PH_STOP) {
-		unsigned total = 0;
-		int phase;
+		unsigned total = floor_cli_rx(&fc, w);
 
-		for (int round = 0; round < 4; round++) {
-			unsigned n = f.ops->rx_burst(f.dp, pkts, 32);
-
-			phase = atomic_load_explicit(&bench_phase,
-						     memory_order_relaxed);
-			for (unsigned i = 0; i < n; i++) {
-				struct ferry_dp_pkt *p = &pkts[i];
-				struct floor_slot *sl;
-				struct floor_hdr h;
-
-				if (p->len < FLOOR_HDR) {
-					f.ops->rx_release(f.dp, p->id);
-					continue;
-				}
-				memcpy(&h, p->data, FLOOR_HDR);
-				f.ops->rx_release(f.dp, p->id);
-				if (h.magic != FLOOR_MAGIC || h.slot >= nslots)
-					continue;
-				sl = &slots[h.slot];
-				if (h.seq != sl->seq || sl->sent < req_frags ||
-				    ++sl->got < resp_frags)
-					continue;
-				if (phase == PH_MEASURE) {
-					bench_hist_record(&w->hist,
-							  bench_now_ns() - sl->t0);
-					atomic_fetch_add_explicit(
-						&w->completed, 1,
-						memory_order_relaxed);
-					atomic_fetch_add_explicit(
-						&w->bytes,
-						(uint64_t)o->size + o->resp_size,
-						memory_order_relaxed);
-				}
-				sl->seq++;
-				sl->got = sl->sent = 0;
-				sendq[(qhead + qlen++) % nslots] = h.slot;
-			}
-			total += n;
-			if (n < 32)
-				break;
-		}
-		/* Send what is queued, in order, while the dataplane has
-		 * room. */
-		while (qlen) {
-			uint32_t idx = sendq[qhead];
-			struct floor_slot *sl = &slots[idx];
-			struct floor_hdr h = { FLOOR_MAGIC, idx, sl->seq,
-					       o->resp_size, 0, req_frags };
-			bool full = false;
-
-			if (sl->sent == 0)
-				sl->t0 = bench_now_ns();
-			while (sl->sent < req_frags) {
-				uint32_t off = (uint32_t)sl->sent * f.payload;
-				uint32_t n2 = o->size - off < f.payload
-						      ? o->size - off
-						      : f.payload;
-
-				h.frag = sl->sent;
-				if (!floor_send(&f, &h, f.zeros, n2, NULL)) {
-					full = true;
-					break;
-				}
-				sl->sent++;
-			}
-			if (full)
-				break;
-			qhead = (qhead + 1) % nslots;
-			qlen--;
-		}
-		f.ops->flush(f.dp);
+		floor_cli_send(&fc, o);
+		fc.f.ops->flush(fc.f.dp);
 		if (bench_now_ns() > next_check) {
 			uint64_t now = bench_now_ns();
 
-			/* No reliability here: a lost datagram would stall a
-			 * slot for good, so count it and start the slot
-			 * over. */
-			for (uint32_t i = 0; i < nslots; i++) {
-				struct floor_slot *sl = &slots[i];
-
-				if (sl->sent == req_frags &&
-				    now - sl->t0 > FLOOR_TIMEOUT_NS) {
-					atomic_fetch_add_explicit(
-						&w->errors, 1,
-						memory_order_relaxed);
-					sl->seq++;
-					sl->got = sl->sent = 0;
-					sendq[(qhead + qlen++) % nslots] = i;
-				}
-			}
+			floor_cli_expire(&fc, w, now);
 			next_check = now + FLOOR_TIMEOUT_NS / 4;
 		}
-		if (total == 0 && qlen == 0)
-			f.ops->wait(f.dp, 10000000);
+		if (total == 0 && fc.qlen == 0)
+			fc.f.ops->wait(fc.f.dp, 10000000);
 	}
 out:
 	atomic_store(&w->ready, true);
-	floor_close(&f);
-	free(slots);
-	free(sendq);
+	floor_close(&fc.f);
+	free(fc.slots);
+	free(fc.sendq);
 	return NULL;
 }

@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry-bench's report: the counter table made from BENCH_COUNTERS
+ * (bench.h), the sums over the workers, the progress line, the text
+ * summary and the JSON one.  A counter's row says how it is summed and
+ * where it shows; the lines that are prose about several counters (the
+ * rates, admission, the deferred issuer) are written here by name.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <ferry/ferry.h>
+
+#include "bench.h"
+
+enum side { SIDE_RUN, SIDE_ALL, SIDE_MAX, SIDE_SERVER, SIDE_CLIENT };
+
+/* What a group of counters is: a line of the text summary and a set of
+ * JSON members, or (NONE) neither. */
+enum group {
+	GRP_NONE, GRP_CALLS, GRP_DATA, GRP_ZC, GRP_DROPS, GRP_VERIFY,
+	GRP_FAULTS, GRP_CAPS, GRP_IOU_SERVER, GRP_IOU_CLIENT, GRP_TRACE,
+};
+
+struct counter {
+	const char *name;
+	bool ep;           /* an endpoint counter, at @off in its stats */
+	size_t off;
+	enum side side;
+	enum group group;
+	const char *label; /* in the text line; NULL: the name */
+	const char *sep;   /* before it in the text line; NULL: ", " */
+	bool text_only;
+};
+
+#define LIVE .ep = false
+/* The one place the bench names endpoint counters: when stats are read by
+ * name, this becomes the name. */
+#define EP(field) .ep = true, .off = offsetof(struct ferry_ep_stats, field)
+
+static const struct counter counters[BENCH_NCTR] = {
+#define ROW(id, nm, src, sd, grp, ...)                                      \
+	[BC_##id] = { .name = nm, src, .side = SIDE_##sd,                   \
+		      .group = GRP_##grp, __VA_ARGS__ },
+	BENCH_COUNTERS(ROW)
+#undef ROW
+};
+
+void bench_publish(struct bench_worker *w, const struct ferry_ep_stats *st)
+{
+	for (int i = 0; i < BENCH_NCTR; i++) {
+		uint64_t v;
+
+		if (!counters[i].ep)
+			continue;
+		memcpy(&v, (const char *)st + counters[i].off, sizeof(v));
+		atomic_store_explicit(&w->ctr[i], v, memory_order_relaxed);
+	}
+}
+
+/* The workers' counters, summed per side. */
+struct sums {
+	uint64_t v[2][BENCH_NCTR]; /* [0] servers, [1] clients */
+	bool run_server, run_client;
+};
+
+static void sum(struct sums *s, const struct bench_opts *o,
+		struct bench_worker *ws, int nw)
+{
+	memset(s, 0, sizeof(*s));
+	s->run_server = strcmp(o->mode, "client") != 0;
+	s->run_client = strcmp(o->mode, "server") != 0;
+	for (int k = 0; k < nw; k++)
+		for (int i = 0; i < BENCH_NCTR; i++)
+			s->v[!ws[k].server][i] += atomic_load_explicit(
+				&ws[k].ctr[i], memory_order_relaxed);
+}
+
+static uint64_t val_side(const struct sums *s, enum bench_ctr c,
+			 enum side side)
+{
+	uint64_t sv = s->v[0][c], cl = s->v[1][c];
+
+	switch (side) {
+	case SIDE_RUN:
+		return s->run_client ? cl : sv;
+	case SIDE_ALL:
+		return sv + cl;
+	case SIDE_MAX:
+		return sv > cl ? sv : cl;
+	case SIDE_SERVER:
+		return sv;
+	case SIDE_CLIENT:
+		return cl;
+	}
+	return 0;
+}
+
+/* Counter @c as its row says it is shown. */
+static uint64_t val(const struct sums *s, enum bench_ctr c)
+{
+	return val_side(s, c, counters[c].side);
+}
+
+static uint64_t group_sum(const struct sums *s, enum group g)
+{
+	uint64_t t = 0;
+
+	for (int i = 0; i < BENCH_NCTR; i++)
+		if (counters[i].group == g)
+			t += val(s, (enum bench_ctr)i);
+	return t;
+}
+
+/* A group's text: "label value" for each counter, without a newline. */
+static void text_group(const struct sums *s, enum group g)
+{
+	bool first = true;
+
+	for (int i = 0; i < BENCH_NCTR; i++) {
+		const struct counter *c = &counters[i];
+
+		if (c->group != g)
+			continue;
+		printf("%s%s %llu", first ? "" : c->sep ? c->sep : ", ",
+		       c->label ? c->label : c->name,
+		       (unsigned long long)val(s, (enum bench_ctr)i));
+		first = false;
+	}
+}
+
+/* --- the progress line ---------------------------------------------------- */
+
+void bench_progress(struct bench_progress *p, const struct bench_opts *o,
+		    struct bench_worker *ws, int nw, uint64_t now, bool print)
+{
+	struct sums s;
+	uint64_t completed, bytes;
+	double dt = (double)(now - p->t_ns) / 1e9;
+	char ious[128] = "";
+
+	sum(&s, o, ws, nw);
+	completed = val(&s, BC_COMPLETED);
+	bytes = val(&s, BC_BYTES);
+	/* The IOU counters: the server's table when this process runs a
+	 * server, else the client's promises; "" while there are none. */
+	if (o->keyring && s.run_server && val(&s, BC_IOU_CREATED))
+		snprintf(ious, sizeof(ious),
+			 "  IOUs created %llu resolved %llu rejected %llu",
+			 (unsigned long long)val(&s, BC_IOU_CREATED),
+			 (unsigned long long)val(&s, BC_IOU_RESOLVED),
+			 (unsigned long long)val(&s, BC_IOU_REJECTED));
+	else if (o->keyring && !s.run_server && val(&s, BC_IOUS_PROMISED))
+		snprintf(ious, sizeof(ious),
+			 "  IOUs promised %llu pushed %llu dropped %llu "
+			 "(client)",
+			 (unsigned long long)val(&s, BC_IOUS_PROMISED),
+			 (unsigned long long)val(&s, BC_IOUS_PUSHED),
+			 (unsigned long long)val(&s, BC_IOUS_DROPPED));
+	if (print)
+		fprintf(stderr,
+			"[%3ds] %10.0f req/s %8.3f Gbit/s  errors %llu%s\n",
+			++p->second, (double)(completed - p->completed) / dt,
+			(double)(bytes - p->bytes) * 8 / dt / 1e9,
+			(unsigned long long)val(&s, BC_ERRORS), ious);
+	p->completed = completed;
+	p->bytes = bytes;
+	p->t_ns = now;
+}
+
+/* --- the summary ---------------------------------------------------------- */
+
+struct report {
+	const struct bench_opts *o;
+	struct sums s;
+	const struct bench_issuer_stats *ist;
+	struct bench_hist hist;
+	double secs, rps, gbps, cpb;
+	double cpu_server, cpu_client;
+};
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+/* Admission, deferred tokens and the IOUs, in the text summary. */
+static void text_tokens(const struct report *r)
+{
+	const struct bench_opts *o = r->o;
+	const struct bench_issuer_stats *ist = r->ist;
+	const struct sums *s = &r->s;
+	uint64_t table = val(s, BC_TABLE_CALLS);
+	uint64_t dfr = val(s, BC_DEFERRED_CALLS);
+
+	if (o->keyring && s->run_client)
+		printf("admission: channel token presented; %u token(s) "
+		       "per call\n", o->caps);
+	if (o->keyring && s->run_server)
+		printf("admission: channel tokens required; %llu call "
+		       "token(s) redeemed (warm-up included)\n",
+		       (unsigned long long)val(s, BC_CAPS_REDEEMED));
+	if (o->deferred > 0)
+		printf("deferred: %llu of %llu calls made carried IOUs "
+		       "(%.3f), each token issued after 0..%u us; "
+		       "issuer (%s): %llu issued, %llu completed (%llu "
+		       "cancelled), late by %.1f us mean, %.1f us max\n",
+		       (unsigned long long)dfr, (unsigned long long)table,
+		       table ? (double)dfr / (double)table : 0.0,
+		       o->deferred_delay_us,
+		       o->issuer_thread ? "its own thread"
+					: "on the client threads",
+		       (unsigned long long)ist->issued,
+		       (unsigned long long)ist->completed,
+		       (unsigned long long)ist->cancelled, ist->late_mean_us,
+		       ist->late_max_us);
+	if (s->run_server && o->keyring &&
+	    (val(s, BC_IOU_CREATED) || o->deferred > 0)) {
+		printf("IOUs (server): ");
+		text_group(s, GRP_IOU_SERVER);
+		printf("\n");
+	}
+	if (s->run_client && o->deferred > 0) {
+		/* Promises taken back (ferry_iou_cancel) are neither
+		 * pushed nor dropped: ferry_cap_issue() takes one back
+		 * when the issuer answers before it returns (a delay
+		 * near 0; the call then carries the token itself), and
+		 * the client takes back a call's IOUs when it cannot
+		 * make them all.  Promises cancelled when their
+		 * session ends count as dropped. */
+		uint64_t gone = val(s, BC_IOUS_PUSHED) +
+				val(s, BC_IOUS_DROPPED);
+
+		printf("IOUs (client): ");
+		text_group(s, GRP_IOU_CLIENT);
+		if (val(s, BC_IOUS_PROMISED) >= gone)
+			printf("; %llu neither (taken back: answered "
+			       "before their call was made, or their "
+			       "call not made)",
+			       (unsigned long long)(val(s, BC_IOUS_PROMISED) -
+						    gone));
+		printf("\n");
+	}
+}
+
+/* The text summary, on stdout.  Returns 1 if the run failed, else 0. */
+static int text_summary(const struct report *r)
+{
+	const struct bench_opts *o = r->o;
+	const struct sums *s = &r->s;
+	int rc = 0;
+
+	printf("%s%s: %.0f req/s, %.3f Gbit/s over %.2f s; "
+	       "%llu completed, %llu errors\n",
+	       o->floor ? "floor " : "rpc ", o->mode, r->rps, r->gbps, r->secs,
+	       (unsigned long long)val(s, BC_COMPLETED),
+	       (unsigned long long)val(s, BC_ERRORS));
+	if (s->run_client)
+		printf("latency us: p50 %.2f  p99 %.2f  p99.9 %.2f  "
+		       "max %.2f  mean %.2f\n",
+		       us(bench_hist_percentile(&r->hist, 50)),
+		       us(bench_hist_percentile(&r->hist, 99)),
+		       us(bench_hist_percentile(&r->hist, 99.9)),
+		       us(bench_hist_max(&r->hist)),
+		       bench_hist_mean(&r->hist) / 1000.0);
+	if (!o->floor)
+		printf("payload bytes copied per byte delivered: %.4f; "
+		       "dropped frames %llu; retransmits %llu\n",
+		       r->cpb, (unsigned long long)group_sum(s, GRP_DROPS),
+		       (unsigned long long)val(s, BC_RETRANSMITS));
+	if (!o->floor && group_sum(s, GRP_DROPS)) {
+		/* Name the reasons: a drop is a bug or an attack. */
+		printf("dropped: ");
+		text_group(s, GRP_DROPS);
+		printf("\n");
+	}
+	text_tokens(r);
+	if (!o->floor && o->zc_threshold)
+		printf("SEND_ZC packets %llu, %llu of them from "
+		       "registered memory\n",
+		       (unsigned long long)val(s, BC_TX_ZC),
+		       (unsigned long long)val(s, BC_TX_ZC_FIXED));
+	if (o->verify) {
+		/* In a loop the server's own view counts too (the side of
+		 * each row). */
+		printf("verify: ");
+		text_group(s, GRP_VERIFY);
+		printf("\n");
+		if (group_sum(s, GRP_VERIFY))
+			rc = 1;
+	}
+	if (group_sum(s, GRP_FAULTS)) {
+		printf("faults injected: ");
+		text_group(s, GRP_FAULTS);
+		printf("\n");
+	}
+	if (val(s, BC_ERRORS))
+		rc = 1;
+	return rc;
+}
+
+/* Where a group's counters go in the JSON summary, in order: members of
+ * the top-level object (obj NULL) or an object of their own, inside
+ * another (in) or not; shown always, or when this process ran a server
+ * (SERVER) or a client (CLIENT). */
+static const struct json_view {
+	enum group g;
+	const char *obj, *in;
+	enum side side;    /* SIDE_RUN: each counter's own */
+	enum side when;    /* SIDE_ALL: always */
+} json_views[] = {
+	{ GRP_CALLS, NULL, NULL, SIDE_RUN, SIDE_ALL },
+	{ GRP_DATA, NULL, NULL, SIDE_RUN, SIDE_ALL },
+	{ GRP_VERIFY, NULL, NULL, SIDE_RUN, SIDE_ALL },
+	{ GRP_FAULTS, "faults", NULL, SIDE_RUN, SIDE_ALL },
+	{ GRP_CAPS, NULL, NULL, SIDE_RUN, SIDE_ALL },
+	/* Deferred tokens: the server's IOU table when this process runs
+	 * a server, the client's promises when it runs a client;
+	 * "iou_counters" says which the summary line shows. */
+	{ GRP_IOU_SERVER, NULL, NULL, SIDE_RUN, SIDE_SERVER },
+	{ GRP_IOU_CLIENT, NULL, NULL, SIDE_RUN, SIDE_CLIENT },
+	/* Per side that ran: their counters mean different things. */
+	{ GRP_TRACE, "server", "trace", SIDE_SERVER, SIDE_SERVER },
+	{ GRP_TRACE, "client", "trace", SIDE_CLIENT, SIDE_CLIENT },
+};
+
+static void json_counters(FILE *f, const struct sums *s)
+{
+	const char *open = NULL; /* the enclosing object open */
+
+	for (size_t v = 0; v < sizeof(json_views) / sizeof(json_views[0]);
+	     v++) {
+		const struct json_view *jv = &json_views[v];
+		bool first = true;
+
+		if ((jv->when == SIDE_SERVER && !s->run_server) ||
+		    (jv->when == SIDE_CLIENT && !s->run_client))
+			continue;
+		if (open && (!jv->in || strcmp(open, jv->in) != 0)) {
+			fprintf(f, "}");
+			open = NULL;
+		}
+		if (jv->in && !open) {
+			fprintf(f, ",\"%s\":{", jv->in);
+			open = jv->in;
+		} else if (jv->in) {
+			fprintf(f, ",");
+		}
+		if (jv->obj)
+			fprintf(f, "%s\"%s\":{", jv->in ? "" : ",", jv->obj);
+		for (int i = 0; i < BENCH_NCTR; i++) {
+			const struct counter *c = &counters[i];
+
+			if (c->group != jv->g || c->text_only)
+				continue;
+			fprintf(f, "%s\"%s\":%llu",
+				jv->obj && first ? "" : ",", c->name,
+				(unsigned long long)val_side(
+					s, (enum bench_ctr)i,
+					jv->side == SIDE_RUN ? c->side
+							     : jv->side));
+			first = false;
+		}
+		if (jv->obj)
+			fprintf(f, "}");
+	}
+	if (open)
+		fprintf(f, "}");
+}
+
+/*
+ * The deferred issuer: "thread" (--issuer-thread: sleeps, and the wake-ups
+ * an issue signalled) or "worker" (completed on the client threads:
+ * poll-loop passes that completed any, polls that spun because a token was
+ * due within 1 ms).  Then the CPU time per role, warm-up included: what a
+ * figure's ratio is made of.  The worker-mode issuer's time ("issuer") is
+ * the client threads' time completing tokens, part of "client";
+ * "issuer_in_client" says so.
+ */
+static void json_issuer(FILE *f, const struct report *r)
+{
+	const struct bench_issuer_stats *ist = r->ist;
+	bool thread = r->o->issuer_thread;
+
+	if (ist->issued)
+		fprintf(f,
+			",\"issuer\":{\"mode\":\"%s\",\"issued\":%llu,"
+			"\"completed\":%llu,\"cancelled\":%llu,"
+			"\"late_mean_us\":%.2f,\"late_max_us\":%.2f,"
+			"\"%s\":%llu,\"%s\":%llu}",
+			thread ? "thread" : "worker",
+			(unsigned long long)ist->issued,
+			(unsigned long long)ist->completed,
+			(unsigned long long)ist->cancelled, ist->late_mean_us,
+			ist->late_max_us, thread ? "sleeps" : "passes",
+			(unsigned long long)(thread ? ist->wakeups
+						    : ist->passes),
+			thread ? "signals" : "spin_polls",
+			(unsigned long long)(thread ? ist->signals
+						    : ist->spin_polls));
+	fprintf(f,
+		",\"cpu_s\":{\"server\":%.3f,\"client\":%.3f,\"issuer\":%.3f,"
+		"\"issuer_in_client\":%s}",
+		r->cpu_server, r->cpu_client, ist->cpu_s,
+		ist->issued && !thread ? "true" : "false");
+}
+
+/* --json FILE.  Returns 0, or 1 after saying why it could not. */
+static int json_summary(const struct report *r)
+{
+	const struct bench_opts *o = r->o;
+	FILE *f = fopen(o->json, "w");
+
+	if (!f) {
+		fprintf(stderr, "ferry-bench: %s: %s\n", o->json,
+			strerror(errno));
+		return 1;
+	}
+	fprintf(f,
+		"{\"mode\":\"%s%s\",\"dataplane\":\"%s\",\"size\":%u,"
+		"\"resp_size\":%u,\"inflight\":%u,\"sessions\":%u,"
+		"\"threads\":%u,\"busy_poll\":%s,\"duration_s\":%.3f,"
+		"\"rps\":%.1f,\"gbps\":%.4f,\"p50_us\":%.3f,\"p99_us\":%.3f,"
+		"\"p999_us\":%.3f,\"max_us\":%.3f,\"mean_us\":%.3f,"
+		"\"copies_per_byte\":%.4f,\"dropped\":%llu,\"verify\":%s,"
+		"\"admission\":%s,\"caps\":%u,\"deferred\":%.4f,"
+		"\"deferred_delay_us\":%u,\"iou_counters\":\"%s\"",
+		o->floor ? "floor-" : "", o->mode, o->dataplane, o->size,
+		o->resp_size, o->inflight, o->sessions, o->threads,
+		o->busy_poll ? "true" : "false", r->secs, r->rps, r->gbps,
+		us(bench_hist_percentile(&r->hist, 50)),
+		us(bench_hist_percentile(&r->hist, 99)),
+		us(bench_hist_percentile(&r->hist, 99.9)),
+		us(bench_hist_max(&r->hist)),
+		bench_hist_mean(&r->hist) / 1000.0,
+		r->cpb, (unsigned long long)group_sum(&r->s, GRP_DROPS),
+		o->verify ? "true" : "false", o->keyring ? "true" : "false",
+		o->caps, o->deferred, o->deferred_delay_us,
+		r->s.run_server ? "server" : "client");
+	json_counters(f, &r->s);
+	json_issuer(f, r);
+	fprintf(f, "}\n");
+	if (fclose(f) != 0) {
+		fprintf(stderr, "ferry-bench: %s: %s\n", o->json,
+			strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+int bench_report(const struct bench_opts *o, struct bench_worker *ws, int nw,
+		 double secs, const struct bench_issuer_stats *ist)
+{
+	struct report r = { .o = o, .ist = ist, .secs = secs };
+	const struct sums *s = &r.s;
+	uint64_t delivered;
+	int rc;
+
+	sum(&r.s, o, ws, nw);
+	bench_hist_init(&r.hist);
+	for (int k = 0; k < nw; k++) {
+		bench_hist_merge(&r.hist, &ws[k].hist);
+		*(ws[k].server ? &r.cpu_server : &r.cpu_client) += ws[k].cpu_s;
+	}
+	r.rps = (double)val(s, BC_COMPLETED) / secs;
+	r.gbps = (double)val(s, BC_BYTES) * 8 / secs / 1e9;
+	delivered = val(s, BC_DELIVERED);
+	r.cpb = delivered ? (double)val(s, BC_COPIED) / (double)delivered : 0;
+
+	rc = text_summary(&r);
+	if (s->run_client && val(s, BC_COMPLETED) == 0) {
+		fprintf(stderr, "ferry-bench: no call completed\n");
+		rc = 1;
+	}
+	for (int k = 0; k < nw; k++)
+		if (ws[k].err && ws[k].errmsg[0])
+			fprintf(stderr, "ferry-bench: %s\n", ws[k].errmsg);
+	/* Both ends are ferry: a malformed trace or attribute block
+	 * between them is a bug, even when no call failed for it. */
+	if (val_side(s, BC_TRACE_BLOCKS_BAD, SIDE_ALL))
+		fprintf(stderr,
+			"ferry-bench: malformed trace blocks: %llu "
+			"received by the server, %llu by the client\n",
+			(unsigned long long)s->v[0][BC_TRACE_BLOCKS_BAD],
+			(unsigned long long)s->v[1][BC_TRACE_BLOCKS_BAD]);
+	if (o->json && json_summary(&r))
+		rc = 1;
+	return rc;
+}
