@@ -7,11 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ferry/dpdk.h>
 #include <ferry/endpoint.h>
 #include <ferry/trace.h>
 #include <ferry/session.h>
 
 #include "hist.h"
+#include "transport/stats.h"
 
 #define BENCH_METHOD 7
 /* Requests of at least 4 bytes start with the response size the server
@@ -113,6 +115,7 @@ struct bench_opts {
 	const char *ip;
 	int dpdk_port;
 	uint32_t dpdk_queues;
+	struct ferry_dpdk_config dpdk; /* the three above, for endpoints */
 	/* --keyring FILE, --caps N; auth is set when a keyring is loaded. */
 	const char *keyring;
 	uint32_t caps;
@@ -161,7 +164,7 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
  *   X(id, name, source, side, group, ...)
  * - name: the JSON key (and a metrics exporter's name).
  * - source: LIVE, counted by the roles as they go (bench_count()); or
- *   EP(field), the endpoint's counter from ferry_endpoint_stats(), copied
+ *   EP(field), the endpoint's counter from ferry__endpoint_stats(), copied
  *   in by bench_publish() -- the one place that reads endpoint stats.
  * - side: the workers whose sum the summary shows: RUN (the clients when
  *   this process runs any, else the servers), ALL, MAX (the larger side's:

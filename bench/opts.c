@@ -578,4 +578,9 @@ void bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 	}
 	parse_mode(argc, argv, o);
 	check_values(o, seen);
+	/* The endpoints' DPDK options, in the struct the library reads. */
+	ferry_dpdk_config_init(&o->dpdk);
+	o->dpdk.eal = o->eal;
+	o->dpdk.port = o->dpdk_port;
+	o->dpdk.queues = (uint16_t)o->dpdk_queues;
 }

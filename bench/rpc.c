@@ -126,9 +126,7 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 		cfg->pool[0].count += 2 * calls * k;
 	}
 	cfg->bind_addr = bench_bind_addr(o, server);
-	cfg->dpdk_eal = o->eal;
-	cfg->dpdk_port = o->dpdk_port;
-	cfg->dpdk_queues = (uint16_t)o->dpdk_queues;
+	cfg->dpdk = &o->dpdk;
 	if (server) {
 		cfg->port = bench_server_port(o, idx);
 		cfg->reuseport = o->threads > 1;
@@ -163,7 +161,7 @@ void bench_rpc_publish(struct bench_worker *w, struct ferry_endpoint *ep,
 	if (now < *next)
 		return;
 	*next = now + 100000000ull;
-	ferry_endpoint_stats(ep, &st);
+	ferry__endpoint_stats(ep, &st);
 	bench_publish(w, &st);
 }
 
@@ -171,7 +169,7 @@ void bench_rpc_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 {
 	struct ferry_ep_stats st;
 
-	ferry_endpoint_stats(ep, &st);
+	ferry__endpoint_stats(ep, &st);
 	bench_publish(w, &st);
 	w->cpu_s = bench_thread_cpu_s();
 }

@@ -340,7 +340,7 @@ void *bench_rpc_server(void *arg)
 	     bench_now_ns() < end;) {
 		struct ferry_ep_stats st;
 
-		ferry_endpoint_stats(sv->ep, &st);
+		ferry__endpoint_stats(sv->ep, &st);
 		if (st.sessions_closed >= st.sessions_opened)
 			break;
 		ferry_endpoint_poll(sv->ep, 1);

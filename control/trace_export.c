@@ -21,6 +21,7 @@
 #endif
 
 #include "control/trace_internal.h"
+#include "ferry_config.h"
 
 /* Flush the export buffer as one line when it grows past this. */
 #define EXPORT_FLUSH (256u << 10)
@@ -580,7 +581,7 @@ int ferry__export_open(struct ferry__export *x, const char *path,
 		     "[{\"key\":\"service.name\",\"value\":"
 		     "{\"stringValue\":\"%s\"}}]},\"scopeSpans\":"
 		     "[{\"scope\":{\"name\":\"ferry\",\"version\":"
-		     "\"0.1.0\"},\"spans\":[",
+		     "\"" FERRY_VERSION "\"},\"spans\":[",
 		     service) < 0) {
 		x->head = NULL;
 		return -ENOMEM;

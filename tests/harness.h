@@ -42,6 +42,7 @@
 
 #include "dataplane/dp.h"
 #include "ferry_config.h"
+#include "transport/stats.h"
 #include "transport/wire.h"
 
 /* --- the dataplane under test -------------------------------------------- */
@@ -52,6 +53,8 @@ static const char *dp_name = "uring";
 /* DPDK: the EAL arguments every instance of a test process passes (the
  * first starts the EAL); NULL elsewhere. */
 static const char *dp_eal;
+/* ... and the endpoints' DPDK options that carry them. */
+static struct ferry_dpdk_config dp_dpdk;
 
 static inline void harness_use_uring(void)
 {
@@ -74,6 +77,8 @@ static inline void harness_use_dpdk(void)
 		 (int)getpid());
 	dp_name = "dpdk";
 	dp_eal = eal;
+	ferry_dpdk_config_init(&dp_dpdk);
+	dp_dpdk.eal = eal;
 }
 
 /* One case of a battery: t_NAME on dataplane DP, in suite SUITE_DP. */
@@ -139,7 +144,7 @@ static inline void ep_config(struct ferry_ep_config *cfg)
 {
 	ferry_ep_config_init(cfg);
 	cfg->dataplane = dp_name;
-	cfg->dpdk_eal = dp_eal;
+	cfg->dpdk = dp_eal ? &dp_dpdk : NULL;
 	cfg->bind_addr = "127.0.0.1";
 	cfg->max_sessions = 4;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 512 };
@@ -184,7 +189,7 @@ static inline struct ferry_ep_stats stats(const struct ferry_endpoint *ep)
 {
 	struct ferry_ep_stats st;
 
-	ferry_endpoint_stats(ep, &st);
+	ferry__endpoint_stats(ep, &st);
 	return st;
 }
 

@@ -209,7 +209,7 @@ static void t_valid_token_connects_and_calls(void)
 	cr_assert(ferry_session_is_open(s));
 	for (int i = 0; i < 5; i++)
 		echo_ok(cli, srv, s);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 1);
 	cr_assert_eq(st.connects_refused, 0);
 	cr_assert_eq(st.admission_refused, 0);
@@ -312,14 +312,14 @@ static void t_refusals_match_and_leave_no_state(void)
 			ferry_msgbuf_free(mb);
 		}
 		ferry_session_close(s);
-		ferry_endpoint_stats(srv, &st);
+		ferry__endpoint_stats(srv, &st);
 		cr_assert_eq(st.connects_refused, i + 1, "%s", cases[i].what);
 		cr_assert_eq(st.admission_refused, i + 1, "%s", cases[i].what);
 		cr_assert_eq(st.sessions_opened, 0, "%s", cases[i].what);
 	}
 	/* The refusals were answered, not dropped. */
-	ferry_endpoint_stats(srv, &st);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	ferry__endpoint_stats(srv, &st);
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
 	cr_assert_eq(st.reqs_dispatched, 0);
 
 	/* Nothing was kept: both slots are still free. */
@@ -331,7 +331,7 @@ static void t_refusals_match_and_leave_no_state(void)
 	}
 	for (int i = 0; i < 2; i++)
 		echo_ok(cli, srv, ok[i]);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 2);
 	cr_assert_eq(st.admission_refused, n);
 	for (int i = 0; i < 2; i++)
@@ -399,7 +399,7 @@ static void t_refusal_is_one_error_frame(void)
 	raw_connect_send(&r, 0, t.b, t.len);
 	raw_connect_send(&r, 0, t.b, t.len);
 	cr_assert_eq(raw_count(&r, srv, FERRY_FT_ERROR, 300), 2);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.admission_refused, 3);
 	cr_assert_eq(st.sessions_opened, 0);
 	raw_close(&r);
@@ -422,7 +422,7 @@ static void t_no_admission_takes_token_or_none(void)
 	cr_assert_eq(connect_with(cli, srv, NULL, &b), 0);
 	echo_ok(cli, srv, a);
 	echo_ok(cli, srv, b);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 2);
 	cr_assert_eq(st.connects_refused, 0);
 	cr_assert_eq(st.drop_unsupported, 0);
@@ -598,10 +598,10 @@ static void t_zero_one_several_round_trip_and_redeem(void)
 			total += counts[i];
 		}
 	}
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.caps_received, total);
 	cr_assert_eq(st.caps_refused, 0);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -797,7 +797,7 @@ static void t_malformed_tables_refused_and_counted(void)
 		cr_assert_eq(v.pay_len, 5);
 		cr_assert_eq(v.pay_sum, sum_bytes((const uint8_t *)"hello", 5));
 	}
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.caps_refused, nbad);
 	cr_assert_eq(st.caps_received, 1);
 	cr_assert_eq(st.reqs_dispatched, nbad + 1);

@@ -204,7 +204,7 @@ static void t_push_before_call_is_buffered(void)
 	cr_assert_eq(st.iou_resolved, 4);
 	cr_assert_eq(st.iou_rejected, 1);
 	cr_assert_eq(st.iou_push_dropped, 0);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 2); /* the malformed PUSHes */
+	cr_assert_eq(ferry__ep_stats_drops(&st), 2); /* the malformed PUSHes */
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }

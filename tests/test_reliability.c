@@ -74,8 +74,8 @@ static void faulty_run(uint32_t n, struct ferry_ep_stats *cst,
 		 * four bytes is the client's own. */
 		cr_assert(r[i].len >= 4);
 	}
-	ferry_endpoint_stats(cli, cst);
-	ferry_endpoint_stats(srv, sst);
+	ferry__endpoint_stats(cli, cst);
+	ferry__endpoint_stats(srv, sst);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -122,7 +122,7 @@ static void t_corruption_caught(void)
 	g_csum = true;
 	faulty_run(300, &c, &sv);
 	cr_assert_gt(c.fault_corrupt + sv.fault_corrupt, 0);
-	cr_assert_gt(ferry_ep_stats_drops(&c) + ferry_ep_stats_drops(&sv), 0,
+	cr_assert_gt(ferry__ep_stats_drops(&c) + ferry__ep_stats_drops(&sv), 0,
 		     "corrupted frames were dropped");
 }
 
@@ -169,7 +169,7 @@ static void t_call_deadline(void)
 	cr_assert(r2.data_ok);
 	pump_for(cli, srv, 20);
 	cr_assert_eq(r1.calls, 1, "the late response ran no continuation");
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_eq(st.calls_timed_out, 1);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
@@ -217,7 +217,7 @@ static void t_dead_peer(void)
 		cr_assert_eq(r[i].res, -ETIMEDOUT);
 	}
 	cr_assert_not(ferry_session_is_open(s));
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_eq(st.peers_dead, 1);
 	cr_assert_gt(st.keepalives, 0, "it asked before giving up");
 	ferry_session_close(s);
@@ -239,12 +239,12 @@ static void t_dead_client_late_packet(void)
 	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
 	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
 	pump_for(srv, NULL, 700); /* the raw peer answers no PING */
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.peers_dead, 1);
 	cr_assert_eq(st.sessions_closed, 1);
 	raw_request(&rp, 1, M_RECORD, 0, &v, 4);
 	pump_for(srv, NULL, 20);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_gt(st.drop_unknown_session + st.drop_stale, 0);
 	cr_assert_eq(log.n, 0, "the late call did not run");
 	raw_close(&rp);
@@ -260,7 +260,7 @@ static void t_keepalive(void)
 
 	pump_for(cli, srv, 900);
 	cr_assert(ferry_session_is_open(s), "still open after 3 timeouts");
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_gt(st.keepalives, 0);
 	cr_assert_eq(st.peers_dead, 0);
 	ferry_session_close(s);
@@ -299,9 +299,9 @@ static void t_overload_backs_off(void)
 			     ferry_strerror(r[i].res));
 		cr_assert(r[i].data_ok);
 	}
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_gt(st.drop_no_buffer, 0, "the server was out of buffers");
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_gt(st.retransmits, 0, "the client sent again");
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);

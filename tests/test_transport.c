@@ -39,11 +39,11 @@ static void t_handshake(void)
 	struct ferry_session *s = open_session(cli, srv);
 	struct ferry_ep_stats st;
 
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 1);
 	ferry_session_close(s);
 	pump_for(cli, srv, 20);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_closed, 1, "server saw the close");
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -130,11 +130,11 @@ static void t_echo_sizes(void)
 		cr_assert(r.data_ok, "size %zu: payload differs", sizes[i]);
 	}
 	/* Reassembly is the only copy: one per delivered byte at most. */
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_leq(st.payload_copied, st.payload_delivered);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_leq(st.payload_copied, st.payload_delivered);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -228,11 +228,11 @@ static void t_credits(void)
 		cr_assert_eq(r[i].res, 0);
 		cr_assert(r[i].data_ok);
 	}
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_gt(st.credit_stalls, 0, "the client was held back");
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_gt(st.credit_stalls, 0, "the server was held back");
-	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -541,11 +541,11 @@ static void t_ious(void)
 		cr_assert_eq(r[i].len, 8);
 		cr_assert(r[i].data_ok, "call %u got its own token", i);
 	}
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.iou_created, IOU_N);
 	cr_assert_eq(st.iou_resolved, IOU_N);
 	cr_assert_eq(st.iou_rejected, 0);
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_eq(st.ious_pushed, IOU_N);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
@@ -678,7 +678,7 @@ static void t_malformed_counted(void)
 	ferry_wire_encode(&h, buf);
 	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
 	pump_for(srv, NULL, 30);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.drop_truncated, 1);
 	cr_assert_eq(st.drop_bad_magic, 1);
 	cr_assert_eq(st.drop_bad_version, 1);
@@ -780,7 +780,7 @@ static void t_connect_unsupported_option(void)
 	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
 					    &mlen), 0);
 	cr_assert_eq(code, FERRY_EVERSION);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 0);
 	cr_assert_eq(st.drop_unsupported, 1);
 	raw_close(&rp);
@@ -843,12 +843,12 @@ static void t_trace_blocks(void)
 		cr_assert_eq(r[i].len, sizes[i], "call %u", i);
 		cr_assert(r[i].data_ok, "call %u: the payload alone", i);
 	}
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.trace_blocks_received, n / 2);
 	cr_assert_eq(st.trace_blocks_bad, 0);
 	cr_assert_eq(st.trace_attrs_unsent, 0);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
-	ferry_endpoint_stats(cli, &st);
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_eq(st.trace_attrs_received, 2 * n);
 	cr_assert_eq(st.trace_ctx_unsent, 0);
 	cr_assert_eq(st.trace_blocks_bad, 0);
@@ -893,7 +893,7 @@ static void t_trace_blocks(void)
 	cr_assert_eq(f.pay_len, 4, "the handler got the payload alone");
 	cr_assert_eq(log.n, 1);
 	cr_assert_eq(log.seen[0], 7);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.trace_blocks_received, n / 2 + 2);
 	cr_assert_eq(st.trace_blocks_bad, 1);
 	raw_close(&rp);
@@ -929,8 +929,8 @@ static void t_slots_negotiated(void)
 	cr_assert(all);
 	for (int i = 0; i < 60; i++)
 		cr_assert(r[i].data_ok);
-	ferry_endpoint_stats(srv, &st);
-	cr_assert_eq(ferry_ep_stats_drops(&st), 0);
+	ferry__endpoint_stats(srv, &st);
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
 	ferry_session_close(s);
 	ferry_endpoint_destroy(cli);
 	ferry_endpoint_destroy(srv);
@@ -969,7 +969,7 @@ static void t_zero_copy_send(void)
 		cr_assert(r.data_ok, "size %zu: payload differs", sizes[i]);
 	}
 	pump_for(cli, srv, 20);
-	ferry_endpoint_stats(cli, &st);
+	ferry__endpoint_stats(cli, &st);
 	cr_assert_gt(st.tx_zc, 0, "zero-copy sends happened");
 	/* Registering the pool needs CAP_IPC_LOCK or a memlock limit above
 	 * its size; root has the first. */
@@ -977,7 +977,7 @@ static void t_zero_copy_send(void)
 		cr_assert_eq(st.tx_zc_fixed, st.tx_zc,
 			     "every zero-copy send came from registered memory");
 	cr_assert_eq(st.tx_errors, 0);
-	ferry_endpoint_stats(srv, &st);
+	ferry__endpoint_stats(srv, &st);
 	cr_assert_gt(st.tx_zc, 0);
 	cr_assert_eq(st.tx_errors, 0);
 	/* Every buffer came back once its notification arrived. */
@@ -990,6 +990,49 @@ static void t_zero_copy_send(void)
 
 
 /* --- the battery, per dataplane ------------------------------------------ */
+
+/* Counters by name, the public way to read them: every counter of the
+ * internal list has a unique name and a description, reads the same by
+ * name as by index and as the internal struct, and unknown names fail. */
+static void t_stats_by_name(void)
+{
+	struct ferry_endpoint *srv = ep_new(NULL), *cli = ep_new(NULL);
+	struct ferry_session *s;
+	struct reply r = { 0 };
+	struct ferry_ep_stats st;
+	const char *name, *help, *seen[256];
+	uint64_t v, w;
+	unsigned n;
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	s = open_session(cli, srv);
+	cr_assert_eq(ferry_call(s, M_ECHO, msg(cli, 32, 0), on_reply, &r), 0);
+	cr_assert(pump(cli, srv, &r.done, WAIT_MS), "no reply");
+	cr_assert_eq(ferry_endpoint_stat(cli, "calls_completed", &v), 0);
+	cr_assert_eq(v, 1);
+	cr_assert_eq(ferry_endpoint_stat(srv, "reqs_dispatched", &v), 0);
+	cr_assert_eq(v, 1);
+	cr_assert_eq(ferry_endpoint_stat(srv, "no_such_counter", &v), -ENOENT);
+	cr_assert_eq(ferry_endpoint_stat(srv, NULL, &v), -EINVAL);
+	cr_assert_eq(ferry_endpoint_stat_at(NULL, 0, &name, NULL, &v), -EINVAL);
+
+	ferry__endpoint_stats(srv, &st);
+	for (n = 0; ferry_endpoint_stat_at(srv, n, &name, &help, &v) == 0; n++) {
+		cr_assert_lt(n, 256);
+		cr_assert(name && *name && help && *help, "counter %u", n);
+		for (unsigned i = 0; i < n; i++)
+			cr_assert_str_neq(seen[i], name);
+		seen[n] = name;
+		cr_assert_eq(ferry_endpoint_stat(srv, name, &w), 0, "%s", name);
+		cr_assert_eq(v, w, "%s", name);
+	}
+	/* The list is the struct, field for field. */
+	cr_assert_eq(n, sizeof(st) / sizeof(uint64_t));
+	cr_assert_eq(ferry_endpoint_stat_at(srv, n, &name, &help, &v), -ENOENT);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
 
 #define TRANSPORT_CASES(CASE, s)                                               \
 	CASE(s, handshake)                                                     \
@@ -1012,6 +1055,7 @@ static void t_zero_copy_send(void)
 	CASE(s, trace_blocks)                                                  \
 	CASE(s, connect_unsupported_option)                                    \
 	CASE(s, slots_negotiated)                                              \
-	CASE(s, zero_copy_send)
+	CASE(s, zero_copy_send)                                                \
+	CASE(s, stats_by_name)
 
 HARNESS_BATTERY(transport, TRANSPORT_CASES)

@@ -52,7 +52,7 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->connect_timeout_ms = 5000;
 	cfg->keepalive_ms = 1000;
 	cfg->peer_timeout_ms = 5000;
-	cfg->dpdk_port = -1;
+	cfg->dpdk = NULL;
 	cfg->iou_max = 0;
 	cfg->iou_timeout_ms = FERRY__IOU_TIMEOUT_MS;
 	cfg->iou_early_max = FERRY__IOU_EARLY_MAX;
@@ -432,9 +432,12 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 	dc.tx_slots = 1024;
 	dc.zc_threshold = cfg->zc_threshold;
 	dc.mem_bytes = ferry__pool_bytes(cfg);
-	dc.dpdk_eal = cfg->dpdk_eal;
-	dc.dpdk_port = cfg->dpdk_port;
-	dc.dpdk_queues = cfg->dpdk_queues;
+	dc.dpdk_port = -1;
+	if (cfg->dpdk) {
+		dc.dpdk_eal = cfg->dpdk->eal;
+		dc.dpdk_port = cfg->dpdk->port;
+		dc.dpdk_queues = cfg->dpdk->queues;
+	}
 	if (cfg->faults.loss > 0 || cfg->faults.dup > 0 ||
 	    cfg->faults.reorder > 0 || cfg->faults.corrupt > 0 ||
 	    cfg->faults.delay > 0) {
@@ -708,32 +711,14 @@ int ferry_endpoint_wake(struct ferry_endpoint *ep)
 	return ep->dp_ops->wake(ep->dp);
 }
 
+void ferry_dpdk_config_init(struct ferry_dpdk_config *cfg)
+{
+	cfg->eal = NULL;
+	cfg->port = -1;
+	cfg->queues = 0;
+}
+
 uint16_t ferry_endpoint_port(const struct ferry_endpoint *ep)
 {
 	return ep->local.port;
-}
-
-void ferry_endpoint_stats(const struct ferry_endpoint *ep,
-			  struct ferry_ep_stats *out)
-{
-	struct ferry_dp_stats ds;
-
-	*out = ep->st;
-	ep->dp_ops->stats(ep->dp, &ds);
-	out->tx_zc = ds.tx_zc;
-	out->tx_zc_fixed = ds.tx_zc_fixed;
-	out->tx_errors = ds.tx_errors;
-	out->fault_loss = ds.fault_loss;
-	out->fault_dup = ds.fault_dup;
-	out->fault_reorder = ds.fault_reorder;
-	out->fault_corrupt = ds.fault_corrupt;
-	out->fault_delay = ds.fault_delay;
-}
-
-uint64_t ferry_ep_stats_drops(const struct ferry_ep_stats *st)
-{
-	return st->drop_truncated + st->drop_bad_magic + st->drop_bad_version +
-	       st->drop_bad_type + st->drop_malformed + st->drop_oversized +
-	       st->drop_unknown_session + st->drop_unsupported +
-	       st->drop_stale + st->drop_no_buffer;
 }

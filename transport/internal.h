@@ -32,6 +32,7 @@
 
 #include "../dataplane/dp.h"
 #include "iou_internal.h"
+#include "stats.h"
 #include "session_internal.h"
 #include "trace_hook.h"
 #include "wire.h"

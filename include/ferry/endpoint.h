@@ -21,6 +21,7 @@ extern "C" {
 struct ferry_endpoint;
 struct ferry_session;
 struct ferry_call;
+struct ferry_dpdk_config;
 
 /* One buffer class of the msgbuf pool: @count buffers of @size bytes. */
 struct ferry_pool_class {
@@ -83,17 +84,9 @@ struct ferry_ep_config {
 		uint32_t delay_us;
 		uint64_t seed;
 	} faults;
-	/* DPDK only (docs/dpdk.md).  dpdk_eal: the EAL arguments, used by the
-	 * process's first DPDK endpoint to start the EAL (for example
-	 * "--no-huge -m 512 --no-pci --file-prefix a --vdev=net_memif0");
-	 * NULL or "" if the application started the EAL itself.  dpdk_port:
-	 * the DPDK port id, or -1 (the default) for the port with the fewest
-	 * endpoints.  dpdk_queues: RX/TX queue pairs the first endpoint on a
-	 * port configures it with (0: 1); later endpoints get queues of their
-	 * own while any is free. */
-	const char *dpdk_eal;
-	int dpdk_port;
-	uint16_t dpdk_queues;
+	/* Options of the DPDK dataplane (ferry/dpdk.h); NULL for its
+	 * defaults.  Read during ferry_endpoint_create() only. */
+	const struct ferry_dpdk_config *dpdk;
 	/* Deferred tokens (ferry/iou.h).  iou_max: IOUs the endpoint tracks
 	 * at once -- a client's promises, a server's table entries -- and
 	 * twice as many waits on them (0: max_sessions * session_slots).
@@ -225,85 +218,33 @@ int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 				 ferry_admit_release_fn release, void *ctx);
 
 /*
- * Counters, monotonic since creation.  Read with ferry_endpoint_stats() from
- * the endpoint's thread, or with relaxed loads from any thread.
+ * Counters, by name.  Every counter is a uint64_t, monotonic since the
+ * endpoint's creation: datagrams and bytes, calls, retransmits, drops by
+ * reason, sessions, tokens, IOUs, trace blocks (docs/api.md lists them).
+ * They are read by name so that a release can add counters without
+ * changing any struct a user compiled against; a name, once released,
+ * keeps its meaning.
  */
-struct ferry_ep_stats {
-	uint64_t rx_pkts, tx_pkts;
-	uint64_t rx_bytes, tx_bytes;           /* datagram bytes */
-	uint64_t calls_sent, calls_completed, calls_failed;
-	uint64_t reqs_dispatched, resps_sent;
-	uint64_t payload_delivered;            /* payload bytes handed up */
-	/* Payload bytes the transport memcpy'd (reassembly) for messages it
-	 * delivered, and for partial messages it then discarded. */
-	uint64_t payload_copied;
-	uint64_t payload_copied_discarded;
-	uint64_t msgbuf_allocs, msgbuf_alloc_fail;
-	uint64_t tx_zc;                        /* packets sent with SEND_ZC */
-	uint64_t tx_zc_fixed;  /* ... of them from registered memory */
-	uint64_t tx_errors;    /* sends the kernel or NIC failed */
-	uint64_t credit_stalls;                /* sends held back for credit */
-	uint64_t retransmits;
-	uint64_t sessions_opened, sessions_closed;
-	/* Dropped frames, by reason.  Bad input is dropped and counted,
-	 * never fatal. */
-	uint64_t drop_truncated, drop_bad_magic, drop_bad_version;
-	uint64_t drop_bad_type, drop_malformed, drop_oversized;
-	uint64_t drop_unknown_session, drop_unsupported, drop_stale;
-	uint64_t drop_no_buffer;
-	uint64_t drop_duplicate;   /* data packets received twice */
-	uint64_t calls_timed_out;  /* ended by their deadline (-ETIME) */
-	uint64_t peers_dead;       /* sessions ended by peer_timeout_ms */
-	uint64_t keepalives;       /* PINGs sent on quiet sessions */
-	/* Faults injected (ferry_ep_config.faults). */
-	uint64_t fault_loss, fault_dup, fault_reorder, fault_corrupt;
-	uint64_t fault_delay;
-	/* CONNECTs answered with an ERROR and no session: the table was
-	 * full, a critical option was missing, or admission refused (which
-	 * admission_refused also counts). */
-	uint64_t connects_refused;
-	uint64_t admission_refused;
-	/* Token tables: entries delivered to handlers with their calls, and
-	 * calls refused for their table (malformed, unknown version, IOU). */
-	uint64_t caps_received;
-	uint64_t caps_refused;
-	/* Deferred tokens, server side: IOUs named by calls, and how each
-	 * settled (resolved by a PUSH with a token; rejected by an error
-	 * push, the push check, its deadline -- also counted in
-	 * iou_timed_out -- or the session's end).  created == resolved +
-	 * rejected + those still pending. */
-	uint64_t iou_created, iou_resolved, iou_rejected, iou_timed_out;
-	uint64_t iou_bad_token;    /* pushed tokens the push check refused */
-	uint64_t iou_dup_push;     /* protocol error: a second PUSH for an
-				    * IOU already settled (the first kept) */
-	uint64_t iou_push_early;   /* pushes buffered before their call */
-	uint64_t iou_push_dropped; /* buffered pushes dropped: over the
-				    * limits, or no call named them in time */
-	uint64_t calls_iou_refused; /* calls refused: no room for an IOU */
-	/* Client side: IOUs promised, PUSH frames queued (with a token or
-	 * an error), and promises dropped because the session ended first. */
-	uint64_t ious_promised, ious_pushed, ious_dropped;
-	/* Call trace context (FF_TRACE; docs/wire.md, section 8).
-	 * Server: requests that carried a trace block; blocks that were
-	 * malformed (the call refused with -FERRY_EPROTO, or the block
-	 * skipped) -- on a client, attribute blocks that were (the call
-	 * failed with -FERRY_EPROTO, or the attributes ignored).  Client:
-	 * response attributes received.  Client: calls whose trace context
-	 * did not go (the server did not announce trace blocks, or the
-	 * first fragment had no room).  Server: response attributes the
-	 * handler set that did not go (the client did not announce trace
-	 * blocks, an error response, or no room). */
-	uint64_t trace_blocks_received, trace_blocks_bad;
-	uint64_t trace_attrs_received;
-	uint64_t trace_ctx_unsent, trace_attrs_unsent;
-};
 
-/* ferry_endpoint_stats - copy the counters into @out. */
-void ferry_endpoint_stats(const struct ferry_endpoint *ep,
-			  struct ferry_ep_stats *out);
+/*
+ * ferry_endpoint_stat - read the counter @name (e.g. "retransmits") into
+ * *@value.  Returns 0, -ENOENT for a name this release does not have, or
+ * -EINVAL for a NULL argument.  Only the endpoint's thread.
+ */
+int ferry_endpoint_stat(const struct ferry_endpoint *ep, const char *name,
+			uint64_t *value);
 
-/* ferry_ep_stats_drops - the sum of all drop counters in @st. */
-uint64_t ferry_ep_stats_drops(const struct ferry_ep_stats *st);
+/*
+ * ferry_endpoint_stat_at - the @i-th counter, for listing them all: a loop
+ * from 0 until -ENOENT visits every counter once, in a fixed order.
+ * Stores its name and a one-line description (static strings) in *@name
+ * and *@help, and its value in *@value; any of the three may be NULL.
+ * Returns 0, -ENOENT once @i is past the last counter, or -EINVAL for a
+ * NULL @ep.  Only the endpoint's thread.
+ */
+int ferry_endpoint_stat_at(const struct ferry_endpoint *ep, unsigned i,
+			   const char **name, const char **help,
+			   uint64_t *value);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include <ferry/error.h>
 #include <ferry/msgbuf.h>
 #include <ferry/endpoint.h>
+#include <ferry/dpdk.h>
 #include <ferry/session.h>
 #include <ferry/iou.h>
 

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.h - the endpoint's counters: one list, from which the struct the
+ * transport increments, the names users read them by
+ * (ferry_endpoint_stat(), ferry_endpoint_stat_at() in ferry/endpoint.h)
+ * and their one-line descriptions are all made.
+ *
+ * The struct is internal: the public ABI knows counters only by name, so
+ * adding one here changes no user-visible layout.  Add new counters at the
+ * end of a group; a released name never changes meaning.  Every counter is
+ * monotonic since the endpoint's creation.
+ *
+ * FERRY_EP_STATS(X) calls X(field, "description") once per counter, in the
+ * order ferry_endpoint_stat_at() reports them.
+ */
+#ifndef FERRY_TRANSPORT_STATS_H
+#define FERRY_TRANSPORT_STATS_H
+
+#include <stdint.h>
+
+struct ferry_endpoint;
+
+#define FERRY_EP_STATS(X)                                                     \
+	X(rx_pkts, "datagrams received")                                      \
+	X(tx_pkts, "datagrams sent")                                          \
+	X(rx_bytes, "datagram bytes received")                                \
+	X(tx_bytes, "datagram bytes sent")                                    \
+	X(calls_sent, "calls a client sent")                                  \
+	X(calls_completed, "calls a client saw answered with a response")    \
+	X(calls_failed, "calls a client saw end with an error")              \
+	X(reqs_dispatched, "requests a server handed to its handlers")       \
+	X(resps_sent, "responses a server sent")                              \
+	X(payload_delivered, "payload bytes handed up to the application")   \
+	X(payload_copied, "payload bytes copied to reassemble messages "     \
+			  "that were delivered")                              \
+	X(payload_copied_discarded, "payload bytes copied for partial "      \
+				    "messages then discarded")                \
+	X(msgbuf_allocs, "msgbufs taken from the pool")                       \
+	X(msgbuf_alloc_fail, "msgbuf allocations the pool refused")           \
+	X(tx_zc, "packets sent zero-copy (SEND_ZC or extbuf mbufs)")         \
+	X(tx_zc_fixed, "zero-copy packets sent from registered memory")       \
+	X(tx_errors, "sends the kernel or the NIC failed")                    \
+	X(credit_stalls, "sends held back for credit")                        \
+	X(retransmits, "data packets sent again")                             \
+	X(sessions_opened, "sessions opened")                                 \
+	X(sessions_closed, "sessions ended, however they ended")             \
+	X(drop_truncated, "datagrams dropped: shorter than their header")    \
+	X(drop_bad_magic, "datagrams dropped: not ferry's magic")             \
+	X(drop_bad_version, "datagrams dropped: unknown wire version")        \
+	X(drop_bad_type, "datagrams dropped: unknown frame type")             \
+	X(drop_malformed, "datagrams dropped: fields out of range")           \
+	X(drop_oversized, "datagrams dropped: larger than allowed")           \
+	X(drop_unknown_session, "datagrams dropped: no such session")         \
+	X(drop_unsupported, "datagrams dropped: a feature not implemented")   \
+	X(drop_stale, "datagrams dropped: for an earlier session or call")   \
+	X(drop_no_buffer, "datagrams dropped: no buffer to reassemble into") \
+	X(drop_duplicate, "data packets received twice")                      \
+	X(calls_timed_out, "calls ended by their deadline (-ETIME)")          \
+	X(peers_dead, "sessions ended by peer_timeout_ms")                    \
+	X(keepalives, "PINGs sent on quiet sessions")                         \
+	X(fault_loss, "injected faults: datagrams dropped")                   \
+	X(fault_dup, "injected faults: datagrams delivered twice")            \
+	X(fault_reorder, "injected faults: datagrams held back behind later " \
+			 "ones")                                              \
+	X(fault_corrupt, "injected faults: datagrams with one bit flipped")  \
+	X(fault_delay, "injected faults: datagrams delayed")                  \
+	X(connects_refused, "CONNECTs answered with an ERROR and no session") \
+	X(admission_refused, "CONNECTs the admission hook refused")           \
+	X(caps_received, "token-table entries delivered with their calls")    \
+	X(caps_refused, "calls refused for their token table")                \
+	X(iou_created, "server: IOUs named by calls")                         \
+	X(iou_resolved, "server: IOUs resolved by a PUSH with a token")       \
+	X(iou_rejected, "server: IOUs rejected (error push, push check, "     \
+			"deadline or session end)")                           \
+	X(iou_timed_out, "server: IOUs rejected by their deadline")           \
+	X(iou_bad_token, "server: pushed tokens the push check refused")      \
+	X(iou_dup_push, "server: PUSHes for an IOU already settled")          \
+	X(iou_push_early, "server: PUSHes buffered before their call")        \
+	X(iou_push_dropped, "server: buffered PUSHes dropped (limits or no "  \
+			    "call in time)")                                  \
+	X(calls_iou_refused, "server: calls refused for want of room for an " \
+			     "IOU")                                           \
+	X(ious_promised, "client: IOUs promised")                             \
+	X(ious_pushed, "client: PUSH records queued (token or error)")        \
+	X(ious_dropped, "client: promises dropped because the session "      \
+			"ended first")                                        \
+	X(trace_blocks_received, "server: requests that carried a trace "     \
+				 "block")                                     \
+	X(trace_blocks_bad, "malformed trace or attribute blocks received")   \
+	X(trace_attrs_received, "client: response attributes received")      \
+	X(trace_ctx_unsent, "client: calls whose trace context did not go")   \
+	X(trace_attrs_unsent, "server: response attributes that did not go")
+
+/*
+ * The counters as the transport keeps them.  Written only on the
+ * endpoint's thread.
+ */
+struct ferry_ep_stats {
+#define FERRY__STAT_FIELD(name, help) uint64_t name;
+	FERRY_EP_STATS(FERRY__STAT_FIELD)
+#undef FERRY__STAT_FIELD
+};
+
+/*
+ * ferry__endpoint_stats - copy every counter into @out (the transport's
+ * own and those the dataplane keeps).  Only the endpoint's thread.  For
+ * the project's tests and tools; applications read counters by name.
+ */
+void ferry__endpoint_stats(const struct ferry_endpoint *ep,
+			   struct ferry_ep_stats *out);
+
+/* ferry__ep_stats_drops - the sum of all drop_* counters in @st. */
+uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st);
+
+#endif /* FERRY_TRANSPORT_STATS_H */
