@@ -75,6 +75,7 @@
 #include <rte_udp.h>
 
 #include "../dp.h"
+#include "frame.h"
 
 #define BURST 32
 #define PUSH_AT 8       /* frames queued that go to the port at once */
@@ -92,7 +93,7 @@
 #define TXBUF 512        /* frames queued ahead of ->flush */
 #define INBOX 4096       /* software-steered frames waiting, per lane */
 #define NB_DESC 1024     /* RX and TX ring descriptors asked for */
-#define HDRS (RTE_ETHER_HDR_LEN + 20 + 8) /* Ethernet + IPv4 + UDP */
+#define HDRS FERRY__FRAME_HDRS /* Ethernet + IPv4 + UDP */
 #define EPHEMERAL 49152
 
 struct neigh {
@@ -561,32 +562,11 @@ static void arp_send(struct lane *l, uint16_t op, uint32_t sip, uint32_t tip,
 {
 	struct dpdk_port *p = l->port;
 	struct rte_mbuf *m = rte_pktmbuf_alloc(p->tx_pool);
-	struct rte_ether_hdr *eh;
-	struct rte_arp_hdr *ah;
 
 	if (!m)
 		return;
-	eh = (struct rte_ether_hdr *)rte_pktmbuf_append(
-		m, RTE_ETHER_HDR_LEN + sizeof(*ah));
-	ah = (struct rte_arp_hdr *)(eh + 1);
-	if (op == RTE_ARP_OP_REQUEST)
-		memset(&eh->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
-	else
-		eh->dst_addr = *tha;
-	eh->src_addr = p->mac;
-	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-	ah->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
-	ah->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ah->arp_hlen = RTE_ETHER_ADDR_LEN;
-	ah->arp_plen = 4;
-	ah->arp_opcode = rte_cpu_to_be_16(op);
-	ah->arp_data.arp_sha = p->mac;
-	ah->arp_data.arp_sip = sip;
-	if (op == RTE_ARP_OP_REQUEST)
-		memset(&ah->arp_data.arp_tha, 0, RTE_ETHER_ADDR_LEN);
-	else
-		ah->arp_data.arp_tha = *tha;
-	ah->arp_data.arp_tip = tip;
+	ferry__arp_put((uint8_t *)rte_pktmbuf_append(m, FERRY__ARP_FRAME), op,
+		       p->mac.addr_bytes, sip, tip, tha ? tha->addr_bytes : NULL);
 	if (op == RTE_ARP_OP_REQUEST)
 		l->st.arp_requests++;
 	else
@@ -600,26 +580,24 @@ static void arp_send(struct lane *l, uint16_t op, uint32_t sip, uint32_t tip,
 static void arp_input(struct lane *l, struct rte_mbuf *m)
 {
 	struct dpdk_port *p = l->port;
-	struct rte_arp_hdr *ah;
+	struct rte_ether_addr sha;
+	struct ferry__arp a;
+	unsigned act;
 	bool ours;
 
-	if (rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN + sizeof(*ah))
-		goto out;
-	ah = rte_pktmbuf_mtod_offset(m, struct rte_arp_hdr *,
-				     RTE_ETHER_HDR_LEN);
-	if (ah->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
-	    ah->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
-	    ah->arp_hlen != RTE_ETHER_ADDR_LEN || ah->arp_plen != 4)
+	/* A short ARP, or one for other hardware or protocols: ignored. */
+	if (ferry__arp_parse(rte_pktmbuf_mtod(m, const uint8_t *),
+			     rte_pktmbuf_data_len(m), &a) < 0)
 		goto out;
 	rte_spinlock_lock(&p->lock);
-	ours = ip_is_local(p, ah->arp_data.arp_tip);
+	ours = ip_is_local(p, a.tip);
 	rte_spinlock_unlock(&p->lock);
-	/* Learn from any ARP that names us, and refresh what we know. */
-	if (ours || ah->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY))
-		neigh_learn(p, ah->arp_data.arp_sip, &ah->arp_data.arp_sha);
-	if (ours && ah->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST))
-		arp_send(l, RTE_ARP_OP_REPLY, ah->arp_data.arp_tip,
-			 ah->arp_data.arp_sip, &ah->arp_data.arp_sha);
+	act = ferry__arp_action(&a, ours);
+	memcpy(sha.addr_bytes, a.sha, RTE_ETHER_ADDR_LEN);
+	if (act & FERRY__ARP_LEARN)
+		neigh_learn(p, a.sip, &sha);
+	if (act & FERRY__ARP_REPLY)
+		arp_send(l, RTE_ARP_OP_REPLY, a.tip, a.sip, &sha);
 out:
 	rte_pktmbuf_free(m);
 }
@@ -829,7 +807,7 @@ static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx
 	struct dpdk_port *p = l->port;
 	uint32_t dlen = tx->hdr_len + tx->body_len;
 	struct rte_mbuf *m, *b = NULL;
-	struct rte_ether_hdr *eh;
+	struct ferry__udp_hdrs h;
 	struct rte_ipv4_hdr *ih;
 	struct rte_udp_hdr *uh;
 	uint8_t *d;
@@ -872,40 +850,29 @@ static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx
 			return NULL;
 		}
 	}
-	eh = (struct rte_ether_hdr *)d;
-	eh->dst_addr = *dmac;
-	eh->src_addr = p->mac;
-	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ih = (struct rte_ipv4_hdr *)(eh + 1);
-	ih->version_ihl = RTE_IPV4_VHL_DEF;
-	ih->type_of_service = 0;
-	ih->total_length = rte_cpu_to_be_16((uint16_t)(28 + dlen));
-	ih->packet_id = rte_cpu_to_be_16(l->ip_id++);
-	/* Never fragmented: ferry's frames fit the path by construction. */
-	ih->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-	ih->time_to_live = 64;
-	ih->next_proto_id = IPPROTO_UDP;
-	ih->hdr_checksum = 0;
-	ih->src_addr = l->ip;
-	ih->dst_addr = tx->dst.ip;
-	uh = (struct rte_udp_hdr *)(ih + 1);
-	uh->src_port = rte_cpu_to_be_16(l->udp_port);
-	uh->dst_port = rte_cpu_to_be_16(tx->dst.port);
-	uh->dgram_len = rte_cpu_to_be_16((uint16_t)(8 + dlen));
-	uh->dgram_cksum = 0;
-	memcpy(uh + 1, tx->hdr, tx->hdr_len);
+	memcpy(h.dst_mac, dmac->addr_bytes, RTE_ETHER_ADDR_LEN);
+	memcpy(h.src_mac, p->mac.addr_bytes, RTE_ETHER_ADDR_LEN);
+	h.src_ip = l->ip;
+	h.dst_ip = tx->dst.ip;
+	h.src_port = l->udp_port;
+	h.dst_port = tx->dst.port;
+	h.ip_id = l->ip_id++;
+	h.len = (uint16_t)dlen;
+	ferry__frame_put_udp(d, &h);
+	memcpy(d + HDRS, tx->hdr, tx->hdr_len);
 	if (!chain && tx->body_len)
-		memcpy((uint8_t *)(uh + 1) + tx->hdr_len, tx->body,
-		       tx->body_len);
+		memcpy(d + HDRS + tx->hdr_len, tx->body, tx->body_len);
+	ih = (struct rte_ipv4_hdr *)(d + RTE_ETHER_HDR_LEN);
+	uh = (struct rte_udp_hdr *)(ih + 1);
 	m->l2_len = RTE_ETHER_HDR_LEN;
 	m->l3_len = sizeof(*ih);
 	if (p->tx_ip_csum)
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
 	else
-		ih->hdr_checksum = rte_ipv4_cksum(ih);
+		ferry__frame_ip_csum(d);
 	if (p->tx_udp_csum) {
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
-		uh->dgram_cksum = rte_ipv4_phdr_cksum(ih, m->ol_flags);
+		ferry__frame_udp_phdr(d);
 	} else {
 		uh->dgram_cksum = udp_cksum_chain(
 			m, ih, RTE_ETHER_HDR_LEN + sizeof(*ih));
@@ -1033,92 +1000,71 @@ drop:
 
 enum { RX_DROP, RX_ARP, RX_UDP };
 
+/* What the port says of @m's checksums, as frame.c takes it.  A port that
+ * checks IPv4 checksums and gave no verdict has no bad one to report. */
+static void csum_hints(const struct lane *l, const struct rte_mbuf *m,
+		       enum ferry__csum_hint *ip, enum ferry__csum_hint *l4)
+{
+	uint64_t ipf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	if (ipf == RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		*ip = FERRY__CSUM_BAD;
+	else if (ipf == RTE_MBUF_F_RX_IP_CKSUM_GOOD || l->port->rx_ip_csum)
+		*ip = FERRY__CSUM_GOOD;
+	else
+		*ip = FERRY__CSUM_CHECK;
+	if (l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		*l4 = FERRY__CSUM_BAD;
+	else if (l4f == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		*l4 = FERRY__CSUM_GOOD;
+	else
+		*l4 = FERRY__CSUM_CHECK;
+}
+
 /*
- * Classify frame @m: RX_UDP fills *s (payload offset/length, source) and
- * *dst_ip / *dst_port; RX_ARP; RX_DROP (counted, not freed).
+ * Classify frame @m (frame.c reads its bytes): RX_UDP fills *s (payload
+ * offset/length, source) and *dst_ip / *dst_port; RX_ARP; RX_DROP
+ * (counted, not freed).
  */
 static int frame_parse(struct lane *l, struct rte_mbuf *m, struct stashed *s,
 		       uint32_t *dst_ip, uint16_t *dst_port)
 {
-	struct dpdk_port *p = l->port;
-	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot, ulen;
-	const struct rte_ether_hdr *eh;
-	const struct rte_ipv4_hdr *ih;
-	const struct rte_udp_hdr *uh;
+	enum ferry__csum_hint ip, l4;
+	struct ferry__frame_rx rx;
 
-	if (len < RTE_ETHER_HDR_LEN)
-		goto not_ours;
-	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
-	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+	csum_hints(l, m, &ip, &l4);
+	switch (ferry__frame_parse(rte_pktmbuf_mtod(m, const uint8_t *),
+				   rte_pktmbuf_data_len(m), ip, l4, &rx)) {
+	case FERRY__FRAME_UDP:
+		break;
+	case FERRY__FRAME_ARP:
 		return RX_ARP;
-	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
-	    len < RTE_ETHER_HDR_LEN + 20)
-		goto not_ours;
-	ih = (const struct rte_ipv4_hdr *)(eh + 1);
-	ihl = (uint32_t)(ih->version_ihl & 0xf) * 4;
-	tot = rte_be_to_cpu_16(ih->total_length);
-	if ((ih->version_ihl >> 4) != 4 || ihl < 20 ||
-	    ih->next_proto_id != IPPROTO_UDP || tot < ihl + 8 ||
-	    RTE_ETHER_HDR_LEN + tot > len)
-		goto not_ours;
-	if (rte_be_to_cpu_16(ih->fragment_offset) &
-	    (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+	case FERRY__FRAME_FRAGMENT:
 		l->st.rx_fragments++;
 		return RX_DROP;
+	case FERRY__FRAME_BAD_CSUM:
+		l->st.rx_bad_csum++;
+		return RX_DROP;
+	default:
+		l->st.rx_not_ours++;
+		return RX_DROP;
 	}
-	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
-	    RTE_MBUF_F_RX_IP_CKSUM_BAD)
-		goto bad_csum;
-	if (!p->rx_ip_csum &&
-	    (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) !=
-		    RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
-	    rte_raw_cksum(ih, ihl) != 0xffff)
-		goto bad_csum;
-	uh = (const struct rte_udp_hdr *)((const uint8_t *)ih + ihl);
-	ulen = rte_be_to_cpu_16(uh->dgram_len);
-	if (ulen < 8 || ulen > tot - ihl)
-		goto not_ours;
-	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
-	    RTE_MBUF_F_RX_L4_CKSUM_BAD)
-		goto bad_csum;
-	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) !=
-		    RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
-	    uh->dgram_cksum != 0) {
-		uint16_t sum = rte_raw_cksum(uh, ulen);
-		uint32_t all = (uint32_t)sum + rte_ipv4_phdr_cksum(ih, 0);
-
-		/* The pseudo-header length is the IP payload's; a UDP length
-		 * shorter than it would be malformed anyway. */
-		all = (all & 0xffff) + (all >> 16);
-		all = (all & 0xffff) + (all >> 16);
-		if (all != 0xffff) {
-			/* Unfinished by a kernel sender's offload?  Then the
-			 * field holds the folded pseudo-header sum. */
-			if (ulen != tot - ihl ||
-			    uh->dgram_cksum != rte_ipv4_phdr_cksum(ih, 0))
-				goto bad_csum;
-			l->st.rx_csum_unfinished++;
-		}
-	}
+	if (rx.csum_unfinished)
+		l->st.rx_csum_unfinished++;
 	/* Checked: a frame steered to another lane's inbox is parsed again
 	 * there (for its offsets) without another pass over its bytes. */
 	m->ol_flags = (m->ol_flags & ~(RTE_MBUF_F_RX_IP_CKSUM_MASK |
 				       RTE_MBUF_F_RX_L4_CKSUM_MASK)) |
 		      RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 	s->m = m;
-	s->off = (uint16_t)(RTE_ETHER_HDR_LEN + ihl + 8);
-	s->len = (uint16_t)(ulen - 8);
-	s->src.ip = ih->src_addr;
-	s->src.port = rte_be_to_cpu_16(uh->src_port);
-	*dst_ip = ih->dst_addr;
-	*dst_port = rte_be_to_cpu_16(uh->dst_port);
+	s->off = rx.off;
+	s->len = rx.h.len;
+	s->src.ip = rx.h.src_ip;
+	s->src.port = rx.h.src_port;
+	*dst_ip = rx.h.dst_ip;
+	*dst_port = rx.h.dst_port;
 	return RX_UDP;
-bad_csum:
-	l->st.rx_bad_csum++;
-	return RX_DROP;
-not_ours:
-	l->st.rx_not_ours++;
-	return RX_DROP;
 }
 
 static void stash_push(struct lane *l, const struct stashed *s)
