@@ -115,59 +115,47 @@ static int eal_start(const char *args)
 	return 0;
 }
 
-static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
+/* The MTU max_frame needs, but no less than the port has now, and no more
+ * than it takes (its max_mtu, or its largest frame less the Ethernet
+ * overhead ethdev assumes). */
+static uint16_t port_mtu(struct dpdk_port *p, const struct rte_eth_dev_info *info,
+			 const struct ferry_dp_conf *conf)
 {
-	struct rte_eth_dev_info info;
-	struct rte_eth_conf pc;
-	uint16_t nb_rxd = NB_DESC, nb_txd = NB_DESC, mtu = 1500;
-	uint32_t want_mtu = conf->max_frame + 28, n, room;
-	uint16_t nq = conf->dpdk_queues ? conf->dpdk_queues : 1;
-	char name[RTE_MEMPOOL_NAMESIZE];
-	int ret, socket = rte_eth_dev_socket_id(p->id);
+	uint32_t want_mtu = conf->max_frame + 28;
+	uint32_t cap = 9000, over = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+	uint16_t mtu = 1500;
 
-	if (socket < 0)
-		socket = (int)rte_socket_id();
-	ret = rte_eth_dev_info_get(p->id, &info);
-	if (ret < 0)
-		return ret;
-	if (nq > info.max_rx_queues)
-		nq = info.max_rx_queues;
-	if (nq > info.max_tx_queues)
-		nq = info.max_tx_queues;
-	if (nq > MAX_LANES)
-		nq = MAX_LANES;
-	if (nq == 0)
-		nq = 1;
-	p->nb_q = nq;
-
-	/* The MTU max_frame needs, but no less than the port has now, and no
-	 * more than it takes (its max_mtu, or its largest frame less the
-	 * Ethernet overhead ethdev assumes). */
 	rte_eth_dev_get_mtu(p->id, &mtu);
-	{
-		uint32_t cap = 9000, over = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
-
-		if (info.max_mtu != UINT16_MAX &&
-		    info.max_rx_pktlen > info.max_mtu)
-			over = info.max_rx_pktlen - info.max_mtu;
-		if (info.max_mtu < cap)
-			cap = info.max_mtu;
-		if (info.max_rx_pktlen && info.max_rx_pktlen - over < cap)
-			cap = info.max_rx_pktlen - over;
-		if (want_mtu < mtu)
-			want_mtu = mtu;
-		mtu = (uint16_t)(want_mtu < cap ? want_mtu : cap);
-	}
+	if (info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu)
+		over = info->max_rx_pktlen - info->max_mtu;
+	if (info->max_mtu < cap)
+		cap = info->max_mtu;
+	if (info->max_rx_pktlen && info->max_rx_pktlen - over < cap)
+		cap = info->max_rx_pktlen - over;
+	if (want_mtu < mtu)
+		want_mtu = mtu;
+	mtu = (uint16_t)(want_mtu < cap ? want_mtu : cap);
 	if (mtu < 576)
 		mtu = 576;
+	return mtu;
+}
+
+/* Configure @nq queue pairs, the MTU and the checksum offloads the port
+ * has; sets p->mtu. */
+static int port_configure(struct dpdk_port *p,
+			  const struct rte_eth_dev_info *info, uint16_t nq,
+			  uint16_t mtu)
+{
+	struct rte_eth_conf pc;
+	int ret;
 
 	memset(&pc, 0, sizeof(pc));
 	pc.rxmode.mtu = mtu;
 	pc.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
-	pc.rxmode.offloads = info.rx_offload_capa &
+	pc.rxmode.offloads = info->rx_offload_capa &
 			     (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
 			      RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
-	pc.txmode.offloads = info.tx_offload_capa &
+	pc.txmode.offloads = info->tx_offload_capa &
 			     (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
 			      RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
 			      RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
@@ -190,7 +178,16 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 		rte_eth_dev_get_mtu(p->id, &mtu);
 	}
 	p->mtu = mtu;
-	rte_eth_dev_adjust_nb_rx_tx_desc(p->id, &nb_rxd, &nb_txd);
+	return 0;
+}
+
+/* The port's receive and transmit mempools, for @nq queues of @nb_rxd and
+ * @nb_txd descriptors. */
+static int port_pools(struct dpdk_port *p, const struct ferry_dp_conf *conf,
+		      uint16_t nq, uint16_t nb_rxd, uint16_t nb_txd, int socket)
+{
+	char name[RTE_MEMPOOL_NAMESIZE];
+	uint32_t n, room;
 
 	/* Receive mbufs: the rings' worth per queue, plus what the lanes
 	 * may hold lent and stashed. */
@@ -198,7 +195,7 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 	/* A whole frame per mbuf (so it is lent in place), and never less
 	 * than the default data room: some drivers (af_packet) size their
 	 * frames from it and refuse smaller mbufs. */
-	room = mtu + RTE_ETHER_HDR_LEN + 4;
+	room = p->mtu + RTE_ETHER_HDR_LEN + 4;
 	if (room < RTE_MBUF_DEFAULT_DATAROOM)
 		room = RTE_MBUF_DEFAULT_DATAROOM;
 	room += RTE_PKTMBUF_HEADROOM;
@@ -222,6 +219,37 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 		return -ENOMEM;
 	}
 	p->tx_room -= RTE_PKTMBUF_HEADROOM;
+	return 0;
+}
+
+static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
+{
+	struct rte_eth_dev_info info;
+	uint16_t nb_rxd = NB_DESC, nb_txd = NB_DESC;
+	uint16_t nq = conf->dpdk_queues ? conf->dpdk_queues : 1;
+	int ret, socket = rte_eth_dev_socket_id(p->id);
+
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+	ret = rte_eth_dev_info_get(p->id, &info);
+	if (ret < 0)
+		return ret;
+	if (nq > info.max_rx_queues)
+		nq = info.max_rx_queues;
+	if (nq > info.max_tx_queues)
+		nq = info.max_tx_queues;
+	if (nq > MAX_LANES)
+		nq = MAX_LANES;
+	if (nq == 0)
+		nq = 1;
+	p->nb_q = nq;
+	ret = port_configure(p, &info, nq, port_mtu(p, &info, conf));
+	if (ret < 0)
+		return ret;
+	rte_eth_dev_adjust_nb_rx_tx_desc(p->id, &nb_rxd, &nb_txd);
+	ret = port_pools(p, conf, nq, nb_rxd, nb_txd, socket);
+	if (ret < 0)
+		return ret;
 	for (uint16_t q = 0; q < nq; q++) {
 		ret = rte_eth_rx_queue_setup(p->id, q, nb_rxd, (unsigned)socket,
 					     NULL, p->rx_pool);
