@@ -86,6 +86,11 @@ static uint16_t udp_phdr(uint32_t src, uint32_t dst, uint16_t len)
 	return csum_fold(csum_add(0, ph, sizeof(ph)));
 }
 
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
 /* Four bytes of address, kept in network order. */
 static uint32_t rd_ip(struct ferry_rd *r)
 {
@@ -108,25 +113,29 @@ static void rd_mac(struct ferry_rd *r, uint8_t *mac)
 }
 
 /*
- * The UDP datagram in @pkt (the IPv4 payload, @plen bytes, its pseudo-
- * header sum @phdr): its length, then its checksum.  A checksum that
- * does not add up is still accepted when it equals the pseudo-header sum
- * and the datagram fills the IPv4 payload: a kernel sender that leaves the
- * checksum to offload (veth does, under af_packet) sends just that.
+ * The UDP datagram at the start of @pkt, the rest of an IPv4 packet from
+ * @src to @dst (network order): its length, then its checksum.  A
+ * checksum that does not add up is still accepted when it equals the
+ * pseudo-header sum and the datagram fills the IPv4 payload: a kernel
+ * sender that leaves the checksum to offload (veth does, under af_packet)
+ * sends just that.
  */
-static enum ferry__frame_kind frame_udp(struct ferry_rd *pkt, uint16_t plen,
-					uint16_t phdr, enum ferry__csum_hint l4,
+static enum ferry__frame_kind frame_udp(struct ferry_rd *pkt, uint32_t src,
+					uint32_t dst, enum ferry__csum_hint l4,
 					struct ferry__frame_rx *out)
 {
-	struct ferry_rd hdr = *pkt; /* the header, read ahead */
-	const uint8_t *dg;
-	uint16_t ulen, ck;
+	/* The IPv4 payload's length, which the pseudo-header sums. */
+	uint16_t plen = (uint16_t)ferry_rd_left(pkt), ulen, ck, phdr;
+	const uint8_t *uh, *dg;
+	struct ferry_rd peek = *pkt;
 
-	out->h.src_port = ferry_rd_u16(&hdr);
-	out->h.dst_port = ferry_rd_u16(&hdr);
-	ulen = ferry_rd_u16(&hdr);
-	ck = ferry_rd_u16(&hdr);
-	if (hdr.err || ulen < FERRY__UDP_HLEN || ulen > plen)
+	/* The header first, to learn the datagram's length. */
+	uh = ferry_rd_take(&peek, FERRY__UDP_HLEN);
+	if (!uh)
+		return FERRY__FRAME_NOT_OURS;
+	ulen = be16(uh + 4);
+	ck = be16(uh + 6);
+	if (ulen < FERRY__UDP_HLEN || ulen > plen)
 		return FERRY__FRAME_NOT_OURS;
 	dg = ferry_rd_take(pkt, ulen);
 	if (!dg)
@@ -134,61 +143,64 @@ static enum ferry__frame_kind frame_udp(struct ferry_rd *pkt, uint16_t plen,
 	if (l4 == FERRY__CSUM_BAD)
 		return FERRY__FRAME_BAD_CSUM;
 	out->csum_unfinished = false;
-	if (l4 != FERRY__CSUM_GOOD && ck != 0 &&
-	    csum_plus(csum_fold(csum_add(0, dg, ulen)), phdr) != 0xffff) {
+	if (l4 != FERRY__CSUM_GOOD && ck != 0) {
+		phdr = udp_phdr(src, dst, plen);
 		/* The pseudo-header length is the IP payload's; a UDP length
 		 * shorter than it would be malformed anyway. */
-		if (ulen != plen || ck != phdr)
-			return FERRY__FRAME_BAD_CSUM;
-		out->csum_unfinished = true;
+		if (csum_plus(csum_fold(csum_add(0, dg, ulen)), phdr) != 0xffff) {
+			/* Unfinished by a kernel sender's offload?  Then the
+			 * field holds the folded pseudo-header sum. */
+			if (ulen != plen || ck != phdr)
+				return FERRY__FRAME_BAD_CSUM;
+			out->csum_unfinished = true;
+		}
 	}
+	out->h.src_port = be16(uh);
+	out->h.dst_port = be16(uh + 2);
 	out->h.len = (uint16_t)(ulen - FERRY__UDP_HLEN);
 	return FERRY__FRAME_UDP;
 }
 
-/* The IPv4 packet at @r (the rest of the frame, at least the fixed
- * header's 20 bytes): its header, then its UDP datagram. */
+/* The IPv4 packet at @r (the rest of the frame): its header, then its UDP
+ * datagram. */
 static enum ferry__frame_kind frame_ipv4(struct ferry_rd *r,
 					 enum ferry__csum_hint ip,
 					 enum ferry__csum_hint l4,
 					 struct ferry__frame_rx *out)
 {
-	struct ferry_rd hdr = *r, pkt; /* the fixed header, read ahead */
-	const uint8_t *opts;
-	uint8_t vhl, proto;
-	uint16_t tot, frag;
-	uint32_t ihl;
+	struct ferry_rd peek = *r, pkt;
+	const uint8_t *ih;
+	uint32_t ihl, src, dst;
+	uint16_t tot;
 
-	vhl = ferry_rd_u8(&hdr);
-	(void)ferry_rd_u8(&hdr); /* type of service */
-	tot = ferry_rd_u16(&hdr);
-	out->h.ip_id = ferry_rd_u16(&hdr);
-	frag = ferry_rd_u16(&hdr);
-	(void)ferry_rd_u8(&hdr); /* time to live */
-	proto = ferry_rd_u8(&hdr);
-	(void)ferry_rd_u16(&hdr); /* header checksum: summed below */
-	out->h.src_ip = rd_ip(&hdr);
-	out->h.dst_ip = rd_ip(&hdr);
-	ihl = (uint32_t)(vhl & 0xf) * 4;
-	if (hdr.err || (vhl >> 4) != 4 || ihl < FERRY__IPV4_HLEN ||
-	    proto != IPPROTO_UDP_ || tot < ihl + FERRY__UDP_HLEN ||
+	/* The fixed header first, to learn the packet's lengths. */
+	ih = ferry_rd_take(&peek, FERRY__IPV4_HLEN);
+	if (!ih)
+		return FERRY__FRAME_NOT_OURS;
+	ihl = (uint32_t)(ih[0] & 0xf) * 4;
+	tot = be16(ih + 2);
+	if ((ih[0] >> 4) != 4 || ihl < FERRY__IPV4_HLEN ||
+	    ih[9] != IPPROTO_UDP_ || tot < ihl + FERRY__UDP_HLEN ||
 	    tot > ferry_rd_left(r))
 		return FERRY__FRAME_NOT_OURS;
-	if (frag & (IPV4_MF | IPV4_OFF_MASK))
+	if (be16(ih + 6) & (IPV4_MF | IPV4_OFF_MASK))
 		return FERRY__FRAME_FRAGMENT;
-	/* The packet without the Ethernet padding behind it. */
+	/* The packet without the Ethernet padding behind it, and its header
+	 * with the options. */
 	pkt = ferry_rd_sub(r, tot);
-	opts = ferry_rd_take(&pkt, ihl); /* the header, options included */
-	if (!opts)
+	ih = ferry_rd_take(&pkt, ihl);
+	if (!ih)
 		return FERRY__FRAME_NOT_OURS;
 	if (ip == FERRY__CSUM_BAD ||
-	    (ip == FERRY__CSUM_CHECK && csum_fold(csum_add(0, opts, ihl)) != 0xffff))
+	    (ip == FERRY__CSUM_CHECK && csum_fold(csum_add(0, ih, ihl)) != 0xffff))
 		return FERRY__FRAME_BAD_CSUM;
+	memcpy(&src, ih + 12, 4);
+	memcpy(&dst, ih + 16, 4);
+	out->h.src_ip = src;
+	out->h.dst_ip = dst;
+	out->h.ip_id = be16(ih + 4);
 	out->off = (uint16_t)(FERRY__ETH_HLEN + ihl + FERRY__UDP_HLEN);
-	return frame_udp(&pkt, (uint16_t)(tot - ihl),
-			 udp_phdr(out->h.src_ip, out->h.dst_ip,
-				  (uint16_t)(tot - ihl)),
-			 l4, out);
+	return frame_udp(&pkt, src, dst, l4, out);
 }
 
 enum ferry__frame_kind ferry__frame_parse(const uint8_t *p, size_t len,
@@ -197,20 +209,25 @@ enum ferry__frame_kind ferry__frame_parse(const uint8_t *p, size_t len,
 					  struct ferry__frame_rx *out)
 {
 	struct ferry_rd r;
+	const uint8_t *eh;
+	enum ferry__frame_kind k;
 	uint16_t type;
 
 	ferry_rd_init(&r, p, len);
-	rd_mac(&r, out->h.dst_mac);
-	rd_mac(&r, out->h.src_mac);
-	type = ferry_rd_u16(&r);
-	if (r.err)
+	eh = ferry_rd_take(&r, FERRY__ETH_HLEN);
+	if (!eh)
 		return FERRY__FRAME_NOT_OURS;
+	type = be16(eh + 2 * FERRY__ETH_ALEN);
 	if (type == FERRY__ETHERTYPE_ARP)
 		return FERRY__FRAME_ARP;
-	if (type != FERRY__ETHERTYPE_IPV4 ||
-	    ferry_rd_left(&r) < FERRY__IPV4_HLEN)
+	if (type != FERRY__ETHERTYPE_IPV4)
 		return FERRY__FRAME_NOT_OURS;
-	return frame_ipv4(&r, ip, l4, out);
+	k = frame_ipv4(&r, ip, l4, out);
+	if (k == FERRY__FRAME_UDP) {
+		memcpy(out->h.dst_mac, eh, FERRY__ETH_ALEN);
+		memcpy(out->h.src_mac, eh + FERRY__ETH_ALEN, FERRY__ETH_ALEN);
+	}
+	return k;
 }
 
 void ferry__frame_put_udp(uint8_t *d, const struct ferry__udp_hdrs *h)
