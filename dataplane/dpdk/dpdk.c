@@ -3,6 +3,11 @@
  * The DPDK dataplane: ferry frames in Ethernet/IPv4/UDP, straight from and
  * to a poll-mode driver, no kernel on the path.
  *
+ * Files: this one holds the ops table, receive, transmit and a lane's open
+ * and close; port.c the EAL, the ports and a lane's place on its port;
+ * neigh.c the neighbour table and ARP; frame.c the frames' bytes (parsed
+ * and built without DPDK); dpdk.h what they share.
+ *
  * Process-wide state.  The EAL starts once per process, with the arguments
  * of the first instance opened (conf.dpdk_eal).  A port is configured and
  * started by the first instance opened on it, with conf.dpdk_queues queue
@@ -45,626 +50,17 @@
  * field holds only the pseudo-header sum; that value is accepted and
  * counted (rx_csum_unfinished).
  */
-/* rte_dev_dma_map is still marked experimental in 22.11. */
-#define ALLOW_EXPERIMENTAL_API 1
+#include "dpdk.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <rte_arp.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_ethdev.h>
-#include <rte_ether.h>
-#include <rte_flow.h>
 #include <rte_ip.h>
-#include <rte_lcore.h>
-#include <rte_mbuf.h>
-#include <rte_memory.h>
-#include <rte_ring.h>
-#include <rte_spinlock.h>
 #include <rte_udp.h>
-
-#include "../dp.h"
-
-#define BURST 32
-#define PUSH_AT 8       /* frames queued that go to the port at once */
-#define MAX_PORTS 8
-#define MAX_LANES 16     /* per port */
-#define NEIGH_MAX 64     /* per port */
-#define NCACHE 16        /* per lane, direct-mapped */
-#define NCACHE_NS 1000000000ull      /* a cached MAC is checked again after */
-#define NEIGH_ASK_NS 200000000ull    /* between ARP requests for one address */
-#define NEIGH_TTL_NS 300000000000ull /* a MAC not heard of for this is stale */
-#define PENDING_MAX 64   /* datagrams waiting for ARP, per lane */
-#define PENDING_NS 3000000000ull
-#define COPY_MAX 256     /* bodies up to this are copied, not chained */
-#define STASH 128        /* frames received ahead of ->rx_burst */
-#define TXBUF 512        /* frames queued ahead of ->flush */
-#define INBOX 4096       /* software-steered frames waiting, per lane */
-#define NB_DESC 1024     /* RX and TX ring descriptors asked for */
-#define HDRS (RTE_ETHER_HDR_LEN + 20 + 8) /* Ethernet + IPv4 + UDP */
-#define EPHEMERAL 49152
-
-struct neigh {
-	uint32_t ip; /* network order; 0: free */
-	bool known;
-	struct rte_ether_addr mac;
-	uint64_t heard_ns, asked_ns;
-};
-
-struct lane;
-
-struct dpdk_port {
-	uint16_t id;
-	bool up;
-	uint16_t nb_q;
-	uint16_t mtu;
-	struct rte_ether_addr mac;
-	struct rte_mempool *rx_pool; /* frames up to the MTU */
-	struct rte_mempool *tx_pool; /* headers, copied small bodies */
-	uint32_t tx_room;            /* data room of a tx_pool mbuf */
-	bool tx_ip_csum, tx_udp_csum, rx_ip_csum, rx_udp_csum, multi_seg;
-	bool flow_ok;                /* rte_flow steering worked once */
-	uint16_t next_ephemeral;
-	rte_spinlock_t lock; /* lanes[], queue membership, neigh[] */
-	struct lane *lanes[MAX_LANES];
-	unsigned nlanes;
-	/* Per queue: who polls it (steered lanes), and TX sharing. */
-	struct {
-		rte_spinlock_t rx_lock, tx_lock;
-		struct lane *members[MAX_LANES];
-		unsigned nmembers;
-		unsigned tx_users;
-		bool owned; /* a flow rule steers one lane's frames here */
-	} q[MAX_LANES];
-	struct neigh neigh[NEIGH_MAX];
-};
-
-struct tx_slot {
-	struct rte_mbuf_ext_shared_info shinfo;
-	struct lane *lane;
-	void *cookie;
-};
-
-struct stashed {
-	struct rte_mbuf *m;
-	uint16_t off, len;
-	struct ferry_addr src;
-};
-
-struct lane {
-	struct dpdk_port *port;
-	struct ferry_dp_conf conf;
-	uint32_t ip;       /* network order */
-	uint16_t udp_port; /* host order */
-	uint16_t rxq, txq;
-	uint32_t max_dgram;
-	struct rte_ring *inbox; /* frames steered here by another lane */
-	struct rte_ring *done;  /* tx slots whose body the driver released */
-	struct rte_flow *flow;
-	atomic_bool woken;
-	uint16_t ip_id;
-	/* The time at the last receive or wait: transmits read it instead of
-	 * the clock (the transport sends one datagram per ->tx_burst). */
-	uint64_t now;
-
-	/* Receive. */
-	struct stashed stash[STASH];
-	unsigned stash_head, stash_n;
-	struct rte_mbuf **lent;
-	uint32_t *lent_free;
-	uint32_t nlent, lent_top;
-
-	/* Transmit. */
-	struct rte_mbuf *txbuf[TXBUF];
-	unsigned tx_n;
-	struct tx_slot *slots;
-	uint32_t *slot_free;
-	uint32_t nslots, slot_top;
-	uint32_t *copied;  /* slots whose body was copied: done at once */
-	uint32_t ncopied;
-	struct {
-		struct rte_mbuf *m;
-		uint32_t ip;
-		uint64_t since;
-	} pend[PENDING_MAX];
-	unsigned npend;
-	struct {
-		uint32_t ip;
-		struct rte_ether_addr mac;
-		uint64_t until;
-	} ncache[NCACHE];
-
-	/* Payload memory (->mem_alloc), registered for external buffers. */
-	uint8_t *mem;
-	size_t mem_len;
-	bool mem_registered;
-	struct rte_device *dma_dev; /* mem is DMA-mapped for it */
-	bool zc; /* chain bodies from mem instead of copying */
-
-	struct ferry_dp_stats st;
-};
-
-/* struct ferry_dp is a lane. */
-struct ferry_dp {
-	struct lane l;
-};
-
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool g_eal_up;
-/* The EAL keeps pointers into its argv for the life of the process. */
-static char *g_eal_buf;
-static char **g_eal_argv;
-static struct dpdk_port *g_ports[MAX_PORTS];
-static unsigned g_mem_seq;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void log_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ferry dpdk: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* --- EAL and ports -------------------------------------------------------- */
-
-static void dpdk_atexit(void)
-{
-	pthread_mutex_lock(&g_lock);
-	for (unsigned i = 0; i < MAX_PORTS; i++) {
-		struct dpdk_port *p = g_ports[i];
-
-		if (p && p->up) {
-			rte_eth_dev_stop(p->id);
-			rte_eth_dev_close(p->id);
-			p->up = false;
-		}
-	}
-	if (g_eal_up)
-		rte_eal_cleanup();
-	g_eal_up = false;
-	pthread_mutex_unlock(&g_lock);
-}
-
-/*
- * Start the EAL with @args, split at white space (single or double quotes
- * group words).  The EAL keeps pointers into argv, so it is never freed.
- * The caller's CPU affinity is restored afterwards: the EAL pins the
- * calling thread to its main lcore, but ferry runs on the application's
- * threads, placed where the application put them.
- */
-static int eal_start(const char *args)
-{
-	size_t len = strlen(args);
-	char *buf = malloc(len + 1);
-	char **argv = calloc(len / 2 + 3, sizeof(*argv));
-	int argc = 0, ret;
-	cpu_set_t cpus;
-	bool have_cpus;
-	char *w, *r;
-
-	if (!buf || !argv) {
-		free(buf);
-		free(argv);
-		return -ENOMEM;
-	}
-	free(g_eal_buf);
-	free(g_eal_argv);
-	g_eal_buf = buf;
-	g_eal_argv = argv;
-	argv[argc++] = "ferry";
-	for (r = (char *)args, w = buf; *r;) {
-		char q = 0;
-
-		while (*r == ' ' || *r == '\t' || *r == '\n')
-			r++;
-		if (!*r)
-			break;
-		argv[argc++] = w;
-		for (; *r; r++) {
-			if (q) {
-				if (*r == q)
-					q = 0;
-				else
-					*w++ = *r;
-			} else if (*r == '\'' || *r == '"') {
-				q = *r;
-			} else if (*r == ' ' || *r == '\t' || *r == '\n') {
-				break;
-			} else {
-				*w++ = *r;
-			}
-		}
-		*w++ = 0;
-	}
-	argv[argc] = NULL;
-	have_cpus = pthread_getaffinity_np(pthread_self(), sizeof(cpus),
-					   &cpus) == 0;
-	ret = rte_eal_init(argc, argv);
-	if (have_cpus)
-		pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
-	if (ret < 0) {
-		if (rte_errno == EALREADY)
-			return 0; /* the application started it */
-		log_err("EAL did not start (%s): check the EAL arguments \"%s\"",
-			rte_strerror(rte_errno), args);
-		return -rte_errno ? -rte_errno : -EINVAL;
-	}
-	atexit(dpdk_atexit);
-	return 0;
-}
-
-/* Receive slots per lane: twice rx_bufs, at least 4096. */
-static uint32_t rx_slots(const struct ferry_dp_conf *conf)
-{
-	uint64_t n = 2ull * conf->rx_bufs;
-
-	return n < 4096 ? 4096 : n > 65536 ? 65536 : (uint32_t)n;
-}
-
-static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
-{
-	struct rte_eth_dev_info info;
-	struct rte_eth_conf pc;
-	uint16_t nb_rxd = NB_DESC, nb_txd = NB_DESC, mtu = 1500;
-	uint32_t want_mtu = conf->max_frame + 28, n, room;
-	uint16_t nq = conf->dpdk_queues ? conf->dpdk_queues : 1;
-	char name[RTE_MEMPOOL_NAMESIZE];
-	int ret, socket = rte_eth_dev_socket_id(p->id);
-
-	if (socket < 0)
-		socket = (int)rte_socket_id();
-	ret = rte_eth_dev_info_get(p->id, &info);
-	if (ret < 0)
-		return ret;
-	if (nq > info.max_rx_queues)
-		nq = info.max_rx_queues;
-	if (nq > info.max_tx_queues)
-		nq = info.max_tx_queues;
-	if (nq > MAX_LANES)
-		nq = MAX_LANES;
-	if (nq == 0)
-		nq = 1;
-	p->nb_q = nq;
-
-	/* The MTU max_frame needs, but no less than the port has now, and no
-	 * more than it takes (its max_mtu, or its largest frame less the
-	 * Ethernet overhead ethdev assumes). */
-	rte_eth_dev_get_mtu(p->id, &mtu);
-	{
-		uint32_t cap = 9000, over = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
-
-		if (info.max_mtu != UINT16_MAX &&
-		    info.max_rx_pktlen > info.max_mtu)
-			over = info.max_rx_pktlen - info.max_mtu;
-		if (info.max_mtu < cap)
-			cap = info.max_mtu;
-		if (info.max_rx_pktlen && info.max_rx_pktlen - over < cap)
-			cap = info.max_rx_pktlen - over;
-		if (want_mtu < mtu)
-			want_mtu = mtu;
-		mtu = (uint16_t)(want_mtu < cap ? want_mtu : cap);
-	}
-	if (mtu < 576)
-		mtu = 576;
-
-	memset(&pc, 0, sizeof(pc));
-	pc.rxmode.mtu = mtu;
-	pc.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
-	pc.rxmode.offloads = info.rx_offload_capa &
-			     (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
-			      RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
-	pc.txmode.offloads = info.tx_offload_capa &
-			     (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
-			      RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
-			      RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
-	p->rx_ip_csum = pc.rxmode.offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
-	p->rx_udp_csum = pc.rxmode.offloads & RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-	p->tx_ip_csum = pc.txmode.offloads & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
-	p->tx_udp_csum = pc.txmode.offloads & RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-	p->multi_seg = pc.txmode.offloads & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
-	ret = rte_eth_dev_configure(p->id, nq, nq, &pc);
-	if (ret < 0) {
-		/* Some virtual devices refuse an MTU in the configuration:
-		 * keep theirs. */
-		pc.rxmode.mtu = 0;
-		ret = rte_eth_dev_configure(p->id, nq, nq, &pc);
-		if (ret < 0) {
-			log_err("port %u: configure: %s", p->id,
-				rte_strerror(-ret));
-			return ret;
-		}
-		rte_eth_dev_get_mtu(p->id, &mtu);
-	}
-	p->mtu = mtu;
-	rte_eth_dev_adjust_nb_rx_tx_desc(p->id, &nb_rxd, &nb_txd);
-
-	/* Receive mbufs: the rings' worth per queue, plus what the lanes
-	 * may hold lent and stashed. */
-	n = nq * (nb_rxd + 2 * STASH + INBOX / 4 + rx_slots(conf)) + 1024;
-	/* A whole frame per mbuf (so it is lent in place), and never less
-	 * than the default data room: some drivers (af_packet) size their
-	 * frames from it and refuse smaller mbufs. */
-	room = mtu + RTE_ETHER_HDR_LEN + 4;
-	if (room < RTE_MBUF_DEFAULT_DATAROOM)
-		room = RTE_MBUF_DEFAULT_DATAROOM;
-	room += RTE_PKTMBUF_HEADROOM;
-	snprintf(name, sizeof(name), "ferry_rx%u_%d", p->id, getpid());
-	p->rx_pool = rte_pktmbuf_pool_create(name, n, 256, 0, (uint16_t)room,
-					     socket);
-	if (!p->rx_pool) {
-		log_err("port %u: %u receive mbufs of %u bytes: %s", p->id, n,
-			room, rte_strerror(rte_errno));
-		return -ENOMEM;
-	}
-	/* Transmit mbufs: a header and a chained body per frame in flight. */
-	p->tx_room = RTE_PKTMBUF_HEADROOM + HDRS + FERRY_DP_HDR_MAX + COPY_MAX;
-	n = nq * 2 * (nb_txd + TXBUF + conf->tx_slots) + 1024;
-	snprintf(name, sizeof(name), "ferry_tx%u_%d", p->id, getpid());
-	p->tx_pool = rte_pktmbuf_pool_create(name, n, 256, 0,
-					     (uint16_t)p->tx_room, socket);
-	if (!p->tx_pool) {
-		log_err("port %u: %u transmit mbufs: %s", p->id, n,
-			rte_strerror(rte_errno));
-		return -ENOMEM;
-	}
-	p->tx_room -= RTE_PKTMBUF_HEADROOM;
-	for (uint16_t q = 0; q < nq; q++) {
-		ret = rte_eth_rx_queue_setup(p->id, q, nb_rxd, (unsigned)socket,
-					     NULL, p->rx_pool);
-		if (ret == 0)
-			ret = rte_eth_tx_queue_setup(p->id, q, nb_txd,
-						     (unsigned)socket, NULL);
-		if (ret < 0) {
-			log_err("port %u: queue %u setup: %s", p->id, q,
-				rte_strerror(-ret));
-			return ret;
-		}
-		rte_spinlock_init(&p->q[q].rx_lock);
-		rte_spinlock_init(&p->q[q].tx_lock);
-	}
-	ret = rte_eth_dev_start(p->id);
-	if (ret < 0) {
-		log_err("port %u: start: %s", p->id, rte_strerror(-ret));
-		return ret;
-	}
-	/* Broadcast ARP must reach us; unicast to our MAC does anyway. */
-	rte_eth_promiscuous_disable(p->id);
-	rte_eth_allmulticast_enable(p->id);
-	rte_eth_macaddr_get(p->id, &p->mac);
-	p->next_ephemeral = EPHEMERAL;
-	p->up = true;
-	return 0;
-}
-
-/* The port @want (or the least used), started; under g_lock. */
-static int port_get(const struct ferry_dp_conf *conf, struct dpdk_port **out)
-{
-	uint16_t nports = rte_eth_dev_count_avail();
-	int id = conf->dpdk_port;
-	struct dpdk_port *p;
-	int ret;
-
-	if (nports == 0) {
-		log_err("no DPDK port: give the EAL a device (for example "
-			"--vdev=net_memif0 or --vdev=net_ring0, or a NIC bound "
-			"to vfio-pci)");
-		return -ENODEV;
-	}
-	if (id < 0) {
-		unsigned best = ~0u;
-
-		for (uint16_t i = 0; i < nports && i < MAX_PORTS; i++) {
-			unsigned used = g_ports[i] ? g_ports[i]->nlanes : 0;
-
-			if (used < best) {
-				best = used;
-				id = i;
-			}
-		}
-	}
-	if (id >= MAX_PORTS || !rte_eth_dev_is_valid_port((uint16_t)id)) {
-		log_err("port %d does not exist (%u ports)", id, nports);
-		return -ENODEV;
-	}
-	p = g_ports[id];
-	if (!p) {
-		p = calloc(1, sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		p->id = (uint16_t)id;
-		rte_spinlock_init(&p->lock);
-		g_ports[id] = p;
-	}
-	if (!p->up) {
-		ret = port_start(p, conf);
-		if (ret < 0)
-			return ret;
-	}
-	*out = p;
-	return 0;
-}
-
-/* --- neighbours ----------------------------------------------------------- */
-
-static bool ip_is_local(struct dpdk_port *p, uint32_t ip)
-{
-	for (unsigned i = 0; i < p->nlanes; i++)
-		if (p->lanes[i]->ip == ip)
-			return true;
-	return false;
-}
-
-/* Under p->lock. */
-static struct neigh *neigh_slot(struct dpdk_port *p, uint32_t ip, bool add)
-{
-	struct neigh *oldest = NULL;
-
-	for (unsigned i = 0; i < NEIGH_MAX; i++) {
-		struct neigh *n = &p->neigh[i];
-
-		if (n->ip == ip)
-			return n;
-		if (!oldest || n->ip == 0 ||
-		    (oldest->ip != 0 && n->heard_ns < oldest->heard_ns))
-			oldest = n;
-	}
-	if (!add)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	oldest->ip = ip;
-	return oldest;
-}
-
-static void neigh_learn(struct dpdk_port *p, uint32_t ip,
-			const struct rte_ether_addr *mac)
-{
-	struct neigh *n;
-
-	if (ip == 0)
-		return;
-	rte_spinlock_lock(&p->lock);
-	n = neigh_slot(p, ip, true);
-	n->known = true;
-	n->mac = *mac;
-	n->heard_ns = now_ns();
-	rte_spinlock_unlock(&p->lock);
-}
-
-static void lane_enqueue(struct lane *l, struct rte_mbuf *m);
-
-static void arp_send(struct lane *l, uint16_t op, uint32_t sip, uint32_t tip,
-		     const struct rte_ether_addr *tha)
-{
-	struct dpdk_port *p = l->port;
-	struct rte_mbuf *m = rte_pktmbuf_alloc(p->tx_pool);
-	struct rte_ether_hdr *eh;
-	struct rte_arp_hdr *ah;
-
-	if (!m)
-		return;
-	eh = (struct rte_ether_hdr *)rte_pktmbuf_append(
-		m, RTE_ETHER_HDR_LEN + sizeof(*ah));
-	ah = (struct rte_arp_hdr *)(eh + 1);
-	if (op == RTE_ARP_OP_REQUEST)
-		memset(&eh->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
-	else
-		eh->dst_addr = *tha;
-	eh->src_addr = p->mac;
-	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-	ah->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
-	ah->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ah->arp_hlen = RTE_ETHER_ADDR_LEN;
-	ah->arp_plen = 4;
-	ah->arp_opcode = rte_cpu_to_be_16(op);
-	ah->arp_data.arp_sha = p->mac;
-	ah->arp_data.arp_sip = sip;
-	if (op == RTE_ARP_OP_REQUEST)
-		memset(&ah->arp_data.arp_tha, 0, RTE_ETHER_ADDR_LEN);
-	else
-		ah->arp_data.arp_tha = *tha;
-	ah->arp_data.arp_tip = tip;
-	if (op == RTE_ARP_OP_REQUEST)
-		l->st.arp_requests++;
-	else
-		l->st.arp_replies++;
-	lane_enqueue(l, m);
-}
-
-/* A received ARP frame: learn the sender, answer a request for one of the
- * port's addresses (from the polling lane: any lane may answer for the
- * port).  Consumes @m. */
-static void arp_input(struct lane *l, struct rte_mbuf *m)
-{
-	struct dpdk_port *p = l->port;
-	struct rte_arp_hdr *ah;
-	bool ours;
-
-	if (rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN + sizeof(*ah))
-		goto out;
-	ah = rte_pktmbuf_mtod_offset(m, struct rte_arp_hdr *,
-				     RTE_ETHER_HDR_LEN);
-	if (ah->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
-	    ah->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
-	    ah->arp_hlen != RTE_ETHER_ADDR_LEN || ah->arp_plen != 4)
-		goto out;
-	rte_spinlock_lock(&p->lock);
-	ours = ip_is_local(p, ah->arp_data.arp_tip);
-	rte_spinlock_unlock(&p->lock);
-	/* Learn from any ARP that names us, and refresh what we know. */
-	if (ours || ah->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY))
-		neigh_learn(p, ah->arp_data.arp_sip, &ah->arp_data.arp_sha);
-	if (ours && ah->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST))
-		arp_send(l, RTE_ARP_OP_REPLY, ah->arp_data.arp_tip,
-			 ah->arp_data.arp_sip, &ah->arp_data.arp_sha);
-out:
-	rte_pktmbuf_free(m);
-}
-
-/* The MAC for @ip: true and *mac if known; else asks (rate-limited). */
-static bool neigh_resolve(struct lane *l, uint32_t ip, struct rte_ether_addr *mac,
-			  uint64_t now)
-{
-	struct dpdk_port *p = l->port;
-	unsigned h = (ntohl(ip) * 2654435761u) >> 28;
-	struct neigh *n;
-	bool known = false, ask = false;
-
-	if (l->ncache[h].ip == ip && l->ncache[h].until > now) {
-		*mac = l->ncache[h].mac;
-		return true;
-	}
-	rte_spinlock_lock(&p->lock);
-	if (ip_is_local(p, ip)) {
-		/* Another lane of this port: the port's own MAC (on a loopback
-		 * device the frame comes straight back). */
-		*mac = p->mac;
-		known = true;
-	} else {
-		n = neigh_slot(p, ip, true);
-		if (n->known && now - n->heard_ns < NEIGH_TTL_NS) {
-			*mac = n->mac;
-			known = true;
-		} else if (now - n->asked_ns >= NEIGH_ASK_NS) {
-			n->asked_ns = now;
-			ask = true;
-		}
-		if (!n->known && n->heard_ns == 0)
-			n->heard_ns = now;
-	}
-	rte_spinlock_unlock(&p->lock);
-	if (known) {
-		l->ncache[h].ip = ip;
-		l->ncache[h].mac = *mac;
-		l->ncache[h].until = now + NCACHE_NS;
-	} else if (ask) {
-		arp_send(l, RTE_ARP_OP_REQUEST, l->ip, ip, NULL);
-	}
-	return known;
-}
 
 /* --- transmit ------------------------------------------------------------- */
 
@@ -735,7 +131,7 @@ static void lane_push(struct lane *l)
 	l->tx_n -= sent;
 }
 
-static void lane_enqueue(struct lane *l, struct rte_mbuf *m)
+void ferry__dpdk_lane_enqueue(struct lane *l, struct rte_mbuf *m)
 {
 	/* A burst's worth goes at once: the peer starts on it while we build
 	 * the next (a poll-mode port costs nothing extra per push). */
@@ -763,9 +159,9 @@ static void pend_service(struct lane *l, uint64_t now)
 	for (unsigned i = 0; i < l->npend; i++) {
 		struct rte_ether_addr mac;
 
-		if (neigh_resolve(l, l->pend[i].ip, &mac, now)) {
+		if (ferry__dpdk_neigh_resolve(l, l->pend[i].ip, &mac, now)) {
 			set_dst(l->pend[i].m, &mac);
-			lane_enqueue(l, l->pend[i].m);
+			ferry__dpdk_lane_enqueue(l, l->pend[i].m);
 		} else if (now - l->pend[i].since > PENDING_NS) {
 			l->st.tx_no_neigh++;
 			rte_pktmbuf_free(l->pend[i].m);
@@ -829,7 +225,7 @@ static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx
 	struct dpdk_port *p = l->port;
 	uint32_t dlen = tx->hdr_len + tx->body_len;
 	struct rte_mbuf *m, *b = NULL;
-	struct rte_ether_hdr *eh;
+	struct ferry__udp_hdrs h;
 	struct rte_ipv4_hdr *ih;
 	struct rte_udp_hdr *uh;
 	uint8_t *d;
@@ -872,40 +268,29 @@ static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx
 			return NULL;
 		}
 	}
-	eh = (struct rte_ether_hdr *)d;
-	eh->dst_addr = *dmac;
-	eh->src_addr = p->mac;
-	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ih = (struct rte_ipv4_hdr *)(eh + 1);
-	ih->version_ihl = RTE_IPV4_VHL_DEF;
-	ih->type_of_service = 0;
-	ih->total_length = rte_cpu_to_be_16((uint16_t)(28 + dlen));
-	ih->packet_id = rte_cpu_to_be_16(l->ip_id++);
-	/* Never fragmented: ferry's frames fit the path by construction. */
-	ih->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-	ih->time_to_live = 64;
-	ih->next_proto_id = IPPROTO_UDP;
-	ih->hdr_checksum = 0;
-	ih->src_addr = l->ip;
-	ih->dst_addr = tx->dst.ip;
-	uh = (struct rte_udp_hdr *)(ih + 1);
-	uh->src_port = rte_cpu_to_be_16(l->udp_port);
-	uh->dst_port = rte_cpu_to_be_16(tx->dst.port);
-	uh->dgram_len = rte_cpu_to_be_16((uint16_t)(8 + dlen));
-	uh->dgram_cksum = 0;
-	memcpy(uh + 1, tx->hdr, tx->hdr_len);
+	memcpy(h.dst_mac, dmac->addr_bytes, RTE_ETHER_ADDR_LEN);
+	memcpy(h.src_mac, p->mac.addr_bytes, RTE_ETHER_ADDR_LEN);
+	h.src_ip = l->ip;
+	h.dst_ip = tx->dst.ip;
+	h.src_port = l->udp_port;
+	h.dst_port = tx->dst.port;
+	h.ip_id = l->ip_id++;
+	h.len = (uint16_t)dlen;
+	ferry__frame_put_udp(d, &h);
+	memcpy(d + HDRS, tx->hdr, tx->hdr_len);
 	if (!chain && tx->body_len)
-		memcpy((uint8_t *)(uh + 1) + tx->hdr_len, tx->body,
-		       tx->body_len);
+		memcpy(d + HDRS + tx->hdr_len, tx->body, tx->body_len);
+	ih = (struct rte_ipv4_hdr *)(d + RTE_ETHER_HDR_LEN);
+	uh = (struct rte_udp_hdr *)(ih + 1);
 	m->l2_len = RTE_ETHER_HDR_LEN;
 	m->l3_len = sizeof(*ih);
 	if (p->tx_ip_csum)
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
 	else
-		ih->hdr_checksum = rte_ipv4_cksum(ih);
+		ferry__frame_ip_csum(d);
 	if (p->tx_udp_csum) {
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
-		uh->dgram_cksum = rte_ipv4_phdr_cksum(ih, m->ol_flags);
+		ferry__frame_udp_phdr(d);
 	} else {
 		uh->dgram_cksum = udp_cksum_chain(
 			m, ih, RTE_ETHER_HDR_LEN + sizeof(*ih));
@@ -945,7 +330,7 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 		}
 		if (!now)
 			now = l->now;
-		known = neigh_resolve(l, tx[i].dst.ip, &mac, now);
+		known = ferry__dpdk_neigh_resolve(l, tx[i].dst.ip, &mac, now);
 		if (!known && l->npend == PENDING_MAX) {
 			l->st.tx_no_neigh++;
 			if (tx[i].cookie)
@@ -971,7 +356,7 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 		else if (tx[i].body_len)
 			l->st.tx_copied++;
 		if (known) {
-			lane_enqueue(l, m);
+			ferry__dpdk_lane_enqueue(l, m);
 		} else {
 			l->pend[l->npend].m = m;
 			l->pend[l->npend].ip = tx[i].dst.ip;
@@ -1033,92 +418,71 @@ drop:
 
 enum { RX_DROP, RX_ARP, RX_UDP };
 
+/* What the port says of @m's checksums, as frame.c takes it.  A port that
+ * checks IPv4 checksums and gave no verdict has no bad one to report. */
+static void csum_hints(const struct lane *l, const struct rte_mbuf *m,
+		       enum ferry__csum_hint *ip, enum ferry__csum_hint *l4)
+{
+	uint64_t ipf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	if (ipf == RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		*ip = FERRY__CSUM_BAD;
+	else if (ipf == RTE_MBUF_F_RX_IP_CKSUM_GOOD || l->port->rx_ip_csum)
+		*ip = FERRY__CSUM_GOOD;
+	else
+		*ip = FERRY__CSUM_CHECK;
+	if (l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		*l4 = FERRY__CSUM_BAD;
+	else if (l4f == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		*l4 = FERRY__CSUM_GOOD;
+	else
+		*l4 = FERRY__CSUM_CHECK;
+}
+
 /*
- * Classify frame @m: RX_UDP fills *s (payload offset/length, source) and
- * *dst_ip / *dst_port; RX_ARP; RX_DROP (counted, not freed).
+ * Classify frame @m (frame.c reads its bytes): RX_UDP fills *s (payload
+ * offset/length, source) and *dst_ip / *dst_port; RX_ARP; RX_DROP
+ * (counted, not freed).
  */
 static int frame_parse(struct lane *l, struct rte_mbuf *m, struct stashed *s,
 		       uint32_t *dst_ip, uint16_t *dst_port)
 {
-	struct dpdk_port *p = l->port;
-	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot, ulen;
-	const struct rte_ether_hdr *eh;
-	const struct rte_ipv4_hdr *ih;
-	const struct rte_udp_hdr *uh;
+	enum ferry__csum_hint ip, l4;
+	struct ferry__frame_rx rx;
 
-	if (len < RTE_ETHER_HDR_LEN)
-		goto not_ours;
-	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
-	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+	csum_hints(l, m, &ip, &l4);
+	switch (ferry__frame_parse(rte_pktmbuf_mtod(m, const uint8_t *),
+				   rte_pktmbuf_data_len(m), ip, l4, &rx)) {
+	case FERRY__FRAME_UDP:
+		break;
+	case FERRY__FRAME_ARP:
 		return RX_ARP;
-	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
-	    len < RTE_ETHER_HDR_LEN + 20)
-		goto not_ours;
-	ih = (const struct rte_ipv4_hdr *)(eh + 1);
-	ihl = (uint32_t)(ih->version_ihl & 0xf) * 4;
-	tot = rte_be_to_cpu_16(ih->total_length);
-	if ((ih->version_ihl >> 4) != 4 || ihl < 20 ||
-	    ih->next_proto_id != IPPROTO_UDP || tot < ihl + 8 ||
-	    RTE_ETHER_HDR_LEN + tot > len)
-		goto not_ours;
-	if (rte_be_to_cpu_16(ih->fragment_offset) &
-	    (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+	case FERRY__FRAME_FRAGMENT:
 		l->st.rx_fragments++;
 		return RX_DROP;
+	case FERRY__FRAME_BAD_CSUM:
+		l->st.rx_bad_csum++;
+		return RX_DROP;
+	default:
+		l->st.rx_not_ours++;
+		return RX_DROP;
 	}
-	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
-	    RTE_MBUF_F_RX_IP_CKSUM_BAD)
-		goto bad_csum;
-	if (!p->rx_ip_csum &&
-	    (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) !=
-		    RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
-	    rte_raw_cksum(ih, ihl) != 0xffff)
-		goto bad_csum;
-	uh = (const struct rte_udp_hdr *)((const uint8_t *)ih + ihl);
-	ulen = rte_be_to_cpu_16(uh->dgram_len);
-	if (ulen < 8 || ulen > tot - ihl)
-		goto not_ours;
-	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
-	    RTE_MBUF_F_RX_L4_CKSUM_BAD)
-		goto bad_csum;
-	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) !=
-		    RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
-	    uh->dgram_cksum != 0) {
-		uint16_t sum = rte_raw_cksum(uh, ulen);
-		uint32_t all = (uint32_t)sum + rte_ipv4_phdr_cksum(ih, 0);
-
-		/* The pseudo-header length is the IP payload's; a UDP length
-		 * shorter than it would be malformed anyway. */
-		all = (all & 0xffff) + (all >> 16);
-		all = (all & 0xffff) + (all >> 16);
-		if (all != 0xffff) {
-			/* Unfinished by a kernel sender's offload?  Then the
-			 * field holds the folded pseudo-header sum. */
-			if (ulen != tot - ihl ||
-			    uh->dgram_cksum != rte_ipv4_phdr_cksum(ih, 0))
-				goto bad_csum;
-			l->st.rx_csum_unfinished++;
-		}
-	}
+	if (rx.csum_unfinished)
+		l->st.rx_csum_unfinished++;
 	/* Checked: a frame steered to another lane's inbox is parsed again
 	 * there (for its offsets) without another pass over its bytes. */
 	m->ol_flags = (m->ol_flags & ~(RTE_MBUF_F_RX_IP_CKSUM_MASK |
 				       RTE_MBUF_F_RX_L4_CKSUM_MASK)) |
 		      RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 	s->m = m;
-	s->off = (uint16_t)(RTE_ETHER_HDR_LEN + ihl + 8);
-	s->len = (uint16_t)(ulen - 8);
-	s->src.ip = ih->src_addr;
-	s->src.port = rte_be_to_cpu_16(uh->src_port);
-	*dst_ip = ih->dst_addr;
-	*dst_port = rte_be_to_cpu_16(uh->dst_port);
+	s->off = rx.off;
+	s->len = rx.h.len;
+	s->src.ip = rx.h.src_ip;
+	s->src.port = rx.h.src_port;
+	*dst_ip = rx.h.dst_ip;
+	*dst_port = rx.h.dst_port;
 	return RX_UDP;
-bad_csum:
-	l->st.rx_bad_csum++;
-	return RX_DROP;
-not_ours:
-	l->st.rx_not_ours++;
-	return RX_DROP;
 }
 
 static void stash_push(struct lane *l, const struct stashed *s)
@@ -1178,7 +542,7 @@ static unsigned rx_queue(struct lane *l, uint16_t q, unsigned room)
 			}
 			break;
 		case RX_ARP:
-			arp_input(l, m);
+			ferry__dpdk_arp_input(l, m);
 			break;
 		default:
 			rte_pktmbuf_free(m);
@@ -1324,44 +688,8 @@ static int dpdk_wake(struct ferry_dp *dp)
 	return 0;
 }
 
+
 /* --- open / close --------------------------------------------------------- */
-
-static void lane_detach(struct lane *l)
-{
-	struct dpdk_port *p = l->port;
-	rte_spinlock_t *lock = &p->q[l->rxq].rx_lock;
-	struct rte_mbuf *m;
-	unsigned i;
-
-	/* Out of the steering list first, under the queue lock, so no
-	 * poller puts frames on our inbox after we drained it. */
-	rte_spinlock_lock(lock);
-	rte_spinlock_lock(&p->lock);
-	for (i = 0; i < p->q[l->rxq].nmembers; i++)
-		if (p->q[l->rxq].members[i] == l)
-			break;
-	if (i < p->q[l->rxq].nmembers)
-		p->q[l->rxq].members[i] =
-			p->q[l->rxq].members[--p->q[l->rxq].nmembers];
-	for (i = 0; i < p->nlanes; i++)
-		if (p->lanes[i] == l)
-			break;
-	if (i < p->nlanes)
-		p->lanes[i] = p->lanes[--p->nlanes];
-	p->q[l->txq].tx_users--;
-	rte_spinlock_unlock(&p->lock);
-	rte_spinlock_unlock(lock);
-	if (l->flow) {
-		struct rte_flow_error fe;
-
-		rte_flow_destroy(p->id, l->flow, &fe);
-		rte_spinlock_lock(&p->q[0].rx_lock);
-		p->q[l->rxq].owned = false;
-		rte_spinlock_unlock(&p->q[0].rx_lock);
-	}
-	while (l->inbox && rte_ring_sc_dequeue(l->inbox, (void **)&m) == 0)
-		rte_pktmbuf_free(m);
-}
 
 static void dpdk_close(struct ferry_dp *dp)
 {
@@ -1372,7 +700,7 @@ static void dpdk_close(struct ferry_dp *dp)
 		return;
 	l = &dp->l;
 	if (l->port) {
-		lane_detach(l);
+		ferry__dpdk_lane_detach(l);
 		/* Let the port finish what it holds of our memory. */
 		end = now_ns() + 1000000000ull;
 		for (;;) {
@@ -1429,109 +757,10 @@ static void dpdk_close(struct ferry_dp *dp)
 	free(dp);
 }
 
-static int flow_steer(struct lane *l)
-{
-	struct rte_flow_attr attr = { .ingress = 1 };
-	struct rte_flow_item_ipv4 ip = { .hdr.dst_addr = l->ip };
-	struct rte_flow_item_ipv4 ipm = { .hdr.dst_addr = 0xffffffff };
-	struct rte_flow_item_udp udp = {
-		.hdr.dst_port = rte_cpu_to_be_16(l->udp_port) };
-	struct rte_flow_item_udp udpm = { .hdr.dst_port = 0xffff };
-	struct rte_flow_item pat[] = {
-		{ .type = RTE_FLOW_ITEM_TYPE_ETH },
-		{ .type = RTE_FLOW_ITEM_TYPE_IPV4, .spec = &ip, .mask = &ipm },
-		{ .type = RTE_FLOW_ITEM_TYPE_UDP, .spec = &udp, .mask = &udpm },
-		{ .type = RTE_FLOW_ITEM_TYPE_END },
-	};
-	struct rte_flow_action_queue qa = { .index = l->rxq };
-	struct rte_flow_action act[] = {
-		{ .type = RTE_FLOW_ACTION_TYPE_QUEUE, .conf = &qa },
-		{ .type = RTE_FLOW_ACTION_TYPE_END },
-	};
-	struct rte_flow_error fe;
-
-	l->flow = rte_flow_create(l->port->id, &attr, pat, act, &fe);
-	return l->flow ? 0 : -ENOTSUP;
-}
-
-/* Join the port: an address, a UDP port, queues.  Under g_lock. */
-static int lane_attach(struct lane *l)
-{
-	struct dpdk_port *p = l->port;
-	uint16_t q;
-
-	rte_spinlock_lock(&p->lock);
-	if (p->nlanes == MAX_LANES) {
-		rte_spinlock_unlock(&p->lock);
-		return -EBUSY;
-	}
-	if (l->udp_port == 0) {
-		for (unsigned tries = 0; tries < 16384; tries++) {
-			uint16_t cand = p->next_ephemeral++;
-			bool used = false;
-
-			if (p->next_ephemeral == 0)
-				p->next_ephemeral = EPHEMERAL;
-			for (unsigned i = 0; i < p->nlanes; i++)
-				used |= p->lanes[i]->udp_port == cand &&
-					p->lanes[i]->ip == l->ip;
-			if (!used) {
-				l->udp_port = cand;
-				break;
-			}
-		}
-	}
-	for (unsigned i = 0; i < p->nlanes; i++) {
-		if (p->lanes[i]->udp_port == l->udp_port &&
-		    p->lanes[i]->ip == l->ip) {
-			rte_spinlock_unlock(&p->lock);
-			return -EADDRINUSE;
-		}
-	}
-	/* TX: the queue with the fewest users (one of our own while any is
-	 * free). */
-	l->txq = 0;
-	for (q = 1; q < p->nb_q; q++)
-		if (p->q[q].tx_users < p->q[l->txq].tx_users)
-			l->txq = q;
-	p->q[l->txq].tx_users++;
-	p->lanes[p->nlanes++] = l;
-	rte_spinlock_unlock(&p->lock);
-
-	/* RX: a queue of our own, steered by a flow rule, where one is free
-	 * (queue 0 takes everything the rules do not claim); else software
-	 * steering on queue 0. */
-	l->rxq = 0;
-	for (q = 1; q < p->nb_q; q++) {
-		if (p->q[q].nmembers == 0) {
-			l->rxq = q;
-			if (flow_steer(l) == 0) {
-				/* Under queue 0's lock: its pollers stop taking
-				 * this queue before its owner starts. */
-				rte_spinlock_lock(&p->q[0].rx_lock);
-				p->q[q].owned = true;
-				rte_spinlock_unlock(&p->q[0].rx_lock);
-				break;
-			}
-			l->rxq = 0;
-			break;
-		}
-	}
-	rte_spinlock_lock(&p->q[l->rxq].rx_lock);
-	rte_spinlock_lock(&p->lock);
-	p->q[l->rxq].members[p->q[l->rxq].nmembers++] = l;
-	rte_spinlock_unlock(&p->lock);
-	rte_spinlock_unlock(&p->q[l->rxq].rx_lock);
-	return 0;
-}
-
 static int dpdk_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
 {
 	struct ferry_dp *dp;
 	struct lane *l;
-	struct dpdk_port *port = NULL;
-	char name[RTE_RING_NAMESIZE];
-	unsigned seq;
 	int ret;
 
 	if (!conf->bind_addr) {
@@ -1576,44 +805,8 @@ static int dpdk_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
 		l->slot_free[l->slot_top++] = i;
 	}
 
-	pthread_mutex_lock(&g_lock);
-	if (!g_eal_up) {
-		ret = eal_start(conf->dpdk_eal ? conf->dpdk_eal : "");
-		if (ret < 0) {
-			pthread_mutex_unlock(&g_lock);
-			free(dp);
-			return ret;
-		}
-		g_eal_up = true;
-	}
-	/* Per-lcore mempool caches need an lcore id on this thread. */
-	if (rte_lcore_id() == LCORE_ID_ANY)
-		rte_thread_register();
-	ret = port_get(conf, &port);
-	if (ret == 0) {
-		seq = g_mem_seq++;
-		snprintf(name, sizeof(name), "fi%d_%u", getpid(), seq);
-		l->inbox = rte_ring_create(name, INBOX, SOCKET_ID_ANY,
-					   RING_F_SP_ENQ | RING_F_SC_DEQ);
-		snprintf(name, sizeof(name), "fd%d_%u", getpid(), seq);
-		l->done = rte_ring_create(name, rte_align32pow2(l->nslots + 1),
-					  SOCKET_ID_ANY, RING_F_SC_DEQ);
-		if (!l->inbox || !l->done)
-			ret = -ENOMEM;
-	}
-	if (ret == 0) {
-		/* Attached last: until then the lane is nobody's to steer
-		 * to, and close need not detach it. */
-		l->port = port;
-		ret = lane_attach(l);
-		if (ret < 0)
-			l->port = NULL;
-	}
-	pthread_mutex_unlock(&g_lock);
+	ret = ferry__dpdk_join(l, conf);
 	if (ret < 0) {
-		if (ret == -EADDRINUSE)
-			log_err("%s:%u is taken on port %u", conf->bind_addr,
-				conf->port, port->id);
 		dpdk_close(dp);
 		return ret;
 	}
