@@ -75,7 +75,7 @@ static int floor_open(struct floor *f, struct bench_worker *w, bool server)
 	int ret;
 
 	f->w = w;
-	f->ops = ferry_dp_find(o->dataplane);
+	f->ops = ferry__dp_find(o->dataplane);
 	if (!f->ops)
 		return -ENODEV;
 	memset(&dc, 0, sizeof(dc));
@@ -363,7 +363,7 @@ void *bench_floor_client(void *arg)
 	bench_pin(w->cpu);
 	ret = floor_open(&fc.f, w, false);
 	if (ret == 0)
-		ret = ferry_addr_parse_ip(o->addr, &fc.f.peer.ip);
+		ret = ferry__addr_parse_ip(o->addr, &fc.f.peer.ip);
 	fc.f.peer.port = bench_server_port(o, w->idx);
 	fc.slots = calloc(fc.nslots, sizeof(*fc.slots));
 	fc.sendq = calloc(fc.nslots, sizeof(*fc.sendq));

@@ -257,7 +257,7 @@ static void help_line(const char *s, size_t len)
 		printf("%.*s\n", (int)len, s);
 		return;
 	}
-	printf("%.*s%s", (int)(m - s), s, ferry_dp_names());
+	printf("%.*s%s", (int)(m - s), s, ferry__dp_names());
 	help_line(m + sizeof(mark) - 1, len - (size_t)(m - s) -
 						(sizeof(mark) - 1));
 }
@@ -364,7 +364,7 @@ static void store(const struct opt *p, char *arg, struct bench_opts *o)
 		*(bool *)at = p->kind == OPT_FLAG;
 		break;
 	case OPT_IPV4:
-		if (ferry_addr_parse_ip(arg, &ip) < 0)
+		if (ferry__addr_parse_ip(arg, &ip) < 0)
 			die_usage("--%s wants an IPv4 address, not '%s'",
 				  p->name, arg);
 		/* fall through */
@@ -473,11 +473,11 @@ static void parse_mode(int argc, char **argv, struct bench_opts *o)
 	    strcmp(o->mode, "client"))
 		die_usage("unknown mode '%s' (loop, server, client, floor)",
 			  o->mode);
-	if (!ferry_dp_find(o->dataplane)) {
+	if (!ferry__dp_find(o->dataplane)) {
 		fprintf(stderr,
 			"ferry-bench: dataplane '%s' is not built in "
 			"(built in: %s)\n",
-			o->dataplane, ferry_dp_names());
+			o->dataplane, ferry__dp_names());
 		exit(2);
 	}
 }

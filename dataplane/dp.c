@@ -23,7 +23,7 @@ static const struct ferry_dp_ops *const backends[] = {
 	NULL,
 };
 
-const struct ferry_dp_ops *ferry_dp_find(const char *name)
+const struct ferry_dp_ops *ferry__dp_find(const char *name)
 {
 	for (size_t i = 0; backends[i]; i++)
 		if (!name || strcmp(backends[i]->name, name) == 0)
@@ -31,12 +31,12 @@ const struct ferry_dp_ops *ferry_dp_find(const char *name)
 	return NULL;
 }
 
-const char *ferry_dp_names(void)
+const char *ferry__dp_names(void)
 {
 	return FERRY_DP_NAMES;
 }
 
-int ferry_addr_parse_ip(const char *s, uint32_t *out)
+int ferry__addr_parse_ip(const char *s, uint32_t *out)
 {
 	struct in_addr a;
 

@@ -175,12 +175,12 @@ extern const struct ferry_dp_ops ferry__dp_fault_ops;
 
 /* The backend named @name ("uring", "dpdk"), or NULL if it is not built
  * in. */
-const struct ferry_dp_ops *ferry_dp_find(const char *name);
+const struct ferry_dp_ops *ferry__dp_find(const char *name);
 
 /* Names of the built-in backends, comma separated, for messages. */
-const char *ferry_dp_names(void);
+const char *ferry__dp_names(void);
 
 /* Parse "a.b.c.d" into @out (network order).  Returns 0 or -EINVAL. */
-int ferry_addr_parse_ip(const char *s, uint32_t *out);
+int ferry__addr_parse_ip(const char *s, uint32_t *out);
 
 #endif /* FERRY_DP_H */

@@ -458,7 +458,7 @@ static inline void raw_bind(struct raw *r)
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	r->ops = ferry_dp_find(dp_name);
+	r->ops = ferry__dp_find(dp_name);
 	cr_assert_not_null(r->ops, "no dataplane %s", dp_name);
 	dc.bind_addr = "127.0.0.1";
 	dc.max_frame = RAW_FRAME_MAX;
@@ -477,7 +477,7 @@ static inline void raw_open(struct raw *r, struct ferry_endpoint *srv,
 			    uint32_t my_sess)
 {
 	raw_bind(r);
-	cr_assert_eq(ferry_addr_parse_ip("127.0.0.1", &r->to.ip), 0);
+	cr_assert_eq(ferry__addr_parse_ip("127.0.0.1", &r->to.ip), 0);
 	r->to.port = ferry_endpoint_port(srv);
 	r->my_sess = my_sess;
 }
@@ -526,7 +526,7 @@ static inline void raw_send(struct raw *r, const struct ferry_hdr *h,
 	uint8_t buf[RAW_FRAME_MAX];
 
 	cr_assert_leq(FERRY_WIRE_HDR_LEN + n, sizeof(buf));
-	ferry_wire_encode(h, buf);
+	ferry__wire_encode(h, buf);
 	if (n)
 		memcpy(buf + FERRY_WIRE_HDR_LEN, body, n);
 	raw_send_bytes(r, buf, FERRY_WIRE_HDR_LEN + n);
@@ -569,7 +569,7 @@ static inline bool raw_recv(struct raw *r, struct ferry_endpoint *srv,
 		ferry_endpoint_poll(srv, 0);
 		n = raw_take(r, buf, cap, NULL);
 		if (n == 0 ||
-		    ferry_wire_parse(buf, n, 1u << 30, f) != FERRY_PARSE_OK ||
+		    ferry__wire_parse(buf, n, 1u << 30, f) != FERRY_PARSE_OK ||
 		    f->h.type != type)
 			continue;
 		if (type == FERRY_FT_RESPONSE && req_id &&
@@ -595,7 +595,7 @@ static inline unsigned raw_count(struct raw *r, struct ferry_endpoint *srv,
 		ferry_endpoint_poll(srv, 0);
 		n = raw_take(r, buf, sizeof(buf), NULL);
 		if (n > 0 &&
-		    ferry_wire_parse(buf, n, 1u << 30, &f) == FERRY_PARSE_OK &&
+		    ferry__wire_parse(buf, n, 1u << 30, &f) == FERRY_PARSE_OK &&
 		    f.h.type == type)
 			k++;
 	}
@@ -618,7 +618,7 @@ static inline void raw_connect_send(struct raw *r, uint32_t features,
 		b.token = tok;
 		b.token_len = (uint16_t)tok_len;
 	}
-	n = ferry_wire_put_connect(body, sizeof(body), &b);
+	n = ferry__wire_put_connect(body, sizeof(body), &b);
 	cr_assert(n > 0);
 	h.src_sess = r->my_sess;
 	h.credit = 1u << 20;
@@ -641,7 +641,7 @@ static inline uint32_t raw_connect(struct raw *r, struct ferry_endpoint *srv,
 	cr_assert(raw_recv(r, srv, FERRY_FT_ACCEPT, 0, &f, buf, sizeof(buf)),
 		  "no ACCEPT");
 	r->srv_sess = f.h.src_sess;
-	cr_assert_eq(ferry_wire_parse_connect(f.payload, f.pay_len, &acc), 0);
+	cr_assert_eq(ferry__wire_parse_connect(f.payload, f.pay_len, &acc), 0);
 	return acc.features;
 }
 
@@ -684,7 +684,7 @@ static inline uint32_t resp_code(const struct ferry_frame *f)
 
 	if (!(f->h.flags & FERRY_FF_ERR))
 		return 0;
-	cr_assert_eq(ferry_wire_parse_error(f->payload, f->pay_len, &code, &m,
+	cr_assert_eq(ferry__wire_parse_error(f->payload, f->pay_len, &code, &m,
 					    &mlen),
 		     0);
 	return code;

@@ -361,7 +361,7 @@ static inline uint32_t raw_request_ious(struct raw *r, uint16_t method,
 		ents[i] = (struct ferry_cap_ent){ FERRY_CAPK_IOU, vals[i],
 						  FERRY_CAPS_IOU_LEN };
 	}
-	len = ferry_wire_put_caps(m, sizeof(m) - 1, ents, n);
+	len = ferry__wire_put_caps(m, sizeof(m) - 1, ents, n);
 	cr_assert(len > 0);
 	m[len++] = 'x';
 	return raw_request(r, 0, method, FERRY_FF_CAPS, m, (size_t)len);
@@ -385,7 +385,7 @@ static inline void raw_push(struct raw *r, uint64_t id, uint32_t code,
 				.token_len = (uint16_t)len };
 	uint8_t body[FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX];
 	struct ferry_hdr h;
-	int n = ferry_wire_put_push(body, sizeof(body), &p);
+	int n = ferry__wire_put_push(body, sizeof(body), &p);
 
 	cr_assert(n > 0);
 	raw_data_hdr(r, &h, FERRY_FT_PUSH);

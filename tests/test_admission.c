@@ -383,7 +383,7 @@ static void t_refusal_is_one_error_frame(void)
 	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, 0, &f, buf, sizeof(buf)));
 	cr_assert_eq(f.h.dst_sess, r.my_sess);
 	cr_assert_eq(f.h.src_sess, 0);
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
+	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m,
 					    &mlen),
 		     0);
 	cr_assert_eq(code, FERRY_TOKEN_EMISSING);

@@ -100,10 +100,10 @@ static void push_records_all_or_none(struct raw *r, struct ferry_endpoint *srv,
 	uint64_t ids[1];
 	uint32_t req;
 	size_t len;
-	int n = ferry_wire_put_push(body, sizeof(body), &bp);
+	int n = ferry__wire_put_push(body, sizeof(body), &bp);
 
 	bp.iou = 21;
-	n += ferry_wire_put_push(body + n, sizeof(body) - (size_t)n,
+	n += ferry__wire_put_push(body + n, sizeof(body) - (size_t)n,
 				 &bp);
 	cr_assert_eq(n, (int)sizeof(body));
 	body[sizeof(body) - 5] = 1; /* the second record's reserved */
@@ -172,7 +172,7 @@ static void t_push_before_call_is_buffered(void)
 					 .token_len = 4 };
 		struct ferry_hdr h;
 
-		cr_assert_eq(ferry_wire_put_push(body, sizeof(body), &bp),
+		cr_assert_eq(ferry__wire_put_push(body, sizeof(body), &bp),
 			     (int)sizeof(body));
 		body[15] = 1;
 		raw_data_hdr(&r, &h, FERRY_FT_PUSH);

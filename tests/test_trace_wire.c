@@ -631,7 +631,7 @@ static void raw_connect_feat(struct raw *r, struct ferry_endpoint *srv,
 static size_t block_msg(uint8_t *out, const char *tp, const char *ts,
 			const char *pay)
 {
-	int n = ferry_wire_put_trace_block(out, FERRY_TRACE_BLOCK_MAX, tp, ts,
+	int n = ferry__wire_put_trace_block(out, FERRY_TRACE_BLOCK_MAX, tp, ts,
 					   ts ? strlen(ts) : 0);
 
 	cr_assert_gt(n, 0);
@@ -731,13 +731,13 @@ static void t_raw_client_features(void)
 	for (unsigned i = 0; i < g.nattr_ret; i++)
 		cr_assert_eq(g.attr_ret[i], 0);
 	cr_assert(fl & FERRY_FF_TRACE);
-	cr_assert_eq(ferry_wire_parse_resp_attrs(out, len, &bl, &n), 0);
+	cr_assert_eq(ferry__wire_parse_resp_attrs(out, len, &bl, &n), 0);
 	cr_assert_eq(n, 4);
-	cr_assert_eq(ferry_wire_resp_attr_get(out, bl, 0, &e), 0);
+	cr_assert_eq(ferry__wire_resp_attr_get(out, bl, 0, &e), 0);
 	cr_assert_eq(e.type, FERRY_ATTRT_STRING);
 	cr_assert_arr_eq(e.key, "db.system", 9);
 	cr_assert_arr_eq(e.str, "postgresql", 10);
-	cr_assert_eq(ferry_wire_resp_attr_get(out, bl, 3, &e), 0);
+	cr_assert_eq(ferry__wire_resp_attr_get(out, bl, 3, &e), 0);
 	cr_assert_eq(e.type, FERRY_ATTRT_DOUBLE);
 	cr_assert(e.d == 0.25);
 	cr_assert_eq(len - bl, 3);
@@ -794,10 +794,10 @@ static void rsrv_accept(struct rsrv *r, const struct ferry_frame *f,
 	uint8_t body[256];
 	int bn;
 
-	cr_assert_eq(ferry_wire_parse_connect(f->payload, f->pay_len, &cb), 0);
+	cr_assert_eq(ferry__wire_parse_connect(f->payload, f->pay_len, &cb), 0);
 	r->cli_features = cb.features;
 	r->cli_sess = f->h.src_sess;
-	bn = ferry_wire_put_connect(body, sizeof(body), &acc);
+	bn = ferry__wire_put_connect(body, sizeof(body), &acc);
 	h.type = FERRY_FT_ACCEPT;
 	h.dst_sess = r->cli_sess;
 	h.src_sess = r->raw.my_sess;
@@ -836,7 +836,7 @@ static void rsrv_poll(struct rsrv *r, uint32_t features)
 	size_t n;
 
 	while ((n = raw_take(&r->raw, buf, sizeof(buf), &r->raw.to)) > 0) {
-		if (ferry_wire_parse(buf, n, 1u << 30, &f) != FERRY_PARSE_OK)
+		if (ferry__wire_parse(buf, n, 1u << 30, &f) != FERRY_PARSE_OK)
 			continue;
 		if (f.h.type == FERRY_FT_CONNECT)
 			rsrv_accept(r, &f, features);

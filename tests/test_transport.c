@@ -654,28 +654,28 @@ static void t_malformed_counted(void)
 	h.type = FERRY_FT_PING;
 	h.dst_sess = rp.srv_sess;
 	h.src_sess = rp.my_sess;
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	buf[2] = 9; /* version */
 	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN);
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	buf[3] = 200; /* type */
 	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN);
 	/* A request bigger than the server accepts. */
 	h.type = FERRY_FT_REQUEST;
 	h.req_id = 1;
 	h.msg_len = 1u << 29;
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
 	/* A fragment that overruns its message. */
 	h.msg_len = 4;
 	h.frag_off = 2;
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
 	/* A session id nobody handed out. */
 	h.frag_off = 0;
 	h.msg_len = 8;
 	h.dst_sess = 0x12345678;
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	raw_send_bytes(&rp, buf, FERRY_WIRE_HDR_LEN + 8);
 	pump_for(srv, NULL, 30);
 	ferry__endpoint_stats(srv, &st);
@@ -733,7 +733,7 @@ static void t_refused_call_keeps_order(void)
 			   sizeof(buf)));
 	cr_assert_eq(f.h.req_id, 1, "call 1 is answered first");
 	cr_assert(f.h.flags & FERRY_FF_ERR);
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
+	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m,
 					    &mlen), 0);
 	cr_assert_eq(code, EPROTONOSUPPORT);
 	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, 0, &f, buf,
@@ -763,7 +763,7 @@ static void t_connect_unsupported_option(void)
 	int n;
 
 	raw_open(&rp, srv, 0);
-	n = ferry_wire_put_connect(body, sizeof(body), &b);
+	n = ferry__wire_put_connect(body, sizeof(body), &b);
 	/* A critical TLV of a type this version does not know (0x85). */
 	body[n++] = 0x85;
 	body[n++] = 0;
@@ -777,7 +777,7 @@ static void t_connect_unsupported_option(void)
 	cr_assert(raw_recv(&rp, srv, FERRY_FT_ERROR, 0, &f, buf,
 			   sizeof(buf)), "no ERROR");
 	cr_assert_eq(f.h.dst_sess, 0x00090002);
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m,
+	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m,
 					    &mlen), 0);
 	cr_assert_eq(code, FERRY_EVERSION);
 	ferry__endpoint_stats(srv, &st);
@@ -857,7 +857,7 @@ static void t_trace_blocks(void)
 	/* The raw peer announced no trace blocks, but the server takes
 	 * them from anyone. */
 	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
-	bl = ferry_wire_put_trace_block(m, sizeof(m), tp, NULL, 0);
+	bl = ferry__wire_put_trace_block(m, sizeof(m), tp, NULL, 0);
 	cr_assert_eq(bl, 59);
 	memcpy(m + bl, &v, 4);
 	m[3] = 200; /* block_len past the message */
@@ -883,7 +883,7 @@ static void t_trace_blocks(void)
 			   sizeof(buf)));
 	cr_assert_eq(f.h.req_id, 1, "call 1 is answered first");
 	cr_assert(f.h.flags & FERRY_FF_ERR);
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &em,
+	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &em,
 					    &mlen), 0);
 	cr_assert_eq(code, FERRY_EPROTO);
 	cr_assert(raw_recv(&rp, srv, FERRY_FT_RESPONSE, 0, &f, buf,

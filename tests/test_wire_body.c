@@ -21,7 +21,7 @@ static int parse_connect_exact(const uint8_t *src, size_t len,
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_connect(b, len, out);
+	rc = ferry__wire_parse_connect(b, len, out);
 	/* Repoint the body's views from the scratch copy into @src. */
 	if (out->traceparent)
 		out->traceparent = (const char *)src +
@@ -53,9 +53,9 @@ Test(wire_connect, round_trip_params_only)
 	memset(&in, 0, sizeof(in));
 	in.have_params = true;
 	in.params = good_params();
-	n = ferry_wire_put_connect(buf, sizeof(buf), &in);
+	n = ferry__wire_put_connect(buf, sizeof(buf), &in);
 	cr_assert_eq(n, 4 + FERRY_TLV_PARAMS_LEN);
-	cr_assert_eq(ferry_wire_parse_connect(buf, (size_t)n, &out), 0);
+	cr_assert_eq(ferry__wire_parse_connect(buf, (size_t)n, &out), 0);
 	cr_assert(out.have_params);
 	assert_params_eq(&out.params, &in.params);
 	cr_assert_null(out.traceparent);
@@ -80,9 +80,9 @@ Test(wire_connect, round_trip_with_trace)
 	cr_assert_eq(strlen(k_tp), FERRY_TRACEPARENT_LEN);
 
 	/* traceparent only */
-	n = ferry_wire_put_connect(buf, sizeof(buf), &in);
+	n = ferry__wire_put_connect(buf, sizeof(buf), &in);
 	cr_assert_eq(n, 4 + 16 + 4 + 55);
-	cr_assert_eq(ferry_wire_parse_connect(buf, (size_t)n, &out), 0);
+	cr_assert_eq(ferry__wire_parse_connect(buf, (size_t)n, &out), 0);
 	assert_params_eq(&out.params, &in.params);
 	cr_assert_eq(out.traceparent_len, FERRY_TRACEPARENT_LEN);
 	cr_assert(out.traceparent >= (const char *)buf &&
@@ -93,10 +93,10 @@ Test(wire_connect, round_trip_with_trace)
 	/* traceparent and tracestate */
 	in.tracestate = k_ts;
 	in.tracestate_len = (uint16_t)strlen(k_ts);
-	n = ferry_wire_put_connect(buf, sizeof(buf), &in);
+	n = ferry__wire_put_connect(buf, sizeof(buf), &in);
 	cr_assert_eq(n, 4 + 16 + 4 + 55 + 4 + (int)strlen(k_ts));
 	cr_assert_eq(parse_connect_exact(buf, (size_t)n, &out), 0);
-	cr_assert_eq(ferry_wire_parse_connect(buf, (size_t)n, &out), 0);
+	cr_assert_eq(ferry__wire_parse_connect(buf, (size_t)n, &out), 0);
 	cr_assert_arr_eq(out.traceparent, k_tp, FERRY_TRACEPARENT_LEN);
 	cr_assert_eq(out.tracestate_len, strlen(k_ts));
 	cr_assert_arr_eq(out.tracestate, k_ts, strlen(k_ts));
@@ -110,9 +110,9 @@ Test(wire_connect, round_trip_with_trace)
 		in.traceparent_len = 0;
 		in.tracestate = big;
 		in.tracestate_len = FERRY_TRACESTATE_MAX;
-		n = ferry_wire_put_connect(buf, sizeof(buf), &in);
+		n = ferry__wire_put_connect(buf, sizeof(buf), &in);
 		cr_assert_gt(n, 0);
-		cr_assert_eq(ferry_wire_parse_connect(buf, (size_t)n, &out), 0);
+		cr_assert_eq(ferry__wire_parse_connect(buf, (size_t)n, &out), 0);
 		cr_assert_null(out.traceparent);
 		cr_assert_eq(out.tracestate_len, FERRY_TRACESTATE_MAX);
 		cr_assert_arr_eq(out.tracestate, big, FERRY_TRACESTATE_MAX);
@@ -137,14 +137,14 @@ Test(wire_connect, round_trip_in_connect_and_accept_frames)
 		in.params = good_params();
 		in.traceparent = k_tp;
 		in.traceparent_len = FERRY_TRACEPARENT_LEN;
-		n = ferry_wire_put_connect(body, sizeof(body), &in);
+		n = ferry__wire_put_connect(body, sizeof(body), &in);
 		cr_assert_gt(n, 0);
 		h = valid_hdr(types[i], (uint32_t)n);
 		h.flags = FERRY_FF_CSUM;
 		buf = build(&h, body, (size_t)n, &len);
-		cr_assert_eq(ferry_wire_parse(buf, len, BIG_MAX_MSG, &f),
+		cr_assert_eq(ferry__wire_parse(buf, len, BIG_MAX_MSG, &f),
 			     FERRY_PARSE_OK);
-		cr_assert_eq(ferry_wire_parse_connect(f.payload, f.pay_len, &out),
+		cr_assert_eq(ferry__wire_parse_connect(f.payload, f.pay_len, &out),
 			     0);
 		assert_params_eq(&out.params, &in.params);
 		cr_assert_arr_eq(out.traceparent, k_tp, FERRY_TRACEPARENT_LEN);
@@ -163,11 +163,11 @@ Test(wire_connect, put_connect_capacity)
 	in.params = good_params();
 	in.traceparent = k_tp;
 	in.traceparent_len = FERRY_TRACEPARENT_LEN;
-	need = ferry_wire_put_connect(buf, sizeof(buf), &in);
+	need = ferry__wire_put_connect(buf, sizeof(buf), &in);
 	cr_assert_eq(need, 4 + 16 + 4 + 55);
-	cr_assert_eq(ferry_wire_put_connect(buf, (size_t)need, &in), need);
-	cr_assert_eq(ferry_wire_put_connect(buf, (size_t)need - 1, &in), -1);
-	cr_assert_eq(ferry_wire_put_connect(buf, 0, &in), -1);
+	cr_assert_eq(ferry__wire_put_connect(buf, (size_t)need, &in), need);
+	cr_assert_eq(ferry__wire_put_connect(buf, (size_t)need - 1, &in), -1);
+	cr_assert_eq(ferry__wire_put_connect(buf, 0, &in), -1);
 }
 
 Test(wire_connect, missing_params)
@@ -176,8 +176,8 @@ Test(wire_connect, missing_params)
 	uint8_t b[128], *p;
 
 	memset(b, 0, sizeof(b));
-	cr_assert_eq(ferry_wire_parse_connect(b, 0, &out), -1);
-	cr_assert_eq(ferry_wire_parse_connect(NULL, 0, &out), -1);
+	cr_assert_eq(ferry__wire_parse_connect(b, 0, &out), -1);
+	cr_assert_eq(ferry__wire_parse_connect(NULL, 0, &out), -1);
 	p = tlv(b, FERRY_TLV_TRACEPARENT, 0, 55, k_tp, 55);
 	cr_assert_eq(parse_connect_exact(b, (size_t)(p - b), &out), -1);
 	p = tlv(b, 0x10, 0, 3, "abc", 3); /* unknown, skipped */
@@ -485,7 +485,7 @@ static int parse_error_exact(const uint8_t *src, size_t len, uint32_t *code,
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_error(b, len, code, msg, msg_len);
+	rc = ferry__wire_parse_error(b, len, code, msg, msg_len);
 	if (rc == 0 && *msg_len)
 		cr_assert(*msg >= (const char *)b &&
 			  *msg + *msg_len <= (const char *)b + len);
@@ -506,7 +506,7 @@ Test(wire_error, round_trip)
 		const char *m = NULL;
 		uint16_t ml = 0xffff;
 		uint8_t *keep;
-		size_t n = ferry_wire_put_error(b, sizeof(b), 42 + (uint32_t)i,
+		size_t n = ferry__wire_put_error(b, sizeof(b), 42 + (uint32_t)i,
 						msgs[i]);
 
 		cr_assert_eq(n, 6 + strlen(msgs[i]));
@@ -523,18 +523,18 @@ Test(wire_error, round_trip)
 		uint32_t code;
 		const char *m;
 		uint16_t ml;
-		size_t n = ferry_wire_put_error(b, sizeof(b), 0x7fffffffu, NULL);
+		size_t n = ferry__wire_put_error(b, sizeof(b), 0x7fffffffu, NULL);
 
 		cr_assert_eq(n, 6);
-		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), 0);
+		cr_assert_eq(ferry__wire_parse_error(b, n, &code, &m, &ml), 0);
 		cr_assert_eq(code, 0x7fffffffu);
 		cr_assert_eq(ml, 0);
 		/* A code that would not negate into a negative int is
 		 * malformed. */
-		n = ferry_wire_put_error(b, sizeof(b), 0x80000000u, NULL);
-		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), -1);
-		n = ferry_wire_put_error(b, sizeof(b), 0xffffffffu, NULL);
-		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), -1);
+		n = ferry__wire_put_error(b, sizeof(b), 0x80000000u, NULL);
+		cr_assert_eq(ferry__wire_parse_error(b, n, &code, &m, &ml), -1);
+		n = ferry__wire_put_error(b, sizeof(b), 0xffffffffu, NULL);
+		cr_assert_eq(ferry__wire_parse_error(b, n, &code, &m, &ml), -1);
 	}
 
 	/* The longest message, and one the encoder must cut to it. */
@@ -547,9 +547,9 @@ Test(wire_error, round_trip)
 
 		memset(big, 'e', sizeof(big) - 1);
 		big[sizeof(big) - 1] = 0;
-		n = ferry_wire_put_error(b, sizeof(b), 7, big);
+		n = ferry__wire_put_error(b, sizeof(b), 7, big);
 		cr_assert_eq(n, 6 + FERRY_ERROR_MSG_MAX);
-		cr_assert_eq(ferry_wire_parse_error(b, n, &code, &m, &ml), 0);
+		cr_assert_eq(ferry__wire_parse_error(b, n, &code, &m, &ml), 0);
 		cr_assert_eq(ml, FERRY_ERROR_MSG_MAX);
 		cr_assert_arr_eq(m, big, FERRY_ERROR_MSG_MAX);
 	}
@@ -562,11 +562,11 @@ Test(wire_error, put_error_small_buffer)
 	const char *m;
 	uint16_t ml;
 
-	cr_assert_eq(ferry_wire_put_error(b, 0, 1, "abc"), 0);
-	cr_assert_eq(ferry_wire_put_error(b, 5, 1, "abc"), 0);
-	cr_assert_eq(ferry_wire_put_error(b, 6, 1, "abc"), 6);
-	cr_assert_eq(ferry_wire_put_error(b, 8, 1, "abcdef"), 8);
-	cr_assert_eq(ferry_wire_parse_error(b, 8, &code, &m, &ml), 0);
+	cr_assert_eq(ferry__wire_put_error(b, 0, 1, "abc"), 0);
+	cr_assert_eq(ferry__wire_put_error(b, 5, 1, "abc"), 0);
+	cr_assert_eq(ferry__wire_put_error(b, 6, 1, "abc"), 6);
+	cr_assert_eq(ferry__wire_put_error(b, 8, 1, "abcdef"), 8);
+	cr_assert_eq(ferry__wire_parse_error(b, 8, &code, &m, &ml), 0);
 	cr_assert_eq(ml, 2);
 	cr_assert_arr_eq(m, "ab", 2);
 }
@@ -574,7 +574,7 @@ Test(wire_error, put_error_small_buffer)
 Test(wire_error, truncated)
 {
 	uint8_t b[64];
-	size_t n = ferry_wire_put_error(b, sizeof(b), 9, "timed out");
+	size_t n = ferry__wire_put_error(b, sizeof(b), 9, "timed out");
 	uint32_t code;
 	const char *m;
 	uint16_t ml;
@@ -582,13 +582,13 @@ Test(wire_error, truncated)
 	for (size_t k = 0; k < n; k++)
 		cr_assert_eq(parse_error_exact(b, k, &code, &m, &ml, NULL), -1,
 			     "len %zu", k);
-	cr_assert_eq(ferry_wire_parse_error(NULL, 0, &code, &m, &ml), -1);
+	cr_assert_eq(ferry__wire_parse_error(NULL, 0, &code, &m, &ml), -1);
 }
 
 Test(wire_error, trailing_bytes)
 {
 	uint8_t b[64];
-	size_t n = ferry_wire_put_error(b, sizeof(b), 9, "timed out");
+	size_t n = ferry__wire_put_error(b, sizeof(b), 9, "timed out");
 	uint32_t code;
 	const char *m;
 	uint16_t ml;
@@ -603,14 +603,14 @@ Test(wire_error, trailing_bytes)
 Test(wire_error, code_zero)
 {
 	uint8_t b[64];
-	size_t n = ferry_wire_put_error(b, sizeof(b), 0, "zero");
+	size_t n = ferry__wire_put_error(b, sizeof(b), 0, "zero");
 	uint32_t code;
 	const char *m;
 	uint16_t ml;
 
 	cr_assert_eq(n, 10);
 	cr_assert_eq(parse_error_exact(b, n, &code, &m, &ml, NULL), -1);
-	n = ferry_wire_put_error(b, sizeof(b), 0, "");
+	n = ferry__wire_put_error(b, sizeof(b), 0, "");
 	cr_assert_eq(parse_error_exact(b, n, &code, &m, &ml, NULL), -1);
 }
 
@@ -638,7 +638,7 @@ Test(wire_error, message_too_long)
 Test(wire_error, in_error_frame_and_error_response)
 {
 	uint8_t body[64];
-	size_t n = ferry_wire_put_error(body, sizeof(body), 3, "bad method");
+	size_t n = ferry__wire_put_error(body, sizeof(body), 3, "bad method");
 	struct ferry_hdr h;
 	struct ferry_frame f;
 	size_t len;
@@ -651,8 +651,8 @@ Test(wire_error, in_error_frame_and_error_response)
 	h = valid_hdr(FERRY_FT_ERROR, (uint32_t)n);
 	h.src_sess = 0;
 	buf = build(&h, body, n, &len);
-	cr_assert_eq(ferry_wire_parse(buf, len, BIG_MAX_MSG, &f), FERRY_PARSE_OK);
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m, &ml),
+	cr_assert_eq(ferry__wire_parse(buf, len, BIG_MAX_MSG, &f), FERRY_PARSE_OK);
+	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m, &ml),
 		     0);
 	cr_assert_eq(code, 3);
 	cr_assert_arr_eq(m, "bad method", ml);
@@ -661,9 +661,9 @@ Test(wire_error, in_error_frame_and_error_response)
 	h = valid_hdr(FERRY_FT_RESPONSE, (uint32_t)n);
 	h.flags = FERRY_FF_ERR | FERRY_FF_CSUM;
 	buf = build(&h, body, n, &len);
-	cr_assert_eq(ferry_wire_parse(buf, len, BIG_MAX_MSG, &f), FERRY_PARSE_OK);
+	cr_assert_eq(ferry__wire_parse(buf, len, BIG_MAX_MSG, &f), FERRY_PARSE_OK);
 	cr_assert(f.h.flags & FERRY_FF_ERR);
-	cr_assert_eq(ferry_wire_parse_error(f.payload, f.pay_len, &code, &m, &ml),
+	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m, &ml),
 		     0);
 	cr_assert_eq(code, 3);
 	free(buf);
@@ -685,7 +685,7 @@ Test(wire_connect, token_round_trip)
 	in.traceparent_len = 55;
 	in.token = tok;
 	in.token_len = sizeof(tok);
-	n = ferry_wire_put_connect(buf, sizeof(buf), &in);
+	n = ferry__wire_put_connect(buf, sizeof(buf), &in);
 	cr_assert_eq(n, 4 + 16 + 4 + 55 + 4 + (int)sizeof(tok));
 	/* TOKEN goes last, so a sender may lend its value separately. */
 	cr_assert_eq(buf[n - (int)sizeof(tok) - 4], FERRY_TLV_TOKEN);
@@ -693,12 +693,12 @@ Test(wire_connect, token_round_trip)
 	cr_assert_eq(out.token_len, sizeof(tok));
 	cr_assert_arr_eq(out.token, tok, sizeof(tok));
 	/* Too small a buffer. */
-	cr_assert_eq(ferry_wire_put_connect(buf, (size_t)n - 1, &in), -1);
+	cr_assert_eq(ferry__wire_put_connect(buf, (size_t)n - 1, &in), -1);
 	/* The TLV head helper writes what put_connect writes. */
 	{
 		uint8_t head[4];
 
-		cr_assert_eq(ferry_wire_put_tlv_head(head, FERRY_TLV_TOKEN,
+		cr_assert_eq(ferry__wire_put_tlv_head(head, FERRY_TLV_TOKEN,
 						     sizeof(tok)),
 			     4);
 		cr_assert_arr_eq(head, buf + n - (int)sizeof(tok) - 4, 4);
@@ -741,14 +741,14 @@ Test(wire_connect, features)
 	memset(&in, 0, sizeof(in));
 	in.params = (struct ferry_params){ 1000, 8, 1500, 4 };
 	in.features = FERRY_FEAT_IOU | 0x80000000u;
-	n = ferry_wire_put_connect(b, sizeof(b), &in);
+	n = ferry__wire_put_connect(b, sizeof(b), &in);
 	cr_assert_eq(n, 4 + FERRY_TLV_PARAMS_LEN + 4 + FERRY_TLV_FEATURES_LEN);
-	cr_assert_eq(ferry_wire_parse_connect(b, (size_t)n, &out), 0);
+	cr_assert_eq(ferry__wire_parse_connect(b, (size_t)n, &out), 0);
 	/* Bits this build does not know pass through untouched. */
 	cr_assert_eq(out.features, FERRY_FEAT_IOU | 0x80000000u);
 	/* Twice, or of the wrong length: malformed. */
 	memcpy(b + n, b + n - 8, 8);
-	cr_assert_eq(ferry_wire_parse_connect(b, (size_t)n + 8, &out), -1);
+	cr_assert_eq(ferry__wire_parse_connect(b, (size_t)n + 8, &out), -1);
 	b[n - 8 + 3] = 3;
-	cr_assert_eq(ferry_wire_parse_connect(b, (size_t)n - 1, &out), -1);
+	cr_assert_eq(ferry__wire_parse_connect(b, (size_t)n - 1, &out), -1);
 }

@@ -31,17 +31,17 @@ static void parse_all(const uint8_t *buf, size_t len)
 	uint16_t ml;
 	int rc;
 
-	if (ferry_wire_parse(buf, len, BIG_MAX_MSG, &f) == FERRY_PARSE_OK) {
+	if (ferry__wire_parse(buf, len, BIG_MAX_MSG, &f) == FERRY_PARSE_OK) {
 		check_ok_frame(buf, len, &f);
 		if (f.h.type == FERRY_FT_CONNECT || f.h.type == FERRY_FT_ACCEPT)
-			(void)ferry_wire_parse_connect(f.payload, f.pay_len, &cb);
+			(void)ferry__wire_parse_connect(f.payload, f.pay_len, &cb);
 		if (f.h.type == FERRY_FT_ERROR ||
 		    (f.h.type == FERRY_FT_RESPONSE && (f.h.flags & FERRY_FF_ERR)))
-			(void)ferry_wire_parse_error(f.payload, f.pay_len, &code,
+			(void)ferry__wire_parse_error(f.payload, f.pay_len, &code,
 						     &m, &ml);
 	}
 	/* The body parsers take untrusted bytes too. */
-	rc = ferry_wire_parse_connect(buf, len, &cb);
+	rc = ferry__wire_parse_connect(buf, len, &cb);
 	cr_assert(rc == 0 || rc == -1 || rc == FERRY_CONNECT_UNSUPPORTED,
 		  "parse_connect returned %d", rc);
 	if (rc != -1) {
@@ -65,7 +65,7 @@ static void parse_all(const uint8_t *buf, size_t len)
 		uint32_t tl;
 		unsigned n, ni;
 
-		rc = ferry_wire_parse_caps(buf, len, &tl, &n, &ni);
+		rc = ferry__wire_parse_caps(buf, len, &tl, &n, &ni);
 		cr_assert(rc == 0 || rc == -FERRY_ECAPS ||
 			  rc == -EPROTONOSUPPORT);
 		if (rc == 0) {
@@ -74,17 +74,17 @@ static void parse_all(const uint8_t *buf, size_t len)
 			cr_assert(tl <= len && tl <= FERRY_WIRE_CAPS_MAX_LEN);
 			cr_assert(n >= 1 && n <= FERRY_WIRE_CAPS_MAX);
 			for (unsigned i = 0; i < n; i++) {
-				cr_assert_eq(ferry_wire_caps_get(buf, tl, i,
+				cr_assert_eq(ferry__wire_caps_get(buf, tl, i,
 								 &e),
 					     0);
 				cr_assert(e.val >= buf + 8 &&
 					  e.val + e.len <= buf + tl);
 			}
-			cr_assert_eq(ferry_wire_caps_get(buf, tl, n, &e),
+			cr_assert_eq(ferry__wire_caps_get(buf, tl, n, &e),
 				     -ENOENT);
 		}
 	}
-	if (ferry_wire_parse_error(buf, len, &code, &m, &ml) == 0) {
+	if (ferry__wire_parse_error(buf, len, &code, &m, &ml) == 0) {
 		cr_assert_neq(code, 0);
 		cr_assert_eq((size_t)ml + 6, len);
 	}
@@ -95,7 +95,7 @@ static void parse_all(const uint8_t *buf, size_t len)
 		uint32_t bl = 0;
 		unsigned n;
 
-		rc = ferry_wire_parse_trace_block(buf, len, &bl, &tb);
+		rc = ferry__wire_parse_trace_block(buf, len, &bl, &tb);
 		cr_assert(rc == 0 || rc == -EPROTONOSUPPORT ||
 			  rc == -FERRY_EPROTO);
 		if (rc != -FERRY_EPROTO)
@@ -104,19 +104,19 @@ static void parse_all(const uint8_t *buf, size_t len)
 		if (rc == 0)
 			cr_assert((const uint8_t *)tb.traceparent == buf + 4 &&
 				  tb.tracestate_len == bl - 59);
-		rc = ferry_wire_parse_resp_attrs(buf, len, &bl, &n);
+		rc = ferry__wire_parse_resp_attrs(buf, len, &bl, &n);
 		cr_assert(rc == 0 || rc == -EBADMSG || rc == -FERRY_EPROTO);
 		if (rc == 0) {
 			cr_assert(bl <= len && bl <= FERRY_WIRE_ATTRS_MAX_LEN);
 			for (unsigned i = 0; i < n; i++) {
-				cr_assert_eq(ferry_wire_resp_attr_get(buf, bl, i,
+				cr_assert_eq(ferry__wire_resp_attr_get(buf, bl, i,
 								      &e),
 					     0);
 				cr_assert((const uint8_t *)e.key >= buf + 8 &&
 					  (const uint8_t *)e.key + e.key_len <=
 						  buf + bl);
 			}
-			cr_assert_eq(ferry_wire_resp_attr_get(buf, bl, n, &e),
+			cr_assert_eq(ferry__wire_resp_attr_get(buf, bl, n, &e),
 				     -ENOENT);
 		}
 	}
@@ -152,7 +152,7 @@ Test(wire_bounds, random_inputs_stay_in_bounds, .timeout = 100)
 						     ? (uint32_t)rng_next()
 						     : 0;
 			}
-			ferry_wire_encode(&h, tmpl);
+			ferry__wire_encode(&h, tmpl);
 			if (t == FERRY_FT_CONNECT || t == FERRY_FT_ACCEPT) {
 				struct ferry_params pr = good_params();
 				uint8_t *p = tmpl + HDR;
@@ -182,7 +182,7 @@ Test(wire_bounds, mutated_valid_frames_stay_in_bounds, .timeout = 100)
 	cb.traceparent_len = FERRY_TRACEPARENT_LEN;
 	cb.tracestate = k_ts;
 	cb.tracestate_len = (uint16_t)strlen(k_ts);
-	cn = ferry_wire_put_connect(body, sizeof(body), &cb);
+	cn = ferry__wire_put_connect(body, sizeof(body), &cb);
 	cr_assert_gt(cn, 0);
 
 	for (int iter = 0; iter < 100000; iter++) {
@@ -195,7 +195,7 @@ Test(wire_bounds, mutated_valid_frames_stay_in_bounds, .timeout = 100)
 		if (t == FERRY_FT_CONNECT || t == FERRY_FT_ACCEPT) {
 			pay_len = (size_t)cn;
 		} else if (t == FERRY_FT_ERROR) {
-			pay_len = ferry_wire_put_error(body, sizeof(body), 5,
+			pay_len = ferry__wire_put_error(body, sizeof(body), 5,
 						       "some error");
 		} else {
 			pay_len = (size_t)(rng_next() % 64);

@@ -22,7 +22,7 @@ static int parse_caps_exact(const uint8_t *src, size_t len, uint32_t *tl,
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_caps(b, len, tl, n, &ni);
+	rc = ferry__wire_parse_caps(b, len, tl, n, &ni);
 	free(b);
 	return rc;
 }
@@ -41,7 +41,7 @@ Test(wire_caps, round_trip)
 	unsigned n;
 	int len;
 
-	len = ferry_wire_put_caps(buf, sizeof(buf), in, 3);
+	len = ferry__wire_put_caps(buf, sizeof(buf), in, 3);
 	cr_assert_eq(len, 4 + 3 * 4 + (int)sizeof(a) + (int)sizeof(c) + 1);
 	cr_assert_eq(buf[0], FERRY_CAPS_VERSION);
 	cr_assert_eq(buf[1], 3);
@@ -52,29 +52,29 @@ Test(wire_caps, round_trip)
 	cr_assert_eq(tl, (uint32_t)len);
 	cr_assert_eq(n, 3);
 	for (unsigned i = 0; i < 3; i++) {
-		cr_assert_eq(ferry_wire_caps_get(buf, tl, i, &e), 0);
+		cr_assert_eq(ferry__wire_caps_get(buf, tl, i, &e), 0);
 		cr_assert_eq(e.kind, FERRY_CAPK_TOKEN);
 		cr_assert_eq(e.len, in[i].len);
 		cr_assert_arr_eq(e.val, in[i].val, e.len);
 	}
-	cr_assert_eq(ferry_wire_caps_get(buf, tl, 3, &e), -ENOENT);
+	cr_assert_eq(ferry__wire_caps_get(buf, tl, 3, &e), -ENOENT);
 	/* A table with nothing after it is a whole message too. */
 	cr_assert_eq(parse_caps_exact(buf, (size_t)len, &tl, &n), 0);
 
 	/* An IOU entry encodes and parses, its id in place. */
 	in[1] = (struct ferry_cap_ent){ FERRY_CAPK_IOU, iou, 8 };
-	len = ferry_wire_put_caps(buf, sizeof(buf), in, 2);
+	len = ferry__wire_put_caps(buf, sizeof(buf), in, 2);
 	cr_assert_gt(len, 0);
 	{
 		unsigned ni;
 
-		cr_assert_eq(ferry_wire_parse_caps(buf, (size_t)len, &tl, &n,
+		cr_assert_eq(ferry__wire_parse_caps(buf, (size_t)len, &tl, &n,
 						   &ni),
 			     0);
 		cr_assert_eq(n, 2);
 		cr_assert_eq(ni, 1);
 	}
-	cr_assert_eq(ferry_wire_caps_get(buf, tl, 1, &e), 0);
+	cr_assert_eq(ferry__wire_caps_get(buf, tl, 1, &e), 0);
 	cr_assert_eq(e.kind, FERRY_CAPK_IOU);
 	cr_assert_arr_eq(e.val, iou, 8);
 }
@@ -90,7 +90,7 @@ static int parse_push_exact(const uint8_t *src, size_t len,
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_push(b, len, out);
+	rc = ferry__wire_parse_push(b, len, out);
 	/* A record's length, within the body; what it points at lies
 	 * inside it. */
 	if (rc >= 0)
@@ -108,7 +108,7 @@ Test(wire_push, round_trip)
 	struct ferry_push in = { .iou = 0x0102030405060708ull, .code = 0,
 				 .token = tok, .token_len = 7 }, out;
 	uint8_t buf[64];
-	int len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	int len = ferry__wire_put_push(buf, sizeof(buf), &in);
 
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + 7);
 	cr_assert_arr_eq(buf, "\x01\x02\x03\x04\x05\x06\x07\x08"
@@ -120,7 +120,7 @@ Test(wire_push, round_trip)
 
 	/* An error: no token. */
 	in.code = 110;
-	len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	len = ferry__wire_put_push(buf, sizeof(buf), &in);
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN);
 	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), len);
 	cr_assert_eq(out.code, 110);
@@ -129,10 +129,10 @@ Test(wire_push, round_trip)
 
 	/* Records back to back: each parse gives one and its length. */
 	in.code = 0;
-	len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	len = ferry__wire_put_push(buf, sizeof(buf), &in);
 	in.iou = 5;
 	in.code = 13;
-	len += ferry_wire_put_push(buf + len, sizeof(buf) - (size_t)len, &in);
+	len += ferry__wire_put_push(buf + len, sizeof(buf) - (size_t)len, &in);
 	cr_assert_eq(len, 2 * FERRY_PUSH_HDR_LEN + 7);
 	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out),
 		     FERRY_PUSH_HDR_LEN + 7);
@@ -149,7 +149,7 @@ Test(wire_push, malformed)
 	static uint8_t big[FERRY_PUSH_TOKEN_MAX + 1];
 	struct ferry_push in = { .iou = 9, .token = big, .token_len = 4 }, out;
 	uint8_t buf[FERRY_PUSH_HDR_LEN + sizeof(big)];
-	int len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	int len = ferry__wire_put_push(buf, sizeof(buf), &in);
 
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + 4);
 	/* Every length short of the record; longer ones leave the rest to
@@ -174,19 +174,19 @@ Test(wire_push, malformed)
 	cr_assert_eq(parse_push_exact(buf, FERRY_PUSH_HDR_LEN, &out), -1);
 	/* The longest token, and one byte more. */
 	in.token_len = FERRY_PUSH_TOKEN_MAX;
-	len = ferry_wire_put_push(buf, sizeof(buf), &in);
+	len = ferry__wire_put_push(buf, sizeof(buf), &in);
 	cr_assert_eq(len, FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX);
 	cr_assert_eq(parse_push_exact(buf, (size_t)len, &out), len);
 	in.token_len = FERRY_PUSH_TOKEN_MAX + 1;
-	cr_assert_eq(ferry_wire_put_push(buf, sizeof(buf), &in), -1);
+	cr_assert_eq(ferry__wire_put_push(buf, sizeof(buf), &in), -1);
 	buf[12] = (FERRY_PUSH_TOKEN_MAX + 1) >> 8;
 	buf[13] = (FERRY_PUSH_TOKEN_MAX + 1) & 0xff;
 	cr_assert_eq(parse_push_exact(buf, (size_t)len + 1, &out), -1);
 	/* Encoding refuses what parsing refuses, and short room. */
 	in.token_len = 0;
-	cr_assert_eq(ferry_wire_put_push(buf, sizeof(buf), &in), -1);
+	cr_assert_eq(ferry__wire_put_push(buf, sizeof(buf), &in), -1);
 	in.token_len = 4;
-	cr_assert_eq(ferry_wire_put_push(buf, FERRY_PUSH_HDR_LEN + 3, &in), -1);
+	cr_assert_eq(ferry__wire_put_push(buf, FERRY_PUSH_HDR_LEN + 3, &in), -1);
 }
 
 Test(wire_caps, put_limits)
@@ -197,27 +197,27 @@ Test(wire_caps, put_limits)
 
 	for (unsigned i = 0; i <= FERRY_WIRE_CAPS_MAX; i++)
 		e[i] = (struct ferry_cap_ent){ FERRY_CAPK_TOKEN, big, 1 };
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e, 0), -EINVAL);
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e,
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e, 0), -EINVAL);
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e,
 					 FERRY_WIRE_CAPS_MAX + 1),
 		     -EINVAL);
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e,
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e,
 					 FERRY_WIRE_CAPS_MAX),
 		     4 + FERRY_WIRE_CAPS_MAX * 5);
 	/* Exactly the largest table, and one byte more. */
 	e[0].len = FERRY_WIRE_CAPS_MAX_LEN - 8;
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e, 1),
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e, 1),
 		     FERRY_WIRE_CAPS_MAX_LEN);
 	e[0].len++;
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e, 1), -EMSGSIZE);
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e, 1), -EMSGSIZE);
 	e[0].len = 10;
-	cr_assert_eq(ferry_wire_put_caps(buf, 17, e, 1), -EMSGSIZE);
+	cr_assert_eq(ferry__wire_put_caps(buf, 17, e, 1), -EMSGSIZE);
 	e[0].len = 0;
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e, 1), -EINVAL);
 	e[0] = (struct ferry_cap_ent){ 2, big, 1 };
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e, 1), -EINVAL);
 	e[0] = (struct ferry_cap_ent){ FERRY_CAPK_IOU, big, 7 };
-	cr_assert_eq(ferry_wire_put_caps(buf, sizeof(buf), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_caps(buf, sizeof(buf), e, 1), -EINVAL);
 }
 
 Test(wire_caps, malformed_tables)
@@ -226,7 +226,7 @@ Test(wire_caps, malformed_tables)
 	struct ferry_cap_ent e = { FERRY_CAPK_TOKEN, (const uint8_t *)"tok", 3 };
 	uint32_t tl;
 	unsigned n;
-	int len = ferry_wire_put_caps(good, sizeof(good), &e, 1);
+	int len = ferry__wire_put_caps(good, sizeof(good), &e, 1);
 
 	cr_assert_eq(len, 11);
 	/* Every truncation of the table is malformed. */
@@ -278,13 +278,13 @@ Test(wire_push, doc_example)
 			       .credit = 128 };
 	struct ferry_frame f;
 	uint8_t b[sizeof(want)];
-	int n = ferry_wire_put_push(b + HDR, sizeof(b) - HDR, &p);
+	int n = ferry__wire_put_push(b + HDR, sizeof(b) - HDR, &p);
 
 	cr_assert_eq(n, (int)sizeof(want) - HDR);
 	h.msg_len = (uint32_t)n;
-	ferry_wire_encode(&h, b);
+	ferry__wire_encode(&h, b);
 	cr_assert_arr_eq(b, want, sizeof(want));
-	cr_assert_eq(ferry_wire_parse(b, sizeof(b), 1u << 20, &f),
+	cr_assert_eq(ferry__wire_parse(b, sizeof(b), 1u << 20, &f),
 		     FERRY_PARSE_OK);
 	cr_assert(ferry_ft_is_data(f.h.type));
 }

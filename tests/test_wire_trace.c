@@ -24,7 +24,7 @@ static int parse_tb_exact(const uint8_t *src, size_t len, uint32_t *bl,
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_trace_block(b, len, bl, tb);
+	rc = ferry__wire_parse_trace_block(b, len, bl, tb);
 	free(b);
 	return rc;
 }
@@ -38,13 +38,13 @@ Test(wire_trace, block_round_trip)
 	int n;
 
 	/* No tracestate: 59 bytes. */
-	n = ferry_wire_put_trace_block(b, sizeof(b), k_tb_tp, NULL, 0);
+	n = ferry__wire_put_trace_block(b, sizeof(b), k_tb_tp, NULL, 0);
 	cr_assert_eq(n, FERRY_TRACE_BLOCK_MIN);
 	cr_assert_eq(b[0], 1);
 	cr_assert_eq(b[1], 0);
 	cr_assert_eq(b[2] << 8 | b[3], 59);
 	memcpy(b + n, "payload", 7);
-	cr_assert_eq(ferry_wire_parse_trace_block(b, (size_t)n + 7, &bl, &tb), 0);
+	cr_assert_eq(ferry__wire_parse_trace_block(b, (size_t)n + 7, &bl, &tb), 0);
 	cr_assert_eq(bl, 59);
 	cr_assert_eq((const uint8_t *)tb.traceparent, b + 4);
 	cr_assert_arr_eq(tb.traceparent, k_tb_tp, 55);
@@ -55,9 +55,9 @@ Test(wire_trace, block_round_trip)
 
 	/* The longest tracestate. */
 	memset(ts, 'a', sizeof(ts));
-	n = ferry_wire_put_trace_block(b, sizeof(b), k_tb_tp, ts, sizeof(ts));
+	n = ferry__wire_put_trace_block(b, sizeof(b), k_tb_tp, ts, sizeof(ts));
 	cr_assert_eq(n, FERRY_TRACE_BLOCK_MAX);
-	cr_assert_eq(ferry_wire_parse_trace_block(b, (size_t)n, &bl, &tb), 0);
+	cr_assert_eq(ferry__wire_parse_trace_block(b, (size_t)n, &bl, &tb), 0);
 	cr_assert_eq(bl, FERRY_TRACE_BLOCK_MAX);
 	cr_assert_eq(tb.tracestate_len, FERRY_TRACESTATE_MAX);
 	cr_assert_eq((const uint8_t *)tb.tracestate, b + 59);
@@ -65,7 +65,7 @@ Test(wire_trace, block_round_trip)
 
 	/* The text is the tracer's to judge, not the codec's. */
 	memset(b + 4, 'Z', 55);
-	cr_assert_eq(ferry_wire_parse_trace_block(b, (size_t)n, &bl, &tb), 0);
+	cr_assert_eq(ferry__wire_parse_trace_block(b, (size_t)n, &bl, &tb), 0);
 }
 
 Test(wire_trace, block_put_limits)
@@ -73,18 +73,18 @@ Test(wire_trace, block_put_limits)
 	static char ts[FERRY_TRACESTATE_MAX + 1];
 	uint8_t b[FERRY_TRACE_BLOCK_MAX + 8];
 
-	cr_assert_eq(ferry_wire_put_trace_block(b, sizeof(b), NULL, NULL, 0),
+	cr_assert_eq(ferry__wire_put_trace_block(b, sizeof(b), NULL, NULL, 0),
 		     -EINVAL);
-	cr_assert_eq(ferry_wire_put_trace_block(b, sizeof(b), k_tb_tp, ts,
+	cr_assert_eq(ferry__wire_put_trace_block(b, sizeof(b), k_tb_tp, ts,
 						sizeof(ts)),
 		     -EINVAL);
-	cr_assert_eq(ferry_wire_put_trace_block(b, sizeof(b), k_tb_tp, NULL, 3),
+	cr_assert_eq(ferry__wire_put_trace_block(b, sizeof(b), k_tb_tp, NULL, 3),
 		     -EINVAL);
-	cr_assert_eq(ferry_wire_put_trace_block(b, 58, k_tb_tp, NULL, 0),
+	cr_assert_eq(ferry__wire_put_trace_block(b, 58, k_tb_tp, NULL, 0),
 		     -EMSGSIZE);
-	cr_assert_eq(ferry_wire_put_trace_block(b, 59, k_tb_tp, "x", 1),
+	cr_assert_eq(ferry__wire_put_trace_block(b, 59, k_tb_tp, "x", 1),
 		     -EMSGSIZE);
-	cr_assert_eq(ferry_wire_put_trace_block(b, 60, k_tb_tp, "x", 1), 60);
+	cr_assert_eq(ferry__wire_put_trace_block(b, 60, k_tb_tp, "x", 1), 60);
 }
 
 Test(wire_trace, block_receiver_rules)
@@ -92,7 +92,7 @@ Test(wire_trace, block_receiver_rules)
 	uint8_t good[100], b[100];
 	struct ferry_trace_block tb;
 	uint32_t bl;
-	int len = ferry_wire_put_trace_block(good, sizeof(good), k_tb_tp,
+	int len = ferry__wire_put_trace_block(good, sizeof(good), k_tb_tp,
 					     "a=1", 3);
 
 	cr_assert_eq(len, 62);
@@ -165,18 +165,18 @@ Test(wire_trace, doc_example_request)
 	struct ferry_frame f;
 	uint8_t b[sizeof(want)];
 	uint32_t bl;
-	int n = ferry_wire_put_trace_block(b + HDR, sizeof(b) - HDR, k_tb_tp,
+	int n = ferry__wire_put_trace_block(b + HDR, sizeof(b) - HDR, k_tb_tp,
 					   ts, strlen(ts));
 
 	cr_assert_eq(n, 76);
 	memcpy(b + HDR + n, "hello", 5);
 	h.msg_len = (uint32_t)n + 5;
-	ferry_wire_encode(&h, b);
+	ferry__wire_encode(&h, b);
 	cr_assert_eq(sizeof(want), 125);
 	cr_assert_arr_eq(b, want, sizeof(want));
-	cr_assert_eq(ferry_wire_parse(want, sizeof(want), 1u << 20, &f),
+	cr_assert_eq(ferry__wire_parse(want, sizeof(want), 1u << 20, &f),
 		     FERRY_PARSE_OK);
-	cr_assert_eq(ferry_wire_parse_trace_block(f.payload, f.pay_len, &bl, &tb),
+	cr_assert_eq(ferry__wire_parse_trace_block(f.payload, f.pay_len, &bl, &tb),
 		     0);
 	cr_assert_eq(bl, 76);
 	cr_assert_arr_eq(tb.traceparent, k_tb_tp, 55);
@@ -196,7 +196,7 @@ static int parse_attrs_exact(const uint8_t *src, size_t len, uint32_t *bl,
 	cr_assert_not_null(b);
 	if (len)
 		memcpy(b, src, len);
-	rc = ferry_wire_parse_resp_attrs(b, len, bl, n);
+	rc = ferry__wire_parse_resp_attrs(b, len, bl, n);
 	free(b);
 	return rc;
 }
@@ -232,7 +232,7 @@ Test(wire_attrs, round_trip_every_type)
 	in[6] = (struct ferry_attr_ent){ .type = FERRY_ATTRT_DOUBLE, .key = "nan",
 					 .key_len = 3 };
 	memcpy(&in[6].d, &nan_bits, 8);
-	len = ferry_wire_put_resp_attrs(b, sizeof(b), in, 7);
+	len = ferry__wire_put_resp_attrs(b, sizeof(b), in, 7);
 	cr_assert_eq(len, 4 + (4 + 9 + 10) + (4 + 63 + 255) + (4 + 5) +
 				  (4 + 4 + 8) + (4 + 3 + 1) + (4 + 5 + 8) +
 				  (4 + 3 + 8));
@@ -240,7 +240,7 @@ Test(wire_attrs, round_trip_every_type)
 	cr_assert_eq(bl, (uint32_t)len);
 	cr_assert_eq(n, 7);
 	for (unsigned i = 0; i < 7; i++) {
-		cr_assert_eq(ferry_wire_resp_attr_get(b, bl, i, &out), 0);
+		cr_assert_eq(ferry__wire_resp_attr_get(b, bl, i, &out), 0);
 		cr_assert_eq(out.type, in[i].type);
 		cr_assert_eq(out.key_len, in[i].key_len);
 		cr_assert_arr_eq(out.key, in[i].key, in[i].key_len);
@@ -261,7 +261,7 @@ Test(wire_attrs, round_trip_every_type)
 			break;
 		}
 	}
-	cr_assert_eq(ferry_wire_resp_attr_get(b, bl, 7, &out), -ENOENT);
+	cr_assert_eq(ferry__wire_resp_attr_get(b, bl, 7, &out), -ENOENT);
 	memcpy(&bits, &out.d, 8);
 	cr_assert_eq(bits, nan_bits);
 	/* The double's bits go big-endian: 0x8000000000000000 for -0.0. */
@@ -272,10 +272,10 @@ Test(wire_attrs, round_trip_every_type)
 		struct ferry_attr_ent d = { .type = FERRY_ATTRT_DOUBLE,
 					    .key = "x", .key_len = 1, .d = -0.0 };
 
-		cr_assert_eq(ferry_wire_put_resp_attr(one, sizeof(one), &d), 13);
+		cr_assert_eq(ferry__wire_put_resp_attr(one, sizeof(one), &d), 13);
 		cr_assert_arr_eq(one, want, 13);
 		d.d = 1.0; /* 0x3ff0000000000000 */
-		ferry_wire_put_resp_attr(one, sizeof(one), &d);
+		ferry__wire_put_resp_attr(one, sizeof(one), &d);
 		cr_assert_eq(one[5], 0x3f);
 		cr_assert_eq(one[6], 0xf0);
 	}
@@ -291,34 +291,34 @@ Test(wire_attrs, put_limits)
 	memset(s256, 's', 256);
 	for (unsigned i = 0; i <= FERRY_WIRE_ATTRS_MAX; i++)
 		e[i] = attr_str("k", "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 0), -EINVAL);
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e,
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 0), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e,
 					       FERRY_WIRE_ATTRS_MAX + 1),
 		     -EINVAL);
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e,
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e,
 					       FERRY_WIRE_ATTRS_MAX),
 		     4 + 16 * 6);
 	/* Keys: empty, 64 bytes, a blank, DEL, a byte >= 0x80. */
 	e[0] = attr_str("", "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
 	e[0] = attr_str(k64, "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
 	e[0].key_len = 63;
-	cr_assert_gt(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), 0);
+	cr_assert_gt(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), 0);
 	e[0] = attr_str("a b", "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
 	e[0] = attr_str("a\x7f", "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
 	e[0] = attr_str("\xc3\xa9", "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
-	cr_assert_not(ferry_wire_attr_key_ok(NULL, 1));
-	cr_assert(ferry_wire_attr_key_ok("!~", 2));
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_not(ferry__wire_attr_key_ok(NULL, 1));
+	cr_assert(ferry__wire_attr_key_ok("!~", 2));
 	/* A string of 256 bytes; an unknown type. */
 	e[0] = attr_str("k", s256);
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
 	e[0] = attr_str("k", "v");
 	e[0].type = 5;
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 1), -EINVAL);
 	/* 960 bytes exactly, and one more. */
 	s256[255] = '\0';
 	for (unsigned i = 0; i < 3; i++)
@@ -326,14 +326,14 @@ Test(wire_attrs, put_limits)
 	e[3] = attr_str("k", "");
 	e[3].str = s256;
 	e[3].str_len = 960 - 4 - 3 * 260 - 5;
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 4), 960);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 4), 960);
 	e[3].str_len++;
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, sizeof(b), e, 4), -EMSGSIZE);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, sizeof(b), e, 4), -EMSGSIZE);
 	/* Short room. */
 	e[0] = attr_str("k", "v");
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, 9, e, 1), -EMSGSIZE);
-	cr_assert_eq(ferry_wire_put_resp_attrs(b, 10, e, 1), 10);
-	cr_assert_eq(ferry_wire_put_resp_attr(b, 5, e), -EMSGSIZE);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, 9, e, 1), -EMSGSIZE);
+	cr_assert_eq(ferry__wire_put_resp_attrs(b, 10, e, 1), 10);
+	cr_assert_eq(ferry__wire_put_resp_attr(b, 5, e), -EMSGSIZE);
 }
 
 Test(wire_attrs, receiver_rules)
@@ -347,7 +347,7 @@ Test(wire_attrs, receiver_rules)
 	uint32_t bl;
 	unsigned n;
 	/* 4 + (4 + 2 + 1) + (4 + 1 + 2) = 18, then 2 payload bytes. */
-	int len = ferry_wire_put_resp_attrs(good, sizeof(good), e, 2);
+	int len = ferry__wire_put_resp_attrs(good, sizeof(good), e, 2);
 
 	cr_assert_eq(len, 18);
 	memcpy(good + len, "pp", 2);
@@ -373,7 +373,7 @@ Test(wire_attrs, receiver_rules)
 	memcpy(b, good, 20);
 	b[2] = 0x03;
 	b[3] = 0xc1; /* 961 */
-	cr_assert_eq(ferry_wire_parse_resp_attrs(b, 20, &bl, &n), -FERRY_EPROTO);
+	cr_assert_eq(ferry__wire_parse_resp_attrs(b, 20, &bl, &n), -FERRY_EPROTO);
 	/* In range, but broken inside (rule 2): skipped by block_len. */
 	MUT(0, 2, -EBADMSG);        /* version */
 	cr_assert_eq(bl, 18);
@@ -409,7 +409,7 @@ Test(wire_attrs, receiver_rules)
 		uint8_t big[4 + 4 + 1 + 256];
 
 		memset(big, 'x', sizeof(big));
-		ferry_wire_put_resp_attrs_head(big, 1, sizeof(big));
+		ferry__wire_put_resp_attrs_head(big, 1, sizeof(big));
 		big[4] = FERRY_ATTRT_STRING;
 		big[5] = 1;
 		big[6] = 1;
@@ -429,7 +429,7 @@ Test(wire_attrs, receiver_rules)
 
 		for (unsigned i = 0; i < FERRY_WIRE_ATTRS_MAX; i++)
 			m[i] = attr_str("k", "");
-		l = ferry_wire_put_resp_attrs(blk, sizeof(blk), m,
+		l = ferry__wire_put_resp_attrs(blk, sizeof(blk), m,
 					      FERRY_WIRE_ATTRS_MAX);
 		cr_assert_eq(parse_attrs_exact(blk, (size_t)l, &bl, &n), 0);
 		cr_assert_eq(n, 16);
@@ -462,21 +462,21 @@ Test(wire_trace, doc_example_response)
 	uint8_t b[sizeof(want)];
 	uint32_t bl;
 	unsigned n;
-	int len = ferry_wire_put_resp_attrs(b + HDR, sizeof(b) - HDR, e, 2);
+	int len = ferry__wire_put_resp_attrs(b + HDR, sizeof(b) - HDR, e, 2);
 
 	cr_assert_eq(len, 28);
 	memcpy(b + HDR + len, "ok", 2);
 	h.msg_len = (uint32_t)len + 2;
-	ferry_wire_encode(&h, b);
+	ferry__wire_encode(&h, b);
 	cr_assert_eq(sizeof(want), 74);
 	cr_assert_arr_eq(b, want, sizeof(want));
-	cr_assert_eq(ferry_wire_parse(want, sizeof(want), 1u << 20, &f),
+	cr_assert_eq(ferry__wire_parse(want, sizeof(want), 1u << 20, &f),
 		     FERRY_PARSE_OK);
-	cr_assert_eq(ferry_wire_parse_resp_attrs(f.payload, f.pay_len, &bl, &n),
+	cr_assert_eq(ferry__wire_parse_resp_attrs(f.payload, f.pay_len, &bl, &n),
 		     0);
 	cr_assert_eq(bl, 28);
 	cr_assert_eq(n, 2);
-	cr_assert_eq(ferry_wire_resp_attr_get(f.payload, bl, 1, &out), 0);
+	cr_assert_eq(ferry__wire_resp_attr_get(f.payload, bl, 1, &out), 0);
 	cr_assert_eq(out.i, 3);
 	cr_assert_arr_eq(f.payload + bl, "ok", 2);
 }

@@ -106,7 +106,7 @@ static inline struct ferry_hdr valid_hdr(uint8_t type, uint32_t pay_len)
 /* Write the csum field (big-endian) for the frame in @buf. */
 static inline void set_csum(uint8_t *buf, size_t len)
 {
-	uint32_t c = ferry_wire_csum(buf, buf + HDR, len - HDR);
+	uint32_t c = ferry__wire_csum(buf, buf + HDR, len - HDR);
 
 	buf[OFF_CSUM + 0] = (uint8_t)(c >> 24);
 	buf[OFF_CSUM + 1] = (uint8_t)(c >> 16);
@@ -139,7 +139,7 @@ static inline uint8_t *build(const struct ferry_hdr *h, const void *pay,
 	uint8_t *buf = malloc(len);
 
 	cr_assert_not_null(buf);
-	ferry_wire_encode(h, buf);
+	ferry__wire_encode(h, buf);
 	if (pay_len)
 		memcpy(buf + HDR, pay, pay_len);
 	if (h->flags & FERRY_FF_CSUM)
@@ -156,7 +156,7 @@ static inline enum ferry_parse_err build_parse(const struct ferry_hdr *h,
 	struct ferry_frame f;
 	size_t len;
 	uint8_t *buf = build(h, pay, pay_len, &len);
-	enum ferry_parse_err e = ferry_wire_parse(buf, len, max_msg, &f);
+	enum ferry_parse_err e = ferry__wire_parse(buf, len, max_msg, &f);
 
 	free(buf);
 	return e;

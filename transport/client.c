@@ -175,7 +175,7 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	struct ferry_msgbuf *tok = NULL;
 	uint32_t ip;
 
-	if (!ep || !out || port == 0 || ferry_addr_parse_ip(host, &ip) < 0)
+	if (!ep || !out || port == 0 || ferry__addr_parse_ip(host, &ip) < 0)
 		return -EINVAL;
 	if (opts && opts->traceparent &&
 	    strlen(opts->traceparent) != FERRY_TRACEPARENT_LEN)
@@ -284,7 +284,7 @@ int ferry_call_caps(struct ferry_session *s, uint16_t method,
 }
 
 /* Check @caps and fill @ents (values in place, IOU ids written to @ids)
- * for ferry_wire_put_caps; *@len gets the table's length.  An IOU entry
+ * for ferry__wire_put_caps; *@len gets the table's length.  An IOU entry
  * names a promise made on @s that no other call names yet. */
 static int caps_prepare(struct ferry_session *s, const struct ferry_cap *caps,
 			unsigned ncaps, struct ferry_cap_ent *ents,
@@ -387,7 +387,7 @@ static void trace_block_add(struct ferry_call *c, const char *tp,
 	} else {
 		memmove(mb->data + len, mb->data, c->caps_len);
 	}
-	ferry_wire_put_trace_block(mb->data, len, tp, ts, ts_len);
+	ferry__wire_put_trace_block(mb->data, len, tp, ts, ts_len);
 	c->trace_len = (uint16_t)len;
 	mb->len = len + c->caps_len;
 }
@@ -439,7 +439,7 @@ int ferry_call_with(struct ferry_session *s, uint16_t method,
 		ret = ferry_msgbuf_alloc(ep, caps_len, &pre);
 		if (ret < 0)
 			return ret;
-		ferry_wire_put_caps(pre->data, caps_len, ents, o->ncaps);
+		ferry__wire_put_caps(pre->data, caps_len, ents, o->ncaps);
 	}
 	c = ferry__call_get(ep);
 	if (!c) {
@@ -534,7 +534,7 @@ static void client_rx_accept(struct ferry_session *s,
 		return; /* a duplicate ACCEPT */
 	/* A server sends no TOKEN: one in an ACCEPT is a critical option this
 	 * client does not implement (server tokens are not defined). */
-	if (ferry_wire_parse_connect(f->payload, f->pay_len, &b) < 0 ||
+	if (ferry__wire_parse_connect(f->payload, f->pay_len, &b) < 0 ||
 	    b.token) {
 		ep->st.drop_malformed++;
 		return;
@@ -568,7 +568,7 @@ static void client_rx_accept(struct ferry_session *s,
 		ferry__iou_call_sent(s, NULL);
 }
 
-/* Set the attributes of a block ferry_wire_parse_resp_attrs() accepted on
+/* Set the attributes of a block ferry__wire_parse_resp_attrs() accepted on
  * call span @span: each key and string copied out with its NUL. */
 static void resp_attrs_apply(struct ferry_endpoint *ep, ferry_span_t span,
 			     const uint8_t *blk, uint32_t blen, unsigned n)
@@ -579,7 +579,7 @@ static void resp_attrs_apply(struct ferry_endpoint *ep, ferry_span_t span,
 		struct ferry_trace_attr a = { .key = key };
 		struct ferry_attr_ent e;
 
-		if (ferry_wire_resp_attr_get(blk, blen, i, &e) < 0)
+		if (ferry__wire_resp_attr_get(blk, blen, i, &e) < 0)
 			return;
 		memcpy(key, e.key, e.key_len);
 		key[e.key_len] = '\0';
@@ -619,7 +619,7 @@ static void client_resp_done(struct ferry_session *s, struct ferry_call *c,
 	if (trace) {
 		uint32_t blen = 0;
 		unsigned n;
-		int ret = ferry_wire_parse_resp_attrs(data, len, &blen, &n);
+		int ret = ferry__wire_parse_resp_attrs(data, len, &blen, &n);
 
 		if (ret == -FERRY_EPROTO) {
 			ep->st.trace_blocks_bad++;
@@ -670,7 +670,7 @@ static bool client_rx_response(struct ferry_session *s,
 		uint16_t mlen;
 
 		if (h->frag_off != 0 || f->pay_len != h->msg_len ||
-		    ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
+		    ferry__wire_parse_error(f->payload, f->pay_len, &code, &msg,
 					   &mlen) < 0) {
 			ep->st.drop_malformed++;
 			code = FERRY_EPROTO;
@@ -741,7 +741,7 @@ bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f)
 	case FERRY_FT_RESPONSE:
 		return client_rx_response(s, f);
 	case FERRY_FT_ERROR:
-		if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
+		if (ferry__wire_parse_error(f->payload, f->pay_len, &code, &msg,
 					   &mlen) < 0) {
 			s->ep->st.drop_malformed++;
 			code = FERRY_EPROTO;

@@ -182,7 +182,7 @@ static bool rx_parse(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt,
 
 	ep->st.rx_pkts++;
 	ep->st.rx_bytes += pkt->len;
-	e = ferry_wire_parse(pkt->data, pkt->len, ep->cfg.max_msg, f);
+	e = ferry__wire_parse(pkt->data, pkt->len, ep->cfg.max_msg, f);
 	if (e == FERRY_PARSE_OK && pkt->len > ep->cfg.max_frame)
 		e = FERRY_PARSE_OVERSIZED;
 	/* An endpoint that checksums its frames takes only checksummed
@@ -533,7 +533,7 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	ep->cfg = *cfg;
 	ep->owner = pthread_self();
 	atomic_flag_clear(&ep->xlock);
-	ep->dp_ops = ferry_dp_find(cfg->dataplane);
+	ep->dp_ops = ferry__dp_find(cfg->dataplane);
 	if (!ep->dp_ops || !cfg->dataplane) {
 		free(ep);
 		return -ENODEV;

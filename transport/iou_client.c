@@ -359,7 +359,7 @@ uint32_t ferry__iou_body(struct ferry_call *vc, uint8_t *out, size_t cap)
 			p.token = iou->tok->data;
 			p.token_len = (uint16_t)iou->tok->len;
 		}
-		n = ferry_wire_put_push(out + len, cap - len, &p);
+		n = ferry__wire_put_push(out + len, cap - len, &p);
 		if (n < 0)
 			break; /* cannot happen: packed to fit */
 		len += (uint32_t)n;

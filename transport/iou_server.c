@@ -256,7 +256,7 @@ int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c)
 		uint64_t id;
 
 		ce[i] = NULL;
-		if (ferry_wire_caps_get(c->caps, c->caps_len, i, &ent) < 0 ||
+		if (ferry__wire_caps_get(c->caps, c->caps_len, i, &ent) < 0 ||
 		    ent.kind != FERRY_CAPK_IOU)
 			continue;
 		id = (uint64_t)ent.val[0] << 56 | (uint64_t)ent.val[1] << 48 |
@@ -387,7 +387,7 @@ void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
 	/* The whole body first: a malformed record anywhere drops the
 	 * frame, and no record of it is taken. */
 	do {
-		n = ferry_wire_parse_push(f->payload + off, f->pay_len - off,
+		n = ferry__wire_parse_push(f->payload + off, f->pay_len - off,
 					  &p);
 		if (n < 0) {
 			ep->st.drop_malformed++;
@@ -396,7 +396,7 @@ void ferry__iou_rx_push(struct ferry_session *s, const struct ferry_frame *f)
 		off += (uint32_t)n;
 	} while (off < f->pay_len);
 	for (off = 0; off < f->pay_len; off += (uint32_t)n) {
-		n = ferry_wire_parse_push(f->payload + off, f->pay_len - off,
+		n = ferry__wire_parse_push(f->payload + off, f->pay_len - off,
 					  &p);
 		rx_push_one(s, &p);
 	}
@@ -493,7 +493,7 @@ int ferry_call_cap_kind(const struct ferry_call *c, unsigned i)
 	struct ferry_cap_ent e;
 
 	if (!c || !c->caps || i >= c->ncaps ||
-	    ferry_wire_caps_get(c->caps, c->caps_len, i, &e) < 0)
+	    ferry__wire_caps_get(c->caps, c->caps_len, i, &e) < 0)
 		return -ENOENT;
 	return e.kind == FERRY_CAPK_IOU ? FERRY_CAP_IOU : FERRY_CAP_TOKEN;
 }
@@ -506,7 +506,7 @@ int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
 
 	/* The table was checked on arrival; this only walks it. */
 	if (!c || !c->caps || i >= c->ncaps ||
-	    ferry_wire_caps_get(c->caps, c->caps_len, i, &ce) < 0)
+	    ferry__wire_caps_get(c->caps, c->caps_len, i, &ce) < 0)
 		return -ENOENT;
 	if (ce.kind == FERRY_CAPK_TOKEN) {
 		if (tok)

@@ -233,7 +233,7 @@ static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
 	if (c->has_trace && c->req) {
 		struct ferry_trace_block tb;
 		uint32_t blen;
-		int ret = ferry_wire_parse_trace_block(c->req->data,
+		int ret = ferry__wire_parse_trace_block(c->req->data,
 						       c->req->len, &blen, &tb);
 
 		ep->st.trace_blocks_received++;
@@ -259,7 +259,7 @@ static void server_req_complete(struct ferry_session *s, struct ferry_call *c)
 		struct ferry_msgbuf *mb = c->req;
 		uint32_t tlen;
 		unsigned n, nious;
-		int ret = ferry_wire_parse_caps(mb->data, mb->len, &tlen, &n,
+		int ret = ferry__wire_parse_caps(mb->data, mb->len, &tlen, &n,
 						&nious);
 
 		if (ret < 0) {
@@ -406,7 +406,7 @@ void ferry__server_rx_connect(struct ferry_endpoint *ep,
 {
 	struct ferry_connect_body b;
 	struct ferry_session *s;
-	int ret = ferry_wire_parse_connect(f->payload, f->pay_len, &b);
+	int ret = ferry__wire_parse_connect(f->payload, f->pay_len, &b);
 
 	if (ret == FERRY_CONNECT_UNSUPPORTED) {
 		/* Well-formed, but it asks for something we lack: say so,
@@ -589,9 +589,9 @@ static int resp_attr_add(struct ferry_call *c, struct ferry_attr_ent *e)
 		return -EINVAL;
 	e->key_len = (uint8_t)strnlen(e->key, FERRY_WIRE_ATTR_KEY_MAX + 1);
 	if (e->key_len > FERRY_WIRE_ATTR_KEY_MAX ||
-	    !ferry_wire_attr_key_ok(e->key, e->key_len))
+	    !ferry__wire_attr_key_ok(e->key, e->key_len))
 		return -EINVAL;
-	n = ferry_wire_put_resp_attr(ent, sizeof(ent), e);
+	n = ferry__wire_put_resp_attr(ent, sizeof(ent), e);
 	if (n < 0)
 		return -EINVAL;
 	/* A client that did not say it takes attribute blocks would not
@@ -619,7 +619,7 @@ static int resp_attr_add(struct ferry_call *c, struct ferry_attr_ent *e)
 	memcpy(mb->data + len, ent, (size_t)n);
 	mb->len = len + (uint32_t)n;
 	c->nattrs++;
-	ferry_wire_put_resp_attrs_head(mb->data, c->nattrs, mb->len);
+	ferry__wire_put_resp_attrs_head(mb->data, c->nattrs, mb->len);
 	return 0;
 }
 

@@ -51,9 +51,9 @@ static void hdr_init(struct ferry_session *s, struct ferry_hdr *h,
 static void hdr_put(const struct ferry_hdr *h, uint8_t *buf, const void *body,
 		    size_t body_len)
 {
-	ferry_wire_encode(h, buf);
+	ferry__wire_encode(h, buf);
 	if (h->flags & FERRY_FF_CSUM)
-		ferry_wire_seal(buf, body, body_len);
+		ferry__wire_seal(buf, body, body_len);
 }
 
 /* As hdr_put, for a frame whose payload begins in @buf after the header
@@ -61,9 +61,9 @@ static void hdr_put(const struct ferry_hdr *h, uint8_t *buf, const void *body,
 static void hdr_put_ext(const struct ferry_hdr *h, uint8_t *buf,
 			size_t hdr_len, const void *body, size_t body_len)
 {
-	ferry_wire_encode(h, buf);
+	ferry__wire_encode(h, buf);
 	if (h->flags & FERRY_FF_CSUM)
-		ferry_wire_seal_ext(buf, hdr_len, body, body_len);
+		ferry__wire_seal_ext(buf, hdr_len, body, body_len);
 }
 
 /* What every frame we send told the peer: it need not be told again. */
@@ -152,14 +152,14 @@ static bool flush_ctrl(struct ferry_session *s)
 		 * FF_TRACE to a peer that would refuse the call for it. */
 		cb.features = s->is_server ? FERRY_FEAT_IOU | FERRY_FEAT_TRACE
 					   : FERRY_FEAT_TRACE;
-		n = ferry_wire_put_connect(body, sizeof(body), &cb);
+		n = ferry__wire_put_connect(body, sizeof(body), &cb);
 		if (n < 0)
 			n = 0;
 		/* The token goes last: its TLV head here, its value lent
 		 * from the session's copy (ferry_session_connect checked
 		 * that the whole fits in a frame). */
 		if (tok)
-			n += (int)ferry_wire_put_tlv_head(body + n,
+			n += (int)ferry__wire_put_tlv_head(body + n,
 							  FERRY_TLV_TOKEN,
 							  (uint16_t)tok->len);
 		if (!send_ctrl_tail(s, s->is_server ? FERRY_FT_ACCEPT
@@ -200,7 +200,7 @@ void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
 	if (!s->peer_id)
 		return;
 	h.credit = s->rx_released + s->rx_window;
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
 		ep->st.tx_pkts++;
 		ep->st.tx_bytes += sizeof(buf);
@@ -216,12 +216,12 @@ void ferry__send_error_to(struct ferry_endpoint *ep,
 	struct ferry_hdr h = { .type = FERRY_FT_ERROR, .dst_sess = dst_sess };
 	uint8_t buf[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
 	struct ferry_dp_tx tx = { .dst = *to, .hdr = buf };
-	size_t n = ferry_wire_put_error(buf + FERRY_WIRE_HDR_LEN,
+	size_t n = ferry__wire_put_error(buf + FERRY_WIRE_HDR_LEN,
 					sizeof(buf) - FERRY_WIRE_HDR_LEN, code,
 					why);
 
 	h.msg_len = (uint32_t)n;
-	ferry_wire_encode(&h, buf);
+	ferry__wire_encode(&h, buf);
 	tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
 		ep->st.tx_pkts++;
@@ -235,7 +235,7 @@ void ferry__send_error_to(struct ferry_endpoint *ep,
 /* The error body of a server call answered with an error. */
 static uint32_t err_body(const struct ferry_call *c, uint8_t *out, size_t cap)
 {
-	return (uint32_t)ferry_wire_put_error(out, cap, (uint32_t)-c->err,
+	return (uint32_t)ferry__wire_put_error(out, cap, (uint32_t)-c->err,
 					      ferry_strerror(c->err));
 }
 

@@ -39,7 +39,7 @@ static const uint16_t allowed_flags[FERRY_FT_MAX + 1] = {
 	[FERRY_FT_CONNECT] = FERRY_FF_CSUM,
 	[FERRY_FT_ACCEPT] = FERRY_FF_CSUM,
 	[FERRY_FT_REQUEST] = FERRY_FF_CSUM | FERRY_FF_CAPS | FERRY_FF_TRACE,
-	/* FF_ERR and FF_TRACE exclude each other (ferry_wire_parse). */
+	/* FF_ERR and FF_TRACE exclude each other (ferry__wire_parse). */
 	[FERRY_FT_RESPONSE] = FERRY_FF_CSUM | FERRY_FF_ERR | FERRY_FF_TRACE,
 	[FERRY_FT_CREDIT] = FERRY_FF_CSUM,
 	[FERRY_FT_CLOSE] = FERRY_FF_CSUM | FERRY_FF_REPLY,
@@ -56,7 +56,7 @@ static const char *const ft_names[FERRY_FT_MAX + 1] = {
 	[FERRY_FT_PUSH] = "PUSH",
 };
 
-const char *ferry_ft_name(uint8_t type)
+const char *ferry__ft_name(uint8_t type)
 {
 	if (type == 0 || type > FERRY_FT_MAX)
 		return "UNKNOWN";
@@ -118,7 +118,7 @@ static uint32_t crc32c(uint32_t crc, const void *p, size_t n)
 	return crc32c_sw(crc, p, n);
 }
 
-uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
+uint32_t ferry__wire_csum(const uint8_t *hdr, const void *payload,
 			 size_t pay_len)
 {
 	static const uint8_t zero[4];
@@ -130,12 +130,12 @@ uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
 	return ~c;
 }
 
-void ferry_wire_seal(uint8_t *hdr, const void *payload, size_t pay_len)
+void ferry__wire_seal(uint8_t *hdr, const void *payload, size_t pay_len)
 {
-	ferry_wr_u32(hdr + OFF_CSUM, ferry_wire_csum(hdr, payload, pay_len));
+	ferry_wr_u32(hdr + OFF_CSUM, ferry__wire_csum(hdr, payload, pay_len));
 }
 
-void ferry_wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
+void ferry__wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
 			 size_t body_len)
 {
 	static const uint8_t zero[4];
@@ -152,7 +152,7 @@ void ferry_wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
 
 /* --- frames ------------------------------------------------------------ */
 
-enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
+enum ferry_parse_err ferry__wire_parse(const void *buf, size_t len,
 				      uint32_t max_msg, struct ferry_frame *f)
 {
 	struct ferry_rd r;
@@ -228,12 +228,12 @@ enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
 			return FERRY_PARSE_MALFORMED;
 	}
 	if ((h->flags & FERRY_FF_CSUM) &&
-	    ferry_wire_csum(buf, f->payload, f->pay_len) != h->csum)
+	    ferry__wire_csum(buf, f->payload, f->pay_len) != h->csum)
 		return FERRY_PARSE_MALFORMED;
 	return FERRY_PARSE_OK;
 }
 
-void ferry_wire_encode(const struct ferry_hdr *h, uint8_t *out)
+void ferry__wire_encode(const struct ferry_hdr *h, uint8_t *out)
 {
 	uint8_t *p = out;
 
@@ -255,7 +255,7 @@ void ferry_wire_encode(const struct ferry_hdr *h, uint8_t *out)
 
 /* --- connect / accept TLVs --------------------------------------------- */
 
-int ferry_wire_parse_connect(const uint8_t *p, size_t len,
+int ferry__wire_parse_connect(const uint8_t *p, size_t len,
 			     struct ferry_connect_body *out)
 {
 	struct ferry_rd r;
@@ -341,7 +341,7 @@ static uint8_t *put_tlv(uint8_t *p, uint8_t type, const void *v, uint16_t len)
 	return p + len;
 }
 
-int ferry_wire_put_connect(uint8_t *out, size_t cap,
+int ferry__wire_put_connect(uint8_t *out, size_t cap,
 			   const struct ferry_connect_body *b)
 {
 	uint8_t params[FERRY_TLV_PARAMS_LEN];
@@ -385,7 +385,7 @@ int ferry_wire_put_connect(uint8_t *out, size_t cap,
 	return (int)(p - out);
 }
 
-size_t ferry_wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len)
+size_t ferry__wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len)
 {
 	out[0] = type;
 	out[1] = 0;
@@ -395,7 +395,7 @@ size_t ferry_wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len)
 
 /* --- token tables ------------------------------------------------------ */
 
-int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
+int ferry__wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
 			  unsigned *count, unsigned *nious)
 {
 	struct ferry_rd r, t;
@@ -444,7 +444,7 @@ int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
 	return 0;
 }
 
-int ferry_wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
+int ferry__wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
 			struct ferry_cap_ent *out)
 {
 	struct ferry_rd r;
@@ -475,7 +475,7 @@ int ferry_wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
 	}
 }
 
-int ferry_wire_put_caps(uint8_t *out, size_t cap,
+int ferry__wire_put_caps(uint8_t *out, size_t cap,
 			const struct ferry_cap_ent *ents, unsigned n)
 {
 	size_t need = FERRY_CAPS_HDR_LEN;
@@ -509,7 +509,7 @@ int ferry_wire_put_caps(uint8_t *out, size_t cap,
 
 /* --- trace blocks (REQUEST with FF_TRACE) ----------------------------- */
 
-int ferry_wire_parse_trace_block(const uint8_t *p, size_t len,
+int ferry__wire_parse_trace_block(const uint8_t *p, size_t len,
 				 uint32_t *block_len,
 				 struct ferry_trace_block *out)
 {
@@ -543,7 +543,7 @@ int ferry_wire_parse_trace_block(const uint8_t *p, size_t len,
 	return 0;
 }
 
-int ferry_wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
+int ferry__wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
 			       const char *ts, size_t ts_len)
 {
 	size_t need = FERRY_TRACE_BLOCK_MIN + ts_len;
@@ -565,7 +565,7 @@ int ferry_wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
 
 /* --- attribute blocks (RESPONSE with FF_TRACE) -------------------------- */
 
-bool ferry_wire_attr_key_ok(const char *key, size_t len)
+bool ferry__wire_attr_key_ok(const char *key, size_t len)
 {
 	if (!key || len == 0 || len > FERRY_WIRE_ATTR_KEY_MAX)
 		return false;
@@ -587,7 +587,7 @@ static bool attr_read(struct ferry_rd *r, struct ferry_attr_ent *e)
 	vlen = ferry_rd_u16(r);
 	e->key = (const char *)ferry_rd_take(r, e->key_len);
 	v = ferry_rd_take(r, vlen);
-	if (r->err || !ferry_wire_attr_key_ok(e->key, e->key_len))
+	if (r->err || !ferry__wire_attr_key_ok(e->key, e->key_len))
 		return false;
 	switch (e->type) {
 	case FERRY_ATTRT_STRING:
@@ -621,7 +621,7 @@ static bool attr_read(struct ferry_rd *r, struct ferry_attr_ent *e)
 	}
 }
 
-int ferry_wire_parse_resp_attrs(const uint8_t *p, size_t len,
+int ferry__wire_parse_resp_attrs(const uint8_t *p, size_t len,
 				uint32_t *block_len, unsigned *count)
 {
 	struct ferry_rd r, t;
@@ -655,7 +655,7 @@ int ferry_wire_parse_resp_attrs(const uint8_t *p, size_t len,
 	return 0;
 }
 
-int ferry_wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
+int ferry__wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
 			     unsigned i, struct ferry_attr_ent *out)
 {
 	struct ferry_rd r;
@@ -673,13 +673,13 @@ int ferry_wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
 	return 0;
 }
 
-int ferry_wire_put_resp_attr(uint8_t *out, size_t cap,
+int ferry__wire_put_resp_attr(uint8_t *out, size_t cap,
 			     const struct ferry_attr_ent *e)
 {
 	size_t vlen, need;
 	uint8_t *p = out;
 
-	if (!ferry_wire_attr_key_ok(e->key, e->key_len))
+	if (!ferry__wire_attr_key_ok(e->key, e->key_len))
 		return -EINVAL;
 	switch (e->type) {
 	case FERRY_ATTRT_STRING:
@@ -729,7 +729,7 @@ int ferry_wire_put_resp_attr(uint8_t *out, size_t cap,
 	return (int)need;
 }
 
-void ferry_wire_put_resp_attrs_head(uint8_t *out, unsigned count,
+void ferry__wire_put_resp_attrs_head(uint8_t *out, unsigned count,
 				    uint32_t block_len)
 {
 	out[0] = FERRY_ATTRS_VERSION;
@@ -737,7 +737,7 @@ void ferry_wire_put_resp_attrs_head(uint8_t *out, unsigned count,
 	ferry_wr_u16(out + 2, (uint16_t)block_len);
 }
 
-int ferry_wire_put_resp_attrs(uint8_t *out, size_t cap,
+int ferry__wire_put_resp_attrs(uint8_t *out, size_t cap,
 			      const struct ferry_attr_ent *ents, unsigned n)
 {
 	size_t room = cap < FERRY_WIRE_ATTRS_MAX_LEN ? cap
@@ -751,25 +751,25 @@ int ferry_wire_put_resp_attrs(uint8_t *out, size_t cap,
 		uint8_t tmp[FERRY_ATTRS_ENT_HDR_LEN + FERRY_WIRE_ATTR_KEY_MAX +
 			    FERRY_WIRE_ATTR_STR_MAX];
 
-		if (ferry_wire_put_resp_attr(tmp, sizeof(tmp), &ents[i]) < 0)
+		if (ferry__wire_put_resp_attr(tmp, sizeof(tmp), &ents[i]) < 0)
 			return -EINVAL;
 	}
 	if (room < FERRY_ATTRS_HDR_LEN)
 		return -EMSGSIZE;
 	for (unsigned i = 0; i < n; i++) {
-		int m = ferry_wire_put_resp_attr(out + off, room - off, &ents[i]);
+		int m = ferry__wire_put_resp_attr(out + off, room - off, &ents[i]);
 
 		if (m < 0)
 			return m;
 		off += (size_t)m;
 	}
-	ferry_wire_put_resp_attrs_head(out, n, (uint32_t)off);
+	ferry__wire_put_resp_attrs_head(out, n, (uint32_t)off);
 	return (int)off;
 }
 
 /* --- PUSH bodies ------------------------------------------------------- */
 
-int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out)
+int ferry__wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out)
 {
 	struct ferry_rd r;
 	uint16_t rsvd;
@@ -792,7 +792,7 @@ int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out)
 	return FERRY_PUSH_HDR_LEN + out->token_len;
 }
 
-int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push)
+int ferry__wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push)
 {
 	uint8_t *p = out;
 	size_t tl = push->code == 0 ? push->token_len : 0;
@@ -813,7 +813,7 @@ int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push)
 
 /* --- error bodies ------------------------------------------------------ */
 
-int ferry_wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
+int ferry__wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
 			   const char **msg, uint16_t *msg_len)
 {
 	struct ferry_rd r;
@@ -829,7 +829,7 @@ int ferry_wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
 	return 0;
 }
 
-size_t ferry_wire_put_error(uint8_t *out, size_t cap, uint32_t code,
+size_t ferry__wire_put_error(uint8_t *out, size_t cap, uint32_t code,
 			    const char *msg)
 {
 	size_t n = msg ? strnlen(msg, FERRY_ERROR_MSG_MAX) : 0;

@@ -110,7 +110,7 @@ struct ferry_trace_block {
 };
 
 /*
- * ferry_wire_parse_trace_block - check the trace block at the start of a
+ * ferry__wire_parse_trace_block - check the trace block at the start of a
  * message (@p, @len: the whole message, untrusted).
  * @block_len: receives the block's length (what follows it starts there).
  *
@@ -122,17 +122,17 @@ struct ferry_trace_block {
  * beyond @len (nothing can be found after it: the call is refused).
  * Never reads outside @p.
  */
-int ferry_wire_parse_trace_block(const uint8_t *p, size_t len,
+int ferry__wire_parse_trace_block(const uint8_t *p, size_t len,
 				 uint32_t *block_len,
 				 struct ferry_trace_block *out);
 
 /*
- * ferry_wire_put_trace_block - encode a version-1 trace block of @tp
+ * ferry__wire_put_trace_block - encode a version-1 trace block of @tp
  * (exactly FERRY_TRACEPARENT_LEN bytes) and @ts/@ts_len (0..
  * FERRY_TRACESTATE_MAX; @ts may be NULL when @ts_len is 0) into @out
  * (@cap bytes).  Returns its length, -EINVAL, or -EMSGSIZE (@cap).
  */
-int ferry_wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
+int ferry__wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
 			       const char *ts, size_t ts_len);
 
 /*
@@ -171,10 +171,10 @@ struct ferry_attr_ent {
 };
 
 /* True if @key/@len is a valid attribute key (1..63 bytes, 0x21..0x7e). */
-bool ferry_wire_attr_key_ok(const char *key, size_t len);
+bool ferry__wire_attr_key_ok(const char *key, size_t len);
 
 /*
- * ferry_wire_parse_resp_attrs - check the attribute block at the start of
+ * ferry__wire_parse_resp_attrs - check the attribute block at the start of
  * a response message (@p, @len: the whole message, untrusted).
  * @block_len: receives the block's length (the payload follows it).
  * @count: receives the number of attributes.
@@ -186,37 +186,37 @@ bool ferry_wire_attr_key_ok(const char *key, size_t len);
  * is shorter than 4 bytes or the block length is below 4, above
  * FERRY_WIRE_ATTRS_MAX_LEN or beyond @len.  Never reads outside @p.
  */
-int ferry_wire_parse_resp_attrs(const uint8_t *p, size_t len,
+int ferry__wire_parse_resp_attrs(const uint8_t *p, size_t len,
 				uint32_t *block_len, unsigned *count);
 
 /*
- * ferry_wire_resp_attr_get - attribute @i of a block that
- * ferry_wire_parse_resp_attrs() accepted.  Returns 0, or -ENOENT if there
+ * ferry__wire_resp_attr_get - attribute @i of a block that
+ * ferry__wire_parse_resp_attrs() accepted.  Returns 0, or -ENOENT if there
  * is no attribute @i.
  */
-int ferry_wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
+int ferry__wire_resp_attr_get(const uint8_t *blk, uint32_t block_len,
 			     unsigned i, struct ferry_attr_ent *out);
 
 /*
- * ferry_wire_put_resp_attr - encode one entry (no block head) into @out
+ * ferry__wire_put_resp_attr - encode one entry (no block head) into @out
  * (@cap bytes).  Returns its length, -EINVAL (@e breaks a rule), or
  * -EMSGSIZE (@cap).
  */
-int ferry_wire_put_resp_attr(uint8_t *out, size_t cap,
+int ferry__wire_put_resp_attr(uint8_t *out, size_t cap,
 			     const struct ferry_attr_ent *e);
 
-/* ferry_wire_put_resp_attrs_head - write a block's 4-byte head: version 1,
+/* ferry__wire_put_resp_attrs_head - write a block's 4-byte head: version 1,
  * @count entries, @block_len bytes in all. */
-void ferry_wire_put_resp_attrs_head(uint8_t *out, unsigned count,
+void ferry__wire_put_resp_attrs_head(uint8_t *out, unsigned count,
 				    uint32_t block_len);
 
 /*
- * ferry_wire_put_resp_attrs - encode a whole block of @n attributes into
+ * ferry__wire_put_resp_attrs - encode a whole block of @n attributes into
  * @out (@cap bytes).  Returns its length, -EINVAL (no attributes, more
  * than FERRY_WIRE_ATTRS_MAX, or an entry breaks a rule), or -EMSGSIZE
  * (longer than FERRY_WIRE_ATTRS_MAX_LEN or @cap).
  */
-int ferry_wire_put_resp_attrs(uint8_t *out, size_t cap,
+int ferry__wire_put_resp_attrs(uint8_t *out, size_t cap,
 			      const struct ferry_attr_ent *ents, unsigned n);
 
 /* A decoded header.  Field meanings are in docs/wire.md. */
@@ -254,7 +254,7 @@ enum ferry_parse_err {
 };
 
 /*
- * ferry_wire_parse - check and decode one datagram.
+ * ferry__wire_parse - check and decode one datagram.
  * @buf, @len: the datagram (UDP payload), untrusted.
  * @max_msg: the largest message this receiver accepts.
  *
@@ -263,30 +263,30 @@ enum ferry_parse_err {
  * everything that can be checked without session state: magic, version,
  * type, flags, lengths, fragment bounds, and the checksum when present.
  */
-enum ferry_parse_err ferry_wire_parse(const void *buf, size_t len,
+enum ferry_parse_err ferry__wire_parse(const void *buf, size_t len,
 				      uint32_t max_msg, struct ferry_frame *f);
 
 /*
- * ferry_wire_encode - write @h as the 44-byte header at @out.  If
- * FERRY_FF_CSUM is set the csum field is left 0; see ferry_wire_csum().
+ * ferry__wire_encode - write @h as the 44-byte header at @out.  If
+ * FERRY_FF_CSUM is set the csum field is left 0; see ferry__wire_csum().
  */
-void ferry_wire_encode(const struct ferry_hdr *h, uint8_t *out);
+void ferry__wire_encode(const struct ferry_hdr *h, uint8_t *out);
 
 /* Write the checksum of the encoded header at @hdr (FERRY_FF_CSUM set) and
  * @payload into the header's csum field. */
-void ferry_wire_seal(uint8_t *hdr, const void *payload, size_t pay_len);
+void ferry__wire_seal(uint8_t *hdr, const void *payload, size_t pay_len);
 
 /* CRC32C (Castagnoli) of the header, with csum zero, and the payload. */
-uint32_t ferry_wire_csum(const uint8_t *hdr, const void *payload,
+uint32_t ferry__wire_csum(const uint8_t *hdr, const void *payload,
 			 size_t pay_len);
 
 /*
- * ferry_wire_seal_ext - ferry_wire_seal() for a frame whose payload starts
+ * ferry__wire_seal_ext - ferry__wire_seal() for a frame whose payload starts
  * in the header buffer: @hdr holds the 44-byte header and then @hdr_len - 44
  * payload bytes (a connect body, a token table), and @body the rest.  The
  * checksum is the same as over one contiguous payload.
  */
-void ferry_wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
+void ferry__wire_seal_ext(uint8_t *hdr, size_t hdr_len, const void *body,
 			 size_t body_len);
 
 /* Connect and accept parameters (the PARAMS TLV). */
@@ -310,7 +310,7 @@ struct ferry_connect_body {
 };
 
 /*
- * ferry_wire_parse_connect - parse a CONNECT or ACCEPT payload.
+ * ferry__wire_parse_connect - parse a CONNECT or ACCEPT payload.
  *
  * Returns 0; FERRY_CONNECT_UNSUPPORTED if the body is well formed but has a
  * critical TLV this build does not implement (the receiver must refuse the
@@ -319,21 +319,21 @@ struct ferry_connect_body {
  * out of range.
  */
 #define FERRY_CONNECT_UNSUPPORTED (-2)
-int ferry_wire_parse_connect(const uint8_t *p, size_t len,
+int ferry__wire_parse_connect(const uint8_t *p, size_t len,
 			     struct ferry_connect_body *out);
 
 /*
- * ferry_wire_put_connect - encode a CONNECT/ACCEPT payload into @out, which
+ * ferry__wire_put_connect - encode a CONNECT/ACCEPT payload into @out, which
  * has @cap bytes: PARAMS, TRACEPARENT, TRACESTATE, then TOKEN (last, so that
- * a sender may instead write only its TLV head with ferry_wire_put_tlv_head
+ * a sender may instead write only its TLV head with ferry__wire_put_tlv_head
  * and send the value from elsewhere).  Returns the length written or -1 if
  * it does not fit.
  */
-int ferry_wire_put_connect(uint8_t *out, size_t cap,
+int ferry__wire_put_connect(uint8_t *out, size_t cap,
 			   const struct ferry_connect_body *b);
 
 /* Write a TLV head (type, reserved 0, @len) at @out; returns 4. */
-size_t ferry_wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len);
+size_t ferry__wire_put_tlv_head(uint8_t *out, uint8_t type, uint16_t len);
 
 /* One entry of a token table, as parsed or to encode. */
 struct ferry_cap_ent {
@@ -343,7 +343,7 @@ struct ferry_cap_ent {
 };
 
 /*
- * ferry_wire_parse_caps - check the token table at the start of a
+ * ferry__wire_parse_caps - check the token table at the start of a
  * message (@p, @len: the whole message, untrusted).
  * @tab_len: receives the table's length (the payload follows it).
  * @count: receives the number of entries.
@@ -353,24 +353,24 @@ struct ferry_cap_ent {
  * know; -FERRY_ECAPS if the table is malformed (section 8's rules).
  * Never reads outside @p.
  */
-int ferry_wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
+int ferry__wire_parse_caps(const uint8_t *p, size_t len, uint32_t *tab_len,
 			  unsigned *count, unsigned *nious);
 
 /*
- * ferry_wire_caps_get - entry @i of a table that ferry_wire_parse_caps()
+ * ferry__wire_caps_get - entry @i of a table that ferry__wire_parse_caps()
  * accepted.  Returns 0, or -ENOENT if there is no entry @i.
  */
-int ferry_wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
+int ferry__wire_caps_get(const uint8_t *tab, uint32_t tab_len, unsigned i,
 			struct ferry_cap_ent *out);
 
 /*
- * ferry_wire_put_caps - encode a table of @n entries into @out (@cap
+ * ferry__wire_put_caps - encode a table of @n entries into @out (@cap
  * bytes).  Returns its length, or -EINVAL (no entries, more than
  * FERRY_WIRE_CAPS_MAX, an unknown kind, an empty value, an IOU value not
  * FERRY_CAPS_IOU_LEN bytes), or -EMSGSIZE (longer than
  * FERRY_WIRE_CAPS_MAX_LEN or @cap).
  */
-int ferry_wire_put_caps(uint8_t *out, size_t cap,
+int ferry__wire_put_caps(uint8_t *out, size_t cap,
 			const struct ferry_cap_ent *ents, unsigned n);
 
 /*
@@ -393,29 +393,29 @@ struct ferry_push {
 };
 
 /*
- * ferry_wire_parse_push - parse the PUSH record at the start of @p (@len
+ * ferry__wire_parse_push - parse the PUSH record at the start of @p (@len
  * bytes of the body left, untrusted).  Returns the record's length (the
  * next one, if any, follows), or -1 if it runs past @len, its reserved
  * field is not 0, or its token length does not match its code
  * (1..FERRY_PUSH_TOKEN_MAX with code 0, none otherwise).  Never reads
  * outside @p.
  */
-int ferry_wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out);
+int ferry__wire_parse_push(const uint8_t *p, size_t len, struct ferry_push *out);
 
-/* ferry_wire_put_push - encode a PUSH record into @out (@cap bytes);
+/* ferry__wire_put_push - encode a PUSH record into @out (@cap bytes);
  * returns its length, or -1 if @push breaks the rules above or does not
  * fit. */
-int ferry_wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push);
+int ferry__wire_put_push(uint8_t *out, size_t cap, const struct ferry_push *push);
 
 /*
- * ferry_wire_parse_error - parse an ERROR frame or error-RESPONSE body into
+ * ferry__wire_parse_error - parse an ERROR frame or error-RESPONSE body into
  * @code (positive) and a message pointing into @p.  Returns 0 or -1.
  */
-int ferry_wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
+int ferry__wire_parse_error(const uint8_t *p, size_t len, uint32_t *code,
 			   const char **msg, uint16_t *msg_len);
 
-/* ferry_wire_put_error - encode an error body; returns its length. */
-size_t ferry_wire_put_error(uint8_t *out, size_t cap, uint32_t code,
+/* ferry__wire_put_error - encode an error body; returns its length. */
+size_t ferry__wire_put_error(uint8_t *out, size_t cap, uint32_t code,
 			    const char *msg);
 
 /* True for frame types that carry a sequence number and use credit. */
@@ -425,6 +425,6 @@ static inline bool ferry_ft_is_data(uint8_t type)
 	       type == FERRY_FT_PUSH;
 }
 
-const char *ferry_ft_name(uint8_t type);
+const char *ferry__ft_name(uint8_t type);
 
 #endif /* FERRY_WIRE_H */

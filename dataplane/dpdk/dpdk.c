@@ -773,7 +773,7 @@ static int dpdk_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
 		return -ENOMEM;
 	l = &dp->l;
 	l->conf = *conf;
-	if (ferry_addr_parse_ip(conf->bind_addr, &l->ip) < 0 || l->ip == 0) {
+	if (ferry__addr_parse_ip(conf->bind_addr, &l->ip) < 0 || l->ip == 0) {
 		log_err("'%s' is not an IPv4 address of this host",
 			conf->bind_addr);
 		free(dp);

@@ -233,7 +233,7 @@ static int uring_socket(struct ferry_dp *dp)
 	sa.sin_port = htons(dp->conf.port);
 	sa.sin_addr.s_addr = htonl(INADDR_ANY);
 	if (dp->conf.bind_addr &&
-	    ferry_addr_parse_ip(dp->conf.bind_addr, &sa.sin_addr.s_addr))
+	    ferry__addr_parse_ip(dp->conf.bind_addr, &sa.sin_addr.s_addr))
 		return -EINVAL;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;

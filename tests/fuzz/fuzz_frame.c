@@ -2,7 +2,7 @@
 /*
  * fuzz_frame.c - libFuzzer target for the wire-format v1 frame parser.
  *
- * Runs ferry_wire_parse() on the input as if it were a received datagram,
+ * Runs ferry__wire_parse() on the input as if it were a received datagram,
  * then the body parser the frame type calls for (connect TLVs for CONNECT
  * and ACCEPT, the error body for ERROR and error RESPONSEs).  Besides the
  * sanitizers' memory checks, it traps on any broken parser invariant:
@@ -10,7 +10,7 @@
  *     header, and pay_len == size - 44;
  *   - data frames (and PUSH) satisfy frag_off + pay_len <= msg_len <=
  *     max_msg; control frames have msg_len == pay_len;
- *   - ferry_wire_encode() of the parsed header reproduces input bytes
+ *   - ferry__wire_encode() of the parsed header reproduces input bytes
  *     0..39 exactly (everything but the csum field);
  *   - accepted bodies point inside the payload and respect their limits,
  *     token tables (a whole REQUEST with FF_CAPS) included;
@@ -50,7 +50,7 @@ static int inside(const void *p, size_t n, const uint8_t *lo, size_t len)
 static void check_connect(const struct ferry_frame *f)
 {
 	struct ferry_connect_body b;
-	int rc = ferry_wire_parse_connect(f->payload, f->pay_len, &b);
+	int rc = ferry__wire_parse_connect(f->payload, f->pay_len, &b);
 
 	CHECK(rc == 0 || rc == -1 || rc == FERRY_CONNECT_UNSUPPORTED);
 	if (rc == -1)
@@ -84,7 +84,7 @@ static void check_error(const struct ferry_frame *f)
 	const char *msg;
 	uint16_t msg_len;
 
-	if (ferry_wire_parse_error(f->payload, f->pay_len, &code, &msg,
+	if (ferry__wire_parse_error(f->payload, f->pay_len, &code, &msg,
 				   &msg_len) != 0)
 		return;
 	CHECK(code != 0 && code <= 0x7fffffffu);
@@ -100,7 +100,7 @@ static void check_caps(const uint8_t *p, size_t len)
 	struct ferry_cap_ent e;
 	uint32_t tl = 0;
 	unsigned n = 0, ni = 0, seen = 0;
-	int rc = ferry_wire_parse_caps(p, len, &tl, &n, &ni);
+	int rc = ferry__wire_parse_caps(p, len, &tl, &n, &ni);
 
 	CHECK(rc == 0 || rc == -FERRY_ECAPS || rc == -EPROTONOSUPPORT);
 	if (rc != 0)
@@ -108,14 +108,14 @@ static void check_caps(const uint8_t *p, size_t len)
 	CHECK(tl >= 4 && tl <= len && tl <= FERRY_WIRE_CAPS_MAX_LEN);
 	CHECK(n >= 1 && n <= FERRY_WIRE_CAPS_MAX);
 	for (unsigned i = 0; i < n; i++) {
-		CHECK(ferry_wire_caps_get(p, tl, i, &e) == 0);
+		CHECK(ferry__wire_caps_get(p, tl, i, &e) == 0);
 		CHECK((e.kind == FERRY_CAPK_TOKEN && e.len != 0) ||
 		      (e.kind == FERRY_CAPK_IOU && e.len == FERRY_CAPS_IOU_LEN));
 		seen += e.kind == FERRY_CAPK_IOU;
 		CHECK(inside(e.val, e.len, p + 4, tl - 4));
 	}
 	CHECK(seen == ni);
-	CHECK(ferry_wire_caps_get(p, tl, n, &e) == -ENOENT);
+	CHECK(ferry__wire_caps_get(p, tl, n, &e) == -ENOENT);
 }
 
 /* A whole REQUEST with FF_TRACE: a trace block, then (with FF_CAPS) the
@@ -125,7 +125,7 @@ static void check_trace_request(const struct ferry_frame *f)
 	uint8_t re[FERRY_TRACE_BLOCK_MAX];
 	struct ferry_trace_block tb;
 	uint32_t bl = 0;
-	int rc = ferry_wire_parse_trace_block(f->payload, f->pay_len, &bl, &tb);
+	int rc = ferry__wire_parse_trace_block(f->payload, f->pay_len, &bl, &tb);
 
 	CHECK(rc == 0 || rc == -EPROTONOSUPPORT || rc == -FERRY_EPROTO);
 	if (rc == -FERRY_EPROTO)
@@ -140,7 +140,7 @@ static void check_trace_request(const struct ferry_frame *f)
 			      : inside(tb.tracestate, tb.tracestate_len,
 				       f->payload, bl));
 		/* What parses encodes back to the same bytes. */
-		CHECK(ferry_wire_put_trace_block(re, sizeof(re), tb.traceparent,
+		CHECK(ferry__wire_put_trace_block(re, sizeof(re), tb.traceparent,
 						 tb.tracestate,
 						 tb.tracestate_len) == (int)bl);
 		CHECK(memcmp(re, f->payload, bl) == 0);
@@ -158,7 +158,7 @@ static void check_resp_attrs(const struct ferry_frame *f)
 	uint8_t re[FERRY_WIRE_ATTRS_MAX_LEN];
 	uint32_t bl = 0;
 	unsigned n = 7;
-	int rc = ferry_wire_parse_resp_attrs(f->payload, f->pay_len, &bl, &n);
+	int rc = ferry__wire_parse_resp_attrs(f->payload, f->pay_len, &bl, &n);
 
 	CHECK(rc == 0 || rc == -EBADMSG || rc == -FERRY_EPROTO);
 	if (rc == -FERRY_EPROTO)
@@ -171,17 +171,17 @@ static void check_resp_attrs(const struct ferry_frame *f)
 	}
 	CHECK(n >= 1 && n <= FERRY_WIRE_ATTRS_MAX);
 	for (unsigned i = 0; i < n; i++) {
-		CHECK(ferry_wire_resp_attr_get(f->payload, bl, i, &ents[i]) == 0);
+		CHECK(ferry__wire_resp_attr_get(f->payload, bl, i, &ents[i]) == 0);
 		e = ents[i];
 		CHECK(e.type >= FERRY_ATTRT_STRING && e.type <= FERRY_ATTRT_DOUBLE);
-		CHECK(ferry_wire_attr_key_ok(e.key, e.key_len));
+		CHECK(ferry__wire_attr_key_ok(e.key, e.key_len));
 		CHECK(inside(e.key, e.key_len, f->payload + 4, bl - 4));
 		if (e.type == FERRY_ATTRT_STRING)
 			CHECK(e.str_len <= FERRY_WIRE_ATTR_STR_MAX &&
 			      inside(e.str, e.str_len, f->payload + 4, bl - 4));
 	}
-	CHECK(ferry_wire_resp_attr_get(f->payload, bl, n, &e) == -ENOENT);
-	CHECK(ferry_wire_put_resp_attrs(re, sizeof(re), ents, n) == (int)bl);
+	CHECK(ferry__wire_resp_attr_get(f->payload, bl, n, &e) == -ENOENT);
+	CHECK(ferry__wire_put_resp_attrs(re, sizeof(re), ents, n) == (int)bl);
 	CHECK(memcmp(re, f->payload, bl) == 0);
 }
 
@@ -194,7 +194,7 @@ static void check_push(const struct ferry_frame *f)
 	while (off < f->pay_len) {
 		const uint8_t *rec = f->payload + off;
 		struct ferry_push p;
-		int n = ferry_wire_parse_push(rec, f->pay_len - off, &p), m;
+		int n = ferry__wire_parse_push(rec, f->pay_len - off, &p), m;
 
 		if (n < 0)
 			return;
@@ -206,7 +206,7 @@ static void check_push(const struct ferry_frame *f)
 						   (size_t)n)
 				  : p.token == NULL && p.token_len == 0);
 		/* What parses encodes back to the same bytes. */
-		m = ferry_wire_put_push(re, sizeof(re), &p);
+		m = ferry__wire_put_push(re, sizeof(re), &p);
 		CHECK(m == n && memcmp(re, rec, (size_t)n) == 0);
 		off += (uint32_t)n;
 	}
@@ -219,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t re[FERRY_WIRE_HDR_LEN];
 	const struct ferry_hdr *h = &f.h;
 
-	e = ferry_wire_parse(data, size, FUZZ_MAX_MSG, &f);
+	e = ferry__wire_parse(data, size, FUZZ_MAX_MSG, &f);
 	CHECK((unsigned)e <= (unsigned)FERRY_PARSE_OVERSIZED);
 	if (size < FERRY_WIRE_HDR_LEN)
 		CHECK(e == FERRY_PARSE_TRUNCATED);
@@ -254,11 +254,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      h->seq == 0);
 	}
 	if (h->flags & FERRY_FF_CSUM)
-		CHECK(ferry_wire_csum(data, f.payload, f.pay_len) == h->csum);
+		CHECK(ferry__wire_csum(data, f.payload, f.pay_len) == h->csum);
 
 	/* Re-encoding reproduces the header up to the csum field. */
 	memset(re, 0xa5, sizeof(re));
-	ferry_wire_encode(h, re);
+	ferry__wire_encode(h, re);
 	CHECK(memcmp(re, data, 40) == 0);
 	CHECK(re[40] == 0 && re[41] == 0 && re[42] == 0 && re[43] == 0);
 

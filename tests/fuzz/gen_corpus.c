@@ -72,12 +72,12 @@ static size_t frame(uint8_t *out, struct ferry_hdr h, const void *pay,
 {
 	if (!(ferry_ft_is_data(h.type) || h.type == FERRY_FT_PUSH))
 		h.msg_len = (uint32_t)n;
-	ferry_wire_encode(&h, out);
+	ferry__wire_encode(&h, out);
 	if (n)
 		memcpy(out + FERRY_WIRE_HDR_LEN, pay, n);
 	if (h.flags & FERRY_FF_CSUM)
 		put_be32(out + 40,
-			 ferry_wire_csum(out, out + FERRY_WIRE_HDR_LEN, n));
+			 ferry__wire_csum(out, out + FERRY_WIRE_HDR_LEN, n));
 	return FERRY_WIRE_HDR_LEN + n;
 }
 
@@ -107,7 +107,7 @@ static int connect_body(uint8_t *out, size_t cap, int trace)
 		b.tracestate = k_ts;
 		b.tracestate_len = (uint16_t)strlen(k_ts);
 	}
-	return ferry_wire_put_connect(out, cap, &b);
+	return ferry__wire_put_connect(out, cap, &b);
 }
 
 /* Valid: one per frame type. */
@@ -148,7 +148,7 @@ static void seeds_types(void)
 	h = hdr(FERRY_FT_CLOSE);
 	seed("close", h, NULL, 0);
 
-	n = ferry_wire_put_error(body, sizeof(body), 3, "no such method");
+	n = ferry__wire_put_error(body, sizeof(body), 3, "no such method");
 	h = hdr(FERRY_FT_ERROR);
 	h.src_sess = 0; /* a server that kept no session */
 	seed("error", h, body, n);
@@ -168,7 +168,7 @@ static void seeds_push(void)
 	struct ferry_push p = { .iou = 0x0102030405060708ull,
 				.token = (const uint8_t *)"token",
 				.token_len = 5 };
-	int pn = ferry_wire_put_push(body, sizeof(body), &p);
+	int pn = ferry__wire_put_push(body, sizeof(body), &p);
 
 	if (pn < 0)
 		abort();
@@ -177,16 +177,16 @@ static void seeds_push(void)
 	h.msg_len = (uint32_t)pn;
 	seed("push", h, body, (size_t)pn);
 	p.code = 110;
-	pn = ferry_wire_put_push(body, sizeof(body), &p);
+	pn = ferry__wire_put_push(body, sizeof(body), &p);
 	h.msg_len = (uint32_t)pn;
 	h.flags = FERRY_FF_CSUM;
 	seed("push_error_csum", h, body, (size_t)pn);
 	/* Two records, a token and an error, in one frame. */
 	p.code = 0;
-	pn = ferry_wire_put_push(body, sizeof(body), &p);
+	pn = ferry__wire_put_push(body, sizeof(body), &p);
 	p.iou++;
 	p.code = 13;
-	pn += ferry_wire_put_push(body + pn, sizeof(body) - (size_t)pn,
+	pn += ferry__wire_put_push(body + pn, sizeof(body) - (size_t)pn,
 				  &p);
 	h.msg_len = (uint32_t)pn;
 	h.flags = 0;
@@ -194,7 +194,7 @@ static void seeds_push(void)
 	p.iou--;
 	/* Near miss: a token with an error code. */
 	p.code = 0;
-	pn = ferry_wire_put_push(body, sizeof(body), &p);
+	pn = ferry__wire_put_push(body, sizeof(body), &p);
 	body[11] = 1;
 	h.msg_len = (uint32_t)pn;
 	h.flags = 0;
@@ -228,7 +228,7 @@ static void seeds_variants(void)
 	h.frag_off = 400;
 	seed("request_frag_csum", h, body, 100);
 
-	n = ferry_wire_put_error(body, sizeof(body), 5, "handler failed");
+	n = ferry__wire_put_error(body, sizeof(body), 5, "handler failed");
 	h = hdr(FERRY_FT_RESPONSE);
 	h.flags = FERRY_FF_ERR;
 	h.seq = 3;
@@ -251,7 +251,7 @@ static void seeds_variants(void)
 		cb.params.slots = 32;
 		cb.token = tok;
 		cb.token_len = sizeof(tok);
-		cn = ferry_wire_put_connect(body, sizeof(body), &cb);
+		cn = ferry__wire_put_connect(body, sizeof(body), &cb);
 		if (cn < 0)
 			abort();
 		h = hdr(FERRY_FT_CONNECT);
@@ -270,7 +270,7 @@ static void seeds_caps(void)
 		{ FERRY_CAPK_TOKEN, (const uint8_t *)"token-two!", 10 },
 	};
 	static const uint8_t iou[8] = { 0, 0, 0, 0, 0, 0, 1, 2 };
-	int tl = ferry_wire_put_caps(body, sizeof(body), e, 2);
+	int tl = ferry__wire_put_caps(body, sizeof(body), e, 2);
 
 	if (tl < 0)
 		abort();
@@ -284,13 +284,13 @@ static void seeds_caps(void)
 	seed("request_caps", h, body, h.msg_len);
 
 	e[1] = (struct ferry_cap_ent){ FERRY_CAPK_IOU, iou, 8 };
-	tl = ferry_wire_put_caps(body, sizeof(body), e, 2);
+	tl = ferry__wire_put_caps(body, sizeof(body), e, 2);
 	if (tl < 0)
 		abort();
 	h.msg_len = (uint32_t)tl;
 	seed("request_caps_iou", h, body, (size_t)tl);
 
-	tl = ferry_wire_put_caps(body, sizeof(body), e, 1);
+	tl = ferry__wire_put_caps(body, sizeof(body), e, 1);
 	body[7] = 200; /* the entry now runs past the table */
 	h.msg_len = (uint32_t)tl;
 	seed("request_caps_overrun", h, body, (size_t)tl);
@@ -320,7 +320,7 @@ static void seeds_trace(void)
 		{ .type = FERRY_ATTRT_DOUBLE, .key = "ratio",
 		  .key_len = 5, .d = 0.25 },
 	};
-	int tl = ferry_wire_put_trace_block(body, sizeof(body), k_tp,
+	int tl = ferry__wire_put_trace_block(body, sizeof(body), k_tp,
 					    k_ts, strlen(k_ts)), cl, al;
 
 	if (tl < 0)
@@ -334,7 +334,7 @@ static void seeds_trace(void)
 	h.msg_len = (uint32_t)tl + sizeof(req_pay) - 1;
 	seed("request_trace", h, body, h.msg_len);
 
-	cl = ferry_wire_put_caps(body + tl, sizeof(body) - (size_t)tl,
+	cl = ferry__wire_put_caps(body + tl, sizeof(body) - (size_t)tl,
 				 &ce, 1);
 	if (cl < 0)
 		abort();
@@ -343,7 +343,7 @@ static void seeds_trace(void)
 	h.msg_len = (uint32_t)(tl + cl) + sizeof(req_pay) - 1;
 	seed("request_trace_caps_csum", h, body, h.msg_len);
 
-	tl = ferry_wire_put_trace_block(body, sizeof(body), k_tp, NULL, 0);
+	tl = ferry__wire_put_trace_block(body, sizeof(body), k_tp, NULL, 0);
 	body[0] = 2;
 	memcpy(body + tl, req_pay, sizeof(req_pay) - 1);
 	h.flags = FERRY_FF_TRACE;
@@ -355,7 +355,7 @@ static void seeds_trace(void)
 	h.msg_len = (uint32_t)tl;
 	seed("request_trace_overrun", h, body, (size_t)tl);
 
-	al = ferry_wire_put_resp_attrs(body, sizeof(body), ae, 4);
+	al = ferry__wire_put_resp_attrs(body, sizeof(body), ae, 4);
 	if (al < 0)
 		abort();
 	memcpy(body + al, resp_pay, sizeof(resp_pay) - 1);
@@ -370,7 +370,7 @@ static void seeds_trace(void)
 	body[4 + (4 + 9 + 10) + (4 + 4 + 8) + 4 + 9] = 2; /* a bool of 2 */
 	seed("response_attrs_bad_bool", h, body, h.msg_len);
 
-	n = ferry_wire_put_error(body, sizeof(body), 5, "failed");
+	n = ferry__wire_put_error(body, sizeof(body), 5, "failed");
 	h.flags = FERRY_FF_TRACE | FERRY_FF_ERR;
 	h.msg_len = (uint32_t)n;
 	seed("response_err_trace", h, body, n);
@@ -422,7 +422,7 @@ static void seeds_near_misses(void)
 	seed("accept_dup_params", h, body, 2 * (size_t)cn);
 
 	/* ERROR body with a trailing byte. */
-	n = ferry_wire_put_error(body, sizeof(body), 3, "trailing");
+	n = ferry__wire_put_error(body, sizeof(body), 3, "trailing");
 	body[n++] = 0;
 	h = hdr(FERRY_FT_ERROR);
 	seed("error_trailing", h, body, n);
