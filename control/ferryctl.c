@@ -22,6 +22,7 @@
 
 #include <ferry/token.h>
 
+#include "control/internal.h"
 #include "control/trace_internal.h"
 
 #define EXIT_FAIL 1
@@ -66,6 +67,11 @@ static const char usage_text[] =
 "  bench [--seconds N] [--cpu N]\n"
 "      Issue and verify tokens on one thread (an in-memory keyring; no\n"
 "      --keyring needed); print tokens/s per core.\n"
+"  bench wire [--reps N] [--ms N] [--cpu N]\n"
+"      The cost of wire v2 sealing (docs/wire-v2.md): ns per 64 B and\n"
+"      1400 B datagram for none, mac (one-shot and scattered) and aead,\n"
+"      and X25519 handshakes/s; the median of N runs (default 5) of\n"
+"      N ms (default 200) each.\n"
 "  spans FILE...\n"
 "      Print the session trees (client session -> server session -> calls)\n"
 "      in OTLP/JSON lines span export files, with durations and status\n"
@@ -772,6 +778,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "bench") == 0) {
+		if (argc > 1 && strcmp(argv[1], "wire") == 0)
+			return g_what = "bench wire",
+			       ferry__ctl_bench_wire(argc - 1, argv + 1);
 		g_what = "bench";
 		return cmd_bench(argc, argv);
 	}

@@ -110,4 +110,8 @@ void ferry__token_hint(const char *audience, size_t len,
 /* Valid name/audience bytes: no control characters. */
 int ferry__token_name_ok(const char *s, size_t len);
 
+/* ferryctl bench wire (control/ferryctl_wire.c): the cost of wire v2
+ * sealing.  @argv[0] is "wire"; returns the exit status. */
+int ferry__ctl_bench_wire(int argc, char **argv);
+
 #endif /* FERRY_CONTROL_INTERNAL_H */
