@@ -317,8 +317,9 @@ void ferry__replay_commit(struct ferry__replay *w, uint64_t pn)
 	if (ferry__replay_check(w, pn) != 0)
 		return;
 	if (pn >= w->next) {
-		/* pn <= FERRY_SEAL_PN_MAX, so pn + 1 does not wrap. */
-		replay_clear(w, w->next, pn - w->next + 1);
+		/* The pns skipped were not seen; pn's own slot is set
+		 * below.  pn <= FERRY_SEAL_PN_MAX, so pn + 1 does not wrap. */
+		replay_clear(w, w->next, pn - w->next);
 		w->next = pn + 1;
 	}
 	i = pn & (w->size - 1);
