@@ -385,6 +385,8 @@ Test(seal, bad_arguments)
 		     FERRY_SEAL_DGRAM_MAX);
 	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC, key, 0, big, 13,
 				      FERRY_SEAL_DGRAM_MAX + 1), -EMSGSIZE);
+	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC, key, 0, dg, SIZE_MAX,
+				      80), -EMSGSIZE);
 }
 
 Test(seal, nonce_layout)

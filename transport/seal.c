@@ -196,7 +196,8 @@ int ferry__seal_open(enum ferry_seal_mode mode, const uint8_t *key,
 	if (tl == 0 || pn > FERRY_SEAL_PN_MAX ||
 	    (mode != FERRY_SEAL_NONE && key == NULL))
 		return -EINVAL;
-	if (len > FERRY_SEAL_DGRAM_MAX || len < hdr_len + tl)
+	/* Written so that no sum can wrap, whatever @hdr_len is. */
+	if (len > FERRY_SEAL_DGRAM_MAX || hdr_len > len || len - hdr_len < tl)
 		return -EMSGSIZE;
 	body = len - tl;
 	ferry__seal_nonce(pn, nonce);
