@@ -67,6 +67,15 @@ enum ferry_token_errno {
 	/* Admission: authentic, but for a channel this server does not
 	 * serve. */
 	FERRY_TOKEN_ECHANNEL,
+	/* Authentic, but its lifetime (expires_at - issued_at) exceeds the
+	 * verifying keyring's max TTL. */
+	FERRY_TOKEN_ETTL,
+	/* Admission: authentic, but for an entrypoint this server does not
+	 * serve. */
+	FERRY_TOKEN_EENTRYPOINT,
+	/* Admission: the token already holds as many sessions as the server
+	 * allows one token. */
+	FERRY_TOKEN_ESESSIONS,
 	FERRY_TOKEN_ERRNO_MAX
 };
 
@@ -361,7 +370,8 @@ struct ferry_token_info {
  * is returned: -FERRY_TOKEN_EVERSION, -FERRY_TOKEN_EMALFORMED (envelope),
  * -FERRY_TOKEN_EUNKNOWNKEY, -FERRY_TOKEN_EKEYRETIRED, -FERRY_TOKEN_EAUDIENCE,
  * -FERRY_TOKEN_EWRONGTYPE / -FERRY_TOKEN_EAUTH, -FERRY_TOKEN_EMALFORMED
- * (plaintext), -FERRY_TOKEN_ENOTYET, -FERRY_TOKEN_EEXPIRED.  -EINVAL for a
+ * (plaintext), -FERRY_TOKEN_ETTL (expires_at - issued_at exceeds the
+ * keyring's max TTL), -FERRY_TOKEN_ENOTYET, -FERRY_TOKEN_EEXPIRED.  -EINVAL for a
  * bad @type or @audience.  Returns 0 if valid.  Any thread.
  */
 int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
