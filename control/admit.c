@@ -161,8 +161,10 @@ static uint64_t ms_left(const struct admit_ctx *a)
 	end = end > UINT64_MAX - skew ? UINT64_MAX : end + skew;
 	if (end <= now)
 		return 1;
-	/* Capped far beyond any max TTL, so the product cannot wrap. */
-	return end - now > (1ull << 40) ? (1ull << 40) * 1000 :
+	/* A token that verified lives at most max TTL + 2 x skew from now
+	 * (a year and two days); the cap, 136 years, is there only so that
+	 * neither this product nor the transport's nanoseconds can wrap. */
+	return end - now > (1ull << 32) ? (1ull << 32) * 1000 :
 					  (end - now) * 1000;
 }
 
