@@ -339,6 +339,14 @@ int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
 	if (info->type != type)
 		return -FERRY_TOKEN_EWRONGTYPE;
 	info->key_id = k->id;
+	/* A lifetime longer than the keyring allows is an issuer this
+	 * keyring's policy does not cover (a copy of the key with another
+	 * max_ttl, or a bug): refused however well sealed, since the key
+	 * retirement rule (docs/tokens.md, section 5) counts on it.  With
+	 * issued_at <= not_before <= now + skew (checked next), it also
+	 * bounds expires_at to now + skew + max_ttl. */
+	if (info->expires_at - info->issued_at > kr->max_ttl)
+		return -FERRY_TOKEN_ETTL;
 	/* Valid while not_before - skew <= now < expires_at + skew, computed
 	 * without underflow or overflow. */
 	skew = kr->skew;

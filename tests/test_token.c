@@ -456,6 +456,73 @@ static void window_boundaries(uint32_t skew)
 Test(token, validity_window_boundaries_with_skew) { window_boundaries(30); }
 Test(token, validity_window_boundaries_without_skew) { window_boundaries(0); }
 
+/* Seal, under @kr's own key, a plaintext issued at T0 that lives @ttl s:
+ * what an issuer that ignores the keyring's max TTL would make. */
+static size_t seal_lifetime(const struct ferry_keyring *kr, uint32_t ttl,
+			    uint8_t *out)
+{
+	static const uint8_t id[16] = { 9 };
+	struct ferry_token_req req = base_req(FERRY_TOKEN_SUBREQUEST);
+	uint8_t p[FERRY__PLAIN_MAX];
+	size_t len;
+	int n;
+
+	req.ttl = ttl;
+	n = ferry__token_encode_plain(&req, T0, id, p);
+	cr_assert_gt(n, 0);
+	cr_assert_eq(ferry__token_seal_plain(kr, req.type, AUD, p, (size_t)n,
+					     NULL, out, FERRY_TOKEN_MAX_LEN,
+					     &len), 0);
+	return len;
+}
+
+/* The verifier's max TTL bounds expires_at - issued_at, inside the token's
+ * validity window too: exactly max_ttl verifies, one second more does not,
+ * and no lifetime, however long, slips past (no overflow). */
+Test(token, lifetime_over_max_ttl_is_refused)
+{
+	struct ferry_keyring *kr = new_kr(3600, 30);
+	uint8_t t[FERRY_TOKEN_MAX_LEN];
+	size_t len;
+
+	g_now = T0 + 10;
+	len = seal_lifetime(kr, 3600, t);
+	cr_assert_eq(verify(kr, t, len, FERRY_TOKEN_SUBREQUEST, AUD), 0);
+	len = seal_lifetime(kr, 3601, t);
+	cr_assert_eq(verify(kr, t, len, FERRY_TOKEN_SUBREQUEST, AUD),
+		     -FERRY_TOKEN_ETTL);
+	len = seal_lifetime(kr, UINT32_MAX, t);
+	cr_assert_eq(verify(kr, t, len, FERRY_TOKEN_SUBREQUEST, AUD),
+		     -FERRY_TOKEN_ETTL);
+	ferry_keyring_free(kr);
+}
+
+/* Two keyrings sharing a key with different max TTLs: what the laxer one
+ * issues verifies there, and not where the policy is stricter. */
+Test(token, max_ttl_is_the_verifiers)
+{
+	struct ferry_keyring *lax, *strict;
+	struct ferry_token_req req = base_req(FERRY_TOKEN_SUBREQUEST);
+	size_t len;
+	uint8_t *t;
+
+	cr_assert_eq(ferry__keyring_from_key(3, k_master, 86400, 30, &lax), 0);
+	cr_assert_eq(ferry__keyring_from_key(3, k_master, 3600, 30, &strict),
+		     0);
+	ferry_keyring_set_clock(lax, test_clock, NULL);
+	ferry_keyring_set_clock(strict, test_clock, NULL);
+	g_now = T0;
+	req.ttl = 7200;
+	t = seal(lax, &req, &len);
+	cr_assert_eq(verify(lax, t, len, req.type, AUD), 0);
+	cr_assert_eq(verify(strict, t, len, req.type, AUD), -FERRY_TOKEN_ETTL);
+	/* The stricter keyring will not issue it either. */
+	cr_assert_eq(ferry_token_seal(strict, &req, NULL, 0, &len), -EINVAL);
+	free(t);
+	ferry_keyring_free(lax);
+	ferry_keyring_free(strict);
+}
+
 /* --- context ------------------------------------------------------------ */
 
 Test(token, wrong_type)

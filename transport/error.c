@@ -45,6 +45,12 @@ static const char *const token_msgs[] = {
 		"server requires a channel token",
 	[FERRY_TOKEN_ECHANNEL - FERRY_TOKEN_ERRNO_BASE] =
 		"token is for a channel this server does not serve",
+	[FERRY_TOKEN_ETTL - FERRY_TOKEN_ERRNO_BASE] =
+		"token lifetime exceeds the keyring's max TTL",
+	[FERRY_TOKEN_EENTRYPOINT - FERRY_TOKEN_ERRNO_BASE] =
+		"token is for an entrypoint this server does not serve",
+	[FERRY_TOKEN_ESESSIONS - FERRY_TOKEN_ERRNO_BASE] =
+		"too many sessions for this token",
 };
 
 _Static_assert(sizeof(ferry_msgs) / sizeof(ferry_msgs[0]) ==

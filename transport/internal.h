@@ -31,6 +31,7 @@
 #include <ferry/ferry.h>
 
 #include "../dataplane/dp.h"
+#include "admit_hook.h"
 #include "iou_internal.h"
 #include "stats.h"
 #include "session_internal.h"
@@ -132,6 +133,12 @@ struct ferry_endpoint {
 	ferry_admit_fn admit_fn;
 	ferry_admit_release_fn admit_release;
 	void *admit_ctx;
+	/* The control plane's side channel (admit_hook.h): who takes tags
+	 * back, and what the hook granted the CONNECT it is judging. */
+	ferry__admit_untag_fn admit_untag;
+	bool grant_tagged;
+	uint64_t grant_tag;
+	uint64_t grant_expires_ns; /* 0: none */
 
 	/* Deferred tokens (iou_client.c, iou_server.c): client promises,
 	 * server entries and waits, each a pool of cfg.iou_max; entries
@@ -220,6 +227,8 @@ void ferry__server_respond_local(struct ferry_call *c);
 void ferry__server_call_acked(struct ferry_call *c);
 /* The server's part of ferry__sess_end: drop what no handler holds. */
 void ferry__server_sess_end(struct ferry_session *s, int res);
+/* Server timers: end the session if its token has expired. */
+void ferry__server_timers(struct ferry_session *s);
 
 /* tx.c */
 /* The dataplane is done with a transmit: drop its msgbuf reference. */
@@ -232,6 +241,10 @@ void ferry__sess_send_close(struct ferry_session *s, uint16_t flags);
 void ferry__send_error_to(struct ferry_endpoint *ep,
 			  const struct ferry_addr *to, uint32_t dst_sess,
 			  uint32_t code, const char *why);
+/* An ERROR on open session @s, naming both ends (so the client takes it:
+ * docs/wire.md, section 4); best effort, sent now. */
+void ferry__sess_send_error(struct ferry_session *s, uint32_t code,
+			    const char *why);
 
 /* reliable.c */
 void ferry__rel_reset(struct ferry_session *s);

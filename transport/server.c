@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <ferry/token.h>
+
 #include "internal.h"
 
 /* --- calls --------------------------------------------------------------- */
@@ -103,10 +105,52 @@ int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 {
 	if (!ep)
 		return -EINVAL;
+	/* Tags belong to the old hook's context, which goes now: its
+	 * sessions will not give them back.  Their expiry stays: it is
+	 * the token's, not the hook's. */
+	ep->admit_untag = NULL;
+	for (uint32_t i = 0; i < ep->nsessions; i++)
+		ep->sessions[i].srv.admit_tagged = false;
 	ferry__hook_set(fn != NULL, release, ctx, &ep->admit_release,
 			&ep->admit_ctx);
 	ep->admit_fn = fn;
 	return 0;
+}
+
+int ferry__admit_set_untag(struct ferry_endpoint *ep,
+			   ferry__admit_untag_fn untag)
+{
+	if (!ep || !ep->admit_fn)
+		return -EINVAL;
+	ep->admit_untag = untag;
+	return 0;
+}
+
+void ferry__admit_grant(struct ferry_endpoint *ep, uint64_t tag,
+			uint64_t expires_in_ms)
+{
+	ep->grant_tagged = true;
+	ep->grant_tag = tag;
+	/* A token may live up to the keyring's max TTL (a year at most),
+	 * far below where nanoseconds of the monotonic clock wrap. */
+	ep->grant_expires_ns = expires_in_ms ? ep->now + expires_in_ms *
+							       1000000ull
+					     : 0;
+}
+
+uint32_t ferry__admit_max_sessions(const struct ferry_endpoint *ep)
+{
+	return ep->nsessions;
+}
+
+/* Give the tag of the CONNECT just judged back, if it got one and no
+ * session took it. */
+static void admit_ungrant(struct ferry_endpoint *ep)
+{
+	if (ep->grant_tagged && ep->admit_untag)
+		ep->admit_untag(ep->admit_ctx, ep->grant_tag);
+	ep->grant_tagged = false;
+	ep->grant_expires_ns = 0;
 }
 
 /* --- requests: reassembly and dispatch ---------------------------------- */
@@ -400,6 +444,80 @@ bool ferry__server_rx_request(struct ferry_session *s,
 
 /* --- connect and admission ----------------------------------------------- */
 
+/* Count an admission refusal by the reason the hook gave: the reason stays
+ * here, the client is told only that it was refused. */
+static void admit_count_refusal(struct ferry_endpoint *ep, int res)
+{
+	struct ferry_ep_stats *st = &ep->st;
+
+	st->connects_refused++;
+	st->admission_refused++;
+	switch (-res) {
+	case FERRY_TOKEN_EMISSING:
+		st->admission_refused_missing++;
+		break;
+	case FERRY_TOKEN_EMALFORMED:
+	case FERRY_TOKEN_EVERSION:
+	case FERRY_TOKEN_EUNKNOWNKEY:
+	case FERRY_TOKEN_EKEYRETIRED:
+	case FERRY_TOKEN_EAUTH:
+	case FERRY_TOKEN_EWRONGTYPE:
+		st->admission_refused_auth++;
+		break;
+	case FERRY_TOKEN_EEXPIRED:
+	case FERRY_TOKEN_ENOTYET:
+		st->admission_refused_expired++;
+		break;
+	case FERRY_TOKEN_ETTL:
+		st->admission_refused_ttl++;
+		break;
+	case FERRY_TOKEN_EAUDIENCE:
+		st->admission_refused_audience++;
+		break;
+	case FERRY_TOKEN_ECHANNEL:
+		st->admission_refused_channel++;
+		break;
+	case FERRY_TOKEN_EENTRYPOINT:
+		st->admission_refused_entrypoint++;
+		break;
+	case FERRY_TOKEN_ESESSIONS:
+		st->token_sessions_capped++;
+		break;
+	default:
+		st->admission_refused_other++;
+		break;
+	}
+}
+
+/*
+ * Run the admission hook on a new CONNECT.  True if admitted (with what
+ * the hook granted in ep->grant_*); false if refused, answered with the
+ * one generic refusal: a peer that has proved nothing learns nothing
+ * about why (which keys, audiences or channels the server knows), and the
+ * precise reason goes to the counters.
+ */
+static bool admit(struct ferry_endpoint *ep, const struct ferry_frame *f,
+		  const struct ferry_dp_pkt *pkt,
+		  const struct ferry_connect_body *b)
+{
+	int res;
+
+	ep->grant_tagged = false;
+	ep->grant_expires_ns = 0;
+	if (!ep->admit_fn)
+		return true;
+	res = ep->admit_fn(ep->admit_ctx, b->token, b->token_len);
+	if (res == 0)
+		return true;
+	admit_ungrant(ep);
+	if (res > 0)
+		res = -EACCES; /* a hook must refuse with -code */
+	admit_count_refusal(ep, res);
+	ferry__send_error_to(ep, &pkt->src, f->h.src_sess, FERRY_EREJECTED,
+			     "connect refused");
+	return false;
+}
+
 void ferry__server_rx_connect(struct ferry_endpoint *ep,
 			       const struct ferry_frame *f,
 			       const struct ferry_dp_pkt *pkt)
@@ -440,23 +558,12 @@ void ferry__server_rx_connect(struct ferry_endpoint *ep,
 	 * flooding) client costs one verification and one ERROR, and leaves
 	 * no state behind.  Retransmitted CONNECTs of an admitted session
 	 * were answered above without asking again; calls never are. */
-	if (ep->admit_fn) {
-		int res = ep->admit_fn(ep->admit_ctx, b.token, b.token_len);
-
-		if (res != 0) {
-			if (res > 0)
-				res = -EACCES; /* a hook must refuse with -code */
-			ep->st.connects_refused++;
-			ep->st.admission_refused++;
-			ferry__send_error_to(ep, &pkt->src, f->h.src_sess,
-					     (uint32_t)-res,
-					     ferry_strerror(res));
-			return;
-		}
-	}
+	if (!admit(ep, f, pkt, &b))
+		return;
 	s = ferry__sess_alloc(ep, true);
 	if (!s) {
 		/* No room: say so, keep nothing. */
+		admit_ungrant(ep);
 		ep->st.connects_refused++;
 		ferry__send_error_to(ep, &pkt->src, f->h.src_sess, EMFILE,
 				     "server session table full");
@@ -465,6 +572,10 @@ void ferry__server_rx_connect(struct ferry_endpoint *ep,
 	s->peer = pkt->src;
 	s->peer_id = f->h.src_sess;
 	s->state = SESS_OPEN;
+	s->srv.expires_ns = ep->grant_expires_ns;
+	s->srv.admit_tagged = ep->grant_tagged;
+	s->srv.admit_tag = ep->grant_tag;
+	ep->grant_tagged = false;
 	s->max_payload = (b.params.max_frame < ep->cfg.max_frame ?
 			  b.params.max_frame : ep->cfg.max_frame) -
 			 FERRY_WIRE_HDR_LEN;
@@ -704,8 +815,29 @@ void ferry__server_sess_end(struct ferry_session *s, int res)
 	}
 	s->txq_head = s->txq_tail = NULL;
 	ferry__rel_reset(s);
+	/* The hook that admitted it counts it no more. */
+	if (s->srv.admit_tagged && ep->admit_untag)
+		ep->admit_untag(ep->admit_ctx, s->srv.admit_tag);
+	s->srv.admit_tagged = false;
 	if (ep->session_fn)
 		ep->session_fn(s, FERRY_SESSION_CLOSED, res, ep->session_ctx);
 	ferry__sess_unref(s); /* the hold above */
 	ferry__sess_unref(s); /* the session's own reference */
+}
+
+/* The token that admitted the session has expired: the session ends, and
+ * its client is told why (an ERROR naming both ends, which a client takes
+ * on an open session), so that its calls fail with that code rather than
+ * with a bare reset.  Best effort, like CLOSE: if the ERROR is lost, the
+ * client's calls end by its peer timeout. */
+void ferry__server_timers(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+
+	if (!s->srv.expires_ns || ep->now < s->srv.expires_ns)
+		return;
+	ep->st.sessions_token_expired++;
+	ferry__sess_send_error(s, FERRY_TOKEN_EEXPIRED,
+			       ferry_strerror(-FERRY_TOKEN_EEXPIRED));
+	ferry__sess_end(s, -FERRY_TOKEN_EEXPIRED, false);
 }

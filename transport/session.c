@@ -115,6 +115,11 @@ void ferry__session_timers(struct ferry_session *s)
 		ferry__client_connecting_timers(s);
 	if (s->state != SESS_OPEN)
 		return;
+	if (s->is_server) {
+		ferry__server_timers(s);
+		if (s->state != SESS_OPEN)
+			return;
+	}
 	/* A peer silent for peer_timeout_ms is gone: every call ends. */
 	idle = ep->now - s->last_rx_ns;
 	if (idle >= ep->cfg.peer_timeout_ms * 1000000ull) {

@@ -155,6 +155,12 @@ struct ferry_sess_server {
 	struct ferry_iou_ent *ents;
 	uint32_t early_count, early_bytes;
 	uint64_t iou_next_ns;
+	/* Admission (admit_hook.h): when the admitting token expires (0:
+	 * never), and the tag the hook counts the session under, given
+	 * back when the session ends. */
+	uint64_t expires_ns;
+	uint64_t admit_tag;
+	bool admit_tagged;
 };
 
 /* A session: what both roles share, then each role's own part. */

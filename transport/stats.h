@@ -66,6 +66,26 @@ struct ferry_endpoint;
 	X(fault_delay, "injected faults: datagrams delayed")                  \
 	X(connects_refused, "CONNECTs answered with an ERROR and no session") \
 	X(admission_refused, "CONNECTs the admission hook refused")           \
+	X(admission_refused_missing, "admission refusals: no token")          \
+	X(admission_refused_auth, "admission refusals: token malformed, "     \
+				  "of an unknown or retired key, altered, " \
+				  "or of the wrong type")                   \
+	X(admission_refused_expired, "admission refusals: token expired or "  \
+				     "not yet valid")                       \
+	X(admission_refused_ttl, "admission refusals: token lifetime over "   \
+				 "the keyring's max TTL")                   \
+	X(admission_refused_audience, "admission refusals: token for "        \
+				      "another audience")                   \
+	X(admission_refused_channel, "admission refusals: token for a "       \
+				     "channel not served")                  \
+	X(admission_refused_entrypoint, "admission refusals: token for an "   \
+					"entrypoint not served")            \
+	X(token_sessions_capped, "admission refusals: the token holds as "    \
+				 "many sessions as one token may")          \
+	X(admission_refused_other, "admission refusals for any other "        \
+				   "reason (a hook's own code)")            \
+	X(sessions_token_expired, "server sessions ended by their token's "   \
+				  "expiry")                                 \
 	X(caps_received, "token-table entries delivered with their calls")    \
 	X(caps_refused, "calls refused for their token table")                \
 	X(iou_created, "server: IOUs named by calls")                         \

@@ -207,26 +207,49 @@ void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
 	}
 }
 
-/* An ERROR for a connect we keep no session for.  It names the client's
- * session, so the client's connect fails at once instead of timing out. */
-void ferry__send_error_to(struct ferry_endpoint *ep,
-			  const struct ferry_addr *to, uint32_t dst_sess,
-			  uint32_t code, const char *why)
+/* One ERROR frame @h (type, ids and credit set) to @to, sent now. */
+static void send_error(struct ferry_endpoint *ep, const struct ferry_addr *to,
+		       struct ferry_hdr *h, uint32_t code, const char *why)
 {
-	struct ferry_hdr h = { .type = FERRY_FT_ERROR, .dst_sess = dst_sess };
 	uint8_t buf[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
 	struct ferry_dp_tx tx = { .dst = *to, .hdr = buf };
 	size_t n = ferry__wire_put_error(buf + FERRY_WIRE_HDR_LEN,
 					sizeof(buf) - FERRY_WIRE_HDR_LEN, code,
 					why);
 
-	h.msg_len = (uint32_t)n;
-	ferry__wire_encode(&h, buf);
+	h->type = FERRY_FT_ERROR;
+	h->msg_len = (uint32_t)n;
+	ferry__wire_encode(h, buf);
 	tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
 		ep->st.tx_pkts++;
 		ep->st.tx_bytes += tx.hdr_len;
 	}
+}
+
+/* An ERROR for a connect we keep no session for.  It names the client's
+ * session, so the client's connect fails at once instead of timing out. */
+void ferry__send_error_to(struct ferry_endpoint *ep,
+			  const struct ferry_addr *to, uint32_t dst_sess,
+			  uint32_t code, const char *why)
+{
+	struct ferry_hdr h = { .dst_sess = dst_sess };
+
+	send_error(ep, to, &h, code, why);
+}
+
+/* A client takes an ERROR on an open session only from the session's
+ * peer id (docs/wire.md, section 4), so this one carries ours; the credit
+ * is the current one, as a CLOSE's. */
+void ferry__sess_send_error(struct ferry_session *s, uint32_t code,
+			    const char *why)
+{
+	struct ferry_hdr h = { .dst_sess = s->peer_id, .src_sess = s->id };
+
+	if (!s->peer_id)
+		return;
+	h.credit = s->rx_released + s->rx_window;
+	send_error(s->ep, &s->peer, &h, code, why);
 }
 
 

@@ -195,9 +195,12 @@ void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
  * client presented in its CONNECT (docs/wire.md, TOKEN TLV), read in place
  * and valid only during the call; NULL and 0 if it presented none.
  *
- * Returns 0 to admit, or a negative ferry error code to refuse: the client
- * is sent one ERROR frame with that code and its ferry_strerror() text, no
- * session is made, and the client's connect fails with the same code.
+ * Returns 0 to admit, or a negative ferry error code to refuse: no session
+ * is made, the client is sent one ERROR frame with the generic
+ * FERRY_EREJECTED whatever the code (a peer that proved nothing learns
+ * nothing of why), its connect fails with -FERRY_EREJECTED, and the code
+ * is counted in the endpoint's admission_refused_* counters (docs/api.md;
+ * a code that is not a token code in admission_refused_other).
  * Runs on the endpoint's thread; must not call back into the endpoint.
  */
 typedef int (*ferry_admit_fn)(void *ctx, const void *token, size_t len);

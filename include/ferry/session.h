@@ -31,13 +31,12 @@ struct ferry_msgbuf;
 
 /*
  * Connect completion: @res is 0 once the server accepted, or -ETIMEDOUT (no
- * answer), -FERRY_EREJECTED (the server's session table is full),
- * -FERRY_EVERSION (the server lacks an option the connect requires), the
- * code the server's admission refused the connect with (with the control
- * plane's hook: -FERRY_TOKEN_EMISSING without a token, or the token's
- * verification error such as -FERRY_TOKEN_EEXPIRED, -FERRY_TOKEN_EAUTH,
- * -FERRY_TOKEN_EAUDIENCE, -FERRY_TOKEN_ECHANNEL), or another error the
- * server's ERROR frame named.  After a failure
+ * answer), -FERRY_EREJECTED (the server's session table is full, or its
+ * admission refused the connect: the reason, such as a missing or expired
+ * token, stays in the server's counters), -FERRY_EVERSION (the server
+ * lacks an option the connect requires), or another error the server's
+ * ERROR frame named (servers of earlier releases named the admission
+ * hook's code, e.g. -FERRY_TOKEN_EMISSING).  After a failure
  * the session is closed and every call made on it has already ended with
  * the same error; the application still releases its handle with
  * ferry_session_close().
@@ -93,7 +92,9 @@ int ferry_session_is_open(const struct ferry_session *s);
  * A call's continuation.  @res is 0 with the response's payload in
  * @data/@len (valid only until the continuation returns; read in place), or
  * a negative error with @data NULL: -ECANCELED (session closed locally),
- * -ECONNRESET (the peer closed the session), -ETIMEDOUT (the peer stopped
+ * -ECONNRESET (the peer closed the session), -FERRY_TOKEN_EEXPIRED (the
+ * server ended the session when the token it was admitted with expired),
+ * -ETIMEDOUT (the peer stopped
  * answering, or the connect timed out), -ETIME (the call's own deadline
  * passed), -FERRY_ENOMETHOD, -FERRY_EPROTO (the server refused the
  * request's trace block as malformed, or the response broke the wire

@@ -67,6 +67,15 @@ enum ferry_token_errno {
 	/* Admission: authentic, but for a channel this server does not
 	 * serve. */
 	FERRY_TOKEN_ECHANNEL,
+	/* Authentic, but its lifetime (expires_at - issued_at) exceeds the
+	 * verifying keyring's max TTL. */
+	FERRY_TOKEN_ETTL,
+	/* Admission: authentic, but for an entrypoint this server does not
+	 * serve. */
+	FERRY_TOKEN_EENTRYPOINT,
+	/* Admission: the token already holds as many sessions as the server
+	 * allows one token. */
+	FERRY_TOKEN_ESESSIONS,
 	FERRY_TOKEN_ERRNO_MAX
 };
 
@@ -361,7 +370,8 @@ struct ferry_token_info {
  * is returned: -FERRY_TOKEN_EVERSION, -FERRY_TOKEN_EMALFORMED (envelope),
  * -FERRY_TOKEN_EUNKNOWNKEY, -FERRY_TOKEN_EKEYRETIRED, -FERRY_TOKEN_EAUDIENCE,
  * -FERRY_TOKEN_EWRONGTYPE / -FERRY_TOKEN_EAUTH, -FERRY_TOKEN_EMALFORMED
- * (plaintext), -FERRY_TOKEN_ENOTYET, -FERRY_TOKEN_EEXPIRED.  -EINVAL for a
+ * (plaintext), -FERRY_TOKEN_ETTL (expires_at - issued_at exceeds the
+ * keyring's max TTL), -FERRY_TOKEN_ENOTYET, -FERRY_TOKEN_EEXPIRED.  -EINVAL for a
  * bad @type or @audience.  Returns 0 if valid.  Any thread.
  */
 int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
@@ -382,23 +392,63 @@ struct ferry_call;
  * @audience: this server's name, as the tokens were issued for it.
  * @channels, @nchannels: the channels served (copied): a token is admitted
  *   if its target (the service of a subrequest token, or the actor class of
- *   an actor-class token) equals one of them exactly.  The entrypoint is
- *   not checked here; a handler may check it per call.
+ *   an actor-class token) equals one of them exactly.
  *
- * A connect without a token is refused with -FERRY_TOKEN_EMISSING, one
- * whose token fails ferry_token_verify() with that error (tried as a
- * subrequest token, then, if it says it is one, as an actor-class token),
- * and one for a channel not listed with -FERRY_TOKEN_ECHANNEL; the client's
- * connect fails with the same code.  Only CONNECTs are verified: calls on
- * an admitted session cost nothing more.
- *
- * Returns 0, -EINVAL (NULL @ep, @kr or @channels, no channels, or a name
- * that no token can carry), or -ENOMEM.  Only the endpoint's thread.
+ * The same as ferry_endpoint_require_token_opts() with default options:
+ * any entrypoint, at most FERRY_ADMIT_SESSIONS_PER_TOKEN sessions per
+ * token.
  */
 int ferry_endpoint_require_token(struct ferry_endpoint *ep,
 				 const struct ferry_keyring *kr,
 				 const char *audience,
 				 const char *const *channels, size_t nchannels);
+
+/* Sessions one token may hold open at once unless the options say. */
+#define FERRY_ADMIT_SESSIONS_PER_TOKEN 4
+
+/* Admission policy beyond the channels; all zeros means the defaults. */
+struct ferry_require_token_opts {
+	/* The entrypoints this server serves (copied), each 1..NAME_MAX
+	 * bytes.  A token that names an entrypoint is admitted only if it is
+	 * one of these; one that names none (the whole channel) always is.
+	 * NULL/0: every entrypoint is admitted (the server serves the whole
+	 * channel). */
+	const char *const *entrypoints;
+	size_t nentrypoints;
+	/* Sessions one token (known by its id) may hold open at once,
+	 * wherever they come from; 0 means FERRY_ADMIT_SESSIONS_PER_TOKEN,
+	 * UINT32_MAX means no cap. */
+	uint32_t max_sessions_per_token;
+};
+
+/*
+ * ferry_endpoint_require_token_opts - ferry_endpoint_require_token() with
+ * options (@o NULL: the defaults).
+ *
+ * A connect is refused without a token (FERRY_TOKEN_EMISSING), with one
+ * that fails ferry_token_verify() (that error; tried as a subrequest
+ * token, then, if it says it is one, as an actor-class token), one for a
+ * channel not served (FERRY_TOKEN_ECHANNEL), for an entrypoint not served
+ * (FERRY_TOKEN_EENTRYPOINT), or one that already holds
+ * max_sessions_per_token sessions (FERRY_TOKEN_ESESSIONS).  The client is
+ * told only -FERRY_EREJECTED: the reason goes to the server's counters
+ * (admission_refused_* and token_sessions_capped; docs/api.md).  Only
+ * CONNECTs are verified: calls on an admitted session cost nothing more.
+ *
+ * An admitted session ends when its token expires (now >= expires_at +
+ * skew, on the keyring's clock, to the second): its client's outstanding
+ * calls fail with -FERRY_TOKEN_EEXPIRED, and the server counts
+ * sessions_token_expired.
+ *
+ * Returns 0, -EINVAL (NULL @ep, @kr or @channels, no channels, or a name
+ * that no token can carry), or -ENOMEM.  Only the endpoint's thread.
+ */
+int ferry_endpoint_require_token_opts(struct ferry_endpoint *ep,
+				      const struct ferry_keyring *kr,
+				      const char *audience,
+				      const char *const *channels,
+				      size_t nchannels,
+				      const struct ferry_require_token_opts *o);
 
 /*
  * ferry_call_redeem - verify token @i of a call's token table (see

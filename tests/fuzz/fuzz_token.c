@@ -76,6 +76,7 @@ static int is_verify_code(int rc)
 	case -FERRY_TOKEN_ENOTYET:
 	case -FERRY_TOKEN_EWRONGTYPE:
 	case -FERRY_TOKEN_EAUDIENCE:
+	case -FERRY_TOKEN_ETTL:
 		return 1; /* no EKEYRETIRED: the one key is active */
 	default:
 		return 0;
@@ -102,6 +103,7 @@ static void as_token(const uint8_t *data, size_t size)
 	CHECK(is_verify_code(rc));
 	if (rc == 0) {
 		check_info(&g_info);
+		CHECK(g_info.expires_at - g_info.issued_at <= FUZZ_MAX_TTL);
 		CHECK(g_info.type == FERRY_TOKEN_SUBREQUEST);
 		CHECK(g_info.key_id == FUZZ_KEY_ID);
 		CHECK(ferry_token_verify(keyring(), data, size,
@@ -146,6 +148,9 @@ static void sealed_plaintext(const uint8_t *data, size_t size, int parsed)
 {
 	static const uint8_t nonce[FERRY__TOK_NONCE_LEN];
 	static uint8_t tok[FERRY_TOKEN_MAX_LEN];
+	/* What as_plaintext parsed (when @parsed is 0), before verify
+	 * writes g_info again. */
+	uint64_t life = g_info.expires_at - g_info.issued_at;
 	size_t len;
 	int rc;
 
@@ -163,6 +168,10 @@ static void sealed_plaintext(const uint8_t *data, size_t size, int parsed)
 		CHECK(rc == -FERRY_TOKEN_EMALFORMED);
 	} else if (data[0] != FERRY_TOKEN_SUBREQUEST) {
 		CHECK(rc == -FERRY_TOKEN_EWRONGTYPE);
+	} else if (life > FUZZ_MAX_TTL) {
+		/* Sealed under the key, but living longer than the keyring
+		 * allows: refused however well sealed. */
+		CHECK(rc == -FERRY_TOKEN_ETTL);
 	} else {
 		CHECK(rc == 0 || rc == -FERRY_TOKEN_ENOTYET ||
 		      rc == -FERRY_TOKEN_EEXPIRED);
