@@ -316,12 +316,11 @@ int ferry__arp_parse(const uint8_t *p, size_t len, struct ferry__arp *out)
 	return 0;
 }
 
-/* A MAC a station may have: not multicast (nor broadcast), not zero. */
+/* A MAC a station may have: not a group (multicast or broadcast).  All
+ * zeros is allowed: DPDK's ring ports have no other. */
 static bool mac_unicast(const uint8_t *m)
 {
-	static const uint8_t zero[FERRY__ETH_ALEN];
-
-	return !(m[0] & 1) && memcmp(m, zero, FERRY__ETH_ALEN) != 0;
+	return !(m[0] & 1);
 }
 
 enum ferry__arp_verdict ferry__arp_action(const struct ferry__arp *a,

@@ -134,10 +134,10 @@ enum ferry__arp_verdict {
 
 /*
  * Judge a received ARP @a.  @ours: its target address is one of this
- * port's; @mac: the port's MAC.  Frames from a multicast or zero source,
- * replies with a multicast or zero sender or sender address 0
- * (gratuitous and probe forms), other hosts' traffic and other opcodes
- * are FERRY__ARP_IGNORE.
+ * port's; @mac: the port's MAC.  Frames from a group (multicast or
+ * broadcast) source; replies not to @mac, or with a group sender MAC or
+ * sender address 0 (gratuitous and probe forms); other hosts' traffic and
+ * other opcodes: FERRY__ARP_IGNORE.
  */
 enum ferry__arp_verdict ferry__arp_action(const struct ferry__arp *a,
 					  bool ours, const uint8_t *mac);
