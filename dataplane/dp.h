@@ -126,6 +126,10 @@ struct ferry_dp_stats {
 	uint64_t tx_no_neigh;   /* dropped: the peer's MAC did not resolve */
 	uint64_t tx_extbuf;     /* bodies sent from the caller's memory */
 	uint64_t tx_copied;     /* bodies copied into the frame */
+	/* ARP the DPDK dataplane did not act on (docs/dpdk.md, "Neighbours"). */
+	uint64_t arp_ignored;     /* not for us, malformed, or not believable */
+	uint64_t arp_unsolicited; /* replies to us for nothing we asked */
+	uint64_t neigh_full;      /* transmits dropped: every entry pinned */
 };
 
 struct ferry_dp;

@@ -556,6 +556,8 @@ Test(dpdk_frame, arp_request_bytes)
 	cr_assert_eq(parse(f, n, &rx), FERRY__FRAME_ARP);
 	cr_assert_eq(arp_parse(f, n, &a), 0);
 	cr_assert_eq(a.op, FERRY__ARP_OP_REQUEST);
+	cr_assert_eq(memcmp(a.dst, "\xff\xff\xff\xff\xff\xff", 6), 0);
+	cr_assert_eq(memcmp(a.src, k_mac_a, 6), 0);
 	cr_assert_eq(memcmp(a.sha, k_mac_a, 6), 0);
 	cr_assert_eq(a.sip, htonl(0x0a090002));
 	cr_assert_eq(a.tip, htonl(0x0a090001));
@@ -572,32 +574,83 @@ Test(dpdk_frame, arp_reply_bytes)
 	cr_assert_eq(memcmp(f + 32, k_mac_b, 6), 0);
 	cr_assert_eq(arp_parse(f, n, &a), 0);
 	cr_assert_eq(a.op, FERRY__ARP_OP_REPLY);
+	cr_assert_eq(memcmp(a.dst, k_mac_b, 6), 0);
+	cr_assert_eq(memcmp(a.src, k_mac_a, 6), 0);
 	cr_assert_eq(memcmp(a.tha, k_mac_b, 6), 0);
 }
 
-/* Learn from any ARP that names us, and from every reply; answer requests
- * for our addresses only. */
+/* A request for one of ours is answered (to its frame's source); a reply
+ * counts only if it is addressed to us; nothing else is acted on. */
 Test(dpdk_frame, arp_action)
 {
-	struct ferry__arp a;
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0, 0, 1 };
+	static const uint8_t zero[6];
+	const uint8_t *me = k_mac_b;
+	struct ferry__arp a, r;
 
 	memset(&a, 0, sizeof(a));
 	a.op = FERRY__ARP_OP_REQUEST;
-	cr_assert_eq(ferry__arp_action(&a, true),
-		     FERRY__ARP_LEARN | FERRY__ARP_REPLY);
-	cr_assert_eq(ferry__arp_action(&a, false), 0, "another host's request");
-	a.op = FERRY__ARP_OP_REPLY;
-	cr_assert_eq(ferry__arp_action(&a, true), FERRY__ARP_LEARN);
-	cr_assert_eq(ferry__arp_action(&a, false), FERRY__ARP_LEARN);
-	/* Other opcodes (RARP's 3 and 4, junk): learnt from if about us,
-	 * never answered. */
-	for (uint16_t op = 3; op < 10; op++) {
+	memcpy(a.dst, bcast, 6);
+	memcpy(a.src, k_mac_a, 6);
+	memcpy(a.sha, k_mac_a, 6);
+	a.sip = htonl(0x0a090002);
+	a.tip = htonl(0x0a090001);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_ANSWER);
+	cr_assert_eq(ferry__arp_action(&a, false, me), FERRY__ARP_IGNORE,
+		     "another host's request");
+	/* Answered whatever its sender field says (the answer goes to the
+	 * frame's source), but never to a group. */
+	memcpy(a.sha, mcast, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_ANSWER);
+	memcpy(a.src, bcast, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE);
+	memcpy(a.src, mcast, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE);
+	/* All zeros is a ring port's MAC: answered. */
+	memcpy(a.src, zero, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_ANSWER);
+
+	/* A reply to us: our address, our MAC as Ethernet and ARP target. */
+	memset(&r, 0, sizeof(r));
+	r.op = FERRY__ARP_OP_REPLY;
+	memcpy(r.dst, me, 6);
+	memcpy(r.src, k_mac_a, 6);
+	memcpy(r.sha, k_mac_a, 6);
+	memcpy(r.tha, me, 6);
+	r.sip = htonl(0x0a090002);
+	r.tip = htonl(0x0a090001);
+	cr_assert_eq(ferry__arp_action(&r, true, me), FERRY__ARP_ANSWERED);
+	cr_assert_eq(ferry__arp_action(&r, false, me), FERRY__ARP_IGNORE,
+		     "a reply to another address");
+	a = r;
+	memcpy(a.dst, bcast, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE,
+		     "broadcast: gratuitous");
+	a = r;
+	memcpy(a.tha, k_mac_a, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE,
+		     "target MAC not ours (gratuitous: target = sender)");
+	a = r;
+	memcpy(a.sha, bcast, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE,
+		     "a group as the sender's MAC");
+	a = r;
+	a.sip = 0;
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE,
+		     "sender address 0");
+	a = r;
+	memcpy(a.src, mcast, 6);
+	cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE);
+	/* Other opcodes (RARP's 3 and 4, junk): never acted on. */
+	for (uint16_t op = 0; op < 10; op++) {
+		if (op == FERRY__ARP_OP_REQUEST || op == FERRY__ARP_OP_REPLY)
+			continue;
+		a = r;
 		a.op = op;
-		cr_assert_eq(ferry__arp_action(&a, true), FERRY__ARP_LEARN);
-		cr_assert_eq(ferry__arp_action(&a, false), 0);
+		cr_assert_eq(ferry__arp_action(&a, true, me), FERRY__ARP_IGNORE,
+			     "op %u", op);
 	}
-	a.op = 0;
-	cr_assert_eq(ferry__arp_action(&a, true), FERRY__ARP_LEARN);
 }
 
 Test(dpdk_frame, arp_short)

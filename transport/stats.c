@@ -43,6 +43,9 @@ void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 	out->fault_reorder = ds.fault_reorder;
 	out->fault_corrupt = ds.fault_corrupt;
 	out->fault_delay = ds.fault_delay;
+	out->arp_ignored = ds.arp_ignored;
+	out->arp_unsolicited = ds.arp_unsolicited;
+	out->neigh_full = ds.neigh_full;
 }
 
 uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st)

@@ -109,7 +109,13 @@ struct ferry_endpoint;
 	X(trace_blocks_bad, "malformed trace or attribute blocks received")   \
 	X(trace_attrs_received, "client: response attributes received")      \
 	X(trace_ctx_unsent, "client: calls whose trace context did not go")   \
-	X(trace_attrs_unsent, "server: response attributes that did not go")
+	X(trace_attrs_unsent, "server: response attributes that did not go") \
+	X(arp_ignored, "DPDK: ARP frames ignored (not for us, malformed, "    \
+		       "gratuitous)")                                          \
+	X(arp_unsolicited, "DPDK: ARP replies for nothing we asked, "         \
+			   "ignored")                                          \
+	X(neigh_full, "DPDK: sends dropped: the neighbour table had no "      \
+		      "entry to spare")
 
 /*
  * The counters as the transport keeps them.  Written only on the

@@ -37,10 +37,13 @@
  *    thread calls tx_done from ->rx_burst, ->flush, ->wait or ->close.
  *    Smaller bodies, and bodies from elsewhere, are copied.
  *
- * Addresses.  Each lane answers ARP for its address; peers' MACs are learnt
- * from ARP (requests sent while a destination is unresolved; the datagrams
- * wait, copied, for up to PENDING_NS).  The neighbour table belongs to the
- * port; each lane keeps a small cache of it.
+ * Addresses.  Each lane answers ARP for its address, to the asking frame's
+ * source MAC, and learns nothing from the request.  Peers' MACs are learnt
+ * only from answers to our own requests, sent while a destination is
+ * unresolved; the datagrams wait, copied, for up to PENDING_NS (at most
+ * PENDING_PER_IP per address; when all PENDING_MAX places are taken the
+ * oldest is dropped).  The neighbour table belongs to the port (its policy,
+ * pins included, is ntab.c's); each lane keeps a small cache of it.
  *
  * Checksums: IPv4 and UDP checksums go to the port where it offers the
  * offload, and are computed in software where it does not.  Received UDP
@@ -151,25 +154,67 @@ static void set_dst(struct rte_mbuf *m, const struct rte_ether_addr *mac)
 	rte_pktmbuf_mtod(m, struct rte_ether_hdr *)->dst_addr = *mac;
 }
 
-/* Datagrams waiting for ARP: send those resolved, drop the expired. */
+/*
+ * Datagrams waiting for ARP: send those resolved, drop the expired and
+ * those whose address lost its entry (pushed out by newer ones: ntab.h).
+ * Looked up when an answer was believed since the last look, or every
+ * PENDING_CHECK_NS, not at every flush: during a flood of unresolvable
+ * destinations that would be a table scan per datagram per flush.
+ */
 static void pend_service(struct lane *l, uint64_t now)
 {
+	uint32_t gen = __atomic_load_n(&l->port->neigh_gen, __ATOMIC_RELAXED);
 	unsigned keep = 0;
 
+	if (gen == l->pend_gen && now < l->pend_next)
+		return;
+	l->pend_gen = gen;
+	l->pend_next = now + PENDING_CHECK_NS;
 	for (unsigned i = 0; i < l->npend; i++) {
 		struct rte_ether_addr mac;
 
-		if (ferry__dpdk_neigh_resolve(l, l->pend[i].ip, &mac, now)) {
+		switch (ferry__dpdk_neigh_resolve(l, l->pend[i].ip, false, &mac,
+						  now)) {
+		case FERRY__NTAB_KNOWN:
 			set_dst(l->pend[i].m, &mac);
 			ferry__dpdk_lane_enqueue(l, l->pend[i].m);
-		} else if (now - l->pend[i].since > PENDING_NS) {
-			l->st.tx_no_neigh++;
-			rte_pktmbuf_free(l->pend[i].m);
-		} else {
-			l->pend[keep++] = l->pend[i];
+			continue;
+		case FERRY__NTAB_WAIT:
+			if (now - l->pend[i].since <= PENDING_NS) {
+				l->pend[keep++] = l->pend[i];
+				continue;
+			}
+			break;
+		default:
+			break;
 		}
+		l->st.tx_no_neigh++;
+		rte_pktmbuf_free(l->pend[i].m);
 	}
 	l->npend = keep;
+}
+
+/*
+ * Room to hold a datagram for @ip until it resolves: none if PENDING_PER_IP
+ * already wait for it; else a free place, or the oldest datagram's (dropped),
+ * so that destinations that never answer cannot hold every place for
+ * PENDING_NS.  Returns the place, or -1.
+ */
+static int pend_room(struct lane *l, uint32_t ip)
+{
+	unsigned same = 0;
+
+	for (unsigned i = 0; i < l->npend; i++)
+		same += l->pend[i].ip == ip;
+	if (same >= PENDING_PER_IP)
+		return -1;
+	if (l->npend == PENDING_MAX) {
+		/* Kept in arrival order: the first is the oldest. */
+		l->st.tx_no_neigh++;
+		rte_pktmbuf_free(l->pend[0].m);
+		memmove(l->pend, l->pend + 1, --l->npend * sizeof(l->pend[0]));
+	}
+	return (int)l->npend;
 }
 
 /*
@@ -309,9 +354,11 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 	for (i = 0; i < n; i++) {
 		struct rte_ether_addr mac;
 		struct tx_slot *slot = NULL;
+		enum ferry__ntab_res res;
 		struct rte_mbuf *m;
 		bool known, chained = false;
 		uint32_t k = 0;
+		int pend = 0;
 
 		if (tx[i].hdr_len + tx[i].body_len > l->max_dgram) {
 			/* Larger than the link carries: the transport never
@@ -330,8 +377,11 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 		}
 		if (!now)
 			now = l->now;
-		known = ferry__dpdk_neigh_resolve(l, tx[i].dst.ip, &mac, now);
-		if (!known && l->npend == PENDING_MAX) {
+		res = ferry__dpdk_neigh_resolve(l, tx[i].dst.ip, true, &mac,
+						now);
+		known = res == FERRY__NTAB_KNOWN;
+		if (!known && (res != FERRY__NTAB_WAIT ||
+			       (pend = pend_room(l, tx[i].dst.ip)) < 0)) {
 			l->st.tx_no_neigh++;
 			if (tx[i].cookie)
 				goto need_slot;
@@ -358,9 +408,9 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 		if (known) {
 			ferry__dpdk_lane_enqueue(l, m);
 		} else {
-			l->pend[l->npend].m = m;
-			l->pend[l->npend].ip = tx[i].dst.ip;
-			l->pend[l->npend].since = now;
+			l->pend[pend].m = m;
+			l->pend[pend].ip = tx[i].dst.ip;
+			l->pend[pend].since = now;
 			l->npend++;
 		}
 		continue;

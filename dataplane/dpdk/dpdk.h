@@ -7,6 +7,7 @@
  *  - port.c: the EAL, ports (queues, mempools) and a lane's place on its
  *    port (queues, flow rule, steering list);
  *  - neigh.c: the port's neighbour table and ARP;
+ *  - ntab.c: the neighbour table's policy (no DPDK there);
  *  - frame.c: frame bytes, parsed and built (no DPDK there).
  */
 #ifndef FERRY_DPDK_DPDK_H
@@ -30,18 +31,20 @@
 
 #include "../dp.h"
 #include "frame.h"
+#include "ntab.h"
 
 #define BURST 32
 #define PUSH_AT 8       /* frames queued that go to the port at once */
 #define MAX_PORTS 8
 #define MAX_LANES 16     /* per port */
-#define NEIGH_MAX 64     /* per port */
 #define NCACHE 16        /* per lane, direct-mapped */
 #define NCACHE_NS 1000000000ull      /* a cached MAC is checked again after */
-#define NEIGH_ASK_NS 200000000ull    /* between ARP requests for one address */
-#define NEIGH_TTL_NS 300000000000ull /* a MAC not heard of for this is stale */
 #define PENDING_MAX 64   /* datagrams waiting for ARP, per lane */
+#define PENDING_PER_IP 8 /* of which for one address */
 #define PENDING_NS 3000000000ull
+/* Datagrams waiting for ARP are looked up again when an answer arrives,
+ * and otherwise this often (to send requests again, and expire them). */
+#define PENDING_CHECK_NS 50000000ull
 #define COPY_MAX 256     /* bodies up to this are copied, not chained */
 #define STASH 128        /* frames received ahead of ->rx_burst */
 #define TXBUF 512        /* frames queued ahead of ->flush */
@@ -49,13 +52,6 @@
 #define NB_DESC 1024     /* RX and TX ring descriptors asked for */
 #define HDRS FERRY__FRAME_HDRS /* Ethernet + IPv4 + UDP */
 #define EPHEMERAL 49152
-
-struct neigh {
-	uint32_t ip; /* network order; 0: free */
-	bool known;
-	struct rte_ether_addr mac;
-	uint64_t heard_ns, asked_ns;
-};
 
 struct lane;
 
@@ -71,7 +67,7 @@ struct dpdk_port {
 	bool tx_ip_csum, tx_udp_csum, rx_ip_csum, rx_udp_csum, multi_seg;
 	bool flow_ok;                /* rte_flow steering worked once */
 	uint16_t next_ephemeral;
-	rte_spinlock_t lock; /* lanes[], queue membership, neigh[] */
+	rte_spinlock_t lock; /* lanes[], queue membership, neigh */
 	struct lane *lanes[MAX_LANES];
 	unsigned nlanes;
 	/* Per queue: who polls it (steered lanes), and TX sharing. */
@@ -82,7 +78,10 @@ struct dpdk_port {
 		unsigned tx_users;
 		bool owned; /* a flow rule steers one lane's frames here */
 	} q[MAX_LANES];
-	struct neigh neigh[NEIGH_MAX];
+	struct ferry__ntab neigh;
+	/* Bumped (under lock) whenever an answer is believed: lanes with
+	 * datagrams waiting look them up again. */
+	uint32_t neigh_gen;
 };
 
 struct tx_slot {
@@ -134,6 +133,8 @@ struct lane {
 		uint64_t since;
 	} pend[PENDING_MAX];
 	unsigned npend;
+	uint32_t pend_gen;  /* port->neigh_gen at the last full look */
+	uint64_t pend_next; /* the next full look, at the latest */
 	struct {
 		uint32_t ip;
 		struct rte_ether_addr mac;
@@ -190,8 +191,10 @@ void ferry__dpdk_lane_detach(struct lane *l);
 
 /* neigh.c */
 void ferry__dpdk_arp_input(struct lane *l, struct rte_mbuf *m);
-bool ferry__dpdk_neigh_resolve(struct lane *l, uint32_t ip,
-			       struct rte_ether_addr *mac, uint64_t now);
+enum ferry__ntab_res ferry__dpdk_neigh_resolve(struct lane *l, uint32_t ip,
+					       bool add,
+					       struct rte_ether_addr *mac,
+					       uint64_t now);
 
 /* dpdk.c */
 void ferry__dpdk_lane_enqueue(struct lane *l, struct rte_mbuf *m);

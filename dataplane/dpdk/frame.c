@@ -298,7 +298,8 @@ int ferry__arp_parse(const uint8_t *p, size_t len, struct ferry__arp *out)
 	uint8_t hln, pln;
 
 	ferry_rd_init(&r, p, len);
-	(void)ferry_rd_take(&r, 2 * FERRY__ETH_ALEN); /* the MACs */
+	rd_mac(&r, out->dst);
+	rd_mac(&r, out->src);
 	type = ferry_rd_u16(&r);
 	hrd = ferry_rd_u16(&r);
 	pro = ferry_rd_u16(&r);
@@ -315,16 +316,31 @@ int ferry__arp_parse(const uint8_t *p, size_t len, struct ferry__arp *out)
 	return 0;
 }
 
-unsigned ferry__arp_action(const struct ferry__arp *a, bool ours)
+/* A MAC a station may have: not a group (multicast or broadcast).  All
+ * zeros is allowed: DPDK's ring ports have no other. */
+static bool mac_unicast(const uint8_t *m)
 {
-	unsigned act = 0;
+	return !(m[0] & 1);
+}
 
-	/* Learn from any ARP that names us, and refresh what we know. */
-	if (ours || a->op == FERRY__ARP_OP_REPLY)
-		act |= FERRY__ARP_LEARN;
-	if (ours && a->op == FERRY__ARP_OP_REQUEST)
-		act |= FERRY__ARP_REPLY;
-	return act;
+enum ferry__arp_verdict ferry__arp_action(const struct ferry__arp *a,
+					  bool ours, const uint8_t *mac)
+{
+	/* The answer goes to the frame's source: never to a group, which
+	 * would broadcast our answer for whoever forged the request. */
+	if (!ours || !mac_unicast(a->src))
+		return FERRY__ARP_IGNORE;
+	if (a->op == FERRY__ARP_OP_REQUEST)
+		return FERRY__ARP_ANSWER;
+	/* A reply to a request of ours comes to our MAC, names it as its
+	 * target, and names a station at an address: gratuitous replies
+	 * (broadcast, or target = sender) and probes are not answers. */
+	if (a->op == FERRY__ARP_OP_REPLY &&
+	    memcmp(a->dst, mac, FERRY__ETH_ALEN) == 0 &&
+	    memcmp(a->tha, mac, FERRY__ETH_ALEN) == 0 &&
+	    mac_unicast(a->sha) && a->sip != 0)
+		return FERRY__ARP_ANSWERED;
+	return FERRY__ARP_IGNORE;
 }
 
 void ferry__arp_put(uint8_t *d, uint16_t op, const uint8_t *sha, uint32_t sip,

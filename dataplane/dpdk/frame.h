@@ -73,8 +73,10 @@ struct ferry__frame_rx {
 			       * UDP checksum (rx_csum_unfinished) */
 };
 
-/* A received ARP body (Ethernet/IPv4 only). */
+/* A received ARP frame (Ethernet/IPv4 only): its Ethernet addresses and
+ * its body. */
 struct ferry__arp {
+	uint8_t dst[FERRY__ETH_ALEN], src[FERRY__ETH_ALEN]; /* Ethernet */
 	uint16_t op;
 	uint8_t sha[FERRY__ETH_ALEN], tha[FERRY__ETH_ALEN];
 	uint32_t sip, tip; /* network order */
@@ -118,13 +120,27 @@ void ferry__frame_udp_csum(uint8_t *d);
  */
 int ferry__arp_parse(const uint8_t *p, size_t len, struct ferry__arp *out);
 
-/* What to do with a received ARP @a: learn its sender, answer it. */
-#define FERRY__ARP_LEARN 1u
-#define FERRY__ARP_REPLY 2u
+/* What to do with a received ARP frame, as far as its bytes tell. */
+enum ferry__arp_verdict {
+	/* Not for us, or not to be believed (counted arp_ignored). */
+	FERRY__ARP_IGNORE,
+	/* A request for one of our addresses from a unicast source: answer
+	 * it, to the frame's Ethernet source.  Nothing is learnt from it. */
+	FERRY__ARP_ANSWER,
+	/* A reply addressed to us (our address, our MAC in the Ethernet and
+	 * ARP target): believed only if we asked (ferry__ntab_answer). */
+	FERRY__ARP_ANSWERED,
+};
 
-/* @ours: @a's target address is one of this port's.  Returns a mask of
- * FERRY__ARP_LEARN and FERRY__ARP_REPLY. */
-unsigned ferry__arp_action(const struct ferry__arp *a, bool ours);
+/*
+ * Judge a received ARP @a.  @ours: its target address is one of this
+ * port's; @mac: the port's MAC.  Frames from a group (multicast or
+ * broadcast) source; replies not to @mac, or with a group sender MAC or
+ * sender address 0 (gratuitous and probe forms); other hosts' traffic and
+ * other opcodes: FERRY__ARP_IGNORE.
+ */
+enum ferry__arp_verdict ferry__arp_action(const struct ferry__arp *a,
+					  bool ours, const uint8_t *mac);
 
 /*
  * Write the FERRY__ARP_FRAME bytes of an ARP frame at @d: a request

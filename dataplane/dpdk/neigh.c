@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The DPDK dataplane's neighbours: each port's table of peers' MACs,
- * learnt from ARP, each lane's small cache of it, ARP requests for
- * addresses not resolved yet and replies for the port's own addresses.
- * The ARP bytes themselves are read and written by frame.c.
+ * learnt from answers to our own ARP requests, each lane's small cache of
+ * it, ARP requests for addresses not resolved yet and replies for the
+ * port's own addresses.  What is believed and kept is ntab.c's policy;
+ * the ARP bytes are read and written, and judged, by frame.c.
  */
 #include "dpdk.h"
 
@@ -18,42 +19,6 @@ static bool ip_is_local(struct dpdk_port *p, uint32_t ip)
 		if (p->lanes[i]->ip == ip)
 			return true;
 	return false;
-}
-
-/* Under p->lock. */
-static struct neigh *neigh_slot(struct dpdk_port *p, uint32_t ip, bool add)
-{
-	struct neigh *oldest = NULL;
-
-	for (unsigned i = 0; i < NEIGH_MAX; i++) {
-		struct neigh *n = &p->neigh[i];
-
-		if (n->ip == ip)
-			return n;
-		if (!oldest || n->ip == 0 ||
-		    (oldest->ip != 0 && n->heard_ns < oldest->heard_ns))
-			oldest = n;
-	}
-	if (!add)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	oldest->ip = ip;
-	return oldest;
-}
-
-static void neigh_learn(struct dpdk_port *p, uint32_t ip,
-			const struct rte_ether_addr *mac)
-{
-	struct neigh *n;
-
-	if (ip == 0)
-		return;
-	rte_spinlock_lock(&p->lock);
-	n = neigh_slot(p, ip, true);
-	n->known = true;
-	n->mac = *mac;
-	n->heard_ns = now_ns();
-	rte_spinlock_unlock(&p->lock);
 }
 
 static void arp_send(struct lane *l, uint16_t op, uint32_t sip, uint32_t tip,
@@ -73,72 +38,90 @@ static void arp_send(struct lane *l, uint16_t op, uint32_t sip, uint32_t tip,
 	ferry__dpdk_lane_enqueue(l, m);
 }
 
-/* A received ARP frame: learn the sender, answer a request for one of the
- * port's addresses (from the polling lane: any lane may answer for the
- * port).  Consumes @m. */
+/*
+ * A received ARP frame (from the polling lane: any lane may answer for
+ * the port, and counts what it saw).  A request for one of the port's
+ * addresses is answered to the frame's source MAC and teaches nothing; a
+ * reply addressed to us is believed only if we asked (ntab.h); the rest is
+ * ignored.  Consumes @m.
+ */
 void ferry__dpdk_arp_input(struct lane *l, struct rte_mbuf *m)
 {
 	struct dpdk_port *p = l->port;
-	struct rte_ether_addr sha;
+	struct rte_ether_addr to;
 	struct ferry__arp a;
-	unsigned act;
-	bool ours;
+	int rc;
 
-	/* A short ARP, or one for other hardware or protocols: ignored. */
+	/* A short ARP, or one for other hardware or protocols. */
 	if (ferry__arp_parse(rte_pktmbuf_mtod(m, const uint8_t *),
-			     rte_pktmbuf_data_len(m), &a) < 0)
+			     rte_pktmbuf_data_len(m), &a) < 0) {
+		l->st.arp_ignored++;
 		goto out;
+	}
 	rte_spinlock_lock(&p->lock);
-	ours = ip_is_local(p, a.tip);
-	rte_spinlock_unlock(&p->lock);
-	act = ferry__arp_action(&a, ours);
-	memcpy(sha.addr_bytes, a.sha, RTE_ETHER_ADDR_LEN);
-	if (act & FERRY__ARP_LEARN)
-		neigh_learn(p, a.sip, &sha);
-	if (act & FERRY__ARP_REPLY)
-		arp_send(l, RTE_ARP_OP_REPLY, a.tip, a.sip, &sha);
+	switch (ferry__arp_action(&a, ip_is_local(p, a.tip),
+				  p->mac.addr_bytes)) {
+	case FERRY__ARP_ANSWER:
+		rte_spinlock_unlock(&p->lock);
+		memcpy(to.addr_bytes, a.src, RTE_ETHER_ADDR_LEN);
+		arp_send(l, RTE_ARP_OP_REPLY, a.tip, a.sip, &to);
+		break;
+	case FERRY__ARP_ANSWERED:
+		rc = ferry__ntab_answer(&p->neigh, a.sip, a.sha, now_ns());
+		if (rc == 0)
+			p->neigh_gen++;
+		rte_spinlock_unlock(&p->lock);
+		if (rc < 0)
+			l->st.arp_unsolicited++;
+		break;
+	default:
+		rte_spinlock_unlock(&p->lock);
+		l->st.arp_ignored++;
+	}
 out:
 	rte_pktmbuf_free(m);
 }
 
-/* The MAC for @ip: true and *mac if known; else asks (rate-limited). */
-bool ferry__dpdk_neigh_resolve(struct lane *l, uint32_t ip,
-			       struct rte_ether_addr *mac, uint64_t now)
+/*
+ * The MAC for our transmit to @ip (ntab.h): FERRY__NTAB_KNOWN and *mac;
+ * FERRY__NTAB_WAIT, asking for it (rate-limited); FERRY__NTAB_NONE without
+ * @add when the table holds no entry; FERRY__NTAB_FULL when it has no room.
+ */
+enum ferry__ntab_res ferry__dpdk_neigh_resolve(struct lane *l, uint32_t ip,
+					       bool add,
+					       struct rte_ether_addr *mac,
+					       uint64_t now)
 {
 	struct dpdk_port *p = l->port;
 	unsigned h = (ntohl(ip) * 2654435761u) >> 28;
-	struct neigh *n;
-	bool known = false, ask = false;
+	enum ferry__ntab_res res;
+	bool ask = false;
 
 	if (l->ncache[h].ip == ip && l->ncache[h].until > now) {
 		*mac = l->ncache[h].mac;
-		return true;
+		return FERRY__NTAB_KNOWN;
 	}
 	rte_spinlock_lock(&p->lock);
 	if (ip_is_local(p, ip)) {
 		/* Another lane of this port: the port's own MAC (on a loopback
 		 * device the frame comes straight back). */
 		*mac = p->mac;
-		known = true;
+		res = FERRY__NTAB_KNOWN;
 	} else {
-		n = neigh_slot(p, ip, true);
-		if (n->known && now - n->heard_ns < NEIGH_TTL_NS) {
-			*mac = n->mac;
-			known = true;
-		} else if (now - n->asked_ns >= NEIGH_ASK_NS) {
-			n->asked_ns = now;
-			ask = true;
-		}
-		if (!n->known && n->heard_ns == 0)
-			n->heard_ns = now;
+		res = ferry__ntab_resolve(&p->neigh, ip, now, add,
+					  mac->addr_bytes, &ask);
 	}
 	rte_spinlock_unlock(&p->lock);
-	if (known) {
+	if (res == FERRY__NTAB_KNOWN) {
+		/* Checked against the table again within NCACHE_NS: that is
+		 * also what keeps a peer in use pinned there. */
 		l->ncache[h].ip = ip;
 		l->ncache[h].mac = *mac;
 		l->ncache[h].until = now + NCACHE_NS;
-	} else if (ask) {
-		arp_send(l, RTE_ARP_OP_REQUEST, l->ip, ip, NULL);
 	}
-	return known;
+	if (ask)
+		arp_send(l, RTE_ARP_OP_REQUEST, l->ip, ip, NULL);
+	if (res == FERRY__NTAB_FULL)
+		l->st.neigh_full++;
+	return res;
 }

@@ -148,7 +148,7 @@ static void check_arp(const uint8_t *data, size_t size,
 {
 	static const uint8_t zero[FERRY__ETH_ALEN];
 	struct ferry__arp a;
-	unsigned act;
+	enum ferry__arp_verdict act;
 	uint8_t re[FERRY__ARP_FRAME];
 
 	if (ferry__arp_parse(data, size, &a) != 0) {
@@ -160,15 +160,19 @@ static void check_arp(const uint8_t *data, size_t size,
 	CHECK(a.op == get16(data + 20));
 	CHECK(memcmp(a.sha, data + 22, 6) == 0 && memcmp(a.tha, data + 32, 6) == 0);
 	CHECK(memcmp(&a.sip, data + 28, 4) == 0 && memcmp(&a.tip, data + 38, 4) == 0);
-	/* A reply needs a request about one of ours; learning needs us named
-	 * or a reply. */
+	/* An answer needs a request about one of ours from a unicast frame;
+	 * a reply is considered only if it is about one of ours and to the
+	 * MAC we pass; nothing is acted on otherwise. */
 	for (int ours = 0; ours < 2; ours++) {
-		act = ferry__arp_action(&a, ours);
-		CHECK(!(act & FERRY__ARP_REPLY) ||
-		      (ours && a.op == FERRY__ARP_OP_REQUEST));
-		CHECK(!!(act & FERRY__ARP_LEARN) ==
-		      (ours || a.op == FERRY__ARP_OP_REPLY));
+		act = ferry__arp_action(&a, ours, a.tha);
+		CHECK(act == FERRY__ARP_IGNORE || ours);
+		CHECK(act != FERRY__ARP_ANSWER ||
+		      (a.op == FERRY__ARP_OP_REQUEST && !(a.src[0] & 1)));
+		CHECK(act != FERRY__ARP_ANSWERED ||
+		      (a.op == FERRY__ARP_OP_REPLY && a.sip != 0 &&
+		       memcmp(a.dst, a.tha, 6) == 0 && !(a.sha[0] & 1)));
 	}
+	CHECK(memcmp(a.dst, data, 6) == 0 && memcmp(a.src, data + 6, 6) == 0);
 	/* Re-built: our frames come from the MAC they announce. */
 	ferry__arp_put(re, a.op, a.sha, a.sip, a.tip, a.tha);
 	CHECK(memcmp(re + 6, a.sha, 6) == 0);
