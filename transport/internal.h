@@ -11,8 +11,9 @@
  *                timers
  *   client.c     the client side: connect, calls, token tables, the
  *                client's receive path
- *   server.c     the server side: connect, admission, reassembly, E-order
- *                dispatch, respond, response attributes
+ *   server.c     the server side: connect, admission, requests' arrival,
+ *                E-order dispatch, respond, response attributes
+ *   reasm.c      reassembly of fragmented messages, both roles
  *   tx.c         frame headers, control/data/credit/push transmit, flush
  *   reliable.c   sequence numbers, acknowledgements, retransmission
  *   iou_client.c, iou_server.c   deferred tokens, by role
