@@ -51,15 +51,20 @@ static void t_early_pushes_within_limits_else_dropped(void)
 	struct ferry_endpoint *srv;
 	struct ferry_ep_stats st;
 	struct raw r;
-	uint8_t t[8][60], out[IOU_OUT_MAX];
+	uint8_t t[8][100], out[IOU_OUT_MAX];
 	uint64_t id;
 	uint32_t req;
 	size_t len;
 
 	ep_config(&cfg);
 	cfg.iou_early_max = 2;
-	cfg.iou_early_bytes = 100;
+	cfg.iou_early_bytes = 600;
 	cfg.iou_early_ms = 300;
+	/* Tokens of up to 64 bytes take a 64-byte buffer, longer ones a
+	 * 512-byte one: early pushes are charged by the buffer. */
+	cfg.pool[0] = (struct ferry_pool_class){ 64, 256 };
+	cfg.pool[1] = (struct ferry_pool_class){ 512, 256 };
+	cfg.pool[2] = (struct ferry_pool_class){ 64u << 10, 16 };
 	srv = server_make(&cfg);
 	for (unsigned i = 0; i < 8; i++)
 		fill_tok(t[i], sizeof(t[i]), 200 + i);
@@ -89,16 +94,22 @@ static void t_early_pushes_within_limits_else_dropped(void)
 	cr_assert_eq(len, 10);
 	cr_assert_arr_eq(out, t[2], 10);
 
-	/* Bytes: 60 fit, 60 more do not, 40 more fill it exactly; then the
-	 * count is full again, even for an error push of no bytes. */
-	raw_push(&r, 104, 0, t[4], 60);
-	raw_push(&r, 105, 0, t[5], 60);
-	raw_push(&r, 106, 0, t[6], 40);
+	/* Bytes, by buffer: 100 bytes of token hold 512 of buffer, so a
+	 * second such push (200 bytes of token, 1024 of buffer) is over
+	 * 600, while 60 bytes more (a 64-byte buffer) fit; then the count
+	 * is full again, even for an error push of no bytes. */
+	raw_push(&r, 104, 0, t[4], 100);
+	raw_push(&r, 105, 0, t[5], 100);
+	raw_push(&r, 106, 0, t[6], 60);
 	PUMP(NULL, srv, 2000,
 	     stats(srv).iou_push_early + stats(srv).iou_push_dropped == 6);
 	st = stats(srv);
-	cr_assert_eq(st.iou_push_early, 4, "100 bytes of 100 fit");
+	cr_assert_eq(st.iou_push_early, 4, "512 + 64 bytes of 600 fit");
 	cr_assert_eq(st.iou_push_dropped, 2, "over iou_early_bytes");
+	id = 105;
+	req = raw_request_ious(&r, M_PEEK, &id, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), EINPROGRESS,
+		     "105 was charged its buffer, not its length");
 	raw_push(&r, 107, EACCES, NULL, 0);
 	PUMP(NULL, srv, 2000,
 	     stats(srv).iou_push_early + stats(srv).iou_push_dropped == 7);
@@ -111,9 +122,6 @@ static void t_early_pushes_within_limits_else_dropped(void)
 	st = stats(srv);
 	cr_assert_eq(st.iou_push_dropped, 5, "not dropped after iou_early_ms");
 	cr_assert_eq(st.iou_push_early, 4);
-	id = 104;
-	req = raw_request_ious(&r, M_PEEK, &id, 1);
-	cr_assert_eq(raw_result(&r, srv, req, out, &len), EINPROGRESS);
 
 	/* Room again: a push within the limits meets its call. */
 	raw_push(&r, 108, 0, t[7], 60);
@@ -126,7 +134,7 @@ static void t_early_pushes_within_limits_else_dropped(void)
 	cr_assert_arr_eq(out, t[7], 60);
 	st = stats(srv);
 	cr_assert_eq(st.iou_push_dropped, 5);
-	/* 101, 102, 108 met their calls resolved; 103 and 104 are named and
+	/* 101, 102, 108 met their calls resolved; 103 and 105 are named and
 	 * pending. */
 	cr_assert_eq(st.iou_created, 5);
 	cr_assert_eq(st.iou_resolved, 3);

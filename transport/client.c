@@ -50,6 +50,7 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	 * end of the session) says the server has them, or never will. */
 	if (c->unacked)
 		ferry__rel_forget_call(s, c);
+	ferry__reasm_end(s, c);
 	if (c->req)
 		ferry__msgbuf_put(c->req);
 	if (c->resp)
@@ -679,7 +680,7 @@ static bool client_rx_response(struct ferry_session *s,
 		ferry__sess_start_waiting(s);
 		return true;
 	}
-	if (h->frag_off == 0 && f->pay_len == h->msg_len) {
+	if (!c->resp && h->frag_off == 0 && f->pay_len == h->msg_len) {
 		/* One packet: the continuation reads it in place. */
 		client_resp_done(s, c, f->payload, f->pay_len,
 				 (h->flags & FERRY_FF_TRACE) != 0);
@@ -692,30 +693,30 @@ static bool client_rx_response(struct ferry_session *s,
 		return true;
 	}
 	if (!c->resp) {
-		ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->resp);
-		if (ret == -EMSGSIZE) {
+		ret = ferry__reasm_fits(s, f);
+		if (ret == 0)
+			ret = ferry__reasm_start(s, c, h->msg_len, &c->resp);
+		if (ret == -EMSGSIZE || ret == -FERRY_EPROTO) {
 			c->resp = NULL;
-			client_call_end(s, c, ret, NULL, 0);
-			ferry__sess_start_waiting(s);
+			ferry__client_reasm_fail(c, ret);
 			return true;
 		}
 		if (ret < 0) {
-			/* Busy: the server sends it again later. */
-			ep->st.msgbuf_alloc_fail++;
+			/* Busy (the pool, or the session's quota): the
+			 * server sends it again later. */
 			ep->st.drop_no_buffer++;
 			c->resp = NULL;
 			return false;
 		}
-		ep->st.msgbuf_allocs++;
 		c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
 	} else if (c->resp->len != h->msg_len) {
 		ep->st.drop_malformed++;
 		return true;
 	}
-	/* Reassembly: the one copy the transport makes of a payload. */
-	memcpy(c->resp->data + h->frag_off, f->payload, f->pay_len);
-	c->rx_got += f->pay_len;
-	if (c->rx_got == h->msg_len) {
+	ret = ferry__reasm_put(s, c, c->resp, f);
+	if (ret < 0) {
+		ferry__client_reasm_fail(c, ret);
+	} else if (ret == 1) {
 		struct ferry_msgbuf *mb = c->resp;
 
 		ep->st.payload_copied += mb->len;
@@ -725,6 +726,15 @@ static bool client_rx_response(struct ferry_session *s,
 		ferry__sess_start_waiting(s);
 	}
 	return true;
+}
+
+/* The response being reassembled for @c is dropped: the call fails. */
+void ferry__client_reasm_fail(struct ferry_call *c, int err)
+{
+	struct ferry_session *s = c->s;
+
+	client_call_end(s, c, err, NULL, 0);
+	ferry__sess_start_waiting(s);
 }
 
 bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f)

@@ -58,6 +58,8 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->iou_early_max = FERRY__IOU_EARLY_MAX;
 	cfg->iou_early_bytes = FERRY__IOU_EARLY_BYTES;
 	cfg->iou_early_ms = FERRY__IOU_EARLY_MS;
+	cfg->reasm_timeout_ms = FERRY__REASM_TIMEOUT_MS;
+	cfg->reasm_quota = 0;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 4096 };
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
 	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };
@@ -563,6 +565,11 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	ret = ferry__pool_init(ep);
 	if (ret < 0)
 		goto err;
+	/* By default one message of any size the pool can hold fits. */
+	if (!ep->cfg.reasm_quota)
+		ep->cfg.reasm_quota = ep->cls[ep->ncls - 1].size;
+	if (!ep->cfg.reasm_timeout_ms)
+		ep->cfg.reasm_timeout_ms = FERRY__REASM_TIMEOUT_MS;
 	ret = tables_alloc(ep, cfg, slots);
 	if (ret < 0)
 		goto err;

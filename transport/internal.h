@@ -11,8 +11,9 @@
  *                timers
  *   client.c     the client side: connect, calls, token tables, the
  *                client's receive path
- *   server.c     the server side: connect, admission, reassembly, E-order
- *                dispatch, respond, response attributes
+ *   server.c     the server side: connect, admission, requests' arrival,
+ *                E-order dispatch, respond, response attributes
+ *   reasm.c      reassembly of fragmented messages, both roles
  *   tx.c         frame headers, control/data/credit/push transmit, flush
  *   reliable.c   sequence numbers, acknowledgements, retransmission
  *   iou_client.c, iou_server.c   deferred tokens, by role
@@ -39,6 +40,8 @@
 #include "wire.h"
 
 #define FERRY_RX_BURST 32
+/* The default of reasm_timeout_ms (docs/api.md). */
+#define FERRY__REASM_TIMEOUT_MS 3000
 
 /* --- msgbufs ------------------------------------------------------------ */
 
@@ -65,13 +68,27 @@ struct ferry_msgbuf {
 	/* MB_KIND_RX: the dataplane buffer, and the session to credit. */
 	uint32_t rx_id;
 	uint32_t rx_sess;
+	/* MB_KIND_POOL: which fragments of the message being reassembled
+	 * into it have arrived (reasm.c), a bit per fragment.  Sized at pool
+	 * creation for the smallest fragment, FERRY_REASM_UNIT_MIN bytes, so
+	 * that any message the buffer can hold fits; it belongs to whoever
+	 * holds the buffer. */
+	uint64_t *rmap;
 };
+
+/* The smallest fragment payload a session can negotiate: the smallest
+ * max_frame less the header. */
+#define FERRY_REASM_UNIT_MIN (FERRY_WIRE_MIN_FRAME - FERRY_WIRE_HDR_LEN)
+/* Words of reassembly map a pool buffer of @cap bytes needs. */
+#define FERRY_REASM_MAP_WORDS(cap)                                             \
+	(((cap) + FERRY_REASM_UNIT_MIN * 64 - 1) / (FERRY_REASM_UNIT_MIN * 64))
 
 struct ferry_pool_cls {
 	atomic_flag lock; /* guards free; buffers are freed from any thread */
 	struct ferry_msgbuf *free;
 	atomic_uint nfree; /* how many on the free stack */
 	struct ferry_msgbuf *bufs;
+	uint64_t *rmap_mem; /* the buffers' reassembly maps */
 	uint8_t *mem;
 	uint32_t size;
 	uint32_t count;
@@ -176,6 +193,8 @@ size_t ferry__pool_bytes(const struct ferry_ep_config *cfg);
 int ferry__pool_init(struct ferry_endpoint *ep);
 void ferry__pool_fini(struct ferry_endpoint *ep);
 uint32_t ferry__pool_free(struct ferry_endpoint *ep, size_t len);
+/* The size of the smallest class that holds @len bytes; 0 if none does. */
+uint32_t ferry__pool_fit(const struct ferry_endpoint *ep, size_t len);
 struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
 				     const struct ferry_dp_pkt *pkt,
 				     uint32_t sess_id);
@@ -211,6 +230,8 @@ void ferry__client_sess_end(struct ferry_session *s, int res,
  * deadlines of an open one's calls. */
 void ferry__client_connecting_timers(struct ferry_session *s);
 void ferry__client_call_timers(struct ferry_session *s);
+/* A response being reassembled is dropped: the call fails with @err. */
+void ferry__client_reasm_fail(struct ferry_call *c, int err);
 
 /* server.c */
 /* A CONNECT, for a new session or one we made already. */
@@ -225,10 +246,32 @@ bool ferry__server_rx_request(struct ferry_session *s,
 /* A response (or error) given, on the endpoint's thread: queue it. */
 void ferry__server_respond_local(struct ferry_call *c);
 void ferry__server_call_acked(struct ferry_call *c);
+/* A request being reassembled is dropped: it is answered with @err at
+ * its turn. */
+void ferry__server_reasm_fail(struct ferry_call *c, int err);
 /* The server's part of ferry__sess_end: drop what no handler holds. */
 void ferry__server_sess_end(struct ferry_session *s, int res);
 /* Server timers: end the session if its token has expired. */
 void ferry__server_timers(struct ferry_session *s);
+
+/* reasm.c: reassembly of a message from fragments, both roles. */
+/* Whether @f (one fragment, not a whole message) lies on the session's
+ * fragment grid: 0, or -FERRY_EPROTO (counted in reasm_off_grid). */
+int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f);
+/* A buffer for @c's message of @msg_len bytes, charged to the session's
+ * reassembly quota: 0; -EMSGSIZE if neither the pool nor the quota can
+ * ever hold it; -ENOBUFS (pool) or -EAGAIN (quota) if not now. */
+int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
+		       uint32_t msg_len, struct ferry_msgbuf **out);
+/* Copy fragment @f into @mb, @c's reassembly buffer: 1 if the message is
+ * now complete, 0 if not, -FERRY_EPROTO if @f is off the grid or repeats
+ * a fragment that arrived (the message must then be dropped). */
+int ferry__reasm_put(struct ferry_session *s, struct ferry_call *c,
+		     struct ferry_msgbuf *mb, const struct ferry_frame *f);
+/* @c's reassembly is over (complete, or dropped): release its charge. */
+void ferry__reasm_end(struct ferry_session *s, struct ferry_call *c);
+/* Drop reassemblies that made no progress for reasm_timeout_ms. */
+void ferry__reasm_timers(struct ferry_session *s);
 
 /* tx.c */
 /* The dataplane is done with a transmit: drop its msgbuf reference. */

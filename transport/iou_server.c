@@ -142,7 +142,7 @@ static void ent_free(struct ferry_iou_ent *e)
 		e->snext->sprev = e->sprev;
 	if (e->early) {
 		s->srv.early_count--;
-		s->srv.early_bytes -= e->tok ? e->tok->len : 0;
+		s->srv.early_bytes -= e->tok ? e->tok->cap : 0;
 	}
 	if (e->tok)
 		ferry__msgbuf_put(e->tok);
@@ -281,7 +281,7 @@ int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c)
 			/* Its PUSH came first and waited for this call. */
 			e->early = false;
 			s->srv.early_count--;
-			s->srv.early_bytes -= e->tok ? e->tok->len : 0;
+			s->srv.early_bytes -= e->tok ? e->tok->cap : 0;
 			ep->st.iou_created++;
 			ent_count(ep, e);
 		}
@@ -311,15 +311,45 @@ void ferry__iou_unclaim(struct ferry_call *c)
 	c->n_ious = 0;
 }
 
+/* The value of PUSH record @p: 0 with its token copied to *@tok, or the
+ * error it settles its IOU with. */
+static int push_value(struct ferry_endpoint *ep, const struct ferry_push *p,
+		      struct ferry_msgbuf **tok)
+{
+	int err;
+
+	*tok = NULL;
+	if (p->code != 0) {
+		/* The peer's code, untrusted: one that is no positive int
+		 * must still reject, never negate into a success. */
+		return p->code <= INT_MAX ? -(int)p->code : -FERRY_EPROTO;
+	}
+	if (ep->push_check &&
+	    (err = ep->push_check(ep->push_check_ctx, p->token,
+				  p->token_len)) != 0) {
+		ep->st.iou_bad_token++;
+		return err > 0 ? -EACCES : err; /* a check refuses with -code */
+	}
+	if (ferry_msgbuf_alloc(ep, p->token_len, tok) < 0) {
+		/* The PUSH was taken (and will be acknowledged): with no
+		 * room for its token, the IOU fails rather than hangs. */
+		*tok = NULL;
+		ep->st.msgbuf_alloc_fail++;
+		return -ENOBUFS;
+	}
+	memcpy((*tok)->data, p->token, p->token_len);
+	return 0;
+}
+
 /* One PUSH record: settle its entry, or keep it for a call to come. */
-static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
+static void rx_push_one(struct ferry_session *s, const struct ferry_push *p)
 {
 	struct ferry_endpoint *ep = s->ep;
-	struct ferry_push p = *pp;
+	struct ferry_msgbuf *tok;
 	struct ferry_iou_ent *e;
-	int err = 0;
+	int err;
 
-	e = ent_find(s, p.iou);
+	e = ent_find(s, p->iou);
 	if (e && e->state != ENT_PENDING) {
 		/* The client keeps each promise once; a second PUSH for it
 		 * (not a network duplicate: those die by seq) is a
@@ -327,13 +357,25 @@ static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 		ep->st.iou_dup_push++;
 		return;
 	}
+	/* No call has named it yet (its request is late or still arriving):
+	 * keep it for that call, within bounds.  The token's length is a
+	 * first, cheap bound on the buffer it will take. */
+	if (!e && (s->srv.early_count >= ep->cfg.iou_early_max ||
+		   s->srv.early_bytes + p->token_len > ep->cfg.iou_early_bytes)) {
+		ep->st.iou_push_dropped++;
+		return;
+	}
+	err = push_value(ep, p, &tok);
 	if (!e) {
-		/* No call has named it yet (its request is late or still
-		 * arriving): keep it for that call, within bounds. */
-		if (s->srv.early_count >= ep->cfg.iou_early_max ||
-		    s->srv.early_bytes + p.token_len >
-			    ep->cfg.iou_early_bytes ||
-		    !(e = ent_new(s, p.iou))) {
+		/* Charged by the buffer it holds, not its token's length: a
+		 * one-byte token still pins a whole buffer (and a larger
+		 * one when its class is empty). */
+		uint32_t charge = tok ? tok->cap : 0;
+
+		if (s->srv.early_bytes + charge > ep->cfg.iou_early_bytes ||
+		    !(e = ent_new(s, p->iou))) {
+			if (tok)
+				ferry__msgbuf_put(tok);
 			ep->st.iou_push_dropped++;
 			return;
 		}
@@ -341,36 +383,12 @@ static void rx_push_one(struct ferry_session *s, const struct ferry_push *pp)
 		e->deadline = ep->now + ep->cfg.iou_early_ms * 1000000ull;
 		sess_next_deadline(s, e->deadline);
 		s->srv.early_count++;
-		s->srv.early_bytes += p.token_len;
+		s->srv.early_bytes += charge;
 		ep->st.iou_push_early++;
 	}
-	if (p.code != 0) {
-		/* The peer's code, untrusted: one that is no positive int
-		 * must still reject, never negate into a success. */
-		err = p.code <= INT_MAX ? -(int)p.code : -FERRY_EPROTO;
-	} else if (ep->push_check &&
-		   (err = ep->push_check(ep->push_check_ctx, p.token,
-					 p.token_len)) != 0) {
-		if (err > 0)
-			err = -EACCES; /* a check refuses with -code */
-		ep->st.iou_bad_token++;
-	} else if (ferry_msgbuf_alloc(ep, p.token_len, &e->tok) < 0) {
-		/* The PUSH was taken (and will be acknowledged): with no
-		 * room for its token, the IOU fails rather than hangs. */
-		e->tok = NULL;
-		ep->st.msgbuf_alloc_fail++;
-		err = -ENOBUFS;
-	} else {
-		memcpy(e->tok->data, p.token, p.token_len);
-	}
-	if (err) {
-		if (e->early)
-			s->srv.early_bytes -= p.token_len;
-		e->state = ENT_REJECTED;
-		e->err = err;
-	} else {
-		e->state = ENT_RESOLVED;
-	}
+	e->tok = tok;
+	e->err = err;
+	e->state = err ? ENT_REJECTED : ENT_RESOLVED;
 	if (e->early)
 		return;
 	ent_count(ep, e);

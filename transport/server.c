@@ -35,6 +35,7 @@ static void server_call_end(struct ferry_call *c)
 
 	if (c->unacked)
 		ferry__rel_forget_call(s, c);
+	ferry__reasm_end(s, c);
 	if (c->n_ious)
 		ferry__iou_unclaim(c);
 	if (c->req)
@@ -339,6 +340,124 @@ static uint32_t waiting_before(const struct ferry_session *s, uint32_t req_id)
 	return n;
 }
 
+/* Refuse @c, still being received, with @err at its turn: the partial
+ * message goes now (its bytes are never handed up). */
+static void server_rx_fail(struct ferry_session *s, struct ferry_call *c,
+			   int err)
+{
+	struct ferry_endpoint *ep = s->ep;
+
+	ferry__reasm_end(s, c);
+	if (c->req) {
+		ep->st.payload_copied_discarded += c->rx_got;
+		ferry__msgbuf_put(c->req);
+		c->req = NULL;
+	}
+	c->err = err;
+	c->state = CALL_READY;
+	server_dispatch(s);
+}
+
+void ferry__server_reasm_fail(struct ferry_call *c, int err)
+{
+	server_rx_fail(c->s, c, err);
+}
+
+/*
+ * A reassembly buffer for new call @c, whose first fragment to arrive is
+ * @f: 0; -EMSGSIZE or -FERRY_EPROTO to refuse the call; else -errno when
+ * it cannot be taken now.
+ */
+static int server_reasm_begin(struct ferry_session *s, struct ferry_call *c,
+			      const struct ferry_frame *f)
+{
+	struct ferry_endpoint *ep = s->ep;
+	int ret = ferry__reasm_fits(s, f);
+
+	if (ret == 0)
+		ret = ferry__reasm_start(s, c, f->h.msg_len, &c->req);
+	/* Handlers run in call order, so a buffer given to a later call is
+	 * no use until the earlier ones have theirs: when buffers are scarce,
+	 * hand them out in call order, or a later call could hold the last
+	 * one while an earlier one waits for it forever. */
+	if (ret == 0 && waiting_before(s, c->req_id) >
+				ferry__pool_free(ep, f->h.msg_len)) {
+		ferry__reasm_end(s, c);
+		ferry__msgbuf_put(c->req);
+		ep->st.msgbuf_alloc_fail++;
+		ret = -ENOBUFS;
+	}
+	if (ret < 0)
+		c->req = NULL;
+	return ret;
+}
+
+/*
+ * The first packet of call @h->req_id: a new call in its slot, in place if
+ * the packet holds the whole request, else with a reassembly buffer.  A
+ * call refused on arrival is answered at its turn and *@c is NULL.
+ * Returns false if it could not be taken now.
+ */
+static bool server_call_new(struct ferry_session *s, const struct ferry_frame *f,
+			    const struct ferry_dp_pkt *pkt, bool *keep,
+			    struct ferry_call **out)
+{
+	struct ferry_endpoint *ep = s->ep;
+	const struct ferry_hdr *h = &f->h;
+	uint32_t slot = h->req_id & s->slot_mask;
+	struct ferry_call *c;
+	int ret;
+
+	*out = NULL;
+	/* A new call must lie in the window the slots cover. */
+	if (h->req_id - s->srv.next_dispatch > s->slot_mask) {
+		ep->st.drop_stale++;
+		return true;
+	}
+	c = ferry__call_get(ep);
+	if (!c) {
+		ep->st.drop_no_buffer++;
+		return false;
+	}
+	c->s = s;
+	c->is_server = true;
+	c->req_id = h->req_id;
+	c->method = h->method;
+	c->state = CALL_RX;
+	c->has_caps = (h->flags & FERRY_FF_CAPS) != 0;
+	c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
+	s->refs++;
+	s->slots[slot] = c;
+	if (h->frag_off == 0 && f->pay_len == h->msg_len) {
+		/* Zero copy: the handler reads the datagram in place; its
+		 * buffer returns to the ring when the request is released,
+		 * and only then is the credit given back. */
+		c->req = ferry__view_get(ep, pkt, s->id);
+		c->rx_got = h->msg_len;
+		*keep = true;
+		*out = c;
+		return true;
+	}
+	ret = server_reasm_begin(s, c, f);
+	if (ret == -EMSGSIZE || ret == -FERRY_EPROTO) {
+		/* Never fits, or not a message we can take: refuse the
+		 * call, in order. */
+		server_rx_fail(s, c, ret);
+		return true;
+	}
+	if (ret < 0) {
+		/* Busy (the pool, or the session's quota): take it later,
+		 * when buffers are back; the client will send again. */
+		ep->st.drop_no_buffer++;
+		s->slots[slot] = NULL;
+		ferry__call_put(ep, c);
+		ferry__sess_unref(s);
+		return false;
+	}
+	*out = c;
+	return true;
+}
+
 /*
  * A request packet.  Returns false if it could not be taken now for want of
  * a buffer or call: then it is neither acknowledged nor credited, and the
@@ -350,9 +469,8 @@ bool ferry__server_rx_request(struct ferry_session *s,
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
-	uint32_t slot = h->req_id & s->slot_mask;
-	struct ferry_call *c = s->slots[slot];
-	bool whole = h->frag_off == 0 && f->pay_len == h->msg_len;
+	struct ferry_call *c = s->slots[h->req_id & s->slot_mask];
+	int ret;
 
 	if (c && c->state == CALL_RESPONDED && c->req_id != h->req_id &&
 	    h->req_id - s->srv.next_dispatch <= s->slot_mask) {
@@ -362,68 +480,10 @@ bool ferry__server_rx_request(struct ferry_session *s,
 		c = NULL;
 	}
 	if (!c) {
-		/* A new call must lie in the window the slots cover. */
-		if (h->req_id - s->srv.next_dispatch > s->slot_mask) {
-			ep->st.drop_stale++;
-			return true;
-		}
-		c = ferry__call_get(ep);
-		if (!c) {
-			ep->st.drop_no_buffer++;
-			return false;
-		}
-		c->s = s;
-		c->is_server = true;
-		c->req_id = h->req_id;
-		c->method = h->method;
-		c->state = CALL_RX;
-		c->has_caps = (h->flags & FERRY_FF_CAPS) != 0;
-		c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
-		s->refs++;
-		s->slots[slot] = c;
-		if (whole) {
-			/* Zero copy: the handler reads the datagram in place;
-			 * its buffer returns to the ring when the request is
-			 * released, and only then is the credit given back. */
-			c->req = ferry__view_get(ep, pkt, s->id);
-			c->rx_got = h->msg_len;
-			*keep = true;
-		} else {
-			int ret = ferry_msgbuf_alloc(ep, h->msg_len, &c->req);
+		bool taken = server_call_new(s, f, pkt, keep, &c);
 
-			/* Handlers run in call order, so a buffer given to a
-			 * later call is no use until the earlier ones have
-			 * theirs: when buffers are scarce, hand them out in
-			 * call order, or a later call could hold the last one
-			 * while an earlier one waits for it forever. */
-			if (ret == 0 && waiting_before(s, h->req_id) >
-						ferry__pool_free(ep, h->msg_len)) {
-				ferry__msgbuf_put(c->req);
-				c->req = NULL;
-				ret = -ENOBUFS;
-			}
-
-			if (ret == -EMSGSIZE) {
-				/* Never fits: refuse the call, in order. */
-				c->req = NULL;
-				c->err = ret;
-				c->state = CALL_READY;
-				server_dispatch(s);
-				return true;
-			}
-			if (ret < 0) {
-				/* Busy: take it later, when buffers are
-				 * back; the client will send again. */
-				ep->st.msgbuf_alloc_fail++;
-				ep->st.drop_no_buffer++;
-				c->req = NULL;
-				s->slots[slot] = NULL;
-				ferry__call_put(ep, c);
-				ferry__sess_unref(s);
-				return false;
-			}
-			ep->st.msgbuf_allocs++;
-		}
+		if (!c)
+			return taken;
 	} else if (c->req_id != h->req_id || c->state != CALL_RX ||
 		   !c->req || h->msg_len != c->req->len ||
 		   h->method != c->method ||
@@ -433,9 +493,11 @@ bool ferry__server_rx_request(struct ferry_session *s,
 		return true;
 	}
 	if (!*keep) {
-		/* Reassembly: the one copy the transport makes of a payload. */
-		memcpy(c->req->data + h->frag_off, f->payload, f->pay_len);
-		c->rx_got += f->pay_len;
+		ret = ferry__reasm_put(s, c, c->req, f);
+		if (ret < 0) {
+			server_rx_fail(s, c, ret);
+			return true;
+		}
 	}
 	if (c->rx_got == h->msg_len)
 		server_req_complete(s, c);

@@ -145,6 +145,9 @@ void ferry__session_timers(struct ferry_session *s)
 		ferry__sess_activate(s);
 	}
 	ferry__rel_timers(s);
+	ferry__reasm_timers(s);
+	if (s->state != SESS_OPEN)
+		return; /* a client's continuation closed it */
 	if (s->is_server) {
 		ferry__iou_timers(s);
 		if (s->state != SESS_OPEN)

@@ -46,6 +46,11 @@ struct ferry_call {
 	/* Client: the response being reassembled.  Server: the response. */
 	struct ferry_msgbuf *resp;
 	uint32_t rx_got;   /* payload bytes received so far */
+	/* Reassembly (reasm.c): the buffer bytes charged to the session's
+	 * quota while the message is incomplete (0: none), and when its
+	 * last fragment arrived. */
+	uint32_t rx_charge;
+	uint64_t rx_last_ns;
 	uint32_t tx_off;   /* payload bytes handed to the dataplane */
 	uint32_t seq0;     /* sequence number of the message's first packet */
 	uint32_t unacked;  /* its packets sent and not yet acknowledged */
@@ -214,6 +219,12 @@ struct ferry_session {
 	uint32_t ack_adv;    /* last ack value sent */
 	bool ack_now;        /* a gap or duplicate: acknowledge at once */
 	uint64_t ack_due;    /* send an ack by then (0: nothing owed) */
+	/* Reassembly (reasm.c): buffer bytes of incomplete messages charged
+	 * to the quota, how many there are, and when to look for one past
+	 * its deadline. */
+	uint64_t reasm_bytes;
+	uint32_t reasm_n;
+	uint64_t reasm_next_ns;
 	/* Liveness. */
 	uint64_t last_rx_ns;
 	uint64_t last_ping_ns;

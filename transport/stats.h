@@ -55,6 +55,16 @@ struct ferry_endpoint;
 	X(drop_stale, "datagrams dropped: for an earlier session or call")   \
 	X(drop_no_buffer, "datagrams dropped: no buffer to reassemble into") \
 	X(drop_duplicate, "data packets received twice")                      \
+	X(reasm_off_grid, "fragments off the fragment grid: their message "  \
+			  "ended with FERRY_EPROTO")                          \
+	X(reasm_overlap, "fragments repeating one that arrived (a new "      \
+			 "seq): their message ended with FERRY_EPROTO")       \
+	X(reasm_timed_out, "messages dropped after reasm_timeout_ms with "    \
+			   "no new fragment: their call ended with "         \
+			   "-ETIMEDOUT")                                      \
+	X(reasm_quota_refused, "first fragments not taken for the "           \
+			       "session's reasm_quota (or messages that "    \
+			       "can never fit it)")                           \
 	X(calls_timed_out, "calls ended by their deadline (-ETIME)")          \
 	X(peers_dead, "sessions ended by peer_timeout_ms")                    \
 	X(keepalives, "PINGs sent on quiet sessions")                         \

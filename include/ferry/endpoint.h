@@ -101,6 +101,16 @@ struct ferry_ep_config {
 	uint32_t iou_early_max;
 	uint32_t iou_early_bytes;
 	uint32_t iou_early_ms;
+	/* Reassembly of messages that arrive in several fragments
+	 * (docs/wire.md, section 6).  reasm_timeout_ms: a message with no new
+	 * fragment for this long is dropped and its call ends with
+	 * -ETIMEDOUT (0: the default, 3000).  reasm_quota: bytes of pool
+	 * buffers one session's incomplete messages may hold, counted by
+	 * buffer size; a first fragment beyond it waits, not taken, until
+	 * some complete (0: the size of the largest pool class, so that a
+	 * message of any size the pool holds fits). */
+	uint32_t reasm_timeout_ms;
+	uint32_t reasm_quota;
 	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
 	 * a class with count 0 is unused. */
 	struct ferry_pool_class pool[FERRY_POOL_CLASSES];

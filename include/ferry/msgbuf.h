@@ -38,7 +38,9 @@ struct ferry_msgbuf;
  *
  * Returns 0, -EMSGSIZE if @len exceeds the endpoint's largest message or
  * buffer class, or -ENOBUFS if every buffer of a fitting class is in use.
- * Safe to call from any thread.  The payload's contents are unspecified.
+ * Safe to call from any thread.  The payload's contents are unspecified:
+ * they may be an earlier message's, another session's included, so write
+ * every byte you send.
  */
 int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
 		       struct ferry_msgbuf **out);
