@@ -32,7 +32,7 @@ static void dir_make(void)
 /* "<dir>/<name>" in @buf (static, one of four in turn). */
 static const char *in_dir(const char *name)
 {
-	static char bufs[4][128];
+	static char bufs[4][sizeof(g_dir) + 256 + 2];
 	static unsigned next;
 	char *b = bufs[next++ % 4];
 
