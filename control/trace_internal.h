@@ -336,6 +336,9 @@ int ferry__span_set_peer_attr(struct ferry_trace_ring *r, ferry_span_t span,
 #define FERRY__PEER_PREFIX_LEN (sizeof(FERRY__PEER_PREFIX) - 1)
 /* Longest key in a ring's ATTR record: a peer's, with its prefix. */
 #define FERRY__ATTR_KEY_MAX (FERRY_ATTR_KEY_MAX + FERRY__PEER_PREFIX_LEN)
+_Static_assert(FERRY__EV_PAD(sizeof(struct ferry__ev_attr) + FERRY__ATTR_KEY_MAX +
+			     FERRY_ATTR_STR_MAX) <= FERRY__EV_MAX,
+	       "the consumer's record buffer holds the largest ATTR");
 
 /* error.type for @res (negative): "ETIMEDOUT", "FERRY_ENOMETHOD", ... */
 const char *ferry__trace_error_type(int res);
