@@ -128,9 +128,11 @@ struct bench_opts {
 	uint32_t deferred_delay_us;
 	bool issuer_thread;
 	struct bench_issuer *issuer;
-	/* --trace-out FILE, --trace-sample F; tracer is set when tracing. */
+	/* --trace-out FILE, --trace-sample F, --trace-max-bytes N; tracer is
+	 * set when tracing. */
 	const char *trace_out;
 	double trace_sample;
+	uint64_t trace_max_bytes;
 	struct ferry_tracer *tracer;
 };
 

@@ -136,6 +136,15 @@ static int bench_trace_setup(struct bench_opts *o)
 	tc.export_path = o->trace_out;
 	tc.export_replace = true; /* this run's spans only */
 	tc.sample_rate = o->trace_sample;
+	/* A server follows its client's sampling, as --trace-sample says:
+	 * the clients are this tool's own. */
+	tc.ignore_remote_sampling = false;
+	tc.export_max_bytes = o->trace_max_bytes;
+	if (o->trace_max_bytes && o->trace_max_bytes < 4096) {
+		fprintf(stderr, "ferry-bench: --trace-max-bytes: 0 (no cap) "
+				"or at least 4096\n");
+		return 2;
+	}
 	tc.thread = true;
 	tc.ring_bytes = 4u << 20;
 	tc.max_spans = 65536;

@@ -209,6 +209,11 @@ static const struct opt opts[] = {
 		  "1; needs --trace-out): each client call is drawn on\n"
 		  "its own, and a server follows its client's decision\n"
 		  "(docs/tracing.md, section 4)" },
+	{ "trace-max-bytes", OPT_U64, AT(trace_max_bytes), .arg = "N",
+	  .needs = "trace-out",
+	  .help = "rotate FILE before it would pass N bytes (FILE.1,\n"
+		  "FILE.2 kept; 0: no cap, else at least 4096; default\n"
+		  "268435456, 256 MiB; needs --trace-out)" },
 	{ "json", OPT_STR, AT(json), .arg = "FILE",
 	  .help = "also write the summary as JSON to FILE" },
 	{ "quiet", OPT_FLAG, AT(quiet),
@@ -549,6 +554,7 @@ void bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		.pin = true,
 		.seed = 1,
 		.trace_sample = 1,
+		.trace_max_bytes = 256u << 20,
 		.dpdk_port = -1,
 		.deferred_delay_us = 200,
 	};

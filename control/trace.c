@@ -241,7 +241,7 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	struct ferry__ev_open *ev = &u.ev;
 	struct ferry_trace_ctx parent;
 	struct ferry__pslot *s;
-	bool have_parent = false, sampled, recording, trunc = false;
+	bool have_parent = false, sampled, recording, trunc = false, own;
 	char ts[FERRY_TRACESTATE_KEEP + 1];
 	size_t ts_len = 0;
 	uint32_t i;
@@ -250,6 +250,9 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	if (!r || !a || (a->kind != FERRY_SPAN_KIND_CLIENT &&
 			 a->kind != FERRY_SPAN_KIND_SERVER))
 		return FERRY_SPAN_NONE;
+	/* A server's parent came from the wire: unless told to trust it, the
+	 * peer does not choose what this tracer records (issue 14). */
+	own = a->kind == FERRY_SPAN_KIND_SERVER && r->ignore_remote;
 	memset(ev, 0, sizeof(*ev));
 	ev->h.ts = now_ns(r);
 	if (a->traceparent && a->traceparent_len) {
@@ -262,11 +265,15 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	if (have_parent) {
 		memcpy(ev->trace_id, parent.trace_id, sizeof(ev->trace_id));
 		memcpy(ev->parent_id, parent.span_id, sizeof(ev->parent_id));
-		sampled = parent.flags & FERRY_TRACE_FLAG_SAMPLED;
+		/* Sampling our own: as for a new trace (below), with the
+		 * remote span still the parent. */
+		sampled = own ? r->sample_all
+			      : parent.flags & FERRY_TRACE_FLAG_SAMPLED;
 		ev->h.flags |= FERRY__OF_PARENT;
 		/* tracestate belongs to the parent's trace: without a valid
-		 * traceparent it is meaningless and is dropped. */
-		if (a->tracestate && a->tracestate_len) {
+		 * traceparent it is meaningless and is dropped; a remote one
+		 * we do not trust is not even read. */
+		if (a->tracestate && a->tracestate_len && !own) {
 			rc = ferry_tracestate_parse(a->tracestate, a->tracestate_len,
 						    ts, sizeof(ts), &ts_len, &trunc);
 			if (rc < 0) {
@@ -295,16 +302,16 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	ev->ts_len = (uint16_t)ts_len;
 	memcpy(u.raw + sizeof(*ev), ts, ts_len);
 	/* A session whose calls may be sampled is recorded: it is their
-	 * parent. */
-	recording = sampled || r->record_unsampled ||
-		    (!have_parent && !r->sample_none);
+	 * parent.  "root": its calls are drawn at the rate, call by call. */
+	own = own || !have_parent;
+	recording = sampled || r->record_unsampled || (own && !r->sample_none);
 	i = span_open(r, ev, ts_len, recording);
 	if (i == FERRY__NO_SLOT)
 		return FERRY_SPAN_NONE;
 	s = &r->slots[i];
 	s->recording = recording;
 	s->sampled = sampled;
-	s->root = !have_parent;
+	s->root = own;
 	s->own_ctx = 0;
 	s->lazy = 0;
 	s->is_session = 1;
@@ -316,6 +323,19 @@ ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
 	s->server_ip = a->server_ip;
 	s->server_port = a->server_port;
 	return handle(i, s->gen);
+}
+
+/* Whether @session is an open server session span of @r that ignores its
+ * peer's sampling (and so its tracestate).  Not counted as stale: the
+ * call_open() that follows counts that. */
+static bool server_ignores(const struct ferry_trace_ring *r,
+			   ferry_span_t session)
+{
+	uint32_t slot = (uint32_t)session;
+
+	return r->ignore_remote && slot < r->nslots &&
+	       r->slots[slot].gen == (uint32_t)(session >> 32) &&
+	       r->slots[slot].open && r->slots[slot].kind == FERRY_SPAN_KIND_SERVER;
 }
 
 /*
@@ -340,8 +360,11 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 		parent = NULL;
 	/* Parent-based: a call's own context if it has one; else its
 	 * session's decision if the session has a parent; else (a session
-	 * that started the trace) a draw per call at the tracer's rate. */
-	if (parent) {
+	 * that started the trace) a draw per call at the tracer's rate.  A
+	 * server's call context from the wire, when remote sampling is
+	 * ignored, is only a parent: the call is drawn as its session's
+	 * calls are. */
+	if (parent && !(r->ignore_remote && ss->kind == FERRY_SPAN_KIND_SERVER)) {
 		sampled = parent->flags & FERRY_TRACE_FLAG_SAMPLED;
 		own = true;
 	} else if (ss->root) {
@@ -444,8 +467,9 @@ ferry_span_t ferry__span_call_start_text(struct ferry_trace_ring *r,
 		count(&r->tp_malformed);
 		return call_open(r, session, method, NULL, NULL, 0);
 	}
-	/* As for a session: a tracestate only with a valid traceparent. */
-	if (ts && ts_len) {
+	/* As for a session: a tracestate only with a valid traceparent, and
+	 * a server's only when it trusts its peers' sampling. */
+	if (ts && ts_len && !server_ignores(r, session)) {
 		if (ferry_tracestate_parse(ts, ts_len, state, sizeof(state),
 					   &slen, &trunc) < 0) {
 			count(&r->ts_malformed);
@@ -594,16 +618,18 @@ void ferry_span_call_end(struct ferry_trace_ring *r, ferry_span_t span, int res)
 	span_end(r, s, FERRY__END_CALL, res > 0 ? -res : res, NULL);
 }
 
+/* Set an attribute: its key is @pfx (may be "") then @key. */
 static int set_attr(struct ferry_trace_ring *r, ferry_span_t span,
-		    const char *key, int type, const void *val, const char *str)
+		    const char *pfx, const char *key, int type,
+		    const void *val, const char *str)
 {
 	union {
 		struct ferry__ev_attr ev;
 		uint8_t raw[FERRY__EV_PAD(sizeof(struct ferry__ev_attr) +
-					  FERRY_ATTR_KEY_MAX + FERRY_ATTR_STR_MAX)];
+					  FERRY__ATTR_KEY_MAX + FERRY_ATTR_STR_MAX)];
 	} u;
 	struct ferry__pslot *s;
-	size_t klen, vlen = 0, size;
+	size_t plen = strlen(pfx), klen, vlen = 0, size;
 
 	if (!r || !key)
 		return -EINVAL;
@@ -617,7 +643,7 @@ static int set_attr(struct ferry_trace_ring *r, ferry_span_t span,
 		return 0;
 	if (str)
 		vlen = strnlen(str, FERRY_ATTR_STR_MAX);
-	size = FERRY__EV_PAD(sizeof(u.ev) + klen + vlen);
+	size = FERRY__EV_PAD(sizeof(u.ev) + plen + klen + vlen);
 	if (s->lazy && !call_materialize(r, s, size)) {
 		count(&r->ev_dropped);
 		return -ENOBUFS;
@@ -630,13 +656,14 @@ static int set_attr(struct ferry_trace_ring *r, ferry_span_t span,
 	ev_init(&u.ev.h, size, FERRY__EV_ATTR, (uint32_t)(s - r->slots), s->gen,
 		0);
 	u.ev.h.flags = (uint8_t)type;
-	u.ev.klen = (uint8_t)klen;
+	u.ev.klen = (uint8_t)(plen + klen);
 	u.ev.vlen = (uint16_t)vlen;
 	if (val)
 		memcpy(&u.ev.v, val, type == FERRY_ATTR_BOOL ? 1 : 8);
-	memcpy(u.raw + sizeof(u.ev), key, klen);
+	memcpy(u.raw + sizeof(u.ev), pfx, plen);
+	memcpy(u.raw + sizeof(u.ev) + plen, key, klen);
 	if (vlen)
-		memcpy(u.raw + sizeof(u.ev) + klen, str, vlen);
+		memcpy(u.raw + sizeof(u.ev) + plen + klen, str, vlen);
 	ring_put(r, &u.ev, size);
 	return 0;
 }
@@ -644,13 +671,14 @@ static int set_attr(struct ferry_trace_ring *r, ferry_span_t span,
 int ferry_span_set_str(struct ferry_trace_ring *r, ferry_span_t span,
 		       const char *key, const char *value)
 {
-	return set_attr(r, span, key, FERRY_ATTR_STRING, NULL, value ? value : "");
+	return set_attr(r, span, "", key, FERRY_ATTR_STRING, NULL,
+			value ? value : "");
 }
 
 int ferry_span_set_int(struct ferry_trace_ring *r, ferry_span_t span,
 		       const char *key, int64_t value)
 {
-	return set_attr(r, span, key, FERRY_ATTR_INT, &value, NULL);
+	return set_attr(r, span, "", key, FERRY_ATTR_INT, &value, NULL);
 }
 
 int ferry_span_set_bool(struct ferry_trace_ring *r, ferry_span_t span,
@@ -658,29 +686,37 @@ int ferry_span_set_bool(struct ferry_trace_ring *r, ferry_span_t span,
 {
 	uint8_t b = value;
 
-	return set_attr(r, span, key, FERRY_ATTR_BOOL, &b, NULL);
+	return set_attr(r, span, "", key, FERRY_ATTR_BOOL, &b, NULL);
 }
 
 int ferry_span_set_double(struct ferry_trace_ring *r, ferry_span_t span,
 			  const char *key, double value)
 {
-	return set_attr(r, span, key, FERRY_ATTR_DOUBLE, &value, NULL);
+	return set_attr(r, span, "", key, FERRY_ATTR_DOUBLE, &value, NULL);
 }
 
-int ferry__span_set_attr(struct ferry_trace_ring *r, ferry_span_t span,
-			 const struct ferry_trace_attr *a)
+/* Every key a peer sends is written under FERRY__PEER_PREFIX: none of the
+ * tracer's own attributes (rpc.system, rpc.method, server.*,
+ * network.peer.*, error.type) starts with it, so a peer can add to a span
+ * but never replace what the tracer wrote (issue 14). */
+int ferry__span_set_peer_attr(struct ferry_trace_ring *r, ferry_span_t span,
+			      const struct ferry_trace_attr *a)
 {
+	static const char pfx[] = FERRY__PEER_PREFIX;
+	uint8_t b;
+
 	if (!a)
 		return -EINVAL;
 	switch (a->type) {
 	case FERRY_ATTR_STRING:
-		return ferry_span_set_str(r, span, a->key, a->v.s);
+		return set_attr(r, span, pfx, a->key, a->type, NULL,
+				a->v.s ? a->v.s : "");
 	case FERRY_ATTR_INT:
-		return ferry_span_set_int(r, span, a->key, a->v.i);
-	case FERRY_ATTR_BOOL:
-		return ferry_span_set_bool(r, span, a->key, a->v.b);
 	case FERRY_ATTR_DOUBLE:
-		return ferry_span_set_double(r, span, a->key, a->v.d);
+		return set_attr(r, span, pfx, a->key, a->type, &a->v, NULL);
+	case FERRY_ATTR_BOOL:
+		b = a->v.b;
+		return set_attr(r, span, pfx, a->key, a->type, &b, NULL);
 	default:
 		return -EINVAL;
 	}

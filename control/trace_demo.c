@@ -50,6 +50,10 @@ static int tracer(const char *service, const char *path,
 	ferry_tracer_config_init(&c);
 	c.service_name = service;
 	c.export_path = path;
+	/* The demo's server and client are one program: the server follows
+	 * its client's sampling and keeps its tracestate, as the example in
+	 * docs/tracing.md, section 6 shows. */
+	c.ignore_remote_sampling = false;
 	rc = ferry_tracer_create(&c, t);
 	if (rc < 0)
 		return rc;

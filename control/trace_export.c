@@ -9,10 +9,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -25,6 +27,8 @@
 
 /* Flush the export buffer as one line when it grows past this. */
 #define EXPORT_FLUSH (256u << 10)
+/* Room for a rotated file's name: the path, '.', and a number. */
+#define NAME_CAP (PATH_MAX + 16)
 
 /* --- JSON text ----------------------------------------------------------- */
 
@@ -540,22 +544,111 @@ static int write_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+static const char line_tail[] = "]}]}]}\n";
+
+/* The length of the line the pending spans make. */
+static size_t line_len(const struct ferry__export *x)
+{
+	return strlen(x->head) + x->len + sizeof(line_tail) - 1;
+}
+
+/* "<path>.<i>", or "<path>" for 0, into @buf of @cap bytes. */
+static void rot_name(const struct ferry__export *x, unsigned i, char *buf,
+		     size_t cap)
+{
+	if (i)
+		snprintf(buf, cap, "%s.%u", x->path, i);
+	else
+		snprintf(buf, cap, "%s", x->path);
+}
+
+/* Open the export file.  O_NOFOLLOW: a symbolic link planted at the path
+ * must not send spans (or O_TRUNC) somewhere else; 0600: spans name
+ * peers, methods and errors, for their owner only.  O_NONBLOCK for the
+ * open only, so that a FIFO there fails instead of waiting for a reader;
+ * anything but a regular file is refused. */
+static int file_open(const char *path, int extra)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+				    O_NOFOLLOW | O_NONBLOCK | extra,
+		      0600);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	(void)fcntl(fd, F_SETFL, O_APPEND);
+	return fd;
+}
+
+/*
+ * Rotate: path.(keep-1) -> path.keep, ..., path -> path.1 (rename replaces
+ * the oldest), or, keeping none, remove path; then a new path, created
+ * (O_EXCL: whatever appears there between the two is not ours).  If the
+ * new file cannot be made, the old descriptor stays and only the open is
+ * tried again at the next line.
+ */
+static int export_rotate(struct ferry__export *x)
+{
+	char from[NAME_CAP], to[NAME_CAP];
+	int fd;
+
+	if (!x->reopen) {
+		for (unsigned i = x->keep; i >= 1; i--) {
+			rot_name(x, i - 1, from, sizeof(from));
+			rot_name(x, i, to, sizeof(to));
+			if (rename(from, to) < 0 && errno != ENOENT)
+				return -errno;
+		}
+		if (!x->keep && unlink(x->path) < 0 && errno != ENOENT)
+			return -errno;
+		x->reopen = true;
+	}
+	fd = file_open(x->path, O_EXCL);
+	if (fd < 0)
+		return fd;
+	close(x->fd);
+	x->fd = fd;
+	x->size = 0;
+	x->reopen = false;
+	x->rotations++;
+	return 0;
+}
+
 /* Write the pending spans as one TracesData line: one writev of the line's
- * head, the spans as they are in the buffer, and its tail. */
+ * head, the spans as they are in the buffer, and its tail.  A line that
+ * would take the file past the cap goes into a new file (rotation); one
+ * line is never split between files. */
 int ferry__export_flush(struct ferry__export *x)
 {
-	static const char tail[] = "]}]}]}\n";
 	struct iovec iov[3];
+	size_t n;
 	int rc = 0;
 
 	if (!x->spans)
 		return 0;
 	if (x->fd >= 0 && !x->oom) {
+		n = line_len(x);
+		if (x->max_bytes && (x->reopen ||
+				     (x->size && x->size + n > x->max_bytes)))
+			rc = export_rotate(x) < 0 ? -EIO : 0;
 		iov[0] = (struct iovec){ x->head, strlen(x->head) };
 		iov[1] = (struct iovec){ x->buf, x->len };
-		iov[2] = (struct iovec){ (void *)tail, sizeof(tail) - 1 };
-		if (write_all(x->fd, iov, 3) < 0)
+		iov[2] = (struct iovec){ (void *)line_tail,
+					 sizeof(line_tail) - 1 };
+		if (rc == 0 && write_all(x->fd, iov, 3) < 0) {
+			struct stat st;
+
 			rc = -EIO;
+			/* Part of it may be there: count what is. */
+			if (fstat(x->fd, &st) == 0)
+				x->size = (uint64_t)st.st_size;
+		} else if (rc == 0) {
+			x->size += n;
+		}
 	} else if (x->fd >= 0) {
 		rc = -ENOMEM;
 	}
@@ -568,13 +661,34 @@ int ferry__export_flush(struct ferry__export *x)
 }
 
 int ferry__export_open(struct ferry__export *x, const char *path,
-		       bool replace, const char *service)
+		       bool replace, const char *service, uint64_t max_bytes,
+		       uint32_t keep)
 {
-	x->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
-				   (replace ? O_TRUNC : 0),
-		     0644);
-	if (x->fd < 0)
-		return -errno;
+	struct stat st;
+	int fd;
+
+	x->max_bytes = max_bytes;
+	x->keep = keep;
+	if (strnlen(path, PATH_MAX) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	x->path = strdup(path);
+	if (!x->path)
+		return -ENOMEM;
+	fd = file_open(path, replace ? O_TRUNC : 0);
+	if (fd < 0)
+		return fd;
+	x->fd = fd;
+	x->size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	if (replace) {
+		/* One run's spans only: no rotated files of an earlier run
+		 * beside them. */
+		char name[NAME_CAP];
+
+		for (unsigned i = 1; i <= FERRY__EXPORT_KEEP_MAX; i++) {
+			rot_name(x, i, name, sizeof(name));
+			unlink(name);
+		}
+	}
 	/* The service name was checked to need no escaping. */
 	if (asprintf(&x->head,
 		     "{\"resourceSpans\":[{\"resource\":{\"attributes\":"
@@ -589,12 +703,37 @@ int ferry__export_open(struct ferry__export *x, const char *path,
 	return 0;
 }
 
+/*
+ * With a cap, a span that would make the pending line longer than the
+ * cap is held back: the spans before it are written as a line of their
+ * own first (@mark: where the new span's text begins, after a ',').
+ */
+static void export_fit(struct ferry__export *x, size_t mark, unsigned before)
+{
+	size_t n;
+
+	if (!x->max_bytes || !before || x->oom || line_len(x) <= x->max_bytes)
+		return;
+	n = x->len - mark - 1;
+	x->len = mark;
+	x->spans = before;
+	ferry__export_flush(x);
+	memmove(x->buf, x->buf + mark + 1, n);
+	x->len = n;
+	x->buf[n] = '\0';
+	x->spans = 1;
+}
+
 void ferry__export_span(struct ferry__export *x,
 			const struct ferry_span_info *s)
 {
+	size_t mark = x->len;
+	unsigned before = x->spans;
+
 	if (x->fd < 0)
 		return;
 	export_span(x, s);
+	export_fit(x, mark, before);
 	if (x->len >= EXPORT_FLUSH)
 		ferry__export_flush(x);
 }
@@ -602,9 +741,13 @@ void ferry__export_span(struct ferry__export *x,
 void ferry__export_call(struct ferry__export *x,
 			const struct ferry__ev_call *ev)
 {
+	size_t mark = x->len;
+	unsigned before = x->spans;
+
 	if (x->fd < 0)
 		return;
 	export_call(x, ev);
+	export_fit(x, mark, before);
 	if (x->len >= EXPORT_FLUSH)
 		ferry__export_flush(x);
 }
@@ -621,4 +764,5 @@ void ferry__export_free(struct ferry__export *x)
 {
 	free(x->buf);
 	free(x->head);
+	free(x->path);
 }

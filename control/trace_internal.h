@@ -171,6 +171,7 @@ struct ferry_trace_ring {
 	bool sample_all;
 	bool sample_none;
 	bool record_unsampled;
+	bool ignore_remote;            /* SERVER spans sample on their own */
 	ferry_trace_clock_fn clock;
 	void *clock_arg;
 
@@ -244,16 +245,33 @@ struct ferry__export {
 	uint8_t ns_sec_len;
 
 	uint64_t errors;     /* spans a failed write lost */
+
+	/* The size cap and rotation (export_max_bytes, export_keep). */
+	char *path;          /* the export file's name */
+	uint64_t size;       /* bytes in the file now */
+	uint64_t max_bytes;  /* 0: no cap */
+	uint32_t keep;       /* rotated files kept: path.1 .. path.keep */
+	bool reopen;         /* rotated, but the new file is not open yet */
+	uint64_t rotations;
 };
 
+/* Most rotated files kept (export_keep); export_replace removes this many
+ * whatever a run keeps. */
+#define FERRY__EXPORT_KEEP_MAX 64u
+
 /*
- * Open @path (appending; emptied first with @replace) and make each line's
- * head for service @service, which must need no JSON escaping.  Returns 0,
- * -errno from open(2), or -ENOMEM; ferry__export_close() closes what was
- * opened either way.
+ * Open @path (appending; emptied first with @replace, which also removes
+ * rotated files path.1 .. path.@keep) safely: O_NOFOLLOW, O_CLOEXEC, mode
+ * 0600 when created, a regular file only.  Make each line's head for
+ * service @service, which must need no JSON escaping.  Lines are kept
+ * under @max_bytes (0: no cap) per file by rotation.  Returns 0, -errno
+ * from open(2) (-ELOOP for a symbolic link), -EINVAL (not a regular
+ * file), or -ENOMEM; ferry__export_close() closes what was opened either
+ * way.
  */
 int ferry__export_open(struct ferry__export *x, const char *path,
-		       bool replace, const char *service);
+		       bool replace, const char *service, uint64_t max_bytes,
+		       uint32_t keep);
 /* Append a closed span, or a call span whole from its CALL record (one
  * that succeeded, nothing set on it), to the pending line; the line is
  * written when it grows large.  Nothing without a file. */
@@ -309,8 +327,18 @@ ferry_span_t ferry__span_call_start_text(struct ferry_trace_ring *r,
 					 const char *ts, size_t ts_len);
 int ferry__span_call_context(struct ferry_trace_ring *r, ferry_span_t span,
 			     char *buf, size_t cap);
-int ferry__span_set_attr(struct ferry_trace_ring *r, ferry_span_t span,
-			 const struct ferry_trace_attr *a);
+/* A peer's attribute (a RESPONSE's attribute block): set as
+ * FERRY__PEER_PREFIX "<key>", so that nothing from the wire can replace an
+ * attribute the tracer writes itself (rpc.system, server.address, ...). */
+int ferry__span_set_peer_attr(struct ferry_trace_ring *r, ferry_span_t span,
+			      const struct ferry_trace_attr *a);
+#define FERRY__PEER_PREFIX "peer."
+#define FERRY__PEER_PREFIX_LEN (sizeof(FERRY__PEER_PREFIX) - 1)
+/* Longest key in a ring's ATTR record: a peer's, with its prefix. */
+#define FERRY__ATTR_KEY_MAX (FERRY_ATTR_KEY_MAX + FERRY__PEER_PREFIX_LEN)
+_Static_assert(FERRY__EV_PAD(sizeof(struct ferry__ev_attr) + FERRY__ATTR_KEY_MAX +
+			     FERRY_ATTR_STR_MAX) <= FERRY__EV_MAX,
+	       "the consumer's record buffer holds the largest ATTR");
 
 /* error.type for @res (negative): "ETIMEDOUT", "FERRY_ENOMETHOD", ... */
 const char *ferry__trace_error_type(int res);

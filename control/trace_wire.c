@@ -16,7 +16,7 @@ static const struct ferry__trace_ops trace_ops = {
 	.traceparent = ferry_span_traceparent,
 	.call_start = ferry__span_call_start_text,
 	.call_context = ferry__span_call_context,
-	.set_attr = ferry__span_set_attr,
+	.set_attr = ferry__span_set_peer_attr,
 	.call_end = ferry_span_call_end,
 	.ring_destroy = ferry_trace_ring_destroy,
 };

@@ -21,6 +21,8 @@
 #define RING_MIN (4u << 10)
 #define RING_MAX (64u << 20)
 #define SLOTS_MAX 65536u
+#define EXPORT_MAX_DEFAULT ((uint64_t)256 << 20)
+#define EXPORT_MAX_MIN 4096u
 
 /* --- the drain ----------------------------------------------------------- */
 
@@ -74,6 +76,9 @@ void ferry_tracer_config_init(struct ferry_tracer_config *c)
 	c->ring_bytes = 256u << 10;
 	c->max_spans = 4096;
 	c->drain_interval_us = 1000;
+	c->ignore_remote_sampling = true;
+	c->export_max_bytes = EXPORT_MAX_DEFAULT;
+	c->export_keep = 2;
 }
 
 static void tracer_unref(struct ferry_tracer *t)
@@ -105,6 +110,9 @@ static bool config_ok(const struct ferry_tracer_config *c)
 	       c->ring_bytes >= RING_MIN && c->ring_bytes <= RING_MAX &&
 	       c->max_spans >= 1 && c->max_spans <= SLOTS_MAX &&
 	       (!c->service_name || service_ok(c->service_name)) &&
+	       (c->export_max_bytes == 0 ||
+		c->export_max_bytes >= EXPORT_MAX_MIN) &&
+	       c->export_keep <= FERRY__EXPORT_KEEP_MAX &&
 	       (!c->thread || (c->drain_interval_us >= 1 &&
 			       c->drain_interval_us <= 10000000));
 }
@@ -154,7 +162,8 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 		return -ENOMEM;
 	if (c->export_path) {
 		rc = ferry__export_open(&t->x, c->export_path,
-					c->export_replace, t->service);
+					c->export_replace, t->service,
+					c->export_max_bytes, c->export_keep);
 		if (rc < 0)
 			goto err;
 	}
@@ -242,6 +251,7 @@ int ferry_trace_ring_create(struct ferry_tracer *t,
 		r->sample_threshold =
 			(uint64_t)(t->cfg.sample_rate * 18446744073709551616.0);
 	r->record_unsampled = t->cfg.record_unsampled_sessions;
+	r->ignore_remote = t->cfg.ignore_remote_sampling;
 	r->clock = t->cfg.clock;
 	r->clock_arg = t->cfg.clock_arg;
 	r->tracer = t;
@@ -339,5 +349,6 @@ void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s)
 	s->forced_closes = t->forced;
 	s->export_errors = t->x.errors;
 	s->open_spans = t->open;
+	s->export_rotations = t->x.rotations;
 	pthread_mutex_unlock(&t->lock);
 }

@@ -13,10 +13,13 @@
 
 /* --- parenting -------------------------------------------------------------- */
 
+/* A server that trusts its peers' sampling (ignore_remote_sampling false)
+ * keeps the tracestate; tests/test_trace_peer.c and sampling::remote_*
+ * below cover the default. */
 Test(span, parenting_across_the_handshake)
 {
 	struct ferry_trace_ring *rc, *rs;
-	struct ferry_tracer *t = mk(1.0, 0, NULL, &rc);
+	struct ferry_tracer *t = mk_with(1.0, 0, NULL, true, &rc);
 	struct ferry_trace_ctx enc, cctx, sctx;
 	char tp[56];
 	ferry_span_t c, s, cc, sc;
@@ -102,6 +105,60 @@ Test(span, new_trace_without_parent)
 	cr_assert_eq(n_closed(), 2);
 	cr_assert_not(closed(0)->info.has_parent);
 	cr_assert_not(closed(1)->info.has_parent);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* A peer's attributes (a RESPONSE's attribute block, through the
+ * transport's hook) go under "peer.": a key chosen to look like a
+ * built-in cannot replace it.  The longest key a peer may send still fits
+ * with its prefix.  Issue 14. */
+Test(span, peer_attributes_prefixed)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	ferry_span_t s = client_open(r, NULL);
+	ferry_span_t c = ferry_span_call_start(r, s, 2, NULL);
+	struct ferry_trace_attr a = { .key = "rpc.system", .type = FERRY_ATTR_STRING,
+				      .v.s = "evil" };
+	char key[FERRY_ATTR_KEY_MAX + 2], want[160];
+	struct rec *x;
+
+	cr_assert_eq(ferry__span_set_peer_attr(r, c, &a), 0);
+	a.key = "server.address";
+	a.v.s = "6.6.6.6";
+	cr_assert_eq(ferry__span_set_peer_attr(r, c, &a), 0);
+	a = (struct ferry_trace_attr){ .key = "rpc.method", .type = FERRY_ATTR_INT,
+				       .v.i = 99 };
+	cr_assert_eq(ferry__span_set_peer_attr(r, c, &a), 0);
+	a = (struct ferry_trace_attr){ .key = "error.type", .type = FERRY_ATTR_BOOL,
+				       .v.b = true };
+	cr_assert_eq(ferry__span_set_peer_attr(r, c, &a), 0);
+	memset(key, 'k', sizeof(key));
+	key[FERRY_ATTR_KEY_MAX] = '\0';
+	a = (struct ferry_trace_attr){ .key = key, .type = FERRY_ATTR_DOUBLE,
+				       .v.d = 0.5 };
+	cr_assert_eq(ferry__span_set_peer_attr(r, c, &a), 0);
+	key[FERRY_ATTR_KEY_MAX] = 'k';
+	key[FERRY_ATTR_KEY_MAX + 1] = '\0';
+	cr_assert_eq(ferry__span_set_peer_attr(r, c, &a), -EINVAL);
+	ferry_span_call_end(r, c, -ETIMEDOUT);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	x = closed(0);
+	cr_assert(strstr(x->attrs, "rpc.system=ferry;rpc.method=2;"
+			 "server.address=10.0.0.2;"), "%s", x->attrs);
+	cr_assert(strstr(x->attrs, "peer.rpc.system=evil;peer.server.address=6.6.6.6;"
+			 "peer.rpc.method=99;peer.error.type=true;"), "%s", x->attrs);
+	cr_assert(strstr(x->attrs, "error.type=ETIMEDOUT;"), "%s", x->attrs);
+	key[FERRY_ATTR_KEY_MAX] = '\0';
+	snprintf(want, sizeof(want), ";peer.%s=0.5;", key);
+	cr_assert(strstr(x->attrs, want), "%s", x->attrs);
+	/* Each built-in once. */
+	cr_assert_null(strstr(x->attrs, ";rpc.system="));
+	cr_assert_null(strstr(strstr(x->attrs, ";server.address=") + 1,
+			      ";server.address="));
+	cr_assert_eq(x->n_attrs, 6 + 5 + 1);
 	ferry_trace_ring_destroy(r);
 	ferry_tracer_destroy(t);
 }
@@ -245,11 +302,12 @@ Test(sampling, per_call_draw_and_own_context)
 }
 
 /* The transport's entry: a call's own context as text, as a REQUEST's trace
- * block brings it (or the application gives it). */
+ * block brings it (or the application gives it), on a server that trusts
+ * its peers' sampling. */
 Test(sampling, call_context_from_text)
 {
 	struct ferry_trace_ring *r;
-	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	struct ferry_tracer *t = mk_with(1.0, 0, NULL, true, &r);
 	struct ferry_tracer_stats st;
 	struct ferry_trace_ctx own, got;
 	static const char ts[] = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7";
@@ -299,6 +357,127 @@ Test(sampling, call_context_from_text)
 		if (!strcmp(x->name, "ferry/6"))
 			cr_assert_str_eq(x->tstate, "");
 	}
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* A server's parent context comes from its peer.  By default
+ * (ignore_remote_sampling) its sampled flag and tracestate are ignored: at
+ * rate 0 a peer saying "sampled" on CONNECT and on every call gets no call
+ * span recorded, and the session span (recorded as unsampled) carries no
+ * tracestate; its ids are still the parent.  A client's parent (the
+ * application's) is still followed.  Issue 14. */
+Test(sampling, remote_flag_ignored_at_rate_0)
+{
+	static const char ts[] = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(0.0, 0, NULL, &r);
+	struct ferry_tracer_stats st;
+	struct ferry_trace_ctx remote, x;
+	ferry_span_t s = server_open(r, TP_S, ts), c;
+
+	cr_assert_eq(tp_parse(TP_S, &remote), 0);
+	cr_assert_neq(s, FERRY_SPAN_NONE);
+	cr_assert_eq(ferry_span_context(r, s, &x), 0);
+	cr_assert_eq(x.flags, 0, "the server propagates its own decision");
+	cr_assert_eq(memcmp(x.trace_id, remote.trace_id, 16), 0);
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(ferry_span_call_start(r, s, 7, NULL), FERRY_SPAN_NONE);
+		cr_assert_eq(ferry__span_call_start_text(r, s, 7, TP_S, 55, ts,
+							 strlen(ts)),
+			     FERRY_SPAN_NONE);
+	}
+	/* A client's parent is the application's: followed. */
+	c = ferry_span_call_start(r, client_open(r, TP_S), 7, NULL);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, c, 0);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.unsampled, 20);
+	cr_assert_eq(st.tracestate_malformed + st.tracestate_truncated, 0);
+	cr_assert_eq(n_closed(), 2, "the server session span and the client call");
+	cr_assert(closed(1)->info.is_session);
+	cr_assert_eq(closed(1)->info.kind, FERRY_SPAN_KIND_SERVER);
+	cr_assert_not(closed(1)->info.sampled);
+	cr_assert_str_eq(closed(1)->tstate, "");
+	cr_assert_eq(memcmp(closed(1)->info.parent_span_id, remote.span_id, 8), 0);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+
+	/* The option off: the peer's flag decides, and its tracestate is
+	 * kept (the behaviour before issue 14). */
+	t = mk_with(0.0, 0, NULL, true, &r);
+	s = server_open(r, TP_S, ts);
+	cr_assert_eq(ferry_span_context(r, s, &x), 0);
+	cr_assert_eq(x.flags, FERRY_TRACE_FLAG_SAMPLED);
+	for (int i = 0; i < 10; i++) {
+		c = ferry_span_call_start(r, s, 7, NULL);
+		cr_assert_neq(c, FERRY_SPAN_NONE);
+		ferry_span_call_end(r, c, 0);
+		c = ferry__span_call_start_text(r, s, 7, TP_S, 55, ts, strlen(ts));
+		cr_assert_neq(c, FERRY_SPAN_NONE);
+		ferry_span_call_end(r, c, 0);
+	}
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), 21);
+	for (unsigned i = 0, n = 0; i < 21; i++)
+		if (strcmp(closed(i)->tstate, ts) == 0)
+			cr_assert_leq(++n, 11, "10 calls and the session");
+	cr_assert_str_eq(closed(20)->tstate, ts);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+}
+
+/* Ignoring the peer's flag cuts both ways: at rate 1 a server records its
+ * calls though its peer says "not sampled", each a child of the peer's
+ * context when the call carried one (the remote parent is kept when the
+ * local decision is to sample); at rate 0.25 it draws call by call. */
+Test(sampling, remote_flag_ignored_rate_decides)
+{
+	struct ferry_trace_ring *r;
+	struct ferry_tracer *t = mk(1.0, 0, NULL, &r);
+	struct ferry_trace_ctx remote;
+	ferry_span_t s = server_open(r, TP_U, "a=1"), c;
+	unsigned yes = 0;
+	struct rec *x;
+
+	cr_assert_eq(tp_parse(TP_U, &remote), 0);
+	c = ferry__span_call_start_text(r, s, 3, TP_U, 55, "b=2", 3);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, c, 0);
+	c = ferry_span_call_start(r, s, 4, NULL);
+	cr_assert_neq(c, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, c, 0);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_tracer_drain(t);
+	cr_assert_eq(n_closed(), 3);
+	x = closed(0);
+	cr_assert_str_eq(x->name, "ferry/3");
+	cr_assert_str_eq(x->tstate, "");
+	cr_assert_eq(memcmp(x->info.parent_span_id, remote.span_id, 8), 0);
+	cr_assert_eq(memcmp(x->info.trace_id, remote.trace_id, 16), 0);
+	cr_assert_eq(memcmp(closed(1)->info.parent_span_id,
+			    closed(2)->info.span_id, 8), 0,
+		     "a call without its own context: the session's child");
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+
+	t = mk(0.25, 1u << 20, NULL, &r);
+	s = server_open(r, TP_S, NULL);
+	for (unsigned i = 0; i < 4000; i++) {
+		c = ferry__span_call_start_text(r, s, 1, TP_S, 55, NULL, 0);
+		if (c == FERRY_SPAN_NONE)
+			continue;
+		yes++;
+		ferry_span_call_end(r, c, 0);
+		if (yes % 256 == 0)
+			ferry_tracer_drain(t);
+	}
+	/* 25 % +- 5 sigma, as sampling::per_call_draw_and_own_context. */
+	cr_assert(yes > 860 && yes < 1140, "sampled %u of 4000", yes);
 	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
 	ferry_trace_ring_destroy(r);
 	ferry_tracer_destroy(t);

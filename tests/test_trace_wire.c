@@ -102,6 +102,10 @@ static struct ferry_tracer *tracer_new(void)
 
 	ferry_tracer_config_init(&c);
 	c.on_event = on_event;
+	/* These cases check what crosses the wire: the server trusts its
+	 * client's sampled flag and tracestate (tests/test_trace_peer.c
+	 * checks the default, which ignores them). */
+	c.ignore_remote_sampling = false;
 	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
 	return t;
 }

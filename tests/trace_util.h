@@ -148,15 +148,20 @@ static inline struct rec *closed_id(const uint8_t id[8])
 	return NULL;
 }
 
-static inline struct ferry_tracer *mk(double rate, uint32_t ring_bytes,
-				      const char *path,
-				      struct ferry_trace_ring **r)
+/* A tracer and one ring of it: sample @rate, @ring_bytes (0: default),
+ * export to @path (NULL: none), and, with @trust, taking a server span's
+ * sampled flag and tracestate from its peer (ignore_remote_sampling
+ * false).  mk() is the default: a server samples on its own. */
+static inline struct ferry_tracer *mk_with(double rate, uint32_t ring_bytes,
+					   const char *path, bool trust,
+					   struct ferry_trace_ring **r)
 {
 	struct ferry_tracer_config c;
 	struct ferry_tracer *t;
 
 	g_nrec = 0;
 	ferry_tracer_config_init(&c);
+	c.ignore_remote_sampling = !trust;
 	c.sample_rate = rate;
 	c.on_event = on_event;
 	c.export_path = path;
@@ -165,6 +170,13 @@ static inline struct ferry_tracer *mk(double rate, uint32_t ring_bytes,
 	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
 	cr_assert_eq(ferry_trace_ring_create(t, r), 0);
 	return t;
+}
+
+static inline struct ferry_tracer *mk(double rate, uint32_t ring_bytes,
+				      const char *path,
+				      struct ferry_trace_ring **r)
+{
+	return mk_with(rate, ring_bytes, path, false, r);
 }
 
 static inline uint32_t ip(const char *s)

@@ -39,8 +39,10 @@ struct ferry__trace_ops {
 	 * session's context covers the call (send no trace block). */
 	int (*call_context)(struct ferry_trace_ring *r, ferry_span_t span,
 			    char *buf, size_t cap);
-	/* Set @a on open span @span (a RESPONSE's attributes on the client's
-	 * call span).  Returns as ferry_span_set_*(). */
+	/* Set the peer's attribute @a on open span @span (a RESPONSE's
+	 * attributes on the client's call span): the tracer writes it as
+	 * "peer.<key>", so nothing from the wire replaces an attribute it
+	 * writes itself.  Returns as ferry_span_set_*(). */
 	int (*set_attr)(struct ferry_trace_ring *r, ferry_span_t span,
 			const struct ferry_trace_attr *a);
 	void (*call_end)(struct ferry_trace_ring *r, ferry_span_t span, int res);

@@ -280,6 +280,8 @@ int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
  * answer a deferred call -- before ferry_call_respond().
  * @key: 1..63 printable ASCII characters (0x21..0x7e), NUL-terminated.
  * @v: the value; a string is NUL-terminated, and truncated to 255 bytes.
+ * The client's tracer sets each as "peer.<key>" (a server cannot replace
+ * the client span's own attributes, such as rpc.system).
  * A key set twice is sent twice: the client's tracer keeps the last value.
  * At most 16 attributes, 960 bytes on the wire, per response.  They go
  * only with a normal response: an error response (ferry_call_respond_error)

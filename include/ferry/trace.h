@@ -191,7 +191,8 @@ struct ferry_tracer_config {
 	/* resource attribute service.name; NULL means "ferry". */
 	const char *service_name;
 	/* OTLP/JSON lines file, opened for appending (emptied first with
-	 * export_replace); NULL: no file. */
+	 * export_replace); NULL: no file.  Created with mode 0600; a symbolic
+	 * link or anything but a regular file there is refused. */
 	const char *export_path;
 	/* Empty the file at creation instead of appending to what is there
 	 * (one run's spans only).  Default false. */
@@ -218,6 +219,25 @@ struct ferry_tracer_config {
 	/* Clock for timestamps; NULL: CLOCK_REALTIME. */
 	ferry_trace_clock_fn clock;
 	void *clock_arg;
+	/* A SERVER span's parent context comes from the wire (the CONNECT's
+	 * TRACEPARENT/TRACESTATE, a REQUEST's trace block): with this set,
+	 * its sampled flag and its tracestate are ignored, and server session
+	 * and call spans are sampled at this tracer's own sample_rate as if
+	 * they started their trace; the remote trace id and parent id are
+	 * still their parent (docs/tracing.md, "Sampling").  Clear it only
+	 * when every client is trusted to choose what this server records.
+	 * CLIENT spans (whose parents the application gives) are not
+	 * affected.  Default true. */
+	bool ignore_remote_sampling;
+	/* Rotate the export file before a line would take it past this many
+	 * bytes: the file becomes <export_path>.1 (and .1 becomes .2, ... up
+	 * to export_keep files; the oldest is removed).  A line is never
+	 * split: one longer than the cap is written alone into a fresh file.
+	 * 0: no cap; else at least 4096.  Default 256 MiB. */
+	uint64_t export_max_bytes;
+	/* Rotated files kept (0..64): with 0 the full file is removed.
+	 * Default 2. */
+	uint32_t export_keep;
 };
 
 /* Fill @c with the defaults (no file, no callback, no thread). */
@@ -225,8 +245,10 @@ void ferry_tracer_config_init(struct ferry_tracer_config *c);
 
 /*
  * ferry_tracer_create - a tracer with @c's settings (copied).
+ * The export file is opened with O_NOFOLLOW and created with mode 0600.
  * Returns 0, -EINVAL (a setting out of range), -ENOMEM, the -errno of
- * opening export_path, or of starting the thread.
+ * opening export_path (-ELOOP: it is a symbolic link; -EINVAL: it is not
+ * a regular file), or of starting the thread.
  */
 int ferry_tracer_create(const struct ferry_tracer_config *c,
 			struct ferry_tracer **out);
@@ -254,6 +276,7 @@ struct ferry_tracer_stats {
 	uint64_t forced_closes;   /* closed by shutdown (endpoint or tracer) */
 	uint64_t export_errors;   /* spans lost to a failed file write */
 	uint64_t open_spans;      /* in the table now */
+	uint64_t export_rotations; /* export file rotated (export_max_bytes) */
 };
 
 /* Sum of the counters of every ring attached now or before.  Any thread. */
