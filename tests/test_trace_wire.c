@@ -771,6 +771,7 @@ struct rsrv {
 	uint32_t cli_sess;
 	uint32_t cli_features; /* what the client's CONNECT announced */
 	unsigned nreq;
+	uint32_t req_ids[8];
 	uint16_t req_flags[8];
 	size_t req_len[8];
 	uint8_t req_msg[8][64];
@@ -814,11 +815,20 @@ static void rsrv_accept(struct rsrv *r, const struct ferry_frame *f,
 static void rsrv_answer(struct rsrv *r, const struct ferry_frame *f)
 {
 	struct ferry_hdr h = { 0 };
-	unsigned i = r->nreq++;
+	unsigned i;
 
-	r->req_flags[i] = f->h.flags;
-	r->req_len[i] = f->pay_len;
-	memcpy(r->req_msg[i], f->payload, f->pay_len < 64 ? f->pay_len : 64);
+	/* A retransmission (the client's RTO can fire on a loaded machine)
+	 * is answered again but is no new request. */
+	for (i = 0; i < r->nreq && r->req_ids[i] != f->h.req_id; i++)
+		;
+	if (i == r->nreq) {
+		r->nreq++;
+		r->req_ids[i] = f->h.req_id;
+		r->req_flags[i] = f->h.flags;
+		r->req_len[i] = f->pay_len;
+		memcpy(r->req_msg[i], f->payload,
+		       f->pay_len < 64 ? f->pay_len : 64);
+	}
 	h.type = FERRY_FT_RESPONSE;
 	h.method = f->h.method;
 	h.dst_sess = r->cli_sess;
