@@ -281,6 +281,14 @@ uint32_t ferry__wire_csum(const uint8_t *hdr, const void *payload,
 			 size_t pay_len);
 
 /*
+ * ferry__crc32c - CRC32C (Castagnoli) of @n bytes at @p, continued from
+ * @crc: 0 to start, or the result of an earlier call over the bytes before
+ * @p, so that ferry__crc32c(ferry__crc32c(0, a), b) is the CRC of a || b.
+ * Wire v2's `none` trailer (transport/wire2.c) is this CRC.
+ */
+uint32_t ferry__crc32c(uint32_t crc, const void *p, size_t n);
+
+/*
  * ferry__wire_seal_ext - ferry__wire_seal() for a frame whose payload starts
  * in the header buffer: @hdr holds the 44-byte header and then @hdr_len - 44
  * payload bytes (a connect body, a token table), and @body the rest.  The
