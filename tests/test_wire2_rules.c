@@ -654,6 +654,24 @@ Test(wire2_hs_rules, order_hello_cookie_pop)
 	HS(FERRY_W2_CONNECT, FERRY_W2_OK, PD, HE, PD, CO, PA, TO, PO, PD);
 }
 
+Test(wire2_hs_rules, frame_rules_before_message_rules)
+{
+	struct ferry_w2_dgram d = long_hdr(FERRY_W2_REFUSE), o;
+	struct ferry_w2_frame fs[2] = {hsf(CO), hsf(ER)};
+	struct ferry_w2_hs hs;
+	uint8_t buf[128];
+	size_t n = build(buf, sizeof(buf), &d, fs, 2);
+
+	/* A COOKIE REFUSE may not carry, then a bad ERROR: the frame rule
+	 * decides, whatever the order. */
+	cr_assert_eq(ferry__w2_parse_hdr(buf, n, &o), FERRY_W2_OK);
+	cr_assert_eq(ferry__w2_hs_parse(&o, &hs), FERRY_W2_E_HS_UNEXPECTED);
+	buf[18 + 24 + 4 + 3] = 0; /* ERROR code 0 */
+	ferry__w2_put_crc(buf, n - 4);
+	cr_assert_eq(ferry__w2_parse_hdr(buf, n, &o), FERRY_W2_OK);
+	cr_assert_eq(ferry__w2_hs_parse(&o, &hs), FERRY_W2_E_ERROR_BODY);
+}
+
 Test(wire2_hs_rules, pop_exactly_with_token)
 {
 	HS(FERRY_W2_CONNECT, FERRY_W2_E_HS_POP, HE, PA, TO);
@@ -761,6 +779,9 @@ Test(wire2_envelope_rules, exact_layout)
 	buf[21] = 1; /* ack */
 	cr_assert_eq(env_err(buf, n), FERRY_W2_E_ENV_LAYOUT);
 	buf[21] = 0;
+	buf[43] = 1; /* csum, which v1 ignores without FF_CSUM */
+	cr_assert_eq(env_err(buf, n), FERRY_W2_E_ENV_LAYOUT);
+	buf[43] = 0;
 	buf[27] = 127; /* credit != PARAMS.credits */
 	cr_assert_eq(env_err(buf, n), FERRY_W2_E_ENV_LAYOUT);
 	buf[27] = 128;

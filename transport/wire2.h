@@ -531,7 +531,8 @@ static inline bool ferry__w2_hs_has(const struct ferry_w2_hs *hs, uint8_t type)
 
 /*
  * ferry__w2_hs_parse - check every frame of the long-header datagram @d
- * (rule 7, as ferry__w2_check_frames) and the rules of its message type
+ * (rule 7, as ferry__w2_check_frames, all of them first) and then the
+ * rules of its message type
  * (section 4.1): which frames it must and may carry, each at most once,
  * HELLO first, COOKIE right after it, only PADDING after POP, POP exactly
  * with TOKEN, one version in ACCEPT's HELLO.  Returns FERRY_W2_OK with

@@ -277,6 +277,12 @@ enum ferry_w2_err ferry__w2_hs_parse(const struct ferry_w2_dgram *d,
 	memset(hs, 0, sizeof(*hs));
 	if (!d->is_long || d->type > FERRY_W2_REFUSE)
 		return FERRY_W2_E_BAD_LTYPE;
+	/* Every frame's own rules first (section 2.4 rule 7), so that the
+	 * verdict on a datagram does not depend on which rule a walk in
+	 * message order meets first. */
+	e = ferry__w2_check_frames(d);
+	if (e != FERRY_W2_OK)
+		return e;
 	ferry__w2_iter_init(&it, d);
 	while ((rc = ferry__w2_iter_next(&it, &f)) > 0) {
 		if (f.type == FERRY_W2_PADDING)
@@ -337,7 +343,9 @@ static bool env_layout_ok(const struct ferry_frame *fr,
 {
 	const uint8_t *p = fr->payload;
 
-	if (fr->h.flags != 0 || fr->h.ack != 0 ||
+	/* Without FF_CSUM v1 ignores the csum field; the envelope's is 0,
+	 * as everything a v2 client does not set. */
+	if (fr->h.flags != 0 || fr->h.ack != 0 || fr->h.csum != 0 ||
 	    fr->h.credit != cb->params.credits ||
 	    fr->pay_len < ENV_PARAMS_TLV_LEN + 4)
 		return false;
