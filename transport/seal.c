@@ -75,11 +75,11 @@ static size_t iov_total(const struct iovec *iov, size_t iovcnt)
 
 static uint32_t crc_iov(const struct iovec *iov, size_t iovcnt)
 {
-	uint32_t c = ~0u;
+	uint32_t c = 0;
 
 	for (size_t i = 0; i < iovcnt; i++)
 		c = ferry__crc32c(c, iov[i].iov_base, iov[i].iov_len);
-	return ~c;
+	return c;
 }
 
 /* --- mac: the AEAD of an empty plaintext ---------------------------------- */
@@ -149,7 +149,7 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
 		return -EINVAL;
 	switch (mode) {
 	case FERRY_SEAL_NONE:
-		ferry_wr_u32(dg + len, ~ferry__crc32c(~0u, dg, len));
+		ferry_wr_u32(dg + len, ferry__crc32c(0, dg, len));
 		break;
 	case FERRY_SEAL_MAC:
 		mac_oneshot(key, pn, dg, len, dg + len);
@@ -206,7 +206,7 @@ int ferry__seal_open(enum ferry_seal_mode mode, const uint8_t *key,
 		/* A CRC guards against accidents, not attackers, so an
 		 * ordinary compare is enough. */
 		ferry_rd_init(&r, dg + body, tl);
-		rc = ferry_rd_u32(&r) == ~ferry__crc32c(~0u, dg, body) ? 0 : -1;
+		rc = ferry_rd_u32(&r) == ferry__crc32c(0, dg, body) ? 0 : -1;
 		break;
 	case FERRY_SEAL_MAC:
 		/* With m == NULL libsodium only verifies the tag, with

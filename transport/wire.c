@@ -120,7 +120,9 @@ static uint32_t crc32c(uint32_t crc, const void *p, size_t n)
 
 uint32_t ferry__crc32c(uint32_t crc, const void *p, size_t n)
 {
-	return crc32c(crc, p, n);
+	/* The running value is kept inverted inside, as the CRC is defined;
+	 * inverting at both ends lets a caller continue a finished CRC. */
+	return ~crc32c(~crc, p, n);
 }
 
 uint32_t ferry__wire_csum(const uint8_t *hdr, const void *payload,

@@ -276,18 +276,18 @@ void ferry__wire_encode(const struct ferry_hdr *h, uint8_t *out);
  * @payload into the header's csum field. */
 void ferry__wire_seal(uint8_t *hdr, const void *payload, size_t pay_len);
 
-/*
- * ferry__crc32c - run CRC32C (Castagnoli, reflected, polynomial 0x82f63b78)
- * over @n bytes at @p, from the running value @crc: start from ~0 and
- * complement the result, as RFC 3720 does.  Running it over pieces gives the
- * value of the pieces joined.  Wire v2's `none` trailer (transport/seal.c)
- * uses it too.
- */
-uint32_t ferry__crc32c(uint32_t crc, const void *p, size_t n);
-
 /* CRC32C (Castagnoli) of the header, with csum zero, and the payload. */
 uint32_t ferry__wire_csum(const uint8_t *hdr, const void *payload,
 			 size_t pay_len);
+
+/*
+ * ferry__crc32c - CRC32C (Castagnoli) of @n bytes at @p, continued from
+ * @crc: 0 to start, or the result of an earlier call over the bytes before
+ * @p, so that ferry__crc32c(ferry__crc32c(0, a), b) is the CRC of a || b.
+ * Wire v2's `none` trailer (transport/wire2.c, transport/seal.c) is this
+ * CRC.
+ */
+uint32_t ferry__crc32c(uint32_t crc, const void *p, size_t n);
 
 /*
  * ferry__wire_seal_ext - ferry__wire_seal() for a frame whose payload starts
