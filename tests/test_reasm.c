@@ -397,7 +397,11 @@ static void t_pinned_buffers(void)
 	ferry_session_close(s);
 	PUMP(cli, srv, WAIT_MS, stats(srv).sessions_closed == 1);
 	cr_assert_eq(stats(srv).sessions_closed, 1);
-	/* The deadline frees them; each call is answered, in order. */
+	/* The deadline (3 s after their one fragment) frees them; each call
+	 * is answered, in order.  Wait for it here: the raw peer's own wait
+	 * for a response is 3 s too, no margin on a loaded machine. */
+	PUMP_UNTIL(NULL, srv, stats(srv).reasm_timed_out == 16,
+		   "the deadline did not free the 16 buffers");
 	for (uint32_t id = 1; id <= 16; id++)
 		cr_assert_eq(raw_response(&b, srv, id, NULL, out, sizeof(out),
 					  &len),
