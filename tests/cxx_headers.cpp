@@ -3,6 +3,7 @@
 #include <ferry/ferry.h>
 #include <ferry/token.h>
 #include <ferry/trace.h>
+#include <ferry/metrics.h>
 
 int main()
 {

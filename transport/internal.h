@@ -186,6 +186,10 @@ struct ferry_endpoint {
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
 	struct ferry_ep_stats st;
+	/* The counters as other threads see them (stats.h), and the name of
+	 * the dataplane under any fault injection. */
+	struct ferry__stats_pub pub;
+	const char *dp_name;
 };
 
 /* msgbuf.c */

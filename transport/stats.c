@@ -5,6 +5,7 @@
  * itself is in stats.h.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ static const struct stat_desc {
 };
 
 #define NSTATS (sizeof(stat_descs) / sizeof(stat_descs[0]))
+_Static_assert(NSTATS == FERRY__NSTATS,
+	       "struct ferry_ep_stats holds only the listed counters");
 
 void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 			   struct ferry_ep_stats *out)
@@ -100,4 +103,73 @@ int ferry_endpoint_stat_at(const struct ferry_endpoint *ep, unsigned i,
 		*value = stat_value(&st, i);
 	}
 	return 0;
+}
+
+int ferry__ep_stat_get(const struct ferry_ep_stats *st, unsigned i,
+		       const char **name, const char **help, uint64_t *value)
+{
+	if (i >= NSTATS)
+		return -ENOENT;
+	if (name)
+		*name = stat_descs[i].name;
+	if (help)
+		*help = stat_descs[i].help;
+	if (value)
+		*value = stat_value(st, i);
+	return 0;
+}
+
+const char *ferry__endpoint_dp_name(const struct ferry_endpoint *ep)
+{
+	return ep->dp_name;
+}
+
+/* The writer of the sequence lock (stats.h): one thread, the endpoint's. */
+void ferry__endpoint_stats_publish(struct ferry_endpoint *ep)
+{
+	struct ferry__stats_pub *p = &ep->pub;
+	struct ferry_ep_stats st;
+	uint32_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+
+	ferry__endpoint_stats(ep, &st);
+	/* Odd first, and the release fence keeps the slots' stores from
+	 * being seen before it: a reader that sees any new value also sees
+	 * the odd count, or a count that changed, and retries. */
+	atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (size_t i = 0; i < NSTATS; i++)
+		atomic_store_explicit(&p->v[i], stat_value(&st, i),
+				      memory_order_relaxed);
+	/* Even again, released after every slot. */
+	atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
+	p->next_ns = ep->now + FERRY__STATS_PUBLISH_NS;
+}
+
+/* The readers' side: any thread, any number of them, never writing. */
+int ferry__endpoint_stats_read(const struct ferry_endpoint *ep,
+			       struct ferry_ep_stats *out)
+{
+	const struct ferry__stats_pub *p = &ep->pub;
+	uint64_t v[NSTATS];
+
+	for (int tries = 0; tries < 10000; tries++) {
+		uint32_t s1 = atomic_load_explicit(&p->seq,
+						   memory_order_acquire);
+
+		if (s1 & 1) {
+			sched_yield();
+			continue;
+		}
+		for (size_t i = 0; i < NSTATS; i++)
+			v[i] = atomic_load_explicit(&p->v[i],
+						    memory_order_relaxed);
+		/* The slots' loads complete before the second look at the
+		 * count: if the writer touched any of them, the count moved. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&p->seq, memory_order_relaxed) == s1) {
+			memcpy(out, v, sizeof(*out));
+			return 0;
+		}
+	}
+	return -EBUSY;
 }

@@ -16,6 +16,7 @@
 #ifndef FERRY_TRANSPORT_STATS_H
 #define FERRY_TRANSPORT_STATS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct ferry_endpoint;
@@ -136,6 +137,54 @@ struct ferry_ep_stats {
 	FERRY_EP_STATS(FERRY__STAT_FIELD)
 #undef FERRY__STAT_FIELD
 };
+
+#define FERRY__NSTATS (sizeof(struct ferry_ep_stats) / sizeof(uint64_t))
+
+/*
+ * The counters published for other threads (a metrics server): a copy the
+ * endpoint's thread refreshes every FERRY__STATS_PUBLISH_NS from its timer
+ * tick, under a sequence lock, so that the fast path takes no lock and
+ * touches none of this.  @seq is odd while the writer copies; readers
+ * retry until they see the same even value before and after their copy.
+ * The slots are relaxed atomics so that a read racing the copy is no data
+ * race in C11's terms (a plain load or store on x86-64).
+ */
+struct ferry__stats_pub {
+	_Atomic uint32_t seq;
+	uint64_t next_ns; /* the next publish; the endpoint's thread only */
+	_Atomic uint64_t v[FERRY__NSTATS];
+};
+
+#define FERRY__STATS_PUBLISH_NS 10000000ull /* 10 ms */
+
+/*
+ * ferry__endpoint_stats_publish - copy the counters into @ep's published
+ * snapshot now.  Only the endpoint's thread (the poll loop calls it every
+ * FERRY__STATS_PUBLISH_NS; tests call it to read exact values).
+ */
+void ferry__endpoint_stats_publish(struct ferry_endpoint *ep);
+
+/*
+ * ferry__endpoint_stats_read - the last published snapshot of @ep's
+ * counters, from any thread, for as long as @ep exists.  It is at most
+ * FERRY__STATS_PUBLISH_NS old while the endpoint is polled.  Returns 0, or
+ * -EBUSY if the writer kept the lock through many retries (it never holds
+ * it for more than a copy of the counters).
+ */
+int ferry__endpoint_stats_read(const struct ferry_endpoint *ep,
+			       struct ferry_ep_stats *out);
+
+/*
+ * ferry__ep_stat_get - the @i-th counter of @st: its name and description
+ * (static strings) and value; any output may be NULL.  Returns 0 or
+ * -ENOENT past the last one.
+ */
+int ferry__ep_stat_get(const struct ferry_ep_stats *st, unsigned i,
+		       const char **name, const char **help, uint64_t *value);
+
+/* ferry__endpoint_dp_name - the dataplane @ep runs on ("uring", "dpdk"),
+ * fault injection or not.  Any thread. */
+const char *ferry__endpoint_dp_name(const struct ferry_endpoint *ep);
 
 /*
  * ferry__endpoint_stats - copy every counter into @out (the transport's
