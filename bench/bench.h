@@ -134,11 +134,26 @@ struct bench_opts {
 	double trace_sample;
 	uint64_t trace_max_bytes;
 	struct ferry_tracer *tracer;
+	/* --metrics ADDR:PORT; metrics is set while serving, and each RPC
+	 * worker adds its endpoint to it (rpc.c). */
+	const char *metrics_at;
+	struct ferry_metrics *metrics;
 };
 
 /* The command line (opts.c): fills @o, or exits -- 0 after --help, 2
  * after saying what is wrong with it. */
 void bench_opts_parse(int argc, char **argv, struct bench_opts *o);
+
+static inline bool bench_is_dpdk(const struct bench_opts *o)
+{
+	return o->dataplane && __builtin_strcmp(o->dataplane, "dpdk") == 0;
+}
+
+/* telemetry.c, built with DPDK only: `/ferry/stats` and `/ferry/endpoints`
+ * in DPDK telemetry, and the endpoints they show.  Any thread. */
+int bench_telemetry_register(void);
+void bench_telemetry_add(struct ferry_endpoint *ep, const char *name);
+void bench_telemetry_remove(struct ferry_endpoint *ep);
 
 /* On DPDK there is no reuseport: server thread i listens on --port + i,
  * and client thread i calls --port + i % --threads. */

@@ -15,6 +15,7 @@
 
 #include <ferry/ferry.h>
 #ifdef FERRY_BENCH_CONTROL
+#include <ferry/metrics.h>
 #include <ferry/token.h>
 #endif
 
@@ -188,6 +189,68 @@ static void bench_trace_end(struct bench_opts *o)
 #endif
 }
 
+/*
+ * --metrics ADDR:PORT: serve the endpoints' counters and the tracer's (the
+ * workers add their endpoints as they make them), and say where.  ADDR is
+ * an IPv4 address or an IPv6 one in brackets.  Returns 0 or an exit status.
+ */
+static int bench_metrics_setup(struct bench_opts *o)
+{
+#ifdef FERRY_BENCH_CONTROL
+	char addr[64];
+	const char *colon = strrchr(o->metrics_at, ':');
+	size_t alen = colon ? (size_t)(colon - o->metrics_at) : 0;
+	char *end;
+	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+	uint16_t bound = 0;
+	bool v6;
+	int ret;
+
+	if (!colon || !colon[1] || *end || port > 65535 || alen == 0 ||
+	    alen >= sizeof(addr)) {
+		fprintf(stderr, "ferry-bench: --metrics %s: want ADDR:PORT, "
+				"e.g. 127.0.0.1:9464\n", o->metrics_at);
+		return 2;
+	}
+	v6 = o->metrics_at[0] == '[' && colon[-1] == ']';
+	memcpy(addr, o->metrics_at + v6, alen - 2 * v6);
+	addr[alen - 2 * v6] = '\0';
+	ret = ferry_metrics_create(&o->metrics);
+	if (ret == 0 && o->tracer)
+		ret = ferry_metrics_set_tracer(o->metrics, o->tracer);
+	if (ret == 0)
+		ret = ferry_metrics_serve(o->metrics, addr, (uint16_t)port,
+					  &bound);
+	if (ret < 0) {
+		fprintf(stderr, "ferry-bench: --metrics %s: %s\n",
+			o->metrics_at, ferry_strerror(ret));
+		ferry_metrics_destroy(o->metrics);
+		o->metrics = NULL;
+		return 1;
+	}
+	/* Printed with --quiet too: a scraper needs it, above all with
+	 * PORT 0. */
+	fprintf(stderr, "metrics: http://%s%s%s:%u/metrics\n", v6 ? "[" : "",
+		addr, v6 ? "]" : "", (unsigned)bound);
+	return 0;
+#else
+	(void)o;
+	fprintf(stderr, "ferry-bench: --metrics needs the control plane "
+			"(libsodium), which this build lacks\n");
+	return 2;
+#endif
+}
+
+static void bench_metrics_end(struct bench_opts *o)
+{
+#ifdef FERRY_BENCH_CONTROL
+	ferry_metrics_destroy(o->metrics);
+	o->metrics = NULL;
+#else
+	(void)o;
+#endif
+}
+
 /* Load the keyring, start the tracer and (--issuer-thread) the process's
  * delayed issuer.  Returns 0, or an exit status after saying why not. */
 static int setup(struct bench_opts *o, struct bench_auth *auth)
@@ -205,6 +268,19 @@ static int setup(struct bench_opts *o, struct bench_auth *auth)
 		if (rc)
 			return rc;
 	}
+	if (o->metrics_at) {
+		rc = bench_metrics_setup(o);
+		if (rc)
+			return rc;
+	}
+#ifdef FERRY_BENCH_TELEMETRY
+	/* Before the EAL starts (the first DPDK endpoint starts it), so
+	 * that its telemetry thread knows the commands from the first. */
+	if (bench_is_dpdk(o) && !o->floor &&
+	    bench_telemetry_register() < 0)
+		fprintf(stderr, "ferry-bench: /ferry/stats not registered "
+				"with DPDK telemetry\n");
+#endif
 	if (o->deferred > 0 && strcmp(o->mode, "server") != 0 &&
 	    o->issuer_thread) {
 		/* --issuer-thread: one delayed issuer for the process, before
@@ -399,6 +475,8 @@ int main(int argc, char **argv)
 	free(r.ws);
 	free(r.tids);
 	bench_auth_free(&auth);
+	/* Before the tracer it reads goes. */
+	bench_metrics_end(&o);
 	bench_trace_end(&o);
 	return rc;
 }

@@ -214,6 +214,13 @@ static const struct opt opts[] = {
 	  .help = "rotate FILE before it would pass N bytes (FILE.1,\n"
 		  "FILE.2 kept; 0: no cap, else at least 4096; default\n"
 		  "268435456, 256 MiB; needs --trace-out)" },
+	{ "metrics", OPT_STR, AT(metrics_at), .arg = "ADDR:PORT",
+	  .no_floor = "the floor has no endpoints to count",
+	  .help = "serve every endpoint's counters (and the tracer's) in\n"
+		  "Prometheus's text format at http://ADDR:PORT/metrics\n"
+		  "while running (docs/api.md, \"Metrics\"); an IPv4\n"
+		  "address or [IPv6]; PORT 0 picks a free port.  The URL\n"
+		  "is printed at start" },
 	{ "json", OPT_STR, AT(json), .arg = "FILE",
 	  .help = "also write the summary as JSON to FILE" },
 	{ "quiet", OPT_FLAG, AT(quiet),

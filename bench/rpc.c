@@ -11,6 +11,9 @@
 #include <time.h>
 
 #include <ferry/ferry.h>
+#ifdef FERRY_BENCH_CONTROL
+#include <ferry/metrics.h>
+#endif
 
 #include "rpc.h"
 
@@ -172,6 +175,38 @@ void bench_rpc_stats(struct bench_worker *w, struct ferry_endpoint *ep)
 	ferry__endpoint_stats(ep, &st);
 	bench_publish(w, &st);
 	w->cpu_s = bench_thread_cpu_s();
+}
+
+void bench_rpc_export(struct bench_worker *w, struct ferry_endpoint *ep)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s%d", w->server ? "server" : "client",
+		 w->idx);
+#ifdef FERRY_BENCH_TELEMETRY
+	if (bench_is_dpdk(w->o))
+		bench_telemetry_add(ep, name);
+#endif
+#ifdef FERRY_BENCH_CONTROL
+	/* Only -ENOMEM can fail here: the endpoint then goes uncounted. */
+	if (w->o->metrics)
+		ferry_metrics_add_endpoint(w->o->metrics, ep, name);
+#endif
+	(void)ep;
+}
+
+void bench_rpc_unexport(struct bench_worker *w, struct ferry_endpoint *ep)
+{
+#ifdef FERRY_BENCH_TELEMETRY
+	if (bench_is_dpdk(w->o))
+		bench_telemetry_remove(ep);
+#endif
+#ifdef FERRY_BENCH_CONTROL
+	if (w->o->metrics)
+		ferry_metrics_remove_endpoint(w->o->metrics, ep);
+#endif
+	(void)w;
+	(void)ep;
 }
 
 /* --verify: count what a verdict says went wrong. */

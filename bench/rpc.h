@@ -54,6 +54,12 @@ void bench_rpc_publish(struct bench_worker *w, struct ferry_endpoint *ep,
 /* When the worker ends: the endpoint's counters and the thread's CPU
  * time. */
 void bench_rpc_stats(struct bench_worker *w, struct ferry_endpoint *ep);
+
+/* --metrics: export @ep's counters, labelled "server0", "client1"...
+ * (its role and worker index), until bench_rpc_unexport(), which must
+ * come before the endpoint is destroyed.  No-ops without --metrics. */
+void bench_rpc_export(struct bench_worker *w, struct ferry_endpoint *ep);
+void bench_rpc_unexport(struct bench_worker *w, struct ferry_endpoint *ep);
 /* --verify: count what a verdict (BENCH_V_*) says went wrong. */
 void bench_count_verdict(struct bench_worker *w, uint32_t v);
 

@@ -460,6 +460,7 @@ void *bench_rpc_client(void *arg)
 		atomic_store(&w->ready, true);
 		return NULL;
 	}
+	bench_rpc_export(w, cl.ep);
 	if (cli_connect(&cl) == 0 && cli_wait_open(&cl) == 0 &&
 	    cli_prepare(&cl) == 0) {
 		atomic_store(&w->ready, true);
@@ -476,6 +477,7 @@ void *bench_rpc_client(void *arg)
 	if (cl.own)
 		bench_issuer_free(cl.own, &w->issuer);
 	bench_rpc_stats(w, cl.ep);
+	bench_rpc_unexport(w, cl.ep);
 	ferry_endpoint_destroy(cl.ep);
 	free(cl.slots);
 	free(cl.sess);

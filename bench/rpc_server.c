@@ -332,6 +332,7 @@ void *bench_rpc_server(void *arg)
 		atomic_store(&w->ready, true);
 		return NULL;
 	}
+	bench_rpc_export(w, sv->ep);
 	atomic_store(&w->ready, true);
 	while (atomic_load_explicit(&bench_phase, memory_order_relaxed) !=
 	       PH_STOP) {
@@ -351,6 +352,7 @@ void *bench_rpc_server(void *arg)
 		ferry_endpoint_poll(sv->ep, 1);
 	}
 	bench_rpc_stats(w, sv->ep);
+	bench_rpc_unexport(w, sv->ep);
 	/* Calls still waiting for tokens end with their sessions here. */
 	ferry_endpoint_destroy(sv->ep);
 	free(sv->waits);

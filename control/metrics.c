@@ -35,7 +35,7 @@ static const char *const byte_counters[] = {
 /* The drop_* counters are one family with a reason label. */
 #define DROP_PREFIX "drop_"
 #define DROPS_HELP                                                            \
-	"Datagrams dropped on receive, by reason (reason=\"duplicate\": data " \
+	"datagrams dropped on receive, by reason (reason=\"duplicate\": data " \
 	"packets received twice)."
 
 /* The tracer's counters (ferry_tracer_stats in ferry/trace.h). */
