@@ -28,14 +28,15 @@
 #define FAULT_REORDER_NS 300000ull /* held back up to 0.3 ms */
 #define FAULT_REPLAYS 16 /* replays waiting at once: a quarter of the copies */
 /*
- * Garbage keeps at most this much of a real header: the magic, version,
- * type, flags, method and both session ids, so that it is taken for its
- * session's and reaches the checks of sequence numbers and offsets.  It
- * stops short of the bytes that are the datagram's own (seq, offsets):
- * with those, garbage would be the real datagram with its payload
+ * Garbage keeps up to a whole ferry header of the datagram it follows (and
+ * then, half the time, its length), so that some of it passes the parser
+ * and is taken for its session's, reaching the checks of sequence numbers,
+ * acks and offsets.  Its sequence number (bytes 16..19) is always random:
+ * with the real one, garbage would be the real datagram with its payload
  * corrupted, which only checksums can tell (that is the corrupt fault).
  */
-#define FAULT_GARBAGE_PREFIX 16
+#define FAULT_GARBAGE_HDR 44
+#define FAULT_GARBAGE_SEQ 16
 
 /* A copy waiting to be replayed after @left more received datagrams. */
 struct fault_replay {
@@ -189,8 +190,8 @@ static bool take_copy(struct ferry_dp *d, const struct ferry_dp_pkt *p,
 }
 
 /* Garbage from @p's source, delivered after it: random bytes of random
- * length, half the time behind the first 1..FAULT_GARBAGE_PREFIX bytes of
- * @p. */
+ * length, half the time behind the first 1..FAULT_GARBAGE_HDR bytes of @p
+ * (its seq always random). */
 static void make_garbage(struct ferry_dp *d, const struct ferry_dp_pkt *p,
 			 uint64_t now)
 {
@@ -200,17 +201,27 @@ static void make_garbage(struct ferry_dp *d, const struct ferry_dp_pkt *p,
 	if (d->nheld >= FAULT_HELD_MAX || !own_buf(d, p, &g))
 		return;
 	if ((rnd(d) & 1) && p->len) {
-		uint32_t most = p->len < FAULT_GARBAGE_PREFIX
-					? p->len : FAULT_GARBAGE_PREFIX;
+		uint32_t most = p->len < FAULT_GARBAGE_HDR ? p->len
+							    : FAULT_GARBAGE_HDR;
 
 		keep = 1 + (uint32_t)(rnd(d) % most);
 		memcpy(g.data, p->data, keep);
 	}
-	g.len = keep + (uint32_t)(rnd(d) % (d->copy_size - keep + 1));
+	if (keep && (rnd(d) & 1))
+		g.len = p->len; /* as long as the real one */
+	else
+		g.len = keep + (uint32_t)(rnd(d) % (d->copy_size - keep + 1));
 	for (uint32_t i = keep; i < g.len; i += 8) {
 		uint64_t r = rnd(d);
 
 		memcpy(g.data + i, &r, g.len - i < 8 ? g.len - i : 8);
+	}
+	if (keep > FAULT_GARBAGE_SEQ) {
+		uint32_t r = (uint32_t)rnd(d);
+		uint32_t n = keep - FAULT_GARBAGE_SEQ < 4
+				     ? keep - FAULT_GARBAGE_SEQ : 4;
+
+		memcpy(g.data + FAULT_GARBAGE_SEQ, &r, n);
 	}
 	hold(d, &g, now);
 	d->st.fault_garbage++;

@@ -206,13 +206,16 @@ static void t_garbage_and_replay_survived(void)
 {
 	struct ferry_ep_stats c, sv;
 
-	g_faults = (struct ferry_faults){ .garbage = 0.05, .replay = 0.2,
+	g_faults = (struct ferry_faults){ .garbage = 0.2, .replay = 0.2,
 					  .seed = 66 };
 	g_csum = false;
 	faulty_run_sessions(300, 3, &c, &sv);
 	cr_assert_gt(c.fault_garbage + sv.fault_garbage, 0);
 	cr_assert_gt(c.fault_replay + sv.fault_replay, 0);
 	cr_assert_gt(c.drop_bad_magic + sv.drop_bad_magic, 0, "garbage");
+	cr_assert_gt(c.drop_malformed + sv.drop_malformed + c.drop_stale +
+			     sv.drop_stale,
+		     0, "garbage behind a real header got past the magic");
 	cr_assert_gt(c.drop_duplicate + sv.drop_duplicate, 0, "replays");
 	cr_assert_gt(c.drop_unknown_session + sv.drop_unknown_session, 0,
 		     "replays of an earlier session's datagrams");
