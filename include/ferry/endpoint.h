@@ -86,8 +86,8 @@ struct ferry_ep_config {
 		/* A hostile middlebox (docs/wire.md, section 7): */
 		double truncate;  /* cut to a random shorter length */
 		double garbage;   /* deliver, besides it, a datagram of
-				   * random bytes (half of them behind the
-				   * first 16 bytes of its header) */
+				   * random bytes (half of them behind up
+				   * to its whole header, seq random) */
 		double replay;    /* deliver a copy again after up to 256
 				   * later datagrams */
 	} faults;
