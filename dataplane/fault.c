@@ -207,7 +207,7 @@ static void make_garbage(struct ferry_dp *d, const struct ferry_dp_pkt *p,
 		keep = 1 + (uint32_t)(rnd(d) % most);
 		memcpy(g.data, p->data, keep);
 	}
-	if (keep && (rnd(d) & 1))
+	if (keep && p->len <= d->copy_size && (rnd(d) & 1))
 		g.len = p->len; /* as long as the real one */
 	else
 		g.len = keep + (uint32_t)(rnd(d) % (d->copy_size - keep + 1));
