@@ -108,6 +108,9 @@ struct bench_opts {
 	bool wire_csum;
 	uint32_t peer_timeout_ms;
 	double loss, dup, reorder, corrupt;
+	double delay;          /* --delay F, each held --delay-us */
+	uint32_t delay_us;
+	double truncate, garbage, replay; /* a hostile middlebox */
 	uint64_t seed;
 	/* DPDK: EAL arguments, this process's own address (also the uring
 	 * client's bind address), the port and its queue pairs. */
@@ -223,16 +226,23 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	  .label = "stale")                                                  \
 	X(DROP_NO_BUFFER, "drop_no_buffer", EP(drop_no_buffer), ALL, DROPS,  \
 	  .label = "no buffer")                                              \
+	X(DROP_SHORT_FRAG, "drop_short_frag", EP(drop_short_frag), ALL,      \
+	  DROPS, .label = "cut short")                                       \
 	/* --verify: what went wrong, as seen by each worker. */             \
 	X(LOST, "lost", LIVE, ALL, VERIFY)                                   \
 	X(DUPS, "duplicates", LIVE, MAX, VERIFY)                             \
 	X(OOO, "out_of_order", LIVE, MAX, VERIFY)                            \
 	X(CORRUPT, "corrupt", LIVE, ALL, VERIFY)                             \
-	/* --loss, --dup, --reorder, --corrupt: faults injected. */          \
+	/* --loss, --dup, --reorder, --corrupt, --delay, --truncate,         \
+	 * --garbage, --replay: faults injected. */                          \
 	X(FAULT_LOSS, "loss", EP(fault_loss), ALL, FAULTS)                   \
 	X(FAULT_DUP, "dup", EP(fault_dup), ALL, FAULTS)                      \
 	X(FAULT_REORDER, "reorder", EP(fault_reorder), ALL, FAULTS)          \
 	X(FAULT_CORRUPT, "corrupt", EP(fault_corrupt), ALL, FAULTS)          \
+	X(FAULT_DELAY, "delay", EP(fault_delay), ALL, FAULTS)                \
+	X(FAULT_TRUNCATE, "truncate", EP(fault_truncate), ALL, FAULTS)       \
+	X(FAULT_GARBAGE, "garbage", EP(fault_garbage), ALL, FAULTS)          \
+	X(FAULT_REPLAY, "replay", EP(fault_replay), ALL, FAULTS)             \
 	/* --caps: tokens redeemed (verified) in server handlers; calls made \
 	 * with a token table, and those of them made with IOUs. */          \
 	X(CAPS_REDEEMED, "caps_redeemed", LIVE, ALL, CAPS)                   \

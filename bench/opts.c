@@ -115,9 +115,23 @@ static const struct opt opts[] = {
 	{ "reorder", OPT_FRAC, AT(reorder), .arg = "F",
 	  .no_floor = no_rpc_verify, .zero_unset = true },
 	{ "corrupt", OPT_FRAC, AT(corrupt), .arg = "F",
+	  .no_floor = no_rpc_verify, .zero_unset = true },
+	{ "delay", OPT_FRAC, AT(delay), .arg = "F",
+	  .no_floor = no_rpc_verify, .zero_unset = true },
+	{ "truncate", OPT_FRAC, AT(truncate), .arg = "F",
+	  .no_floor = no_rpc_verify, .zero_unset = true },
+	{ "garbage", OPT_FRAC, AT(garbage), .arg = "F",
+	  .no_floor = no_rpc_verify, .zero_unset = true },
+	{ "replay", OPT_FRAC, AT(replay), .arg = "F",
 	  .no_floor = no_rpc_verify, .zero_unset = true,
 	  .help = "inject faults into every received datagram with these\n"
-		  "probabilities (0..1), on both ends (RPC only)" },
+		  "probabilities (0..1), on both ends (RPC only): drop it,\n"
+		  "deliver it twice, hold it behind later ones, flip a\n"
+		  "bit (turns --wire-csum on), hold it --delay-us, cut it\n"
+		  "to a random shorter length, deliver random bytes\n"
+		  "besides it, deliver it again after up to 256 more" },
+	{ "delay-us", OPT_U32, AT(delay_us), 0, 1000000, .arg = "US",
+	  .help = "how long --delay holds a datagram (default 1000)" },
 	{ "seed", OPT_U64, AT(seed), .arg = "N",
 	  .help = "seed (default 1) of fault injection and of --deferred's\n"
 		  "choices and delays: same seed, same faults" },
@@ -564,6 +578,7 @@ void bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		.trace_max_bytes = 256u << 20,
 		.dpdk_port = -1,
 		.deferred_delay_us = 200,
+		.delay_us = 1000,
 	};
 	/* getopt_long does the scanning (abbreviations, "--opt=value",
 	 * options after the mode); each option's value is its row. */

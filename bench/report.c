@@ -315,6 +315,8 @@ static const struct json_view {
 	{ GRP_DATA, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_VERIFY, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_FAULTS, "faults", NULL, SIDE_RUN, SIDE_ALL },
+	/* What "dropped" sums, by reason. */
+	{ GRP_DROPS, "drops", NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_CAPS, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	/* Deferred tokens: the server's IOU table when this process runs
 	 * a server, the client's promises when it runs a client;

@@ -143,6 +143,11 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 	cfg->faults.dup = o->dup;
 	cfg->faults.reorder = o->reorder;
 	cfg->faults.corrupt = o->corrupt;
+	cfg->faults.delay = o->delay;
+	cfg->faults.delay_us = o->delay_us;
+	cfg->faults.truncate = o->truncate;
+	cfg->faults.garbage = o->garbage;
+	cfg->faults.replay = o->replay;
 	/* One seed per endpoint, derived from --seed: reproducible, and
 	 * the endpoints do not inject in lockstep. */
 	cfg->faults.seed = (o->seed + 1) * 0x9e3779b97f4a7c15ull ^

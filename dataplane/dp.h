@@ -51,12 +51,20 @@ typedef void (*ferry_dp_tx_done_fn)(void *ctx, void *cookie);
 
 struct ferry_dp_ops;
 
-/* Fault injection (dataplane/fault.c): probabilities per received datagram. */
+/* Fault injection (dataplane/fault.c): probabilities per received datagram.
+ * truncate: cut it to a random shorter length; garbage: deliver, besides
+ * it, a datagram of random bytes (half of them behind the first bytes of
+ * the real one's header); replay: deliver a copy again after up to
+ * FERRY_DP_REPLAY_DEPTH later datagrams. */
 struct ferry_dp_faults {
 	double loss, dup, reorder, corrupt, delay;
 	uint32_t delay_us;
 	uint64_t seed;
+	double truncate, garbage, replay;
 };
+
+/* A replayed datagram comes back after 1 to this many later ones. */
+#define FERRY_DP_REPLAY_DEPTH 256
 
 struct ferry_dp_conf {
 	const char *bind_addr; /* NULL: all addresses */
@@ -113,6 +121,7 @@ struct ferry_dp_stats {
 	/* Injected by the fault wrapper. */
 	uint64_t fault_loss, fault_dup, fault_reorder, fault_corrupt;
 	uint64_t fault_delay;
+	uint64_t fault_truncate, fault_garbage, fault_replay;
 	uint64_t syscalls;     /* kernel entries (submit / wait) */
 	/* Raw-frame backends (DPDK). */
 	uint64_t rx_not_ours;   /* frames for no address of ours, or not IPv4/UDP */

@@ -4,11 +4,16 @@
  * receives, at given rates, reproducibly for a given seed.
  *
  * Faults are applied to received datagrams, which the wrapper owns while
- * they are lent to it: it can drop one (hand it back at once), flip a bit in
- * it, hold it back behind later ones (reorder) or for a fixed time (delay),
- * or deliver it twice (the second time from a copy in its own small pool).
- * Transmit passes straight through.  Wrapping both ends of a session damages
- * both directions.
+ * they are lent to it: it can drop one (hand it back at once), cut it short
+ * (truncate), flip a bit in it, hold it back behind later ones (reorder) or
+ * for a fixed time (delay), or deliver it twice (the second time from a copy
+ * in its own small pool).  Like a hostile middlebox it can also deliver what
+ * nobody sent: a copy of the datagram again, after up to
+ * FERRY_DP_REPLAY_DEPTH later ones (replay: across sessions, too, when one
+ * ends and the next begins), and garbage, random bytes from the same
+ * source, some behind a real header's first bytes so that they reach past
+ * the first checks.  Transmit passes straight through.  Wrapping both ends
+ * of a session damages both directions.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +26,23 @@
 #define FAULT_COPIES 64
 #define FAULT_HELD_MAX 256
 #define FAULT_REORDER_NS 300000ull /* held back up to 0.3 ms */
+#define FAULT_REPLAYS 16 /* replays waiting at once: a quarter of the copies */
+/*
+ * Garbage keeps up to a whole ferry header of the datagram it follows (and
+ * then, half the time, its length), so that some of it passes the parser
+ * and is taken for its session's, reaching the checks of sequence numbers,
+ * acks and offsets.  Its sequence number (bytes 16..19) is always random:
+ * with the real one, garbage would be the real datagram with its payload
+ * corrupted, which only checksums can tell (that is the corrupt fault).
+ */
+#define FAULT_GARBAGE_HDR 44
+#define FAULT_GARBAGE_SEQ 16
+
+/* A copy waiting to be replayed after @left more received datagrams. */
+struct fault_replay {
+	struct ferry_dp_pkt pkt;
+	uint32_t left;
+};
 
 struct fault_held {
 	struct ferry_dp_pkt pkt;
@@ -38,6 +60,8 @@ struct ferry_dp {
 	uint32_t copy_size;
 	uint32_t copy_free[FAULT_COPIES];
 	unsigned ncopy_free;
+	struct fault_replay replays[FAULT_REPLAYS];
+	unsigned nreplays;
 	struct ferry_dp_stats st;
 };
 
@@ -81,7 +105,9 @@ static int fault_open(const struct ferry_dp_conf *conf, struct ferry_dp **out)
 
 	if (!conf->inner || conf->inner == &ferry__dp_fault_ops ||
 	    !valid_p(f->loss) || !valid_p(f->dup) || !valid_p(f->reorder) ||
-	    !valid_p(f->corrupt) || !valid_p(f->delay))
+	    !valid_p(f->corrupt) || !valid_p(f->delay) ||
+	    !valid_p(f->truncate) || !valid_p(f->garbage) ||
+	    !valid_p(f->replay))
 		return -EINVAL;
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -121,6 +147,8 @@ static void fault_close(struct ferry_dp *d)
 	for (unsigned i = 0; i < d->nheld; i++)
 		fault_release(d, d->held[i].pkt.id);
 	d->nheld = 0;
+	/* Waiting replays are copies: their memory goes with d->copies. */
+	d->nreplays = 0;
 	if (d->inner)
 		d->in->close(d->inner);
 	free(d->copies);
@@ -133,6 +161,126 @@ static void hold(struct ferry_dp *d, const struct ferry_dp_pkt *p,
 	d->held[d->nheld].pkt = *p;
 	d->held[d->nheld].due = due;
 	d->nheld++;
+}
+
+/* A buffer of the wrapper's own pool, as a datagram from @src, or false
+ * if none is free. */
+static bool own_buf(struct ferry_dp *d, const struct ferry_dp_pkt *src,
+		    struct ferry_dp_pkt *out)
+{
+	uint32_t c;
+
+	if (!d->ncopy_free)
+		return false;
+	c = d->copy_free[--d->ncopy_free];
+	*out = *src;
+	out->data = d->copies + (size_t)c * d->copy_size;
+	out->id = c | FAULT_COPY;
+	return true;
+}
+
+/* A copy of @p in the wrapper's own pool, or false. */
+static bool take_copy(struct ferry_dp *d, const struct ferry_dp_pkt *p,
+		      struct ferry_dp_pkt *cp)
+{
+	if (p->len > d->copy_size || !own_buf(d, p, cp))
+		return false;
+	memcpy(cp->data, p->data, p->len);
+	return true;
+}
+
+/* Garbage from @p's source, delivered after it: random bytes of random
+ * length, half the time behind the first 1..FAULT_GARBAGE_HDR bytes of @p
+ * (its seq always random). */
+static void make_garbage(struct ferry_dp *d, const struct ferry_dp_pkt *p,
+			 uint64_t now)
+{
+	struct ferry_dp_pkt g;
+	uint32_t keep = 0;
+
+	if (d->nheld >= FAULT_HELD_MAX || !own_buf(d, p, &g))
+		return;
+	if ((rnd(d) & 1) && p->len) {
+		uint32_t most = p->len < FAULT_GARBAGE_HDR ? p->len
+							    : FAULT_GARBAGE_HDR;
+
+		keep = 1 + (uint32_t)(rnd(d) % most);
+		memcpy(g.data, p->data, keep);
+	}
+	if (keep && p->len <= d->copy_size && (rnd(d) & 1))
+		g.len = p->len; /* as long as the real one */
+	else
+		g.len = keep + (uint32_t)(rnd(d) % (d->copy_size - keep + 1));
+	for (uint32_t i = keep; i < g.len; i += 8) {
+		uint64_t r = rnd(d);
+
+		memcpy(g.data + i, &r, g.len - i < 8 ? g.len - i : 8);
+	}
+	if (keep > FAULT_GARBAGE_SEQ) {
+		uint32_t r = (uint32_t)rnd(d);
+		uint32_t n = keep - FAULT_GARBAGE_SEQ < 4
+				     ? keep - FAULT_GARBAGE_SEQ : 4;
+
+		memcpy(g.data + FAULT_GARBAGE_SEQ, &r, n);
+	}
+	hold(d, &g, now);
+	d->st.fault_garbage++;
+}
+
+/* One more datagram arrived: replays whose turn has come are delivered
+ * (next burst), and @p may be kept to be replayed later. */
+static void replay_tick(struct ferry_dp *d, const struct ferry_dp_pkt *p,
+			uint64_t now)
+{
+	for (unsigned i = 0; i < d->nreplays;) {
+		struct fault_replay *r = &d->replays[i];
+
+		if (r->left > 1) {
+			r->left--;
+			i++;
+			continue;
+		}
+		if (d->nheld >= FAULT_HELD_MAX)
+			break; /* next time */
+		hold(d, &r->pkt, now);
+		d->st.fault_replay++;
+		*r = d->replays[--d->nreplays];
+	}
+	if (d->nreplays < FAULT_REPLAYS && roll(d, d->f.replay) &&
+	    take_copy(d, p, &d->replays[d->nreplays].pkt))
+		d->replays[d->nreplays++].left =
+			1 + (uint32_t)(rnd(d) % FERRY_DP_REPLAY_DEPTH);
+}
+
+/* Damage @p in place, or make copies of it; false if it is dropped. */
+static bool damage(struct ferry_dp *d, struct ferry_dp_pkt *p, uint64_t now)
+{
+	struct ferry_dp_pkt cp;
+
+	if (roll(d, d->f.loss)) {
+		d->st.fault_loss++;
+		d->in->rx_release(d->inner, p->id);
+		return false;
+	}
+	if (p->len && roll(d, d->f.truncate)) {
+		p->len = (uint32_t)(rnd(d) % p->len);
+		d->st.fault_truncate++;
+	}
+	if (p->len && roll(d, d->f.corrupt)) {
+		uint64_t r = rnd(d);
+
+		p->data[r % p->len] ^= (uint8_t)(1u << (r >> 32) % 8);
+		d->st.fault_corrupt++;
+	}
+	replay_tick(d, p, now);
+	if (d->nheld < FAULT_HELD_MAX && roll(d, d->f.dup) &&
+	    take_copy(d, p, &cp)) {
+		hold(d, &cp, now);
+		d->st.fault_dup++;
+	}
+	if (roll(d, d->f.garbage))
+		make_garbage(d, p, now);
+	return true;
 }
 
 static unsigned fault_rx_burst(struct ferry_dp *d, struct ferry_dp_pkt *pkts,
@@ -157,28 +305,8 @@ static unsigned fault_rx_burst(struct ferry_dp *d, struct ferry_dp_pkt *pkts,
 	for (unsigned i = 0; i < m; i++) {
 		struct ferry_dp_pkt *p = &in[i];
 
-		if (roll(d, d->f.loss)) {
-			d->st.fault_loss++;
-			d->in->rx_release(d->inner, p->id);
+		if (!damage(d, p, now))
 			continue;
-		}
-		if (p->len && roll(d, d->f.corrupt)) {
-			uint64_t r = rnd(d);
-
-			p->data[r % p->len] ^= (uint8_t)(1u << (r >> 32) % 8);
-			d->st.fault_corrupt++;
-		}
-		if (d->nheld < FAULT_HELD_MAX && d->ncopy_free &&
-		    p->len <= d->copy_size && roll(d, d->f.dup)) {
-			uint32_t c = d->copy_free[--d->ncopy_free];
-			struct ferry_dp_pkt cp = *p;
-
-			cp.data = d->copies + (size_t)c * d->copy_size;
-			memcpy(cp.data, p->data, p->len);
-			cp.id = c | FAULT_COPY;
-			hold(d, &cp, now);
-			d->st.fault_dup++;
-		}
 		if (d->nheld < FAULT_HELD_MAX && roll(d, d->f.reorder)) {
 			hold(d, p, now + 20000 + rnd(d) % FAULT_REORDER_NS);
 			d->st.fault_reorder++;
@@ -245,6 +373,9 @@ static void fault_stats(const struct ferry_dp *d, struct ferry_dp_stats *out)
 	out->fault_reorder = d->st.fault_reorder;
 	out->fault_corrupt = d->st.fault_corrupt;
 	out->fault_delay = d->st.fault_delay;
+	out->fault_truncate = d->st.fault_truncate;
+	out->fault_garbage = d->st.fault_garbage;
+	out->fault_replay = d->st.fault_replay;
 }
 
 static uint32_t fault_max_frame(const struct ferry_dp *d)

@@ -10,6 +10,9 @@
  *    completed with another session's bytes in its tail);
  *  - fragments off the grid, and overlaps that add up past msg_len (a
  *    stall); the session serves the next call;
+ *  - fragments on the grid but short of their place: datagrams cut short
+ *    in transit, dropped unacknowledged so that the retransmission is
+ *    taken (a stall, too, when the short copy's seq was marked);
  *  - one-byte first fragments, and full-sized ones, to pin buffers: the
  *    first take nothing, the second at most the session's quota until
  *    their deadline, while another session's large calls complete;
@@ -265,10 +268,9 @@ static void t_overlap_past_msg_len(void)
 }
 
 /*
- * Fragments off the grid, as the first of their message to arrive: at an
- * offset that is no multiple of the unit; short, though not the last, at
- * offset 0 and on the grid further in.  Each call ends with FERRY_EPROTO
- * at its turn, and no buffer is taken for any.
+ * A fragment at an offset that is no multiple of the unit, as the first
+ * of its message to arrive: no network damage makes one.  The call ends
+ * with FERRY_EPROTO at its turn, and no buffer is taken for it.
  */
 static void t_misaligned_refused(void)
 {
@@ -284,16 +286,70 @@ static void t_misaligned_refused(void)
 	msg_len = 3 * unit;
 	frag(&r, FERRY_FT_REQUEST, 1, M_CHECK, msg_len, unit / 2, g_body,
 	     unit);
-	frag(&r, FERRY_FT_REQUEST, 2, M_CHECK, msg_len, 0, g_body, unit - 1);
-	frag(&r, FERRY_FT_REQUEST, 3, M_CHECK, msg_len, unit, g_body, 10);
-	for (uint32_t id = 1; id <= 3; id++)
-		cr_assert_eq(raw_response(&r, srv, id, NULL, out, sizeof(out),
-					  &len),
-			     FERRY_EPROTO, "call %u", id);
+	cr_assert_eq(raw_response(&r, srv, 1, NULL, out, sizeof(out), &len),
+		     FERRY_EPROTO);
 	st = stats(srv);
-	cr_assert_eq(st.reasm_off_grid, 3);
+	cr_assert_eq(st.reasm_off_grid, 1);
+	cr_assert_eq(st.drop_short_frag, 0);
 	cr_assert_eq(st.msgbuf_allocs, 0, "a buffer was taken");
 	cr_assert_eq(g_seen.runs, 0);
+	raw_close(&r);
+	ferry_endpoint_destroy(srv);
+}
+
+/* Send fragment @off..@off+@len of call @req_id's @msg_len-byte request
+ * cut to @cut bytes, then whole again under the same seq: a datagram a
+ * middlebox truncated, and the client's retransmission of it. */
+static void frag_cut_then_whole(struct raw *r, uint32_t req_id,
+				uint32_t msg_len, uint32_t off, uint32_t len,
+				uint32_t cut)
+{
+	uint32_t seq = r->seq;
+
+	frag(r, FERRY_FT_REQUEST, req_id, M_CHECK, msg_len, off, g_body + off,
+	     cut);
+	raw_pace(r, g_srv);
+	r->seq = seq;
+	frag(r, FERRY_FT_REQUEST, req_id, M_CHECK, msg_len, off, g_body + off,
+	     len);
+}
+
+/*
+ * Fragments on the grid but shorter than their place -- a datagram cut
+ * short in transit: a one-frame message, the first fragment of three and
+ * the last -- are damage, not a protocol error.  Each is dropped without
+ * being acknowledged, marked or credited (counted in drop_short_frag), so
+ * that its retransmission under the same seq is taken; every call then
+ * runs with its bytes intact.  (Were the short copy's seq marked, the
+ * retransmission would be dropped as a duplicate and the call would
+ * wait for good: the issue-14 stall.)
+ */
+static void t_short_fragment_dropped(void)
+{
+	struct ferry_endpoint *srv = server(srv_small);
+	struct ferry_ep_stats st;
+	struct raw r;
+	uint32_t unit, msg_len;
+	uint8_t out[64];
+	size_t len;
+
+	body_init();
+	unit = raw_client(&r, srv, 0x00070001);
+	frag_cut_then_whole(&r, 1, 300, 0, 300, 299);
+	cr_assert_eq(raw_response(&r, srv, 1, NULL, out, sizeof(out), &len), 0);
+	msg_len = 2 * unit + 10;
+	frag_cut_then_whole(&r, 2, msg_len, 0, unit, unit - 1);
+	frag(&r, FERRY_FT_REQUEST, 2, M_CHECK, msg_len, unit, g_body + unit,
+	     unit);
+	frag_cut_then_whole(&r, 2, msg_len, 2 * unit, 10, 1);
+	cr_assert_eq(raw_response(&r, srv, 2, NULL, out, sizeof(out), &len), 0);
+	st = stats(srv);
+	cr_assert_eq(st.drop_short_frag, 3);
+	cr_assert_eq(st.drop_duplicate, 0, "a short copy's seq was marked");
+	cr_assert_eq(st.reasm_off_grid, 0);
+	cr_assert_eq(st.reqs_dispatched, 2);
+	cr_assert_eq(g_seen.runs, 2);
+	cr_assert_eq(g_seen.poison, 0);
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
@@ -346,7 +402,8 @@ static void all_64k_free(struct ferry_endpoint *srv)
 /*
  * Pinned buffers.  One-byte first fragments (45-byte datagrams) of 64 KiB
  * and 1 MiB messages used to take a buffer each until the session died.
- * Now they are off the grid and take none.  Full-sized first fragments of
+ * Now they are short of their place on the grid, dropped as damage
+ * unacknowledged, and take none.  Full-sized first fragments of
  * 20 messages of 60,000 bytes take at most the session's quota (16 of the
  * 32 buffers; the other 4 are not taken), so another session's large
  * calls still complete; at the deadline the 16 go, their calls answered
@@ -364,16 +421,17 @@ static void t_pinned_buffers(void)
 	size_t len;
 
 	body_init();
-	/* One-byte first fragments: refused, nothing taken. */
+	/* One-byte first fragments: dropped, nothing taken. */
 	raw_client(&a, srv, 0x00070001);
 	for (uint32_t id = 1; id <= 100; id++) {
 		frag(&a, FERRY_FT_REQUEST, id, M_CHECK,
 		     id % 2 ? 60000 : 1u << 20, 0, g_body, 1);
 		raw_pace(&a, srv);
 	}
-	PUMP(NULL, srv, WAIT_MS, stats(srv).reasm_off_grid == 100);
+	PUMP(NULL, srv, WAIT_MS, stats(srv).drop_short_frag == 100);
 	st = stats(srv);
-	cr_assert_eq(st.reasm_off_grid, 100);
+	cr_assert_eq(st.drop_short_frag, 100);
+	cr_assert_eq(st.reasm_off_grid, 0);
 	all_64k_free(srv);
 
 	/* Full-sized first fragments: the quota bounds them. */
@@ -675,13 +733,73 @@ static void t_client_response_attacks(void)
 	rs_close(&x);
 }
 
+/* A RESPONSE to the last request, @flags, bytes @p/@len of a @msg_len
+ * message at offset 0, under seq @seq. */
+static void rs_send_at(struct rs *x, uint32_t seq, uint16_t flags,
+		       uint32_t msg_len, const uint8_t *p, uint32_t len)
+{
+	struct ferry_hdr h;
+
+	raw_data_hdr(&x->raw, &h, FERRY_FT_RESPONSE);
+	h.seq = seq;
+	h.flags = flags;
+	h.req_id = x->req_id;
+	h.method = x->method;
+	h.msg_len = msg_len;
+	raw_send(&x->raw, &h, p, len);
+}
+
+/*
+ * Responses cut short in transit, on a client: a one-frame response and an
+ * error response (which used to end its call with FERRY_EPROTO, though
+ * only the network was at fault).  Each is dropped unacknowledged and
+ * counted in drop_short_frag; its retransmission under the same seq ends
+ * the call as the server meant: with the whole response, with its error.
+ */
+static void t_client_short_response(void)
+{
+	uint8_t err[64];
+	uint32_t seq, elen;
+	struct rs x;
+	struct got g;
+
+	body_init();
+	rs_open(&x);
+	rs_call(&x, &g);
+	seq = x.raw.seq++;
+	rs_send_at(&x, seq, 0, 500, g_body, 200);
+	pump_for(x.cli, NULL, 20);
+	cr_assert_not(g.done, "a truncated response ended its call");
+	rs_send_at(&x, seq, 0, 500, g_body, 500);
+	PUMP_UNTIL(x.cli, NULL, g.done, "the call never ended");
+	cr_assert_eq(g.res, 0);
+	cr_assert_eq(g.len, 500);
+
+	rs_call(&x, &g);
+	elen = (uint32_t)ferry__wire_put_error(err, sizeof(err), ENOENT,
+					       "no such thing");
+	seq = x.raw.seq++;
+	rs_send_at(&x, seq, FERRY_FF_ERR, elen, err, elen - 3);
+	pump_for(x.cli, NULL, 20);
+	cr_assert_not(g.done, "a truncated error response ended its call");
+	rs_send_at(&x, seq, FERRY_FF_ERR, elen, err, elen);
+	PUMP_UNTIL(x.cli, NULL, g.done, "the call never ended");
+	cr_assert_eq(g.res, -ENOENT);
+	cr_assert_eq(stats(x.cli).drop_short_frag, 2);
+	cr_assert_eq(stats(x.cli).drop_duplicate, 0);
+	cr_assert(ferry_session_is_open(x.s));
+	rs_close(&x);
+}
+
 #define REASM_CASES(CASE, s)                                                   \
 	CASE(s, leak_same_offset)                                              \
 	CASE(s, overlap_past_msg_len)                                          \
 	CASE(s, misaligned_refused)                                            \
+	CASE(s, short_fragment_dropped)                                        \
 	CASE(s, pinned_buffers)                                                \
 	CASE(s, deadline_expiry)                                               \
 	CASE(s, quota_never_fits)                                              \
-	CASE(s, client_response_attacks)
+	CASE(s, client_response_attacks)                                       \
+	CASE(s, client_short_response)
 
 HARNESS_BATTERY(reasm, REASM_CASES, .timeout = 120)

@@ -202,7 +202,8 @@ static bool rx_parse(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt,
 /*
  * The session frame @f (not a CONNECT) is for, or NULL if it is dropped
  * (counted): no such session, not from its peer, not in a state to take
- * it, the wrong direction, or a data packet seen already.
+ * it, the wrong direction, a data packet seen already, or a fragment cut
+ * short in transit.
  */
 static struct ferry_session *rx_session(struct ferry_endpoint *ep,
 					const struct ferry_frame *f,
@@ -245,6 +246,15 @@ static struct ferry_session *rx_session(struct ferry_endpoint *ep,
 				ep->st.drop_stale++;
 			sess_rx_common(s, f);
 			ferry__sess_activate(s); /* re-acknowledge */
+			return NULL;
+		}
+		/* Cut short on the way: damage, not a protocol error (a
+		 * PUSH is one frame whose msg_len is its length: the parser
+		 * refused a short one already).  Nothing of it is taken,
+		 * not even its ack or credit: neither acknowledged nor
+		 * credited, it is sent again whole. */
+		if (ferry__reasm_short(s, f)) {
+			ep->st.drop_short_frag++;
 			return NULL;
 		}
 	}
@@ -442,7 +452,8 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 	}
 	if (cfg->faults.loss > 0 || cfg->faults.dup > 0 ||
 	    cfg->faults.reorder > 0 || cfg->faults.corrupt > 0 ||
-	    cfg->faults.delay > 0) {
+	    cfg->faults.delay > 0 || cfg->faults.truncate > 0 ||
+	    cfg->faults.garbage > 0 || cfg->faults.replay > 0) {
 		/* Fault injection wraps the chosen backend. */
 		dc.inner = ep->dp_ops;
 		dc.faults.loss = cfg->faults.loss;
@@ -452,6 +463,9 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 		dc.faults.delay = cfg->faults.delay;
 		dc.faults.delay_us = cfg->faults.delay_us;
 		dc.faults.seed = cfg->faults.seed;
+		dc.faults.truncate = cfg->faults.truncate;
+		dc.faults.garbage = cfg->faults.garbage;
+		dc.faults.replay = cfg->faults.replay;
 		ep->dp_ops = &ferry__dp_fault_ops;
 	}
 	dc.tx_done = ferry__tx_done;

@@ -262,6 +262,11 @@ void ferry__server_timers(struct ferry_session *s);
 /* Whether @f (one fragment, not a whole message) lies on the session's
  * fragment grid: 0, or -FERRY_EPROTO (counted in reasm_off_grid). */
 int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f);
+/* Whether data frame @f (REQUEST or RESPONSE) is on the grid but shorter
+ * than the grid says a fragment at its offset is: a datagram cut short in
+ * transit, to be dropped unacknowledged so that the sender repairs it. */
+bool ferry__reasm_short(const struct ferry_session *s,
+			const struct ferry_frame *f);
 /* A buffer for @c's message of @msg_len bytes, charged to the session's
  * reassembly quota: 0; -EMSGSIZE if neither the pool nor the quota can
  * ever hold it; -ENOBUFS (pool) or -EAGAIN (quota) if not now. */

@@ -16,6 +16,15 @@
  * only when every byte was written once, and no byte of the buffer's
  * earlier use can be handed up.
  *
+ * Damage in transit.  A v1 fragment carries no length of its own (the
+ * datagram's is its length), so a datagram a middlebox cut short looks
+ * like a shorter fragment.  The grid tells them apart: a fragment on the
+ * grid but shorter than its place is damaged, not wrong, and is dropped
+ * before it is acknowledged, marked or credited (ferry__reasm_short, from
+ * the receive path), so that the sender's retransmission repairs it.  Only
+ * misplaced and repeated fragments, which no network damage makes, end
+ * the message.
+ *
  * The bounds.  Buffers of incomplete messages are charged to their
  * session by buffer size, up to reasm_quota: beyond it a first fragment is
  * not taken (flow control, as when the pool is empty; incomplete messages
@@ -28,6 +37,17 @@
 #include <string.h>
 
 #include "internal.h"
+
+bool ferry__reasm_short(const struct ferry_session *s,
+			const struct ferry_frame *f)
+{
+	uint32_t unit = s->max_payload;
+	uint32_t off = f->h.frag_off;
+	/* The parser saw to off + pay_len <= msg_len. */
+	uint32_t left = f->h.msg_len - off;
+
+	return off % unit == 0 && f->pay_len < (left < unit ? left : unit);
+}
 
 int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f)
 {

@@ -46,6 +46,9 @@ void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 	out->fault_reorder = ds.fault_reorder;
 	out->fault_corrupt = ds.fault_corrupt;
 	out->fault_delay = ds.fault_delay;
+	out->fault_truncate = ds.fault_truncate;
+	out->fault_garbage = ds.fault_garbage;
+	out->fault_replay = ds.fault_replay;
 	out->arp_ignored = ds.arp_ignored;
 	out->arp_unsolicited = ds.arp_unsolicited;
 	out->neigh_full = ds.neigh_full;
@@ -56,7 +59,7 @@ uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st)
 	return st->drop_truncated + st->drop_bad_magic + st->drop_bad_version +
 	       st->drop_bad_type + st->drop_malformed + st->drop_oversized +
 	       st->drop_unknown_session + st->drop_unsupported +
-	       st->drop_stale + st->drop_no_buffer;
+	       st->drop_stale + st->drop_no_buffer + st->drop_short_frag;
 }
 
 static uint64_t stat_value(const struct ferry_ep_stats *st, size_t i)

@@ -56,6 +56,9 @@ struct ferry_endpoint;
 	X(drop_stale, "datagrams dropped: for an earlier session or call")   \
 	X(drop_no_buffer, "datagrams dropped: no buffer to reassemble into") \
 	X(drop_duplicate, "data packets received twice")                      \
+	X(drop_short_frag, "data packets dropped unacknowledged: shorter "   \
+			   "than the fragment grid gives their offset (cut " \
+			   "short in transit)")                               \
 	X(reasm_off_grid, "fragments off the fragment grid: their message "  \
 			  "ended with FERRY_EPROTO")                          \
 	X(reasm_overlap, "fragments repeating one that arrived (a new "      \
@@ -75,6 +78,11 @@ struct ferry_endpoint;
 			 "ones")                                              \
 	X(fault_corrupt, "injected faults: datagrams with one bit flipped")  \
 	X(fault_delay, "injected faults: datagrams delayed")                  \
+	X(fault_truncate, "injected faults: datagrams cut short")             \
+	X(fault_garbage, "injected faults: datagrams of random bytes "        \
+			 "delivered")                                         \
+	X(fault_replay, "injected faults: earlier datagrams delivered "       \
+			"again")                                              \
 	X(connects_refused, "CONNECTs answered with an ERROR and no session") \
 	X(admission_refused, "CONNECTs the admission hook refused")           \
 	X(admission_refused_missing, "admission refusals: no token")          \

@@ -83,6 +83,13 @@ struct ferry_ep_config {
 		double delay;     /* hold back delay_us */
 		uint32_t delay_us;
 		uint64_t seed;
+		/* A hostile middlebox (docs/wire.md, section 7): */
+		double truncate;  /* cut to a random shorter length */
+		double garbage;   /* deliver, besides it, a datagram of
+				   * random bytes (half of them behind up
+				   * to its whole header, seq random) */
+		double replay;    /* deliver a copy again after up to 256
+				   * later datagrams */
 	} faults;
 	/* Options of the DPDK dataplane (ferry/dpdk.h); NULL for its
 	 * defaults.  Read during ferry_endpoint_create() only. */
