@@ -79,7 +79,7 @@ struct ferry_endpoint;
 	X(fault_corrupt, "injected faults: datagrams with one bit flipped")  \
 	X(fault_delay, "injected faults: datagrams delayed")                  \
 	X(fault_truncate, "injected faults: datagrams cut short")             \
-	X(fault_garbage, "injected faults: datagrams of random bytes "        \
+	X(fault_garbage, "injected faults: datagrams of random content "      \
 			 "delivered")                                         \
 	X(fault_replay, "injected faults: earlier datagrams delivered "       \
 			"again")                                              \
