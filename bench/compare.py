@@ -230,10 +230,15 @@ def run_case(c, cli_extra=(), srv_extra=(), wrap_cli=(), on_server=None):
     return d, attached
 
 
+LOADS = []
+
+
 def measure(cs):
     """REPS rounds; each round runs every case once, in order, so drift
     hits all of them alike and a round's cases can be paired."""
     for rep in range(args.reps):
+        # The machine may be shared: say how busy it was, round by round.
+        LOADS.append(open("/proc/loadavg").read().split()[0])
         for c in cs:
             d, _ = run_case(c)
             c.runs.append(d)
@@ -260,7 +265,7 @@ def paired(a, b, key, combine_b=None):
     whose best in each round is taken)."""
     bs = b if isinstance(b, list) else [b]
     if a is None or any(x is None for x in bs):
-        return None
+        return None, []
     vals = []
     for i, da in enumerate(a.runs):
         db = [x.runs[i] for x in bs if i < len(x.runs) and x.runs[i]]
@@ -269,7 +274,7 @@ def paired(a, b, key, combine_b=None):
         base = max(d[key] for d in db)
         if base:
             vals.append(da[key] / base)
-    return statistics.median(vals) if vals else None
+    return (statistics.median(vals) if vals else None), vals
 
 
 RATIOS = [
@@ -312,10 +317,13 @@ def report(cs):
             c.group, c.name, med(c, "rps"), med(c, "p50_us"),
             med(c, "p99_us"), runs))
     print()
-    print("| ratio (median of per-round ratios) | value | issue 13 asks | met today |")
-    print("|---|---|---|---|")
+    print("Load average (1 min) at the start of each round: %s." %
+          ", ".join(LOADS))
+    print()
+    print("| ratio (median of per-round ratios) | value | per round | issue 13 asks | met today |")
+    print("|---|---|---|---|---|")
     for label, ga, a, gb, bs, key, target, better in RATIOS:
-        r = paired(find(cs, ga, a), [find(cs, gb, b) for b in bs], key)
+        r, per = paired(find(cs, ga, a), [find(cs, gb, b) for b in bs], key)
         if r is None:
             continue
         ask = "-" if target is None else \
@@ -323,7 +331,8 @@ def report(cs):
         met = "-" if target is None else \
             ("yes" if (r >= target if better == "higher" else r <= target)
              else "no")
-        print("| %s | %.3f | %s | %s |" % (label, r, ask, met))
+        print("| %s | %.3f | %s | %s | %s |" % (
+            label, r, ", ".join("%.2f" % x for x in per), ask, met))
     print()
     print("Commands (each client also `--json FILE`; %d rounds of %s s "
           "after %s s of warm-up):" % (args.reps, args.duration,
