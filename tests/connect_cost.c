@@ -53,9 +53,9 @@ static uint16_t sink_port(void)
 	return ntohs(a.sin_port);
 }
 
-/* One CONNECT as a client would send it, parsed into @f; its buffer is
- * static, and so lives as long as the program. */
-static void connect_frame(struct ferry_frame *f)
+/* One CONNECT as a client would send it, parsed into @f, its length in
+ * *@len; its buffer is static, and so lives as long as the program. */
+static void connect_frame(struct ferry_frame *f, uint32_t *len)
 {
 	static uint8_t buf[256];
 	struct ferry_connect_body b = { .params = { 1u << 20, 64, 8192, 16 } };
@@ -74,6 +74,7 @@ static void connect_frame(struct ferry_frame *f)
 		fprintf(stderr, "cannot build a CONNECT\n");
 		exit(1);
 	}
+	*len = FERRY_WIRE_HDR_LEN + (uint32_t)n;
 }
 
 static struct ferry_frame frame;
@@ -88,7 +89,11 @@ static void client(uint32_t i)
 	frame.h.src_sess = i + 1;
 }
 
-static struct ferry_endpoint *server(uint32_t nsessions)
+/* A server of @nsessions sessions that listens, without rate limits
+ * unless @rate_per_source (the clock does not move between polls, and
+ * there are none here: a limit would hold the fill back). */
+static struct ferry_endpoint *server(uint32_t nsessions, bool listen,
+				     uint32_t rate_per_source)
 {
 	struct ferry_ep_config cfg;
 	struct ferry_endpoint *ep;
@@ -103,6 +108,9 @@ static struct ferry_endpoint *server(uint32_t nsessions)
 	cfg.pool[0] = (struct ferry_pool_class){ 512, 64 };
 	cfg.pool[1] = cfg.pool[2] = cfg.pool[3] =
 		(struct ferry_pool_class){ 0, 0 };
+	cfg.listen = listen;
+	cfg.connect_rate = 0;
+	cfg.connect_rate_per_source = rate_per_source;
 	ret = ferry_endpoint_create(&cfg, &ep);
 	if (ret < 0) {
 		fprintf(stderr, "endpoint: %s\n", ferry_strerror(ret));
@@ -173,7 +181,7 @@ static void row(const char *what, uint32_t n, double ns, double replies)
 
 static void measure(uint32_t n)
 {
-	struct ferry_endpoint *ep = server(n);
+	struct ferry_endpoint *ep = server(n, true, 0);
 	double ns, r;
 
 	ns = fill(ep, n);
@@ -188,6 +196,17 @@ static void measure(uint32_t n)
 	ns = timed(ep, 1u << 31, 1u << 30, &r);
 	row("refused: admission hook (ERROR)", n, ns, r);
 	ferry_endpoint_destroy(ep);
+
+	/* The silent drops: no listening, or over the rate (one token per
+	 * second from this source, taken by the first). */
+	ep = server(n, false, 0);
+	ns = timed(ep, 1u << 31, 1u << 30, &r);
+	row("dropped: not listening", n, ns, r);
+	ferry_endpoint_destroy(ep);
+	ep = server(n, true, 1);
+	ns = timed(ep, 1u << 31, 1u << 30, &r);
+	row("dropped: rate limited", n, ns, r);
+	ferry_endpoint_destroy(ep);
 }
 
 int main(int argc, char **argv)
@@ -195,7 +214,7 @@ int main(int argc, char **argv)
 	static const uint32_t dflt[] = { 1, 1000, 65535 };
 
 	sink = sink_port();
-	connect_frame(&frame);
+	connect_frame(&frame, &pkt.len);
 	printf("%-36s %6s  %10s  %7s\n", "CONNECT", "sess", "ns each",
 	       "replies");
 	if (argc > 1) {

@@ -114,6 +114,24 @@ struct ferry_ep_config {
 	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
 	 * a class with count 0 is unused. */
 	struct ferry_pool_class pool[FERRY_POOL_CLASSES];
+	/* Who may open a session here (docs/wire.md, section 4).  listen:
+	 * accept CONNECT from the start.  An endpoint listens anyway once
+	 * it is given a handler (ferry_endpoint_register), an admission
+	 * hook or a session notifier, so a server need not set it; one with
+	 * none of them and listen false (a client only: the default) drops
+	 * every CONNECT without a reply (counted in drop_not_listening), so
+	 * that nobody can fill its session table.  Set it for a server that
+	 * answers every call with an error (FERRY_ENOMETHOD).
+	 * connect_rate, connect_rate_per_source: CONNECT datagrams per
+	 * second a listening endpoint looks at, from all sources together
+	 * and from any one IPv4 address; each is a token bucket that holds
+	 * one second's worth, and 0 is no limit (defaults 10000 and 1000).
+	 * A CONNECT beyond either is dropped without a reply (counted in
+	 * connects_rate_limited), before anything else is done with it:
+	 * before the admission hook, and before any session is made. */
+	bool listen;
+	uint32_t connect_rate;
+	uint32_t connect_rate_per_source;
 };
 
 /*
