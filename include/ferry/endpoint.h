@@ -191,7 +191,8 @@ uint16_t ferry_endpoint_port(const struct ferry_endpoint *ep);
 typedef void (*ferry_handler_fn)(struct ferry_call *call, void *ctx);
 
 /*
- * ferry_endpoint_register - route calls for @method to @fn.
+ * ferry_endpoint_register - route calls for @method to @fn.  The endpoint
+ * listens from then on (it accepts CONNECT: cfg.listen).
  *
  * Returns 0, -EEXIST if @method already has a handler, or -ENOSPC if the
  * handler table is full.  Only the endpoint's thread.
@@ -212,7 +213,8 @@ typedef void (*ferry_session_fn)(struct ferry_session *s,
 				 enum ferry_session_event ev, int res,
 				 void *ctx);
 
-/* ferry_endpoint_on_session - set (or clear, with NULL) the notifier. */
+/* ferry_endpoint_on_session - set (or clear, with NULL) the notifier.
+ * Setting one makes the endpoint listen from then on (cfg.listen). */
 void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
 			       void *ctx);
 
@@ -241,7 +243,9 @@ typedef void (*ferry_admit_release_fn)(void *ctx);
  * (NULL: admit every connect, the default).  @release, if not NULL, is
  * called with @ctx once the endpoint no longer uses it: when the hook is
  * replaced, or in ferry_endpoint_destroy().  The control plane provides a
- * keyring-backed hook: ferry_endpoint_require_token() (ferry/token.h).
+ * keyring-backed hook: ferry_endpoint_require_token() (ferry/token.h).  A
+ * hook makes the endpoint listen from then on (cfg.listen).  CONNECTs
+ * beyond the rate limits (cfg.connect_rate*) never reach the hook.
  *
  * Returns 0 or -EINVAL (NULL @ep).  Only the endpoint's thread.
  */
