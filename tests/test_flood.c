@@ -11,6 +11,7 @@
  *    out; one that serves (a handler, a hook, a notifier) listens;
  *  - 10,000 CONNECTs get at most what the rate limits allow (per source,
  *    and global), and a session open before them keeps completing calls;
+ *    one source's flood leaves another source's CONNECTs alone;
  *  - a retransmitted CONNECT gets its ACCEPT again, found by (address,
  *    port, id), and nothing new; a CONNECT after the session ended makes
  *    a new one;
@@ -329,6 +330,33 @@ static void t_flood_global(void)
 	flood_end(&x);
 }
 
+static void other_source(struct ferry_ep_config *c)
+{
+	c->bind_addr = "127.0.0.2";
+	c->connect_timeout_ms = 300;
+}
+
+/* One source's flood spends its own bucket, not another's: while
+ * 127.0.0.1 is held to 1 CONNECT a second (its bucket empty for a second
+ * after the flood), a client at 127.0.0.2 connects on its first CONNECT,
+ * inside a connect timeout of 300 ms. */
+static void t_flood_spares_other_sources(void)
+{
+	struct ferry_endpoint *other = ep_new(other_source);
+	struct ferry_session *s = NULL;
+	struct flood x = { 0 };
+
+	g_rate = 0;
+	g_rate_per_source = 1;
+	flood_run(&x);
+	s = open_session(other, x.srv);
+	echo_ok(other, x.srv, s, 7);
+	ferry_session_close(s);
+	ferry_endpoint_destroy(other);
+	flood_check(&x, g_rate_per_source);
+	flood_end(&x);
+}
+
 /* --- retransmitted CONNECT ----------------------------------------------- */
 
 /* The server knows a retransmitted CONNECT by its peer's address, port
@@ -519,6 +547,7 @@ static void t_credit_starved_pings_back_off(void)
 	CASE(s, serving_endpoint_listens)                                      \
 	CASE(s, flood_per_source)                                              \
 	CASE(s, flood_global)                                                  \
+	CASE(s, flood_spares_other_sources)                                    \
 	CASE(s, retransmitted_connect)                                         \
 	CASE(s, unvalidated_bytes_bounded)                                     \
 	CASE(s, refusal_one_error_each)                                        \
