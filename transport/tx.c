@@ -283,13 +283,12 @@ void ferry__sess_send_error(struct ferry_session *s, uint32_t code,
 			    const char *why)
 {
 	struct ferry_hdr h = { .dst_sess = s->peer_id, .src_sess = s->id };
-
+	/* Encoded once here for its length: an unproven peer's budget
+	 * (tx_allowed) counts every byte. */
 	uint8_t body[6 + FERRY_ERROR_MSG_MAX];
+	size_t n = ferry__wire_put_error(body, sizeof(body), code, why);
 
-	if (!s->peer_id ||
-	    !tx_allowed(s, FERRY_WIRE_HDR_LEN +
-				   (uint32_t)ferry__wire_put_error(
-					   body, sizeof(body), code, why)))
+	if (!s->peer_id || !tx_allowed(s, FERRY_WIRE_HDR_LEN + (uint32_t)n))
 		return;
 	h.credit = s->rx_released + s->rx_window;
 	send_error(s->ep, &s->peer, &h, UINT64_MAX, code, why);
