@@ -133,6 +133,11 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 	if (server) {
 		cfg->port = bench_server_port(o, idx);
 		cfg->reuseport = o->threads > 1;
+		/* Every client thread's --sessions (up to 1024 each) come
+		 * from one address at once: the bench measures calls, not
+		 * how fast a flood of CONNECTs is let in. */
+		cfg->connect_rate = 0;
+		cfg->connect_rate_per_source = 0;
 	}
 	cfg->wire_csum = o->wire_csum;
 	if (o->peer_timeout_ms) {

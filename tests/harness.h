@@ -139,13 +139,16 @@ static inline void sleep_ms(unsigned ms)
 
 /* The harness's endpoint: the dataplane under test on 127.0.0.1, four
  * sessions, and small pools (the tests move little data, and each
- * endpoint's memory is faulted in at creation).  A file tweaks from here. */
+ * endpoint's memory is faulted in at creation).  It listens, handlers or
+ * not, so that any endpoint of a test can be its server (a test of who
+ * listens clears it).  A file tweaks from here. */
 static inline void ep_config(struct ferry_ep_config *cfg)
 {
 	ferry_ep_config_init(cfg);
 	cfg->dataplane = dp_name;
 	cfg->dpdk = dp_eal ? &dp_dpdk : NULL;
 	cfg->bind_addr = "127.0.0.1";
+	cfg->listen = true;
 	cfg->max_sessions = 4;
 	cfg->pool[0] = (struct ferry_pool_class){ 512, 512 };
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 16 };

@@ -64,6 +64,9 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 128 };
 	cfg->pool[2] = (struct ferry_pool_class){ 1u << 20, 16 };
 	cfg->pool[3] = (struct ferry_pool_class){ 8u << 20, 2 };
+	cfg->listen = false;
+	cfg->connect_rate = 10000;
+	cfg->connect_rate_per_source = 1000;
 }
 
 /* --- sessions by id ------------------------------------------------------ */
@@ -161,8 +164,10 @@ static void sess_rx_common(struct ferry_session *s, const struct ferry_frame *f)
 	uint64_t sack = 0;
 
 	s->last_rx_ns = s->ep->now;
-	if (seq_lt(s->tx_credit, h->credit))
+	if (seq_lt(s->tx_credit, h->credit)) {
 		s->tx_credit = h->credit;
+		s->credit_pings = 0;
+	}
 	if (h->type == FERRY_FT_CREDIT && f->pay_len >= 8) {
 		struct ferry_rd r;
 
@@ -342,6 +347,10 @@ static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	s = rx_session(ep, &f, pkt);
 	if (!s)
 		goto out;
+	/* A frame beyond its CONNECT, naming both ends' ids: as much proof
+	 * that the peer is at its address as wire v1 has. */
+	if (s->is_server)
+		s->srv.validated = true;
 	/* Handlers and continuations below may close @s and even reuse its
 	 * memory for a new session: credit by the id it had. */
 	sid = s->id;
@@ -588,6 +597,12 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	ret = tables_alloc(ep, cfg, slots);
 	if (ret < 0)
 		goto err;
+	ret = ferry__sess_table_init(ep);
+	if (ret < 0)
+		goto err;
+	ret = ferry__listen_init(ep);
+	if (ret < 0)
+		goto err;
 	ret = ferry__iou_init(ep);
 	if (ret < 0)
 		goto err;
@@ -629,6 +644,8 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 		ep->admit_release(ep->admit_ctx);
 	ferry__iou_fini(ep);
 	ferry__pool_fini(ep);
+	ferry__listen_fini(ep);
+	free(ep->free_map);
 	free(ep->sessions);
 	free(ep->slot_mem);
 	free(ep->txr_mem);

@@ -13,6 +13,8 @@
  *                client's receive path
  *   server.c     the server side: connect, admission, requests' arrival,
  *                E-order dispatch, respond, response attributes
+ *   listen.c     before a CONNECT gets anything: the listen check, the
+ *                admission rate limits, open server sessions by peer
  *   reasm.c      reassembly of fragmented messages, both roles
  *   tx.c         frame headers, control/data/credit/push transmit, flush
  *   reliable.c   sequence numbers, acknowledgements, retransmission
@@ -40,6 +42,13 @@
 #include "wire.h"
 
 #define FERRY_RX_BURST 32
+/* Per-source admission rate buckets (listen.c): sources share them by a
+ * keyed hash of their IPv4 address (docs/wire-v2.md, section 4.3, has the
+ * same 4096). */
+#define FERRY__RATE_SRC_BUCKETS 4096
+/* A peer not yet validated gets at most this many times the bytes it sent
+ * (docs/wire.md, section 4). */
+#define FERRY__UNVALIDATED_FACTOR 3
 /* The default of reasm_timeout_ms (docs/api.md). */
 #define FERRY__REASM_TIMEOUT_MS 3000
 
@@ -128,6 +137,12 @@ struct ferry_endpoint {
 	uint64_t *rxmap_mem;
 	uint32_t nsessions;
 	uint16_t sess_gen;
+	/* Slots a new session may take (session.c): a bit per slot that is
+	 * free and off the transmit list, and a bit per word of them that
+	 * is not 0, so that the lowest is found without a scan (65535 slots
+	 * are 1024 words, 16 summary words). */
+	uint64_t *free_map;
+	uint64_t free_sum[16];
 	struct ferry_session *active_head, *active_tail;
 
 	struct ferry_call *calls;
@@ -146,6 +161,19 @@ struct ferry_endpoint {
 	const struct ferry__trace_ops *tops;
 	struct ferry_trace_ring *tring;
 	ferry_span_t cur_call_span;
+	/* Listening (listen.c): whether CONNECTs are taken (cfg.listen, or
+	 * since a handler, hook or notifier was set); the admission rate
+	 * buckets, each the time it would be full again (rate_src: NULL
+	 * without a per-source limit), and ns per token (0: no limit); open
+	 * server sessions by peer, a chain per bucket (session index + 1);
+	 * the key of both tables' hash. */
+	bool listening;
+	uint64_t rate_tat;
+	uint64_t *rate_src;
+	uint64_t rate_gap, rate_src_gap;
+	uint32_t *peer_hash;
+	uint32_t peer_mask;
+	uint8_t hash_key[16];
 	/* Admission hook (NULL: admit all), run once per new CONNECT. */
 	ferry_admit_fn admit_fn;
 	ferry_admit_release_fn admit_release;
@@ -217,7 +245,11 @@ void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
 uint64_t ferry__now_ns(void);
 
 /* session.c */
+int ferry__sess_table_init(struct ferry_endpoint *ep);
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server);
+/* @s may be free now (free and off the transmit list): make its slot one a
+ * new session can take. */
+void ferry__sess_freed(struct ferry_session *s);
 void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer);
 void ferry__sess_unref(struct ferry_session *s);
 void ferry__session_timers(struct ferry_session *s);
@@ -258,6 +290,21 @@ void ferry__server_sess_end(struct ferry_session *s, int res);
 /* Server timers: end the session if its token has expired. */
 void ferry__server_timers(struct ferry_session *s);
 
+/* listen.c */
+int ferry__listen_init(struct ferry_endpoint *ep);
+void ferry__listen_fini(struct ferry_endpoint *ep);
+/* Whether a CONNECT from @src is within the admission rate limits (a token
+ * is taken from each bucket if so); false is counted. */
+bool ferry__listen_rate_ok(struct ferry_endpoint *ep,
+			   const struct ferry_addr *src);
+/* The open server session whose peer is @a with id @peer_id, or NULL. */
+struct ferry_session *ferry__peer_find(struct ferry_endpoint *ep,
+				       const struct ferry_addr *a,
+				       uint32_t peer_id);
+/* A server session opens (peer and peer_id set) and ends. */
+void ferry__peer_add(struct ferry_session *s);
+void ferry__peer_del(struct ferry_session *s);
+
 /* reasm.c: reassembly of a message from fragments, both roles. */
 /* Whether @f (one fragment, not a whole message) lies on the session's
  * fragment grid: 0, or -FERRY_EPROTO (counted in reasm_off_grid). */
@@ -290,9 +337,12 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 /* Send what every active session owes, then flush the dataplane. */
 void ferry__flush_sessions(struct ferry_endpoint *ep);
 void ferry__sess_send_close(struct ferry_session *s, uint16_t flags);
+/* The one ERROR in answer to a CONNECT of @rx_len bytes that gets no
+ * session: not sent if it would be more than FERRY__UNVALIDATED_FACTOR
+ * times as long. */
 void ferry__send_error_to(struct ferry_endpoint *ep,
 			  const struct ferry_addr *to, uint32_t dst_sess,
-			  uint32_t code, const char *why);
+			  uint32_t rx_len, uint32_t code, const char *why);
 /* An ERROR on open session @s, naming both ends (so the client takes it:
  * docs/wire.md, section 4); best effort, sent now. */
 void ferry__sess_send_error(struct ferry_session *s, uint32_t code,

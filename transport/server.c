@@ -91,6 +91,7 @@ int ferry_endpoint_register(struct ferry_endpoint *ep, uint16_t method,
 	h->method = method;
 	h->fn = fn;
 	h->ctx = ctx;
+	ep->listening = true; /* only a server has handlers */
 	return 0;
 }
 
@@ -99,6 +100,8 @@ void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
 {
 	ep->session_fn = fn;
 	ep->session_ctx = ctx;
+	if (fn)
+		ep->listening = true;
 }
 
 int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
@@ -115,6 +118,8 @@ int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 	ferry__hook_set(fn != NULL, release, ctx, &ep->admit_release,
 			&ep->admit_ctx);
 	ep->admit_fn = fn;
+	if (fn)
+		ep->listening = true;
 	return 0;
 }
 
@@ -575,88 +580,46 @@ static bool admit(struct ferry_endpoint *ep, const struct ferry_frame *f,
 	if (res > 0)
 		res = -EACCES; /* a hook must refuse with -code */
 	admit_count_refusal(ep, res);
-	ferry__send_error_to(ep, &pkt->src, f->h.src_sess, FERRY_EREJECTED,
-			     "connect refused");
+	ferry__send_error_to(ep, &pkt->src, f->h.src_sess, pkt->len,
+			     FERRY_EREJECTED, "connect refused");
 	return false;
 }
 
-void ferry__server_rx_connect(struct ferry_endpoint *ep,
-			       const struct ferry_frame *f,
-			       const struct ferry_dp_pkt *pkt)
+/* The session @b and @f's header ask for, from @pkt's source, opens. */
+static void server_sess_open(struct ferry_endpoint *ep, struct ferry_session *s,
+			     const struct ferry_frame *f,
+			     const struct ferry_dp_pkt *pkt,
+			     const struct ferry_connect_body *b)
 {
-	struct ferry_connect_body b;
-	struct ferry_session *s;
-	int ret = ferry__wire_parse_connect(f->payload, f->pay_len, &b);
-
-	if (ret == FERRY_CONNECT_UNSUPPORTED) {
-		/* Well-formed, but it asks for something we lack: say so,
-		 * keep nothing. */
-		ep->st.drop_unsupported++;
-		ep->st.connects_refused++;
-		ferry__send_error_to(ep, &pkt->src, f->h.src_sess,
-				     FERRY_EVERSION, "connect needs an option "
-				     "this server lacks");
-		return;
-	}
-	if (ret < 0) {
-		ep->st.drop_malformed++;
-		return;
-	}
-	/* A retransmitted CONNECT for a session we already made: accept
-	 * again (our ACCEPT was lost), do not make a second session. */
-	for (uint32_t i = 0; i < ep->nsessions; i++) {
-		s = &ep->sessions[i];
-		if (s->state == SESS_OPEN && s->is_server &&
-		    s->peer_id == f->h.src_sess &&
-		    ferry_addr_eq(&s->peer, &pkt->src)) {
-			s->pending |= SF_ACCEPT;
-			ferry__sess_activate(s);
-			return;
-		}
-	}
-	if (ep->destroying)
-		return;
-	/* Admission comes before anything is allocated, so a refused (or
-	 * flooding) client costs one verification and one ERROR, and leaves
-	 * no state behind.  Retransmitted CONNECTs of an admitted session
-	 * were answered above without asking again; calls never are. */
-	if (!admit(ep, f, pkt, &b))
-		return;
-	s = ferry__sess_alloc(ep, true);
-	if (!s) {
-		/* No room: say so, keep nothing. */
-		admit_ungrant(ep);
-		ep->st.connects_refused++;
-		ferry__send_error_to(ep, &pkt->src, f->h.src_sess, EMFILE,
-				     "server session table full");
-		return;
-	}
 	s->peer = pkt->src;
 	s->peer_id = f->h.src_sess;
 	s->state = SESS_OPEN;
+	ferry__peer_add(s);
+	s->srv.unval_rx = pkt->len;
 	s->srv.expires_ns = ep->grant_expires_ns;
 	s->srv.admit_tagged = ep->grant_tagged;
 	s->srv.admit_tag = ep->grant_tag;
 	ep->grant_tagged = false;
-	s->max_payload = (b.params.max_frame < ep->cfg.max_frame ?
-			  b.params.max_frame : ep->cfg.max_frame) -
+	s->max_payload = (b->params.max_frame < ep->cfg.max_frame ?
+			  b->params.max_frame : ep->cfg.max_frame) -
 			 FERRY_WIRE_HDR_LEN;
-	s->peer_max_msg = b.params.max_msg;
-	s->tx_credit = b.params.credits;
+	s->peer_max_msg = b->params.max_msg;
+	s->tx_credit = b->params.credits;
 	if (seq_lt(s->tx_credit, f->h.credit))
 		s->tx_credit = f->h.credit;
-	s->peer_feat = b.features;
-	if (b.traceparent) {
-		memcpy(s->traceparent, b.traceparent, FERRY_TRACEPARENT_LEN);
+	s->peer_feat = b->features;
+	if (b->traceparent) {
+		memcpy(s->traceparent, b->traceparent, FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;
 	}
 	if (ep->tops) {
 		struct ferry_span_session_args a = {
 			.kind = FERRY_SPAN_KIND_SERVER,
-			.traceparent = b.traceparent,
-			.traceparent_len = b.traceparent ? b.traceparent_len : 0,
-			.tracestate = b.tracestate,
-			.tracestate_len = b.tracestate ? b.tracestate_len : 0,
+			.traceparent = b->traceparent,
+			.traceparent_len = b->traceparent ? b->traceparent_len
+							  : 0,
+			.tracestate = b->tracestate,
+			.tracestate_len = b->tracestate ? b->tracestate_len : 0,
 			.peer_ip = pkt->src.ip, .peer_port = pkt->src.port,
 			.server_ip = ep->local.ip, .server_port = ep->local.port,
 		};
@@ -668,6 +631,76 @@ void ferry__server_rx_connect(struct ferry_endpoint *ep,
 	ep->st.sessions_opened++;
 	if (ep->session_fn)
 		ep->session_fn(s, FERRY_SESSION_OPENED, 0, ep->session_ctx);
+}
+
+/*
+ * A CONNECT.  The cheapest refusals come first and send nothing: an
+ * endpoint that does not listen, and (for a session not made yet) the
+ * admission rate limits, both before the body is read.  Then the body,
+ * the admission hook, and only then a session.
+ */
+void ferry__server_rx_connect(struct ferry_endpoint *ep,
+			       const struct ferry_frame *f,
+			       const struct ferry_dp_pkt *pkt)
+{
+	struct ferry_connect_body b;
+	struct ferry_session *s;
+	int ret;
+
+	if (!ep->listening) {
+		ep->st.drop_not_listening++;
+		return;
+	}
+	/* A retransmitted CONNECT for a session we already made: accept
+	 * again (our ACCEPT was lost), do not make a second session.  Found
+	 * by hash, and answered even when a flood holds the rate limits:
+	 * the client it answers is one we admitted.  What goes to a peer
+	 * still unproven stays within 3x what it sent (tx.c). */
+	s = ferry__peer_find(ep, &pkt->src, f->h.src_sess);
+	if (s) {
+		if (ferry__wire_parse_connect(f->payload, f->pay_len, &b) != 0) {
+			ep->st.drop_malformed++;
+			return;
+		}
+		if (!s->srv.validated)
+			s->srv.unval_rx += pkt->len;
+		s->pending |= SF_ACCEPT;
+		ferry__sess_activate(s);
+		return;
+	}
+	if (ep->destroying || !ferry__listen_rate_ok(ep, &pkt->src))
+		return;
+	ret = ferry__wire_parse_connect(f->payload, f->pay_len, &b);
+	if (ret == FERRY_CONNECT_UNSUPPORTED) {
+		/* Well-formed, but it asks for something we lack: say so,
+		 * keep nothing. */
+		ep->st.drop_unsupported++;
+		ep->st.connects_refused++;
+		ferry__send_error_to(ep, &pkt->src, f->h.src_sess, pkt->len,
+				     FERRY_EVERSION, "connect needs an option "
+				     "this server lacks");
+		return;
+	}
+	if (ret < 0) {
+		ep->st.drop_malformed++;
+		return;
+	}
+	/* Admission comes before anything is allocated, so a refused (or
+	 * flooding) client costs one verification and one ERROR, and leaves
+	 * no state behind.  Retransmitted CONNECTs of an admitted session
+	 * were answered above without asking again; calls never are. */
+	if (!admit(ep, f, pkt, &b))
+		return;
+	s = ferry__sess_alloc(ep, true);
+	if (!s) {
+		/* No room: say so, keep nothing. */
+		admit_ungrant(ep);
+		ep->st.connects_refused++;
+		ferry__send_error_to(ep, &pkt->src, f->h.src_sess, pkt->len,
+				     EMFILE, "server session table full");
+		return;
+	}
+	server_sess_open(ep, s, f, pkt, &b);
 }
 
 /* --- respond ------------------------------------------------------------- */
@@ -849,6 +882,8 @@ void ferry__server_sess_end(struct ferry_session *s, int res)
 {
 	struct ferry_endpoint *ep = s->ep;
 
+	/* A CONNECT from its peer now makes a new session. */
+	ferry__peer_del(s);
 	/* Drop requests not yet handed to a handler and responses not yet
 	 * sent; a handler still holding a call answers into the void
 	 * (ferry_call_respond returns -ENOTCONN) and frees it then. */

@@ -166,6 +166,16 @@ struct ferry_sess_server {
 	uint64_t expires_ns;
 	uint64_t admit_tag;
 	bool admit_tagged;
+	/* The table of open sessions by peer (listen.c): the next in this
+	 * one's chain (index + 1, 0 for none), and whether it is in. */
+	uint32_t hnext;
+	bool hashed;
+	/* Until its peer sends anything but CONNECT, the peer's address is
+	 * unproven (anyone may have written it on a CONNECT), and what goes
+	 * there is held to FERRY__UNVALIDATED_FACTOR times the bytes of its
+	 * CONNECTs (tx.c): bytes received, and sent, so far. */
+	bool validated;
+	uint32_t unval_rx, unval_tx;
 };
 
 /* A session: what both roles share, then each role's own part. */
@@ -225,9 +235,11 @@ struct ferry_session {
 	uint64_t reasm_bytes;
 	uint32_t reasm_n;
 	uint64_t reasm_next_ns;
-	/* Liveness. */
+	/* Liveness.  credit_pings: PINGs sent while credit held sending
+	 * back and none came; each waits twice as long as the one before. */
 	uint64_t last_rx_ns;
 	uint64_t last_ping_ns;
+	uint8_t credit_pings;
 
 	/* The trace context of the CONNECT: a client's own (sent in it), a
 	 * server's from the client's. */

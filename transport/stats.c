@@ -59,7 +59,8 @@ uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st)
 	return st->drop_truncated + st->drop_bad_magic + st->drop_bad_version +
 	       st->drop_bad_type + st->drop_malformed + st->drop_oversized +
 	       st->drop_unknown_session + st->drop_unsupported +
-	       st->drop_stale + st->drop_no_buffer + st->drop_short_frag;
+	       st->drop_stale + st->drop_no_buffer + st->drop_short_frag +
+	       st->drop_not_listening;
 }
 
 static uint64_t stat_value(const struct ferry_ep_stats *st, size_t i)

@@ -59,6 +59,8 @@ struct ferry_endpoint;
 	X(drop_short_frag, "data packets dropped unacknowledged: shorter "   \
 			   "than the fragment grid gives their offset (cut " \
 			   "short in transit)")                               \
+	X(drop_not_listening, "CONNECTs dropped: the endpoint does not "      \
+			      "listen")                                       \
 	X(reasm_off_grid, "fragments off the fragment grid: their message "  \
 			  "ended with FERRY_EPROTO")                          \
 	X(reasm_overlap, "fragments repeating one that arrived (a new "      \
@@ -72,6 +74,8 @@ struct ferry_endpoint;
 	X(calls_timed_out, "calls ended by their deadline (-ETIME)")          \
 	X(peers_dead, "sessions ended by peer_timeout_ms")                    \
 	X(keepalives, "PINGs sent on quiet sessions")                         \
+	X(credit_pings, "PINGs sent while credit held sending back (each "    \
+			"waits twice as long as the one before)")             \
 	X(fault_loss, "injected faults: datagrams dropped")                   \
 	X(fault_dup, "injected faults: datagrams delivered twice")            \
 	X(fault_reorder, "injected faults: datagrams held back behind later " \
@@ -105,6 +109,11 @@ struct ferry_endpoint;
 				   "reason (a hook's own code)")            \
 	X(sessions_token_expired, "server sessions ended by their token's "   \
 				  "expiry")                                 \
+	X(connects_rate_limited, "CONNECTs dropped, unanswered, beyond "      \
+				 "connect_rate or connect_rate_per_source") \
+	X(unvalidated_suppressed, "datagrams not sent to a peer that has "    \
+				  "sent nothing but CONNECT: beyond 3x the " \
+				  "bytes it sent")                          \
 	X(caps_received, "token-table entries delivered with their calls")    \
 	X(caps_refused, "calls refused for their token table")                \
 	X(iou_created, "server: IOUs named by calls")                         \

@@ -66,6 +66,32 @@ static void hdr_put_ext(const struct ferry_hdr *h, uint8_t *buf,
 		ferry__wire_seal_ext(buf, hdr_len, body, body_len);
 }
 
+/*
+ * Whether a datagram of @len bytes may go to @s's peer.  A server's peer
+ * that has sent nothing but CONNECT has not shown that it is at its
+ * address (anyone may write any source address on a CONNECT), so it gets
+ * at most FERRY__UNVALIDATED_FACTOR times the bytes it sent (QUIC's rule,
+ * RFC 9000, section 8): a spoofed CONNECT cannot turn the server into an
+ * amplifier against that address.  What is held back is counted, and
+ * never sent later.  Only control frames can be owed to such a peer
+ * (ACCEPT, PING, CLOSE, ERROR): data follows a request, which proves the
+ * address as well as v1 can (docs/wire.md, section 4).
+ */
+static bool tx_allowed(struct ferry_session *s, uint32_t len)
+{
+	struct ferry_sess_server *v = &s->srv;
+
+	if (!s->is_server || v->validated)
+		return true;
+	if ((uint64_t)v->unval_tx + len >
+	    (uint64_t)FERRY__UNVALIDATED_FACTOR * v->unval_rx) {
+		s->ep->st.unvalidated_suppressed++;
+		return false;
+	}
+	v->unval_tx += len;
+	return true;
+}
+
 /* What every frame we send told the peer: it need not be told again. */
 static void sent_state(struct ferry_session *s, const struct ferry_hdr *h)
 {
@@ -76,7 +102,8 @@ static void sent_state(struct ferry_session *s, const struct ferry_hdr *h)
 /*
  * Send one control frame; false if the dataplane has no room.  @body is
  * copied with the header; @tail, if not NULL, follows it, lent to the
- * dataplane (a CONNECT's token, which may not fit in the copied area).
+ * dataplane (a CONNECT's token, which may not fit in the copied area).  A
+ * frame an unproven peer may not have (tx_allowed) counts as sent.
  */
 static bool send_ctrl_tail(struct ferry_session *s, uint8_t type,
 			   uint16_t flags, const uint8_t *body,
@@ -89,6 +116,9 @@ static bool send_ctrl_tail(struct ferry_session *s, uint8_t type,
 
 	if (FERRY_WIRE_HDR_LEN + body_len > sizeof(buf))
 		return true; /* cannot happen: bodies are built to fit */
+	if (!tx_allowed(s, FERRY_WIRE_HDR_LEN + body_len +
+				   (tail ? tail->len : 0)))
+		return true;
 	hdr_init(s, &h, type);
 	h.flags |= flags;
 	h.msg_len = body_len + (tail ? tail->len : 0);
@@ -197,7 +227,7 @@ void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
 				  .hdr = buf,
 				  .hdr_len = sizeof(buf) };
 
-	if (!s->peer_id)
+	if (!s->peer_id || !tx_allowed(s, sizeof(buf)))
 		return;
 	h.credit = s->rx_released + s->rx_window;
 	ferry__wire_encode(&h, buf);
@@ -207,9 +237,11 @@ void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
 	}
 }
 
-/* One ERROR frame @h (type, ids and credit set) to @to, sent now. */
+/* One ERROR frame @h (type, ids and credit set) to @to, sent now, unless
+ * it is longer than @max bytes (counted). */
 static void send_error(struct ferry_endpoint *ep, const struct ferry_addr *to,
-		       struct ferry_hdr *h, uint32_t code, const char *why)
+		       struct ferry_hdr *h, uint64_t max, uint32_t code,
+		       const char *why)
 {
 	uint8_t buf[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
 	struct ferry_dp_tx tx = { .dst = *to, .hdr = buf };
@@ -221,6 +253,10 @@ static void send_error(struct ferry_endpoint *ep, const struct ferry_addr *to,
 	h->msg_len = (uint32_t)n;
 	ferry__wire_encode(h, buf);
 	tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
+	if (tx.hdr_len > max) {
+		ep->st.unvalidated_suppressed++;
+		return;
+	}
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
 		ep->st.tx_pkts++;
 		ep->st.tx_bytes += tx.hdr_len;
@@ -228,14 +264,16 @@ static void send_error(struct ferry_endpoint *ep, const struct ferry_addr *to,
 }
 
 /* An ERROR for a connect we keep no session for.  It names the client's
- * session, so the client's connect fails at once instead of timing out. */
+ * session, so the client's connect fails at once instead of timing out.
+ * One per CONNECT, at most 3x its size: its address is unproven. */
 void ferry__send_error_to(struct ferry_endpoint *ep,
 			  const struct ferry_addr *to, uint32_t dst_sess,
-			  uint32_t code, const char *why)
+			  uint32_t rx_len, uint32_t code, const char *why)
 {
 	struct ferry_hdr h = { .dst_sess = dst_sess };
 
-	send_error(ep, to, &h, code, why);
+	send_error(ep, to, &h, (uint64_t)FERRY__UNVALIDATED_FACTOR * rx_len,
+		   code, why);
 }
 
 /* A client takes an ERROR on an open session only from the session's
@@ -245,11 +283,15 @@ void ferry__sess_send_error(struct ferry_session *s, uint32_t code,
 			    const char *why)
 {
 	struct ferry_hdr h = { .dst_sess = s->peer_id, .src_sess = s->id };
+	/* Encoded once here for its length: an unproven peer's budget
+	 * (tx_allowed) counts every byte. */
+	uint8_t body[6 + FERRY_ERROR_MSG_MAX];
+	size_t n = ferry__wire_put_error(body, sizeof(body), code, why);
 
-	if (!s->peer_id)
+	if (!s->peer_id || !tx_allowed(s, FERRY_WIRE_HDR_LEN + (uint32_t)n))
 		return;
 	h.credit = s->rx_released + s->rx_window;
-	send_error(s->ep, &s->peer, &h, code, why);
+	send_error(s->ep, &s->peer, &h, UINT64_MAX, code, why);
 }
 
 
@@ -505,6 +547,8 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 			else
 				keep_head = s;
 			keep_tail = s;
+		} else {
+			ferry__sess_freed(s); /* a new session may take it */
 		}
 	}
 	/* Sessions activated during the loop come after the kept ones. */

@@ -121,6 +121,24 @@ struct ferry_ep_config {
 	/* The msgbuf pool: up to FERRY_POOL_CLASSES classes, ascending sizes;
 	 * a class with count 0 is unused. */
 	struct ferry_pool_class pool[FERRY_POOL_CLASSES];
+	/* Who may open a session here (docs/wire.md, section 4).  listen:
+	 * accept CONNECT from the start.  An endpoint listens anyway once
+	 * it is given a handler (ferry_endpoint_register), an admission
+	 * hook or a session notifier, so a server need not set it; one with
+	 * none of them and listen false (a client only: the default) drops
+	 * every CONNECT without a reply (counted in drop_not_listening), so
+	 * that nobody can fill its session table.  Set it for a server that
+	 * answers every call with an error (FERRY_ENOMETHOD).
+	 * connect_rate, connect_rate_per_source: CONNECT datagrams per
+	 * second a listening endpoint looks at, from all sources together
+	 * and from any one IPv4 address; each is a token bucket that holds
+	 * one second's worth, and 0 is no limit (defaults 10000 and 1000).
+	 * A CONNECT beyond either is dropped without a reply (counted in
+	 * connects_rate_limited), before anything else is done with it:
+	 * before the admission hook, and before any session is made. */
+	bool listen;
+	uint32_t connect_rate;
+	uint32_t connect_rate_per_source;
 };
 
 /*
@@ -180,7 +198,8 @@ uint16_t ferry_endpoint_port(const struct ferry_endpoint *ep);
 typedef void (*ferry_handler_fn)(struct ferry_call *call, void *ctx);
 
 /*
- * ferry_endpoint_register - route calls for @method to @fn.
+ * ferry_endpoint_register - route calls for @method to @fn.  The endpoint
+ * listens from then on (it accepts CONNECT: cfg.listen).
  *
  * Returns 0, -EEXIST if @method already has a handler, or -ENOSPC if the
  * handler table is full.  Only the endpoint's thread.
@@ -201,7 +220,8 @@ typedef void (*ferry_session_fn)(struct ferry_session *s,
 				 enum ferry_session_event ev, int res,
 				 void *ctx);
 
-/* ferry_endpoint_on_session - set (or clear, with NULL) the notifier. */
+/* ferry_endpoint_on_session - set (or clear, with NULL) the notifier.
+ * Setting one makes the endpoint listen from then on (cfg.listen). */
 void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
 			       void *ctx);
 
@@ -230,7 +250,9 @@ typedef void (*ferry_admit_release_fn)(void *ctx);
  * (NULL: admit every connect, the default).  @release, if not NULL, is
  * called with @ctx once the endpoint no longer uses it: when the hook is
  * replaced, or in ferry_endpoint_destroy().  The control plane provides a
- * keyring-backed hook: ferry_endpoint_require_token() (ferry/token.h).
+ * keyring-backed hook: ferry_endpoint_require_token() (ferry/token.h).  A
+ * hook makes the endpoint listen from then on (cfg.listen).  CONNECTs
+ * beyond the rate limits (cfg.connect_rate*) never reach the hook.
  *
  * Returns 0 or -EINVAL (NULL @ep).  Only the endpoint's thread.
  */

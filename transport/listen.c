@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a listening endpoint does with a CONNECT before it keeps anything
+ * for it (docs/wire.md, section 4): whether it listens at all, the
+ * admission rate limits, and the table that finds an open server session
+ * by its peer (address, port, peer id), so that a retransmitted CONNECT
+ * is recognised without a scan of the session table.
+ *
+ * Wire v1 has no retry cookie (wire v2 brings one: docs/wire-v2.md,
+ * section 4.3), so a CONNECT's source address is unproven.  What this
+ * file can do is keep a CONNECT cheap to refuse and bound how many a
+ * flood gets past: a refusal here costs a hash and a compare, nothing is
+ * allocated on the way, and nothing is sent.
+ *
+ * Both tables index by SipHash (libsodium's crypto_shorthash) under a key
+ * drawn at the endpoint's creation: a peer cannot aim its addresses or
+ * ids at one bucket or chain.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+#include "rd.h"
+#include "seal.h"
+
+#define NS_PER_SEC 1000000000ull
+
+static uint64_t hash_bytes(const struct ferry_endpoint *ep, const uint8_t *p,
+			   size_t n)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(out, p, n, ep->hash_key);
+	memcpy(&v, out, sizeof(v));
+	return v;
+}
+
+/* --- rate limits --------------------------------------------------------- */
+
+/*
+ * One token bucket, as a generic cell rate algorithm: *@tat is the time at
+ * which the bucket would be full again, one token is @gap ns of it, and the
+ * bucket holds one second's worth.  Whether a token is there now; taken
+ * only if @take.
+ */
+static bool bucket_ok(uint64_t *tat, uint64_t now, uint64_t gap, bool take)
+{
+	uint64_t t = *tat > now ? *tat : now;
+
+	if (t - now > NS_PER_SEC - gap)
+		return false;
+	if (take)
+		*tat = t + gap;
+	return true;
+}
+
+static uint64_t rate_gap(uint32_t per_sec)
+{
+	uint64_t gap;
+
+	if (!per_sec)
+		return 0;
+	gap = NS_PER_SEC / per_sec;
+	return gap ? gap : 1;
+}
+
+/* The per-source bucket of IPv4 address @ip. */
+static uint64_t *src_bucket(struct ferry_endpoint *ep, uint32_t ip)
+{
+	uint8_t b[4];
+
+	ferry_wr_u32(b, ip);
+	return &ep->rate_src[hash_bytes(ep, b, sizeof(b)) &
+			     (FERRY__RATE_SRC_BUCKETS - 1)];
+}
+
+bool ferry__listen_rate_ok(struct ferry_endpoint *ep,
+			   const struct ferry_addr *src)
+{
+	uint64_t *sb = ep->rate_src ? src_bucket(ep, src->ip) : NULL;
+	uint64_t now = ep->now;
+
+	/* A token is taken from each bucket only if both have one: a
+	 * CONNECT the global limit drops does not use up its source's. */
+	if ((sb && !bucket_ok(sb, now, ep->rate_src_gap, false)) ||
+	    (ep->rate_gap && !bucket_ok(&ep->rate_tat, now, ep->rate_gap,
+					false))) {
+		ep->st.connects_rate_limited++;
+		return false;
+	}
+	if (sb)
+		bucket_ok(sb, now, ep->rate_src_gap, true);
+	if (ep->rate_gap)
+		bucket_ok(&ep->rate_tat, now, ep->rate_gap, true);
+	return true;
+}
+
+/* --- open server sessions by peer ---------------------------------------- */
+
+static uint32_t *peer_bucket(struct ferry_endpoint *ep,
+			     const struct ferry_addr *a, uint32_t peer_id)
+{
+	uint8_t b[10];
+
+	ferry_wr_u32(ferry_wr_u16(ferry_wr_u32(b, a->ip), a->port), peer_id);
+	return &ep->peer_hash[hash_bytes(ep, b, sizeof(b)) & ep->peer_mask];
+}
+
+struct ferry_session *ferry__peer_find(struct ferry_endpoint *ep,
+				       const struct ferry_addr *a,
+				       uint32_t peer_id)
+{
+	/* Chains link sessions by index + 1 (0 ends a chain); a chain is
+	 * about one session long, the table having a bucket per session. */
+	for (uint32_t i = *peer_bucket(ep, a, peer_id); i;) {
+		struct ferry_session *s = &ep->sessions[i - 1];
+
+		if (s->peer_id == peer_id && ferry_addr_eq(&s->peer, a))
+			return s;
+		i = s->srv.hnext;
+	}
+	return NULL;
+}
+
+void ferry__peer_add(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint32_t *b = peer_bucket(ep, &s->peer, s->peer_id);
+
+	s->srv.hnext = *b;
+	*b = (uint32_t)(s - ep->sessions) + 1;
+	s->srv.hashed = true;
+}
+
+void ferry__peer_del(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint32_t me = (uint32_t)(s - ep->sessions) + 1;
+	uint32_t *link;
+
+	if (!s->srv.hashed)
+		return;
+	s->srv.hashed = false;
+	for (link = peer_bucket(ep, &s->peer, s->peer_id); *link;
+	     link = &ep->sessions[*link - 1].srv.hnext) {
+		if (*link == me) {
+			*link = s->srv.hnext;
+			break;
+		}
+	}
+	s->srv.hnext = 0;
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+int ferry__listen_init(struct ferry_endpoint *ep)
+{
+	uint32_t n = 1;
+
+	if (ferry__seal_init() < 0)
+		return -EIO;
+	randombytes_buf(ep->hash_key, sizeof(ep->hash_key));
+	ep->listening = ep->cfg.listen;
+	ep->rate_gap = rate_gap(ep->cfg.connect_rate);
+	ep->rate_src_gap = rate_gap(ep->cfg.connect_rate_per_source);
+	if (ep->rate_src_gap) {
+		ep->rate_src = calloc(FERRY__RATE_SRC_BUCKETS,
+				      sizeof(*ep->rate_src));
+		if (!ep->rate_src)
+			return -ENOMEM;
+	}
+	while (n < ep->nsessions)
+		n <<= 1;
+	ep->peer_mask = n - 1;
+	ep->peer_hash = calloc(n, sizeof(*ep->peer_hash));
+	return ep->peer_hash ? 0 : -ENOMEM;
+}
+
+void ferry__listen_fini(struct ferry_endpoint *ep)
+{
+	free(ep->rate_src);
+	free(ep->peer_hash);
+	sodium_memzero(ep->hash_key, sizeof(ep->hash_key));
+}
