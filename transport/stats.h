@@ -11,7 +11,10 @@
  * monotonic since the endpoint's creation.
  *
  * FERRY_EP_STATS(X) calls X(field, "description") once per counter, in the
- * order ferry_endpoint_stat_at() reports them.
+ * order ferry_endpoint_stat_at() reports them.  Say "bytes" in a
+ * description only for a counter of bytes: Prometheus wants the unit in the
+ * metric's name, and tests/test_metrics.c holds every counter described in
+ * bytes to a `_bytes_total` name (control/metrics.c).
  */
 #ifndef FERRY_TRANSPORT_STATS_H
 #define FERRY_TRANSPORT_STATS_H
@@ -112,8 +115,8 @@ struct ferry_endpoint;
 	X(connects_rate_limited, "CONNECTs dropped, unanswered, beyond "      \
 				 "connect_rate or connect_rate_per_source") \
 	X(unvalidated_suppressed, "datagrams not sent to a peer that has "    \
-				  "sent nothing but CONNECT: beyond 3x the " \
-				  "bytes it sent")                          \
+				  "sent nothing but CONNECT: beyond 3 times " \
+				  "what it sent")                           \
 	X(caps_received, "token-table entries delivered with their calls")    \
 	X(caps_refused, "calls refused for their token table")                \
 	X(iou_created, "server: IOUs named by calls")                         \
