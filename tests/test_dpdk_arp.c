@@ -533,3 +533,24 @@ Test(dpdk_arp, unanswered_flood_keeps_live_peer)
 	cr_assert_eq(sent_asks(mark, b), 0, "B's entry was pushed out");
 	call_ok(2);
 }
+
+/*
+ * A first burst to a new peer waits whole for the one ARP answer: 64
+ * datagrams to B's probe lane, unresolved, all arrive and none is dropped
+ * (a floor or an echo at 64 in flight sends just this, and nothing would
+ * send the dropped ones again).
+ */
+Test(dpdk_arp, first_burst_waits_whole)
+{
+	uint64_t drops = probe_stats(&w.qa).tx_no_neigh;
+	uint32_t nb = ip("10.0.0.4");
+	unsigned mark = w.nlog, got = w.qb.got;
+
+	for (unsigned i = 0; i < 64; i++)
+		probe_send(&w.qa, nb, w.qb_port);
+	RUN_UNTIL(w.qb.got >= got + 64, "%u of 64 datagrams arrived",
+		  w.qb.got - got);
+	cr_assert_eq(w.qb.got - got, 64);
+	cr_assert_eq(sent_asks(mark, nb), 1, "one ARP request for the burst");
+	cr_assert_eq(probe_stats(&w.qa).tx_no_neigh, drops, "none dropped");
+}

@@ -40,7 +40,11 @@
 #define NCACHE 16        /* per lane, direct-mapped */
 #define NCACHE_NS 1000000000ull      /* a cached MAC is checked again after */
 #define PENDING_MAX 64   /* datagrams waiting for ARP, per lane */
-#define PENDING_PER_IP 8 /* of which for one address */
+/* Of which for one address: all of them.  A first burst to a new peer (64
+ * calls in flight, or the floor's 64 echoes, which nothing retransmits)
+ * must all wait for its one ARP answer; the lane's total bounds memory, and
+ * a flood of new addresses pushes out the oldest waiting datagram. */
+#define PENDING_PER_IP PENDING_MAX
 #define PENDING_NS 3000000000ull
 /* Datagrams waiting for ARP are looked up again when an answer arrives,
  * and otherwise this often (to send requests again, and expire them). */
