@@ -262,7 +262,9 @@ int ferry_endpoint_set_admission(struct ferry_endpoint *ep, ferry_admit_fn fn,
 /*
  * Counters, by name.  Every counter is a uint64_t, monotonic since the
  * endpoint's creation: datagrams and bytes, calls, retransmits, drops by
- * reason, sessions, tokens, IOUs, trace blocks (docs/api.md lists them).
+ * reason, sessions, tokens, IOUs, trace blocks.  ferry_endpoint_stat_at()
+ * lists them all with a description of each (the list is
+ * transport/stats.h in ferry's source).
  * They are read by name so that a release can add counters without
  * changing any struct a user compiled against; a name, once released,
  * keeps its meaning.
