@@ -131,12 +131,17 @@ struct bench_opts {
 	uint32_t deferred_delay_us;
 	bool issuer_thread;
 	struct bench_issuer *issuer;
-	/* --trace-out FILE, --trace-sample F, --trace-max-bytes N; tracer is
-	 * set when tracing. */
+	/* --trace-out FILE, --trace-sample F, --trace-max-bytes N,
+	 * --trace-budget F, --trace-max-sps N; tracer is set when tracing,
+	 * and trace_stats holds its counters once the workers have stopped
+	 * (for the JSON summary's "tracer"). */
 	const char *trace_out;
 	double trace_sample;
 	uint64_t trace_max_bytes;
+	double trace_budget;
+	uint32_t trace_max_sps;
 	struct ferry_tracer *tracer;
+	struct ferry_tracer_stats trace_stats;
 	/* --metrics ADDR:PORT; metrics is set while serving, and each RPC
 	 * worker adds its endpoint to it (rpc.c). */
 	const char *metrics_at;

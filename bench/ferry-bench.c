@@ -146,6 +146,8 @@ static int bench_trace_setup(struct bench_opts *o)
 				"or at least 4096\n");
 		return 2;
 	}
+	tc.cpu_budget = o->trace_budget;
+	tc.max_spans_per_sec = o->trace_max_sps;
 	tc.thread = true;
 	tc.ring_bytes = 4u << 20;
 	tc.max_spans = 65536;
@@ -165,6 +167,20 @@ static int bench_trace_setup(struct bench_opts *o)
 #endif
 }
 
+/* The tracer's counters once the workers (and so the rings) are gone,
+ * for the JSON summary: drained first, so that they balance. */
+static void bench_trace_snapshot(struct bench_opts *o)
+{
+#ifdef FERRY_BENCH_CONTROL
+	if (!o->tracer)
+		return;
+	ferry_tracer_drain(o->tracer);
+	ferry_tracer_stats(o->tracer, &o->trace_stats);
+#else
+	(void)o;
+#endif
+}
+
 /* Close what is still open, export it, and say what was kept. */
 static void bench_trace_end(struct bench_opts *o)
 {
@@ -180,10 +196,15 @@ static void bench_trace_end(struct bench_opts *o)
 	/* A result, not progress: printed with --quiet too. */
 	fprintf(stderr,
 		"trace: %llu spans exported to %s, %llu events dropped "
-		"(ring full), %llu spans dropped\n",
+		"(ring full), %llu of %llu spans dropped (%llu ring full or "
+		"no slot, %llu rate limit, %llu CPU budget)\n",
 		(unsigned long long)st.spans_exported, o->trace_out,
 		(unsigned long long)st.events_dropped,
-		(unsigned long long)st.spans_dropped);
+		(unsigned long long)st.spans_dropped,
+		(unsigned long long)st.spans_started,
+		(unsigned long long)st.spans_dropped_full,
+		(unsigned long long)st.spans_dropped_rate,
+		(unsigned long long)st.spans_dropped_budget);
 #else
 	(void)o;
 #endif
@@ -471,6 +492,7 @@ int main(int argc, char **argv)
 	secs = measure(&r);
 	stop_workers(&r);
 	issuer_end(&o, &r, &ist);
+	bench_trace_snapshot(&o);
 	rc = bench_report(&o, r.ws, r.nw, secs, &ist);
 	free(r.ws);
 	free(r.tids);

@@ -228,6 +228,17 @@ static const struct opt opts[] = {
 	  .help = "rotate FILE before it would pass N bytes (FILE.1,\n"
 		  "FILE.2 kept; 0: no cap, else at least 4096; default\n"
 		  "268435456, 256 MiB; needs --trace-out)" },
+	{ "trace-budget", OPT_FRAC, AT(trace_budget), .arg = "F",
+	  .needs = "trace-out",
+	  .help = "most of its time the tracer's drain thread may spend on\n"
+		  "the CPU (0..1, default 0.05; 0: unlimited; needs\n"
+		  "--trace-out): past it, spans are dropped and counted\n"
+		  "(docs/tracing.md, \"CPU budget\")" },
+	{ "trace-max-sps", OPT_U32, AT(trace_max_sps), 0, 4000000000u,
+	  .arg = "N", .needs = "trace-out",
+	  .help = "at most N call spans a second per endpoint (0: no\n"
+		  "limit, the default; needs --trace-out); the calls past\n"
+		  "it get no span, counted" },
 	{ "metrics", OPT_STR, AT(metrics_at), .arg = "ADDR:PORT",
 	  .no_floor = "the floor has no endpoints to count",
 	  .help = "serve every endpoint's counters (and the tracer's) in\n"
@@ -576,6 +587,7 @@ void bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		.seed = 1,
 		.trace_sample = 1,
 		.trace_max_bytes = 256u << 20,
+		.trace_budget = 0.05,
 		.dpdk_port = -1,
 		.deferred_delay_us = 200,
 		.delay_us = 1000,

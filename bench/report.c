@@ -409,6 +409,31 @@ static void json_issuer(FILE *f, const struct report *r)
 		ist->issued && !thread ? "true" : "false");
 }
 
+/* "tracer": the tracer's span counters (--trace-out), taken after the
+ * workers stopped: spans_started = spans_exported + spans_dropped. */
+static void json_tracer(FILE *f, const struct bench_opts *o)
+{
+	const struct ferry_tracer_stats *st = &o->trace_stats;
+
+	if (!o->tracer)
+		return;
+	fprintf(f,
+		",\"tracer\":{\"spans_started\":%llu,\"spans_exported\":%llu,"
+		"\"spans_dropped\":%llu,\"spans_dropped_full\":%llu,"
+		"\"spans_dropped_rate\":%llu,\"spans_dropped_budget\":%llu,"
+		"\"events_dropped\":%llu,\"export_errors\":%llu,"
+		"\"cpu_budget\":%.4f,\"max_spans_per_sec\":%u}",
+		(unsigned long long)st->spans_started,
+		(unsigned long long)st->spans_exported,
+		(unsigned long long)st->spans_dropped,
+		(unsigned long long)st->spans_dropped_full,
+		(unsigned long long)st->spans_dropped_rate,
+		(unsigned long long)st->spans_dropped_budget,
+		(unsigned long long)st->events_dropped,
+		(unsigned long long)st->export_errors, o->trace_budget,
+		o->trace_max_sps);
+}
+
 /* --json FILE.  Returns 0, or 1 after saying why it could not. */
 static int json_summary(const struct report *r)
 {
@@ -443,6 +468,7 @@ static int json_summary(const struct report *r)
 		r->s.run_server ? "server" : "client");
 	json_counters(f, &r->s);
 	json_issuer(f, r);
+	json_tracer(f, o);
 	fprintf(f, "}\n");
 	if (fclose(f) != 0) {
 		fprintf(stderr, "ferry-bench: %s: %s\n", o->json,

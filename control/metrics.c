@@ -48,7 +48,8 @@ static const struct tracer_row {
 #define T(f, g, h) { #f, offsetof(struct ferry_tracer_stats, f), g, h }
 	T(events, false, "trace events processed"),
 	T(events_dropped, false, "trace events lost: the ring was full"),
-	T(spans_dropped, false, "spans not opened: ring full or no free slot"),
+	T(spans_dropped, false,
+	  "spans dropped: ring full, no free slot, rate limit or CPU budget"),
 	T(stale, false, "trace events with a stale or unknown span handle"),
 	T(unsampled, false, "call spans not sampled"),
 	T(traceparent_malformed, false,
@@ -60,6 +61,11 @@ static const struct tracer_row {
 	T(export_errors, false, "spans lost to a failed export write"),
 	T(open_spans, true, "spans open now"),
 	T(export_rotations, false, "export files rotated"),
+	T(spans_started, false, "spans to record, and opens refused"),
+	T(spans_dropped_full, false, "spans not opened: ring full or no free slot"),
+	T(spans_dropped_rate, false, "call spans over max_spans_per_sec"),
+	T(spans_dropped_budget, false,
+	  "spans dropped: the drain thread was over its CPU budget"),
 #undef T
 };
 

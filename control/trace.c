@@ -113,6 +113,25 @@ static void count(_Atomic uint64_t *c)
 }
 
 /*
+ * max_spans_per_sec: whether a call span sampled at @now may record.  A
+ * GCRA token bucket, one word of state and no lock: the producer is the
+ * ring's only writer.  A clock that stepped back (CLOCK_REALTIME) leaves
+ * the arrival time far ahead; it restarts from @now rather than refusing
+ * spans until the clock catches up.
+ */
+static bool rate_take(struct ferry_trace_ring *r, uint64_t now)
+{
+	uint64_t tat = r->rl_tat;
+
+	if (tat < now || tat - now > r->rl_tau + r->rl_interval)
+		tat = now;
+	if (tat - now > r->rl_tau)
+		return false;
+	r->rl_tat = tat + r->rl_interval;
+	return true;
+}
+
+/*
  * Whether @n more bytes fit, leaving @keep bytes free.  The consumer's tail
  * is re-read (acquire: its reads of the bytes it freed are done) only when
  * the cached value says no.
@@ -207,17 +226,22 @@ static uint32_t span_open(struct ferry_trace_ring *r, struct ferry__ev_open *ev,
 	size_t size = FERRY__EV_PAD(sizeof(*ev) + ts_len);
 	uint32_t i;
 
+	/* spans_started counts spans to record, and any open refused, so that
+	 * started = exported + dropped (+ open) holds. */
 	if (recording && !ring_fits(r, size + FERRY__END_MAX, r->reserved)) {
+		count(&r->started);
 		count(&r->spans_dropped);
 		count(&r->ev_dropped);
 		return FERRY__NO_SLOT;
 	}
 	i = slot_alloc(r);
 	if (i == FERRY__NO_SLOT) {
+		count(&r->started);
 		count(&r->spans_dropped);
 		return i;
 	}
 	if (recording) {
+		count(&r->started);
 		ev->h.size = (uint16_t)size;
 		ev->h.type = FERRY__EV_OPEN;
 		ev->h.slot = i;
@@ -351,6 +375,7 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 {
 	struct ferry__pslot *ss = lookup(r, session), *s;
 	bool sampled, own = false;
+	uint64_t now;
 	uint32_t i;
 
 	if (!ss || !ss->is_session)
@@ -377,6 +402,14 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 		count(&r->unsampled);
 		return FERRY_SPAN_NONE;
 	}
+	/* The rate limit is a head decision, on the clock read the span's
+	 * start needs anyway. */
+	now = now_ns(r);
+	if (r->rl_interval && !rate_take(r, now)) {
+		count(&r->started);
+		count(&r->dropped_rate);
+		return FERRY_SPAN_NONE;
+	}
 	if (ts_len) {
 		/* Written at once, with its tracestate. */
 		union {
@@ -385,7 +418,7 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 		} u;
 
 		memset(&u.ev, 0, sizeof(u.ev));
-		u.ev.h.ts = now_ns(r);
+		u.ev.h.ts = now;
 		u.ev.h.aux = method;
 		u.ev.h.flags = FERRY__OF_PARENT | FERRY__OF_SAMPLED;
 		memcpy(u.ev.trace_id, parent ? parent->trace_id : ss->trace_id,
@@ -409,6 +442,7 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 	} else {
 		/* Room for the CALL record (or an END, once an attribute has
 		 * made it write its OPEN) is kept from now on. */
+		count(&r->started);
 		if (!ring_fits(r, FERRY__END_MAX, r->reserved)) {
 			count(&r->spans_dropped);
 			count(&r->ev_dropped);
@@ -422,7 +456,7 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 		r->reserved += FERRY__END_MAX;
 		s = &r->slots[i];
 		new_id(r, s->span_id, sizeof(s->span_id));
-		s->start = now_ns(r);
+		s->start = now;
 		s->lazy = 1;
 	}
 	memcpy(s->trace_id, parent ? parent->trace_id : ss->trace_id,

@@ -166,6 +166,13 @@ static void rec_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
 {
 	struct ferry__crec *c = r->recs[slot];
 
+	if (c->dropped) {
+		t->dropped_budget++;
+		t->open--;
+		r->recs[slot] = NULL;
+		rec_free(c);
+		return;
+	}
 	c->info.end_ns = ts < c->info.start_ns ? c->info.start_ns : ts;
 	c->info.status = status;
 	snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "");
@@ -246,6 +253,15 @@ static void on_open(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return; /* its later events find no record and are ignored */
+	if (t->shed) {
+		/* Over the CPU budget: the span is dropped whole, but its
+		 * close must still find it to be counted once. */
+		c->gen = ev->h.gen;
+		c->dropped = true;
+		r->recs[ev->h.slot] = c;
+		t->open++;
+		return;
+	}
 	if (!rec_fill(c, ev, tstate)) {
 		free(c);
 		return;
@@ -269,7 +285,7 @@ static void on_attr(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	struct ferry__crec *c = rec_of(r, &ev->h);
 	const struct ferry_trace_attr *a;
 
-	if (!c)
+	if (!c || c->dropped)
 		return;
 	a = rec_set(c, key, ev->klen, ev->h.flags, &ev->v, key + ev->klen,
 		    ev->vlen);
@@ -330,6 +346,11 @@ static void on_end(struct ferry_tracer *t, struct ferry_trace_ring *r,
 
 	if (!c)
 		return;
+	if (c->dropped) {
+		/* No status to work out: it is only counted. */
+		rec_close(t, r, ev->h.slot, ev->h.ts, FERRY_SPAN_STATUS_UNSET, "");
+		return;
+	}
 	status = rec_status(c, ev->h.flags, ev->res, msg, ev->mlen, m);
 	rec_close(t, r, ev->h.slot, ev->h.ts, status, m);
 }
@@ -346,6 +367,10 @@ static void on_call(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	int status;
 
 	slot_clear(t, r, ev->h.slot, ev->h.ts);
+	if (t->shed) {
+		t->dropped_budget++;
+		return;
+	}
 	if (ev->res == 0 && !t->cfg.on_event) {
 		ferry__export_call(&t->x, ev);
 		t->exported++;
@@ -473,6 +498,10 @@ void ferry__ring_force_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
 		}
 		if (!c)
 			continue;
+		if (c->dropped) {
+			rec_close(t, r, i, ts, FERRY_SPAN_STATUS_ERROR, why);
+			continue;
+		}
 		rec_set_str(c, "error.type", "shutdown");
 		t->forced++;
 		rec_close(t, r, i, ts, FERRY_SPAN_STATUS_ERROR, why);

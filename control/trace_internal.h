@@ -150,6 +150,9 @@ struct ferry__crec {
 	 * no allocation per call span (issue 7, the consumer's cost). */
 	uint32_t own_key, own_val;
 	char server_ip[16], peer_ip[16], method[8];
+	/* Opened while the drain thread was over its CPU budget: only @gen
+	 * is kept; no events, no export, counted when it closes. */
+	bool dropped;
 };
 
 #define FERRY__NO_SLOT UINT32_MAX
@@ -172,6 +175,10 @@ struct ferry_trace_ring {
 	bool sample_none;
 	bool record_unsampled;
 	bool ignore_remote;            /* SERVER spans sample on their own */
+	/* max_spans_per_sec as a GCRA token bucket: @rl_tat is the bucket's
+	 * theoretical arrival time (Unix ns), @rl_interval ns per span (0: no
+	 * limit), @rl_tau the burst's slack. */
+	uint64_t rl_tat, rl_interval, rl_tau;
 	ferry_trace_clock_fn clock;
 	void *clock_arg;
 
@@ -183,6 +190,8 @@ struct ferry_trace_ring {
 	_Atomic uint64_t tp_malformed;
 	_Atomic uint64_t ts_malformed;
 	_Atomic uint64_t ts_truncated;
+	_Atomic uint64_t started;
+	_Atomic uint64_t dropped_rate;
 
 	/* Published positions.  head_pub is stored (release) by the producer
 	 * after a record is fully written, so the consumer that loads it
@@ -289,6 +298,11 @@ void ferry__trace_ip_text(uint32_t ip, char *buf, size_t cap);
 
 /* --- the tracer (control/tracer.c) -------------------------------------- */
 
+/* Producer counters per ring that ferry_tracer_stats() sums. */
+#define FERRY__RING_COUNTS 9
+/* The window the drain thread's CPU budget is measured over. */
+#define FERRY__BUDGET_WINDOW_NS 100000000u
+
 struct ferry_tracer {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;       /* wakes the thread to stop */
@@ -305,7 +319,13 @@ struct ferry_tracer {
 
 	/* Counters kept by the consumer, and those of rings gone. */
 	uint64_t events, exported, forced, open;
-	uint64_t gone[7];
+	uint64_t gone[FERRY__RING_COUNTS];
+	/* The CPU budget: @shed while the drain thread is over it (new spans
+	 * are dropped); the window it is measured over began at @win_wall
+	 * (CLOCK_MONOTONIC ns) with @win_cpu ns of the thread's CPU time. */
+	bool shed;
+	uint64_t win_wall, win_cpu;
+	uint64_t dropped_budget;
 };
 
 /* --- the consumer (control/trace_consumer.c) ---------------------------- */

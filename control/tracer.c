@@ -48,14 +48,52 @@ int ferry_tracer_drain(struct ferry_tracer *t)
 	return rc;
 }
 
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The CPU budget, before each pass of the drain thread: whether the
+ * thread's CPU time in this window is past cpu_budget of the window.  Over
+ * it, the pass sheds (the consumer drops new spans whole but still frees
+ * the ring, which is cheap: no export, no callback), until the window ends
+ * and the next one starts with its budget whole again.  Fixed windows, so
+ * that one slow pass cannot keep the thread shedding for longer than one.
+ */
+static void budget_check(struct ferry_tracer *t)
+{
+	uint64_t wall = clock_ns(CLOCK_MONOTONIC);
+	uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+
+	if (t->cfg.cpu_budget <= 0.0 || t->cfg.cpu_budget >= 1.0) {
+		t->shed = false;
+		return;
+	}
+	if (wall - t->win_wall >= FERRY__BUDGET_WINDOW_NS) {
+		t->win_wall = wall;
+		t->win_cpu = cpu;
+	}
+	t->shed = (double)(cpu - t->win_cpu) >
+		  t->cfg.cpu_budget * (double)FERRY__BUDGET_WINDOW_NS;
+}
+
 static void *tracer_thread(void *arg)
 {
 	struct ferry_tracer *t = arg;
 	struct timespec ts;
 
 	pthread_mutex_lock(&t->lock);
+	t->win_wall = clock_ns(CLOCK_MONOTONIC);
+	t->win_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	while (!t->stopping) {
+		budget_check(t);
 		drain_locked(t);
+		/* Only this thread's passes are held to the budget. */
+		t->shed = false;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += (long)t->interval_us * 1000;
 		ts.tv_sec += ts.tv_nsec / 1000000000;
@@ -79,6 +117,7 @@ void ferry_tracer_config_init(struct ferry_tracer_config *c)
 	c->ignore_remote_sampling = true;
 	c->export_max_bytes = EXPORT_MAX_DEFAULT;
 	c->export_keep = 2;
+	c->cpu_budget = 0.05;
 }
 
 static void tracer_unref(struct ferry_tracer *t)
@@ -113,6 +152,7 @@ static bool config_ok(const struct ferry_tracer_config *c)
 	       (c->export_max_bytes == 0 ||
 		c->export_max_bytes >= EXPORT_MAX_MIN) &&
 	       c->export_keep <= FERRY__EXPORT_KEEP_MAX &&
+	       c->cpu_budget >= 0.0 && c->cpu_budget <= 1.0 &&
 	       (!c->thread || (c->drain_interval_us >= 1 &&
 			       c->drain_interval_us <= 10000000));
 }
@@ -250,6 +290,15 @@ int ferry_trace_ring_create(struct ferry_tracer *t,
 	if (!r->sample_all)
 		r->sample_threshold =
 			(uint64_t)(t->cfg.sample_rate * 18446744073709551616.0);
+	if (t->cfg.max_spans_per_sec) {
+		/* A tenth of a second's spans may come at once (at least 1). */
+		uint64_t burst = t->cfg.max_spans_per_sec / 10;
+
+		r->rl_interval = 1000000000u / t->cfg.max_spans_per_sec;
+		if (r->rl_interval == 0)
+			r->rl_interval = 1;
+		r->rl_tau = (burst ? burst - 1 : 0) * r->rl_interval;
+	}
 	r->record_unsampled = t->cfg.record_unsampled_sessions;
 	r->ignore_remote = t->cfg.ignore_remote_sampling;
 	r->clock = t->cfg.clock;
@@ -276,7 +325,8 @@ err:
 	return rc;
 }
 
-static void ring_counts(const struct ferry_trace_ring *r, uint64_t v[7])
+static void ring_counts(const struct ferry_trace_ring *r,
+			uint64_t v[FERRY__RING_COUNTS])
 {
 	v[0] = atomic_load_explicit(&r->ev_dropped, memory_order_relaxed);
 	v[1] = atomic_load_explicit(&r->spans_dropped, memory_order_relaxed);
@@ -285,12 +335,14 @@ static void ring_counts(const struct ferry_trace_ring *r, uint64_t v[7])
 	v[4] = atomic_load_explicit(&r->tp_malformed, memory_order_relaxed);
 	v[5] = atomic_load_explicit(&r->ts_malformed, memory_order_relaxed);
 	v[6] = atomic_load_explicit(&r->ts_truncated, memory_order_relaxed);
+	v[7] = atomic_load_explicit(&r->started, memory_order_relaxed);
+	v[8] = atomic_load_explicit(&r->dropped_rate, memory_order_relaxed);
 }
 
 void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
 {
 	struct ferry_tracer *t;
-	uint64_t v[7];
+	uint64_t v[FERRY__RING_COUNTS];
 
 	if (!r)
 		return;
@@ -307,7 +359,7 @@ void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
 		ferry__ring_drop_recs(t, r);
 	}
 	ring_counts(r, v);
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < FERRY__RING_COUNTS; i++)
 		t->gone[i] += v[i];
 	for (struct ferry_trace_ring **p = &t->rings; *p; p = &(*p)->next)
 		if (*p == r) {
@@ -325,7 +377,7 @@ void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
 
 void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s)
 {
-	uint64_t v[7], sum[7];
+	uint64_t v[FERRY__RING_COUNTS], sum[FERRY__RING_COUNTS];
 
 	memset(s, 0, sizeof(*s));
 	if (!t)
@@ -334,12 +386,16 @@ void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s)
 	memcpy(sum, t->gone, sizeof(sum));
 	for (struct ferry_trace_ring *r = t->rings; r; r = r->next) {
 		ring_counts(r, v);
-		for (int i = 0; i < 7; i++)
+		for (int i = 0; i < FERRY__RING_COUNTS; i++)
 			sum[i] += v[i];
 	}
 	s->events = t->events;
 	s->events_dropped = sum[0];
-	s->spans_dropped = sum[1];
+	s->spans_dropped_full = sum[1];
+	s->spans_started = sum[7];
+	s->spans_dropped_rate = sum[8];
+	s->spans_dropped_budget = t->dropped_budget;
+	s->spans_dropped = sum[1] + sum[8] + t->dropped_budget;
 	s->stale = sum[2];
 	s->unsampled = sum[3];
 	s->traceparent_malformed = sum[4];

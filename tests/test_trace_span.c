@@ -838,6 +838,9 @@ Test(ring, drain_thread_races_two_producers)
 	c.thread = true;
 	c.drain_interval_us = 50;
 	c.ring_bytes = 1u << 20;
+	/* Every span is to be delivered: no CPU budget to shed them
+	 * (tests/test_trace_budget.c tests that). */
+	c.cpu_budget = 0;
 	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
 	for (int i = 0; i < 2; i++) {
 		p[i].sessions = 200;
@@ -857,6 +860,7 @@ Test(ring, drain_thread_races_two_producers)
 		     "exported %llu opened %llu", (unsigned long long)st.spans_exported,
 		     p[0].opened + p[1].opened);
 	cr_assert_gt(st.spans_exported, 0);
+	cr_assert_eq(st.spans_started, st.spans_exported + st.spans_dropped);
 	cr_assert_eq(st.forced_closes, 0);
 	cr_assert_eq(st.open_spans, 0);
 	ferry_tracer_destroy(t);

@@ -14,9 +14,13 @@ Prints TAP; exits non-zero if any check fails.
     call span is its client call span's child, one for one.
   - With "dpdk", also two processes over net_memif, each writing its own
     export: read together, they form the same tree.
+  - `--trace-max-sps 100 --json`: the calls past the limit get no span
+    and are counted; the summary's "tracer" balances (started = exported
+    + dropped) and the file holds the spans it says were exported.
   - A client killed mid-run: the server (a separate process) closes that
     session's span with status ERROR.
 """
+import json
 import os
 import re
 import shutil
@@ -75,8 +79,11 @@ def tree(name, *paths):
 
 def loop(name, extra):
     out = os.path.join(TMP, name.replace(" ", "_") + ".jsonl")
+    # --trace-budget 0: the checks need every span (a CPU budget may drop
+    # some whole, their children then have no parent in the file).
     r = subprocess.run([BENCH, "loop", "--trace-out", out, "--trace-sample",
-                        "1", "--sessions", "2", "--inflight", "4",
+                        "1", "--trace-budget", "0", "--sessions", "2",
+                        "--inflight", "4",
                         "--duration", "0.4", "--warmup", "0.1", "--quiet"] +
                        extra, capture_output=True, text=True, timeout=120)
     check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
@@ -97,7 +104,7 @@ def sampled(name, extra):
     else."""
     out = os.path.join(TMP, name.replace(" ", "_") + ".jsonl")
     r = subprocess.run([BENCH, "loop", "--trace-out", out, "--trace-sample",
-                        "0.5", "--inflight", "4", "--duration", "0.4",
+                        "0.5", "--trace-budget", "0", "--inflight", "4", "--duration", "0.4",
                         "--warmup", "0.1", "--quiet"] + extra,
                        capture_output=True, text=True, timeout=120)
     check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
@@ -151,14 +158,16 @@ if DPDK:
     sf, cf = os.path.join(TMP, "ms.jsonl"), os.path.join(TMP, "mc.jsonl")
     srv = subprocess.Popen([BENCH, "server", "--dataplane", "dpdk", "--ip",
                             "10.97.0.1", "--eal", eal.format("s", "server"),
-                            "--trace-out", sf, "--quiet"],
+                            "--trace-out", sf, "--trace-budget", "0",
+                            "--quiet"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)
     time.sleep(1.5)
     r = subprocess.run([BENCH, "client", "--dataplane", "dpdk", "--ip",
                         "10.97.0.2", "--connect", "10.97.0.1", "--eal",
                         eal.format("c", "client"), "--trace-out", cf,
-                        "--trace-sample", "1", "--sessions", "2",
+                        "--trace-sample", "1", "--trace-budget", "0",
+                        "--sessions", "2",
                         "--inflight", "4", "--duration", "0.4", "--warmup",
                         "0.1", "--quiet"], capture_output=True, text=True,
                        timeout=120)
@@ -172,6 +181,39 @@ if DPDK:
     check("dpdk memif: client exits 0", r.returncode == 0, r.stderr[-400:])
     check("dpdk memif: server exits 0", srv.returncode == 0, err[-400:])
     tree("dpdk memif, two files", cf, sf)
+
+
+
+def limited(name):
+    """--trace-max-sps 100: few call spans, the rest counted; the JSON
+    summary's "tracer" balances (started = exported + dropped) and its
+    spans_exported is what the file holds."""
+    out = os.path.join(TMP, "limited.jsonl")
+    js = os.path.join(TMP, "limited.json")
+    r = subprocess.run([BENCH, "loop", "--trace-out", out, "--trace-max-sps",
+                        "100", "--inflight", "4", "--duration", "0.4",
+                        "--warmup", "0.1", "--json", js, "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    check(name + ": exit 0", r.returncode == 0, r.stderr[-400:])
+    try:
+        with open(js) as f:
+            t = json.load(f)["tracer"]
+    except (OSError, ValueError, KeyError) as e:
+        check(name + ": JSON has a tracer object", False, str(e))
+        return
+    spans, errs = otlp_check.load(out)
+    check(name + ": started = exported + dropped",
+          t["spans_started"] == t["spans_exported"] + t["spans_dropped"] and
+          t["spans_dropped"] == t["spans_dropped_full"] +
+          t["spans_dropped_rate"] + t["spans_dropped_budget"], str(t))
+    check(name + ": calls past the limit dropped, counted",
+          t["spans_dropped_rate"] > 0 and t["spans_exported"] < 300, str(t))
+    check(name + ": the file holds the spans exported",
+          not errs and len(spans) == t["spans_exported"],
+          "%d in the file, %s" % (len(spans), t))
+
+
+limited("rate limit")
 
 # The client dies: the server's span for that session ends in ERROR.
 port = str(32000 + os.getpid() % 2000)

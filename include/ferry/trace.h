@@ -238,6 +238,18 @@ struct ferry_tracer_config {
 	/* Rotated files kept (0..64): with 0 the full file is removed.
 	 * Default 2. */
 	uint32_t export_keep;
+	/* Most of its wall time (0..1) the drain thread may spend on the CPU,
+	 * over windows of 100 ms: past it, the thread still empties the rings
+	 * (the producer never sees them fill because of it) but drops whole
+	 * spans, counted in spans_dropped_budget, until the next window.
+	 * 0: unlimited.  Only the tracer's own thread is held to it.
+	 * Default 0.05 (docs/tracing.md, "CPU budget"). */
+	double cpu_budget;
+	/* Call spans sampled per second at most, per ring (a token bucket
+	 * with a tenth of a second's burst, on the producer's clock); calls
+	 * past it get no span, counted in spans_dropped_rate.  Session spans
+	 * are not limited.  0: no limit.  Default 0. */
+	uint32_t max_spans_per_sec;
 };
 
 /* Fill @c with the defaults (no file, no callback, no thread). */
@@ -266,7 +278,8 @@ int ferry_tracer_drain(struct ferry_tracer *t);
 struct ferry_tracer_stats {
 	uint64_t events;          /* events processed */
 	uint64_t events_dropped;  /* ring full: event lost */
-	uint64_t spans_dropped;   /* open refused: ring full or no free slot */
+	uint64_t spans_dropped;   /* every reason: spans_dropped_full + _rate
+				   * + _budget */
 	uint64_t stale;           /* calls with a stale or unknown handle */
 	uint64_t unsampled;       /* call spans not sampled */
 	uint64_t traceparent_malformed; /* new trace started instead */
@@ -277,6 +290,14 @@ struct ferry_tracer_stats {
 	uint64_t export_errors;   /* spans lost to a failed file write */
 	uint64_t open_spans;      /* in the table now */
 	uint64_t export_rotations; /* export file rotated (export_max_bytes) */
+	/* Spans to be recorded (sampled, or recorded unsampled sessions) and
+	 * opens refused: after a clean stop (rings destroyed, then the
+	 * tracer, or ferry_tracer_stats() between), spans_started ==
+	 * spans_exported + spans_dropped + open_spans. */
+	uint64_t spans_started;
+	uint64_t spans_dropped_full;   /* open refused: ring full or no slot */
+	uint64_t spans_dropped_rate;   /* over max_spans_per_sec */
+	uint64_t spans_dropped_budget; /* drain thread over its cpu_budget */
 };
 
 /* Sum of the counters of every ring attached now or before.  Any thread. */
@@ -336,7 +357,7 @@ struct ferry_span_session_args {
  * context is valid, else a new random trace id.  Sampled as the parent says,
  * or by the tracer's sample_rate for a new trace.
  * Returns the handle for the session to keep, or FERRY_SPAN_NONE (@r NULL,
- * ring full or no free slot: counted in spans_dropped; every call with
+ * ring full or no free slot: counted in spans_dropped_full; every call with
  * FERRY_SPAN_NONE is a no-op).  Only @r's producer thread.
  */
 ferry_span_t ferry_span_session_open(struct ferry_trace_ring *r,
