@@ -172,6 +172,10 @@ static void inject(const uint8_t *dst, const uint8_t *src, uint16_t op,
 
 	cr_assert_not_null(m);
 	p = (uint8_t *)rte_pktmbuf_append(m, FERRY__ARP_FRAME);
+	if (!p) {
+		cr_assert_fail("no room for an ARP frame in an mbuf");
+		return;
+	}
 	/* Built as a reply (to tha), then made what the attacker wants. */
 	ferry__arp_put(p, FERRY__ARP_OP_REPLY, sha, sip, tip, tha);
 	memcpy(p, dst, 6);
