@@ -51,12 +51,7 @@ static void client_call_end(struct ferry_session *s, struct ferry_call *c,
 	if (c->unacked)
 		ferry__rel_forget_call(s, c);
 	ferry__reasm_end(s, c);
-	if (c->req)
-		ferry__msgbuf_put(c->req);
-	if (c->resp)
-		ferry__msgbuf_put(c->resp);
-	if (c->pre_mb)
-		ferry__msgbuf_put(c->pre_mb);
+	ferry__call_put_bufs(c);
 	if (res < 0)
 		ep->st.payload_copied_discarded += c->rx_got;
 	ferry__call_put(ep, c);

@@ -383,6 +383,18 @@ static inline struct ferry_call *ferry__call_get(struct ferry_endpoint *ep)
 	return c;
 }
 
+/* Give back the msgbufs a call still holds: its request, its response and
+ * the prefix (token table, trace block) copied ahead of its request. */
+static inline void ferry__call_put_bufs(struct ferry_call *c)
+{
+	if (c->req)
+		ferry__msgbuf_put(c->req);
+	if (c->resp)
+		ferry__msgbuf_put(c->resp);
+	if (c->pre_mb)
+		ferry__msgbuf_put(c->pre_mb);
+}
+
 static inline void ferry__call_put(struct ferry_endpoint *ep,
 				   struct ferry_call *c)
 {

@@ -38,12 +38,7 @@ static void server_call_end(struct ferry_call *c)
 	ferry__reasm_end(s, c);
 	if (c->n_ious)
 		ferry__iou_unclaim(c);
-	if (c->req)
-		ferry__msgbuf_put(c->req);
-	if (c->resp)
-		ferry__msgbuf_put(c->resp);
-	if (c->pre_mb)
-		ferry__msgbuf_put(c->pre_mb);
+	ferry__call_put_bufs(c);
 	if (s->slots && s->slots[c->req_id & s->slot_mask] == c)
 		s->slots[c->req_id & s->slot_mask] = NULL;
 	ferry__call_put(ep, c);
@@ -901,12 +896,7 @@ void ferry__server_sess_end(struct ferry_session *s, int res)
 		if (c->state == CALL_RX && c->req &&
 		    c->req->kind == MB_KIND_POOL)
 			ep->st.payload_copied_discarded += c->rx_got;
-		if (c->req)
-			ferry__msgbuf_put(c->req);
-		if (c->resp)
-			ferry__msgbuf_put(c->resp);
-		if (c->pre_mb)
-			ferry__msgbuf_put(c->pre_mb);
+		ferry__call_put_bufs(c);
 		ferry__call_put(ep, c);
 		ferry__sess_unref(s);
 	}
