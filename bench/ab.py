@@ -11,14 +11,12 @@ options (ferry-bench's command line is stable across such changes).
               [--duration 3] [--only TEXT]
 """
 import argparse
-import json
 import os
-import shlex
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchrun  # noqa: E402  (bench/benchrun.py)
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--a", required=True, help="ferry-bench of build A (before)")
@@ -28,10 +26,6 @@ ap.add_argument("--duration", default="3")
 ap.add_argument("--only", default="", help="run only cases whose name "
                 "contains this text")
 args = ap.parse_args()
-
-MEMIF_EAL = ("--no-huge -m 512 --no-pci --no-telemetry --log-level=error "
-             "--file-prefix {prefix} --vdev=net_memif0,role={role},"
-             "socket={sock}")
 
 # name, ferry-bench arguments (first word "memif": a DPDK server and client
 # process over net_memif, the rest go to the client), metric, better
@@ -49,47 +43,9 @@ CASES = [
 ]
 
 
-def run_plain(bench, extra):
-    cmd = [bench] + extra + ["--duration", args.duration, "--warmup", "1",
-                             "--quiet"]
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        r = subprocess.run(cmd + ["--json", f.name], capture_output=True,
-                           text=True, timeout=120)
-        if r.returncode != 0:
-            sys.exit("failed: %s\n%s" % (shlex.join(cmd), r.stderr))
-        with open(f.name) as fh:
-            return json.load(fh)
-
-
-def run_memif(bench, extra):
-    tag = "ab%d" % os.getpid()
-    sock = "/tmp/%s.sock" % tag
-    if os.path.exists(sock):
-        os.unlink(sock)
-    srv = subprocess.Popen(
-        [bench, "server", "--dataplane", "dpdk", "--busy-poll", "--ip",
-         "10.99.0.1", "--eal", MEMIF_EAL.format(prefix=tag + "s",
-                                                role="server", sock=sock),
-         "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True)
-    time.sleep(1.5)
-    try:
-        return run_plain(bench, [
-            "client", "--dataplane", "dpdk", "--busy-poll", "--ip",
-            "10.99.0.2", "--connect", "10.99.0.1", "--eal",
-            MEMIF_EAL.format(prefix=tag + "c", role="client", sock=sock)
-        ] + extra)
-    finally:
-        srv.terminate()
-        srv.communicate(timeout=15)
-        if os.path.exists(sock):
-            os.unlink(sock)
-
-
 def run(bench, extra):
-    if extra[:1] == ["memif"]:
-        return run_memif(bench, extra[1:])
-    return run_plain(bench, extra)
+    """One run's report (bench/benchrun.py; a hung run fails in 120 s)."""
+    return benchrun.run(bench, extra, args.duration, timeout=120)[0]
 
 
 def main():

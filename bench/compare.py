@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchrun  # noqa: E402  (bench/benchrun.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -53,10 +56,8 @@ if args.quick:
     args.reps, args.duration, args.warmup = 1, "1", "0.5"
     args.no_costs = True
 
-# As bench/figures.py's MEMIF_EAL: the same EAL for ferry and the raw echo.
-MEMIF_EAL = ("--no-huge -m 512 --no-pci --no-telemetry --log-level=error "
-             "--file-prefix {prefix} "
-             "--vdev=net_memif0,role={role},socket={sock}")
+# The figures' memif EAL (bench/benchrun.py), for ferry and the raw echo.
+MEMIF_EAL = benchrun.MEMIF_EAL
 TAG = "cmp%d" % os.getpid()
 SOCK = "/tmp/%s.sock" % TAG
 # Ports of our own, so a run beside someone else's ferry-bench (default

@@ -9,14 +9,14 @@ docs/bench.md, never in timed unit tests.
   bench/figures.py [--bench build/bench/ferry-bench] [--reps 5] [--quick]
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
-import shlex
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchrun  # noqa: E402  (bench/benchrun.py)
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--bench", default="build/bench/ferry-bench")
@@ -31,69 +31,10 @@ if args.quick:
     args.reps, args.duration = 1, "1"
 
 
-MEMIF_EAL = ("--no-huge -m 512 --no-pci --no-telemetry --log-level=error "
-             "--file-prefix {prefix} "
-             "--vdev=net_memif0,role={role},socket={sock}")
-
-
-def memif_cmds(extra):
-    """A server and a client process joined by net_memif (DPDK): the
-    server, then the client with @extra ("floor" first for the floor)."""
-    floor = extra[:1] == ["floor"]
-    opts = extra[1:] if floor else extra
-    tag = "fig%d" % os.getpid()
-    sock = "/tmp/%s.sock" % tag
-    pre = ["floor"] if floor else []
-    srv = [args.bench] + pre + [
-        "server", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.1",
-        "--eal", MEMIF_EAL.format(prefix=tag + "s", role="server", sock=sock),
-        "--quiet"]
-    if "--keyring" in opts:
-        # Tokens: the server admits with (and verifies against) the same
-        # keyring.
-        srv += ["--keyring", opts[opts.index("--keyring") + 1]]
-    cli = pre + [
-        "client", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.2",
-        "--connect", "10.99.0.1",
-        "--eal", MEMIF_EAL.format(prefix=tag + "c", role="client", sock=sock)
-    ] + opts
-    return srv, cli, sock
-
-
 def run(extra):
     """One run: a loop (or floor loop) process, or with "memif" first a
-    DPDK server and client pair."""
-    if extra[:1] == ["memif"]:
-        return run_memif(extra[1:])
-    return run_plain(extra)
-
-
-def run_memif(extra):
-    srv_cmd, cli, sock = memif_cmds(extra)
-    if os.path.exists(sock):
-        os.unlink(sock)
-    srv = subprocess.Popen(srv_cmd, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    try:
-        d, shown = run_plain(cli)
-    finally:
-        srv.terminate()
-        srv.communicate(timeout=15)
-        if os.path.exists(sock):
-            os.unlink(sock)
-    return d, "%s & %s" % (shlex.join(["ferry-bench"] + srv_cmd[1:]), shown)
-
-
-def run_plain(extra):
-    cmd = [args.bench] + extra + ["--duration", args.duration,
-                                  "--warmup", "1", "--quiet"]
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        r = subprocess.run(cmd + ["--json", f.name], capture_output=True,
-                           text=True)
-        if r.returncode != 0:
-            sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
-        return json.load(open(f.name)), shlex.join(["ferry-bench"] + extra)
+    DPDK server and client pair (bench/benchrun.py)."""
+    return benchrun.run(args.bench, extra, args.duration)
 
 
 def pair(common, metric, base=None, test=None):
