@@ -327,6 +327,11 @@ void ferry__replay_commit(struct ferry__replay *w, uint64_t pn)
 	w->bits[i >> 6] |= 1ull << (i & 63);
 }
 
+bool ferry__replay_has(const struct ferry__replay *w, uint64_t pn)
+{
+	return pn < w->next && w->next - pn <= w->size && replay_seen(w, pn);
+}
+
 /* --- key schedule -------------------------------------------------------- */
 
 void ferry__seal_transcript(const void *connect, size_t len, uint8_t th[32])

@@ -22,6 +22,7 @@
 #ifndef FERRY_SEAL_H
 #define FERRY_SEAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -174,6 +175,12 @@ int ferry__replay_check(const struct ferry__replay *w, uint64_t pn);
  * refuse changes nothing.
  */
 void ferry__replay_commit(struct ferry__replay *w, uint64_t pn);
+
+/*
+ * ferry__replay_has - is @pn marked?  False for pns at or above w->next and
+ * below the window.
+ */
+bool ferry__replay_has(const struct ferry__replay *w, uint64_t pn);
 
 /* --- key schedule (docs/wire-v2.md, section 4.4) ------------------------ */
 

@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wire v2 acknowledgement and loss recovery as units (transport/ackrx.c,
+ * transport/sentq.c; docs/wire-v2.md, 5.1 to 5.3): the ACK a receiver
+ * builds against a model of what arrived, when an ACK is owed, and the
+ * sender's records: acknowledgement, the packet and time thresholds, the
+ * retransmission timeout and its back-off, forgetting, ring limits, and a
+ * lossy, reordering channel between the two until every frame is
+ * acknowledged exactly once.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "transport/ackrx.h"
+#include "transport/sentq.h"
+
+#define MS 1000000ull
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* --- the receiver --------------------------------------------------------- */
+
+#define LOG2 11
+static uint64_t rbits[FERRY_REPLAY_WORDS(LOG2)];
+static struct ferry__ackrx rx;
+
+/* The pns an ACK names, as a bitmap over [0, 4096). */
+static void ack_set(const struct ferry_w2_ack *a, uint64_t largest,
+		    uint8_t *set)
+{
+	struct ferry_w2_pn_range r[FERRY_W2_ACK_RANGES_MAX + 1];
+	int n = ferry__w2_ack_ranges(a, largest, r);
+
+	cr_assert_gt(n, 0);
+	for (int i = 0; i < n; i++)
+		for (uint64_t p = r[i].lo; p <= r[i].hi; p++)
+			set[p] = 1;
+}
+
+Test(ackrx, in_order_delayed_then_due)
+{
+	struct ferry_w2_ack a;
+
+	cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+	cr_assert_eq(ferry__ackrx_build(&rx, 0, &a), -ENOENT);
+	for (uint64_t pn = 0; pn < 5; pn++)
+		ferry__ackrx_on_dgram(&rx, pn,
+				      FERRY_ACKRX_ELICITING |
+					      FERRY_ACKRX_ACKABLE,
+				      100 * MS + pn, 1 * MS);
+	cr_assert(ferry__ackrx_any(&rx));
+	cr_assert(!ferry__ackrx_due(&rx, 100 * MS + 10));
+	cr_assert(ferry__ackrx_due(&rx, 101 * MS));
+	cr_assert_eq(ferry__ackrx_build(&rx, 100 * MS + 4 + 3000, &a), 0);
+	cr_assert_eq(a.largest, 4);
+	cr_assert_eq(a.first_range, 4);
+	cr_assert_eq(a.nranges, 0);
+	cr_assert_eq(a.ack_delay, 3);
+	ferry__ackrx_sent(&rx);
+	cr_assert(!ferry__ackrx_any(&rx));
+}
+
+Test(ackrx, eighth_eliciting_is_owed_now)
+{
+	cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+	for (uint64_t pn = 0; pn < FERRY_ACKRX_ELICIT_MAX; pn++) {
+		cr_assert(!rx.now, "owed at once after %llu",
+			  (unsigned long long)pn);
+		ferry__ackrx_on_dgram(&rx, pn,
+				      FERRY_ACKRX_ELICITING |
+					      FERRY_ACKRX_ACKABLE,
+				      0, MS);
+	}
+	cr_assert(ferry__ackrx_due(&rx, 0));
+}
+
+Test(ackrx, gap_and_immediate_are_owed_now)
+{
+	cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+	ferry__ackrx_on_dgram(&rx, 0, FERRY_ACKRX_ELICITING | FERRY_ACKRX_ACKABLE,
+			      0, MS);
+	cr_assert(!rx.now);
+	ferry__ackrx_on_dgram(&rx, 2, FERRY_ACKRX_ELICITING | FERRY_ACKRX_ACKABLE,
+			      0, MS);
+	cr_assert(rx.now, "a skipped pn is reported at once");
+	ferry__ackrx_sent(&rx);
+	ferry__ackrx_on_dgram(&rx, 1, FERRY_ACKRX_ELICITING | FERRY_ACKRX_ACKABLE,
+			      0, MS);
+	cr_assert(rx.now, "a hole filled late is reported at once");
+	ferry__ackrx_sent(&rx);
+	ferry__ackrx_on_dgram(&rx, 3, FERRY_ACKRX_ELICITING | FERRY_ACKRX_ACKABLE |
+					      FERRY_ACKRX_IMMEDIATE,
+			      0, MS);
+	cr_assert(rx.now);
+}
+
+Test(ackrx, non_eliciting_owes_nothing_unackable_not_named)
+{
+	struct ferry_w2_ack a;
+	uint8_t set[4096] = { 0 };
+
+	cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+	ferry__ackrx_on_dgram(&rx, 0, FERRY_ACKRX_ACKABLE, 0, MS);
+	cr_assert(!ferry__ackrx_any(&rx), "an ACK-only datagram elicits nothing");
+	/* Data that could not be taken: not acknowledged, so it is sent
+	 * again. */
+	ferry__ackrx_on_dgram(&rx, 1, FERRY_ACKRX_ELICITING, 0, MS);
+	ferry__ackrx_on_dgram(&rx, 2, FERRY_ACKRX_ELICITING | FERRY_ACKRX_ACKABLE,
+			      0, MS);
+	cr_assert_eq(ferry__ackrx_build(&rx, 0, &a), 0);
+	ack_set(&a, 2, set);
+	cr_assert(set[0] && !set[1] && set[2]);
+}
+
+Test(ackrx, ack_delay_saturates)
+{
+	struct ferry_w2_ack a;
+
+	cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+	ferry__ackrx_on_dgram(&rx, 7, FERRY_ACKRX_ELICITING | FERRY_ACKRX_ACKABLE,
+			      MS, MS);
+	cr_assert_eq(ferry__ackrx_build(&rx, 10000 * MS, &a), 0);
+	cr_assert_eq(a.ack_delay, UINT16_MAX);
+	cr_assert_eq(a.largest, 7);
+	cr_assert_eq(a.first_range, 0);
+}
+
+/* Random arrivals against a model: the ACK names exactly the pns that
+ * arrived, from the largest down to the 33rd range (or the window). */
+Test(ackrx, ranges_match_model)
+{
+	for (int round = 0; round < 300; round++) {
+		static uint8_t got[4096], set[4096];
+		struct ferry_w2_ack a;
+		uint64_t largest = 0, lo, p;
+		unsigned density = 1 + (unsigned)(rng_next() % 15);
+		int ranges_seen = 0;
+		bool in = false;
+
+		memset(got, 0, sizeof(got));
+		memset(set, 0, sizeof(set));
+		cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+		for (int i = 0; i < 600; i++) {
+			uint64_t pn = rng_next() % 4000;
+
+			if (rng_next() % 16 >= density)
+				continue;
+			/* Below the window: the tracker forgets it. */
+			if (rx.got.next > 2048 && pn < rx.got.next - 2048)
+				continue;
+			ferry__ackrx_on_dgram(&rx, pn, FERRY_ACKRX_ACKABLE, 0,
+					      MS);
+			got[pn] = 1;
+			if (pn > largest)
+				largest = pn;
+		}
+		if (rx.got.next == 0)
+			continue;
+		cr_assert_eq(rx.got.next, largest + 1);
+		cr_assert_eq(ferry__ackrx_build(&rx, 0, &a), 0);
+		ack_set(&a, largest, set);
+		lo = largest + 1 > 2048 ? largest + 1 - 2048 : 0;
+		/* Walk the model down from the largest, counting ranges,
+		 * until the ACK had to stop. */
+		for (p = largest + 1; p-- > lo;) {
+			if (got[p] && !in) {
+				ranges_seen++;
+				in = true;
+			} else if (!got[p]) {
+				in = false;
+			}
+			if (ranges_seen > 1 + FERRY_W2_ACK_RANGES_MAX)
+				break;
+			cr_assert_eq(set[p], got[p], "round %d pn %llu", round,
+				     (unsigned long long)p);
+		}
+		/* Nothing below the window, or beyond the ranges, named. */
+		for (p = 0; p < lo; p++)
+			cr_assert_eq(set[p], 0);
+	}
+}
+
+/* --- the sender ------------------------------------------------------------ */
+
+#define DG_LOG2 6
+#define FR_LOG2 8
+static struct ferry__sent_dg dgs[1u << DG_LOG2];
+static struct ferry__sent_frame frs[1u << FR_LOG2], lost[1u << FR_LOG2];
+static struct ferry__sentq q;
+static unsigned acked_count[1024];
+static unsigned acked_total;
+
+static void on_acked(void *ctx, const struct ferry__sent_frame *f)
+{
+	(void)ctx;
+	acked_count[(uintptr_t)f->obj - 1]++;
+	acked_total++;
+}
+
+static void *obj(unsigned i)
+{
+	return (void *)(uintptr_t)(i + 1);
+}
+
+static void sq_init(uint64_t first)
+{
+	ferry__sentq_init(&q, dgs, DG_LOG2, frs, lost, FR_LOG2, first);
+	memset(acked_count, 0, sizeof(acked_count));
+	acked_total = 0;
+}
+
+/* Send datagram carrying frame of object @i; returns its pn. */
+static uint64_t send1(unsigned i, uint64_t now)
+{
+	cr_assert(ferry__sentq_room(&q));
+	cr_assert(ferry__sentq_add(&q, obj(i), 1, 0, 100));
+	return ferry__sentq_commit(&q, now, 120);
+}
+
+/* An ACK of the pns in [lo, hi]. */
+static struct ferry_w2_ack ack_of(uint64_t lo, uint64_t hi)
+{
+	struct ferry_w2_ack a = { .largest = (uint32_t)hi,
+				  .first_range = (uint16_t)(hi - lo) };
+	return a;
+}
+
+Test(sentq, ack_all)
+{
+	struct ferry_w2_ack a;
+
+	sq_init(0);
+	for (unsigned i = 0; i < 10; i++)
+		cr_assert_eq(send1(i, i * MS), i);
+	cr_assert_eq(q.in_flight, 10);
+	a = ack_of(0, 9);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 20 * MS, on_acked, NULL), 10);
+	cr_assert_eq(acked_total, 10);
+	cr_assert_eq(q.in_flight, 0);
+	cr_assert_eq(q.una, q.next_pn);
+	cr_assert_eq(q.bytes_in_flight, 0);
+	/* Again: nothing new. */
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 21 * MS, on_acked, NULL), 0);
+	cr_assert_eq(acked_total, 10);
+	/* RTT from the largest: sent at 9 ms, acknowledged at 20. */
+	cr_assert_eq(q.latest_rtt_ns, 11 * MS);
+	cr_assert_eq(ferry__sentq_deadline(&q), 0);
+}
+
+Test(sentq, ack_delay_comes_off_the_sample)
+{
+	struct ferry_w2_ack a;
+
+	sq_init(0);
+	send1(0, 0);
+	a = ack_of(0, 0);
+	a.ack_delay = 2000; /* us */
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 5 * MS, on_acked, NULL), 1);
+	cr_assert_eq(q.latest_rtt_ns, 3 * MS);
+}
+
+Test(sentq, ack_only_datagrams_take_pns_but_no_record)
+{
+	struct ferry_w2_ack a;
+
+	sq_init(1);
+	cr_assert_eq(ferry__sentq_commit(&q, 0, 30), 1);
+	cr_assert_eq(q.in_flight, 0);
+	cr_assert_eq(q.una, 2);
+	cr_assert_eq(send1(0, 0), 2);
+	/* An ACK that covers the ACK-only pn and the server's pn 0. */
+	a = ack_of(0, 2);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 1);
+	cr_assert_eq(acked_total, 1);
+}
+
+Test(sentq, ack_of_unsent_is_protocol_error)
+{
+	struct ferry_w2_ack a = ack_of(0, 5);
+
+	sq_init(0);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 0, on_acked, NULL), -EPROTO);
+	send1(0, 0);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 0, on_acked, NULL), -EPROTO);
+	a = ack_of(0, 0);
+	a.nranges = 1;
+	a.ranges[0].gap = 1;
+	a.ranges[0].count = 1;
+	cr_assert_lt(ferry__sentq_on_ack(&q, &a, 0, on_acked, NULL), 0,
+		     "a range below pn 0");
+	cr_assert_eq(acked_total, 0);
+}
+
+Test(sentq, packet_threshold)
+{
+	struct ferry_w2_ack a;
+	const struct ferry__sent_frame *f;
+
+	sq_init(0);
+	for (unsigned i = 0; i < 5; i++)
+		send1(i, 0);
+	/* 1 and 2 arrive: two later datagrams, so pn 0 is not lost yet
+	 * (and an RTT of 0 would meet the time threshold: the ACK comes
+	 * at 1 ms, the sample 1 ms, and pn 0 was sent at 0). */
+	a = ack_of(1, 2);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 2);
+	cr_assert_null(ferry__sentq_lost_peek(&q));
+	a = ack_of(1, 3);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 1);
+	f = ferry__sentq_lost_peek(&q);
+	cr_assert_not_null(f, "three later datagrams acknowledged: lost");
+	cr_assert_eq(f->obj, obj(0));
+	cr_assert_eq(q.lost_dgrams, 1);
+	/* It goes again in a new datagram, under a new pn. */
+	cr_assert(ferry__sentq_add_lost(&q));
+	cr_assert_null(ferry__sentq_lost_peek(&q));
+	cr_assert_eq(ferry__sentq_commit(&q, MS, 120), 5);
+	a = ack_of(4, 5);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 2 * MS, on_acked, NULL), 2);
+	cr_assert_eq(acked_count[0], 1);
+	cr_assert_eq(acked_total, 5);
+	cr_assert_eq(q.in_flight, 0);
+}
+
+Test(sentq, time_threshold)
+{
+	struct ferry_w2_ack a;
+
+	sq_init(0);
+	send1(0, 0);
+	send1(1, 1 * MS);
+	a = ack_of(1, 1);
+	/* RTT 10 ms: pn 0 is lost once 9/8 of it has passed since it was
+	 * sent, not before. */
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 11 * MS, on_acked, NULL), 1);
+	cr_assert_null(ferry__sentq_lost_peek(&q));
+	cr_assert_eq(ferry__sentq_deadline(&q), 11 * MS + MS / 4);
+	cr_assert_eq(ferry__sentq_timer(&q, 11 * MS + MS / 5), 0);
+	cr_assert_eq(ferry__sentq_timer(&q, 11 * MS + MS / 4), 1);
+	cr_assert_not_null(ferry__sentq_lost_peek(&q));
+}
+
+Test(sentq, rto_and_backoff)
+{
+	uint64_t rto;
+
+	sq_init(0);
+	send1(0, 0);
+	send1(1, 0);
+	rto = ferry__sentq_rto(&q);
+	cr_assert_eq(rto, FERRY_SENTQ_RTO_INIT_NS);
+	cr_assert_eq(ferry__sentq_deadline(&q), rto);
+	cr_assert_eq(ferry__sentq_timer(&q, rto - 1), 0);
+	/* Nothing acknowledged below: only the oldest goes. */
+	cr_assert_eq(ferry__sentq_timer(&q, rto), 1);
+	cr_assert_eq(q.rto_fired, 1);
+	cr_assert_eq(ferry__sentq_rto(&q), 2 * rto, "backed off");
+	cr_assert(ferry__sentq_add_lost(&q));
+	ferry__sentq_commit(&q, rto, 120);
+	/* Progress resets the back-off. */
+	{
+		struct ferry_w2_ack a = ack_of(2, 2);
+
+		cr_assert_eq(ferry__sentq_on_ack(&q, &a, rto + MS, on_acked,
+						 NULL), 1);
+	}
+	cr_assert_eq(q.backoff, 0);
+}
+
+Test(sentq, forget)
+{
+	struct ferry_w2_ack a;
+
+	sq_init(0);
+	send1(0, 0);
+	send1(1, 0);
+	cr_assert(ferry__sentq_add(&q, obj(0), 1, 100, 100));
+	cr_assert(ferry__sentq_add(&q, obj(2), 1, 0, 100));
+	ferry__sentq_commit(&q, 0, 300);
+	cr_assert_eq(ferry__sentq_forget(&q, obj(0)), 2);
+	a = ack_of(0, 2);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 3);
+	cr_assert_eq(acked_count[0], 0, "a forgotten object is never named");
+	cr_assert_eq(acked_count[1], 1);
+	cr_assert_eq(acked_count[2], 1);
+}
+
+Test(sentq, rings_bound_what_is_held)
+{
+	sq_init(0);
+	/* Record slots. */
+	for (unsigned i = 0; i < (1u << DG_LOG2); i++)
+		send1(i, 0);
+	cr_assert(!ferry__sentq_room(&q), "every record slot held");
+	/* Frame slots: one datagram of many frames. */
+	sq_init(0);
+	for (unsigned i = 0; i < (1u << FR_LOG2); i++)
+		cr_assert(ferry__sentq_add(&q, obj(i), 1, 0, 1));
+	cr_assert(!ferry__sentq_add(&q, obj(0), 1, 0, 1));
+	ferry__sentq_abort(&q);
+	cr_assert_eq(q.building, 0);
+	cr_assert(ferry__sentq_add(&q, obj(0), 1, 0, 1));
+}
+
+/*
+ * A channel that loses a third of the datagrams both ways and reorders
+ * the rest, a receiver with an ack tracker, and a sender that re-sends
+ * lost frames first: every one of 500 frames is acknowledged exactly once,
+ * and the rings never overflow.
+ */
+Test(sentq, lossy_channel_model)
+{
+	enum { N = 500 };
+	struct wire {
+		uint64_t pn;
+		uint64_t at;
+	} inflight[256];
+	unsigned nin = 0, next_obj = 0;
+	uint64_t now = 0;
+
+	sq_init(0);
+	cr_assert_eq(ferry__ackrx_init(&rx, LOG2, rbits), 0);
+	while (acked_total < N) {
+		cr_assert_lt(now, 100000 * MS, "no progress");
+		now += MS / 4;
+		ferry__sentq_timer(&q, now);
+		/* Send: lost frames first, then new ones, 1 to 3 a datagram. */
+		while (ferry__sentq_room(&q) && nin < 256) {
+			unsigned k = 1 + (unsigned)(rng_next() % 3), put = 0;
+
+			while (put < k && ferry__sentq_lost_peek(&q)) {
+				if (!ferry__sentq_add_lost(&q))
+					break;
+				put++;
+			}
+			while (put < k && !ferry__sentq_lost_peek(&q) &&
+			       next_obj < N) {
+				if (!ferry__sentq_add(&q, obj(next_obj), 1, 0, 1))
+					break;
+				next_obj++;
+				put++;
+			}
+			if (!put)
+				break;
+			inflight[nin].pn = ferry__sentq_commit(&q, now, 100);
+			inflight[nin].at =
+				now + MS + (rng_next() % 4) * MS;
+			if (rng_next() % 3 == 0)
+				inflight[nin].at = UINT64_MAX; /* lost */
+			nin++;
+		}
+		/* Deliver what is due; the receiver acks each, and a third
+		 * of the ACKs are lost. */
+		for (unsigned i = 0; i < nin;) {
+			struct ferry_w2_ack a;
+
+			if (inflight[i].at > now) {
+				if (inflight[i].at == UINT64_MAX &&
+				    rng_next() % 64 == 0)
+					inflight[i] = inflight[--nin];
+				else
+					i++;
+				continue;
+			}
+			ferry__ackrx_on_dgram(&rx, inflight[i].pn,
+					      FERRY_ACKRX_ELICITING |
+						      FERRY_ACKRX_ACKABLE,
+					      now, MS);
+			inflight[i] = inflight[--nin];
+			cr_assert_eq(ferry__ackrx_build(&rx, now, &a), 0);
+			if (rng_next() % 3 == 0)
+				continue;
+			cr_assert_geq(ferry__sentq_on_ack(&q, &a, now,
+							  on_acked, NULL),
+				      0);
+		}
+	}
+	for (unsigned i = 0; i < N; i++)
+		cr_assert_eq(acked_count[i], 1, "frame %u acknowledged %u times",
+			     i, acked_count[i]);
+	cr_assert_gt(q.lost_dgrams, 0);
+}

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The send side of wire v2 reliability: see sentq.h.
+ *
+ * RTT estimation is RFC 6298's (v1's), with the peer's ack_delay taken
+ * off a sample when that leaves it positive.  Loss detection is QUIC's
+ * (RFC 9002): a live datagram below the largest acknowledged is lost when
+ * FERRY_SENTQ_PKT_THRESH later ones are acknowledged, or when it was sent
+ * more than 9/8 of max(srtt, latest RTT) ago; and on a retransmission
+ * timeout without any acknowledgement, the oldest is lost with every live
+ * one below the largest acknowledged (v1's rule: a run the receiver
+ * dropped whole goes again at once).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "transport/sentq.h"
+
+void ferry__sentq_init(struct ferry__sentq *q, struct ferry__sent_dg *dg,
+		       unsigned dg_log2, struct ferry__sent_frame *fr,
+		       struct ferry__sent_frame *lost, unsigned fr_log2,
+		       uint64_t first_pn)
+{
+	memset(q, 0, sizeof(*q));
+	q->dg = dg;
+	q->dg_mask = (1u << dg_log2) - 1;
+	q->fr = fr;
+	q->lost = lost;
+	q->fr_mask = q->lost_mask = (1u << fr_log2) - 1;
+	q->next_pn = q->una = first_pn;
+	q->rto_ns = FERRY_SENTQ_RTO_INIT_NS;
+	memset(dg, 0, ((size_t)q->dg_mask + 1) * sizeof(*dg));
+}
+
+bool ferry__sentq_room(const struct ferry__sentq *q)
+{
+	return q->next_pn - q->una <= q->dg_mask &&
+	       q->fr_head - q->fr_tail <= q->fr_mask;
+}
+
+bool ferry__sentq_add(struct ferry__sentq *q, void *obj, uint8_t kind,
+		      uint32_t off, uint32_t len)
+{
+	struct ferry__sent_frame *f;
+
+	/* Frames held in the ring and frames waiting on the lost queue
+	 * together fit in the ring: the lost queue, as large, can then
+	 * always take every live frame when their datagrams are lost. */
+	if (q->fr_head + q->building - q->fr_tail +
+		    (q->lost_head - q->lost_tail) > q->fr_mask ||
+	    q->building == UINT16_MAX)
+		return false;
+	f = &q->fr[(q->fr_head + q->building) & q->fr_mask];
+	f->obj = obj;
+	f->kind = kind;
+	f->off = off;
+	f->len = len;
+	q->building++;
+	return true;
+}
+
+bool ferry__sentq_add_lost(struct ferry__sentq *q)
+{
+	if (q->lost_tail == q->lost_head ||
+	    q->fr_head + q->building - q->fr_tail > q->fr_mask ||
+	    q->building == UINT16_MAX)
+		return false;
+	q->fr[(q->fr_head + q->building) & q->fr_mask] =
+		q->lost[q->lost_tail++ & q->lost_mask];
+	q->building++;
+	return true;
+}
+
+/* Hand back the record slots and frame slots of retired datagrams at the
+ * front. */
+static void advance_una(struct ferry__sentq *q)
+{
+	while (q->una != q->next_pn && !q->dg[q->una & q->dg_mask].live)
+		q->una++;
+	q->fr_tail = q->una == q->next_pn ? q->fr_head
+					  : q->dg[q->una & q->dg_mask].frame0;
+}
+
+uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
+			     uint32_t bytes)
+{
+	uint64_t pn = q->next_pn++;
+	struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
+
+	d->sent_ns = now;
+	d->frame0 = q->fr_head;
+	d->nframes = (uint16_t)q->building;
+	d->bytes = bytes;
+	d->live = q->building != 0;
+	q->fr_head += q->building;
+	q->building = 0;
+	if (d->live) {
+		q->in_flight++;
+		q->bytes_in_flight += bytes;
+	}
+	advance_una(q);
+	return pn;
+}
+
+void ferry__sentq_abort(struct ferry__sentq *q)
+{
+	q->building = 0;
+}
+
+static void retire(struct ferry__sentq *q, struct ferry__sent_dg *d)
+{
+	d->live = false;
+	q->in_flight--;
+	q->bytes_in_flight -= d->bytes;
+}
+
+/* Datagram @d is lost: its frames that still matter go on the lost queue
+ * (which has room: it never holds more than the frame ring). */
+static void declare_lost(struct ferry__sentq *q, struct ferry__sent_dg *d)
+{
+	for (uint32_t i = 0; i < d->nframes; i++) {
+		const struct ferry__sent_frame *f =
+			&q->fr[(d->frame0 + i) & q->fr_mask];
+
+		if (!f->obj)
+			continue;
+		q->lost[q->lost_head++ & q->lost_mask] = *f;
+		q->lost_frames++;
+	}
+	retire(q, d);
+	q->lost_dgrams++;
+}
+
+static void rtt_sample(struct ferry__sentq *q, uint64_t r, uint64_t delay)
+{
+	if (r > delay)
+		r -= delay;
+	q->latest_rtt_ns = r;
+	if (q->srtt_ns == 0) {
+		q->srtt_ns = r;
+		q->rttvar_ns = r / 2;
+	} else {
+		uint64_t d = q->srtt_ns > r ? q->srtt_ns - r : r - q->srtt_ns;
+
+		q->rttvar_ns = (3 * q->rttvar_ns + d) / 4;
+		q->srtt_ns = (7 * q->srtt_ns + r) / 8;
+	}
+	q->rto_ns = q->srtt_ns + 4 * q->rttvar_ns;
+	if (q->rto_ns < FERRY_SENTQ_RTO_MIN_NS)
+		q->rto_ns = FERRY_SENTQ_RTO_MIN_NS;
+	if (q->rto_ns > FERRY_SENTQ_RTO_MAX_NS)
+		q->rto_ns = FERRY_SENTQ_RTO_MAX_NS;
+}
+
+/* How long after it was sent a datagram below the largest acknowledged
+ * is given up on. */
+static uint64_t loss_delay(const struct ferry__sentq *q)
+{
+	uint64_t r = q->srtt_ns > q->latest_rtt_ns ? q->srtt_ns
+						   : q->latest_rtt_ns;
+
+	if (r == 0)
+		r = FERRY_SENTQ_RTO_INIT_NS;
+	return r + r / 8;
+}
+
+/* The packet and time thresholds, over the live datagrams below the
+ * largest acknowledged. */
+static uint32_t detect_lost(struct ferry__sentq *q, uint64_t now)
+{
+	uint64_t delay = loss_delay(q), end;
+	uint32_t n = 0;
+
+	if (q->largest_acked == 0)
+		return 0;
+	end = q->largest_acked - 1;
+	for (uint64_t pn = q->una; pn < end; pn++) {
+		struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
+
+		if (!d->live)
+			continue;
+		if (end - pn >= FERRY_SENTQ_PKT_THRESH ||
+		    now - d->sent_ns >= delay) {
+			declare_lost(q, d);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void ack_one(struct ferry__sentq *q, struct ferry__sent_dg *d,
+		    ferry__sent_acked_fn acked, void *ctx)
+{
+	for (uint32_t i = 0; i < d->nframes; i++) {
+		const struct ferry__sent_frame *f =
+			&q->fr[(d->frame0 + i) & q->fr_mask];
+
+		if (f->obj)
+			acked(ctx, f);
+	}
+	retire(q, d);
+}
+
+int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
+			uint64_t now, ferry__sent_acked_fn acked, void *ctx)
+{
+	struct ferry_w2_pn_range r[FERRY_W2_ACK_RANGES_MAX + 1];
+	uint64_t largest;
+	int nr, newly = 0;
+
+	if (q->next_pn == 0)
+		return -EPROTO;
+	largest = ferry__w2_pn_expand(q->next_pn - 1, a->largest);
+	if (largest >= q->next_pn)
+		return -EPROTO; /* acknowledges what was never sent */
+	nr = ferry__w2_ack_ranges(a, largest, r);
+	if (nr < 0)
+		return nr;
+	for (int i = 0; i < nr; i++) {
+		uint64_t lo = r[i].lo < q->una ? q->una : r[i].lo;
+
+		for (uint64_t pn = r[i].hi + 1; pn-- > lo;) {
+			struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
+
+			if (!d->live)
+				continue;
+			if (pn == largest)
+				rtt_sample(q, now - d->sent_ns,
+					   (uint64_t)a->ack_delay * 1000);
+			ack_one(q, d, acked, ctx);
+			newly++;
+		}
+	}
+	if (largest + 1 > q->largest_acked)
+		q->largest_acked = largest + 1;
+	if (newly)
+		q->backoff = 0; /* progress */
+	detect_lost(q, now);
+	advance_una(q);
+	return newly;
+}
+
+uint64_t ferry__sentq_rto(const struct ferry__sentq *q)
+{
+	uint64_t rto = q->rto_ns << (q->backoff < FERRY_SENTQ_BACKOFF_MAX
+					     ? q->backoff
+					     : FERRY_SENTQ_BACKOFF_MAX);
+
+	return rto > FERRY_SENTQ_RTO_MAX_NS ? FERRY_SENTQ_RTO_MAX_NS : rto;
+}
+
+uint64_t ferry__sentq_deadline(const struct ferry__sentq *q)
+{
+	uint64_t pn, t = 0;
+
+	if (q->in_flight == 0)
+		return 0;
+	for (pn = q->una; pn != q->next_pn; pn++)
+		if (q->dg[pn & q->dg_mask].live)
+			break;
+	t = q->dg[pn & q->dg_mask].sent_ns + ferry__sentq_rto(q);
+	/* The time threshold may fire sooner for one below the largest
+	 * acknowledged. */
+	if (q->largest_acked && pn < q->largest_acked - 1) {
+		uint64_t l = q->dg[pn & q->dg_mask].sent_ns + loss_delay(q);
+
+		if (l < t)
+			t = l;
+	}
+	return t;
+}
+
+uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now)
+{
+	struct ferry__sent_dg *oldest = NULL;
+	uint32_t n = detect_lost(q, now);
+	uint64_t pn;
+
+	for (pn = q->una; pn != q->next_pn; pn++) {
+		if (q->dg[pn & q->dg_mask].live) {
+			oldest = &q->dg[pn & q->dg_mask];
+			break;
+		}
+	}
+	if (oldest && now - oldest->sent_ns >= ferry__sentq_rto(q)) {
+		uint64_t end = q->largest_acked ? q->largest_acked - 1 : 0;
+
+		q->rto_fired++;
+		q->backoff++;
+		declare_lost(q, oldest);
+		n++;
+		for (pn++; pn < end; pn++) {
+			struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
+
+			if (d->live) {
+				declare_lost(q, d);
+				n++;
+			}
+		}
+	}
+	advance_una(q);
+	return n;
+}
+
+const struct ferry__sent_frame *
+ferry__sentq_lost_peek(const struct ferry__sentq *q)
+{
+	return q->lost_tail == q->lost_head
+		       ? NULL
+		       : &q->lost[q->lost_tail & q->lost_mask];
+}
+
+void ferry__sentq_lost_pop(struct ferry__sentq *q)
+{
+	if (q->lost_tail != q->lost_head)
+		q->lost_tail++;
+}
+
+uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj)
+{
+	uint32_t n = 0;
+
+	for (uint64_t pn = q->una; pn != q->next_pn; pn++) {
+		struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
+
+		if (!d->live)
+			continue;
+		for (uint32_t i = 0; i < d->nframes; i++) {
+			struct ferry__sent_frame *f =
+				&q->fr[(d->frame0 + i) & q->fr_mask];
+
+			if (f->obj == obj) {
+				f->obj = NULL;
+				n++;
+			}
+		}
+	}
+	for (uint32_t i = q->lost_tail; i != q->lost_head; i++) {
+		struct ferry__sent_frame *f = &q->lost[i & q->lost_mask];
+
+		if (f->obj == obj) {
+			f->obj = NULL;
+			n++;
+		}
+	}
+	return n;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The send side of wire v2 reliability (docs/wire-v2.md, 5.1 and 5.3): a
+ * record of every datagram sent and not yet acknowledged or judged lost,
+ * with the frames it carried; ACK processing; loss detection by packet
+ * and time thresholds and by retransmission timeout; the RTT estimator;
+ * and the queue of lost frames waiting to go out again.
+ *
+ * The datagram is the unit of acknowledgement, the frame the unit of
+ * retransmission: a lost datagram's frames go back on the lost queue and
+ * leave in new datagrams under new packet numbers, never the same pn
+ * twice.  A lost datagram's record is retired at once, so a frame is in
+ * at most one live record or on the lost queue, never both: its owner
+ * can count a message's frames outstanding with one counter.  An ACK that
+ * arrives for a datagram already judged lost finds nothing (a spurious
+ * retransmission, which the receiver drops as a duplicate).
+ *
+ * What a frame is, beyond its place in a message, is the owner's: the
+ * queue keeps an opaque object pointer, offset, length and kind, and
+ * tells the owner through a callback when the peer has it.
+ *
+ * Nothing here allocates: the session gives the rings (sizes powers of
+ * two).  Times are monotonic nanoseconds.
+ */
+#ifndef FERRY_TRANSPORT_SENTQ_H
+#define FERRY_TRANSPORT_SENTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wire2.h"
+
+#define FERRY_SENTQ_RTO_MIN_NS (4ull * 1000000)   /* above the VM's wake jitter */
+#define FERRY_SENTQ_RTO_INIT_NS (20ull * 1000000) /* before an RTT sample */
+#define FERRY_SENTQ_RTO_MAX_NS (1000ull * 1000000)
+#define FERRY_SENTQ_PKT_THRESH 3 /* later datagrams acknowledged: lost */
+#define FERRY_SENTQ_BACKOFF_MAX 6
+
+struct ferry__sent_frame {
+	void *obj;      /* the owner's; NULL once forgotten */
+	uint32_t off;
+	uint32_t len;
+	uint8_t kind;   /* the owner's */
+};
+
+struct ferry__sent_dg {
+	uint64_t sent_ns;
+	uint32_t frame0;  /* its first frame's index in the frame ring */
+	uint16_t nframes;
+	bool live;        /* ack-eliciting, not yet acknowledged or lost */
+	uint32_t bytes;   /* the datagram's size, for a congestion window */
+};
+
+struct ferry__sentq {
+	struct ferry__sent_dg *dg;  /* by pn & dg_mask */
+	uint32_t dg_mask;
+	struct ferry__sent_frame *fr; /* frames of records, in send order */
+	uint32_t fr_mask;
+	uint32_t fr_head, fr_tail;  /* next to write; oldest held */
+	struct ferry__sent_frame *lost; /* lost frames, FIFO */
+	uint32_t lost_mask;
+	uint32_t lost_head, lost_tail;
+	uint64_t next_pn;  /* the pn of the datagram being built */
+	uint64_t una;      /* the oldest pn whose record is held */
+	uint64_t largest_acked; /* + 1; 0 before any ACK */
+	uint32_t building; /* frames added to the datagram being built */
+	uint32_t in_flight; /* live datagrams */
+	uint64_t bytes_in_flight;
+	uint64_t srtt_ns, rttvar_ns, rto_ns, latest_rtt_ns;
+	uint32_t backoff;  /* timeouts without progress */
+	/* Counters for the endpoint's statistics. */
+	uint64_t lost_dgrams, lost_frames, rto_fired;
+};
+
+/*
+ * ferry__sentq_init - an empty queue over @dg (2^@dg_log2 records), @fr and
+ * @lost (2^@fr_log2 frames each).  A datagram may be built only while fewer
+ * than 2^@dg_log2 pns are held, which the caller sets at or below the
+ * peer's replay window.  The first pn is @first_pn (the server's first
+ * short-header pn is 1: its ACCEPT was 0).
+ */
+void ferry__sentq_init(struct ferry__sentq *q, struct ferry__sent_dg *dg,
+		       unsigned dg_log2, struct ferry__sent_frame *fr,
+		       struct ferry__sent_frame *lost, unsigned fr_log2,
+		       uint64_t first_pn);
+
+/* May a datagram be started (a record slot free, and room for at least
+ * one frame)? */
+bool ferry__sentq_room(const struct ferry__sentq *q);
+
+/*
+ * ferry__sentq_add - record that the datagram being built carries an
+ * ack-eliciting frame.  Returns false, recording nothing, when the frame
+ * ring is full: the datagram must close without it.
+ */
+bool ferry__sentq_add(struct ferry__sentq *q, void *obj, uint8_t kind,
+		      uint32_t off, uint32_t len);
+
+/*
+ * ferry__sentq_commit - the datagram being built went out at @now, @bytes
+ * long: record it (live when it carried a frame from ferry__sentq_add())
+ * and return its pn.  Every datagram sent takes a pn through here, ACK-only
+ * ones too.
+ */
+uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
+			     uint32_t bytes);
+
+/* The datagram being built was not sent: forget the frames added. */
+void ferry__sentq_abort(struct ferry__sentq *q);
+
+typedef void (*ferry__sent_acked_fn)(void *ctx,
+				     const struct ferry__sent_frame *f);
+
+/*
+ * ferry__sentq_on_ack - the peer acknowledges @a (already decoded from an
+ * authenticated datagram) at @now.  Calls @acked for every frame of every
+ * live datagram it covers (frames whose object was forgotten excepted),
+ * takes an RTT sample from its largest when that is newly acknowledged,
+ * then judges lost what the packet and time thresholds say: their frames
+ * go on the lost queue.  Returns the number of datagrams newly
+ * acknowledged, or -FERRY_W2_E_ACK_BELOW_ZERO / -EPROTO for an ACK of a pn
+ * never sent (a protocol error: the session must end).
+ */
+int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
+			uint64_t now, ferry__sent_acked_fn acked, void *ctx);
+
+/*
+ * ferry__sentq_timer - judge lost what has waited too long at @now: on a
+ * retransmission timeout, the oldest live datagram and every live one
+ * below the largest acknowledged; and whatever the time threshold now
+ * condemns.  Returns the number of datagrams judged lost.
+ */
+uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now);
+
+/* When ferry__sentq_timer() next has something to do (0: nothing live). */
+uint64_t ferry__sentq_deadline(const struct ferry__sentq *q);
+
+/* The retransmission timeout now in force, back-off included. */
+uint64_t ferry__sentq_rto(const struct ferry__sentq *q);
+
+/*
+ * The oldest lost frame waiting to go out again (NULL: none).  Once the
+ * owner has put it in the datagram being built, ferry__sentq_add_lost()
+ * moves it into that datagram's record (false, moving nothing, when the
+ * frame ring is full: the datagram must close); if its object no longer
+ * needs it, ferry__sentq_lost_pop() drops it.  Lost frames go out before
+ * new ones: ferry__sentq_add() keeps room for every frame on the lost
+ * queue, so a new frame may be refused while lost ones wait.
+ */
+const struct ferry__sent_frame *
+ferry__sentq_lost_peek(const struct ferry__sentq *q);
+bool ferry__sentq_add_lost(struct ferry__sentq *q);
+void ferry__sentq_lost_pop(struct ferry__sentq *q);
+
+/*
+ * ferry__sentq_forget - @obj is going away: no callback or lost frame will
+ * name it again.  Returns how many of its frames were outstanding (live
+ * or lost), which the owner's counter should drop by.
+ */
+uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj);
+
+#endif /* FERRY_TRANSPORT_SENTQ_H */
