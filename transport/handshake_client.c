@@ -307,10 +307,13 @@ static enum ferry_hs_verdict input_long(struct ferry_hs_client *c,
 	enum ferry_w2_err e;
 
 	e = ferry__w2_parse_hdr(dg, len, &d);
+	/* A CONNECT is for servers, whatever its size (the codec checks its
+	 * 512 bytes last, with the header decoded). */
+	if ((e == FERRY_W2_OK || e == FERRY_W2_E_CONNECT_SHORT) &&
+	    d.type == FERRY_W2_CONNECT)
+		return drop(res, "drop_bad_type");
 	if (e != FERRY_W2_OK)
 		return drop(res, ferry__hs_codec_drop(e));
-	if (d.type == FERRY_W2_CONNECT)
-		return drop(res, "drop_bad_type");
 	/* Everything a server sends names our CID; nothing is taken once the
 	 * attempt has ended, and only one RETRY per attempt (section 4.1). */
 	if (d.dcid != c->cid || c->done ||
