@@ -44,6 +44,15 @@ int ferry__admit_set_untag(struct ferry_endpoint *ep,
 void ferry__admit_grant(struct ferry_endpoint *ep, uint64_t tag,
 			uint64_t expires_in_ms);
 
+/*
+ * Only from inside the admission hook: the token it judges holds holder
+ * key @hk (32 bytes; a channel token v2, docs/tokens.md), which the
+ * client must prove it has and which enters the session's keys
+ * (docs/wire-v2.md, 4.5).  A token-admitted CONNECT whose hook gives no
+ * holder key is refused.
+ */
+void ferry__admit_holder_key(struct ferry_endpoint *ep, const uint8_t *hk);
+
 /* How many sessions the endpoint holds at most: a bound on how many tags
  * a hook can have granted and not yet had back. */
 uint32_t ferry__admit_max_sessions(const struct ferry_endpoint *ep);

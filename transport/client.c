@@ -89,7 +89,7 @@ static bool pre_fits(const struct ferry_session *s, const struct ferry_call *c)
 {
 	uint32_t pre = call_pre_len(c);
 
-	return pre <= s->max_payload &&
+	return pre <= s->frag_unit &&
 	       (uint64_t)c->req->len + pre <= s->peer_max_msg;
 }
 
@@ -144,7 +144,7 @@ void ferry__sess_start_waiting(struct ferry_session *s)
 		 * and payload) must fit its max_msg, and the table must fit
 		 * in one fragment.  A trace block gives way if need be. */
 		if ((uint64_t)c->req->len + c->caps_len > s->peer_max_msg ||
-		    c->caps_len > s->max_payload) {
+		    c->caps_len > s->frag_unit) {
 			client_call_end(s, c, -EMSGSIZE, NULL, 0);
 			continue;
 		}
@@ -181,21 +181,14 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	if (ep->destroying)
 		return -ESHUTDOWN;
 	if (opts && opts->token_len) {
-		/* The whole CONNECT is one datagram: header, PARAMS, maybe
-		 * TRACEPARENT (the caller's, or with a tracer the session
-		 * span's), FEATURES, and the TOKEN TLV. */
-		size_t need = FERRY_WIRE_HDR_LEN + 4 + FERRY_TLV_PARAMS_LEN +
-			      (opts->traceparent || ep->tops
-				       ? 4 + FERRY_TRACEPARENT_LEN
-				       : 0) +
-			      4 + FERRY_TLV_FEATURES_LEN + 4 + opts->token_len;
 		int ret;
 
-		if (opts->token_len > 0xffff || need > ep->cfg.max_frame)
+		/* The CONNECT is one datagram of at most
+		 * FERRY_HS_CONNECT_MAX bytes (handshake.h). */
+		if (opts->token_len > FERRY_HS_CONNECT_MAX - 1024)
 			return -EMSGSIZE;
-		/* A copy the connect owns: the dataplane reads it from the
-		 * pool's memory, as it reads payloads, and retransmits
-		 * need it until the server answers. */
+		/* A copy the connect owns: retransmitted CONNECTs need it
+		 * until the server answers. */
 		ret = ferry_msgbuf_alloc(ep, opts->token_len, &tok);
 		if (ret < 0)
 			return ret == -EMSGSIZE ? -EMSGSIZE : -ENOBUFS;
@@ -244,8 +237,12 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 			s->have_traceparent = true;
 		}
 	}
-	s->pending |= SF_CONNECT;
-	ferry__sess_activate(s);
+	if (ferry__connect_start(s, opts) < 0) {
+		ferry__sess_end(s, -ENOMEM, false);
+		s->cli.user_ref = false;
+		ferry__sess_unref(s);
+		return -ENOMEM;
+	}
 	*out = s;
 	return 0;
 }
@@ -427,7 +424,7 @@ int ferry_call_with(struct ferry_session *s, uint16_t method,
 	 * (ferry__sess_start_waiting), when the server's are known. */
 	if (s->state == SESS_OPEN &&
 	    ((uint64_t)req->len + caps_len > s->peer_max_msg ||
-	     caps_len > s->max_payload))
+	     caps_len > s->frag_unit))
 		return -EMSGSIZE;
 	if (caps_len) {
 		/* Sized to the table, so that it comes from the smallest
@@ -483,11 +480,7 @@ void ferry__client_sess_end(struct ferry_session *s, int res,
 	struct ferry_call *c;
 	uint32_t r;
 
-	if (s->cli.token) {
-		/* A CONNECT still in the dataplane holds its own ref. */
-		ferry__msgbuf_put(s->cli.token);
-		s->cli.token = NULL;
-	}
+	ferry__connect_end(s);
 	s->txq_head = s->txq_tail = NULL;
 	s->pushq_head = s->pushq_tail = NULL;
 	/* Calls with a slot are the oldest; end them in call order,
@@ -503,7 +496,6 @@ void ferry__client_sess_end(struct ferry_session *s, int res,
 		client_call_end(s, c, res, NULL, 0);
 	}
 	s->cli.wait_tail = NULL;
-	ferry__rel_reset(s);
 	if (was_connecting && s->cli.connect_cb)
 		s->cli.connect_cb(s, res, s->cli.connect_ctx);
 }
@@ -519,43 +511,15 @@ void ferry_session_close(struct ferry_session *s)
 
 /* --- receive ------------------------------------------------------------- */
 
-static void client_rx_accept(struct ferry_session *s,
-			     const struct ferry_frame *f)
+/* The handshake is done (connect.c took the terms): the session opens,
+ * and the calls made meanwhile go. */
+void ferry__client_opened(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
-	struct ferry_connect_body b;
-	uint32_t mf;
 
-	if (s->state != SESS_CONNECTING)
-		return; /* a duplicate ACCEPT */
-	/* A server sends no TOKEN: one in an ACCEPT is a critical option this
-	 * client does not implement (server tokens are not defined). */
-	if (ferry__wire_parse_connect(f->payload, f->pay_len, &b) < 0 ||
-	    b.token) {
-		ep->st.drop_malformed++;
-		return;
-	}
-	s->peer_id = f->h.src_sess;
-	s->peer_feat = b.features;
-	s->push_slack = b.params.credits / 2 ? b.params.credits / 2 : 1;
-	if (s->cli.token) {
-		ferry__msgbuf_put(s->cli.token);
-		s->cli.token = NULL;
-	}
-	mf = b.params.max_frame < ep->cfg.max_frame ? b.params.max_frame
-						    : ep->cfg.max_frame;
-	s->max_payload = mf - FERRY_WIRE_HDR_LEN;
-	s->peer_max_msg = b.params.max_msg;
-	s->tx_credit = b.params.credits;
-	if (seq_lt(s->tx_credit, f->h.credit))
-		s->tx_credit = f->h.credit;
-	/* Never more calls outstanding than the server has slots for: use
-	 * the largest power of two within both sides' counts. */
-	while (s->slot_mask && s->slot_mask + 1 > b.params.slots)
-		s->slot_mask >>= 1;
-	s->pending &= ~SF_CONNECT; /* a retransmit may still be queued */
 	s->state = SESS_OPEN;
 	ep->st.sessions_opened++;
+	ferry__sess_activate(s); /* the ACK of ACCEPT goes at once */
 	if (s->cli.connect_cb)
 		s->cli.connect_cb(s, 0, s->cli.connect_ctx);
 	ferry__sess_start_waiting(s);
@@ -635,9 +599,10 @@ static void client_resp_done(struct ferry_session *s, struct ferry_call *c,
 	client_call_end(s, c, 0, data, len);
 }
 
-/* A response packet; false if it could not be taken now (no buffer). */
-static bool client_rx_response(struct ferry_session *s,
-			       const struct ferry_frame *f)
+/* A response frame: RXD_* (not taken for want of a buffer: the server
+ * sends it again). */
+int ferry__client_rx_response(struct ferry_session *s,
+			      const struct ferry_frame *f)
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
@@ -655,11 +620,8 @@ static bool client_rx_response(struct ferry_session *s,
 			s->txq_tail = NULL;
 		c->state = CALL_WAITING;
 	}
-	if (!c || c->req_id != h->req_id || c->state != CALL_WAITING ||
-	    h->method != c->method) {
-		ep->st.drop_stale++;
-		return true;
-	}
+	if (!c || c->req_id != h->req_id || c->state != CALL_WAITING)
+		return RXD_DUP; /* a copy, for a call that has its answer */
 	if (h->flags & FERRY_FF_ERR) {
 		uint32_t code;
 		const char *msg;
@@ -673,19 +635,19 @@ static bool client_rx_response(struct ferry_session *s,
 		}
 		client_call_end(s, c, -(int)code, NULL, 0);
 		ferry__sess_start_waiting(s);
-		return true;
+		return RXD_TAKEN;
 	}
 	if (!c->resp && h->frag_off == 0 && f->pay_len == h->msg_len) {
 		/* One packet: the continuation reads it in place. */
 		client_resp_done(s, c, f->payload, f->pay_len,
 				 (h->flags & FERRY_FF_TRACE) != 0);
 		ferry__sess_start_waiting(s);
-		return true;
+		return RXD_TAKEN;
 	}
 	if (c->resp && c->has_trace != ((h->flags & FERRY_FF_TRACE) != 0)) {
 		/* Every fragment says what the message starts with. */
 		ep->st.drop_stale++;
-		return true;
+		return RXD_DUP;
 	}
 	if (!c->resp) {
 		ret = ferry__reasm_fits(s, f);
@@ -694,21 +656,23 @@ static bool client_rx_response(struct ferry_session *s,
 		if (ret == -EMSGSIZE || ret == -FERRY_EPROTO) {
 			c->resp = NULL;
 			ferry__client_reasm_fail(c, ret);
-			return true;
+			return RXD_TAKEN;
 		}
 		if (ret < 0) {
 			/* Busy (the pool, or the session's quota): the
 			 * server sends it again later. */
 			ep->st.drop_no_buffer++;
 			c->resp = NULL;
-			return false;
+			return RXD_NOT_TAKEN;
 		}
 		c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
 	} else if (c->resp->len != h->msg_len) {
 		ep->st.drop_malformed++;
-		return true;
+		return RXD_TAKEN;
 	}
 	ret = ferry__reasm_put(s, c, c->resp, f);
+	if (ret == 2)
+		return RXD_DUP;
 	if (ret < 0) {
 		ferry__client_reasm_fail(c, ret);
 	} else if (ret == 1) {
@@ -720,7 +684,7 @@ static bool client_rx_response(struct ferry_session *s,
 		client_resp_done(s, c, mb->data, mb->len, c->has_trace);
 		ferry__sess_start_waiting(s);
 	}
-	return true;
+	return RXD_TAKEN;
 }
 
 /* The response being reassembled for @c is dropped: the call fails. */
@@ -730,39 +694,6 @@ void ferry__client_reasm_fail(struct ferry_call *c, int err)
 
 	client_call_end(s, c, err, NULL, 0);
 	ferry__sess_start_waiting(s);
-}
-
-bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f)
-{
-	uint32_t code;
-	const char *msg;
-	uint16_t mlen;
-
-	switch (f->h.type) {
-	case FERRY_FT_ACCEPT:
-		if (!s->is_server)
-			client_rx_accept(s, f);
-		break;
-	case FERRY_FT_RESPONSE:
-		return client_rx_response(s, f);
-	case FERRY_FT_ERROR:
-		if (ferry__wire_parse_error(f->payload, f->pay_len, &code, &msg,
-					   &mlen) < 0) {
-			s->ep->st.drop_malformed++;
-			code = FERRY_EPROTO;
-		}
-		if (s->state == SESS_CONNECTING && code == EMFILE)
-			code = FERRY_EREJECTED;
-		if (s->state == SESS_OPEN && f->h.src_sess == 0) {
-			/* Only a server that kept no session may omit its
-			 * id, and only in answer to a CONNECT. */
-			s->ep->st.drop_malformed++;
-			break;
-		}
-		ferry__sess_end(s, -(int)code, false);
-		break;
-	}
-	return true;
 }
 
 /* --- timers -------------------------------------------------------------- */

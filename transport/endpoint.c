@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "internal.h"
 #include "rd.h"
 
@@ -26,6 +28,15 @@ uint64_t ferry__now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Unix time, for retry cookies (docs/wire-v2.md, 4.3). */
+uint64_t ferry__unix_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -67,6 +78,8 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->listen = false;
 	cfg->connect_rate = 10000;
 	cfg->connect_rate_per_source = 1000;
+	cfg->wire_mode = FERRY_WIRE_MAC;
+	cfg->retry_never = false;
 }
 
 /* --- sessions by id ------------------------------------------------------ */
@@ -100,19 +113,19 @@ void ferry__sess_activate(struct ferry_session *s)
 }
 
 /*
- * A received data packet of session @sess_id was released: the peer may
- * send one more.  Tell it at the next flush once half a window is owed
- * (data frames sent meanwhile carry the credit for free).
+ * Message bytes of session @sess_id stopped holding memory: the peer may
+ * send as many more.  Told at the next flush once a quarter window is owed
+ * (docs/wire-v2.md, 5.5; data frames going anyway carry the CREDIT).
  */
 void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
-				uint32_t npkts)
+				uint32_t bytes)
 {
 	struct ferry_session *s = ferry__sess_lookup(ep, sess_id);
 
 	if (!s || s->state != SESS_OPEN)
 		return;
-	s->rx_released += npkts;
-	if (credit_half_owed(s)) {
+	s->rx_released += bytes;
+	if (credit_owed(s)) {
 		s->pending |= SF_CREDIT;
 		ferry__sess_activate(s);
 	}
@@ -129,241 +142,6 @@ void ferry__hook_set(bool on, void (*release)(void *), void *ctx,
 	*cur_ctx = on ? ctx : NULL;
 	if (!on && release)
 		release(ctx);
-}
-
-/* --- frame demultiplexing ------------------------------------------------ */
-
-static void count_parse_drop(struct ferry_endpoint *ep, enum ferry_parse_err e)
-{
-	switch (e) {
-	case FERRY_PARSE_TRUNCATED:
-		ep->st.drop_truncated++;
-		break;
-	case FERRY_PARSE_BAD_MAGIC:
-		ep->st.drop_bad_magic++;
-		break;
-	case FERRY_PARSE_BAD_VERSION:
-		ep->st.drop_bad_version++;
-		break;
-	case FERRY_PARSE_BAD_TYPE:
-		ep->st.drop_bad_type++;
-		break;
-	case FERRY_PARSE_OVERSIZED:
-		ep->st.drop_oversized++;
-		break;
-	default:
-		ep->st.drop_malformed++;
-		break;
-	}
-}
-
-/* Take the peer's credit, acknowledgements and liveness from any frame. */
-static void sess_rx_common(struct ferry_session *s, const struct ferry_frame *f)
-{
-	const struct ferry_hdr *h = &f->h;
-	uint64_t sack = 0;
-
-	s->last_rx_ns = s->ep->now;
-	if (seq_lt(s->tx_credit, h->credit)) {
-		s->tx_credit = h->credit;
-		s->credit_pings = 0;
-	}
-	if (h->type == FERRY_FT_CREDIT && f->pay_len >= 8) {
-		struct ferry_rd r;
-
-		ferry_rd_init(&r, f->payload, f->pay_len);
-		sack = (uint64_t)ferry_rd_u32(&r) << 32;
-		sack |= ferry_rd_u32(&r);
-	}
-	ferry__rel_on_ack(s, h->ack, sack);
-	if (s->txq_head || s->pushq_head)
-		ferry__sess_activate(s);
-}
-
-/* Parse @pkt into @f and check it is a frame this endpoint takes; count
- * it, and the drop if it is not. */
-static bool rx_parse(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt,
-		     struct ferry_frame *f)
-{
-	enum ferry_parse_err e;
-
-	ep->st.rx_pkts++;
-	ep->st.rx_bytes += pkt->len;
-	e = ferry__wire_parse(pkt->data, pkt->len, ep->cfg.max_msg, f);
-	if (e == FERRY_PARSE_OK && pkt->len > ep->cfg.max_frame)
-		e = FERRY_PARSE_OVERSIZED;
-	/* An endpoint that checksums its frames takes only checksummed
-	 * ones: a corrupted flags byte must not switch the check off. */
-	if (e == FERRY_PARSE_OK && ep->cfg.wire_csum &&
-	    !(f->h.flags & FERRY_FF_CSUM))
-		e = FERRY_PARSE_MALFORMED;
-	if (e != FERRY_PARSE_OK) {
-		count_parse_drop(ep, e);
-		return false;
-	}
-	return true;
-}
-
-/*
- * The session frame @f (not a CONNECT) is for, or NULL if it is dropped
- * (counted): no such session, not from its peer, not in a state to take
- * it, the wrong direction, a data packet seen already, or a fragment cut
- * short in transit.
- */
-static struct ferry_session *rx_session(struct ferry_endpoint *ep,
-					const struct ferry_frame *f,
-					const struct ferry_dp_pkt *pkt)
-{
-	struct ferry_session *s = ferry__sess_lookup(ep, f->h.dst_sess);
-
-	if (f->h.type == FERRY_FT_CLOSE &&
-	    (!s || s->state == SESS_CLOSED || s->peer_id != f->h.src_sess))
-		return NULL; /* the answer to our own CLOSE, or a repeat */
-	if (!s || !ferry_addr_eq(&s->peer, &pkt->src) ||
-	    (s->peer_id && f->h.src_sess && s->peer_id != f->h.src_sess)) {
-		ep->st.drop_unknown_session++;
-		return NULL;
-	}
-	if (s->state == SESS_CLOSED) {
-		ep->st.drop_stale++;
-		return NULL;
-	}
-	if (f->h.type != FERRY_FT_ERROR && f->h.type != FERRY_FT_ACCEPT &&
-	    s->state != SESS_OPEN) {
-		ep->st.drop_stale++;
-		return NULL;
-	}
-	/* Requests and pushes go to servers, responses to clients. */
-	if (ferry_ft_is_data(f->h.type) &&
-	    (f->h.type != FERRY_FT_RESPONSE) != s->is_server) {
-		ep->st.drop_malformed++;
-		return NULL;
-	}
-	if (ferry_ft_is_data(f->h.type)) {
-		enum rel_rx rr = ferry__rel_rx_check(s, f->h.seq);
-
-		if (rr != REL_NEW) {
-			/* Sent again, or beyond what we track: the credit
-			 * was given (or will be) for the first copy. */
-			if (rr == REL_DUP)
-				ep->st.drop_duplicate++;
-			else
-				ep->st.drop_stale++;
-			sess_rx_common(s, f);
-			ferry__sess_activate(s); /* re-acknowledge */
-			return NULL;
-		}
-		/* Cut short on the way: damage, not a protocol error (a
-		 * PUSH is one frame whose msg_len is its length: the parser
-		 * refused a short one already).  Nothing of it is taken,
-		 * not even its ack or credit: neither acknowledged nor
-		 * credited, it is sent again whole. */
-		if (ferry__reasm_short(s, f)) {
-			ep->st.drop_short_frag++;
-			return NULL;
-		}
-	}
-	return s;
-}
-
-/* Hand @f to its role: false if a data packet could not be taken now. */
-static bool rx_dispatch(struct ferry_session *s, const struct ferry_frame *f,
-			const struct ferry_dp_pkt *pkt, bool *keep)
-{
-	bool taken = true;
-
-	switch (f->h.type) {
-	case FERRY_FT_REQUEST:
-		taken = ferry__server_rx_request(s, f, pkt, keep);
-		break;
-	case FERRY_FT_RESPONSE:
-	case FERRY_FT_ACCEPT:
-	case FERRY_FT_ERROR:
-		taken = ferry__client_rx(s, f);
-		break;
-	case FERRY_FT_PUSH:
-		ferry__iou_rx_push(s, f);
-		break;
-	case FERRY_FT_CREDIT:
-		break; /* sess_rx_common took the credit */
-	case FERRY_FT_CLOSE:
-		if (f->h.flags & FERRY_FF_REPLY)
-			break;
-		ferry__sess_end(s, -ECONNRESET, false);
-		ferry__sess_send_close(s, FERRY_FF_REPLY);
-		break;
-	case FERRY_FT_PING:
-		if (!(f->h.flags & FERRY_FF_REPLY)) {
-			s->pending |= SF_PONG;
-			ferry__sess_activate(s);
-		}
-		break;
-	default:
-		s->ep->st.drop_unsupported++;
-		break;
-	}
-	return taken;
-}
-
-/* A data packet of session @sid was handled (@taken) and maybe kept in
- * place (@keep): acknowledge it, release and credit it. */
-static void rx_data_done(struct ferry_endpoint *ep, uint32_t sid,
-			 const struct ferry_frame *f,
-			 const struct ferry_dp_pkt *pkt, bool taken, bool keep)
-{
-	struct ferry_session *cur = ferry__sess_lookup(ep, sid);
-
-	if (!taken) {
-		/* Not taken for want of buffers: no ack, no credit;
-		 * the peer backs off and sends it again. */
-		ep->dp_ops->rx_release(ep->dp, pkt->id);
-		return;
-	}
-	/* The handler or continuation may have ended the session:
-	 * acknowledge only for the one still there. */
-	if (cur && cur->state == SESS_OPEN)
-		ferry__rel_rx_commit(cur, f->h.seq);
-	/* A data packet not kept in place is consumed now: credit
-	 * it. */
-	if (!keep) {
-		ep->dp_ops->rx_release(ep->dp, pkt->id);
-		ferry__sess_credit_release(ep, sid, 1);
-	}
-}
-
-static void rx_frame(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
-{
-	struct ferry_frame f;
-	struct ferry_session *s;
-	bool keep = false, taken;
-	uint32_t sid;
-
-	if (!rx_parse(ep, pkt, &f))
-		goto out;
-	if (f.h.type == FERRY_FT_CONNECT) {
-		ferry__server_rx_connect(ep, &f, pkt);
-		goto out;
-	}
-	s = rx_session(ep, &f, pkt);
-	if (!s)
-		goto out;
-	/* A frame beyond its CONNECT, naming both ends' ids: as much proof
-	 * that the peer is at its address as wire v1 has. */
-	if (s->is_server)
-		s->srv.validated = true;
-	/* Handlers and continuations below may close @s and even reuse its
-	 * memory for a new session: credit by the id it had. */
-	sid = s->id;
-	if (s->state == SESS_OPEN)
-		sess_rx_common(s, &f);
-	taken = rx_dispatch(s, &f, pkt, &keep);
-	if (ferry_ft_is_data(f.h.type)) {
-		rx_data_done(ep, sid, &f, pkt, taken, keep);
-		return;
-	}
-out:
-	if (!keep)
-		ep->dp_ops->rx_release(ep->dp, pkt->id);
 }
 
 /* --- cross-thread work --------------------------------------------------- */
@@ -430,7 +208,9 @@ static bool config_ok(const struct ferry_ep_config *cfg)
 	return !(cfg->max_sessions == 0 ||
 		 cfg->max_sessions > 0xffff || cfg->session_slots == 0 ||
 		 cfg->session_slots > 4096 || cfg->session_credits == 0 ||
-		 cfg->max_frame < FERRY_WIRE_MIN_FRAME ||
+		 cfg->max_frame < FERRY_W2_MIN_FRAME ||
+		 cfg->wire_mode < FERRY_WIRE_NONE ||
+		 cfg->wire_mode > FERRY_WIRE_AEAD ||
 		 cfg->max_frame > FERRY_WIRE_MAX_FRAME || cfg->max_msg == 0 ||
 		 cfg->max_msg > FERRY_WIRE_MAX_MSG || cfg->keepalive_ms == 0 ||
 		 cfg->peer_timeout_ms < cfg->keepalive_ms);
@@ -492,7 +272,7 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 	if (ep->dp_ops->max_frame) {
 		uint32_t mf = ep->dp_ops->max_frame(ep->dp);
 
-		if (mf < FERRY_WIRE_MIN_FRAME)
+		if (mf < FERRY_W2_MIN_FRAME)
 			return -EMSGSIZE;
 		if (mf < ep->cfg.max_frame)
 			ep->cfg.max_frame = mf;
@@ -500,12 +280,66 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 	return 0;
 }
 
-/* The sessions, their slots and reliability records, the calls and the
- * handler table, each in one allocation. */
+/* Per-session wire state, each kind in one allocation: windows, sent
+ * queues, and the keys in one locked arena. */
+static int wire_alloc(struct ferry_endpoint *ep,
+		      const struct ferry_ep_config *cfg)
+{
+	size_t n = ep->nsessions, words = FERRY_REPLAY_WORDS(FERRY__REPLAY_LOG2);
+	uint32_t dgs = pow2_ceil(2 * cfg->session_credits);
+
+	/* Datagrams in flight per session: twice the credit window (in
+	 * datagrams of max_frame), within the peer's replay window, which
+	 * is FERRY__REPLAY_LOG2 at every v2.0 peer. */
+	if (dgs < 64)
+		dgs = 64;
+	if (dgs > (1u << (FERRY__REPLAY_LOG2 - 1)))
+		dgs = 1u << (FERRY__REPLAY_LOG2 - 1);
+	ep->sq_log2 = (unsigned)__builtin_ctz(dgs);
+	ep->seen_mem = calloc(n * words, sizeof(uint64_t));
+	ep->acked_mem = calloc(n * words, sizeof(uint64_t));
+	ep->sq_dg_mem = calloc(n << ep->sq_log2, sizeof(*ep->sq_dg_mem));
+	ep->sq_fr_mem = calloc(n << (ep->sq_log2 + 1), sizeof(*ep->sq_fr_mem));
+	ep->sq_lost_mem = calloc(n << (ep->sq_log2 + 1),
+				 sizeof(*ep->sq_lost_mem));
+	ep->keys_len = n * 2 * FERRY_SEAL_KEY_LEN;
+	ep->keys = sodium_malloc(ep->keys_len);
+	ep->txbuf_len = cfg->max_frame > FERRY_HS_CONNECT_MAX
+				? cfg->max_frame
+				: FERRY_HS_CONNECT_MAX;
+	ep->txbuf = malloc(ep->txbuf_len);
+	if (!ep->seen_mem || !ep->acked_mem || !ep->sq_dg_mem ||
+	    !ep->sq_fr_mem || !ep->sq_lost_mem || !ep->keys || !ep->txbuf)
+		return -ENOMEM;
+	sodium_memzero(ep->keys, ep->keys_len);
+	if (ferry__cidtab_init(&ep->cids, ep->nsessions) < 0)
+		return -ENOMEM;
+	return ferry__hs_server_init(&ep->hs, cfg->retry_never
+						      ? FERRY_HS_RETRY_NEVER
+						      : FERRY_HS_RETRY_ALWAYS,
+				     ferry__unix_ns());
+}
+
+static void wire_free(struct ferry_endpoint *ep)
+{
+	free(ep->seen_mem);
+	free(ep->acked_mem);
+	free(ep->sq_dg_mem);
+	free(ep->sq_fr_mem);
+	free(ep->sq_lost_mem);
+	if (ep->keys)
+		sodium_free(ep->keys);
+	free(ep->txbuf);
+	ferry__cidtab_fini(&ep->cids);
+	sodium_memzero(&ep->hs, sizeof(ep->hs));
+}
+
+/* The sessions, their slots, the calls and the handler table, each in one
+ * allocation. */
 static int tables_alloc(struct ferry_endpoint *ep,
 			const struct ferry_ep_config *cfg, uint32_t slots)
 {
-	uint32_t nslots_total, rel;
+	uint32_t nslots_total;
 
 	ep->nsessions = cfg->max_sessions;
 	ep->sessions = calloc(ep->nsessions, sizeof(*ep->sessions));
@@ -515,32 +349,19 @@ static int tables_alloc(struct ferry_endpoint *ep,
 	 * may wait for a slot on the client side. */
 	ep->ncalls = nslots_total * 2;
 	ep->calls = calloc(ep->ncalls, sizeof(*ep->calls));
-	/* In flight per session: twice the credit window, so that packets
-	 * released out of order do not stall the sender. */
-	rel = pow2_ceil(2 * cfg->session_credits);
-	if (rel < 64)
-		rel = 64;
-	ep->txr_mem = calloc((size_t)ep->nsessions * rel, sizeof(*ep->txr_mem));
-	ep->rxmap_mem = calloc((size_t)ep->nsessions * rel / 64,
-			       sizeof(*ep->rxmap_mem));
 	ep->handler_mask = 255;
 	ep->handlers = calloc(ep->handler_mask + 1, sizeof(*ep->handlers));
-	if (!ep->sessions || !ep->slot_mem || !ep->calls || !ep->handlers ||
-	    !ep->txr_mem || !ep->rxmap_mem)
+	if (!ep->sessions || !ep->slot_mem || !ep->calls || !ep->handlers)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < ep->nsessions; i++) {
 		struct ferry_session *s = &ep->sessions[i];
 
 		s->slots = ep->slot_mem + (size_t)i * slots;
 		s->slot_mask = slots - 1;
-		s->txr = ep->txr_mem + (size_t)i * rel;
-		s->txr_mask = rel - 1;
-		s->rxmap = ep->rxmap_mem + (size_t)i * rel / 64;
-		s->rxmap_mask = rel - 1;
 	}
 	for (uint32_t i = ep->ncalls; i-- > 0;)
 		ferry__call_put(ep, &ep->calls[i]);
-	return 0;
+	return wire_alloc(ep, cfg);
 }
 
 int ferry_endpoint_create(const struct ferry_ep_config *cfg,
@@ -648,8 +469,7 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 	free(ep->free_map);
 	free(ep->sessions);
 	free(ep->slot_mem);
-	free(ep->txr_mem);
-	free(ep->rxmap_mem);
+	wire_free(ep);
 	free(ep->calls);
 	free(ep->handlers);
 	free(ep);
@@ -665,7 +485,7 @@ static int poll_once(struct ferry_endpoint *ep)
 		unsigned n = ep->dp_ops->rx_burst(ep->dp, pkts, FERRY_RX_BURST);
 
 		for (unsigned i = 0; i < n; i++)
-			rx_frame(ep, &pkts[i]);
+			ferry__rx_dgram(ep, &pkts[i]);
 		events += (int)n;
 		if (n < FERRY_RX_BURST)
 			break;

@@ -35,11 +35,15 @@
 
 #include "../dataplane/dp.h"
 #include "admit_hook.h"
+#include "cidtab.h"
+#include "handshake.h"
 #include "iou_internal.h"
+#include "rxopen.h"
 #include "stats.h"
 #include "session_internal.h"
 #include "trace_hook.h"
 #include "wire.h"
+#include "wire2.h"
 
 #define FERRY_RX_BURST 32
 /* Per-source admission rate buckets (listen.c): sources share them by a
@@ -51,6 +55,22 @@
 #define FERRY__UNVALIDATED_FACTOR 3
 /* The default of reasm_timeout_ms (docs/api.md). */
 #define FERRY__REASM_TIMEOUT_MS 3000
+/* How long an ACK may wait for a datagram to ride in (docs/wire-v2.md,
+ * 5.2; PARAMS.max_ack_delay). */
+#define FERRY__MAX_ACK_DELAY_NS 1000000ull
+/* The replay window each end keeps (PARAMS.replay_log2). */
+#define FERRY__REPLAY_LOG2 FERRY_REPLAY_LOG2_DEFAULT
+
+/* The receive window a session grants, in message bytes: session_credits
+ * datagrams of max_frame (docs/wire-v2.md, 5.5: 4096 .. 2^30). */
+static inline uint32_t ferry__rx_window(const struct ferry_ep_config *cfg)
+{
+	uint64_t w = (uint64_t)cfg->session_credits * cfg->max_frame;
+
+	if (w > (1u << 30))
+		w = 1u << 30;
+	return w < 4096 ? 4096 : (uint32_t)w;
+}
 
 /* --- msgbufs ------------------------------------------------------------ */
 
@@ -74,9 +94,11 @@ struct ferry_msgbuf {
 	uint32_t refs;
 	uint8_t kind;
 	uint8_t cls;
-	/* MB_KIND_RX: the dataplane buffer, and the session to credit. */
+	/* MB_KIND_RX: the dataplane buffer, the session to credit, and the
+	 * message bytes to credit it with. */
 	uint32_t rx_id;
 	uint32_t rx_sess;
+	uint32_t rx_credit;
 	/* MB_KIND_POOL: which fragments of the message being reassembled
 	 * into it have arrived (reasm.c), a bit per fragment.  Sized at pool
 	 * creation for the smallest fragment, FERRY_REASM_UNIT_MIN bytes, so
@@ -133,8 +155,16 @@ struct ferry_endpoint {
 
 	struct ferry_session *sessions;
 	struct ferry_call **slot_mem;
-	struct ferry_txpkt *txr_mem;
-	uint64_t *rxmap_mem;
+	/* Per session (tables_alloc): the replay and acknowledgement
+	 * windows' bitmaps, the sent queue's rings (sq_log2 datagrams,
+	 * sq_log2 + 1 frames), and the packet keys (2 x 32 bytes each, in
+	 * one locked sodium_malloc arena). */
+	uint64_t *seen_mem, *acked_mem;
+	struct ferry__sent_dg *sq_dg_mem;
+	struct ferry__sent_frame *sq_fr_mem, *sq_lost_mem;
+	unsigned sq_log2;
+	uint8_t *keys;
+	size_t keys_len;
 	uint32_t nsessions;
 	uint16_t sess_gen;
 	/* Slots a new session may take (session.c): a bit per slot that is
@@ -184,6 +214,10 @@ struct ferry_endpoint {
 	bool grant_tagged;
 	uint64_t grant_tag;
 	uint64_t grant_expires_ns; /* 0: none */
+	/* The holder key of the token the hook opened (wire v2: the POP
+	 * and the key schedule), wiped once used. */
+	bool grant_has_hk;
+	uint8_t grant_hk[32];
 
 	/* Deferred tokens (iou_client.c, iou_server.c): client promises,
 	 * server entries and waits, each a pool of cfg.iou_max; entries
@@ -211,6 +245,19 @@ struct ferry_endpoint {
 	struct ferry_msgbuf *xfrees;
 	struct ferry_iou *xious;
 
+	/* Wire v2: our connection ids (the sessions' indexes by CID), the
+	 * handshake's server side (cookie keys, reply buckets), the buffer
+	 * datagrams are built in, the session rules 1 to 8 look at
+	 * (ferry__rx_sess_of), and whether the datagram being handled may
+	 * be, or was, kept in place. */
+	struct ferry__cidtab cids;
+	struct ferry_hs_server hs;
+	uint8_t *txbuf;
+	uint32_t txbuf_len;
+	struct ferry__rx_sess rx_scratch;
+	bool rx_may_keep;
+	bool rx_kept;
+
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
 	struct ferry_ep_stats st;
@@ -227,9 +274,12 @@ void ferry__pool_fini(struct ferry_endpoint *ep);
 uint32_t ferry__pool_free(struct ferry_endpoint *ep, size_t len);
 /* The size of the smallest class that holds @len bytes; 0 if none does. */
 uint32_t ferry__pool_fit(const struct ferry_endpoint *ep, size_t len);
+/* A view of @len bytes at @data, a request read in place inside received
+ * datagram @pkt, crediting session @sess_id when it goes. */
 struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
 				     const struct ferry_dp_pkt *pkt,
-				     uint32_t sess_id);
+				     uint32_t sess_id, const uint8_t *data,
+				     uint32_t len);
 void ferry__msgbuf_put(struct ferry_msgbuf *mb);
 bool ferry__on_owner(const struct ferry_endpoint *ep);
 
@@ -241,11 +291,40 @@ void ferry__hook_set(bool on, void (*release)(void *), void *ctx,
 struct ferry_session *ferry__sess_lookup(struct ferry_endpoint *ep, uint32_t id);
 void ferry__sess_activate(struct ferry_session *s);
 void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
-				uint32_t npkts);
+				uint32_t bytes);
 uint64_t ferry__now_ns(void);
+uint64_t ferry__unix_ns(void);
+
+/* rx.c: every received datagram. */
+void ferry__rx_dgram(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt);
+
+/* What a role's receive path did with a data frame. */
+enum {
+	RXD_TAKEN = 0,  /* new bytes, taken */
+	RXD_DUP,        /* a copy of bytes taken before, or for a call
+			 * that is over: acknowledged, not credited */
+	RXD_NOT_TAKEN,  /* no buffer or call now: the datagram is not
+			 * acknowledged, and the frame comes again */
+};
+
+/* connect.c: the handshake, both sides (docs/wire-v2.md, section 4). */
+void ferry__rx_handshake(struct ferry_endpoint *ep,
+			 const struct ferry_dp_pkt *pkt);
+int ferry__connect_start(struct ferry_session *s,
+			 const struct ferry_connect_opts *opts);
+void ferry__connect_end(struct ferry_session *s);
+/* A half-open server session heard from its client: confirmed. */
+void ferry__server_confirm(struct ferry_session *s);
+/* Half-open server sessions by (client CID, address). */
+int ferry__halfopen_init(struct ferry_endpoint *ep);
+void ferry__halfopen_fini(struct ferry_endpoint *ep);
+void ferry__halfopen_del(struct ferry_session *s);
+void ferry__halfopen_timers(struct ferry_session *s);
 
 /* session.c */
 int ferry__sess_table_init(struct ferry_endpoint *ep);
+/* The session rules 1 to 8 look at for CID table value @val. */
+const struct ferry__rx_sess *ferry__rx_sess_of(void *ctx, uint32_t val);
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server);
 /* @s may be free now (free and off the transmit list): make its slot one a
  * new session can take. */
@@ -256,9 +335,14 @@ void ferry__session_timers(struct ferry_session *s);
 
 /* client.c */
 void ferry__sess_start_waiting(struct ferry_session *s);
-/* ACCEPT, RESPONSE or ERROR on a client session; false if a response
- * packet could not be taken now (no buffer). */
-bool ferry__client_rx(struct ferry_session *s, const struct ferry_frame *f);
+/* A RESPONSE frame on a client session: RXD_*. */
+int ferry__client_rx_response(struct ferry_session *s,
+			      const struct ferry_frame *f);
+/* The connect succeeded: the session takes the terms of @a
+ * (connect.c), then opens (client.c). */
+void ferry__client_open(struct ferry_session *s,
+			const struct ferry_hs_accept *a);
+void ferry__client_opened(struct ferry_session *s);
 /* The client's part of ferry__sess_end: every call ends with @res. */
 void ferry__client_sess_end(struct ferry_session *s, int res,
 			    bool was_connecting);
@@ -270,15 +354,23 @@ void ferry__client_call_timers(struct ferry_session *s);
 void ferry__client_reasm_fail(struct ferry_call *c, int err);
 
 /* server.c */
-/* A CONNECT, for a new session or one we made already. */
-void ferry__server_rx_connect(struct ferry_endpoint *ep,
-			       const struct ferry_frame *f,
-			       const struct ferry_dp_pkt *pkt);
-/* A REQUEST packet; false if it could not be taken now (no buffer or
- * call).  *@keep: the packet is kept in place, as the request. */
-bool ferry__server_rx_request(struct ferry_session *s,
-			      const struct ferry_frame *f,
-			      const struct ferry_dp_pkt *pkt, bool *keep);
+/* Run the admission hook on a new CONNECT's token: 0 (admitted, with what
+ * the hook granted in ep->grant_*), or the hook's refusal, counted. */
+int ferry__server_admit(struct ferry_endpoint *ep, const void *token,
+			size_t token_len);
+/* A new server session opens for @conn from @peer (keys set by the
+ * caller). */
+void ferry__server_sess_open(struct ferry_endpoint *ep,
+			     struct ferry_session *s,
+			     const struct ferry_hs_conn *conn,
+			     const struct ferry_addr *peer);
+/* An admitted CONNECT got no session: give the hook's grant back. */
+void ferry__server_ungrant(struct ferry_endpoint *ep);
+/* A REQUEST frame: RXD_*.  *@keep: the datagram is kept in place, as the
+ * request. */
+int ferry__server_rx_request(struct ferry_session *s,
+			     const struct ferry_frame *f,
+			     const struct ferry_dp_pkt *pkt, bool *keep);
 /* A response (or error) given, on the endpoint's thread: queue it. */
 void ferry__server_respond_local(struct ferry_call *c);
 void ferry__server_call_acked(struct ferry_call *c);
@@ -297,11 +389,12 @@ void ferry__listen_fini(struct ferry_endpoint *ep);
  * is taken from each bucket if so); false is counted. */
 bool ferry__listen_rate_ok(struct ferry_endpoint *ep,
 			   const struct ferry_addr *src);
-/* The open server session whose peer is @a with id @peer_id, or NULL. */
+/* The half-open server session of client CID @cid at @a, or NULL. */
 struct ferry_session *ferry__peer_find(struct ferry_endpoint *ep,
 				       const struct ferry_addr *a,
-				       uint32_t peer_id);
-/* A server session opens (peer and peer_id set) and ends. */
+				       uint64_t cid);
+/* A server session enters (peer and client_cid set) and leaves the
+ * half-open table. */
 void ferry__peer_add(struct ferry_session *s);
 void ferry__peer_del(struct ferry_session *s);
 
@@ -309,19 +402,15 @@ void ferry__peer_del(struct ferry_session *s);
 /* Whether @f (one fragment, not a whole message) lies on the session's
  * fragment grid: 0, or -FERRY_EPROTO (counted in reasm_off_grid). */
 int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f);
-/* Whether data frame @f (REQUEST or RESPONSE) is on the grid but shorter
- * than the grid says a fragment at its offset is: a datagram cut short in
- * transit, to be dropped unacknowledged so that the sender repairs it. */
-bool ferry__reasm_short(const struct ferry_session *s,
-			const struct ferry_frame *f);
 /* A buffer for @c's message of @msg_len bytes, charged to the session's
  * reassembly quota: 0; -EMSGSIZE if neither the pool nor the quota can
  * ever hold it; -ENOBUFS (pool) or -EAGAIN (quota) if not now. */
 int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 		       uint32_t msg_len, struct ferry_msgbuf **out);
 /* Copy fragment @f into @mb, @c's reassembly buffer: 1 if the message is
- * now complete, 0 if not, -FERRY_EPROTO if @f is off the grid or repeats
- * a fragment that arrived (the message must then be dropped). */
+ * now complete, 0 if not, 2 if @f repeats a fragment that arrived (a
+ * retransmitted copy: nothing is written), -FERRY_EPROTO if @f is off the
+ * grid (the message must then be dropped). */
 int ferry__reasm_put(struct ferry_session *s, struct ferry_call *c,
 		     struct ferry_msgbuf *mb, const struct ferry_frame *f);
 /* @c's reassembly is over (complete, or dropped): release its charge. */
@@ -332,36 +421,25 @@ void ferry__reasm_timers(struct ferry_session *s);
 /* tx.c */
 /* The dataplane is done with a transmit: drop its msgbuf reference. */
 void ferry__tx_done(void *ctx, void *cookie);
-bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
-		      uint32_t seq, uint32_t off, uint32_t len);
 /* Send what every active session owes, then flush the dataplane. */
 void ferry__flush_sessions(struct ferry_endpoint *ep);
-void ferry__sess_send_close(struct ferry_session *s, uint16_t flags);
-/* The one ERROR in answer to a CONNECT of @rx_len bytes that gets no
- * session: not sent if it would be more than FERRY__UNVALIDATED_FACTOR
- * times as long. */
-void ferry__send_error_to(struct ferry_endpoint *ep,
-			  const struct ferry_addr *to, uint32_t dst_sess,
-			  uint32_t rx_len, uint32_t code, const char *why);
-/* An ERROR on open session @s, naming both ends (so the client takes it:
- * docs/wire.md, section 4); best effort, sent now. */
-void ferry__sess_send_error(struct ferry_session *s, uint32_t code,
-			    const char *why);
+/* A CLOSE (@flags 0 or FERRY_W2_F_REPLY) with @code, sent now. */
+void ferry__sess_send_close(struct ferry_session *s, uint8_t flags,
+			    uint32_t code);
+/* A handshake datagram, as it is, to @to; false if the dataplane is
+ * full. */
+bool ferry__send_raw(struct ferry_endpoint *ep, const struct ferry_addr *to,
+		     const void *buf, uint32_t len);
 
-/* reliable.c */
-void ferry__rel_reset(struct ferry_session *s);
-enum rel_rx { REL_NEW, REL_DUP, REL_WINDOW };
-enum rel_rx ferry__rel_rx_check(struct ferry_session *s, uint32_t seq);
-void ferry__rel_rx_commit(struct ferry_session *s, uint32_t seq);
-void ferry__rel_sent(struct ferry_session *s, uint32_t seq,
-		     struct ferry_call *c, uint32_t off, uint32_t len);
-void ferry__rel_on_ack(struct ferry_session *s, uint32_t ack,
-		       uint64_t sack);
+/* reliable.c: the session's acknowledgement state and sent queue. */
+/* Fresh windows and an empty sent queue (first pn @first_pn). */
+void ferry__rel_reset(struct ferry_session *s, uint64_t first_pn);
+/* @c is going away: forget its frames in flight. */
 void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c);
-uint64_t ferry__rel_sack(const struct ferry_session *s);
-bool ferry__rel_can_send(const struct ferry_session *s);
 void ferry__rel_timers(struct ferry_session *s);
 bool ferry__rel_busy(const struct ferry_session *s);
+/* The RTO now in force (for the credit PING's back-off). */
+uint64_t ferry__rel_rto(const struct ferry_session *s);
 
 /* Bytes of the message ahead of the payload: a request's trace block and
  * token table, a response's attribute block. */

@@ -192,7 +192,7 @@ static void iou_push(struct ferry_iou *iou)
 	/* A token that cannot go in one frame of this session: tell the
 	 * server so rather than leave its IOU hanging. */
 	if (iou->res == 0 &&
-	    FERRY_PUSH_HDR_LEN + iou->tok->len > s->max_payload) {
+	    FERRY_PUSH_HDR_LEN + iou->tok->len > s->frag_unit) {
 		ferry__msgbuf_put(iou->tok);
 		iou->tok = NULL;
 		iou->res = -EMSGSIZE;
@@ -322,11 +322,13 @@ static uint32_t rec_len(const struct ferry_iou *iou)
 void ferry__iou_pack(struct ferry_session *s)
 {
 	struct ferry_iou *head = iou_of(s->pushq_head), *tail = head;
-	uint32_t room = s->max_payload, used = rec_len(head);
+	uint32_t room = s->frag_unit, used = rec_len(head);
 	struct ferry_call *vc;
 
-	if (room > FERRY_DP_HDR_MAX - FERRY_WIRE_HDR_LEN)
-		room = FERRY_DP_HDR_MAX - FERRY_WIRE_HDR_LEN;
+	/* The records are built in a copied area of FERRY_DP_HDR_MAX, after
+	 * the PUSH frame's header and push_id. */
+	if (room > FERRY_DP_HDR_MAX - 8)
+		room = FERRY_DP_HDR_MAX - 8;
 	while (tail->bnext) {
 		tail = tail->bnext;
 		used += rec_len(tail);

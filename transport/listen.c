@@ -99,27 +99,27 @@ bool ferry__listen_rate_ok(struct ferry_endpoint *ep,
 	return true;
 }
 
-/* --- open server sessions by peer ---------------------------------------- */
+/* --- half-open server sessions by (client CID, peer) ---------------------- */
 
 static uint32_t *peer_bucket(struct ferry_endpoint *ep,
-			     const struct ferry_addr *a, uint32_t peer_id)
+			     const struct ferry_addr *a, uint64_t cid)
 {
-	uint8_t b[10];
+	uint8_t b[14];
 
-	ferry_wr_u32(ferry_wr_u16(ferry_wr_u32(b, a->ip), a->port), peer_id);
+	ferry_wr_u64(ferry_wr_u16(ferry_wr_u32(b, a->ip), a->port), cid);
 	return &ep->peer_hash[hash_bytes(ep, b, sizeof(b)) & ep->peer_mask];
 }
 
 struct ferry_session *ferry__peer_find(struct ferry_endpoint *ep,
 				       const struct ferry_addr *a,
-				       uint32_t peer_id)
+				       uint64_t cid)
 {
 	/* Chains link sessions by index + 1 (0 ends a chain); a chain is
 	 * about one session long, the table having a bucket per session. */
-	for (uint32_t i = *peer_bucket(ep, a, peer_id); i;) {
+	for (uint32_t i = *peer_bucket(ep, a, cid); i;) {
 		struct ferry_session *s = &ep->sessions[i - 1];
 
-		if (s->peer_id == peer_id && ferry_addr_eq(&s->peer, a))
+		if (s->srv.client_cid == cid && ferry_addr_eq(&s->peer, a))
 			return s;
 		i = s->srv.hnext;
 	}
@@ -129,7 +129,7 @@ struct ferry_session *ferry__peer_find(struct ferry_endpoint *ep,
 void ferry__peer_add(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
-	uint32_t *b = peer_bucket(ep, &s->peer, s->peer_id);
+	uint32_t *b = peer_bucket(ep, &s->peer, s->srv.client_cid);
 
 	s->srv.hnext = *b;
 	*b = (uint32_t)(s - ep->sessions) + 1;
@@ -145,7 +145,7 @@ void ferry__peer_del(struct ferry_session *s)
 	if (!s->srv.hashed)
 		return;
 	s->srv.hashed = false;
-	for (link = peer_bucket(ep, &s->peer, s->peer_id); *link;
+	for (link = peer_bucket(ep, &s->peer, s->srv.client_cid); *link;
 	     link = &ep->sessions[*link - 1].srv.hnext) {
 		if (*link == me) {
 			*link = s->srv.hnext;

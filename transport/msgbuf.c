@@ -199,7 +199,7 @@ static void view_release(struct ferry_msgbuf *mb)
 	struct ferry_endpoint *ep = mb->ep;
 
 	ep->dp_ops->rx_release(ep->dp, mb->rx_id);
-	ferry__sess_credit_release(ep, mb->rx_sess, 1);
+	ferry__sess_credit_release(ep, mb->rx_sess, mb->rx_credit);
 	mb->next = ep->view_free;
 	ep->view_free = mb;
 }
@@ -242,18 +242,22 @@ void ferry_msgbuf_free(struct ferry_msgbuf *mb)
 
 struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
 				     const struct ferry_dp_pkt *pkt,
-				     uint32_t sess_id)
+				     uint32_t sess_id, const uint8_t *data,
+				     uint32_t len)
 {
 	struct ferry_msgbuf *mb = ep->view_free;
 
-	/* There is one view per receive buffer, so this cannot run out. */
+	/* There is one view per receive buffer (a datagram is read in
+	 * place only when it holds one data frame), so this cannot run
+	 * out. */
 	ep->view_free = mb->next;
 	mb->next = NULL;
-	mb->data = pkt->data + FERRY_WIRE_HDR_LEN;
-	mb->len = mb->cap = pkt->len - FERRY_WIRE_HDR_LEN;
+	mb->data = (uint8_t *)(uintptr_t)data;
+	mb->len = mb->cap = len;
 	mb->refs = 1;
 	mb->rx_id = pkt->id;
 	mb->rx_sess = sess_id;
+	mb->rx_credit = len;
 	return mb;
 }
 

@@ -2,28 +2,21 @@
 /*
  * Reassembly: a message that arrives in several fragments is copied into
  * a pool msgbuf, for either role (server.c for requests, client.c for
- * responses), under rules no peer can confuse (docs/wire.md, section 6).
+ * responses), under rules no peer can confuse (docs/wire-v2.md, 5.6).
  *
- * The grid.  A v1 sender cuts a message into fragments of the session's
- * max_payload (min of both max_frames, less the header), each full-sized
- * but the last, so fragment k starts at k * unit and carries
- * min(unit, msg_len - k * unit) bytes.  A fragment that does not fit the
- * grid, or whose place is already filled (a copy with a new sequence
- * number: a network duplicate dies by its seq first), ends the message
- * with a protocol error.  A bit per grid place, in the buffer's own map
+ * The grid.  A sender cuts a message into fragments of the session's
+ * frag_unit, each full-sized but the last, so fragment k starts at
+ * k * unit and carries min(unit, msg_len - k * unit) bytes.  A fragment
+ * that does not fit the grid ends the message with a protocol error; one
+ * whose place is already filled is a retransmitted copy, and is dropped as
+ * a duplicate.  A bit per grid place, in the buffer's own map
  * (struct ferry_msgbuf's rmap, sized with the pool), says what arrived;
  * the places tile the message exactly, so the byte count reaches msg_len
  * only when every byte was written once, and no byte of the buffer's
  * earlier use can be handed up.
  *
- * Damage in transit.  A v1 fragment carries no length of its own (the
- * datagram's is its length), so a datagram a middlebox cut short looks
- * like a shorter fragment.  The grid tells them apart: a fragment on the
- * grid but shorter than its place is damaged, not wrong, and is dropped
- * before it is acknowledged, marked or credited (ferry__reasm_short, from
- * the receive path), so that the sender's retransmission repairs it.  Only
- * misplaced and repeated fragments, which no network damage makes, end
- * the message.
+ * Damage in transit.  Every v2 frame has its own length and every
+ * datagram a trailer, so a datagram cut short never reaches reassembly.
  *
  * The bounds.  Buffers of incomplete messages are charged to their
  * session by buffer size, up to reasm_quota: beyond it a first fragment is
@@ -38,20 +31,9 @@
 
 #include "internal.h"
 
-bool ferry__reasm_short(const struct ferry_session *s,
-			const struct ferry_frame *f)
-{
-	uint32_t unit = s->max_payload;
-	uint32_t off = f->h.frag_off;
-	/* The parser saw to off + pay_len <= msg_len. */
-	uint32_t left = f->h.msg_len - off;
-
-	return off % unit == 0 && f->pay_len < (left < unit ? left : unit);
-}
-
 int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f)
 {
-	uint32_t unit = s->max_payload;
+	uint32_t unit = s->frag_unit;
 	uint32_t off = f->h.frag_off;
 	/* The parser saw to off + pay_len <= msg_len and pay_len > 0, so
 	 * at least one byte is left from off. */
@@ -70,7 +52,7 @@ int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 	struct ferry_endpoint *ep = s->ep;
 	uint64_t quota = ep->cfg.reasm_quota;
 	uint32_t fit = ferry__pool_fit(ep, msg_len);
-	uint32_t units = (msg_len + s->max_payload - 1) / s->max_payload;
+	uint32_t units = (msg_len + s->frag_unit - 1) / s->frag_unit;
 	struct ferry_msgbuf *mb;
 	int ret;
 
@@ -127,12 +109,13 @@ int ferry__reasm_put(struct ferry_session *s, struct ferry_call *c,
 
 	if (ret < 0)
 		return ret;
-	u = f->h.frag_off / s->max_payload;
+	u = f->h.frag_off / s->frag_unit;
 	if (mb->rmap[u / 64] >> (u % 64) & 1) {
-		/* Its bytes are written already: counting them twice would
-		 * complete the message with a hole in it. */
-		ep->st.reasm_overlap++;
-		return -FERRY_EPROTO;
+		/* Its bytes are written already: a retransmitted copy (the
+		 * grid makes overlap impossible, so a filled place can only
+		 * be that).  Counting them twice would complete the message
+		 * with a hole in it; nothing is written. */
+		return 2;
 	}
 	mb->rmap[u / 64] |= 1ull << (u % 64);
 	/* The one copy the transport makes of a payload. */

@@ -345,3 +345,17 @@ uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj)
 	}
 	return n;
 }
+
+void ferry__sentq_unsent(struct ferry__sentq *q)
+{
+	struct ferry__sent_dg *d;
+
+	if (q->next_pn == q->una)
+		return;
+	d = &q->dg[(q->next_pn - 1) & q->dg_mask];
+	if (d->live) {
+		declare_lost(q, d);
+		q->lost_dgrams--; /* not the network's doing */
+	}
+	advance_una(q);
+}

@@ -108,6 +108,10 @@ uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
 /* The datagram being built was not sent: forget the frames added. */
 void ferry__sentq_abort(struct ferry__sentq *q);
 
+/* The datagram just committed never left (the dataplane refused it): its
+ * frames go on the lost queue at once, to leave in the next datagram. */
+void ferry__sentq_unsent(struct ferry__sentq *q);
+
 typedef void (*ferry__sent_acked_fn)(void *ctx,
 				     const struct ferry__sent_frame *f);
 

@@ -16,6 +16,8 @@
 
 #include <ferry/token.h>
 
+#include <sodium.h>
+
 #include "internal.h"
 
 /* --- calls --------------------------------------------------------------- */
@@ -139,6 +141,12 @@ void ferry__admit_grant(struct ferry_endpoint *ep, uint64_t tag,
 					     : 0;
 }
 
+void ferry__admit_holder_key(struct ferry_endpoint *ep, const uint8_t *hk)
+{
+	memcpy(ep->grant_hk, hk, sizeof(ep->grant_hk));
+	ep->grant_has_hk = true;
+}
+
 uint32_t ferry__admit_max_sessions(const struct ferry_endpoint *ep)
 {
 	return ep->nsessions;
@@ -146,12 +154,14 @@ uint32_t ferry__admit_max_sessions(const struct ferry_endpoint *ep)
 
 /* Give the tag of the CONNECT just judged back, if it got one and no
  * session took it. */
-static void admit_ungrant(struct ferry_endpoint *ep)
+void ferry__server_ungrant(struct ferry_endpoint *ep)
 {
 	if (ep->grant_tagged && ep->admit_untag)
 		ep->admit_untag(ep->admit_ctx, ep->grant_tag);
 	ep->grant_tagged = false;
 	ep->grant_expires_ns = 0;
+	ep->grant_has_hk = false;
+	sodium_memzero(ep->grant_hk, sizeof(ep->grant_hk));
 }
 
 /* --- requests: reassembly and dispatch ---------------------------------- */
@@ -172,7 +182,7 @@ void ferry__server_respond_local(struct ferry_call *c)
 	 * never the response. */
 	if (c->pre_mb &&
 	    (s->state != SESS_OPEN || !c->resp || c->err ||
-	     c->pre_mb->len > s->max_payload ||
+	     c->pre_mb->len > s->frag_unit ||
 	     (uint64_t)c->resp->len + c->pre_mb->len > s->peer_max_msg)) {
 		c->attrs_unsent += c->nattrs;
 		ferry__msgbuf_put(c->pre_mb);
@@ -393,14 +403,14 @@ static int server_reasm_begin(struct ferry_session *s, struct ferry_call *c,
 }
 
 /*
- * The first packet of call @h->req_id: a new call in its slot, in place if
- * the packet holds the whole request, else with a reassembly buffer.  A
- * call refused on arrival is answered at its turn and *@c is NULL.
- * Returns false if it could not be taken now.
+ * The first frame of call @h->req_id: a new call in its slot, in place if
+ * the frame holds the whole request and may stay in its datagram, else
+ * with a reassembly buffer.  A call refused on arrival is answered at its
+ * turn and *@out is NULL.  Returns RXD_*.
  */
-static bool server_call_new(struct ferry_session *s, const struct ferry_frame *f,
-			    const struct ferry_dp_pkt *pkt, bool *keep,
-			    struct ferry_call **out)
+static int server_call_new(struct ferry_session *s, const struct ferry_frame *f,
+			   const struct ferry_dp_pkt *pkt, bool *keep,
+			   struct ferry_call **out)
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
@@ -409,15 +419,14 @@ static bool server_call_new(struct ferry_session *s, const struct ferry_frame *f
 	int ret;
 
 	*out = NULL;
-	/* A new call must lie in the window the slots cover. */
-	if (h->req_id - s->srv.next_dispatch > s->slot_mask) {
-		ep->st.drop_stale++;
-		return true;
-	}
+	/* A new call must lie in the window the slots cover; behind it is
+	 * a call dispatched and answered long ago: a late copy. */
+	if (h->req_id - s->srv.next_dispatch > s->slot_mask)
+		return RXD_DUP;
 	c = ferry__call_get(ep);
 	if (!c) {
 		ep->st.drop_no_buffer++;
-		return false;
+		return RXD_NOT_TAKEN;
 	}
 	c->s = s;
 	c->is_server = true;
@@ -428,22 +437,27 @@ static bool server_call_new(struct ferry_session *s, const struct ferry_frame *f
 	c->has_trace = (h->flags & FERRY_FF_TRACE) != 0;
 	s->refs++;
 	s->slots[slot] = c;
-	if (h->frag_off == 0 && f->pay_len == h->msg_len) {
+	if (h->frag_off == 0 && f->pay_len == h->msg_len && ep->rx_may_keep) {
 		/* Zero copy: the handler reads the datagram in place; its
 		 * buffer returns to the ring when the request is released,
-		 * and only then is the credit given back. */
-		c->req = ferry__view_get(ep, pkt, s->id);
+		 * and only then is the credit given back.  Only for a
+		 * datagram that holds this one data frame: frames sharing a
+		 * buffer are copied out (rx_detach_copies). */
+		c->req = ferry__view_get(ep, pkt, s->id, f->payload,
+					 f->pay_len);
 		c->rx_got = h->msg_len;
 		*keep = true;
 		*out = c;
-		return true;
+		return RXD_TAKEN;
 	}
+	if (h->frag_off == 0 && f->pay_len == h->msg_len)
+		ep->st.rx_detach_copies++;
 	ret = server_reasm_begin(s, c, f);
 	if (ret == -EMSGSIZE || ret == -FERRY_EPROTO) {
 		/* Never fits, or not a message we can take: refuse the
 		 * call, in order. */
 		server_rx_fail(s, c, ret);
-		return true;
+		return RXD_TAKEN;
 	}
 	if (ret < 0) {
 		/* Busy (the pool, or the session's quota): take it later,
@@ -452,20 +466,21 @@ static bool server_call_new(struct ferry_session *s, const struct ferry_frame *f
 		s->slots[slot] = NULL;
 		ferry__call_put(ep, c);
 		ferry__sess_unref(s);
-		return false;
+		return RXD_NOT_TAKEN;
 	}
 	*out = c;
-	return true;
+	return RXD_TAKEN;
 }
 
 /*
- * A request packet.  Returns false if it could not be taken now for want of
- * a buffer or call: then it is neither acknowledged nor credited, and the
- * client sends it again later (flow control, not an error).
+ * A request frame.  Returns RXD_NOT_TAKEN if it could not be taken now for
+ * want of a buffer or call: then its datagram is not acknowledged, and the
+ * client sends it again later (flow control, not an error).  A copy of
+ * bytes already taken, or of a call that is over, is RXD_DUP.
  */
-bool ferry__server_rx_request(struct ferry_session *s,
-			      const struct ferry_frame *f,
-			      const struct ferry_dp_pkt *pkt, bool *keep)
+int ferry__server_rx_request(struct ferry_session *s,
+			     const struct ferry_frame *f,
+			     const struct ferry_dp_pkt *pkt, bool *keep)
 {
 	struct ferry_endpoint *ep = s->ep;
 	const struct ferry_hdr *h = &f->h;
@@ -480,28 +495,32 @@ bool ferry__server_rx_request(struct ferry_session *s,
 		c = NULL;
 	}
 	if (!c) {
-		bool taken = server_call_new(s, f, pkt, keep, &c);
-
+		ret = server_call_new(s, f, pkt, keep, &c);
 		if (!c)
-			return taken;
-	} else if (c->req_id != h->req_id || c->state != CALL_RX ||
-		   !c->req || h->msg_len != c->req->len ||
-		   h->method != c->method ||
+			return ret;
+	} else if (c->req_id == h->req_id && c->state != CALL_RX) {
+		return RXD_DUP; /* the whole request is in already */
+	} else if (c->req_id != h->req_id || !c->req ||
+		   h->msg_len != c->req->len || h->method != c->method ||
 		   c->has_caps != ((h->flags & FERRY_FF_CAPS) != 0) ||
 		   c->has_trace != ((h->flags & FERRY_FF_TRACE) != 0)) {
+		/* Fragments of one message must agree (docs/wire-v2.md,
+		 * 5.6 rule 3). */
 		ep->st.drop_stale++;
-		return true;
+		return RXD_DUP;
 	}
 	if (!*keep) {
 		ret = ferry__reasm_put(s, c, c->req, f);
+		if (ret == 2)
+			return RXD_DUP;
 		if (ret < 0) {
 			server_rx_fail(s, c, ret);
-			return true;
+			return RXD_TAKEN;
 		}
 	}
 	if (c->rx_got == h->msg_len)
 		server_req_complete(s, c);
-	return true;
+	return RXD_TAKEN;
 }
 
 /* --- connect and admission ----------------------------------------------- */
@@ -552,150 +571,66 @@ static void admit_count_refusal(struct ferry_endpoint *ep, int res)
 }
 
 /*
- * Run the admission hook on a new CONNECT.  True if admitted (with what
- * the hook granted in ep->grant_*); false if refused, answered with the
- * one generic refusal: a peer that has proved nothing learns nothing
- * about why (which keys, audiences or channels the server knows), and the
- * precise reason goes to the counters.
+ * Run the admission hook on a new CONNECT's token.  0 if admitted (with
+ * what the hook granted in ep->grant_*); else the refusal, counted: the
+ * caller answers with the one generic refusal, so that a peer that has
+ * proved nothing learns nothing about why (which keys, audiences or
+ * channels the server knows).
  */
-static bool admit(struct ferry_endpoint *ep, const struct ferry_frame *f,
-		  const struct ferry_dp_pkt *pkt,
-		  const struct ferry_connect_body *b)
+int ferry__server_admit(struct ferry_endpoint *ep, const void *token,
+			size_t token_len)
 {
 	int res;
 
 	ep->grant_tagged = false;
 	ep->grant_expires_ns = 0;
+	ep->grant_has_hk = false;
 	if (!ep->admit_fn)
-		return true;
-	res = ep->admit_fn(ep->admit_ctx, b->token, b->token_len);
+		return 0;
+	res = ep->admit_fn(ep->admit_ctx, token, token_len);
 	if (res == 0)
-		return true;
-	admit_ungrant(ep);
+		return 0;
+	ferry__server_ungrant(ep);
 	if (res > 0)
 		res = -EACCES; /* a hook must refuse with -code */
 	admit_count_refusal(ep, res);
-	ferry__send_error_to(ep, &pkt->src, f->h.src_sess, pkt->len,
-			     FERRY_EREJECTED, "connect refused");
-	return false;
+	return res;
 }
 
-/* The session @b and @f's header ask for, from @pkt's source, opens. */
-static void server_sess_open(struct ferry_endpoint *ep, struct ferry_session *s,
-			     const struct ferry_frame *f,
-			     const struct ferry_dp_pkt *pkt,
-			     const struct ferry_connect_body *b)
+void ferry__server_sess_open(struct ferry_endpoint *ep,
+			     struct ferry_session *s,
+			     const struct ferry_hs_conn *conn,
+			     const struct ferry_addr *peer)
 {
-	s->peer = pkt->src;
-	s->peer_id = f->h.src_sess;
 	s->state = SESS_OPEN;
-	ferry__peer_add(s);
-	s->srv.unval_rx = pkt->len;
 	s->srv.expires_ns = ep->grant_expires_ns;
 	s->srv.admit_tagged = ep->grant_tagged;
 	s->srv.admit_tag = ep->grant_tag;
 	ep->grant_tagged = false;
-	s->max_payload = (b->params.max_frame < ep->cfg.max_frame ?
-			  b->params.max_frame : ep->cfg.max_frame) -
-			 FERRY_WIRE_HDR_LEN;
-	s->peer_max_msg = b->params.max_msg;
-	s->tx_credit = b->params.credits;
-	if (seq_lt(s->tx_credit, f->h.credit))
-		s->tx_credit = f->h.credit;
-	s->peer_feat = b->features;
-	if (b->traceparent) {
-		memcpy(s->traceparent, b->traceparent, FERRY_TRACEPARENT_LEN);
+	if (conn->traceparent) {
+		memcpy(s->traceparent, conn->traceparent,
+		       FERRY_TRACEPARENT_LEN);
 		s->have_traceparent = true;
 	}
 	if (ep->tops) {
 		struct ferry_span_session_args a = {
 			.kind = FERRY_SPAN_KIND_SERVER,
-			.traceparent = b->traceparent,
-			.traceparent_len = b->traceparent ? b->traceparent_len
-							  : 0,
-			.tracestate = b->tracestate,
-			.tracestate_len = b->tracestate ? b->tracestate_len : 0,
-			.peer_ip = pkt->src.ip, .peer_port = pkt->src.port,
+			.traceparent = (const char *)conn->traceparent,
+			.traceparent_len = conn->traceparent
+						   ? FERRY_TRACEPARENT_LEN
+						   : 0,
+			.tracestate = (const char *)conn->tracestate,
+			.tracestate_len = conn->tracestate_len,
+			.peer_ip = peer->ip, .peer_port = peer->port,
 			.server_ip = ep->local.ip, .server_port = ep->local.port,
 		};
 
 		s->span = ep->tops->session_open(ep->tring, &a);
 	}
-	s->pending |= SF_ACCEPT;
 	ferry__sess_activate(s);
 	ep->st.sessions_opened++;
 	if (ep->session_fn)
 		ep->session_fn(s, FERRY_SESSION_OPENED, 0, ep->session_ctx);
-}
-
-/*
- * A CONNECT.  The cheapest refusals come first and send nothing: an
- * endpoint that does not listen, and (for a session not made yet) the
- * admission rate limits, both before the body is read.  Then the body,
- * the admission hook, and only then a session.
- */
-void ferry__server_rx_connect(struct ferry_endpoint *ep,
-			       const struct ferry_frame *f,
-			       const struct ferry_dp_pkt *pkt)
-{
-	struct ferry_connect_body b;
-	struct ferry_session *s;
-	int ret;
-
-	if (!ep->listening) {
-		ep->st.drop_not_listening++;
-		return;
-	}
-	/* A retransmitted CONNECT for a session we already made: accept
-	 * again (our ACCEPT was lost), do not make a second session.  Found
-	 * by hash, and answered even when a flood holds the rate limits:
-	 * the client it answers is one we admitted.  What goes to a peer
-	 * still unproven stays within 3x what it sent (tx.c). */
-	s = ferry__peer_find(ep, &pkt->src, f->h.src_sess);
-	if (s) {
-		if (ferry__wire_parse_connect(f->payload, f->pay_len, &b) != 0) {
-			ep->st.drop_malformed++;
-			return;
-		}
-		if (!s->srv.validated)
-			s->srv.unval_rx += pkt->len;
-		s->pending |= SF_ACCEPT;
-		ferry__sess_activate(s);
-		return;
-	}
-	if (ep->destroying || !ferry__listen_rate_ok(ep, &pkt->src))
-		return;
-	ret = ferry__wire_parse_connect(f->payload, f->pay_len, &b);
-	if (ret == FERRY_CONNECT_UNSUPPORTED) {
-		/* Well-formed, but it asks for something we lack: say so,
-		 * keep nothing. */
-		ep->st.drop_unsupported++;
-		ep->st.connects_refused++;
-		ferry__send_error_to(ep, &pkt->src, f->h.src_sess, pkt->len,
-				     FERRY_EVERSION, "connect needs an option "
-				     "this server lacks");
-		return;
-	}
-	if (ret < 0) {
-		ep->st.drop_malformed++;
-		return;
-	}
-	/* Admission comes before anything is allocated, so a refused (or
-	 * flooding) client costs one verification and one ERROR, and leaves
-	 * no state behind.  Retransmitted CONNECTs of an admitted session
-	 * were answered above without asking again; calls never are. */
-	if (!admit(ep, f, pkt, &b))
-		return;
-	s = ferry__sess_alloc(ep, true);
-	if (!s) {
-		/* No room: say so, keep nothing. */
-		admit_ungrant(ep);
-		ep->st.connects_refused++;
-		ferry__send_error_to(ep, &pkt->src, f->h.src_sess, pkt->len,
-				     EMFILE, "server session table full");
-		return;
-	}
-	server_sess_open(ep, s, f, pkt, &b);
 }
 
 /* --- respond ------------------------------------------------------------- */
@@ -901,7 +836,6 @@ void ferry__server_sess_end(struct ferry_session *s, int res)
 		ferry__sess_unref(s);
 	}
 	s->txq_head = s->txq_tail = NULL;
-	ferry__rel_reset(s);
 	/* The hook that admitted it counts it no more. */
 	if (s->srv.admit_tagged && ep->admit_untag)
 		ep->admit_untag(ep->admit_ctx, s->srv.admit_tag);
@@ -913,18 +847,21 @@ void ferry__server_sess_end(struct ferry_session *s, int res)
 }
 
 /* The token that admitted the session has expired: the session ends, and
- * its client is told why (an ERROR naming both ends, which a client takes
- * on an open session), so that its calls fail with that code rather than
- * with a bare reset.  Best effort, like CLOSE: if the ERROR is lost, the
- * client's calls end by its peer timeout. */
+ * its client is told why (CLOSE with FERRY_TOKEN_EEXPIRED), so that its
+ * calls fail with that code rather than with a bare reset.  Best effort:
+ * if the CLOSE is lost, the client's calls end by its peer timeout.  A
+ * session its client never confirmed ends at connect_timeout_ms. */
 void ferry__server_timers(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
 
+	if (!s->srv.confirmed) {
+		ferry__halfopen_timers(s);
+		return;
+	}
 	if (!s->srv.expires_ns || ep->now < s->srv.expires_ns)
 		return;
 	ep->st.sessions_token_expired++;
-	ferry__sess_send_error(s, FERRY_TOKEN_EEXPIRED,
-			       ferry_strerror(-FERRY_TOKEN_EEXPIRED));
+	ferry__sess_send_close(s, 0, FERRY_TOKEN_EEXPIRED);
 	ferry__sess_end(s, -FERRY_TOKEN_EEXPIRED, false);
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "internal.h"
 
 /* --- free slots ----------------------------------------------------------- */
@@ -66,8 +68,8 @@ void ferry__sess_freed(struct ferry_session *s)
 
 /* --- a session's life ----------------------------------------------------- */
 
-/* Sessions take the lowest free slot, as they always have (ids are
- * generation << 16 | slot: docs/wire.md, section 4). */
+/* Sessions take the lowest free slot; the wire knows them only by their
+ * random CIDs (docs/wire-v2.md, 2.1), drawn here. */
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 {
 	int32_t i;
@@ -76,25 +78,27 @@ struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 		struct ferry_session *s = &ep->sessions[i];
 		struct ferry_call **slots = s->slots;
 		uint32_t mask = s->slot_mask;
+		uint64_t cid;
 
 		free_clear(ep, (uint32_t)i);
 		/* Marked free, then put back on the transmit list: the
 		 * flush marks it again once it takes it off. */
 		if (s->state != SESS_FREE || s->active)
 			continue;
-		struct ferry_txpkt *txr = s->txr;
-		uint64_t *rxmap = s->rxmap;
-		uint32_t txr_mask = s->txr_mask, rxmap_mask = s->rxmap_mask;
-
+		cid = ferry__cidtab_draw(&ep->cids);
+		if (!cid || ferry__cidtab_add(&ep->cids, cid, (uint32_t)i) < 0) {
+			free_set(ep, (uint32_t)i);
+			return NULL;
+		}
 		memset(s, 0, sizeof(*s));
 		s->slots = slots;
 		s->slot_mask = mask;
-		s->txr = txr;
-		s->txr_mask = txr_mask;
-		s->rxmap = rxmap;
-		s->rxmap_mask = rxmap_mask;
 		s->ep = ep;
-		ferry__rel_reset(s);
+		s->cid = cid;
+		s->key_tx = ep->keys + (size_t)i * 2 * FERRY_SEAL_KEY_LEN;
+		s->key_rx = s->key_tx + FERRY_SEAL_KEY_LEN;
+		/* A server's first short-header pn is 1: its ACCEPT was 0. */
+		ferry__rel_reset(s, server ? 1 : 0);
 		s->last_rx_ns = s->last_ping_ns = ep->now;
 		if (++ep->sess_gen == 0)
 			ep->sess_gen = 1;
@@ -105,13 +109,40 @@ struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 			s->srv.next_dispatch = 1;
 		else
 			s->cli.next_req = 1;
-		s->rx_window = ep->cfg.session_credits;
+		s->cli.next_push_id = 1;
+		s->rx_window = ferry__rx_window(&ep->cfg);
 		s->credit_adv = s->rx_window;
-		s->max_payload = ep->cfg.max_frame - FERRY_WIRE_HDR_LEN;
+		s->path_frame = ep->cfg.max_frame;
+		s->frag_unit = ferry__frag_unit(s->path_frame, FERRY_W2_MODE_MAC);
 		s->peer_max_msg = FERRY_WIRE_MAX_MSG;
 		return s;
 	}
 	return NULL;
+}
+
+const struct ferry__rx_sess *ferry__rx_sess_of(void *ctx, uint32_t val)
+{
+	struct ferry_endpoint *ep = ctx;
+	const struct ferry_session *s = &ep->sessions[val];
+	struct ferry__rx_sess *r = &ep->rx_scratch;
+
+	r->peer = s->peer;
+	r->mode = s->mode;
+	r->key = s->key_rx;
+	/* Rules 5 and 8 read and write the session's own window. */
+	r->seen = (struct ferry__replay *)&s->seen;
+	return r;
+}
+
+/* The session is over on the wire: its CID names nothing from now on,
+ * and its keys are wiped. */
+static void sess_forget_wire(struct ferry_session *s)
+{
+	if (s->cid) {
+		ferry__cidtab_del(&s->ep->cids, s->cid);
+		s->cid = 0;
+	}
+	sodium_memzero(s->key_tx, 2 * FERRY_SEAL_KEY_LEN);
 }
 
 void ferry__sess_unref(struct ferry_session *s)
@@ -157,8 +188,12 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 		ferry__iou_server_sess_end(s);
 	else
 		ferry__iou_client_sess_end(s);
+	/* A clean close: the peer's calls end with ECONNRESET.  Those with
+	 * a reason to give (a protocol error, a token's expiry) send their
+	 * own CLOSE first. */
 	if (tell_peer)
-		ferry__sess_send_close(s, 0);
+		ferry__sess_send_close(s, 0, 0);
+	sess_forget_wire(s);
 	ep->st.sessions_closed++;
 	if (s->is_server)
 		ferry__server_sess_end(s, res);
@@ -177,8 +212,9 @@ void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer)
 static uint64_t credit_ping_gap(const struct ferry_session *s)
 {
 	uint64_t cap = s->ep->cfg.keepalive_ms * 1000000ull;
-	uint64_t gap = s->rto_ns << (s->credit_pings < 16 ? s->credit_pings
-							   : 16);
+	uint64_t gap = ferry__rel_rto(s) << (s->credit_pings < 16
+						     ? s->credit_pings
+						     : 16);
 
 	return gap < cap ? gap : cap;
 }
@@ -214,8 +250,7 @@ void ferry__session_timers(struct ferry_session *s)
 	}
 	/* Held back by credit for a whole RTO: the CREDIT that would free
 	 * us may have been lost, and a PING's answer carries the credit. */
-	if ((s->txq_head || s->pushq_head) &&
-	    !seq_lt(s->tx_seq, s->tx_credit) &&
+	if (s->credit_stalled &&
 	    ep->now - s->last_ping_ns >= credit_ping_gap(s)) {
 		s->last_ping_ns = ep->now;
 		s->pending |= SF_PING;
@@ -233,8 +268,6 @@ void ferry__session_timers(struct ferry_session *s)
 		if (s->state != SESS_OPEN)
 			return;
 	}
-	if (s->ack_due && ep->now >= s->ack_due)
-		ferry__sess_activate(s);
 	if (!s->is_server)
 		ferry__client_call_timers(s);
 }

@@ -15,8 +15,13 @@
 #include <ferry/ferry.h>
 
 #include "../dataplane/dp.h"
+#include "ackrx.h"
+#include "handshake.h"
+#include "seal.h"
+#include "sentq.h"
 #include "trace_hook.h"
 #include "wire.h"
+#include "wire2.h"
 
 struct ferry_msgbuf;
 
@@ -51,9 +56,11 @@ struct ferry_call {
 	 * last fragment arrived. */
 	uint32_t rx_charge;
 	uint64_t rx_last_ns;
-	uint32_t tx_off;   /* payload bytes handed to the dataplane */
-	uint32_t seq0;     /* sequence number of the message's first packet */
-	uint32_t unacked;  /* its packets sent and not yet acknowledged */
+	uint32_t tx_off;   /* message bytes handed to the dataplane once */
+	/* Its frames sent and not yet acknowledged: live in the session's
+	 * sent queue, or lost and waiting to go again (sentq.h). */
+	uint32_t unacked;
+	uint32_t push_id;  /* client: the PUSH frame's number (is_push) */
 	int err;           /* server: error response, as negative errno */
 	/* What the message carries ahead of its payload, in the first
 	 * fragment's copied header area (docs/wire.md, section 8), a pool
@@ -104,22 +111,23 @@ enum sess_state {
 	SESS_CLOSED,     /* ended; waiting for the last reference */
 };
 
-/* One data packet sent and not yet acknowledged: enough to send it again
- * (the message stays with its call until every packet is acknowledged). */
-struct ferry_txpkt {
-	struct ferry_call *c; /* NULL once acknowledged */
-	uint32_t off;         /* payload offset in the message */
-	uint32_t len;
-	uint64_t sent_ns;     /* last (re)transmission */
-	uint8_t retx;         /* times sent again */
-	bool sacked;          /* the peer has it, beyond the cumulative ack */
+/* What a frame in the sent queue is (struct ferry__sent_frame's kind):
+ * a piece of a call's message, a PUSH, or the session's CLOSE or PING,
+ * whose object is the session. */
+enum {
+	FK_DATA = 1,
+	FK_PUSH,
+	FK_CLOSE,
+	FK_PING,
 };
 
-/* Control frames a session owes its peer, sent at the next flush. */
-#define SF_CONNECT (1u << 0)
-#define SF_ACCEPT (1u << 1)
-#define SF_CREDIT (1u << 2)
-#define SF_PONG (1u << 5)
+/* Frames a session owes its peer, sent at the next flush. */
+#define SF_CONNECT (1u << 0) /* client: (re)send CONNECT */
+#define SF_ACCEPT (1u << 1)  /* server: (re)send the stored ACCEPT */
+#define SF_CREDIT (1u << 2)  /* a CREDIT frame */
+#define SF_CLOSE (1u << 3)   /* a CLOSE frame (srv/cli close_code) */
+#define SF_CLOSE_REPLY (1u << 4) /* a CLOSE with REPLY */
+#define SF_PONG (1u << 5)    /* a PING came: ACK and CREDIT now */
 #define SF_PING (1u << 6)
 
 /*
@@ -141,9 +149,15 @@ struct ferry_sess_client {
 	uint64_t connect_deadline;
 	uint64_t connect_retry;
 	uint64_t connect_gap;
-	/* The channel token for the CONNECT, a pool msgbuf lent to the
-	 * dataplane as the frame's tail; freed once the connect ends. */
+	/* The handshake while connecting (secrets: wiped and freed once the
+	 * connect ends), and the channel token it carries, a pool msgbuf
+	 * freed then too. */
+	struct ferry_hs_client *hs;
 	struct ferry_msgbuf *token;
+	uint8_t holder_key[FERRY_HS_HK_LEN];
+	bool have_hk;
+	/* The next PUSH frame's number (1, 2, 3...). */
+	uint32_t next_push_id;
 
 	/* Deferred tokens: the next IOU id, its promises, and how many wait
 	 * for their call to be sent. */
@@ -166,23 +180,43 @@ struct ferry_sess_server {
 	uint64_t expires_ns;
 	uint64_t admit_tag;
 	bool admit_tagged;
-	/* The table of open sessions by peer (listen.c): the next in this
-	 * one's chain (index + 1, 0 for none), and whether it is in. */
+	/* The table of half-open sessions by (client CID, peer) (listen.c):
+	 * the next in this one's chain (index + 1, 0 for none), and whether
+	 * it is in. */
 	uint32_t hnext;
 	bool hashed;
-	/* Until its peer sends anything but CONNECT, the peer's address is
-	 * unproven (anyone may have written it on a CONNECT), and what goes
-	 * there is held to FERRY__UNVALIDATED_FACTOR times the bytes of its
-	 * CONNECTs (tx.c): bytes received, and sent, so far. */
+	/* Half-open until the client's first authenticated short-header
+	 * datagram (docs/wire-v2.md, 4.1): the ACCEPT, kept to be sent again
+	 * byte for byte for a retransmitted CONNECT, and, for a peer no
+	 * cookie validated (retry never), the bytes it sent and was sent
+	 * (at most FERRY__UNVALIDATED_FACTOR times). */
+	bool confirmed;
 	bool validated;
+	uint8_t accept_len;
+	uint8_t accept[FERRY_HS_ACCEPT_LEN];
 	uint32_t unval_rx, unval_tx;
+	uint64_t client_cid;
+	uint64_t half_open_deadline;
+	/* PUSH frames taken: every push_id up to push_hi, and those of the
+	 * 64 above it whose bit is set (docs/wire-v2.md, 5.4). */
+	uint32_t push_hi;
+	uint64_t push_map;
 };
 
 /* A session: what both roles share, then each role's own part. */
 struct ferry_session {
 	struct ferry_endpoint *ep;
-	uint32_t id;      /* ours: generation << 16 | index */
-	uint32_t peer_id; /* the peer's, 0 until known */
+	uint32_t id;      /* internal: generation << 16 | index */
+	/* Connection ids (docs/wire-v2.md, 2.1): ours, which the peer puts
+	 * in every datagram it sends us (in the endpoint's CID table), and
+	 * the peer's, which we put in ours (0 until known). */
+	uint64_t cid;
+	uint64_t peer_cid;
+	uint8_t mode;     /* enum ferry_w2_mode */
+	/* Packet keys, each FERRY_SEAL_KEY_LEN bytes in the endpoint's
+	 * locked key arena: what we seal with, what we open with. */
+	uint8_t *key_tx;
+	uint8_t *key_rx;
 	struct ferry_addr peer;
 	uint8_t state;
 	bool is_server;
@@ -192,9 +226,13 @@ struct ferry_session {
 	int end_res;      /* why the session ended */
 	ferry_span_t span; /* the session's span, or FERRY_SPAN_NONE */
 
-	/* Negotiated: */
-	uint32_t max_payload; /* per packet */
+	/* Negotiated: the largest datagram both ends take, the fragment
+	 * grid's unit (docs/wire-v2.md, 5.6), the peer's largest message
+	 * and how long it may hold an ACK. */
+	uint32_t path_frame;
+	uint32_t frag_unit;
 	uint32_t peer_max_msg;
+	uint64_t peer_ack_delay_ns;
 
 	/* Calls by req_id & slot_mask. */
 	struct ferry_call **slots;
@@ -202,33 +240,27 @@ struct ferry_session {
 
 	/* Transmit queue of calls with bytes left to send. */
 	struct ferry_call *txq_head, *txq_tail;
-	uint32_t tx_seq;    /* next data packet's sequence number */
-	uint32_t tx_credit; /* the peer lets us send seq < tx_credit */
+	/* Credit, in message bytes (docs/wire-v2.md, 5.5), 32-bit serial
+	 * numbers: what we sent for the first time, and the peer's limit. */
+	uint32_t tx_sent;
+	uint32_t tx_limit;
 	/* PUSHes to send (only a client has any; their own queue, ahead of
 	 * nothing: they may exceed the credit by push_slack, half the
 	 * server's window). */
 	struct ferry_call *pushq_head, *pushq_tail;
 	uint32_t push_slack;
 
-	/* Receive credit we grant: released packets + window. */
+	/* Receive credit we grant, in bytes: released + window. */
 	uint32_t rx_released;
 	uint32_t rx_window;
-	uint32_t credit_adv; /* last credit value sent */
+	uint32_t credit_adv; /* last limit sent */
 
-	/* Reliability, sender side: packets in flight by seq & txr_mask. */
-	struct ferry_txpkt *txr;
-	uint32_t txr_mask;
-	uint32_t snd_una;    /* oldest packet not acknowledged */
-	uint32_t max_sacked; /* one past the highest SACKed seq */
-	uint64_t srtt_ns, rttvar_ns, rto_ns;
-	uint32_t rto_backoff;
-	/* Receiver side: which seqs arrived, from rx_cum on. */
-	uint64_t *rxmap;
-	uint32_t rxmap_mask; /* bits - 1 */
-	uint32_t rx_cum;     /* every seq below has arrived */
-	uint32_t ack_adv;    /* last ack value sent */
-	bool ack_now;        /* a gap or duplicate: acknowledge at once */
-	uint64_t ack_due;    /* send an ack by then (0: nothing owed) */
+	/* Reliability (docs/wire-v2.md, 5.1 to 5.3): the pns seen (the
+	 * replay window), what we acknowledge, and what we sent. */
+	struct ferry__replay seen;
+	struct ferry__ackrx ackrx;
+	struct ferry__sentq sq;
+	uint32_t close_code; /* SF_CLOSE's code */
 	/* Reassembly (reasm.c): buffer bytes of incomplete messages charged
 	 * to the quota, how many there are, and when to look for one past
 	 * its deadline. */
@@ -240,6 +272,7 @@ struct ferry_session {
 	uint64_t last_rx_ns;
 	uint64_t last_ping_ns;
 	uint8_t credit_pings;
+	bool credit_stalled; /* the next frame waits for the peer's CREDIT */
 
 	/* The trace context of the CONNECT: a client's own (sent in it), a
 	 * server's from the client's. */
@@ -267,11 +300,24 @@ static inline bool seq_lt(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
-/* Half a window of credit given back and not yet told to the peer. */
-static inline bool credit_half_owed(const struct ferry_session *s)
+/* The fragment grid's unit on a path of @path_frame bytes in @mode
+ * (docs/wire-v2.md, 5.6): room for the short header, the trailer, a
+ * REQUEST_FRAG's head, and an ACK and a CREDIT beside it. */
+static inline uint32_t ferry__frag_unit(uint32_t path_frame, uint8_t mode)
+{
+	uint32_t tl = mode == FERRY_W2_MODE_NONE ? FERRY_W2_CRC_LEN
+						 : FERRY_W2_TAG_LEN;
+
+	return path_frame - FERRY_W2_SHORT_HDR_LEN - tl -
+	       (FERRY_W2_FRAME_HDR_LEN + FERRY_W2_REQUEST_FRAG_FIXED) - 24;
+}
+
+/* A quarter window of credit given back and not yet told to the peer
+ * (docs/wire-v2.md, 5.5). */
+static inline bool credit_owed(const struct ferry_session *s)
 {
 	return s->rx_released + s->rx_window - s->credit_adv >=
-	       s->rx_window / 2;
+	       s->rx_window / 4;
 }
 
 #endif /* FERRY_TRANSPORT_SESSION_INTERNAL_H */

@@ -60,7 +60,23 @@ uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st)
 	       st->drop_bad_type + st->drop_malformed + st->drop_oversized +
 	       st->drop_unknown_session + st->drop_unsupported +
 	       st->drop_stale + st->drop_no_buffer + st->drop_short_frag +
-	       st->drop_not_listening;
+	       st->drop_not_listening + st->drop_auth + st->drop_bad_crc +
+	       st->drop_replay_old + st->drop_bad_cookie + st->drop_bad_pop;
+}
+
+void ferry__stat_inc(struct ferry_endpoint *ep, const char *name)
+{
+	if (!name || !*name)
+		return;
+	for (size_t i = 0; i < NSTATS; i++) {
+		if (strcmp(stat_descs[i].name, name) == 0) {
+			uint64_t *v = (uint64_t *)(void *)((char *)&ep->st +
+							   stat_descs[i].off);
+
+			(*v)++;
+			return;
+		}
+	}
 }
 
 static uint64_t stat_value(const struct ferry_ep_stats *st, size_t i)

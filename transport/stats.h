@@ -146,7 +146,32 @@ struct ferry_endpoint;
 	X(arp_unsolicited, "DPDK: ARP replies for nothing we asked, "         \
 			   "ignored")                                          \
 	X(neigh_full, "DPDK: sends dropped: the neighbour table had no "      \
-		      "entry to spare")
+		      "entry to spare")                                       \
+	X(tx_frames, "frames sent (wire v2: several to a datagram)")          \
+	X(rx_frames, "frames received")                                       \
+	X(payload_tx_copied, "payload bytes copied into datagrams (small "    \
+			     "payloads, or every payload in aead mode)")     \
+	X(rx_detach_copies, "requests copied out of a datagram that carried " \
+			    "other frames, instead of read in place")         \
+	X(drop_auth, "datagrams dropped: their tag did not verify")           \
+	X(drop_bad_crc, "datagrams dropped: their CRC32C did not match "      \
+			"(mode none)")                                        \
+	X(drop_replay_old, "datagrams dropped: packet number below the "      \
+			   "replay window")                                   \
+	X(drop_bad_cookie, "CONNECTs whose retry cookie was missing, stale "  \
+			   "or forged")                                       \
+	X(drop_bad_pop, "CONNECTs whose token's holder-key proof failed")     \
+	X(sessions_proto_error, "sessions ended by a protocol error from "    \
+				"an authenticated peer")                      \
+	X(retry_sent, "RETRYs sent (stateless: address validation)")          \
+	X(retry_ratelimited, "handshake replies not sent: beyond the rate "   \
+			     "limits")                                        \
+	X(v1_refused, "wire v1 CONNECTs answered with FERRY_EVERSION")        \
+	X(half_open_expired, "server sessions never confirmed by the "        \
+			     "client in connect_timeout_ms")                  \
+	X(lost_datagrams, "datagrams judged lost (packet or time threshold, " \
+			  "or timeout)")                                      \
+	X(rto_fired, "retransmission timeouts")
 
 /*
  * The counters as the transport keeps them.  Written only on the
@@ -213,6 +238,10 @@ const char *ferry__endpoint_dp_name(const struct ferry_endpoint *ep);
  */
 void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 			   struct ferry_ep_stats *out);
+
+/* ferry__stat_inc - add 1 to the counter named @name of @ep (a name from
+ * the handshake's or the codec's verdicts); unknown names are ignored. */
+void ferry__stat_inc(struct ferry_endpoint *ep, const char *name);
 
 /* ferry__ep_stats_drops - the sum of all drop_* counters in @st. */
 uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st);

@@ -1,32 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transmit path, for both roles: frame headers (with the credit and
- * acknowledgement every frame carries), control frames, data packets of
- * requests and responses, PUSH frames, CREDIT, and the flush that turns
- * every active session's queues into datagrams in one dataplane
- * submission.
+ * The transmit path, for both roles (docs/wire-v2.md, sections 5 and 6):
+ * the datagram builder that packs what a session owes into datagrams of
+ * up to the path frame (ACK, CREDIT, PING, lost frames, new request or
+ * response bytes, PUSHes), seals them, and hands them to the dataplane;
+ * the datagrams sent at once (CLOSE); and the flush over every active
+ * session, ending in one dataplane submission.
  *
- * Payloads are not copied: a data packet's header and what goes ahead of
- * the payload are built in a small copied area, and the payload is lent
- * to the dataplane from its msgbuf, whose reference the dataplane drops
- * through ferry__tx_done.
+ * Coalescing never waits: what is ready at a flush goes at that flush.
+ *
+ * Copies.  Frame headers, ACK, CREDIT, message prefixes (trace block,
+ * token table, attribute block, error body, PUSH records) and payloads
+ * below FERRY__TX_COPY_MAX bytes are copied into the datagram's copied
+ * area.  A larger payload is lent from its msgbuf as the datagram's one
+ * lent piece, which ends the datagram (nothing can follow a lent piece but
+ * the trailer), so a large message goes out zero-copy as in v1.  In `aead`
+ * mode everything is copied: the cipher writes the ciphertext into the
+ * copied area.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
 #include "rd.h"
 
-_Static_assert(FERRY_WIRE_HDR_LEN + FERRY_WIRE_CAPS_MAX_LEN <=
-		       FERRY_DP_HDR_MAX,
-	       "a token table fits in the copied header area");
-_Static_assert(FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX <=
-		       FERRY_DP_HDR_MAX,
-	       "an error body fits in the copied header area");
-_Static_assert(FERRY_WIRE_HDR_LEN + FERRY_WIRE_PRE_MAX <= FERRY_DP_HDR_MAX &&
-		       FERRY_WIRE_ATTRS_MAX_LEN <= FERRY_WIRE_PRE_MAX,
-	       "what goes ahead of a payload fits in the copied header area");
-
-/* --- headers and control frames ------------------------------------------ */
+/* Payload bytes at or above which a data frame lends its bytes. */
+#define FERRY__TX_COPY_MAX 512
+/* Room an ACK frame may take: header, fixed part, ranges. */
+#define ACK_MAX (FERRY_W2_FRAME_HDR_LEN + 8 + 4 * FERRY_W2_ACK_RANGES_MAX)
+#define CREDIT_LEN (FERRY_W2_FRAME_HDR_LEN + 4)
 
 void ferry__tx_done(void *ctx, void *cookie)
 {
@@ -34,54 +36,493 @@ void ferry__tx_done(void *ctx, void *cookie)
 	ferry__msgbuf_put(cookie);
 }
 
-static void hdr_init(struct ferry_session *s, struct ferry_hdr *h,
-		     uint8_t type)
+/* --- the datagram builder ------------------------------------------------- */
+
+struct dgb {
+	struct ferry_session *s;
+	uint8_t *buf;       /* the copied area */
+	uint32_t len;       /* bytes in it */
+	uint32_t room;      /* the most the copied area and piece may hold */
+	struct ferry_dp_tx tx;
+	bool closed;        /* a piece was lent: nothing more fits */
+	bool eliciting;
+	unsigned nframes;
+};
+
+static void dgb_begin(struct dgb *b, struct ferry_session *s)
 {
-	memset(h, 0, sizeof(*h));
-	h->type = type;
-	h->dst_sess = s->peer_id;
-	h->src_sess = s->id;
-	h->credit = s->rx_released + s->rx_window;
-	h->ack = s->rx_cum;
-	if (s->ep->cfg.wire_csum)
-		h->flags |= FERRY_FF_CSUM;
+	struct ferry_endpoint *ep = s->ep;
+	size_t tl = ferry__seal_trailer_len((enum ferry_seal_mode)s->mode);
+
+	memset(&b->tx, 0, sizeof(b->tx));
+	b->s = s;
+	b->buf = ep->txbuf;
+	b->tx.dst = s->peer;
+	b->tx.hdr = b->buf;
+	b->room = s->path_frame - (uint32_t)tl;
+	b->closed = false;
+	b->eliciting = false;
+	b->nframes = 0;
+	/* The short header (2.1). */
+	b->buf[0] = (uint8_t)(FERRY_W2_FORM_SHORT | s->mode);
+	ferry_wr_u64(b->buf + 1, s->peer_cid);
+	ferry_wr_u32(b->buf + 9, (uint32_t)s->sq.next_pn);
+	b->len = FERRY_W2_SHORT_HDR_LEN;
 }
 
-/* Encode @h at @buf; seal it with the checksum over @body if asked. */
-static void hdr_put(const struct ferry_hdr *h, uint8_t *buf, const void *body,
-		    size_t body_len)
+static uint32_t dgb_left(const struct dgb *b)
 {
-	ferry__wire_encode(h, buf);
-	if (h->flags & FERRY_FF_CSUM)
-		ferry__wire_seal(buf, body, body_len);
+	return b->closed ? 0 : b->room - b->len;
 }
 
-/* As hdr_put, for a frame whose payload begins in @buf after the header
- * (@hdr_len bytes in all) and goes on in @body. */
-static void hdr_put_ext(const struct ferry_hdr *h, uint8_t *buf,
-			size_t hdr_len, const void *body, size_t body_len)
+/* A frame header and @body_len copied bytes of @body (may be NULL with
+ * @body_len 0), where room was checked. */
+static void dgb_put(struct dgb *b, uint8_t type, uint8_t flags,
+		    const void *body, uint32_t body_len)
 {
-	ferry__wire_encode(h, buf);
-	if (h->flags & FERRY_FF_CSUM)
-		ferry__wire_seal_ext(buf, hdr_len, body, body_len);
+	ferry__w2_put_frame_hdr(b->buf + b->len, type, flags,
+				(uint16_t)body_len);
+	b->len += FERRY_W2_FRAME_HDR_LEN;
+	if (body_len)
+		memcpy(b->buf + b->len, body, body_len);
+	b->len += body_len;
+	b->nframes++;
+}
+
+/* Seal the datagram and give it to the dataplane: false if the dataplane
+ * has no room (nothing was recorded, and the frames stay owed). */
+static bool dgb_send(struct dgb *b)
+{
+	struct ferry_session *s = b->s;
+	struct ferry_endpoint *ep = s->ep;
+	enum ferry_seal_mode mode = (enum ferry_seal_mode)s->mode;
+	uint64_t pn = s->sq.next_pn;
+	struct ferry_msgbuf *lent = b->tx.npieces ? b->tx.piece[0].cookie
+						  : NULL;
+	int n;
+
+	if (b->tx.npieces) {
+		struct iovec iov[2] = {
+			{ b->buf, b->len },
+			{ (void *)b->tx.piece[0].ptr, b->tx.piece[0].len },
+		};
+
+		if (ferry__seal_iov(mode, s->key_tx, pn, iov, 2,
+				    b->tx.trailer) < 0)
+			goto fail;
+		b->tx.trailer_len = (uint8_t)ferry__seal_trailer_len(mode);
+		b->tx.hdr_len = b->len;
+	} else {
+		n = ferry__seal(mode, s->key_tx, pn, b->buf,
+				FERRY_W2_SHORT_HDR_LEN, b->len);
+		if (n < 0)
+			goto fail;
+		b->tx.hdr_len = (uint32_t)n;
+	}
+	if (ep->dp_ops->tx_burst(ep->dp, &b->tx, 1) != 1)
+		goto fail;
+	ferry__sentq_commit(&s->sq, ep->now, ferry_dp_tx_len(&b->tx));
+	ep->st.tx_pkts++;
+	ep->st.tx_bytes += ferry_dp_tx_len(&b->tx);
+	ep->st.tx_frames += b->nframes;
+	return true;
+fail:
+	/* The pn is spent and the frames' calls have moved on: the frames
+	 * go on the lost queue, to leave first in the next datagram. */
+	if (lent)
+		lent->refs--;
+	ferry__sentq_commit(&s->sq, ep->now, 0);
+	ferry__sentq_unsent(&s->sq);
+	return false;
+}
+
+/* --- ACK, CREDIT, PING, CLOSE --------------------------------------------- */
+
+static void put_ack(struct dgb *b)
+{
+	struct ferry_session *s = b->s;
+	struct ferry_w2_frame f = { .type = FERRY_W2_ACK };
+	int n;
+
+	if (ferry__ackrx_build(&s->ackrx, s->ep->now, &f.u.ack) < 0)
+		return;
+	n = ferry__w2_put_frame(b->buf + b->len, dgb_left(b), &f);
+	if (n < 0)
+		return;
+	b->len += (uint32_t)n;
+	b->nframes++;
+	ferry__ackrx_sent(&s->ackrx);
+}
+
+static void put_credit(struct dgb *b)
+{
+	struct ferry_session *s = b->s;
+	uint8_t body[4];
+
+	s->credit_adv = s->rx_released + s->rx_window;
+	ferry_wr_u32(body, s->credit_adv);
+	dgb_put(b, FERRY_W2_CREDIT, 0, body, sizeof(body));
+	s->pending &= ~(SF_CREDIT | SF_PONG);
+}
+
+/* An ack-eliciting control frame, recorded so that its loss is seen (a
+ * PING is never sent again as such: a new one is made when needed). */
+static bool put_ping(struct dgb *b)
+{
+	struct ferry_session *s = b->s;
+
+	if (dgb_left(b) < FERRY_W2_FRAME_HDR_LEN ||
+	    !ferry__sentq_add(&s->sq, s, FK_PING, 0, 0))
+		return false;
+	dgb_put(b, FERRY_W2_PING, 0, NULL, 0);
+	b->eliciting = true;
+	return true;
+}
+
+/* --- data frames ------------------------------------------------------------ */
+
+/* The error body of a server call answered with an error. */
+static uint32_t err_body(const struct ferry_call *c, uint8_t *out, size_t cap)
+{
+	return (uint32_t)ferry__wire_put_error(out, cap, (uint32_t)-c->err,
+					      ferry_strerror(c->err));
+}
+
+/* The message a call sends (its request, or its response), in bytes:
+ * what goes ahead of the payload, then the payload; an error response's
+ * body. */
+static uint32_t call_msg_len(const struct ferry_call *c)
+{
+	struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
+	uint8_t eb[6 + FERRY_ERROR_MSG_MAX];
+
+	if (c->is_push)
+		return 0;
+	return mb ? mb->len + call_pre_len(c) : err_body(c, eb, sizeof(eb));
+}
+
+/* Frame type and flags of @c's message bytes [off, off + n) of @msg_len. */
+static void data_kind(const struct ferry_call *c, uint32_t msg_len,
+		      uint32_t frag_unit, uint8_t *type, uint8_t *flags,
+		      uint32_t *fixed)
+{
+	bool whole = msg_len <= frag_unit;
+
+	*flags = 0;
+	if (c->is_server) {
+		*type = whole ? FERRY_W2_RESPONSE : FERRY_W2_RESPONSE_FRAG;
+		*fixed = whole ? FERRY_W2_RESPONSE_FIXED
+			       : FERRY_W2_RESPONSE_FRAG_FIXED;
+		if (!c->resp)
+			*flags |= FERRY_W2_F_ERR;
+		else if (call_pre_len(c))
+			*flags |= FERRY_W2_F_TRACE;
+	} else {
+		*type = whole ? FERRY_W2_REQUEST : FERRY_W2_REQUEST_FRAG;
+		*fixed = whole ? FERRY_W2_REQUEST_FIXED
+			       : FERRY_W2_REQUEST_FRAG_FIXED;
+		if (c->trace_len)
+			*flags |= FERRY_W2_F_TRACE;
+		if (c->caps_len)
+			*flags |= FERRY_W2_F_CAPS;
+	}
+}
+
+/* Bytes the data frame of @n message bytes of @c takes in a datagram. */
+static uint32_t data_need(const struct ferry_session *s,
+			  const struct ferry_call *c, uint32_t n)
+{
+	uint8_t type, flags;
+	uint32_t fixed;
+
+	data_kind(c, call_msg_len(c), s->frag_unit, &type, &flags, &fixed);
+	return FERRY_W2_FRAME_HDR_LEN + fixed + n;
 }
 
 /*
- * Whether a datagram of @len bytes may go to @s's peer.  A server's peer
- * that has sent nothing but CONNECT has not shown that it is at its
- * address (anyone may write any source address on a CONNECT), so it gets
- * at most FERRY__UNVALIDATED_FACTOR times the bytes it sent (QUIC's rule,
- * RFC 9000, section 8): a spoofed CONNECT cannot turn the server into an
- * amplifier against that address.  What is held back is counted, and
- * never sent later.  Only control frames can be owed to such a peer
- * (ACCEPT, PING, CLOSE, ERROR): data follows a request, which proves the
- * address as well as v1 can (docs/wire.md, section 4).
+ * Put bytes [@off, @off + @n) of @c's message in the datagram as one data
+ * frame (the whole message when it fits one fragment, else a fragment on
+ * the grid).  The caller checked the room (data_need).
+ */
+static void put_data(struct dgb *b, struct ferry_call *c, uint32_t off,
+		     uint32_t n)
+{
+	struct ferry_session *s = b->s;
+	struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
+	uint32_t msg_len = call_msg_len(c), pre = call_pre_len(c), fixed;
+	uint32_t from_pay, pay_off = 0, copy;
+	uint8_t type, flags, *p = b->buf + b->len;
+
+	data_kind(c, msg_len, s->frag_unit, &type, &flags, &fixed);
+	ferry__w2_put_frame_hdr(p, type, flags, (uint16_t)(fixed + n));
+	p += FERRY_W2_FRAME_HDR_LEN;
+	p = ferry_wr_u32(p, c->req_id);
+	if (!c->is_server)
+		p = ferry_wr_u16(p, c->method);
+	if (type == FERRY_W2_REQUEST_FRAG || type == FERRY_W2_RESPONSE_FRAG) {
+		p = ferry_wr_u32(p, msg_len);
+		p = ferry_wr_u32(p, off);
+	}
+	b->nframes++;
+	if (!mb) {
+		/* An error body: small, copied whole. */
+		p += err_body(c, p, n);
+		b->len = (uint32_t)(p - b->buf);
+		return;
+	}
+	/* The prefix part, copied. */
+	if (off < pre) {
+		copy = pre - off < n ? pre - off : n;
+		memcpy(p, c->pre_mb->data + off, copy);
+		p += copy;
+		from_pay = n - copy;
+	} else {
+		pay_off = off - pre;
+		from_pay = n;
+	}
+	b->len = (uint32_t)(p - b->buf);
+	if (from_pay >= FERRY__TX_COPY_MAX && s->mode != FERRY_W2_MODE_AEAD) {
+		/* Lent from the msgbuf: the datagram's one piece, after
+		 * which only the trailer may come. */
+		b->tx.npieces = 1;
+		b->tx.piece[0].ptr = mb->data + pay_off;
+		b->tx.piece[0].len = from_pay;
+		b->tx.piece[0].cookie = mb;
+		mb->refs++; /* the dataplane's, until tx_done */
+		b->closed = true;
+		return;
+	}
+	memcpy(p, mb->data + pay_off, from_pay);
+	b->len += from_pay;
+	s->ep->st.payload_tx_copied += from_pay;
+}
+
+/* The byte count of the data frame at @off of @c's message. */
+static uint32_t frag_len(const struct ferry_session *s,
+			 const struct ferry_call *c, uint32_t off)
+{
+	uint32_t left = call_msg_len(c) - off;
+
+	return left < s->frag_unit ? left : s->frag_unit;
+}
+
+/* The PUSH frame of @c (a client's IOU call): push_id, then its records,
+ * built into @body; returns its length. */
+static uint32_t push_body(struct ferry_call *c, uint8_t *body, size_t cap)
+{
+	ferry_wr_u32(body, c->push_id);
+	return 4 + ferry__iou_body(c, body + 4, cap - 4);
+}
+
+/* Lost frames first, re-encoded from what their call still holds. */
+static void put_lost(struct dgb *b)
+{
+	struct ferry_session *s = b->s;
+	const struct ferry__sent_frame *f;
+	uint8_t body[4 + FERRY_DP_HDR_MAX];
+
+	while (!b->closed && (f = ferry__sentq_lost_peek(&s->sq)) != NULL) {
+		struct ferry__sent_frame fr = *f;
+		uint32_t n = 0, need;
+
+		if (!fr.obj || fr.kind == FK_PING) {
+			/* Forgotten, or a PING: the timers make a new one
+			 * when one is needed. */
+			ferry__sentq_lost_pop(&s->sq);
+			continue;
+		}
+		if (fr.kind == FK_PUSH) {
+			n = push_body(fr.obj, body, sizeof(body));
+			need = FERRY_W2_FRAME_HDR_LEN + n;
+		} else {
+			need = data_need(s, fr.obj, fr.len);
+		}
+		if (dgb_left(b) < need || !ferry__sentq_add_lost(&s->sq))
+			return;
+		if (fr.kind == FK_PUSH)
+			dgb_put(b, FERRY_W2_PUSH, 0, body, n);
+		else
+			put_data(b, fr.obj, fr.off, fr.len);
+		b->eliciting = true;
+		s->ep->st.retransmits++;
+	}
+}
+
+/*
+ * New message bytes from the transmit queue, while credit, the sent queue
+ * and the datagram's room last.  *@stalled: credit holds the next frame
+ * back (the queue waits for a CREDIT).
+ */
+static void put_new(struct dgb *b, bool *stalled)
+{
+	struct ferry_session *s = b->s;
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry_call *c;
+
+	while (!b->closed && (c = s->txq_head) != NULL) {
+		uint32_t msg_len = call_msg_len(c);
+
+		do {
+			uint32_t n = frag_len(s, c, c->tx_off);
+
+			if (seq_lt(s->tx_limit, s->tx_sent + n)) {
+				ep->st.credit_stalls++;
+				s->credit_stalled = true;
+				*stalled = true;
+				return;
+			}
+			if (dgb_left(b) < data_need(s, c, n) ||
+			    !ferry__sentq_add(&s->sq, c, FK_DATA, c->tx_off, n))
+				return;
+			put_data(b, c, c->tx_off, n);
+			b->eliciting = true;
+			c->unacked++;
+			s->tx_sent += n;
+			c->tx_off += n;
+		} while (c->tx_off < msg_len && !b->closed);
+		if (c->tx_off < msg_len)
+			return;
+		s->txq_head = c->next;
+		if (!s->txq_head)
+			s->txq_tail = NULL;
+		c->next = NULL;
+		if (c->is_server) {
+			/* Kept, with its response, until acknowledged. */
+			ep->st.resps_sent++;
+			c->state = CALL_RESPONDED;
+			if (c->unacked == 0)
+				ferry__server_call_acked(c);
+		} else {
+			c->state = CALL_WAITING;
+			/* The PUSHes that waited for this call follow it. */
+			if (c->n_ious && s->cli.ious_held)
+				ferry__iou_call_sent(s, c);
+		}
+	}
+}
+
+/*
+ * The queued PUSHes, as many records to a frame as fit.  They may go
+ * beyond the peer's credit by push_slack: a server whose window is full
+ * of requests waiting for their IOUs must still get the PUSHes those
+ * requests wait for, and it holds no PUSH (each is released, and its
+ * credit given back, as soon as it is processed).
+ */
+static void put_pushes(struct dgb *b)
+{
+	struct ferry_session *s = b->s;
+	uint8_t body[4 + FERRY_DP_HDR_MAX];
+	struct ferry_call *c;
+
+	while (!b->closed && (c = s->pushq_head) != NULL) {
+		uint32_t n;
+
+		ferry__iou_pack(s);
+		if (!c->push_id) {
+			c->push_id = s->cli.next_push_id;
+			s->cli.next_push_id = req_next(s->cli.next_push_id);
+		}
+		n = push_body(c, body, sizeof(body));
+		if (seq_lt(s->tx_limit + s->push_slack, s->tx_sent + n - 4)) {
+			s->ep->st.credit_stalls++;
+			s->credit_stalled = true;
+			return;
+		}
+		if (dgb_left(b) < FERRY_W2_FRAME_HDR_LEN + n ||
+		    !ferry__sentq_add(&s->sq, c, FK_PUSH, 0, n))
+			return;
+		dgb_put(b, FERRY_W2_PUSH, 0, body, n);
+		b->eliciting = true;
+		c->unacked++;
+		s->tx_sent += n - 4;
+		s->pushq_head = c->next;
+		if (!s->pushq_head)
+			s->pushq_tail = NULL;
+		c->next = NULL;
+		c->state = CALL_WAITING; /* until acknowledged */
+	}
+}
+
+/* Whether @s has ack-eliciting frames it may send now. */
+static bool has_data(const struct ferry_session *s)
+{
+	if (!ferry__sentq_room(&s->sq))
+		return false;
+	if ((s->pending & SF_PING) || ferry__sentq_lost_peek(&s->sq) ||
+	    s->pushq_head)
+		return true;
+	return s->txq_head &&
+	       !seq_lt(s->tx_limit,
+		       s->tx_sent + frag_len(s, s->txq_head,
+					     s->txq_head->tx_off));
+}
+
+/* Everything open session @s owes, in as few datagrams as it fits.  False
+ * if the dataplane is full. */
+static bool flush_open(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	bool stalled = false;
+
+	for (;;) {
+		struct dgb b;
+		bool data = !stalled && has_data(s);
+
+		dgb_begin(&b, s);
+		/* An ACK rides along with data, or goes alone when due. */
+		if (ferry__ackrx_any(&s->ackrx) &&
+		    (data || (s->pending & SF_PONG) ||
+		     ferry__ackrx_due(&s->ackrx, ep->now)))
+			put_ack(&b);
+		if ((s->pending & (SF_CREDIT | SF_PONG)) || credit_owed(s))
+			put_credit(&b);
+		if ((s->pending & SF_PING) && ferry__sentq_room(&s->sq) &&
+		    put_ping(&b))
+			s->pending &= ~SF_PING;
+		if (data && ferry__sentq_room(&s->sq)) {
+			put_lost(&b);
+			if (!ferry__sentq_lost_peek(&s->sq))
+				put_new(&b, &stalled);
+			if (!ferry__sentq_lost_peek(&s->sq))
+				put_pushes(&b);
+		}
+		if (b.nframes == 0)
+			return true;
+		if (!dgb_send(&b))
+			return false;
+		if (stalled || !has_data(s))
+			return true;
+	}
+}
+
+/* --- handshake datagrams and CLOSE ---------------------------------------- */
+
+/* Bytes as they are (a handshake datagram) to @to; false if the dataplane
+ * is full. */
+bool ferry__send_raw(struct ferry_endpoint *ep, const struct ferry_addr *to,
+		     const void *buf, uint32_t len)
+{
+	struct ferry_dp_tx tx = { .dst = *to, .hdr = buf, .hdr_len = len };
+
+	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
+		return false;
+	ep->st.tx_pkts++;
+	ep->st.tx_bytes += len;
+	return true;
+}
+
+/*
+ * Whether @len more bytes may go to server session @s's peer.  With
+ * `retry never` a CONNECT's address is unproven until the client's first
+ * short-header datagram, so what goes there is held to
+ * FERRY__UNVALIDATED_FACTOR times what it sent (QUIC's rule, RFC 9000,
+ * section 8).  What is held back is counted, and never sent later.
  */
 static bool tx_allowed(struct ferry_session *s, uint32_t len)
 {
 	struct ferry_sess_server *v = &s->srv;
 
-	if (!s->is_server || v->validated)
+	if (!s->is_server || v->validated || v->confirmed)
 		return true;
 	if ((uint64_t)v->unval_tx + len >
 	    (uint64_t)FERRY__UNVALIDATED_FACTOR * v->unval_rx) {
@@ -92,421 +533,57 @@ static bool tx_allowed(struct ferry_session *s, uint32_t len)
 	return true;
 }
 
-/* What every frame we send told the peer: it need not be told again. */
-static void sent_state(struct ferry_session *s, const struct ferry_hdr *h)
+/* The handshake datagram @s owes.  False if the dataplane is full. */
+static bool flush_handshake(struct ferry_session *s)
 {
-	s->credit_adv = h->credit;
-	s->ack_adv = h->ack;
+	struct ferry_endpoint *ep = s->ep;
+
+	if ((s->pending & SF_ACCEPT) && s->srv.accept_len) {
+		if (tx_allowed(s, s->srv.accept_len) &&
+		    !ferry__send_raw(ep, &s->peer, s->srv.accept,
+				     s->srv.accept_len))
+			return false;
+		s->pending &= ~SF_ACCEPT;
+	}
+	if ((s->pending & SF_CONNECT) && s->cli.hs) {
+		int n = ferry__hs_client_build(s->cli.hs, ep->txbuf,
+					       ep->txbuf_len);
+
+		if (n > 0 && !ferry__send_raw(ep, &s->peer, ep->txbuf,
+					      (uint32_t)n))
+			return false;
+		s->pending &= ~SF_CONNECT;
+	}
+	return true;
 }
 
 /*
- * Send one control frame; false if the dataplane has no room.  @body is
- * copied with the header; @tail, if not NULL, follows it, lent to the
- * dataplane (a CONNECT's token, which may not fit in the copied area).  A
- * frame an unproven peer may not have (tx_allowed) counts as sent.
+ * Tell the peer we are gone (@flags 0) or that we heard it go
+ * (FERRY_W2_F_REPLY), with @code (0: a clean close): best effort, one
+ * datagram, sent now, because the session may be reused before the next
+ * flush.  A CLOSE that is lost ends the peer's side by its peer timeout.
  */
-static bool send_ctrl_tail(struct ferry_session *s, uint8_t type,
-			   uint16_t flags, const uint8_t *body,
-			   uint32_t body_len, struct ferry_msgbuf *tail)
+void ferry__sess_send_close(struct ferry_session *s, uint8_t flags,
+			    uint32_t code)
 {
-	struct ferry_endpoint *ep = s->ep;
-	uint8_t buf[FERRY_DP_HDR_MAX];
-	struct ferry_dp_tx tx = { .dst = s->peer, .hdr = buf };
-	struct ferry_hdr h;
-
-	if (FERRY_WIRE_HDR_LEN + body_len > sizeof(buf))
-		return true; /* cannot happen: bodies are built to fit */
-	if (!tx_allowed(s, FERRY_WIRE_HDR_LEN + body_len +
-				   (tail ? tail->len : 0)))
-		return true;
-	hdr_init(s, &h, type);
-	h.flags |= flags;
-	h.msg_len = body_len + (tail ? tail->len : 0);
-	if (body_len)
-		memcpy(buf + FERRY_WIRE_HDR_LEN, body, body_len);
-	tx.hdr_len = FERRY_WIRE_HDR_LEN + body_len;
-	if (tail) {
-		tx.body = tail->data;
-		tx.body_len = tail->len;
-		tx.cookie = tail;
-		tail->refs++; /* the dataplane's, until tx_done */
-	}
-	hdr_put_ext(&h, buf, tx.hdr_len, tx.body, tx.body_len);
-	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1) {
-		if (tail)
-			tail->refs--;
-		return false;
-	}
-	sent_state(s, &h);
-	ep->st.tx_pkts++;
-	ep->st.tx_bytes += tx.hdr_len + tx.body_len;
-	return true;
-}
-
-static bool send_ctrl(struct ferry_session *s, uint8_t type, uint16_t flags,
-		      const uint8_t *body, uint32_t body_len)
-{
-	return send_ctrl_tail(s, type, flags, body, body_len, NULL);
-}
-
-static void params_of(const struct ferry_endpoint *ep,
-		      const struct ferry_session *s, struct ferry_params *p)
-{
-	p->max_msg = ep->cfg.max_msg;
-	p->credits = s->rx_window;
-	p->max_frame = (uint16_t)ep->cfg.max_frame;
-	p->slots = (uint16_t)(s->slot_mask + 1 > 0xffff ? 0xffff
-							: s->slot_mask + 1);
-}
-
-/* Emit the control frames @s owes.  False if the dataplane is full. */
-static bool flush_ctrl(struct ferry_session *s)
-{
-	uint8_t body[FERRY_DP_HDR_MAX - FERRY_WIRE_HDR_LEN];
-	struct ferry_connect_body cb;
-	int n;
-
-	if (s->pending & (SF_CONNECT | SF_ACCEPT)) {
-		/* A client's channel token, if it has one. */
-		struct ferry_msgbuf *tok = s->is_server ? NULL : s->cli.token;
-
-		memset(&cb, 0, sizeof(cb));
-		params_of(s->ep, s, &cb.params);
-		if (s->have_traceparent && !s->is_server) {
-			cb.traceparent = s->traceparent;
-			cb.traceparent_len = FERRY_TRACEPARENT_LEN;
-		}
-		/* A server says it takes IOUs, so that a client never sends
-		 * a PUSH an older server would drop unacknowledged; both
-		 * sides say they take trace blocks, so that neither sends
-		 * FF_TRACE to a peer that would refuse the call for it. */
-		cb.features = s->is_server ? FERRY_FEAT_IOU | FERRY_FEAT_TRACE
-					   : FERRY_FEAT_TRACE;
-		n = ferry__wire_put_connect(body, sizeof(body), &cb);
-		if (n < 0)
-			n = 0;
-		/* The token goes last: its TLV head here, its value lent
-		 * from the session's copy (ferry_session_connect checked
-		 * that the whole fits in a frame). */
-		if (tok)
-			n += (int)ferry__wire_put_tlv_head(body + n,
-							  FERRY_TLV_TOKEN,
-							  (uint16_t)tok->len);
-		if (!send_ctrl_tail(s, s->is_server ? FERRY_FT_ACCEPT
-						    : FERRY_FT_CONNECT,
-				    0, body, (uint32_t)n, tok))
-			return false;
-		s->pending &= ~(SF_CONNECT | SF_ACCEPT);
-	}
-	if (s->pending & SF_PONG) {
-		if (!send_ctrl(s, FERRY_FT_PING, FERRY_FF_REPLY, NULL, 0))
-			return false;
-		s->pending &= ~SF_PONG;
-	}
-	if (s->pending & SF_PING) {
-		if (!send_ctrl(s, FERRY_FT_PING, 0, NULL, 0))
-			return false;
-		s->pending &= ~SF_PING;
-	}
-	return true;
-}
-
-/* --- frames sent at once ------------------------------------------------ */
-
-/* Tell the peer we are gone: best effort, one datagram, sent now because
- * the session may be reused before the next flush. */
-void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
-{
-	struct ferry_endpoint *ep = s->ep;
-	uint8_t buf[FERRY_WIRE_HDR_LEN];
-	struct ferry_hdr h = { .type = FERRY_FT_CLOSE,
-			       .flags = flags,
-			       .dst_sess = s->peer_id,
-			       .src_sess = s->id };
-	struct ferry_dp_tx tx = { .dst = s->peer,
-				  .hdr = buf,
-				  .hdr_len = sizeof(buf) };
-
-	if (!s->peer_id || !tx_allowed(s, sizeof(buf)))
-		return;
-	h.credit = s->rx_released + s->rx_window;
-	ferry__wire_encode(&h, buf);
-	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
-		ep->st.tx_pkts++;
-		ep->st.tx_bytes += sizeof(buf);
-	}
-}
-
-/* One ERROR frame @h (type, ids and credit set) to @to, sent now, unless
- * it is longer than @max bytes (counted). */
-static void send_error(struct ferry_endpoint *ep, const struct ferry_addr *to,
-		       struct ferry_hdr *h, uint64_t max, uint32_t code,
-		       const char *why)
-{
-	uint8_t buf[FERRY_WIRE_HDR_LEN + 6 + FERRY_ERROR_MSG_MAX];
-	struct ferry_dp_tx tx = { .dst = *to, .hdr = buf };
-	size_t n = ferry__wire_put_error(buf + FERRY_WIRE_HDR_LEN,
-					sizeof(buf) - FERRY_WIRE_HDR_LEN, code,
-					why);
-
-	h->type = FERRY_FT_ERROR;
-	h->msg_len = (uint32_t)n;
-	ferry__wire_encode(h, buf);
-	tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
-	if (tx.hdr_len > max) {
-		ep->st.unvalidated_suppressed++;
-		return;
-	}
-	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
-		ep->st.tx_pkts++;
-		ep->st.tx_bytes += tx.hdr_len;
-	}
-}
-
-/* An ERROR for a connect we keep no session for.  It names the client's
- * session, so the client's connect fails at once instead of timing out.
- * One per CONNECT, at most 3x its size: its address is unproven. */
-void ferry__send_error_to(struct ferry_endpoint *ep,
-			  const struct ferry_addr *to, uint32_t dst_sess,
-			  uint32_t rx_len, uint32_t code, const char *why)
-{
-	struct ferry_hdr h = { .dst_sess = dst_sess };
-
-	send_error(ep, to, &h, (uint64_t)FERRY__UNVALIDATED_FACTOR * rx_len,
-		   code, why);
-}
-
-/* A client takes an ERROR on an open session only from the session's
- * peer id (docs/wire.md, section 4), so this one carries ours; the credit
- * is the current one, as a CLOSE's. */
-void ferry__sess_send_error(struct ferry_session *s, uint32_t code,
-			    const char *why)
-{
-	struct ferry_hdr h = { .dst_sess = s->peer_id, .src_sess = s->id };
-	/* Encoded once here for its length: an unproven peer's budget
-	 * (tx_allowed) counts every byte. */
 	uint8_t body[6 + FERRY_ERROR_MSG_MAX];
-	size_t n = ferry__wire_put_error(body, sizeof(body), code, why);
+	struct dgb b;
+	size_t n;
 
-	if (!s->peer_id || !tx_allowed(s, FERRY_WIRE_HDR_LEN + (uint32_t)n))
+	if (!s->peer_cid || !s->key_tx)
 		return;
-	h.credit = s->rx_released + s->rx_window;
-	send_error(s->ep, &s->peer, &h, UINT64_MAX, code, why);
+	n = ferry__wire_put_error(body, sizeof(body), code,
+				  code ? ferry_strerror(-(int)code) : "");
+	dgb_begin(&b, s);
+	if (dgb_left(&b) < FERRY_W2_FRAME_HDR_LEN + n ||
+	    !tx_allowed(s, (uint32_t)(FERRY_W2_SHORT_HDR_LEN +
+				      FERRY_W2_FRAME_HDR_LEN + n + 16)))
+		return;
+	dgb_put(&b, FERRY_W2_CLOSE, flags, body, (uint32_t)n);
+	dgb_send(&b);
 }
 
-
-/* --- data and PUSH frames ------------------------------------------------ */
-
-/* The error body of a server call answered with an error. */
-static uint32_t err_body(const struct ferry_call *c, uint8_t *out, size_t cap)
-{
-	return (uint32_t)ferry__wire_put_error(out, cap, (uint32_t)-c->err,
-					      ferry_strerror(c->err));
-}
-
-/*
- * Send the data packet @seq: bytes [@off, @off + @len) of @c's message
- * (its request on a client, its response on a server).  Used for the first
- * transmission and for every retransmission.  False if the dataplane is
- * full.
- */
-bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
-		      uint32_t seq, uint32_t off, uint32_t len)
-{
-	struct ferry_endpoint *ep = s->ep;
-	struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
-	/* Room for an error body or a token table, which travel in the
-	 * copied header area. */
-	uint8_t hdr[FERRY_DP_HDR_MAX];
-	struct ferry_dp_tx tx = { .dst = s->peer,
-				  .hdr = hdr,
-				  .hdr_len = FERRY_WIRE_HDR_LEN };
-	struct ferry_hdr h;
-	uint32_t pre = call_pre_len(c);
-
-	if (c->is_push) {
-		/* A PUSH is one small frame: its body travels in the copied
-		 * header area. */
-		hdr_init(s, &h, FERRY_FT_PUSH);
-		h.seq = seq;
-		h.msg_len = ferry__iou_body(c, hdr + FERRY_WIRE_HDR_LEN,
-					    sizeof(hdr) - FERRY_WIRE_HDR_LEN);
-		tx.hdr_len += h.msg_len;
-		hdr_put(&h, hdr, hdr + FERRY_WIRE_HDR_LEN, h.msg_len);
-		if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1)
-			return false;
-		sent_state(s, &h);
-		ep->st.tx_pkts++;
-		ep->st.tx_bytes += tx.hdr_len;
-		return true;
-	}
-	hdr_init(s, &h, c->is_server ? FERRY_FT_RESPONSE : FERRY_FT_REQUEST);
-	h.method = c->method;
-	h.req_id = c->req_id;
-	h.seq = seq;
-	h.frag_off = off;
-	if (mb) {
-		/* Offsets are in the message: what goes ahead of the
-		 * payload (a request's trace block and token table, a
-		 * response's attribute block), then the payload.  The first
-		 * fragment holds all of it (ferry_call_with and
-		 * ferry__server_respond_local see to it): copied here, so
-		 * that the payload still goes out from the caller's buffer.
-		 * Every fragment's flags say what the message starts with. */
-		h.msg_len = mb->len + pre;
-		if (c->is_server ? pre != 0 : c->trace_len != 0)
-			h.flags |= FERRY_FF_TRACE;
-		if (!c->is_server && c->caps_len)
-			h.flags |= FERRY_FF_CAPS;
-		if (pre) {
-			if (off == 0) {
-				memcpy(hdr + FERRY_WIRE_HDR_LEN,
-				       c->pre_mb->data, pre);
-				tx.hdr_len += pre;
-				len -= pre;
-			} else {
-				off -= pre;
-			}
-		}
-		tx.body = mb->data + off;
-		tx.body_len = len;
-		tx.cookie = mb;
-		hdr_put_ext(&h, hdr, tx.hdr_len, tx.body, len);
-		mb->refs++; /* the dataplane's, until tx_done */
-	} else {
-		/* Error bodies are small: they travel in the copied header
-		 * area. */
-		h.flags |= FERRY_FF_ERR;
-		h.msg_len = err_body(c, hdr + FERRY_WIRE_HDR_LEN,
-				     sizeof(hdr) - FERRY_WIRE_HDR_LEN);
-		tx.hdr_len += h.msg_len;
-		hdr_put(&h, hdr, hdr + FERRY_WIRE_HDR_LEN, h.msg_len);
-	}
-	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) != 1) {
-		if (mb)
-			mb->refs--;
-		return false;
-	}
-	sent_state(s, &h);
-	ep->st.tx_pkts++;
-	ep->st.tx_bytes += tx.hdr_len + tx.body_len;
-	return true;
-}
-
-/*
- * Turn the session's transmit queue into datagrams while credit, the
- * in-flight record and dataplane room last.  Returns false if the
- * dataplane is full.
- */
-static bool flush_data(struct ferry_session *s)
-{
-	struct ferry_endpoint *ep = s->ep;
-	struct ferry_call *c;
-
-	while ((c = s->txq_head) != NULL) {
-		struct ferry_msgbuf *mb = c->is_server ? c->resp : c->req;
-		uint8_t errbody[6 + FERRY_ERROR_MSG_MAX];
-		/* What goes ahead of the payload counts in the message:
-		 * it was made to fit in the first fragment, which takes it
-		 * whole. */
-		uint32_t msg_len = mb ? mb->len + call_pre_len(c)
-				      : err_body(c, errbody, sizeof(errbody));
-
-		if (c->tx_off == 0)
-			c->seq0 = s->tx_seq;
-		do {
-			uint32_t n = msg_len - c->tx_off;
-
-			if (!seq_lt(s->tx_seq, s->tx_credit) ||
-			    !ferry__rel_can_send(s)) {
-				ep->st.credit_stalls++;
-				return true; /* resumes when credit arrives */
-			}
-			if (n > s->max_payload)
-				n = s->max_payload;
-			if (!ferry__emit_data(s, c, s->tx_seq, c->tx_off, n))
-				return false;
-			ferry__rel_sent(s, s->tx_seq, c, c->tx_off, n);
-			s->tx_seq++;
-			c->tx_off += n;
-		} while (c->tx_off < msg_len);
-
-		s->txq_head = c->next;
-		if (!s->txq_head)
-			s->txq_tail = NULL;
-		c->next = NULL;
-		if (c->is_server) {
-			/* Kept, with its response, until acknowledged. */
-			ep->st.resps_sent++;
-			c->state = CALL_RESPONDED;
-		} else {
-			c->state = CALL_WAITING;
-			/* The PUSHes that waited for this call follow it. */
-			if (c->n_ious && s->cli.ious_held)
-				ferry__iou_call_sent(s, c);
-		}
-	}
-	return true;
-}
-
-/*
- * Send the queued PUSHes, as many to a frame as fit.  They may go beyond
- * the peer's credit by at most push_slack: a server whose credit window is
- * full of requests waiting for their IOUs (a one-frame request keeps its
- * credit until it is answered) must still get the PUSHes those requests
- * wait for, and it holds no PUSH: each is released, and its credit given
- * back, as soon as it is processed.  Returns false if the dataplane is
- * full.
- */
-static bool flush_pushes(struct ferry_session *s)
-{
-	struct ferry_call *c;
-
-	while ((c = s->pushq_head) != NULL) {
-		if (!seq_lt(s->tx_seq, s->tx_credit + s->push_slack) ||
-		    !ferry__rel_can_send(s)) {
-			s->ep->st.credit_stalls++;
-			return true;
-		}
-		ferry__iou_pack(s);
-		c->seq0 = s->tx_seq;
-		if (!ferry__emit_data(s, c, s->tx_seq, 0, 0))
-			return false;
-		ferry__rel_sent(s, s->tx_seq, c, 0, 0);
-		s->tx_seq++;
-		s->pushq_head = c->next;
-		if (!s->pushq_head)
-			s->pushq_tail = NULL;
-		c->next = NULL;
-		c->state = CALL_WAITING; /* until acknowledged */
-	}
-	return true;
-}
-
-/* --- credit and the flush ------------------------------------------------ */
-
-/* A CREDIT frame is owed: half a window of credit, a gap or duplicate to
- * report, or an acknowledgement that waited long enough. */
-static bool credit_owed(const struct ferry_session *s)
-{
-	return credit_half_owed(s) || s->ack_now ||
-	       (s->ack_due && s->ack_adv != s->rx_cum &&
-		s->ep->now >= s->ack_due);
-}
-
-/* CREDIT carries the SACK: which packets after rx_cum arrived. */
-static bool send_credit(struct ferry_session *s)
-{
-	uint8_t sack[8];
-	uint64_t v = ferry__rel_sack(s);
-
-	ferry_wr_u32(ferry_wr_u32(sack, (uint32_t)(v >> 32)), (uint32_t)v);
-	if (!send_ctrl(s, FERRY_FT_CREDIT, 0, sack, sizeof(sack)))
-		return false;
-	s->ack_now = false;
-	s->ack_due = 0;
-	return true;
-}
+/* --- the flush ---------------------------------------------------------------- */
 
 void ferry__flush_sessions(struct ferry_endpoint *ep)
 {
@@ -520,25 +597,14 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 		next = s->next_active;
 		s->next_active = NULL;
 		s->active = false;
-		if (!full && s->state != SESS_FREE) {
-			full = !flush_ctrl(s);
-			if (!full && s->state == SESS_OPEN)
-				full = !flush_data(s);
-			if (!full && s->state == SESS_OPEN && s->pushq_head)
-				full = !flush_pushes(s);
-			/* Credit or acknowledgements owed, and nothing
-			 * else carried them. */
-			if (!full && s->state == SESS_OPEN) {
-				if (s->ack_due && s->ack_adv == s->rx_cum &&
-				    !s->ack_now)
-					s->ack_due = 0; /* data carried it */
-				if (credit_owed(s))
-					full = !send_credit(s);
-				if (!full)
-					s->pending &= ~SF_CREDIT;
-			}
-		}
-		if (s->state != SESS_FREE && (full || s->pending)) {
+		if (!full && s->state != SESS_FREE)
+			full = !flush_handshake(s);
+		if (!full && s->state == SESS_OPEN && s->peer_cid)
+			full = !flush_open(s);
+		if (s->state == SESS_OPEN && !full)
+			s->pending &= ~(SF_CREDIT | SF_PONG);
+		if (s->state != SESS_FREE &&
+		    (full || (s->pending & (SF_CONNECT | SF_ACCEPT | SF_PING)))) {
 			/* Still owes something: keep it for the next
 			 * flush, in order. */
 			s->active = true;
@@ -560,4 +626,3 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 	}
 	ep->dp_ops->flush(ep->dp);
 }
-

@@ -139,6 +139,26 @@ struct ferry_ep_config {
 	bool listen;
 	uint32_t connect_rate;
 	uint32_t connect_rate_per_source;
+	/* How every datagram of a session is protected (docs/wire.md,
+	 * section 2): FERRY_WIRE_MAC (the default: a Poly1305 tag under
+	 * the session's key; nobody off the path can inject, replay or
+	 * alter a datagram), FERRY_WIRE_AEAD (the same, and the frames are
+	 * encrypted), FERRY_WIRE_NONE (a CRC32C only: for a trusted fabric,
+	 * where nobody can send to the endpoint but its peers).  A session
+	 * runs in the stronger of its two ends' modes. */
+	int wire_mode;
+	/* retry_never: answer a CONNECT without first proving its source
+	 * address with a retry cookie (a round trip less per session; for
+	 * trusted fabrics: a spoofed CONNECT then costs the server a key
+	 * exchange and a half-open session until connect_timeout_ms). */
+	bool retry_never;
+};
+
+/* The values of ferry_ep_config.wire_mode. */
+enum ferry_wire_mode {
+	FERRY_WIRE_NONE = 0,
+	FERRY_WIRE_MAC = 1,
+	FERRY_WIRE_AEAD = 2,
 };
 
 /*

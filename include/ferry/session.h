@@ -52,6 +52,11 @@ struct ferry_connect_opts {
 	 * ferry_session_connect(); sent in the CONNECT's TOKEN TLV. */
 	const void *token;
 	size_t token_len;
+	/* The token's holder key (32 bytes, given with a channel token v2
+	 * by its issuer: docs/tokens.md), or NULL.  Never sent: the CONNECT
+	 * carries a proof of it, and it enters the session's keys, so that
+	 * a copied token is no use without it. */
+	const void *holder_key;
 };
 
 /*
