@@ -146,7 +146,16 @@ struct ferry_endpoint;
 	X(arp_unsolicited, "DPDK: ARP replies for nothing we asked, "         \
 			   "ignored")                                          \
 	X(neigh_full, "DPDK: sends dropped: the neighbour table had no "      \
-		      "entry to spare")
+		      "entry to spare")                                        \
+	X(tx_gso_trains, "uring: sends of several datagrams at once (UDP "    \
+			 "GSO)")                                               \
+	X(tx_gso_segments, "uring: datagrams those GSO sends carried")        \
+	X(gso_fallbacks, "uring: GSO sends the kernel refused, sent again "   \
+			 "one datagram at a time")                             \
+	X(rx_gro_bufs, "uring: receives that held several datagrams (UDP "    \
+		       "GRO)")                                                 \
+	X(rx_gro_segments, "uring: datagrams those GRO receives held")        \
+	X(dp_syscalls, "uring: kernel entries (submits and waits)")
 
 /*
  * The counters as the transport keeps them.  Written only on the

@@ -139,6 +139,12 @@ struct ferry_ep_config {
 	bool listen;
 	uint32_t connect_rate;
 	uint32_t connect_rate_per_source;
+	/* uring: trains of same-size datagrams to one peer (a large
+	 * message's fragments) go as one send with UDP GSO, and the socket
+	 * takes coalesced receives with UDP GRO, wherever the kernel offers
+	 * them (the default); these turn either off. */
+	bool no_gso;
+	bool no_gro;
 };
 
 /*
