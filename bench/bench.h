@@ -103,6 +103,7 @@ struct bench_opts {
 	bool quiet;
 	uint32_t max_frame;
 	uint32_t zc_threshold;
+	bool no_gso, no_gro; /* uring: no UDP GSO, no UDP GRO */
 	const char *json;
 	bool verify;
 	bool wire_csum;
@@ -210,6 +211,13 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	X(RX_PKTS, "rx_pkts", EP(rx_pkts), ALL, DATA)                        \
 	X(TX_ZC, "tx_zc", EP(tx_zc), ALL, ZC)                                \
 	X(TX_ZC_FIXED, "tx_zc_fixed", EP(tx_zc_fixed), ALL, ZC)              \
+	/* uring: GSO trains, GRO receives, kernel entries. */               \
+	X(TX_GSO_TRAINS, "tx_gso_trains", EP(tx_gso_trains), ALL, GSO)       \
+	X(TX_GSO_SEGMENTS, "tx_gso_segments", EP(tx_gso_segments), ALL, GSO) \
+	X(GSO_FALLBACKS, "gso_fallbacks", EP(gso_fallbacks), ALL, GSO)       \
+	X(RX_GRO_BUFS, "rx_gro_bufs", EP(rx_gro_bufs), ALL, GSO)             \
+	X(RX_GRO_SEGMENTS, "rx_gro_segments", EP(rx_gro_segments), ALL, GSO) \
+	X(SYSCALLS, "syscalls", EP(dp_syscalls), ALL, GSO)                   \
 	/* Dropped frames, by reason: a drop is a bug or an attack. */       \
 	X(DROP_TRUNCATED, "drop_truncated", EP(drop_truncated), ALL, DROPS,  \
 	  .label = "truncated")                                              \

@@ -95,6 +95,8 @@ static int floor_open(struct floor *f, struct bench_worker *w, bool server)
 			      256);
 	dc.tx_slots = 1024;
 	dc.zc_threshold = o->zc_threshold;
+	dc.no_gso = o->no_gso;
+	dc.no_gro = o->no_gro;
 	dc.tx_done = floor_tx_done;
 	dc.tx_done_ctx = f;
 	/* The body every datagram is sent from lives in the dataplane's

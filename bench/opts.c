@@ -103,6 +103,12 @@ static const struct opt opts[] = {
 	{ "zc-threshold", OPT_SIZE, AT(zc_threshold), .arg = "B",
 	  .help = "send payloads of at least B bytes with SEND_ZC\n"
 		  "(default 0: off; see docs/bench.md)" },
+	{ "no-gso", OPT_FLAG, AT(no_gso),
+	  .help = "uring: send every datagram on its own, not trains of\n"
+		  "them with UDP GSO (default: GSO where the kernel has it)" },
+	{ "no-gro", OPT_FLAG, AT(no_gro),
+	  .help = "uring: do not take coalesced receives (UDP GRO)\n"
+		  "(default: GRO where the kernel has it)" },
 	{ "verify", OPT_FLAG, AT(verify), .no_floor = no_rpc_verify,
 	  .help = "number every call and fill it with a pattern; the server\n"
 		  "checks order and payload, the client the response;\n"

@@ -15,11 +15,16 @@
  *    lends them to the caller; each must be handed back exactly once with
  *    ->rx_release, after which the caller must not touch it.  While lent, the
  *    caller may write into it (to answer in place).
- *  - Transmit: the frame header bytes (tx.hdr) are copied by the backend
- *    before ->tx_burst returns.  The body (tx.body) is lent: the backend reads
- *    it until it calls conf.tx_done(tx.cookie), exactly once per accepted
- *    descriptor with a non-NULL cookie, on the dataplane's thread from
- *    inside ->rx_burst, ->wait, ->flush or ->close.
+ *  - Transmit: one datagram is a copied area (tx.hdr), then up to
+ *    FERRY_DP_PIECES_MAX lent pieces (tx.piece[]), then a copied trailer
+ *    (tx.trailer, e.g. a MAC tag computed over the pieces where they lie).
+ *    The copied area and the trailer are copied by the backend before
+ *    ->tx_burst returns.  Each piece is lent: the backend reads it until it
+ *    calls conf.tx_done(piece.cookie), exactly once per piece with a
+ *    non-NULL cookie of an accepted descriptor, on the dataplane's thread
+ *    from inside ->rx_burst, ->wait, ->flush or ->close.  A piece with a
+ *    NULL cookie must stay readable until the datagram's other pieces are
+ *    released (or, with none, until ->close).
  *  - ->mem_alloc returns the memory the transport's msgbuf pool lives in,
  *    allocated by the backend so that a backend whose device must map
  *    payload memory (DPDK external buffers) can do so once.  It is freed by
@@ -44,8 +49,26 @@ static inline bool ferry_addr_eq(const struct ferry_addr *a,
 	return a->ip == b->ip && a->port == b->port;
 }
 
-/* Most bytes of tx.hdr: a frame header plus a connect body. */
+/*
+ * The copied area (tx.hdr) may be as long as the larger of
+ * FERRY_DP_HDR_MAX and conf.max_frame: wire v2 coalesces a whole path frame
+ * of small frames into it (docs/wire-v2.md, section 6), so a datagram may
+ * be all copied area.  FERRY_DP_HDR_MAX (a frame header plus a connect
+ * body) is what every instance takes whatever its max_frame.
+ */
 #define FERRY_DP_HDR_MAX 1024
+/* Most lent pieces in one datagram: a DPDK NIC's usual segment limit less
+ * the header segment.  A backend with a lower limit says so in
+ * ->max_pieces. */
+#define FERRY_DP_PIECES_MAX 8
+/* Most bytes of tx.trailer: a Poly1305 tag. */
+#define FERRY_DP_TRAILER_MAX 16
+/* Most datagrams one UDP_SEGMENT send carries (the kernel's
+ * UDP_MAX_SEGMENTS in every kernel that has GSO; 6.10 and later allow
+ * 128), and the most bytes of UDP payload it may total (an IPv4 datagram's
+ * 65535 less the IPv4 and UDP headers). */
+#define FERRY_DP_GSO_SEGS_MAX 64
+#define FERRY_DP_GSO_BYTES_MAX 65507
 
 typedef void (*ferry_dp_tx_done_fn)(void *ctx, void *cookie);
 
@@ -89,6 +112,15 @@ struct ferry_dp_conf {
 	struct ferry_dp_faults faults;
 	ferry_dp_tx_done_fn tx_done;
 	void *tx_done_ctx;
+	/* uring only: do not send trains of datagrams with UDP_SEGMENT
+	 * (GSO), do not accept coalesced receives (UDP_GRO).  Both are used
+	 * where the kernel offers them unless turned off here. */
+	bool no_gso;
+	bool no_gro;
+	/* Tests only: the first GSO train of over 128 bytes is sent with a
+	 * segment size the kernel refuses, so that the fallback runs for
+	 * real. */
+	bool test_gso_fail;
 };
 
 /* One received datagram, lent by ->rx_burst until ->rx_release. */
@@ -99,15 +131,53 @@ struct ferry_dp_pkt {
 	struct ferry_addr src;
 };
 
-/* One datagram to send: hdr (copied) followed by body (lent). */
+/* A lent part of a datagram: @len bytes at @ptr; non-NULL @cookie:
+ * tx_done(cookie) once the backend is done reading them. */
+struct ferry_dp_piece {
+	const void *ptr;
+	uint32_t len;
+	void *cookie;
+};
+
+/*
+ * One datagram to send: hdr (copied), then piece[0..npieces) (lent), then
+ * trailer (copied).  npieces 0 reads as 1, so that a descriptor filled the
+ * way of the single-body interface (body, body_len, cookie: piece[0]'s
+ * other names) still means one lent piece; a piece of length 0 adds no
+ * bytes (its cookie, if any, still gets its tx_done).
+ */
 struct ferry_dp_tx {
 	struct ferry_addr dst;
 	const void *hdr;
-	uint32_t hdr_len; /* <= FERRY_DP_HDR_MAX */
-	const void *body;
-	uint32_t body_len;
-	void *cookie; /* non-NULL: tx_done(cookie) when body is released */
+	uint32_t hdr_len; /* see FERRY_DP_HDR_MAX */
+	uint32_t npieces; /* <= ->max_pieces */
+	union {
+		struct ferry_dp_piece piece[FERRY_DP_PIECES_MAX];
+		struct {
+			const void *body;
+			uint32_t body_len;
+			void *cookie;
+		};
+	};
+	uint8_t trailer_len; /* <= FERRY_DP_TRAILER_MAX */
+	uint8_t trailer[FERRY_DP_TRAILER_MAX];
 };
+
+/* The pieces @t uses (npieces, with 0 read as 1). */
+static inline unsigned ferry_dp_tx_npieces(const struct ferry_dp_tx *t)
+{
+	return t->npieces ? t->npieces : 1;
+}
+
+/* Bytes of datagram @t: its copied area, its pieces, its trailer. */
+static inline uint32_t ferry_dp_tx_len(const struct ferry_dp_tx *t)
+{
+	uint32_t len = t->hdr_len + t->trailer_len;
+
+	for (unsigned i = 0; i < ferry_dp_tx_npieces(t); i++)
+		len += t->piece[i].len;
+	return len;
+}
 
 /* Backend counters, monotonic. */
 struct ferry_dp_stats {
@@ -133,12 +203,19 @@ struct ferry_dp_stats {
 	uint64_t rx_dropped;    /* no receive slot or inbox room */
 	uint64_t arp_requests, arp_replies; /* sent */
 	uint64_t tx_no_neigh;   /* dropped: the peer's MAC did not resolve */
-	uint64_t tx_extbuf;     /* bodies sent from the caller's memory */
-	uint64_t tx_copied;     /* bodies copied into the frame */
+	uint64_t tx_extbuf;     /* pieces sent from the caller's memory */
+	uint64_t tx_copied;     /* pieces copied into the frame */
 	/* ARP the DPDK dataplane did not act on (docs/dpdk.md, "Neighbours"). */
 	uint64_t arp_ignored;     /* not for us, malformed, or not believable */
 	uint64_t arp_unsolicited; /* replies to us for nothing we asked */
 	uint64_t neigh_full;      /* transmits dropped: every entry pinned */
+	/* UDP GSO and GRO (uring). */
+	uint64_t tx_gso_trains;   /* sends of several datagrams (UDP_SEGMENT) */
+	uint64_t tx_gso_segments; /* datagrams those sends carried */
+	uint64_t gso_fallbacks;   /* trains the kernel refused: GSO off, each
+				   * datagram sent again on its own */
+	uint64_t rx_gro_bufs;     /* receives that held several datagrams */
+	uint64_t rx_gro_segments; /* datagrams those receives held */
 };
 
 struct ferry_dp;
@@ -180,6 +257,10 @@ struct ferry_dp_ops {
 	 * the IPv4 and UDP headers), at most conf.max_frame; NULL means
 	 * conf.max_frame. */
 	uint32_t (*max_frame)(const struct ferry_dp *dp);
+	/* The most lent pieces one datagram may have here (a NIC's segment
+	 * limit), at most FERRY_DP_PIECES_MAX; NULL means
+	 * FERRY_DP_PIECES_MAX. */
+	unsigned (*max_pieces)(const struct ferry_dp *dp);
 };
 
 /* The fault-injection wrapper: opened with conf.inner set to any backend,

@@ -355,6 +355,12 @@ static unsigned fault_tx_burst(struct ferry_dp *d, const struct ferry_dp_tx *tx,
 	return d->in->tx_burst(d->inner, tx, n);
 }
 
+static unsigned fault_max_pieces(const struct ferry_dp *d)
+{
+	return d->in->max_pieces ? d->in->max_pieces(d->inner)
+				 : FERRY_DP_PIECES_MAX;
+}
+
 static int fault_flush(struct ferry_dp *d)
 {
 	return d->in->flush(d->inner);
@@ -397,4 +403,5 @@ const struct ferry_dp_ops ferry__dp_fault_ops = {
 	.wake = fault_wake,
 	.stats = fault_stats,
 	.max_frame = fault_max_frame,
+	.max_pieces = fault_max_pieces,
 };

@@ -232,6 +232,8 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 	dc.rx_bufs = ep->cfg.rx_bufs;
 	dc.tx_slots = 1024;
 	dc.zc_threshold = cfg->zc_threshold;
+	dc.no_gso = cfg->no_gso;
+	dc.no_gro = cfg->no_gro;
 	dc.mem_bytes = ferry__pool_bytes(cfg);
 	dc.dpdk_port = -1;
 	if (cfg->dpdk) {

@@ -52,6 +52,12 @@ void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 	out->arp_ignored = ds.arp_ignored;
 	out->arp_unsolicited = ds.arp_unsolicited;
 	out->neigh_full = ds.neigh_full;
+	out->tx_gso_trains = ds.tx_gso_trains;
+	out->tx_gso_segments = ds.tx_gso_segments;
+	out->gso_fallbacks = ds.gso_fallbacks;
+	out->rx_gro_bufs = ds.rx_gro_bufs;
+	out->rx_gro_segments = ds.rx_gro_segments;
+	out->dp_syscalls = ds.syscalls;
 }
 
 uint64_t ferry__ep_stats_drops(const struct ferry_ep_stats *st)

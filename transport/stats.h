@@ -171,7 +171,16 @@ struct ferry_endpoint;
 			     "client in connect_timeout_ms")                  \
 	X(lost_datagrams, "datagrams judged lost (packet or time threshold, " \
 			  "or timeout)")                                      \
-	X(rto_fired, "retransmission timeouts")
+	X(rto_fired, "retransmission timeouts")                               \
+	X(tx_gso_trains, "uring: sends of several datagrams at once (UDP "    \
+			 "GSO)")                                               \
+	X(tx_gso_segments, "uring: datagrams those GSO sends carried")        \
+	X(gso_fallbacks, "uring: GSO sends the kernel refused, sent again "   \
+			 "one datagram at a time")                             \
+	X(rx_gro_bufs, "uring: receives that held several datagrams (UDP "    \
+		       "GRO)")                                                 \
+	X(rx_gro_segments, "uring: datagrams those GRO receives held")        \
+	X(dp_syscalls, "uring: kernel entries (submits and waits)")
 
 /*
  * The counters as the transport keeps them.  Written only on the

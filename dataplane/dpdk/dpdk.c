@@ -4,7 +4,8 @@
  * to a poll-mode driver, no kernel on the path.
  *
  * Files: this one holds the ops table, receive, transmit and a lane's open
- * and close; port.c the EAL, the ports and a lane's place on its port;
+ * and close; txframe.c builds the frames sent (a datagram's copied area
+ * and lent pieces as one mbuf chain); port.c the EAL, the ports and a lane's place on its port;
  * neigh.c the neighbour table and ARP; frame.c the frames' bytes (parsed
  * and built without DPDK); dpdk.h what they share.
  *
@@ -27,15 +28,17 @@
  *  - Receive: the datagram is lent in place, inside its mbuf; ->rx_release
  *    frees the mbuf.  A frame that arrives in several segments is copied
  *    into one first (counted in rx_linearized).
- *  - Transmit: the Ethernet/IPv4/UDP headers and the ferry header go in a
- *    small mbuf; a body of more than COPY_MAX bytes that lies in the
- *    payload memory this lane handed out (->mem_alloc, registered with the
- *    EAL as external memory) is chained as an external-buffer mbuf, read in
- *    place by the driver.  Its shared-info free callback, run by whoever
- *    frees the mbuf (our driver's TX clean-up, or a receiver on a loopback
- *    port), posts the slot on the lane's completion ring; the lane's own
- *    thread calls tx_done from ->rx_burst, ->flush, ->wait or ->close.
- *    Smaller bodies, and bodies from elsewhere, are copied.
+ *  - Transmit: one mbuf chain per datagram (txframe.c): the headers,
+ *    the copied area and small pieces in one segment, each large piece
+ *    that lies in the payload memory this lane handed out (->mem_alloc,
+ *    registered with the EAL as external memory) chained as an
+ *    external-buffer mbuf, read in place by the driver, within the
+ *    port's segment limit (->max_pieces reports it).  The free callback
+ *    of a frame's chained pieces, run by whoever frees the last (our
+ *    driver's TX clean-up, or a receiver on a loopback port), posts the
+ *    slot on the lane's completion ring; the lane's own thread calls
+ *    tx_done for each cookie from ->rx_burst, ->flush, ->wait or ->close.
+ *    A datagram with nothing chained has its tx_done at the next of those.
  *
  * Addresses.  Each lane answers ARP for its address, to the asking frame's
  * source MAC, and learns nothing from the request.  Peers' MACs are learnt
@@ -69,22 +72,45 @@
 
 static void slot_put(struct lane *l, uint32_t i)
 {
-	l->slots[i].cookie = NULL;
+	l->slots[i].ncookies = 0;
 	l->slot_free[l->slot_top++] = i;
 }
 
-/* The extbuf free callback: any thread, whoever frees the mbuf.  Only
- * posts the slot; tx_done runs on the lane's thread. */
-static void extbuf_free(void *addr, void *opaque)
+/* Slot @i's pieces are released: give each cookie its tx_done. */
+static void slot_done(struct lane *l, uint32_t i)
 {
-	struct tx_slot *s = opaque;
-	struct lane *l = s->lane;
+	struct tx_slot *s = &l->slots[i];
+	unsigned n = s->ncookies;
 
-	(void)addr;
-	/* The ring is multi-producer: a loopback receiver may free on
-	 * another thread while our own driver frees here. */
-	while (rte_ring_mp_enqueue(l->done, s) != 0)
-		rte_pause(); /* sized for every slot: never full for long */
+	slot_put(l, i);
+	for (unsigned k = 0; k < n; k++)
+		l->conf.tx_done(l->conf.tx_done_ctx, s->cookie[k]);
+}
+
+/* Take a slot for @tx's cookies (none: NULL, and *ok stays true); *ok
+ * false when every slot is in flight. */
+static struct tx_slot *slot_take(struct lane *l, const struct ferry_dp_tx *tx,
+				 uint32_t *k, bool *ok)
+{
+	struct tx_slot *s;
+	unsigned n = 0;
+
+	*ok = true;
+	for (unsigned i = 0; i < ferry_dp_tx_npieces(tx); i++)
+		n += tx->piece[i].cookie != NULL;
+	if (!n)
+		return NULL;
+	if (l->slot_top == 0) {
+		*ok = false;
+		return NULL;
+	}
+	*k = l->slot_free[--l->slot_top];
+	s = &l->slots[*k];
+	s->ncookies = 0;
+	for (unsigned i = 0; i < ferry_dp_tx_npieces(tx); i++)
+		if (tx->piece[i].cookie)
+			s->cookie[s->ncookies++] = tx->piece[i].cookie;
+	return s;
 }
 
 /* Give tx_done for every body released since the last call. */
@@ -95,20 +121,15 @@ static unsigned lane_reap(struct lane *l)
 
 	for (uint32_t i = 0; i < l->ncopied; i++) {
 		uint32_t k = l->copied[i];
-		void *cookie = l->slots[k].cookie;
-
-		slot_put(l, k);
-		l->conf.tx_done(l->conf.tx_done_ctx, cookie);
+		slot_done(l, k);
 	}
 	total += l->ncopied;
 	l->ncopied = 0;
 	while ((n = rte_ring_sc_dequeue_burst(l->done, sl, BURST, NULL)) > 0) {
 		for (unsigned i = 0; i < n; i++) {
 			struct tx_slot *s = sl[i];
-			void *cookie = s->cookie;
 
-			slot_put(l, (uint32_t)(s - l->slots));
-			l->conf.tx_done(l->conf.tx_done_ctx, cookie);
+			slot_done(l, (uint32_t)(s - l->slots));
 		}
 		total += n;
 	}
@@ -217,133 +238,6 @@ static int pend_room(struct lane *l, uint32_t ip)
 	return (int)l->npend;
 }
 
-/*
- * The UDP checksum of frame @m (IPv4 header @ih, UDP header at @l4_off),
- * in software, over every segment.  Not rte_ipv4_udptcp_cksum_mbuf(): in
- * DPDK 22.11 its rte_raw_cksum_mbuf() truncates a segment's partial sum
- * to 16 bits before byte-swapping it when an odd number of bytes precede
- * the segment, so a chained frame whose first segment carries an odd
- * number of UDP bytes (an odd-length token table or attribute block in
- * the copied header area) went out with a wrong checksum, and the
- * receiver dropped it.  Here each partial sum is folded first.
- */
-static uint16_t udp_cksum_chain(const struct rte_mbuf *m,
-				const struct rte_ipv4_hdr *ih, uint32_t l4_off)
-{
-	uint32_t left = rte_be_to_cpu_16(ih->total_length) -
-			rte_ipv4_hdr_len(ih);
-	uint32_t sum = rte_ipv4_phdr_cksum(ih, 0), done = 0;
-	uint16_t ck;
-
-	for (const struct rte_mbuf *seg = m; seg && left; seg = seg->next) {
-		const uint8_t *p = rte_pktmbuf_mtod(seg, const uint8_t *);
-		uint32_t n = rte_pktmbuf_data_len(seg), part;
-
-		if (seg == m) {
-			p += l4_off;
-			n -= l4_off;
-		}
-		if (n > left)
-			n = left;
-		part = __rte_raw_cksum_reduce(__rte_raw_cksum(p, n, 0));
-		/* Bytes after an odd count pair up the other way round. */
-		if (done & 1)
-			part = rte_bswap16((uint16_t)part);
-		sum += part;
-		done += n;
-		left -= n;
-	}
-	ck = (uint16_t)~__rte_raw_cksum_reduce(sum);
-	/* RFC 768: a computed 0 is sent as all ones. */
-	return ck ? ck : 0xffff;
-}
-
-/*
- * Build one frame.  @copy: copy the body even if it could be chained.
- * Returns the frame, or NULL when out of mbufs.  On success *slot_used
- * says whether the body is chained (its slot is released by the driver).
- */
-static struct rte_mbuf *frame_build(struct lane *l, const struct ferry_dp_tx *tx,
-				    const struct rte_ether_addr *dmac, bool copy,
-				    struct tx_slot *slot, bool *chained)
-{
-	struct dpdk_port *p = l->port;
-	uint32_t dlen = tx->hdr_len + tx->body_len;
-	struct rte_mbuf *m, *b = NULL;
-	struct ferry__udp_hdrs h;
-	struct rte_ipv4_hdr *ih;
-	struct rte_udp_hdr *uh;
-	uint8_t *d;
-	bool chain;
-
-	chain = !copy && l->zc && tx->body_len > COPY_MAX &&
-		(const uint8_t *)tx->body >= l->mem &&
-		(const uint8_t *)tx->body + tx->body_len <= l->mem + l->mem_len;
-	if (chain || HDRS + dlen <= p->tx_room)
-		m = rte_pktmbuf_alloc(p->tx_pool);
-	else
-		m = rte_pktmbuf_alloc(p->rx_pool);
-	if (!m)
-		return NULL;
-	d = (uint8_t *)rte_pktmbuf_append(
-		m, (uint16_t)(HDRS + tx->hdr_len + (chain ? 0 : tx->body_len)));
-	if (!d) {
-		rte_pktmbuf_free(m);
-		return NULL;
-	}
-	if (chain) {
-		b = rte_pktmbuf_alloc(p->tx_pool);
-		if (!b) {
-			rte_pktmbuf_free(m);
-			return NULL;
-		}
-		slot->shinfo.free_cb = extbuf_free;
-		slot->shinfo.fcb_opaque = slot;
-		rte_mbuf_ext_refcnt_set(&slot->shinfo, 1);
-		/* IOVA as VA (checked at mem_alloc): the address is the IOVA. */
-		rte_pktmbuf_attach_extbuf(b, (void *)(uintptr_t)tx->body,
-					  (rte_iova_t)(uintptr_t)tx->body,
-					  (uint16_t)tx->body_len, &slot->shinfo);
-		b->data_off = 0;
-		b->data_len = (uint16_t)tx->body_len;
-		b->pkt_len = tx->body_len;
-		if (rte_pktmbuf_chain(m, b) < 0) {
-			rte_pktmbuf_free(b); /* runs the callback */
-			rte_pktmbuf_free(m);
-			return NULL;
-		}
-	}
-	memcpy(h.dst_mac, dmac->addr_bytes, RTE_ETHER_ADDR_LEN);
-	memcpy(h.src_mac, p->mac.addr_bytes, RTE_ETHER_ADDR_LEN);
-	h.src_ip = l->ip;
-	h.dst_ip = tx->dst.ip;
-	h.src_port = l->udp_port;
-	h.dst_port = tx->dst.port;
-	h.ip_id = l->ip_id++;
-	h.len = (uint16_t)dlen;
-	ferry__frame_put_udp(d, &h);
-	memcpy(d + HDRS, tx->hdr, tx->hdr_len);
-	if (!chain && tx->body_len)
-		memcpy(d + HDRS + tx->hdr_len, tx->body, tx->body_len);
-	ih = (struct rte_ipv4_hdr *)(d + RTE_ETHER_HDR_LEN);
-	uh = (struct rte_udp_hdr *)(ih + 1);
-	m->l2_len = RTE_ETHER_HDR_LEN;
-	m->l3_len = sizeof(*ih);
-	if (p->tx_ip_csum)
-		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
-	else
-		ferry__frame_ip_csum(d);
-	if (p->tx_udp_csum) {
-		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
-		ferry__frame_udp_phdr(d);
-	} else {
-		uh->dgram_cksum = udp_cksum_chain(
-			m, ih, RTE_ETHER_HDR_LEN + sizeof(*ih));
-	}
-	*chained = chain;
-	return m;
-}
-
 static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 			      unsigned n)
 {
@@ -353,46 +247,50 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 
 	for (i = 0; i < n; i++) {
 		struct rte_ether_addr mac;
-		struct tx_slot *slot = NULL;
+		struct tx_slot *slot;
 		enum ferry__ntab_res res;
 		struct rte_mbuf *m;
-		bool known, chained = false;
+		bool known, chained = false, ok, refuse = false;
 		uint32_t k = 0;
 		int pend = 0;
 
-		if (tx[i].hdr_len + tx[i].body_len > l->max_dgram) {
+		if (ferry_dp_tx_npieces(&tx[i]) > FERRY_DP_PIECES_MAX ||
+		    tx[i].trailer_len > FERRY_DP_TRAILER_MAX ||
+		    ferry_dp_tx_len(&tx[i]) > l->max_dgram) {
 			/* Larger than the link carries: the transport never
 			 * asks; count and consume it. */
 			l->st.tx_errors++;
-			if (tx[i].cookie)
-				goto need_slot;
-			continue;
+			refuse = true;
 		}
-		if (tx[i].cookie && l->slot_top == 0)
-			break; /* every slot in flight: retry after reaping */
-		if (l->tx_n == TXBUF) {
+		if (!refuse && l->tx_n == TXBUF) {
 			lane_push(l);
 			if (l->tx_n == TXBUF)
 				break;
 		}
-		if (!now)
-			now = l->now;
-		res = ferry__dpdk_neigh_resolve(l, tx[i].dst.ip, true, &mac,
-						now);
-		known = res == FERRY__NTAB_KNOWN;
-		if (!known && (res != FERRY__NTAB_WAIT ||
-			       (pend = pend_room(l, tx[i].dst.ip)) < 0)) {
-			l->st.tx_no_neigh++;
-			if (tx[i].cookie)
-				goto need_slot;
+		if (!refuse) {
+			if (!now)
+				now = l->now;
+			res = ferry__dpdk_neigh_resolve(l, tx[i].dst.ip, true,
+							&mac, now);
+			known = res == FERRY__NTAB_KNOWN;
+			if (!known &&
+			    (res != FERRY__NTAB_WAIT ||
+			     (pend = pend_room(l, tx[i].dst.ip)) < 0)) {
+				l->st.tx_no_neigh++;
+				refuse = true;
+			}
+		}
+		slot = slot_take(l, &tx[i], &k, &ok);
+		if (!ok)
+			break; /* every slot in flight: retry after reaping */
+		if (refuse) {
+			/* Refused outright, but the pieces still need their
+			 * tx_done. */
+			if (slot)
+				l->copied[l->ncopied++] = k;
 			continue;
 		}
-		if (tx[i].cookie) {
-			k = l->slot_free[--l->slot_top];
-			slot = &l->slots[k];
-			slot->cookie = tx[i].cookie;
-		}
-		m = frame_build(l, &tx[i], known ? &mac : &l->port->mac, !known,
+		m = ferry__dpdk_frame_build(l, &tx[i], known ? &mac : &l->port->mac, !known,
 				slot, &chained);
 		if (!m) {
 			if (slot)
@@ -401,10 +299,6 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 		}
 		if (slot && !chained)
 			l->copied[l->ncopied++] = k;
-		if (chained)
-			l->st.tx_extbuf++;
-		else if (tx[i].body_len)
-			l->st.tx_copied++;
 		if (known) {
 			ferry__dpdk_lane_enqueue(l, m);
 		} else {
@@ -413,14 +307,6 @@ static unsigned dpdk_tx_burst(struct ferry_dp *dp, const struct ferry_dp_tx *tx,
 			l->pend[pend].since = now;
 			l->npend++;
 		}
-		continue;
-need_slot:
-		/* Refused outright, but the body still needs its tx_done. */
-		if (l->slot_top == 0)
-			break;
-		k = l->slot_free[--l->slot_top];
-		l->slots[k].cookie = tx[i].cookie;
-		l->copied[l->ncopied++] = k;
 	}
 	return i;
 }
@@ -924,6 +810,19 @@ static uint32_t dpdk_max_frame(const struct ferry_dp *dp)
 	return dp->l.max_dgram;
 }
 
+/* The pieces a frame can chain within the port's segment limit: one
+ * segment goes to the headers and one to a trailer after a chained piece.
+ * More pieces are still taken; the excess is copied. */
+static unsigned dpdk_max_pieces(const struct ferry_dp *dp)
+{
+	uint16_t segs = dp->l.port->seg_max;
+
+	if (!dp->l.port->multi_seg || segs < 3)
+		return 1;
+	return segs - 2u < FERRY_DP_PIECES_MAX ? segs - 2u
+					       : FERRY_DP_PIECES_MAX;
+}
+
 const struct ferry_dp_ops ferry__dp_dpdk_ops = {
 	.name = "dpdk",
 	.open = dpdk_open,
@@ -938,4 +837,5 @@ const struct ferry_dp_ops ferry__dp_dpdk_ops = {
 	.wake = dpdk_wake,
 	.stats = dpdk_stats,
 	.max_frame = dpdk_max_frame,
+	.max_pieces = dpdk_max_pieces,
 };

@@ -49,7 +49,7 @@
 /* Datagrams waiting for ARP are looked up again when an answer arrives,
  * and otherwise this often (to send requests again, and expire them). */
 #define PENDING_CHECK_NS 50000000ull
-#define COPY_MAX 256     /* bodies up to this are copied, not chained */
+#define COPY_MAX 256     /* pieces up to this are copied, not chained */
 #define STASH 128        /* frames received ahead of ->rx_burst */
 #define TXBUF 512        /* frames queued ahead of ->flush */
 #define INBOX 4096       /* software-steered frames waiting, per lane */
@@ -68,6 +68,7 @@ struct dpdk_port {
 	struct rte_mempool *rx_pool; /* frames up to the MTU */
 	struct rte_mempool *tx_pool; /* headers, copied small bodies */
 	uint32_t tx_room;            /* data room of a tx_pool mbuf */
+	uint16_t seg_max;            /* segments per frame the port sends */
 	bool tx_ip_csum, tx_udp_csum, rx_ip_csum, rx_udp_csum, multi_seg;
 	bool flow_ok;                /* rte_flow steering worked once */
 	uint16_t next_ephemeral;
@@ -88,10 +89,14 @@ struct dpdk_port {
 	uint32_t neigh_gen;
 };
 
+/* A datagram in flight whose pieces have cookies: all its chained pieces
+ * share @shinfo, whose free callback posts the slot when the last is
+ * freed. */
 struct tx_slot {
 	struct rte_mbuf_ext_shared_info shinfo;
 	struct lane *lane;
-	void *cookie;
+	void *cookie[FERRY_DP_PIECES_MAX];
+	uint8_t ncookies;
 };
 
 struct stashed {
@@ -129,7 +134,7 @@ struct lane {
 	struct tx_slot *slots;
 	uint32_t *slot_free;
 	uint32_t nslots, slot_top;
-	uint32_t *copied;  /* slots whose body was copied: done at once */
+	uint32_t *copied;  /* slots with nothing chained: done at once */
 	uint32_t ncopied;
 	struct {
 		struct rte_mbuf *m;
@@ -202,5 +207,14 @@ enum ferry__ntab_res ferry__dpdk_neigh_resolve(struct lane *l, uint32_t ip,
 
 /* dpdk.c */
 void ferry__dpdk_lane_enqueue(struct lane *l, struct rte_mbuf *m);
+
+/* txframe.c: the frame for @tx to @dmac; @copy: chain nothing; @slot:
+ * where chained pieces' release is posted (NULL: chain nothing).  NULL
+ * when out of mbufs; *chained says whether any piece was chained. */
+struct rte_mbuf *ferry__dpdk_frame_build(struct lane *l,
+					 const struct ferry_dp_tx *tx,
+					 const struct rte_ether_addr *dmac,
+					 bool copy, struct tx_slot *slot,
+					 bool *chained);
 
 #endif /* FERRY_DPDK_DPDK_H */

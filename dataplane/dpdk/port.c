@@ -243,6 +243,14 @@ static int port_start(struct dpdk_port *p, const struct ferry_dp_conf *conf)
 	if (nq == 0)
 		nq = 1;
 	p->nb_q = nq;
+	/* Segments per frame: a driver's limit per packet (nb_seg_max) and
+	 * per MTU-sized packet (nb_mtu_seg_max); 0 is no limit. */
+	p->seg_max = info.tx_desc_lim.nb_mtu_seg_max;
+	if (info.tx_desc_lim.nb_seg_max &&
+	    (!p->seg_max || info.tx_desc_lim.nb_seg_max < p->seg_max))
+		p->seg_max = info.tx_desc_lim.nb_seg_max;
+	if (!p->seg_max)
+		p->seg_max = RTE_MBUF_MAX_NB_SEGS;
 	ret = port_configure(p, &info, nq, port_mtu(p, &info, conf));
 	if (ret < 0)
 		return ret;

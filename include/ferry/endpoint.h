@@ -152,6 +152,12 @@ struct ferry_ep_config {
 	 * trusted fabrics: a spoofed CONNECT then costs the server a key
 	 * exchange and a half-open session until connect_timeout_ms). */
 	bool retry_never;
+	/* uring: trains of same-size datagrams to one peer (a large
+	 * message's fragments) go as one send with UDP GSO, and the socket
+	 * takes coalesced receives with UDP GRO, wherever the kernel offers
+	 * them (the default); these turn either off. */
+	bool no_gso;
+	bool no_gro;
 };
 
 /* The values of ferry_ep_config.wire_mode. */
