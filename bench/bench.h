@@ -218,6 +218,15 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	X(RX_GRO_BUFS, "rx_gro_bufs", EP(rx_gro_bufs), ALL, GSO)             \
 	X(RX_GRO_SEGMENTS, "rx_gro_segments", EP(rx_gro_segments), ALL, GSO) \
 	X(SYSCALLS, "syscalls", EP(dp_syscalls), ALL, GSO)                   \
+	/* Wire v2: frames and datagrams, loss recovery. */                  \
+	X(TX_FRAMES, "tx_frames", EP(tx_frames), ALL, WIRE)                  \
+	X(RX_FRAMES, "rx_frames", EP(rx_frames), ALL, WIRE)                  \
+	X(LOST_DGRAMS, "lost_datagrams", EP(lost_datagrams), ALL, WIRE)      \
+	X(RTO_FIRED, "rto_fired", EP(rto_fired), ALL, WIRE)                  \
+	X(DUP_FRAMES, "drop_duplicate", EP(drop_duplicate), ALL, WIRE)       \
+	X(TX_COPIED, "payload_tx_copied", EP(payload_tx_copied), ALL, WIRE)  \
+	X(DETACH, "rx_detach_copies", EP(rx_detach_copies), ALL, WIRE)       \
+	X(CREDIT_STALLS, "credit_stalls", EP(credit_stalls), ALL, WIRE)      \
 	/* Dropped frames, by reason: a drop is a bug or an attack. */       \
 	X(DROP_TRUNCATED, "drop_truncated", EP(drop_truncated), ALL, DROPS,  \
 	  .label = "truncated")                                              \
@@ -241,6 +250,12 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	  .label = "no buffer")                                              \
 	X(DROP_SHORT_FRAG, "drop_short_frag", EP(drop_short_frag), ALL,      \
 	  DROPS, .label = "cut short")                                       \
+	X(DROP_AUTH, "drop_auth", EP(drop_auth), ALL, DROPS,                 \
+	  .label = "bad tag")                                                \
+	X(DROP_BAD_CRC, "drop_bad_crc", EP(drop_bad_crc), ALL, DROPS,        \
+	  .label = "bad crc")                                                \
+	X(DROP_REPLAY_OLD, "drop_replay_old", EP(drop_replay_old), ALL,      \
+	  DROPS, .label = "replay (old)")                                    \
 	/* --verify: what went wrong, as seen by each worker. */             \
 	X(LOST, "lost", LIVE, ALL, VERIFY)                                   \
 	X(DUPS, "duplicates", LIVE, MAX, VERIFY)                             \

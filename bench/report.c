@@ -20,7 +20,7 @@ enum side { SIDE_RUN, SIDE_ALL, SIDE_MAX, SIDE_SERVER, SIDE_CLIENT };
 /* What a group of counters is: a line of the text summary and a set of
  * JSON members, or (NONE) neither. */
 enum group {
-	GRP_NONE, GRP_CALLS, GRP_DATA, GRP_ZC, GRP_GSO, GRP_DROPS, GRP_VERIFY,
+	GRP_NONE, GRP_CALLS, GRP_DATA, GRP_ZC, GRP_GSO, GRP_WIRE, GRP_DROPS, GRP_VERIFY,
 	GRP_FAULTS, GRP_CAPS, GRP_IOU_SERVER, GRP_IOU_CLIENT, GRP_TRACE,
 };
 
@@ -282,6 +282,11 @@ static int text_summary(const struct report *r)
 		       "registered memory\n",
 		       (unsigned long long)val(s, BC_TX_ZC),
 		       (unsigned long long)val(s, BC_TX_ZC_FIXED));
+	if (!o->floor) {
+		printf("wire: ");
+		text_group(s, GRP_WIRE);
+		printf("\n");
+	}
 	if (!o->floor && !bench_is_dpdk(o)) {
 		printf("uring: ");
 		text_group(s, GRP_GSO);

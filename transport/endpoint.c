@@ -298,6 +298,8 @@ static int wire_alloc(struct ferry_endpoint *ep,
 	if (dgs > (1u << (FERRY__REPLAY_LOG2 - 1)))
 		dgs = 1u << (FERRY__REPLAY_LOG2 - 1);
 	ep->sq_log2 = (unsigned)__builtin_ctz(dgs);
+	if (ferry__seal_init() < 0)
+		return -EIO;
 	ep->seen_mem = calloc(n * words, sizeof(uint64_t));
 	ep->acked_mem = calloc(n * words, sizeof(uint64_t));
 	ep->sq_dg_mem = calloc(n << ep->sq_log2, sizeof(*ep->sq_dg_mem));
