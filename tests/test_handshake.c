@@ -356,3 +356,28 @@ Test(handshake_v1, v1_server_error_fails_connect)
 	}
 	cr_assert_eq(ferry__hs_client_build(&c, buf, sizeof(buf)), -EINVAL);
 }
+
+/* Only FERRY_EVERSION means "a v1 server": another code from a v1 ERROR
+ * for our id is dropped, and the connect goes on. */
+Test(handshake_v1, other_v1_error_dropped)
+{
+	struct ferry_hs_client_cfg cc = hs_ccfg(FERRY_W2_MODE_MAC);
+	struct ferry_hs_client_result cr;
+	struct ferry_hs_client c;
+	uint8_t buf[128];
+	struct ferry_hdr h = {.type = FERRY_FT_ERROR};
+	size_t n;
+	struct hs_dg e;
+
+	cr_assert_eq(ferry__hs_client_init(&c, &cc), 0);
+	h.dst_sess = (uint32_t)c.cid;
+	n = ferry__wire_put_error(buf + 44, sizeof(buf) - 44, FERRY_EREJECTED,
+				  "no");
+	h.msg_len = (uint32_t)n;
+	ferry__wire_encode(&h, buf);
+	e = hs_dg(buf, 44 + n);
+	cr_assert_eq(hs_cli_in(&c, &e, &cr), FERRY_HS_DROP);
+	cr_assert_str_eq(cr.drop, "drop_bad_version");
+	cr_assert_not(c.done);
+	hs_dg_free(&e);
+}

@@ -560,12 +560,11 @@ Test(client, mode_downgrade_in_connect_fails_auth)
 	hs_dg_free(&con);
 }
 
-/* A server (honest about it, so its ACCEPT verifies) that picks a mode
- * weaker than the client's: the client refuses the session. */
-Test(client, weaker_mode_in_authentic_accept_refused)
+/* An ACCEPT made honestly (so its tag verifies) by a server that says
+ * @versions and @mode, for the client of a CONNECT admitted in @conn. */
+static struct hs_dg honest_accept(const struct ferry_hs_conn *conn,
+				  uint16_t versions, uint8_t mode)
 {
-	struct ferry_hs_server_result sr;
-	struct ferry_hs_client_result cr;
 	struct ferry__seal_keys k;
 	uint8_t spk[32], ssk[32], buf[FERRY_HS_REPLY_MAX];
 	struct ferry_w2_dgram d = {.is_long = true, .type = FERRY_W2_ACCEPT,
@@ -574,30 +573,58 @@ Test(client, weaker_mode_in_authentic_accept_refused)
 	struct ferry_w2_frame fs[2] = {{.type = FERRY_W2_HELLO},
 				       {.type = FERRY_W2_PARAMS}};
 	struct ferry_w2_builder b;
-	struct hs_dg con, a;
 	int n;
 
-	init_pair(FERRY_HS_RETRY_NEVER, FERRY_W2_MODE_AEAD);
-	con = hs_connect(&g_c);
-	cr_assert_eq(hs_srv_in(&g_s, &con, CLI, T0, NULL, &sr), FERRY_HS_ADMIT);
 	crypto_kx_keypair(spk, ssk);
-	cr_assert_eq(ferry__seal_keys_server(spk, ssk, sr.conn.client_pk,
-					     sr.conn.th, NULL, &k),
+	cr_assert_eq(ferry__seal_keys_server(spk, ssk, conn->client_pk,
+					     conn->th, NULL, &k),
 		     0);
-	d.dcid = g_c.cid;
-	fs[0].u.hello = (struct ferry_w2_hello){FERRY_W2_VERSIONS_BIT,
-						FERRY_W2_MODE_MAC, spk};
+	d.dcid = conn->client_cid;
+	fs[0].u.hello = (struct ferry_w2_hello){versions, mode, spk};
 	fs[1].u.params = hs_params();
 	cr_assert_eq(ferry__w2_build_begin(&b, buf, sizeof(buf), &d), 0);
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(ferry__w2_build_frame(&b, &fs[i]), 0);
 	n = ferry__w2_build_end(&b);
 	n = ferry__seal(FERRY_SEAL_MAC, k.s2c, 0, buf, 18, (size_t)n - 16);
-	a = hs_dg(buf, (size_t)n);
-	cr_assert_eq(hs_cli_in(&g_c, &a, &cr), FERRY_HS_FAILED);
-	cr_assert_eq(cr.err, -FERRY_EPROTO);
-	hs_dg_free(&a);
-	hs_dg_free(&con);
+	return hs_dg(buf, (size_t)n);
+}
+
+/* A server that picks a mode weaker than the client's, or another wire
+ * version, in an authentic ACCEPT: the client refuses the session. */
+Test(client, weaker_mode_or_other_version_in_authentic_accept_refused)
+{
+	static const struct {
+		uint16_t versions;
+		uint8_t mode;
+		int err;
+	} cases[] = {
+		{FERRY_W2_VERSIONS_BIT, FERRY_W2_MODE_MAC, -FERRY_EPROTO},
+		{FERRY_W2_VERSIONS_BIT, FERRY_W2_MODE_NONE, -FERRY_EPROTO},
+		{1u << 3, FERRY_W2_MODE_AEAD, -FERRY_EVERSION},
+		{FERRY_W2_VERSIONS_BIT, FERRY_W2_MODE_AEAD, 0},
+	};
+	struct ferry_hs_server_result sr;
+	struct ferry_hs_client_result cr;
+	struct hs_dg con, a;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		init_pair(FERRY_HS_RETRY_NEVER, FERRY_W2_MODE_AEAD);
+		con = hs_connect(&g_c);
+		cr_assert_eq(hs_srv_in(&g_s, &con, CLI, T0, NULL, &sr),
+			     FERRY_HS_ADMIT);
+		a = honest_accept(&sr.conn, cases[i].versions, cases[i].mode);
+		if (cases[i].err) {
+			cr_assert_eq(hs_cli_in(&g_c, &a, &cr), FERRY_HS_FAILED,
+				     "case %zu", i);
+			cr_assert_eq(cr.err, cases[i].err);
+		} else {
+			cr_assert_eq(hs_cli_in(&g_c, &a, &cr),
+				     FERRY_HS_ACCEPTED);
+		}
+		hs_dg_free(&a);
+		hs_dg_free(&con);
+	}
 }
 
 /* A copied token without its holder key: the copier's POP (made with a
