@@ -13,6 +13,8 @@
  * acknowledged, and its frames come again (5.2).
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -144,6 +146,8 @@ static void rx_data(struct ferry_session *s, const struct ferry_w2_frame *w,
 	struct ferry_frame f;
 	bool req = w->type == FERRY_W2_REQUEST ||
 		   w->type == FERRY_W2_REQUEST_FRAG;
+	bool kept;
+	uint32_t sid;
 	int r;
 
 	st->eliciting = true;
@@ -157,9 +161,20 @@ static void rx_data(struct ferry_session *s, const struct ferry_w2_frame *w,
 	/* In place only when the datagram holds this one data frame: a
 	 * buffer several calls share must not wait on the slowest. */
 	ep->rx_may_keep = st->ndata == 1 && !st->keep;
+	kept = st->keep;
+	sid = s->id;
 	r = req ? ferry__server_rx_request(s, &f, st->pkt, &st->keep)
 		: ferry__client_rx_response(s, &f);
 	ep->rx_may_keep = false;
+	/* Bytes taken and not kept in place hold no memory of ours any
+	 * more (copied, or read by the continuation): credit them now.  A
+	 * view credits them when it is freed. */
+	if (r == RXD_TAKEN && st->keep == kept)
+		ferry__sess_credit_release(ep, sid, f.pay_len);
+	if (getenv("FERRY_DBG"))
+		fprintf(stderr, "%s rx %02x fl %x id %u off %u len %u msg %u -> %d\n",
+			s->is_server ? "S" : "C", w->type, w->flags, f.h.req_id,
+			f.h.frag_off, f.pay_len, f.h.msg_len, r);
 	if (r == RXD_NOT_TAKEN) {
 		st->all_taken = false;
 		return;

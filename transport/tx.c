@@ -460,13 +460,10 @@ static bool has_data(const struct ferry_session *s)
 {
 	if (!ferry__sentq_room(&s->sq))
 		return false;
-	if ((s->pending & SF_PING) || ferry__sentq_lost_peek(&s->sq) ||
-	    s->pushq_head)
-		return true;
-	return s->txq_head &&
-	       !seq_lt(s->tx_limit,
-		       s->tx_sent + frag_len(s, s->txq_head,
-					     s->txq_head->tx_off));
+	/* A queue that credit holds back counts: put_new() finds out, and
+	 * counts the stall. */
+	return (s->pending & SF_PING) || ferry__sentq_lost_peek(&s->sq) ||
+	       s->pushq_head || s->txq_head;
 }
 
 /* Everything open session @s owes, in as few datagrams as it fits.  False
