@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <ferry/endpoint.h>
 #include <ferry/iou.h>
 #include <ferry/session.h>
@@ -124,21 +126,34 @@ static uint64_t tok_tag(const struct ferry_token_info *info)
 	return tag;
 }
 
-/* Verify as a token of @type, or of either type when @type is 0.  The
- * AEAD binds the type, so the other type is tried only when the token
- * says it is one. */
+/* Verify as a token of @type, or of either type when @type is 0, and
+ * take its holder key (a wire v2 session needs one: docs/wire-v2.md,
+ * 4.5).  The AEAD binds the type, so the other type is tried only when
+ * the token says it is one. */
+static int verify_one(const struct ferry_keyring *kr, const void *token,
+		      size_t len, int type, const char *audience,
+		      struct ferry_token_info *info,
+		      uint8_t hk[FERRY_TOKEN_HK_LEN])
+{
+	return hk ? ferry_token_verify2(kr, token, len, type, audience, info,
+					hk)
+		  : ferry_token_verify(kr, token, len, type, audience, info);
+}
+
+/* @hk: NULL for a token that proves nothing but itself (a capability in
+ * a call), else where its holder key goes (a token must then be v2). */
 static int verify_typed(const struct ferry_keyring *kr, const void *token,
 			size_t len, int type, const char *audience,
-			struct ferry_token_info *info)
+			struct ferry_token_info *info,
+			uint8_t hk[FERRY_TOKEN_HK_LEN])
 {
-	int ret = ferry_token_verify(kr, token, len,
-				     type ? type : FERRY_TOKEN_SUBREQUEST,
-				     audience, info);
+	int ret = verify_one(kr, token, len,
+			     type ? type : FERRY_TOKEN_SUBREQUEST, audience,
+			     info, hk);
 
 	if (ret == -FERRY_TOKEN_EWRONGTYPE && !type)
-		ret = ferry_token_verify(kr, token, len,
-					 FERRY_TOKEN_ACTOR_CLASS, audience,
-					 info);
+		ret = verify_one(kr, token, len, FERRY_TOKEN_ACTOR_CLASS,
+				 audience, info, hk);
 	return ret;
 }
 
@@ -177,6 +192,7 @@ static uint64_t ms_left(const struct admit_ctx *a)
 static int admit_check(void *arg, const void *token, size_t len)
 {
 	struct admit_ctx *a = arg;
+	uint8_t hk[FERRY_TOKEN_HK_LEN];
 	struct admit_tok *t;
 	uint64_t tag;
 	int ret;
@@ -185,9 +201,13 @@ static int admit_check(void *arg, const void *token, size_t len)
 		return -FERRY_TOKEN_EMISSING;
 	/* Both token types are channel tokens (a service entrypoint or an
 	 * actor class). */
-	ret = verify_typed(a->kr, token, len, 0, a->audience, &a->info);
+	ret = verify_typed(a->kr, token, len, 0, a->audience, &a->info, hk);
 	if (ret < 0)
 		return ret;
+	/* The client must prove it holds hk, and hk enters the session's
+	 * keys: the transport checks the proof after this hook. */
+	ferry__admit_holder_key(a->ep, hk);
+	sodium_memzero(hk, sizeof(hk));
 	if (!str_in(a->info.target, a->channels, a->nchannels))
 		return -FERRY_TOKEN_ECHANNEL;
 	/* An empty entrypoint is the whole channel, which includes ours. */
@@ -324,7 +344,7 @@ static int push_check(void *arg, const void *token, size_t len)
 	struct admit_ctx *a = arg;
 
 	return verify_typed(a->kr, token, len, a->type, a->audience,
-			    &a->info);
+			    &a->info, NULL);
 }
 
 int ferry_endpoint_check_pushes(struct ferry_endpoint *ep,

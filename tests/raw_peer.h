@@ -53,6 +53,8 @@ struct raw {
 	const uint8_t *hk; /* a token's holder key for raw_connect, or NULL */
 	struct ferry__replay seen;
 	uint64_t seen_bits[FERRY_REPLAY_WORDS(FERRY_REPLAY_LOG2_DEFAULT)];
+	/* A handshake in progress (raw_connect_send). */
+	struct ferry_hs_client hs;
 	/* The datagram being read, frame by frame. */
 	uint8_t rbuf[RAW_FRAME_MAX];
 	struct ferry_w2_dgram rd;
@@ -487,6 +489,40 @@ static inline uint32_t raw_connect_res(struct raw *r,
 	ferry__hs_client_wipe(&hs);
 	cr_assert_fail("no ACCEPT");
 	return 0;
+}
+
+/*
+ * Only the first CONNECT (features @features, token @tok, r->hk as its
+ * holder key if set), sent now; the handshake stays in r->hs, for a test
+ * that looks at the server's answer itself (a RETRY: feed it to
+ * ferry__hs_client_input(&r->hs, ...) and send ferry__hs_client_build()
+ * again).
+ */
+static inline void raw_connect_send(struct raw *r, uint32_t features,
+				    const void *tok, size_t tok_len)
+{
+	struct ferry_hs_client_cfg cfg = { .mode = FERRY_W2_MODE_MAC };
+	uint8_t buf[FERRY_HS_CONNECT_MAX];
+	int n;
+
+	cfg.params = (struct ferry_w2_params){ 1u << 20, 1u << 20,
+					       RAW_PATH_FRAME, 16, 1000,
+					       FERRY_REPLAY_LOG2_DEFAULT };
+	cfg.features = features;
+	if (r->my_sess) {
+		uint32_t hi;
+
+		randombytes_buf(&hi, sizeof(hi));
+		cfg.cid = (uint64_t)(hi | 1) << 32 | r->my_sess;
+	}
+	cfg.token = tok;
+	cfg.token_len = tok_len;
+	cfg.hk = tok ? r->hk : NULL;
+	cr_assert_eq(ferry__hs_client_init(&r->hs, &cfg), 0);
+	r->cid = r->hs.cid;
+	n = ferry__hs_client_build(&r->hs, buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	raw_send_bytes(r, buf, (size_t)n);
 }
 
 static inline uint32_t raw_connect(struct raw *r, struct ferry_endpoint *srv,

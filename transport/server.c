@@ -543,6 +543,7 @@ static void admit_count_refusal(struct ferry_endpoint *ep, int res)
 	case FERRY_TOKEN_EKEYRETIRED:
 	case FERRY_TOKEN_EAUTH:
 	case FERRY_TOKEN_EWRONGTYPE:
+	case FERRY_TOKEN_ENOHK:
 		st->admission_refused_auth++;
 		break;
 	case FERRY_TOKEN_EEXPIRED:
