@@ -318,7 +318,7 @@ static const struct json_view {
 } json_views[] = {
 	{ GRP_CALLS, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_DATA, NULL, NULL, SIDE_RUN, SIDE_ALL },
-	{ GRP_GSO, "dataplane", NULL, SIDE_RUN, SIDE_ALL },
+	{ GRP_GSO, "uring", NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_VERIFY, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_FAULTS, "faults", NULL, SIDE_RUN, SIDE_ALL },
 	/* What "dropped" sums, by reason. */
