@@ -55,7 +55,9 @@ static const char usage_text[] =
 "  token issue --type TYPE --audience AUD --channel NAME [--entrypoint NAME]\n"
 "              [--ttl SECS] [--not-before SECS] [--props TEXT | --props-hex HEX]\n"
 "              [--encoding ENC]\n"
-"      Print a new token on stdout.  TYPE is subrequest or actor-class; AUD\n"
+"      Print a new token (version 2) on stdout, and on a second line its\n"
+"      holder key in hex: give both to the token's holder (a wire v2 client\n"
+"      proves the key; it never travels).  TYPE is subrequest or actor-class; AUD\n"
 "      names the server that will redeem it; NAME is the service or actor\n"
 "      class (and its entrypoint).  --ttl defaults to 3600 (or max-ttl if\n"
 "      smaller); --not-before is absolute Unix time (default: now).\n"
@@ -465,7 +467,8 @@ static int cmd_token_issue(int argc, char **argv)
 	struct token_opts o = { .enc = ENC_B64 };
 	struct ferry_token_req req;
 	struct ferry_keyring *kr;
-	uint8_t tok[FERRY_TOKEN_MAX_LEN];
+	uint8_t tok[FERRY_TOKEN_MAX_LEN], hk[FERRY_TOKEN_HK_LEN];
+	char hkhex[2 * FERRY_TOKEN_HK_LEN + 1];
 	size_t len;
 	int rc;
 
@@ -500,16 +503,25 @@ static int cmd_token_issue(int argc, char **argv)
 		.ttl = (uint32_t)o.ttl,
 		.not_before = o.not_before,
 	};
-	rc = ferry_token_seal(kr, &req, tok, sizeof(tok), &len);
+	rc = ferry_token_seal2(kr, &req, tok, sizeof(tok), &len, hk);
 	ferry_keyring_free(kr);
 	if (rc == -EINVAL)
 		return fail(EXIT_USAGE,
 			    "invalid request: names and audience must be 1..255 "
 			    "bytes without control characters, and not-before "
-			    "within [now, now + ttl)");
+			    "within [now, now + ttl), props at most 4064 bytes");
 	if (rc < 0)
 		return fail(EXIT_FAIL, "%s", ferry_token_strerror(rc));
-	return encode_print(tok, len, o.enc);
+	rc = encode_print(tok, len, o.enc);
+	/* The holder key, on a line of its own: it goes to the token's
+	 * holder with the token, never with it over the wire. */
+	if (rc == 0) {
+		sodium_bin2hex(hkhex, sizeof(hkhex), hk, sizeof(hk));
+		printf("%s\n", hkhex);
+	}
+	sodium_memzero(hk, sizeof(hk));
+	sodium_memzero(hkhex, sizeof(hkhex));
+	return rc;
 }
 
 /* JSON string: escapes what JSON requires; bytes >= 0x80 are passed as they
@@ -593,8 +605,11 @@ static int verify_common(int argc, char **argv, int inspect)
 		sodium_bin2hex(id, sizeof(id), info->id, sizeof(info->id));
 		sodium_bin2base64(props, cap, info->props, info->props_len,
 				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-		printf("{\"version\":1,\"key_id\":%" PRIu32 ",\"type\":\"%s\",",
-		       info->key_id, ferry_token_type_name(info->type));
+		/* The version byte leads the token; it verified, so it is
+		 * one this build reads. */
+		printf("{\"version\":%u,\"key_id\":%" PRIu32 ",\"type\":\"%s\",",
+		       (unsigned)tok[0], info->key_id,
+		       ferry_token_type_name(info->type));
 		printf("\"audience\":");
 		json_str(o.audience);
 		printf(",\"channel\":");

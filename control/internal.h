@@ -14,8 +14,10 @@
 
 #include <ferry/token.h>
 
-/* Token envelope layout (docs/tokens.md, section 2). */
+/* Token envelope layout (docs/tokens.md, section 2).  Version 2 has the
+ * same envelope; its plaintext holds a holder key after the id. */
 #define FERRY__TOK_VERSION 1
+#define FERRY__TOK_VERSION2 2
 #define FERRY__TOK_HDR_LEN 9 /* version 1, key id 4, audience hint 4 */
 #define FERRY__TOK_HINT_LEN 4
 #define FERRY__TOK_NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -29,6 +31,8 @@
 	 FERRY_TOKEN_NAME_MAX + 2 + FERRY_TOKEN_PROPS_MAX)
 #define FERRY__TOK_OVERHEAD                                                    \
 	(FERRY__TOK_HDR_LEN + FERRY__TOK_NONCE_LEN + FERRY__TOK_TAG_LEN)
+/* Shortest version 2 token: the holder key on top of version 1's least. */
+#define FERRY__TOK2_MIN_LEN (FERRY_TOKEN_MIN_LEN + FERRY_TOKEN_HK_LEN)
 
 /* crypto_kdf_derive_from_key() context; the subkey ids are the token
  * types' wire values (1, 2).  Changing either breaks every token. */
@@ -76,6 +80,10 @@ int ferry__token_parse_env(const uint8_t *p, size_t len,
 /* Parse a decrypted plaintext into @info.  0 or -FERRY_TOKEN_EMALFORMED. */
 int ferry__token_parse_plain(const uint8_t *p, size_t len,
 			     struct ferry_token_info *info);
+/* The same for a version 2 plaintext, whose holder key goes to @hk. */
+int ferry__token_parse_plain2(const uint8_t *p, size_t len,
+			      struct ferry_token_info *info,
+			      uint8_t hk[FERRY_TOKEN_HK_LEN]);
 
 /*
  * Seal @plain (any bytes, up to FERRY__PLAIN_MAX) as a token of @type for
@@ -87,11 +95,23 @@ int ferry__token_seal_plain(const struct ferry_keyring *kr, int type,
 			    const char *audience, const uint8_t *plain,
 			    size_t plain_len, const uint8_t *nonce, void *out,
 			    size_t cap, size_t *out_len);
+/* The same with version byte @version (1 or 2) in the envelope. */
+int ferry__token_seal_plain_v(const struct ferry_keyring *kr, int version,
+			      int type, const char *audience,
+			      const uint8_t *plain, size_t plain_len,
+			      const uint8_t *nonce, void *out, size_t cap,
+			      size_t *out_len);
 
 /* Encode a request's plaintext; returns its length, or -EINVAL. */
 int ferry__token_encode_plain(const struct ferry_token_req *req,
 			      uint64_t now, const uint8_t id[16],
 			      uint8_t out[FERRY__PLAIN_MAX]);
+/* A version 2 plaintext, holding @hk after the id (props up to
+ * FERRY_TOKEN2_PROPS_MAX); its length, or -EINVAL. */
+int ferry__token_encode_plain2(const struct ferry_token_req *req,
+			       uint64_t now, const uint8_t id[16],
+			       const uint8_t hk[FERRY_TOKEN_HK_LEN],
+			       uint8_t out[FERRY__PLAIN_MAX]);
 
 /* A keyring with one key of the given id and master key bytes (tests,
  * fuzzing and the corpus generator need a known key). */

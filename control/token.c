@@ -63,9 +63,12 @@ int ferry__token_parse_env(const uint8_t *p, size_t len,
 	env->version = ferry_rd_u8(&r);
 	if (r.err)
 		return -FERRY_TOKEN_EMALFORMED;
-	if (env->version != FERRY__TOK_VERSION)
+	if (env->version != FERRY__TOK_VERSION &&
+	    env->version != FERRY__TOK_VERSION2)
 		return -FERRY_TOKEN_EVERSION;
-	if (len < FERRY_TOKEN_MIN_LEN || len > FERRY_TOKEN_MAX_LEN)
+	if (len < (env->version == FERRY__TOK_VERSION ? FERRY_TOKEN_MIN_LEN
+						      : FERRY__TOK2_MIN_LEN) ||
+	    len > FERRY_TOKEN_MAX_LEN)
 		return -FERRY_TOKEN_EMALFORMED;
 	env->hdr = p;
 	env->key_id = ferry_rd_u32(&r);
@@ -91,15 +94,18 @@ static int rd_name(struct ferry_rd *r, size_t min, char *out, size_t cap)
 	return 0;
 }
 
-int ferry__token_parse_plain(const uint8_t *p, size_t len,
-			     struct ferry_token_info *info)
+/* A plaintext of version 1 (@hk NULL) or 2 (the holder key to @hk). */
+static int parse_plain(const uint8_t *p, size_t len,
+		       struct ferry_token_info *info, uint8_t *hk)
 {
 	struct ferry_rd r;
-	const uint8_t *id, *props;
+	const uint8_t *id, *props, *h = NULL;
 
 	ferry_rd_init(&r, p, len);
 	info->type = ferry_rd_u8(&r);
 	id = ferry_rd_take(&r, FERRY_TOKEN_ID_LEN);
+	if (hk)
+		h = ferry_rd_take(&r, FERRY_TOKEN_HK_LEN);
 	info->issued_at = ferry_rd_u64(&r);
 	info->not_before = ferry_rd_u64(&r);
 	info->expires_at = ferry_rd_u64(&r);
@@ -115,18 +121,36 @@ int ferry__token_parse_plain(const uint8_t *p, size_t len,
 		return -FERRY_TOKEN_EMALFORMED;
 	info->props_len = ferry_rd_u16(&r);
 	props = ferry_rd_take(&r, info->props_len);
-	if (!props || info->props_len > FERRY_TOKEN_PROPS_MAX ||
+	if (!props ||
+	    info->props_len > (hk ? FERRY_TOKEN2_PROPS_MAX
+				  : FERRY_TOKEN_PROPS_MAX) ||
 	    ferry_rd_left(&r) != 0)
 		return -FERRY_TOKEN_EMALFORMED;
 	memcpy(info->props, props, info->props_len);
+	if (hk)
+		memcpy(hk, h, FERRY_TOKEN_HK_LEN);
 	return 0;
+}
+
+int ferry__token_parse_plain(const uint8_t *p, size_t len,
+			     struct ferry_token_info *info)
+{
+	return parse_plain(p, len, info, NULL);
+}
+
+int ferry__token_parse_plain2(const uint8_t *p, size_t len,
+			      struct ferry_token_info *info,
+			      uint8_t hk[FERRY_TOKEN_HK_LEN])
+{
+	return parse_plain(p, len, info, hk);
 }
 
 /* --- sealing ------------------------------------------------------------ */
 
-int ferry__token_encode_plain(const struct ferry_token_req *req,
-			      uint64_t now, const uint8_t id[16],
-			      uint8_t out[FERRY__PLAIN_MAX])
+/* A plaintext of version 1 (@hk NULL) or 2 (@hk after the id). */
+static int encode_plain(const struct ferry_token_req *req, uint64_t now,
+			const uint8_t id[16], const uint8_t *hk,
+			uint8_t out[FERRY__PLAIN_MAX])
 {
 	const char *entry = req->entrypoint ? req->entrypoint : "";
 	size_t tlen, elen;
@@ -134,7 +158,8 @@ int ferry__token_encode_plain(const struct ferry_token_req *req,
 	uint8_t *p = out;
 
 	if (!type_ok(req->type) || !req->target || req->ttl == 0 ||
-	    req->props_len > FERRY_TOKEN_PROPS_MAX ||
+	    req->props_len > (hk ? FERRY_TOKEN2_PROPS_MAX
+				 : FERRY_TOKEN_PROPS_MAX) ||
 	    (req->props_len && !req->props))
 		return -EINVAL;
 	tlen = strnlen(req->target, FERRY_TOKEN_NAME_MAX + 1);
@@ -152,6 +177,10 @@ int ferry__token_encode_plain(const struct ferry_token_req *req,
 	*p++ = (uint8_t)req->type;
 	memcpy(p, id, FERRY_TOKEN_ID_LEN);
 	p += FERRY_TOKEN_ID_LEN;
+	if (hk) {
+		memcpy(p, hk, FERRY_TOKEN_HK_LEN);
+		p += FERRY_TOKEN_HK_LEN;
+	}
 	p = wr_u64(p, now);
 	p = wr_u64(p, nbf);
 	p = wr_u64(p, exp);
@@ -166,6 +195,21 @@ int ferry__token_encode_plain(const struct ferry_token_req *req,
 		memcpy(p, req->props, req->props_len);
 	p += req->props_len;
 	return (int)(p - out);
+}
+
+int ferry__token_encode_plain(const struct ferry_token_req *req,
+			      uint64_t now, const uint8_t id[16],
+			      uint8_t out[FERRY__PLAIN_MAX])
+{
+	return encode_plain(req, now, id, NULL, out);
+}
+
+int ferry__token_encode_plain2(const struct ferry_token_req *req,
+			       uint64_t now, const uint8_t id[16],
+			       const uint8_t hk[FERRY_TOKEN_HK_LEN],
+			       uint8_t out[FERRY__PLAIN_MAX])
+{
+	return encode_plain(req, now, id, hk, out);
 }
 
 void ferry__token_hint(const char *audience, size_t len,
@@ -215,6 +259,17 @@ int ferry__token_seal_plain(const struct ferry_keyring *kr, int type,
 			    size_t plain_len, const uint8_t *nonce, void *out,
 			    size_t cap, size_t *out_len)
 {
+	return ferry__token_seal_plain_v(kr, FERRY__TOK_VERSION, type, audience,
+					 plain, plain_len, nonce, out, cap,
+					 out_len);
+}
+
+int ferry__token_seal_plain_v(const struct ferry_keyring *kr, int version,
+			      int type, const char *audience,
+			      const uint8_t *plain, size_t plain_len,
+			      const uint8_t *nonce, void *out, size_t cap,
+			      size_t *out_len)
+{
 	const struct ferry__key *k = &kr->keys[0];
 	uint8_t ad[AD_MAX];
 	uint8_t *o = out, *p;
@@ -222,13 +277,14 @@ int ferry__token_seal_plain(const struct ferry_keyring *kr, int type,
 	unsigned long long clen;
 
 	if (!type_ok(type) || audience_len(audience, &alen) != 0 ||
-	    plain_len > FERRY__PLAIN_MAX)
+	    plain_len > FERRY__PLAIN_MAX ||
+	    (version != FERRY__TOK_VERSION && version != FERRY__TOK_VERSION2))
 		return -EINVAL;
 	*out_len = FERRY__TOK_OVERHEAD + plain_len;
 	if (cap < *out_len)
 		return -ENOBUFS;
 	p = o;
-	*p++ = FERRY__TOK_VERSION;
+	*p++ = (uint8_t)version;
 	p = ferry_wr_u32(p, k->id);
 	ferry__token_hint(audience, alen, p);
 	p += FERRY__TOK_HINT_LEN;
@@ -245,14 +301,18 @@ int ferry__token_seal_plain(const struct ferry_keyring *kr, int type,
 	return 0;
 }
 
-int ferry_token_seal(const struct ferry_keyring *kr,
-		     const struct ferry_token_req *req, void *out, size_t cap,
-		     size_t *out_len)
+/* Seal a token of version 1 (@hk NULL) or 2 (a fresh holder key, also
+ * written to @hk). */
+static int seal(const struct ferry_keyring *kr, const struct ferry_token_req *req,
+		void *out, size_t cap, size_t *out_len, uint8_t *hk)
 {
 	uint8_t plain[FERRY__PLAIN_MAX];
-	/* Id and nonce from one call: the random source is most of the cost
-	 * of sealing a small token. */
-	uint8_t rnd[FERRY_TOKEN_ID_LEN + FERRY__TOK_NONCE_LEN];
+	/* Id, nonce and holder key from one call: the random source is most
+	 * of the cost of sealing a small token. */
+	uint8_t rnd[FERRY_TOKEN_ID_LEN + FERRY__TOK_NONCE_LEN +
+		    FERRY_TOKEN_HK_LEN];
+	const uint8_t *h = hk ? rnd + FERRY_TOKEN_ID_LEN + FERRY__TOK_NONCE_LEN
+			      : NULL;
 	uint64_t now;
 	int n, rc;
 
@@ -262,14 +322,38 @@ int ferry_token_seal(const struct ferry_keyring *kr,
 	if (req->ttl > kr->max_ttl)
 		return -EINVAL;
 	randombytes_buf(rnd, sizeof(rnd));
-	n = ferry__token_encode_plain(req, now, rnd, plain);
-	if (n < 0)
+	n = encode_plain(req, now, rnd, h, plain);
+	if (n < 0) {
+		sodium_memzero(rnd, sizeof(rnd));
 		return n;
-	rc = ferry__token_seal_plain(kr, req->type, req->audience, plain,
-				     (size_t)n, rnd + FERRY_TOKEN_ID_LEN, out,
-				     cap, out_len);
+	}
+	rc = ferry__token_seal_plain_v(kr,
+				       hk ? FERRY__TOK_VERSION2
+					  : FERRY__TOK_VERSION,
+				       req->type, req->audience, plain,
+				       (size_t)n, rnd + FERRY_TOKEN_ID_LEN, out,
+				       cap, out_len);
+	if (rc == 0 && hk)
+		memcpy(hk, h, FERRY_TOKEN_HK_LEN);
 	sodium_memzero(plain, (size_t)n);
+	sodium_memzero(rnd, sizeof(rnd));
 	return rc;
+}
+
+int ferry_token_seal(const struct ferry_keyring *kr,
+		     const struct ferry_token_req *req, void *out, size_t cap,
+		     size_t *out_len)
+{
+	return seal(kr, req, out, cap, out_len, NULL);
+}
+
+int ferry_token_seal2(const struct ferry_keyring *kr,
+		      const struct ferry_token_req *req, void *out, size_t cap,
+		      size_t *out_len, uint8_t hk[FERRY_TOKEN_HK_LEN])
+{
+	if (!hk)
+		return -EINVAL;
+	return seal(kr, req, out, cap, out_len, hk);
 }
 
 /* --- verifying ---------------------------------------------------------- */
@@ -290,17 +374,45 @@ static int open_as(const struct ferry__key *k, const struct ferry__token_env *en
 	return 0;
 }
 
-int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
-		       size_t len, int type, const char *audience,
-		       struct ferry_token_info *info)
+/* The keyring's policy on an authentic token: its lifetime and its
+ * validity window at @now. */
+static int check_policy(const struct ferry_keyring *kr,
+			const struct ferry_token_info *info, uint64_t now)
 {
+	uint64_t skew = kr->skew;
+
+	/* A lifetime longer than the keyring allows is an issuer this
+	 * keyring's policy does not cover (a copy of the key with another
+	 * max_ttl, or a bug): refused however well sealed, since the key
+	 * retirement rule (docs/tokens.md, section 5) counts on it.  With
+	 * issued_at <= not_before <= now + skew (checked next), it also
+	 * bounds expires_at to now + skew + max_ttl. */
+	if (info->expires_at - info->issued_at > kr->max_ttl)
+		return -FERRY_TOKEN_ETTL;
+	/* Valid while not_before - skew <= now < expires_at + skew, computed
+	 * without underflow or overflow. */
+	if (now + skew < info->not_before)
+		return -FERRY_TOKEN_ENOTYET;
+	if (info->expires_at <= UINT64_MAX - skew &&
+	    now >= info->expires_at + skew)
+		return -FERRY_TOKEN_EEXPIRED;
+	return 0;
+}
+
+/* ferry_token_verify(), and with @hk (ferry_token_verify2) only for a
+ * version 2 token, whose holder key goes there. */
+static int verify(const struct ferry_keyring *kr, const void *token,
+		  size_t len, int type, const char *audience,
+		  struct ferry_token_info *info, uint8_t *hk)
+{
+	uint8_t hk_tmp[FERRY_TOKEN_HK_LEN];
 	struct ferry_token_info scratch;
 	struct ferry__token_env env;
 	const struct ferry__key *k;
 	uint8_t plain[FERRY__PLAIN_MAX];
 	uint8_t hint[FERRY__TOK_HINT_LEN];
 	size_t alen, plain_len = 0;
-	uint64_t now, skew;
+	uint64_t now;
 	int rc;
 
 	if (!kr || (!token && len) || !type_ok(type) ||
@@ -311,6 +423,10 @@ int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
 	rc = ferry__token_parse_env(token, len, &env);
 	if (rc < 0)
 		return rc;
+	/* No AEAD work for a token that cannot serve: a version 1 token has
+	 * no holder key to prove. */
+	if (hk && env.version != FERRY__TOK_VERSION2)
+		return -FERRY_TOKEN_ENOHK;
 	k = ferry__keyring_find(kr, env.key_id);
 	if (!k)
 		return -FERRY_TOKEN_EUNKNOWNKEY;
@@ -332,30 +448,38 @@ int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
 		sodium_memzero(plain, sizeof(plain));
 		return rc == 0 ? -FERRY_TOKEN_EWRONGTYPE : -FERRY_TOKEN_EAUTH;
 	}
-	rc = ferry__token_parse_plain(plain, plain_len, info);
+	rc = parse_plain(plain, plain_len, info,
+			 env.version == FERRY__TOK_VERSION2 ? hk_tmp : NULL);
 	sodium_memzero(plain, plain_len);
 	if (rc < 0)
-		return rc;
+		goto out;
 	if (info->type != type)
-		return -FERRY_TOKEN_EWRONGTYPE;
+		rc = -FERRY_TOKEN_EWRONGTYPE;
+	else
+		rc = check_policy(kr, info, now);
 	info->key_id = k->id;
-	/* A lifetime longer than the keyring allows is an issuer this
-	 * keyring's policy does not cover (a copy of the key with another
-	 * max_ttl, or a bug): refused however well sealed, since the key
-	 * retirement rule (docs/tokens.md, section 5) counts on it.  With
-	 * issued_at <= not_before <= now + skew (checked next), it also
-	 * bounds expires_at to now + skew + max_ttl. */
-	if (info->expires_at - info->issued_at > kr->max_ttl)
-		return -FERRY_TOKEN_ETTL;
-	/* Valid while not_before - skew <= now < expires_at + skew, computed
-	 * without underflow or overflow. */
-	skew = kr->skew;
-	if (now + skew < info->not_before)
-		return -FERRY_TOKEN_ENOTYET;
-	if (info->expires_at <= UINT64_MAX - skew &&
-	    now >= info->expires_at + skew)
-		return -FERRY_TOKEN_EEXPIRED;
-	return 0;
+out:
+	if (rc == 0 && hk)
+		memcpy(hk, hk_tmp, FERRY_TOKEN_HK_LEN);
+	sodium_memzero(hk_tmp, sizeof(hk_tmp));
+	return rc;
+}
+
+int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
+		       size_t len, int type, const char *audience,
+		       struct ferry_token_info *info)
+{
+	return verify(kr, token, len, type, audience, info, NULL);
+}
+
+int ferry_token_verify2(const struct ferry_keyring *kr, const void *token,
+			size_t len, int type, const char *audience,
+			struct ferry_token_info *info,
+			uint8_t hk[FERRY_TOKEN_HK_LEN])
+{
+	if (!hk)
+		return -EINVAL;
+	return verify(kr, token, len, type, audience, info, hk);
 }
 
 /* --- errors ------------------------------------------------------------- */

@@ -51,6 +51,8 @@ static const char *const token_msgs[] = {
 		"token is for an entrypoint this server does not serve",
 	[FERRY_TOKEN_ESESSIONS - FERRY_TOKEN_ERRNO_BASE] =
 		"too many sessions for this token",
+	[FERRY_TOKEN_ENOHK - FERRY_TOKEN_ERRNO_BASE] =
+		"token has no holder key (version 1)",
 };
 
 _Static_assert(sizeof(ferry_msgs) / sizeof(ferry_msgs[0]) ==

@@ -76,6 +76,9 @@ enum ferry_token_errno {
 	/* Admission: the token already holds as many sessions as the server
 	 * allows one token. */
 	FERRY_TOKEN_ESESSIONS,
+	/* A version 1 token, which has no holder key, where one is needed
+	 * (ferry_token_verify2: wire v2 admission, docs/tokens.md). */
+	FERRY_TOKEN_ENOHK,
 	FERRY_TOKEN_ERRNO_MAX
 };
 
@@ -103,6 +106,11 @@ const char *ferry_token_strerror(int err);
 #define FERRY_TOKEN_MIN_LEN 95
 /* Size of a token id. */
 #define FERRY_TOKEN_ID_LEN 16
+/* Size of a version 2 token's holder key (docs/tokens.md, section 3). */
+#define FERRY_TOKEN_HK_LEN 32
+/* Longest props of a version 2 token: its holder key takes 32 bytes of
+ * the room, so that every token still fits FERRY_TOKEN_MAX_LEN. */
+#define FERRY_TOKEN2_PROPS_MAX (FERRY_TOKEN_PROPS_MAX - FERRY_TOKEN_HK_LEN)
 
 /* Token types; the values are the wire values. */
 enum ferry_token_type {
@@ -237,6 +245,21 @@ int ferry_token_seal(const struct ferry_keyring *kr,
 		     size_t *out_len);
 
 /*
+ * ferry_token_seal2 - issue a version 2 token: ferry_token_seal() with a
+ * holder key drawn at random for this token and sealed inside it, also
+ * written to @hk.  Give the token and @hk to the requester (the client
+ * proves it holds @hk when it connects over wire v2, docs/wire-v2.md
+ * section 4.5: a copied token without it is useless); @hk never travels
+ * with the token.  props are limited to FERRY_TOKEN2_PROPS_MAX bytes.
+ *
+ * Returns what ferry_token_seal() returns; @hk is written only on 0.
+ * Any thread.
+ */
+int ferry_token_seal2(const struct ferry_keyring *kr,
+		      const struct ferry_token_req *req, void *out, size_t cap,
+		      size_t *out_len, uint8_t hk[FERRY_TOKEN_HK_LEN]);
+
+/*
  * A pending issuance.  Ownership: a handle has two references.  The caller
  * of ferry_token_issue() receives one in *pending and gives it back with
  * ferry_token_pending_release(), exactly once, at any time (from the
@@ -365,8 +388,9 @@ struct ferry_token_info {
  * @info: receives the contents on success; may be NULL.  Left undefined on
  *   failure.
  *
- * A token is valid while not_before - skew <= now < expires_at + skew and
- * its key has not retired.  Checks run in this order, and the first failure
+ * Takes tokens of version 1 and 2 (whose holder key it does not return:
+ * ferry_token_verify2()).  A token is valid while not_before - skew <= now
+ * < expires_at + skew and its key has not retired.  Checks run in this order, and the first failure
  * is returned: -FERRY_TOKEN_EVERSION, -FERRY_TOKEN_EMALFORMED (envelope),
  * -FERRY_TOKEN_EUNKNOWNKEY, -FERRY_TOKEN_EKEYRETIRED, -FERRY_TOKEN_EAUDIENCE,
  * -FERRY_TOKEN_EWRONGTYPE / -FERRY_TOKEN_EAUTH, -FERRY_TOKEN_EMALFORMED
@@ -377,6 +401,18 @@ struct ferry_token_info {
 int ferry_token_verify(const struct ferry_keyring *kr, const void *token,
 		       size_t len, int type, const char *audience,
 		       struct ferry_token_info *info);
+
+/*
+ * ferry_token_verify2 - ferry_token_verify() for a version 2 token, also
+ * returning the holder key sealed in it in @hk (written only on 0).
+ * A version 1 token is refused at once with -FERRY_TOKEN_ENOHK: it has no
+ * holder key to prove.  (ferry_token_verify() takes both versions.)  Any
+ * thread.
+ */
+int ferry_token_verify2(const struct ferry_keyring *kr, const void *token,
+			size_t len, int type, const char *audience,
+			struct ferry_token_info *info,
+			uint8_t hk[FERRY_TOKEN_HK_LEN]);
 
 /* --- admission and tokens in calls (control/admit.c) -------------------- */
 
