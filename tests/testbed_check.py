@@ -53,9 +53,22 @@ def state():
     links = {l for l in links if l.startswith("ftb")}
     files = {f for f in os.listdir(tempfile.gettempdir())
              if f.startswith("ftb")}
-    procs = set(sh("pgrep", "-f", re.escape(BENCH),
-                   check_rc=False).stdout.split())
-    return ns, links, files, procs
+    return ns, links, files, bench_procs()
+
+
+def bench_procs():
+    """The pids of processes running ferry-bench (from /proc: no procps
+    needed)."""
+    pids = set()
+    for p in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                argv0 = f.read().split(b"\0")[0]
+        except (OSError, ValueError):
+            continue
+        if argv0 and os.path.basename(argv0) == b"ferry-bench":
+            pids.add(p)
+    return pids
 
 
 def dead_pid():
