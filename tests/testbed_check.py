@@ -57,8 +57,8 @@ def state():
 
 
 def bench_procs():
-    """The pids of processes running ferry-bench (from /proc: no procps
-    needed)."""
+    """The pids of processes running this ferry-bench, BENCH (from /proc:
+    no procps needed; other trees' ferry-bench may run beside)."""
     pids = set()
     for p in os.listdir("/proc"):
         try:
@@ -66,7 +66,7 @@ def bench_procs():
                 argv0 = f.read().split(b"\0")[0]
         except (OSError, ValueError):
             continue
-        if argv0 and os.path.basename(argv0) == b"ferry-bench":
+        if argv0 == BENCH.encode():
             pids.add(p)
     return pids
 
