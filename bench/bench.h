@@ -98,6 +98,8 @@ struct bench_opts {
 	uint32_t threads;
 	double duration;       /* measured seconds; server: 0 = until signal */
 	double warmup;
+	const char *measure_at_arg; /* --measure-at, as given */
+	double measure_at;     /* Unix time measuring starts; 0: after warmup */
 	bool busy_poll;
 	bool pin;
 	bool quiet;

@@ -92,6 +92,15 @@ static const struct opt opts[] = {
 	  .help = "measured time (default 5; server: until interrupted)" },
 	{ "warmup", OPT_SECS, AT(warmup), .arg = "SEC",
 	  .help = "unmeasured time before it (default 1)" },
+	{ "measure-at", OPT_STR, AT(measure_at_arg), .arg = "T",
+	  .help = "start measuring at Unix time T (seconds, a fraction\n"
+		  "allowed) instead of --warmup after start: the warm-up\n"
+		  "lasts until then, so that processes that take\n"
+		  "different times to start measure the same window\n"
+		  "(bench/testbed does); a T already past measures at once",
+	  .roles = IN_LOOP | IN_CLIENT,
+	  .roles_why = "is for clients (loop, client): a server measures "
+		       "nothing of its own" },
 	{ "busy-poll", OPT_FLAG, AT(busy_poll),
 	  .help = "spin on completions instead of sleeping in the kernel" },
 	{ "no-pin", OPT_NOFLAG, AT(pin),
@@ -570,6 +579,15 @@ static void check_values(struct bench_opts *o, const bool *seen)
 		o->duration = 0; /* a server runs until interrupted */
 	if (o->duration == 0 && strcmp(o->mode, "server") != 0)
 		die_usage("--duration must be above 0 for a client");
+	if (o->measure_at_arg) {
+		char *end;
+
+		o->measure_at = strtod(o->measure_at_arg, &end);
+		if (end == o->measure_at_arg || *end || !(o->measure_at > 0) ||
+		    o->measure_at > 1e11)
+			die_usage("--measure-at: a Unix time in seconds, "
+				  "not \"%s\"", o->measure_at_arg);
+	}
 }
 
 void bench_opts_parse(int argc, char **argv, struct bench_opts *o)

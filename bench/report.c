@@ -440,6 +440,30 @@ static void json_tracer(FILE *f, const struct bench_opts *o)
 		o->trace_max_sps);
 }
 
+/* "hist": the client's whole latency histogram, so that the latencies of
+ * several processes can be merged (bench/testbed does): the buckets that
+ * hold values, each [first ns, last ns, count], lowest first. */
+static void json_hist(FILE *f, const struct bench_hist *h)
+{
+	uint64_t low, high, n;
+	unsigned i = 0;
+	bool first = true;
+
+	fprintf(f,
+		",\"hist\":{\"unit\":\"ns\",\"count\":%llu,\"min\":%llu,"
+		"\"max\":%llu,\"sum\":%.0f,\"buckets\":[",
+		(unsigned long long)bench_hist_count(h),
+		(unsigned long long)bench_hist_min(h),
+		(unsigned long long)bench_hist_max(h), bench_hist_sum(h));
+	while (bench_hist_next_bucket(h, &i, &low, &high, &n)) {
+		fprintf(f, "%s[%llu,%llu,%llu]", first ? "" : ",",
+			(unsigned long long)low, (unsigned long long)high,
+			(unsigned long long)n);
+		first = false;
+	}
+	fprintf(f, "]}");
+}
+
 /* --json FILE.  Returns 0, or 1 after saying why it could not. */
 static int json_summary(const struct report *r)
 {
@@ -475,6 +499,8 @@ static int json_summary(const struct report *r)
 	json_counters(f, &r->s);
 	json_issuer(f, r);
 	json_tracer(f, o);
+	if (r->s.run_client)
+		json_hist(f, &r->hist);
 	fprintf(f, "}\n");
 	if (fclose(f) != 0) {
 		fprintf(stderr, "ferry-bench: %s: %s\n", o->json,
