@@ -98,9 +98,13 @@ PREFIX, LUA_PATH = [], os.path.abspath(LUA)
 if os.environ.get("FERRY_WSHARK_NOBODY") or not lua_loads(PREFIX, LUA_PATH):
     shared = tempfile.mkdtemp(prefix="ferry-wshark-nobody-")
     os.chmod(shared, 0o755)
-    shutil.copy(LUA_PATH, shared)
+    # ferry.lua loads its sibling files from its own folder.
+    src = os.path.dirname(LUA_PATH)
+    for name in os.listdir(src):
+        if name.endswith(".lua"):
+            shutil.copy(os.path.join(src, name), shared)
+            os.chmod(os.path.join(shared, name), 0o644)
     LUA_PATH = os.path.join(shared, os.path.basename(LUA))
-    os.chmod(LUA_PATH, 0o644)
     PREFIX = ["setpriv", "--reuid=nobody", "--regid=nogroup",
               "--clear-groups", "--", "env", "HOME=" + shared,
               "XDG_CONFIG_HOME=" + shared]
