@@ -12,7 +12,8 @@ with what ferry-bench reported in --json: every datagram decodes as ferry
 with no warning or error, data frames marked as retransmissions == the
 endpoints' retransmits, calls, sessions, message lengths, trace blocks,
 token tables, IOUs and PUSH records as sent; and each malformed datagram
-carries the expert info of its fault.
+carries the expert info of its fault.  Last, wire v2: the worked examples
+of docs/wire-v2.md section 9, read from the document, and broken copies.
 
 Needs root (tcpdump on lo), tcpdump and tshark (./dev deps installs them);
 without them it says so and skips, except under CI, where it fails.
@@ -467,4 +468,111 @@ for name, port in PORTS.items():
           (name, "the preference" if name == "trace" else "heuristic"),
           seen.get(port) == len(run_rows(port)),
           "%s of %d" % (seen.get(port), len(run_rows(port))))
+
+# --- wire v2: docs/wire-v2.md section 9's bytes ---------------------------
+# Read from the document itself (zeros where it elides them), written to a
+# pcap of raw IPv4 packets and decoded like the capture.
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def doc_examples(path):
+    text = open(path).read()
+    sec = text[text.index("## 9. Worked examples"):
+               text.index("## 10. Implementation plan")]
+    out = []
+    for block in sec.split("```")[1::2]:
+        data = bytearray()
+        for line in block.strip().splitlines():
+            off, _, rest = line.partition("  ")
+            if off == "....":
+                continue
+            hexes = bytes.fromhex(rest.strip())
+            at = int(off, 16)
+            data[len(data):] = bytes(at + len(hexes) - len(data))
+            data[at:at + len(hexes)] = hexes
+        out.append(bytes(data))
+    return out
+
+
+def write_pcap(path, payloads, port=31850):
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
+        for i, p in enumerate(payloads):
+            udp = struct.pack("!HHHH", 40000, port, 8 + len(p), 0) + p
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i,
+                             0x4000, 64, 17, 0, b"\x7f\0\0\1",
+                             b"\x7f\0\0\1")
+            s16 = sum(struct.unpack("!10H", ip))
+            s16 = (s16 & 0xFFFF) + (s16 >> 16)
+            ip = ip[:10] + struct.pack("!H", ~s16 & 0xFFFF) + ip[12:]
+            fh.write(struct.pack("<IIII", i, 0, len(ip) + len(udp),
+                                 len(ip) + len(udp)) + ip + udp)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(LUA))))
+short_mac, envelope, retry = doc_examples(
+    os.path.join(ROOT, "docs", "wire-v2.md"))
+short_none = b"\x80" + short_mac[1:43]
+short_none += struct.pack("!I", crc32c(short_none))
+V2 = [  # payload, what it is, field that must be "1" (or None), expected
+    (short_mac, "9.1, mac", None),
+    (short_none, "9.1 in none mode", None),
+    (envelope, "9.2's CONNECT in its v1 envelope", None),
+    (retry, "9.2's RETRY", None),
+    (envelope[0x44:], "9.2's CONNECT bare", None),
+    (short_none[:20] + b"X" + short_none[21:], "9.1 none, a byte changed",
+     "ferry.checksum_bad"),
+    (b"\x83" + short_mac[1:], "a short header in mode 11",
+     "ferry.v2.bad_header"),
+    (bytes([retry[0] | 0x10]) + retry[1:], "a long header with reserved bits",
+     "ferry.v2.bad_header"),
+    (short_none[:13] + b"\x08\x00\xff\x00" + short_none[17:],
+     "a frame running past the datagram", "ferry.v2.bad_frame"),
+]
+v2pcap = os.path.join(TMP_READ or TMP, "v2.pcap")
+write_pcap(v2pcap, [v[0] for v in V2])
+os.chmod(v2pcap, 0o644)
+V2F = ["_ws.col.Info", "_ws.expert.severity", "_ws.expert.message",
+       "ferry.req_id", "ferry.payload", "ferry.csum.status", "ferry.v2.scid",
+       "ferry.v2.cookie.ts", "ferry.checksum_bad", "ferry.v2.bad_header",
+       "ferry.v2.bad_frame"]
+cmd = tshark_cmd(PREFIX, LUA_PATH) + ["-r", v2pcap, "-d",
+                                      "udp.port==31850,ferry", "-T",
+                                      "fields", "-E", "occurrence=a",
+                                      "-E", "aggregator=;"]
+for fld in V2F:
+    cmd += ["-e", fld]
+r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+v2rows = [dict(zip(V2F, line.split("\t"))) for line in r.stdout.splitlines()]
+check("v2: all %d datagrams decoded" % len(V2), len(v2rows) == len(V2),
+      r.stderr[-600:])
+for (data, what, field), x in zip(V2, v2rows):
+    if field:
+        check("v2: %s is flagged %s" % (what, field),
+              x[field] == "1" and sev_max(x) >= WARN, x["_ws.expert.message"])
+    else:
+        check("v2: %s decodes clean" % what, sev_max(x) < WARN,
+              x["_ws.expert.message"])
+if len(v2rows) == len(V2):
+    for i in (0, 1):
+        x = v2rows[i]
+        check("v2: %s holds calls 41 and 42, \"hello\" and \"world\"" %
+              V2[i][1], x["ferry.req_id"] == "41;42" and
+              x["ferry.payload"] == "68656c6c6f;776f726c64", x)
+    check("v2: the none-mode CRC32C is correct",
+          v2rows[1]["ferry.csum.status"] == "1")
+    for i in (2, 4):
+        check("v2: %s: client CID and CRC32C" % V2[i][1],
+              v2rows[i]["ferry.v2.scid"] == "0x3c5e8a1f0b7d9e24" and
+              v2rows[i]["ferry.csum.status"] == "1", v2rows[i])
+    check("v2: RETRY's cookie timestamp is 1800000000",
+          v2rows[3]["ferry.v2.cookie.ts"] == "1800000000" and
+          v2rows[3]["ferry.csum.status"] == "1", v2rows[3])
 finish()

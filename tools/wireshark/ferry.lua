@@ -56,10 +56,12 @@ local ff_allowed = { [1] = FF_CSUM, [2] = FF_CSUM,
 local TLV_PARAMS, TLV_TRACEPARENT, TLV_TRACESTATE = 0x81, 0x02, 0x03
 local TLV_TOKEN, TLV_FEATURES = 0x84, 0x05
 local tlv_names = { [0x81] = "PARAMS", [0x02] = "TRACEPARENT",
-	[0x03] = "TRACESTATE", [0x84] = "TOKEN", [0x05] = "FEATURES" }
+	[0x03] = "TRACESTATE", [0x84] = "TOKEN", [0x05] = "FEATURES",
+	[0x86] = "WIRE2" }
 -- Exact lengths, or {lo, hi}.
 local tlv_len = { [0x81] = { 16, 16 }, [0x02] = { 55, 55 },
-	[0x03] = { 0, 512 }, [0x84] = { 1, 65535 }, [0x05] = { 4, 4 } }
+	[0x03] = { 0, 512 }, [0x84] = { 1, 65535 }, [0x05] = { 4, 4 },
+	[0x86] = { 1, 65535 } }
 
 -- Error codes: ferry's own (include/ferry/error.h, token.h) and the Linux
 -- errno values v1 sends.
@@ -606,11 +608,10 @@ local function dissect_v1(tvb, pinfo, tree)
 	return info .. dissect_body(tvb, pinfo, h, tree)
 end
 
----------------------------------------------------------------------------
--- Wire v2 (docs/wire-v2.md): dissected by dissect_v2_short and
--- dissect_v2_long, defined in the section below; until then, nil.
----------------------------------------------------------------------------
-local dissect_v2_short, dissect_v2_long
+-- Wire v2 (docs/wire-v2.md), from ferry_v2.lua.
+load_part("ferry_v2.lua")
+local dissect_v2_short, dissect_v2_long = W.dissect_v2_short,
+	W.dissect_v2_long
 
 -- Every field and expert of the three files, registered once.
 local fl, el = {}, {}

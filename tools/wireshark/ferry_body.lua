@@ -69,6 +69,11 @@ local function dissect_tlv_value(tvb, ftype, typ, off, len, t)
 			t:add_proto_expert_info(ex.bad_tlv,
 				"TOKEN in an ACCEPT: server tokens are not defined")
 		end
+	elseif typ == 0x86 then
+		-- WIRE2: a v2 CONNECT in its v1 envelope (docs/wire-v2.md 4.2),
+		-- which a v1 server refuses with FERRY_EVERSION.
+		t:append_text(": wire v2 CONNECT")
+		W.dissect_v2_long(tvb(off, len):tvb(), nil, t)
 	elseif typ == TLV_FEATURES then
 		local ft = t:add(f.features, tvb(off, 4))
 		ft:add(f.feat_iou, tvb(off, 4))
