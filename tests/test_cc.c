@@ -43,6 +43,27 @@ Test(cc, increases_below_target)
 	cr_assert_geq(cc.cwnd, w + MSS / 2);
 }
 
+/* The increase is per round trip of time, whatever the packets weigh:
+ * a flow of small calls regains its window as fast as one of big ones. */
+Test(cc, increase_is_per_time_not_bytes)
+{
+	struct ferry_cc a, b;
+	uint64_t na, nb;
+
+	flow(&a, 10 * MSS, &na);
+	flow(&b, 10 * MSS, &nb);
+	for (int i = 0; i < 10; i++) {
+		ferry__cc_on_sent(&a, MSS, na);
+		ferry__cc_on_sent(&b, MSS / 20, nb);
+		na += 10 * US;
+		nb += 10 * US;
+		ferry__cc_on_acked(&a, MSS, 110 * US, na);
+		ferry__cc_on_acked(&b, MSS / 20, 110 * US, nb);
+	}
+	cr_assert_gt(a.cwnd, 10 * MSS);
+	cr_assert_eq(a.cwnd, b.cwnd);
+}
+
 Test(cc, decrease_is_proportional_to_excess)
 {
 	struct ferry_cc a, b;
@@ -110,8 +131,9 @@ Test(cc, loss_decreases_more)
 	/* Within the round trip: no second decrease. */
 	ferry__cc_on_loss(&cc, false, now + 1);
 	cr_assert_eq(cc.cwnd, 50 * MSS);
-	/* Timeouts in a row, each a round trip apart: down to the floor. */
-	for (int i = 0; i < 3; i++) {
+	/* Timeouts in a row, each a round trip apart: halving, then down
+	 * to the floor. */
+	for (int i = 0; i < 5; i++) {
 		now += 1000 * US;
 		ferry__cc_on_loss(&cc, true, now);
 	}
@@ -161,7 +183,7 @@ Test(cc, nothing_in_flight_always_sends)
 
 	flow(&cc, 100 * MSS, &now);
 	/* The smallest window still lets a lone packet of any size go. */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		now += 1000 * US;
 		ferry__cc_on_loss(&cc, true, now);
 	}

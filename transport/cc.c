@@ -6,8 +6,13 @@
  * chosen here.  What differs: the target is not configured per fabric but
  * measured (the smallest RTT of the last two windows of
  * FERRY__CC_BASE_WIN_NS, plus headroom), because ferry runs on paths it
- * knows nothing about; and the window reacts to one sample per
- * acknowledgement, for every byte that acknowledgement covered.
+ * knows nothing about; and the additive increase is ai per round trip
+ * of time spent below target, not per window of bytes acknowledged: a
+ * flow of small calls acknowledges few bytes per round trip, and would
+ * otherwise take far longer than a flow of large ones to regain a window
+ * it lost to a moment's delay (on a shared machine, a descheduled
+ * thread), and flows of either kind through one bottleneck get the same
+ * increase per unit of time, which is what AIMD's fairness rests on.
  */
 #include <string.h>
 
@@ -19,7 +24,7 @@
 #define MAX_MDF 5000 /* most taken off in one decrease */
 /* Timeouts in a row (no good sample between) that reset cwnd to its
  * floor: the path is gone or badly overloaded. */
-#define TIMEOUT_RESET 3
+#define TIMEOUT_RESET 5
 /* How long a minimum RTT stands for base: long enough that a queue
  * which lasts a moment does not become the new base, short enough that a
  * route that grew longer does. */
@@ -90,11 +95,16 @@ void ferry__cc_on_sent(struct ferry_cc *cc, uint32_t bytes, uint64_t now)
 	if (cc->algo == FERRY__CC_NONE)
 		return;
 	cc->inflight += bytes;
-	/* A rate of cwnd bytes per srtt: this packet's share of it. */
-	if (cc->cwnd < cc->mss && cc->srtt_ns)
-		cc->next_send_ns = now + cc->srtt_ns * bytes / cc->cwnd;
-	else
+	/* A rate of cwnd bytes per srtt: this packet's share of it, after
+	 * the share of the one before (a packet the pacer did not gate,
+	 * a PUSH say, may leave before its time). */
+	if (cc->cwnd < cc->mss && cc->srtt_ns) {
+		uint64_t t = cc->next_send_ns > now ? cc->next_send_ns : now;
+
+		cc->next_send_ns = t + cc->srtt_ns * bytes / cc->cwnd;
+	} else {
 		cc->next_send_ns = 0;
+	}
 }
 
 static void clamp(struct ferry_cc *cc)
@@ -145,23 +155,25 @@ void ferry__cc_on_acked(struct ferry_cc *cc, uint32_t bytes, uint64_t rtt_ns,
 	if (cc->algo == FERRY__CC_NONE)
 		return;
 	cc->inflight -= bytes < cc->inflight ? bytes : cc->inflight;
-	cc->acked += bytes;
 	if (!rtt_ns)
 		return;
 	rtt_update(cc, rtt_ns, now);
 	cc->timeouts = 0;
 	target = ferry__cc_target_ns(cc);
 	if (rtt_ns < target) {
-		/* ai bytes per window of acknowledged bytes; below a
-		 * packet, ai per packet's worth, as Swift. */
-		uint64_t w = cc->cwnd > cc->mss ? cc->cwnd : cc->mss;
+		/* ai per srtt since the last sample, at most ai: below a
+		 * packet, where a sample comes less than once per round
+		 * trip, ai per sample, as Swift. */
+		uint64_t dt = cc->last_sample_ns ? now - cc->last_sample_ns : 0;
 
-		cc->cwnd += cc->ai * cc->acked / w;
+		if (dt > cc->srtt_ns)
+			dt = cc->srtt_ns;
+		cc->cwnd += cc->ai * dt / cc->srtt_ns;
 		clamp(cc);
 	} else if (may_decrease(cc, now)) {
 		decrease(cc, BETA * (rtt_ns - target) / rtt_ns, now);
 	}
-	cc->acked = 0;
+	cc->last_sample_ns = now;
 }
 
 void ferry__cc_on_forgot(struct ferry_cc *cc, uint32_t bytes)

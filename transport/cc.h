@@ -13,8 +13,8 @@
  *  - target delay = base + headroom, where base is the smallest RTT seen
  *    in a window of time (the path's propagation and fixed costs) and
  *    headroom the queueing it tolerates;
- *  - an RTT sample below target grows cwnd additively: by @ai bytes per
- *    round trip's worth of acknowledged bytes;
+ *  - RTT samples below target grow cwnd additively: by ai bytes (one
+ *    packet) per round trip of time;
  *  - a sample above target shrinks it multiplicatively, in proportion to
  *    how far above (1 - beta * (rtt - target) / rtt, at most by
  *    max_mdf), at most once per round trip, so that the reaction to one
@@ -69,7 +69,7 @@ struct ferry_cc {
 	uint64_t max_cwnd;  /* ceiling */
 	uint64_t ai;        /* additive increase: bytes per round trip */
 	uint64_t inflight;  /* bytes sent, not yet acknowledged or lost */
-	uint64_t acked;     /* bytes acknowledged since the last sample */
+	uint64_t last_sample_ns; /* when the last RTT sample came */
 	/* Delay: the target's parts, a windowed minimum for base (the
 	 * smaller of this window's and the last one's), and the smoothed
 	 * RTT that spaces paced packets and times decreases. */
@@ -111,7 +111,7 @@ void ferry__cc_on_sent(struct ferry_cc *cc, uint32_t bytes, uint64_t now);
  * @bytes left the network, acknowledged.  @rtt_ns: the round trip of the
  * packet that this acknowledgement reports, if it is a valid sample
  * (Karn's rules: never of a packet sent twice), else 0.  The window
- * reacts only to samples, for all the bytes acknowledged since the last.
+ * reacts only to samples.
  */
 void ferry__cc_on_acked(struct ferry_cc *cc, uint32_t bytes, uint64_t rtt_ns,
 			uint64_t now);

@@ -146,7 +146,10 @@ struct ferry_endpoint;
 	X(arp_unsolicited, "DPDK: ARP replies for nothing we asked, "         \
 			   "ignored")                                          \
 	X(neigh_full, "DPDK: sends dropped: the neighbour table had no "      \
-		      "entry to spare")
+		      "entry to spare")                                      \
+	X(cc_stalls, "data packets held back by the congestion window")      \
+	X(cc_paced, "data packets held back by the pacer (congestion "       \
+		    "window below one packet)")
 
 /*
  * The counters as the transport keeps them.  Written only on the

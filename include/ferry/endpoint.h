@@ -139,6 +139,15 @@ struct ferry_ep_config {
 	bool listen;
 	uint32_t connect_rate;
 	uint32_t connect_rate_per_source;
+	/* Congestion control, per session (docs/wire.md, section 8): credits
+	 * say what the peer can take, this what the network can.  cc: "none"
+	 * (credits alone: ferry before it had congestion control) or "swift"
+	 * (a delay-based window with pacing); NULL is the default, "none".
+	 * cc_target_us: the queueing delay tolerated above the smallest RTT
+	 * seen, in microseconds (0: automatic, at least 150 us, more on a
+	 * longer path). */
+	const char *cc;
+	uint32_t cc_target_us;
 };
 
 /*
