@@ -29,8 +29,9 @@
  * which lasts a moment does not become the new base, short enough that a
  * route that grew longer does. */
 #define FERRY__CC_BASE_WIN_NS (10ull * 1000 * 1000 * 1000)
-/* Smallest cwnd: one packet per 64 srtt. */
-#define MIN_CWND_DIV 64
+/* Smallest cwnd: one packet per 16 srtt (enough for incast of hundreds
+ * of flows; a delay spike on a shared machine costs at most that). */
+#define MIN_CWND_DIV 16
 
 void ferry__cc_init(struct ferry_cc *cc, enum ferry__cc_algo algo,
 		    uint32_t mss, uint64_t init_cwnd, uint64_t max_cwnd,

@@ -229,6 +229,7 @@ struct ferry_session {
 	/* Congestion control: a second gate after credit (cc.h), fed by
 	 * the acknowledgements and losses above. */
 	struct ferry_cc cc;
+	uint32_t cc_held; /* 1 + the seq cc last held back (counted once) */
 	/* Receiver side: which seqs arrived, from rx_cum on. */
 	uint64_t *rxmap;
 	uint32_t rxmap_mask; /* bits - 1 */

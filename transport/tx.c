@@ -401,16 +401,21 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 static bool cc_allows(struct ferry_session *s, uint32_t n)
 {
 	struct ferry_endpoint *ep = s->ep;
+	enum ferry__cc_verdict v = ferry__cc_check(&s->cc, n, ep->now);
+	/* Each packet counts once, however often the flush finds it held. */
+	bool first = s->cc_held != s->tx_seq + 1;
 	uint64_t t;
 
-	switch (ferry__cc_check(&s->cc, n, ep->now)) {
+	if (v != FERRY__CC_GO)
+		s->cc_held = s->tx_seq + 1;
+	switch (v) {
 	case FERRY__CC_GO:
 		return true;
 	case FERRY__CC_WINDOW:
-		ep->st.cc_stalls++; /* resumes when acks arrive */
+		ep->st.cc_stalls += first; /* resumes when acks arrive */
 		return false;
 	case FERRY__CC_PACED:
-		ep->st.cc_paced++;
+		ep->st.cc_paced += first;
 		s->pending |= SF_PACE;
 		t = ferry__cc_next_send_ns(&s->cc);
 		if (!ep->pace_ns || t < ep->pace_ns)
