@@ -139,7 +139,7 @@ struct ferry_ep_config {
 	bool listen;
 	uint32_t connect_rate;
 	uint32_t connect_rate_per_source;
-	/* Congestion control, per session (docs/wire.md, section 8): credits
+	/* Congestion control, per session (docs/wire.md, section 7): credits
 	 * say what the peer can take, this what the network can.  cc: "none"
 	 * (credits alone: ferry before it had congestion control) or "swift"
 	 * (a delay-based window with pacing); NULL is the default, "none".
