@@ -156,6 +156,16 @@ static const struct opt opts[] = {
 	  .arg = "MS",
 	  .help = "declare a silent peer dead after MS (default 5000);\n"
 		  "its calls fail, and a client with no session left stops" },
+	{ "cc", OPT_STR, AT(cc), .arg = "ALGO",
+	  .no_floor = "the floor has no RPC layer to control congestion",
+	  .help = "congestion control of every session: none (credits\n"
+		  "alone) or swift (a delay-based window with pacing);\n"
+		  "default: the library's (none)" },
+	{ "cc-target-us", OPT_U32, AT(cc_target_us), 0, 1000000, .arg = "US",
+	  .no_floor = "the floor has no RPC layer to control congestion",
+	  .zero_unset = true,
+	  .help = "queueing delay swift tolerates above the smallest RTT\n"
+		  "(default 0: automatic, at least 150 us)" },
 	{ "ip", OPT_IPV4, AT(ip), .arg = "IPV4",
 	  .help = "this process's own address: a server binds it (instead\n"
 		  "of --addr), a client binds it; needed on DPDK" },
@@ -559,6 +569,8 @@ static void check_values(struct bench_opts *o, const bool *seen)
 	if (o->size > (8u << 20) || o->resp_size > (8u << 20))
 		die_usage("--size/--resp-size: messages up to 8M");
 	check_modes(o, seen);
+	if (o->cc && strcmp(o->cc, "none") != 0 && strcmp(o->cc, "swift") != 0)
+		die_usage("--cc: none or swift, not '%s'", o->cc);
 	if (o->verify && (o->size < BENCH_VHDR_LEN ||
 			  o->resp_size < BENCH_VHDR_LEN))
 		die_usage("--verify needs --size and --resp-size of at "

@@ -270,6 +270,11 @@ static int text_summary(const struct report *r)
 		       "dropped frames %llu; retransmits %llu\n",
 		       r->cpb, (unsigned long long)group_sum(s, GRP_DROPS),
 		       (unsigned long long)val(s, BC_RETRANSMITS));
+	if (!o->floor && o->cc && strcmp(o->cc, "none") != 0)
+		printf("congestion control %s: %llu sends held by the window, "
+		       "%llu by the pacer\n",
+		       o->cc, (unsigned long long)val(s, BC_CC_STALLS),
+		       (unsigned long long)val(s, BC_CC_PACED));
 	if (!o->floor && group_sum(s, GRP_DROPS)) {
 		/* Name the reasons: a drop is a bug or an attack. */
 		printf("dropped: ");

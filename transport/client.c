@@ -545,6 +545,7 @@ static void client_rx_accept(struct ferry_session *s,
 	mf = b.params.max_frame < ep->cfg.max_frame ? b.params.max_frame
 						    : ep->cfg.max_frame;
 	s->max_payload = mf - FERRY_WIRE_HDR_LEN;
+	ferry__rel_cc_reset(s); /* for the packet size agreed */
 	s->peer_max_msg = b.params.max_msg;
 	s->tx_credit = b.params.credits;
 	if (seq_lt(s->tx_credit, f->h.credit))

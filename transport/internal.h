@@ -213,6 +213,12 @@ struct ferry_endpoint {
 
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
+	/* Congestion control of every session (ferry_ep_config.cc), and the
+	 * earliest pacing time a session waits for (0: none), which bounds
+	 * the poll loop's sleep. */
+	uint8_t cc_algo;
+	uint64_t cc_headroom_ns;
+	uint64_t pace_ns;
 	struct ferry_ep_stats st;
 	/* The counters as other threads see them (stats.h), and the name of
 	 * the dataplane under any fault injection. */
@@ -362,6 +368,8 @@ uint64_t ferry__rel_sack(const struct ferry_session *s);
 bool ferry__rel_can_send(const struct ferry_session *s);
 void ferry__rel_timers(struct ferry_session *s);
 bool ferry__rel_busy(const struct ferry_session *s);
+/* Start the session's congestion control afresh (reliable.c). */
+void ferry__rel_cc_reset(struct ferry_session *s);
 
 /* Bytes of the message ahead of the payload: a request's trace block and
  * token table, a response's attribute block. */

@@ -15,6 +15,10 @@
  *  - retransmission timeout: when the oldest packet has waited an RTO
  *    (from measured RTT, RFC 6298, with a floor, doubled per timeout),
  *    it and every hole below the highest SACK are sent again.
+ * Congestion control (cc.h) is told every first transmission, every
+ * acknowledged or forgotten packet with its RTT sample under the same
+ * rules, and every loss (a timeout, or acks that trigger fast
+ * retransmit), and gates new data in tx.c.
  * A message stays with its call until all its packets are acknowledged:
  * the client keeps its request until the response arrives, the server
  * keeps its response until the client acknowledges it, which is also how a
@@ -28,6 +32,9 @@
 #define RTO_INIT_NS (20ull * 1000000) /* before the first RTT sample */
 #define RTO_MAX_NS (1000ull * 1000000)
 #define DUPTHRESH 3 /* SACKed packets after a hole that mark it lost */
+/* What a data packet of @len payload bytes weighs for congestion control:
+ * its header too, so that a window of small calls is not free. */
+#define CC_BYTES(len) ((len) + FERRY_WIRE_HDR_LEN)
 
 void ferry__rel_reset(struct ferry_session *s)
 {
@@ -40,6 +47,21 @@ void ferry__rel_reset(struct ferry_session *s)
 	s->rx_cum = s->ack_adv = 0;
 	s->ack_now = false;
 	s->ack_due = 0;
+	ferry__rel_cc_reset(s);
+}
+
+void ferry__rel_cc_reset(struct ferry_session *s)
+{
+	/* It starts where credit alone would let it (the record ring full
+	 * of packets), so that a path without a queue sees no start-up cost,
+	 * and comes down as the delay says.  Before the handshake the
+	 * endpoint's own frame size stands for the session's. */
+	uint32_t mss = s->max_payload ? CC_BYTES(s->max_payload)
+				       : s->ep->cfg.max_frame;
+	uint64_t max = (uint64_t)(s->txr_mask + 1) * mss;
+
+	ferry__cc_init(&s->cc, s->ep->cc_algo, mss, max, max,
+		       s->ep->cc_headroom_ns);
 }
 
 static bool bit_get(const uint64_t *map, uint32_t i)
@@ -117,6 +139,7 @@ void ferry__rel_sent(struct ferry_session *s, uint32_t seq,
 	p->retx = 0;
 	p->sacked = false;
 	c->unacked++;
+	ferry__cc_on_sent(&s->cc, CC_BYTES(len), s->ep->now);
 }
 
 bool ferry__rel_can_send(const struct ferry_session *s)
@@ -155,6 +178,7 @@ static void pkt_acked(struct ferry_session *s, uint32_t seq, bool sample)
 {
 	struct ferry_txpkt *p = &s->txr[seq & s->txr_mask];
 	struct ferry_call *c = p->c;
+	uint64_t r = 0;
 
 	if (!c)
 		return;
@@ -162,30 +186,36 @@ static void pkt_acked(struct ferry_session *s, uint32_t seq, bool sample)
 	/* Karn: a packet sent twice gives no RTT sample.  Nor does one
 	 * acknowledged late because a hole below it held the cumulative
 	 * ack back. */
-	if (sample && !p->retx && !p->sacked)
-		rtt_sample(s, s->ep->now - p->sent_ns);
+	if (sample && !p->retx && !p->sacked) {
+		r = s->ep->now - p->sent_ns;
+		rtt_sample(s, r);
+	}
+	ferry__cc_on_acked(&s->cc, CC_BYTES(p->len), r, s->ep->now);
 	if (--c->unacked == 0 && c->is_server && c->state == CALL_RESPONDED)
 		ferry__server_call_acked(c);
 	else if (c->unacked == 0 && c->is_push && c->state == CALL_WAITING)
 		ferry__iou_acked(c);
 }
 
-static void resend(struct ferry_session *s, uint32_t seq)
+/* Send @seq again; false if it was not. */
+static bool resend(struct ferry_session *s, uint32_t seq)
 {
 	struct ferry_txpkt *p = &s->txr[seq & s->txr_mask];
 
 	if (!p->c || p->sacked)
-		return;
+		return false;
 	if (!ferry__emit_data(s, p->c, seq, p->off, p->len))
-		return; /* dataplane full: the next timeout tries again */
+		return false; /* dataplane full: the next timeout tries again */
 	p->sent_ns = s->ep->now;
 	p->retx++;
 	s->ep->st.retransmits++;
+	return true;
 }
 
 void ferry__rel_on_ack(struct ferry_session *s, uint32_t ack, uint64_t sack)
 {
 	uint32_t after = 0;
+	bool lost = false;
 
 	/* An ack beyond what we sent is from a confused or hostile peer. */
 	if (ack - s->snd_una > s->tx_seq - s->snd_una)
@@ -226,8 +256,10 @@ void ferry__rel_on_ack(struct ferry_session *s, uint32_t ack, uint64_t sack)
 		if (after >= DUPTHRESH &&
 		    s->ep->now - p->sent_ns >
 			    (s->srtt_ns ? s->srtt_ns : RTO_MIN_NS / 2))
-			resend(s, seq);
+			lost |= resend(s, seq);
 	}
+	if (lost)
+		ferry__cc_on_loss(&s->cc, false, s->ep->now);
 }
 
 void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c)
@@ -241,6 +273,7 @@ void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c)
 		if (p->c == c) {
 			p->c = NULL;
 			c->unacked--;
+			ferry__cc_on_forgot(&s->cc, CC_BYTES(p->len));
 		}
 	}
 	c->unacked = 0;
@@ -267,6 +300,7 @@ void ferry__rel_timers(struct ferry_session *s)
 	 * is lost: the oldest, the holes below the highest SACK, and a run
 	 * the receiver dropped whole (out of buffers, say). */
 	s->rto_backoff++;
+	ferry__cc_on_loss(&s->cc, true, ep->now);
 	for (uint32_t seq = s->snd_una; seq_lt(seq, s->tx_seq); seq++) {
 		p = &s->txr[seq & s->txr_mask];
 		if (!p->c || p->sacked || ep->now - p->sent_ns < rto)

@@ -598,6 +598,7 @@ static void server_sess_open(struct ferry_endpoint *ep, struct ferry_session *s,
 	s->max_payload = (b->params.max_frame < ep->cfg.max_frame ?
 			  b->params.max_frame : ep->cfg.max_frame) -
 			 FERRY_WIRE_HDR_LEN;
+	ferry__rel_cc_reset(s); /* for the packet size agreed */
 	s->peer_max_msg = b->params.max_msg;
 	s->tx_credit = b->params.credits;
 	if (seq_lt(s->tx_credit, f->h.credit))

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cc.h"
+
 #include <ferry/ferry.h>
 
 #include "../dataplane/dp.h"
@@ -121,6 +123,8 @@ struct ferry_txpkt {
 #define SF_CREDIT (1u << 2)
 #define SF_PONG (1u << 5)
 #define SF_PING (1u << 6)
+/* Data waits for its pacing time (cc.h): stay on the transmit list. */
+#define SF_PACE (1u << 7)
 
 /*
  * A client session's own state: client.c and iou_client.c.  A session is a
@@ -222,6 +226,10 @@ struct ferry_session {
 	uint32_t max_sacked; /* one past the highest SACKed seq */
 	uint64_t srtt_ns, rttvar_ns, rto_ns;
 	uint32_t rto_backoff;
+	/* Congestion control: a second gate after credit (cc.h), fed by
+	 * the acknowledgements and losses above. */
+	struct ferry_cc cc;
+	uint32_t cc_held; /* 1 + the seq cc last held back (counted once) */
 	/* Receiver side: which seqs arrived, from rx_cum on. */
 	uint64_t *rxmap;
 	uint32_t rxmap_mask; /* bits - 1 */

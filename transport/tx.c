@@ -394,9 +394,41 @@ bool ferry__emit_data(struct ferry_session *s, struct ferry_call *c,
 }
 
 /*
+ * Whether congestion control lets a data packet of @n bytes go now; if
+ * not, count why, and if it is the pacer, keep the session on the
+ * transmit list until its time (the poll loop sleeps no longer).
+ */
+static bool cc_allows(struct ferry_session *s, uint32_t n)
+{
+	struct ferry_endpoint *ep = s->ep;
+	enum ferry__cc_verdict v = ferry__cc_check(&s->cc, n, ep->now);
+	/* Each packet counts once, however often the flush finds it held. */
+	bool first = s->cc_held != s->tx_seq + 1;
+	uint64_t t;
+
+	if (v != FERRY__CC_GO)
+		s->cc_held = s->tx_seq + 1;
+	switch (v) {
+	case FERRY__CC_GO:
+		return true;
+	case FERRY__CC_WINDOW:
+		ep->st.cc_stalls += first; /* resumes when acks arrive */
+		return false;
+	case FERRY__CC_PACED:
+		ep->st.cc_paced += first;
+		s->pending |= SF_PACE;
+		t = ferry__cc_next_send_ns(&s->cc);
+		if (!ep->pace_ns || t < ep->pace_ns)
+			ep->pace_ns = t;
+		return false;
+	}
+	return false;
+}
+
+/*
  * Turn the session's transmit queue into datagrams while credit, the
- * in-flight record and dataplane room last.  Returns false if the
- * dataplane is full.
+ * in-flight record, congestion control and dataplane room last.  Returns
+ * false if the dataplane is full.
  */
 static bool flush_data(struct ferry_session *s)
 {
@@ -424,6 +456,8 @@ static bool flush_data(struct ferry_session *s)
 			}
 			if (n > s->max_payload)
 				n = s->max_payload;
+			if (!cc_allows(s, n + FERRY_WIRE_HDR_LEN))
+				return true;
 			if (!ferry__emit_data(s, c, s->tx_seq, c->tx_off, n))
 				return false;
 			ferry__rel_sent(s, s->tx_seq, c, c->tx_off, n);
@@ -516,10 +550,12 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 
 	s = ep->active_head;
 	ep->active_head = ep->active_tail = NULL;
+	ep->pace_ns = 0; /* flush_data says again who waits for the pacer */
 	for (; s; s = next) {
 		next = s->next_active;
 		s->next_active = NULL;
 		s->active = false;
+		s->pending &= ~SF_PACE;
 		if (!full && s->state != SESS_FREE) {
 			full = !flush_ctrl(s);
 			if (!full && s->state == SESS_OPEN)
