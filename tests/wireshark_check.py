@@ -119,7 +119,11 @@ if not results[-1][1]:
 KR = os.path.join(TMP, "bench.kr")
 subprocess.run([FERRYCTL, "--keyring", KR, "key", "new"],
                capture_output=True, check=True)
-COMMON = ["loop", "--duration", "0.15", "--warmup", "0", "--quiet"]
+# --no-gso: a UDP GSO train is one super-datagram on loopback, which a
+# capture shows whole; a NIC (and the kernel, for a device without UDP
+# segmentation offload) puts its segments on the wire one by one.
+COMMON = ["loop", "--duration", "0.15", "--warmup", "0", "--quiet",
+          "--no-gso"]
 RUNS = {
     # Small calls, 4 in flight, half of them sampled: a call whose
     # sampling differs from its session's carries a trace block.
@@ -395,12 +399,11 @@ if out:
     check("fragmented: requests in 4 fragments of at most 1428 bytes",
           max(num(x["ferry.payload_len"]) for x in req) == 1428 and
           len(set(num(x["ferry.frag_off"]) for x in req)) == 4)
-    data = [x for x in frames if num(x["ferry.type"]) != 6]
-    bad = [x["frame.number"] for x in data
+    bad = [x["frame.number"] for x in frames
            if not num(x["ferry.flags"]) & 0x2 or
            x["ferry.csum.status"] != "1"]
-    check("fragmented: every frame but CLOSE has FF_CSUM and a good CRC32C",
-          not bad, bad[:20])
+    check("fragmented: every frame, CLOSE included, has FF_CSUM and a "
+          "good CRC32C", not bad, bad[:20])
 
 # Tokens: the channel token at connect, token tables, IOUs and PUSHes.
 out = check_run("tokens", 200, 100)

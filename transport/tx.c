@@ -230,7 +230,11 @@ void ferry__sess_send_close(struct ferry_session *s, uint16_t flags)
 	if (!s->peer_id || !tx_allowed(s, sizeof(buf)))
 		return;
 	h.credit = s->rx_released + s->rx_window;
-	ferry__wire_encode(&h, buf);
+	/* A peer that checksums takes only checksummed frames: without the
+	 * flag it would drop the CLOSE as malformed. */
+	if (ep->cfg.wire_csum)
+		h.flags |= FERRY_FF_CSUM;
+	hdr_put(&h, buf, NULL, 0);
 	if (ep->dp_ops->tx_burst(ep->dp, &tx, 1) == 1) {
 		ep->st.tx_pkts++;
 		ep->st.tx_bytes += sizeof(buf);
@@ -251,7 +255,9 @@ static void send_error(struct ferry_endpoint *ep, const struct ferry_addr *to,
 
 	h->type = FERRY_FT_ERROR;
 	h->msg_len = (uint32_t)n;
-	ferry__wire_encode(h, buf);
+	if (ep->cfg.wire_csum)
+		h->flags |= FERRY_FF_CSUM;
+	hdr_put(h, buf, buf + FERRY_WIRE_HDR_LEN, n);
 	tx.hdr_len = (uint32_t)(FERRY_WIRE_HDR_LEN + n);
 	if (tx.hdr_len > max) {
 		ep->st.unvalidated_suppressed++;
