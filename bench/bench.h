@@ -98,6 +98,8 @@ struct bench_opts {
 	uint32_t threads;
 	double duration;       /* measured seconds; server: 0 = until signal */
 	double warmup;
+	const char *measure_at_arg; /* --measure-at, as given */
+	double measure_at;     /* Unix time measuring starts; 0: after warmup */
 	bool busy_poll;
 	bool pin;
 	bool quiet;
@@ -108,6 +110,8 @@ struct bench_opts {
 	bool verify;
 	bool wire_csum;
 	uint32_t peer_timeout_ms;
+	const char *cc;        /* NULL: the library's default */
+	uint32_t cc_target_us;
 	double loss, dup, reorder, corrupt;
 	double delay;          /* --delay F, each held --delay-us */
 	uint32_t delay_us;
@@ -209,6 +213,8 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	X(RETRANSMITS, "retransmits", EP(retransmits), ALL, DATA)            \
 	X(TX_PKTS, "tx_pkts", EP(tx_pkts), ALL, DATA)                        \
 	X(RX_PKTS, "rx_pkts", EP(rx_pkts), ALL, DATA)                        \
+	X(CC_STALLS, "cc_stalls", EP(cc_stalls), ALL, DATA)                  \
+	X(CC_PACED, "cc_paced", EP(cc_paced), ALL, DATA)                     \
 	X(TX_ZC, "tx_zc", EP(tx_zc), ALL, ZC)                                \
 	X(TX_ZC_FIXED, "tx_zc_fixed", EP(tx_zc_fixed), ALL, ZC)              \
 	/* uring: GSO trains, GRO receives, kernel entries. */               \

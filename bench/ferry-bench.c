@@ -445,6 +445,29 @@ static double measure(struct run *r)
 	return (double)(bench_now_ns() - t_start) / 1e9;
 }
 
+/* The warm-up: --warmup seconds, or until --measure-at (a wall-clock time,
+ * the one clock every process on a machine shares), or a signal. */
+static void warm_up(const struct bench_opts *o)
+{
+	struct timespec now;
+	double left = o->warmup;
+
+	if (o->measure_at > 0) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		left = o->measure_at - ((double)now.tv_sec +
+					(double)now.tv_nsec / 1e9);
+		if (left < 0)
+			fprintf(stderr, "ferry-bench: --measure-at was %.3f s "
+					"ago; measuring now\n", -left);
+	}
+	while (left > 0 && !interrupted) {
+		double step = left < 0.1 ? left : 0.1;
+
+		sleep_ns((uint64_t)(step * 1e9));
+		left -= step;
+	}
+}
+
 /* The issuer's counters: the process's thread, stopped now that every
  * endpoint is gone (what it still holds was cancelled with its session),
  * or each client worker's own. */
@@ -487,7 +510,7 @@ int main(int argc, char **argv)
 			o.floor ? "floor " : "", o.mode, o.dataplane, o.addr,
 			o.port, o.size, o.resp_size, o.threads, o.sessions,
 			o.inflight, o.busy_poll ? ", busy-poll" : "");
-	sleep_ns((uint64_t)(o.warmup * 1e9));
+	warm_up(&o);
 	atomic_store(&bench_phase, PH_MEASURE);
 	secs = measure(&r);
 	stop_workers(&r);

@@ -154,6 +154,28 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
 	return mid;
 }
 
+int bench_hist_next_bucket(const struct bench_hist *h, unsigned *i,
+			   uint64_t *low, uint64_t *high, uint64_t *n)
+{
+	uint64_t span;
+
+	for (; *i < BENCH_HIST_BUCKETS; (*i)++) {
+		if (!h->counts[*i])
+			continue;
+		bench_hist_bucket_range(*i, low, &span);
+		*high = *low + span;
+		*n = h->counts[(*i)++];
+		return 1;
+	}
+	return 0;
+}
+
+double bench_hist_sum(const struct bench_hist *h)
+{
+	/* 2^64 as a double; exact, since it is a power of two. */
+	return (double)h->sum_hi * 18446744073709551616.0 + (double)h->sum_lo;
+}
+
 uint64_t bench_hist_count(const struct bench_hist *h)
 {
 	return h->count;
@@ -174,9 +196,5 @@ double bench_hist_mean(const struct bench_hist *h)
 {
 	if (h->count == 0)
 		return 0.0;
-	/* 2^64 as a double; exact, since it is a power of two. */
-	double sum = (double)h->sum_hi * 18446744073709551616.0 +
-		     (double)h->sum_lo;
-
-	return sum / (double)h->count;
+	return bench_hist_sum(h) / (double)h->count;
 }

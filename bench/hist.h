@@ -71,6 +71,20 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
  */
 uint64_t bench_hist_percentile(const struct bench_hist *h, double pct);
 
+/*
+ * Walks the buckets of h that hold values, from the lowest up: *i is where to
+ * start (0 the first time; the call leaves it past the bucket it returns).
+ * Returns 1 and sets *low and *high (the bucket's first and last value,
+ * inclusive) and *n (its count), or 0 when no bucket at or past *i holds
+ * any.  With min, max, count and the sum this is the whole histogram, which
+ * is how ferry-bench --json writes it for other tools to merge.
+ */
+int bench_hist_next_bucket(const struct bench_hist *h, unsigned *i,
+			   uint64_t *low, uint64_t *high, uint64_t *n);
+
+/* Returns the sum of the values recorded in h, as a double (rounded). */
+double bench_hist_sum(const struct bench_hist *h);
+
 /* Returns the number of values recorded in h. */
 uint64_t bench_hist_count(const struct bench_hist *h);
 

@@ -92,6 +92,15 @@ static const struct opt opts[] = {
 	  .help = "measured time (default 5; server: until interrupted)" },
 	{ "warmup", OPT_SECS, AT(warmup), .arg = "SEC",
 	  .help = "unmeasured time before it (default 1)" },
+	{ "measure-at", OPT_STR, AT(measure_at_arg), .arg = "T",
+	  .help = "start measuring at Unix time T (seconds, a fraction\n"
+		  "allowed) instead of --warmup after start: the warm-up\n"
+		  "lasts until then, so that processes that take\n"
+		  "different times to start measure the same window\n"
+		  "(bench/testbed does); a T already past measures at once",
+	  .roles = IN_LOOP | IN_CLIENT,
+	  .roles_why = "is for clients (loop, client): a server measures "
+		       "nothing of its own" },
 	{ "busy-poll", OPT_FLAG, AT(busy_poll),
 	  .help = "spin on completions instead of sleeping in the kernel" },
 	{ "no-pin", OPT_NOFLAG, AT(pin),
@@ -147,6 +156,16 @@ static const struct opt opts[] = {
 	  .arg = "MS",
 	  .help = "declare a silent peer dead after MS (default 5000);\n"
 		  "its calls fail, and a client with no session left stops" },
+	{ "cc", OPT_STR, AT(cc), .arg = "ALGO",
+	  .no_floor = "the floor has no RPC layer to control congestion",
+	  .help = "congestion control of every session: none (credits\n"
+		  "alone) or swift (a delay-based window with pacing);\n"
+		  "default: the library's (none)" },
+	{ "cc-target-us", OPT_U32, AT(cc_target_us), 0, 1000000, .arg = "US",
+	  .no_floor = "the floor has no RPC layer to control congestion",
+	  .zero_unset = true,
+	  .help = "queueing delay swift tolerates above the smallest RTT\n"
+		  "(default 0: automatic, at least 150 us)" },
 	{ "ip", OPT_IPV4, AT(ip), .arg = "IPV4",
 	  .help = "this process's own address: a server binds it (instead\n"
 		  "of --addr), a client binds it; needed on DPDK" },
@@ -550,6 +569,8 @@ static void check_values(struct bench_opts *o, const bool *seen)
 	if (o->size > (8u << 20) || o->resp_size > (8u << 20))
 		die_usage("--size/--resp-size: messages up to 8M");
 	check_modes(o, seen);
+	if (o->cc && strcmp(o->cc, "none") != 0 && strcmp(o->cc, "swift") != 0)
+		die_usage("--cc: none or swift, not '%s'", o->cc);
 	if (o->verify && (o->size < BENCH_VHDR_LEN ||
 			  o->resp_size < BENCH_VHDR_LEN))
 		die_usage("--verify needs --size and --resp-size of at "
@@ -570,6 +591,15 @@ static void check_values(struct bench_opts *o, const bool *seen)
 		o->duration = 0; /* a server runs until interrupted */
 	if (o->duration == 0 && strcmp(o->mode, "server") != 0)
 		die_usage("--duration must be above 0 for a client");
+	if (o->measure_at_arg) {
+		char *end;
+
+		o->measure_at = strtod(o->measure_at_arg, &end);
+		if (end == o->measure_at_arg || *end || !(o->measure_at > 0) ||
+		    o->measure_at > 1e11)
+			die_usage("--measure-at: a Unix time in seconds, "
+				  "not \"%s\"", o->measure_at_arg);
+	}
 }
 
 void bench_opts_parse(int argc, char **argv, struct bench_opts *o)

@@ -270,6 +270,11 @@ static int text_summary(const struct report *r)
 		       "dropped frames %llu; retransmits %llu\n",
 		       r->cpb, (unsigned long long)group_sum(s, GRP_DROPS),
 		       (unsigned long long)val(s, BC_RETRANSMITS));
+	if (!o->floor && o->cc && strcmp(o->cc, "none") != 0)
+		printf("congestion control %s: %llu sends held by the window, "
+		       "%llu by the pacer\n",
+		       o->cc, (unsigned long long)val(s, BC_CC_STALLS),
+		       (unsigned long long)val(s, BC_CC_PACED));
 	if (!o->floor && group_sum(s, GRP_DROPS)) {
 		/* Name the reasons: a drop is a bug or an attack. */
 		printf("dropped: ");
@@ -323,7 +328,7 @@ static const struct json_view {
 } json_views[] = {
 	{ GRP_CALLS, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_DATA, NULL, NULL, SIDE_RUN, SIDE_ALL },
-	{ GRP_GSO, "dataplane", NULL, SIDE_RUN, SIDE_ALL },
+	{ GRP_GSO, "uring", NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_VERIFY, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_FAULTS, "faults", NULL, SIDE_RUN, SIDE_ALL },
 	/* What "dropped" sums, by reason. */
@@ -445,6 +450,30 @@ static void json_tracer(FILE *f, const struct bench_opts *o)
 		o->trace_max_sps);
 }
 
+/* "hist": the client's whole latency histogram, so that the latencies of
+ * several processes can be merged (bench/testbed does): the buckets that
+ * hold values, each [first ns, last ns, count], lowest first. */
+static void json_hist(FILE *f, const struct bench_hist *h)
+{
+	uint64_t low, high, n;
+	unsigned i = 0;
+	bool first = true;
+
+	fprintf(f,
+		",\"hist\":{\"unit\":\"ns\",\"count\":%llu,\"min\":%llu,"
+		"\"max\":%llu,\"sum\":%.0f,\"buckets\":[",
+		(unsigned long long)bench_hist_count(h),
+		(unsigned long long)bench_hist_min(h),
+		(unsigned long long)bench_hist_max(h), bench_hist_sum(h));
+	while (bench_hist_next_bucket(h, &i, &low, &high, &n)) {
+		fprintf(f, "%s[%llu,%llu,%llu]", first ? "" : ",",
+			(unsigned long long)low, (unsigned long long)high,
+			(unsigned long long)n);
+		first = false;
+	}
+	fprintf(f, "]}");
+}
+
 /* --json FILE.  Returns 0, or 1 after saying why it could not. */
 static int json_summary(const struct report *r)
 {
@@ -480,6 +509,8 @@ static int json_summary(const struct report *r)
 	json_counters(f, &r->s);
 	json_issuer(f, r);
 	json_tracer(f, o);
+	if (r->s.run_client)
+		json_hist(f, &r->hist);
 	fprintf(f, "}\n");
 	if (fclose(f) != 0) {
 		fprintf(stderr, "ferry-bench: %s: %s\n", o->json,

@@ -93,6 +93,9 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 	cfg->zc_threshold = o->zc_threshold;
 	cfg->no_gso = o->no_gso;
 	cfg->no_gro = o->no_gro;
+	if (o->cc)
+		cfg->cc = o->cc;
+	cfg->cc_target_us = o->cc_target_us;
 	cfg->max_msg = max_u32(cfg->max_msg, big);
 	/* Requests and responses in flight, twice over for slack. */
 	cfg->pool[0] = (struct ferry_pool_class){ 512, max_u32(4096, 4 * calls) };

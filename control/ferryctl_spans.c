@@ -3,7 +3,9 @@
  * ferryctl spans FILE... - print the session trees of OTLP/JSON lines
  * export files (docs/tracing.md, section 7): client session span -> server
  * session span -> call spans, with durations and status.  Both sides of a
- * session usually write separate files; give them all.
+ * session usually write separate files, often on different hosts; give
+ * them all: spans join across files by their trace and parent ids, and
+ * with several files each span says which file (host) it came from.
  *
  * Exit status: 0, 1 (a file cannot be read or is not a valid export: one
  * line on stderr, "ferryctl: spans: FILE:LINE: reason"), 2 (usage).
@@ -24,6 +26,8 @@ struct tree {
 	size_t **kids;      /* children of each span, by start time */
 	size_t *nkids;
 	bool *seen;
+	unsigned *src;      /* the file each span came from */
+	const char **files; /* their base names, when more than one */
 };
 
 static int fail(int code, const char *fmt, ...)
@@ -150,7 +154,10 @@ static void print_span(struct tree *t, size_t i, unsigned depth)
 		printf(" \"%s\"", s->status_msg);
 	if (s->error_type[0])
 		printf(" error.type=%s", s->error_type);
-	printf(" span=%s\n", s->span_id);
+	printf(" span=%s", s->span_id);
+	if (t->files)
+		printf(" file=%s", t->files[t->src[i]]);
+	printf("\n");
 	for (size_t k = 0; k < t->nkids[i]; k++)
 		if (!t->seen[t->kids[i][k]])
 			print_span(t, t->kids[i][k], depth + 1);
@@ -239,13 +246,38 @@ int ferry__ctl_spans(int argc, char **argv)
 	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
 			  strcmp(argv[1], "--help") == 0)) {
 		puts("usage: ferryctl spans FILE...\n"
-		     "Print the session trees in OTLP/JSON lines export files.");
+		     "Print the session trees in OTLP/JSON lines export files,\n"
+		     "one per trace, joined across files (hosts) by trace and\n"
+		     "parent ids; with several files, each span's file= says\n"
+		     "which it came from.");
 		return 0;
 	}
 	if (argc < 2)
 		return fail(2, "missing FILE (see --help)");
-	for (int i = 1; i < argc && !rc; i++)
+	for (int i = 1; i < argc && !rc; i++) {
+		size_t before = t.n;
+		unsigned *src;
+
 		rc = load(&t, argv[i]);
+		src = rc ? NULL : realloc(t.src, (t.n + 1) * sizeof(*src));
+		if (!rc && !src)
+			rc = fail(1, "out of memory");
+		if (rc)
+			break;
+		t.src = src;
+		for (size_t k = before; k < t.n; k++)
+			t.src[k] = (unsigned)(i - 1);
+	}
+	if (!rc && argc > 2) {
+		t.files = calloc((size_t)argc - 1, sizeof(*t.files));
+		if (!t.files)
+			rc = fail(1, "out of memory");
+		for (int i = 1; !rc && i < argc; i++) {
+			const char *b = strrchr(argv[i], '/');
+
+			t.files[i - 1] = b ? b + 1 : argv[i];
+		}
+	}
 	if (!rc)
 		rc = build_and_print(&t);
 	for (size_t i = 0; t.kids && i < t.n; i++)
@@ -254,6 +286,8 @@ int ferry__ctl_spans(int argc, char **argv)
 	free(t.nkids);
 	free(t.seen);
 	free(t.order);
+	free(t.src);
+	free(t.files);
 	free(t.s);
 	return rc;
 }

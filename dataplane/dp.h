@@ -150,7 +150,7 @@ struct ferry_dp_tx {
 	struct ferry_addr dst;
 	const void *hdr;
 	uint32_t hdr_len; /* see FERRY_DP_HDR_MAX */
-	uint32_t npieces; /* <= ->max_pieces */
+	uint32_t npieces; /* <= FERRY_DP_PIECES_MAX */
 	union {
 		struct ferry_dp_piece piece[FERRY_DP_PIECES_MAX];
 		struct {
@@ -257,9 +257,10 @@ struct ferry_dp_ops {
 	 * the IPv4 and UDP headers), at most conf.max_frame; NULL means
 	 * conf.max_frame. */
 	uint32_t (*max_frame)(const struct ferry_dp *dp);
-	/* The most lent pieces one datagram may have here (a NIC's segment
-	 * limit), at most FERRY_DP_PIECES_MAX; NULL means
-	 * FERRY_DP_PIECES_MAX. */
+	/* The most pieces one datagram can lend here without the backend
+	 * copying some of them (a NIC's segment limit), at most
+	 * FERRY_DP_PIECES_MAX; NULL means FERRY_DP_PIECES_MAX.  Up to
+	 * FERRY_DP_PIECES_MAX pieces are always accepted. */
 	unsigned (*max_pieces)(const struct ferry_dp *dp);
 };
 

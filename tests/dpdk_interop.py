@@ -60,6 +60,13 @@ def setup():
     sh("ip", "link", "set", VB, "netns", NS_B)
     sh("ip", "netns", "exec", NS_A, "ip", "addr", "add", IP_A + "/24",
        "dev", VA)
+    # A veth carries a UDP GSO train whole to its peer, where af_packet
+    # hands it to DPDK as one oversized frame; a real NIC (or the kernel,
+    # for a device without the offload) cuts it into datagrams first.  Host
+    # A's end is made such a device, so that its uring endpoint's GSO
+    # trains reach the wire as the datagrams they carry.
+    sh("ip", "netns", "exec", NS_A, "ethtool", "-K", VA,
+       "tx-udp-segmentation", "off")
     for ns, dev in ((NS_A, VA), (NS_B, VB)):
         sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
         sh("ip", "netns", "exec", ns, "ip", "link", "set", dev, "up")

@@ -154,6 +154,10 @@ static inline void ep_config(struct ferry_ep_config *cfg)
 	cfg->pool[1] = (struct ferry_pool_class){ 64u << 10, 16 };
 	cfg->pool[2] = (struct ferry_pool_class){ 0, 0 };
 	cfg->pool[3] = (struct ferry_pool_class){ 0, 0 };
+	/* The congestion controller a battery runs under (tests/meson.build
+	 * runs reliability twice: with the default, and with swift). */
+	if (getenv("FERRY_TEST_CC"))
+		cfg->cc = getenv("FERRY_TEST_CC");
 }
 
 /* On top of ep_config(): eight sessions, and pools for many calls in

@@ -256,6 +256,29 @@ static void t_single_body_compat(void)
 	close_both(&s, &r);
 }
 
+/* A datagram may be all copied area, up to max_frame (wire v2 coalesces
+ * a path frame of small frames there), with or without a trailer. */
+static void t_all_copied(void)
+{
+	uint32_t lens[2] = { 9000, 8000 };
+	struct peer s, r;
+
+	peer_open(&s, 256, true, true, false);
+	peer_open(&r, 256, true, true, false);
+	/* The largest this instance carries (DPDK: its link's MTU). */
+	if (s.ops->max_frame)
+		lens[0] = s.ops->max_frame(s.dp);
+	memset(done_count, 0, sizeof(done_count));
+	build(&s, &txs[0], &r, 0, lens[0], lens[0], 1, 0, heap[0], hdrs[0]);
+	build(&s, &txs[1], &r, 1, lens[1], lens[1] - 16, 1, 16, heap[1],
+	      hdrs[1]);
+	cr_assert_eq(s.ops->tx_burst(s.dp, txs, 2), 2);
+	s.ops->flush(s.dp);
+	expect(&r, &s, 0, 2, lens, NDG);
+	expect_done(&s, 2, 1);
+	close_both(&s, &r);
+}
+
 /* A burst of full datagrams to one peer with a shorter last one: on uring
  * one GSO send; the receiver, with GRO on, gets it in one buffer and
  * splits it back; with GRO off the kernel splits it.  Either way the
@@ -351,6 +374,7 @@ static void t_gro_lend_limit(void)
 #define CASES(CASE, s)                                                       \
 	CASE(s, pieces_byte_exact)                                           \
 	CASE(s, single_body_compat)                                          \
+	CASE(s, all_copied)                                                  \
 	CASE(s, train_gro_on)                                                \
 	CASE(s, train_gro_off)                                               \
 	CASE(s, no_gso)                                                      \

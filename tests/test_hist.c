@@ -335,3 +335,44 @@ Test(hist, relative_error_bound_random)
 	cr_assert_leq(worst, 1.0 / 256.0 + 1e-12, "worst %g", worst);
 	free(vals);
 }
+
+/* The bucket walk (what ferry-bench --json writes) covers every recorded
+ * value once: each value lies in a bucket walked, buckets come in order
+ * without overlap, and their counts add up to the histogram's count. */
+Test(hist, bucket_walk)
+{
+	static uint64_t vals[4000];
+	uint64_t low, high, n, total = 0, prev_high = 0;
+	unsigned i = 0, nb = 0;
+	size_t v = 0;
+
+	bench_hist_init(&ha);
+	cr_assert_eq(bench_hist_next_bucket(&ha, &i, &low, &high, &n), 0);
+	for (size_t k = 0; k < 4000; k++) {
+		vals[k] = k % 3 ? rng_value() : k;
+		bench_hist_record(&ha, vals[k]);
+	}
+	qsort(vals, 4000, sizeof(vals[0]), cmp_u64);
+	i = 0;
+	while (bench_hist_next_bucket(&ha, &i, &low, &high, &n)) {
+		cr_assert(low <= high);
+		cr_assert(nb == 0 || low > prev_high, "buckets overlap");
+		cr_assert(n > 0);
+		/* The sorted values in [low, high] are exactly n of them. */
+		for (uint64_t k = 0; k < n; k++, v++) {
+			cr_assert(v < 4000);
+			cr_assert(vals[v] >= low && vals[v] <= high,
+				  "value %llu outside [%llu, %llu]",
+				  (unsigned long long)vals[v],
+				  (unsigned long long)low,
+				  (unsigned long long)high);
+		}
+		prev_high = high;
+		total += n;
+		nb++;
+	}
+	cr_assert_eq(total, bench_hist_count(&ha));
+	cr_assert_eq(v, 4000);
+	cr_assert(nb > 100, "only %u buckets", nb);
+	cr_assert_eq(bench_hist_next_bucket(&ha, &i, &low, &high, &n), 0);
+}

@@ -42,6 +42,7 @@ static void take_params(struct ferry_session *s,
 	s->path_frame = p->max_frame < ep->cfg.max_frame ? p->max_frame
 							 : ep->cfg.max_frame;
 	s->frag_unit = ferry__frag_unit(s->path_frame, s->mode);
+	ferry__rel_cc_reset(s); /* for the path frame agreed */
 	s->peer_max_msg = p->max_msg;
 	s->tx_limit = p->window;
 	s->push_slack = p->window / 2;

@@ -80,6 +80,8 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 	cfg->connect_rate_per_source = 1000;
 	cfg->wire_mode = FERRY_WIRE_MAC;
 	cfg->retry_never = false;
+	cfg->cc = "none";
+	cfg->cc_target_us = 0;
 }
 
 /* --- sessions by id ------------------------------------------------------ */
@@ -203,6 +205,16 @@ static int drain_cross(struct ferry_endpoint *ep)
 
 /* --- create / destroy / poll -------------------------------------------- */
 
+/* The congestion controller @name names (NULL: the default), or -1. */
+static int cc_algo(const char *name)
+{
+	if (!name || strcmp(name, "none") == 0)
+		return FERRY__CC_NONE;
+	if (strcmp(name, "swift") == 0)
+		return FERRY__CC_SWIFT;
+	return -1;
+}
+
 static bool config_ok(const struct ferry_ep_config *cfg)
 {
 	return !(cfg->max_sessions == 0 ||
@@ -213,7 +225,8 @@ static bool config_ok(const struct ferry_ep_config *cfg)
 		 cfg->wire_mode > FERRY_WIRE_AEAD ||
 		 cfg->max_frame > FERRY_WIRE_MAX_FRAME || cfg->max_msg == 0 ||
 		 cfg->max_msg > FERRY_WIRE_MAX_MSG || cfg->keepalive_ms == 0 ||
-		 cfg->peer_timeout_ms < cfg->keepalive_ms);
+		 cfg->peer_timeout_ms < cfg->keepalive_ms ||
+		 cc_algo(cfg->cc) < 0);
 }
 
 /* Open the dataplane @ep->dp_ops names, wrapped in fault injection if
@@ -389,6 +402,8 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 		return -ENODEV;
 	}
 	ep->dp_name = ep->dp_ops->name;
+	ep->cc_algo = (uint8_t)cc_algo(cfg->cc);
+	ep->cc_headroom_ns = (uint64_t)cfg->cc_target_us * 1000;
 	slots = pow2_ceil(cfg->session_slots);
 	ep->cfg.session_slots = slots;
 	/* Enough receive buffers for every session's full window, so that
@@ -534,6 +549,13 @@ int ferry_endpoint_poll(struct ferry_endpoint *ep, int timeout_ms)
 		/* Wait in slices so that timers run on time: short ones
 		 * while packets await acknowledgement. */
 		int64_t slice = (int64_t)TIMER_PERIOD_NS * (ep->rel_busy ? 1 : 10);
+
+		/* A session waits for its pacing time: no longer than that
+		 * (the flush that follows sends it). */
+		if (ep->pace_ns && (int64_t)(ep->pace_ns - ep->now) < slice)
+			slice = ep->pace_ns > ep->now
+					? (int64_t)(ep->pace_ns - ep->now)
+					: 0;
 
 		if (deadline - ep->now < (uint64_t)slice)
 			slice = (int64_t)(deadline - ep->now);

@@ -260,6 +260,12 @@ struct ferry_endpoint {
 
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
+	/* Congestion control of every session (ferry_ep_config.cc), and the
+	 * earliest pacing time a session waits for (0: none), which bounds
+	 * the poll loop's sleep. */
+	uint8_t cc_algo;
+	uint64_t cc_headroom_ns;
+	uint64_t pace_ns;
 	struct ferry_ep_stats st;
 	/* The counters as other threads see them (stats.h), and the name of
 	 * the dataplane under any fault injection. */
@@ -440,6 +446,12 @@ void ferry__rel_timers(struct ferry_session *s);
 bool ferry__rel_busy(const struct ferry_session *s);
 /* The RTO now in force (for the credit PING's back-off). */
 uint64_t ferry__rel_rto(const struct ferry_session *s);
+/* Start the session's congestion control afresh (for its path frame). */
+void ferry__rel_cc_reset(struct ferry_session *s);
+/* Tell congestion control what the sent queue learnt since it held
+ * @acked0 acknowledged and @lost0 lost bytes (@timeout: by an RTO). */
+void ferry__rel_cc_feed(struct ferry_session *s, uint64_t acked0,
+			uint64_t lost0, bool timeout);
 
 /* Bytes of the message ahead of the payload: a request's trace block and
  * token table, a response's attribute block. */

@@ -39,6 +39,39 @@ void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c)
 	c->unacked = 0;
 }
 
+void ferry__rel_cc_reset(struct ferry_session *s)
+{
+	/* It starts where credit and the sent queue alone would let it, so
+	 * that a path without a queue sees no start-up cost, and comes down
+	 * as the delay says.  Before the handshake the endpoint's own frame
+	 * size stands for the session's. */
+	uint32_t mss = s->path_frame ? s->path_frame : s->ep->cfg.max_frame;
+	uint64_t max = (uint64_t)(s->sq.dg_mask + 1) * mss;
+
+	ferry__cc_init(&s->cc, s->ep->cc_algo, mss, max, max,
+		       s->ep->cc_headroom_ns);
+}
+
+/* What the sent queue learnt since @acked0 / @lost0 bytes, for congestion
+ * control: acknowledged bytes with the RTT sample of the ACK, losses. */
+void ferry__rel_cc_feed(struct ferry_session *s, uint64_t acked0,
+			uint64_t lost0, bool timeout)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint64_t acked = s->sq.acked_bytes - acked0;
+	uint64_t lost = s->sq.lost_bytes - lost0;
+
+	if (acked)
+		ferry__cc_on_acked(&s->cc, (uint32_t)acked,
+				   s->sq.last_sample_ns, ep->now);
+	if (lost) {
+		/* They left the network; their frames go again as new
+		 * bytes. */
+		ferry__cc_on_forgot(&s->cc, (uint32_t)lost);
+		ferry__cc_on_loss(&s->cc, timeout, ep->now);
+	}
+}
+
 uint64_t ferry__rel_rto(const struct ferry_session *s)
 {
 	return ferry__sentq_rto(&s->sq);
@@ -56,9 +89,13 @@ void ferry__rel_timers(struct ferry_session *s)
 	uint64_t t = ferry__sentq_deadline(&s->sq);
 
 	if (t && ep->now >= t) {
+		uint64_t acked_b = s->sq.acked_bytes, lost_b = s->sq.lost_bytes;
+
 		ferry__sentq_timer(&s->sq, ep->now);
 		ep->st.lost_datagrams += s->sq.lost_dgrams - lost0;
 		ep->st.rto_fired += s->sq.rto_fired - rto0;
+		ferry__rel_cc_feed(s, acked_b, lost_b,
+				   s->sq.rto_fired != rto0);
 		if (ferry__sentq_lost_peek(&s->sq))
 			ferry__sess_activate(s);
 	}

@@ -227,6 +227,7 @@ static void rx_ack(struct ferry_session *s, const struct ferry_w2_frame *w)
 {
 	struct ferry_endpoint *ep = s->ep;
 	uint64_t lost0 = s->sq.lost_dgrams;
+	uint64_t acked_b = s->sq.acked_bytes, lost_b = s->sq.lost_bytes;
 	int n = ferry__sentq_on_ack(&s->sq, &w->u.ack, ep->now, frame_acked, s);
 
 	if (n < 0) {
@@ -234,6 +235,8 @@ static void rx_ack(struct ferry_session *s, const struct ferry_w2_frame *w)
 		return;
 	}
 	ep->st.lost_datagrams += s->sq.lost_dgrams - lost0;
+	if (s->state == SESS_OPEN)
+		ferry__rel_cc_feed(s, acked_b, lost_b, false);
 	if (s->state == SESS_OPEN &&
 	    (ferry__sentq_lost_peek(&s->sq) || s->txq_head || s->pushq_head))
 		ferry__sess_activate(s);

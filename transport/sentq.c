@@ -127,6 +127,7 @@ static void declare_lost(struct ferry__sentq *q, struct ferry__sent_dg *d)
 		q->lost[q->lost_head++ & q->lost_mask] = *f;
 		q->lost_frames++;
 	}
+	q->lost_bytes += d->bytes;
 	retire(q, d);
 	q->lost_dgrams++;
 }
@@ -198,6 +199,7 @@ static void ack_one(struct ferry__sentq *q, struct ferry__sent_dg *d,
 		if (f->obj)
 			acked(ctx, f);
 	}
+	q->acked_bytes += d->bytes;
 	retire(q, d);
 }
 
@@ -216,6 +218,7 @@ int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
 	nr = ferry__w2_ack_ranges(a, largest, r);
 	if (nr < 0)
 		return nr;
+	q->last_sample_ns = 0;
 	for (int i = 0; i < nr; i++) {
 		uint64_t lo = r[i].lo < q->una ? q->una : r[i].lo;
 
@@ -224,9 +227,11 @@ int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
 
 			if (!d->live)
 				continue;
-			if (pn == largest)
+			if (pn == largest) {
 				rtt_sample(q, now - d->sent_ns,
 					   (uint64_t)a->ack_delay * 1000);
+				q->last_sample_ns = q->latest_rtt_ns;
+			}
 			ack_one(q, d, acked, ctx);
 			newly++;
 		}
@@ -355,7 +360,9 @@ void ferry__sentq_unsent(struct ferry__sentq *q)
 	d = &q->dg[(q->next_pn - 1) & q->dg_mask];
 	if (d->live) {
 		declare_lost(q, d);
-		q->lost_dgrams--; /* not the network's doing */
+		/* Not the network's doing. */
+		q->lost_dgrams--;
+		q->lost_bytes -= d->bytes;
 	}
 	advance_una(q);
 }

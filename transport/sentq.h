@@ -68,8 +68,12 @@ struct ferry__sentq {
 	uint64_t bytes_in_flight;
 	uint64_t srtt_ns, rttvar_ns, rto_ns, latest_rtt_ns;
 	uint32_t backoff;  /* timeouts without progress */
-	/* Counters for the endpoint's statistics. */
+	/* Counters for the endpoint's statistics and for congestion
+	 * control: datagram bytes acknowledged and judged lost so far, and
+	 * the RTT sample the last ACK gave (0: none). */
 	uint64_t lost_dgrams, lost_frames, rto_fired;
+	uint64_t acked_bytes, lost_bytes;
+	uint64_t last_sample_ns;
 };
 
 /*

@@ -114,6 +114,7 @@ struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 		s->credit_adv = s->rx_window;
 		s->path_frame = ep->cfg.max_frame;
 		s->frag_unit = ferry__frag_unit(s->path_frame, FERRY_W2_MODE_MAC);
+		ferry__rel_cc_reset(s);
 		s->peer_max_msg = FERRY_WIRE_MAX_MSG;
 		return s;
 	}

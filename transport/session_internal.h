@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cc.h"
+
 #include <ferry/ferry.h>
 
 #include "../dataplane/dp.h"
@@ -129,6 +131,8 @@ enum {
 #define SF_CLOSE_REPLY (1u << 4) /* a CLOSE with REPLY */
 #define SF_PONG (1u << 5)    /* a PING came: ACK and CREDIT now */
 #define SF_PING (1u << 6)
+/* Data waits for its pacing time (cc.h): stay on the transmit list. */
+#define SF_PACE (1u << 7)
 
 /*
  * A client session's own state: client.c and iou_client.c.  A session is a
@@ -260,6 +264,10 @@ struct ferry_session {
 	struct ferry__replay seen;
 	struct ferry__ackrx ackrx;
 	struct ferry__sentq sq;
+	/* Congestion control: a second gate after credit (cc.h), fed by the
+	 * sent queue's acknowledgements, RTT samples and losses. */
+	struct ferry_cc cc;
+	bool cc_held; /* the next frame is held back (counted once) */
 	uint32_t close_code; /* SF_CLOSE's code */
 	/* Reassembly (reasm.c): buffer bytes of incomplete messages charged
 	 * to the quota, how many there are, and when to look for one past

@@ -180,7 +180,10 @@ struct ferry_endpoint;
 	X(rx_gro_bufs, "uring: receives that held several datagrams (UDP "    \
 		       "GRO)")                                                 \
 	X(rx_gro_segments, "uring: datagrams those GRO receives held")        \
-	X(dp_syscalls, "uring: kernel entries (submits and waits)")
+	X(dp_syscalls, "uring: kernel entries (submits and waits)")   \
+	X(cc_stalls, "data packets held back by the congestion window")      \
+	X(cc_paced, "data packets held back by the pacer (congestion "       \
+		    "window below one packet)")
 
 /*
  * The counters as the transport keeps them.  Written only on the

@@ -134,6 +134,8 @@ static bool dgb_send(struct dgb *b)
 	if (ep->dp_ops->tx_burst(ep->dp, &b->tx, 1) != 1)
 		goto fail;
 	ferry__sentq_commit(&s->sq, ep->now, ferry_dp_tx_len(&b->tx));
+	if (b->eliciting)
+		ferry__cc_on_sent(&s->cc, ferry_dp_tx_len(&b->tx), ep->now);
 	ep->st.tx_pkts++;
 	ep->st.tx_bytes += ferry_dp_tx_len(&b->tx);
 	ep->st.tx_frames += b->nframes;
@@ -466,6 +468,38 @@ static bool has_data(const struct ferry_session *s)
 	       s->pushq_head || s->txq_head;
 }
 
+/*
+ * Whether congestion control lets a datagram of data go now (judged for a
+ * full path frame); if not, count why once, and if it is the pacer, keep
+ * the session on the transmit list until its time (the poll loop sleeps no
+ * longer).
+ */
+static bool cc_allows(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	enum ferry__cc_verdict v = ferry__cc_check(&s->cc, s->path_frame,
+						   ep->now);
+	bool first = !s->cc_held;
+	uint64_t t;
+
+	s->cc_held = v != FERRY__CC_GO;
+	switch (v) {
+	case FERRY__CC_GO:
+		return true;
+	case FERRY__CC_WINDOW:
+		ep->st.cc_stalls += first; /* resumes when acks arrive */
+		return false;
+	case FERRY__CC_PACED:
+		ep->st.cc_paced += first;
+		s->pending |= SF_PACE;
+		t = ferry__cc_next_send_ns(&s->cc);
+		if (!ep->pace_ns || t < ep->pace_ns)
+			ep->pace_ns = t;
+		return false;
+	}
+	return false;
+}
+
 /* Everything open session @s owes, in as few datagrams as it fits.  False
  * if the dataplane is full. */
 static bool flush_open(struct ferry_session *s)
@@ -488,7 +522,12 @@ static bool flush_open(struct ferry_session *s)
 		if ((s->pending & SF_PING) && ferry__sentq_room(&s->sq) &&
 		    put_ping(&b))
 			s->pending &= ~SF_PING;
+		if (data && ferry__sentq_room(&s->sq) && !cc_allows(s)) {
+			data = false;
+			stalled = true;
+		}
 		if (data && ferry__sentq_room(&s->sq)) {
+			s->pending &= ~SF_PACE;
 			put_lost(&b);
 			if (!ferry__sentq_lost_peek(&s->sq))
 				put_new(&b, &stalled);
@@ -602,6 +641,7 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 
 	s = ep->active_head;
 	ep->active_head = ep->active_tail = NULL;
+	ep->pace_ns = 0; /* cc_allows says again who waits for the pacer */
 	for (; s; s = next) {
 		next = s->next_active;
 		s->next_active = NULL;
@@ -613,7 +653,8 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 		if (s->state == SESS_OPEN && !full)
 			s->pending &= ~(SF_CREDIT | SF_PONG);
 		if (s->state != SESS_FREE &&
-		    (full || (s->pending & (SF_CONNECT | SF_ACCEPT | SF_PING)))) {
+		    (full || (s->pending & (SF_CONNECT | SF_ACCEPT | SF_PING |
+					    SF_PACE)))) {
 			/* Still owes something: keep it for the next
 			 * flush, in order. */
 			s->active = true;

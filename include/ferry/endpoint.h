@@ -158,6 +158,15 @@ struct ferry_ep_config {
 	 * them (the default); these turn either off. */
 	bool no_gso;
 	bool no_gro;
+	/* Congestion control, per session (docs/wire.md, section 7): credits
+	 * say what the peer can take, this what the network can.  cc: "none"
+	 * (credits alone: ferry before it had congestion control) or "swift"
+	 * (a delay-based window with pacing); NULL is the default, "none".
+	 * cc_target_us: the queueing delay tolerated above the smallest RTT
+	 * seen, in microseconds (0: automatic, at least 150 us, more on a
+	 * longer path). */
+	const char *cc;
+	uint32_t cc_target_us;
 };
 
 /* The values of ferry_ep_config.wire_mode. */

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The congestion controller alone (transport/cc.c): its reaction to
+ * delay below and above target, to loss and to ECN, its pacing below one
+ * packet, and that "none" limits nothing.  Times are made up: the module
+ * is a pure function of what it is told.
+ */
+#include <criterion/criterion.h>
+
+#include "../transport/cc.h"
+
+#define MSS 1000u
+#define US 1000ull
+#define HEADROOM (50 * US)
+
+/* A swift flow whose base RTT is 100 us (target 150 us), with @cwnd. */
+static void flow(struct ferry_cc *cc, uint64_t cwnd, uint64_t *now)
+{
+	ferry__cc_init(cc, FERRY__CC_SWIFT, MSS, cwnd, 1000 * MSS, HEADROOM);
+	*now = 1000 * US;
+	ferry__cc_on_sent(cc, MSS, *now);
+	*now += 100 * US;
+	ferry__cc_on_acked(cc, MSS, 100 * US, *now);
+	cr_assert_eq(ferry__cc_target_ns(cc), 150 * US);
+	cc->cwnd = cwnd; /* undo that sample's increase */
+}
+
+Test(cc, increases_below_target)
+{
+	struct ferry_cc cc;
+	uint64_t now, w;
+
+	flow(&cc, 10 * MSS, &now);
+	w = cc.cwnd;
+	/* A window's worth acknowledged below target: about one mss more. */
+	for (int i = 0; i < 10; i++) {
+		ferry__cc_on_sent(&cc, MSS, now);
+		now += 10 * US;
+		ferry__cc_on_acked(&cc, MSS, 120 * US, now);
+	}
+	cr_assert_gt(cc.cwnd, w);
+	cr_assert_leq(cc.cwnd, w + 2 * MSS);
+	cr_assert_geq(cc.cwnd, w + MSS / 2);
+}
+
+/* The increase is per round trip of time, whatever the packets weigh:
+ * a flow of small calls regains its window as fast as one of big ones. */
+Test(cc, increase_is_per_time_not_bytes)
+{
+	struct ferry_cc a, b;
+	uint64_t na, nb;
+
+	flow(&a, 10 * MSS, &na);
+	flow(&b, 10 * MSS, &nb);
+	for (int i = 0; i < 10; i++) {
+		ferry__cc_on_sent(&a, MSS, na);
+		ferry__cc_on_sent(&b, MSS / 20, nb);
+		na += 10 * US;
+		nb += 10 * US;
+		ferry__cc_on_acked(&a, MSS, 110 * US, na);
+		ferry__cc_on_acked(&b, MSS / 20, 110 * US, nb);
+	}
+	cr_assert_gt(a.cwnd, 10 * MSS);
+	cr_assert_eq(a.cwnd, b.cwnd);
+}
+
+Test(cc, decrease_is_proportional_to_excess)
+{
+	struct ferry_cc a, b;
+	uint64_t na, nb;
+
+	flow(&a, 100 * MSS, &na);
+	flow(&b, 100 * MSS, &nb);
+	ferry__cc_on_sent(&a, MSS, na);
+	ferry__cc_on_sent(&b, MSS, nb);
+	na += 500 * US;
+	nb += 500 * US;
+	/* 200 us over a 150 us target: 0.8 * 50/200 = 20% off. */
+	ferry__cc_on_acked(&a, MSS, 200 * US, na);
+	/* 100 us further over: 0.8 * 150/300 = 40% off. */
+	ferry__cc_on_acked(&b, MSS, 300 * US, nb);
+	cr_assert_eq(a.cwnd, 80 * MSS);
+	cr_assert_eq(b.cwnd, 60 * MSS);
+}
+
+Test(cc, decrease_bounded_by_max_mdf)
+{
+	struct ferry_cc cc;
+	uint64_t now;
+
+	flow(&cc, 100 * MSS, &now);
+	ferry__cc_on_sent(&cc, MSS, now);
+	now += 500 * US;
+	ferry__cc_on_acked(&cc, MSS, 100000 * US, now);
+	cr_assert_eq(cc.cwnd, 50 * MSS);
+}
+
+Test(cc, decreases_at_most_once_per_rtt)
+{
+	struct ferry_cc cc;
+	uint64_t now, w;
+
+	flow(&cc, 100 * MSS, &now);
+	for (int i = 0; i < 4; i++)
+		ferry__cc_on_sent(&cc, MSS, now);
+	now += 500 * US;
+	ferry__cc_on_acked(&cc, MSS, 300 * US, now);
+	w = cc.cwnd;
+	cr_assert_lt(w, 100 * MSS);
+	/* The packets that queued behind it, within one srtt: no more. */
+	now += 10 * US;
+	ferry__cc_on_acked(&cc, MSS, 300 * US, now);
+	ferry__cc_on_acked(&cc, MSS, 300 * US, now + 20 * US);
+	cr_assert_eq(cc.cwnd, w);
+	/* A round trip later (srtt grows with this sample), the queue
+	 * still there: again. */
+	now += 2 * cc.srtt_ns;
+	ferry__cc_on_acked(&cc, MSS, 300 * US, now);
+	cr_assert_lt(cc.cwnd, w);
+}
+
+Test(cc, loss_decreases_more)
+{
+	struct ferry_cc cc;
+	uint64_t now;
+
+	flow(&cc, 100 * MSS, &now);
+	now += 500 * US;
+	ferry__cc_on_loss(&cc, false, now);
+	cr_assert_eq(cc.cwnd, 50 * MSS);
+	/* Within the round trip: no second decrease. */
+	ferry__cc_on_loss(&cc, false, now + 1);
+	cr_assert_eq(cc.cwnd, 50 * MSS);
+	/* Timeouts in a row, each a round trip apart: halving, then down
+	 * to the floor. */
+	for (int i = 0; i < 5; i++) {
+		now += 1000 * US;
+		ferry__cc_on_loss(&cc, true, now);
+	}
+	cr_assert_eq(cc.cwnd, cc.min_cwnd);
+	cr_assert_lt(cc.min_cwnd, MSS);
+}
+
+Test(cc, ecn_decreases_by_marked_fraction)
+{
+	struct ferry_cc cc;
+	uint64_t now;
+
+	flow(&cc, 100 * MSS, &now);
+	now += 500 * US;
+	/* Half the bytes marked: a quarter off (DCTCP's F / 2). */
+	ferry__cc_on_ecn(&cc, 5 * MSS, 10 * MSS, now);
+	cr_assert_eq(cc.cwnd, 75 * MSS);
+	ferry__cc_on_ecn(&cc, 5 * MSS, 10 * MSS, now + 1);
+	cr_assert_eq(cc.cwnd, 75 * MSS);
+	ferry__cc_on_ecn(&cc, 0, 10 * MSS, now + 1000 * US);
+	cr_assert_eq(cc.cwnd, 75 * MSS);
+}
+
+Test(cc, window_limits_inflight)
+{
+	struct ferry_cc cc;
+	uint64_t now;
+
+	flow(&cc, 4 * MSS, &now);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(ferry__cc_check(&cc, MSS, now), FERRY__CC_GO);
+		ferry__cc_on_sent(&cc, MSS, now);
+	}
+	cr_assert_eq(ferry__cc_check(&cc, MSS, now), FERRY__CC_WINDOW);
+	ferry__cc_on_acked(&cc, MSS, 0, now + 1);
+	cr_assert_eq(ferry__cc_check(&cc, MSS, now + 1), FERRY__CC_GO);
+	/* A packet forgotten (its call ended) leaves flight too. */
+	ferry__cc_on_sent(&cc, MSS, now + 1);
+	ferry__cc_on_forgot(&cc, MSS);
+	cr_assert_eq(ferry__cc_check(&cc, MSS, now + 1), FERRY__CC_GO);
+}
+
+Test(cc, nothing_in_flight_always_sends)
+{
+	struct ferry_cc cc;
+	uint64_t now;
+
+	flow(&cc, 100 * MSS, &now);
+	/* The smallest window still lets a lone packet of any size go. */
+	for (int i = 0; i < 5; i++) {
+		now += 1000 * US;
+		ferry__cc_on_loss(&cc, true, now);
+	}
+	cr_assert_eq(cc.cwnd, cc.min_cwnd);
+	cr_assert_eq(cc.inflight, 0);
+	cr_assert_eq(ferry__cc_check(&cc, 64 * MSS, now), FERRY__CC_GO);
+}
+
+Test(cc, paces_below_one_packet)
+{
+	struct ferry_cc cc;
+	uint64_t now, gap;
+
+	flow(&cc, 100 * MSS, &now);
+	cc.cwnd = MSS / 4; /* a quarter packet per srtt */
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), 0);
+	ferry__cc_on_sent(&cc, MSS, now);
+	gap = cc.srtt_ns * 4;
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), now + gap);
+	/* Acknowledged at once, still the pacer holds the next back. */
+	ferry__cc_on_acked(&cc, MSS, 0, now + 10);
+	cr_assert_eq(cc.inflight, 0);
+	cr_assert_eq(ferry__cc_check(&cc, MSS, now + gap - 1),
+		     FERRY__CC_PACED);
+	cr_assert_eq(ferry__cc_check(&cc, MSS, now + gap), FERRY__CC_GO);
+	/* A smaller packet's share of the rate is smaller. */
+	ferry__cc_on_sent(&cc, MSS / 2, now + gap);
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), now + gap + gap / 2);
+	/* At a packet or more, nothing is paced. */
+	cc.cwnd = 2 * MSS;
+	ferry__cc_on_sent(&cc, MSS, now + 2 * gap);
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), 0);
+}
+
+Test(cc, base_is_windowed_min)
+{
+	struct ferry_cc cc;
+	uint64_t now;
+
+	flow(&cc, 10 * MSS, &now);
+	ferry__cc_on_acked(&cc, 0, 80 * US, now + 1);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 130 * US);
+	ferry__cc_on_acked(&cc, 0, 300 * US, now + 2);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 130 * US);
+	/* Two windows on, the old minimum is forgotten. */
+	ferry__cc_on_acked(&cc, 0, 200 * US, now + 11000000000ull);
+	ferry__cc_on_acked(&cc, 0, 200 * US, now + 22000000000ull);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 250 * US);
+}
+
+Test(cc, auto_headroom)
+{
+	struct ferry_cc cc;
+
+	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 0);
+	ferry__cc_on_acked(&cc, 0, 20 * US, 1);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 20 * US + FERRY__CC_HEADROOM_NS);
+	/* A long path tolerates a queue in proportion. */
+	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
+	ferry__cc_on_acked(&cc, 0, 10000 * US, 1);
+	cr_assert_eq(ferry__cc_target_ns(&cc),
+		     10000 * US * (100 + FERRY__CC_HEADROOM_BASE_PCT) / 100);
+}
+
+Test(cc, none_limits_nothing)
+{
+	struct ferry_cc cc;
+
+	ferry__cc_init(&cc, FERRY__CC_NONE, MSS, MSS, MSS, HEADROOM);
+	for (int i = 0; i < 1000; i++)
+		ferry__cc_on_sent(&cc, MSS, 1);
+	ferry__cc_on_acked(&cc, MSS, 1000000 * US, 2);
+	ferry__cc_on_loss(&cc, true, 3);
+	ferry__cc_on_ecn(&cc, MSS, MSS, 4);
+	cr_assert_eq(ferry__cc_check(&cc, 1u << 20, 5), FERRY__CC_GO);
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), 0);
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cc.h - congestion control: a delay-based window with pacing, for one
+ * flow, in the manner of Swift (Kumar et al., SIGCOMM 2020).
+ *
+ * Credits are flow control: what the receiver can take.  This is the
+ * second gate on a sender: what the network can take.  It knows bytes,
+ * RTT samples and times, nothing of sessions, packets or wires, so that
+ * the v1 transport (reliable.c, tx.c) drives it today and the v2 one can
+ * drive it unchanged (docs/wire-v2.md, section 7).
+ *
+ * The controller keeps a congestion window (cwnd) of bytes in flight:
+ *  - target delay = base + headroom, where base is the smallest RTT seen
+ *    in a window of time (the path's propagation and fixed costs) and
+ *    headroom the queueing it tolerates;
+ *  - RTT samples below target grow cwnd additively: by ai bytes (one
+ *    packet) per round trip of time;
+ *  - a sample above target shrinks it multiplicatively, in proportion to
+ *    how far above (1 - beta * (rtt - target) / rtt, at most by
+ *    max_mdf), at most once per round trip, so that the reaction to one
+ *    queue is not repeated for every packet that queued behind it;
+ *  - a loss (retransmission timeout or fast retransmit) shrinks it by
+ *    max_mdf, also at most once per round trip; repeated timeouts drop it
+ *    to its minimum;
+ *  - below one packet (mss), cwnd is a rate: packets leave one at a time,
+ *    spaced srtt * bytes / cwnd apart (pacing), so that many flows through
+ *    one bottleneck can each send less than a packet per round trip.
+ * A sender with nothing in flight may always send (once its pacing time
+ * has come): a window never stalls a lone call.
+ *
+ * FERRY__CC_NONE says yes to everything and keeps no state: with it the
+ * transport behaves as if this module did not exist.
+ *
+ * Every function is called by the one thread that owns the flow; none
+ * blocks or allocates.  Times are CLOCK_MONOTONIC nanoseconds.
+ */
+#ifndef FERRY_TRANSPORT_CC_H
+#define FERRY_TRANSPORT_CC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum ferry__cc_algo {
+	FERRY__CC_NONE = 0,  /* no limit: credits alone gate the sender */
+	FERRY__CC_SWIFT = 1, /* delay-based window with pacing */
+};
+
+/* Why ferry__cc_check said no (or that it said yes). */
+enum ferry__cc_verdict {
+	FERRY__CC_GO = 0,
+	FERRY__CC_WINDOW, /* cwnd is full: wait for acknowledgements */
+	FERRY__CC_PACED,  /* cwnd < mss and the packet's time has not come */
+};
+
+/* Headroom above base RTT when none is configured.  This VM's loopback
+ * and veth RTTs jitter by tens of microseconds with nothing queued, and a
+ * transport that runs in user space queues in its own poll loop too: a
+ * target tighter than that would read scheduling noise as congestion.
+ * The target also grows with base (FERRY__CC_HEADROOM_BASE_PCT) so that
+ * a longer path tolerates a proportionate queue. */
+#define FERRY__CC_HEADROOM_NS (150ull * 1000)
+#define FERRY__CC_HEADROOM_BASE_PCT 100
+
+struct ferry_cc {
+	uint8_t algo;       /* enum ferry__cc_algo */
+	uint32_t mss;       /* bytes of the largest packet */
+	uint64_t cwnd;      /* bytes allowed in flight */
+	uint64_t min_cwnd;  /* floor: a rate of min_cwnd per srtt */
+	uint64_t max_cwnd;  /* ceiling */
+	uint64_t ai;        /* additive increase: bytes per round trip */
+	uint64_t inflight;  /* bytes sent, not yet acknowledged or lost */
+	uint64_t last_sample_ns; /* when the last RTT sample came */
+	/* Delay: the target's parts, a windowed minimum for base (the
+	 * smaller of this window's and the last one's), and the smoothed
+	 * RTT that spaces paced packets and times decreases. */
+	uint64_t headroom_ns; /* 0: automatic */
+	uint64_t base_cur_ns, base_prev_ns, base_epoch_ns;
+	uint64_t srtt_ns;
+	uint64_t last_decrease_ns;
+	uint32_t timeouts; /* in a row, without a sample in between */
+	uint64_t next_send_ns; /* pacing: the next packet's time, 0: none */
+};
+
+/*
+ * ferry__cc_init - set @cc up for a new flow.  @mss: the largest packet's
+ * bytes; @init_cwnd and @max_cwnd: the window at start and at most, in
+ * bytes (0 for max_cwnd: no ceiling).  @headroom_ns: the queueing delay
+ * tolerated above base RTT (target = base + headroom), or 0 for the
+ * larger of FERRY__CC_HEADROOM_NS and FERRY__CC_HEADROOM_BASE_PCT percent
+ * of base.  Always succeeds.
+ */
+void ferry__cc_init(struct ferry_cc *cc, enum ferry__cc_algo algo,
+		    uint32_t mss, uint64_t init_cwnd, uint64_t max_cwnd,
+		    uint64_t headroom_ns);
+
+/* Whether a packet of @bytes may leave at @now, and if not, why. */
+enum ferry__cc_verdict ferry__cc_check(const struct ferry_cc *cc,
+				       uint32_t bytes, uint64_t now);
+
+static inline bool ferry__cc_can_send(const struct ferry_cc *cc,
+				      uint32_t bytes, uint64_t now)
+{
+	return ferry__cc_check(cc, bytes, now) == FERRY__CC_GO;
+}
+
+/* A packet of @bytes left (its first transmission: a retransmission
+ * replaces bytes already counted in flight). */
+void ferry__cc_on_sent(struct ferry_cc *cc, uint32_t bytes, uint64_t now);
+
+/*
+ * @bytes left the network, acknowledged.  @rtt_ns: the round trip of the
+ * packet that this acknowledgement reports, if it is a valid sample
+ * (Karn's rules: never of a packet sent twice), else 0.  The window
+ * reacts only to samples.
+ */
+void ferry__cc_on_acked(struct ferry_cc *cc, uint32_t bytes, uint64_t rtt_ns,
+			uint64_t now);
+
+/* @bytes left the network without an acknowledgement (their sender
+ * gave up on them): no longer in flight, no signal. */
+void ferry__cc_on_forgot(struct ferry_cc *cc, uint32_t bytes);
+
+/* A loss: @timeout for a retransmission timeout, else a fast
+ * retransmit.  The lost bytes stay in flight until acknowledged. */
+void ferry__cc_on_loss(struct ferry_cc *cc, bool timeout, uint64_t now);
+
+/*
+ * ECN: of @bytes acknowledged, @ce_bytes carried a congestion mark.  A
+ * hook for a wire that reports marks (v2's ACK ECN counts); v1 has none.
+ * Shrinks cwnd in proportion to the marked fraction (by at most max_mdf),
+ * at most once per round trip.
+ */
+void ferry__cc_on_ecn(struct ferry_cc *cc, uint64_t ce_bytes, uint64_t bytes,
+		      uint64_t now);
+
+/* When a sender held back by pacing may send, or 0 if pacing holds
+ * nothing back: for the poll loop's timer. */
+uint64_t ferry__cc_next_send_ns(const struct ferry_cc *cc);
+
+/* The target delay at the moment (0 before the first sample with an
+ * automatic target). */
+uint64_t ferry__cc_target_ns(const struct ferry_cc *cc);
+
+#endif /* FERRY_TRANSPORT_CC_H */
