@@ -284,7 +284,7 @@ struct ferry_session {
 
 	/* The trace context of the CONNECT: a client's own (sent in it), a
 	 * server's from the client's. */
-	char traceparent[FERRY_TRACEPARENT_LEN];
+	char traceparent[FERRY_TRACEPARENT_LEN + 1]; /* NUL-terminated */
 	bool have_traceparent;
 	/* What the peer implements beyond the base of v1 (FERRY_FEAT_*: the
 	 * FEATURES TLV of its ACCEPT, or of its CONNECT; 0 without one). */
