@@ -108,7 +108,8 @@ struct bench_opts {
 	bool no_gso, no_gro; /* uring: no UDP GSO, no UDP GRO */
 	const char *json;
 	bool verify;
-	bool wire_csum;
+	const char *wire_mode; /* NULL: the library's (mac) */
+	bool retry_never;
 	uint32_t peer_timeout_ms;
 	const char *cc;        /* NULL: the library's default */
 	uint32_t cc_target_us;
