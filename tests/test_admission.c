@@ -673,6 +673,12 @@ static void t_bad_arguments(void)
 	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
 					   &s),
 		     -EINVAL);
+	/* Wire v2: a token without its holder key cannot be presented. */
+	o.token = "abcde";
+	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
+					   &s),
+		     -EINVAL);
+	o.holder_key = huge;
 	/* Larger than a CONNECT can carry within max_frame (8192). */
 	o.token = huge;
 	o.token_len = sizeof(huge);
