@@ -67,8 +67,17 @@ int ferry__connect_start(struct ferry_session *s,
 	own_params(ep, s, &cfg.params);
 	cfg.features = FERRY_W2_FEAT_TRACE;
 	cfg.cid = s->cid;
-	if (s->have_traceparent)
+	if (s->have_traceparent) {
+		/* ferry__hs_client_init() checks the traceparent with
+		 * strnlen(), and the CONNECT is built from it again for each
+		 * retransmission: it must be a C string that lives as long as
+		 * the session, which s->traceparent's extra byte makes it. */
+		s->traceparent[FERRY_TRACEPARENT_LEN] = '\0';
 		cfg.traceparent = s->traceparent;
+	}
+	/* No tracestate: a client session has none to send (neither
+	 * ferry_connect_opts nor the session span carries one, as in v1);
+	 * a call's tracestate travels in its REQUEST's trace block. */
 	if (s->cli.token) {
 		cfg.token = s->cli.token->data;
 		cfg.token_len = s->cli.token->len;
