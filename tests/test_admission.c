@@ -565,11 +565,11 @@ static void t_refusal_is_one_refuse(void)
 /* Without admission, an endpoint takes a connect without a token, and
  * understands one with TOKEN and POP (no drop counter moves).  Wire v2
  * changed the rest: a client that presents a token mixes its holder key
- * into the session's keys (docs/wire-v2.md, 4.4 step 4), so it takes only
- * an ACCEPT from a server that opened the token; one that does not check
- * tokens cannot answer it (its ACCEPT fails the tag: drop_auth), and the
- * connect fails rather than fall back to an unauthenticated session.  (In
- * v1 such a connect succeeded.) */
+ * into the session's keys (docs/wire.md, key schedule), so it can take
+ * only an ACCEPT from a server that opened the token; one that does not
+ * check tokens refuses such a connect at once (the generic refusal),
+ * rather than let it fall back to an unauthenticated session or time
+ * out.  (In v1 such a connect succeeded.) */
 static void t_no_admission_takes_no_token_only(void)
 {
 	struct ferry_endpoint *srv = ep_sessions(4), *cli;
@@ -586,12 +586,13 @@ static void t_no_admission_takes_no_token_only(void)
 	cr_assert_eq(connect_with(cli, srv, NULL, &b), 0);
 	echo_ok(cli, srv, b);
 	seal_ok(&t);
-	cr_assert_eq(connect_with(cli, srv, &t, &a), -ETIMEDOUT);
+	cr_assert_eq(connect_with(cli, srv, &t, &a), -FERRY_EREJECTED);
 	cr_assert_not(ferry_session_is_open(a));
-	cr_assert_geq(stats(cli).drop_auth, 1, "an ACCEPT without hk");
+	cr_assert_eq(stats(cli).drop_auth, 0, "refused, not an ACCEPT");
 	echo_ok(cli, srv, b);
 	ferry__endpoint_stats(srv, &st);
-	cr_assert_eq(st.connects_refused, 0);
+	cr_assert_eq(st.connects_refused, 1);
+	cr_assert_eq(st.admission_refused_other, 1);
 	cr_assert_eq(st.drop_unsupported, 0);
 	cr_assert_eq(st.drop_malformed, 0);
 	cr_assert_eq(st.drop_bad_pop, 0, "no hook: POP is not checked");

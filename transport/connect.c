@@ -218,6 +218,16 @@ static void server_admit(struct ferry_endpoint *ep, struct ferry_hs_conn *conn,
 	uint8_t mode;
 	int n;
 
+	/* A token binds the session's keys to its holder key (4.4 step 4),
+	 * which only a server that opens tokens knows: without an admission
+	 * hook the client could never verify our ACCEPT, so say no at once
+	 * rather than leave it to time out. */
+	if (conn->token && !ep->admit_fn) {
+		ep->st.admission_refused++;
+		ep->st.admission_refused_other++;
+		refuse(ep, conn, src, FERRY_EREJECTED);
+		return;
+	}
 	if (ferry__server_admit(ep, conn->token, conn->token_len) < 0) {
 		refuse(ep, conn, src, FERRY_EREJECTED);
 		return;

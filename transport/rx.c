@@ -13,8 +13,6 @@
  * acknowledged, and its frames come again (5.2).
  */
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -166,6 +164,11 @@ static void rx_data(struct ferry_session *s, const struct ferry_w2_frame *w,
 	r = req ? ferry__server_rx_request(s, &f, st->pkt, &st->keep)
 		: ferry__client_rx_response(s, &f);
 	ep->rx_may_keep = false;
+	/* Bytes taken and not kept in place hold no memory of ours any
+	 * more (copied, or read by the continuation): credit them now.  A
+	 * view credits them when it is freed. */
+	if (r == RXD_TAKEN && st->keep == kept)
+		ferry__sess_credit_release(ep, sid, f.pay_len);
 	/* Bytes taken and not kept in place hold no memory of ours any
 	 * more (copied, or read by the continuation): credit them now.  A
 	 * view credits them when it is freed. */
