@@ -191,19 +191,28 @@ static void client_input(struct ferry_endpoint *ep, struct ferry_session *s,
 
 /* --- server ------------------------------------------------------------------ */
 
-/* Send the REFUSE for @conn (the generic one unless its POP verified). */
-static void refuse(struct ferry_endpoint *ep, const struct ferry_hs_conn *conn,
-		   const struct ferry_addr *to, uint32_t code)
+/* Send the REFUSE for @conn (the generic one unless its POP verified),
+ * already counted in connects_refused. */
+static void send_refuse(struct ferry_endpoint *ep,
+			const struct ferry_hs_conn *conn,
+			const struct ferry_addr *to, uint32_t code)
 {
 	uint8_t out[FERRY_HS_REPLY_MAX];
 	int n;
 
-	ep->st.connects_refused++;
 	n = ferry__hs_server_refuse(conn, code, NULL, out, sizeof(out));
 	if (n > 0)
 		ferry__send_raw(ep, to, out, (uint32_t)n);
 	else
 		ep->st.unvalidated_suppressed++;
+}
+
+/* Count a refusal and send its REFUSE. */
+static void refuse(struct ferry_endpoint *ep, const struct ferry_hs_conn *conn,
+		   const struct ferry_addr *to, uint32_t code)
+{
+	ep->st.connects_refused++;
+	send_refuse(ep, conn, to, code);
 }
 
 /* Admission of a CONNECT that passed the cookie: the hook, the holder key,
@@ -229,7 +238,8 @@ static void server_admit(struct ferry_endpoint *ep, struct ferry_hs_conn *conn,
 		return;
 	}
 	if (ferry__server_admit(ep, conn->token, conn->token_len) < 0) {
-		refuse(ep, conn, src, FERRY_EREJECTED);
+		/* ferry__server_admit counted it, with its reason. */
+		send_refuse(ep, conn, src, FERRY_EREJECTED);
 		return;
 	}
 	if (conn->token && ep->admit_fn) {

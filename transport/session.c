@@ -231,7 +231,11 @@ void ferry__session_timers(struct ferry_session *s)
 		return;
 	if (s->is_server) {
 		ferry__server_timers(s);
-		if (s->state != SESS_OPEN)
+		/* Half-open: nothing goes to an address that has not
+		 * confirmed the session (it may be spoofed) but the ACCEPT
+		 * its CONNECTs ask for; the session waits for its first
+		 * datagram or for connect_timeout_ms. */
+		if (s->state != SESS_OPEN || !s->srv.confirmed)
 			return;
 	}
 	/* A peer silent for peer_timeout_ms is gone: every call ends. */
