@@ -329,8 +329,10 @@ end
 -- the sender's address, port, session and seq, so that retransmissions
 -- are marked.  Filled on the first pass, read on later ones.
 local seen_seq, retrans_of = {}, {}
+local W -- the table the three files share, made below
 function ferry.init()
 	seen_seq, retrans_of = {}, {}
+	if W.v2_init then W.v2_init() end
 end
 
 local function mark_retrans(pinfo, tree, src_sess, seq)
@@ -357,7 +359,7 @@ end
 -- The bodies (ferry_body.lua) and wire v2 (ferry_v2.lua), loaded from this
 -- file's folder; they read and extend the table W.
 ---------------------------------------------------------------------------
-local W = { f = f, ex = ex, F = F, E = E, band = band, bor = bor,
+W = { f = f, ex = ex, F = F, E = E, band = band, bor = bor,
 	bxor = bxor, rshift = rshift, HDR_LEN = HDR_LEN, MAX_MSG = MAX_MSG,
 	MAX_FRAME = MAX_FRAME, FT = FT, TLV_PARAMS = TLV_PARAMS,
 	TLV_TRACEPARENT = TLV_TRACEPARENT, TLV_TRACESTATE = TLV_TRACESTATE,
@@ -629,6 +631,7 @@ function ferry.dissector(tvb, pinfo, tree)
 	pinfo.cols.protocol = "ferry"
 	local root = tree:add(ferry, tvb())
 	local b = tvb(0, 1):uint()
+	W.pinfo = pinfo -- for the v2 CONNECT inside a v1 envelope
 	local info
 	if b >= 0xC0 and dissect_v2_long then
 		info = dissect_v2_long(tvb, pinfo, root)
