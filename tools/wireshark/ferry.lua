@@ -5,14 +5,16 @@
 -- or copy it into Wireshark's personal Lua plugins folder.  The UDP port
 -- is a preference (ferry.udp_port, default 31850, ferry-bench's); `-d
 -- udp.port==N,ferry` adds any other.  A heuristic on UDP also takes
--- datagrams that start with a v1 header ("FR", version 1, a known type).
+-- datagrams that start with a v1 header ("FR", version 1, a known type),
+-- which includes a v2 CONNECT in its v1 envelope, and then the v2
+-- datagrams of the sessions whose handshake it saw (ferry_v2.lua).
 --
 -- Every rule of docs/wire.md section 3 that a frame alone can break is
 -- checked, and a broken one is reported as expert info (group Malformed or
 -- Checksum, severity Error) under its own name (ferry.bad_magic,
 -- ferry.truncated, ...), so `tshark -Y ferry.bad_tlv` finds them.  The
--- rules that need a receiver's configuration (max_msg, max_frame,
--- wire_csum) are not checked.
+-- rules that need a receiver's configuration (max_msg, max_frame) are not
+-- checked, nor are Poly1305 tags (they need the session's keys).
 --
 -- The datagram's first byte chooses the dissector, as docs/wire-v2.md
 -- (section 1) lays out: 0x46 is a v1 frame, 0x80..0xBF a v2 short header,
@@ -647,7 +649,12 @@ function ferry.dissector(tvb, pinfo, tree)
 end
 
 local function heuristic(tvb, pinfo, tree)
-	if not ferry.prefs.heuristic or tvb:len() < HDR_LEN then return false end
+	if not ferry.prefs.heuristic then return false end
+	if W.v2_known(tvb) then
+		ferry.dissector(tvb, pinfo, tree)
+		return true
+	end
+	if tvb:len() < HDR_LEN then return false end
 	if tvb(0, 2):uint() ~= 0x4652 or tvb(2, 1):uint() ~= 1 then
 		return false
 	end

@@ -699,3 +699,19 @@ function W.dissect_v2_long(tvb, pinfo, tree)
 	learn_session(pinfo, typ, tvb, ctx)
 	return info
 end
+
+-- For ferry.lua's heuristic: a v2 datagram of a session whose handshake
+-- the capture showed (its CONNECT came in a v1 envelope, which the v1
+-- heuristic takes): a long header to a client CID that sent a CONNECT, or
+-- a short header to either CID of an accepted session.  A bare CONNECT,
+-- or a session whose handshake was not captured, needs the port.
+function W.v2_known(tvb)
+	local len = tvb:len()
+	if len < 13 then return false end
+	local b = tvb(0, 1):uint()
+	if b >= 0xC0 then
+		return len >= 18 and tvb(1, 1):uint() == 2 and
+			hs_client[cid_key(tvb, 2)] ~= nil
+	end
+	return b >= 0x80 and sessions[cid_key(tvb, 1)] ~= nil
+end
