@@ -5,14 +5,16 @@
 -- or copy it into Wireshark's personal Lua plugins folder.  The UDP port
 -- is a preference (ferry.udp_port, default 31850, ferry-bench's); `-d
 -- udp.port==N,ferry` adds any other.  A heuristic on UDP also takes
--- datagrams that start with a v1 header ("FR", version 1, a known type).
+-- datagrams that start with a v1 header ("FR", version 1, a known type),
+-- which includes a v2 CONNECT in its v1 envelope, and then the v2
+-- datagrams of the sessions whose handshake it saw (ferry_v2.lua).
 --
 -- Every rule of docs/wire.md section 3 that a frame alone can break is
 -- checked, and a broken one is reported as expert info (group Malformed or
 -- Checksum, severity Error) under its own name (ferry.bad_magic,
 -- ferry.truncated, ...), so `tshark -Y ferry.bad_tlv` finds them.  The
--- rules that need a receiver's configuration (max_msg, max_frame,
--- wire_csum) are not checked.
+-- rules that need a receiver's configuration (max_msg, max_frame) are not
+-- checked, nor are Poly1305 tags (they need the session's keys).
 --
 -- The datagram's first byte chooses the dissector, as docs/wire-v2.md
 -- (section 1) lays out: 0x46 is a v1 frame, 0x80..0xBF a v2 short header,
@@ -329,8 +331,10 @@ end
 -- the sender's address, port, session and seq, so that retransmissions
 -- are marked.  Filled on the first pass, read on later ones.
 local seen_seq, retrans_of = {}, {}
+local W -- the table the three files share, made below
 function ferry.init()
 	seen_seq, retrans_of = {}, {}
+	if W.v2_init then W.v2_init() end
 end
 
 local function mark_retrans(pinfo, tree, src_sess, seq)
@@ -357,7 +361,7 @@ end
 -- The bodies (ferry_body.lua) and wire v2 (ferry_v2.lua), loaded from this
 -- file's folder; they read and extend the table W.
 ---------------------------------------------------------------------------
-local W = { f = f, ex = ex, F = F, E = E, band = band, bor = bor,
+W = { f = f, ex = ex, F = F, E = E, band = band, bor = bor,
 	bxor = bxor, rshift = rshift, HDR_LEN = HDR_LEN, MAX_MSG = MAX_MSG,
 	MAX_FRAME = MAX_FRAME, FT = FT, TLV_PARAMS = TLV_PARAMS,
 	TLV_TRACEPARENT = TLV_TRACEPARENT, TLV_TRACESTATE = TLV_TRACESTATE,
@@ -629,6 +633,7 @@ function ferry.dissector(tvb, pinfo, tree)
 	pinfo.cols.protocol = "ferry"
 	local root = tree:add(ferry, tvb())
 	local b = tvb(0, 1):uint()
+	W.pinfo = pinfo -- for the v2 CONNECT inside a v1 envelope
 	local info
 	if b >= 0xC0 and dissect_v2_long then
 		info = dissect_v2_long(tvb, pinfo, root)
@@ -644,7 +649,12 @@ function ferry.dissector(tvb, pinfo, tree)
 end
 
 local function heuristic(tvb, pinfo, tree)
-	if not ferry.prefs.heuristic or tvb:len() < HDR_LEN then return false end
+	if not ferry.prefs.heuristic then return false end
+	if W.v2_known(tvb) then
+		ferry.dissector(tvb, pinfo, tree)
+		return true
+	end
+	if tvb:len() < HDR_LEN then return false end
 	if tvb(0, 2):uint() ~= 0x4652 or tvb(2, 1):uint() ~= 1 then
 		return false
 	end

@@ -73,7 +73,21 @@ local function dissect_tlv_value(tvb, ftype, typ, off, len, t)
 		-- WIRE2: a v2 CONNECT in its v1 envelope (docs/wire-v2.md 4.2),
 		-- which a v1 server refuses with FERRY_EVERSION.
 		t:append_text(": wire v2 CONNECT")
-		W.dissect_v2_long(tvb(off, len):tvb(), nil, t)
+		-- The envelope's src_sess is the inner SCID's low 32 bits, and
+		-- the CONNECT, envelope included, is at least 512 bytes.
+		if ftype ~= FT.CONNECT or off ~= W.HDR_LEN + 24 or
+		    off + len ~= tvb:len() then
+			t:add_proto_expert_info(ex.bad_tlv,
+				"Envelope not PARAMS then WIRE2 to the end, in a CONNECT")
+		elseif len >= 18 and tvb(12, 4):uint() ~= tvb(off + 14, 4):uint() then
+			t:add_proto_expert_info(ex.bad_tlv,
+				"Envelope src_sess is not the inner SCID's low 32 bits")
+		end
+		if tvb:len() < 512 then
+			t:add_proto_expert_info(ex.bad_tlv,
+				"CONNECT shorter than 512 bytes (anti-amplification)")
+		end
+		W.dissect_v2_long(tvb(off, len):tvb(), W.pinfo, t)
 	elseif typ == TLV_FEATURES then
 		local ft = t:add(f.features, tvb(off, 4))
 		ft:add(f.feat_iou, tvb(off, 4))
@@ -165,7 +179,10 @@ local function dissect_sack(tvb, mo, ack, tree)
 end
 
 -- An error body fills [off, end of datagram) exactly.  Returns its summary.
-local function dissect_error_body(tvb, off, tree)
+-- min_code is the smallest code allowed: 1, or 0 in a v2 CLOSE (a clean
+-- close).
+local function dissect_error_body(tvb, off, tree, min_code)
+	min_code = min_code or 1
 	local len = tvb:len() - off
 	if len < 6 then
 		local t = tree:add(f.ignored, tvb(off, len > 0 and len or 0))
@@ -175,8 +192,9 @@ local function dissect_error_body(tvb, off, tree)
 	local code, tlen = tvb(off, 4):uint(), tvb(off + 4, 2):uint()
 	local ct = tree:add(f.err_code, tvb(off, 4))
 	tree:add(f.err_len, tvb(off + 4, 2))
-	if code < 1 or code > 2147483647 then
-		ct:add_proto_expert_info(ex.bad_body, "Code out of 1..2^31-1")
+	if code < min_code or code > 2147483647 then
+		ct:add_proto_expert_info(ex.bad_body, string.format(
+			"Code out of %d..2^31-1", min_code))
 	end
 	if tlen > 256 then
 		tree:add_proto_expert_info(ex.bad_body, "Text longer than 256 bytes")
@@ -192,7 +210,7 @@ local function dissect_error_body(tvb, off, tree)
 		s = tvb(off + 6, shown):string()
 	end
 	return string.format(" code=%d (%s) \"%s\"", code,
-		error_codes[code] or "?", s)
+		code == 0 and "clean" or error_codes[code] or "?", s)
 end
 
 local function dissect_push(tvb, mo, tree)
