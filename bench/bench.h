@@ -58,8 +58,11 @@ struct ferry_keyring;
  * worker starts; read-only afterwards (verifying is thread-safe). */
 struct bench_auth {
 	struct ferry_keyring *kr;
-	uint8_t *chan_tok;    /* the client's channel token */
+	uint8_t *chan_tok;    /* the client's channel token (version 2) */
 	size_t chan_tok_len;
+	/* Its holder key: wire v2 admission takes a token only from a client
+	 * that proves it holds this (docs/wire-v2.md, section 4.5). */
+	uint8_t chan_hk[32]; /* FERRY_TOKEN_HK_LEN */
 	struct ferry_cap caps[BENCH_CAPS_MAX]; /* --caps tokens */
 	unsigned ncaps;
 	uint32_t call_ttl;    /* --verify: per-call tokens' lifetime */
@@ -108,7 +111,8 @@ struct bench_opts {
 	bool no_gso, no_gro; /* uring: no UDP GSO, no UDP GRO */
 	const char *json;
 	bool verify;
-	bool wire_csum;
+	const char *wire_mode; /* NULL: the library's (mac) */
+	bool retry_never;
 	uint32_t peer_timeout_ms;
 	const char *cc;        /* NULL: the library's default */
 	uint32_t cc_target_us;

@@ -142,7 +142,7 @@ static const struct opt opts[] = {
 	  .help = "inject faults into every received datagram with these\n"
 		  "probabilities (0..1), on both ends (RPC only): drop it,\n"
 		  "deliver it twice, hold it behind later ones, flip a\n"
-		  "bit (turns --wire-csum on), hold it --delay-us, cut it\n"
+		  "bit, hold it --delay-us, cut it\n"
 		  "to a random shorter length, deliver random bytes\n"
 		  "besides it, deliver it again after up to 256 more" },
 	{ "delay-us", OPT_U32, AT(delay_us), 0, 1000000, .arg = "US",
@@ -150,8 +150,15 @@ static const struct opt opts[] = {
 	{ "seed", OPT_U64, AT(seed), .arg = "N",
 	  .help = "seed (default 1) of fault injection and of --deferred's\n"
 		  "choices and delays: same seed, same faults" },
-	{ "wire-csum", OPT_FLAG, AT(wire_csum),
-	  .help = "checksum every frame (on by itself with --corrupt)" },
+	{ "wire-mode", OPT_STR, AT(wire_mode), .arg = "MODE",
+	  .no_floor = "the floor sends raw datagrams, no sessions",
+	  .help = "how every datagram is protected: mac (default: a\n"
+		  "Poly1305 tag under the session key), aead (and\n"
+		  "encrypted), none (a CRC32C: trusted fabrics only)" },
+	{ "retry-never", OPT_FLAG, AT(retry_never),
+	  .no_floor = "the floor sends raw datagrams, no sessions",
+	  .help = "server: admit a CONNECT without first proving its\n"
+		  "address with a retry cookie (trusted fabrics)" },
 	{ "peer-timeout", OPT_U32, AT(peer_timeout_ms), 10, 3600000,
 	  .arg = "MS",
 	  .help = "declare a silent peer dead after MS (default 5000);\n"
@@ -583,10 +590,11 @@ static void check_values(struct bench_opts *o, const bool *seen)
 			  "(each names its call, and %u fill a token table)",
 			  BENCH_VCAPS_MAX, BENCH_VCAPS_MAX);
 	check_needs(o, seen);
-	/* A flipped bit must be caught by the transport, not slip into a
-	 * payload: corruption injection needs frame checksums. */
-	if (o->corrupt > 0)
-		o->wire_csum = true;
+	if (o->wire_mode && strcmp(o->wire_mode, "none") != 0 &&
+	    strcmp(o->wire_mode, "mac") != 0 &&
+	    strcmp(o->wire_mode, "aead") != 0)
+		die_usage("--wire-mode: none, mac or aead, not '%s'",
+			  o->wire_mode);
 	if (strcmp(o->mode, "server") == 0 && !given(seen, "duration"))
 		o->duration = 0; /* a server runs until interrupted */
 	if (o->duration == 0 && strcmp(o->mode, "server") != 0)

@@ -144,7 +144,12 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 		cfg->connect_rate = 0;
 		cfg->connect_rate_per_source = 0;
 	}
-	cfg->wire_csum = o->wire_csum;
+	if (o->wire_mode)
+		cfg->wire_mode = strcmp(o->wire_mode, "none") == 0 ? FERRY_WIRE_NONE
+				 : strcmp(o->wire_mode, "aead") == 0
+					 ? FERRY_WIRE_AEAD
+					 : FERRY_WIRE_MAC;
+	cfg->retry_never = o->retry_never;
 	if (o->peer_timeout_ms) {
 		cfg->peer_timeout_ms = o->peer_timeout_ms;
 		cfg->keepalive_ms = o->peer_timeout_ms / 5 ? o->peer_timeout_ms / 5 : 1;

@@ -306,6 +306,7 @@ static int cli_connect(struct rpc_cli *cl)
 		if (o->auth) {
 			co.token = o->auth->chan_tok;
 			co.token_len = o->auth->chan_tok_len;
+			co.holder_key = o->auth->chan_hk;
 		}
 		ret = ferry_session_connect(cl->ep, o->addr,
 					    bench_server_port(o, w->idx), &co,

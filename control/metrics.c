@@ -30,6 +30,7 @@ static const char *const byte_counters[] = {
 	"payload_delivered",
 	"payload_copied",
 	"payload_copied_discarded",
+	"payload_tx_copied",
 };
 
 /* The drop_* counters are one family with a reason label. */

@@ -393,6 +393,29 @@ static inline void raw_push(struct raw *r, uint64_t id, uint32_t code,
 	raw_send(r, &h, body, (size_t)n);
 }
 
+/*
+ * A PUSH frame under push_id @push_id for IOU @id (the token @tok/@len, or
+ * the error @code), in a datagram of its own.  raw_push() numbers its
+ * PUSHes 1, 2, 3... (r->push_id, the last one); this sends any number: a
+ * retransmission repeats one with the same records (docs/wire-v2.md 3.3),
+ * a reordered one comes below the highest yet.
+ */
+static inline void raw_push_as(struct raw *r, uint32_t push_id, uint64_t id,
+			       uint32_t code, const void *tok, size_t len)
+{
+	struct ferry_push p = { .iou = id, .code = code, .token = tok,
+				.token_len = (uint16_t)len };
+	uint8_t body[FERRY_PUSH_HDR_LEN + FERRY_PUSH_TOKEN_MAX];
+	struct ferry_w2_frame f = { .type = FERRY_W2_PUSH };
+	int n = ferry__wire_put_push(body, sizeof(body), &p);
+
+	cr_assert(n > 0);
+	f.u.push.push_id = push_id;
+	f.u.push.recs = body;
+	f.u.push.recs_len = (uint16_t)n;
+	raw_send_frames(r, &f, 1);
+}
+
 /* --- shared by several files ----------------------------------------- */
 
 /* A wait or readiness callback that records its result and counts. */

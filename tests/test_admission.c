@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_admission.c - Criterion tests for session admission with channel
- * tokens and for token tables in calls (docs/wire.md, sections 5 and 8),
- * on real endpoints on 127.0.0.1, every case on every dataplane
- * (tests/harness.h).
+ * tokens v2 and for token tables in calls (docs/wire-v2.md, sections 4.1
+ * to 4.5; docs/wire.md, section 8), on real endpoints on 127.0.0.1, every
+ * case on every dataplane (tests/harness.h).
  *
  * Each test drives a server and a client endpoint from one thread: the
  * harness polls both until what the test waits for happens.  A few tests
- * speak the wire by hand (the harness's raw peer), to see the ERROR frame
- * itself or to send what no ferry client sends (a malformed token table).
+ * speak the wire by hand (the harness's raw peer), to see the REFUSE
+ * datagram itself or to send what no ferry client sends (a malformed token
+ * table).
  *
  * The keyring reads an injectable clock (g_now), so an expired token is
  * simply one issued an hour "ago".
@@ -66,9 +67,13 @@ static void kr_teardown(void)
 	g_kr = NULL;
 }
 
+/* A channel token v2 and the holder key its issuer gave with it
+ * (docs/wire-v2.md, section 4.5): a client presents the token and proves
+ * it holds hk. */
 struct tok {
 	uint8_t b[FERRY_TOKEN_MAX_LEN];
 	size_t len;
+	uint8_t hk[FERRY_TOKEN_HK_LEN];
 };
 
 static void seal_with(const struct ferry_keyring *kr, int type,
@@ -83,13 +88,32 @@ static void seal_with(const struct ferry_keyring *kr, int type,
 		.ttl = ttl,
 	};
 
-	cr_assert_eq(ferry_token_seal(kr, &req, t->b, sizeof(t->b), &t->len),
+	cr_assert_eq(ferry_token_seal2(kr, &req, t->b, sizeof(t->b), &t->len,
+				       t->hk),
 		     0);
 }
 
 static void seal_ok(struct tok *t)
 {
 	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, AUD, CHANNEL, "", 600, t);
+}
+
+/* A valid token of version 1: no holder key inside (t->hk is random, so
+ * that a client can still present it).  Wire v2 admission refuses it; in
+ * a call's token table it is as good as ever, and 32 bytes shorter. */
+static void seal_v1(struct tok *t)
+{
+	struct ferry_token_req req = {
+		.type = FERRY_TOKEN_SUBREQUEST,
+		.audience = AUD,
+		.target = CHANNEL,
+		.entrypoint = "",
+		.ttl = 600,
+	};
+
+	cr_assert_eq(ferry_token_seal(g_kr, &req, t->b, sizeof(t->b), &t->len),
+		     0);
+	randombytes_buf(t->hk, sizeof(t->hk));
 }
 
 /* --- handlers ------------------------------------------------------------ */
@@ -159,6 +183,7 @@ static int connect_with(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
 	if (t) {
 		o.token = t->b;
 		o.token_len = t->len;
+		o.holder_key = t->hk;
 	}
 	return connect_to(cli, srv, &o, out);
 }
@@ -251,7 +276,7 @@ static void t_refusals_match_and_leave_no_state(void)
 		struct tok t;
 		bool none;
 		const char *ctr; /* the reason's counter */
-	} *cases = calloc(7, sizeof(*cases));
+	} *cases = calloc(9, sizeof(*cases));
 	unsigned n = 0;
 
 	cr_assert(cases);
@@ -294,6 +319,19 @@ static void t_refusals_match_and_leave_no_state(void)
 	cases[n].t.len = 100;
 	cases[n++].ctr = "admission_refused_auth";
 
+	/* Wire v2: a token of version 1 holds no holder key to prove. */
+	cases[n].what = "version 1 token";
+	seal_v1(&cases[n].t);
+	cases[n++].ctr = "admission_refused_auth";
+
+	/* A copied token: valid, but its copier does not know the holder
+	 * key sealed in it, so its POP fails (the last case: the only one
+	 * that counts drop_bad_pop). */
+	cases[n].what = "copied (holder key unknown)";
+	seal_ok(&cases[n].t);
+	randombytes_buf(cases[n].t.hk, sizeof(cases[n].t.hk));
+	cases[n++].ctr = "drop_bad_pop";
+
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t before = 0, after = 0;
 		int res;
@@ -320,13 +358,17 @@ static void t_refusals_match_and_leave_no_state(void)
 		}
 		ferry_session_close(s);
 		ferry__endpoint_stats(srv, &st);
-		cr_assert_eq(st.connects_refused, i + 1, "%s", cases[i].what);
+		cr_assert_eq(st.connects_refused, i + 1, "%s: %lu",
+			     cases[i].what, (unsigned long)st.connects_refused);
 		cr_assert_eq(st.admission_refused, i + 1, "%s", cases[i].what);
 		cr_assert_eq(st.sessions_opened, 0, "%s", cases[i].what);
 	}
-	/* The refusals were answered, not dropped. */
+	/* The refusals were answered, not dropped; the one drop counter is
+	 * the copied token's failed proof. */
 	ferry__endpoint_stats(srv, &st);
-	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
+	cr_assert_eq(st.drop_bad_pop, 1);
+	cr_assert_eq(st.admission_refused_auth, 5);
+	cr_assert_eq(ferry__ep_stats_drops(&st), st.drop_bad_pop);
 	cr_assert_eq(st.reqs_dispatched, 0);
 
 	/* Nothing was kept: both slots are still free. */
@@ -371,48 +413,147 @@ static void t_queued_calls_fail_with_the_refusal(void)
 	ferry_endpoint_destroy(srv);
 }
 
-/* The refusal on the wire: one ERROR per CONNECT, naming the client's
- * session, from no session (src_sess 0), with the generic code and text
- * whatever the reason (docs/wire.md, section 4). */
-static void t_refusal_is_one_error_frame(void)
+/* The last CONNECT raw_answer() sent (with its cookie), for a test that
+ * sends it again as a retransmitting client would. */
+static uint8_t g_connect[FERRY_HS_CONNECT_MAX];
+static size_t g_connect_len;
+
+static void send_connect(struct raw *r)
+{
+	int n = ferry__hs_client_build(&r->hs, g_connect, sizeof(g_connect));
+
+	cr_assert_gt(n, 0);
+	g_connect_len = (size_t)n;
+	raw_send_bytes(r, g_connect, g_connect_len);
+}
+
+/*
+ * The server's answer to the handshake raw_connect_send() began on @r,
+ * past the RETRY: the cookie is taken and the CONNECT sent again with it.
+ * Until a RETRY comes, the CONNECT is sent again every 50 ms (a RETRY is
+ * rate limited per source address, and every peer here is 127.0.0.1).
+ * The first other datagram is copied to @buf; returns its length, or 0
+ * after 3 s.
+ */
+static size_t raw_answer(struct raw *r, struct ferry_endpoint *srv,
+			 uint8_t *buf, size_t cap)
+{
+	uint64_t end = now_ms() + 3000, again = now_ms() + 50;
+
+	while (now_ms() < end) {
+		struct ferry_hs_client_result res;
+		struct ferry_w2_dgram d;
+		size_t n;
+
+		ferry_endpoint_poll(srv, 0);
+		n = raw_take(r, buf, cap, NULL);
+		if (!n) {
+			if (!r->hs.have_cookie && now_ms() >= again) {
+				send_connect(r);
+				again = now_ms() + 50;
+			}
+			continue;
+		}
+		if (ferry__w2_parse_hdr(buf, n, &d) == FERRY_W2_OK &&
+		    d.is_long && d.type == FERRY_W2_RETRY) {
+			memset(&res, 0, sizeof(res));
+			cr_assert_eq(ferry__hs_client_input(&r->hs, buf, n,
+							    &res),
+				     FERRY_HS_RETRY);
+			send_connect(r);
+			continue;
+		}
+		return n;
+	}
+	return 0;
+}
+
+/*
+ * @buf/@n must be a REFUSE for @r's handshake: a long header naming our
+ * CID from none (the server made no session), an intact CRC, and one
+ * ERROR frame.  Returns its code, its text's length in *@text_len; the
+ * handshake fails with the code, negated (and is wiped).
+ */
+static uint32_t refuse_code(struct raw *r, const uint8_t *buf, size_t n,
+			    uint16_t *text_len)
+{
+	struct ferry_hs_client_result res;
+	struct ferry_w2_frame f, more;
+	struct ferry_w2_dgram d;
+	struct ferry_w2_iter it;
+
+	cr_assert_eq(ferry__w2_parse_hdr(buf, n, &d), FERRY_W2_OK);
+	cr_assert(d.is_long);
+	cr_assert_eq(d.type, FERRY_W2_REFUSE, "long header type %u", d.type);
+	cr_assert_eq(d.dcid, r->cid);
+	cr_assert_eq(d.scid, 0);
+	cr_assert(ferry__w2_crc_ok(&d));
+	ferry__w2_iter_init(&it, &d);
+	cr_assert_eq(ferry__w2_iter_next(&it, &f), 1);
+	cr_assert_eq(f.type, FERRY_W2_ERROR);
+	cr_assert_eq(ferry__w2_iter_next(&it, &more), 0, "one frame only");
+	*text_len = f.u.err.msg_len;
+	memset(&res, 0, sizeof(res));
+	cr_assert_eq(ferry__hs_client_input(&r->hs, buf, n, &res),
+		     FERRY_HS_FAILED);
+	cr_assert_eq(res.err, -(int)f.u.err.code);
+	ferry__hs_client_wipe(&r->hs);
+	return f.u.err.code;
+}
+
+/* How many datagrams the server sends @r within @ms. */
+static unsigned raw_datagrams(struct raw *r, struct ferry_endpoint *srv,
+			      unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	uint8_t buf[RAW_FRAME_MAX];
+	unsigned k = 0;
+
+	while (now_ms() < end) {
+		ferry_endpoint_poll(srv, 0);
+		k += raw_take(r, buf, sizeof(buf), NULL) != 0;
+	}
+	return k;
+}
+
+/* The refusal on the wire (docs/wire-v2.md, sections 4.1 and 4.5): after
+ * the RETRY, one REFUSE per CONNECT, naming the client's CID, from no
+ * session, with the generic code and no text whatever the reason (v1 sent
+ * an ERROR frame with the text "connect refused"). */
+static void t_refusal_is_one_refuse(void)
 {
 	struct ferry_endpoint *srv = guarded_server(2);
 	struct ferry_ep_stats st;
-	struct ferry_frame f;
-	struct raw r;
 	uint8_t buf[2048];
-	uint32_t code;
-	const char *m;
 	uint16_t mlen;
+	size_t n;
+	struct raw r;
 	struct tok t;
 
 	raw_open(&r, srv, 0x00070001);
 	raw_connect_send(&r, 0, NULL, 0);
-	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, 0, &f, buf, sizeof(buf)));
-	cr_assert_eq(f.h.dst_sess, r.my_sess);
-	cr_assert_eq(f.h.src_sess, 0);
-	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m,
-					    &mlen),
-		     0);
-	cr_assert_eq(code, FERRY_EREJECTED);
-	cr_assert_eq(mlen, strlen("connect refused"));
-	cr_assert_eq(memcmp(m, "connect refused", mlen), 0);
-	cr_assert_eq(raw_count(&r, srv, FERRY_FT_ERROR, 100), 0,
-		     "one ERROR per CONNECT");
+	n = raw_answer(&r, srv, buf, sizeof(buf));
+	cr_assert(n, "no answer");
+	cr_assert_eq(refuse_code(&r, buf, n, &mlen), FERRY_EREJECTED);
+	cr_assert_eq(mlen, 0);
+	cr_assert_eq(raw_datagrams(&r, srv, 100), 0, "one REFUSE per CONNECT");
 
-	/* A bad token, sent twice (a client retransmitting): each copy is
-	 * judged and answered once, and nothing is made. */
+	/* A bad token, its CONNECT sent twice (a client retransmitting):
+	 * each copy is judged and answered once, and nothing is made. */
 	seal_with(g_kr, FERRY_TOKEN_SUBREQUEST, "someone-else", CHANNEL, "",
 		  600, &t);
+	r.hk = t.hk;
 	raw_connect_send(&r, 0, t.b, t.len);
-	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, 0, &f, buf, sizeof(buf)));
-	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m,
-					    &mlen),
-		     0);
-	cr_assert_eq(code, FERRY_EREJECTED, "the audience is not told");
-	raw_connect_send(&r, 0, t.b, t.len);
-	cr_assert_eq(raw_count(&r, srv, FERRY_FT_ERROR, 300), 1);
+	n = raw_answer(&r, srv, buf, sizeof(buf));
+	cr_assert(n, "no answer");
+	cr_assert_eq(refuse_code(&r, buf, n, &mlen), FERRY_EREJECTED,
+		     "the audience is not told");
+	cr_assert_eq(mlen, 0);
+	raw_send_bytes(&r, g_connect, g_connect_len);
+	cr_assert_eq(raw_datagrams(&r, srv, 300), 1);
 	ferry__endpoint_stats(srv, &st);
+	cr_assert_eq(st.retry_sent, 2, "one RETRY per connect");
+	cr_assert_eq(st.connects_refused, 3);
 	cr_assert_eq(st.admission_refused, 3);
 	cr_assert_eq(st.admission_refused_missing, 1);
 	cr_assert_eq(st.admission_refused_audience, 2);
@@ -421,26 +562,40 @@ static void t_refusal_is_one_error_frame(void)
 	ferry_endpoint_destroy(srv);
 }
 
-/* Without admission, an endpoint takes a connect with or without a
- * token: TOKEN (0x84) is understood, not refused as unknown. */
-static void t_no_admission_takes_token_or_none(void)
+/* Without admission, an endpoint takes a connect without a token, and
+ * understands one with TOKEN and POP (no drop counter moves).  Wire v2
+ * changed the rest: a client that presents a token mixes its holder key
+ * into the session's keys (docs/wire.md, key schedule), so it can take
+ * only an ACCEPT from a server that opened the token; one that does not
+ * check tokens refuses such a connect at once (the generic refusal),
+ * rather than let it fall back to an unauthenticated session or time
+ * out.  (In v1 such a connect succeeded.) */
+static void t_no_admission_takes_no_token_only(void)
 {
-	struct ferry_endpoint *srv = ep_sessions(4), *cli = ep_sessions(4);
-	struct ferry_ep_stats st;
+	struct ferry_endpoint *srv = ep_sessions(4), *cli;
+	struct ferry_ep_config cfg;
 	struct ferry_session *a, *b;
+	struct ferry_ep_stats st;
 	struct tok t;
 
+	ep_config(&cfg);
+	cfg.connect_timeout_ms = 300;
+	cli = ep_make(&cfg);
 	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL),
 		     0);
-	seal_ok(&t);
-	cr_assert_eq(connect_with(cli, srv, &t, &a), 0);
 	cr_assert_eq(connect_with(cli, srv, NULL, &b), 0);
-	echo_ok(cli, srv, a);
+	echo_ok(cli, srv, b);
+	seal_ok(&t);
+	cr_assert_eq(connect_with(cli, srv, &t, &a), -FERRY_EREJECTED);
+	cr_assert_not(ferry_session_is_open(a));
+	cr_assert_eq(stats(cli).drop_auth, 0, "refused, not an ACCEPT");
 	echo_ok(cli, srv, b);
 	ferry__endpoint_stats(srv, &st);
-	cr_assert_eq(st.sessions_opened, 2);
-	cr_assert_eq(st.connects_refused, 0);
+	cr_assert_eq(st.connects_refused, 1);
+	cr_assert_eq(st.admission_refused_other, 1);
 	cr_assert_eq(st.drop_unsupported, 0);
+	cr_assert_eq(st.drop_malformed, 0);
+	cr_assert_eq(st.drop_bad_pop, 0, "no hook: POP is not checked");
 	ferry_session_close(a);
 	ferry_session_close(b);
 	ferry_endpoint_destroy(cli);
@@ -519,6 +674,12 @@ static void t_bad_arguments(void)
 	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
 					   &s),
 		     -EINVAL);
+	/* Wire v2: a token without its holder key cannot be presented. */
+	o.token = "abcde";
+	cr_assert_eq(ferry_session_connect(ep, "127.0.0.1", 9, &o, NULL, NULL,
+					   &s),
+		     -EINVAL);
+	o.holder_key = huge;
 	/* Larger than a CONNECT can carry within max_frame (8192). */
 	o.token = huge;
 	o.token_len = sizeof(huge);
@@ -596,8 +757,10 @@ static void t_zero_one_several_round_trip_and_redeem(void)
 	static const size_t sizes[] = { 32, 20000, 0 };
 	uint64_t total = 0;
 
+	/* Tokens in a call prove nothing but themselves: version 1 ones, so
+	 * that seven still fit in FERRY_CAPS_MAX_LEN. */
 	for (unsigned i = 0; i < 7; i++) {
-		seal_ok(&t[i]);
+		seal_v1(&t[i]);
 		caps[i] = (struct ferry_cap){ FERRY_CAP_TOKEN, t[i].b,
 					      t[i].len };
 	}
@@ -777,6 +940,7 @@ static void t_malformed_tables_refused_and_counted(void)
 	size_t glen;
 
 	seal_ok(&t);
+	r.hk = t.hk;
 	raw_connect(&r, srv, 0x00070001, 0, t.b, t.len);
 	for (size_t i = 0; i < nbad; i++, id++) {
 		raw_request(&r, id, M_CAPS, FERRY_FF_CAPS, bad[i].m, bad[i].n);
@@ -829,8 +993,8 @@ static void t_malformed_tables_refused_and_counted(void)
 	CASE(s, actor_class_token_connects)                                    \
 	CASE(s, refusals_match_and_leave_no_state)                             \
 	CASE(s, queued_calls_fail_with_the_refusal)                            \
-	CASE(s, refusal_is_one_error_frame)                                    \
-	CASE(s, no_admission_takes_token_or_none)                              \
+	CASE(s, refusal_is_one_refuse)                                    \
+	CASE(s, no_admission_takes_no_token_only)                              \
 	CASE(s, custom_hook_and_release)                                       \
 	CASE(s, bad_arguments)                                                 \
 	CASE(s, strerror_covers_token_codes)

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_admission_limits.c - Criterion tests for what a channel token allows
- * beyond getting in (docs/tokens.md, "Session admission"; docs/wire.md,
- * section 4): a session ends when its token expires, a token holds a
- * bounded number of sessions however many addresses replay it, a token for
- * another entrypoint or with a lifetime over the keyring's max TTL is
- * refused, and every refusal looks the same on the wire.  Every case on
- * every dataplane (tests/harness.h).
+ * beyond getting in (docs/tokens.md, "Session admission"; docs/wire-v2.md,
+ * sections 4.1 to 4.5): a session ends when its token expires, a copied
+ * token is no use without its holder key and its holder's sessions are
+ * capped however many addresses it connects from, a token for another
+ * entrypoint or with a lifetime over the keyring's max TTL is refused, and
+ * every refusal looks the same on the wire.  Every case on every dataplane
+ * (tests/harness.h).
  *
  * The keyring reads an injectable clock (g_now) that stands still; the
  * transport's timers run on the real monotonic clock.  So a token "about
@@ -55,9 +56,12 @@ static void kr_teardown(void)
 	g_kr = NULL;
 }
 
+/* A channel token v2 and the holder key its issuer gave with it
+ * (docs/wire-v2.md, section 4.5). */
 struct tok {
 	uint8_t b[FERRY_TOKEN_MAX_LEN];
 	size_t len;
+	uint8_t hk[FERRY_TOKEN_HK_LEN];
 };
 
 /* A token for CHANNEL/@entry from @kr, issued at g_now for @ttl s. */
@@ -72,7 +76,8 @@ static void seal_entry(const struct ferry_keyring *kr, const char *entry,
 		.ttl = ttl,
 	};
 
-	cr_assert_eq(ferry_token_seal(kr, &req, t->b, sizeof(t->b), &t->len),
+	cr_assert_eq(ferry_token_seal2(kr, &req, t->b, sizeof(t->b), &t->len,
+				       t->hk),
 		     0);
 }
 
@@ -126,7 +131,8 @@ static struct ferry_endpoint *client(uint32_t max_sessions)
 static int connect_tok(struct ferry_endpoint *cli, struct ferry_endpoint *srv,
 		       const struct tok *t, struct ferry_session **out)
 {
-	struct ferry_connect_opts o = { .token = t->b, .token_len = t->len };
+	struct ferry_connect_opts o = { .token = t->b, .token_len = t->len,
+					.holder_key = t->hk };
 
 	return connect_to(cli, srv, &o, out);
 }
@@ -149,6 +155,92 @@ static void release_held(void)
 	for (int i = 0; i < g_held.n; i++)
 		ferry_call_respond_error(g_held.calls[i], -EIO);
 	g_held.n = 0;
+}
+
+/* --- the handshake by hand ------------------------------------------------ */
+
+/*
+ * The server's answer to the handshake raw_connect_send() began on @r,
+ * past the RETRY: the cookie is taken and the CONNECT sent again with it.
+ * Until a RETRY comes, the CONNECT is sent again every 50 ms (a RETRY is
+ * rate limited per source address, and every peer here is 127.0.0.1).
+ * The first other datagram is copied to @buf; returns its length, or 0
+ * after 3 s.
+ */
+static size_t raw_answer(struct raw *r, struct ferry_endpoint *srv,
+			 uint8_t *buf, size_t cap)
+{
+	uint64_t end = now_ms() + 3000, again = now_ms() + 50;
+	uint8_t out[FERRY_HS_CONNECT_MAX];
+
+	while (now_ms() < end) {
+		struct ferry_hs_client_result res;
+		struct ferry_w2_dgram d;
+		size_t n;
+		int k;
+
+		ferry_endpoint_poll(srv, 0);
+		n = raw_take(r, buf, cap, NULL);
+		if (!n && (r->hs.have_cookie || now_ms() < again))
+			continue;
+		if (n) {
+			if (ferry__w2_parse_hdr(buf, n, &d) != FERRY_W2_OK ||
+			    !d.is_long || d.type != FERRY_W2_RETRY)
+				return n;
+			memset(&res, 0, sizeof(res));
+			cr_assert_eq(ferry__hs_client_input(&r->hs, buf, n,
+							    &res),
+				     FERRY_HS_RETRY);
+		}
+		k = ferry__hs_client_build(&r->hs, out, sizeof(out));
+		cr_assert_gt(k, 0);
+		raw_send_bytes(r, out, (size_t)k);
+		again = now_ms() + 50;
+	}
+	return 0;
+}
+
+/* Whether @buf/@n is the long header of @type for @r's handshake. */
+static bool is_long_type(const struct raw *r, const uint8_t *buf, size_t n,
+			 uint8_t type)
+{
+	struct ferry_w2_dgram d;
+
+	return ferry__w2_parse_hdr(buf, n, &d) == FERRY_W2_OK && d.is_long &&
+	       d.type == type && d.dcid == r->cid;
+}
+
+/*
+ * @buf/@n must be a REFUSE for @r's handshake: a long header naming our
+ * CID from none, an intact CRC, one ERROR frame FERRY_EREJECTED without
+ * text (the generic refusal, docs/wire-v2.md section 4.5), which the
+ * handshake fails with (and is wiped).  Returns where its frames start,
+ * for a test that compares them.
+ */
+static size_t generic_refuse(struct raw *r, const uint8_t *buf, size_t n)
+{
+	struct ferry_hs_client_result res;
+	struct ferry_w2_frame f, more;
+	struct ferry_w2_dgram d;
+	struct ferry_w2_iter it;
+
+	cr_assert_eq(ferry__w2_parse_hdr(buf, n, &d), FERRY_W2_OK);
+	cr_assert(d.is_long && d.type == FERRY_W2_REFUSE, "not a REFUSE");
+	cr_assert_eq(d.dcid, r->cid);
+	cr_assert_eq(d.scid, 0);
+	cr_assert(ferry__w2_crc_ok(&d));
+	ferry__w2_iter_init(&it, &d);
+	cr_assert_eq(ferry__w2_iter_next(&it, &f), 1);
+	cr_assert_eq(f.type, FERRY_W2_ERROR);
+	cr_assert_eq(f.u.err.code, FERRY_EREJECTED);
+	cr_assert_eq(f.u.err.msg_len, 0);
+	cr_assert_eq(ferry__w2_iter_next(&it, &more), 0, "one frame only");
+	memset(&res, 0, sizeof(res));
+	cr_assert_eq(ferry__hs_client_input(&r->hs, buf, n, &res),
+		     FERRY_HS_FAILED);
+	cr_assert_eq(res.err, -FERRY_EREJECTED);
+	ferry__hs_client_wipe(&r->hs);
+	return (size_t)(d.frames - buf);
 }
 
 /* ===================================================================== */
@@ -196,30 +288,30 @@ static void t_session_ends_when_its_token_expires(void)
 	ferry_endpoint_destroy(srv);
 }
 
-/* The expiry on the wire: one ERROR naming both ends (src_sess is the
- * server's session, so a client takes it on an open session), code
+/* The expiry on the wire: one CLOSE in the session (v1 sent an ERROR
+ * naming both session ids; in v2 the datagram names the client's CID and
+ * carries the session's tag, which raw_recv checks), with code
  * FERRY_TOKEN_EEXPIRED. */
-static void t_expiry_error_names_both_ends(void)
+static void t_expiry_close_in_the_session(void)
 {
 	struct ferry_endpoint *srv = guarded(4, NULL);
 	uint8_t buf[RAW_FRAME_MAX];
 	struct ferry_frame f;
-	const char *m;
-	uint16_t mlen;
-	uint32_t code;
+	struct ferry_hdr h;
 	struct raw r;
 	struct tok t;
 
 	seal_last_second(&t);
+	r.hk = t.hk;
 	raw_connect(&r, srv, 0x00090001, FERRY_FEAT_TRACE, t.b, t.len);
-	cr_assert(raw_recv(&r, srv, FERRY_FT_ERROR, 0, &f, buf, sizeof(buf)),
-		  "no ERROR at expiry");
-	cr_assert_eq(f.h.dst_sess, r.my_sess);
-	cr_assert_eq(f.h.src_sess, r.srv_sess);
-	cr_assert_eq(ferry__wire_parse_error(f.payload, f.pay_len, &code, &m,
-					    &mlen),
-		     0);
-	cr_assert_eq(code, FERRY_TOKEN_EEXPIRED);
+	/* A datagram of the session confirms it (a half-open session ends
+	 * at connect_timeout_ms instead, without a CLOSE). */
+	raw_data_hdr(&r, &h, FERRY_FT_PING);
+	raw_send(&r, &h, NULL, 0);
+	cr_assert(raw_recv(&r, srv, FERRY_FT_CLOSE, 0, &f, buf, sizeof(buf)),
+		  "no CLOSE at expiry");
+	cr_assert_eq(f.h.msg_len, FERRY_TOKEN_EEXPIRED, "CLOSE code %u",
+		     f.h.msg_len);
 	cr_assert_eq(stats(srv).sessions_token_expired, 1);
 	cr_assert_eq(stats(srv).sessions_closed, 1);
 	raw_close(&r);
@@ -232,69 +324,86 @@ static void t_expiry_error_names_both_ends(void)
 
 #define REPLAYS 63
 
-/* The attack: one valid token replayed from 63 addresses into a table of
- * 64.  At most the cap (default 4) get a session, the rest get the generic
- * refusal and are counted as capped; the table keeps room, and a client
+/* One handshake from a fresh raw peer (@i-th, its own port) presenting @t
+ * with holder key @hk: true if ACCEPTed, false if refused (generically). */
+static bool replay_once(struct raw *r, struct ferry_endpoint *srv,
+			unsigned i, const struct tok *t, const uint8_t *hk)
+{
+	uint8_t buf[RAW_FRAME_MAX];
+	size_t n;
+
+	raw_open(r, srv, 0x00100001 + i);
+	r->hk = hk;
+	raw_connect_send(r, 0, t->b, t->len);
+	n = raw_answer(r, srv, buf, sizeof(buf));
+	cr_assert(n, "replay %u: no answer", i);
+	if (is_long_type(r, buf, n, FERRY_W2_ACCEPT)) {
+		ferry__hs_client_wipe(&r->hs);
+		return true;
+	}
+	generic_refuse(r, buf, n);
+	return false;
+}
+
+/*
+ * The attack: one valid token replayed from 63 addresses into a table of
+ * 64.  In v1 the cap alone held it; in v2 a copier who lacks the holder
+ * key gets nothing at all: its POP fails (drop_bad_pop) and the REFUSE is
+ * the generic one.  The holder itself, connecting from 63 addresses, gets
+ * at most the cap (default 4) of sessions; the rest get the generic
+ * refusal and are counted as capped.  The table keeps room, and a client
  * with another token still gets in and calls.  (On DPDK a port has 16
- * lanes, so there the peers take turns; each gets a fresh port.) */
+ * lanes, so there the peers take turns; each gets a fresh port.)
+ */
 static void t_replayed_token_is_capped(void)
 {
 	struct ferry_endpoint *srv = guarded(64, NULL), *cli = client(4);
 	bool keep_open = strcmp(dp_name, "dpdk") != 0;
 	static struct raw r[REPLAYS];
 	uint16_t ports[REPLAYS];
-	unsigned accepted = 0, refused = 0;
-	uint8_t buf[RAW_FRAME_MAX];
+	unsigned accepted = 0;
+	uint8_t guess[FERRY_TOKEN_HK_LEN];
 	struct ferry_session *s;
 	struct ferry_ep_stats st;
 	struct tok t, mine;
 
 	seal_ok(&t);
+	/* Copies without the holder key (a copier can only guess it). */
 	for (unsigned i = 0; i < REPLAYS; i++) {
-		struct ferry_frame f;
-		uint64_t end = now_ms() + 3000;
-		bool got = false;
-
-		raw_open(&r[i], srv, 0x00100001 + i);
+		randombytes_buf(guess, sizeof(guess));
+		cr_assert_not(replay_once(&r[i], srv, i, &t, guess),
+			      "copy %u: a session without the holder key", i);
 		ports[i] = raw_port(&r[i]);
 		for (unsigned j = 0; j < i; j++)
 			cr_assert_neq(ports[j], ports[i], "two peers, one port");
-		raw_connect_send(&r[i], 0, t.b, t.len);
-		while (!got && now_ms() < end) {
-			size_t n;
-
-			ferry_endpoint_poll(srv, 0);
-			n = raw_take(&r[i], buf, sizeof(buf), NULL);
-			got = n && ferry__wire_parse(buf, n, 1u << 30, &f) ==
-					   FERRY_PARSE_OK &&
-			      (f.h.type == FERRY_FT_ACCEPT ||
-			       f.h.type == FERRY_FT_ERROR);
-		}
-		cr_assert(got, "replay %u: no answer", i);
-		if (f.h.type == FERRY_FT_ACCEPT) {
-			accepted++;
-		} else {
-			uint32_t code;
-			const char *m;
-			uint16_t mlen;
-
-			cr_assert_eq(ferry__wire_parse_error(f.payload,
-							    f.pay_len, &code,
-							    &m, &mlen),
-				     0);
-			cr_assert_eq(code, FERRY_EREJECTED);
-			refused++;
-		}
+		if (!keep_open)
+			raw_close(&r[i]);
+	}
+	for (unsigned i = 0; keep_open && i < REPLAYS; i++)
+		raw_close(&r[i]);
+	st = stats(srv);
+	cr_assert_eq(st.drop_bad_pop, REPLAYS);
+	cr_assert_eq(st.admission_refused, REPLAYS);
+	cr_assert_eq(st.admission_refused_auth, REPLAYS);
+	cr_assert_eq(st.token_sessions_capped, 0);
+	cr_assert_eq(st.sessions_opened, 0);
+	/* The holder, from as many addresses: capped per token. */
+	for (unsigned i = 0; i < REPLAYS; i++) {
+		accepted += replay_once(&r[i], srv, i, &t, t.hk);
+		ports[i] = raw_port(&r[i]);
+		for (unsigned j = 0; j < i; j++)
+			cr_assert_neq(ports[j], ports[i], "two peers, one port");
 		if (!keep_open)
 			raw_close(&r[i]);
 	}
 	cr_assert_eq(accepted, FERRY_ADMIT_SESSIONS_PER_TOKEN);
-	cr_assert_eq(refused, REPLAYS - FERRY_ADMIT_SESSIONS_PER_TOKEN);
 	st = stats(srv);
 	cr_assert_eq(st.sessions_opened, FERRY_ADMIT_SESSIONS_PER_TOKEN);
 	cr_assert_eq(st.token_sessions_capped,
 		     REPLAYS - FERRY_ADMIT_SESSIONS_PER_TOKEN);
-	cr_assert_eq(st.admission_refused, st.token_sessions_capped);
+	cr_assert_eq(st.admission_refused,
+		     REPLAYS + st.token_sessions_capped);
+	cr_assert_eq(st.drop_bad_pop, REPLAYS);
 	/* The table is not full: another token's holder gets in. */
 	seal_ok(&mine);
 	cr_assert_eq(connect_tok(cli, srv, &mine, &s), 0);
@@ -341,7 +450,9 @@ static void t_cap_is_configurable_and_released(void)
 /* A token the hook admitted, for which no session was free, holds no
  * place: table of 2, cap of 2; token A fills one slot, B the other, A's
  * next connect is admitted but finds the table full; once B's session
- * closes, A gets its second session. */
+ * closes, A gets its second session.  (Wire v2: A proved its holder key,
+ * so it is told the precise reason, -EMFILE, where v1 said only
+ * -FERRY_EREJECTED: docs/wire-v2.md, section 4.5.) */
 static void t_no_free_session_gives_the_place_back(void)
 {
 	const struct ferry_require_token_opts o = {
@@ -355,7 +466,7 @@ static void t_no_free_session_gives_the_place_back(void)
 	seal_ok(&tb);
 	cr_assert_eq(connect_tok(cli, srv, &ta, &a1), 0);
 	cr_assert_eq(connect_tok(cli, srv, &tb, &b), 0);
-	cr_assert_eq(connect_tok(cli, srv, &ta, &a2), -FERRY_EREJECTED);
+	cr_assert_eq(connect_tok(cli, srv, &ta, &a2), -EMFILE);
 	ferry_session_close(a2);
 	cr_assert_eq(stats(srv).token_sessions_capped, 0);
 	cr_assert_eq(stats(srv).admission_refused, 0, "refused for room");
@@ -469,8 +580,10 @@ static void t_lifetime_over_max_ttl_is_refused(void)
 	ferry_keyring_free(strict);
 }
 
-/* Every refusal reason gives the same bytes on the wire: a peer cannot
- * tell a missing token from a forged, expired, foreign or capped one. */
+/* Every refusal reason gives the same REFUSE on the wire: a peer cannot
+ * tell a missing token from a forged, expired, foreign, capped, version 1
+ * or copied one.  Only the client's own CID (and so the CRC) differs from
+ * one connect to the next; everything else is the same bytes. */
 static void t_every_refusal_looks_the_same(void)
 {
 	const char *const eps[] = { "get" };
@@ -479,10 +592,17 @@ static void t_every_refusal_looks_the_same(void)
 		.nentrypoints = 1,
 		.max_sessions_per_token = 1,
 	};
+	const struct ferry_token_req v1 = {
+		.type = FERRY_TOKEN_SUBREQUEST,
+		.audience = AUD,
+		.target = CHANNEL,
+		.entrypoint = "",
+		.ttl = 600,
+	};
 	struct ferry_endpoint *srv = guarded(8, &o);
 	uint8_t first[RAW_FRAME_MAX], buf[RAW_FRAME_MAX];
 	size_t first_len = 0;
-	struct tok t[6];
+	struct tok t[8];
 	struct raw r;
 	unsigned n = 0;
 
@@ -494,41 +614,47 @@ static void t_every_refusal_looks_the_same(void)
 	g_now = T0;
 	seal_entry(g_kr, "put", 600, &t[n++]);       /* entrypoint */
 	seal_ok(&t[n]);                              /* capped, below */
+	r.hk = t[n].hk;
 	raw_connect(&r, srv, 0x00200001, 0, t[n].b, t[n].len);
 	raw_close(&r);
 	n++;
+	cr_assert_eq(ferry_token_seal(g_kr, &v1, t[n].b, sizeof(t[n].b),
+				      &t[n].len),
+		     0);
+	randombytes_buf(t[n++].hk, FERRY_TOKEN_HK_LEN); /* version 1 */
+	seal_ok(&t[n]);
+	randombytes_buf(t[n++].hk, FERRY_TOKEN_HK_LEN); /* copied */
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t end = now_ms() + 3000;
-		size_t len = 0;
-		struct ferry_frame f;
+		size_t len, at;
 
 		raw_open(&r, srv, 0x00300001);
+		r.hk = i ? t[i].hk : NULL;
 		raw_connect_send(&r, 0, i ? t[i].b : NULL, i ? t[i].len : 0);
-		while (!len && now_ms() < end) {
-			ferry_endpoint_poll(srv, 0);
-			len = raw_take(&r, buf, sizeof(buf), NULL);
-		}
+		len = raw_answer(&r, srv, buf, sizeof(buf));
 		cr_assert(len, "case %u: no answer", i);
-		cr_assert_eq(ferry__wire_parse(buf, len, 1u << 30, &f),
-			     FERRY_PARSE_OK);
-		cr_assert_eq(f.h.type, FERRY_FT_ERROR, "case %u", i);
+		at = generic_refuse(&r, buf, len);
 		if (!first_len) {
 			memcpy(first, buf, len);
 			first_len = len;
 		}
 		cr_assert_eq(len, first_len, "case %u", i);
-		cr_assert_arr_eq(buf, first, len, "case %u", i);
+		/* The first byte and the version; then the frames. */
+		cr_assert_arr_eq(buf, first, 2, "case %u", i);
+		cr_assert_arr_eq(buf + at, first + at,
+				 len - at - FERRY_W2_CRC_LEN, "case %u", i);
 		raw_close(&r);
 	}
 	{
 		struct ferry_ep_stats st = stats(srv);
 
 		cr_assert_eq(st.admission_refused, n);
+		cr_assert_eq(st.connects_refused, n);
 		cr_assert_eq(st.admission_refused_missing, 1);
-		cr_assert_eq(st.admission_refused_auth, 1);
+		cr_assert_eq(st.admission_refused_auth, 3);
 		cr_assert_eq(st.admission_refused_expired, 1);
 		cr_assert_eq(st.admission_refused_entrypoint, 1);
 		cr_assert_eq(st.token_sessions_capped, 1);
+		cr_assert_eq(st.drop_bad_pop, 1);
 	}
 	ferry_endpoint_destroy(srv);
 }
@@ -552,7 +678,7 @@ static void t_bad_options(void)
 
 #define LIMITS_CASES(CASE, s)                                                  \
 	CASE(s, session_ends_when_its_token_expires)                           \
-	CASE(s, expiry_error_names_both_ends)                                  \
+	CASE(s, expiry_close_in_the_session)                                  \
 	CASE(s, replayed_token_is_capped)                                      \
 	CASE(s, cap_is_configurable_and_released)                              \
 	CASE(s, no_free_session_gives_the_place_back)                          \

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_iou_rules.c - Criterion tests for the rules of one IOU
- * (ferry/iou.h, docs/wire.md section 8) on real endpoints: its PUSH after
- * the call, before it (buffered), or after the answer; never resolved,
- * resolved twice, failed; resolve-before-forward; several waits on one
- * IOU; untrusted PUSH codes; IOU ids per session.  Where a case needs
- * frames no ferry client sends -- a PUSH ahead of its call, two PUSHes for
- * one IOU -- a raw peer speaks the wire by hand.
+ * (ferry/iou.h, docs/wire.md section 8, docs/wire-v2.md 3.3 and 5.4) on
+ * real endpoints: its PUSH after the call, before it (buffered), or after
+ * the answer; never resolved, resolved twice (and retransmitted: a
+ * duplicate by its push_id), failed; malformed PUSHes; resolve-before-
+ * forward; several waits on one IOU; untrusted PUSH codes; IOU ids per
+ * session.  Where a case needs frames no ferry client sends -- a PUSH
+ * ahead of its call, two PUSHes for one IOU -- a raw peer speaks the wire
+ * by hand.
  *
  * Every case runs on each dataplane built in (uring, and DPDK on a
  * net_ring loopback port): HARNESS_BATTERY at the end of the file.
@@ -86,11 +88,10 @@ static void t_push_after_call_completes_the_wait(void)
 /* A ferry client sends a PUSH only behind its call (a promise may not be
  * named once kept), so a PUSH that overtakes its call -- reordered, or
  * behind a request fragment that was lost -- is played by a raw peer. */
-/* Several records in one PUSH are taken in order, all or none: a
- * frame whose second record is malformed takes neither; a good
- * one of two records buffers both. */
-static void push_records_all_or_none(struct raw *r, struct ferry_endpoint *srv,
-				     const uint8_t *tok2)
+/* Several records in one PUSH are taken in order: a frame of two
+ * buffers both, and each meets its call. */
+static void push_records_in_one_frame(struct raw *r, struct ferry_endpoint *srv,
+				      const uint8_t *tok2)
 {
 	uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
 	struct ferry_push bp = { .iou = 20, .token = tok2,
@@ -106,14 +107,6 @@ static void push_records_all_or_none(struct raw *r, struct ferry_endpoint *srv,
 	n += ferry__wire_put_push(body + n, sizeof(body) - (size_t)n,
 				 &bp);
 	cr_assert_eq(n, (int)sizeof(body));
-	body[sizeof(body) - 5] = 1; /* the second record's reserved */
-	raw_data_hdr(r, &h, FERRY_FT_PUSH);
-	h.msg_len = sizeof(body);
-	raw_send(r, &h, body, sizeof(body));
-	PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 2);
-	cr_assert_eq(stats(srv).drop_malformed, 2);
-	cr_assert_eq(stats(srv).iou_push_early, 1);
-	body[sizeof(body) - 5] = 0;
 	raw_data_hdr(r, &h, FERRY_FT_PUSH);
 	h.msg_len = sizeof(body);
 	raw_send(r, &h, body, sizeof(body));
@@ -128,6 +121,41 @@ static void push_records_all_or_none(struct raw *r, struct ferry_endpoint *srv,
 	req = raw_request_ious(r, M_PEEK, ids, 1);
 	cr_assert_eq(raw_result(r, srv, req, out, &len), 0);
 	cr_assert_eq(len, 4);
+}
+
+/*
+ * A PUSH frame whose records break the rules ends the session: on wire v2
+ * the datagram is authenticated, so a malformed frame is the peer's
+ * protocol error (docs/wire-v2.md 3.3: records that do not fill the body
+ * exactly, a push_id of 0), where v1 dropped the frame (drop_malformed)
+ * and went on.  It buffers nothing, not even the well-formed records
+ * before the bad one (all or none); the peer hears CLOSE FERRY_EPROTO.
+ * Each case on a raw session of its own: @body/@n as the PUSH's records
+ * under push_id @push_id.  The early pushes of @srv stay at @early.
+ */
+static void push_malformed_ends_session(struct ferry_endpoint *srv,
+					uint32_t push_id, const uint8_t *body,
+					size_t n, uint64_t early)
+{
+	struct ferry_w2_frame f = { .type = FERRY_W2_PUSH };
+	uint64_t proto0 = stats(srv).sessions_proto_error;
+	uint64_t mal0 = stats(srv).drop_malformed;
+	uint8_t buf[RAW_FRAME_MAX];
+	struct ferry_frame fr;
+	struct raw r;
+
+	raw_connect_iou(&r, srv);
+	f.u.push.push_id = push_id;
+	f.u.push.recs = body;
+	f.u.push.recs_len = (uint16_t)n;
+	raw_send_frames(&r, &f, 1);
+	cr_assert(raw_recv(&r, srv, FERRY_FT_CLOSE, 0, &fr, buf, sizeof(buf)),
+		  "no CLOSE for a malformed PUSH");
+	cr_assert_eq(fr.h.msg_len, FERRY_EPROTO);
+	cr_assert_eq(stats(srv).sessions_proto_error, proto0 + 1);
+	cr_assert_eq(stats(srv).drop_malformed, mal0 + 1);
+	cr_assert_eq(stats(srv).iou_push_early, early, "a record was buffered");
+	raw_close(&r);
 }
 
 static void t_push_before_call_is_buffered(void)
@@ -164,26 +192,7 @@ static void t_push_before_call_is_buffered(void)
 	cr_assert_eq(st.iou_resolved, 1);
 	cr_assert_eq(st.iou_push_dropped, 0);
 
-	/* A PUSH whose body breaks the rules (a nonzero reserved field) is
-	 * dropped as malformed, and buffers nothing. */
-	{
-		uint8_t body[FERRY_PUSH_HDR_LEN + 4];
-		struct ferry_push bp = { .iou = 8, .token = tok2,
-					 .token_len = 4 };
-		struct ferry_hdr h;
-
-		cr_assert_eq(ferry__wire_put_push(body, sizeof(body), &bp),
-			     (int)sizeof(body));
-		body[15] = 1;
-		raw_data_hdr(&r, &h, FERRY_FT_PUSH);
-		h.msg_len = sizeof(body);
-		raw_send(&r, &h, body, sizeof(body));
-		PUMP(NULL, srv, 2000, stats(srv).drop_malformed == 1);
-		cr_assert_eq(stats(srv).drop_malformed, 1);
-		cr_assert_eq(stats(srv).iou_push_early, 1);
-	}
-
-	push_records_all_or_none(&r, srv, tok2);
+	push_records_in_one_frame(&r, srv, tok2);
 
 	/* Two more early: one token, one error.  Resolve-before-forward
 	 * then completes before ferry_call_caps_ready returns, with the
@@ -204,7 +213,38 @@ static void t_push_before_call_is_buffered(void)
 	cr_assert_eq(st.iou_resolved, 4);
 	cr_assert_eq(st.iou_rejected, 1);
 	cr_assert_eq(st.iou_push_dropped, 0);
-	cr_assert_eq(ferry__ep_stats_drops(&st), 2); /* the malformed PUSHes */
+	cr_assert_eq(ferry__ep_stats_drops(&st), 0);
+	cr_assert_eq(st.sessions_proto_error, 0);
+
+	/* Malformed PUSHes, each on a session of its own: a nonzero
+	 * reserved field in the only record; in the second of two (the
+	 * first, well-formed, is not taken either); push_id 0. */
+	{
+		uint8_t body[2 * FERRY_PUSH_HDR_LEN + 8];
+		struct ferry_push bp = { .iou = 30, .token = tok2,
+					 .token_len = 4 };
+		int n = ferry__wire_put_push(body, sizeof(body), &bp);
+
+		bp.iou = 31;
+		n += ferry__wire_put_push(body + n, sizeof(body) - (size_t)n,
+					 &bp);
+		cr_assert_eq(n, (int)sizeof(body));
+		body[15] = 1; /* the first record's reserved */
+		push_malformed_ends_session(srv, 1, body, sizeof(body) / 2, 5);
+		body[15] = 0;
+		body[sizeof(body) - 5] = 1; /* the second record's */
+		push_malformed_ends_session(srv, 1, body, sizeof(body), 5);
+		body[sizeof(body) - 5] = 0;
+		push_malformed_ends_session(srv, 0, body, sizeof(body), 5);
+	}
+	/* The first session never noticed: it still pushes and calls. */
+	raw_push(&r, 10, 0, tok, sizeof(tok));
+	ids[0] = 10;
+	req = raw_request_ious(&r, M_PEEK, ids, 1);
+	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
+	cr_assert_eq(len, sizeof(tok));
+	cr_assert_arr_eq(out, tok, sizeof(tok));
+	cr_assert_eq(stats(srv).sessions_proto_error, 3);
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }
@@ -355,9 +395,12 @@ static void t_never_resolved_times_out(void)
 /* 5. Resolved twice                                                       */
 /* ===================================================================== */
 
-/* Two PUSHes (two seqs: not a network duplicate) for one IOU, with
+/* Two PUSHes (two push_ids: not a network duplicate) for one IOU, with
  * different tokens, while the call that names it is still unanswered:
- * the first stands, the second is counted as a protocol error. */
+ * the first stands, the second is counted (iou_dup_push) and ignored.
+ * Wire v2 tells them from a retransmission: a PUSH frame sent again keeps
+ * its push_id (docs/wire-v2.md 3.3 and 5.4), and a copy of one already
+ * taken is a duplicate (drop_duplicate), never a second push. */
 static void t_second_push_is_counted_and_ignored(void)
 {
 	struct ferry_endpoint *srv = server_new();
@@ -366,7 +409,7 @@ static void t_second_push_is_counted_and_ignored(void)
 	uint8_t first[50], second[50], out[IOU_OUT_MAX];
 	const void *tok;
 	size_t len;
-	uint64_t id = 0x0102030405060708ull;
+	uint64_t id = 0x0102030405060708ull, dup0;
 	uint32_t req;
 
 	fill_tok(first, sizeof(first), 10);
@@ -375,11 +418,25 @@ static void t_second_push_is_counted_and_ignored(void)
 	req = raw_request_ious(&r, M_HOLDWAIT, &id, 1);
 	PUMP(NULL, srv, 2000, g.nheld == 1);
 	cr_assert_eq(g.nheld, 1);
+	dup0 = stats(srv).drop_duplicate;
 	raw_push(&r, id, 0, first, sizeof(first));
+	cr_assert_eq(r.push_id, 1);
+	PUMP(NULL, srv, 2000, stats(srv).iou_resolved == 1);
+	/* The first PUSH again, as a retransmission: a duplicate. */
+	raw_push_as(&r, 1, id, 0, first, sizeof(first));
+	PUMP(NULL, srv, 2000, stats(srv).drop_duplicate == dup0 + 1);
+	st = stats(srv);
+	cr_assert_eq(st.drop_duplicate, dup0 + 1);
+	cr_assert_eq(st.iou_dup_push, 0, "a retransmission is no second push");
+	/* A second PUSH (push_id 2) for the same IOU: counted. */
 	raw_push(&r, id, 0, second, sizeof(second));
 	PUMP(NULL, srv, 2000, stats(srv).iou_dup_push == 1);
+	/* ...and its retransmission, a duplicate again. */
+	raw_push_as(&r, 2, id, 0, second, sizeof(second));
+	PUMP(NULL, srv, 2000, stats(srv).drop_duplicate == dup0 + 2);
 	st = stats(srv);
 	cr_assert_eq(st.iou_dup_push, 1);
+	cr_assert_eq(st.drop_duplicate, dup0 + 2);
 	cr_assert_eq(st.iou_created, 1);
 	cr_assert_eq(st.iou_resolved, 1);
 	cr_assert_eq(st.iou_rejected, 0);
@@ -396,6 +453,19 @@ static void t_second_push_is_counted_and_ignored(void)
 	cr_assert_eq(raw_result(&r, srv, req, out, &len), 0);
 	cr_assert_eq(len, sizeof(first));
 	cr_assert_arr_eq(out, first, sizeof(first));
+
+	/* Reordered PUSHes are new, each once: push_id 4 before 3 (early
+	 * pushes for IOUs 40 and 41), then 3 again. */
+	raw_push_as(&r, 4, 40, 0, first, sizeof(first));
+	raw_push_as(&r, 3, 41, 0, second, sizeof(second));
+	PUMP(NULL, srv, 2000, stats(srv).iou_push_early == 2);
+	cr_assert_eq(stats(srv).iou_push_early, 2);
+	raw_push_as(&r, 3, 41, 0, second, sizeof(second));
+	PUMP(NULL, srv, 2000, stats(srv).drop_duplicate == dup0 + 3);
+	st = stats(srv);
+	cr_assert_eq(st.drop_duplicate, dup0 + 3);
+	cr_assert_eq(st.iou_push_early, 2);
+	cr_assert_eq(st.iou_dup_push, 1);
 	raw_close(&r);
 	ferry_endpoint_destroy(srv);
 }

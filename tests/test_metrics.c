@@ -180,7 +180,8 @@ static void expected_name(const char *name, char *metric, size_t cap,
 {
 	static const char *const bytes[] = { "payload_delivered",
 					     "payload_copied",
-					     "payload_copied_discarded" };
+					     "payload_copied_discarded",
+					     "payload_tx_copied" };
 	bool b = false;
 
 	*reason = NULL;
@@ -189,7 +190,7 @@ static void expected_name(const char *name, char *metric, size_t cap,
 		*reason = name + 5;
 		return;
 	}
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++)
 		b = b || strcmp(name, bytes[i]) == 0;
 	snprintf(metric, cap, "ferry_%s%s_total", name, b ? "_bytes" : "");
 }

@@ -170,6 +170,7 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	struct ferry_session *s;
 	struct ferry_msgbuf *tok = NULL;
 	uint32_t ip;
+	int ret;
 
 	if (!ep || !out || port == 0 || ferry__addr_parse_ip(host, &ip) < 0)
 		return -EINVAL;
@@ -178,11 +179,14 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 		return -EINVAL;
 	if (opts && (opts->token_len != 0) != (opts->token != NULL))
 		return -EINVAL;
+	/* Wire v2 sends a token only with the proof of its holder key
+	 * (docs/wire-v2.md, section 4.5): a token without one is an option
+	 * the handshake cannot carry. */
+	if (opts && opts->token && !opts->holder_key)
+		return -EINVAL;
 	if (ep->destroying)
 		return -ESHUTDOWN;
 	if (opts && opts->token_len) {
-		int ret;
-
 		/* The CONNECT is one datagram of at most
 		 * FERRY_HS_CONNECT_MAX bytes (handshake.h). */
 		if (opts->token_len > FERRY_HS_CONNECT_MAX - 1024)
@@ -237,11 +241,12 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 			s->have_traceparent = true;
 		}
 	}
-	if (ferry__connect_start(s, opts) < 0) {
-		ferry__sess_end(s, -ENOMEM, false);
+	ret = ferry__connect_start(s, opts);
+	if (ret < 0) {
+		ferry__sess_end(s, ret, false);
 		s->cli.user_ref = false;
 		ferry__sess_unref(s);
-		return -ENOMEM;
+		return ret;
 	}
 	*out = s;
 	return 0;

@@ -67,8 +67,17 @@ int ferry__connect_start(struct ferry_session *s,
 	own_params(ep, s, &cfg.params);
 	cfg.features = FERRY_W2_FEAT_TRACE;
 	cfg.cid = s->cid;
-	if (s->have_traceparent)
+	if (s->have_traceparent) {
+		/* ferry__hs_client_init() checks the traceparent with
+		 * strnlen(), and the CONNECT is built from it again for each
+		 * retransmission: it must be a C string that lives as long as
+		 * the session, which s->traceparent's extra byte makes it. */
+		s->traceparent[FERRY_TRACEPARENT_LEN] = '\0';
 		cfg.traceparent = s->traceparent;
+	}
+	/* No tracestate: a client session has none to send (neither
+	 * ferry_connect_opts nor the session span carries one, as in v1);
+	 * a call's tracestate travels in its REQUEST's trace block. */
 	if (s->cli.token) {
 		cfg.token = s->cli.token->data;
 		cfg.token_len = s->cli.token->len;
@@ -209,6 +218,16 @@ static void server_admit(struct ferry_endpoint *ep, struct ferry_hs_conn *conn,
 	uint8_t mode;
 	int n;
 
+	/* A token binds the session's keys to its holder key (4.4 step 4),
+	 * which only a server that opens tokens knows: without an admission
+	 * hook the client could never verify our ACCEPT, so say no at once
+	 * rather than leave it to time out. */
+	if (conn->token && !ep->admit_fn) {
+		ep->st.admission_refused++;
+		ep->st.admission_refused_other++;
+		refuse(ep, conn, src, FERRY_EREJECTED);
+		return;
+	}
 	if (ferry__server_admit(ep, conn->token, conn->token_len) < 0) {
 		refuse(ep, conn, src, FERRY_EREJECTED);
 		return;

@@ -13,8 +13,6 @@
  * acknowledged, and its frames come again (5.2).
  */
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -171,10 +169,6 @@ static void rx_data(struct ferry_session *s, const struct ferry_w2_frame *w,
 	 * view credits them when it is freed. */
 	if (r == RXD_TAKEN && st->keep == kept)
 		ferry__sess_credit_release(ep, sid, f.pay_len);
-	if (getenv("FERRY_DBG"))
-		fprintf(stderr, "%s rx %02x fl %x id %u off %u len %u msg %u -> %d\n",
-			s->is_server ? "S" : "C", w->type, w->flags, f.h.req_id,
-			f.h.frag_off, f.pay_len, f.h.msg_len, r);
 	if (r == RXD_NOT_TAKEN) {
 		st->all_taken = false;
 		return;

@@ -526,12 +526,13 @@ int ferry__server_rx_request(struct ferry_session *s,
 /* --- connect and admission ----------------------------------------------- */
 
 /* Count an admission refusal by the reason the hook gave: the reason stays
- * here, the client is told only that it was refused. */
+ * here, the client is told only that it was refused.  connects_refused is
+ * not counted here: the caller answers with REFUSE (connect.c, refuse()),
+ * which counts every refused CONNECT once, whatever refused it. */
 static void admit_count_refusal(struct ferry_endpoint *ep, int res)
 {
 	struct ferry_ep_stats *st = &ep->st;
 
-	st->connects_refused++;
 	st->admission_refused++;
 	switch (-res) {
 	case FERRY_TOKEN_EMISSING:

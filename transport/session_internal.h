@@ -283,8 +283,9 @@ struct ferry_session {
 	bool credit_stalled; /* the next frame waits for the peer's CREDIT */
 
 	/* The trace context of the CONNECT: a client's own (sent in it), a
-	 * server's from the client's. */
-	char traceparent[FERRY_TRACEPARENT_LEN];
+	 * server's from the client's.  One byte more than the text, always
+	 * NUL: the handshake client takes it as a C string (connect.c). */
+	char traceparent[FERRY_TRACEPARENT_LEN + 1];
 	bool have_traceparent;
 	/* What the peer implements beyond the base of v1 (FERRY_FEAT_*: the
 	 * FEATURES TLV of its ACCEPT, or of its CONNECT; 0 without one). */

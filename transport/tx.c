@@ -19,8 +19,6 @@
  * copied area.
  */
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -120,16 +118,6 @@ static bool dgb_send(struct dgb *b)
 		if (n < 0)
 			goto fail;
 		b->tx.hdr_len = (uint32_t)n;
-	}
-	if (getenv("FERRY_DBG")) {
-		fprintf(stderr, "%s pn %llu:", s->is_server ? "S" : "C", (unsigned long long)pn);
-		for (uint32_t o = 13; o + 4 <= b->len;) {
-			uint32_t fl = (uint32_t)b->buf[o + 2] << 8 | b->buf[o + 3];
-			fprintf(stderr, " %02x", b->buf[o]);
-			o += 4 + fl;
-			if (b->buf[o-4-fl] >= 8 && b->tx.npieces && o > b->len) break;
-		}
-		fprintf(stderr, "\n");
 	}
 	if (ep->dp_ops->tx_burst(ep->dp, &b->tx, 1) != 1)
 		goto fail;

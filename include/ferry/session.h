@@ -53,7 +53,8 @@ struct ferry_connect_opts {
 	const void *token;
 	size_t token_len;
 	/* The token's holder key (32 bytes, given with a channel token v2
-	 * by its issuer: docs/tokens.md), or NULL.  Never sent: the CONNECT
+	 * by its issuer: docs/tokens.md); required with a token, else NULL.
+	 * Never sent: the CONNECT
 	 * carries a proof of it, and it enters the session's keys, so that
 	 * a copied token is no use without it. */
 	const void *holder_key;
@@ -67,7 +68,8 @@ struct ferry_connect_opts {
  *   ferry_session_close().
  *
  * Returns 0 (the handshake then runs during ferry_endpoint_poll()), or
- * -EINVAL for a bad address or option, -EMFILE if the endpoint has no free
+ * -EINVAL for a bad address or option (a token without its holder key
+ * among them), -EMFILE if the endpoint has no free
  * session, -EMSGSIZE if the token does not fit in a CONNECT within this
  * endpoint's max_frame, -ENOBUFS if no msgbuf is free to hold the token.
  * Calls may be made at once; they are sent, in order, when the handshake
