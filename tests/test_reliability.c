@@ -326,6 +326,13 @@ static void t_dead_client_late_packet(void)
 	memset(&log, 0, sizeof(log));
 	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler, &log), 0);
 	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
+	{
+		/* One datagram confirms the session (a half-open one would
+		 * expire at connect_timeout_ms instead); then silence. */
+		struct ferry_w2_frame ping = { .type = FERRY_W2_PING };
+
+		raw_send_frames(&rp, &ping, 1);
+	}
 	pump_for(srv, NULL, 700); /* the raw peer answers no PING */
 	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.peers_dead, 1);

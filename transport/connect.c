@@ -238,8 +238,9 @@ static void server_admit(struct ferry_endpoint *ep, struct ferry_hs_conn *conn,
 		return;
 	}
 	if (ferry__server_admit(ep, conn->token, conn->token_len) < 0) {
-		/* ferry__server_admit counted it, with its reason. */
-		send_refuse(ep, conn, src, FERRY_EREJECTED);
+		/* ferry__server_admit counted its reason; refuse() counts the
+		 * refusal, once. */
+		refuse(ep, conn, src, FERRY_EREJECTED);
 		return;
 	}
 	if (conn->token && ep->admit_fn) {
