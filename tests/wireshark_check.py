@@ -173,16 +173,6 @@ for name, (mode, size, resp, inflight, args) in RUNS.items():
                         "--resp-size", str(resp), "--inflight",
                         str(inflight)] + args,
                        capture_output=True, text=True, timeout=120)
-    if name == "tokens" and r.returncode != 0 and "connect" in r.stderr:
-        # TODO(wire v2 tokens): ferry-bench's --keyring/--caps/--deferred
-        # issue v1 tokens (no holder key), which a v2 server refuses; the
-        # fix is on another branch.  Until it lands this run is skipped
-        # and token tables, IOUs and PUSH records are checked on the
-        # synthetic v2 datagrams below.
-        skipped[name] = r.stderr.strip()[-200:]
-        print("# TODO: %s run skipped: ferry-bench cannot connect with a "
-              "token on this build (%s)" % (name, skipped[name]))
-        continue
     check("%s: ferry-bench exits 0" % name, r.returncode == 0,
           r.stderr[-600:])
     texts[name] = r.stdout
@@ -401,14 +391,21 @@ def check_handshake(name, port, mode, rows, retry):
           inner.get("ferry.v2.version") == "2" and
           num(inner.get("ferry.v2.dcid")) == 0 and num(ccid) and
           conn.ftypes()[:2] == [0x20, 0x21] and
-          set(conn.ftypes()) <= {0x20, 0x21, 0x22, 0x26, 0x27, 0x00} and
+          set(conn.ftypes()) <= {0x20, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27,
+                                 0x00} and
+          # A TOKEN comes with its POP, after every frame but PADDING.
+          ((0x24 in conn.ftypes()) == (0x25 in conn.ftypes())) and
+          (0x25 not in conn.ftypes() or
+           all(t == 0x00 for t in
+               conn.ftypes()[conn.ftypes().index(0x25) + 1:])) and
           hello and hello[0].get("ferry.v2.hello.versions") == "0x0004" and
           num(hello[0].get("ferry.v2.hello.mode")) == MODES[mode] and
           len(hello[0].get("ferry.v2.hello.public_key", "")) == 32 * 3 - 1
           and params and num(params[0].get("ferry.params.max_frame")) and
           inner.deep("ferry.csum.status") == ["1"])
     check("%s: CONNECT: long header c0 v2, DCID 0, SCID %s; HELLO (v2, "
-          "mode %s, key), PARAMS, FEATURES, (TRACEPARENT), PADDING; CRC32C "
+          "mode %s, key), PARAMS, FEATURES, (TRACEPARENT), (TOKEN, POP), "
+          "PADDING; CRC32C "
           "good" %
           (name, ccid, mode), ok, conn.frames)
     cookie = None
