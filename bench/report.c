@@ -509,11 +509,16 @@ static void json_curve(FILE *f, const struct bench_hist *h)
 	for (double decade = 1; n && decade * (double)n >= 1; decade /= 10) {
 		for (int j = 0; j < 10; j++) {
 			double q = tail_steps[j] * decade;
+			char pct[32];
 
 			if (q * (double)n < 1)
 				break;
-			fprintf(f, "%s[%.10g,%.3f]", sep, 100 * (1 - q),
-				us(bench_hist_percentile(h, 100 * (1 - q))));
+			/* The percentile as written, 99.9 and not
+			 * 99.900000000000006: the rank is taken from
+			 * that, as p999_us's is. */
+			snprintf(pct, sizeof(pct), "%.10g", 100 * (1 - q));
+			fprintf(f, "%s[%s,%.3f]", sep, pct,
+				us(bench_hist_percentile(h, strtod(pct, NULL))));
 			sep = ",";
 		}
 	}
