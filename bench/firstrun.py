@@ -11,7 +11,8 @@ raw echo on the same dataplane with the same batching and no RPC layer,
 then the RPC path, at each depth), about 16 s in all, a progress line for
 each; then the summary, and the curves drawn by bench/plot into --out.
 
-  bench/firstrun.py [--bench build/bench/ferry-bench] [--out DIR] [--quick]
+  bench/firstrun.py [--bench build/bench/ferry-bench] [--out DIR]
+                    [--port N] [--quick]
 
 --quick makes each run 0.3 s (a smoke test of this script, tests/
 meson.build, not a measurement).  One run each: docs/bench.md has medians
@@ -48,6 +49,8 @@ def one(bench, i, name, extra, shows, args):
     cmd = [bench] + extra + ["--duration", str(args.duration), "--warmup",
                              str(args.warmup), "--quiet", "--label", name,
                              "--json", path]
+    if args.port:
+        cmd += ["--port", args.port]
     print("[%d/%d] %-40s" % (i, len(RUNS), WHAT[name] + " ..."),
           end="", flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -110,6 +113,8 @@ def main():
     ap.add_argument("--bench", default="build/bench/ferry-bench")
     ap.add_argument("--out", default="build/first-run",
                     help="where the --json files and plots go")
+    ap.add_argument("--port", help="ferry-bench's --port (default its "
+                    "own)")
     ap.add_argument("--quick", action="store_true",
                     help="0.3 s runs: a smoke test, not a measurement")
     args = ap.parse_args()

@@ -140,11 +140,24 @@ static void text_group(const struct sums *s, enum group g)
 
 /* --- the progress line and the timeline ---------------------------------- */
 
-/* Append a sample to the timeline, growing it by half as needed; out of
- * memory, the timeline ends here and says so. */
+/* Append a sample of @dt seconds to the timeline, growing it by half as
+ * needed; out of memory, the timeline ends here and says so. */
 static void record_sample(struct bench_progress *p, uint64_t now, double rps,
-			  double gbps)
+			  double gbps, double dt)
 {
+	double t = (double)(now - p->t0_ns) / 1e9;
+
+	if (dt < (double)BENCH_SAMPLE_NS / 2e9 && p->n > 0) {
+		/* The last interval, cut short by the end of the run, is
+		 * too short for a rate: it is folded into the one before. */
+		struct bench_sample *sm = &p->samples[p->n - 1];
+		double pdt = sm->t_s - (p->n > 1 ? sm[-1].t_s : 0);
+
+		sm->rps = (sm->rps * pdt + rps * dt) / (pdt + dt);
+		sm->gbps = (sm->gbps * pdt + gbps * dt) / (pdt + dt);
+		sm->t_s = t;
+		return;
+	}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap + p->cap / 2 : 64;
 		struct bench_sample *ns =
@@ -158,8 +171,7 @@ static void record_sample(struct bench_progress *p, uint64_t now, double rps,
 		p->samples = ns;
 		p->cap = cap;
 	}
-	p->samples[p->n++] = (struct bench_sample){
-		(double)(now - p->t0_ns) / 1e9, rps, gbps };
+	p->samples[p->n++] = (struct bench_sample){ t, rps, gbps };
 }
 
 
@@ -197,7 +209,7 @@ void bench_progress(struct bench_progress *p, const struct bench_opts *o,
 			(unsigned long long)val(&s, BC_ERRORS), ious);
 	if (p->record && dt > 0)
 		record_sample(p, now, (double)(completed - p->completed) / dt,
-			      (double)(bytes - p->bytes) * 8 / dt / 1e9);
+			      (double)(bytes - p->bytes) * 8 / dt / 1e9, dt);
 	p->completed = completed;
 	p->bytes = bytes;
 	p->t_ns = now;

@@ -11,6 +11,7 @@ Prints TAP; exits non-zero if any check fails.
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,12 @@ def check(name, cond, detail=""):
     results.append((name, bool(cond), detail))
 
 
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
 r = subprocess.run([sys.executable, FIRSTRUN, "--quick", "--bench", BENCH,
-                    "--out", OUT], capture_output=True, text=True,
-                   timeout=240)
+                    "--out", OUT, "--port", port], capture_output=True,
+                   text=True, timeout=240)
 out = r.stdout
 check("exit 0", r.returncode == 0, r.stderr[-600:])
 progress = re.findall(r"^\[(\d)/4\] .*\.\.\. +(p50 [\d.]+ us|[\d,]+ "

@@ -9,6 +9,7 @@ Prints TAP; exits non-zero if any check fails.
 import copy
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,9 +25,17 @@ def check(name, cond, detail=""):
     results.append((name, bool(cond), detail))
 
 
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
 def bench(args, path):
-    r = subprocess.run([BENCH, "loop", "--duration", "0.5", "--warmup",
-                        "0.2", "--quiet", "--json", path] + args,
+    # 0.55 s: the last interval is cut short, and must be folded in.
+    r = subprocess.run([BENCH, "loop", "--duration", "0.55", "--warmup",
+                        "0.2", "--quiet", "--port", free_port(), "--json",
+                        path] + args,
                        capture_output=True, text=True, timeout=120)
     try:
         with open(path) as f:
@@ -74,6 +83,8 @@ check("the keys there before are still there",
                            "max_us", "completed", "errors")))
 
 for tag, d in (("1 in flight", a), ("8 in flight", b)):
+    if not d:
+        continue    # the run failed, and said so above
     lc = d.get("latency_curve", {})
     pts = lc.get("points", [])
     pct = [p for p, _ in pts]
@@ -110,6 +121,9 @@ for tag, d in (("1 in flight", a), ("8 in flight", b)):
               all(x > 0 for x in dts) and
               abs(t[-1] - d["duration_s"]) < 0.05,
               "%s vs %s" % (t, d["duration_s"]))
+        check(tag + ": no sample shorter than half an interval (the "
+              "run's cut-short end folded into the one before)",
+              all(x >= 0.049 for x in dts), str(dts))
         check(tag + ": the samples add up to the calls completed",
               abs(calls - d["completed"]) <= 0.01 * d["completed"] + 1,
               "%.1f vs %d" % (calls, d["completed"]))
@@ -149,7 +163,8 @@ check("--chart throughput of three files: three series",
 # --- ferry-bench --plot ------------------------------------------------------
 out = os.path.join(TMP, "self.svg")
 r = subprocess.run([BENCH, "loop", "--duration", "0.3", "--warmup", "0.1",
-                    "--quiet", "--label", "self", "--plot", out],
+                    "--quiet", "--port", free_port(), "--label", "self",
+                    "--plot", out],
                    capture_output=True, text=True, timeout=120)
 c = charts(out) or {}
 check("ferry-bench --plot: exit 0, an SVG with one series per chart",
