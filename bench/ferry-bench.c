@@ -417,9 +417,9 @@ static bool clients_gone(const struct run *r)
 }
 
 /* The measured time: until --duration is over, a signal comes, or every
- * client session has ended, with a progress line each second.  Returns
- * its length in seconds. */
-static double measure(struct run *r)
+ * client session has ended, with a sample in @tl every BENCH_SAMPLE_NS
+ * and a progress line each second.  Returns its length in seconds. */
+static double measure(struct run *r, struct bench_progress *tl)
 {
 	const struct bench_opts *o = r->o;
 	uint64_t t_start = bench_now_ns();
@@ -427,6 +427,8 @@ static double measure(struct run *r)
 				       : UINT64_MAX;
 	struct bench_progress p = { .t_ns = t_start };
 
+	*tl = (struct bench_progress){ .t_ns = t_start, .t0_ns = t_start,
+				       .record = true, .complete = true };
 	while (!interrupted) {
 		uint64_t now = bench_now_ns(), step;
 
@@ -437,10 +439,13 @@ static double measure(struct run *r)
 					"stopping\n");
 			break;
 		}
-		step = end - now < 1000000000ull ? end - now : 1000000000ull;
+		step = end - now < BENCH_SAMPLE_NS ? end - now : BENCH_SAMPLE_NS;
 		sleep_ns(step);
-		bench_progress(&p, o, r->ws, r->nw, bench_now_ns(),
-			       !o->quiet && step == 1000000000ull);
+		now = bench_now_ns();
+		bench_progress(tl, o, r->ws, r->nw, now, false);
+		/* A line for each whole second (within half a sample). */
+		if (now - p.t_ns + BENCH_SAMPLE_NS / 2 >= 1000000000ull)
+			bench_progress(&p, o, r->ws, r->nw, now, !o->quiet);
 	}
 	return (double)(bench_now_ns() - t_start) / 1e9;
 }
@@ -468,6 +473,26 @@ static void warm_up(const struct bench_opts *o)
 	}
 }
 
+/* --plot without --json: the JSON goes to a file of its own, removed
+ * after.  Returns 0, or an exit status after saying why not. */
+static int plot_json(struct bench_opts *o, char *tmp, size_t len)
+{
+	int fd;
+
+	if (!o->plot || o->json)
+		return 0;
+	snprintf(tmp, len, "/tmp/ferry-bench-XXXXXX.json");
+	fd = mkstemps(tmp, 5);
+	if (fd < 0) {
+		fprintf(stderr, "ferry-bench: --plot: a file for the JSON: "
+				"%s\n", strerror(errno));
+		return 1;
+	}
+	close(fd);
+	o->json = tmp;
+	return 0;
+}
+
 /* The issuer's counters: the process's thread, stopped now that every
  * endpoint is gone (what it still holds was cancelled with its session),
  * or each client worker's own. */
@@ -490,6 +515,8 @@ int main(int argc, char **argv)
 	struct bench_auth auth = { 0 };
 	struct bench_issuer_stats ist = { 0 };
 	struct run r = { .o = &o };
+	struct bench_progress tl;
+	char tmp_json[64] = "";
 	double secs;
 	int rc;
 
@@ -512,11 +539,17 @@ int main(int argc, char **argv)
 			o.inflight, o.busy_poll ? ", busy-poll" : "");
 	warm_up(&o);
 	atomic_store(&bench_phase, PH_MEASURE);
-	secs = measure(&r);
+	secs = measure(&r, &tl);
 	stop_workers(&r);
 	issuer_end(&o, &r, &ist);
 	bench_trace_snapshot(&o);
-	rc = bench_report(&o, r.ws, r.nw, secs, &ist);
+	rc = plot_json(&o, tmp_json, sizeof(tmp_json));
+	rc |= bench_report(&o, r.ws, r.nw, secs, &ist, &tl);
+	if (rc == 0 && o.plot)
+		rc = bench_plot(&o);
+	if (tmp_json[0])
+		unlink(tmp_json);
+	free(tl.samples);
 	free(r.ws);
 	free(r.tids);
 	bench_auth_free(&auth);

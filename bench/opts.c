@@ -272,7 +272,15 @@ static const struct opt opts[] = {
 		  "address or [IPv6]; PORT 0 picks a free port.  The URL\n"
 		  "is printed at start" },
 	{ "json", OPT_STR, AT(json), .arg = "FILE",
-	  .help = "also write the summary as JSON to FILE" },
+	  .help = "also write the summary as JSON to FILE, with the latency\n"
+		  "curve and the throughput each 0.1 s (docs/bench.md,\n"
+		  "\"Plots\")" },
+	{ "label", OPT_STR, AT(label), .arg = "TEXT",
+	  .help = "this run's name: \"label\" in --json, the legend in plots" },
+	{ "plot", OPT_STR, AT(plot), .arg = "FILE.svg",
+	  .help = "after a run that succeeded, draw its latency curve and\n"
+		  "throughput over time to FILE.svg with ferry-bench-plot\n"
+		  "(bench/plot, beside ferry-bench; needs python3)" },
 	{ "quiet", OPT_FLAG, AT(quiet),
 	  .help = "no progress line each second" },
 	{ "help", OPT_HELP, .help = "this text" },
