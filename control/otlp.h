@@ -31,9 +31,16 @@ size_t ferry__pb_varint_len(uint64_t v);
 uint8_t *ferry__pb_varint(uint8_t *p, uint64_t v);
 
 /* Bytes of the Span message body for @s, and the body itself at @p (which
- * has that much room); returns the new end. */
-size_t ferry__pb_span_len(const struct ferry_span_info *s);
-uint8_t *ferry__pb_span_put(uint8_t *p, const struct ferry_span_info *s);
+ * has that much room); returns the new end.  @more: @more_len bytes of
+ * attribute fields already encoded (ferry__pb_attr_put()), written after
+ * @s's own (NULL, 0: none). */
+size_t ferry__pb_span_len(const struct ferry_span_info *s, size_t more_len);
+uint8_t *ferry__pb_span_put(uint8_t *p, const struct ferry_span_info *s,
+			    const uint8_t *more, size_t more_len);
+/* One attribute as a Span.attributes field (tag, length, KeyValue): its
+ * size, and its bytes at @p. */
+size_t ferry__pb_attr_len(const struct ferry_trace_attr *a);
+uint8_t *ferry__pb_attr_put(uint8_t *p, const struct ferry_trace_attr *a);
 
 /* A string key/value pair (resource attributes). */
 struct ferry__kv {

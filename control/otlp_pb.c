@@ -82,22 +82,33 @@ static uint8_t *put_fixed64(uint8_t *p, uint64_t v)
  * application's) is sent as the JSON export writes it: each byte >= 0x80
  * as U+0080..U+00FF, two bytes each. */
 
+/* Bytes >= 0x80 in @s, and its length in *@n: one pass.  Text without
+ * any (keys, method names, addresses: nearly all of it) needs no more
+ * checking. */
+static size_t high_bytes(const char *s, size_t *n)
+{
+	size_t hi = 0, i = 0;
+
+	for (; s[i]; i++)
+		hi += (unsigned char)s[i] >= 0x80;
+	*n = i;
+	return hi;
+}
+
 static size_t str_len(const char *s)
 {
-	size_t n = strlen(s), hi = 0;
+	size_t n, hi = high_bytes(s, &n);
 
-	if (ferry__utf8_ok((const unsigned char *)s, n))
+	if (!hi || ferry__utf8_ok((const unsigned char *)s, n))
 		return n;
-	for (size_t i = 0; i < n; i++)
-		hi += (unsigned char)s[i] >= 0x80;
 	return n + hi;
 }
 
 static uint8_t *put_str_bytes(uint8_t *p, const char *s)
 {
-	size_t n = strlen(s);
+	size_t n, hi = high_bytes(s, &n);
 
-	if (ferry__utf8_ok((const unsigned char *)s, n)) {
+	if (!hi || ferry__utf8_ok((const unsigned char *)s, n)) {
 		memcpy(p, s, n);
 		return p + n;
 	}
@@ -201,9 +212,10 @@ static size_t status_len(const struct ferry_span_info *s)
 	return n;
 }
 
-size_t ferry__pb_span_len(const struct ferry_span_info *s)
+size_t ferry__pb_span_len(const struct ferry_span_info *s, size_t more_len)
 {
-	size_t n = len_field(FERRY_TRACE_ID_LEN) + len_field(FERRY_SPAN_ID_LEN);
+	size_t n = len_field(FERRY_TRACE_ID_LEN) + len_field(FERRY_SPAN_ID_LEN) +
+		   more_len;
 
 	if (s->tracestate && s->tracestate[0])
 		n += len_field(str_len(s->tracestate));
@@ -227,7 +239,8 @@ size_t ferry__pb_span_len(const struct ferry_span_info *s)
 	return n;
 }
 
-uint8_t *ferry__pb_span_put(uint8_t *p, const struct ferry_span_info *s)
+uint8_t *ferry__pb_span_put(uint8_t *p, const struct ferry_span_info *s,
+			    const uint8_t *more, size_t more_len)
 {
 	p = put_bytes_field(p, SPAN_TRACE_ID, s->trace_id, FERRY_TRACE_ID_LEN);
 	p = put_bytes_field(p, SPAN_SPAN_ID, s->span_id, FERRY_SPAN_ID_LEN);
@@ -252,6 +265,10 @@ uint8_t *ferry__pb_span_put(uint8_t *p, const struct ferry_span_info *s)
 	}
 	for (unsigned i = 0; i < s->n_attrs; i++)
 		p = put_kv(p, SPAN_ATTRIBUTES, &s->attrs[i]);
+	if (more_len) {
+		memcpy(p, more, more_len);
+		p += more_len;
+	}
 	if (s->dropped_attrs) {
 		*p++ = TAG(SPAN_DROPPED_ATTRS, WT_VARINT);
 		p = ferry__pb_varint(p, s->dropped_attrs);
@@ -282,6 +299,16 @@ enum {
 	SCOPE_NAME = 1,
 	SCOPE_VERSION = 2,
 };
+
+uint8_t *ferry__pb_attr_put(uint8_t *p, const struct ferry_trace_attr *a)
+{
+	return put_kv(p, SPAN_ATTRIBUTES, a);
+}
+
+size_t ferry__pb_attr_len(const struct ferry_trace_attr *a)
+{
+	return len_field(kv_len(a));
+}
 
 uint8_t *ferry__pb_prefix(const struct ferry__kv *kv, unsigned n,
 			  const char *scope_name, const char *scope_version,

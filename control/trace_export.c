@@ -523,10 +523,12 @@ static void export_call(struct ferry__export *x,
 
 /* --- protobuf ------------------------------------------------------------ */
 
-/* Append @s as a ScopeSpans.spans field (tag 2, its length, the Span). */
-static void pb_span(struct ferry__export *x, const struct ferry_span_info *s)
+/* Append @s, and @more_len bytes of attributes already encoded, as a
+ * ScopeSpans.spans field (tag 2, its length, the Span). */
+static void pb_span(struct ferry__export *x, const struct ferry_span_info *s,
+		    const uint8_t *more, size_t more_len)
 {
-	size_t n = ferry__pb_span_len(s);
+	size_t n = ferry__pb_span_len(s, more_len);
 	uint8_t *p;
 
 	if (x->oom || !call_room(x, 1 + FERRY__PB_VARINT_MAX + n))
@@ -534,51 +536,84 @@ static void pb_span(struct ferry__export *x, const struct ferry_span_info *s)
 	p = (uint8_t *)x->buf + x->len;
 	*p++ = 2 << 3 | 2;
 	p = ferry__pb_varint(p, n);
-	p = ferry__pb_span_put(p, s);
+	p = ferry__pb_span_put(p, s, more, more_len);
 	x->len = (size_t)(p - (uint8_t *)x->buf);
 	x->spans++;
 }
 
-/* A call span straight from its CALL record, in protobuf: the span the
- * consumer's general path would make of it (rec_fill(): the same
- * attributes, in the same order, addresses left out when zero). */
-static void pb_call(struct ferry__export *x, const struct ferry__ev_call *ev)
+/* A call span's address attributes as protobuf fields, from the memo
+ * (which holds protobuf in a protobuf export) if it has this
+ * connection's, else encoded and kept there.  *@len: their bytes. */
+static const uint8_t *pb_call_addrs(struct ferry__export *x,
+				    const struct ferry__ev_call *ev, size_t *len)
 {
-	char name[16], method[8], sip[16], pip[16];
-	struct ferry_trace_attr a[6];
-	struct ferry_span_info s = { .kind = ev->kind, .name = name,
-				     .tracestate = "", .status_msg = "",
-				     .has_parent = true, .attrs = a };
+	unsigned h = (ev->peer_ip ^ ev->server_ip ^ ev->peer_port ^
+		      (uint32_t)ev->server_port << 7) * 0x9e3779b1u >> 28;
+	struct ferry__addr_memo *m = &x->memo[h];
+	char sip[16], pip[16];
+	uint8_t *p = (uint8_t *)m->text;
+	struct ferry_trace_attr as[4];
 	unsigned n = 0;
 
+	if (m->len && m->server_ip == ev->server_ip &&
+	    m->peer_ip == ev->peer_ip && m->server_port == ev->server_port &&
+	    m->peer_port == ev->peer_port) {
+		*len = m->len;
+		return (const uint8_t *)m->text;
+	}
+	/* As rec_fill() sets them: a zero address or port is left out. */
+	ferry__trace_ip_text(ev->server_ip, sip, sizeof(sip));
+	ferry__trace_ip_text(ev->peer_ip, pip, sizeof(pip));
+	if (ev->server_ip)
+		as[n++] = (struct ferry_trace_attr){ "server.address",
+						     FERRY_ATTR_STRING, { .s = sip } };
+	if (ev->server_port)
+		as[n++] = (struct ferry_trace_attr){ "server.port", FERRY_ATTR_INT,
+						     { .i = ev->server_port } };
+	if (ev->peer_ip)
+		as[n++] = (struct ferry_trace_attr){ "network.peer.address",
+						     FERRY_ATTR_STRING, { .s = pip } };
+	if (ev->peer_port)
+		as[n++] = (struct ferry_trace_attr){ "network.peer.port",
+						     FERRY_ATTR_INT,
+						     { .i = ev->peer_port } };
+	/* At most 4 x 40 bytes: always within the memo's text. */
+	for (unsigned i = 0; i < n; i++)
+		p = ferry__pb_attr_put(p, &as[i]);
+	m->len = (uint16_t)(p - (uint8_t *)m->text);
+	m->server_ip = ev->server_ip;
+	m->peer_ip = ev->peer_ip;
+	m->server_port = ev->server_port;
+	m->peer_port = ev->peer_port;
+	*len = m->len;
+	return (const uint8_t *)m->text;
+}
+
+/* A call span straight from its CALL record, in protobuf: the span the
+ * consumer's general path makes of it (rec_fill(): the same attributes in
+ * the same order), its addresses copied from the memo. */
+static void pb_call(struct ferry__export *x, const struct ferry__ev_call *ev)
+{
+	char name[16] = "ferry/", *method = name + 6;
+	struct ferry_trace_attr a[2] = {
+		{ "rpc.system", FERRY_ATTR_STRING, { .s = "ferry" } },
+		{ "rpc.method", FERRY_ATTR_STRING, { .s = method } },
+	};
+	struct ferry_span_info s = { .kind = ev->kind, .name = name,
+				     .tracestate = "", .status_msg = "",
+				     .has_parent = true, .attrs = a,
+				     .n_attrs = 2 };
+	const uint8_t *more;
+	size_t more_len;
+
+	*put_u64(method, ev->h.aux & 0xffff) = '\0';
 	memcpy(s.trace_id, ev->trace_id, sizeof(s.trace_id));
 	memcpy(s.span_id, ev->span_id, sizeof(s.span_id));
 	memcpy(s.parent_span_id, ev->parent_id, sizeof(s.parent_span_id));
 	s.start_ns = ev->start;
 	s.end_ns = ev->h.ts < ev->start ? ev->start : ev->h.ts;
-	snprintf(method, sizeof(method), "%u", (unsigned)(ev->h.aux & 0xffff));
-	snprintf(name, sizeof(name), "ferry/%s", method);
-	ferry__trace_ip_text(ev->server_ip, sip, sizeof(sip));
-	ferry__trace_ip_text(ev->peer_ip, pip, sizeof(pip));
-	a[n++] = (struct ferry_trace_attr){ "rpc.system", FERRY_ATTR_STRING,
-					    { .s = "ferry" } };
-	a[n++] = (struct ferry_trace_attr){ "rpc.method", FERRY_ATTR_STRING,
-					    { .s = method } };
-	if (ev->server_ip)
-		a[n++] = (struct ferry_trace_attr){ "server.address",
-						    FERRY_ATTR_STRING, { .s = sip } };
-	if (ev->server_port)
-		a[n++] = (struct ferry_trace_attr){ "server.port", FERRY_ATTR_INT,
-						    { .i = ev->server_port } };
-	if (ev->peer_ip)
-		a[n++] = (struct ferry_trace_attr){ "network.peer.address",
-						    FERRY_ATTR_STRING, { .s = pip } };
-	if (ev->peer_port)
-		a[n++] = (struct ferry_trace_attr){ "network.peer.port",
-						    FERRY_ATTR_INT,
-						    { .i = ev->peer_port } };
-	s.n_attrs = n;
-	pb_span(x, &s);
+	more = pb_call_addrs(x, ev, &more_len);
+	pb_span(x, &s, more, more_len);
 }
 
 /* --- the export file ----------------------------------------------------- */
@@ -902,7 +937,7 @@ void ferry__export_span(struct ferry__export *x,
 	if (x->format == FERRY_TRACE_FORMAT_JSON)
 		export_span(x, s);
 	else
-		pb_span(x, s);
+		pb_span(x, s, NULL, 0);
 	export_fit(x, mark, before);
 	if (x->len >= EXPORT_FLUSH)
 		ferry__export_flush(x);

@@ -88,10 +88,10 @@ Test(otlp_pb, span_matches_protoc)
 		.attrs = attrs, .n_attrs = 6, .dropped_attrs = 2,
 	};
 	uint8_t buf[512], *e;
-	size_t n = ferry__pb_span_len(&s);
+	size_t n = ferry__pb_span_len(&s, 0);
 
 	cr_assert_lt(n, sizeof(buf));
-	e = ferry__pb_span_put(buf, &s);
+	e = ferry__pb_span_put(buf, &s, NULL, 0);
 	cr_assert_eq((size_t)(e - buf), n);
 	assert_bytes(buf, n,
 		"0a100102030405060708090a0b0c0d0e0f10120811121314151617181a036b"
@@ -115,7 +115,7 @@ Test(otlp_pb, request_matches_protoc)
 		.kind = FERRY_SPAN_KIND_SERVER, .name = "ferry.session",
 		.tracestate = "", .status_msg = "", .start_ns = 5, .end_ns = 6,
 	};
-	size_t res_len, scope_len, sl = ferry__pb_span_len(&s);
+	size_t res_len, scope_len, sl = ferry__pb_span_len(&s, 0);
 	uint8_t *pre = ferry__pb_prefix(kv, 2, "ferry", "0.1.0", &res_len,
 					&scope_len);
 	uint8_t spans[256], buf[512], *e, *p = spans;
@@ -124,7 +124,7 @@ Test(otlp_pb, request_matches_protoc)
 	cr_assert_not_null(pre);
 	*p++ = 0x12; /* ScopeSpans.spans, length-delimited */
 	p = ferry__pb_varint(p, sl);
-	p = ferry__pb_span_put(p, &s);
+	p = ferry__pb_span_put(p, &s, NULL, 0);
 	e = ferry__pb_head(buf, pre, res_len, scope_len, (size_t)(p - spans),
 			   false);
 	memcpy(e, spans, (size_t)(p - spans));
