@@ -234,7 +234,8 @@ static const struct opt opts[] = {
 		  "as it is: http://HOST:4318/v1/traces)" },
 	{ "otlp-protocol", OPT_STR, AT(otlp_protocol), .arg = "P",
 	  .needs = "otlp|otlp-endpoint",
-	  .help = "http/protobuf (the default) or http/json" },
+	  .help = "http/protobuf (the default) or http/json, over what\n"
+		  "OTEL_EXPORTER_OTLP_PROTOCOL says" },
 	{ "otlp-gzip", OPT_FLAG, AT(otlp_gzip), .needs = "otlp|otlp-endpoint",
 	  .help = "gzip the request bodies (Content-Encoding: gzip)" },
 	{ "trace-sample", OPT_FRAC, AT(trace_sample), .arg = "F",
