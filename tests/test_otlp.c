@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -515,4 +517,110 @@ Test(otlp_env, config_fields_win)
 	cr_assert(strstr(err, "grpc"), "%s", err);
 	cr_assert_eq(ferry_tracer_create(&c, &(struct ferry_tracer *){ 0 }), -EINVAL);
 	unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
+}
+
+/* --- the exporter's queue ------------------------------------------------ */
+
+/* A collector that takes the connection and never answers (a listening
+ * socket nobody accepts from): the sender waits on its first body, the
+ * queue (of 1) fills, and what does not fit is dropped at once and
+ * counted; at the stop, after the timeout, the rest too.  Nothing is
+ * lost uncounted and the enqueue never waits. */
+Test(otlp_exporter, full_queue_drops_and_counts)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	struct ferry__otlp_settings s = { .protocol = FERRY_OTLP_HTTP_PROTOBUF,
+					  .timeout_ms = 300, .queue_max = 1 };
+	struct ferry__otlp_stats st;
+	struct ferry__otlp *o;
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	char url[64];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 8), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/traces",
+		 ntohs(sa.sin_port));
+	s.endpoint = url;
+	cr_assert_eq(ferry__otlp_start(&s, 0, &o), 0);
+	/* One in flight at most, one queued: of three, one is dropped. */
+	for (int i = 0; i < 3; i++)
+		ferry__otlp_enqueue(o, &iov, 1, 10);
+	ferry__otlp_stats(o, &st);
+	cr_assert_geq(st.spans_dropped, 10);
+	cr_assert_eq(st.spans_sent, 0);
+	cr_assert_eq(st.spans_dropped + st.queued_spans, 30);
+	ferry__otlp_stop(o, &st);
+	cr_assert_eq(st.spans_sent, 0);
+	cr_assert_eq(st.spans_dropped, 30);
+	cr_assert_eq(st.queued_spans, 0);
+	cr_assert_geq(st.requests, 1);
+	close(fd);
+}
+
+/* With a cap, a protobuf file is rotated between messages, never inside
+ * one: every file is whole length-delimited messages, and together they
+ * hold every span. */
+Test(otlp_pb, rotation_keeps_messages_whole)
+{
+	char path[] = "/tmp/test_otlp_XXXXXX", name[64];
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct ferry_trace_ring *r;
+	struct ferry_tracer_stats st;
+	struct ferry_span_session_args sa = { .kind = FERRY_SPAN_KIND_CLIENT,
+					      .peer_port = 1 };
+	uint64_t tick = 0;
+	unsigned total = 0, files = 0;
+	ferry_span_t s;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	ferry_tracer_config_init(&c);
+	c.use_env = false;
+	c.export_path = path;
+	c.export_format = FERRY_TRACE_FORMAT_PROTOBUF;
+	c.export_max_bytes = 4096;
+	c.export_keep = 64;
+	c.clock = fixed_clock;
+	c.clock_arg = &tick;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+	s = ferry_span_session_open(r, &sa);
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 40; i++)
+			ferry_span_call_end(r, ferry_span_call_start(r, s, 3, NULL), 0);
+		ferry_tracer_drain(t);
+	}
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_stats(t, &st);
+	ferry_tracer_destroy(t);
+	for (unsigned k = 0; k <= 64; k++) {
+		uint8_t *b, *out;
+		size_t len, outlen = 0;
+
+		if (k)
+			snprintf(name, sizeof(name), "%s.%u", path, k);
+		else
+			snprintf(name, sizeof(name), "%s", path);
+		if (access(name, F_OK) != 0)
+			continue;
+		b = slurp(name, &len);
+		cr_assert_leq(len, 4096, "%s: %zu bytes", name, len);
+		out = malloc(len + 1);
+		total += file_spans(b, len, out, &outlen);
+		files++;
+		free(out);
+		free(b);
+		unlink(name);
+	}
+	cr_assert_gt(st.export_rotations, 0);
+	cr_assert_gt(files, 1);
+	cr_assert_eq(total, st.spans_exported);
+	cr_assert_eq(total, 201);
 }
