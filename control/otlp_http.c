@@ -4,7 +4,7 @@
  * read the status and the Retry-After header, keep the connection alive
  * when the response allows it.  Plain TCP, http:// only (no TLS).  Our
  * own rather than libcurl (docs/tracing.md, "OTLP/HTTP"): the exporter
- * needs one request shape, and this is ~250 lines with no new dependency
+ * needs one request shape, and this is ~270 lines with no new dependency
  * in the library, where libcurl brings TLS stacks, its own threads for
  * name resolution and many protocols the tracer never speaks.  Blocking
  * sockets with send and receive timeouts: it runs only on the exporter's
