@@ -143,6 +143,13 @@ struct bench_opts {
 	 * and trace_stats holds its counters once the workers have stopped
 	 * (for the JSON summary's "tracer"). */
 	const char *trace_out;
+	/* --trace-format, --otlp, --otlp-endpoint, --otlp-protocol,
+	 * --otlp-gzip: the file's format and the OTLP/HTTP export. */
+	const char *trace_format;
+	bool otlp;
+	const char *otlp_endpoint;
+	const char *otlp_protocol;
+	bool otlp_gzip;
 	double trace_sample;
 	uint64_t trace_max_bytes;
 	double trace_budget;

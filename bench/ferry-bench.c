@@ -132,9 +132,35 @@ static int bench_trace_setup(struct bench_opts *o)
 	struct ferry_tracer_config tc;
 	int ret;
 
+	char why[256];
+	const char *ra = getenv("OTEL_RESOURCE_ATTRIBUTES");
+
 	ferry_tracer_config_init(&tc);
-	tc.service_name = "ferry-bench";
+	/* "ferry-bench" unless the environment names the service (the
+	 * tracer reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES). */
+	if (!getenv("OTEL_SERVICE_NAME") && !(ra && strstr(ra, "service.name=")))
+		tc.service_name = "ferry-bench";
 	tc.export_path = o->trace_out;
+	if (o->trace_format && strcmp(o->trace_format, "protobuf") == 0) {
+		tc.export_format = FERRY_TRACE_FORMAT_PROTOBUF;
+	} else if (o->trace_format && strcmp(o->trace_format, "json") != 0) {
+		fprintf(stderr, "ferry-bench: --trace-format: json or protobuf\n");
+		return 2;
+	}
+	/* Without --otlp the environment's endpoint is not followed: a
+	 * benchmark exports only where it is told to. */
+	tc.otlp_endpoint = o->otlp_endpoint;
+	tc.use_env = o->otlp || o->otlp_endpoint;
+	if (o->otlp_protocol && strcmp(o->otlp_protocol, "http/protobuf") == 0) {
+		tc.otlp_protocol = FERRY_OTLP_HTTP_PROTOBUF;
+	} else if (o->otlp_protocol && strcmp(o->otlp_protocol, "http/json") == 0) {
+		tc.otlp_protocol = FERRY_OTLP_HTTP_JSON;
+	} else if (o->otlp_protocol) {
+		fprintf(stderr, "ferry-bench: --otlp-protocol: http/protobuf "
+				"or http/json\n");
+		return 2;
+	}
+	tc.otlp_gzip = o->otlp_gzip;
 	tc.export_replace = true; /* this run's spans only */
 	tc.sample_rate = o->trace_sample;
 	/* A server follows its client's sampling, as --trace-sample says:
@@ -152,10 +178,23 @@ static int bench_trace_setup(struct bench_opts *o)
 	tc.ring_bytes = 4u << 20;
 	tc.max_spans = 65536;
 	tc.drain_interval_us = 10000;
+	if (ferry_tracer_config_check(&tc, why, sizeof(why)) < 0) {
+		fprintf(stderr, "ferry-bench: tracing: %s\n", why);
+		return 2;
+	}
+	if (o->otlp && !o->otlp_endpoint &&
+	    !getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") &&
+	    !getenv("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+		fprintf(stderr, "ferry-bench: --otlp: set OTEL_EXPORTER_OTLP_"
+				"ENDPOINT (or ..._TRACES_ENDPOINT), or give "
+				"--otlp-endpoint\n");
+		return 2;
+	}
 	ret = ferry_tracer_create(&tc, &o->tracer);
 	if (ret < 0) {
 		fprintf(stderr, "ferry-bench: --trace-out %s: %s\n",
-			o->trace_out, ferry_strerror(ret));
+			o->trace_out ? o->trace_out : "(none)",
+			ferry_strerror(ret));
 		return 1;
 	}
 	return 0;
@@ -174,7 +213,9 @@ static void bench_trace_snapshot(struct bench_opts *o)
 #ifdef FERRY_BENCH_CONTROL
 	if (!o->tracer)
 		return;
-	ferry_tracer_drain(o->tracer);
+	/* Drained, and the OTLP/HTTP queue sent (or dropped, counted), so
+	 * that spans_exported = otlp_spans_sent + otlp_spans_dropped. */
+	ferry_tracer_flush(o->tracer, 0);
 	ferry_tracer_stats(o->tracer, &o->trace_stats);
 #else
 	(void)o;
@@ -198,13 +239,23 @@ static void bench_trace_end(struct bench_opts *o)
 		"trace: %llu spans exported to %s, %llu events dropped "
 		"(ring full), %llu of %llu spans dropped (%llu ring full or "
 		"no slot, %llu rate limit, %llu CPU budget)\n",
-		(unsigned long long)st.spans_exported, o->trace_out,
+		(unsigned long long)st.spans_exported,
+		o->trace_out ? o->trace_out : "OTLP/HTTP",
 		(unsigned long long)st.events_dropped,
 		(unsigned long long)st.spans_dropped,
 		(unsigned long long)st.spans_started,
 		(unsigned long long)st.spans_dropped_full,
 		(unsigned long long)st.spans_dropped_rate,
 		(unsigned long long)st.spans_dropped_budget);
+	if (st.otlp_requests || st.otlp_spans_dropped)
+		fprintf(stderr,
+			"trace: OTLP/HTTP: %llu spans sent, %llu dropped, in %llu "
+			"requests (%llu retries, %llu failed)\n",
+			(unsigned long long)st.otlp_spans_sent,
+			(unsigned long long)st.otlp_spans_dropped,
+			(unsigned long long)st.otlp_requests,
+			(unsigned long long)st.otlp_retries,
+			(unsigned long long)st.otlp_failures);
 #else
 	(void)o;
 #endif
@@ -284,7 +335,7 @@ static int setup(struct bench_opts *o, struct bench_auth *auth)
 			return rc;
 		o->auth = auth;
 	}
-	if (o->trace_out) {
+	if (o->trace_out || o->otlp || o->otlp_endpoint) {
 		rc = bench_trace_setup(o);
 		if (rc)
 			return rc;

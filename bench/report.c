@@ -479,7 +479,10 @@ static void json_tracer(FILE *f, const struct bench_opts *o)
 		"\"spans_dropped\":%llu,\"spans_dropped_full\":%llu,"
 		"\"spans_dropped_rate\":%llu,\"spans_dropped_budget\":%llu,"
 		"\"events_dropped\":%llu,\"export_errors\":%llu,"
-		"\"cpu_budget\":%.4f,\"max_spans_per_sec\":%u}",
+		"\"cpu_budget\":%.4f,\"max_spans_per_sec\":%u,"
+		"\"otlp_spans_sent\":%llu,\"otlp_spans_dropped\":%llu,"
+		"\"otlp_spans_queued\":%llu,\"otlp_requests\":%llu,"
+		"\"otlp_retries\":%llu,\"otlp_failures\":%llu}",
 		(unsigned long long)st->spans_started,
 		(unsigned long long)st->spans_exported,
 		(unsigned long long)st->spans_dropped,
@@ -488,7 +491,12 @@ static void json_tracer(FILE *f, const struct bench_opts *o)
 		(unsigned long long)st->spans_dropped_budget,
 		(unsigned long long)st->events_dropped,
 		(unsigned long long)st->export_errors, o->trace_budget,
-		o->trace_max_sps);
+		o->trace_max_sps, (unsigned long long)st->otlp_spans_sent,
+		(unsigned long long)st->otlp_spans_dropped,
+		(unsigned long long)st->otlp_spans_queued,
+		(unsigned long long)st->otlp_requests,
+		(unsigned long long)st->otlp_retries,
+		(unsigned long long)st->otlp_failures);
 }
 
 /* "hist": the client's whole latency histogram, so that the latencies of
