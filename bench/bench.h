@@ -110,6 +110,8 @@ struct bench_opts {
 	uint32_t zc_threshold;
 	bool no_gso, no_gro; /* uring: no UDP GSO, no UDP GRO */
 	const char *json;
+	const char *label;     /* --label: the run's name in --json, plots */
+	const char *plot;      /* --plot FILE.svg */
 	bool verify;
 	const char *wire_mode; /* NULL: the library's (mac) */
 	bool retry_never;
@@ -145,6 +147,13 @@ struct bench_opts {
 	 * and trace_stats holds its counters once the workers have stopped
 	 * (for the JSON summary's "tracer"). */
 	const char *trace_out;
+	/* --trace-format, --otlp, --otlp-endpoint, --otlp-protocol,
+	 * --otlp-gzip: the file's format and the OTLP/HTTP export. */
+	const char *trace_format;
+	bool otlp;
+	const char *otlp_endpoint;
+	const char *otlp_protocol;
+	bool otlp_gzip;
 	double trace_sample;
 	uint64_t trace_max_bytes;
 	double trace_budget;
@@ -372,11 +381,26 @@ void bench_publish(struct bench_worker *w, const struct ferry_ep_stats *st);
 struct bench_progress {
 	uint64_t completed, bytes, t_ns;
 	int second;
+	/* The timeline (--json "timeline"): with @record set, each call
+	 * appends the rates since the last one, at its time since @t0_ns.
+	 * @complete turns false if memory for a sample ran out (the
+	 * samples end there). */
+	bool record, complete;
+	uint64_t t0_ns;
+	struct bench_sample { double t_s, rps, gbps; } *samples;
+	size_t n, cap;
 };
+/* The timeline's interval: fine enough to show a stall in a plot, coarse
+ * enough that sampling costs the workers nothing measurable. */
+#define BENCH_SAMPLE_NS 100000000ull
 void bench_progress(struct bench_progress *p, const struct bench_opts *o,
 		    struct bench_worker *ws, int nw, uint64_t now, bool print);
 int bench_report(const struct bench_opts *o, struct bench_worker *ws, int nw,
-		 double secs, const struct bench_issuer_stats *ist);
+		 double secs, const struct bench_issuer_stats *ist,
+		 const struct bench_progress *timeline);
+/* --plot: draw --json's file with ferry-bench-plot (report.c).  Returns
+ * 0, or 1 after saying why not. */
+int bench_plot(const struct bench_opts *o);
 
 extern _Atomic int bench_phase;
 

@@ -141,9 +141,35 @@ static int bench_trace_setup(struct bench_opts *o)
 	struct ferry_tracer_config tc;
 	int ret;
 
+	char why[256];
+	const char *ra = getenv("OTEL_RESOURCE_ATTRIBUTES");
+
 	ferry_tracer_config_init(&tc);
-	tc.service_name = "ferry-bench";
+	/* "ferry-bench" unless the environment names the service (the
+	 * tracer reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES). */
+	if (!getenv("OTEL_SERVICE_NAME") && !(ra && strstr(ra, "service.name=")))
+		tc.service_name = "ferry-bench";
 	tc.export_path = o->trace_out;
+	if (o->trace_format && strcmp(o->trace_format, "protobuf") == 0) {
+		tc.export_format = FERRY_TRACE_FORMAT_PROTOBUF;
+	} else if (o->trace_format && strcmp(o->trace_format, "json") != 0) {
+		fprintf(stderr, "ferry-bench: --trace-format: json or protobuf\n");
+		return 2;
+	}
+	/* Without --otlp the environment's endpoint is not followed: a
+	 * benchmark exports only where it is told to. */
+	tc.otlp_endpoint = o->otlp_endpoint;
+	tc.use_env = o->otlp || o->otlp_endpoint;
+	if (o->otlp_protocol && strcmp(o->otlp_protocol, "http/protobuf") == 0) {
+		tc.otlp_protocol = FERRY_OTLP_HTTP_PROTOBUF;
+	} else if (o->otlp_protocol && strcmp(o->otlp_protocol, "http/json") == 0) {
+		tc.otlp_protocol = FERRY_OTLP_HTTP_JSON;
+	} else if (o->otlp_protocol) {
+		fprintf(stderr, "ferry-bench: --otlp-protocol: http/protobuf "
+				"or http/json\n");
+		return 2;
+	}
+	tc.otlp_gzip = o->otlp_gzip;
 	tc.export_replace = true; /* this run's spans only */
 	tc.sample_rate = o->trace_sample;
 	/* A server follows its client's sampling, as --trace-sample says:
@@ -161,10 +187,23 @@ static int bench_trace_setup(struct bench_opts *o)
 	tc.ring_bytes = 4u << 20;
 	tc.max_spans = 65536;
 	tc.drain_interval_us = 10000;
+	if (ferry_tracer_config_check(&tc, why, sizeof(why)) < 0) {
+		fprintf(stderr, "ferry-bench: tracing: %s\n", why);
+		return 2;
+	}
+	if (o->otlp && !o->otlp_endpoint &&
+	    !getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") &&
+	    !getenv("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+		fprintf(stderr, "ferry-bench: --otlp: set OTEL_EXPORTER_OTLP_"
+				"ENDPOINT (or ..._TRACES_ENDPOINT), or give "
+				"--otlp-endpoint\n");
+		return 2;
+	}
 	ret = ferry_tracer_create(&tc, &o->tracer);
 	if (ret < 0) {
 		fprintf(stderr, "ferry-bench: --trace-out %s: %s\n",
-			o->trace_out, ferry_strerror(ret));
+			o->trace_out ? o->trace_out : "(none)",
+			ferry_strerror(ret));
 		return 1;
 	}
 	return 0;
@@ -183,7 +222,9 @@ static void bench_trace_snapshot(struct bench_opts *o)
 #ifdef FERRY_BENCH_CONTROL
 	if (!o->tracer)
 		return;
-	ferry_tracer_drain(o->tracer);
+	/* Drained, and the OTLP/HTTP queue sent (or dropped, counted), so
+	 * that spans_exported = otlp_spans_sent + otlp_spans_dropped. */
+	ferry_tracer_flush(o->tracer, 0);
 	ferry_tracer_stats(o->tracer, &o->trace_stats);
 #else
 	(void)o;
@@ -207,13 +248,23 @@ static void bench_trace_end(struct bench_opts *o)
 		"trace: %llu spans exported to %s, %llu events dropped "
 		"(ring full), %llu of %llu spans dropped (%llu ring full or "
 		"no slot, %llu rate limit, %llu CPU budget)\n",
-		(unsigned long long)st.spans_exported, o->trace_out,
+		(unsigned long long)st.spans_exported,
+		o->trace_out ? o->trace_out : "OTLP/HTTP",
 		(unsigned long long)st.events_dropped,
 		(unsigned long long)st.spans_dropped,
 		(unsigned long long)st.spans_started,
 		(unsigned long long)st.spans_dropped_full,
 		(unsigned long long)st.spans_dropped_rate,
 		(unsigned long long)st.spans_dropped_budget);
+	if (st.otlp_requests || st.otlp_spans_dropped)
+		fprintf(stderr,
+			"trace: OTLP/HTTP: %llu spans sent, %llu dropped, in %llu "
+			"requests (%llu retries, %llu failed)\n",
+			(unsigned long long)st.otlp_spans_sent,
+			(unsigned long long)st.otlp_spans_dropped,
+			(unsigned long long)st.otlp_requests,
+			(unsigned long long)st.otlp_retries,
+			(unsigned long long)st.otlp_failures);
 #else
 	(void)o;
 #endif
@@ -293,7 +344,7 @@ static int setup(struct bench_opts *o, struct bench_auth *auth)
 			return rc;
 		o->auth = auth;
 	}
-	if (o->trace_out) {
+	if (o->trace_out || o->otlp || o->otlp_endpoint) {
 		rc = bench_trace_setup(o);
 		if (rc)
 			return rc;
@@ -426,9 +477,9 @@ static bool clients_gone(const struct run *r)
 }
 
 /* The measured time: until --duration is over, a signal comes, or every
- * client session has ended, with a progress line each second.  Returns
- * its length in seconds. */
-static double measure(struct run *r)
+ * client session has ended, with a sample in @tl every BENCH_SAMPLE_NS
+ * and a progress line each second.  Returns its length in seconds. */
+static double measure(struct run *r, struct bench_progress *tl)
 {
 	const struct bench_opts *o = r->o;
 	uint64_t t_start = bench_now_ns();
@@ -436,6 +487,8 @@ static double measure(struct run *r)
 				       : UINT64_MAX;
 	struct bench_progress p = { .t_ns = t_start };
 
+	*tl = (struct bench_progress){ .t_ns = t_start, .t0_ns = t_start,
+				       .record = true, .complete = true };
 	while (!interrupted) {
 		uint64_t now = bench_now_ns(), step;
 
@@ -446,10 +499,13 @@ static double measure(struct run *r)
 					"stopping\n");
 			break;
 		}
-		step = end - now < 1000000000ull ? end - now : 1000000000ull;
+		step = end - now < BENCH_SAMPLE_NS ? end - now : BENCH_SAMPLE_NS;
 		sleep_ns(step);
-		bench_progress(&p, o, r->ws, r->nw, bench_now_ns(),
-			       !o->quiet && step == 1000000000ull);
+		now = bench_now_ns();
+		bench_progress(tl, o, r->ws, r->nw, now, false);
+		/* A line for each whole second (within half a sample). */
+		if (now - p.t_ns + BENCH_SAMPLE_NS / 2 >= 1000000000ull)
+			bench_progress(&p, o, r->ws, r->nw, now, !o->quiet);
 	}
 	return (double)(bench_now_ns() - t_start) / 1e9;
 }
@@ -477,6 +533,26 @@ static void warm_up(const struct bench_opts *o)
 	}
 }
 
+/* --plot without --json: the JSON goes to a file of its own, removed
+ * after.  Returns 0, or an exit status after saying why not. */
+static int plot_json(struct bench_opts *o, char *tmp, size_t len)
+{
+	int fd;
+
+	if (!o->plot || o->json)
+		return 0;
+	snprintf(tmp, len, "/tmp/ferry-bench-XXXXXX.json");
+	fd = mkstemps(tmp, 5);
+	if (fd < 0) {
+		fprintf(stderr, "ferry-bench: --plot: a file for the JSON: "
+				"%s\n", strerror(errno));
+		return 1;
+	}
+	close(fd);
+	o->json = tmp;
+	return 0;
+}
+
 /* The issuer's counters: the process's thread, stopped now that every
  * endpoint is gone (what it still holds was cancelled with its session),
  * or each client worker's own. */
@@ -499,6 +575,8 @@ int main(int argc, char **argv)
 	struct bench_auth auth = { 0 };
 	struct bench_issuer_stats ist = { 0 };
 	struct run r = { .o = &o };
+	struct bench_progress tl;
+	char tmp_json[64] = "";
 	double secs;
 	int rc;
 
@@ -521,11 +599,17 @@ int main(int argc, char **argv)
 			o.inflight, o.busy_poll ? ", busy-poll" : "");
 	warm_up(&o);
 	atomic_store(&bench_phase, PH_MEASURE);
-	secs = measure(&r);
+	secs = measure(&r, &tl);
 	stop_workers(&r);
 	issuer_end(&o, &r, &ist);
 	bench_trace_snapshot(&o);
-	rc = bench_report(&o, r.ws, r.nw, secs, &ist);
+	rc = plot_json(&o, tmp_json, sizeof(tmp_json));
+	rc |= bench_report(&o, r.ws, r.nw, secs, &ist, &tl);
+	if (rc == 0 && o.plot)
+		rc = bench_plot(&o);
+	if (tmp_json[0])
+		unlink(tmp_json);
+	free(tl.samples);
 	free(r.ws);
 	free(r.tids);
 	bench_auth_free(&auth);

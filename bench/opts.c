@@ -249,28 +249,50 @@ static const struct opt opts[] = {
 		  "sampled call, written to FILE (replaced) as OTLP/JSON\n"
 		  "lines (docs/tracing.md); ferryctl spans FILE shows the\n"
 		  "tree.  Give each process its own FILE" },
-	{ "trace-sample", OPT_FRAC, AT(trace_sample), .arg = "F",
+	{ "trace-format", OPT_STR, AT(trace_format), .arg = "FMT",
 	  .needs = "trace-out",
+	  .help = "the --trace-out file's format: json (OTLP/JSON lines,\n"
+		  "the default) or protobuf (length-delimited\n"
+		  "ExportTraceServiceRequest messages, docs/tracing.md)" },
+	{ "otlp", OPT_FLAG, AT(otlp), .no_floor = "the floor has no sessions to trace",
+	  .help = "record spans as --trace-out does and send them to an\n"
+		  "OpenTelemetry collector over OTLP/HTTP, configured by\n"
+		  "the OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME /\n"
+		  "OTEL_RESOURCE_ATTRIBUTES variables (docs/tracing.md,\n"
+		  "\"Configuration\"); with or without --trace-out" },
+	{ "otlp-endpoint", OPT_STR, AT(otlp_endpoint), .arg = "URL",
+	  .no_floor = "the floor has no sessions to trace",
+	  .help = "as --otlp, to the traces URL given (http:// only, used\n"
+		  "as it is: http://HOST:4318/v1/traces)" },
+	{ "otlp-protocol", OPT_STR, AT(otlp_protocol), .arg = "P",
+	  .needs = "otlp|otlp-endpoint",
+	  .help = "http/protobuf (the default) or http/json, over what\n"
+		  "OTEL_EXPORTER_OTLP_PROTOCOL says" },
+	{ "otlp-gzip", OPT_FLAG, AT(otlp_gzip), .needs = "otlp|otlp-endpoint",
+	  .help = "gzip the request bodies (Content-Encoding: gzip)" },
+	{ "trace-sample", OPT_FRAC, AT(trace_sample), .arg = "F",
+	  .needs = "trace-out|otlp|otlp-endpoint",
 	  .help = "fraction of calls that get call spans (0..1, default\n"
-		  "1; needs --trace-out): each client call is drawn on\n"
-		  "its own, and a server follows its client's decision\n"
-		  "(docs/tracing.md, section 4)" },
+		  "1; needs --trace-out or --otlp): each client call is\n"
+		  "drawn on its own, and a server follows its client's\n"
+		  "decision (docs/tracing.md, section 4)" },
 	{ "trace-max-bytes", OPT_U64, AT(trace_max_bytes), .arg = "N",
 	  .needs = "trace-out",
 	  .help = "rotate FILE before it would pass N bytes (FILE.1,\n"
 		  "FILE.2 kept; 0: no cap, else at least 4096; default\n"
 		  "268435456, 256 MiB; needs --trace-out)" },
 	{ "trace-budget", OPT_FRAC, AT(trace_budget), .arg = "F",
-	  .needs = "trace-out",
-	  .help = "most of its time the tracer's drain thread may spend on\n"
-		  "the CPU (0..1, default 0.05; 0: unlimited; needs\n"
-		  "--trace-out): past it, spans are dropped and counted\n"
-		  "(docs/tracing.md, \"CPU budget\")" },
+	  .needs = "trace-out|otlp|otlp-endpoint",
+	  .help = "most of its time the tracer's drain thread (and the\n"
+		  "OTLP sender's) may spend on the CPU (0..1, default\n"
+		  "0.05; 0: unlimited; needs --trace-out or --otlp): past\n"
+		  "it, spans are dropped and counted (docs/tracing.md,\n"
+		  "\"CPU budget\")" },
 	{ "trace-max-sps", OPT_U32, AT(trace_max_sps), 0, 4000000000u,
-	  .arg = "N", .needs = "trace-out",
+	  .arg = "N", .needs = "trace-out|otlp|otlp-endpoint",
 	  .help = "at most N call spans a second per endpoint (0: no\n"
-		  "limit, the default; needs --trace-out); the calls past\n"
-		  "it get no span, counted" },
+		  "limit, the default; needs --trace-out or --otlp); the\n"
+		  "calls past it get no span, counted" },
 	{ "metrics", OPT_STR, AT(metrics_at), .arg = "ADDR:PORT",
 	  .no_floor = "the floor has no endpoints to count",
 	  .help = "serve every endpoint's counters (and the tracer's) in\n"
@@ -279,7 +301,15 @@ static const struct opt opts[] = {
 		  "address or [IPv6]; PORT 0 picks a free port.  The URL\n"
 		  "is printed at start" },
 	{ "json", OPT_STR, AT(json), .arg = "FILE",
-	  .help = "also write the summary as JSON to FILE" },
+	  .help = "also write the summary as JSON to FILE, with the latency\n"
+		  "curve and the throughput each 0.1 s (docs/bench.md,\n"
+		  "\"Plots\")" },
+	{ "label", OPT_STR, AT(label), .arg = "TEXT",
+	  .help = "this run's name: \"label\" in --json, the legend in plots" },
+	{ "plot", OPT_STR, AT(plot), .arg = "FILE.svg",
+	  .help = "after a run that succeeded, draw its latency curve and\n"
+		  "throughput over time to FILE.svg with ferry-bench-plot\n"
+		  "(bench/plot, beside ferry-bench; needs python3)" },
 	{ "quiet", OPT_FLAG, AT(quiet),
 	  .help = "no progress line each second" },
 	{ "help", OPT_HELP, .help = "this text" },
@@ -482,6 +512,22 @@ static bool given(const bool *seen, const char *name)
 	return seen[find(name) - opts];
 }
 
+/* Whether any of the options @names ("a|b|c") was given. */
+static bool given_any(const bool *seen, const char *names)
+{
+	char one[32];
+
+	while (*names) {
+		size_t n = strcspn(names, "|");
+
+		snprintf(one, sizeof(one), "%.*s", (int)n, names);
+		if (given(seen, one))
+			return true;
+		names += n + (names[n] == '|');
+	}
+	return false;
+}
+
 /* Whether row @i was given, for the checks of where it is taken and what
  * it needs. */
 static bool active(const struct bench_opts *o, const bool *seen, size_t i)
@@ -521,9 +567,19 @@ static void check_needs(const struct bench_opts *o, const bool *seen)
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *p = &opts[i];
 
-		if (active(o, seen, i) && p->needs && !given(seen, p->needs))
-			die_usage("--%s needs --%s%s", p->name, p->needs,
+		if (active(o, seen, i) && p->needs &&
+		    !given_any(seen, p->needs)) {
+			char alt[96];
+
+			/* "a|b" reads "--a or --b". */
+			snprintf(alt, sizeof(alt), "--%s", p->needs);
+			for (char *c = strchr(alt, '|'); c; c = strchr(c, '|')) {
+				memmove(c + 6, c + 1, strlen(c + 1) + 1);
+				memcpy(c, " or --", 6);
+			}
+			die_usage("--%s needs %s%s", p->name, alt,
 				  p->needs_why ? p->needs_why : "");
+		}
 	}
 }
 

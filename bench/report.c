@@ -7,13 +7,20 @@
  * rates, admission, the deferred issuer) are written here by name.
  */
 #include <errno.h>
+#include <limits.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <ferry/ferry.h>
 
 #include "bench.h"
+
+extern char **environ;
 
 enum side { SIDE_RUN, SIDE_ALL, SIDE_MAX, SIDE_SERVER, SIDE_CLIENT };
 
@@ -131,7 +138,42 @@ static void text_group(const struct sums *s, enum group g)
 	}
 }
 
-/* --- the progress line ---------------------------------------------------- */
+/* --- the progress line and the timeline ---------------------------------- */
+
+/* Append a sample of @dt seconds to the timeline, growing it by half as
+ * needed; out of memory, the timeline ends here and says so. */
+static void record_sample(struct bench_progress *p, uint64_t now, double rps,
+			  double gbps, double dt)
+{
+	double t = (double)(now - p->t0_ns) / 1e9;
+
+	if (dt < (double)BENCH_SAMPLE_NS / 2e9 && p->n > 0) {
+		/* The last interval, cut short by the end of the run, is
+		 * too short for a rate: it is folded into the one before. */
+		struct bench_sample *sm = &p->samples[p->n - 1];
+		double pdt = sm->t_s - (p->n > 1 ? sm[-1].t_s : 0);
+
+		sm->rps = (sm->rps * pdt + rps * dt) / (pdt + dt);
+		sm->gbps = (sm->gbps * pdt + gbps * dt) / (pdt + dt);
+		sm->t_s = t;
+		return;
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap + p->cap / 2 : 64;
+		struct bench_sample *ns =
+			realloc(p->samples, cap * sizeof(*ns));
+
+		if (!ns) {
+			p->record = false;
+			p->complete = false;
+			return;
+		}
+		p->samples = ns;
+		p->cap = cap;
+	}
+	p->samples[p->n++] = (struct bench_sample){ t, rps, gbps };
+}
+
 
 void bench_progress(struct bench_progress *p, const struct bench_opts *o,
 		    struct bench_worker *ws, int nw, uint64_t now, bool print)
@@ -165,6 +207,9 @@ void bench_progress(struct bench_progress *p, const struct bench_opts *o,
 			++p->second, (double)(completed - p->completed) / dt,
 			(double)(bytes - p->bytes) * 8 / dt / 1e9,
 			(unsigned long long)val(&s, BC_ERRORS), ious);
+	if (p->record && dt > 0)
+		record_sample(p, now, (double)(completed - p->completed) / dt,
+			      (double)(bytes - p->bytes) * 8 / dt / 1e9, dt);
 	p->completed = completed;
 	p->bytes = bytes;
 	p->t_ns = now;
@@ -176,6 +221,7 @@ struct report {
 	const struct bench_opts *o;
 	struct sums s;
 	const struct bench_issuer_stats *ist;
+	const struct bench_progress *timeline;
 	struct bench_hist hist;
 	double secs, rps, gbps, cpb;
 	double cpu_server, cpu_client;
@@ -438,7 +484,10 @@ static void json_tracer(FILE *f, const struct bench_opts *o)
 		"\"spans_dropped\":%llu,\"spans_dropped_full\":%llu,"
 		"\"spans_dropped_rate\":%llu,\"spans_dropped_budget\":%llu,"
 		"\"events_dropped\":%llu,\"export_errors\":%llu,"
-		"\"cpu_budget\":%.4f,\"max_spans_per_sec\":%u}",
+		"\"cpu_budget\":%.4f,\"max_spans_per_sec\":%u,"
+		"\"otlp_spans_sent\":%llu,\"otlp_spans_dropped\":%llu,"
+		"\"otlp_spans_queued\":%llu,\"otlp_requests\":%llu,"
+		"\"otlp_retries\":%llu,\"otlp_failures\":%llu}",
 		(unsigned long long)st->spans_started,
 		(unsigned long long)st->spans_exported,
 		(unsigned long long)st->spans_dropped,
@@ -447,7 +496,12 @@ static void json_tracer(FILE *f, const struct bench_opts *o)
 		(unsigned long long)st->spans_dropped_budget,
 		(unsigned long long)st->events_dropped,
 		(unsigned long long)st->export_errors, o->trace_budget,
-		o->trace_max_sps);
+		o->trace_max_sps, (unsigned long long)st->otlp_spans_sent,
+		(unsigned long long)st->otlp_spans_dropped,
+		(unsigned long long)st->otlp_spans_queued,
+		(unsigned long long)st->otlp_requests,
+		(unsigned long long)st->otlp_retries,
+		(unsigned long long)st->otlp_failures);
 }
 
 /* "hist": the client's whole latency histogram, so that the latencies of
@@ -472,6 +526,92 @@ static void json_hist(FILE *f, const struct bench_hist *h)
 		first = false;
 	}
 	fprintf(f, "]}");
+}
+
+/* A JSON string: @s with its quotes, backslashes and control bytes
+ * escaped (other bytes as they are: a --label is the user's text). */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/*
+ * "latency_curve": the latency at percentiles spaced evenly on a log scale
+ * of 1 - p, ten a decade, as far as the number of calls resolves them (a
+ * point's 1 - p is at least one call), then at 100 (the max).  The steps
+ * put 50, 95, 99.5, ... on the curve instead of 50.1, 95.0, 99.5: the
+ * half is exact.  Every point comes from bench_hist_percentile(), as
+ * p50_us and the others do.
+ */
+static const double tail_steps[10] = {
+	1, 0.7943282347, 0.6309573445, 0.5, 0.3981071706, 0.3162277660,
+	0.2511886432, 0.1995262315, 0.1584893192, 0.1258925412,
+};
+
+static void json_curve(FILE *f, const struct bench_hist *h)
+{
+	uint64_t n = bench_hist_count(h);
+	const char *sep = "";
+
+	fprintf(f, ",\"latency_curve\":{\"count\":%llu,\"points\":[",
+		(unsigned long long)n);
+	for (double decade = 1; n && decade * (double)n >= 1; decade /= 10) {
+		for (int j = 0; j < 10; j++) {
+			double q = tail_steps[j] * decade;
+			char pct[32];
+
+			if (q * (double)n < 1)
+				break;
+			/* The percentile as written, 99.9 and not
+			 * 99.900000000000006: the rank is taken from
+			 * that, as p999_us's is. */
+			snprintf(pct, sizeof(pct), "%.10g", 100 * (1 - q));
+			fprintf(f, "%s[%s,%.3f]", sep, pct,
+				us(bench_hist_percentile(h, strtod(pct, NULL))));
+			sep = ",";
+		}
+	}
+	if (n)
+		fprintf(f, "%s[100,%.3f]", sep, us(bench_hist_max(h)));
+	fprintf(f, "]}");
+}
+
+/* One column of the timeline: member @off of each sample, with @prec
+ * decimals. */
+static void json_column(FILE *f, const char *name,
+			const struct bench_progress *tl, size_t off, int prec)
+{
+	fprintf(f, ",\"%s\":[", name);
+	for (size_t i = 0; i < tl->n; i++) {
+		double v;
+
+		memcpy(&v, (const char *)&tl->samples[i] + off, sizeof(v));
+		fprintf(f, "%s%.*f", i ? "," : "", prec, v);
+	}
+	fprintf(f, "]");
+}
+
+/* "timeline": the rates over each interval of the measured time, as
+ * columns; "complete" is false if memory for it ran out. */
+static void json_timeline(FILE *f, const struct bench_progress *tl)
+{
+	fprintf(f, ",\"timeline\":{\"interval_s\":%.3f,\"complete\":%s",
+		(double)BENCH_SAMPLE_NS / 1e9, tl->complete ? "true" : "false");
+	json_column(f, "t_s", tl, offsetof(struct bench_sample, t_s), 3);
+	json_column(f, "rps", tl, offsetof(struct bench_sample, rps), 1);
+	json_column(f, "gbps", tl, offsetof(struct bench_sample, gbps), 4);
+	fprintf(f, "}");
 }
 
 /* --json FILE.  Returns 0, or 1 after saying why it could not. */
@@ -511,6 +651,12 @@ static int json_summary(const struct report *r)
 	json_tracer(f, o);
 	if (r->s.run_client)
 		json_hist(f, &r->hist);
+	if (o->label) {
+		fprintf(f, ",\"label\":");
+		json_str(f, o->label);
+	}
+	json_curve(f, &r->hist);
+	json_timeline(f, r->timeline);
 	fprintf(f, "}\n");
 	if (fclose(f) != 0) {
 		fprintf(stderr, "ferry-bench: %s: %s\n", o->json,
@@ -521,9 +667,11 @@ static int json_summary(const struct report *r)
 }
 
 int bench_report(const struct bench_opts *o, struct bench_worker *ws, int nw,
-		 double secs, const struct bench_issuer_stats *ist)
+		 double secs, const struct bench_issuer_stats *ist,
+		 const struct bench_progress *timeline)
 {
-	struct report r = { .o = o, .ist = ist, .secs = secs };
+	struct report r = { .o = o, .ist = ist, .timeline = timeline,
+			    .secs = secs };
 	const struct sums *s = &r.s;
 	uint64_t delivered;
 	int rc;
@@ -558,4 +706,54 @@ int bench_report(const struct bench_opts *o, struct bench_worker *ws, int nw,
 	if (o->json && json_summary(&r))
 		rc = 1;
 	return rc;
+}
+
+/*
+ * --plot FILE.svg: ferry-bench-plot draws the file --json wrote.  It is
+ * bench/plot, a Python script, copied beside ferry-bench in a build tree
+ * and installed beside it: one drawing for every run, whether plotted
+ * now or later from saved --json files, where SVG written here would be a
+ * second one to keep in step.
+ */
+int bench_plot(const struct bench_opts *o)
+{
+	char dir[PATH_MAX], tool[PATH_MAX + 32];
+	char *argv[] = { tool, "-o", (char *)o->plot, (char *)o->json, NULL };
+	ssize_t len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	char *slash;
+	pid_t pid;
+	int st, ret;
+
+	if (len <= 0) {
+		fprintf(stderr, "ferry-bench: --plot: cannot tell where "
+				"ferry-bench is: %s\n", strerror(errno));
+		return 1;
+	}
+	dir[len] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(tool, sizeof(tool), "%s/ferry-bench-plot", dir);
+	if (access(tool, X_OK) != 0) {
+		fprintf(stderr, "ferry-bench: --plot: %s: %s (bench/plot, "
+				"built and installed beside ferry-bench)\n",
+			tool, strerror(errno));
+		return 1;
+	}
+	fflush(stdout);
+	ret = posix_spawn(&pid, tool, NULL, NULL, argv, environ);
+	if (ret != 0) {
+		fprintf(stderr, "ferry-bench: --plot: %s: %s\n", tool,
+			strerror(ret));
+		return 1;
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "ferry-bench: --plot: ferry-bench-plot "
+				"failed\n");
+		return 1;
+	}
+	return 0;
 }

@@ -67,6 +67,13 @@ static const struct tracer_row {
 	T(spans_dropped_rate, false, "call spans over max_spans_per_sec"),
 	T(spans_dropped_budget, false,
 	  "spans dropped: the drain thread was over its CPU budget"),
+	T(otlp_spans_sent, false, "spans the OTLP/HTTP collector accepted"),
+	T(otlp_spans_dropped, false,
+	  "spans lost on the way to the OTLP/HTTP collector"),
+	T(otlp_spans_queued, true, "spans queued for the OTLP/HTTP collector"),
+	T(otlp_requests, false, "OTLP/HTTP requests made, retries included"),
+	T(otlp_retries, false, "OTLP/HTTP requests that were retries"),
+	T(otlp_failures, false, "OTLP/HTTP requests with no answer or not 2xx"),
 #undef T
 };
 

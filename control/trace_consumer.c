@@ -3,10 +3,11 @@
  * The tracer's consumer: it drains a ring's records (docs/tracing.md,
  * section 5) into span records, one per open span, hands each event to the
  * callback, and gives each closed span to the exporter
- * (control/trace_export.c).  Everything here runs under the tracer's lock;
- * what it shares with the producer (control/trace.c) is the ring's bytes
- * and its published head and tail, and, once the producer has stopped,
- * its slot table.
+ * (control/trace_export.c): to the file's batch and to the OTLP/HTTP
+ * one.  Everything here runs under the tracer's lock; what it shares
+ * with the producer (control/trace.c) is the ring's bytes and its
+ * published head and tail, and, once the producer has stopped, its slot
+ * table.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -178,6 +179,7 @@ static void rec_close(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "");
 	emit(t, FERRY_TRACE_EV_CLOSE, c, NULL);
 	ferry__export_span(&t->x, &c->info);
+	ferry__export_span(&t->hx, &c->info);
 	t->exported++;
 	t->open--;
 	r->recs[slot] = NULL;
@@ -373,6 +375,7 @@ static void on_call(struct ferry_tracer *t, struct ferry_trace_ring *r,
 	}
 	if (ev->res == 0 && !t->cfg.on_event) {
 		ferry__export_call(&t->x, ev);
+		ferry__export_call(&t->hx, ev);
 		t->exported++;
 		return;
 	}

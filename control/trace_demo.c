@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ferry/error.h>
@@ -160,6 +161,76 @@ static double mono(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+static double thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Call spans without attributes exported to a file in @format: the
+ * producer's and the consumer's cost per span, the consumer's also in
+ * CPU time (the drain runs on this thread), and the file's bytes. */
+static int bench_calls(const struct ferry_span_session_args *a, int format)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct ferry_trace_ring *r;
+	struct ferry_tracer_stats st;
+	char path[] = "/tmp/ferry-trace-demo-XXXXXX";
+	double tp = 0, tc = 0, cpu = 0, t0, c0;
+	uint64_t spans = 0, drained = 0;
+	const char *name = format == FERRY_TRACE_FORMAT_JSON ? "json" : "protobuf";
+	struct stat sb;
+	ferry_span_t s;
+	int fd = mkstemp(path), rc;
+
+	if (fd < 0)
+		return die("mkstemp", -errno);
+	close(fd);
+	ferry_tracer_config_init(&c);
+	c.use_env = false;
+	c.ring_bytes = 1u << 20;
+	c.export_path = path;
+	c.export_format = format;
+	rc = ferry_tracer_create(&c, &t);
+	if (rc < 0 || (rc = ferry_trace_ring_create(t, &r)) < 0) {
+		unlink(path);
+		return die("tracer", rc);
+	}
+	s = ferry_span_session_open(r, a);
+	/* Rounds of 8192 spans (720 KiB of records: the ring stays in the
+	 * cache, as in a running endpoint), each drained after, timed apart. */
+	for (int round = 0; round < 64; round++) {
+		t0 = mono();
+		for (int i = 0; i < 8192; i++)
+			ferry_span_call_end(r, ferry_span_call_start(r, s, 7, NULL), 0);
+		tp += mono() - t0;
+		spans += 8192;
+		t0 = mono();
+		c0 = thread_cpu();
+		rc = ferry_tracer_drain(t);
+		tc += mono() - t0;
+		cpu += thread_cpu() - c0;
+		drained += rc > 0 ? (uint64_t)rc : 0;
+	}
+	ferry_tracer_stats(t, &st);
+	printf("producer: %.1f ns per call span without attributes (%" PRIu64
+	       " spans in rounds of 8192, consumer idle; %" PRIu64
+	       " dropped)\n", tp / (double)spans, spans, st.spans_dropped);
+	printf("consumer: %.1f ns per call span, %.1f ns of CPU (%" PRIu64
+	       " drained, exported to a file in /tmp as %s, no callback)\n",
+	       tc / (double)drained, cpu / (double)drained, drained, name);
+	if (stat(path, &sb) == 0)
+		printf("file: %.1f bytes per call span (%s)\n",
+		       (double)sb.st_size / (double)st.spans_exported, name);
+	unlink(path);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_destroy(t);
+	return 0;
+}
+
 static int bench(uint64_t events)
 {
 	struct ferry_tracer_config c;
@@ -227,55 +298,14 @@ static int bench(uint64_t events)
 	       "callback)\n", dt / (double)rc, rc);
 
 	/* Call spans as the transport makes them, nothing set on them: one
-	 * CALL record each, exported to a file from it. */
+	 * CALL record each, exported to a file from it, in each format. */
 	ferry_tracer_destroy(t);
 	ferry_trace_ring_destroy(r);
-	{
-		char path[] = "/tmp/ferry-trace-demo-XXXXXX";
-		int fd = mkstemp(path);
-
-		if (fd < 0)
-			return die("mkstemp", -errno);
-		close(fd);
-		ferry_tracer_config_init(&c);
-		c.ring_bytes = 1u << 20;
-		c.export_path = path;
-		rc = ferry_tracer_create(&c, &t);
-		unlink(path);
-		if (rc < 0 || (rc = ferry_trace_ring_create(t, &r)) < 0)
-			return die("tracer", rc);
-	}
-	s = ferry_span_session_open(r, &a);
-	/* Rounds of 8192 spans (720 KiB of records: the ring stays in the
-	 * cache, as in a running endpoint), each drained after, timed apart. */
-	{
-		double tp = 0, tc = 0;
-		uint64_t spans = 0, drained = 0;
-
-		for (int round = 0; round < 64; round++) {
-			t0 = mono();
-			for (int i = 0; i < 8192; i++)
-				ferry_span_call_end(r, ferry_span_call_start(r, s, 7,
-									     NULL), 0);
-			tp += mono() - t0;
-			spans += 8192;
-			t0 = mono();
-			rc = ferry_tracer_drain(t);
-			tc += mono() - t0;
-			drained += rc > 0 ? (uint64_t)rc : 0;
-		}
-		ferry_tracer_stats(t, &st);
-		printf("producer: %.1f ns per call span without attributes (%"
-		       PRIu64 " spans in rounds of 8192, consumer idle; %" PRIu64
-		       " dropped)\n", tp / (double)spans, spans, st.spans_dropped);
-		printf("consumer: %.1f ns per call span (%" PRIu64 " drained, "
-		       "exported to a file in /tmp, no callback)\n",
-		       tc / (double)drained, drained);
-	}
+	if ((rc = bench_calls(&a, FERRY_TRACE_FORMAT_JSON)) != 0 ||
+	    (rc = bench_calls(&a, FERRY_TRACE_FORMAT_PROTOBUF)) != 0)
+		return rc;
 
 	/* No consumer: fill the ring, then measure dropped events. */
-	ferry_tracer_destroy(t);
-	ferry_trace_ring_destroy(r);
 	ferry_tracer_config_init(&c);
 	c.ring_bytes = 64u << 10;
 	calls = events / 3;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The tracer's exporter: closed spans as OTLP/JSON text (one TracesData
- * per line, docs/tracing.md, section 6) and the file it goes to.  Spans
+ * per line, docs/tracing.md, section 6) or OTLP protobuf (control/otlp_pb.c,
+ * length-delimited in the file), and the file it goes to, or the OTLP/HTTP
+ * exporter's queue (control/otlp_exporter.c) that takes its batches.  Spans
  * come from the consumer (control/trace_consumer.c) as records, or, for a
  * call span that nothing enriched, straight from its CALL record
  * (export_call()).  Everything here runs under the tracer's lock.
@@ -22,6 +24,7 @@
 #include <tmmintrin.h>
 #endif
 
+#include "control/otlp.h"
 #include "control/trace_internal.h"
 #include "ferry_config.h"
 
@@ -518,6 +521,101 @@ static void export_call(struct ferry__export *x,
 	x->spans++;
 }
 
+/* --- protobuf ------------------------------------------------------------ */
+
+/* Append @s, and @more_len bytes of attributes already encoded, as a
+ * ScopeSpans.spans field (tag 2, its length, the Span). */
+static void pb_span(struct ferry__export *x, const struct ferry_span_info *s,
+		    const uint8_t *more, size_t more_len)
+{
+	size_t n = ferry__pb_span_len(s, more_len);
+	uint8_t *p;
+
+	if (x->oom || !call_room(x, 1 + FERRY__PB_VARINT_MAX + n))
+		return;
+	p = (uint8_t *)x->buf + x->len;
+	*p++ = 2 << 3 | 2;
+	p = ferry__pb_varint(p, n);
+	p = ferry__pb_span_put(p, s, more, more_len);
+	x->len = (size_t)(p - (uint8_t *)x->buf);
+	x->spans++;
+}
+
+/* A call span's address attributes as protobuf fields, from the memo
+ * (which holds protobuf in a protobuf export) if it has this
+ * connection's, else encoded and kept there.  *@len: their bytes. */
+static const uint8_t *pb_call_addrs(struct ferry__export *x,
+				    const struct ferry__ev_call *ev, size_t *len)
+{
+	unsigned h = (ev->peer_ip ^ ev->server_ip ^ ev->peer_port ^
+		      (uint32_t)ev->server_port << 7) * 0x9e3779b1u >> 28;
+	struct ferry__addr_memo *m = &x->memo[h];
+	char sip[16], pip[16];
+	uint8_t *p = (uint8_t *)m->text;
+	struct ferry_trace_attr as[4];
+	unsigned n = 0;
+
+	if (m->len && m->server_ip == ev->server_ip &&
+	    m->peer_ip == ev->peer_ip && m->server_port == ev->server_port &&
+	    m->peer_port == ev->peer_port) {
+		*len = m->len;
+		return (const uint8_t *)m->text;
+	}
+	/* As rec_fill() sets them: a zero address or port is left out. */
+	ferry__trace_ip_text(ev->server_ip, sip, sizeof(sip));
+	ferry__trace_ip_text(ev->peer_ip, pip, sizeof(pip));
+	if (ev->server_ip)
+		as[n++] = (struct ferry_trace_attr){ "server.address",
+						     FERRY_ATTR_STRING, { .s = sip } };
+	if (ev->server_port)
+		as[n++] = (struct ferry_trace_attr){ "server.port", FERRY_ATTR_INT,
+						     { .i = ev->server_port } };
+	if (ev->peer_ip)
+		as[n++] = (struct ferry_trace_attr){ "network.peer.address",
+						     FERRY_ATTR_STRING, { .s = pip } };
+	if (ev->peer_port)
+		as[n++] = (struct ferry_trace_attr){ "network.peer.port",
+						     FERRY_ATTR_INT,
+						     { .i = ev->peer_port } };
+	/* At most 4 x 40 bytes: always within the memo's text. */
+	for (unsigned i = 0; i < n; i++)
+		p = ferry__pb_attr_put(p, &as[i]);
+	m->len = (uint16_t)(p - (uint8_t *)m->text);
+	m->server_ip = ev->server_ip;
+	m->peer_ip = ev->peer_ip;
+	m->server_port = ev->server_port;
+	m->peer_port = ev->peer_port;
+	*len = m->len;
+	return (const uint8_t *)m->text;
+}
+
+/* A call span straight from its CALL record, in protobuf: the span the
+ * consumer's general path makes of it (rec_fill(): the same attributes in
+ * the same order), its addresses copied from the memo. */
+static void pb_call(struct ferry__export *x, const struct ferry__ev_call *ev)
+{
+	char name[16] = "ferry/", *method = name + 6;
+	struct ferry_trace_attr a[2] = {
+		{ "rpc.system", FERRY_ATTR_STRING, { .s = "ferry" } },
+		{ "rpc.method", FERRY_ATTR_STRING, { .s = method } },
+	};
+	struct ferry_span_info s = { .kind = ev->kind, .name = name,
+				     .tracestate = "", .status_msg = "",
+				     .has_parent = true, .attrs = a,
+				     .n_attrs = 2 };
+	const uint8_t *more;
+	size_t more_len;
+
+	*put_u64(method, ev->h.aux & 0xffff) = '\0';
+	memcpy(s.trace_id, ev->trace_id, sizeof(s.trace_id));
+	memcpy(s.span_id, ev->span_id, sizeof(s.span_id));
+	memcpy(s.parent_span_id, ev->parent_id, sizeof(s.parent_span_id));
+	s.start_ns = ev->start;
+	s.end_ns = ev->h.ts < ev->start ? ev->start : ev->h.ts;
+	more = pb_call_addrs(x, ev, &more_len);
+	pb_span(x, &s, more, more_len);
+}
+
 /* --- the export file ----------------------------------------------------- */
 
 /* All of @n bytes of @iov to @fd (a partial write is continued). */
@@ -546,10 +644,26 @@ static int write_all(int fd, struct iovec *iov, int n)
 
 static const char line_tail[] = "]}]}]}\n";
 
-/* The length of the line the pending spans make. */
+/* The protobuf bytes before the pending spans, into @buf (room for
+ * FERRY__PB_HEAD_MAX + the prefix); returns their length. */
+static size_t pb_head(const struct ferry__export *x, uint8_t *buf, bool framed)
+{
+	return (size_t)(ferry__pb_head(buf, x->pb_pre, x->pb_res_len,
+				       x->pb_scope_len, x->len, framed) - buf);
+}
+
+/* The length of the line (JSON) or framed message (protobuf) the pending
+ * spans make. */
 static size_t line_len(const struct ferry__export *x)
 {
-	return strlen(x->head) + x->len + sizeof(line_tail) - 1;
+	size_t ss, rs, req;
+
+	if (x->format == FERRY_TRACE_FORMAT_JSON)
+		return strlen(x->head) + x->len + sizeof(line_tail) - 1;
+	ss = x->pb_scope_len + x->len;
+	rs = x->pb_res_len + 1 + ferry__pb_varint_len(ss) + ss;
+	req = 1 + ferry__pb_varint_len(rs) + rs;
+	return ferry__pb_varint_len(req) + req;
 }
 
 /* "<path>.<i>", or "<path>" for 0, into @buf of @cap bytes. */
@@ -618,28 +732,79 @@ static int export_rotate(struct ferry__export *x)
 	return 0;
 }
 
-/* Write the pending spans as one TracesData line: one writev of the line's
- * head, the spans as they are in the buffer, and its tail.  A line that
- * would take the file past the cap goes into a new file (rotation); one
- * line is never split between files. */
-int ferry__export_flush(struct ferry__export *x)
+/* The pending spans as one request body for the OTLP/HTTP exporter: the
+ * same bytes as a file's line or message, without the newline or the
+ * length in front. */
+static void flush_http(struct ferry__export *x)
 {
 	struct iovec iov[3];
-	size_t n;
-	int rc = 0;
+	uint8_t *head = NULL;
 
-	if (!x->spans)
-		return 0;
-	if (x->fd >= 0 && !x->oom) {
-		n = line_len(x);
-		if (x->max_bytes && (x->reopen ||
-				     (x->size && x->size + n > x->max_bytes)))
-			rc = export_rotate(x) < 0 ? -EIO : 0;
+	if (x->format == FERRY_TRACE_FORMAT_JSON) {
+		iov[0] = (struct iovec){ x->head, strlen(x->head) };
+		iov[1] = (struct iovec){ x->buf, x->len };
+		iov[2] = (struct iovec){ (void *)line_tail,
+					 sizeof(line_tail) - 2 };
+		ferry__otlp_enqueue(x->http, iov, 3, x->spans);
+		return;
+	}
+	head = malloc(FERRY__PB_HEAD_MAX + x->pb_res_len + x->pb_scope_len);
+	if (!head) {
+		x->errors += x->spans;
+		return;
+	}
+	iov[0] = (struct iovec){ head, pb_head(x, head, false) };
+	iov[1] = (struct iovec){ x->buf, x->len };
+	ferry__otlp_enqueue(x->http, iov, 2, x->spans);
+	free(head);
+}
+
+/* The line's (or message's) first piece into @iov, and the count of its
+ * pieces; @scratch has room for a protobuf head. */
+static int file_iov(const struct ferry__export *x, struct iovec *iov,
+		    uint8_t *scratch)
+{
+	if (x->format == FERRY_TRACE_FORMAT_JSON) {
 		iov[0] = (struct iovec){ x->head, strlen(x->head) };
 		iov[1] = (struct iovec){ x->buf, x->len };
 		iov[2] = (struct iovec){ (void *)line_tail,
 					 sizeof(line_tail) - 1 };
-		if (rc == 0 && write_all(x->fd, iov, 3) < 0) {
+		return 3;
+	}
+	iov[0] = (struct iovec){ scratch, pb_head(x, scratch, true) };
+	iov[1] = (struct iovec){ x->buf, x->len };
+	return 2;
+}
+
+/* Write the pending spans as one TracesData line (or one length-delimited
+ * ExportTraceServiceRequest): one writev of the line's head, the spans as
+ * they are in the buffer, and its tail.  A line that would take the file
+ * past the cap goes into a new file (rotation); one line is never split
+ * between files. */
+int ferry__export_flush(struct ferry__export *x)
+{
+	struct iovec iov[3];
+	uint8_t *scratch = NULL;
+	size_t n;
+	int rc = 0, k;
+
+	if (!x->spans)
+		return 0;
+	if (x->http && !x->oom) {
+		flush_http(x);
+	} else if (x->fd >= 0 && !x->oom) {
+		n = line_len(x);
+		if (x->max_bytes && (x->reopen ||
+				     (x->size && x->size + n > x->max_bytes)))
+			rc = export_rotate(x) < 0 ? -EIO : 0;
+		if (x->format != FERRY_TRACE_FORMAT_JSON) {
+			scratch = malloc(FERRY__PB_HEAD_MAX + x->pb_res_len +
+					 x->pb_scope_len);
+			if (!scratch)
+				rc = -ENOMEM;
+		}
+		k = rc == 0 ? file_iov(x, iov, scratch) : 0;
+		if (rc == 0 && write_all(x->fd, iov, k) < 0) {
 			struct stat st;
 
 			rc = -EIO;
@@ -649,7 +814,8 @@ int ferry__export_flush(struct ferry__export *x)
 		} else if (rc == 0) {
 			x->size += n;
 		}
-	} else if (x->fd >= 0) {
+		free(scratch);
+	} else if (x->fd >= 0 || x->http) {
 		rc = -ENOMEM;
 	}
 	if (rc < 0)
@@ -661,8 +827,7 @@ int ferry__export_flush(struct ferry__export *x)
 }
 
 int ferry__export_open(struct ferry__export *x, const char *path,
-		       bool replace, const char *service, uint64_t max_bytes,
-		       uint32_t keep)
+		       bool replace, uint64_t max_bytes, uint32_t keep)
 {
 	struct stat st;
 	int fd;
@@ -689,17 +854,52 @@ int ferry__export_open(struct ferry__export *x, const char *path,
 			unlink(name);
 		}
 	}
-	/* The service name was checked to need no escaping. */
-	if (asprintf(&x->head,
-		     "{\"resourceSpans\":[{\"resource\":{\"attributes\":"
-		     "[{\"key\":\"service.name\",\"value\":"
-		     "{\"stringValue\":\"%s\"}}]},\"scopeSpans\":"
-		     "[{\"scope\":{\"name\":\"ferry\",\"version\":"
-		     "\"" FERRY_VERSION "\"},\"spans\":[",
-		     service) < 0) {
-		x->head = NULL;
+	return 0;
+}
+
+/* A JSON string for the line's head (resource attributes may need
+ * escaping). */
+static void head_kv(struct ferry__export *x, const char *k, const char *v,
+		    bool first)
+{
+	if (!first)
+		xput(x, ",", 1);
+	XLIT(x, "{\"key\":");
+	xstr(x, k);
+	XLIT(x, ",\"value\":{\"stringValue\":");
+	xstr(x, v);
+	XLIT(x, "}}");
+}
+
+int ferry__export_head(struct ferry__export *x, int format,
+		       const struct ferry__otlp_settings *s)
+{
+	struct ferry__kv kv[1 + FERRY__RES_ATTRS_MAX];
+
+	x->format = format;
+	if (format != FERRY_TRACE_FORMAT_JSON) {
+		kv[0] = (struct ferry__kv){ "service.name", s->service };
+		for (unsigned i = 0; i < s->n_res; i++)
+			kv[1 + i] = s->res[i];
+		x->pb_pre = ferry__pb_prefix(kv, 1 + s->n_res, "ferry",
+					     FERRY_VERSION, &x->pb_res_len,
+					     &x->pb_scope_len);
+		return x->pb_pre ? 0 : -ENOMEM;
+	}
+	/* Built in the span buffer (empty still), then taken from it. */
+	XLIT(x, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+	head_kv(x, "service.name", s->service, true);
+	for (unsigned i = 0; i < s->n_res; i++)
+		head_kv(x, s->res[i].key, s->res[i].val, false);
+	XLIT(x, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"ferry\","
+		"\"version\":\"" FERRY_VERSION "\"},\"spans\":[");
+	if (x->oom) {
+		x->oom = false;
 		return -ENOMEM;
 	}
+	x->head = x->buf;
+	x->buf = NULL;
+	x->len = x->cap = 0;
 	return 0;
 }
 
@@ -710,15 +910,17 @@ int ferry__export_open(struct ferry__export *x, const char *path,
  */
 static void export_fit(struct ferry__export *x, size_t mark, unsigned before)
 {
-	size_t n;
+	size_t n, sep;
 
 	if (!x->max_bytes || !before || x->oom || line_len(x) <= x->max_bytes)
 		return;
-	n = x->len - mark - 1;
+	/* JSON spans are separated by a ',', protobuf ones are not. */
+	sep = x->format == FERRY_TRACE_FORMAT_JSON;
+	n = x->len - mark - sep;
 	x->len = mark;
 	x->spans = before;
 	ferry__export_flush(x);
-	memmove(x->buf, x->buf + mark + 1, n);
+	memmove(x->buf, x->buf + mark + sep, n);
 	x->len = n;
 	x->buf[n] = '\0';
 	x->spans = 1;
@@ -730,9 +932,12 @@ void ferry__export_span(struct ferry__export *x,
 	size_t mark = x->len;
 	unsigned before = x->spans;
 
-	if (x->fd < 0)
+	if (x->fd < 0 && !x->http)
 		return;
-	export_span(x, s);
+	if (x->format == FERRY_TRACE_FORMAT_JSON)
+		export_span(x, s);
+	else
+		pb_span(x, s, NULL, 0);
 	export_fit(x, mark, before);
 	if (x->len >= EXPORT_FLUSH)
 		ferry__export_flush(x);
@@ -744,9 +949,12 @@ void ferry__export_call(struct ferry__export *x,
 	size_t mark = x->len;
 	unsigned before = x->spans;
 
-	if (x->fd < 0)
+	if (x->fd < 0 && !x->http)
 		return;
-	export_call(x, ev);
+	if (x->format == FERRY_TRACE_FORMAT_JSON)
+		export_call(x, ev);
+	else
+		pb_call(x, ev);
 	export_fit(x, mark, before);
 	if (x->len >= EXPORT_FLUSH)
 		ferry__export_flush(x);
@@ -762,6 +970,7 @@ void ferry__export_close(struct ferry__export *x)
 
 void ferry__export_free(struct ferry__export *x)
 {
+	free(x->pb_pre);
 	free(x->buf);
 	free(x->head);
 	free(x->path);

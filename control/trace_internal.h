@@ -20,6 +20,8 @@
 
 #include <ferry/trace.h>
 
+#include "control/otlp.h"
+
 /* --- ring records --------------------------------------------------------
  * Every record starts with this header and is padded to a multiple of 8
  * bytes; @size counts the padding.  A record may wrap around the end of the
@@ -237,10 +239,17 @@ struct ferry__addr_memo {
  * lock. */
 struct ferry__export {
 	int fd;              /* the export file, or -1 */
-	char *head;          /* each line's text before its spans */
+	int format;          /* enum ferry_trace_format */
+	/* Instead of a file, each flush is one request body queued for the
+	 * OTLP/HTTP exporter (control/otlp_exporter.c). */
+	struct ferry__otlp *http;
+	char *head;          /* JSON: each line's text before its spans */
+	/* Protobuf: the encoded resource and scope fields (ferry__pb_prefix). */
+	uint8_t *pb_pre;
+	size_t pb_res_len, pb_scope_len;
 
 	/* Closed spans waiting to be written, as the text of a "spans" array
-	 * (without the brackets). */
+	 * (without the brackets), or in protobuf as ScopeSpans.spans fields. */
 	char *buf;
 	size_t len, cap;
 	unsigned spans;
@@ -271,16 +280,19 @@ struct ferry__export {
 /*
  * Open @path (appending; emptied first with @replace, which also removes
  * rotated files path.1 .. path.@keep) safely: O_NOFOLLOW, O_CLOEXEC, mode
- * 0600 when created, a regular file only.  Make each line's head for
- * service @service, which must need no JSON escaping.  Lines are kept
+ * 0600 when created, a regular file only.  Lines are kept
  * under @max_bytes (0: no cap) per file by rotation.  Returns 0, -errno
  * from open(2) (-ELOOP for a symbolic link), -EINVAL (not a regular
  * file), or -ENOMEM; ferry__export_close() closes what was opened either
  * way.
  */
 int ferry__export_open(struct ferry__export *x, const char *path,
-		       bool replace, const char *service, uint64_t max_bytes,
-		       uint32_t keep);
+		       bool replace, uint64_t max_bytes, uint32_t keep);
+/* Make the text (JSON) or bytes (protobuf) that come before each batch of
+ * spans in @format: the resource (service.name and @s's attributes) and
+ * the scope.  Before the first span.  Returns 0 or -ENOMEM. */
+int ferry__export_head(struct ferry__export *x, int format,
+		       const struct ferry__otlp_settings *s);
 /* Append a closed span, or a call span whole from its CALL record (one
  * that succeeded, nothing set on it), to the pending line; the line is
  * written when it grows large.  Nothing without a file. */
@@ -313,8 +325,15 @@ struct ferry_tracer {
 	uint32_t interval_us;
 
 	struct ferry_tracer_config cfg;
-	char *service;
 	struct ferry__export x;
+	/* OTLP/HTTP: its pending batch (as x's, with its own format), the
+	 * exporter (NULL: none), its settings, and its counters once it has
+	 * stopped. */
+	struct ferry__export hx;
+	struct ferry__otlp *otlp;
+	struct ferry__otlp_settings set;
+	struct ferry__otlp_stats otlp_last;
+	uint64_t hx_last;          /* CLOCK_MONOTONIC ns of its last flush */
 	struct ferry_trace_ring *rings;
 
 	/* Counters kept by the consumer, and those of rings gone. */

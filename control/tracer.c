@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <sodium.h>
+#include <stdio.h>
 
 #include "control/trace_internal.h"
 
@@ -23,16 +24,35 @@
 #define SLOTS_MAX 65536u
 #define EXPORT_MAX_DEFAULT ((uint64_t)256 << 20)
 #define EXPORT_MAX_MIN 4096u
+/* How often the drain queues an OTLP/HTTP request, at most. */
+#define HTTP_BATCH_NS 100000000u
 
 /* --- the drain ----------------------------------------------------------- */
 
-static int drain_locked(struct ferry_tracer *t)
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* With @all, the OTLP/HTTP batch is queued however young. */
+static int drain_locked(struct ferry_tracer *t, bool all)
 {
 	int n = 0, rc;
 
 	for (struct ferry_trace_ring *r = t->rings; r; r = r->next)
 		n += ferry__ring_drain(t, r);
 	rc = ferry__export_flush(&t->x);
+	/* Into the OTLP/HTTP exporter's queue, which never waits (a full
+	 * queue drops, counted in otlp_spans_dropped): every HTTP_BATCH_NS,
+	 * or sooner when the batch grows large (ferry__export_span()), so
+	 * that a drain every millisecond does not make a request each. */
+	if (all || clock_ns(CLOCK_MONOTONIC) - t->hx_last >= HTTP_BATCH_NS) {
+		ferry__export_flush(&t->hx);
+		t->hx_last = clock_ns(CLOCK_MONOTONIC);
+	}
 	return rc < 0 ? rc : n;
 }
 
@@ -43,17 +63,19 @@ int ferry_tracer_drain(struct ferry_tracer *t)
 	if (!t)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	rc = t->stopping ? 0 : drain_locked(t);
+	rc = t->stopping ? 0 : drain_locked(t, true);
 	pthread_mutex_unlock(&t->lock);
 	return rc;
 }
 
-static uint64_t clock_ns(clockid_t id)
+int ferry_tracer_flush(struct ferry_tracer *t, uint32_t timeout_ms)
 {
-	struct timespec ts;
+	int rc = ferry_tracer_drain(t);
 
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (rc < 0)
+		return rc;
+	/* The exporter outlives every call but ferry_tracer_destroy(). */
+	return t->otlp ? ferry__otlp_flush(t->otlp, timeout_ms) : 0;
 }
 
 /*
@@ -91,7 +113,7 @@ static void *tracer_thread(void *arg)
 	t->win_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	while (!t->stopping) {
 		budget_check(t);
-		drain_locked(t);
+		drain_locked(t, false);
 		/* Only this thread's passes are held to the budget. */
 		t->shed = false;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -118,6 +140,7 @@ void ferry_tracer_config_init(struct ferry_tracer_config *c)
 	c->export_max_bytes = EXPORT_MAX_DEFAULT;
 	c->export_keep = 2;
 	c->cpu_budget = 0.05;
+	c->use_env = true;
 }
 
 static void tracer_unref(struct ferry_tracer *t)
@@ -127,7 +150,8 @@ static void tracer_unref(struct ferry_tracer *t)
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
 	ferry__export_free(&t->x);
-	free(t->service);
+	ferry__export_free(&t->hx);
+	ferry__otlp_settings_free(&t->set);
 	free(t);
 }
 
@@ -149,6 +173,8 @@ static bool config_ok(const struct ferry_tracer_config *c)
 	       c->ring_bytes >= RING_MIN && c->ring_bytes <= RING_MAX &&
 	       c->max_spans >= 1 && c->max_spans <= SLOTS_MAX &&
 	       (!c->service_name || service_ok(c->service_name)) &&
+	       (c->export_format == FERRY_TRACE_FORMAT_JSON ||
+		c->export_format == FERRY_TRACE_FORMAT_PROTOBUF) &&
 	       (c->export_max_bytes == 0 ||
 		c->export_max_bytes >= EXPORT_MAX_MIN) &&
 	       c->export_keep <= FERRY__EXPORT_KEEP_MAX &&
@@ -172,11 +198,6 @@ static struct ferry_tracer *tracer_new(const struct ferry_tracer_config *c)
 	t->cfg.service_name = NULL;
 	t->refs = 1;
 	t->interval_us = c->drain_interval_us;
-	t->service = strdup(c->service_name ? c->service_name : "ferry");
-	if (!t->service) {
-		free(t);
-		return NULL;
-	}
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_condattr_init(&ca);
 	/* The drain thread's waits are intervals: immune to clock steps. */
@@ -184,7 +205,83 @@ static struct ferry_tracer *tracer_new(const struct ferry_tracer_config *c)
 	pthread_cond_init(&t->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	t->x.fd = -1;
+	t->hx.fd = -1;
 	return t;
+}
+
+static const char *env_getenv(const char *name, void *arg)
+{
+	(void)arg;
+	return getenv(name);
+}
+
+/* @c's settings with the environment's (ferry__otlp_resolve()), and the
+ * whole configuration checked; a reason in @err for -EINVAL. */
+static int settings_resolve(const struct ferry_tracer_config *c,
+			    struct ferry__otlp_settings *s, char *err,
+			    size_t errcap)
+{
+	int rc = ferry__otlp_resolve(c, env_getenv, NULL, s, err, errcap);
+
+	if (rc < 0)
+		return rc;
+	if (!service_ok(s->service)) {
+		snprintf(err, errcap, "service name \"%.63s\": 1 to 63 printable "
+			 "ASCII characters, without '\"' or '\\'", s->service);
+		return -EINVAL;
+	}
+	if (!config_ok(c)) {
+		snprintf(err, errcap, "a setting of the tracer's configuration "
+			 "is out of range (include/ferry/trace.h)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int ferry_tracer_config_check(const struct ferry_tracer_config *c, char *err,
+			      size_t errcap)
+{
+	struct ferry__otlp_settings s;
+	char buf[8];
+	int rc;
+
+	if (!c)
+		return -EINVAL;
+	if (!err || !errcap) {
+		err = buf;
+		errcap = sizeof(buf);
+	}
+	rc = settings_resolve(c, &s, err, errcap);
+	ferry__otlp_settings_free(&s);
+	return rc;
+}
+
+/* The file's and the OTLP/HTTP exporter's heads, and the exporter. */
+static int exports_open(struct ferry_tracer *t,
+			const struct ferry_tracer_config *c)
+{
+	int rc;
+
+	if (c->export_path) {
+		rc = ferry__export_open(&t->x, c->export_path,
+					c->export_replace, c->export_max_bytes,
+					c->export_keep);
+		if (rc == 0)
+			rc = ferry__export_head(&t->x, c->export_format, &t->set);
+		if (rc < 0)
+			return rc;
+	}
+	if (!t->set.endpoint)
+		return 0;
+	rc = ferry__export_head(&t->hx, t->set.protocol == FERRY_OTLP_HTTP_JSON
+					? FERRY_TRACE_FORMAT_JSON
+					: FERRY_TRACE_FORMAT_PROTOBUF,
+				&t->set);
+	if (rc == 0)
+		rc = ferry__otlp_start(&t->set, c->cpu_budget, &t->otlp);
+	if (rc == 0)
+		t->hx.http = t->otlp;
+	return rc;
 }
 
 int ferry_tracer_create(const struct ferry_tracer_config *c,
@@ -193,6 +290,8 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 	struct ferry_tracer *t;
 	int rc;
 
+	char why[8];
+
 	if (!c || !out || !config_ok(c))
 		return -EINVAL;
 	if (sodium_init() < 0)
@@ -200,13 +299,11 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 	t = tracer_new(c);
 	if (!t)
 		return -ENOMEM;
-	if (c->export_path) {
-		rc = ferry__export_open(&t->x, c->export_path,
-					c->export_replace, t->service,
-					c->export_max_bytes, c->export_keep);
-		if (rc < 0)
-			goto err;
-	}
+	rc = settings_resolve(c, &t->set, why, sizeof(why));
+	if (rc == 0)
+		rc = exports_open(t, c);
+	if (rc < 0)
+		goto err;
 	if (c->thread) {
 		rc = -pthread_create(&t->thread, NULL, tracer_thread, t);
 		if (rc < 0)
@@ -217,6 +314,8 @@ int ferry_tracer_create(const struct ferry_tracer_config *c,
 	return 0;
 err:
 	ferry__export_close(&t->x);
+	ferry__otlp_stop(t->otlp, NULL);
+	t->otlp = NULL;
 	tracer_unref(t);
 	return rc;
 }
@@ -237,13 +336,21 @@ void ferry_tracer_destroy(struct ferry_tracer *t)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	pthread_mutex_lock(&t->lock);
-	drain_locked(t);
+	drain_locked(t, true);
 	for (struct ferry_trace_ring *r = t->rings; r; r = r->next)
 		ferry__ring_force_close(t, r, "tracer shut down",
 				 t->cfg.clock ? t->cfg.clock(t->cfg.clock_arg) : now,
 				 false);
 	ferry__export_flush(&t->x);
 	ferry__export_close(&t->x);
+	ferry__export_flush(&t->hx);
+	/* Under the lock, so that ferry_tracer_stats() never reads a stopped
+	 * exporter: stopping sends what is queued, for at most the timeout. */
+	if (t->otlp) {
+		ferry__otlp_stop(t->otlp, &t->otlp_last);
+		t->otlp = NULL;
+		t->hx.http = NULL;
+	}
 	pthread_mutex_unlock(&t->lock);
 	tracer_unref(t);
 }
@@ -406,5 +513,15 @@ void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s)
 	s->export_errors = t->x.errors;
 	s->open_spans = t->open;
 	s->export_rotations = t->x.rotations;
+	if (t->otlp)
+		ferry__otlp_stats(t->otlp, &t->otlp_last);
+	s->otlp_spans_sent = t->otlp_last.spans_sent;
+	s->otlp_spans_dropped = t->otlp_last.spans_dropped;
+	s->otlp_spans_queued = t->otlp_last.queued_spans;
+	s->otlp_requests = t->otlp_last.requests;
+	s->otlp_retries = t->otlp_last.retries;
+	s->otlp_failures = t->otlp_last.failures;
+	/* Bodies the drain could not build (out of memory). */
+	s->export_errors += t->hx.errors;
 	pthread_mutex_unlock(&t->lock);
 }

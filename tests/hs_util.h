@@ -114,6 +114,7 @@ hs_srv_in(struct ferry_hs_server *s, const struct hs_dg *d,
 				   sizeof(buf), res);
 	if (reply) {
 		reply->p = NULL;
+		reply->len = 0;
 		if (v == FERRY_HS_REPLY) {
 			/* Section 4.3: never more than 3x to an address
 			 * that has not proved itself. */

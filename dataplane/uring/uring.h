@@ -75,9 +75,12 @@ struct uring_tx_slot {
 struct uring_train {
 	struct msghdr mh;
 	struct iovec iov[FERRY_DP_GSO_SEGS_MAX * URING_IOV];
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
+	/* The UDP_SEGMENT control message, aligned as a cmsghdr (not a
+	 * union with one: glibc's ends in a flexible array, which clang
+	 * refuses inside a struct but at its end). */
+	struct {
+		char buf[CMSG_SPACE(sizeof(uint16_t))]
+			__attribute__((aligned(__alignof__(struct cmsghdr))));
 	} cmsg;
 	uint32_t slot[FERRY_DP_GSO_SEGS_MAX];
 	uint32_t nslots;

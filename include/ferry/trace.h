@@ -184,6 +184,20 @@ typedef void (*ferry_trace_event_fn)(void *arg, int type,
 				     const struct ferry_span_info *span,
 				     const struct ferry_trace_attr *attr);
 
+/* The export file's format (ferry_tracer_config.export_format). */
+enum ferry_trace_format {
+	FERRY_TRACE_FORMAT_JSON = 0,     /* OTLP/JSON, one TracesData a line */
+	FERRY_TRACE_FORMAT_PROTOBUF = 1, /* length-delimited protobuf
+					  * ExportTraceServiceRequests */
+};
+
+/* OTLP/HTTP encodings (ferry_tracer_config.otlp_protocol), as
+ * OTEL_EXPORTER_OTLP_PROTOCOL names them. */
+enum ferry_otlp_protocol {
+	FERRY_OTLP_HTTP_PROTOBUF = 1,    /* "http/protobuf" */
+	FERRY_OTLP_HTTP_JSON = 2,        /* "http/json" */
+};
+
 /* Clock: Unix time in ns (for tests); NULL means CLOCK_REALTIME. */
 typedef uint64_t (*ferry_trace_clock_fn)(void *arg);
 
@@ -250,6 +264,35 @@ struct ferry_tracer_config {
 	 * past it get no span, counted in spans_dropped_rate.  Session spans
 	 * are not limited.  0: no limit.  Default 0. */
 	uint32_t max_spans_per_sec;
+	/* --- OTLP export (docs/tracing.md, "OTLP/HTTP", "Configuration"),
+	 * added 2026-12.  Fields left unset (NULL, 0) are taken from the
+	 * OTEL_* environment variables when use_env is set. */
+	/* The export file's format: enum ferry_trace_format.  Default JSON. */
+	int export_format;
+	/* The OTLP/HTTP traces URL, used as it is (http:// only), say
+	 * "http://127.0.0.1:4318/v1/traces".  NULL: the environment's
+	 * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT
+	 * with "/v1/traces" appended, else no OTLP/HTTP export. */
+	const char *otlp_endpoint;
+	/* enum ferry_otlp_protocol; 0: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL /
+	 * OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf. */
+	int otlp_protocol;
+	/* Compress request bodies (Content-Encoding: gzip).  Default false. */
+	bool otlp_gzip;
+	/* Bound on each system call of a request, on a request's retries,
+	 * and on the sending at shutdown, in ms; 0: the environment's
+	 * OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT,
+	 * else 10000. */
+	uint32_t otlp_timeout_ms;
+	/* Request bodies queued for the sender at most (1..4096); past it
+	 * new ones are dropped, counted.  0: 64. */
+	uint32_t otlp_queue_max;
+	/* Resource attributes as OTEL_RESOURCE_ATTRIBUTES writes them:
+	 * "k=v,k=v", values percent-encoded.  NULL: that variable. */
+	const char *resource_attributes;
+	/* Read the OTEL_* variables for what is unset here (also
+	 * OTEL_SERVICE_NAME for service_name).  Default true. */
+	bool use_env;
 };
 
 /* Fill @c with the defaults (no file, no callback, no thread). */
@@ -264,6 +307,25 @@ void ferry_tracer_config_init(struct ferry_tracer_config *c);
  */
 int ferry_tracer_create(const struct ferry_tracer_config *c,
 			struct ferry_tracer **out);
+
+/*
+ * ferry_tracer_config_check - whether ferry_tracer_create() would accept
+ * @c's settings and, with use_env, the OTEL_* environment (no file is
+ * opened).  Returns 0, or -EINVAL with a one-line reason in @err (@errcap
+ * bytes, may be 0), such as "OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not
+ * supported", or -ENOMEM.
+ */
+int ferry_tracer_config_check(const struct ferry_tracer_config *c, char *err,
+			      size_t errcap);
+
+/*
+ * ferry_tracer_flush - drain, then wait until the OTLP/HTTP exporter has
+ * sent (or dropped, counted) every request queued, at most @timeout_ms
+ * (0: otlp_timeout_ms); what is left stays queued (otlp_spans_queued).
+ * Any thread but the event callback, not while the tracer is destroyed.  Returns 0, -ETIMEDOUT, or as
+ * ferry_tracer_drain() fails.
+ */
+int ferry_tracer_flush(struct ferry_tracer *t, uint32_t timeout_ms);
 
 /*
  * ferry_tracer_drain - process every event the rings hold now: update the
@@ -298,6 +360,17 @@ struct ferry_tracer_stats {
 	uint64_t spans_dropped_full;   /* open refused: ring full or no slot */
 	uint64_t spans_dropped_rate;   /* over max_spans_per_sec */
 	uint64_t spans_dropped_budget; /* drain thread over its cpu_budget */
+	/* OTLP/HTTP (added 2026-12): of the spans_exported, those the
+	 * collector accepted, those lost (queue full, collector down after
+	 * the retries, a request refused), and those still queued; and the
+	 * requests made (retries included), the retries, and the requests
+	 * that got no answer or not a 2xx. */
+	uint64_t otlp_spans_sent;
+	uint64_t otlp_spans_dropped;
+	uint64_t otlp_spans_queued;
+	uint64_t otlp_requests;
+	uint64_t otlp_retries;
+	uint64_t otlp_failures;
 };
 
 /* Sum of the counters of every ring attached now or before.  Any thread. */

@@ -92,7 +92,10 @@ static void as_token(const uint8_t *data, size_t size)
 	      rc == -FERRY_TOKEN_EVERSION);
 	if (rc == 0) {
 		CHECK(size >= FERRY_TOKEN_MIN_LEN && size <= FERRY_TOKEN_MAX_LEN);
-		CHECK(env.version == FERRY__TOK_VERSION && env.key_id != 0);
+		/* Tokens v1 and v2 share the envelope (docs/tokens.md). */
+		CHECK((env.version == FERRY__TOK_VERSION ||
+		       env.version == FERRY__TOK_VERSION2) &&
+		      env.key_id != 0);
 		CHECK(env.hdr == data && env.hint == data + 5);
 		CHECK(env.nonce == data + FERRY__TOK_HDR_LEN);
 		CHECK(env.ct == env.nonce + FERRY__TOK_NONCE_LEN);
