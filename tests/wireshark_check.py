@@ -164,7 +164,7 @@ dump = subprocess.Popen(["tcpdump", "-i", "lo", "-n", "-U", "-s", "0",
 line = dump.stderr.readline()
 check("tcpdump listens on lo", "listening on" in line, line)
 
-reports, texts, skipped = {}, {}, {}
+reports, skipped = {}, {}
 for name, (mode, size, resp, inflight, args) in RUNS.items():
     js = os.path.join(TMP, name + ".json")
     r = subprocess.run([BENCH] + COMMON +
@@ -185,7 +185,6 @@ for name, (mode, size, resp, inflight, args) in RUNS.items():
         continue
     check("%s: ferry-bench exits 0" % name, r.returncode == 0,
           r.stderr[-600:])
-    texts[name] = r.stdout
     try:
         reports[name] = json.load(open(js))
     except (OSError, ValueError):
@@ -354,13 +353,6 @@ def run_rows(port):
     return [x for x in DGRAMS if port in (x.sport, x.dport)]
 
 
-def bench_text(name, key):
-    """A counter from the summary's text lines (the wire group is not in
-    --json)."""
-    m = re.search(r"\b%s (\d+)" % key, texts.get(name, ""))
-    return int(m.group(1)) if m else None
-
-
 def frame_of(x, typ):
     return [f for f in x.frames if num(f.get("ferry.v2.frame.type")) == typ]
 
@@ -506,7 +498,7 @@ def check_run(name):
     # Frames: per datagram, and in all against tx_frames.
     counts = [x.count for x in short]
     nframes = sum(c or 0 for c in counts)
-    tx_frames = bench_text(name, "tx_frames")
+    tx_frames = d.get("wire", {}).get("tx_frames")
     in_closes = sum(x.count for x in closes)
     check("%s: frames in short headers (%d) = tx_frames (%s) + those of "
           "the final CLOSEs" % (name, nframes, tx_frames),
@@ -581,8 +573,6 @@ def check_calls(name, short, d, size, resp_size, inflight):
           again == d.get("retransmits"))
     return data
 
-
-import re  # noqa: E402
 
 # Small calls with trace blocks, in mac mode.
 out = check_run("trace")
