@@ -375,6 +375,8 @@ static const struct json_view {
 	{ GRP_CALLS, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_DATA, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_GSO, "uring", NULL, SIDE_RUN, SIDE_ALL },
+	/* Wire v2's frames and loss recovery: what the "wire:" line says. */
+	{ GRP_WIRE, "wire", NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_VERIFY, NULL, NULL, SIDE_RUN, SIDE_ALL },
 	{ GRP_FAULTS, "faults", NULL, SIDE_RUN, SIDE_ALL },
 	/* What "dropped" sums, by reason. */

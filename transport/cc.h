@@ -5,9 +5,10 @@
  *
  * Credits are flow control: what the receiver can take.  This is the
  * second gate on a sender: what the network can take.  It knows bytes,
- * RTT samples and times, nothing of sessions, packets or wires, so that
- * the v1 transport (reliable.c, tx.c) drives it today and the v2 one can
- * drive it unchanged (docs/wire-v2.md, section 7).
+ * RTT samples and times, nothing of sessions, packets or wires: the
+ * transport feeds it from its sent queue's acknowledgements and losses
+ * (reliable.c) and asks it before each datagram (tx.c) (docs/wire.md,
+ * section 7).
  *
  * The controller keeps a congestion window (cwnd) of bytes in flight:
  *  - target delay = base + headroom, where base is the smallest RTT seen

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Endpoints: their life (create, destroy), the poll loop, the receive
- * path's demultiplexing of frames to sessions and roles, and work other
+ * Endpoints: their life (create, destroy), the poll loop, and work other
  * threads hand over.
  *
- * One poll does: receive a burst, handle each frame (dispatching handlers
+ * One poll does: receive a burst, hand each datagram to the receive path
+ * (rx.c: ferry__rx_dgram) to handle its frames (dispatching handlers
  * and continuations as messages complete: server.c, client.c), take in
  * work other threads handed over, run timers, then turn every session's
  * transmit queue into datagrams and flush them to the dataplane in one

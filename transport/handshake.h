@@ -6,10 +6,10 @@
  * the v1 ERROR a v1 client gets, the holder-key proof (POP) of a channel
  * token v2, and the rate limits on replies to unvalidated addresses.
  *
- * This is the self-contained part of step 3 of the plan (section 10).  It
- * knows no endpoint, session or socket: it takes datagram bytes, addresses,
- * a clock value and configuration, and gives back datagram bytes, keys and
- * verdicts.  The datagram engine (step 4) calls it:
+ * It knows no endpoint, session or socket: it takes datagram bytes,
+ * addresses, a clock value and configuration, and gives back datagram
+ * bytes, keys and verdicts.  transport/connect.c wires it to sessions and
+ * calls it:
  *
  *   client: ferry__hs_client_init, then ferry__hs_client_build to (re)send
  *           CONNECT on its schedule, ferry__hs_client_input for every long

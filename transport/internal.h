@@ -4,20 +4,42 @@
  * transport's files share.  Calls and sessions are in session_internal.h,
  * IOUs in iou_internal.h; this header includes both.
  *
- * Who does what:
- *   endpoint.c   the endpoint's life, the poll loop, the receive demux,
- *                cross-thread work
+ * Who does what (wire v2, docs/wire.md):
+ *   endpoint.c   the endpoint's life, the poll loop, cross-thread work
+ *   rx.c         the receive path: first-byte demux of every datagram,
+ *                rxopen.c's rules, then frame by frame to ACK, CREDIT,
+ *                PING, CLOSE and the roles
+ *   rxopen.c     a short-header datagram's rules 1 to 8: CID, address,
+ *                mode, replay window, trailer, every frame parsed
+ *   cidtab.c     the endpoint's own random 64-bit CIDs -> sessions
+ *   connect.c    the handshake wired to sessions: a connecting client's
+ *                state; on a server, admission (rate limits, hook, POP),
+ *                the half-open session and its ACCEPT
+ *   handshake.c, handshake_client.c, handshake_server.c   the handshake
+ *                as a pure unit: CONNECT, RETRY cookies, keys, ACCEPT,
+ *                REFUSE, the v1 refusal, the reply rate limits
  *   session.c    a session's life, shared by both roles: alloc, end,
  *                timers
  *   client.c     the client side: connect, calls, token tables, the
- *                client's receive path
- *   server.c     the server side: connect, admission, requests' arrival,
- *                E-order dispatch, respond, response attributes
- *   listen.c     before a CONNECT gets anything: the listen check, the
- *                admission rate limits, open server sessions by peer
+ *                client's receive path (responses)
+ *   server.c     the server side: the admission hook's verdict, a new
+ *                session's opening, requests' arrival, E-order dispatch,
+ *                respond, response attributes
+ *   listen.c     the CONNECT rate limits (connect_rate*), half-open
+ *                server sessions by (client CID, address)
  *   reasm.c      reassembly of fragmented messages, both roles
- *   tx.c         frame headers, control/data/credit/push transmit, flush
- *   reliable.c   sequence numbers, acknowledgements, retransmission
+ *   tx.c         the datagram builder: ACK, CREDIT, PING, lost frames,
+ *                new data, PUSH, coalesced and sealed; the flush
+ *   reliable.c   glue between a session and its replay window, ackrx.c
+ *                and sentq.c; loss and ACK timers; the congestion
+ *                control feed
+ *   ackrx.c      which pns to acknowledge, and when; the ACK frame
+ *   sentq.c      a record per datagram sent, loss detection, RTT, the
+ *                lost-frame queue
+ *   cc.c         congestion control (Swift-like window and pacer)
+ *   seal.c       trailers (none, mac, aead), replay window, key schedule
+ *   wire2.c, wire2_hs.c   the v2 codec; wire.c the v1 codec (the
+ *                CONNECT envelope, the v1 ERROR, call message layouts)
  *   iou_client.c, iou_server.c   deferred tokens, by role
  *   msgbuf.c     buffer pools and RX views
  */
@@ -51,7 +73,7 @@
  * same 4096). */
 #define FERRY__RATE_SRC_BUCKETS 4096
 /* A peer not yet validated gets at most this many times the bytes it sent
- * (docs/wire.md, section 4). */
+ * (docs/wire.md, section 4.3). */
 #define FERRY__UNVALIDATED_FACTOR 3
 /* The default of reasm_timeout_ms (docs/api.md). */
 #define FERRY__REASM_TIMEOUT_MS 3000

@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What a listening endpoint does with a CONNECT before it keeps anything
- * for it (docs/wire.md, section 4): whether it listens at all, the
- * admission rate limits, and the table that finds an open server session
- * by its peer (address, port, peer id), so that a retransmitted CONNECT
- * is recognised without a scan of the session table.
+ * Two things a listening endpoint keeps for CONNECTs (docs/wire.md,
+ * section 4.8), used by connect.c:
  *
- * Wire v1 has no retry cookie (wire v2 brings one: docs/wire-v2.md,
- * section 4.3), so a CONNECT's source address is unproven.  What this
- * file can do is keep a CONNECT cheap to refuse and bound how many a
- * flood gets past: a refusal here costs a hash and a compare, nothing is
- * allocated on the way, and nothing is sent.
+ * - The CONNECT rate limits (connect_rate, connect_rate_per_source): a
+ *   CONNECT that passed the cookie check (or, with retry_never, the
+ *   handshake unit's reply buckets) is looked at only within them, before
+ *   the admission hook and before anything is allocated.  A CONNECT over
+ *   either is dropped silently at the cost of a hash and a compare.
+ * - The half-open server sessions by (client CID, address, port), so that
+ *   a retransmitted CONNECT finds its session, and gets the same ACCEPT
+ *   again, without a scan of the session table.  A session leaves it when
+ *   the client's first authenticated datagram confirms it.
  *
  * Both tables index by SipHash (libsodium's crypto_shorthash) under a key
  * drawn at the endpoint's creation: a peer cannot aim its addresses or

@@ -3,10 +3,6 @@
  * Sealing of wire v2 datagrams (docs/wire-v2.md, sections 2.3, 4.4, 5.2):
  * the `none`, `mac` and `aead` trailers, one-shot and scattered; the replay
  * window; the key schedule.  See seal.h.
- *
- * Step 2 of the wire v2 plan (docs/wire-v2.md, section 10): standalone and
- * tested (tests/test_seal.c), not used by the transport yet.  Steps 3 and 4
- * switch the handshake and the engine over to it.
  */
 #include <errno.h>
 #include <string.h>

@@ -4,11 +4,10 @@
  * replay window and the key schedule (docs/wire-v2.md, sections 2.3, 4.4
  * and 5.2).
  *
- * This is step 2 of the wire v2 plan (docs/wire-v2.md, section 10): a
- * standalone unit with its own tests (tests/test_seal.c) and cost figures
- * (`ferryctl bench wire`, docs/bench.md).  The transport does not use it
- * yet: steps 3 (handshake) and 4 (engine) switch the transport to it, and
- * until then docs/wire.md (v1) is the wire.
+ * A unit with its own tests (tests/test_seal.c) and cost figures
+ * (`ferryctl bench wire`, docs/bench.md), used by the transport for every
+ * datagram of a session: tx.c seals, rxopen.c opens and checks the replay
+ * window, handshake*.c derive the keys and seal ACCEPT.
  *
  * What it knows of the wire is only what sealing needs: where the header
  * ends (the associated data in `aead` mode), the 64-bit packet number (the
@@ -86,8 +85,8 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
  * (a header area, then lent payload buffers: docs/wire-v2.md, section 6),
  * written to @trailer.  It equals what ferry__seal() appends to the same
  * bytes joined.  `none` and `mac` only: `aead` must write ciphertext, which
- * a lent buffer cannot take, so it gets -EINVAL (step 4 decides whether a
- * sender encrypts into its own buffer or copies first).
+ * a lent buffer cannot take, so it gets -EINVAL (tx.c copies an `aead`
+ * datagram's payload into its own buffer first).
  *
  * Returns 0, or -EINVAL / -EMSGSIZE as ferry__seal().
  */
@@ -190,7 +189,7 @@ struct ferry__seal_keys {
 };
 
 /* th = BLAKE2b-256 of the inner CONNECT that carried the valid cookie,
- * from its first byte up to its CRC32C trailer (step 3). */
+ * from its first byte up to its CRC32C trailer (section 4.4, step 3). */
 void ferry__seal_transcript(const void *connect, size_t len, uint8_t th[32]);
 
 /*

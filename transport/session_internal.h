@@ -287,8 +287,9 @@ struct ferry_session {
 	 * NUL: the handshake client takes it as a C string (connect.c). */
 	char traceparent[FERRY_TRACEPARENT_LEN + 1];
 	bool have_traceparent;
-	/* What the peer implements beyond the base of v1 (FERRY_FEAT_*: the
-	 * FEATURES TLV of its ACCEPT, or of its CONNECT; 0 without one). */
+	/* What the peer implements beyond the base (FERRY_W2_FEAT_*, the same
+	 * bits as v1's FERRY_FEAT_*): the FEATURES frame of its ACCEPT, or of
+	 * its CONNECT; 0 without one. */
 	uint32_t peer_feat;
 	void *user_data;
 

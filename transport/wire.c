@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Wire format v1 codec.  See docs/wire.md; the offsets below are the table
+ * Wire format v1 codec.  See docs/wire-v1.md; the offsets below are the table
  * there, and every read of received bytes goes through struct ferry_rd.
  */
 #include "wire.h"
@@ -14,7 +14,7 @@
 
 #include "rd.h"
 
-/* Header field offsets (docs/wire.md, "Frame header"). */
+/* Header field offsets (docs/wire-v1.md, "Frame header"). */
 enum {
 	OFF_MAGIC = 0,
 	OFF_VERSION = 2,

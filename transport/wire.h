@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Wire format v1: the codec.  docs/wire.md is the specification; every
- * constant here is named there, and the two must agree.
+ * Wire format v1: the codec.  docs/wire-v1.md is the specification; every
+ * constant here is named there, and the two must agree.  Sessions speak
+ * wire v2 (wire2.h); what v2 keeps of v1 goes through here: the v1
+ * envelope of a CONNECT and the v1 ERROR a v1 peer gets (docs/wire.md,
+ * section 4.2), and the layouts of the messages calls carry (section 10).
  */
 #ifndef FERRY_WIRE_H
 #define FERRY_WIRE_H
@@ -29,7 +32,7 @@ enum ferry_frame_type {
 	FERRY_FT_CLOSE = 6,
 	FERRY_FT_ERROR = 7,
 	FERRY_FT_PING = 8,
-	FERRY_FT_PUSH = 9, /* deferred tokens: an IOU's token (wire.md, 8) */
+	FERRY_FT_PUSH = 9, /* deferred tokens: an IOU's token (wire-v1.md, 8) */
 	FERRY_FT_MAX = FERRY_FT_PUSH,
 };
 
@@ -38,10 +41,10 @@ enum ferry_frame_flag {
 	FERRY_FF_CSUM = 1u << 1,  /* the csum field covers the frame */
 	FERRY_FF_ERR = 1u << 2,   /* RESPONSE: payload is an error body */
 	FERRY_FF_CAPS = 1u << 3,  /* REQUEST: the message starts with a token
-				   * table (docs/wire.md, section 8) */
+				   * table (docs/wire-v1.md, section 8) */
 	FERRY_FF_TRACE = 1u << 4, /* REQUEST: the message starts with a trace
 				   * block; RESPONSE: with an attribute block
-				   * (docs/wire.md, section 8) */
+				   * (docs/wire-v1.md, section 8) */
 };
 #define FERRY_FF_KNOWN 0x001fu
 
@@ -67,7 +70,7 @@ enum ferry_tlv_type {
 
 /*
  * The token table a REQUEST with FF_CAPS carries at the start of its
- * message (docs/wire.md, section 8).  The sender puts it in the copied
+ * message (docs/wire-v1.md, section 8).  The sender puts it in the copied
  * header area of the first fragment, ahead of the zero-copy payload, so
  * the table's bound keeps header + table within FERRY_DP_HDR_MAX (1024).
  */
@@ -94,7 +97,7 @@ enum ferry_cap_kind_wire {
 
 /*
  * The trace block a REQUEST with FF_TRACE carries at the start of its
- * message, ahead of any token table (docs/wire.md, section 8): the call's
+ * message, ahead of any token table (docs/wire-v1.md, section 8): the call's
  * own W3C trace context.  Its text is not checked here: the tracer parses
  * it strictly (a malformed value starts a new trace and is counted).
  */
@@ -137,7 +140,7 @@ int ferry__wire_put_trace_block(uint8_t *out, size_t cap, const char *tp,
 
 /*
  * The attribute block a RESPONSE with FF_TRACE carries at the start of
- * its message (docs/wire.md, section 8): attributes the server's handler
+ * its message (docs/wire-v1.md, section 8): attributes the server's handler
  * sets on the client's call span.  The limits keep it within the copied
  * header area (44 + 960 <= 1024).
  */
@@ -219,7 +222,7 @@ void ferry__wire_put_resp_attrs_head(uint8_t *out, unsigned count,
 int ferry__wire_put_resp_attrs(uint8_t *out, size_t cap,
 			      const struct ferry_attr_ent *ents, unsigned n);
 
-/* A decoded header.  Field meanings are in docs/wire.md. */
+/* A decoded header.  Field meanings are in docs/wire-v1.md. */
 struct ferry_hdr {
 	uint8_t version;
 	uint8_t type;
@@ -383,7 +386,7 @@ int ferry__wire_put_caps(uint8_t *out, size_t cap,
 			const struct ferry_cap_ent *ents, unsigned n);
 
 /*
- * The PUSH body (docs/wire.md, section 8): one or more records back to
+ * The PUSH body (docs/wire-v1.md, section 8): one or more records back to
  * back, each an IOU id, a result code, and the token when the code is 0.
  * A pushed token is held to the bound of a token carried in a table, so
  * that a record always fits in the copied header area with the frame's

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Wire format v2 codec: datagram headers, frames, the CRC32C trailer,
- * iteration and packet numbers.  docs/wire-v2.md is the specification; the
- * offsets below are its tables.  Not used by the transport yet (step 1 of
- * its section 10; see wire2.h).  Handshake frame bodies, handshake
- * messages and the v1 envelope are in wire2_hs.c.
+ * iteration and packet numbers.  docs/wire.md is the specification; the
+ * offsets below are its tables (see wire2.h for who uses them).  Handshake
+ * frame bodies, handshake messages and the v1 envelope are in wire2_hs.c.
  */
 #include "wire2.h"
 
@@ -283,7 +282,7 @@ enum ferry_w2_err ferry__w2_errbody_decode(struct ferry_rd *b, bool zero_ok,
 	e->code = ferry_rd_u32(b);
 	e->msg_len = ferry_rd_u16(b);
 	e->msg = (const char *)ferry_rd_take(b, e->msg_len);
-	/* The v1 body's rules (docs/wire.md section 6), but a CLOSE's code
+	/* The v1 body's rules (docs/wire.md section 10.2), but a CLOSE's code
 	 * may be 0: a normal close. */
 	if (b->err || ferry_rd_left(b) != 0 || e->code > INT_MAX ||
 	    (e->code == 0 && !zero_ok) || e->msg_len > FERRY_ERROR_MSG_MAX)

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Wire format v2: the codec.  docs/wire-v2.md is the specification (a
- * proposal until the transport switches); every constant here is named
- * there, and the two must agree.
+ * Wire format v2: the codec.  docs/wire.md is the specification (section
+ * numbers as in the proposal, docs/wire-v2.md); every constant here is
+ * named there, and the two must agree.
  *
- * This is step 1 of the plan in docs/wire-v2.md section 10: a standalone
- * codec that nothing in the transport uses yet.  Steps 3 to 5 (handshake,
- * engine, reassembly) switch the transport over to it; until then
- * transport/wire.h (v1) is the wire.  The MAC and AEAD trailers are step 2's
- * (transport/seal.c): this codec leaves their 16 bytes to the caller and
- * computes only the CRC32C trailer of mode `none`.
+ * The transport speaks it: the receive path (rx.c, rxopen.c), the datagram
+ * builder (tx.c) and the handshake (handshake*.c) build and parse every
+ * datagram with it.  The MAC and AEAD trailers are transport/seal.c's:
+ * this codec leaves their 16 bytes to the caller and computes only the
+ * CRC32C trailer of mode `none`.
  *
  * The parse side reads untrusted bytes only through transport/rd.h, never
  * allocates, and reports the first rule a datagram breaks as an enum
@@ -19,7 +18,7 @@
  *
  *   ferry__w2_parse_hdr()       header form, lengths, mode, CIDs
  *   (session lookup, mode check, pn: ferry__w2_pn_expand())
- *   ferry__w2_crc_ok() or step 2's tag check; aead decrypts in place
+ *   ferry__w2_crc_ok() or seal.h's tag check; aead decrypts in place
  *   ferry__w2_check_frames()    short header: every frame, before acting
  *   ferry__w2_hs_parse()        long header: the handshake message
  *   ferry__w2_iter_*()          the frames, in order
@@ -283,7 +282,7 @@ void ferry__w2_put_crc(uint8_t *dgram, size_t len);
 
 /* --- frames (section 3) -------------------------------------------------- */
 
-/* An error body (v1 layout, docs/wire.md section 6): CLOSE (code may be
+/* An error body (v1 layout, docs/wire.md section 10.2): CLOSE (code may be
  * 0), RESPONSE with ERR and ERROR (code 1..INT_MAX). */
 struct ferry_w2_errbody {
 	uint32_t code;
@@ -473,7 +472,7 @@ int ferry__w2_build_pad(struct ferry_w2_builder *b, size_t total);
 /*
  * ferry__w2_build_end - close the datagram: returns its length, trailer
  * included, or -EINVAL if it has no frame.  A CRC trailer is written
- * here; a tag's 16 bytes are zeroed and left to the caller (step 2's
+ * here; a tag's 16 bytes are zeroed and left to the caller (seal.h's
  * sealing computes them over buf[0 .. length - 16)).
  */
 int ferry__w2_build_end(struct ferry_w2_builder *b);

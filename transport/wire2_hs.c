@@ -2,8 +2,8 @@
 /*
  * Wire format v2 codec, handshake part: the bodies of the handshake frames
  * (docs/wire-v2.md section 3.3), the rules of each handshake message
- * (section 4.1) and the v1 envelope a CONNECT travels in (section 4.2).
- * Not used by the transport yet (step 1 of section 10; see wire2.h).
+ * (section 4.1) and the v1 envelope a CONNECT travels in (section 4.2),
+ * for the handshake unit (handshake*.c).
  */
 #include "wire2.h"
 

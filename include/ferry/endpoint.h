@@ -49,10 +49,14 @@ struct ferry_ep_config {
 	uint32_t max_sessions;
 	/* Most calls outstanding on one session (rounded up to a power of 2). */
 	uint32_t session_slots;
-	/* Packets a peer may have in flight towards one session (credits). */
+	/* The receive window each session grants its peer: session_credits
+	 * x max_frame BYTES of message data outstanding towards it
+	 * (docs/wire.md, section 5.5; at least 4096, at most 2^30).  Also
+	 * sizes the receive ring when rx_bufs is 0. */
 	uint32_t session_credits;
-	/* Largest datagram (ferry header + payload) this endpoint sends or
-	 * accepts; each session uses the smaller of both sides' values. */
+	/* Largest datagram (UDP payload: header, frames, trailer) this
+	 * endpoint sends or accepts; each session uses the smaller of both
+	 * sides' values. */
 	uint32_t max_frame;
 	/* Largest message payload accepted, in bytes. */
 	uint32_t max_msg;
@@ -68,9 +72,10 @@ struct ferry_ep_config {
 	 * -ETIMEDOUT and its resources are freed. */
 	uint32_t keepalive_ms;
 	uint32_t peer_timeout_ms;
-	/* Checksum every frame (CRC32C) and accept only checksummed ones:
-	 * for paths that can corrupt a datagram without the UDP checksum
-	 * noticing (or with fault injection's corruption). */
+	/* Ignored by wire v2 (kept for the ABI): every datagram already
+	 * carries a Poly1305 tag (wire_mode MAC, AEAD) or a CRC32C (NONE),
+	 * checked before any frame is read (docs/wire.md, section 2.3).  In
+	 * wire v1 it asked for a CRC32C on every frame. */
 	bool wire_csum;
 	/* Fault injection on received datagrams, for testing: each a
 	 * probability in [0, 1]; all 0 (the default) is off.  Reproducible
@@ -83,7 +88,7 @@ struct ferry_ep_config {
 		double delay;     /* hold back delay_us */
 		uint32_t delay_us;
 		uint64_t seed;
-		/* A hostile middlebox (docs/wire.md, section 7): */
+		/* A hostile middlebox (docs/wire.md, section 8.2): */
 		double truncate;  /* cut to a random shorter length */
 		double garbage;   /* deliver, besides it, a datagram of
 				   * random bytes (half of them behind up
@@ -109,7 +114,7 @@ struct ferry_ep_config {
 	uint32_t iou_early_bytes;
 	uint32_t iou_early_ms;
 	/* Reassembly of messages that arrive in several fragments
-	 * (docs/wire.md, section 6).  reasm_timeout_ms: a message with no new
+	 * (docs/wire.md, section 5.6).  reasm_timeout_ms: a message with no new
 	 * fragment for this long is dropped and its call ends with
 	 * -ETIMEDOUT (0: the default, 3000).  reasm_quota: bytes of pool
 	 * buffers one session's incomplete messages may hold, counted by
@@ -264,11 +269,12 @@ void ferry_endpoint_on_session(struct ferry_endpoint *ep, ferry_session_fn fn,
  * Session admission.  With a hook set, the endpoint runs it for every new
  * CONNECT (never for a retransmitted one, nor for calls on an open
  * session), before it allocates anything.  @token/@len are the token the
- * client presented in its CONNECT (docs/wire.md, TOKEN TLV), read in place
- * and valid only during the call; NULL and 0 if it presented none.
+ * client presented in its CONNECT (its TOKEN frame, docs/wire.md section
+ * 4.5), read in place and valid only during the call; NULL and 0 if it
+ * presented none.
  *
  * Returns 0 to admit, or a negative ferry error code to refuse: no session
- * is made, the client is sent one ERROR frame with the generic
+ * is made, the client is sent one REFUSE with the generic
  * FERRY_EREJECTED whatever the code (a peer that proved nothing learns
  * nothing of why), its connect fails with -FERRY_EREJECTED, and the code
  * is counted in the endpoint's admission_refused_* counters (docs/api.md;

@@ -49,7 +49,7 @@ struct ferry_connect_opts {
 	const char *traceparent;
 	/* The channel token to present (opaque bytes, e.g. from
 	 * ferry_token_seal()), or NULL/0 for none.  Copied during
-	 * ferry_session_connect(); sent in the CONNECT's TOKEN TLV. */
+	 * ferry_session_connect(); sent in the CONNECT's TOKEN frame. */
 	const void *token;
 	size_t token_len;
 	/* The token's holder key (32 bytes, given with a channel token v2
@@ -70,8 +70,9 @@ struct ferry_connect_opts {
  * Returns 0 (the handshake then runs during ferry_endpoint_poll()), or
  * -EINVAL for a bad address or option (a token without its holder key
  * among them), -EMFILE if the endpoint has no free
- * session, -EMSGSIZE if the token does not fit in a CONNECT within this
- * endpoint's max_frame, -ENOBUFS if no msgbuf is free to hold the token.
+ * session, -EMSGSIZE if the token is over 5,120 bytes (the room the
+ * CONNECT datagram, at most 6,144 bytes, leaves for it) or over the msgbuf
+ * pool's largest class, -ENOBUFS if no msgbuf is free to hold the token.
  * Calls may be made at once; they are sent, in order, when the handshake
  * completes.  Only the endpoint's thread.
  */
@@ -136,7 +137,7 @@ int ferry_call_deadline(struct ferry_session *s, uint16_t method,
 
 /*
  * Capabilities: a call may carry a table of up to FERRY_CAPS_MAX tokens
- * beside its payload (docs/wire.md, section 8), which the server's handler
+ * beside its payload (docs/wire.md, section 10.3), which the server's handler
  * reads with ferry_call_cap() and redeems through the control plane
  * (ferry_call_redeem(), ferry/token.h).  The payload stays zero-copy; the
  * table is copied once, into the transport's keeping, by the call.
@@ -195,7 +196,7 @@ struct ferry_call_opts {
 	 * span; @tracestate, NUL-terminated, at most 512 characters (NULL:
 	 * none).  With a tracer, the call's span is a child of this context
 	 * instead of the session's, and the request carries the call span's
-	 * context to the server (FF_TRACE, docs/wire.md section 8); without
+	 * context to the server (the TRACE flag, docs/wire.md section 10.7); without
 	 * one (or when the call is not sampled) the request carries these
 	 * strings as they are.  The context is optional on the wire: a
 	 * server that did not announce trace blocks, or a request whose
@@ -282,7 +283,7 @@ int ferry_call_cap(const struct ferry_call *c, unsigned i, const void **tok,
 /*
  * Response attributes: set, before answering, attributes that the response
  * carries to the client's call span (docs/tracing.md; on the wire, an
- * attribute block: FF_TRACE, docs/wire.md section 8).  Call them where the
+ * attribute block: the TRACE flag, docs/wire.md section 10.7).  Call them where the
  * call may be answered from -- in the handler, or on the thread that will
  * answer a deferred call -- before ferry_call_respond().
  * @key: 1..63 printable ASCII characters (0x21..0x7e), NUL-terminated.
