@@ -61,7 +61,7 @@ struct bench_auth {
 	uint8_t *chan_tok;    /* the client's channel token (version 2) */
 	size_t chan_tok_len;
 	/* Its holder key: wire v2 admission takes a token only from a client
-	 * that proves it holds this (docs/wire-v2.md, section 4.5). */
+	 * that proves it holds this (docs/wire.md, section 4.5). */
 	uint8_t chan_hk[32]; /* FERRY_TOKEN_HK_LEN */
 	struct ferry_cap caps[BENCH_CAPS_MAX]; /* --caps tokens */
 	unsigned ncaps;

@@ -127,7 +127,7 @@ static uint64_t tok_tag(const struct ferry_token_info *info)
 }
 
 /* Verify as a token of @type, or of either type when @type is 0, and
- * take its holder key (a wire v2 session needs one: docs/wire-v2.md,
+ * take its holder key (a wire v2 session needs one: docs/wire.md,
  * 4.5).  The AEAD binds the type, so the other type is tried only when
  * the token says it is one. */
 static int verify_one(const struct ferry_keyring *kr, const void *token,

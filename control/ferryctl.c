@@ -70,7 +70,7 @@ static const char usage_text[] =
 "      Issue and verify tokens on one thread (an in-memory keyring; no\n"
 "      --keyring needed); print tokens/s per core.\n"
 "  bench wire [--reps N] [--ms N] [--cpu N]\n"
-"      The cost of wire v2 sealing (docs/wire-v2.md): ns per 64 B and\n"
+"      The cost of wire v2 sealing (docs/wire.md): ns per 64 B and\n"
 "      1400 B datagram for none, mac (one-shot and scattered) and aead,\n"
 "      and X25519 handshakes/s; the median of N runs (default 5) of\n"
 "      N ms (default 200) each.\n"

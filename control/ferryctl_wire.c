@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ferryctl bench wire - the cost of sealing wire v2 datagrams
- * (transport/seal.c; docs/wire-v2.md, sections 2.3 and 4.6): nanoseconds
+ * (transport/seal.c; docs/wire.md, sections 2.3 and 4.6): nanoseconds
  * per datagram of 64 and 1400 bytes (header and frames; the trailer comes
  * on top) for each mode, sealing and opening, and X25519 handshakes per
  * second.  docs/bench.md keeps the figures ("Sealing cost").

@@ -52,7 +52,7 @@ static inline bool ferry_addr_eq(const struct ferry_addr *a,
 /*
  * The copied area (tx.hdr) may be as long as the larger of
  * FERRY_DP_HDR_MAX and conf.max_frame: wire v2 coalesces a whole path frame
- * of small frames into it (docs/wire-v2.md, section 6), so a datagram may
+ * of small frames into it (docs/wire.md, section 6), so a datagram may
  * be all copied area.  FERRY_DP_HDR_MAX (a frame header plus a connect
  * body) is what every instance takes whatever its max_frame.
  */

@@ -2,7 +2,7 @@
 /*
  * hs_util.h - shared fixtures of the wire v2 handshake tests
  * (tests/test_handshake*.c): the addresses and parameters of
- * docs/wire-v2.md section 9.2, a client and a server, and the steps of an
+ * docs/wire.md section 9.2, a client and a server, and the steps of an
  * exchange between them in memory.  Every received datagram is copied into
  * a heap buffer of exactly its length, so a sanitizer build catches a read
  * past its end.

@@ -397,7 +397,7 @@ static inline void raw_push(struct raw *r, uint64_t id, uint32_t code,
  * A PUSH frame under push_id @push_id for IOU @id (the token @tok/@len, or
  * the error @code), in a datagram of its own.  raw_push() numbers its
  * PUSHes 1, 2, 3... (r->push_id, the last one); this sends any number: a
- * retransmission repeats one with the same records (docs/wire-v2.md 3.3),
+ * retransmission repeats one with the same records (docs/wire.md 3.3),
  * a reordered one comes below the highest yet.
  */
 static inline void raw_push_as(struct raw *r, uint32_t push_id, uint64_t id,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Wire v2 acknowledgement and loss recovery as units (transport/ackrx.c,
- * transport/sentq.c; docs/wire-v2.md, 5.1 to 5.3): the ACK a receiver
+ * transport/sentq.c; docs/wire.md, 5.1 to 5.3): the ACK a receiver
  * builds against a model of what arrived, when an ACK is owed, and the
  * sender's records: acknowledgement, the packet and time thresholds, the
  * retransmission timeout and its back-off, forgetting, ring limits, and a

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_admission.c - Criterion tests for session admission with channel
- * tokens v2 and for token tables in calls (docs/wire-v2.md, sections 4.1
+ * tokens v2 and for token tables in calls (docs/wire.md, sections 4.1
  * to 4.5; docs/wire.md, section 8), on real endpoints on 127.0.0.1, every
  * case on every dataplane (tests/harness.h).
  *
@@ -68,7 +68,7 @@ static void kr_teardown(void)
 }
 
 /* A channel token v2 and the holder key its issuer gave with it
- * (docs/wire-v2.md, section 4.5): a client presents the token and proves
+ * (docs/wire.md, section 4.5): a client presents the token and proves
  * it holds hk. */
 struct tok {
 	uint8_t b[FERRY_TOKEN_MAX_LEN];
@@ -516,7 +516,7 @@ static unsigned raw_datagrams(struct raw *r, struct ferry_endpoint *srv,
 	return k;
 }
 
-/* The refusal on the wire (docs/wire-v2.md, sections 4.1 and 4.5): after
+/* The refusal on the wire (docs/wire.md, sections 4.1 and 4.5): after
  * the RETRY, one REFUSE per CONNECT, naming the client's CID, from no
  * session, with the generic code and no text whatever the reason (v1 sent
  * an ERROR frame with the text "connect refused"). */

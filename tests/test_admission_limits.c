@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_admission_limits.c - Criterion tests for what a channel token allows
- * beyond getting in (docs/tokens.md, "Session admission"; docs/wire-v2.md,
+ * beyond getting in (docs/tokens.md, "Session admission"; docs/wire.md,
  * sections 4.1 to 4.5): a session ends when its token expires, a copied
  * token is no use without its holder key and its holder's sessions are
  * capped however many addresses it connects from, a token for another
@@ -57,7 +57,7 @@ static void kr_teardown(void)
 }
 
 /* A channel token v2 and the holder key its issuer gave with it
- * (docs/wire-v2.md, section 4.5). */
+ * (docs/wire.md, section 4.5). */
 struct tok {
 	uint8_t b[FERRY_TOKEN_MAX_LEN];
 	size_t len;
@@ -213,7 +213,7 @@ static bool is_long_type(const struct raw *r, const uint8_t *buf, size_t n,
 /*
  * @buf/@n must be a REFUSE for @r's handshake: a long header naming our
  * CID from none, an intact CRC, one ERROR frame FERRY_EREJECTED without
- * text (the generic refusal, docs/wire-v2.md section 4.5), which the
+ * text (the generic refusal, docs/wire.md section 4.5), which the
  * handshake fails with (and is wiped).  Returns where its frames start,
  * for a test that compares them.
  */
@@ -452,7 +452,7 @@ static void t_cap_is_configurable_and_released(void)
  * next connect is admitted but finds the table full; once B's session
  * closes, A gets its second session.  (Wire v2: A proved its holder key,
  * so it is told the precise reason, -EMFILE, where v1 said only
- * -FERRY_EREJECTED: docs/wire-v2.md, section 4.5.) */
+ * -FERRY_EREJECTED: docs/wire.md, section 4.5.) */
 static void t_no_free_session_gives_the_place_back(void)
 {
 	const struct ferry_require_token_opts o = {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_flood.c - floods and reflection on wire v2 (docs/wire-v2.md,
+ * test_flood.c - floods and reflection on wire v2 (docs/wire.md,
  * section 4.3; issue 14): what a CONNECT nobody vouches for can get from
  * an endpoint, and what the endpoint sends to an address nobody proved.
  * Raw peers write the CONNECTs with the handshake unit's client half

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The wire v2 handshake (transport/handshake*.c; docs/wire-v2.md section
+ * The wire v2 handshake (transport/handshake*.c; docs/wire.md section
  * 4): whole exchanges between a client and a server in memory, with retry
  * always and never, with and without a token, in each mode, checking that
  * both sides derive the same keys by sealing with one and opening with the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The wire v2 handshake's negative rules (transport/handshake*.c;
- * docs/wire-v2.md sections 4.1 to 4.5), one test or more per rule: cookies
+ * docs/wire.md sections 4.1 to 4.5), one test or more per rule: cookies
  * (stale, epochs, bound to addresses and CID), the reply rate limits,
  * 3x amplification, CONNECT under 512 bytes, RETRY and REFUSE for another
  * CID, a second RETRY, tampered and downgraded ACCEPTs, a copied token

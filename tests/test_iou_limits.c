@@ -875,7 +875,7 @@ static void t_held_requests_leave_credit_for_pushes(void)
 
 /*
  * The same on wire v2's terms, where it can still happen: credit is
- * counted in bytes (docs/wire-v2.md 5.5), and a request read in place (the
+ * counted in bytes (docs/wire.md 5.5), and a request read in place (the
  * one data frame of its datagram) holds its bytes until it is released;
  * copied requests give theirs back at once, so the default window (128
  * datagrams of max_frame) no longer fills with the calls above.  Here two

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_iou_rules.c - Criterion tests for the rules of one IOU
- * (ferry/iou.h, docs/wire.md section 8, docs/wire-v2.md 3.3 and 5.4) on
+ * (ferry/iou.h, docs/wire.md section 8, docs/wire.md 3.3 and 5.4) on
  * real endpoints: its PUSH after the call, before it (buffered), or after
  * the answer; never resolved, resolved twice (and retransmitted: a
  * duplicate by its push_id), failed; malformed PUSHes; resolve-before-
@@ -126,7 +126,7 @@ static void push_records_in_one_frame(struct raw *r, struct ferry_endpoint *srv,
 /*
  * A PUSH frame whose records break the rules ends the session: on wire v2
  * the datagram is authenticated, so a malformed frame is the peer's
- * protocol error (docs/wire-v2.md 3.3: records that do not fill the body
+ * protocol error (docs/wire.md 3.3: records that do not fill the body
  * exactly, a push_id of 0), where v1 dropped the frame (drop_malformed)
  * and went on.  It buffers nothing, not even the well-formed records
  * before the bad one (all or none); the peer hears CLOSE FERRY_EPROTO.
@@ -399,7 +399,7 @@ static void t_never_resolved_times_out(void)
  * different tokens, while the call that names it is still unanswered:
  * the first stands, the second is counted (iou_dup_push) and ignored.
  * Wire v2 tells them from a retransmission: a PUSH frame sent again keeps
- * its push_id (docs/wire-v2.md 3.3 and 5.4), and a copy of one already
+ * its push_id (docs/wire.md 3.3 and 5.4), and a copy of one already
  * taken is a duplicate (drop_duplicate), never a second push. */
 static void t_second_push_is_counted_and_ignored(void)
 {

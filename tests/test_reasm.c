@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_reasm.c - reassembly that no peer can confuse (docs/wire-v2.md,
+ * test_reasm.c - reassembly that no peer can confuse (docs/wire.md,
  * 5.6; issue 14): a raw peer sends crafted REQUEST_FRAG frames to a
  * server, or, as a raw server, crafted RESPONSE_FRAG frames to a client.
  * Fragments lie on the session's grid (r->frag_unit): fragment k starts at

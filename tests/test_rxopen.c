@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Wire v2's receive pipeline, rules 1 to 8 (transport/rxopen.c;
- * docs/wire-v2.md 2.4), in each mode: a sealed datagram opens and marks
+ * docs/wire.md 2.4), in each mode: a sealed datagram opens and marks
  * its pn; then each attack or accident is dropped for its own reason and
  * leaves the replay window as it was: truncation, excess length, an
  * unknown or guessed CID, a spoofed source, the wrong mode, a replay, one

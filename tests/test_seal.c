@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sealing of wire v2 datagrams (transport/seal.c; docs/wire-v2.md, sections
+ * Sealing of wire v2 datagrams (transport/seal.c; docs/wire.md, sections
  * 2.3, 4.4, 5.2 and 9.1): the worked example byte for byte, one-shot and
  * scattered `mac` tags agreeing over random splits, `aead` round trips,
  * tampering, truncation and wrong packet numbers failing, the replay window

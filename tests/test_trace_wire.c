@@ -908,7 +908,7 @@ static void rsrv_poll(struct rsrv *r, uint32_t features)
  * and counts each context it kept back.  The CONNECT itself carries the
  * client session span's context in its TRACEPARENT frame (the span a child
  * of ferry_connect_opts.traceparent), and no TRACESTATE: a client session
- * has none (docs/wire-v2.md 3.3; the CONNECT's trace context, as v1's
+ * has none (docs/wire.md 3.3; the CONNECT's trace context, as v1's
  * TLVs). */
 static void t_server_without_trace_feature(void)
 {
@@ -1021,7 +1021,7 @@ static void t_trace_and_caps(void)
 	destroy(cli, srv, t);
 }
 
-/* The smallest max_frame wire v2 allows (docs/wire-v2.md 3.3: PARAMS
+/* The smallest max_frame wire v2 allows (docs/wire.md 3.3: PARAMS
  * max_frame 1200..65507; v1 went down to 1 KiB and less). */
 static void small_frames(struct ferry_ep_config *c)
 {

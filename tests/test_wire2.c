@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_wire2.c - Criterion unit tests for the wire v2 codec
- * (transport/wire2.c, wire2_hs.c; docs/wire-v2.md): round trips of both
+ * (transport/wire2.c, wire2_hs.c; docs/wire.md): round trips of both
  * header forms and of every frame type, iteration and the builder, the CRC
  * trailer, the v1 envelope, and the worked examples of section 9 byte for
  * byte.  The rules a parser enforces, one case per error, pn

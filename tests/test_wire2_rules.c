@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_wire2_rules.c - the rules of the wire v2 codec (docs/wire-v2.md
+ * test_wire2_rules.c - the rules of the wire v2 codec (docs/wire.md
  * sections 2 to 4), one case per parse error of enum ferry_w2_err at
  * least, with the boundary each rule draws tested from both sides; packet
  * number reconstruction at the window's edges and across 2^32; ACK ranges

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * wire2_util.h - shared fixtures of the wire v2 codec tests
- * (tests/test_wire2*.c): hex dumps as in docs/wire-v2.md section 9,
+ * (tests/test_wire2*.c): hex dumps as in docs/wire.md section 9,
  * datagrams copied into heap buffers of exactly their length (so that a
  * sanitizer build catches any read past the end), and a short-header
  * datagram builder for one or more frames.

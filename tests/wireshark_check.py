@@ -17,7 +17,7 @@ v1 envelope, RETRY, CONNECT with the cookie, ACCEPT) field by field; calls
 1..N answered, fragments on the grid adding up to msg_len, frames marked
 as sent again == retransmits; trace blocks, token tables, IOUs and PUSH
 records as sent.  Last, datagrams written to a pcap here: the worked
-examples of docs/wire-v2.md section 9, read from the document, frames of
+examples of docs/wire.md section 9, read from the document, frames of
 every kind, and broken copies, each flagged with the expert info of its
 fault.
 
@@ -625,7 +625,7 @@ if out:
     d = reports.get("fragmented", {})
     data = check_calls("fragmented", short, d, 5000, 3000, 2)
     units = set(num(x.t.get("ferry.v2.session.frag_unit")) for x in short)
-    # 1472 - 13 - 4 (CRC32C) - 18 - 24: docs/wire-v2.md section 5.6.
+    # 1472 - 13 - 4 (CRC32C) - 18 - 24: docs/wire.md section 5.6.
     check("fragmented: the session's grid is 1413 bytes", units == {1413},
           units)
     offs = set(c[2] for c in data if c[0])
@@ -742,7 +742,7 @@ for name, port in PORTS.items():
           seen.get(port) == len(run_rows(port)),
           "%s of %d" % (seen.get(port), len(run_rows(port))))
 
-# --- wire v2: docs/wire-v2.md section 9's bytes ---------------------------
+# --- wire v2: docs/wire.md section 9's bytes ---------------------------
 # Read from the document itself (zeros where it elides them), written to a
 # pcap of raw IPv4 packets and decoded like the capture.
 def crc32c(data):
@@ -757,7 +757,7 @@ def crc32c(data):
 def doc_examples(path):
     text = open(path).read()
     sec = text[text.index("## 9. Worked examples"):
-               text.index("## 10. Implementation plan")]
+               text.index("## 10. ")]
     out = []
     for block in sec.split("```")[1::2]:
         data = bytearray()
@@ -791,7 +791,7 @@ def write_pcap(path, payloads, port=31850):
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(LUA))))
 short_mac, envelope, retry = doc_examples(
-    os.path.join(ROOT, "docs", "wire-v2.md"))
+    os.path.join(ROOT, "docs", "wire.md"))
 # The same frames in none mode, under pn 8 (pn 7 again on the same CID
 # would be flagged as seen twice).
 short_none = b"\x80" + short_mac[1:9] + struct.pack("!I", 8) + short_mac[13:43]

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The receive side of wire v2 acknowledgement (docs/wire-v2.md, 5.2): which
+ * The receive side of wire v2 acknowledgement (docs/wire.md, 5.2): which
  * packet numbers this end will acknowledge, when an ACK is owed, and the
  * ACK frame that says so.
  *

@@ -48,7 +48,7 @@ void ferry__admit_grant(struct ferry_endpoint *ep, uint64_t tag,
  * Only from inside the admission hook: the token it judges holds holder
  * key @hk (32 bytes; a channel token v2, docs/tokens.md), which the
  * client must prove it has and which enters the session's keys
- * (docs/wire-v2.md, 4.5).  A token-admitted CONNECT whose hook gives no
+ * (docs/wire.md, 4.5).  A token-admitted CONNECT whose hook gives no
  * holder key is refused.
  */
 void ferry__admit_holder_key(struct ferry_endpoint *ep, const uint8_t *hk);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The connection-id table of wire v2 (docs/wire-v2.md, 2.4 rule 2, and
+ * The connection-id table of wire v2 (docs/wire.md, 2.4 rule 2, and
  * 4.1): an endpoint's own CIDs, each naming one of its sessions.
  *
  * CIDs are 64 random bits that this endpoint draws itself, so nobody can

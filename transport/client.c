@@ -180,7 +180,7 @@ int ferry_session_connect(struct ferry_endpoint *ep, const char *host,
 	if (opts && (opts->token_len != 0) != (opts->token != NULL))
 		return -EINVAL;
 	/* Wire v2 sends a token only with the proof of its holder key
-	 * (docs/wire-v2.md, section 4.5): a token without one is an option
+	 * (docs/wire.md, section 4.5): a token without one is an option
 	 * the handshake cannot carry. */
 	if (opts && opts->token && !opts->holder_key)
 		return -EINVAL;

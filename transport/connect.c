@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The handshake on both sides (docs/wire-v2.md, section 4), wired to
+ * The handshake on both sides (docs/wire.md, section 4), wired to
  * sessions: handshake.c does the bytes and the cryptography; this file
  * decides which session a handshake datagram is for, keeps a connecting
  * client's state, and on a server runs admission (listen.c's rate limits,

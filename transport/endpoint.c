@@ -31,7 +31,7 @@ uint64_t ferry__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Unix time, for retry cookies (docs/wire-v2.md, 4.3). */
+/* Unix time, for retry cookies (docs/wire.md, 4.3). */
 uint64_t ferry__unix_ns(void)
 {
 	struct timespec ts;
@@ -117,7 +117,7 @@ void ferry__sess_activate(struct ferry_session *s)
 /*
  * Message bytes of session @sess_id stopped holding memory: the peer may
  * send as many more.  Told at the next flush once a quarter window is owed
- * (docs/wire-v2.md, 5.5; data frames going anyway carry the CREDIT).
+ * (docs/wire.md, 5.5; data frames going anyway carry the CREDIT).
  */
 void ferry__sess_credit_release(struct ferry_endpoint *ep, uint32_t sess_id,
 				uint32_t bytes)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The wire v2 handshake, what client and server share (see handshake.h):
- * the cookie MAC (docs/wire-v2.md, section 4.3), the holder-key proof POP
+ * the cookie MAC (docs/wire.md, section 4.3), the holder-key proof POP
  * (section 4.5) and the mapping of codec verdicts to counters.
  */
 #include "handshake.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * handshake.h - the wire v2 handshake as a pure unit (docs/wire-v2.md,
+ * handshake.h - the wire v2 handshake as a pure unit (docs/wire.md,
  * section 4): CONNECT in its v1 envelope, the stateless RETRY cookie, the
  * key schedule, ACCEPT sealed under the new server-to-client key, REFUSE,
  * the v1 ERROR a v1 client gets, the holder-key proof (POP) of a channel
@@ -60,7 +60,7 @@
 #define FERRY_HS_COOKIE_FUTURE_S 1
 #define FERRY_HS_COOKIE_EPOCH_S 120
 /* Reply rate limits (section 4.3).  The global burst is not in the doc's
- * text: 0.01 s of the global rate (docs/wire-v2.md, section 4.3 note). */
+ * text: 0.01 s of the global rate (docs/wire.md, section 4.3 note). */
 #define FERRY_HS_SRC_BUCKETS 4096
 #define FERRY_HS_SRC_RATE 100 /* replies per second per source IPv4 */
 #define FERRY_HS_SRC_BURST 10

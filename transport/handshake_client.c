@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The wire v2 handshake, client side (docs/wire-v2.md, sections 4.1 to 4.5;
+ * The wire v2 handshake, client side (docs/wire.md, sections 4.1 to 4.5;
  * handshake.h): CONNECT in its v1 envelope, taking one RETRY, verifying
  * ACCEPT under the derived key, REFUSE, and a v1 server's ERROR.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The wire v2 handshake, server side (docs/wire-v2.md, sections 4.1 to 4.5;
+ * The wire v2 handshake, server side (docs/wire.md, sections 4.1 to 4.5;
  * handshake.h): the stateless RETRY and its cookie keys, the v1 ERROR a v1
  * client gets, the reply rate limits, checking CONNECT and its POP, and
  * writing ACCEPT and REFUSE.

@@ -69,7 +69,7 @@
 
 #define FERRY_RX_BURST 32
 /* Per-source admission rate buckets (listen.c): sources share them by a
- * keyed hash of their IPv4 address (docs/wire-v2.md, section 4.3, has the
+ * keyed hash of their IPv4 address (docs/wire.md, section 4.3, has the
  * same 4096). */
 #define FERRY__RATE_SRC_BUCKETS 4096
 /* A peer not yet validated gets at most this many times the bytes it sent
@@ -77,14 +77,14 @@
 #define FERRY__UNVALIDATED_FACTOR 3
 /* The default of reasm_timeout_ms (docs/api.md). */
 #define FERRY__REASM_TIMEOUT_MS 3000
-/* How long an ACK may wait for a datagram to ride in (docs/wire-v2.md,
+/* How long an ACK may wait for a datagram to ride in (docs/wire.md,
  * 5.2; PARAMS.max_ack_delay). */
 #define FERRY__MAX_ACK_DELAY_NS 1000000ull
 /* The replay window each end keeps (PARAMS.replay_log2). */
 #define FERRY__REPLAY_LOG2 FERRY_REPLAY_LOG2_DEFAULT
 
 /* The receive window a session grants, in message bytes: session_credits
- * datagrams of max_frame (docs/wire-v2.md, 5.5: 4096 .. 2^30). */
+ * datagrams of max_frame (docs/wire.md, 5.5: 4096 .. 2^30). */
 static inline uint32_t ferry__rx_window(const struct ferry_ep_config *cfg)
 {
 	uint64_t w = (uint64_t)cfg->session_credits * cfg->max_frame;
@@ -335,7 +335,7 @@ enum {
 			 * acknowledged, and the frame comes again */
 };
 
-/* connect.c: the handshake, both sides (docs/wire-v2.md, section 4). */
+/* connect.c: the handshake, both sides (docs/wire.md, section 4). */
 void ferry__rx_handshake(struct ferry_endpoint *ep,
 			 const struct ferry_dp_pkt *pkt);
 int ferry__connect_start(struct ferry_session *s,

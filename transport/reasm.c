@@ -2,7 +2,7 @@
 /*
  * Reassembly: a message that arrives in several fragments is copied into
  * a pool msgbuf, for either role (server.c for requests, client.c for
- * responses), under rules no peer can confuse (docs/wire-v2.md, 5.6).
+ * responses), under rules no peer can confuse (docs/wire.md, 5.6).
  *
  * The grid.  A sender cuts a message into fragments of the session's
  * frag_unit, each full-sized but the last, so fragment k starts at

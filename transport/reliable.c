@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Reliability, session side (docs/wire-v2.md, 5.1 to 5.3): the glue between
+ * Reliability, session side (docs/wire.md, 5.1 to 5.3): the glue between
  * a session and its replay window (seal.c), its acknowledgement tracker
  * (ackrx.c) and its sent queue (sentq.c), over the memory the endpoint
  * gives each session (endpoint.c, tables_alloc); and the timers that judge

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The receive path (docs/wire-v2.md, 2.4 and 5): each datagram is told
+ * The receive path (docs/wire.md, 2.4 and 5): each datagram is told
  * apart by its first byte; handshake datagrams go to handshake.c through
  * the client or server side (client.c, server.c), short-header datagrams
  * through rules 1 to 8 (rxopen.c) and then frame by frame: ACK to the
@@ -81,7 +81,7 @@ static void frame_of(const struct ferry_session *s,
 }
 
 /* A PUSH frame: the first of its push_id, or a copy of one taken
- * (docs/wire-v2.md, 5.4). */
+ * (docs/wire.md, 5.4). */
 static bool push_dup(struct ferry_session *s, uint32_t id)
 {
 	struct ferry_sess_server *v = &s->srv;

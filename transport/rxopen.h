@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The first eight rules of wire v2's receive pipeline (docs/wire-v2.md,
+ * The first eight rules of wire v2's receive pipeline (docs/wire.md,
  * 2.4) for a short-header datagram: lengths, the CID table, the peer's
  * address, the mode, the replay window, the trailer, and every frame
  * parsed before any is acted on; then the pn is marked seen.  What comes

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sealing of wire v2 datagrams (docs/wire-v2.md, sections 2.3, 4.4, 5.2):
+ * Sealing of wire v2 datagrams (docs/wire.md, sections 2.3, 4.4, 5.2):
  * the `none`, `mac` and `aead` trailers, one-shot and scattered; the replay
  * window; the key schedule.  See seal.h.
  */

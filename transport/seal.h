@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * seal.h - sealing of wire v2 datagrams: the trailer of each mode, the
- * replay window and the key schedule (docs/wire-v2.md, sections 2.3, 4.4
+ * replay window and the key schedule (docs/wire.md, sections 2.3, 4.4
  * and 5.2).
  *
  * A unit with its own tests (tests/test_seal.c) and cost figures
@@ -82,7 +82,7 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
 
 /*
  * ferry__seal_iov - the trailer of a datagram scattered over @iovcnt pieces
- * (a header area, then lent payload buffers: docs/wire-v2.md, section 6),
+ * (a header area, then lent payload buffers: docs/wire.md, section 6),
  * written to @trailer.  It equals what ferry__seal() appends to the same
  * bytes joined.  `none` and `mac` only: `aead` must write ciphertext, which
  * a lent buffer cannot take, so it gets -EINVAL (tx.c copies an `aead`
@@ -119,7 +119,7 @@ int ferry__seal_verify_iov(enum ferry_seal_mode mode, const uint8_t *key,
 			   uint64_t pn, const struct iovec *iov, size_t iovcnt,
 			   const uint8_t *trailer);
 
-/* --- replay window (docs/wire-v2.md, section 5.2) ------------------------
+/* --- replay window (docs/wire.md, section 5.2) ------------------------
  *
  * The receiver remembers which of the 2^log2 pns below the largest
  * committed one it has seen, as a bitmap indexed by pn modulo the window
@@ -181,7 +181,7 @@ void ferry__replay_commit(struct ferry__replay *w, uint64_t pn);
  */
 bool ferry__replay_has(const struct ferry__replay *w, uint64_t pn);
 
-/* --- key schedule (docs/wire-v2.md, section 4.4) ------------------------ */
+/* --- key schedule (docs/wire.md, section 4.4) ------------------------ */
 
 struct ferry__seal_keys {
 	uint8_t c2s[FERRY_SEAL_KEY_LEN]; /* client-to-server packet key */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The send side of wire v2 reliability (docs/wire-v2.md, 5.1 and 5.3): a
+ * The send side of wire v2 reliability (docs/wire.md, 5.1 and 5.3): a
  * record of every datagram sent and not yet acknowledged or judged lost,
  * with the frames it carried; ACK processing; loss detection by packet
  * and time thresholds and by retransmission timeout; the RTT estimator;

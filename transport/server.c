@@ -504,7 +504,7 @@ int ferry__server_rx_request(struct ferry_session *s,
 		   h->msg_len != c->req->len || h->method != c->method ||
 		   c->has_caps != ((h->flags & FERRY_FF_CAPS) != 0) ||
 		   c->has_trace != ((h->flags & FERRY_FF_TRACE) != 0)) {
-		/* Fragments of one message must agree (docs/wire-v2.md,
+		/* Fragments of one message must agree (docs/wire.md,
 		 * 5.6 rule 3). */
 		ep->st.drop_stale++;
 		return RXD_DUP;

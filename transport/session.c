@@ -69,7 +69,7 @@ void ferry__sess_freed(struct ferry_session *s)
 /* --- a session's life ----------------------------------------------------- */
 
 /* Sessions take the lowest free slot; the wire knows them only by their
- * random CIDs (docs/wire-v2.md, 2.1), drawn here. */
+ * random CIDs (docs/wire.md, 2.1), drawn here. */
 struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 {
 	int32_t i;

@@ -190,7 +190,7 @@ struct ferry_sess_server {
 	uint32_t hnext;
 	bool hashed;
 	/* Half-open until the client's first authenticated short-header
-	 * datagram (docs/wire-v2.md, 4.1): the ACCEPT, kept to be sent again
+	 * datagram (docs/wire.md, 4.1): the ACCEPT, kept to be sent again
 	 * byte for byte for a retransmitted CONNECT, and, for a peer no
 	 * cookie validated (retry never), the bytes it sent and was sent
 	 * (at most FERRY__UNVALIDATED_FACTOR times). */
@@ -202,7 +202,7 @@ struct ferry_sess_server {
 	uint64_t client_cid;
 	uint64_t half_open_deadline;
 	/* PUSH frames taken: every push_id up to push_hi, and those of the
-	 * 64 above it whose bit is set (docs/wire-v2.md, 5.4). */
+	 * 64 above it whose bit is set (docs/wire.md, 5.4). */
 	uint32_t push_hi;
 	uint64_t push_map;
 };
@@ -211,7 +211,7 @@ struct ferry_sess_server {
 struct ferry_session {
 	struct ferry_endpoint *ep;
 	uint32_t id;      /* internal: generation << 16 | index */
-	/* Connection ids (docs/wire-v2.md, 2.1): ours, which the peer puts
+	/* Connection ids (docs/wire.md, 2.1): ours, which the peer puts
 	 * in every datagram it sends us (in the endpoint's CID table), and
 	 * the peer's, which we put in ours (0 until known). */
 	uint64_t cid;
@@ -231,7 +231,7 @@ struct ferry_session {
 	ferry_span_t span; /* the session's span, or FERRY_SPAN_NONE */
 
 	/* Negotiated: the largest datagram both ends take, the fragment
-	 * grid's unit (docs/wire-v2.md, 5.6), the peer's largest message
+	 * grid's unit (docs/wire.md, 5.6), the peer's largest message
 	 * and how long it may hold an ACK. */
 	uint32_t path_frame;
 	uint32_t frag_unit;
@@ -244,7 +244,7 @@ struct ferry_session {
 
 	/* Transmit queue of calls with bytes left to send. */
 	struct ferry_call *txq_head, *txq_tail;
-	/* Credit, in message bytes (docs/wire-v2.md, 5.5), 32-bit serial
+	/* Credit, in message bytes (docs/wire.md, 5.5), 32-bit serial
 	 * numbers: what we sent for the first time, and the peer's limit. */
 	uint32_t tx_sent;
 	uint32_t tx_limit;
@@ -259,7 +259,7 @@ struct ferry_session {
 	uint32_t rx_window;
 	uint32_t credit_adv; /* last limit sent */
 
-	/* Reliability (docs/wire-v2.md, 5.1 to 5.3): the pns seen (the
+	/* Reliability (docs/wire.md, 5.1 to 5.3): the pns seen (the
 	 * replay window), what we acknowledge, and what we sent. */
 	struct ferry__replay seen;
 	struct ferry__ackrx ackrx;
@@ -311,7 +311,7 @@ static inline bool seq_lt(uint32_t a, uint32_t b)
 }
 
 /* The fragment grid's unit on a path of @path_frame bytes in @mode
- * (docs/wire-v2.md, 5.6): room for the short header, the trailer, a
+ * (docs/wire.md, 5.6): room for the short header, the trailer, a
  * REQUEST_FRAG's head, and an ACK and a CREDIT beside it. */
 static inline uint32_t ferry__frag_unit(uint32_t path_frame, uint8_t mode)
 {
@@ -323,7 +323,7 @@ static inline uint32_t ferry__frag_unit(uint32_t path_frame, uint8_t mode)
 }
 
 /* A quarter window of credit given back and not yet told to the peer
- * (docs/wire-v2.md, 5.5). */
+ * (docs/wire.md, 5.5). */
 static inline bool credit_owed(const struct ferry_session *s)
 {
 	return s->rx_released + s->rx_window - s->credit_adv >=

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transmit path, for both roles (docs/wire-v2.md, sections 5 and 6):
+ * The transmit path, for both roles (docs/wire.md, sections 5 and 6):
  * the datagram builder that packs what a session owes into datagrams of
  * up to the path frame (ACK, CREDIT, PING, lost frames, new request or
  * response bytes, PUSHes), seals them, and hands them to the dataplane;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Wire format v2: the codec.  docs/wire.md is the specification (section
- * numbers as in the proposal, docs/wire-v2.md); every constant here is
+ * numbers as in the proposal, docs/wire.md); every constant here is
  * named there, and the two must agree.
  *
  * The transport speaks it: the receive path (rx.c, rxopen.c), the datagram
@@ -13,7 +13,7 @@
  * The parse side reads untrusted bytes only through transport/rd.h, never
  * allocates, and reports the first rule a datagram breaks as an enum
  * ferry_w2_err; ferry__w2_err_counter() names the counter each one counts
- * in (docs/wire-v2.md section 2.4).  Parsed structures point into the
+ * in (docs/wire.md section 2.4).  Parsed structures point into the
  * datagram.  A receiver runs, in the order of section 2.4:
  *
  *   ferry__w2_parse_hdr()       header form, lengths, mode, CIDs
@@ -190,7 +190,7 @@ enum ferry_w2_err {
 /* Short name of @e ("truncated", "frame_overrun"...), for logs. */
 const char *ferry__w2_err_name(enum ferry_w2_err e);
 /*
- * The counter @e counts in (docs/wire-v2.md sections 2.4, 4.2): a name
+ * The counter @e counts in (docs/wire.md sections 2.4, 4.2): a name
  * from FERRY_EP_STATS (transport/stats.h), or one the v2 transport adds
  * (`v1_refused`).  ferry__w2_err_is_proto() is true for the frame and
  * handshake rules: in an authenticated datagram (or, in mode none, one

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Wire format v2 codec, handshake part: the bodies of the handshake frames
- * (docs/wire-v2.md section 3.3), the rules of each handshake message
+ * (docs/wire.md section 3.3), the rules of each handshake message
  * (section 4.1) and the v1 envelope a CONNECT travels in (section 4.2),
  * for the handshake unit (handshake*.c).
  */

@@ -248,7 +248,7 @@ int ferry_token_seal(const struct ferry_keyring *kr,
  * ferry_token_seal2 - issue a version 2 token: ferry_token_seal() with a
  * holder key drawn at random for this token and sealed inside it, also
  * written to @hk.  Give the token and @hk to the requester (the client
- * proves it holds @hk when it connects over wire v2, docs/wire-v2.md
+ * proves it holds @hk when it connects over wire v2, docs/wire.md
  * section 4.5: a copied token without it is useless); @hk never travels
  * with the token.  props are limited to FERRY_TOKEN2_PROPS_MAX bytes.
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_dgram.c - libFuzzer target for the wire v2 codec (transport/wire2.c,
- * wire2_hs.c; docs/wire-v2.md), which the transport does not use yet.
+ * wire2_hs.c; docs/wire.md), which the transport does not use yet.
  *
  * Runs the input through what a v2 receiver would: the v1 envelope for a
  * first byte 0x46 (ferry__w2_envelope_open), else ferry__w2_parse_hdr; then

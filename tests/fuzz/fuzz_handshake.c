@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_handshake.c - libFuzzer target for the wire v2 handshake
- * (transport/handshake*.c; docs/wire-v2.md section 4), which the transport
+ * (transport/handshake*.c; docs/wire.md section 4), which the transport
  * does not use yet.
  *
  * Feeds a sequence of datagrams (hs_fuzz.h: the input's layout) to the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * gen_dgram_corpus.c - write the seed corpus of fuzz_dgram (the wire v2
- * codec, transport/wire2.c; docs/wire-v2.md).
+ * codec, transport/wire2.c; docs/wire.md).
  *
  *   gen_dgram_corpus DIR
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * gen_hs_corpus.c - write the seed corpus of fuzz_handshake (the wire v2
- * handshake, transport/handshake*.c; docs/wire-v2.md section 4).
+ * handshake, transport/handshake*.c; docs/wire.md section 4).
  *
  *   gen_hs_corpus DIR
  *

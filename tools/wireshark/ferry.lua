@@ -16,7 +16,7 @@
 -- rules that need a receiver's configuration (max_msg, max_frame) are not
 -- checked, nor are Poly1305 tags (they need the session's keys).
 --
--- The datagram's first byte chooses the dissector, as docs/wire-v2.md
+-- The datagram's first byte chooses the dissector, as docs/wire.md
 -- (section 1) lays out: 0x46 is a v1 frame, 0x80..0xBF a v2 short header,
 -- 0xC0..0xFF a v2 long header; anything else is reported as bad magic.
 -- The v2 forms are dissected by ferry_v2.lua, and the frame bodies both
@@ -612,7 +612,7 @@ local function dissect_v1(tvb, pinfo, tree)
 	return info .. dissect_body(tvb, pinfo, h, tree)
 end
 
--- Wire v2 (docs/wire-v2.md), from ferry_v2.lua.
+-- Wire v2 (docs/wire.md), from ferry_v2.lua.
 load_part("ferry_v2.lua")
 local dissect_v2_short, dissect_v2_long = W.dissect_v2_short,
 	W.dissect_v2_long

@@ -2,7 +2,7 @@
 -- it from its own folder): CONNECT/ACCEPT TLVs, CREDIT's SACK, error
 -- bodies, PUSH records, and the blocks at the start of a message (trace
 -- block, token table, attribute block; docs/wire.md sections 5 to 8).
--- Wire v2 keeps these layouts (docs/wire-v2.md section 0), so every
+-- Wire v2 keeps these layouts (docs/wire.md section 0), so every
 -- function takes mo, the tvb offset where the body or message starts.
 
 local W = ...
@@ -70,7 +70,7 @@ local function dissect_tlv_value(tvb, ftype, typ, off, len, t)
 				"TOKEN in an ACCEPT: server tokens are not defined")
 		end
 	elseif typ == 0x86 then
-		-- WIRE2: a v2 CONNECT in its v1 envelope (docs/wire-v2.md 4.2),
+		-- WIRE2: a v2 CONNECT in its v1 envelope (docs/wire.md 4.2),
 		-- which a v1 server refuses with FERRY_EVERSION.
 		t:append_text(": wire v2 CONNECT")
 		-- The envelope's src_sess is the inner SCID's low 32 bits, and

@@ -1,4 +1,4 @@
--- ferry_v2.lua: wire v2 (docs/wire-v2.md) for ferry.lua, which loads it
+-- ferry_v2.lua: wire v2 (docs/wire.md) for ferry.lua, which loads it
 -- from its own folder and calls W.dissect_v2_short for a first byte
 -- 0x80..0xBF and W.dissect_v2_long for 0xC0..0xFF; a v1 CONNECT's WIRE2
 -- TLV (0x86, the envelope of section 4.2) holds a long-header CONNECT.
@@ -132,10 +132,10 @@ E("v2_bad_frame", "ferry.v2.bad_frame", "Malformed v2 frame",
 E("v2_bad_header", "ferry.v2.bad_header", "Malformed v2 header",
 	expert.group.MALFORMED, expert.severity.ERROR)
 E("v2_bad_grid", "ferry.v2.bad_grid",
-	"Fragment off the session's grid (docs/wire-v2.md 5.6)",
+	"Fragment off the session's grid (docs/wire.md 5.6)",
 	expert.group.MALFORMED, expert.severity.ERROR)
 E("v2_bad_hs", "ferry.v2.bad_handshake",
-	"Handshake frames break docs/wire-v2.md 4.1", expert.group.MALFORMED,
+	"Handshake frames break docs/wire.md 4.1", expert.group.MALFORMED,
 	expert.severity.ERROR)
 E("v2_pn_reused", "ferry.v2.pn_reused",
 	"Packet number seen before on this CID (a replay or a duplicate)",
@@ -683,7 +683,7 @@ function W.dissect_v2_long(tvb, pinfo, tree)
 	if zero_d ~= (typ == 0) or zero_s ~= (typ == 1 or typ == 3) or
 	    (typ == 0 and tvb(14, 4):uint() == 0) then
 		tree:add_proto_expert_info(ex.v2_bad_header,
-			"CIDs break the rules of docs/wire-v2.md section 2.2")
+			"CIDs break the rules of docs/wire.md section 2.2")
 	end
 	local stop = tvb:len() - tlen
 	local ctx = { pinfo = pinfo }
