@@ -233,7 +233,15 @@ p, url, lines = start(["loop", "--port", str(33000 + os.getpid() % 2000),
                        "4", "--trace-out", trace, "--trace-sample", "0.1"])
 check("uring: the URL is printed", url, "".join(lines[-10:]))
 if url:
-    st, hdr, text1 = get(url)
+    # The URL is printed before the endpoints have their sessions (a
+    # handshake takes a round trip more on wire v2): scrape until the
+    # client is there, for at most 5 s.
+    end = time.time() + 5
+    while True:
+        st, hdr, text1 = get(url)
+        if 'endpoint="client0"' in text1 or time.time() > end:
+            break
+        time.sleep(0.1)
     check("uring: GET /metrics is 200, text format 0.0.4",
           st == 200 and hdr.get("Content-Type", "").startswith(
               "text/plain; version=0.0.4"), "%s %s" % (st, hdr))
@@ -292,7 +300,16 @@ if DPDK:
                            "--eal", eal, "--duration", "3"])
     check("dpdk: the URL is printed", url, "".join(lines[-10:]))
     if url:
-        time.sleep(0.3)
+        # Until the client has its session (see the uring run).
+        end = time.time() + 5
+        while True:
+            _, _, text = get(url)
+            if ('endpoint="client0"' in text and
+                    "ferry_calls_completed_total{endpoint=\"client0\"" in
+                    text) or time.time() > end:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)  # and some calls on it
         _, _, text = get(url)
         s = formats("dpdk scrape", text)
         check("dpdk: dataplane=\"dpdk\"",
