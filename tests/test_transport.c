@@ -23,6 +23,7 @@
 #include <ferry/ferry.h>
 
 #include "harness.h"
+#include "transport/internal.h" /* the server's dataplane ops, wrapped */
 
 #define M_ECHO 1
 #define M_DEFER 2
@@ -722,6 +723,81 @@ static void t_malformed_counted(void)
 	ferry_endpoint_destroy(srv);
 }
 
+/* The server's dataplane, wrapped: datagrams lent and handed back, and
+ * each handed-back datagram overwritten at once, as a kernel refilling
+ * the buffer would. */
+static const struct ferry_dp_ops *rel_inner;
+static struct ferry_dp_ops rel_ops;
+static unsigned rel_lent, rel_back;
+static struct { uint8_t *data; uint32_t len; } rel_pk[4096];
+
+static unsigned rel_burst(struct ferry_dp *dp, struct ferry_dp_pkt *pkts,
+			  unsigned n)
+{
+	unsigned got = rel_inner->rx_burst(dp, pkts, n);
+
+	for (unsigned i = 0; i < got; i++) {
+		rel_pk[pkts[i].id % 4096].data = pkts[i].data;
+		rel_pk[pkts[i].id % 4096].len = pkts[i].len;
+	}
+	rel_lent += got;
+	return got;
+}
+
+static void rel_release(struct ferry_dp *dp, uint32_t id)
+{
+	rel_back++;
+	memset(rel_pk[id % 4096].data, 0xff, rel_pk[id % 4096].len);
+	rel_inner->rx_release(dp, id);
+}
+
+static void answer_at_once(struct ferry_call *c, void *ctx)
+{
+	(void)ctx;
+	ferry_call_respond_error(c, -FERRY_EREJECTED);
+}
+
+/* A request read in place and answered at once, with a CLOSE after it in
+ * the same datagram: the datagram is handed back to the dataplane once,
+ * and only after its last frame was read (the CLOSE ends the session).
+ * Before the fix its view gave the buffer back under the frame loop, and
+ * the end of the datagram gave it back a second time. */
+static void t_inplace_answered_then_close(void)
+{
+	struct ferry_endpoint *srv = ep_new(ep_big);
+	struct ferry_ep_stats st;
+	struct raw rp;
+	uint8_t body[32];
+	struct ferry_w2_frame f[2];
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, answer_at_once, NULL),
+		     0);
+	rel_inner = srv->dp_ops;
+	rel_ops = *rel_inner;
+	rel_ops.rx_burst = rel_burst;
+	rel_ops.rx_release = rel_release;
+	srv->dp_ops = &rel_ops;
+	rel_lent = rel_back = 0;
+	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
+	memset(body, 7, sizeof(body));
+	memset(f, 0, sizeof(f));
+	f[0].type = FERRY_W2_REQUEST;
+	f[0].u.data.req_id = 1;
+	f[0].u.data.method = M_ECHO;
+	f[0].u.data.bytes = body;
+	f[0].u.data.bytes_len = sizeof(body);
+	f[1].type = FERRY_W2_CLOSE;
+	raw_send_frames(&rp, f, 2);
+	pump_for(srv, NULL, 50);
+	ferry__endpoint_stats(srv, &st);
+	cr_assert_eq(st.reqs_dispatched, 1);
+	cr_assert_eq(st.sessions_closed, 1, "the CLOSE after it was read");
+	cr_assert_eq(rel_back, rel_lent, "%u datagrams lent, %u handed back",
+		     rel_lent, rel_back);
+	raw_close(&rp);
+	ferry_endpoint_destroy(srv);
+}
+
 /* A call the server cannot serve (a token table of version 0, which no
  * version defines) is answered with an error at its turn; the next call is
  * not held up behind it. */
@@ -1072,6 +1148,7 @@ static void t_stats_by_name(void)
 	CASE(s, ious)                                                          \
 	CASE(s, msgbuf_ownership)                                              \
 	CASE(s, malformed_counted)                                             \
+	CASE(s, inplace_answered_then_close)                                   \
 	CASE(s, refused_call_keeps_order)                                      \
 	CASE(s, trace_blocks)                                                  \
 	CASE(s, v1_client_refused)                                    \

@@ -332,6 +332,12 @@ static void server_input(struct ferry_endpoint *ep,
 	/* A retransmitted CONNECT of a session we made: the same ACCEPT,
 	 * byte for byte (it is sealed under pn 0). */
 	s = ferry__peer_find(ep, &pkt->src, res.conn.client_cid);
+	if (s && s->srv.confirmed) {
+		/* A late copy of the CONNECT of a session now open (the
+		 * client has spoken under its keys): not a new session. */
+		ep->st.drop_stale++;
+		return;
+	}
 	if (s) {
 		if (!s->srv.validated)
 			s->srv.unval_rx += pkt->len;
@@ -349,7 +355,9 @@ void ferry__server_confirm(struct ferry_session *s)
 	s->srv.confirmed = true;
 	s->srv.validated = true;
 	s->srv.accept_len = 0;
-	ferry__peer_del(s);
+	/* It stays findable by (client CID, peer) until it ends
+	 * (server.c), so that a late copy of its CONNECT is not taken for
+	 * a new session. */
 }
 
 void ferry__halfopen_timers(struct ferry_session *s)

@@ -279,6 +279,13 @@ struct ferry_endpoint {
 	struct ferry__rx_sess rx_scratch;
 	bool rx_may_keep;
 	bool rx_kept;
+	/* While ferry__rx_dgram reads datagram rx_cur_id (rx_busy), a view
+	 * of it freed (a request answered at once by its handler) does not
+	 * hand the buffer back under the frame loop: the release waits for
+	 * the end of the datagram (rx_deferred of them). */
+	bool rx_busy;
+	uint32_t rx_cur_id;
+	uint32_t rx_deferred;
 
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */

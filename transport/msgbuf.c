@@ -198,7 +198,10 @@ static void view_release(struct ferry_msgbuf *mb)
 {
 	struct ferry_endpoint *ep = mb->ep;
 
-	ep->dp_ops->rx_release(ep->dp, mb->rx_id);
+	if (ep->rx_busy && mb->rx_id == ep->rx_cur_id)
+		ep->rx_deferred++; /* the frame loop still reads it */
+	else
+		ep->dp_ops->rx_release(ep->dp, mb->rx_id);
 	ferry__sess_credit_release(ep, mb->rx_sess, mb->rx_credit);
 	mb->next = ep->view_free;
 	ep->view_free = mb;

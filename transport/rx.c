@@ -164,6 +164,10 @@ static void rx_data(struct ferry_session *s, const struct ferry_w2_frame *w,
 	r = req ? ferry__server_rx_request(s, &f, st->pkt, &st->keep)
 		: ferry__client_rx_response(s, &f);
 	ep->rx_may_keep = false;
+	/* Kept in place: the view now owns the datagram's release, even if
+	 * a later frame ends the session before the datagram's end. */
+	if (st->keep)
+		ep->rx_kept = true;
 	/* Bytes taken and not kept in place hold no memory of ours any
 	 * more (copied, or read by the continuation): credit them now.  A
 	 * view credits them when it is freed. */
@@ -338,19 +342,20 @@ static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 			      FERRY__MAX_ACK_DELAY_NS);
 	if (ferry__ackrx_any(&s->ackrx))
 		ferry__sess_activate(s);
-	if (st.keep)
-		ep->rx_kept = true;
 }
 
 /* --- the demultiplexer ------------------------------------------------------- */
 
 void ferry__rx_dgram(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 {
+	uint32_t n;
 	uint8_t first;
 
 	ep->st.rx_pkts++;
 	ep->st.rx_bytes += pkt->len;
 	ep->rx_kept = false;
+	ep->rx_busy = true;
+	ep->rx_cur_id = pkt->id;
 	if (pkt->len == 0) {
 		ep->st.drop_truncated++;
 	} else if (pkt->len > ep->cfg.max_frame) {
@@ -364,6 +369,12 @@ void ferry__rx_dgram(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 		else
 			ep->st.drop_bad_magic++;
 	}
-	if (!ep->rx_kept)
+	/* A request read in place may have been answered, and its view
+	 * freed, while later frames of its datagram were still to be read:
+	 * its buffer goes back only now (msgbuf.c, view_release). */
+	ep->rx_busy = false;
+	n = ep->rx_deferred + !ep->rx_kept;
+	ep->rx_deferred = 0;
+	while (n--)
 		ep->dp_ops->rx_release(ep->dp, pkt->id);
 }
