@@ -39,10 +39,17 @@
  * closed or opened, no IOU counter moved, the victim saw no failed call.
  * The reflection ratio of (c) is what the server sent to others than the
  * victim over what it received from others than the victim (both from
- * the counters of the two endpoints).
+ * the counters of the two endpoints): an upper bound, as a victim
+ * datagram the kernel dropped counts as the attacker's.
+ *
+ * The victim is latency-bound: its 64 calls ride in one datagram each
+ * way, so any delay on the server's thread is lost throughput.  On a
+ * machine with fewer cores than the three busy threads, the attacker's
+ * thread takes CPU from the victim's: the CPU share of each thread is
+ * printed beside the throughput ratio, so that the two can be told apart.
  *
  *	forge_sweep [T_s [count_log2 [cap_s [busy|sleep [connects_per_s]]]]]
- *	(default 5 24 120 sleep 100000; sleep: the endpoints' threads sleep
+ *	(default 5 24 240 sleep 100000; sleep: the endpoints' threads sleep
  *	in the kernel when idle, the library's default; busy needs a core
  *	for each of the two)
  */
@@ -798,7 +805,7 @@ int main(int argc, char **argv)
 {
 	double T = argc > 1 ? atof(argv[1]) : 5;
 	unsigned lg = argc > 2 ? (unsigned)atoi(argv[2]) : 24;
-	double cap = argc > 3 ? atof(argv[3]) : 120;
+	double cap = argc > 3 ? atof(argv[3]) : 240;
 
 	struct attack a = { .kind = K_OFFPATH, .target = 1ull << lg,
 			    .cap_s = cap };
