@@ -147,6 +147,7 @@ static _Atomic uint64_t victim_done;
 static _Atomic uint64_t victim_failed;
 static _Atomic int inflight;
 static _Atomic int paused;
+static _Atomic int victim_ended; /* the error a call was refused with */
 static struct ferry_session *victim;
 
 static void side_service(struct side *sd)
@@ -227,8 +228,12 @@ static void issue(void)
 		die("msgbuf", ret);
 	memset(ferry_msgbuf_data(mb), 0x5a, CALL_LEN);
 	ret = ferry_call(victim, METHOD, mb, on_reply, NULL);
-	if (ret < 0)
-		die("call", ret);
+	if (ret < 0) {
+		/* The session ended: the checks will say so. */
+		ferry_msgbuf_free(mb);
+		atomic_store(&victim_ended, ret);
+		return;
+	}
 	atomic_fetch_add(&inflight, 1);
 }
 
@@ -255,7 +260,7 @@ static void *client_main(void *arg)
 		die("connect", -ETIMEDOUT);
 	atomic_store(&cli.ready, 1);
 	while (!atomic_load(&cli.stop)) {
-		while (!atomic_load(&paused) &&
+		while (!atomic_load(&paused) && !atomic_load(&victim_ended) &&
 		       atomic_load(&inflight) < INFLIGHT)
 			issue();
 		ferry_endpoint_poll(cli.ep, 1);
@@ -847,6 +852,11 @@ int main(int argc, char **argv)
 	}
 	stop(&cli);
 	stop(&srv);
+	if (atomic_load(&victim_ended)) {
+		printf("FAIL: the victim's session ended: %s\n",
+		       ferry_strerror(atomic_load(&victim_ended)));
+		failures++;
+	}
 	printf("\n%s: %d check%s failed\n", failures ? "FAIL" : "ok", failures,
 	       failures == 1 ? "" : "s");
 	return failures ? 1 : 0;
