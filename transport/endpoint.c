@@ -503,16 +503,8 @@ static int poll_once(struct ferry_endpoint *ep)
 	for (int round = 0; round < 4; round++) {
 		unsigned n = ep->dp_ops->rx_burst(ep->dp, pkts, FERRY_RX_BURST);
 
-		for (unsigned i = 0; i < n; i++) {
+		for (unsigned i = 0; i < n; i++)
 			ferry__rx_dgram(ep, &pkts[i]);
-			/* What this datagram made ready (answers, calls its
-			 * continuations made) goes now, before the next is
-			 * handled: with many calls in a datagram, a burst
-			 * would otherwise leave as one batch, and the peer
-			 * would idle while this side works (no pipeline). */
-			if (i + 1 < n && ep->active_head)
-				ferry__flush_sessions(ep);
-		}
 		events += (int)n;
 		if (n < FERRY_RX_BURST)
 			break;
