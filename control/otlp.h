@@ -17,6 +17,25 @@
 
 #include <ferry/trace.h>
 
+/*
+ * ferry__iov_advance - @w bytes of the @n pieces at *@iov went out (a
+ * partial write or send): step *@iov and *@n past the pieces written
+ * whole, and into the one written in part.  For the export file's writev
+ * and the HTTP client's sendmsg alike.
+ */
+static inline void ferry__iov_advance(struct iovec **iov, int *n, size_t w)
+{
+	while (*n > 0 && w >= (*iov)->iov_len) {
+		w -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + w;
+		(*iov)->iov_len -= w;
+	}
+}
+
 /* --- the protobuf encoder (otlp_pb.c) ------------------------------------
  * Proto3 as protoc writes it: fields in number order, scalars at their
  * default value left out, a oneof member always written.  Strings that are

@@ -629,15 +629,7 @@ static int write_all(int fd, struct iovec *iov, int n)
 				continue;
 			return -errno;
 		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		ferry__iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
 }

@@ -24,7 +24,6 @@
 /* The peer has frame @f of a datagram we sent. */
 static void frame_acked(void *ctx, const struct ferry__sent_frame *f)
 {
-	struct ferry_session *s = ctx;
 	struct ferry_call *c;
 
 	switch (f->kind) {
@@ -42,7 +41,7 @@ static void frame_acked(void *ctx, const struct ferry__sent_frame *f)
 	default:
 		break;
 	}
-	(void)s;
+	(void)ctx;
 }
 
 /* --- data frames ------------------------------------------------------------ */

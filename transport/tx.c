@@ -18,7 +18,6 @@
  * mode everything is copied: the cipher writes the ciphertext into the
  * copied area.
  */
-#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
@@ -26,9 +25,6 @@
 
 /* Payload bytes at or above which a data frame lends its bytes. */
 #define FERRY__TX_COPY_MAX 512
-/* Room an ACK frame may take: header, fixed part, ranges. */
-#define ACK_MAX (FERRY_W2_FRAME_HDR_LEN + 8 + 4 * FERRY_W2_ACK_RANGES_MAX)
-#define CREDIT_LEN (FERRY_W2_FRAME_HDR_LEN + 4)
 
 void ferry__tx_done(void *ctx, void *cookie)
 {
