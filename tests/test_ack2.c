@@ -414,6 +414,38 @@ Test(sentq, rings_bound_what_is_held)
 }
 
 /*
+ * An ACK-only datagram sent while every record slot is held takes the
+ * oldest record's slot: that datagram counts as lost and its frame waits
+ * on the lost queue, never forgotten (a forgotten fragment left a 1 MiB
+ * call waiting for ever under loss).
+ */
+Test(sentq, ack_only_on_a_full_ring_keeps_the_oldest_frames)
+{
+	const struct ferry__sent_frame *f;
+	uint64_t pn;
+
+	sq_init(0);
+	for (unsigned i = 0; i < (1u << DG_LOG2); i++)
+		send1(i, 0);
+	cr_assert(!ferry__sentq_room(&q));
+	cr_assert_eq(q.in_flight, 1u << DG_LOG2);
+	pn = ferry__sentq_commit(&q, MS, 30);
+	cr_assert_eq(pn, 1u << DG_LOG2);
+	cr_assert_eq(q.in_flight, (1u << DG_LOG2) - 1,
+		     "in flight: the live records, none overwritten");
+	cr_assert_eq(q.lost_dgrams, 1);
+	f = ferry__sentq_lost_peek(&q);
+	cr_assert_not_null(f, "the oldest datagram's frame waits to go again");
+	cr_assert_eq(f->obj, obj(0));
+	/* Every other frame is still acknowledged by its own pn. */
+	struct ferry_w2_ack a = ack_of(1, (1u << DG_LOG2) - 1);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 2 * MS, on_acked, NULL),
+		     (1u << DG_LOG2) - 1);
+	cr_assert_eq(acked_count[0], 0);
+	cr_assert_eq(q.in_flight, 0);
+}
+
+/*
  * A channel that loses a third of the datagrams both ways and reorders
  * the rest, a receiver with an ack tracker, and a sender that re-sends
  * lost frames first: every one of 500 frames is acknowledged exactly once,

@@ -81,27 +81,6 @@ static void advance_una(struct ferry__sentq *q)
 					  : q->dg[q->una & q->dg_mask].frame0;
 }
 
-uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
-			     uint32_t bytes)
-{
-	uint64_t pn = q->next_pn++;
-	struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
-
-	d->sent_ns = now;
-	d->frame0 = q->fr_head;
-	d->nframes = (uint16_t)q->building;
-	d->bytes = bytes;
-	d->live = q->building != 0;
-	q->fr_head += q->building;
-	q->building = 0;
-	if (d->live) {
-		q->in_flight++;
-		q->bytes_in_flight += bytes;
-	}
-	advance_una(q);
-	return pn;
-}
-
 void ferry__sentq_abort(struct ferry__sentq *q)
 {
 	q->building = 0;
@@ -130,6 +109,42 @@ static void declare_lost(struct ferry__sentq *q, struct ferry__sent_dg *d)
 	q->lost_bytes += d->bytes;
 	retire(q, d);
 	q->lost_dgrams++;
+}
+
+uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
+			     uint32_t bytes)
+{
+	uint64_t pn;
+	struct ferry__sent_dg *d;
+
+	/* A datagram with nothing ack-eliciting (an ACK, a CREDIT) goes
+	 * even when every record slot is held, and its pn's slot is then
+	 * the oldest record's.  That datagram has waited a whole ring of
+	 * datagrams, far past the packet threshold: it is lost, and its
+	 * frames go on the lost queue, to be sent again.  Overwriting its
+	 * record instead would forget them, and a call would wait for a
+	 * fragment nobody sends any more. */
+	if (q->next_pn - q->una > q->dg_mask) {
+		d = &q->dg[q->una & q->dg_mask];
+		if (d->live)
+			declare_lost(q, d);
+		advance_una(q);
+	}
+	pn = q->next_pn++;
+	d = &q->dg[pn & q->dg_mask];
+	d->sent_ns = now;
+	d->frame0 = q->fr_head;
+	d->nframes = (uint16_t)q->building;
+	d->bytes = bytes;
+	d->live = q->building != 0;
+	q->fr_head += q->building;
+	q->building = 0;
+	if (d->live) {
+		q->in_flight++;
+		q->bytes_in_flight += bytes;
+	}
+	advance_una(q);
+	return pn;
 }
 
 static void rtt_sample(struct ferry__sentq *q, uint64_t r, uint64_t delay)

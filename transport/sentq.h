@@ -104,7 +104,8 @@ bool ferry__sentq_add(struct ferry__sentq *q, void *obj, uint8_t kind,
  * ferry__sentq_commit - the datagram being built went out at @now, @bytes
  * long: record it (live when it carried a frame from ferry__sentq_add())
  * and return its pn.  Every datagram sent takes a pn through here, ACK-only
- * ones too.
+ * ones too, even with every record slot held (ferry__sentq_room() false):
+ * then the oldest datagram is declared lost to free its slot.
  */
 uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
 			     uint32_t bytes);
