@@ -110,6 +110,14 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 
 		cfg->pool[1] = (struct ferry_pool_class){ big,
 							  n < cap ? n : max_u32(cap, 4) };
+		/* A session may reassemble as many large messages as it has
+		 * calls in flight (the library's default is one buffer of
+		 * the largest class: with one class, one message at a time,
+		 * and the others' fragments refused and sent again). */
+		cfg->reasm_quota = (uint32_t)((uint64_t)big *
+					      cfg->session_slots > UINT32_MAX
+						      ? UINT32_MAX
+						      : big * cfg->session_slots);
 	}
 	if (o->keyring) {
 		/* Deferred tokens.  A server keeps a table entry per IOU a
