@@ -503,8 +503,20 @@ static int poll_once(struct ferry_endpoint *ep)
 	for (int round = 0; round < 4; round++) {
 		unsigned n = ep->dp_ops->rx_burst(ep->dp, pkts, FERRY_RX_BURST);
 
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < n; i++) {
 			ferry__rx_dgram(ep, &pkts[i]);
+			/* Calls this datagram completed answered at once (or
+			 * continuations made new ones): they leave before the
+			 * rest of the burst is handled, so that the peer works
+			 * on them meanwhile.  With many calls per datagram a
+			 * burst would otherwise go as one batch each way, and
+			 * each side would idle while the other works.  Only
+			 * for new messages: a datagram that owes an ACK or a
+			 * CREDIT alone (a fragment taken) waits for the
+			 * burst's end, or every fragment would cost one. */
+			if (ep->txq_new && i + 1 < n)
+				ferry__flush_sessions(ep);
+		}
 		events += (int)n;
 		if (n < FERRY_RX_BURST)
 			break;

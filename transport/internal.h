@@ -289,6 +289,9 @@ struct ferry_endpoint {
 
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
+	/* A request or response was queued since the last flush: the poll
+	 * loop sends it before it handles the rest of a receive burst. */
+	bool txq_new;
 	/* Congestion control of every session (ferry_ep_config.cc), and the
 	 * earliest pacing time a session waits for (0: none), which bounds
 	 * the poll loop's sleep. */
@@ -533,6 +536,7 @@ static inline void ferry__sess_txq_push(struct ferry_session *s,
 	else
 		s->txq_head = c;
 	s->txq_tail = c;
+	s->ep->txq_new = true;
 	ferry__sess_activate(s);
 }
 
