@@ -28,21 +28,9 @@
 #include <string.h>
 
 #include "transport/wire2.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
-
-static int inside(const void *p, size_t n, const uint8_t *lo, size_t len)
-{
-	const uint8_t *q = p;
-
-	return q >= lo && q <= lo + len && n <= (size_t)(lo + len - q);
-}
 
 static uint8_t g_out[65536];
 

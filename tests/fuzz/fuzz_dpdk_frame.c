@@ -27,18 +27,13 @@
 #include <string.h>
 
 #include "dataplane/dpdk/frame.h"
+#include "fuzz_check.h"
 
 /* Headers and the largest UDP payload an IPv4 packet carries. */
 #define FRAME_MAX (FERRY__FRAME_HDRS + 65535)
 #define IP FERRY__ETH_HLEN
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 static uint8_t g_re[FRAME_MAX];
 

@@ -28,24 +28,11 @@
 #include <ferry/error.h>
 
 #include "transport/wire.h"
+#include "fuzz_check.h"
 
 #define FUZZ_MAX_MSG (8u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
-
-/* [p, p + n) lies within [lo, lo + len). */
-static int inside(const void *p, size_t n, const uint8_t *lo, size_t len)
-{
-	const uint8_t *q = p;
-
-	return q >= lo && q <= lo + len && n <= (size_t)(lo + len - q);
-}
 
 static void check_connect(const struct ferry_frame *f)
 {

@@ -31,25 +31,13 @@
 
 #include "hs_fuzz.h"
 #include "transport/rd.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 static struct ferry_hs_server g_s;
 static struct ferry_hs_client g_c;
 static uint8_t g_con[FERRY_HS_CONNECT_MAX];
-
-static int inside(const void *p, size_t n, const uint8_t *lo, size_t len)
-{
-	const uint8_t *q = p;
-
-	return q >= lo && q <= lo + len && n <= (size_t)(lo + len - q);
-}
 
 /* A long-header answer of @type: parse it as the client would. */
 static void check_answer(const uint8_t *p, int n, uint8_t type, uint64_t dcid,

@@ -62,14 +62,9 @@
 #include "transport/handshake.h"
 #include "transport/internal.h"
 #include "transport/session_internal.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 /* --- the clock ------------------------------------------------------------- */
 

@@ -25,14 +25,9 @@
 
 #include "control/internal.h"
 #include "token_fuzz.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 static struct ferry_keyring *g_kr;
 static struct ferry_token_info g_info;

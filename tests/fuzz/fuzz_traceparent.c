@@ -27,14 +27,9 @@
 #include <string.h>
 
 #include "control/trace_internal.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 static void traceparent(const char *s, size_t n)
 {
