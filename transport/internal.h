@@ -83,6 +83,11 @@
 /* The replay window each end keeps (PARAMS.replay_log2). */
 #define FERRY__REPLAY_LOG2 FERRY_REPLAY_LOG2_DEFAULT
 
+/* Messages queued while one received datagram is read after which they
+ * leave at once, before the rest of it: the peer starts on them while
+ * this side works on the rest (a pipeline, not a ping-pong of batches). */
+#define FERRY__PIPE_CHUNK 16
+
 /* The receive window a session grants, in message bytes: session_credits
  * datagrams of max_frame (docs/wire.md, 5.5: 4096 .. 2^30). */
 static inline uint32_t ferry__rx_window(const struct ferry_ep_config *cfg)
@@ -289,9 +294,11 @@ struct ferry_endpoint {
 
 	bool destroying;
 	bool rel_busy; /* some session awaits acks or owes one */
-	/* A request or response was queued since the last flush: the poll
-	 * loop sends it before it handles the rest of a receive burst. */
-	bool txq_new;
+	/* Requests and responses queued since the last flush: the poll
+	 * loop sends them before it handles the rest of a receive burst,
+	 * and a datagram of many calls sends them every
+	 * FERRY__PIPE_CHUNK (docs/wire.md, section 6). */
+	uint32_t txq_new;
 	/* Congestion control of every session (ferry_ep_config.cc), and the
 	 * earliest pacing time a session waits for (0: none), which bounds
 	 * the poll loop's sleep. */
@@ -536,7 +543,7 @@ static inline void ferry__sess_txq_push(struct ferry_session *s,
 	else
 		s->txq_head = c;
 	s->txq_tail = c;
-	s->ep->txq_new = true;
+	s->ep->txq_new++;
 	ferry__sess_activate(s);
 }
 

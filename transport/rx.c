@@ -286,6 +286,8 @@ static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
 		case FERRY_W2_RESPONSE:
 		case FERRY_W2_RESPONSE_FRAG:
 			rx_data(s, &w, st);
+			if (ep->txq_new >= FERRY__PIPE_CHUNK)
+				ferry__flush_sessions(ep);
 			break;
 		case FERRY_W2_PUSH:
 			rx_push(s, &w, st);

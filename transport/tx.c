@@ -625,7 +625,7 @@ void ferry__flush_sessions(struct ferry_endpoint *ep)
 
 	s = ep->active_head;
 	ep->active_head = ep->active_tail = NULL;
-	ep->txq_new = false;
+	ep->txq_new = 0;
 	ep->pace_ns = 0; /* cc_allows says again who waits for the pacer */
 	for (; s; s = next) {
 		next = s->next_active;
