@@ -304,6 +304,9 @@ struct ferry_endpoint {
 	uint64_t cc_headroom_ns;
 	uint64_t pace_ns;
 	struct ferry_ep_stats st;
+	/* ferry__stat_inc's last name (by address) and its counter. */
+	const char *stat_last_name;
+	uint64_t *stat_last;
 	/* The counters as other threads see them (stats.h), and the name of
 	 * the dataplane under any fault injection. */
 	struct ferry__stats_pub pub;
