@@ -5,8 +5,9 @@
  * decides which session a handshake datagram is for, keeps a connecting
  * client's state, and on a server runs admission (listen.c's rate limits
  * before anything is read, then the cookie, the admission hook, the
- * token's holder-key proof) before any session exists, then keeps the half-open session's ACCEPT until the client's
- * first authenticated datagram confirms it.
+ * token's holder-key proof) before any session exists, then keeps the
+ * half-open session's ACCEPT until the client's first authenticated
+ * datagram confirms it.
  */
 #include <errno.h>
 #include <stdlib.h>
