@@ -48,10 +48,21 @@
  * thread takes CPU from the victim's: the CPU share of each thread is
  * printed beside the throughput ratio, so that the two can be told apart.
  *
- *	forge_sweep [T_s [count_log2 [cap_s [busy|sleep [connects_per_s]]]]]
- *	(default 5 24 240 sleep 100000; sleep: the endpoints' threads sleep
- *	in the kernel when idle, the library's default; busy needs a core
- *	for each of the two)
+ * (c) has two controls at the same rate, so that what the server's own
+ * work costs the victim can be told from what the attacker's CPU and the
+ * kernel cost it:
+ *
+ *   (d) the same datagrams at a port nobody listens on: the attacker's
+ *       thread and the kernel's receive path up to the socket lookup;
+ *   (e) the same datagrams at the server's port, with the first byte 0:
+ *       all that and the server's receive, up to ferry's first-byte check
+ *       (drop_bad_magic): the floor of what any datagram costs.
+ *
+ *	forge_sweep [T_s [count_log2 [cap_s [busy|sleep [connects_per_s
+ *		    [phases]]]]]]
+ *	(default 5 24 240 sleep 100000 abcde; sleep: the endpoints' threads
+ *	sleep in the kernel when idle, the library's default; busy needs a
+ *	core for each of the two; phases: the letters of those to run)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -182,6 +193,7 @@ static void *server_main(void *arg)
 	int ret;
 
 	(void)arg;
+	pthread_setname_np(pthread_self(), "fs-server");
 	ferry_ep_config_init(&cfg);
 	cfg.bind_addr = "127.0.0.1";
 	cfg.session_slots = INFLIGHT;
@@ -243,6 +255,7 @@ static void *client_main(void *arg)
 	int ret;
 
 	(void)arg;
+	pthread_setname_np(pthread_self(), "fs-client");
 	ferry_ep_config_init(&cfg);
 	cfg.bind_addr = "127.0.0.1";
 	cfg.session_slots = INFLIGHT;
@@ -492,6 +505,12 @@ enum kind { K_OFFPATH, K_CID_KNOWN, K_CONNECT };
 struct attack {
 	enum kind kind;
 	bool raw;         /* write the IPv4 and UDP headers ourselves */
+	/* The controls of (c): the same datagrams at the same rate, aimed at
+	 * a port nobody listens on (dport), or at the server's port with
+	 * their first byte made one that ferry drops before anything else
+	 * (junk: drop_bad_magic). */
+	uint16_t dport;   /* 0: the server's port */
+	bool junk;
 	uint64_t target;  /* datagrams to send */
 	double cap_s;     /* or stop after this long */
 	double rate;      /* per second; 0: as fast as the socket takes them */
@@ -509,7 +528,7 @@ static uint8_t slot[BATCH][SLOT_MAX];
  * from @src (network order) to the server at @p; the kernel fills the IP
  * checksum and id (raw(7)), and a UDP checksum of 0 means none (IPv4). */
 static size_t put_ipudp(uint8_t *p, uint32_t src, uint16_t sport,
-			size_t plen)
+			uint16_t dport, size_t plen)
 {
 	struct iphdr *ip = (struct iphdr *)p;
 	struct udphdr *u = (struct udphdr *)(ip + 1);
@@ -523,7 +542,7 @@ static size_t put_ipudp(uint8_t *p, uint32_t src, uint16_t sport,
 	ip->saddr = src;
 	ip->daddr = htonl(INADDR_LOOPBACK);
 	u->source = sport;
-	u->dest = htons(srv_port);
+	u->dest = htons(dport);
 	u->len = htons((uint16_t)(sizeof(*u) + plen));
 	u->check = 0;
 	return sizeof(*ip) + sizeof(*u);
@@ -545,11 +564,13 @@ static size_t forge_one(const struct attack *a, unsigned i, size_t *plen)
 						     0xffffffu) | 2u);
 
 		memcpy(d, conn_tpl[k], conn_len[k]);
+		if (a->junk)
+			d[0] = 0; /* neither short nor long nor v1 */
 		*plen = conn_len[k];
 		if (a->raw)
 			put_ipudp(p, src, htons((uint16_t)(1024 + (r >> 48) %
 							     60000)),
-				  *plen);
+				  a->dport ? a->dport : srv_port, *plen);
 		return hl + *plen;
 	}
 	unsigned k = (unsigned)(r % NTPL);
@@ -570,7 +591,8 @@ static size_t forge_one(const struct attack *a, unsigned i, size_t *plen)
 	n += FERRY_W2_TAG_LEN;
 	*plen = n;
 	if (a->raw)
-		put_ipudp(p, victim_addr.ip, htons(victim_addr.port), n);
+		put_ipudp(p, victim_addr.ip, htons(victim_addr.port), srv_port,
+			  n);
 	return hl + n;
 }
 
@@ -584,8 +606,9 @@ static void *attacker_main(void *arg)
 	int fd = a->raw ? raw_fd : udp_fd;
 	uint64_t t0 = now_ns(), c0 = thread_cpu_ns(), next_pct = 0;
 
+	pthread_setname_np(pthread_self(), "fs-attacker");
 	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	dst.sin_port = htons(srv_port);
+	dst.sin_port = htons(a->dport ? a->dport : srv_port);
 	while (a->sent < a->target) {
 		uint64_t el = now_ns() - t0;
 		unsigned n = 0;
@@ -637,6 +660,23 @@ static void *attacker_main(void *arg)
 	a->cpu_ns = thread_cpu_ns() - c0;
 	atomic_store(&a->done, 1);
 	return NULL;
+}
+
+/* A UDP port on 127.0.0.1 that nobody listens on: one the kernel gave a
+ * socket, which is then closed (another program could take it in the
+ * meantime; the output would show it, as that program's replies). */
+static uint16_t closed_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		die("closed port", -errno);
+	close(fd);
+	return ntohs(a.sin_port);
 }
 
 /* --- phases ----------------------------------------------------------------- */
@@ -706,9 +746,11 @@ static void report(const struct attack *at,
 	       (unsigned long long)D(s, drop_duplicate),
 	       (unsigned long long)D(s, drop_malformed),
 	       (unsigned long long)D(s, drop_stale));
-	printf("  handshake: retry_sent %llu  retry_ratelimited %llu  "
+	printf("  handshake: drop_bad_magic %llu  retry_sent %llu  "
+	       "retry_ratelimited %llu  "
 	       "drop_bad_cookie %llu  connects_rate_limited %llu  "
 	       "sessions_opened %llu\n",
+	       (unsigned long long)D(s, drop_bad_magic),
 	       (unsigned long long)D(s, retry_sent),
 	       (unsigned long long)D(s, retry_ratelimited),
 	       (unsigned long long)D(s, drop_bad_cookie),
@@ -723,7 +765,7 @@ static void report(const struct attack *at,
 	       (unsigned long long)(D(s, iou_created) + D(s, iou_resolved) +
 				    D(s, iou_rejected) + D(s, iou_push_early) +
 				    D(s, iou_push_dropped) + D(s, iou_dup_push)));
-	if (at->kind == K_CONNECT) {
+	if (at->kind == K_CONNECT && !at->dport) {
 		/* Bytes to and from others than the victim: an upper bound
 		 * on the reflection, as any victim datagram the kernel
 		 * dropped counts as the attacker's. */
@@ -750,7 +792,10 @@ static void report(const struct attack *at,
 	       alone, under, under / alone);
 }
 
-static void phase(const char *name, struct attack *at, double T)
+/* The victim's throughput under attack over alone, per phase run. */
+static double ratio_of[256], under_of[256];
+
+static void phase(char id, const char *name, struct attack *at, double T)
 {
 	struct snap s0, s1, s2;
 	double alone, under;
@@ -773,6 +818,8 @@ static void phase(const char *name, struct attack *at, double T)
 	take_snap(&s2);
 	check(name, &s1, &s2);
 	report(at, &s1, &s2, alone, under);
+	ratio_of[(unsigned char)id] = under / alone;
+	under_of[(unsigned char)id] = under;
 }
 
 static void start(struct side *sd, void *(*fn)(void *))
@@ -817,10 +864,14 @@ int main(int argc, char **argv)
 	struct attack b = { .kind = K_CID_KNOWN, .target = 1ull << lg,
 			    .cap_s = cap };
 	struct attack c = { .kind = K_CONNECT, .cap_s = 2 * T };
-	char title[128];
+	struct attack d = { .kind = K_CONNECT, .cap_s = 2 * T };
+	struct attack e = { .kind = K_CONNECT, .cap_s = 2 * T, .junk = true };
+	const char *only = argc > 6 ? argv[6] : "abcde";
+	char title[160];
 
 	busy = argc > 4 && strcmp(argv[4], "busy") == 0;
 	c.rate = argc > 5 ? atof(argv[5]) : 1e5;
+	d.rate = e.rate = c.rate;
 	rng_state ^= now_ns();
 	sockets();
 	start(&srv, server_main);
@@ -837,18 +888,44 @@ int main(int argc, char **argv)
 	       sysconf(_SC_NPROCESSORS_ONLN));
 	resume();
 	sleep_ms(500); /* warm up */
-	phase("(a) off-path: random DCIDs, plain UDP socket", &a, T);
+	if (strchr(only, 'a'))
+		phase('a', "(a) off-path: random DCIDs, plain UDP socket", &a,
+		      T);
 	b.raw = raw_fd >= 0;
-	phase(b.raw ? "(b) CID known: the session's CID from the victim's "
-		      "address (raw socket), random pn and tags"
-		    : "(b) CID known: the session's CID, random pn and tags, "
-		      "from another port (no raw socket)", &b, T);
+	if (strchr(only, 'b'))
+		phase('b', b.raw ? "(b) CID known: the session's CID from the "
+				   "victim's address (raw socket), random pn "
+				   "and tags"
+				 : "(b) CID known: the session's CID, random pn "
+				   "and tags, from another port (no raw socket)",
+		      &b, T);
 	if (raw_fd >= 0) {
-		c.raw = true;
-		c.target = (uint64_t)(c.rate * T);
+		c.raw = d.raw = e.raw = true;
+		c.target = d.target = e.target = (uint64_t)(c.rate * T);
+		d.dport = closed_port();
 		snprintf(title, sizeof(title), "(c) spoofed CONNECTs at %.0f/s "
 			 "from random 127.x.y.z (raw socket)", c.rate);
-		phase(title, &c, T);
+		if (strchr(only, 'c'))
+			phase('c', title, &c, T);
+		/* The controls: what the flood costs the victim when the
+		 * server does nothing with it (d), or only receives it and
+		 * looks at its first byte (e). */
+		snprintf(title, sizeof(title), "(d) control: the same flood "
+			 "at a port nobody listens on (%u)", d.dport);
+		if (strchr(only, 'd'))
+			phase('d', title, &d, T);
+		if (strchr(only, 'e'))
+			phase('e', "(e) control: the same flood at the server, "
+				   "first byte 0 (drop_bad_magic)", &e, T);
+		if (strchr(only, 'c') && (strchr(only, 'd') ||
+					   strchr(only, 'e')))
+			printf("\nvictim under the flood, over alone: (c) "
+			       "CONNECTs %.2f x, (d) closed port %.2f x, (e) "
+			       "junk dropped at the first byte %.2f x; "
+			       "under (c) over under (d): %.2f x, (e) over "
+			       "(d): %.2f x\n", ratio_of['c'], ratio_of['d'],
+			       ratio_of['e'], under_of['c'] / under_of['d'],
+			       under_of['e'] / under_of['d']);
 	}
 	stop(&cli);
 	stop(&srv);

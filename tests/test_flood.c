@@ -15,6 +15,11 @@
  *    even that (retry_ratelimited), and a session open before the flood
  *    keeps completing calls (v1 made a session per CONNECT, up to
  *    connect_rate);
+ *  - CONNECTs beyond connect_rate are dropped before they are read
+ *    (retry_ratelimited without a cookie, connects_rate_limited with
+ *    one): no RETRY, no CRC, no cookie check; those with a cookie have a
+ *    budget of their own, so a flood without cookies does not hold back
+ *    a client that has one, and a client connects once the flood ends;
  *  - CONNECTs that carry a valid cookie still meet connect_rate and
  *    connect_rate_per_source (connects_rate_limited);
  *  - with retry_never, a CONNECT from an address that then says nothing
@@ -374,6 +379,146 @@ static void t_flood_stateless_retry(void)
 	ferry_endpoint_destroy(srv);
 }
 
+/* --- a flood beyond the budget: refused unread ---------------------------- */
+
+#define BUDGET_RATE 50
+#define BUDGET_FLOOD 4000
+#define BUDGET_BAD_CRC 200
+
+static void budget_cfg(struct ferry_ep_config *c)
+{
+	flood_cfg(c);
+	c->connect_rate = BUDGET_RATE;
+	c->connect_rate_per_source = 0;
+}
+
+/* The bytes of a CONNECT without a cookie under CID @cid, at @buf (room
+ * for FERRY_HS_CONNECT_MAX); its length. */
+static size_t connect_bytes(uint8_t *buf, uint64_t cid)
+{
+	struct ferry_hs_client hs;
+	int n;
+
+	hs_init(&hs, cid, 1u << 20);
+	n = ferry__hs_client_build(&hs, buf, FERRY_HS_CONNECT_MAX);
+	ferry__hs_client_wipe(&hs);
+	cr_assert_gt(n, 0);
+	return (size_t)n;
+}
+
+/*
+ * BUDGET_FLOOD CONNECTs without a cookie, far beyond connect_rate
+ * (BUDGET_RATE a second, the RETRY budget too), from FLOOD_PEERS raw
+ * peers.  The first few get a RETRY (the bucket's burst, then its rate);
+ * every other one is dropped before it is read: retry_ratelimited moves,
+ * and nothing else (no CRC, frame or cookie counter, no session, no
+ * buffer, no reply).  That it is not read: right after the flood,
+ * BUDGET_BAD_CRC CONNECTs with a broken CRC mostly count
+ * retry_ratelimited, not drop_bad_crc.  CONNECTs with a cookie have a
+ * budget of their own: a client that had its RETRY before the flood gets
+ * its ACCEPT at once after it; and once the budget has refilled, a new
+ * client connects and calls.
+ */
+static void t_flood_beyond_budget(void)
+{
+	struct ferry_endpoint *srv = ep_new(budget_cfg), *cli = ep_new(NULL);
+	static uint8_t bad[BUDGET_BAD_CRC][FERRY_HS_CONNECT_MAX];
+	size_t bad_len[BUDGET_BAD_CRC], sent = 0, got = 0, len = 0;
+	struct ferry_hs_client_result res;
+	struct raw peers[FLOOD_PEERS], early;
+	struct ferry_hs_client hs;
+	struct ferry_ep_stats st0, st;
+	uint8_t buf[FERRY_HS_CONNECT_MAX];
+	unsigned replies = 0;
+	struct ferry_session *s;
+	uint64_t t0, ms;
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL),
+		     0);
+	for (uint32_t i = 0; i < BUDGET_BAD_CRC; i++) {
+		bad_len[i] = connect_bytes(bad[i], cid_of(BUDGET_FLOOD + i));
+		bad[i][bad_len[i] - 1] ^= 0x5a; /* the CRC32C trailer */
+	}
+	/* A client that has its cookie before the flood. */
+	raw_open(&early, srv, 0);
+	hs_init(&hs, cid_of(2 * BUDGET_FLOOD), 1u << 20);
+	hs_send(&early, &hs);
+	cr_assert_eq(hs_wait(&early, srv, &hs, &res, 3000, NULL),
+		     FERRY_HS_RETRY);
+	for (int p = 0; p < FLOOD_PEERS; p++)
+		raw_open(&peers[p], srv, 0);
+	st0 = stats(srv);
+	t0 = now_ms();
+	for (uint32_t i = 0; i < BUDGET_FLOOD; i++) {
+		len = connect_bytes(buf, cid_of(i));
+		raw_send_bytes(&peers[i % FLOOD_PEERS], buf, len);
+		sent += len;
+		if (i % 16 == 15) {
+			ferry_endpoint_poll(srv, 0);
+			for (int p = 0; p < FLOOD_PEERS; p++)
+				raw_drain(&peers[p], &replies, &got, 3 * len);
+		}
+	}
+	pump_for(srv, NULL, 50);
+	ms = now_ms() - t0;
+	for (int p = 0; p < FLOOD_PEERS; p++)
+		raw_drain(&peers[p], &replies, &got, 3 * len);
+	st = stats(srv);
+	cr_log_info("budget: %u CONNECTs in %llu ms: %llu RETRYs, %llu "
+		    "dropped unread", BUDGET_FLOOD, (unsigned long long)ms,
+		    (unsigned long long)(st.retry_sent - st0.retry_sent),
+		    (unsigned long long)(st.retry_ratelimited -
+					 st0.retry_ratelimited));
+	cr_assert_eq(st.retry_sent - st0.retry_sent +
+			     st.retry_ratelimited - st0.retry_ratelimited,
+		     BUDGET_FLOOD);
+	cr_assert_gt(st.retry_sent, st0.retry_sent);
+	cr_assert_leq(st.retry_sent - st0.retry_sent,
+		      FERRY_HS_SRC_BURST + (BUDGET_RATE * ms + 999) / 1000,
+		      "%llu RETRYs in %llu ms",
+		      (unsigned long long)(st.retry_sent - st0.retry_sent),
+		      (unsigned long long)ms);
+	cr_assert_leq(replies, st.retry_sent - st0.retry_sent);
+	cr_assert_leq(got, 3 * sent);
+	cr_assert_eq(st.drop_bad_cookie, st0.drop_bad_cookie);
+	cr_assert_eq(st.drop_bad_crc, st0.drop_bad_crc);
+	cr_assert_eq(st.drop_malformed, st0.drop_malformed);
+	cr_assert_eq(st.connects_rate_limited, st0.connects_rate_limited);
+	cr_assert_eq(st.unvalidated_suppressed, st0.unvalidated_suppressed);
+	cr_assert_eq(st.sessions_opened, st0.sessions_opened);
+	cr_assert_eq(st.msgbuf_allocs, st0.msgbuf_allocs);
+	/* The client with its cookie: its own budget, not the flood's. */
+	hs_send(&early, &hs);
+	cr_assert_eq(hs_wait(&early, srv, &hs, &res, 3000, NULL),
+		     FERRY_HS_ACCEPTED, "a cookie held back by the flood");
+	sodium_memzero(&res, sizeof(res));
+	ferry__hs_client_wipe(&hs);
+	/* Not read: a broken CRC right after the flood is not seen. */
+	st0 = stats(srv);
+	for (uint32_t i = 0; i < BUDGET_BAD_CRC; i++)
+		raw_send_bytes(&peers[i % FLOOD_PEERS], bad[i], bad_len[i]);
+	pump_for(srv, NULL, 20);
+	st = stats(srv);
+	cr_assert_eq(st.drop_bad_crc - st0.drop_bad_crc +
+			     st.retry_ratelimited - st0.retry_ratelimited,
+		     BUDGET_BAD_CRC);
+	cr_assert_lt(st.drop_bad_crc - st0.drop_bad_crc, BUDGET_BAD_CRC / 2,
+		     "%llu of %u broken CRCs were checked",
+		     (unsigned long long)(st.drop_bad_crc - st0.drop_bad_crc),
+		     BUDGET_BAD_CRC);
+	cr_assert_eq(st.retry_sent, st0.retry_sent);
+	/* The budget refills: a new client connects. */
+	pump_for(srv, NULL, 300);
+	s = open_session(cli, srv);
+	echo_ok(cli, srv, s, 1);
+	ferry_session_close(s);
+	for (int p = 0; p < FLOOD_PEERS; p++)
+		raw_close(&peers[p]);
+	raw_close(&early);
+	ferry_endpoint_destroy(cli);
+	ferry_endpoint_destroy(srv);
+}
+
 /* --- CONNECTs with cookies meet connect_rate ------------------------------ */
 
 #define COOKIED 40
@@ -619,6 +764,7 @@ static void t_credit_starved_pings_back_off(void)
 	CASE(s, not_listening_drops_connect)                                   \
 	CASE(s, serving_endpoint_listens)                                      \
 	CASE(s, flood_stateless_retry)                                         \
+	CASE(s, flood_beyond_budget)                                           \
 	CASE(s, cookied_per_source)                                            \
 	CASE(s, cookied_global)                                                \
 	CASE(s, half_open_expires)                                             \

@@ -202,6 +202,75 @@ Test(ratelimit, per_source_burst_then_refill)
 	hs_dg_free(&con);
 }
 
+/* The rates are the caller's: an endpoint passes its connect_rate and
+ * connect_rate_per_source.  At 1000 a second per source, a burst is 100
+ * (0.1 s), then one reply a ms; 0 keeps the constants. */
+Test(ratelimit, rates_set_by_the_caller)
+{
+	struct ferry_hs_server_result sr;
+	struct hs_dg con;
+	int sent = 0;
+
+	init_pair(FERRY_HS_RETRY_ALWAYS, FERRY_W2_MODE_MAC);
+	ferry__hs_server_set_rates(&g_s, 1000, 0);
+	con = hs_connect(&g_c);
+	for (int i = 0; i < 150; i++)
+		sent += hs_srv_in(&g_s, &con, CLI, T0, NULL, &sr) ==
+			FERRY_HS_REPLY;
+	cr_assert_eq(sent, 100);
+	cr_assert_str_eq(sr.drop, "retry_ratelimited");
+	cr_assert_eq(hs_srv_in(&g_s, &con, CLI, T0 + NS / 1000, NULL, &sr),
+		     FERRY_HS_REPLY);
+	cr_assert_eq(hs_srv_in(&g_s, &con, CLI, T0 + NS / 1000, NULL, &sr),
+		     FERRY_HS_DROP);
+	/* A global rate of 2000: a burst of 20, whatever the sources. */
+	init_pair(FERRY_HS_RETRY_ALWAYS, FERRY_W2_MODE_MAC);
+	ferry__hs_server_set_rates(&g_s, 0, 2000);
+	sent = 0;
+	for (int i = 0; i < 40; i++)
+		sent += hs_srv_in(&g_s, &con, hs_addr((uint8_t)(10 + i), 1),
+				  T0, NULL, &sr) == FERRY_HS_REPLY;
+	cr_assert_eq(sent, 20);
+	hs_dg_free(&con);
+}
+
+/* Which budget a CONNECT is charged to, by a peek: a COOKIE right after
+ * HELLO, in the envelope or bare; never a read past the datagram. */
+Test(connect, cookie_seen_by_a_peek)
+{
+	struct hs_dg con, ck;
+	size_t hello, at;
+
+	init_pair(FERRY_HS_RETRY_ALWAYS, FERRY_W2_MODE_MAC);
+	con = hs_connect(&g_c);
+	ck = connect_with_cookie(T0);
+	cr_assert_not(ferry__hs_server_has_cookie(con.p, con.len));
+	cr_assert(ferry__hs_server_has_cookie(ck.p, ck.len));
+	/* Bare (section 4.2: a v2 server takes it too). */
+	cr_assert(ferry__hs_server_has_cookie(ck.p + FERRY_W2_ENV_LEN,
+					      ck.len - FERRY_W2_ENV_LEN));
+	cr_assert_not(ferry__hs_server_has_cookie(con.p + FERRY_W2_ENV_LEN,
+						  con.len - FERRY_W2_ENV_LEN));
+	/* Every prefix that ends before the COOKIE's type byte: no. */
+	hello = FERRY_W2_ENV_LEN + FERRY_W2_LONG_HDR_LEN;
+	at = hello + FERRY_W2_FRAME_HDR_LEN +
+	     (size_t)(ck.p[hello + 2] << 8 | ck.p[hello + 3]);
+	cr_assert_eq(ck.p[at], FERRY_W2_COOKIE);
+	for (size_t n = 0; n <= at; n++) {
+		uint8_t *p = malloc(n ? n : 1);
+
+		cr_assert_not_null(p);
+		memcpy(p, ck.p, n);
+		cr_assert_not(ferry__hs_server_has_cookie(p, n), "%zu", n);
+		free(p);
+	}
+	/* Not a HELLO first: no, whatever follows. */
+	ck.p[FERRY_W2_ENV_LEN + FERRY_W2_LONG_HDR_LEN] = FERRY_W2_PADDING;
+	cr_assert_not(ferry__hs_server_has_cookie(ck.p, ck.len));
+	hs_dg_free(&con);
+	hs_dg_free(&ck);
+}
+
 /* v1 refusals spend the same buckets. */
 Test(ratelimit, v1_refusals_limited_too)
 {

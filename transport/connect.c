@@ -3,10 +3,11 @@
  * The handshake on both sides (docs/wire.md, section 4), wired to
  * sessions: handshake.c does the bytes and the cryptography; this file
  * decides which session a handshake datagram is for, keeps a connecting
- * client's state, and on a server runs admission (listen.c's rate limits,
- * the admission hook, the token's holder-key proof) before any session
- * exists, then keeps the half-open session's ACCEPT until the client's
- * first authenticated datagram confirms it.
+ * client's state, and on a server runs admission (listen.c's rate limits
+ * before anything is read, then the cookie, the admission hook, the
+ * token's holder-key proof) before any session exists, then keeps the
+ * half-open session's ACCEPT until the client's first authenticated
+ * datagram confirms it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -310,6 +311,10 @@ static void server_input(struct ferry_endpoint *ep,
 		ep->st.drop_not_listening++;
 		return;
 	}
+	/* The rate limits, before the CRC, the frames, the cookie's MAC or
+	 * any reply: a flood beyond them costs a compare and a hash. */
+	if (!ferry__listen_admit(ep, pkt))
+		return;
 	memset(&res, 0, sizeof(res));
 	v = ferry__hs_server_input(&ep->hs, pkt->data, pkt->len, &pkt->src,
 				   &ep->local, ferry__unix_ns(), reply,
@@ -345,7 +350,7 @@ static void server_input(struct ferry_endpoint *ep,
 		ferry__sess_activate(s);
 		return;
 	}
-	if (ep->destroying || !ferry__listen_rate_ok(ep, &pkt->src))
+	if (ep->destroying)
 		return;
 	server_admit(ep, &res.conn, &pkt->src);
 }

@@ -59,7 +59,10 @@
 #define FERRY_HS_COOKIE_LIFE_S 10
 #define FERRY_HS_COOKIE_FUTURE_S 1
 #define FERRY_HS_COOKIE_EPOCH_S 120
-/* Reply rate limits (section 4.3).  The global burst is not in the doc's
+/* Reply rate limits (section 4.3): what ferry__hs_server_init sets, and
+ * what an endpoint keeps where its connect_rate (or _per_source) is 0 (no
+ * admission limit); otherwise it sets the rates to those
+ * (ferry__hs_server_set_rates).  The global burst is not in the doc's
  * text: 0.01 s of the global rate (docs/wire.md, section 4.3 note). */
 #define FERRY_HS_SRC_BUCKETS 4096
 #define FERRY_HS_SRC_RATE 100 /* replies per second per source IPv4 */
@@ -219,6 +222,9 @@ struct ferry_hs_server {
 	uint64_t epoch;            /* Unix seconds / 120 of cookie_key[0] */
 	uint8_t bucket_key[16];    /* crypto_shorthash key: aims no
 				    * collisions */
+	/* The buckets' terms: ns per reply, and replies in a burst. */
+	uint64_t src_interval, global_interval;
+	uint32_t src_burst, global_burst;
 	uint64_t global_tat;
 	uint64_t src_tat[FERRY_HS_SRC_BUCKETS];
 };
@@ -267,6 +273,35 @@ struct ferry_hs_server_result {
  */
 int ferry__hs_server_init(struct ferry_hs_server *srv, enum ferry_hs_retry retry,
 			  uint64_t now_ns);
+
+/*
+ * ferry__hs_server_set_rates - the reply buckets' rates: @src_rate replies
+ * per second to one source IPv4 address, @global_rate to all together
+ * (0: keep FERRY_HS_SRC_RATE or FERRY_HS_GLOBAL_RATE).  A burst is 0.1 s
+ * of the per-source rate and 0.01 s of the global one, never fewer than
+ * FERRY_HS_SRC_BURST.  An endpoint passes its connect_rate_per_source and
+ * connect_rate, so that the replies are bounded as the CONNECTs are: one
+ * address behind which many clients connect (a NAT) gets as many RETRYs
+ * as connect_rate_per_source lets CONNECTs in.  Buckets already used keep
+ * their state.
+ */
+void ferry__hs_server_set_rates(struct ferry_hs_server *srv, uint32_t src_rate,
+				uint32_t global_rate);
+
+/*
+ * ferry__hs_server_has_cookie - whether the datagram @dg (@len bytes,
+ * untrusted, given to ferry__hs_server_input next) is a v2 CONNECT, in
+ * its envelope or bare, whose frame after HELLO is a COOKIE (section 4.1:
+ * COOKIE right after HELLO), by reading 2 frame headers at fixed places:
+ * no CRC, no parse, no cryptography.  Nothing is checked (the datagram
+ * may still be malformed, the cookie forged): it says only which budget
+ * a CONNECT is charged to before anything is done with it (transport/
+ * listen.c), a RETRY's or an admission's.  PADDING between HELLO and
+ * COOKIE, which the rules allow and no client of this release sends, is
+ * not skipped: such a CONNECT is charged as one without a cookie, and is
+ * otherwise handled as ever.
+ */
+bool ferry__hs_server_has_cookie(const uint8_t *dg, size_t len);
 
 /*
  * ferry__hs_server_input - a datagram (@dg, @len, untrusted) whose first

@@ -28,10 +28,45 @@ int ferry__hs_server_init(struct ferry_hs_server *srv, enum ferry_hs_retry retry
 		return -EIO;
 	memset(srv, 0, sizeof(*srv));
 	srv->retry = retry;
+	ferry__hs_server_set_rates(srv, 0, 0);
 	srv->epoch = now_ns / NS_PER_S / FERRY_HS_COOKIE_EPOCH_S;
 	randombytes_buf(srv->cookie_key, sizeof(srv->cookie_key));
 	randombytes_buf(srv->bucket_key, sizeof(srv->bucket_key));
 	return 0;
+}
+
+void ferry__hs_server_set_rates(struct ferry_hs_server *srv, uint32_t src_rate,
+				uint32_t global_rate)
+{
+	uint32_t src = src_rate ? src_rate : FERRY_HS_SRC_RATE;
+	uint32_t global = global_rate ? global_rate : FERRY_HS_GLOBAL_RATE;
+
+	srv->src_interval = NS_PER_S / src ? NS_PER_S / src : 1;
+	srv->global_interval = NS_PER_S / global ? NS_PER_S / global : 1;
+	srv->src_burst = src / 10 > FERRY_HS_SRC_BURST ? src / 10
+						       : FERRY_HS_SRC_BURST;
+	srv->global_burst = global / 100 > FERRY_HS_SRC_BURST
+				    ? global / 100
+				    : FERRY_HS_SRC_BURST;
+}
+
+bool ferry__hs_server_has_cookie(const uint8_t *dg, size_t len)
+{
+	struct ferry_rd r;
+	uint16_t hello_len;
+
+	ferry_rd_init(&r, dg, len);
+	/* The inner CONNECT: after the envelope's fixed head (4.2), or the
+	 * whole datagram when bare; then its long header. */
+	if (len && dg[0] == FERRY_W2_V1_FIRST)
+		(void)ferry_rd_take(&r, FERRY_W2_ENV_LEN);
+	(void)ferry_rd_take(&r, FERRY_W2_LONG_HDR_LEN);
+	if (ferry_rd_u8(&r) != FERRY_W2_HELLO)
+		return false;
+	(void)ferry_rd_u8(&r); /* flags */
+	hello_len = ferry_rd_u16(&r);
+	(void)ferry_rd_take(&r, hello_len);
+	return ferry_rd_u8(&r) == FERRY_W2_COOKIE && !r.err;
 }
 
 /* Replace the cookie keys when @now enters a later epoch: the previous
@@ -100,12 +135,10 @@ static bool reply_allowed(struct ferry_hs_server *srv,
 			 srv->bucket_key);
 	memcpy(&idx, h, sizeof(idx));
 	src = &srv->src_tat[idx % FERRY_HS_SRC_BUCKETS];
-	if (!bucket_take(src, now, NS_PER_S / FERRY_HS_SRC_RATE,
-			 FERRY_HS_SRC_BURST))
+	if (!bucket_take(src, now, srv->src_interval, srv->src_burst))
 		return false;
-	return bucket_take(&srv->global_tat, now,
-			   NS_PER_S / FERRY_HS_GLOBAL_RATE,
-			   FERRY_HS_GLOBAL_BURST);
+	return bucket_take(&srv->global_tat, now, srv->global_interval,
+			   srv->global_burst);
 }
 
 static enum ferry_hs_verdict drop(struct ferry_hs_server_result *res,
@@ -216,6 +249,7 @@ static enum ferry_hs_verdict input_connect(struct ferry_hs_server *srv,
 	uint64_t now_s = now / NS_PER_S;
 	struct ferry_w2_hs hs;
 	enum ferry_w2_err e;
+	int n;
 
 	if (!ferry__w2_crc_ok(d))
 		return drop(res, "drop_bad_crc");
@@ -244,10 +278,19 @@ static enum ferry_hs_verdict input_connect(struct ferry_hs_server *srv,
 		return FERRY_HS_ADMIT;
 	}
 	/* Nothing allocated, no token opened, no X25519: a RETRY costs one
-	 * BLAKE2b (section 4.3). */
-	return reply(srv, peer, now, len,
-		     retry_build(srv, peer, local, d->scid, now_s, out, cap),
-		     "retry_sent", res);
+	 * BLAKE2b (section 4.3), and only once the 3x bound and the buckets
+	 * allow it to go. */
+	if (cap < FERRY_HS_RETRY_LEN ||
+	    FERRY_HS_RETRY_LEN > FERRY_HS_AMPLIFICATION * len)
+		return drop(res, "unvalidated_suppressed");
+	if (!reply_allowed(srv, peer, now))
+		return drop(res, "retry_ratelimited");
+	n = retry_build(srv, peer, local, d->scid, now_s, out, cap);
+	if (n < 0 || (size_t)n > FERRY_HS_AMPLIFICATION * len)
+		return drop(res, "unvalidated_suppressed");
+	res->sent = "retry_sent";
+	res->reply_len = (size_t)n;
+	return FERRY_HS_REPLY;
 }
 
 enum ferry_hs_verdict ferry__hs_server_input(struct ferry_hs_server *srv,

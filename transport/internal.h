@@ -72,6 +72,11 @@
  * keyed hash of their IPv4 address (docs/wire.md, section 4.3, has the
  * same 4096). */
 #define FERRY__RATE_SRC_BUCKETS 4096
+/* The two classes of CONNECT the admission buckets keep apart (listen.c):
+ * without a cookie (a RETRY's work) and with one (an admission's). */
+#define FERRY__CLASS_RETRY 0
+#define FERRY__CLASS_COOKIE 1
+#define FERRY__CLASSES 2
 /* A peer not yet validated gets at most this many times the bytes it sent
  * (docs/wire.md, section 4.3). */
 #define FERRY__UNVALIDATED_FACTOR 3
@@ -220,14 +225,17 @@ struct ferry_endpoint {
 	ferry_span_t cur_call_span;
 	/* Listening (listen.c): whether CONNECTs are taken (cfg.listen, or
 	 * since a handler, hook or notifier was set); the admission rate
-	 * buckets, each the time it would be full again (rate_src: NULL
-	 * without a per-source limit), and ns per token (0: no limit); open
-	 * server sessions by peer, a chain per bucket (session index + 1);
-	 * the key of both tables' hash. */
+	 * buckets, one pair per class of CONNECT (FERRY__CLASS_*), each the
+	 * time it would be full again (rate_src: FERRY__RATE_SRC_BUCKETS per
+	 * class, NULL without a per-source limit), ns per token (0: no
+	 * limit) and how far ahead of now a bucket's time may run (its
+	 * burst); open server sessions by peer, a chain per bucket (session
+	 * index + 1); the key of both tables' hash. */
 	bool listening;
-	uint64_t rate_tat;
+	uint64_t rate_tat[FERRY__CLASSES];
 	uint64_t *rate_src;
 	uint64_t rate_gap, rate_src_gap;
+	uint64_t rate_tol[FERRY__CLASSES], rate_src_tol[FERRY__CLASSES];
 	uint32_t *peer_hash;
 	uint32_t peer_mask;
 	uint8_t hash_key[16];
@@ -306,6 +314,9 @@ struct ferry_endpoint {
 	uint64_t cc_headroom_ns;
 	uint64_t pace_ns;
 	struct ferry_ep_stats st;
+	/* ferry__stat_inc's last name (by address) and its counter. */
+	const char *stat_last_name;
+	uint64_t *stat_last;
 	/* The counters as other threads see them (stats.h), and the name of
 	 * the dataplane under any fault injection. */
 	struct ferry__stats_pub pub;
@@ -430,10 +441,11 @@ void ferry__server_timers(struct ferry_session *s);
 /* listen.c */
 int ferry__listen_init(struct ferry_endpoint *ep);
 void ferry__listen_fini(struct ferry_endpoint *ep);
-/* Whether a CONNECT from @src is within the admission rate limits (a token
- * is taken from each bucket if so); false is counted. */
-bool ferry__listen_rate_ok(struct ferry_endpoint *ep,
-			   const struct ferry_addr *src);
+/* Whether the CONNECT datagram @pkt is within the admission rate limits of
+ * its class (a token is taken from each bucket if so), judged before
+ * anything is parsed; false is counted. */
+bool ferry__listen_admit(struct ferry_endpoint *ep,
+			 const struct ferry_dp_pkt *pkt);
 /* The half-open server session of client CID @cid at @a, or NULL. */
 struct ferry_session *ferry__peer_find(struct ferry_endpoint *ep,
 				       const struct ferry_addr *a,

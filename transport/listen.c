@@ -3,11 +3,19 @@
  * Two things a listening endpoint keeps for CONNECTs (docs/wire.md,
  * section 4.8), used by connect.c:
  *
- * - The CONNECT rate limits (connect_rate, connect_rate_per_source): a
- *   CONNECT that passed the cookie check (or, with retry_never, the
- *   handshake unit's reply buckets) is looked at only within them, before
- *   the admission hook and before anything is allocated.  A CONNECT over
- *   either is dropped silently at the cost of a hash and a compare.
+ * - The CONNECT rate limits (connect_rate, connect_rate_per_source): every
+ *   CONNECT datagram is looked at only within them, before anything else
+ *   is done with it: before its CRC, its frames, its cookie's MAC or a
+ *   RETRY, so that a flood beyond them costs the endpoint's thread its
+ *   receive and a compare (and, within the global limit, a hash), and
+ *   nothing is sent.  CONNECTs come in two classes, by whether a COOKIE
+ *   frame follows HELLO (ferry__hs_server_has_cookie, a peek): without
+ *   one, a RETRY's work; with one, an admission's.  Each class has its
+ *   own pair of buckets at the same rates, so that a flood of spoofed
+ *   CONNECTs, which cannot carry a valid cookie, does not hold back the
+ *   clients that came back with theirs.  A CONNECT over its class's
+ *   limits is dropped silently: retry_ratelimited without a cookie,
+ *   connects_rate_limited with one.
  * - The half-open server sessions by (client CID, address, port), so that
  *   a retransmitted CONNECT finds its session, and gets the same ACCEPT
  *   again, without a scan of the session table.  A session leaves it when
@@ -44,15 +52,16 @@ static uint64_t hash_bytes(const struct ferry_endpoint *ep, const uint8_t *p,
 
 /*
  * One token bucket, as a generic cell rate algorithm: *@tat is the time at
- * which the bucket would be full again, one token is @gap ns of it, and the
- * bucket holds one second's worth.  Whether a token is there now; taken
- * only if @take.
+ * which the bucket would be full again, one token is @gap ns of it, and
+ * the bucket holds @tol / @gap + 1 tokens.  Whether a token is there now;
+ * taken only if @take.
  */
-static bool bucket_ok(uint64_t *tat, uint64_t now, uint64_t gap, bool take)
+static bool bucket_ok(uint64_t *tat, uint64_t now, uint64_t gap,
+		      uint64_t tol, bool take)
 {
 	uint64_t t = *tat > now ? *tat : now;
 
-	if (t - now > NS_PER_SEC - gap)
+	if (t - now > tol)
 		return false;
 	if (take)
 		*tat = t + gap;
@@ -69,35 +78,49 @@ static uint64_t rate_gap(uint32_t per_sec)
 	return gap ? gap : 1;
 }
 
-/* The per-source bucket of IPv4 address @ip. */
-static uint64_t *src_bucket(struct ferry_endpoint *ep, uint32_t ip)
+/* Class @cls's per-source bucket of IPv4 address @ip. */
+static uint64_t *src_bucket(struct ferry_endpoint *ep, unsigned cls,
+			    uint32_t ip)
 {
 	uint8_t b[4];
 
 	ferry_wr_u32(b, ip);
-	return &ep->rate_src[hash_bytes(ep, b, sizeof(b)) &
-			     (FERRY__RATE_SRC_BUCKETS - 1)];
+	return &ep->rate_src[cls * FERRY__RATE_SRC_BUCKETS +
+			     (hash_bytes(ep, b, sizeof(b)) &
+			      (FERRY__RATE_SRC_BUCKETS - 1))];
 }
 
-bool ferry__listen_rate_ok(struct ferry_endpoint *ep,
-			   const struct ferry_addr *src)
+bool ferry__listen_admit(struct ferry_endpoint *ep,
+			 const struct ferry_dp_pkt *pkt)
 {
-	uint64_t *sb = ep->rate_src ? src_bucket(ep, src->ip) : NULL;
+	unsigned cls = ferry__hs_server_has_cookie(pkt->data, pkt->len)
+			       ? FERRY__CLASS_COOKIE
+			       : FERRY__CLASS_RETRY;
+	uint64_t *gb = &ep->rate_tat[cls], *sb = NULL;
 	uint64_t now = ep->now;
 
-	/* A token is taken from each bucket only if both have one: a
-	 * CONNECT the global limit drops does not use up its source's. */
-	if ((sb && !bucket_ok(sb, now, ep->rate_src_gap, false)) ||
-	    (ep->rate_gap && !bucket_ok(&ep->rate_tat, now, ep->rate_gap,
-					false))) {
-		ep->st.connects_rate_limited++;
-		return false;
+	/* The global bucket first, which needs no hash: in a flood of
+	 * spoofed sources it is the one that is empty.  A token is taken
+	 * from each bucket only if both have one: a CONNECT the global
+	 * limit drops does not use up its source's. */
+	if (ep->rate_gap &&
+	    !bucket_ok(gb, now, ep->rate_gap, ep->rate_tol[cls], false))
+		goto over;
+	if (ep->rate_src) {
+		sb = src_bucket(ep, cls, pkt->src.ip);
+		if (!bucket_ok(sb, now, ep->rate_src_gap,
+			       ep->rate_src_tol[cls], true))
+			goto over;
 	}
-	if (sb)
-		bucket_ok(sb, now, ep->rate_src_gap, true);
 	if (ep->rate_gap)
-		bucket_ok(&ep->rate_tat, now, ep->rate_gap, true);
+		bucket_ok(gb, now, ep->rate_gap, ep->rate_tol[cls], true);
 	return true;
+over:
+	if (cls == FERRY__CLASS_COOKIE)
+		ep->st.connects_rate_limited++;
+	else
+		ep->st.retry_ratelimited++;
+	return false;
 }
 
 /* --- half-open server sessions by (client CID, peer) ---------------------- */
@@ -168,8 +191,22 @@ int ferry__listen_init(struct ferry_endpoint *ep)
 	ep->listening = ep->cfg.listen;
 	ep->rate_gap = rate_gap(ep->cfg.connect_rate);
 	ep->rate_src_gap = rate_gap(ep->cfg.connect_rate_per_source);
+	/* CONNECTs with a cookie: buckets of one second's worth (the
+	 * documented terms of connect_rate).  Without: the bursts of the
+	 * handshake unit's reply buckets, which these rates set too
+	 * (0.01 s of the global rate, 0.1 s of the per-source one, at
+	 * least FERRY_HS_SRC_BURST), so that a burst of spoofed CONNECTs
+	 * is cut here, unparsed, not after its CRC and frames. */
+	ferry__hs_server_set_rates(&ep->hs, ep->cfg.connect_rate_per_source,
+				   ep->cfg.connect_rate);
+	ep->rate_tol[FERRY__CLASS_COOKIE] = NS_PER_SEC - ep->rate_gap;
+	ep->rate_src_tol[FERRY__CLASS_COOKIE] = NS_PER_SEC - ep->rate_src_gap;
+	ep->rate_tol[FERRY__CLASS_RETRY] =
+		(uint64_t)(ep->hs.global_burst - 1) * ep->rate_gap;
+	ep->rate_src_tol[FERRY__CLASS_RETRY] =
+		(uint64_t)(ep->hs.src_burst - 1) * ep->rate_src_gap;
 	if (ep->rate_src_gap) {
-		ep->rate_src = calloc(FERRY__RATE_SRC_BUCKETS,
+		ep->rate_src = calloc(FERRY__CLASSES * FERRY__RATE_SRC_BUCKETS,
 				      sizeof(*ep->rate_src));
 		if (!ep->rate_src)
 			return -ENOMEM;

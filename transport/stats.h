@@ -252,7 +252,9 @@ void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 			   struct ferry_ep_stats *out);
 
 /* ferry__stat_inc - add 1 to the counter named @name of @ep (a name from
- * the handshake's or the codec's verdicts); unknown names are ignored. */
+ * the handshake's or the codec's verdicts: a string that lives as long as
+ * the program, as a literal does, for it is remembered by its address);
+ * unknown names are ignored. */
 void ferry__stat_inc(struct ferry_endpoint *ep, const char *name);
 
 /* ferry__ep_stats_drops - the sum of all drop_* counters in @st. */

@@ -140,7 +140,12 @@ struct ferry_ep_config {
 	 * one second's worth, and 0 is no limit (defaults 10000 and 1000).
 	 * A CONNECT beyond either is dropped without a reply (counted in
 	 * connects_rate_limited), before anything else is done with it:
-	 * before the admission hook, and before any session is made. */
+	 * before its cookie is checked, before the admission hook, and
+	 * before any session is made.  CONNECTs without a retry cookie
+	 * are counted apart, at the same rates with smaller bursts (0.01 s
+	 * of connect_rate, 0.1 s of connect_rate_per_source, at least 10;
+	 * beyond them: retry_ratelimited), and so are the RETRYs they get
+	 * (docs/wire.md, sections 4.3 and 4.8). */
 	bool listen;
 	uint32_t connect_rate;
 	uint32_t connect_rate_per_source;

@@ -97,6 +97,9 @@ static void to_server(const uint8_t *dg, size_t len, uint64_t now)
 	uint8_t reply[FERRY_HS_REPLY_MAX];
 	enum ferry_hs_verdict v;
 
+	/* The peek an endpoint makes first (transport/listen.c): it reads
+	 * within the datagram, whatever the bytes. */
+	(void)ferry__hs_server_has_cookie(dg, len);
 	v = ferry__hs_server_input(&g_s, dg, len, &peer, &local, now, reply,
 				   sizeof(reply), &res);
 	switch (v) {
