@@ -247,9 +247,11 @@ static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
 	struct ferry_w2_iter it;
 	struct ferry_w2_frame w;
 
-	/* Data frames first counted: whether one may be read in place. */
+	/* Data frames first counted, up to two: whether the one there is
+	 * may be read in place (a datagram of 64 calls is not decoded
+	 * twice). */
 	ferry__w2_iter_init(&it, &rd->d);
-	while (ferry__w2_iter_next(&it, &w) == 1)
+	while (st->ndata < 2 && ferry__w2_iter_next(&it, &w) == 1)
 		if (w.type >= FERRY_W2_REQUEST && w.type <= FERRY_W2_RESPONSE_FRAG)
 			st->ndata++;
 	ferry__w2_iter_init(&it, &rd->d);
