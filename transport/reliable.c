@@ -35,7 +35,7 @@ void ferry__rel_reset(struct ferry_session *s, uint64_t first_pn)
 void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c)
 {
 	if (c->unacked)
-		ferry__sentq_forget(&s->sq, c);
+		ferry__sentq_forget_range(&s->sq, c, c->sq_lo, c->sq_hi);
 	c->unacked = 0;
 }
 

@@ -338,9 +338,16 @@ void ferry__sentq_lost_pop(struct ferry__sentq *q)
 
 uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj)
 {
+	return ferry__sentq_forget_range(q, obj, 0, UINT64_MAX);
+}
+
+uint32_t ferry__sentq_forget_range(struct ferry__sentq *q, const void *obj,
+				   uint64_t lo, uint64_t hi)
+{
+	uint64_t end = hi < q->next_pn ? hi + 1 : q->next_pn;
 	uint32_t n = 0;
 
-	for (uint64_t pn = q->una; pn != q->next_pn; pn++) {
+	for (uint64_t pn = lo > q->una ? lo : q->una; pn < end; pn++) {
 		struct ferry__sent_dg *d = &q->dg[pn & q->dg_mask];
 
 		if (!d->live)

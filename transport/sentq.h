@@ -168,4 +168,12 @@ void ferry__sentq_lost_pop(struct ferry__sentq *q);
  */
 uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj);
 
+/*
+ * ferry__sentq_forget_range - ferry__sentq_forget() for an owner that knows
+ * every live frame of @obj lies in a datagram numbered @lo .. @hi: only
+ * those are looked at (and the lost queue), not every datagram in flight.
+ */
+uint32_t ferry__sentq_forget_range(struct ferry__sentq *q, const void *obj,
+				   uint64_t lo, uint64_t hi);
+
 #endif /* FERRY_TRANSPORT_SENTQ_H */

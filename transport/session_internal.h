@@ -60,8 +60,11 @@ struct ferry_call {
 	uint64_t rx_last_ns;
 	uint32_t tx_off;   /* message bytes handed to the dataplane once */
 	/* Its frames sent and not yet acknowledged: live in the session's
-	 * sent queue, or lost and waiting to go again (sentq.h). */
+	 * sent queue, or lost and waiting to go again (sentq.h), in
+	 * datagrams numbered sq_lo .. sq_hi (valid while unacked > 0), so
+	 * that forgetting them looks at those alone. */
 	uint32_t unacked;
+	uint64_t sq_lo, sq_hi;
 	uint32_t push_id;  /* client: the PUSH frame's number (is_push) */
 	int err;           /* server: error response, as negative errno */
 	/* What the message carries ahead of its payload, in the first

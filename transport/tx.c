@@ -34,6 +34,16 @@ void ferry__tx_done(void *ctx, void *cookie)
 
 /* --- the datagram builder ------------------------------------------------- */
 
+/* A frame of call @c goes in the datagram being built: one more of its
+ * frames outstanding, and the datagrams that hold them (sq_lo .. sq_hi)
+ * now reach this one. */
+static void call_frame_sent(struct ferry_session *s, struct ferry_call *c)
+{
+	if (c->unacked++ == 0)
+		c->sq_lo = s->sq.next_pn;
+	c->sq_hi = s->sq.next_pn;
+}
+
 struct dgb {
 	struct ferry_session *s;
 	uint8_t *buf;       /* the copied area */
@@ -341,6 +351,8 @@ static void put_lost(struct dgb *b)
 			dgb_put(b, FERRY_W2_PUSH, 0, body, n);
 		else
 			put_data(b, fr.obj, fr.off, fr.len);
+		/* Still outstanding (unacked unchanged), one datagram on. */
+		((struct ferry_call *)fr.obj)->sq_hi = s->sq.next_pn;
 		b->eliciting = true;
 		s->ep->st.retransmits++;
 	}
@@ -374,7 +386,7 @@ static void put_new(struct dgb *b, bool *stalled)
 				return;
 			put_data(b, c, c->tx_off, n);
 			b->eliciting = true;
-			c->unacked++;
+			call_frame_sent(s, c);
 			s->tx_sent += n;
 			c->tx_off += n;
 		} while (c->tx_off < msg_len && !b->closed);
@@ -431,7 +443,7 @@ static void put_pushes(struct dgb *b)
 			return;
 		dgb_put(b, FERRY_W2_PUSH, 0, body, n);
 		b->eliciting = true;
-		c->unacked++;
+		call_frame_sent(s, c);
 		s->tx_sent += n - 4;
 		s->pushq_head = c->next;
 		if (!s->pushq_head)
