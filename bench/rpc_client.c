@@ -328,13 +328,26 @@ static uint32_t cli_open_sessions(const struct rpc_cli *cl)
 	return open;
 }
 
+/* Whether any session is open: stops at the first (the poll loop asks
+ * after every poll, and a count of 100,000 sessions would cost more than
+ * the poll). */
+static bool cli_any_open(const struct rpc_cli *cl)
+{
+	for (uint32_t i = 0; i < cl->w->o->sessions; i++)
+		if (ferry_session_is_open(cl->sess[i]))
+			return true;
+	return false;
+}
+
 /* Wait for every handshake, so the warm-up starts from open sessions and
  * a dead server is reported as such.  Returns 0 or a negative error. */
 static int cli_wait_open(struct rpc_cli *cl)
 {
 	struct bench_worker *w = cl->w;
 	const struct bench_opts *o = w->o;
-	uint64_t deadline = bench_now_ns() + 6000000000ull;
+	/* The connect timeout (bench_rpc_config), and a second more. */
+	uint64_t deadline = bench_now_ns() + 6000000000ull +
+			    o->sessions * 200000ull;
 
 	while (cli_open_sessions(cl) != o->sessions) {
 		if (w->err)
@@ -411,7 +424,7 @@ static void cli_run(struct rpc_cli *cl)
 		bench_rpc_publish(w, cl->ep, &next_pub);
 		if (cl->parked)
 			cli_retry_parked(cl);
-		if (cli_open_sessions(cl) == 0) {
+		if (!cli_any_open(cl)) {
 			/* The server is gone (its calls have failed): say
 			 * so, rather than idle until --duration ends. */
 			atomic_store(&w->gone, true);

@@ -88,7 +88,7 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 
 struct ferry_session *ferry__sess_lookup(struct ferry_endpoint *ep, uint32_t id)
 {
-	uint32_t idx = id & 0xffff;
+	uint32_t idx = id & ((1u << FERRY__SESS_IDX_BITS) - 1);
 	struct ferry_session *s;
 
 	if (idx >= ep->nsessions)
@@ -218,7 +218,8 @@ static int cc_algo(const char *name)
 static bool config_ok(const struct ferry_ep_config *cfg)
 {
 	return !(cfg->max_sessions == 0 ||
-		 cfg->max_sessions > 0xffff || cfg->session_slots == 0 ||
+		 cfg->max_sessions > FERRY__SESS_MAX ||
+		 cfg->session_slots == 0 ||
 		 cfg->session_slots > 4096 || cfg->session_credits == 0 ||
 		 cfg->max_frame < FERRY_W2_MIN_FRAME ||
 		 cfg->wire_mode < FERRY_WIRE_NONE ||

@@ -221,6 +221,10 @@ struct ferry_hs_server {
 				    * collisions */
 	uint64_t global_tat;
 	uint64_t src_tat[FERRY_HS_SRC_BUCKETS];
+	/* ns between replies a source's bucket refills by:
+	 * 1 s / FERRY_HS_SRC_RATE, or 0 (no per-source limit) where the
+	 * project's own tools lift it (ferry__endpoint_hs_src_rate). */
+	uint64_t src_gap_ns;
 };
 
 /*

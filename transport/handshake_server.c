@@ -28,6 +28,7 @@ int ferry__hs_server_init(struct ferry_hs_server *srv, enum ferry_hs_retry retry
 		return -EIO;
 	memset(srv, 0, sizeof(*srv));
 	srv->retry = retry;
+	srv->src_gap_ns = NS_PER_S / FERRY_HS_SRC_RATE;
 	srv->epoch = now_ns / NS_PER_S / FERRY_HS_COOKIE_EPOCH_S;
 	randombytes_buf(srv->cookie_key, sizeof(srv->cookie_key));
 	randombytes_buf(srv->bucket_key, sizeof(srv->bucket_key));
@@ -100,8 +101,8 @@ static bool reply_allowed(struct ferry_hs_server *srv,
 			 srv->bucket_key);
 	memcpy(&idx, h, sizeof(idx));
 	src = &srv->src_tat[idx % FERRY_HS_SRC_BUCKETS];
-	if (!bucket_take(src, now, NS_PER_S / FERRY_HS_SRC_RATE,
-			 FERRY_HS_SRC_BURST))
+	if (srv->src_gap_ns &&
+	    !bucket_take(src, now, srv->src_gap_ns, FERRY_HS_SRC_BURST))
 		return false;
 	return bucket_take(&srv->global_tat, now,
 			   NS_PER_S / FERRY_HS_GLOBAL_RATE,

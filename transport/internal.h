@@ -68,6 +68,8 @@
 #include "wire2.h"
 
 #define FERRY_RX_BURST 32
+/* Summary words of the free-slot map: each covers 4096 slots. */
+#define FERRY__FREE_SUM_WORDS 32
 /* Per-source admission rate buckets (listen.c): sources share them by a
  * keyed hash of their IPv4 address (docs/wire.md, section 4.3, has the
  * same 4096). */
@@ -188,13 +190,13 @@ struct ferry_endpoint {
 	uint8_t *keys;
 	size_t keys_len;
 	uint32_t nsessions;
-	uint16_t sess_gen;
+	uint16_t sess_gen; /* 32 - FERRY__SESS_IDX_BITS bits */
 	/* Slots a new session may take (session.c): a bit per slot that is
 	 * free and off the transmit list, and a bit per word of them that
-	 * is not 0, so that the lowest is found without a scan (65535 slots
-	 * are 1024 words, 16 summary words). */
+	 * is not 0, so that the lowest is found without a scan (session.c:
+	 * FERRY__SESS_MAX slots). */
 	uint64_t *free_map;
-	uint64_t free_sum[16];
+	uint64_t free_sum[FERRY__FREE_SUM_WORDS];
 	struct ferry_session *active_head, *active_tail;
 
 	struct ferry_call *calls;

@@ -187,3 +187,8 @@ void ferry__listen_fini(struct ferry_endpoint *ep)
 	free(ep->peer_hash);
 	sodium_memzero(ep->hash_key, sizeof(ep->hash_key));
 }
+
+void ferry__endpoint_hs_src_rate(struct ferry_endpoint *ep, bool on)
+{
+	ep->hs.src_gap_ns = on ? NS_PER_SEC / FERRY_HS_SRC_RATE : 0;
+}

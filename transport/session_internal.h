@@ -106,6 +106,13 @@ struct ferry_call {
 
 /* --- sessions ------------------------------------------------------------ */
 
+/* A session's id within its endpoint: the index of its slot in the low
+ * FERRY__SESS_IDX_BITS, a generation above (which tells a reused slot's
+ * new session from the old one a stale id names).  17 bits: up to
+ * FERRY__SESS_MAX sessions per endpoint, 15 of generation. */
+#define FERRY__SESS_IDX_BITS 17
+#define FERRY__SESS_MAX 100000u
+
 enum sess_state {
 	SESS_FREE = 0,
 	SESS_CONNECTING, /* client: CONNECT sent, no ACCEPT yet */
@@ -210,7 +217,8 @@ struct ferry_sess_server {
 /* A session: what both roles share, then each role's own part. */
 struct ferry_session {
 	struct ferry_endpoint *ep;
-	uint32_t id;      /* internal: generation << 16 | index */
+	uint32_t id;      /* internal: generation << FERRY__SESS_IDX_BITS |
+			   * index */
 	/* Connection ids (docs/wire.md, 2.1): ours, which the peer puts
 	 * in every datagram it sends us (in the endpoint's CID table), and
 	 * the peer's, which we put in ours (0 until known). */
