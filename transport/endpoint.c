@@ -105,6 +105,8 @@ void ferry__sess_activate(struct ferry_session *s)
 
 	if (s->active)
 		return;
+	/* The flush may put datagrams in flight: an RTO to arm. */
+	ferry__sess_touch(s);
 	s->active = true;
 	s->next_active = NULL;
 	if (ep->active_tail)
@@ -487,6 +489,7 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 	ferry__pool_fini(ep);
 	ferry__listen_fini(ep);
 	free(ep->free_map);
+	ferry__timers_fini(ep);
 	free(ep->sessions);
 	free(ep->slot_mem);
 	wire_free(ep);
@@ -513,18 +516,10 @@ static int poll_once(struct ferry_endpoint *ep)
 	events += drain_cross(ep);
 	ep->now = ferry__now_ns();
 	if (ep->now >= ep->next_timer) {
-		bool busy = false;
-
 		ep->next_timer = ep->now + TIMER_PERIOD_NS;
-		for (uint32_t i = 0; i < ep->nsessions; i++) {
-			struct ferry_session *s = &ep->sessions[i];
-
-			if (s->state == SESS_OPEN || s->state == SESS_CONNECTING) {
-				ferry__session_timers(s);
-				busy = busy || ferry__rel_busy(s);
-			}
-		}
-		ep->rel_busy = busy;
+		/* The sessions whose timers fall due, from the wheel
+		 * (session.c): idle ones cost nothing. */
+		ferry__timers_run(ep);
 		/* Inside the timer tick, so the per-packet path never looks:
 		 * about 50 ns of copying every 10 ms. */
 		if (ep->now >= ep->pub.next_ns)

@@ -69,6 +69,10 @@
 
 #define FERRY_RX_BURST 32
 /* Summary words of the free-slot map: each covers 4096 slots. */
+/* The timer wheel (session.c): a slot per millisecond tick, 4.096 s round;
+ * a deadline further off waits in the last slot and is looked at again. */
+#define FERRY__WHEEL_LOG2 12
+#define FERRY__TICK_NS 1000000ull
 #define FERRY__FREE_SUM_WORDS 32
 /* Per-source admission rate buckets (listen.c): sources share them by a
  * keyed hash of their IPv4 address (docs/wire.md, section 4.3, has the
@@ -198,6 +202,14 @@ struct ferry_endpoint {
 	uint64_t *free_map;
 	uint64_t free_sum[FERRY__FREE_SUM_WORDS];
 	struct ferry_session *active_head, *active_tail;
+	/* Timers (session.c): sessions whose next deadline must be worked
+	 * out again (anything about them changed), and a wheel of those
+	 * whose deadline is known, a slot per FERRY__TICK_NS; the last tick
+	 * the wheel has run.  A poll looks at these, never at every
+	 * session. */
+	struct ferry__tlink tdirty;
+	struct ferry__tlink *wheel;
+	uint64_t wheel_tick;
 
 	struct ferry_call *calls;
 	struct ferry_call *call_free;
@@ -369,6 +381,11 @@ void ferry__sess_freed(struct ferry_session *s);
 void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer);
 void ferry__sess_unref(struct ferry_session *s);
 void ferry__session_timers(struct ferry_session *s);
+/* Run every session timer due by ep->now, and work out again the
+ * deadlines of sessions that changed; ep->rel_busy says whether one falls
+ * within 10 ms. */
+void ferry__timers_run(struct ferry_endpoint *ep);
+void ferry__timers_fini(struct ferry_endpoint *ep);
 
 /* client.c */
 void ferry__sess_start_waiting(struct ferry_session *s);
@@ -489,6 +506,27 @@ void ferry__rel_cc_feed(struct ferry_session *s, uint64_t acked0,
 static inline uint32_t call_pre_len(const struct ferry_call *c)
 {
 	return c->pre_mb ? c->pre_mb->len : 0;
+}
+
+/* Something about @s changed that may bring a timer of it nearer: its
+ * deadline is worked out again at the next timer tick (session.c).  Cheap
+ * enough for the fast path: once per session and tick it moves it to the
+ * dirty list; after that it only tests. */
+static inline void ferry__sess_touch(struct ferry_session *s)
+{
+	struct ferry__tlink *h = &s->ep->tdirty;
+
+	if (s->tq == TQ_DIRTY)
+		return;
+	if (s->tq) {
+		s->tl.prev->next = s->tl.next;
+		s->tl.next->prev = s->tl.prev;
+	}
+	s->tl.next = h;
+	s->tl.prev = h->prev;
+	h->prev->next = &s->tl;
+	h->prev = &s->tl;
+	s->tq = TQ_DIRTY;
 }
 
 /* Calls come from the endpoint's free list, on its thread.  Inline: both

@@ -326,6 +326,8 @@ static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	}
 	sid = s->id;
 	s->last_rx_ns = ep->now;
+	/* An ACK it may now owe, acknowledgements that move its RTO. */
+	ferry__sess_touch(s);
 	if (s->is_server && !s->srv.confirmed)
 		ferry__server_confirm(s);
 	rx_frames(s, &rd, &st);

@@ -214,6 +214,19 @@ struct ferry_sess_server {
 	uint64_t push_map;
 };
 
+/* A link in one of the endpoint's timer lists (session.c): circular,
+ * through a head that is itself a link. */
+struct ferry__tlink {
+	struct ferry__tlink *next, *prev;
+};
+
+/* Which timer list a session is on (its tq). */
+enum {
+	TQ_NONE = 0,
+	TQ_DIRTY, /* its deadline must be worked out again */
+	TQ_WHEEL, /* in the wheel slot of its earliest deadline */
+};
+
 /* A session: what both roles share, then each role's own part. */
 struct ferry_session {
 	struct ferry_endpoint *ep;
@@ -302,6 +315,9 @@ struct ferry_session {
 	void *user_data;
 
 	struct ferry_session *next_active;
+	/* Timers (session.c): on the dirty list or in a wheel slot. */
+	struct ferry__tlink tl;
+	uint8_t tq;
 
 	struct ferry_sess_client cli;
 	struct ferry_sess_server srv;
