@@ -318,18 +318,15 @@ static int wire_alloc(struct ferry_endpoint *ep,
 		return -EIO;
 	ep->seen_mem = calloc(n * words, sizeof(uint64_t));
 	ep->acked_mem = calloc(n * words, sizeof(uint64_t));
-	ep->sq_dg_mem = calloc(n << ep->sq_log2, sizeof(*ep->sq_dg_mem));
-	ep->sq_fr_mem = calloc(n << (ep->sq_log2 + 1), sizeof(*ep->sq_fr_mem));
-	ep->sq_lost_mem = calloc(n << (ep->sq_log2 + 1),
-				 sizeof(*ep->sq_lost_mem));
+	if (ferry__sentq_pool_init(&ep->sq_pool, (uint32_t)n, ep->sq_log2) < 0)
+		return -ENOMEM;
 	ep->keys_len = n * 2 * FERRY_SEAL_KEY_LEN;
 	ep->keys = sodium_malloc(ep->keys_len);
 	ep->txbuf_len = cfg->max_frame > FERRY_HS_CONNECT_MAX
 				? cfg->max_frame
 				: FERRY_HS_CONNECT_MAX;
 	ep->txbuf = malloc(ep->txbuf_len);
-	if (!ep->seen_mem || !ep->acked_mem || !ep->sq_dg_mem ||
-	    !ep->sq_fr_mem || !ep->sq_lost_mem || !ep->keys || !ep->txbuf)
+	if (!ep->seen_mem || !ep->acked_mem || !ep->keys || !ep->txbuf)
 		return -ENOMEM;
 	sodium_memzero(ep->keys, ep->keys_len);
 	if (ferry__cidtab_init(&ep->cids, ep->nsessions) < 0)
@@ -344,9 +341,7 @@ static void wire_free(struct ferry_endpoint *ep)
 {
 	free(ep->seen_mem);
 	free(ep->acked_mem);
-	free(ep->sq_dg_mem);
-	free(ep->sq_fr_mem);
-	free(ep->sq_lost_mem);
+	ferry__sentq_pool_fini(&ep->sq_pool);
 	if (ep->keys)
 		sodium_free(ep->keys);
 	free(ep->txbuf);

@@ -184,12 +184,13 @@ struct ferry_endpoint {
 	struct ferry_session *sessions;
 	struct ferry_call **slot_mem;
 	/* Per session (tables_alloc): the replay and acknowledgement
-	 * windows' bitmaps, the sent queue's rings (sq_log2 datagrams,
-	 * sq_log2 + 1 frames), and the packet keys (2 x 32 bytes each, in
-	 * one locked sodium_malloc arena). */
+	 * windows' bitmaps, and the packet keys (2 x 32 bytes each, in one
+	 * locked sodium_malloc arena).  The sent queues' rings come from a
+	 * pool shared by the sessions, taken while something is in flight
+	 * and sized by how much (sentq.h): up to 2^sq_log2 datagrams and
+	 * twice as many frames each. */
 	uint64_t *seen_mem, *acked_mem;
-	struct ferry__sent_dg *sq_dg_mem;
-	struct ferry__sent_frame *sq_fr_mem, *sq_lost_mem;
+	struct ferry__sentq_pool sq_pool;
 	unsigned sq_log2;
 	uint8_t *keys;
 	size_t keys_len;

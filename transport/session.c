@@ -114,8 +114,10 @@ struct ferry_session *ferry__sess_alloc(struct ferry_endpoint *ep, bool server)
 			free_set(ep, (uint32_t)i);
 			return NULL;
 		}
-		/* The session before may still be on a timer list. */
+		/* The session before may still be on a timer list, and
+		 * hold sent-queue rings. */
 		tl_unlink(s);
+		ferry__sentq_drop(&s->sq);
 		memset(s, 0, sizeof(*s));
 		s->slots = slots;
 		s->slot_mask = mask;
@@ -389,6 +391,8 @@ static void sess_arm(struct ferry_session *s)
 		tl_push(&ep->tdirty, s, TQ_DIRTY);
 		return;
 	}
+	/* Nothing in flight: its sent queue's rings go back to the pool. */
+	ferry__sentq_release(&s->sq);
 	t = sess_deadline(s);
 	tick = (t + FERRY__TICK_NS - 1) / FERRY__TICK_NS;
 	last = ep->wheel_tick + (1u << FERRY__WHEEL_LOG2) - 1;
