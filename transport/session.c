@@ -404,18 +404,31 @@ static void sess_arm(struct ferry_session *s)
 		TQ_WHEEL);
 }
 
-/* Run the timers of every session in @h (a list it empties), putting each
- * back where it then belongs.  Timers may run continuations, which may
- * touch, end or open other sessions: the list is taken from its head each
- * time, never walked by a saved next. */
+/* Run the timers of every session in @h (a list it empties) -- @fire: all
+ * of them (a wheel slot); else those on the transmit list whose deadline
+ * has come (the dirty list: a session the pacer or a full dataplane keeps
+ * there stays dirty for many ticks, and its RTO and ACK must not wait for
+ * the flush to let it go) -- putting each back where it then belongs.
+ * Timers may run continuations, which may touch, end or open other
+ * sessions: the list is taken from its head each time, never walked by a
+ * saved next. */
 static void run_list(struct ferry__tlink *h, bool fire)
 {
 	while (h->next != h) {
 		struct ferry_session *s = tl_sess(h->next);
+		bool due = fire;
+		uint64_t t;
 
 		tl_unlink(s);
-		if (fire && (s->state == SESS_OPEN ||
-			     s->state == SESS_CONNECTING))
+		if (s->state != SESS_OPEN && s->state != SESS_CONNECTING) {
+			sess_arm(s);
+			continue;
+		}
+		if (!due && s->active) {
+			t = sess_deadline(s);
+			due = t && t <= s->ep->now;
+		}
+		if (due)
 			ferry__session_timers(s);
 		sess_arm(s);
 	}
