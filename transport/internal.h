@@ -180,6 +180,9 @@ struct ferry_endpoint {
 	/* RX views: one per dataplane receive buffer. */
 	struct ferry_msgbuf *views;
 	struct ferry_msgbuf *view_free;
+	/* Views handed out, and how many a request may still be read in
+	 * place beside (msgbuf.c): beyond, it is copied out. */
+	uint32_t views_held, views_keep_max;
 
 	struct ferry_session *sessions;
 	struct ferry_call **slot_mem;
