@@ -133,10 +133,6 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 		 * until acknowledged, the server's until the call ends. */
 		cfg->pool[0].count += 2 * calls * k;
 	}
-	/* Thousands of handshakes at once queue at the server (an X25519
-	 * each side, about 18,000 a second per core): 0.2 ms more each. */
-	if (!server)
-		cfg->connect_timeout_ms = 5000 + sessions / 5;
 	cfg->bind_addr = bench_bind_addr(o, server);
 	cfg->dpdk = &o->dpdk;
 	if (server) {
