@@ -84,7 +84,7 @@ static const struct opt opts[] = {
 	  .help = "response payload size (default: --size)" },
 	{ "inflight", OPT_U32, AT(inflight), 1, 4096, .arg = "N",
 	  .help = "calls outstanding per session (default 1)" },
-	{ "sessions", OPT_U32, AT(sessions), 1, 1024, .arg = "N",
+	{ "sessions", OPT_U32, AT(sessions), 1, 100000, .arg = "N",
 	  .help = "sessions per client thread (default 1)" },
 	{ "threads", OPT_U32, AT(threads), 1, 64, .arg = "N",
 	  .help = "client threads, and server threads (default 1)" },
@@ -632,6 +632,14 @@ static void check_values(struct bench_opts *o, const bool *seen)
 	if (o->size > (8u << 20) || o->resp_size > (8u << 20))
 		die_usage("--size/--resp-size: messages up to 8M");
 	check_modes(o, seen);
+	if (strcmp(o->mode, "loop") == 0 &&
+	    (uint64_t)o->sessions * o->threads > 100000)
+		die_usage("--sessions x --threads: at most 100000 in a loop "
+			  "(its server endpoint holds every session, and an "
+			  "endpoint holds at most 100000)");
+	if ((uint64_t)o->sessions * o->inflight > (1u << 20))
+		die_usage("--sessions x --inflight: at most %u calls in flight "
+			  "per thread", 1u << 20);
 	if (o->cc && strcmp(o->cc, "none") != 0 && strcmp(o->cc, "swift") != 0)
 		die_usage("--cc: none or swift, not '%s'", o->cc);
 	if (o->verify && (o->size < BENCH_VHDR_LEN ||

@@ -225,7 +225,28 @@ struct report {
 	struct bench_hist hist;
 	double secs, rps, gbps, cpb;
 	double cpu_server, cpu_client;
+	/* The process's peak resident memory (VmHWM), and that per session
+	 * and endpoint: a loop holds both ends of every session. */
+	uint64_t rss_kb;
+	double rss_per_sess_kb;
 };
+
+/* The process's peak resident set in KiB (/proc/self/status VmHWM), or 0
+ * where there is none. */
+static uint64_t rss_peak_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	unsigned long long kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
 
 static double us(uint64_t ns)
 {
@@ -311,6 +332,12 @@ static int text_summary(const struct report *r)
 		       us(bench_hist_percentile(&r->hist, 99.9)),
 		       us(bench_hist_max(&r->hist)),
 		       bench_hist_mean(&r->hist) / 1000.0);
+	if (!o->floor && r->rss_kb)
+		printf("resident: peak %.1f MiB, %.1f KiB per session and "
+		       "endpoint (%u session(s)%s)\n",
+		       (double)r->rss_kb / 1024, r->rss_per_sess_kb,
+		       o->sessions * o->threads,
+		       strcmp(o->mode, "loop") == 0 ? " x 2 ends" : "");
 	if (!o->floor)
 		printf("payload bytes copied per byte delivered: %.4f; "
 		       "dropped frames %llu; retransmits %llu\n",
@@ -635,7 +662,8 @@ static int json_summary(const struct report *r)
 		"\"p999_us\":%.3f,\"max_us\":%.3f,\"mean_us\":%.3f,"
 		"\"copies_per_byte\":%.4f,\"dropped\":%llu,\"verify\":%s,"
 		"\"admission\":%s,\"caps\":%u,\"deferred\":%.4f,"
-		"\"deferred_delay_us\":%u,\"iou_counters\":\"%s\"",
+		"\"deferred_delay_us\":%u,\"iou_counters\":\"%s\","
+		"\"rss_peak_kb\":%llu,\"rss_per_session_kb\":%.2f",
 		o->floor ? "floor-" : "", o->mode, o->dataplane, o->size,
 		o->resp_size, o->inflight, o->sessions, o->threads,
 		o->busy_poll ? "true" : "false", r->secs, r->rps, r->gbps,
@@ -647,7 +675,8 @@ static int json_summary(const struct report *r)
 		r->cpb, (unsigned long long)group_sum(&r->s, GRP_DROPS),
 		o->verify ? "true" : "false", o->keyring ? "true" : "false",
 		o->caps, o->deferred, o->deferred_delay_us,
-		r->s.run_server ? "server" : "client");
+		r->s.run_server ? "server" : "client",
+		(unsigned long long)r->rss_kb, r->rss_per_sess_kb);
 	json_counters(f, &r->s);
 	json_issuer(f, r);
 	json_tracer(f, o);
@@ -688,6 +717,10 @@ int bench_report(const struct bench_opts *o, struct bench_worker *ws, int nw,
 	r.gbps = (double)val(s, BC_BYTES) * 8 / secs / 1e9;
 	delivered = val(s, BC_DELIVERED);
 	r.cpb = delivered ? (double)val(s, BC_COPIED) / (double)delivered : 0;
+	r.rss_kb = rss_peak_kb();
+	r.rss_per_sess_kb = (double)r.rss_kb /
+			    ((double)o->sessions * o->threads *
+			     (strcmp(o->mode, "loop") == 0 ? 2 : 1));
 
 	rc = text_summary(&r);
 	if (s->run_client && val(s, BC_COMPLETED) == 0) {

@@ -146,9 +146,10 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 	if (server) {
 		cfg->port = bench_server_port(o, idx);
 		cfg->reuseport = o->threads > 1;
-		/* Every client thread's --sessions (up to 1024 each) come
-		 * from one address at once: the bench measures calls, not
-		 * how fast a flood of CONNECTs is let in. */
+		/* Every client thread's --sessions (up to 100,000 each)
+		 * come from one address at once: the bench measures calls,
+		 * not how fast a flood of CONNECTs is let in (the per-source
+		 * RETRY bucket is lifted too: bench_rpc_server). */
 		cfg->connect_rate = 0;
 		cfg->connect_rate_per_source = 0;
 	}

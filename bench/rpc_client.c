@@ -44,6 +44,8 @@ struct rpc_cli {
 	 * worker's own (own, completed from the poll loop) or, with
 	 * --issuer-thread, the process's thread. */
 	struct bench_issuer *issuer, *own;
+	/* Connects started and ended, open or not (cli_connect_more). */
+	uint32_t conn_started, conn_ended;
 	/* Tokens of the call being made (sealed per call with --verify),
 	 * until ferry_call_caps() has copied them. */
 	uint8_t tok[BENCH_CAPS_MAX][FERRY_PUSH_TOKEN_MAX_LEN];
@@ -247,9 +249,11 @@ static void cli_cont(int res, const void *data, size_t len, void *ctx)
  * which says "no answer". */
 static void cli_on_connect(struct ferry_session *s, int res, void *ctx)
 {
-	struct bench_worker *w = ctx;
+	struct rpc_cli *cl = ctx;
+	struct bench_worker *w = cl->w;
 
 	(void)s;
+	cl->conn_ended++;
 	if (res < 0 && res != -ETIMEDOUT && !w->err) {
 		w->err = res;
 		snprintf(w->errmsg, sizeof(w->errmsg), "connect refused: %s",
@@ -283,8 +287,43 @@ static int cli_error(struct bench_worker *w, int err, const char *fmt, ...)
 	return err;
 }
 
-/* Open --sessions sessions to the server.  Returns 0 or a negative
- * error, recorded in the worker. */
+/* Handshakes in progress at once: 100,000 CONNECTs sent together would
+ * mostly be dropped (the server's reply bucket, docs/wire.md 4.3) and
+ * retried on a back-off, and the last would time out. */
+#define CLI_CONNECT_WINDOW 2048u
+
+/* Start connects while fewer than CLI_CONNECT_WINDOW are in progress.
+ * Returns 0 or a negative error, recorded in the worker. */
+static int cli_connect_more(struct rpc_cli *cl)
+{
+	struct bench_worker *w = cl->w;
+	const struct bench_opts *o = w->o;
+
+	while (cl->conn_started < o->sessions &&
+	       cl->conn_started - cl->conn_ended < CLI_CONNECT_WINDOW) {
+		struct ferry_connect_opts co = { 0 };
+		uint32_t i = cl->conn_started++;
+		int ret;
+
+		if (o->auth) {
+			co.token = o->auth->chan_tok;
+			co.token_len = o->auth->chan_tok_len;
+			co.holder_key = o->auth->chan_hk;
+		}
+		ret = ferry_session_connect(cl->ep, o->addr,
+					    bench_server_port(o, w->idx), &co,
+					    cli_on_connect, cl, &cl->sess[i]);
+		if (ret < 0)
+			return cli_error(w, ret, "connect to %s:%u: %s",
+					 o->addr, bench_server_port(o, w->idx),
+					 ferry_strerror(ret));
+	}
+	return 0;
+}
+
+/* Open --sessions sessions to the server (the first CLI_CONNECT_WINDOW;
+ * cli_wait_open the rest).  Returns 0 or a negative error, recorded in
+ * the worker. */
 static int cli_connect(struct rpc_cli *cl)
 {
 	struct bench_worker *w = cl->w;
@@ -299,24 +338,7 @@ static int cli_connect(struct rpc_cli *cl)
 	cl->sess = calloc(o->sessions, sizeof(*cl->sess));
 	if (!cl->slots || !cl->sess)
 		return cli_error(w, -ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < o->sessions; i++) {
-		struct ferry_connect_opts co = { 0 };
-		int ret;
-
-		if (o->auth) {
-			co.token = o->auth->chan_tok;
-			co.token_len = o->auth->chan_tok_len;
-			co.holder_key = o->auth->chan_hk;
-		}
-		ret = ferry_session_connect(cl->ep, o->addr,
-					    bench_server_port(o, w->idx), &co,
-					    cli_on_connect, w, &cl->sess[i]);
-		if (ret < 0)
-			return cli_error(w, ret, "connect to %s:%u: %s",
-					 o->addr, bench_server_port(o, w->idx),
-					 ferry_strerror(ret));
-	}
-	return 0;
+	return cli_connect_more(cl);
 }
 
 static uint32_t cli_open_sessions(const struct rpc_cli *cl)
@@ -328,25 +350,49 @@ static uint32_t cli_open_sessions(const struct rpc_cli *cl)
 	return open;
 }
 
+/* Whether any session is open: stops at the first (the poll loop asks
+ * after every poll, and a count of 100,000 sessions would cost more than
+ * the poll). */
+static bool cli_any_open(const struct rpc_cli *cl)
+{
+	for (uint32_t i = 0; i < cl->w->o->sessions; i++)
+		if (ferry_session_is_open(cl->sess[i]))
+			return true;
+	return false;
+}
+
 /* Wait for every handshake, so the warm-up starts from open sessions and
  * a dead server is reported as such.  Returns 0 or a negative error. */
 static int cli_wait_open(struct rpc_cli *cl)
 {
 	struct bench_worker *w = cl->w;
 	const struct bench_opts *o = w->o;
+	/* Six seconds without a connect ending: the connect timeout, and
+	 * a second more. */
 	uint64_t deadline = bench_now_ns() + 6000000000ull;
+	uint32_t ended = 0;
+	int ret;
 
-	while (cli_open_sessions(cl) != o->sessions) {
+	while (cl->conn_ended < o->sessions) {
 		if (w->err)
 			return w->err; /* refused: cli_on_connect said why */
 		if (bench_now_ns() > deadline ||
 		    atomic_load(&bench_phase) == PH_STOP)
-			return cli_error(w, -ETIMEDOUT,
-					 "connect to %s:%u: no answer (is a "
-					 "server running there?)",
-					 o->addr, o->port);
+			break;
 		ferry_endpoint_poll(cl->ep, 1);
+		if (cl->conn_ended != ended) {
+			ended = cl->conn_ended;
+			deadline = bench_now_ns() + 6000000000ull;
+		}
+		ret = cli_connect_more(cl);
+		if (ret < 0)
+			return ret;
 	}
+	if (cli_open_sessions(cl) != o->sessions)
+		return cli_error(w, -ETIMEDOUT,
+				 "connect to %s:%u: no answer (is a "
+				 "server running there?)",
+				 o->addr, o->port);
 	return 0;
 }
 
@@ -411,7 +457,7 @@ static void cli_run(struct rpc_cli *cl)
 		bench_rpc_publish(w, cl->ep, &next_pub);
 		if (cl->parked)
 			cli_retry_parked(cl);
-		if (cli_open_sessions(cl) == 0) {
+		if (!cli_any_open(cl)) {
 			/* The server is gone (its calls have failed): say
 			 * so, rather than idle until --duration ends. */
 			atomic_store(&w->gone, true);

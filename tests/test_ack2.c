@@ -413,6 +413,71 @@ Test(sentq, rings_bound_what_is_held)
 	cr_assert(ferry__sentq_add(&q, obj(0), 1, 0, 1));
 }
 
+/* Pooled rings (sentq.h): none until the first datagram, the smallest
+ * then, doubling as datagrams and lost frames pile up, every record and
+ * frame where the new masks find it; given back once nothing is held. */
+Test(sentq, pooled_rings_grow_and_go_back)
+{
+	struct ferry__sentq_pool pool;
+	struct ferry_w2_ack a;
+	unsigned n = 0;
+
+	cr_assert_eq(ferry__sentq_pool_init(&pool, 1, 6), 0);
+	ferry__sentq_init_pooled(&q, &pool, 0);
+	memset(acked_count, 0, sizeof(acked_count));
+	acked_total = 0;
+	cr_assert_null(q.dg);
+	cr_assert(ferry__sentq_room(&q));
+	for (; n < 20; n++)
+		send1(n, n * MS);
+	cr_assert_eq(q.log2, 5, "8, then 16, then 32 records");
+	/* 0, 1 and 2 are lost by the packet threshold. */
+	a = ack_of(3, 19);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 30 * MS, on_acked, NULL), 17);
+	cr_assert_eq(q.lost_head - q.lost_tail, 3);
+	/* New datagrams, the lost frames first, until the largest rings. */
+	for (; n < 60; n++) {
+		if (ferry__sentq_lost_peek(&q))
+			cr_assert(ferry__sentq_add_lost(&q));
+		cr_assert(ferry__sentq_room(&q), "room at %u", n);
+		cr_assert(ferry__sentq_add(&q, obj(n), 1, 0, 100));
+		ferry__sentq_commit(&q, 31 * MS + n, 120);
+	}
+	cr_assert_eq(q.log2, 6);
+	cr_assert(ferry__sentq_room(&q));
+	cr_assert(!ferry__sentq_release(&q), "held: not given back");
+	a = ack_of(20, q.next_pn - 1);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 40 * MS, on_acked, NULL), 40);
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(acked_count[i], 1, "frame %u acked %u times", i,
+			     acked_count[i]);
+	cr_assert(ferry__sentq_release(&q));
+	cr_assert_eq(pool.held_bytes, 0);
+	cr_assert_null(q.dg);
+	/* And again from the smallest. */
+	send1(0, 50 * MS);
+	cr_assert_eq(q.log2, FERRY_SENTQ_POOL_MIN_LOG2);
+	ferry__sentq_drop(&q);
+	cr_assert_eq(pool.held_bytes, 0);
+	ferry__sentq_pool_fini(&pool);
+}
+
+/* At the pool's largest rings, a full queue has no room, as a queue over
+ * the caller's rings has none. */
+Test(sentq, pooled_rings_bound_what_is_held)
+{
+	struct ferry__sentq_pool pool;
+
+	cr_assert_eq(ferry__sentq_pool_init(&pool, 1, 4), 0);
+	ferry__sentq_init_pooled(&q, &pool, 0);
+	for (unsigned i = 0; i < 16; i++)
+		send1(i, 0);
+	cr_assert_eq(q.log2, 4);
+	cr_assert(!ferry__sentq_room(&q), "every record slot held");
+	ferry__sentq_drop(&q);
+	ferry__sentq_pool_fini(&pool);
+}
+
 /*
  * An ACK-only datagram sent while every record slot is held takes the
  * oldest record's slot: that datagram counts as lost and its frame waits

@@ -464,6 +464,7 @@ int ferry_call_with(struct ferry_session *s, uint16_t method,
 		c->deadline = ferry__now_ns() + o->timeout_ms * 1000000ull;
 		if (!s->cli.next_deadline || c->deadline < s->cli.next_deadline)
 			s->cli.next_deadline = c->deadline;
+		ferry__sess_touch(s);
 	}
 	if (s->cli.wait_tail)
 		s->cli.wait_tail->next = c;

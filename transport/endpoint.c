@@ -88,7 +88,7 @@ void ferry_ep_config_init(struct ferry_ep_config *cfg)
 
 struct ferry_session *ferry__sess_lookup(struct ferry_endpoint *ep, uint32_t id)
 {
-	uint32_t idx = id & 0xffff;
+	uint32_t idx = id & ((1u << FERRY__SESS_IDX_BITS) - 1);
 	struct ferry_session *s;
 
 	if (idx >= ep->nsessions)
@@ -105,6 +105,8 @@ void ferry__sess_activate(struct ferry_session *s)
 
 	if (s->active)
 		return;
+	/* The flush may put datagrams in flight: an RTO to arm. */
+	ferry__sess_touch(s);
 	s->active = true;
 	s->next_active = NULL;
 	if (ep->active_tail)
@@ -218,7 +220,8 @@ static int cc_algo(const char *name)
 static bool config_ok(const struct ferry_ep_config *cfg)
 {
 	return !(cfg->max_sessions == 0 ||
-		 cfg->max_sessions > 0xffff || cfg->session_slots == 0 ||
+		 cfg->max_sessions > FERRY__SESS_MAX ||
+		 cfg->session_slots == 0 ||
 		 cfg->session_slots > 4096 || cfg->session_credits == 0 ||
 		 cfg->max_frame < FERRY_W2_MIN_FRAME ||
 		 cfg->wire_mode < FERRY_WIRE_NONE ||
@@ -315,18 +318,15 @@ static int wire_alloc(struct ferry_endpoint *ep,
 		return -EIO;
 	ep->seen_mem = calloc(n * words, sizeof(uint64_t));
 	ep->acked_mem = calloc(n * words, sizeof(uint64_t));
-	ep->sq_dg_mem = calloc(n << ep->sq_log2, sizeof(*ep->sq_dg_mem));
-	ep->sq_fr_mem = calloc(n << (ep->sq_log2 + 1), sizeof(*ep->sq_fr_mem));
-	ep->sq_lost_mem = calloc(n << (ep->sq_log2 + 1),
-				 sizeof(*ep->sq_lost_mem));
+	if (ferry__sentq_pool_init(&ep->sq_pool, (uint32_t)n, ep->sq_log2) < 0)
+		return -ENOMEM;
 	ep->keys_len = n * 2 * FERRY_SEAL_KEY_LEN;
 	ep->keys = sodium_malloc(ep->keys_len);
 	ep->txbuf_len = cfg->max_frame > FERRY_HS_CONNECT_MAX
 				? cfg->max_frame
 				: FERRY_HS_CONNECT_MAX;
 	ep->txbuf = malloc(ep->txbuf_len);
-	if (!ep->seen_mem || !ep->acked_mem || !ep->sq_dg_mem ||
-	    !ep->sq_fr_mem || !ep->sq_lost_mem || !ep->keys || !ep->txbuf)
+	if (!ep->seen_mem || !ep->acked_mem || !ep->keys || !ep->txbuf)
 		return -ENOMEM;
 	sodium_memzero(ep->keys, ep->keys_len);
 	if (ferry__cidtab_init(&ep->cids, ep->nsessions) < 0)
@@ -341,9 +341,7 @@ static void wire_free(struct ferry_endpoint *ep)
 {
 	free(ep->seen_mem);
 	free(ep->acked_mem);
-	free(ep->sq_dg_mem);
-	free(ep->sq_fr_mem);
-	free(ep->sq_lost_mem);
+	ferry__sentq_pool_fini(&ep->sq_pool);
 	if (ep->keys)
 		sodium_free(ep->keys);
 	free(ep->txbuf);
@@ -486,6 +484,7 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 	ferry__pool_fini(ep);
 	ferry__listen_fini(ep);
 	free(ep->free_map);
+	ferry__timers_fini(ep);
 	free(ep->sessions);
 	free(ep->slot_mem);
 	wire_free(ep);
@@ -524,18 +523,10 @@ static int poll_once(struct ferry_endpoint *ep)
 	events += drain_cross(ep);
 	ep->now = ferry__now_ns();
 	if (ep->now >= ep->next_timer) {
-		bool busy = false;
-
 		ep->next_timer = ep->now + TIMER_PERIOD_NS;
-		for (uint32_t i = 0; i < ep->nsessions; i++) {
-			struct ferry_session *s = &ep->sessions[i];
-
-			if (s->state == SESS_OPEN || s->state == SESS_CONNECTING) {
-				ferry__session_timers(s);
-				busy = busy || ferry__rel_busy(s);
-			}
-		}
-		ep->rel_busy = busy;
+		/* The sessions whose timers fall due, from the wheel
+		 * (session.c): idle ones cost nothing. */
+		ferry__timers_run(ep);
 		/* Inside the timer tick, so the per-packet path never looks:
 		 * about 50 ns of copying every 10 ms. */
 		if (ep->now >= ep->pub.next_ns)

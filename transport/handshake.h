@@ -222,7 +222,9 @@ struct ferry_hs_server {
 	uint64_t epoch;            /* Unix seconds / 120 of cookie_key[0] */
 	uint8_t bucket_key[16];    /* crypto_shorthash key: aims no
 				    * collisions */
-	/* The buckets' terms: ns per reply, and replies in a burst. */
+	/* The buckets' terms: ns per reply (src_interval 0: no per-source
+	 * bucket, where the project's own bench and tests lift it through
+	 * ferry__endpoint_hs_src_rate), and replies in a burst. */
 	uint64_t src_interval, global_interval;
 	uint32_t src_burst, global_burst;
 	uint64_t global_tat;

@@ -135,7 +135,8 @@ static bool reply_allowed(struct ferry_hs_server *srv,
 			 srv->bucket_key);
 	memcpy(&idx, h, sizeof(idx));
 	src = &srv->src_tat[idx % FERRY_HS_SRC_BUCKETS];
-	if (!bucket_take(src, now, srv->src_interval, srv->src_burst))
+	if (srv->src_interval &&
+	    !bucket_take(src, now, srv->src_interval, srv->src_burst))
 		return false;
 	return bucket_take(&srv->global_tat, now, srv->global_interval,
 			   srv->global_burst);

@@ -68,6 +68,12 @@
 #include "wire2.h"
 
 #define FERRY_RX_BURST 32
+/* Summary words of the free-slot map: each covers 4096 slots. */
+/* The timer wheel (session.c): a slot per millisecond tick, 4.096 s round;
+ * a deadline further off waits in the last slot and is looked at again. */
+#define FERRY__WHEEL_LOG2 12
+#define FERRY__TICK_NS 1000000ull
+#define FERRY__FREE_SUM_WORDS 32
 /* Per-source admission rate buckets (listen.c): sources share them by a
  * keyed hash of their IPv4 address (docs/wire.md, section 4.3, has the
  * same 4096). */
@@ -184,28 +190,40 @@ struct ferry_endpoint {
 	/* RX views: one per dataplane receive buffer. */
 	struct ferry_msgbuf *views;
 	struct ferry_msgbuf *view_free;
+	/* Views handed out, and how many a request may still be read in
+	 * place beside (msgbuf.c): beyond, it is copied out. */
+	uint32_t views_held, views_keep_max;
 
 	struct ferry_session *sessions;
 	struct ferry_call **slot_mem;
 	/* Per session (tables_alloc): the replay and acknowledgement
-	 * windows' bitmaps, the sent queue's rings (sq_log2 datagrams,
-	 * sq_log2 + 1 frames), and the packet keys (2 x 32 bytes each, in
-	 * one locked sodium_malloc arena). */
+	 * windows' bitmaps, and the packet keys (2 x 32 bytes each, in one
+	 * locked sodium_malloc arena).  The sent queues' rings come from a
+	 * pool shared by the sessions, taken while something is in flight
+	 * and sized by how much (sentq.h): up to 2^sq_log2 datagrams and
+	 * twice as many frames each. */
 	uint64_t *seen_mem, *acked_mem;
-	struct ferry__sent_dg *sq_dg_mem;
-	struct ferry__sent_frame *sq_fr_mem, *sq_lost_mem;
+	struct ferry__sentq_pool sq_pool;
 	unsigned sq_log2;
 	uint8_t *keys;
 	size_t keys_len;
 	uint32_t nsessions;
-	uint16_t sess_gen;
+	uint16_t sess_gen; /* 32 - FERRY__SESS_IDX_BITS bits */
 	/* Slots a new session may take (session.c): a bit per slot that is
 	 * free and off the transmit list, and a bit per word of them that
-	 * is not 0, so that the lowest is found without a scan (65535 slots
-	 * are 1024 words, 16 summary words). */
+	 * is not 0, so that the lowest is found without a scan (session.c:
+	 * FERRY__SESS_MAX slots). */
 	uint64_t *free_map;
-	uint64_t free_sum[16];
+	uint64_t free_sum[FERRY__FREE_SUM_WORDS];
 	struct ferry_session *active_head, *active_tail;
+	/* Timers (session.c): sessions whose next deadline must be worked
+	 * out again (anything about them changed), and a wheel of those
+	 * whose deadline is known, a slot per FERRY__TICK_NS; the last tick
+	 * the wheel has run.  A poll looks at these, never at every
+	 * session. */
+	struct ferry__tlink tdirty;
+	struct ferry__tlink *wheel;
+	uint64_t wheel_tick;
 
 	struct ferry_call *calls;
 	struct ferry_call *call_free;
@@ -388,6 +406,11 @@ void ferry__sess_freed(struct ferry_session *s);
 void ferry__sess_end(struct ferry_session *s, int res, bool tell_peer);
 void ferry__sess_unref(struct ferry_session *s);
 void ferry__session_timers(struct ferry_session *s);
+/* Run every session timer due by ep->now, and work out again the
+ * deadlines of sessions that changed; ep->rel_busy says whether one falls
+ * within 10 ms. */
+void ferry__timers_run(struct ferry_endpoint *ep);
+void ferry__timers_fini(struct ferry_endpoint *ep);
 
 /* client.c */
 void ferry__sess_start_waiting(struct ferry_session *s);
@@ -509,6 +532,27 @@ void ferry__rel_cc_feed(struct ferry_session *s, uint64_t acked0,
 static inline uint32_t call_pre_len(const struct ferry_call *c)
 {
 	return c->pre_mb ? c->pre_mb->len : 0;
+}
+
+/* Something about @s changed that may bring a timer of it nearer: its
+ * deadline is worked out again at the next timer tick (session.c).  Cheap
+ * enough for the fast path: once per session and tick it moves it to the
+ * dirty list; after that it only tests. */
+static inline void ferry__sess_touch(struct ferry_session *s)
+{
+	struct ferry__tlink *h = &s->ep->tdirty;
+
+	if (s->tq == TQ_DIRTY)
+		return;
+	if (s->tq) {
+		s->tl.prev->next = s->tl.next;
+		s->tl.next->prev = s->tl.prev;
+	}
+	s->tl.next = h;
+	s->tl.prev = h->prev;
+	h->prev->next = &s->tl;
+	h->prev = &s->tl;
+	s->tq = TQ_DIRTY;
 }
 
 /* Calls come from the endpoint's free list, on its thread.  Inline: both

@@ -241,6 +241,7 @@ static void sess_next_deadline(struct ferry_session *s, uint64_t t)
 {
 	if (!s->srv.iou_next_ns || t < s->srv.iou_next_ns)
 		s->srv.iou_next_ns = t;
+	ferry__sess_touch(s);
 }
 
 int ferry__iou_claim(struct ferry_session *s, struct ferry_call *c)

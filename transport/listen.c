@@ -224,3 +224,13 @@ void ferry__listen_fini(struct ferry_endpoint *ep)
 	free(ep->peer_hash);
 	sodium_memzero(ep->hash_key, sizeof(ep->hash_key));
 }
+
+void ferry__endpoint_hs_src_rate(struct ferry_endpoint *ep, bool on)
+{
+	if (on)
+		ferry__hs_server_set_rates(&ep->hs,
+					   ep->cfg.connect_rate_per_source,
+					   ep->cfg.connect_rate);
+	else
+		ep->hs.src_interval = 0; /* no per-source bucket */
+}

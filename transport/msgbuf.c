@@ -57,6 +57,14 @@ int ferry__pool_init(struct ferry_endpoint *ep)
 	size_t total = ferry__pool_bytes(&ep->cfg), off = 0;
 	uint32_t nviews = ep->cfg.rx_bufs;
 
+	/* Requests held in place pin receive buffers (with UDP GRO a whole
+	 * coalesced buffer each, of which the uring dataplane has at most
+	 * 1024): past half of them, or of rx_bufs, a request is copied out
+	 * instead, so that the buffers that bring the ACKs and new calls
+	 * which free the held ones never run out (with 10,000 sessions and
+	 * a request in flight on each, they did). */
+	ep->views_keep_max = (nviews < 1024 ? nviews : 1024) / 2;
+
 	for (unsigned i = 0; i < FERRY_POOL_CLASSES; i++) {
 		const struct ferry_pool_class *pc = &ep->cfg.pool[i];
 		struct ferry_pool_cls *c;
@@ -205,6 +213,7 @@ static void view_release(struct ferry_msgbuf *mb)
 	ferry__sess_credit_release(ep, mb->rx_sess, mb->rx_credit);
 	mb->next = ep->view_free;
 	ep->view_free = mb;
+	ep->views_held--;
 }
 
 void ferry__msgbuf_put(struct ferry_msgbuf *mb)
@@ -254,6 +263,7 @@ struct ferry_msgbuf *ferry__view_get(struct ferry_endpoint *ep,
 	 * place only when it holds one data frame), so this cannot run
 	 * out. */
 	ep->view_free = mb->next;
+	ep->views_held++;
 	mb->next = NULL;
 	mb->data = (uint8_t *)(uintptr_t)data;
 	mb->len = mb->cap = len;

@@ -87,6 +87,7 @@ int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 	    ep->now + ep->cfg.reasm_timeout_ms * 1000000ull < s->reasm_next_ns)
 		s->reasm_next_ns = ep->now +
 				   ep->cfg.reasm_timeout_ms * 1000000ull;
+	ferry__sess_touch(s);
 	*out = mb;
 	return 0;
 }

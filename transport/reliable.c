@@ -3,7 +3,9 @@
  * Reliability, session side (docs/wire.md, 5.1 to 5.3): the glue between
  * a session and its replay window (seal.c), its acknowledgement tracker
  * (ackrx.c) and its sent queue (sentq.c), over the memory the endpoint
- * gives each session (endpoint.c, tables_alloc); and the timers that judge
+ * gives each session (endpoint.c, tables_alloc) and the rings the sent
+ * queue borrows from the endpoint's pool while it has something in flight;
+ * and the timers that judge
  * datagrams lost and see ACKs out on time.
  *
  * A message stays with its call until every frame of it is acknowledged:
@@ -20,16 +22,12 @@ void ferry__rel_reset(struct ferry_session *s, uint64_t first_pn)
 	struct ferry_endpoint *ep = s->ep;
 	size_t i = (size_t)(s - ep->sessions);
 	size_t words = FERRY_REPLAY_WORDS(FERRY__REPLAY_LOG2);
-	size_t frames = (size_t)1 << (ep->sq_log2 + 1);
 
 	ferry__replay_init(&s->seen, FERRY__REPLAY_LOG2,
 			   ep->seen_mem + i * words);
 	ferry__ackrx_init(&s->ackrx, FERRY__REPLAY_LOG2,
 			  ep->acked_mem + i * words);
-	ferry__sentq_init(&s->sq, ep->sq_dg_mem + (i << ep->sq_log2),
-			  ep->sq_log2, ep->sq_fr_mem + i * frames,
-			  ep->sq_lost_mem + i * frames, ep->sq_log2 + 1,
-			  first_pn);
+	ferry__sentq_init_pooled(&s->sq, &ep->sq_pool, first_pn);
 }
 
 void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c)
@@ -46,7 +44,8 @@ void ferry__rel_cc_reset(struct ferry_session *s)
 	 * as the delay says.  Before the handshake the endpoint's own frame
 	 * size stands for the session's. */
 	uint32_t mss = s->path_frame ? s->path_frame : s->ep->cfg.max_frame;
-	uint64_t max = (uint64_t)(s->sq.dg_mask + 1) * mss;
+	/* The most the sent queue's rings grow to hold (sentq.h). */
+	uint64_t max = ((uint64_t)1 << s->ep->sq_log2) * mss;
 
 	ferry__cc_init(&s->cc, s->ep->cc_algo, mss, max, max,
 		       s->ep->cc_headroom_ns);

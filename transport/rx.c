@@ -156,8 +156,10 @@ static void rx_data(struct ferry_session *s, const struct ferry_w2_frame *w,
 	}
 	frame_of(s, w, &f);
 	/* In place only when the datagram holds this one data frame: a
-	 * buffer several calls share must not wait on the slowest. */
-	ep->rx_may_keep = st->ndata == 1 && !st->keep;
+	 * buffer several calls share must not wait on the slowest; and
+	 * while receive buffers are plenty (msgbuf.c, views_keep_max). */
+	ep->rx_may_keep = st->ndata == 1 && !st->keep &&
+			  ep->views_held < ep->views_keep_max;
 	kept = st->keep;
 	sid = s->id;
 	r = req ? ferry__server_rx_request(s, &f, st->pkt, &st->keep)
@@ -330,6 +332,8 @@ static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	}
 	sid = s->id;
 	s->last_rx_ns = ep->now;
+	/* An ACK it may now owe, acknowledgements that move its RTO. */
+	ferry__sess_touch(s);
 	if (s->is_server && !s->srv.confirmed)
 		ferry__server_confirm(s);
 	rx_frames(s, &rd, &st);

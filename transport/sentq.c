@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "transport/sentq.h"
 
@@ -32,6 +33,160 @@ void ferry__sentq_init(struct ferry__sentq *q, struct ferry__sent_dg *dg,
 	memset(dg, 0, ((size_t)q->dg_mask + 1) * sizeof(*dg));
 }
 
+/* --- pooled rings -------------------------------------------------------- */
+
+static size_t set_size(unsigned log2)
+{
+	return ((size_t)1 << log2) * sizeof(struct ferry__sent_dg) +
+	       ((size_t)2 << log2) * 2 * sizeof(struct ferry__sent_frame);
+}
+
+int ferry__sentq_pool_init(struct ferry__sentq_pool *p, uint32_t nq,
+			   unsigned max_log2)
+{
+	memset(p, 0, sizeof(*p));
+	if (max_log2 < FERRY_SENTQ_POOL_MIN_LOG2 ||
+	    max_log2 > FERRY_SENTQ_POOL_MAX_LOG2 || nq == 0)
+		return -EINVAL;
+	p->max_log2 = max_log2;
+	p->nq = nq;
+	for (unsigned k = FERRY_SENTQ_POOL_MIN_LOG2; k <= max_log2; k++) {
+		struct ferry__sentq_cls *c =
+			&p->cls[k - FERRY_SENTQ_POOL_MIN_LOG2];
+		void *m;
+
+		c->size = set_size(k);
+		c->len = c->size * nq;
+		/* Reserved, not committed: pages come as sets are used. */
+		m = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED) {
+			ferry__sentq_pool_fini(p);
+			return -ENOMEM;
+		}
+		c->mem = m;
+	}
+	return 0;
+}
+
+void ferry__sentq_pool_fini(struct ferry__sentq_pool *p)
+{
+	for (unsigned i = 0; i < FERRY_SENTQ_POOL_CLASSES; i++)
+		if (p->cls[i].mem)
+			munmap(p->cls[i].mem, p->cls[i].len);
+	memset(p, 0, sizeof(*p));
+}
+
+/* A set of class @log2: never none, as no queue holds two. */
+static uint8_t *set_get(struct ferry__sentq_pool *p, unsigned log2)
+{
+	struct ferry__sentq_cls *c = &p->cls[log2 - FERRY_SENTQ_POOL_MIN_LOG2];
+	uint8_t *m = c->free;
+
+	if (m)
+		memcpy(&c->free, m, sizeof(void *));
+	else
+		m = c->mem + c->size * c->used++;
+	p->held_bytes += c->size;
+	return m;
+}
+
+static void set_put(struct ferry__sentq_pool *p, unsigned log2, void *m)
+{
+	struct ferry__sentq_cls *c = &p->cls[log2 - FERRY_SENTQ_POOL_MIN_LOG2];
+
+	memcpy(m, &c->free, sizeof(void *));
+	c->free = m;
+	p->held_bytes -= c->size;
+}
+
+/* Point @q's rings at set @m of class @log2. */
+static void rings_set(struct ferry__sentq *q, uint8_t *m, unsigned log2)
+{
+	q->log2 = (uint8_t)log2;
+	q->dg = (struct ferry__sent_dg *)m;
+	q->fr = (struct ferry__sent_frame *)(m + ((size_t)1 << log2) *
+						     sizeof(*q->dg));
+	q->lost = q->fr + ((size_t)2 << log2);
+	q->dg_mask = (1u << log2) - 1;
+	q->fr_mask = q->lost_mask = (2u << log2) - 1;
+}
+
+void ferry__sentq_init_pooled(struct ferry__sentq *q,
+			      struct ferry__sentq_pool *p, uint64_t first_pn)
+{
+	memset(q, 0, sizeof(*q));
+	q->pool = p;
+	/* No rings yet, but the smallest's masks: ferry__sentq_room() says
+	 * yes, and the first frame or datagram takes them. */
+	q->dg_mask = (1u << FERRY_SENTQ_POOL_MIN_LOG2) - 1;
+	q->fr_mask = q->lost_mask = (2u << FERRY_SENTQ_POOL_MIN_LOG2) - 1;
+	q->next_pn = q->una = first_pn;
+	q->rto_ns = FERRY_SENTQ_RTO_INIT_NS;
+}
+
+/* A pooled queue without rings takes the smallest. */
+static void rings_ensure(struct ferry__sentq *q)
+{
+	uint8_t *m;
+
+	if (q->dg || !q->pool)
+		return;
+	m = set_get(q->pool, FERRY_SENTQ_POOL_MIN_LOG2);
+	rings_set(q, m, FERRY_SENTQ_POOL_MIN_LOG2);
+	memset(q->dg, 0, ((size_t)q->dg_mask + 1) * sizeof(*q->dg));
+}
+
+/* Move a pooled queue to rings twice as large, every record and frame at
+ * its place for the new masks (pns and frame indexes run freely; a ring
+ * only masks them).  False at the pool's largest. */
+static bool rings_grow(struct ferry__sentq *q)
+{
+	struct ferry__sent_dg *odg = q->dg;
+	struct ferry__sent_frame *ofr = q->fr, *olost = q->lost;
+	uint32_t odm = q->dg_mask, ofm = q->fr_mask;
+	unsigned olog2 = q->log2;
+	uint8_t *m;
+
+	if (!q->pool || !q->dg || olog2 >= q->pool->max_log2)
+		return false;
+	m = set_get(q->pool, olog2 + 1);
+	rings_set(q, m, olog2 + 1);
+	memset(q->dg, 0, ((size_t)q->dg_mask + 1) * sizeof(*q->dg));
+	for (uint64_t pn = q->una; pn != q->next_pn; pn++)
+		q->dg[pn & q->dg_mask] = odg[pn & odm];
+	for (uint32_t i = q->fr_tail; i != q->fr_head + q->building; i++)
+		q->fr[i & q->fr_mask] = ofr[i & ofm];
+	for (uint32_t i = q->lost_tail; i != q->lost_head; i++)
+		q->lost[i & q->lost_mask] = olost[i & ofm];
+	set_put(q->pool, olog2, odg);
+	return true;
+}
+
+bool ferry__sentq_release(struct ferry__sentq *q)
+{
+	if (!q->pool || !q->dg || q->una != q->next_pn || q->building ||
+	    q->lost_tail != q->lost_head || q->fr_tail != q->fr_head)
+		return false;
+	set_put(q->pool, q->log2, q->dg);
+	q->dg = NULL;
+	q->fr = q->lost = NULL;
+	q->dg_mask = (1u << FERRY_SENTQ_POOL_MIN_LOG2) - 1;
+	q->fr_mask = q->lost_mask = (2u << FERRY_SENTQ_POOL_MIN_LOG2) - 1;
+	/* Free-running indexes start again at the smallest rings. */
+	q->fr_head = q->fr_tail = q->lost_head = q->lost_tail = 0;
+	return true;
+}
+
+void ferry__sentq_drop(struct ferry__sentq *q)
+{
+	if (q->pool && q->dg)
+		set_put(q->pool, q->log2, q->dg);
+	q->dg = NULL;
+}
+
+/* --- the queue ------------------------------------------------------------- */
+
 bool ferry__sentq_room(const struct ferry__sentq *q)
 {
 	return q->next_pn - q->una <= q->dg_mask &&
@@ -46,9 +201,12 @@ bool ferry__sentq_add(struct ferry__sentq *q, void *obj, uint8_t kind,
 	/* Frames held in the ring and frames waiting on the lost queue
 	 * together fit in the ring: the lost queue, as large, can then
 	 * always take every live frame when their datagrams are lost. */
-	if (q->fr_head + q->building - q->fr_tail +
-		    (q->lost_head - q->lost_tail) > q->fr_mask ||
-	    q->building == UINT16_MAX)
+	rings_ensure(q);
+	while (q->fr_head + q->building - q->fr_tail +
+		       (q->lost_head - q->lost_tail) > q->fr_mask)
+		if (!rings_grow(q))
+			return false;
+	if (q->building == UINT16_MAX)
 		return false;
 	f = &q->fr[(q->fr_head + q->building) & q->fr_mask];
 	f->obj = obj;
@@ -61,6 +219,9 @@ bool ferry__sentq_add(struct ferry__sentq *q, void *obj, uint8_t kind,
 
 bool ferry__sentq_add_lost(struct ferry__sentq *q)
 {
+	if (q->lost_tail != q->lost_head &&
+	    q->fr_head + q->building - q->fr_tail > q->fr_mask)
+		rings_grow(q);
 	if (q->lost_tail == q->lost_head ||
 	    q->fr_head + q->building - q->fr_tail > q->fr_mask ||
 	    q->building == UINT16_MAX)
@@ -124,6 +285,7 @@ uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
 	 * frames go on the lost queue, to be sent again.  Overwriting its
 	 * record instead would forget them, and a call would wait for a
 	 * fragment nobody sends any more. */
+	rings_ensure(q);
 	if (q->next_pn - q->una > q->dg_mask) {
 		d = &q->dg[q->una & q->dg_mask];
 		if (d->live)
@@ -144,6 +306,12 @@ uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
 		q->bytes_in_flight += bytes;
 	}
 	advance_una(q);
+	/* Full: ferry__sentq_room() would say no to the next datagram;
+	 * pooled rings grow instead while they can (at the largest, the
+	 * check above makes room for a datagram that goes anyway). */
+	if (q->next_pn - q->una > q->dg_mask ||
+	    q->fr_head - q->fr_tail > q->fr_mask)
+		rings_grow(q);
 	return pn;
 }
 

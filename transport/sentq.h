@@ -19,8 +19,14 @@
  * queue keeps an opaque object pointer, offset, length and kind, and
  * tells the owner through a callback when the peer has it.
  *
- * Nothing here allocates: the session gives the rings (sizes powers of
- * two).  Times are monotonic nanoseconds.
+ * Nothing here allocates on the way: the rings (sizes powers of two) are
+ * the caller's (ferry__sentq_init), or come from a pool of rings of every
+ * size made once for many queues (ferry__sentq_init_pooled).  A pooled
+ * queue holds rings only while it holds something (a datagram in flight,
+ * a lost frame, a datagram being built), starting small and doubling as
+ * what it holds outgrows them, up to the pool's largest: its memory is
+ * what it has in flight, not the most it could.  Times are monotonic
+ * nanoseconds.
  */
 #ifndef FERRY_TRANSPORT_SENTQ_H
 #define FERRY_TRANSPORT_SENTQ_H
@@ -51,8 +57,41 @@ struct ferry__sent_dg {
 	uint32_t bytes;   /* the datagram's size, for a congestion window */
 };
 
+/* The smallest pooled rings: 8 datagrams, 16 frames. */
+#define FERRY_SENTQ_POOL_MIN_LOG2 3
+#define FERRY_SENTQ_POOL_MAX_LOG2 10
+#define FERRY_SENTQ_POOL_CLASSES                                               \
+	(FERRY_SENTQ_POOL_MAX_LOG2 - FERRY_SENTQ_POOL_MIN_LOG2 + 1)
+
+/*
+ * Rings for @nq queues, each of which holds at most one set at a time: a
+ * class per size, each an address range for nq sets that the kernel backs
+ * only as far as sets are handed out (so the range costs nothing until
+ * used), and a stack of the sets given back, reused first.  A set of class
+ * 2^k records: the datagram ring, then the frame and lost rings of twice
+ * as many frames.  Only the owner's thread.
+ */
+struct ferry__sentq_pool {
+	unsigned max_log2;
+	uint32_t nq;
+	struct ferry__sentq_cls {
+		uint8_t *mem;
+		size_t size, len; /* bytes per set; of the range */
+		uint32_t used;    /* sets ever handed out */
+		void *free;       /* sets given back, through their first bytes */
+	} cls[FERRY_SENTQ_POOL_CLASSES];
+	uint64_t held_bytes; /* in sets held by queues now */
+};
+
+/* A pool for @nq queues whose largest rings hold 2^@max_log2 datagrams
+ * (FERRY_SENTQ_POOL_MIN_LOG2 .. MAX_LOG2).  Returns 0, -EINVAL or
+ * -ENOMEM. */
+int ferry__sentq_pool_init(struct ferry__sentq_pool *p, uint32_t nq,
+			   unsigned max_log2);
+void ferry__sentq_pool_fini(struct ferry__sentq_pool *p);
+
 struct ferry__sentq {
-	struct ferry__sent_dg *dg;  /* by pn & dg_mask */
+	struct ferry__sent_dg *dg;  /* by pn & dg_mask; NULL: none held */
 	uint32_t dg_mask;
 	struct ferry__sent_frame *fr; /* frames of records, in send order */
 	uint32_t fr_mask;
@@ -74,6 +113,10 @@ struct ferry__sentq {
 	uint64_t lost_dgrams, lost_frames, rto_fired;
 	uint64_t acked_bytes, lost_bytes;
 	uint64_t last_sample_ns;
+	/* Pooled: where the rings come from, and the class held (log2 of
+	 * the datagram ring). */
+	struct ferry__sentq_pool *pool;
+	uint8_t log2;
 };
 
 /*
@@ -87,6 +130,21 @@ void ferry__sentq_init(struct ferry__sentq *q, struct ferry__sent_dg *dg,
 		       unsigned dg_log2, struct ferry__sent_frame *fr,
 		       struct ferry__sent_frame *lost, unsigned fr_log2,
 		       uint64_t first_pn);
+
+/* An empty queue whose rings come from @p when it needs them (and go back
+ * by ferry__sentq_release), first pn @first_pn.  Its first rings are the
+ * smallest; ferry__sentq_room() says yes until they are the pool's largest
+ * and full. */
+void ferry__sentq_init_pooled(struct ferry__sentq *q,
+			      struct ferry__sentq_pool *p, uint64_t first_pn);
+
+/* A pooled queue that holds nothing gives its rings back (true); else
+ * nothing happens (false). */
+bool ferry__sentq_release(struct ferry__sentq *q);
+
+/* A pooled queue's rings go back whatever they hold (the queue is being
+ * dropped: its session is being made anew). */
+void ferry__sentq_drop(struct ferry__sentq *q);
 
 /* May a datagram be started (a record slot free, and room for at least
  * one frame)? */

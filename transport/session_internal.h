@@ -109,6 +109,13 @@ struct ferry_call {
 
 /* --- sessions ------------------------------------------------------------ */
 
+/* A session's id within its endpoint: the index of its slot in the low
+ * FERRY__SESS_IDX_BITS, a generation above (which tells a reused slot's
+ * new session from the old one a stale id names).  17 bits: up to
+ * FERRY__SESS_MAX sessions per endpoint, 15 of generation. */
+#define FERRY__SESS_IDX_BITS 17
+#define FERRY__SESS_MAX 100000u
+
 enum sess_state {
 	SESS_FREE = 0,
 	SESS_CONNECTING, /* client: CONNECT sent, no ACCEPT yet */
@@ -210,10 +217,24 @@ struct ferry_sess_server {
 	uint64_t push_map;
 };
 
+/* A link in one of the endpoint's timer lists (session.c): circular,
+ * through a head that is itself a link. */
+struct ferry__tlink {
+	struct ferry__tlink *next, *prev;
+};
+
+/* Which timer list a session is on (its tq). */
+enum {
+	TQ_NONE = 0,
+	TQ_DIRTY, /* its deadline must be worked out again */
+	TQ_WHEEL, /* in the wheel slot of its earliest deadline */
+};
+
 /* A session: what both roles share, then each role's own part. */
 struct ferry_session {
 	struct ferry_endpoint *ep;
-	uint32_t id;      /* internal: generation << 16 | index */
+	uint32_t id;      /* internal: generation << FERRY__SESS_IDX_BITS |
+			   * index */
 	/* Connection ids (docs/wire.md, 2.1): ours, which the peer puts
 	 * in every datagram it sends us (in the endpoint's CID table), and
 	 * the peer's, which we put in ours (0 until known). */
@@ -297,6 +318,9 @@ struct ferry_session {
 	void *user_data;
 
 	struct ferry_session *next_active;
+	/* Timers (session.c): on the dirty list or in a wheel slot. */
+	struct ferry__tlink tl;
+	uint8_t tq;
 
 	struct ferry_sess_client cli;
 	struct ferry_sess_server srv;

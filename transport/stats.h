@@ -20,6 +20,7 @@
 #define FERRY_TRANSPORT_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ferry_endpoint;
@@ -250,6 +251,17 @@ const char *ferry__endpoint_dp_name(const struct ferry_endpoint *ep);
  */
 void ferry__endpoint_stats(const struct ferry_endpoint *ep,
 			   struct ferry_ep_stats *out);
+
+/*
+ * ferry__endpoint_hs_src_rate - lift (@on false) or restore (@on true) the
+ * per-source bucket of replies to unvalidated addresses (docs/wire.md,
+ * 4.3: 100 per second per IPv4 address), which otherwise holds one client
+ * address to about 100 new sessions per second.  The global bucket stays.
+ * For the project's tests and bench, which open thousands of sessions
+ * from one loopback address; not an application's setting.  Only the
+ * endpoint's thread.
+ */
+void ferry__endpoint_hs_src_rate(struct ferry_endpoint *ep, bool on);
 
 /* ferry__stat_inc - add 1 to the counter named @name of @ep (a name from
  * the handshake's or the codec's verdicts: a string that lives as long as

@@ -45,7 +45,8 @@ struct ferry_ep_config {
 	bool reuseport;
 	/* Spin on completions instead of sleeping in the kernel. */
 	bool busy_poll;
-	/* Most sessions open at once on this endpoint. */
+	/* Most sessions open at once on this endpoint: 1 to 100,000.  Memory
+	 * is taken for each at creation (docs/bench.md has how much). */
 	uint32_t max_sessions;
 	/* Most calls outstanding on one session (rounded up to a power of 2). */
 	uint32_t session_slots;
