@@ -49,6 +49,7 @@ def run(bench, extra):
 
 
 def main():
+    benchrun.warn_if_busy()
     print("| case | metric | A median | B median | B/A (median of pairs) |")
     print("|---|---|---|---|---|")
     for name, extra, metric, better in CASES:

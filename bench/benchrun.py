@@ -15,6 +15,35 @@ MEMIF_EAL = ("--no-huge -m 512 --no-pci --no-telemetry --log-level=error "
              "--vdev=net_memif0,role={role},socket={sock}")
 
 
+def cpu_busy(interval=0.5):
+    """The share of all CPUs busy over @interval seconds (from /proc/stat),
+    or None where there is no /proc/stat."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v), idle
+    try:
+        t0, i0 = snap()
+        time.sleep(interval)
+        t1, i1 = snap()
+    except OSError:
+        return None
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def warn_if_busy(limit=0.15):
+    """Say so on stderr when other work holds the CPUs before a benchmark
+    starts: on two cores, a fuzzer even at nice 19 cut the kernel-path
+    figures to a third, with p99 in milliseconds (docs/bench.md)."""
+    busy = cpu_busy()
+    if busy is not None and busy > limit:
+        print("warning: %.0f %% of the CPUs were busy before the runs: "
+              "the figures will be low and noisy; run with the machine "
+              "to yourself" % (100 * busy), file=sys.stderr)
+    return busy
+
+
 def memif_cmds(bench, extra):
     """A server and a client process joined by net_memif (DPDK): the
     server, then the client with @extra ("floor" first for the floor)."""

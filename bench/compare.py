@@ -462,12 +462,15 @@ def main():
             sys.exit("bench/peers/build.sh failed")
     if not os.path.exists(args.bench):
         sys.exit("%s: not built (./dev build)" % args.bench)
+    busy = benchrun.warn_if_busy()
     cs = cases()
     print("# %s, commit %s, %d rounds x %s s" % (
         time.strftime("%Y-%m-%d %H:%M"),
         subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                        capture_output=True, text=True).stdout.strip(),
         args.reps, args.duration))
+    if busy is not None:
+        print("CPU busy before the runs: %.0f %%." % (100 * busy))
     print()
     measure(cs)
     report(cs)
