@@ -37,6 +37,9 @@
 #define RAW_FRAME_MAX 9000u
 /* The max_frame it announces. */
 #define RAW_PATH_FRAME 8192u
+/* The call slots the raw peer announces in its CONNECT: a test may raise
+ * it before raw_connect() to have more calls outstanding. */
+static uint16_t raw_slots __attribute__((unused)) = 16;
 
 struct raw {
 	const struct ferry_dp_ops *ops;
@@ -426,7 +429,7 @@ static inline uint32_t raw_connect_res(struct raw *r,
 	raw_open(r, srv, my_sess);
 	r->hk = hk;
 	cfg.params = (struct ferry_w2_params){ 1u << 20, 1u << 20,
-					       RAW_PATH_FRAME, 16, 1000,
+					       RAW_PATH_FRAME, raw_slots, 1000,
 					       FERRY_REPLAY_LOG2_DEFAULT };
 	cfg.features = features;
 	if (my_sess) {
