@@ -396,6 +396,35 @@ Test(sentq, forget)
 	cr_assert_eq(acked_count[2], 1);
 }
 
+/* Forgetting within the datagrams that hold an object's frames finds them
+ * all there (in flight and lost), and looks at nothing outside. */
+Test(sentq, forget_range)
+{
+	uint64_t p0, p2;
+
+	sq_init(0);
+	p0 = send1(0, 0);       /* pn 0: obj 0 */
+	send1(1, 0);            /* pn 1: obj 1 */
+	p2 = send1(0, 0);       /* pn 2: obj 0 */
+	send1(3, 0);            /* pn 3: obj 3 */
+	/* Outside the range: nothing found. */
+	cr_assert_eq(ferry__sentq_forget_range(&q, obj(0), 3, 3), 0);
+	cr_assert_eq(ferry__sentq_forget_range(&q, obj(1), 2, 3), 0);
+	/* A range past what was sent, and one below una, are clipped. */
+	cr_assert_eq(ferry__sentq_forget_range(&q, obj(0), p0, p2 + 100), 2);
+	cr_assert_eq(ferry__sentq_forget_range(&q, obj(0), p0, p2), 0);
+	/* A lost frame is found on the lost queue whatever the range. */
+	send1(3, 0);            /* pn 4 */
+	send1(3, 0);            /* pn 5 */
+	struct ferry_w2_ack a = ack_of(3, 5);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 3);
+	cr_assert_not_null(ferry__sentq_lost_peek(&q), "pn 1 judged lost");
+	cr_assert_eq(ferry__sentq_forget_range(&q, obj(1), 5, 5), 1);
+	cr_assert_eq(acked_count[0], 0);
+	cr_assert_eq(acked_count[1], 0);
+	cr_assert_eq(acked_count[3], 3);
+}
+
 Test(sentq, rings_bound_what_is_held)
 {
 	sq_init(0);
