@@ -646,65 +646,6 @@ static void t_eorder_raw_reordered(void)
 	ferry_endpoint_destroy(srv);
 }
 
-/* A datagram of 64 calls is answered in pieces as its handlers run, at
- * most FERRY__PIPE_CHUNK answers a datagram, not in one batch after the
- * last: the client starts on the first answers meanwhile (docs/wire.md,
- * section 6). */
-static void t_answers_pipelined(void)
-{
-	struct ferry_endpoint *srv = ep_new(ep_big);
-	static struct ferry_w2_frame f[64];
-	static uint8_t body[64][8];
-	unsigned dgrams = 0, resps = 0, most = 0;
-	uint64_t end;
-	struct raw rp;
-
-	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
-	raw_slots = 64; /* all 64 calls outstanding at once */
-	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
-	raw_slots = 16;
-	for (unsigned i = 0; i < 64; i++) {
-		memset(body[i], (int)i, sizeof(body[i]));
-		memset(&f[i], 0, sizeof(f[i]));
-		f[i].type = FERRY_W2_REQUEST;
-		f[i].u.data.req_id = rp.next_req++;
-		f[i].u.data.method = M_ECHO;
-		f[i].u.data.bytes = body[i];
-		f[i].u.data.bytes_len = sizeof(body[i]);
-	}
-	raw_send_frames(&rp, f, 64);
-	/* Until the 64 answers are in (this peer never acknowledges, so
-	 * copies sent again later are not waited for). */
-	end = now_ms() + 3000;
-	while (resps < 64 && now_ms() < end) {
-		size_t n;
-
-		ferry_endpoint_poll(srv, 0);
-		while (resps < 64 &&
-		       (n = raw_take(&rp, rp.rbuf, sizeof(rp.rbuf), NULL)) > 0) {
-			struct ferry_w2_frame w;
-			unsigned k = 0;
-
-			if (!ferry__w2_is_short(rp.rbuf[0]) ||
-			    !raw_open_dgram(&rp, n))
-				continue;
-			while (ferry__w2_iter_next(&rp.it, &w) == 1)
-				k += w.type == FERRY_W2_RESPONSE;
-			if (!k)
-				continue;
-			dgrams++;
-			resps += k;
-			most = k > most ? k : most;
-		}
-	}
-	cr_assert_eq(resps, 64, "answers: %u of 64", resps);
-	cr_assert_leq(most, FERRY__PIPE_CHUNK,
-		      "%u answers in one datagram", most);
-	cr_assert_geq(dgrams, 64 / FERRY__PIPE_CHUNK, "%u datagrams", dgrams);
-	raw_close(&rp);
-	ferry_endpoint_destroy(srv);
-}
-
 /* Bad input is dropped and counted, never fatal: damage, strangers,
  * forgeries and replays change nothing; only the authenticated peer can end
  * its own session, by breaking a rule (a protocol error). */
@@ -1198,7 +1139,6 @@ static void t_stats_by_name(void)
 	CASE(s, too_large)                                                     \
 	CASE(s, eorder_mixed)                                                  \
 	CASE(s, eorder_raw_reordered)                                          \
-	CASE(s, answers_pipelined)                                             \
 	CASE(s, credits)                                                       \
 	CASE(s, close_outstanding)                                             \
 	CASE(s, peer_closes)                                                   \
