@@ -107,6 +107,7 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 		 * each), but at most BENCH_BIG_BYTES of big buffers: the
 		 * memory is faulted in up front. */
 		uint32_t n = 2 * calls + 8, cap = bench_big_cap(big);
+		uint64_t quota;
 
 		cfg->pool[1] = (struct ferry_pool_class){ big,
 							  n < cap ? n : max_u32(cap, 4) };
@@ -114,10 +115,9 @@ void bench_rpc_config(const struct bench_opts *o, struct ferry_ep_config *cfg,
 		 * calls in flight (the library's default is one buffer of
 		 * the largest class: with one class, one message at a time,
 		 * and the others' fragments refused and sent again). */
-		cfg->reasm_quota = (uint32_t)((uint64_t)big *
-					      cfg->session_slots > UINT32_MAX
-						      ? UINT32_MAX
-						      : big * cfg->session_slots);
+		quota = (uint64_t)big * cfg->session_slots;
+		cfg->reasm_quota = quota > UINT32_MAX ? UINT32_MAX
+						      : (uint32_t)quota;
 	}
 	if (o->keyring) {
 		/* Deferred tokens.  A server keeps a table entry per IOU a

@@ -160,21 +160,16 @@ static void a_push(void)
 		exit(1);
 	}
 	begin(0);
-	dgram(1, SF_PN_NEXT, SF_BAD_NONE);
-	put8(SF_F_PUSH);
-	put16(1);
-	put8((unsigned)n);
-	for (int i = 0; i < n; i++)
-		put8(rec[i]);
-	poll_n(1);
-	/* The same push_id again: a duplicate. */
-	dgram(1, SF_PN_NEXT, SF_BAD_NONE);
-	put8(SF_F_PUSH);
-	put16(1);
-	put8((unsigned)n);
-	for (int i = 0; i < n; i++)
-		put8(rec[i]);
-	poll_n(1);
+	/* The push, then the same push_id again: a duplicate. */
+	for (int k = 0; k < 2; k++) {
+		dgram(1, SF_PN_NEXT, SF_BAD_NONE);
+		put8(SF_F_PUSH);
+		put16(1);
+		put8((unsigned)n);
+		for (int i = 0; i < n; i++)
+			put8(rec[i]);
+		poll_n(1);
+	}
 	end("push");
 }
 
