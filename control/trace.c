@@ -402,6 +402,13 @@ static ferry_span_t call_open(struct ferry_trace_ring *r, ferry_span_t session,
 		count(&r->unsampled);
 		return FERRY_SPAN_NONE;
 	}
+	/* The drain is over its CPU budget and would drop the span whole:
+	 * dropped here, before it costs a clock read, an id and a record. */
+	if (atomic_load_explicit(&r->shed, memory_order_relaxed)) {
+		count(&r->started);
+		count(&r->dropped_shed);
+		return FERRY_SPAN_NONE;
+	}
 	/* The rate limit is a head decision, on the clock read the span's
 	 * start needs anyway. */
 	now = now_ns(r);

@@ -471,7 +471,10 @@ int ferry__ring_drain(struct ferry_tracer *t, struct ferry_trace_ring *r)
 			break;
 		}
 		tail += u.h.size;
-		n++;
+		/* A long pass of the drain thread must not run past its
+		 * budget by more than a few records' worth. */
+		if (++n % FERRY__BUDGET_RECHECK == 0 && t->budgeted && !t->shed)
+			ferry__tracer_budget(t);
 		/* Release: our reads of the record are done before the
 		 * producer may reuse its bytes. */
 		atomic_store_explicit(&r->tail, tail, memory_order_release);

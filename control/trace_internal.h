@@ -194,6 +194,14 @@ struct ferry_trace_ring {
 	_Atomic uint64_t ts_truncated;
 	_Atomic uint64_t started;
 	_Atomic uint64_t dropped_rate;
+	_Atomic uint64_t dropped_shed; /* call spans not started: @shed */
+
+	/* Set by the drain thread while it is over its CPU budget: call
+	 * spans are dropped as they start, before they cost the producer a
+	 * clock read, an id and a record the drain would only throw away.
+	 * Written twice a window at most, read at every call span: a line
+	 * of its own, which stays in the producer's cache. */
+	alignas(64) _Atomic bool shed;
 
 	/* Published positions.  head_pub is stored (release) by the producer
 	 * after a record is fully written, so the consumer that loads it
@@ -311,7 +319,7 @@ void ferry__trace_ip_text(uint32_t ip, char *buf, size_t cap);
 /* --- the tracer (control/tracer.c) -------------------------------------- */
 
 /* Producer counters per ring that ferry_tracer_stats() sums. */
-#define FERRY__RING_COUNTS 9
+#define FERRY__RING_COUNTS 10
 /* The window the drain thread's CPU budget is measured over. */
 #define FERRY__BUDGET_WINDOW_NS 100000000u
 
@@ -343,11 +351,20 @@ struct ferry_tracer {
 	 * are dropped); the window it is measured over began at @win_wall
 	 * (CLOCK_MONOTONIC ns) with @win_cpu ns of the thread's CPU time. */
 	bool shed;
+	/* In a pass of the drain thread, which looks at the budget again
+	 * every FERRY__BUDGET_RECHECK records (a pass may be long). */
+	bool budgeted;
 	uint64_t win_wall, win_cpu;
 	uint64_t dropped_budget;
 };
 
 /* --- the consumer (control/trace_consumer.c) ---------------------------- */
+
+#define FERRY__BUDGET_RECHECK 256
+
+/* The drain thread's budget looked at again (control/tracer.c): @t->shed
+ * set if it is spent, and every ring's producer told. */
+void ferry__tracer_budget(struct ferry_tracer *t);
 
 /* Process every record @r holds now.  Returns how many.  Under the
  * tracer's lock, like the rest. */

@@ -103,6 +103,23 @@ static void budget_check(struct ferry_tracer *t)
 		  t->cfg.cpu_budget * (double)FERRY__BUDGET_WINDOW_NS;
 }
 
+/* Tell every ring's producer whether the thread is shedding (trace.c
+ * call_open(): call spans are then dropped as they start).  Stored only
+ * where it changes, so that the line stays in the producers' caches. */
+static void shed_publish(struct ferry_tracer *t, bool on)
+{
+	for (struct ferry_trace_ring *r = t->rings; r; r = r->next)
+		if (atomic_load_explicit(&r->shed, memory_order_relaxed) != on)
+			atomic_store_explicit(&r->shed, on,
+					      memory_order_relaxed);
+}
+
+void ferry__tracer_budget(struct ferry_tracer *t)
+{
+	budget_check(t);
+	shed_publish(t, t->shed);
+}
+
 static void *tracer_thread(void *arg)
 {
 	struct ferry_tracer *t = arg;
@@ -112,9 +129,11 @@ static void *tracer_thread(void *arg)
 	t->win_wall = clock_ns(CLOCK_MONOTONIC);
 	t->win_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	while (!t->stopping) {
-		budget_check(t);
+		ferry__tracer_budget(t);
+		t->budgeted = true;
 		drain_locked(t, false);
 		/* Only this thread's passes are held to the budget. */
+		t->budgeted = false;
 		t->shed = false;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += (long)t->interval_us * 1000;
@@ -122,6 +141,8 @@ static void *tracer_thread(void *arg)
 		ts.tv_nsec %= 1000000000;
 		pthread_cond_timedwait(&t->cond, &t->lock, &ts);
 	}
+	/* Stopped: nothing sheds (the caller's drains never do). */
+	shed_publish(t, false);
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
 }
@@ -444,6 +465,7 @@ static void ring_counts(const struct ferry_trace_ring *r,
 	v[6] = atomic_load_explicit(&r->ts_truncated, memory_order_relaxed);
 	v[7] = atomic_load_explicit(&r->started, memory_order_relaxed);
 	v[8] = atomic_load_explicit(&r->dropped_rate, memory_order_relaxed);
+	v[9] = atomic_load_explicit(&r->dropped_shed, memory_order_relaxed);
 }
 
 void ferry_trace_ring_destroy(struct ferry_trace_ring *r)
@@ -501,8 +523,8 @@ void ferry_tracer_stats(struct ferry_tracer *t, struct ferry_tracer_stats *s)
 	s->spans_dropped_full = sum[1];
 	s->spans_started = sum[7];
 	s->spans_dropped_rate = sum[8];
-	s->spans_dropped_budget = t->dropped_budget;
-	s->spans_dropped = sum[1] + sum[8] + t->dropped_budget;
+	s->spans_dropped_budget = t->dropped_budget + sum[9];
+	s->spans_dropped = sum[1] + sum[8] + s->spans_dropped_budget;
 	s->stale = sum[2];
 	s->unsampled = sum[3];
 	s->traceparent_malformed = sum[4];

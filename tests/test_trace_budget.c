@@ -57,6 +57,7 @@ struct busy {
 	struct ferry_trace_ring *r;
 	uint64_t run_ns;
 	unsigned long long calls, handles;
+	uint64_t shed; /* call spans dropped as they started */
 };
 
 /* A producer busy for @run_ns: sessions of calls, one call in four with an
@@ -115,6 +116,7 @@ static void run_busy(double budget, unsigned run_ms, struct busy *b,
 	cr_assert_eq(ferry_trace_ring_create(t, &b->r), 0);
 	pthread_create(&th, NULL, busy_producer, b);
 	pthread_join(th, NULL);
+	b->shed = atomic_load(&b->r->dropped_shed);
 	ferry_trace_ring_destroy(b->r);
 	ferry_tracer_stats(t, st);
 	ferry_tracer_destroy(t);
@@ -133,12 +135,59 @@ Test(budget, tiny_budget_drops_spans_not_the_ring)
 	cr_assert_gt(st.spans_dropped_budget, 0);
 	cr_assert_gt(st.spans_exported, 0);
 	assert_balanced(&st);
-	/* The producer got a handle for every span: the consumer kept
-	 * emptying the ring while it shed, so nothing was refused. */
+	/* The drain told the producer it was shedding, and call spans were
+	 * dropped as they started.  Every other span got a handle: the
+	 * consumer kept emptying the ring while it shed, so nothing was
+	 * refused. */
+	cr_assert_gt(b.shed, 0);
+	cr_assert_leq(b.shed, st.spans_dropped_budget);
 	cr_assert_eq(st.spans_dropped_full, 0);
 	cr_assert_eq(st.events_dropped, 0);
-	cr_assert_eq(b.handles, st.spans_started);
+	cr_assert_eq(b.handles + b.shed, st.spans_started);
 	cr_assert_eq(st.spans_dropped_rate, 0);
+}
+
+/* While the drain thread sheds, a call span costs its producer no record:
+ * no handle, nothing written, counted as started and dropped for the
+ * budget; a session span is still recorded; once the flag is down, call
+ * spans record again. */
+Test(budget, shed_call_spans_write_nothing)
+{
+	struct ferry_tracer_config c;
+	struct ferry_tracer *t;
+	struct ferry_trace_ring *r;
+	struct ferry_tracer_stats st;
+	ferry_span_t s, k;
+	uint64_t used;
+
+	ferry_tracer_config_init(&c);
+	c.ring_bytes = 1u << 20;
+	cr_assert_eq(ferry_tracer_create(&c, &t), 0);
+	cr_assert_eq(ferry_trace_ring_create(t, &r), 0);
+	atomic_store(&r->shed, true);
+	s = client_open(r, NULL);
+	cr_assert_neq(s, FERRY_SPAN_NONE, "session spans are not shed");
+	used = ferry__ring_used(r);
+	for (unsigned i = 0; i < 100; i++) {
+		k = ferry_span_call_start(r, s, 1, NULL);
+		cr_assert_eq(k, FERRY_SPAN_NONE);
+		ferry_span_call_end(r, k, 0);
+	}
+	cr_assert_eq(ferry__ring_used(r), used, "nothing written");
+	cr_assert_eq(atomic_load(&r->dropped_shed), 100);
+	atomic_store(&r->shed, false);
+	k = ferry_span_call_start(r, s, 1, NULL);
+	cr_assert_neq(k, FERRY_SPAN_NONE);
+	ferry_span_call_end(r, k, 0);
+	cr_assert_gt(ferry__ring_used(r), used);
+	ferry_span_session_end(r, s, FERRY_SPAN_END_CLOSE, 0, NULL);
+	ferry_trace_ring_destroy(r);
+	ferry_tracer_stats(t, &st);
+	cr_assert_eq(st.spans_started, 102);
+	cr_assert_eq(st.spans_exported, 2);
+	cr_assert_eq(st.spans_dropped_budget, 100);
+	assert_balanced(&st);
+	ferry_tracer_destroy(t);
 }
 
 Test(budget, zero_is_unlimited)
