@@ -255,7 +255,9 @@ struct ferry_tracer_config {
 	/* Most of its wall time (0..1) the drain thread may spend on the CPU,
 	 * over windows of 100 ms: past it, the thread still empties the rings
 	 * (the producer never sees them fill because of it) but drops whole
-	 * spans, counted in spans_dropped_budget, until the next window.
+	 * spans, and call spans that start meanwhile are dropped by their
+	 * producer at once, all counted in spans_dropped_budget, until the
+	 * next window.
 	 * 0: unlimited.  Only the tracer's own thread is held to it.
 	 * Default 0.05 (docs/tracing.md, "CPU budget"). */
 	double cpu_budget;
