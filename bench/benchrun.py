@@ -60,6 +60,11 @@ def memif_cmds(bench, extra):
         # Tokens: the server admits with (and verifies against) the same
         # keyring.
         srv += ["--keyring", opts[opts.index("--keyring") + 1]]
+    if "--wire-mode" in opts:
+        # A session runs in the stronger of its ends' modes: the server
+        # must ask for no more than the client ("none" against the
+        # server's default "mac" would measure "mac").
+        srv += ["--wire-mode", opts[opts.index("--wire-mode") + 1]]
     cli = pre + [
         "client", "--dataplane", "dpdk", "--busy-poll", "--ip", "10.99.0.2",
         "--connect", "10.99.0.1",
