@@ -4,12 +4,16 @@
 processes; both ends get the mode, since a session runs in the stronger
 of its ends' modes).
 
-Each round runs the three modes one after the other for each case, so the
-machine's drift hits all three; the table gives each mode's median calls/s
-and the median over rounds of its ratio to "none" in the same round.
+Each round runs the modes one after the other for each case, so the
+machine's drift hits all of them; the table gives each mode's median
+calls/s and the median over rounds of its ratio to "none" in the same
+round.  `mac` and `aead` run in the suite the ends settle on (AES-256-GCM
+where the CPU has it, docs/wire.md 2.3); with --chacha they run a second
+time with FERRY_NO_AESGCM=1 in both processes' environment, in
+ChaCha20-Poly1305.
 
   bench/wire_modes.py [--bench build/bench/ferry-bench] [--reps 3]
-                      [--duration 3] [--only uring|memif]
+                      [--duration 3] [--only uring|memif] [--chacha]
 """
 import argparse
 import os
@@ -25,13 +29,28 @@ ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--duration", default="3")
 ap.add_argument("--only", default="", help="run only cases whose name "
                 "contains this text")
+ap.add_argument("--chacha", action="store_true", help="mac and aead again "
+                "with the ChaCha20-Poly1305 suite (FERRY_NO_AESGCM=1)")
 args = ap.parse_args()
 
 CASES = [
     ("uring loop, 64 in flight", ["loop", "--inflight", "64"]),
     ("memif, 64 in flight", ["memif", "--inflight", "64"]),
 ]
-MODES = ["none", "mac", "aead"]
+MODES = ["none", "mac", "aead"] + (["mac/chacha20", "aead/chacha20"]
+                                   if args.chacha else [])
+
+
+def run_mode(extra, m):
+    """One run in mode @m ("mac/chacha20": mac, FERRY_NO_AESGCM=1)."""
+    mode, _, suite = m.partition("/")
+    if suite:
+        os.environ["FERRY_NO_AESGCM"] = "1"
+    try:
+        return benchrun.run(args.bench, extra + ["--wire-mode", mode],
+                            args.duration, timeout=120)
+    finally:
+        os.environ.pop("FERRY_NO_AESGCM", None)
 
 
 def main():
@@ -46,9 +65,7 @@ def main():
         for i in range(args.reps):
             got = {}
             for m in MODES:
-                rep, shown[m] = benchrun.run(args.bench,
-                                             extra + ["--wire-mode", m],
-                                             args.duration, timeout=120)
+                rep, shown[m] = run_mode(extra, m)
                 if rep.get("errors"):
                     sys.exit(f"{name} {m}: {rep['errors']} calls failed")
                 got[m] = rep["rps"]
@@ -69,7 +86,8 @@ def main():
               f"({' '.join(f'{x:.2f}' for x in qs)}) |")
     print()
     for name, m, _, _, _, cmd in rows:
-        print(f"{name}, {m}: {cmd}")
+        env = "FERRY_NO_AESGCM=1 (both processes) " if "/" in m else ""
+        print(f"{name}, {m}: {env}{cmd}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ static struct ferry__replay seen;
 static struct ferry__cidtab cids;
 static struct ferry__rx_sess sess;
 static const struct ferry_addr peer = { .ip = 0x0100007f, .port = 4000 };
+/* FERRY_SEAL_AES: the session's suite is AES-256-GCM (0: ChaCha20). */
+static uint8_t g_suite;
+
+static uint8_t seal_of(uint8_t mode)
+{
+	return mode == FERRY_W2_MODE_NONE ? mode : (uint8_t)(mode | g_suite);
+}
 
 static const struct ferry__rx_sess *sess_of(void *ctx, uint32_t val)
 {
@@ -43,6 +50,7 @@ static void setup(uint8_t mode)
 	cr_assert_eq(ferry__cidtab_add(&cids, CID, 9), 0);
 	sess.peer = peer;
 	sess.mode = mode;
+	sess.seal = seal_of(mode);
 	sess.key = key;
 	sess.seen = &seen;
 }
@@ -75,7 +83,7 @@ static size_t mk(uint8_t *buf, uint8_t mode, uint64_t dcid, uint64_t pn,
 	if (zero_id) /* REQUEST's req_id: after the header and two frame
 		      * headers */
 		memset(buf + FERRY_W2_SHORT_HDR_LEN + 8, 0, 4);
-	cr_assert_eq(ferry__seal((enum ferry_seal_mode)mode, k, pn, buf,
+	cr_assert_eq(ferry__seal((enum ferry_seal_mode)seal_of(mode), k, pn, buf,
 				 FERRY_W2_SHORT_HDR_LEN, (size_t)n - tl),
 		     n);
 	return (size_t)n;
@@ -119,6 +127,26 @@ Test(rxopen, opens_none) { opens_and_marks(FERRY_W2_MODE_NONE); }
 Test(rxopen, opens_mac) { opens_and_marks(FERRY_W2_MODE_MAC); }
 Test(rxopen, opens_aead) { opens_and_marks(FERRY_W2_MODE_AEAD); }
 
+/* The same datagrams under the AES-256-GCM suite, where the CPU has it
+ * (every machine that runs these tests has AES-NI; one without skips). */
+static void aes_suite(void)
+{
+	cr_assert_geq(sodium_init(), 0);
+	if (!ferry__seal_aes_available())
+		cr_skip_test("no AES-NI/PCLMULQDQ: the AES suite is never offered");
+	g_suite = FERRY_SEAL_AES;
+}
+
+Test(rxopen, opens_mac_aes, .init = aes_suite)
+{
+	opens_and_marks(FERRY_W2_MODE_MAC);
+}
+
+Test(rxopen, opens_aead_aes, .init = aes_suite)
+{
+	opens_and_marks(FERRY_W2_MODE_AEAD);
+}
+
 /* @rc, and the window untouched. */
 static void refused(uint8_t *buf, size_t len, const struct ferry_addr *src,
 		    enum ferry__rx_res want)
@@ -135,7 +163,7 @@ static void refused(uint8_t *buf, size_t len, const struct ferry_addr *src,
 	cr_assert_arr_eq(bits, before, sizeof(before));
 }
 
-Test(rxopen, attacks_change_nothing)
+static void attacks(void)
 {
 	uint8_t buf[1600];
 	struct ferry_addr spoof = peer;
@@ -171,6 +199,14 @@ Test(rxopen, attacks_change_nothing)
 		buf[i] ^= 0x10;
 		refused(buf, n, &peer, FERRY_RX_AUTH);
 	}
+	/* Sealed under the other suite with the same key: the suite is
+	 * the session's, not the sender's to choose. */
+	if (ferry__seal_aes_available()) {
+		g_suite ^= FERRY_SEAL_AES;
+		n = mk(buf, FERRY_W2_MODE_MAC, CID, 1, key, false);
+		g_suite ^= FERRY_SEAL_AES;
+		refused(buf, n, &peer, FERRY_RX_AUTH);
+	}
 	/* Not a short header at all. */
 	n = mk(buf, FERRY_W2_MODE_MAC, CID, 1, key, false);
 	buf[0] = 0xc0;
@@ -181,6 +217,9 @@ Test(rxopen, attacks_change_nothing)
 		     FERRY_RX_OK);
 	ferry__cidtab_fini(&cids);
 }
+
+Test(rxopen, attacks_change_nothing) { attacks(); }
+Test(rxopen, attacks_change_nothing_aes, .init = aes_suite) { attacks(); }
 
 Test(rxopen, replay_window)
 {

@@ -753,3 +753,121 @@ Test(seal, sealed_under_derived_keys_both_ways)
 	cr_assert_eq(ferry__seal_open(FERRY_SEAL_AEAD, s.c2s, 0, dg, 13, n),
 		     100);
 }
+
+/* --- the AES-256-GCM suite (docs/wire.md, 2.3) ------------------------------ */
+
+/* Every machine that runs these tests has AES-NI and PCLMULQDQ; one
+ * without never offers the suite, and skips. */
+static void aes_init(void)
+{
+	init();
+	if (!ferry__seal_aes_available())
+		cr_skip_test("no AES-NI/PCLMULQDQ: the AES suite is never offered");
+}
+
+/* `mac` under AES is GMAC: AES-256-GCM of an empty plaintext with the
+ * whole datagram as associated data, the nonce as in ChaCha20's suite; and
+ * not the ChaCha20 tag. */
+Test(seal, aes_mac_is_gmac_of_the_datagram, .init = aes_init)
+{
+	uint8_t key[32], dg[300 + 16], nonce[12], tag[16], empty[1], c[1];
+	uint64_t pn = 0x0102030405060708ull;
+
+	rng_fill(key, sizeof(key));
+	rng_fill(dg, 300);
+	ferry__seal_nonce(pn, nonce);
+	crypto_aead_aes256gcm_encrypt_detached(c, tag, NULL, empty, 0, dg, 300,
+					       NULL, nonce, key);
+	cr_assert_eq(ferry__seal(FERRY_SEAL_MAC_AES, key, pn, dg, 13, 300),
+		     316);
+	cr_assert_arr_eq(dg + 300, tag, 16);
+	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC_AES, key, pn, dg, 13, 316),
+		     300);
+	/* The same key and pn under the other suite: another tag, and
+	 * neither opens as the other. */
+	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC, key, pn, dg, 13, 316),
+		     -EBADMSG);
+	cr_assert_eq(ferry__seal(FERRY_SEAL_MAC, key, pn, dg, 13, 300), 316);
+	cr_assert(memcmp(dg + 300, tag, 16) != 0);
+	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC_AES, key, pn, dg, 13, 316),
+		     -EBADMSG);
+}
+
+Test(seal, aes_mac_oneshot_equals_scattered, .init = aes_init)
+{
+	static uint8_t dg[1500 + 16];
+	uint8_t key[32], tag[16];
+	struct iovec iov[16];
+
+	for (int round = 0; round < 500; round++) {
+		size_t len = round < 100 ? (size_t)round % 81
+					 : (size_t)(rng_next() % 1501);
+		int n = 1 + (int)(rng_next() % 16);
+		uint64_t pn = rng_next() % FERRY_SEAL_PN_MAX;
+
+		rng_fill(key, sizeof(key));
+		rng_fill(dg, len);
+		random_split(dg, len, iov, n);
+		cr_assert_eq(ferry__seal_iov(FERRY_SEAL_MAC_AES, key, pn, iov,
+					     (size_t)n, tag), 0);
+		cr_assert_eq(ferry__seal(FERRY_SEAL_MAC_AES, key, pn, dg,
+					 len < 13 ? len : 13, len),
+			     (int)len + 16);
+		cr_assert_arr_eq(tag, dg + len, 16, "round %d: len %zu in %d",
+				 round, len, n);
+		cr_assert_eq(ferry__seal_verify_iov(FERRY_SEAL_MAC_AES, key, pn,
+						    iov, (size_t)n, tag), 0);
+		tag[rng_next() % 16] ^= (uint8_t)(1u << (rng_next() % 8));
+		cr_assert_eq(ferry__seal_verify_iov(FERRY_SEAL_MAC_AES, key, pn,
+						    iov, (size_t)n, tag),
+			     -EBADMSG);
+	}
+}
+
+Test(seal, aes_aead_round_trip, .init = aes_init)
+{
+	static uint8_t dg[1400 + 16], plain[1400];
+	uint8_t key[32];
+
+	for (int round = 0; round < 300; round++) {
+		size_t len = 13 + (size_t)(rng_next() % (1400 - 13 + 1));
+		uint64_t pn = rng_next() % FERRY_SEAL_PN_MAX;
+
+		rng_fill(key, sizeof(key));
+		rng_fill(dg, len);
+		memcpy(plain, dg, len);
+		cr_assert_eq(ferry__seal(FERRY_SEAL_AEAD_AES, key, pn, dg, 13,
+					 len), (int)len + 16);
+		cr_assert_arr_eq(dg, plain, 13);
+		if (len - 13 >= 8)
+			cr_assert(memcmp(dg + 13, plain + 13, len - 13) != 0,
+				  "frames left in the clear");
+		cr_assert_eq(ferry__seal_open(FERRY_SEAL_AEAD_AES, key, pn, dg,
+					      13, len + 16), (int)len);
+		cr_assert_arr_eq(dg, plain, len, "round %d: not restored",
+				 round);
+	}
+}
+
+/* Every bit flipped fails, and a forged `aead` datagram is left as it came
+ * (libsodium's AES-GCM decrypts as it goes and wipes on a bad tag: the
+ * suite decrypts into a scratch buffer). */
+Test(seal, aes_tamper_every_bit, .init = aes_init)
+{
+	every_byte_flipped_fails(FERRY_SEAL_MAC_AES);
+	every_byte_flipped_fails(FERRY_SEAL_AEAD_AES);
+}
+
+/* The suite's key: crypto_kdf_derive_from_key(32, 1, "ferry2ag", k). */
+Test(seal, aes_key_from_the_packet_key, .init = aes_init)
+{
+	uint8_t k[32], want[32];
+
+	test_key(k);
+	cr_assert_eq(crypto_kdf_derive_from_key(want, 32, 1, "ferry2ag", k),
+		     0);
+	ferry__seal_aes_key(k);
+	cr_assert_arr_eq(k, want, 32);
+	test_key(want);
+	cr_assert(memcmp(k, want, 32) != 0);
+}

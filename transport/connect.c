@@ -66,7 +66,8 @@ int ferry__connect_start(struct ferry_session *s,
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mode = (uint8_t)ep->cfg.wire_mode;
 	own_params(ep, s, &cfg.params);
-	cfg.features = FERRY_W2_FEAT_TRACE;
+	cfg.features = FERRY_W2_FEAT_TRACE |
+		       (ep->offer_aes ? FERRY_W2_FEAT_AESGCM : 0);
 	cfg.cid = s->cid;
 	if (s->have_traceparent) {
 		/* ferry__hs_client_init() checks the traceparent with
@@ -118,6 +119,21 @@ void ferry__connect_end(struct ferry_session *s)
 	s->pending &= ~SF_CONNECT;
 }
 
+/* The suite (docs/wire.md, 2.3): AES-256-GCM when both ends offered it
+ * (FEATURES bit 6: the client's is in the transcript, the server's under
+ * ACCEPT's tag, and a server names it only when the client did) and the
+ * mode seals; the packet keys then become that suite's. */
+static void take_suite(struct ferry_session *s, uint32_t peer_feat)
+{
+	s->seal = s->mode;
+	if (s->mode == FERRY_W2_MODE_NONE || !s->ep->offer_aes ||
+	    !(peer_feat & FERRY_W2_FEAT_AESGCM))
+		return;
+	ferry__seal_aes_key(s->key_tx);
+	ferry__seal_aes_key(s->key_rx);
+	s->seal |= FERRY_SEAL_AES;
+}
+
 void ferry__client_open(struct ferry_session *s,
 			const struct ferry_hs_accept *a)
 {
@@ -125,6 +141,7 @@ void ferry__client_open(struct ferry_session *s,
 	s->mode = a->mode;
 	memcpy(s->key_tx, a->keys.c2s, FERRY_SEAL_KEY_LEN);
 	memcpy(s->key_rx, a->keys.s2c, FERRY_SEAL_KEY_LEN);
+	take_suite(s, a->features);
 	s->peer_feat = a->features & (FERRY_W2_FEAT_IOU | FERRY_W2_FEAT_TRACE);
 	take_params(s, &a->params);
 	/* ACCEPT was the server's pn 0: acknowledging it at once confirms
@@ -269,6 +286,8 @@ static void server_admit(struct ferry_endpoint *ep, struct ferry_hs_conn *conn,
 	scfg.mode = (uint8_t)ep->cfg.wire_mode;
 	own_params(ep, s, &scfg.params);
 	scfg.features = FERRY_W2_FEAT_IOU | FERRY_W2_FEAT_TRACE;
+	if (ep->offer_aes && (conn->features & FERRY_W2_FEAT_AESGCM))
+		scfg.features |= FERRY_W2_FEAT_AESGCM;
 	n = ferry__hs_server_accept(conn, &scfg, hk, &keys, &mode,
 				    s->srv.accept, sizeof(s->srv.accept));
 	sodium_memzero(ep->grant_hk, sizeof(ep->grant_hk));
@@ -282,6 +301,7 @@ static void server_admit(struct ferry_endpoint *ep, struct ferry_hs_conn *conn,
 	memcpy(s->key_tx, keys.s2c, FERRY_SEAL_KEY_LEN);
 	memcpy(s->key_rx, keys.c2s, FERRY_SEAL_KEY_LEN);
 	sodium_memzero(&keys, sizeof(keys));
+	take_suite(s, conn->features);
 	s->peer = *src;
 	s->peer_cid = conn->client_cid;
 	s->srv.client_cid = conn->client_cid;

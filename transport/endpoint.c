@@ -40,6 +40,13 @@ uint64_t ferry__unix_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* An environment variable set to something other than "" or "0". */
+static bool env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
 static uint32_t pow2_ceil(uint32_t v)
 {
 	uint32_t n = 1;
@@ -316,6 +323,7 @@ static int wire_alloc(struct ferry_endpoint *ep,
 	ep->sq_log2 = (unsigned)__builtin_ctz(dgs);
 	if (ferry__seal_init() < 0)
 		return -EIO;
+	ep->offer_aes = ferry__seal_aes_available() && !env_set("FERRY_NO_AESGCM");
 	ep->seen_mem = calloc(n * words, sizeof(uint64_t));
 	ep->acked_mem = calloc(n * words, sizeof(uint64_t));
 	if (ferry__sentq_pool_init(&ep->sq_pool, (uint32_t)n, ep->sq_log2) < 0)

@@ -207,6 +207,10 @@ struct ferry_endpoint {
 	unsigned sq_log2;
 	uint8_t *keys;
 	size_t keys_len;
+	/* Offer the AES-256-GCM suite (FERRY_W2_FEAT_AESGCM): where the
+	 * CPU runs it, unless FERRY_NO_AESGCM is set in the environment or
+	 * ferry__endpoint_offer_aes() said no. */
+	bool offer_aes;
 	uint32_t nsessions;
 	uint16_t sess_gen; /* 32 - FERRY__SESS_IDX_BITS bits */
 	/* Slots a new session may take (session.c): a bit per slot that is

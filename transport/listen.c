@@ -225,6 +225,11 @@ void ferry__listen_fini(struct ferry_endpoint *ep)
 	sodium_memzero(ep->hash_key, sizeof(ep->hash_key));
 }
 
+void ferry__endpoint_offer_aes(struct ferry_endpoint *ep, bool on)
+{
+	ep->offer_aes = on && ferry__seal_aes_available();
+}
+
 void ferry__endpoint_hs_src_rate(struct ferry_endpoint *ep, bool on)
 {
 	if (on)

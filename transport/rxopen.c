@@ -66,7 +66,7 @@ enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 	if (rc)
 		return FERRY_RX_MALFORMED;
 	/* Rule 6: in aead the frames are plaintext from here on. */
-	rc = ferry__seal_open((enum ferry_seal_mode)s->mode, s->key, out->pn,
+	rc = ferry__seal_open((enum ferry_seal_mode)s->seal, s->key, out->pn,
 			      buf, d->hdr_len, len);
 	if (rc < 0)
 		return open_err(rc, s->mode);

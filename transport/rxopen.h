@@ -40,6 +40,7 @@ enum ferry__rx_res {
 struct ferry__rx_sess {
 	struct ferry_addr peer;
 	uint8_t mode;              /* enum ferry_w2_mode */
+	uint8_t seal;              /* enum ferry_seal_mode (suite bit too) */
 	const uint8_t *key;        /* the peer-to-us packet key */
 	struct ferry__replay *seen;
 };

@@ -26,9 +26,27 @@ size_t ferry__seal_trailer_len(enum ferry_seal_mode mode)
 		return FERRY_SEAL_CRC_LEN;
 	case FERRY_SEAL_MAC:
 	case FERRY_SEAL_AEAD:
+	case FERRY_SEAL_MAC_AES:
+	case FERRY_SEAL_AEAD_AES:
 		return FERRY_SEAL_TAG_LEN;
 	}
 	return 0;
+}
+
+bool ferry__seal_aes_available(void)
+{
+	/* libsodium learns the CPU's features in sodium_init(). */
+	return ferry__seal_init() == 0 &&
+	       crypto_aead_aes256gcm_is_available() == 1;
+}
+
+void ferry__seal_aes_key(uint8_t key[FERRY_SEAL_KEY_LEN])
+{
+	uint8_t k[FERRY_SEAL_KEY_LEN];
+
+	crypto_kdf_derive_from_key(k, sizeof(k), 1, "ferry2ag", key);
+	memcpy(key, k, sizeof(k));
+	sodium_memzero(k, sizeof(k));
 }
 
 void ferry__seal_nonce(uint64_t pn, uint8_t nonce[FERRY_SEAL_NONCE_LEN])
@@ -49,9 +67,32 @@ static int seal_args_ok(enum ferry_seal_mode mode, const uint8_t *key,
 		return -EINVAL;
 	if (mode != FERRY_SEAL_NONE && key == NULL)
 		return -EINVAL;
+	/* Not ferry__seal_aes_available(), whose sodium_init() takes a lock:
+	 * whoever chose the suite asked it before. */
+	if ((mode & FERRY_SEAL_AES) && !crypto_aead_aes256gcm_is_available())
+		return -EINVAL;
 	if (len > FERRY_SEAL_DGRAM_MAX - tl)
 		return -EMSGSIZE;
 	return 0;
+}
+
+/* The AES suite has no incremental form in libsodium: a scattered
+ * datagram is joined here first, and an `aead` one is decrypted here and
+ * copied back only once its tag verified.  One per thread, never on the
+ * stack (64 KiB). */
+static _Thread_local uint8_t aes_scratch[FERRY_SEAL_DGRAM_MAX];
+
+static size_t iov_join(const struct iovec *iov, size_t iovcnt, uint8_t *out)
+{
+	size_t n = 0;
+
+	/* The caller checked the total (iov_total) against the limit. */
+	for (size_t i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len)
+			memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
+		n += iov[i].iov_len;
+	}
+	return n;
 }
 
 static size_t iov_total(const struct iovec *iov, size_t iovcnt)
@@ -84,15 +125,23 @@ static uint32_t crc_iov(const struct iovec *iov, size_t iovcnt)
  * these even when their length is 0; a real address keeps UBSan quiet. */
 static uint8_t empty_msg[1];
 
-static void mac_oneshot(const uint8_t *key, uint64_t pn, const uint8_t *dg,
-			size_t len, uint8_t tag[FERRY_SEAL_TAG_LEN])
+static void mac_oneshot(enum ferry_seal_mode mode, const uint8_t *key,
+			uint64_t pn, const uint8_t *dg, size_t len,
+			uint8_t tag[FERRY_SEAL_TAG_LEN])
 {
 	uint8_t nonce[FERRY_SEAL_NONCE_LEN];
 	uint8_t scratch[1];
 
 	ferry__seal_nonce(pn, nonce);
-	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-		scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce, key);
+	if (mode & FERRY_SEAL_AES)
+		/* GMAC: AES-256-GCM of an empty plaintext. */
+		crypto_aead_aes256gcm_encrypt_detached(
+			scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
+			key);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+			scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
+			key);
 }
 
 /*
@@ -148,13 +197,21 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
 		ferry_wr_u32(dg + len, ferry__crc32c(0, dg, len));
 		break;
 	case FERRY_SEAL_MAC:
-		mac_oneshot(key, pn, dg, len, dg + len);
+	case FERRY_SEAL_MAC_AES:
+		mac_oneshot(mode, key, pn, dg, len, dg + len);
 		break;
 	case FERRY_SEAL_AEAD:
 		/* In place: libsodium XORs the key stream into the frames,
 		 * then runs Poly1305 over the ciphertext it wrote. */
 		ferry__seal_nonce(pn, nonce);
 		crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+			dg + hdr_len, dg + len, NULL, dg + hdr_len,
+			len - hdr_len, dg, hdr_len, NULL, nonce, key);
+		break;
+	case FERRY_SEAL_AEAD_AES:
+		/* In place too (AES-CTR and GHASH over what it wrote). */
+		ferry__seal_nonce(pn, nonce);
+		crypto_aead_aes256gcm_encrypt_detached(
 			dg + hdr_len, dg + len, NULL, dg + hdr_len,
 			len - hdr_len, dg, hdr_len, NULL, nonce, key);
 		break;
@@ -174,6 +231,9 @@ int ferry__seal_iov(enum ferry_seal_mode mode, const uint8_t *key,
 		ferry_wr_u32(trailer, crc_iov(iov, iovcnt));
 	else if (mode == FERRY_SEAL_MAC)
 		mac_iov(key, pn, iov, iovcnt, trailer);
+	else if (mode == FERRY_SEAL_MAC_AES)
+		mac_oneshot(mode, key, pn, aes_scratch,
+			    iov_join(iov, iovcnt, aes_scratch), trailer);
 	else
 		return -EINVAL;
 	return 0;
@@ -190,7 +250,8 @@ int ferry__seal_open(enum ferry_seal_mode mode, const uint8_t *key,
 	int rc;
 
 	if (tl == 0 || pn > FERRY_SEAL_PN_MAX ||
-	    (mode != FERRY_SEAL_NONE && key == NULL))
+	    (mode != FERRY_SEAL_NONE && key == NULL) ||
+	    ((mode & FERRY_SEAL_AES) && !crypto_aead_aes256gcm_is_available()))
 		return -EINVAL;
 	/* Written so that no sum can wrap, whatever @hdr_len is. */
 	if (len > FERRY_SEAL_DGRAM_MAX || hdr_len > len || len - hdr_len < tl)
@@ -210,6 +271,23 @@ int ferry__seal_open(enum ferry_seal_mode mode, const uint8_t *key,
 		rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
 			NULL, NULL, empty_msg, 0, dg + body, dg, body, nonce,
 			key);
+		break;
+	case FERRY_SEAL_MAC_AES:
+		/* Nothing to decrypt: the tag alone, compared in constant
+		 * time by libsodium. */
+		rc = crypto_aead_aes256gcm_decrypt_detached(
+			aes_scratch, NULL, empty_msg, 0, dg + body, dg, body,
+			nonce, key);
+		break;
+	case FERRY_SEAL_AEAD_AES:
+		/* libsodium decrypts as it authenticates and wipes its output
+		 * on a bad tag: into the scratch, copied back only once the
+		 * tag verified, so that a forgery is left as it came. */
+		rc = crypto_aead_aes256gcm_decrypt_detached(
+			aes_scratch, NULL, dg + hdr_len, body - hdr_len,
+			dg + body, dg, hdr_len, nonce, key);
+		if (rc == 0 && body > hdr_len)
+			memcpy(dg + hdr_len, aes_scratch, body - hdr_len);
 		break;
 	default:
 		/* Verify (m == NULL: tag only), then decrypt with the key
@@ -242,6 +320,17 @@ int ferry__seal_verify_iov(enum ferry_seal_mode mode, const uint8_t *key,
 	if (mode == FERRY_SEAL_NONE) {
 		ferry_rd_init(&r, trailer, FERRY_SEAL_CRC_LEN);
 		return ferry_rd_u32(&r) == crc_iov(iov, iovcnt) ? 0 : -EBADMSG;
+	}
+	if (mode == FERRY_SEAL_MAC_AES) {
+		size_t n = iov_join(iov, iovcnt, aes_scratch);
+
+		/* Open a copy with its trailer: the tag check alone. */
+		if (n > sizeof(aes_scratch) - FERRY_SEAL_TAG_LEN)
+			return -EMSGSIZE;
+		memcpy(aes_scratch + n, trailer, FERRY_SEAL_TAG_LEN);
+		rc = ferry__seal_open(mode, key, pn, aes_scratch, n,
+				      n + FERRY_SEAL_TAG_LEN);
+		return rc < 0 ? rc : 0;
 	}
 	if (mode != FERRY_SEAL_MAC)
 		return -EINVAL;

@@ -42,12 +42,40 @@
 /* Largest datagram sealed or opened: the IPv4 UDP payload limit. */
 #define FERRY_SEAL_DGRAM_MAX 65507
 
-/* The mode, with the values of the short header's bits 1-0 (section 2.1). */
+/*
+ * The mode: bits 1-0 are the short header's (section 2.1); bit 2 is the
+ * session's suite, FERRY_SEAL_AES, which the header does not carry (the
+ * handshake settles it: FEATURES bit 6, section 2.3).  Without it the
+ * suite is ChaCha20-Poly1305-IETF.
+ */
 enum ferry_seal_mode {
 	FERRY_SEAL_NONE = 0, /* CRC32C: integrity against corruption only */
 	FERRY_SEAL_MAC = 1,  /* Poly1305 tag over the cleartext datagram */
 	FERRY_SEAL_AEAD = 2, /* frames encrypted, tag over header and frames */
+	/* The same two under AES-256-GCM (GMAC over the datagram; AES-GCM
+	 * with the header as associated data). */
+	FERRY_SEAL_MAC_AES = 4 | 1,
+	FERRY_SEAL_AEAD_AES = 4 | 2,
 };
+#define FERRY_SEAL_AES 4
+#define FERRY_SEAL_WIRE_MASK 3 /* the header's bits of a mode */
+
+/*
+ * ferry__seal_aes_available - whether this CPU runs libsodium's AES-256-GCM
+ * (AES-NI and PCLMULQDQ): only then does an endpoint offer the AES suite.
+ * Calls ferry__seal_init() (libsodium learns the CPU there).
+ */
+bool ferry__seal_aes_available(void);
+
+/*
+ * ferry__seal_aes_key - the AES suite's packet key of one direction from
+ * the ChaCha20-Poly1305 one the key schedule made (section 4.4, step 8):
+ * crypto_kdf_derive_from_key(32, 1, "ferry2ag", @key), written over @key.
+ * One key never serves two algorithms: ACCEPT is sealed under the ChaCha20
+ * key, short-header datagrams of an AES session under this one.  Cannot
+ * fail: libsodium's KDF refuses only lengths out of its range.
+ */
+void ferry__seal_aes_key(uint8_t key[FERRY_SEAL_KEY_LEN]);
 
 /*
  * ferry__seal_init - initialise libsodium (idempotent, thread-safe: it
@@ -56,7 +84,7 @@ enum ferry_seal_mode {
  */
 int ferry__seal_init(void);
 
-/* Trailer size of @mode: 4, 16 or 16; 0 for a value that is no mode. */
+/* Trailer size of @mode: 4 (none) or 16; 0 for a value that is no mode. */
 size_t ferry__seal_trailer_len(enum ferry_seal_mode mode);
 
 /* The 12-byte nonce of @pn: 4 zero bytes, then pn big-endian (2.1). */
@@ -74,7 +102,8 @@ void ferry__seal_nonce(uint64_t pn, uint8_t nonce[FERRY_SEAL_NONCE_LEN]);
  * never reuses a pn (section 5.1).
  *
  * Returns the sealed length (@len + trailer), or -EINVAL (no such mode,
- * @hdr_len > @len, pn > FERRY_SEAL_PN_MAX, no key) or -EMSGSIZE (the
+ * @hdr_len > @len, pn > FERRY_SEAL_PN_MAX, no key, the AES suite on a CPU
+ * without it) or -EMSGSIZE (the
  * sealed datagram would exceed FERRY_SEAL_DGRAM_MAX).
  */
 int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
@@ -86,7 +115,9 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
  * written to @trailer.  It equals what ferry__seal() appends to the same
  * bytes joined.  `none` and `mac` only: `aead` must write ciphertext, which
  * a lent buffer cannot take, so it gets -EINVAL (tx.c copies an `aead`
- * datagram's payload into its own buffer first).
+ * datagram's payload into its own buffer first).  Under the AES suite the
+ * pieces are joined in a per-thread buffer first (libsodium has no
+ * incremental AES-GCM): a copy of the datagram, for the tag only.
  *
  * Returns 0, or -EINVAL / -EMSGSIZE as ferry__seal().
  */

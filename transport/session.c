@@ -161,6 +161,7 @@ const struct ferry__rx_sess *ferry__rx_sess_of(void *ctx, uint32_t val)
 
 	r->peer = s->peer;
 	r->mode = s->mode;
+	r->seal = s->seal;
 	r->key = s->key_rx;
 	/* Rules 5 and 8 read and write the session's own window. */
 	r->seen = (struct ferry__replay *)&s->seen;

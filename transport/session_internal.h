@@ -241,6 +241,9 @@ struct ferry_session {
 	uint64_t cid;
 	uint64_t peer_cid;
 	uint8_t mode;     /* enum ferry_w2_mode */
+	/* enum ferry_seal_mode: @mode, and FERRY_SEAL_AES when the
+	 * handshake settled on that suite (docs/wire.md, 2.3). */
+	uint8_t seal;
 	/* Packet keys, each FERRY_SEAL_KEY_LEN bytes in the endpoint's
 	 * locked key arena: what we seal with, what we open with. */
 	uint8_t *key_tx;

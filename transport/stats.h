@@ -263,6 +263,16 @@ void ferry__endpoint_stats(const struct ferry_endpoint *ep,
  */
 void ferry__endpoint_hs_src_rate(struct ferry_endpoint *ep, bool on);
 
+/*
+ * ferry__endpoint_offer_aes - offer (@on true, where the CPU runs it) or
+ * not the AES-256-GCM suite in this endpoint's handshakes from now on
+ * (docs/wire.md, 2.3; the environment's FERRY_NO_AESGCM does the same for
+ * every endpoint).  For the project's tests and bench, to run the
+ * ChaCha20-Poly1305 suite on a CPU that has AES.  Only the endpoint's
+ * thread, before its sessions connect or accept.
+ */
+void ferry__endpoint_offer_aes(struct ferry_endpoint *ep, bool on);
+
 /* ferry__stat_inc - add 1 to the counter named @name of @ep (a name from
  * the handshake's or the codec's verdicts: a string that lives as long as
  * the program, as a literal does, for it is remembered by its address);

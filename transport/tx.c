@@ -101,7 +101,7 @@ static bool dgb_send(struct dgb *b)
 {
 	struct ferry_session *s = b->s;
 	struct ferry_endpoint *ep = s->ep;
-	enum ferry_seal_mode mode = (enum ferry_seal_mode)s->mode;
+	enum ferry_seal_mode mode = (enum ferry_seal_mode)s->seal;
 	uint64_t pn = s->sq.next_pn;
 	struct ferry_msgbuf *lent = b->tx.npieces ? b->tx.piece[0].cookie
 						  : NULL;

@@ -133,6 +133,8 @@ enum ferry_w2_ftype {
 #define FERRY_W2_FEAT_TIMESTAMP 0x08u
 #define FERRY_W2_FEAT_KEY_UPDATE 0x10u
 #define FERRY_W2_FEAT_RENEW 0x20u
+/* Seals short-header datagrams with AES-256-GCM, and prefers it (2.3). */
+#define FERRY_W2_FEAT_AESGCM 0x40u
 
 /* Why a datagram, a frame or a handshake message was refused.  Every
  * pure byte rule of sections 2, 3 and 4 has its own value. */
