@@ -871,3 +871,22 @@ Test(seal, aes_key_from_the_packet_key, .init = aes_init)
 	test_key(want);
 	cr_assert(memcmp(k, want, 32) != 0);
 }
+
+/* Section 9.1's datagram under the AES suite, byte for byte. */
+Test(seal, doc_9_1_mac_tag_aes, .init = aes_init)
+{
+	uint8_t key[32], want_key[32], dg[DOC91_LEN + 16], want[16];
+
+	test_key(key);
+	ferry__seal_aes_key(key);
+	hex_to("396d2163622d3f34dd920a42f1cfde75"
+	       "87bd9bede507d7a6cf02267715058c33", want_key, 32);
+	cr_assert_arr_eq(key, want_key, 32, "k' differs from 9.1");
+	hex_to(doc91_hex, dg, DOC91_LEN);
+	hex_to("881a6c0477b566365ea16c94e7b53a4f", want, 16);
+	cr_assert_eq(ferry__seal(FERRY_SEAL_MAC_AES, key, 7, dg, 13,
+				 DOC91_LEN), DOC91_LEN + 16);
+	cr_assert_arr_eq(dg + DOC91_LEN, want, 16, "tag differs from 9.1");
+	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC_AES, key, 7, dg, 13,
+				      DOC91_LEN + 16), DOC91_LEN);
+}

@@ -168,6 +168,9 @@ F("feat_iou", ProtoField.bool("ferry.features.iou", "FERRY_FEAT_IOU", 32,
 	nil, 0x1))
 F("feat_trace", ProtoField.bool("ferry.features.trace", "FERRY_FEAT_TRACE",
 	32, nil, 0x2))
+-- Wire v2 only (docs/wire.md, 10.6): the AES-256-GCM suite offered.
+F("feat_aesgcm", ProtoField.bool("ferry.features.aesgcm",
+	"FERRY_W2_FEAT_AESGCM", 32, nil, 0x40))
 
 -- CREDIT's SACK (section 7).
 F("sack", ProtoField.uint64("ferry.sack", "SACK bitmap", base.HEX))

@@ -431,6 +431,7 @@ local function dissect_frame_body(typ, flags, body, t, ctx)
 		local ft = t:add(f.features, body(0, 4))
 		ft:add(f.feat_iou, body(0, 4))
 		ft:add(f.feat_trace, body(0, 4))
+		ft:add(f.feat_aesgcm, body(0, 4))
 	elseif typ == 0x23 then
 		t:add(f.v2_cookie_ts, body(0, 4))
 		t:add(f.v2_cookie_mac, body(4, 16))
