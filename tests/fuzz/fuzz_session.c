@@ -418,6 +418,10 @@ static void setup(void)
 static struct ferry_hs_client g_hs;
 static bool g_accepted;
 static struct ferry_hs_accept g_acc;
+/* The session's seal mode: g_acc.mode, and FERRY_SEAL_AES when the
+ * fuzzer's client offered that suite (setup byte bit 4) and the server
+ * took it; g_acc.keys are then the suite's (docs/wire.md, 2.3). */
+static enum ferry_seal_mode g_seal;
 static struct ferry_addr g_cli;
 static uint8_t g_connect[FERRY_HS_CONNECT_MAX];
 static size_t g_connect_len;
@@ -449,6 +453,13 @@ static void srv_dgram(const uint8_t *p, size_t len)
 		if (ferry__hs_client_input(&g_hs, buf, len, &res) ==
 		    FERRY_HS_ACCEPTED) {
 			g_acc = res.accept;
+			g_seal = (enum ferry_seal_mode)g_acc.mode;
+			if (g_acc.mode != FERRY_W2_MODE_NONE &&
+			    (g_acc.features & FERRY_W2_FEAT_AESGCM)) {
+				ferry__seal_aes_key(g_acc.keys.c2s);
+				ferry__seal_aes_key(g_acc.keys.s2c);
+				g_seal |= FERRY_SEAL_AES;
+			}
 			g_accepted = true;
 		}
 		return;
@@ -458,7 +469,7 @@ static void srv_dgram(const uint8_t *p, size_t len)
 	pn = ferry__w2_pn_expand(g_srv_any ? g_srv_pn + 1 : 1, d.pn);
 	/* A pn sealed twice would reuse a nonce. */
 	CHECK(!g_srv_any || pn > g_srv_pn);
-	CHECK(ferry__seal_open((enum ferry_seal_mode)d.mode, g_acc.keys.s2c, pn,
+	CHECK(ferry__seal_open(g_seal, g_acc.keys.s2c, pn,
 			       buf, d.hdr_len, len) >= 0);
 	CHECK(ferry__w2_check_frames(&d) == FERRY_W2_OK);
 	g_srv_pn = pn;
@@ -501,6 +512,10 @@ static bool handshake(struct in *in)
 	int n;
 
 	cfg.mode = setup_b & 1 ? FERRY_W2_MODE_AEAD : FERRY_W2_MODE_MAC;
+	/* Either suite: AES-256-GCM where the CPU has it (the server under
+	 * test offers it then). */
+	if (setup_b & 0x10 && ferry__seal_aes_available())
+		cfg.features = FERRY_W2_FEAT_AESGCM;
 	cfg.params = (struct ferry_w2_params){
 		1u << 20, setup_b & 8 ? 4096 : 1u << 20,
 		SF_FRAMES[setup_b >> 1 & 3], 16, 1000,
@@ -675,7 +690,7 @@ static void put_frame(struct in *in, uint8_t *buf, size_t *len, size_t cap)
 static void seal_send(uint8_t *buf, size_t len, uint64_t pn, int bad,
 		      struct in *in)
 {
-	size_t tl = ferry__seal_trailer_len((enum ferry_seal_mode)g_acc.mode);
+	size_t tl = ferry__seal_trailer_len(g_seal);
 	const uint8_t *key = bad == SF_BAD_KEY ? g_acc.keys.s2c
 					       : g_acc.keys.c2s;
 	int n;
@@ -687,7 +702,7 @@ static void seal_send(uint8_t *buf, size_t len, uint64_t pn, int bad,
 		memset(buf + len, 0, tl);
 		n = (int)(len + tl);
 	} else {
-		n = ferry__seal((enum ferry_seal_mode)g_acc.mode, key, pn, buf,
+		n = ferry__seal(g_seal, key, pn, buf,
 				FERRY_W2_SHORT_HDR_LEN, len);
 		CHECK(n > 0);
 	}
@@ -725,7 +740,7 @@ static void op_dgram(struct in *in)
 	static uint8_t buf[FZ_DGRAM_MAX];
 	uint8_t ctl = in_u8(in);
 	unsigned nf = (ctl & 3) + 1, pnk = ctl >> 2 & 7, bad = ctl >> 5;
-	size_t tl = ferry__seal_trailer_len((enum ferry_seal_mode)g_acc.mode);
+	size_t tl = ferry__seal_trailer_len(g_seal);
 	size_t cap = g_acc.params.max_frame + 64u;
 	uint64_t pn = g_pn_next;
 	size_t len;
@@ -762,7 +777,7 @@ static void op_dgram(struct in *in)
 static void op_rawdg(struct in *in)
 {
 	static uint8_t buf[FZ_DGRAM_MAX];
-	size_t tl = ferry__seal_trailer_len((enum ferry_seal_mode)g_acc.mode);
+	size_t tl = ferry__seal_trailer_len(g_seal);
 	size_t len = put_hdr(buf, g_pn_next, false), got;
 	const uint8_t *b = in_bytes(in, in_u16(in), &got);
 
@@ -813,7 +828,7 @@ static void teardown(void)
 		n = ferry__w2_put_frame(buf + len, sizeof(buf) - len, &f);
 		CHECK(n > 0);
 		len += (size_t)n;
-		n = ferry__seal((enum ferry_seal_mode)g_acc.mode,
+		n = ferry__seal(g_seal,
 				g_acc.keys.c2s, g_pn_next, buf,
 				FERRY_W2_SHORT_HDR_LEN, len);
 		CHECK(n > 0);
