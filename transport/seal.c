@@ -125,6 +125,23 @@ static uint32_t crc_iov(const struct iovec *iov, size_t iovcnt)
  * these even when their length is 0; a real address keeps UBSan quiet. */
 static uint8_t empty_msg[1];
 
+/* libsodium's detached encryption of either suite: the two share one
+ * signature. */
+typedef int (*aead_enc_fn)(unsigned char *c, unsigned char *mac,
+			   unsigned long long *maclen, const unsigned char *m,
+			   unsigned long long mlen, const unsigned char *ad,
+			   unsigned long long adlen, const unsigned char *nsec,
+			   const unsigned char *npub, const unsigned char *k);
+
+static aead_enc_fn aead_enc(enum ferry_seal_mode mode)
+{
+	return mode & FERRY_SEAL_AES
+		       ? crypto_aead_aes256gcm_encrypt_detached
+		       : crypto_aead_chacha20poly1305_ietf_encrypt_detached;
+}
+
+/* The tag of an empty plaintext with @dg as associated data (under AES:
+ * GMAC). */
 static void mac_oneshot(enum ferry_seal_mode mode, const uint8_t *key,
 			uint64_t pn, const uint8_t *dg, size_t len,
 			uint8_t tag[FERRY_SEAL_TAG_LEN])
@@ -133,15 +150,8 @@ static void mac_oneshot(enum ferry_seal_mode mode, const uint8_t *key,
 	uint8_t scratch[1];
 
 	ferry__seal_nonce(pn, nonce);
-	if (mode & FERRY_SEAL_AES)
-		/* GMAC: AES-256-GCM of an empty plaintext. */
-		crypto_aead_aes256gcm_encrypt_detached(
-			scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
-			key);
-	else
-		crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-			scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
-			key);
+	aead_enc(mode)(scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
+		       key);
 }
 
 /*
@@ -201,19 +211,13 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
 		mac_oneshot(mode, key, pn, dg, len, dg + len);
 		break;
 	case FERRY_SEAL_AEAD:
-		/* In place: libsodium XORs the key stream into the frames,
-		 * then runs Poly1305 over the ciphertext it wrote. */
-		ferry__seal_nonce(pn, nonce);
-		crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-			dg + hdr_len, dg + len, NULL, dg + hdr_len,
-			len - hdr_len, dg, hdr_len, NULL, nonce, key);
-		break;
 	case FERRY_SEAL_AEAD_AES:
-		/* In place too (AES-CTR and GHASH over what it wrote). */
+		/* In place: libsodium XORs the key stream (ChaCha20 or
+		 * AES-CTR) into the frames, then authenticates the ciphertext
+		 * it wrote. */
 		ferry__seal_nonce(pn, nonce);
-		crypto_aead_aes256gcm_encrypt_detached(
-			dg + hdr_len, dg + len, NULL, dg + hdr_len,
-			len - hdr_len, dg, hdr_len, NULL, nonce, key);
+		aead_enc(mode)(dg + hdr_len, dg + len, NULL, dg + hdr_len,
+			       len - hdr_len, dg, hdr_len, NULL, nonce, key);
 		break;
 	}
 	return (int)(len + ferry__seal_trailer_len(mode));
