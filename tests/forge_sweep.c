@@ -28,7 +28,8 @@
  *       loopback delivers them), paced at up to 10^5 a second.
  *
  * (a) and (b) go on until 2^24 datagrams have gone (or a time cap; the
- * count is printed).  Raw sockets need root (CAP_NET_RAW): without them,
+ * count is printed), as fast as the attacker's thread can send them, or
+ * paced at the rate the seventh argument gives.  Raw sockets need root (CAP_NET_RAW): without them,
  * (b) is sent from a plain socket (the address check drops it before the
  * tag, which is then never tried) and (c) is skipped, and the output says
  * so.
@@ -872,6 +873,8 @@ int main(int argc, char **argv)
 	busy = argc > 4 && strcmp(argv[4], "busy") == 0;
 	c.rate = argc > 5 ? atof(argv[5]) : 1e5;
 	d.rate = e.rate = c.rate;
+	/* The sweeps' pace: 0, as fast as they go (the default). */
+	a.rate = b.rate = argc > 7 ? atof(argv[7]) : 0;
 	rng_state ^= now_ns();
 	sockets();
 	start(&srv, server_main);
