@@ -47,6 +47,7 @@ static bool env_set(const char *name)
 
 	return v && *v && strcmp(v, "0") != 0;
 }
+
 static uint32_t pow2_ceil(uint32_t v)
 {
 	uint32_t n = 1;
