@@ -3,8 +3,9 @@
  * ferryctl bench wire - the cost of sealing wire v2 datagrams
  * (transport/seal.c; docs/wire.md, sections 2.3 and 4.6): nanoseconds
  * per datagram of 64 and 1400 bytes (header and frames; the trailer comes
- * on top) for each mode, sealing and opening, and X25519 handshakes per
- * second.  docs/bench.md keeps the figures ("Sealing cost").
+ * on top) for each mode, sealing and opening, in both suites (ChaCha20-
+ * Poly1305, and AES-256-GCM where the CPU has it: "n/a" otherwise), and
+ * X25519 handshakes per second.  docs/bench.md keeps the figures ("Sealing cost").
  *
  * Each case runs --reps times for --ms milliseconds; the reps are
  * interleaved across the cases, so a drift of the machine touches them all
@@ -39,6 +40,12 @@ enum wcase {
 	W_MAC_OPEN,
 	W_AEAD_SEAL,
 	W_AEAD_BOTH, /* seal then open: an aead open needs a fresh datagram */
+	/* The same five under the AES-256-GCM suite. */
+	W_MAC_AES_SEAL,
+	W_MAC_AES_SEAL_IOV,
+	W_MAC_AES_OPEN,
+	W_AEAD_AES_SEAL,
+	W_AEAD_AES_BOTH,
 	W_NCASES,
 };
 
@@ -50,7 +57,18 @@ static const char *const case_names[W_NCASES] = {
 	[W_MAC_OPEN] = "mac   open",
 	[W_AEAD_SEAL] = "aead  seal",
 	[W_AEAD_BOTH] = "aead  open (seal+open - seal)",
+	[W_MAC_AES_SEAL] = "mac   seal, one-shot, AES-256-GCM",
+	[W_MAC_AES_SEAL_IOV] = "mac   seal, scattered, AES-256-GCM",
+	[W_MAC_AES_OPEN] = "mac   open, AES-256-GCM",
+	[W_AEAD_AES_SEAL] = "aead  seal, AES-256-GCM",
+	[W_AEAD_AES_BOTH] = "aead  open, AES-256-GCM",
 };
+
+/* The cases of the AES suite, which need AES-NI and PCLMULQDQ. */
+static bool is_aes(int c)
+{
+	return c >= W_MAC_AES_SEAL;
+}
 
 struct wbench {
 	uint8_t key[32];
@@ -91,6 +109,10 @@ static int wire_op(struct wbench *b, enum wcase c)
 		  b->len - AREA - (b->len - AREA) / 2 },
 	};
 	uint64_t pn = b->pn++;
+	enum ferry_seal_mode mac = is_aes(c) ? FERRY_SEAL_MAC_AES
+					     : FERRY_SEAL_MAC;
+	enum ferry_seal_mode aead = is_aes(c) ? FERRY_SEAL_AEAD_AES
+					      : FERRY_SEAL_AEAD;
 	int rc;
 
 	switch (c) {
@@ -101,22 +123,24 @@ static int wire_op(struct wbench *b, enum wcase c)
 		return ferry__seal_open(FERRY_SEAL_NONE, NULL, 0, b->sealed[c],
 					HDR, b->len + 4) < 0;
 	case W_MAC_SEAL:
-		return ferry__seal(FERRY_SEAL_MAC, b->key, pn, b->dg, HDR,
-				   b->len) < 0;
+	case W_MAC_AES_SEAL:
+		return ferry__seal(mac, b->key, pn, b->dg, HDR, b->len) < 0;
 	case W_MAC_SEAL_IOV:
-		return ferry__seal_iov(FERRY_SEAL_MAC, b->key, pn, iov, 3,
+	case W_MAC_AES_SEAL_IOV:
+		return ferry__seal_iov(mac, b->key, pn, iov, 3,
 				       b->dg + b->len) < 0;
 	case W_MAC_OPEN:
-		return ferry__seal_open(FERRY_SEAL_MAC, b->key, 0, b->sealed[c],
-					HDR, b->len + 16) < 0;
+	case W_MAC_AES_OPEN:
+		return ferry__seal_open(mac, b->key, 0, b->sealed[c], HDR,
+					b->len + 16) < 0;
 	case W_AEAD_SEAL:
-		return ferry__seal(FERRY_SEAL_AEAD, b->key, pn, b->dg, HDR,
-				   b->len) < 0;
+	case W_AEAD_AES_SEAL:
+		return ferry__seal(aead, b->key, pn, b->dg, HDR, b->len) < 0;
 	case W_AEAD_BOTH:
-		rc = ferry__seal(FERRY_SEAL_AEAD, b->key, pn, b->dg, HDR,
-				 b->len);
-		return rc < 0 || ferry__seal_open(FERRY_SEAL_AEAD, b->key, pn,
-						  b->dg, HDR, (size_t)rc) < 0;
+	case W_AEAD_AES_BOTH:
+		rc = ferry__seal(aead, b->key, pn, b->dg, HDR, b->len);
+		return rc < 0 || ferry__seal_open(aead, b->key, pn, b->dg, HDR,
+						  (size_t)rc) < 0;
 	default:
 		return 1;
 	}
@@ -175,6 +199,10 @@ static void wire_setup(struct wbench *b, size_t len)
 	ferry__seal(FERRY_SEAL_NONE, NULL, 0, b->sealed[W_NONE_OPEN], HDR, len);
 	memcpy(b->sealed[W_MAC_OPEN], b->dg, len);
 	ferry__seal(FERRY_SEAL_MAC, b->key, 0, b->sealed[W_MAC_OPEN], HDR, len);
+	memcpy(b->sealed[W_MAC_AES_OPEN], b->dg, len);
+	if (ferry__seal_aes_available())
+		ferry__seal(FERRY_SEAL_MAC_AES, b->key, 0,
+			    b->sealed[W_MAC_AES_OPEN], HDR, len);
 	b->pn = 1;
 }
 
@@ -207,10 +235,13 @@ static int run_cases(struct wbench *b, int reps, double secs,
 	for (int r = 0; r < reps; r++) {
 		for (int s = 0; s < 2; s++) {
 			wire_setup(b, sizes[s]);
-			for (int c = 0; c < W_NCASES; c++)
+			for (int c = 0; c < W_NCASES; c++) {
+				if (is_aes(c) && !ferry__seal_aes_available())
+					continue;
 				if (time_ns(wire_thunk, b, c, secs,
 					    &res[s][c][r]) < 0)
 					return -1;
+			}
 		}
 		for (int side = 0; side < 2; side++)
 			if (time_ns(hs_side, peer_pk, side, secs,
@@ -284,9 +315,13 @@ int ferry__ctl_bench_wire(int argc, char **argv)
 	for (int k = 0; k < W_NCASES; k++) {
 		double v64 = med[0][k], v1400 = med[1][k];
 
-		if (k == W_AEAD_BOTH) {
-			v64 -= med[0][W_AEAD_SEAL];
-			v1400 -= med[1][W_AEAD_SEAL];
+		if (is_aes(k) && !ferry__seal_aes_available()) {
+			printf("%-34s %8s %8s\n", case_names[k], "n/a", "n/a");
+			continue;
+		}
+		if (k == W_AEAD_BOTH || k == W_AEAD_AES_BOTH) {
+			v64 -= med[0][k - 1];
+			v1400 -= med[1][k - 1];
 		}
 		printf("%-34s %8.1f %8.1f\n", case_names[k], v64, v1400);
 	}
