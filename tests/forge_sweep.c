@@ -29,10 +29,10 @@
  *
  * (a) and (b) go on until 2^24 datagrams have gone (or a time cap; the
  * count is printed), as fast as the attacker's thread can send them, or
- * paced at the rate the seventh argument gives.  Raw sockets need root (CAP_NET_RAW): without them,
- * (b) is sent from a plain socket (the address check drops it before the
- * tag, which is then never tried) and (c) is skipped, and the output says
- * so.
+ * paced at the rate the seventh argument gives.  Raw sockets need root
+ * (CAP_NET_RAW): without them, (b) is sent from a plain socket (the
+ * address check drops it before the tag, which is then never tried) and
+ * (c) is skipped, and the output says so.
  *
  * After each phase the victim stops making calls, its calls in flight
  * end, and each endpoint's thread copies its counters; the deltas must

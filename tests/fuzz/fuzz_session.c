@@ -469,8 +469,8 @@ static void srv_dgram(const uint8_t *p, size_t len)
 	pn = ferry__w2_pn_expand(g_srv_any ? g_srv_pn + 1 : 1, d.pn);
 	/* A pn sealed twice would reuse a nonce. */
 	CHECK(!g_srv_any || pn > g_srv_pn);
-	CHECK(ferry__seal_open(g_seal, g_acc.keys.s2c, pn,
-			       buf, d.hdr_len, len) >= 0);
+	CHECK(ferry__seal_open(g_seal, g_acc.keys.s2c, pn, buf, d.hdr_len,
+			       len) >= 0);
 	CHECK(ferry__w2_check_frames(&d) == FERRY_W2_OK);
 	g_srv_pn = pn;
 	g_srv_any = true;
@@ -702,8 +702,8 @@ static void seal_send(uint8_t *buf, size_t len, uint64_t pn, int bad,
 		memset(buf + len, 0, tl);
 		n = (int)(len + tl);
 	} else {
-		n = ferry__seal(g_seal, key, pn, buf,
-				FERRY_W2_SHORT_HDR_LEN, len);
+		n = ferry__seal(g_seal, key, pn, buf, FERRY_W2_SHORT_HDR_LEN,
+				len);
 		CHECK(n > 0);
 	}
 	if (bad == SF_BAD_FLIP) {
@@ -828,8 +828,7 @@ static void teardown(void)
 		n = ferry__w2_put_frame(buf + len, sizeof(buf) - len, &f);
 		CHECK(n > 0);
 		len += (size_t)n;
-		n = ferry__seal(g_seal,
-				g_acc.keys.c2s, g_pn_next, buf,
+		n = ferry__seal(g_seal, g_acc.keys.c2s, g_pn_next, buf,
 				FERRY_W2_SHORT_HDR_LEN, len);
 		CHECK(n > 0);
 		feed(buf, (size_t)n, true);
