@@ -320,6 +320,7 @@ int ferry__ctl_bench_wire(int argc, char **argv)
 			continue;
 		}
 		if (k == W_AEAD_BOTH || k == W_AEAD_AES_BOTH) {
+			/* Less the seal, the case just before it. */
 			v64 -= med[0][k - 1];
 			v1400 -= med[1][k - 1];
 		}

@@ -326,11 +326,11 @@ int ferry__seal_verify_iov(enum ferry_seal_mode mode, const uint8_t *key,
 		return ferry_rd_u32(&r) == crc_iov(iov, iovcnt) ? 0 : -EBADMSG;
 	}
 	if (mode == FERRY_SEAL_MAC_AES) {
+		/* Open a copy with its trailer: the tag check alone.
+		 * seal_args_ok() held the pieces to the limit less the
+		 * trailer, so both fit the scratch buffer. */
 		size_t n = iov_join(iov, iovcnt, aes_scratch);
 
-		/* Open a copy with its trailer: the tag check alone. */
-		if (n > sizeof(aes_scratch) - FERRY_SEAL_TAG_LEN)
-			return -EMSGSIZE;
 		memcpy(aes_scratch + n, trailer, FERRY_SEAL_TAG_LEN);
 		rc = ferry__seal_open(mode, key, pn, aes_scratch, n,
 				      n + FERRY_SEAL_TAG_LEN);
