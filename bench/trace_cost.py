@@ -93,7 +93,8 @@ def sink_args(sink):
 
 def run(bench, sink):
     """One run's --json report, with "_cpu": the process's CPU seconds;
-    @sink None: untraced."""
+    @sink None: untraced.  Not benchrun.run(): that one warms up for 1 s,
+    whose CPU getrusage would count but "completed" would not."""
     cmd = [bench, "loop", "--inflight", args.inflight, "--duration",
            args.duration, "--quiet", "--json", out]
     if sink:
