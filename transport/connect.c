@@ -380,6 +380,7 @@ void ferry__server_confirm(struct ferry_session *s)
 	s->srv.confirmed = true;
 	s->srv.validated = true;
 	s->srv.accept_len = 0;
+	s->pending &= ~SF_ACCEPT; /* a CONNECT copy's, now answered */
 	/* It stays findable by (client CID, peer) until it ends
 	 * (server.c), so that a late copy of its CONNECT is not taken for
 	 * a new session. */

@@ -582,7 +582,11 @@ static bool flush_handshake(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
 
-	if ((s->pending & SF_ACCEPT) && s->srv.accept_len) {
+	/* An ACCEPT owed to a session confirmed since (accept_len 0) is
+	 * owed no more. */
+	if ((s->pending & SF_ACCEPT) && !s->srv.accept_len)
+		s->pending &= ~SF_ACCEPT;
+	if (s->pending & SF_ACCEPT) {
 		if (tx_allowed(s, s->srv.accept_len) &&
 		    !ferry__send_raw(ep, &s->peer, s->srv.accept,
 				     s->srv.accept_len))
