@@ -242,6 +242,7 @@ static inline const char *bench_bind_addr(const struct bench_opts *o,
 	X(RX_FRAMES, "rx_frames", EP(rx_frames), ALL, WIRE)                  \
 	X(LOST_DGRAMS, "lost_datagrams", EP(lost_datagrams), ALL, WIRE)      \
 	X(RTO_FIRED, "rto_fired", EP(rto_fired), ALL, WIRE)                  \
+	X(RTO_HELD, "rto_held", EP(rto_held), ALL, WIRE)                     \
 	X(DUP_FRAMES, "drop_duplicate", EP(drop_duplicate), ALL, WIRE)       \
 	X(TX_COPIED, "payload_tx_copied", EP(payload_tx_copied), ALL, WIRE)  \
 	X(DETACH, "rx_detach_copies", EP(rx_detach_copies), ALL, WIRE)       \

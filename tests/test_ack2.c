@@ -346,8 +346,8 @@ Test(sentq, time_threshold)
 	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 11 * MS, on_acked, NULL), 1);
 	cr_assert_null(ferry__sentq_lost_peek(&q));
 	cr_assert_eq(ferry__sentq_deadline(&q), 11 * MS + MS / 4);
-	cr_assert_eq(ferry__sentq_timer(&q, 11 * MS + MS / 5), 0);
-	cr_assert_eq(ferry__sentq_timer(&q, 11 * MS + MS / 4), 1);
+	cr_assert_eq(ferry__sentq_timer(&q, 11 * MS + MS / 5, NULL), 0);
+	cr_assert_eq(ferry__sentq_timer(&q, 11 * MS + MS / 4, NULL), 1);
 	cr_assert_not_null(ferry__sentq_lost_peek(&q));
 }
 
@@ -361,9 +361,9 @@ Test(sentq, rto_and_backoff)
 	rto = ferry__sentq_rto(&q);
 	cr_assert_eq(rto, FERRY_SENTQ_RTO_INIT_NS);
 	cr_assert_eq(ferry__sentq_deadline(&q), rto);
-	cr_assert_eq(ferry__sentq_timer(&q, rto - 1), 0);
+	cr_assert_eq(ferry__sentq_timer(&q, rto - 1, NULL), 0);
 	/* Nothing acknowledged below: only the oldest goes. */
-	cr_assert_eq(ferry__sentq_timer(&q, rto), 1);
+	cr_assert_eq(ferry__sentq_timer(&q, rto, NULL), 1);
 	cr_assert_eq(q.rto_fired, 1);
 	cr_assert_eq(ferry__sentq_rto(&q), 2 * rto, "backed off");
 	cr_assert(ferry__sentq_add_lost(&q));
@@ -376,6 +376,146 @@ Test(sentq, rto_and_backoff)
 						 NULL), 1);
 	}
 	cr_assert_eq(q.backoff, 0);
+}
+
+Test(sentq, handshake_seeds_the_rtt)
+{
+	sq_init(0);
+	/* The handshake took 10 ms: the first RTO is RFC 6298's for one
+	 * sample (srtt + 4 * srtt / 2), not FERRY_SENTQ_RTO_INIT_NS. */
+	ferry__sentq_seed_rtt(&q, 10 * MS);
+	cr_assert_eq(q.srtt_ns, 10 * MS);
+	cr_assert_eq(ferry__sentq_rto(&q), 30 * MS);
+	send1(0, 0);
+	cr_assert_eq(ferry__sentq_deadline(&q), 30 * MS);
+	/* A second seed (or one after a real sample) changes nothing. */
+	ferry__sentq_seed_rtt(&q, 100 * MS);
+	cr_assert_eq(q.srtt_ns, 10 * MS);
+	/* A fast handshake still leaves the RTO at its floor. */
+	sq_init(0);
+	ferry__sentq_seed_rtt(&q, 100000);
+	cr_assert_eq(ferry__sentq_rto(&q), FERRY_SENTQ_RTO_MIN_NS);
+}
+
+/* The RTO of pn 0, sent at 1 ms, held while the peer works through what
+ * was sent before it. */
+Test(sentq, rto_held_while_the_peer_has_a_backlog)
+{
+	struct ferry__sentq_peer p = { 0 };
+	uint64_t rto, t;
+
+	sq_init(0);
+	send1(0, 1 * MS);
+	rto = ferry__sentq_rto(&q);
+	t = 1 * MS + rto;
+	/* The peer acknowledged, just now, a datagram (of another session)
+	 * sent before pn 0: it has not reached pn 0 yet. */
+	p.acked_sent_ns = 1 * MS - 1;
+	p.progress_ns = t - 1;
+	p.read_up_ns = t; /* and this end has read all it received */
+	cr_assert_eq(ferry__sentq_timer(&q, t, &p), 0);
+	cr_assert_eq(q.rto_held, 1);
+	cr_assert_eq(q.rto_fired, 0);
+	cr_assert_eq(q.backoff, 0, "a hold is not a timeout");
+	cr_assert_null(ferry__sentq_lost_peek(&q));
+	cr_assert_eq(ferry__sentq_deadline(&q), t + rto);
+	cr_assert_eq(ferry__sentq_timer(&q, t + rto - 1, &p), 0);
+	cr_assert_eq(q.rto_held, 1, "nothing to do before the hold ends");
+	/* It acknowledged one sent with pn 0 (one flush, one send time):
+	 * it reached pn 0's train, so pn 0 is lost. */
+	p.acked_sent_ns = 1 * MS;
+	p.progress_ns = t + rto - 1;
+	p.read_up_ns = t + rto;
+	cr_assert_eq(ferry__sentq_timer(&q, t + rto, &p), 1);
+	cr_assert_eq(q.rto_fired, 1);
+	cr_assert_not_null(ferry__sentq_lost_peek(&q));
+}
+
+Test(sentq, rto_fires_for_a_quiet_or_unknown_peer)
+{
+	struct ferry__sentq_peer p = { 0 };
+	uint64_t rto, t;
+
+	/* Unknown: nothing held. */
+	sq_init(0);
+	send1(0, 1 * MS);
+	rto = ferry__sentq_rto(&q);
+	t = 1 * MS + rto;
+	cr_assert_eq(ferry__sentq_timer(&q, t, NULL), 1);
+	/* Quiet: its last progress is a quarter RTO old (it answered what
+	 * came before pn 0, then nothing: pn 0 is lost, not queued), and
+	 * this end has read all it received. */
+	sq_init(0);
+	send1(0, 1 * MS);
+	p.progress_ns = t - rto / 4;
+	p.read_up_ns = t;
+	cr_assert_eq(ferry__sentq_timer(&q, t, &p), 1);
+	cr_assert_eq(q.rto_held, 0);
+}
+
+/* The same quiet peer, but this end last read its receive queue empty
+ * when that peer was still acknowledging: what it has not read yet may
+ * acknowledge pn 0, so the RTO waits; once it has read up, it fires. */
+Test(sentq, rto_held_while_this_end_has_a_backlog)
+{
+	struct ferry__sentq_peer p = { 0 };
+	uint64_t rto, t;
+
+	sq_init(0);
+	send1(0, 1 * MS);
+	rto = ferry__sentq_rto(&q);
+	t = 1 * MS + rto;
+	p.progress_ns = 2 * MS;
+	p.read_up_ns = 2 * MS + 1;
+	cr_assert_eq(ferry__sentq_timer(&q, t, &p), 0);
+	cr_assert_eq(q.rto_held, 1);
+	p.read_up_ns = t + rto;
+	cr_assert_eq(ferry__sentq_timer(&q, t + rto, &p), 1);
+	cr_assert_eq(q.rto_fired, 1);
+}
+
+Test(sentq, rto_hold_is_bounded)
+{
+	struct ferry__sentq_peer p = { 0 };
+	uint64_t t;
+
+	sq_init(0);
+	send1(0, 1 * MS);
+	/* A peer that keeps acknowledging older datagrams holds the RTO
+	 * back for at most FERRY_SENTQ_HOLD_MAX_NS. */
+	for (t = 1 * MS + ferry__sentq_rto(&q);
+	     t < 1 * MS + FERRY_SENTQ_HOLD_MAX_NS;
+	     t = ferry__sentq_deadline(&q)) {
+		p.progress_ns = p.read_up_ns = t;
+		cr_assert_eq(ferry__sentq_timer(&q, t, &p), 0);
+	}
+	cr_assert_gt(q.rto_held, 100);
+	p.progress_ns = p.read_up_ns = t;
+	cr_assert_eq(ferry__sentq_timer(&q, t, &p), 1);
+	cr_assert_eq(q.rto_fired, 1);
+}
+
+Test(sentq, progress_ends_a_hold)
+{
+	struct ferry__sentq_peer p = { 0 };
+	struct ferry_w2_ack a;
+	uint64_t rto;
+
+	sq_init(0);
+	send1(0, 1 * MS);
+	send1(1, 2 * MS);
+	rto = ferry__sentq_rto(&q);
+	p.progress_ns = p.read_up_ns = MS + rto;
+	cr_assert_eq(ferry__sentq_timer(&q, MS + rto, &p), 0);
+	cr_assert_eq(q.hold_ns, MS + 2 * rto);
+	/* pn 0 acknowledged: the hold was for it; pn 1's RTO is its own. */
+	a = ack_of(0, 0);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, 2 * MS + rto, on_acked,
+					 NULL), 1);
+	cr_assert_eq(q.hold_ns, 0);
+	cr_assert_eq(q.acked_sent_ns, 1 * MS,
+		     "the send time of what it acknowledged");
+	cr_assert_eq(ferry__sentq_deadline(&q), 2 * MS + ferry__sentq_rto(&q));
 }
 
 Test(sentq, forget)
@@ -560,7 +700,7 @@ Test(sentq, lossy_channel_model)
 	while (acked_total < N) {
 		cr_assert_lt(now, 100000 * MS, "no progress");
 		now += MS / 4;
-		ferry__sentq_timer(&q, now);
+		ferry__sentq_timer(&q, now, NULL);
 		/* Send: lost frames first, then new ones, 1 to 3 a datagram. */
 		while (ferry__sentq_room(&q) && nin < 256) {
 			unsigned k = 1 + (unsigned)(rng_next() % 3), put = 0;

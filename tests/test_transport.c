@@ -42,6 +42,14 @@ static void t_handshake(void)
 
 	ferry__endpoint_stats(srv, &st);
 	cr_assert_eq(st.sessions_opened, 1);
+	/* Each end timed the handshake (the client CONNECT to ACCEPT, the
+	 * server ACCEPT to the client's first datagram): the first RTO
+	 * comes from that round trip (docs/wire.md, 5.3). */
+	pump_for(cli, srv, 20);
+	cr_assert_gt(s->sq.srtt_ns, 0);
+	cr_assert_eq(srv->sessions[0].state, SESS_OPEN);
+	cr_assert(srv->sessions[0].srv.confirmed);
+	cr_assert_gt(srv->sessions[0].sq.srtt_ns, 0);
 	ferry_session_close(s);
 	pump_for(cli, srv, 20);
 	ferry__endpoint_stats(srv, &st);

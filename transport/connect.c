@@ -190,11 +190,17 @@ static void client_input(struct ferry_endpoint *ep, struct ferry_session *s,
 	v = ferry__hs_client_input(s->cli.hs, pkt->data, pkt->len, &res);
 	switch (v) {
 	case FERRY_HS_RETRY:
+		/* The CONNECT with the cookie is a new exchange: the
+		 * ACCEPT's round trip is timed from it. */
+		s->cli.hs_sent_ns = 0;
 		s->pending |= SF_CONNECT;
 		ferry__sess_activate(s);
 		break;
 	case FERRY_HS_ACCEPTED:
 		ferry__client_open(s, &res.accept);
+		if (s->cli.hs_sent_ns && !s->cli.hs_resent)
+			ferry__sentq_seed_rtt(&s->sq,
+					      ep->now - s->cli.hs_sent_ns);
 		sodium_memzero(&res, sizeof(res));
 		ferry__client_opened(s);
 		break;
@@ -377,6 +383,12 @@ static void server_input(struct ferry_endpoint *ep,
 
 void ferry__server_confirm(struct ferry_session *s)
 {
+	/* The client's first datagram answers the ACCEPT (it carries its
+	 * ACK: client.c), so a single ACCEPT times the round trip. */
+	if (!s->srv.confirmed && s->srv.accept_sent_ns &&
+	    !s->srv.accept_resent)
+		ferry__sentq_seed_rtt(&s->sq,
+				      s->ep->now - s->srv.accept_sent_ns);
 	s->srv.confirmed = true;
 	s->srv.validated = true;
 	s->srv.accept_len = 0;

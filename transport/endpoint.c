@@ -505,6 +505,7 @@ void ferry_endpoint_destroy(struct ferry_endpoint *ep)
 static int poll_once(struct ferry_endpoint *ep)
 {
 	struct ferry_dp_pkt pkts[FERRY_RX_BURST];
+	bool read_up = false;
 	int events = 0;
 
 	/* A few bursts, then send: keeps latency bounded under load. */
@@ -526,11 +527,15 @@ static int poll_once(struct ferry_endpoint *ep)
 				ferry__flush_sessions(ep);
 		}
 		events += (int)n;
-		if (n < FERRY_RX_BURST)
+		if (n < FERRY_RX_BURST) {
+			read_up = true;
 			break;
+		}
 	}
 	events += drain_cross(ep);
 	ep->now = ferry__now_ns();
+	if (read_up)
+		ep->read_up_ns = ep->now;
 	if (ep->now >= ep->next_timer) {
 		ep->next_timer = ep->now + TIMER_PERIOD_NS;
 		/* The sessions whose timers fall due, from the wheel

@@ -173,6 +173,15 @@ struct ferry_handler_ent {
 	bool used;
 };
 
+/* Peer endpoints' progress (reliable.c): a cache of this many slots, by a
+ * hash of the address. */
+#define FERRY__PEERS_LOG2 10
+
+struct ferry__peer_progress {
+	struct ferry_addr addr;
+	struct ferry__sentq_peer v;
+};
+
 struct ferry_endpoint {
 	struct ferry_ep_config cfg;
 	const struct ferry_dp_ops *dp_ops;
@@ -181,6 +190,9 @@ struct ferry_endpoint {
 	pthread_t owner;
 	uint64_t now; /* monotonic ns, refreshed once per poll */
 	uint64_t next_timer;
+	/* The last poll that read its receive queue empty (reliable.c). */
+	uint64_t read_up_ns;
+	struct ferry__peer_progress peers[1u << FERRY__PEERS_LOG2];
 
 	struct ferry_pool_cls cls[FERRY_POOL_CLASSES];
 	unsigned ncls;
@@ -521,6 +533,8 @@ void ferry__rel_reset(struct ferry_session *s, uint64_t first_pn);
 /* @c is going away: forget its frames in flight. */
 void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c);
 void ferry__rel_timers(struct ferry_session *s);
+/* An ACK on @s newly acknowledged datagrams: its peer made progress. */
+void ferry__rel_peer_progress(struct ferry_session *s);
 bool ferry__rel_busy(const struct ferry_session *s);
 /* The RTO now in force (for the credit PING's back-off). */
 uint64_t ferry__rel_rto(const struct ferry_session *s);

@@ -76,6 +76,54 @@ uint64_t ferry__rel_rto(const struct ferry_session *s)
 	return ferry__sentq_rto(&s->sq);
 }
 
+/*
+ * Peer progress.  Sessions to one peer address reach one receive queue
+ * there, read in order; what the peer acknowledged on any of them says how
+ * far through that queue it is.  One slot per address hash, taken over by
+ * another address only once its owner has been quiet for
+ * FERRY__PEER_STALE_NS: a peer can only ever hold back the timeouts of
+ * sessions to itself (and then by at most FERRY_SENTQ_HOLD_MAX_NS).
+ */
+#define FERRY__PEER_STALE_NS (1000ull * 1000000)
+
+static struct ferry__peer_progress *peer_slot(struct ferry_endpoint *ep,
+					      const struct ferry_addr *a)
+{
+	uint64_t h = ((uint64_t)a->ip << 16 | a->port) * 0x9e3779b97f4a7c15ull;
+
+	return &ep->peers[h >> (64 - FERRY__PEERS_LOG2)];
+}
+
+void ferry__rel_peer_progress(struct ferry_session *s)
+{
+	struct ferry_endpoint *ep = s->ep;
+	struct ferry__peer_progress *p = peer_slot(ep, &s->peer);
+
+	if (!ferry_addr_eq(&p->addr, &s->peer)) {
+		if (p->v.progress_ns &&
+		    ep->now - p->v.progress_ns < FERRY__PEER_STALE_NS)
+			return;
+		p->addr = s->peer;
+		p->v.acked_sent_ns = 0;
+	}
+	p->v.progress_ns = ep->now;
+	if (s->sq.acked_sent_ns > p->v.acked_sent_ns)
+		p->v.acked_sent_ns = s->sq.acked_sent_ns;
+}
+
+/* What @s's peer showed, into @v; NULL when its slot is another's. */
+static const struct ferry__sentq_peer *peer_view(struct ferry_session *s,
+						 struct ferry__sentq_peer *v)
+{
+	struct ferry__peer_progress *p = peer_slot(s->ep, &s->peer);
+
+	if (!ferry_addr_eq(&p->addr, &s->peer))
+		return NULL;
+	*v = p->v;
+	v->read_up_ns = s->ep->read_up_ns;
+	return v;
+}
+
 bool ferry__rel_busy(const struct ferry_session *s)
 {
 	return s->sq.in_flight || ferry__ackrx_any(&s->ackrx);
@@ -85,14 +133,17 @@ void ferry__rel_timers(struct ferry_session *s)
 {
 	struct ferry_endpoint *ep = s->ep;
 	uint64_t lost0 = s->sq.lost_dgrams, rto0 = s->sq.rto_fired;
+	uint64_t held0 = s->sq.rto_held;
 	uint64_t t = ferry__sentq_deadline(&s->sq);
 
 	if (t && ep->now >= t) {
 		uint64_t acked_b = s->sq.acked_bytes, lost_b = s->sq.lost_bytes;
+		struct ferry__sentq_peer v;
 
-		ferry__sentq_timer(&s->sq, ep->now);
+		ferry__sentq_timer(&s->sq, ep->now, peer_view(s, &v));
 		ep->st.lost_datagrams += s->sq.lost_dgrams - lost0;
 		ep->st.rto_fired += s->sq.rto_fired - rto0;
+		ep->st.rto_held += s->sq.rto_held - held0;
 		ferry__rel_cc_feed(s, acked_b, lost_b,
 				   s->sq.rto_fired != rto0);
 		if (ferry__sentq_lost_peek(&s->sq))

@@ -234,6 +234,8 @@ static void rx_ack(struct ferry_session *s, const struct ferry_w2_frame *w)
 		return;
 	}
 	ep->st.lost_datagrams += s->sq.lost_dgrams - lost0;
+	if (n > 0)
+		ferry__rel_peer_progress(s);
 	if (s->state == SESS_OPEN)
 		ferry__rel_cc_feed(s, acked_b, lost_b, false);
 	if (s->state == SESS_OPEN &&

@@ -375,6 +375,8 @@ static uint32_t detect_lost(struct ferry__sentq *q, uint64_t now)
 static void ack_one(struct ferry__sentq *q, struct ferry__sent_dg *d,
 		    ferry__sent_acked_fn acked, void *ctx)
 {
+	if (d->sent_ns > q->acked_sent_ns)
+		q->acked_sent_ns = d->sent_ns;
 	for (uint32_t i = 0; i < d->nframes; i++) {
 		const struct ferry__sent_frame *f =
 			&q->fr[(d->frame0 + i) & q->fr_mask];
@@ -402,6 +404,7 @@ int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
 	if (nr < 0)
 		return nr;
 	q->last_sample_ns = 0;
+	q->acked_sent_ns = 0;
 	for (int i = 0; i < nr; i++) {
 		uint64_t lo = r[i].lo < q->una ? q->una : r[i].lo;
 
@@ -421,11 +424,20 @@ int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
 	}
 	if (largest + 1 > q->largest_acked)
 		q->largest_acked = largest + 1;
-	if (newly)
+	if (newly) {
 		q->backoff = 0; /* progress */
+		q->hold_ns = 0;
+	}
 	detect_lost(q, now);
 	advance_una(q);
 	return newly;
+}
+
+void ferry__sentq_seed_rtt(struct ferry__sentq *q, uint64_t rtt_ns)
+{
+	/* 0: quicker than the clock the caller read (once per poll). */
+	if (q->srtt_ns == 0)
+		rtt_sample(q, rtt_ns ? rtt_ns : 1, 0);
 }
 
 uint64_t ferry__sentq_rto(const struct ferry__sentq *q)
@@ -447,6 +459,8 @@ uint64_t ferry__sentq_deadline(const struct ferry__sentq *q)
 		if (q->dg[pn & q->dg_mask].live)
 			break;
 	t = q->dg[pn & q->dg_mask].sent_ns + ferry__sentq_rto(q);
+	if (q->hold_ns > t)
+		t = q->hold_ns;
 	/* The time threshold may fire sooner for one below the largest
 	 * acknowledged. */
 	if (q->largest_acked && pn < q->largest_acked - 1) {
@@ -458,11 +472,38 @@ uint64_t ferry__sentq_deadline(const struct ferry__sentq *q)
 	return t;
 }
 
-uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now)
+/*
+ * Whether the RTO of @d, the oldest live datagram, waits:
+ *  - the peer is acknowledging now: within a quarter RTO of when this end
+ *    last read its receive queue empty (what it has not read yet may
+ *    acknowledge @d; a peer that went quiet after answering everything
+ *    before @d has most likely lost @d);
+ *  - but nothing sent in @d's flush or later (the datagrams of one flush
+ *    share a send time: one of them acknowledged says the peer reached
+ *    @d's train);
+ *  - and @d went less than FERRY_SENTQ_HOLD_MAX_NS ago.
+ */
+static bool rto_holds(const struct ferry__sent_dg *d,
+		      const struct ferry__sentq_peer *peer, uint64_t now,
+		      uint64_t rto)
+{
+	uint64_t seen;
+
+	if (!peer)
+		return false;
+	seen = peer->read_up_ns < now ? peer->read_up_ns : now;
+	return peer->progress_ns + rto / 4 > seen &&
+	       peer->acked_sent_ns < d->sent_ns &&
+	       now - d->sent_ns < FERRY_SENTQ_HOLD_MAX_NS;
+}
+
+uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now,
+			    const struct ferry__sentq_peer *peer)
 {
 	struct ferry__sent_dg *oldest = NULL;
 	uint32_t n = detect_lost(q, now);
-	uint64_t pn;
+	uint64_t rto = ferry__sentq_rto(q), pn;
+	bool due;
 
 	for (pn = q->una; pn != q->next_pn; pn++) {
 		if (q->dg[pn & q->dg_mask].live) {
@@ -470,9 +511,14 @@ uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now)
 			break;
 		}
 	}
-	if (oldest && now - oldest->sent_ns >= ferry__sentq_rto(q)) {
+	due = oldest && now - oldest->sent_ns >= rto && now >= q->hold_ns;
+	if (due && rto_holds(oldest, peer, now, rto)) {
+		q->hold_ns = now + rto;
+		q->rto_held++;
+	} else if (due) {
 		uint64_t end = q->largest_acked ? q->largest_acked - 1 : 0;
 
+		q->hold_ns = 0;
 		q->rto_fired++;
 		q->backoff++;
 		declare_lost(q, oldest);

@@ -41,6 +41,9 @@
 #define FERRY_SENTQ_RTO_MAX_NS (1000ull * 1000000)
 #define FERRY_SENTQ_PKT_THRESH 3 /* later datagrams acknowledged: lost */
 #define FERRY_SENTQ_BACKOFF_MAX 6
+/* The longest a retransmission timeout is held back for a peer that is
+ * still working through what was sent before (ferry__sentq_timer). */
+#define FERRY_SENTQ_HOLD_MAX_NS (4000ull * 1000000)
 
 struct ferry__sent_frame {
 	void *obj;      /* the owner's; NULL once forgotten */
@@ -107,10 +110,14 @@ struct ferry__sentq {
 	uint64_t bytes_in_flight;
 	uint64_t srtt_ns, rttvar_ns, rto_ns, latest_rtt_ns;
 	uint32_t backoff;  /* timeouts without progress */
+	uint64_t hold_ns;  /* the RTO is held back until then (0: not) */
+	/* The latest send time among the datagrams the last ACK newly
+	 * acknowledged (0: none). */
+	uint64_t acked_sent_ns;
 	/* Counters for the endpoint's statistics and for congestion
 	 * control: datagram bytes acknowledged and judged lost so far, and
 	 * the RTT sample the last ACK gave (0: none). */
-	uint64_t lost_dgrams, lost_frames, rto_fired;
+	uint64_t lost_dgrams, lost_frames, rto_fired, rto_held;
 	uint64_t acked_bytes, lost_bytes;
 	uint64_t last_sample_ns;
 	/* Pooled: where the rings come from, and the class held (log2 of
@@ -192,18 +199,44 @@ int ferry__sentq_on_ack(struct ferry__sentq *q, const struct ferry_w2_ack *a,
 			uint64_t now, ferry__sent_acked_fn acked, void *ctx);
 
 /*
+ * What a session's peer endpoint showed on all the sessions to it: the
+ * latest send time among the datagrams it acknowledged, and when it last
+ * acknowledged anything new.  A peer reads its datagrams from one receive
+ * queue, in order; while it acknowledges datagrams but none sent after
+ * the one waiting here, that one is most likely still in its queue, not
+ * lost (docs/wire.md, 5.3).
+ */
+struct ferry__sentq_peer {
+	uint64_t acked_sent_ns;
+	uint64_t progress_ns;
+	/* When this end last had read everything it had received: acks of
+	 * the datagram may wait in its own receive queue until then. */
+	uint64_t read_up_ns;
+};
+
+/*
  * ferry__sentq_timer - judge lost what has waited too long at @now: on a
  * retransmission timeout, the oldest live datagram and every live one
  * below the largest acknowledged; and whatever the time threshold now
- * condemns.  Returns the number of datagrams judged lost.
+ * condemns.  A timeout is held back for another RTO instead (counted in
+ * rto_held, no back-off) while @peer (may be NULL: nothing known) is
+ * still working through datagrams sent before the oldest, for at most
+ * FERRY_SENTQ_HOLD_MAX_NS after it was sent.  Returns the number of
+ * datagrams judged lost.
  */
-uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now);
+uint32_t ferry__sentq_timer(struct ferry__sentq *q, uint64_t now,
+			    const struct ferry__sentq_peer *peer);
 
 /* When ferry__sentq_timer() next has something to do (0: nothing live). */
 uint64_t ferry__sentq_deadline(const struct ferry__sentq *q);
 
 /* The retransmission timeout now in force, back-off included. */
 uint64_t ferry__sentq_rto(const struct ferry__sentq *q);
+
+/* The handshake's round trip, @rtt_ns, as the first RTT sample, when no
+ * sample was taken yet (RFC 9002, section 5.2: a session's first RTO
+ * comes from its own path, not from FERRY_SENTQ_RTO_INIT_NS). */
+void ferry__sentq_seed_rtt(struct ferry__sentq *q, uint64_t rtt_ns);
 
 /*
  * The oldest lost frame waiting to go out again (NULL: none).  Once the

@@ -163,6 +163,11 @@ struct ferry_sess_client {
 	uint64_t connect_deadline;
 	uint64_t connect_retry;
 	uint64_t connect_gap;
+	/* When the CONNECT that an ACCEPT would answer went, and whether it
+	 * went more than once (then the ACCEPT's round trip is ambiguous
+	 * and not taken: Karn's rule). */
+	uint64_t hs_sent_ns;
+	bool hs_resent;
 	/* The handshake while connecting (secrets: wiped and freed once the
 	 * connect ends), and the channel token it carries, a pool msgbuf
 	 * freed then too. */
@@ -206,9 +211,11 @@ struct ferry_sess_server {
 	 * (at most FERRY__UNVALIDATED_FACTOR times). */
 	bool confirmed;
 	bool validated;
+	bool accept_resent; /* sent more than once: no RTT sample */
 	uint8_t accept_len;
 	uint8_t accept[FERRY_HS_ACCEPT_LEN];
 	uint32_t unval_rx, unval_tx;
+	uint64_t accept_sent_ns; /* when the ACCEPT last went */
 	uint64_t client_cid;
 	uint64_t half_open_deadline;
 	/* PUSH frames taken: every push_id up to push_hi, and those of the

@@ -173,6 +173,8 @@ struct ferry_endpoint;
 	X(lost_datagrams, "datagrams judged lost (packet or time threshold, " \
 			  "or timeout)")                                      \
 	X(rto_fired, "retransmission timeouts")                               \
+	X(rto_held, "retransmission timeouts held back for another RTO: the " \
+		    "peer was still acknowledging datagrams sent before")   \
 	X(tx_gso_trains, "uring: sends of several datagrams at once (UDP "    \
 			 "GSO)")                                               \
 	X(tx_gso_segments, "uring: datagrams those GSO sends carried")        \

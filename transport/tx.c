@@ -587,10 +587,13 @@ static bool flush_handshake(struct ferry_session *s)
 	if ((s->pending & SF_ACCEPT) && !s->srv.accept_len)
 		s->pending &= ~SF_ACCEPT;
 	if (s->pending & SF_ACCEPT) {
-		if (tx_allowed(s, s->srv.accept_len) &&
-		    !ferry__send_raw(ep, &s->peer, s->srv.accept,
-				     s->srv.accept_len))
-			return false;
+		if (tx_allowed(s, s->srv.accept_len)) {
+			if (!ferry__send_raw(ep, &s->peer, s->srv.accept,
+					     s->srv.accept_len))
+				return false;
+			s->srv.accept_resent = s->srv.accept_sent_ns != 0;
+			s->srv.accept_sent_ns = ep->now;
+		}
 		s->pending &= ~SF_ACCEPT;
 	}
 	if ((s->pending & SF_CONNECT) && s->cli.hs) {
@@ -600,6 +603,8 @@ static bool flush_handshake(struct ferry_session *s)
 		if (n > 0 && !ferry__send_raw(ep, &s->peer, ep->txbuf,
 					      (uint32_t)n))
 			return false;
+		s->cli.hs_resent = s->cli.hs_sent_ns != 0;
+		s->cli.hs_sent_ns = ep->now;
 		s->pending &= ~SF_CONNECT;
 	}
 	return true;
