@@ -21,6 +21,25 @@
 #include "rd.h"
 
 #define TIMER_PERIOD_NS 1000000ull /* timers are checked once a millisecond */
+
+/*
+ * Transmits the dataplane holds at once: one per 32 sessions, 1,024 to
+ * 4,096.  A flush that finds them all taken leaves the sessions it did not
+ * reach on the transmit list, and their timers are worked out again every
+ * tick while they wait there; with a call in flight on each of 100,000
+ * sessions, 1,024 slots left most of them waiting, the timers' work
+ * starved the receive path, and every call timed out (docs/bench.md).
+ * Each slot holds a datagram's copied bytes (up to a frame) in registered
+ * memory: 8 MiB a thousand slots at the default frame.
+ */
+static uint32_t tx_slots_for(uint32_t max_sessions)
+{
+	uint32_t n = 1024;
+
+	while (n < 4096 && (uint64_t)n * 32 < max_sessions)
+		n <<= 1;
+	return n;
+}
 #define RX_RING_BYTES (64ull << 20)
 
 uint64_t ferry__now_ns(void)
@@ -254,7 +273,7 @@ static int dp_open(struct ferry_endpoint *ep, const struct ferry_ep_config *cfg)
 	dc.busy_poll = cfg->busy_poll;
 	dc.max_frame = cfg->max_frame;
 	dc.rx_bufs = ep->cfg.rx_bufs;
-	dc.tx_slots = 1024;
+	dc.tx_slots = tx_slots_for(cfg->max_sessions);
 	dc.zc_threshold = cfg->zc_threshold;
 	dc.no_gso = cfg->no_gso;
 	dc.no_gro = cfg->no_gro;
