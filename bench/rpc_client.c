@@ -370,7 +370,7 @@ static int cli_wait_open(struct rpc_cli *cl)
 	/* Six seconds without a connect ending: the connect timeout, and
 	 * a second more. */
 	uint64_t deadline = bench_now_ns() + 6000000000ull;
-	uint32_t ended = 0;
+	uint32_t ended = 0, open;
 	int ret;
 
 	while (cl->conn_ended < o->sessions) {
@@ -388,11 +388,19 @@ static int cli_wait_open(struct rpc_cli *cl)
 		if (ret < 0)
 			return ret;
 	}
-	if (cli_open_sessions(cl) != o->sessions)
+	open = cli_open_sessions(cl);
+	if (open == 0)
 		return cli_error(w, -ETIMEDOUT,
 				 "connect to %s:%u: no answer (is a "
 				 "server running there?)",
 				 o->addr, o->port);
+	if (open != o->sessions)
+		return cli_error(w, -ETIMEDOUT,
+				 "connect to %s:%u: %u of %u sessions did "
+				 "not open in time (the server answered the "
+				 "others)",
+				 o->addr, o->port, o->sessions - open,
+				 o->sessions);
 	return 0;
 }
 
