@@ -397,6 +397,15 @@ Test(sentq, handshake_seeds_the_rtt)
 	cr_assert_eq(ferry__sentq_rto(&q), FERRY_SENTQ_RTO_MIN_NS);
 }
 
+/* A fresh queue with pn 0 sent at 1 ms: when its RTO (in *@rto) expires. */
+static uint64_t one_sent_at_1ms(uint64_t *rto)
+{
+	sq_init(0);
+	send1(0, 1 * MS);
+	*rto = ferry__sentq_rto(&q);
+	return 1 * MS + *rto;
+}
+
 /* The RTO of pn 0, sent at 1 ms, held while the peer works through what
  * was sent before it. */
 Test(sentq, rto_held_while_the_peer_has_a_backlog)
@@ -404,10 +413,7 @@ Test(sentq, rto_held_while_the_peer_has_a_backlog)
 	struct ferry__sentq_peer p = { 0 };
 	uint64_t rto, t;
 
-	sq_init(0);
-	send1(0, 1 * MS);
-	rto = ferry__sentq_rto(&q);
-	t = 1 * MS + rto;
+	t = one_sent_at_1ms(&rto);
 	/* The peer acknowledged, just now, a datagram (of another session)
 	 * sent before pn 0: it has not reached pn 0 yet. */
 	p.acked_sent_ns = 1 * MS - 1;
@@ -437,16 +443,12 @@ Test(sentq, rto_fires_for_a_quiet_or_unknown_peer)
 	uint64_t rto, t;
 
 	/* Unknown: nothing held. */
-	sq_init(0);
-	send1(0, 1 * MS);
-	rto = ferry__sentq_rto(&q);
-	t = 1 * MS + rto;
+	t = one_sent_at_1ms(&rto);
 	cr_assert_eq(ferry__sentq_timer(&q, t, NULL), 1);
 	/* Quiet: its last progress is a quarter RTO old (it answered what
 	 * came before pn 0, then nothing: pn 0 is lost, not queued), and
 	 * this end has read all it received. */
-	sq_init(0);
-	send1(0, 1 * MS);
+	t = one_sent_at_1ms(&rto);
 	p.progress_ns = t - rto / 4;
 	p.read_up_ns = t;
 	cr_assert_eq(ferry__sentq_timer(&q, t, &p), 1);
@@ -461,10 +463,7 @@ Test(sentq, rto_held_while_this_end_has_a_backlog)
 	struct ferry__sentq_peer p = { 0 };
 	uint64_t rto, t;
 
-	sq_init(0);
-	send1(0, 1 * MS);
-	rto = ferry__sentq_rto(&q);
-	t = 1 * MS + rto;
+	t = one_sent_at_1ms(&rto);
 	p.progress_ns = 2 * MS;
 	p.read_up_ns = 2 * MS + 1;
 	cr_assert_eq(ferry__sentq_timer(&q, t, &p), 0);
