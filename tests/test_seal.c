@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -859,4 +860,91 @@ Test(seal, doc_9_1_mac_tag_aes, .init = aes_init)
 	cr_assert_arr_eq(dg + DOC91_LEN, want, 16, "tag differs from 9.1");
 	cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC_AES, key, 7, dg, 13,
 				      DOC91_LEN + 16), DOC91_LEN);
+}
+
+/* The tag libsodium gives for @key, from its own key schedule. */
+static void gmac_ref(const uint8_t *key, uint64_t pn, const uint8_t *dg,
+		     size_t len, uint8_t tag[16])
+{
+	uint8_t nonce[12], empty[1], c[1];
+
+	ferry__seal_nonce(pn, nonce);
+	crypto_aead_aes256gcm_encrypt_detached(c, tag, NULL, empty, 0, dg, len,
+					       NULL, nonce, key);
+}
+
+/*
+ * Key schedules are kept per thread by the key's address (seal.c): a new
+ * key at an old address (a session slot reused), two keys whose addresses
+ * share a slot, and a key forgotten must each seal and open under the key
+ * as it is now, never under a schedule kept from before.
+ */
+Test(seal, aes_kept_schedules_follow_the_key, .init = aes_init)
+{
+	/* 64 slots of one key length: keys 64 * 32 bytes apart share one. */
+	static uint8_t arena[65 * 32 * 2];
+	uint8_t *a = arena, *b = arena + 64 * 32;
+	uint8_t dg[100 + 16], want[16];
+	enum ferry_seal_mode modes[] = { FERRY_SEAL_MAC_AES,
+					 FERRY_SEAL_AEAD_AES };
+
+	rng_fill(dg, 100);
+	for (int round = 0; round < 6; round++) {
+		uint8_t *k = round & 1 ? b : a;
+
+		/* A new key at the address, but in rounds 2 and 5 (the
+		 * schedule kept from the round before serves). */
+		if (round % 3 != 2)
+			rng_fill(k, 32);
+		if (round == 4)
+			ferry__seal_forget(k);
+		gmac_ref(k, 9, dg, 100, want);
+		cr_assert_eq(ferry__seal(FERRY_SEAL_MAC_AES, k, 9, dg, 13, 100),
+			     116);
+		cr_assert_arr_eq(dg + 100, want, 16, "round %d", round);
+		cr_assert_eq(ferry__seal_open(FERRY_SEAL_MAC_AES, k, 9, dg, 13,
+					      116), 100);
+		for (int m = 0; m < 2; m++) {
+			uint8_t other[32];
+
+			cr_assert_eq(ferry__seal(modes[m], k, 10, dg, 13, 100),
+				     116);
+			cr_assert_eq(ferry__seal_open(modes[m], k, 10, dg, 13,
+						      116), 100);
+			/* The same address, another key: refused. */
+			memcpy(other, k, 32);
+			k[0] ^= 1;
+			cr_assert_eq(ferry__seal_open(modes[m], k, 10, dg, 13,
+						      116), -EBADMSG);
+			memcpy(k, other, 32);
+		}
+	}
+}
+
+static void *seal_on_a_thread(void *key)
+{
+	uint8_t dg[64 + 16];
+
+	memset(dg, 7, 64);
+	if (ferry__seal(FERRY_SEAL_MAC_AES, key, 1, dg, 13, 64) != 80 ||
+	    ferry__seal_open(FERRY_SEAL_MAC_AES, key, 1, dg, 13, 80) != 64)
+		return NULL;
+	return key;
+}
+
+/* A thread keeps its own schedules and gives them back when it ends
+ * (ASan's runs would show what it lost). */
+Test(seal, aes_kept_per_thread, .init = aes_init)
+{
+	uint8_t key[32];
+
+	rng_fill(key, 32);
+	for (int i = 0; i < 8; i++) {
+		pthread_t t;
+		void *ret;
+
+		cr_assert_eq(pthread_create(&t, NULL, seal_on_a_thread, key), 0);
+		cr_assert_eq(pthread_join(t, &ret), 0);
+		cr_assert_eq(ret, key);
+	}
 }

@@ -370,8 +370,12 @@ static void wire_free(struct ferry_endpoint *ep)
 	free(ep->seen_mem);
 	free(ep->acked_mem);
 	ferry__sentq_pool_fini(&ep->sq_pool);
-	if (ep->keys)
+	if (ep->keys) {
+		/* The key schedules this thread keeps for them go too. */
+		for (size_t i = 0; i < ep->keys_len; i += FERRY_SEAL_KEY_LEN)
+			ferry__seal_forget(ep->keys + i);
 		sodium_free(ep->keys);
+	}
 	free(ep->txbuf);
 	ferry__cidtab_fini(&ep->cids);
 	sodium_memzero(&ep->hs, sizeof(ep->hs));

@@ -5,6 +5,8 @@
  * window; the key schedule.  See seal.h.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -82,6 +84,111 @@ static int seal_args_ok(enum ferry_seal_mode mode, const uint8_t *key,
  * stack (64 KiB). */
 static _Thread_local uint8_t aes_scratch[FERRY_SEAL_DGRAM_MAX];
 
+/* --- AES key schedules, kept ---------------------------------------------- */
+
+/*
+ * libsodium expands an AES-256 key on every call that takes the key
+ * itself: about 35 ns, half of a small datagram's tag.  Each thread keeps
+ * the schedules of the keys it used last, one per slot by a hash of the
+ * key's address (a session's two keys sit side by side, so 2^AES_KEPT_LOG2
+ * / 2 sessions fit without a clash), each with a copy of its key: a slot
+ * serves only while the key at that address is still that key (a session
+ * slot reused gets new keys at the old address).  The slots are in locked
+ * memory (sodium_malloc), wiped and freed when the thread exits, and a
+ * session's are wiped with its keys (ferry__seal_forget) on the thread
+ * that ends it.  Without that memory, every call expands its key again.
+ */
+#define AES_KEPT_LOG2 6
+
+struct aes_kept {
+	crypto_aead_aes256gcm_state st; /* libsodium's alignment, first */
+	const uint8_t *at;
+	uint8_t key[FERRY_SEAL_KEY_LEN];
+};
+
+static pthread_key_t aes_kept_key;
+static pthread_once_t aes_kept_once = PTHREAD_ONCE_INIT;
+static bool aes_kept_nokey; /* written once, under aes_kept_once */
+static _Thread_local struct aes_kept *aes_kept;
+static _Thread_local bool aes_kept_failed;
+
+static void aes_kept_free(void *base)
+{
+	sodium_free(base); /* wipes it first */
+}
+
+static void aes_kept_init(void)
+{
+	aes_kept_nokey = pthread_key_create(&aes_kept_key, aes_kept_free) != 0;
+}
+
+/* This thread's slots, allocated on first use; NULL without memory. */
+static struct aes_kept *aes_kept_slots(void)
+{
+	size_t align = _Alignof(struct aes_kept);
+	size_t size = sizeof(struct aes_kept) << AES_KEPT_LOG2;
+	uint8_t *base;
+
+	if (aes_kept || aes_kept_failed)
+		return aes_kept;
+	pthread_once(&aes_kept_once, aes_kept_init);
+	base = aes_kept_nokey ? NULL : sodium_malloc(size + align);
+	if (!base || pthread_setspecific(aes_kept_key, base) != 0) {
+		if (base)
+			sodium_free(base);
+		aes_kept_failed = true;
+		return NULL;
+	}
+	memset(base, 0, size + align);
+	aes_kept = (struct aes_kept *)(void *)(base + align -
+					       (uintptr_t)base % align);
+	return aes_kept;
+}
+
+static struct aes_kept *aes_slot(const uint8_t *key)
+{
+	return &aes_kept[((uintptr_t)key / FERRY_SEAL_KEY_LEN) &
+			 ((1u << AES_KEPT_LOG2) - 1)];
+}
+
+/* @key's schedule: kept, or expanded into *@tmp (the caller wipes *@tmp
+ * when that is what it got). */
+static const crypto_aead_aes256gcm_state *
+aes_schedule(const uint8_t *key, crypto_aead_aes256gcm_state *tmp)
+{
+	struct aes_kept *k;
+
+	if (!aes_kept_slots()) {
+		crypto_aead_aes256gcm_beforenm(tmp, key);
+		return tmp;
+	}
+	k = aes_slot(key);
+	if (k->at != key || memcmp(k->key, key, FERRY_SEAL_KEY_LEN) != 0) {
+		crypto_aead_aes256gcm_beforenm(&k->st, key);
+		memcpy(k->key, key, FERRY_SEAL_KEY_LEN);
+		k->at = key;
+	}
+	return &k->st;
+}
+
+static void aes_done(const crypto_aead_aes256gcm_state *st,
+		     crypto_aead_aes256gcm_state *tmp)
+{
+	if (st == tmp)
+		sodium_memzero(tmp, sizeof(*tmp));
+}
+
+void ferry__seal_forget(const uint8_t *key)
+{
+	struct aes_kept *k;
+
+	if (!aes_kept)
+		return;
+	k = aes_slot(key);
+	if (k->at == key)
+		sodium_memzero(k, sizeof(*k));
+}
+
 static size_t iov_join(const struct iovec *iov, size_t iovcnt, uint8_t *out)
 {
 	size_t n = 0;
@@ -125,21 +232,6 @@ static uint32_t crc_iov(const struct iovec *iov, size_t iovcnt)
  * these even when their length is 0; a real address keeps UBSan quiet. */
 static uint8_t empty_msg[1];
 
-/* libsodium's detached encryption of either suite: the two share one
- * signature. */
-typedef int (*aead_enc_fn)(unsigned char *c, unsigned char *mac,
-			   unsigned long long *maclen, const unsigned char *m,
-			   unsigned long long mlen, const unsigned char *ad,
-			   unsigned long long adlen, const unsigned char *nsec,
-			   const unsigned char *npub, const unsigned char *k);
-
-static aead_enc_fn aead_enc(enum ferry_seal_mode mode)
-{
-	return mode & FERRY_SEAL_AES
-		       ? crypto_aead_aes256gcm_encrypt_detached
-		       : crypto_aead_chacha20poly1305_ietf_encrypt_detached;
-}
-
 /* The tag of an empty plaintext with @dg as associated data (under AES:
  * GMAC). */
 static void mac_oneshot(enum ferry_seal_mode mode, const uint8_t *key,
@@ -150,8 +242,18 @@ static void mac_oneshot(enum ferry_seal_mode mode, const uint8_t *key,
 	uint8_t scratch[1];
 
 	ferry__seal_nonce(pn, nonce);
-	aead_enc(mode)(scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
-		       key);
+	if (mode & FERRY_SEAL_AES) {
+		crypto_aead_aes256gcm_state tmp;
+		const crypto_aead_aes256gcm_state *st = aes_schedule(key, &tmp);
+
+		crypto_aead_aes256gcm_encrypt_detached_afternm(
+			scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce,
+			st);
+		aes_done(st, &tmp);
+		return;
+	}
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		scratch, tag, NULL, empty_msg, 0, dg, len, NULL, nonce, key);
 }
 
 /*
@@ -211,14 +313,25 @@ int ferry__seal(enum ferry_seal_mode mode, const uint8_t *key, uint64_t pn,
 		mac_oneshot(mode, key, pn, dg, len, dg + len);
 		break;
 	case FERRY_SEAL_AEAD:
-	case FERRY_SEAL_AEAD_AES:
-		/* In place: libsodium XORs the key stream (ChaCha20 or
-		 * AES-CTR) into the frames, then authenticates the ciphertext
-		 * it wrote. */
+		/* In place: libsodium XORs the key stream (ChaCha20, or
+		 * AES-CTR below) into the frames, then authenticates the
+		 * ciphertext it wrote. */
 		ferry__seal_nonce(pn, nonce);
-		aead_enc(mode)(dg + hdr_len, dg + len, NULL, dg + hdr_len,
-			       len - hdr_len, dg, hdr_len, NULL, nonce, key);
+		crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+			dg + hdr_len, dg + len, NULL, dg + hdr_len,
+			len - hdr_len, dg, hdr_len, NULL, nonce, key);
 		break;
+	case FERRY_SEAL_AEAD_AES: {
+		crypto_aead_aes256gcm_state tmp;
+		const crypto_aead_aes256gcm_state *st = aes_schedule(key, &tmp);
+
+		ferry__seal_nonce(pn, nonce);
+		crypto_aead_aes256gcm_encrypt_detached_afternm(
+			dg + hdr_len, dg + len, NULL, dg + hdr_len,
+			len - hdr_len, dg, hdr_len, NULL, nonce, st);
+		aes_done(st, &tmp);
+		break;
+	}
 	}
 	return (int)(len + ferry__seal_trailer_len(mode));
 }
@@ -244,6 +357,36 @@ int ferry__seal_iov(enum ferry_seal_mode mode, const uint8_t *key,
 }
 
 /* --- open ---------------------------------------------------------------- */
+
+/* The AES suite's open of @dg (@body bytes, then the tag): 0 or -1. */
+static int open_aes(enum ferry_seal_mode mode, const uint8_t *key,
+		    const uint8_t *nonce, uint8_t *dg, size_t hdr_len,
+		    size_t body)
+{
+	crypto_aead_aes256gcm_state tmp;
+	const crypto_aead_aes256gcm_state *st = aes_schedule(key, &tmp);
+	int rc;
+
+	if (mode == FERRY_SEAL_MAC_AES) {
+		/* Nothing to decrypt: the tag alone, compared in constant
+		 * time by libsodium. */
+		rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
+			aes_scratch, NULL, empty_msg, 0, dg + body, dg, body,
+			nonce, st);
+	} else {
+		/* libsodium decrypts as it authenticates and wipes its
+		 * output on a bad tag: into the scratch, copied back only
+		 * once the tag verified, so that a forgery is left as it
+		 * came. */
+		rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
+			aes_scratch, NULL, dg + hdr_len, body - hdr_len,
+			dg + body, dg, hdr_len, nonce, st);
+		if (rc == 0 && body > hdr_len)
+			memcpy(dg + hdr_len, aes_scratch, body - hdr_len);
+	}
+	aes_done(st, &tmp);
+	return rc;
+}
 
 int ferry__seal_open(enum ferry_seal_mode mode, const uint8_t *key,
 		     uint64_t pn, uint8_t *dg, size_t hdr_len, size_t len)
@@ -277,21 +420,8 @@ int ferry__seal_open(enum ferry_seal_mode mode, const uint8_t *key,
 			key);
 		break;
 	case FERRY_SEAL_MAC_AES:
-		/* Nothing to decrypt: the tag alone, compared in constant
-		 * time by libsodium. */
-		rc = crypto_aead_aes256gcm_decrypt_detached(
-			aes_scratch, NULL, empty_msg, 0, dg + body, dg, body,
-			nonce, key);
-		break;
 	case FERRY_SEAL_AEAD_AES:
-		/* libsodium decrypts as it authenticates and wipes its output
-		 * on a bad tag: into the scratch, copied back only once the
-		 * tag verified, so that a forgery is left as it came. */
-		rc = crypto_aead_aes256gcm_decrypt_detached(
-			aes_scratch, NULL, dg + hdr_len, body - hdr_len,
-			dg + body, dg, hdr_len, nonce, key);
-		if (rc == 0 && body > hdr_len)
-			memcpy(dg + hdr_len, aes_scratch, body - hdr_len);
+		rc = open_aes(mode, key, nonce, dg, hdr_len, body);
 		break;
 	default:
 		/* Verify (m == NULL: tag only), then decrypt with the key

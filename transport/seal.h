@@ -78,6 +78,13 @@ bool ferry__seal_aes_available(void);
 void ferry__seal_aes_key(uint8_t key[FERRY_SEAL_KEY_LEN]);
 
 /*
+ * ferry__seal_forget - the key at @key is about to be wiped: wipe the AES
+ * key schedule this thread keeps for it, if any (seal.c keeps the last
+ * ones it used, per thread).
+ */
+void ferry__seal_forget(const uint8_t *key);
+
+/*
  * ferry__seal_init - initialise libsodium (idempotent, thread-safe: it
  * picks the fastest ChaCha20 and Poly1305 code for this CPU).  Returns 0,
  * or -EIO if libsodium cannot start.

@@ -176,6 +176,8 @@ static void sess_forget_wire(struct ferry_session *s)
 		ferry__cidtab_del(&s->ep->cids, s->cid);
 		s->cid = 0;
 	}
+	ferry__seal_forget(s->key_tx);
+	ferry__seal_forget(s->key_rx);
 	sodium_memzero(s->key_tx, 2 * FERRY_SEAL_KEY_LEN);
 }
 
