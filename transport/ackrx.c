@@ -13,10 +13,33 @@ int ferry__ackrx_init(struct ferry__ackrx *a, unsigned log2, uint64_t *bits)
 
 	if (rc)
 		return rc;
-	a->largest_rx_ns = a->due_ns = 0;
+	a->top_lo = a->largest_rx_ns = a->due_ns = 0;
 	a->unacked = 0;
 	a->now = false;
 	return 0;
+}
+
+static uint64_t run_down(const struct ferry__replay *w, uint64_t p,
+			 uint64_t lo, bool v);
+
+/* The window's lowest pn: what lies below is forgotten. */
+static uint64_t window_lo(const struct ferry__replay *w)
+{
+	return w->next > w->size ? w->next - w->size : 0;
+}
+
+/* @pn was taken, the window's next being @next before: the run at the
+ * top grows by it, starts afresh at it (it jumped ahead), or, when it
+ * fills the hole just below the run, reaches down over the run below. */
+static void top_run(struct ferry__ackrx *a, uint64_t pn, uint64_t next)
+{
+	const struct ferry__replay *w = &a->got;
+
+	if (pn > next || next == 0)
+		a->top_lo = pn;
+	else if (pn < next && pn + 1 == a->top_lo &&
+		 ferry__replay_has(w, pn))
+		a->top_lo = pn + 1 - run_down(w, pn, window_lo(w), true);
 }
 
 void ferry__ackrx_on_dgram(struct ferry__ackrx *a, uint64_t pn,
@@ -26,13 +49,16 @@ void ferry__ackrx_on_dgram(struct ferry__ackrx *a, uint64_t pn,
 	struct ferry__replay *w = &a->got;
 
 	if (flags & FERRY_ACKRX_ACKABLE) {
+		uint64_t next = w->next;
+
 		/* A gap: a pn skipped ahead, or one filling a hole late.
 		 * Either way the sender learns sooner what to resend. */
-		if (pn != w->next)
+		if (pn != next)
 			a->now = true;
-		if (pn >= w->next)
+		if (pn >= next)
 			a->largest_rx_ns = now;
 		ferry__replay_commit(w, pn);
+		top_run(a, pn, next);
 	}
 	if (flags & FERRY_ACKRX_IMMEDIATE)
 		a->now = true;
@@ -83,14 +109,13 @@ int ferry__ackrx_build(const struct ferry__ackrx *a, uint64_t now,
 		return -ENOENT;
 	memset(out, 0, sizeof(*out));
 	largest = w->next - 1;
-	/* The window's lowest pn: what lies below is forgotten. */
-	lo = w->next > w->size ? w->next - w->size : 0;
+	lo = window_lo(w);
 	d = now > a->largest_rx_ns ? (now - a->largest_rx_ns) / 1000 : 0;
 	out->largest = (uint32_t)largest;
 	out->ack_delay = d > UINT16_MAX ? UINT16_MAX : (uint16_t)d;
-	/* The largest is always marked: only an acknowledgeable pn moves
-	 * next. */
-	n = run_down(w, largest, lo, true);
+	/* The largest is always marked (only an acknowledgeable pn moves
+	 * next), and the run down from it is kept (top_run). */
+	n = largest + 1 - (a->top_lo > lo ? a->top_lo : lo);
 	out->first_range = (uint16_t)(n - 1);
 	p = largest - n + 1; /* the lowest pn of the range just taken */
 	while (p > lo && out->nranges < FERRY_W2_ACK_RANGES_MAX) {

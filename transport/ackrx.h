@@ -30,6 +30,10 @@ struct ferry__ackrx {
 	 * over the same number of pns, marked only for datagrams whose data
 	 * frames were all taken. */
 	struct ferry__replay got;
+	/* The lowest pn of the run of acknowledged pns that ends at the
+	 * largest: kept as pns arrive, so that an ACK need not count it
+	 * down the window each time (it may lie below the window). */
+	uint64_t top_lo;
 	uint64_t largest_rx_ns; /* when the largest arrived: ack_delay */
 	uint64_t due_ns;        /* an ACK must leave by then (0: none owed) */
 	uint32_t unacked;       /* ack-eliciting datagrams since the last ACK */
