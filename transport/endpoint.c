@@ -28,7 +28,8 @@
  * reach on the transmit list, and their timers are worked out again every
  * tick while they wait there; with a call in flight on each of 100,000
  * sessions, 1,024 slots left most of them waiting, the timers' work
- * starved the receive path, and every call timed out (docs/bench.md).
+ * starved the receive path, and thousands of calls timed out
+ * (docs/bench.md).
  * Each slot holds a datagram's copied bytes (up to a frame) in registered
  * memory: 8 MiB a thousand slots at the default frame.
  */
@@ -40,6 +41,7 @@ static uint32_t tx_slots_for(uint32_t max_sessions)
 		n <<= 1;
 	return n;
 }
+
 #define RX_RING_BYTES (64ull << 20)
 
 uint64_t ferry__now_ns(void)
