@@ -406,6 +406,30 @@ static inline unsigned raw_count(struct raw *r, struct ferry_endpoint *srv,
 
 /* --- the handshake --------------------------------------------------------- */
 
+/* @r becomes the raw session that @hs's ACCEPT (in @res) made: CIDs,
+ * mode, keys, fragment size, a fresh replay window; @res and @hs are
+ * wiped. */
+static inline void raw_take_accept(struct raw *r, struct ferry_hs_client *hs,
+				   struct ferry_hs_client_result *res)
+{
+	struct ferry_hs_accept *a = &res->accept;
+	uint32_t path = a->params.max_frame < RAW_PATH_FRAME
+				? a->params.max_frame
+				: RAW_PATH_FRAME;
+
+	r->cid = hs->cid;
+	r->srv_cid = a->server_cid;
+	r->srv_sess = (uint32_t)a->server_cid;
+	r->mode = a->mode;
+	memcpy(r->key_tx, a->keys.c2s, sizeof(r->key_tx));
+	memcpy(r->key_rx, a->keys.s2c, sizeof(r->key_rx));
+	r->frag_unit = path - FERRY_W2_SHORT_HDR_LEN - (r->mode ? 16 : 4) -
+		       18 - 24;
+	ferry__replay_init(&r->seen, FERRY_REPLAY_LOG2_DEFAULT, r->seen_bits);
+	sodium_memzero(res, sizeof(*res));
+	ferry__hs_client_wipe(hs);
+}
+
 /*
  * A whole handshake: raw_open(), CONNECT (with FEATURES @features and
  * @tok as its TOKEN, with r->hk as the holder key if set), RETRY, CONNECT
@@ -469,24 +493,12 @@ static inline uint32_t raw_connect_res(struct raw *r,
 			*err = res.err;
 			return 0;
 		} else if (v == FERRY_HS_ACCEPTED) {
-			struct ferry_hs_accept *a = &res.accept;
-			uint32_t path = a->params.max_frame < RAW_PATH_FRAME
-						? a->params.max_frame
-						: RAW_PATH_FRAME;
+			uint32_t features = res.accept.features;
 
-			r->srv_cid = a->server_cid;
-			r->mode = a->mode;
-			memcpy(r->key_tx, a->keys.c2s, sizeof(r->key_tx));
-			memcpy(r->key_rx, a->keys.s2c, sizeof(r->key_rx));
-			r->frag_unit = path - FERRY_W2_SHORT_HDR_LEN -
-				       (r->mode ? 16 : 4) - 18 - 24;
-			r->srv_sess = (uint32_t)a->server_cid;
-			ferry__replay_init(&r->seen, FERRY_REPLAY_LOG2_DEFAULT,
-					   r->seen_bits);
-			ferry__hs_client_wipe(&hs);
+			raw_take_accept(r, &hs, &res);
 			if (err)
 				*err = 0;
-			return a->features;
+			return features;
 		}
 	}
 	ferry__hs_client_wipe(&hs);

@@ -125,28 +125,6 @@ static enum ferry_hs_verdict hs_wait(struct raw *r, struct ferry_endpoint *ep,
 	return FERRY_HS_DROP;
 }
 
-/* @r is the raw session @hs's ACCEPT (in @res) made; both wiped. */
-static void raw_take_accept(struct raw *r, struct ferry_hs_client *hs,
-			    struct ferry_hs_client_result *res)
-{
-	struct ferry_hs_accept *a = &res->accept;
-	uint32_t path;
-
-	r->cid = hs->cid;
-	r->srv_cid = a->server_cid;
-	r->srv_sess = (uint32_t)a->server_cid;
-	r->mode = a->mode;
-	memcpy(r->key_tx, a->keys.c2s, sizeof(r->key_tx));
-	memcpy(r->key_rx, a->keys.s2c, sizeof(r->key_rx));
-	path = a->params.max_frame < RAW_PATH_FRAME ? a->params.max_frame
-						    : RAW_PATH_FRAME;
-	r->frag_unit = path - FERRY_W2_SHORT_HDR_LEN - (r->mode ? 16 : 4) -
-		       18 - 24;
-	ferry__replay_init(&r->seen, FERRY_REPLAY_LOG2_DEFAULT, r->seen_bits);
-	sodium_memzero(res, sizeof(*res));
-	ferry__hs_client_wipe(hs);
-}
-
 /*
  * A whole handshake from @r (aimed at @srv) under CID @cid, taking
  * @window bytes of credit: CONNECT, RETRY (unless the server admits at
