@@ -179,7 +179,7 @@ struct ferry_handler_ent {
 
 struct ferry__peer_progress {
 	struct ferry_addr addr;
-	struct ferry__sentq_peer v;
+	uint64_t acked_sent_ns, progress_ns; /* struct ferry__sentq_peer's */
 };
 
 struct ferry_endpoint {

@@ -100,15 +100,15 @@ void ferry__rel_peer_progress(struct ferry_session *s)
 	struct ferry__peer_progress *p = peer_slot(ep, &s->peer);
 
 	if (!ferry_addr_eq(&p->addr, &s->peer)) {
-		if (p->v.progress_ns &&
-		    ep->now - p->v.progress_ns < FERRY__PEER_STALE_NS)
+		if (p->progress_ns &&
+		    ep->now - p->progress_ns < FERRY__PEER_STALE_NS)
 			return;
 		p->addr = s->peer;
-		p->v.acked_sent_ns = 0;
+		p->acked_sent_ns = 0;
 	}
-	p->v.progress_ns = ep->now;
-	if (s->sq.acked_sent_ns > p->v.acked_sent_ns)
-		p->v.acked_sent_ns = s->sq.acked_sent_ns;
+	p->progress_ns = ep->now;
+	if (s->sq.acked_sent_ns > p->acked_sent_ns)
+		p->acked_sent_ns = s->sq.acked_sent_ns;
 }
 
 /* What @s's peer showed, into @v; NULL when its slot is another's. */
@@ -119,7 +119,8 @@ static const struct ferry__sentq_peer *peer_view(struct ferry_session *s,
 
 	if (!ferry_addr_eq(&p->addr, &s->peer))
 		return NULL;
-	*v = p->v;
+	v->acked_sent_ns = p->acked_sent_ns;
+	v->progress_ns = p->progress_ns;
 	v->read_up_ns = s->ep->read_up_ns;
 	return v;
 }
