@@ -8,6 +8,8 @@
  * alone lets it fill the window.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -135,6 +137,108 @@ static void t_swift_holds_back_under_delay(void)
 	cr_assert_lt(swift_peak, none_peak);
 }
 
+/* The server of t_rtt_counts_the_wait, on a thread of its own (which
+ * creates it: an io_uring endpoint is its creator's): polled without
+ * pause, except for 5 ms once the client says it will send.  It notes
+ * when the pause ended, and the time its session stamped on the request
+ * (the time its ACK's ack_delay counts from). */
+struct late_server {
+	atomic_int port; /* 0 until the endpoint is up */
+	atomic_bool pause, paused, stop;
+	_Atomic uint64_t resumed_ns, stamped_ns;
+	struct order_log log;
+};
+
+static void *late_server(void *arg)
+{
+	struct late_server *ls = arg;
+	struct ferry_endpoint *srv = ep_new(ep_big);
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_RECORD, record_handler,
+					     &ls->log), 0);
+	atomic_store(&ls->port, ferry_endpoint_port(srv));
+	while (!atomic_load(&ls->stop)) {
+		if (atomic_exchange(&ls->pause, false)) {
+			atomic_store(&ls->paused, true);
+			sleep_ms(5);
+			atomic_store(&ls->resumed_ns, ferry__now_ns());
+		}
+		ferry_endpoint_poll(srv, 0);
+		if (ls->log.n && !atomic_load(&ls->stamped_ns))
+			for (uint32_t i = 0; i < srv->nsessions; i++)
+				if (srv->sessions[i].state == SESS_OPEN)
+					atomic_store(&ls->stamped_ns,
+						     srv->sessions[i]
+							     .ackrx.largest_rx_ns);
+	}
+	ferry_endpoint_destroy(srv);
+	return NULL;
+}
+
+/*
+ * What arrives is stamped with the time it is read.  The server is not
+ * polled for 5 ms while the client's call comes; then it reads it and
+ * answers at once.  Its stamp on the request (from which its ack_delay
+ * counts) must be after the pause, and the client's RTT sample must hold
+ * the pause.  A transport that stamps what it reads with the end of its
+ * last pass, before a wait or a pause, does neither: it overstates its
+ * ack_delay by the pause, and when the client is the one waiting, its
+ * sample falls short by as much; a congestion controller fed such samples
+ * saw its base RTT fall to 0 on the test bed (docs/bench.md, "Incast,
+ * session 10").
+ */
+static void t_rtt_counts_the_wait(void)
+{
+	static struct late_server ls;
+	struct ferry_endpoint *cli = ep_new(ep_big);
+	struct ferry_session *s = NULL;
+	struct reply r = { 0 };
+	struct conn c = { 0 };
+	pthread_t t;
+	uint64_t sent_ns, rtt, rto_fired, end = now_ms() + WAIT_MS;
+
+	memset(&ls, 0, sizeof(ls));
+	cr_assert_eq(pthread_create(&t, NULL, late_server, &ls), 0);
+	while (!atomic_load(&ls.port) && now_ms() < end)
+		sleep_ms(1);
+	cr_assert_eq(ferry_session_connect(cli, "127.0.0.1",
+					   (uint16_t)atomic_load(&ls.port),
+					   NULL, on_connect, &c, &s), 0);
+	PUMP_UNTIL(cli, NULL, c.done, "connect never ended");
+	cr_assert_eq(c.res, 0);
+	pump_for(cli, NULL, 20);
+	/* No retransmission meanwhile: its ACK would give no sample
+	 * (Karn).  Nothing recomputes this before a sample. */
+	s->sq.rto_ns = 1000ull * 1000000;
+	atomic_store(&ls.pause, true);
+	while (!atomic_load(&ls.paused) && now_ms() < end)
+		; /* the server is in its pause: it reads nothing now */
+	cr_assert_eq(ferry_call(s, M_RECORD, msg(cli, 64, 1), on_reply, &r),
+		     0);
+	ferry_endpoint_poll(cli, 0); /* sends it */
+	sent_ns = ferry__now_ns();
+	while (!r.done && now_ms() < end)
+		ferry_endpoint_poll(cli, 100);
+	while (r.done && !atomic_load(&ls.stamped_ns) && now_ms() < end)
+		sleep_ms(1);
+	rtt = s->sq.latest_rtt_ns;
+	rto_fired = s->sq.rto_fired;
+	ferry_session_close(s);
+	pump_for(cli, NULL, 10);
+	atomic_store(&ls.stop, true);
+	pthread_join(t, NULL); /* before any assertion ends the test */
+	cr_assert(r.done, "no reply");
+	cr_assert_geq(ls.stamped_ns, ls.resumed_ns,
+		      "the server stamped the request %lld ns before it read it",
+		      (long long)(ls.resumed_ns - ls.stamped_ns));
+	cr_assert_eq(rto_fired, 0);
+	cr_assert_geq(rtt, ls.resumed_ns - sent_ns,
+		      "RTT sample %llu ns: the server's pause (%llu ns after "
+		      "the call left) is not in it", (unsigned long long)rtt,
+		      (unsigned long long)(ls.resumed_ns - sent_ns));
+	ferry_endpoint_destroy(cli);
+}
+
 static void t_unknown_cc_refused(void)
 {
 	struct ferry_ep_config cfg;
@@ -148,6 +252,7 @@ static void t_unknown_cc_refused(void)
 
 #define CC_CASES(CASE, s)                                                     \
 	CASE(s, swift_holds_back_under_delay)                                 \
+	CASE(s, rtt_counts_the_wait)                                          \
 	CASE(s, unknown_cc_refused)
 
 HARNESS_BATTERY(cc_transport, CC_CASES, .timeout = 120)

@@ -537,6 +537,13 @@ static int poll_once(struct ferry_endpoint *ep)
 	for (int round = 0; round < 4; round++) {
 		unsigned n = ep->dp_ops->rx_burst(ep->dp, pkts, FERRY_RX_BURST);
 
+		/* What arrived is stamped with the time it was read, not the
+		 * end of the last poll: between them this thread may have
+		 * slept for milliseconds, which would read as the peer's
+		 * ACKs coming that much sooner (RTT samples near 0) and as
+		 * this end holding its own that much longer (ack_delay). */
+		if (n)
+			ep->now = ferry__now_ns();
 		for (unsigned i = 0; i < n; i++) {
 			ferry__rx_dgram(ep, &pkts[i]);
 			/* Calls this datagram completed answered at once (or
