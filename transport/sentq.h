@@ -109,6 +109,7 @@ struct ferry__sentq {
 	uint32_t in_flight; /* live datagrams */
 	uint64_t bytes_in_flight;
 	uint64_t srtt_ns, rttvar_ns, rto_ns, latest_rtt_ns;
+	uint64_t min_rtt_ns; /* the smallest sample, before ack delay */
 	uint32_t backoff;  /* timeouts without progress */
 	uint64_t hold_ns;  /* the RTO is held back until then (0: not) */
 	/* The latest send time among the datagrams the last ACK newly
