@@ -171,8 +171,9 @@ static const struct opt opts[] = {
 	{ "cc-target-us", OPT_U32, AT(cc_target_us), 0, 1000000, .arg = "US",
 	  .no_floor = "the floor has no RPC layer to control congestion",
 	  .zero_unset = true,
-	  .help = "queueing delay swift tolerates above the smallest RTT\n"
-		  "(default 0: automatic, at least 150 us)" },
+	  .help = "the round trip swift holds, the same for every flow\n"
+		  "(default 0: automatic, the smallest RTT seen + at\n"
+		  "least 150 us)" },
 	{ "ip", OPT_IPV4, AT(ip), .arg = "IPV4",
 	  .help = "this process's own address: a server binds it (instead\n"
 		  "of --addr), a client binds it; needed on DPDK" },

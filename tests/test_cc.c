@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The congestion controller alone (transport/cc.c): its reaction to
- * delay below and above target, to loss and to ECN, its pacing below one
- * packet, and that "none" limits nothing.  Times are made up: the module
+ * delay below and above target, to loss and to ECN, its target, its
+ * pacing below and above one packet, and that "none" limits nothing.  Times are made up: the module
  * is a pure function of what it is told.
  */
 #include <criterion/criterion.h>
@@ -11,12 +11,12 @@
 
 #define MSS 1000u
 #define US 1000ull
-#define HEADROOM (50 * US)
+#define TARGET (150 * US)
 
 /* A swift flow whose base RTT is 100 us (target 150 us), with @cwnd. */
 static void flow(struct ferry_cc *cc, uint64_t cwnd, uint64_t *now)
 {
-	ferry__cc_init(cc, FERRY__CC_SWIFT, MSS, cwnd, 1000 * MSS, HEADROOM);
+	ferry__cc_init(cc, FERRY__CC_SWIFT, MSS, cwnd, 1000 * MSS, TARGET);
 	*now = 1000 * US;
 	ferry__cc_on_sent(cc, MSS, *now);
 	*now += 100 * US;
@@ -163,9 +163,11 @@ Test(cc, window_limits_inflight)
 	uint64_t now;
 
 	flow(&cc, 4 * MSS, &now);
+	/* Each after the pacer's gap: the window alone says no. */
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(ferry__cc_check(&cc, MSS, now), FERRY__CC_GO);
 		ferry__cc_on_sent(&cc, MSS, now);
+		now += cc.srtt_ns;
 	}
 	cr_assert_eq(ferry__cc_check(&cc, MSS, now), FERRY__CC_WINDOW);
 	ferry__cc_on_acked(&cc, MSS, 0, now + 1);
@@ -212,26 +214,111 @@ Test(cc, paces_below_one_packet)
 	/* A smaller packet's share of the rate is smaller. */
 	ferry__cc_on_sent(&cc, MSS / 2, now + gap);
 	cr_assert_eq(ferry__cc_next_send_ns(&cc), now + gap + gap / 2);
-	/* At a packet or more, nothing is paced. */
-	cc.cwnd = 2 * MSS;
-	ferry__cc_on_sent(&cc, MSS, now + 2 * gap);
-	cr_assert_eq(ferry__cc_next_send_ns(&cc), 0);
+}
+
+/* Above a packet, a window goes out spread over the round trip, at 1.25
+ * times its rate, not as one burst; an idle sender may send three
+ * packets back to back (two gaps' worth of slack, and the one whose
+ * time it is). */
+Test(cc, paces_a_window_over_the_round_trip)
+{
+	struct ferry_cc cc;
+	uint64_t now, t0, gap;
+	int n = 0;
+
+	flow(&cc, 10 * MSS, &now);
+	/* srtt 100 us, 10 packets a round trip, at 1.25: 8 us apart. */
+	gap = cc.srtt_ns * MSS * 4 / (10 * MSS * 5);
+	cr_assert_eq(gap, 8 * US);
+	now += 1000 * US;
+	t0 = now;
+	while (ferry__cc_check(&cc, MSS, now) == FERRY__CC_GO) {
+		ferry__cc_on_sent(&cc, MSS, now);
+		n++;
+	}
+	cr_assert_eq(n, 3, "%d back to back after idle", n);
+	cr_assert_eq(ferry__cc_check(&cc, MSS, now), FERRY__CC_PACED);
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), t0 + gap);
+	/* Then one per gap: the window (10) is not what holds them. */
+	for (int i = 0; i < 5; i++) {
+		now = ferry__cc_next_send_ns(&cc);
+		cr_assert_eq(ferry__cc_check(&cc, MSS, now - 1),
+			     FERRY__CC_PACED);
+		cr_assert_eq(ferry__cc_check(&cc, MSS, now), FERRY__CC_GO);
+		ferry__cc_on_sent(&cc, MSS, now);
+	}
+	cr_assert_eq(ferry__cc_next_send_ns(&cc), t0 + 6 * gap);
+	cr_assert_eq(cc.inflight, 8 * MSS);
 }
 
 Test(cc, base_is_windowed_min)
 {
 	struct ferry_cc cc;
-	uint64_t now;
+	uint64_t now = 1000 * US;
 
-	flow(&cc, 10 * MSS, &now);
+	/* The automatic target shows base: base + 150 us while base is
+	 * small. */
+	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
 	ferry__cc_on_acked(&cc, 0, 80 * US, now + 1);
-	cr_assert_eq(ferry__cc_target_ns(&cc), 130 * US);
-	ferry__cc_on_acked(&cc, 0, 300 * US, now + 2);
-	cr_assert_eq(ferry__cc_target_ns(&cc), 130 * US);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 80 * US + FERRY__CC_HEADROOM_NS);
+	ferry__cc_on_acked(&cc, 0, 120 * US, now + 2);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 80 * US + FERRY__CC_HEADROOM_NS);
 	/* Two windows on, the old minimum is forgotten. */
-	ferry__cc_on_acked(&cc, 0, 200 * US, now + 11000000000ull);
-	ferry__cc_on_acked(&cc, 0, 200 * US, now + 22000000000ull);
-	cr_assert_eq(ferry__cc_target_ns(&cc), 250 * US);
+	ferry__cc_on_acked(&cc, 0, 100 * US, now + 11000000000ull);
+	ferry__cc_on_acked(&cc, 0, 100 * US, now + 22000000000ull);
+	cr_assert_eq(ferry__cc_target_ns(&cc),
+		     100 * US + FERRY__CC_HEADROOM_NS);
+}
+
+/* A configured target is one round trip for every flow, whatever base
+ * each measured: one that came up behind a standing queue, and took it
+ * for its base, holds no larger share than one that saw the path empty.
+ * Only a path whose base reaches the target is held at base and a
+ * quarter instead. */
+Test(cc, configured_target_is_the_same_for_every_base)
+{
+	struct ferry_cc early, late, far;
+
+	ferry__cc_init(&early, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 1000 * US);
+	ferry__cc_init(&late, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 1000 * US);
+	ferry__cc_init(&far, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 1000 * US);
+	cr_assert_eq(ferry__cc_target_ns(&early), 1000 * US);
+	ferry__cc_on_acked(&early, 0, 50 * US, 1);
+	ferry__cc_on_acked(&late, 0, 700 * US, 1);
+	ferry__cc_on_acked(&far, 0, 2000 * US, 1);
+	cr_assert_eq(ferry__cc_target_ns(&early), 1000 * US);
+	cr_assert_eq(ferry__cc_target_ns(&late), 1000 * US);
+	cr_assert_eq(ferry__cc_target_ns(&far), 2500 * US);
+}
+
+/* Swift's flow scaling: under one queue, a sample a little above target
+ * shrinks a large window and still grows a small one (up to half the
+ * target more at one path frame, nothing at 64 or more). */
+Test(cc, small_window_tolerates_more_delay)
+{
+	struct ferry_cc small, large;
+	uint64_t now = 10000 * US;
+
+	ferry__cc_init(&small, FERRY__CC_SWIFT, MSS, 2 * MSS, 0, 1000 * US);
+	ferry__cc_init(&large, FERRY__CC_SWIFT, MSS, 64 * MSS, 0, 1000 * US);
+	ferry__cc_on_acked(&small, 0, 100 * US, now);
+	ferry__cc_on_acked(&large, 0, 100 * US, now);
+	small.cwnd = 2 * MSS;
+	large.cwnd = 64 * MSS;
+	now += 1000 * US;
+	ferry__cc_on_acked(&small, 0, 1200 * US, now);
+	ferry__cc_on_acked(&large, 0, 1200 * US, now);
+	cr_assert_gt(small.cwnd, 2 * MSS);
+	cr_assert_lt(large.cwnd, 64 * MSS);
+	/* At one frame it tolerates half the target more, and no more. */
+	small.cwnd = MSS;
+	now += 1000 * US;
+	ferry__cc_on_acked(&small, 0, 1499 * US, now);
+	cr_assert_gt(small.cwnd, MSS);
+	small.cwnd = MSS;
+	now += 5000 * US;
+	ferry__cc_on_acked(&small, 0, 1600 * US, now);
+	cr_assert_lt(small.cwnd, MSS);
 }
 
 Test(cc, auto_headroom)
@@ -253,7 +340,7 @@ Test(cc, none_limits_nothing)
 {
 	struct ferry_cc cc;
 
-	ferry__cc_init(&cc, FERRY__CC_NONE, MSS, MSS, MSS, HEADROOM);
+	ferry__cc_init(&cc, FERRY__CC_NONE, MSS, MSS, MSS, TARGET);
 	for (int i = 0; i < 1000; i++)
 		ferry__cc_on_sent(&cc, MSS, 1);
 	ferry__cc_on_acked(&cc, MSS, 1000000 * US, 2);

@@ -11,9 +11,14 @@
  * section 7).
  *
  * The controller keeps a congestion window (cwnd) of bytes in flight:
- *  - target delay = base + headroom, where base is the smallest RTT seen
- *    in a window of time (the path's propagation and fixed costs) and
- *    headroom the queueing it tolerates;
+ *  - a target round trip: configured (the same for every flow through a
+ *    bottleneck, which is what keeps them fair), or base + headroom,
+ *    where base is the smallest RTT seen in a window of time (the path's
+ *    propagation and fixed costs) and headroom the queueing tolerated;
+ *  - a small window tolerates more delay than a large one (Swift's flow
+ *    scaling: up to half the target more at one packet, in proportion to
+ *    1 / sqrt(cwnd), nothing at 64 packets), so that flows under one queue
+ *    converge on equal shares instead of one holding most for a while;
  *  - RTT samples below target grow cwnd additively: by ai bytes (one
  *    packet) per round trip of time;
  *  - a sample above target shrinks it multiplicatively, in proportion to
@@ -23,9 +28,11 @@
  *  - a loss (retransmission timeout or fast retransmit) shrinks it by
  *    max_mdf, also at most once per round trip; repeated timeouts drop it
  *    to its minimum;
- *  - below one packet (mss), cwnd is a rate: packets leave one at a time,
- *    spaced srtt * bytes / cwnd apart (pacing), so that many flows through
- *    one bottleneck can each send less than a packet per round trip.
+ *  - packets are paced: spaced srtt * bytes / cwnd apart below one packet
+ *    (mss), where cwnd is a rate, so that many flows through one
+ *    bottleneck can each send less than a packet per round trip; above,
+ *    at 1.25 times the window's rate, so that a window is spread over the
+ *    round trip instead of reaching the bottleneck as one burst.
  * A sender with nothing in flight may always send (once its pacing time
  * has come): a window never stalls a lone call.
  *
@@ -50,7 +57,7 @@ enum ferry__cc_algo {
 enum ferry__cc_verdict {
 	FERRY__CC_GO = 0,
 	FERRY__CC_WINDOW, /* cwnd is full: wait for acknowledgements */
-	FERRY__CC_PACED,  /* cwnd < mss and the packet's time has not come */
+	FERRY__CC_PACED,  /* the packet's time has not come */
 };
 
 /* Headroom above base RTT when none is configured.  This VM's loopback
@@ -74,7 +81,7 @@ struct ferry_cc {
 	/* Delay: the target's parts, a windowed minimum for base (the
 	 * smaller of this window's and the last one's), and the smoothed
 	 * RTT that spaces paced packets and times decreases. */
-	uint64_t headroom_ns; /* 0: automatic */
+	uint64_t target_cfg_ns; /* 0: automatic */
 	uint64_t base_cur_ns, base_prev_ns, base_epoch_ns;
 	uint64_t srtt_ns;
 	uint64_t last_decrease_ns;
@@ -85,14 +92,14 @@ struct ferry_cc {
 /*
  * ferry__cc_init - set @cc up for a new flow.  @mss: the largest packet's
  * bytes; @init_cwnd and @max_cwnd: the window at start and at most, in
- * bytes (0 for max_cwnd: no ceiling).  @headroom_ns: the queueing delay
- * tolerated above base RTT (target = base + headroom), or 0 for the
- * larger of FERRY__CC_HEADROOM_NS and FERRY__CC_HEADROOM_BASE_PCT percent
- * of base.  Always succeeds.
+ * bytes (0 for max_cwnd: no ceiling).  @target_ns: the round trip to
+ * hold (at least base and a quarter), or 0 for base + the larger of
+ * FERRY__CC_HEADROOM_NS and FERRY__CC_HEADROOM_BASE_PCT percent of base.
+ * Always succeeds.
  */
 void ferry__cc_init(struct ferry_cc *cc, enum ferry__cc_algo algo,
 		    uint32_t mss, uint64_t init_cwnd, uint64_t max_cwnd,
-		    uint64_t headroom_ns);
+		    uint64_t target_ns);
 
 /* Whether a packet of @bytes may leave at @now, and if not, why. */
 enum ferry__cc_verdict ferry__cc_check(const struct ferry_cc *cc,

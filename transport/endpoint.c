@@ -435,7 +435,7 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	}
 	ep->dp_name = ep->dp_ops->name;
 	ep->cc_algo = (uint8_t)cc_algo(cfg->cc);
-	ep->cc_headroom_ns = (uint64_t)cfg->cc_target_us * 1000;
+	ep->cc_target_ns = (uint64_t)cfg->cc_target_us * 1000;
 	slots = pow2_ceil(cfg->session_slots);
 	ep->cfg.session_slots = slots;
 	/* Enough receive buffers for every session's full window, so that

@@ -345,7 +345,7 @@ struct ferry_endpoint {
 	 * earliest pacing time a session waits for (0: none), which bounds
 	 * the poll loop's sleep. */
 	uint8_t cc_algo;
-	uint64_t cc_headroom_ns;
+	uint64_t cc_target_ns;
 	uint64_t pace_ns;
 	struct ferry_ep_stats st;
 	/* ferry__stat_inc's last name (by address) and its counter. */

@@ -48,7 +48,7 @@ void ferry__rel_cc_reset(struct ferry_session *s)
 	uint64_t max = ((uint64_t)1 << s->ep->sq_log2) * mss;
 
 	ferry__cc_init(&s->cc, s->ep->cc_algo, mss, max, max,
-		       s->ep->cc_headroom_ns);
+		       s->ep->cc_target_ns);
 }
 
 /* What the sent queue learnt since @acked0 / @lost0 bytes, for congestion

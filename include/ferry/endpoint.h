@@ -173,9 +173,10 @@ struct ferry_ep_config {
 	 * say what the peer can take, this what the network can.  cc: "none"
 	 * (credits alone: ferry before it had congestion control) or "swift"
 	 * (a delay-based window with pacing); NULL is the default, "none".
-	 * cc_target_us: the queueing delay tolerated above the smallest RTT
-	 * seen, in microseconds (0: automatic, at least 150 us, more on a
-	 * longer path). */
+	 * cc_target_us: the round trip swift holds, in microseconds, the
+	 * same for every session through one bottleneck (a path whose
+	 * smallest RTT reaches it is held a quarter above that RTT); 0:
+	 * automatic, the smallest RTT seen plus at least 150 us. */
 	const char *cc;
 	uint32_t cc_target_us;
 };
