@@ -106,7 +106,7 @@ enum ferry__cc_verdict ferry__cc_check(const struct ferry_cc *cc,
 	if (cc->inflight && cc->cwnd >= cc->mss &&
 	    cc->inflight + bytes > cc->cwnd)
 		return FERRY__CC_WINDOW;
-	if (cc->next_send_ns && now < cc->next_send_ns)
+	if (cc->next_send_ns && now + FERRY__CC_PACE_AHEAD_NS < cc->next_send_ns)
 		return FERRY__CC_PACED;
 	return FERRY__CC_GO;
 }
@@ -287,5 +287,9 @@ void ferry__cc_on_ecn(struct ferry_cc *cc, uint64_t ce_bytes, uint64_t bytes,
 
 uint64_t ferry__cc_next_send_ns(const struct ferry_cc *cc)
 {
-	return cc->algo == FERRY__CC_NONE ? 0 : cc->next_send_ns;
+	if (cc->algo == FERRY__CC_NONE || !cc->next_send_ns)
+		return 0;
+	return cc->next_send_ns > FERRY__CC_PACE_AHEAD_NS
+		       ? cc->next_send_ns - FERRY__CC_PACE_AHEAD_NS
+		       : 1;
 }

@@ -69,6 +69,14 @@ enum ferry__cc_verdict {
 #define FERRY__CC_HEADROOM_NS (150ull * 1000)
 #define FERRY__CC_HEADROOM_BASE_PCT 100
 
+/* How early a paced packet may leave: a poll loop that sleeps wakes tens
+ * of microseconds late on this VM (and any), so a pacer that waited for
+ * each packet's exact time would send one per wake-up and cap a fast
+ * path far below its window (session 10: swift's 64 KiB calls on
+ * loopback fell from 22 to 16 Gbit/s).  Packets due within this much go
+ * now; at 1 Gbit/s it is less than one 8 KiB frame. */
+#define FERRY__CC_PACE_AHEAD_NS (50ull * 1000)
+
 struct ferry_cc {
 	uint8_t algo;       /* enum ferry__cc_algo */
 	uint32_t mss;       /* bytes of the largest packet */
@@ -141,8 +149,9 @@ void ferry__cc_on_loss(struct ferry_cc *cc, bool timeout, uint64_t now);
 void ferry__cc_on_ecn(struct ferry_cc *cc, uint64_t ce_bytes, uint64_t bytes,
 		      uint64_t now);
 
-/* When a sender held back by pacing may send, or 0 if pacing holds
- * nothing back: for the poll loop's timer. */
+/* When a sender held back by pacing may send (its next packet's time
+ * less FERRY__CC_PACE_AHEAD_NS), or 0 if pacing holds nothing back: for
+ * the poll loop's timer. */
 uint64_t ferry__cc_next_send_ns(const struct ferry_cc *cc);
 
 /* The target delay at the moment (0 before the first sample with an
