@@ -184,8 +184,8 @@ static void *late_server(void *arg)
  * last pass, before a wait or a pause, does neither: it overstates its
  * ack_delay by the pause, and when the client is the one waiting, its
  * sample falls short by as much; a congestion controller fed such samples
- * saw its base RTT fall to 0 on the test bed (docs/bench.md, "Incast,
- * session 10").
+ * saw its base RTT fall to 0 on the test bed (docs/bench.md, "Incast
+ * after the RTT and congestion-control fixes").
  */
 static void t_rtt_counts_the_wait(void)
 {
