@@ -172,8 +172,8 @@ static const struct opt opts[] = {
 	  .no_floor = "the floor has no RPC layer to control congestion",
 	  .zero_unset = true,
 	  .help = "the round trip swift holds, the same for every flow\n"
-		  "(default 0: automatic, the smallest RTT seen + at\n"
-		  "least 150 us)" },
+		  "(default 0: automatic, 1 ms, or twice the smallest\n"
+		  "RTT seen on a longer path)" },
 	{ "ip", OPT_IPV4, AT(ip), .arg = "IPV4",
 	  .help = "this process's own address: a server binds it (instead\n"
 		  "of --addr), a client binds it; needed on DPDK" },

@@ -266,18 +266,16 @@ Test(cc, base_is_windowed_min)
 	struct ferry_cc cc;
 	uint64_t now = 1000 * US;
 
-	/* The automatic target shows base: base + 150 us while base is
-	 * small. */
+	/* The automatic target shows base where it is long: twice it. */
 	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
-	ferry__cc_on_acked(&cc, 0, 80 * US, now + 1);
-	cr_assert_eq(ferry__cc_target_ns(&cc), 80 * US + FERRY__CC_HEADROOM_NS);
-	ferry__cc_on_acked(&cc, 0, 120 * US, now + 2);
-	cr_assert_eq(ferry__cc_target_ns(&cc), 80 * US + FERRY__CC_HEADROOM_NS);
+	ferry__cc_on_acked(&cc, 0, 800 * US, now + 1);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 1600 * US);
+	ferry__cc_on_acked(&cc, 0, 1200 * US, now + 2);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 1600 * US);
 	/* Two windows on, the old minimum is forgotten. */
-	ferry__cc_on_acked(&cc, 0, 100 * US, now + 11000000000ull);
-	ferry__cc_on_acked(&cc, 0, 100 * US, now + 22000000000ull);
-	cr_assert_eq(ferry__cc_target_ns(&cc),
-		     100 * US + FERRY__CC_HEADROOM_NS);
+	ferry__cc_on_acked(&cc, 0, 1000 * US, now + 11000000000ull);
+	ferry__cc_on_acked(&cc, 0, 1000 * US, now + 22000000000ull);
+	cr_assert_eq(ferry__cc_target_ns(&cc), 2000 * US);
 }
 
 /* A configured target is one round trip for every flow, whatever base
@@ -331,14 +329,19 @@ Test(cc, small_window_tolerates_more_delay)
 	cr_assert_lt(small.cwnd, MSS);
 }
 
-Test(cc, auto_headroom)
+/* Not configured: 1 ms for every flow on a short path, whatever base
+ * each measured; twice base on a long one. */
+Test(cc, auto_target)
 {
 	struct ferry_cc cc;
 
 	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
 	cr_assert_eq(ferry__cc_target_ns(&cc), 0);
 	ferry__cc_on_acked(&cc, 0, 20 * US, 1);
-	cr_assert_eq(ferry__cc_target_ns(&cc), 20 * US + FERRY__CC_HEADROOM_NS);
+	cr_assert_eq(ferry__cc_target_ns(&cc), FERRY__CC_AUTO_TARGET_NS);
+	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
+	ferry__cc_on_acked(&cc, 0, 400 * US, 1);
+	cr_assert_eq(ferry__cc_target_ns(&cc), FERRY__CC_AUTO_TARGET_NS);
 	/* A long path tolerates a queue in proportion. */
 	ferry__cc_init(&cc, FERRY__CC_SWIFT, MSS, 10 * MSS, 0, 0);
 	ferry__cc_on_acked(&cc, 0, 10000 * US, 1);

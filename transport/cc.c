@@ -3,10 +3,10 @@
  * Congestion control: the Swift-like window and pacer of cc.h.
  *
  * Only the published rules carry over from Swift; the constants are
- * chosen here.  What differs: a target that is not configured is
- * measured (the smallest RTT of the last two windows of
- * FERRY__CC_BASE_WIN_NS, plus headroom), because ferry runs on paths it
- * knows nothing about; and the additive increase is ai per round trip
+ * chosen here.  What differs: a target that is not configured is 1 ms,
+ * or twice the path's smallest RTT (of the last two windows of
+ * FERRY__CC_BASE_WIN_NS) where that is longer, because ferry runs on
+ * paths it knows nothing about; and the additive increase is ai per round trip
  * of time spent below target, not per window of bytes acknowledged: a
  * flow of small calls acknowledges few bytes per round trip, and would
  * otherwise take far longer than a flow of large ones to regain a window
@@ -90,10 +90,11 @@ uint64_t ferry__cc_target_ns(const struct ferry_cc *cc)
 	}
 	if (!base)
 		return 0;
-	room = base * FERRY__CC_HEADROOM_BASE_PCT / 100;
-	if (room < FERRY__CC_HEADROOM_NS)
-		room = FERRY__CC_HEADROOM_NS;
-	return base + room;
+	/* One target for every flow on a short path (so none gains by a
+	 * base it took from a queue); a long one tolerates a queue in
+	 * proportion. */
+	room = base + base * FERRY__CC_HEADROOM_BASE_PCT / 100;
+	return room > FERRY__CC_AUTO_TARGET_NS ? room : FERRY__CC_AUTO_TARGET_NS;
 }
 
 enum ferry__cc_verdict ferry__cc_check(const struct ferry_cc *cc,

@@ -11,10 +11,10 @@
  * section 7).
  *
  * The controller keeps a congestion window (cwnd) of bytes in flight:
- *  - a target round trip: configured (the same for every flow through a
- *    bottleneck, which is what keeps them fair), or base + headroom,
- *    where base is the smallest RTT seen in a window of time (the path's
- *    propagation and fixed costs) and headroom the queueing tolerated;
+ *  - a target round trip: configured, or 1 ms (the same for every flow
+ *    through a bottleneck, which is what keeps them fair), or on a long
+ *    path twice base, where base is the smallest RTT seen in a window of
+ *    time (the path's propagation and fixed costs);
  *  - a small window tolerates more delay than a large one (Swift's flow
  *    scaling: up to half the target more at one packet, in proportion to
  *    1 / sqrt(cwnd), nothing at 64 packets), so that flows under one queue
@@ -60,13 +60,16 @@ enum ferry__cc_verdict {
 	FERRY__CC_PACED,  /* the packet's time has not come */
 };
 
-/* Headroom above base RTT when none is configured.  This VM's loopback
- * and veth RTTs jitter by tens of microseconds with nothing queued, and a
- * transport that runs in user space queues in its own poll loop too: a
- * target tighter than that would read scheduling noise as congestion.
- * The target also grows with base (FERRY__CC_HEADROOM_BASE_PCT) so that
- * a longer path tolerates a proportionate queue. */
-#define FERRY__CC_HEADROOM_NS (150ull * 1000)
+/* The target when none is configured: FERRY__CC_AUTO_TARGET_NS, or on a
+ * path whose smallest RTT is longer than half that, the RTT and
+ * FERRY__CC_HEADROOM_BASE_PCT percent of it more.  One round trip for
+ * every flow on a short path, as a configured target is, so that none
+ * gains by a base it took from a standing queue.  It was base + 150 us:
+ * on the test bed's 1 Gbit/s bottleneck a 64 KiB call of 8 KiB frames
+ * queues behind itself for 0.5 ms, which that read as congestion
+ * (goodput 0.23-0.40 of the link; with 1 ms, 0.97-0.98, session 10).
+ * A fabric that wants its queues shorter configures its target. */
+#define FERRY__CC_AUTO_TARGET_NS (1000ull * 1000)
 #define FERRY__CC_HEADROOM_BASE_PCT 100
 
 /* How early a paced packet may leave: a poll loop that sleeps wakes tens
@@ -101,8 +104,8 @@ struct ferry_cc {
  * ferry__cc_init - set @cc up for a new flow.  @mss: the largest packet's
  * bytes; @init_cwnd and @max_cwnd: the window at start and at most, in
  * bytes (0 for max_cwnd: no ceiling).  @target_ns: the round trip to
- * hold (at least base and a quarter), or 0 for base + the larger of
- * FERRY__CC_HEADROOM_NS and FERRY__CC_HEADROOM_BASE_PCT percent of base.
+ * hold (at least base and a quarter), or 0 for the automatic target
+ * (FERRY__CC_AUTO_TARGET_NS, more on a long path).
  * Always succeeds.
  */
 void ferry__cc_init(struct ferry_cc *cc, enum ferry__cc_algo algo,

@@ -176,7 +176,8 @@ struct ferry_ep_config {
 	 * cc_target_us: the round trip swift holds, in microseconds, the
 	 * same for every session through one bottleneck (a path whose
 	 * smallest RTT reaches it is held a quarter above that RTT); 0:
-	 * automatic, the smallest RTT seen plus at least 150 us. */
+	 * automatic, 1 ms, or twice the smallest RTT seen on a longer
+	 * path. */
 	const char *cc;
 	uint32_t cc_target_us;
 };
