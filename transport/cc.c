@@ -6,8 +6,8 @@
  * chosen here.  What differs: a target that is not configured is 1 ms,
  * or twice the path's smallest RTT (of the last two windows of
  * FERRY__CC_BASE_WIN_NS) where that is longer, because ferry runs on
- * paths it knows nothing about; and the additive increase is ai per round trip
- * of time spent below target, not per window of bytes acknowledged: a
+ * paths it knows nothing about; and the additive increase is ai per
+ * round trip of time spent below target, not per window of bytes acknowledged: a
  * flow of small calls acknowledges few bytes per round trip, and would
  * otherwise take far longer than a flow of large ones to regain a window
  * it lost to a moment's delay (on a shared machine, a descheduled
@@ -203,7 +203,7 @@ static uint64_t isqrt(uint64_t x)
 /*
  * Swift's flow scaling: a flow with a small window tolerates more delay
  * than one with a large window, up to @target / FS_RANGE_DIV more at one
- * path frame, in proportion to 1 / sqrt(cwnd), nothing at FS_MAX_PKTS
+ * path frame, in proportion to 1 / sqrt(cwnd), nothing at FS_MAX_SQRT^2
  * frames or more.  With one queue between them, the large flow then
  * shrinks while the small one still grows, and they meet sooner than by
  * additive increase and proportional decrease alone: without it, one flow
@@ -212,14 +212,14 @@ static uint64_t isqrt(uint64_t x)
  */
 static uint64_t flow_scaling(const struct ferry_cc *cc, uint64_t target)
 {
-	/* sqrt(cwnd in path frames), times 256. */
-	uint64_t s = isqrt(cc->cwnd * 65536 / cc->mss);
-	uint64_t range = target / FS_RANGE_DIV;
+	uint64_t range = target / FS_RANGE_DIV, s;
 
+	if (cc->cwnd >= (uint64_t)cc->mss * FS_MAX_SQRT * FS_MAX_SQRT)
+		return 0;
+	/* sqrt(cwnd in path frames), times 256. */
+	s = isqrt(cc->cwnd * 65536 / cc->mss);
 	if (s <= 256)
 		return range;
-	if (s >= 256 * FS_MAX_SQRT)
-		return 0;
 	/* range * (1/sqrt(x) - 1/sqrt(max)) / (1 - 1/sqrt(max)) */
 	return range * (256 * FS_MAX_SQRT - s) / ((FS_MAX_SQRT - 1) * s);
 }

@@ -157,8 +157,8 @@ void ferry__cc_on_ecn(struct ferry_cc *cc, uint64_t ce_bytes, uint64_t bytes,
  * the poll loop's timer. */
 uint64_t ferry__cc_next_send_ns(const struct ferry_cc *cc);
 
-/* The target delay at the moment (0 before the first sample with an
- * automatic target). */
+/* The target delay at the moment, before flow scaling (0 before the
+ * first sample with an automatic target). */
 uint64_t ferry__cc_target_ns(const struct ferry_cc *cc);
 
 #endif /* FERRY_TRANSPORT_CC_H */

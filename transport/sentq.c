@@ -318,11 +318,10 @@ uint64_t ferry__sentq_commit(struct ferry__sentq *q, uint64_t now,
 static void rtt_sample(struct ferry__sentq *q, uint64_t r, uint64_t delay)
 {
 	/* The peer's hold time comes off only as far as the sample stays at
-	 * or above the smallest round trip seen (RFC 9002, 5.3): both ends
-	 * read their clocks once per poll, so a datagram that arrived after
-	 * the receiver's read is reported as held longer than it was, and
-	 * an ACK taken after the sender's read as quicker; unchecked, such
-	 * samples fall to nothing and a base RTT built on them with them. */
+	 * or above the smallest round trip seen (RFC 9002, 5.3): each end
+	 * reads its clock once per receive burst and once per poll, so a
+	 * report can exceed the hold, and unchecked such samples fall to
+	 * nothing, and a congestion controller's base RTT with them. */
 	if (!q->min_rtt_ns || r < q->min_rtt_ns)
 		q->min_rtt_ns = r;
 	if (r >= q->min_rtt_ns + delay)
