@@ -97,6 +97,15 @@ uint64_t ferry__cc_target_ns(const struct ferry_cc *cc)
 	return room > FERRY__CC_AUTO_TARGET_NS ? room : FERRY__CC_AUTO_TARGET_NS;
 }
 
+/* When the next paced packet may leave: its time less the allowance for
+ * a late wake-up (cc.h); 0 when the pacer holds nothing back. */
+static uint64_t paced_until(const struct ferry_cc *cc)
+{
+	return cc->next_send_ns > FERRY__CC_PACE_AHEAD_NS
+		       ? cc->next_send_ns - FERRY__CC_PACE_AHEAD_NS
+		       : 0;
+}
+
 enum ferry__cc_verdict ferry__cc_check(const struct ferry_cc *cc,
 				       uint32_t bytes, uint64_t now)
 {
@@ -107,7 +116,7 @@ enum ferry__cc_verdict ferry__cc_check(const struct ferry_cc *cc,
 	if (cc->inflight && cc->cwnd >= cc->mss &&
 	    cc->inflight + bytes > cc->cwnd)
 		return FERRY__CC_WINDOW;
-	if (cc->next_send_ns && now + FERRY__CC_PACE_AHEAD_NS < cc->next_send_ns)
+	if (now < paced_until(cc))
 		return FERRY__CC_PACED;
 	return FERRY__CC_GO;
 }
@@ -288,9 +297,5 @@ void ferry__cc_on_ecn(struct ferry_cc *cc, uint64_t ce_bytes, uint64_t bytes,
 
 uint64_t ferry__cc_next_send_ns(const struct ferry_cc *cc)
 {
-	if (cc->algo == FERRY__CC_NONE || !cc->next_send_ns)
-		return 0;
-	return cc->next_send_ns > FERRY__CC_PACE_AHEAD_NS
-		       ? cc->next_send_ns - FERRY__CC_PACE_AHEAD_NS
-		       : 1;
+	return cc->algo == FERRY__CC_NONE ? 0 : paced_until(cc);
 }
