@@ -171,7 +171,7 @@ static void lane_push(struct lane *l)
 	 * time, and an uncontended lock costs little next to a burst. */
 	rte_spinlock_lock(&p->q[l->txq].tx_lock);
 	sent = rte_eth_tx_burst(p->id, l->txq, l->txbuf, (uint16_t)l->tx_n);
-	rte_spinlock_unlock(&p->q[l->txq].tx_lock);
+	queue_unlock(&p->q[l->txq].tx_lock);
 	if (sent < l->tx_n)
 		memmove(l->txbuf, l->txbuf + sent,
 			(l->tx_n - sent) * sizeof(l->txbuf[0]));
@@ -546,7 +546,7 @@ static unsigned lane_poll(struct lane *l)
 	 * ours before we took it is older than anything still in the queue,
 	 * and must be stashed first to keep the order. */
 	if (rte_ring_count(l->inbox)) {
-		rte_spinlock_unlock(lock);
+		queue_unlock(lock);
 		return got;
 	}
 	/* A lane with a flow-steered queue of its own polls just that; the
@@ -559,7 +559,7 @@ static unsigned lane_poll(struct lane *l)
 			if (q == 0 || !p->q[q].owned)
 				got += rx_queue(l, q, room - got);
 	}
-	rte_spinlock_unlock(lock);
+	queue_unlock(lock);
 	return got;
 }
 

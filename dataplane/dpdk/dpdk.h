@@ -165,6 +165,19 @@ struct ferry_dp {
 	struct lane l;
 };
 
+/*
+ * Release a queue lock with a plain release store.  DPDK's x86
+ * rte_spinlock_unlock is an xchg, a full barrier: right after a burst it
+ * waits for every store the driver made to the shared ring (memif's are
+ * lines the peer's core is reading) to reach the cache, which is most of
+ * what a push or a poll cost (perf annotate, docs/bench.md).  Release
+ * order is all unlocking needs.
+ */
+static inline void queue_unlock(rte_spinlock_t *sl)
+{
+	__atomic_store_n(&sl->locked, 0, __ATOMIC_RELEASE);
+}
+
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;
