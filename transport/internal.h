@@ -156,6 +156,9 @@ struct ferry_pool_cls {
 	atomic_flag lock; /* guards free; buffers are freed from any thread */
 	struct ferry_msgbuf *free;
 	atomic_uint nfree; /* how many on the free stack */
+	/* The endpoint thread's own stack (msgbuf.c): no lock, no atomic. */
+	struct ferry_msgbuf *own;
+	uint32_t nown, own_max;
 	struct ferry_msgbuf *bufs;
 	uint64_t *rmap_mem; /* the buffers' reassembly maps */
 	uint8_t *mem;

@@ -5,8 +5,14 @@
  * Buffer classes are carved out of one region at endpoint creation (the
  * dataplane provides it, so a backend can map it for its device once); after
  * that, taking and returning a buffer is a push or pop on a per-class free
- * stack, never malloc.  Buffers may be freed from any thread, so each stack
- * has a spinlock: uncontended it costs one atomic exchange.
+ * stack, never malloc.  Buffers may be taken and freed from any thread, so
+ * each stack has a spinlock.  The endpoint's own thread, which takes and
+ * frees nearly all of them, keeps a small stack of each class besides
+ * (own_max buffers, at most OWN_MAX and a sixteenth of the class) that it
+ * alone touches, filled from and spilled to the shared one OWN_BATCH at a
+ * time: a lock and an atomic add are each a full barrier on x86, and after
+ * a dataplane burst one waits for every store the driver made to reach
+ * memory the peer's core is reading (docs/bench.md, "Barriers").
  *
  * RX views are msgbufs that point into a received datagram in place; freeing
  * one hands the datagram's buffer back to the dataplane and returns one
@@ -21,6 +27,8 @@
 #include "internal.h"
 
 #define POOL_ALIGN 64u
+#define OWN_MAX 64u
+#define OWN_BATCH 16u
 
 static void cls_lock(struct ferry_pool_cls *c)
 {
@@ -116,6 +124,7 @@ int ferry__pool_init(struct ferry_endpoint *ep)
 			c->free = mb;
 		}
 		atomic_store(&c->nfree, c->count);
+		c->own_max = c->count / 16 < OWN_MAX ? c->count / 16 : OWN_MAX;
 	}
 	ep->views = calloc(nviews, sizeof(*ep->views));
 	if (!ep->views)
@@ -138,7 +147,8 @@ uint32_t ferry__pool_free(struct ferry_endpoint *ep, size_t len)
 
 		if (c->size >= len)
 			n += atomic_load_explicit(&c->nfree,
-						  memory_order_relaxed);
+						  memory_order_relaxed) +
+			     c->nown;
 	}
 	return n;
 }
@@ -163,13 +173,74 @@ void ferry__pool_fini(struct ferry_endpoint *ep)
 		munmap(ep->pool_mem, ep->pool_bytes);
 }
 
+/* Up to @n buffers off the shared stack, as a list; *@got says how many. */
+static struct ferry_msgbuf *shared_take(struct ferry_pool_cls *c, uint32_t n,
+					uint32_t *got)
+{
+	struct ferry_msgbuf *first, *last = NULL, *mb;
+	uint32_t k = 0;
+
+	cls_lock(c);
+	first = mb = c->free;
+	while (mb && k < n) {
+		last = mb;
+		mb = mb->next;
+		k++;
+	}
+	if (k) {
+		c->free = mb;
+		last->next = NULL;
+		atomic_fetch_sub_explicit(&c->nfree, k, memory_order_relaxed);
+	}
+	cls_unlock(c);
+	*got = k;
+	return k ? first : NULL;
+}
+
+/* The list @first..@last (@n buffers) onto the shared stack. */
+static void shared_give(struct ferry_pool_cls *c, struct ferry_msgbuf *first,
+			struct ferry_msgbuf *last, uint32_t n)
+{
+	cls_lock(c);
+	last->next = c->free;
+	c->free = first;
+	atomic_fetch_add_explicit(&c->nfree, n, memory_order_relaxed);
+	cls_unlock(c);
+}
+
+/* A buffer of class @c, or NULL: the endpoint's thread (@own) from its
+ * own stack, refilled a batch at a time; any other from the shared one. */
+static struct ferry_msgbuf *cls_take(struct ferry_pool_cls *c, bool own)
+{
+	struct ferry_msgbuf *mb;
+	uint32_t got;
+
+	if (!own || c->own_max == 0)
+		return shared_take(c, 1, &got);
+	if (!c->own) {
+		c->own = shared_take(c, OWN_BATCH < c->own_max ? OWN_BATCH
+							    : c->own_max,
+				     &got);
+		c->nown = got;
+		if (!c->own)
+			return NULL;
+	}
+	mb = c->own;
+	c->own = mb->next;
+	c->nown--;
+	return mb;
+}
+
 int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
 		       struct ferry_msgbuf **out)
 {
+	bool own;
+
 	if (!ep || !out)
 		return -EINVAL;
 	if (len > ep->cfg.max_msg)
 		return -EMSGSIZE;
+	own = ferry__on_owner(ep);
 	/* The smallest class that fits; a larger one if that is empty. */
 	for (unsigned i = 0; i < ep->ncls; i++) {
 		struct ferry_pool_cls *c = &ep->cls[i];
@@ -177,14 +248,7 @@ int ferry_msgbuf_alloc(struct ferry_endpoint *ep, size_t len,
 
 		if (c->size < len)
 			continue;
-		cls_lock(c);
-		mb = c->free;
-		if (mb) {
-			c->free = mb->next;
-			atomic_fetch_sub_explicit(&c->nfree, 1,
-						  memory_order_relaxed);
-		}
-		cls_unlock(c);
+		mb = cls_take(c, own);
 		if (!mb)
 			continue;
 		/* A server moves a request's data past its token table
@@ -227,11 +291,33 @@ void ferry__msgbuf_put(struct ferry_msgbuf *mb)
 		return;
 	}
 	c = &mb->ep->cls[mb->cls];
-	cls_lock(c);
-	mb->next = c->free;
-	c->free = mb;
-	atomic_fetch_add_explicit(&c->nfree, 1, memory_order_relaxed);
-	cls_unlock(c);
+	if (c->own_max == 0 || !ferry__on_owner(mb->ep)) {
+		shared_give(c, mb, mb, 1);
+		return;
+	}
+	mb->next = c->own;
+	c->own = mb;
+	if (++c->nown > c->own_max) {
+		/* Keep the newest half (warm in the cache); the rest go back
+		 * to the shared stack for other threads. */
+		uint32_t keep = c->own_max / 2, n = c->nown - keep;
+		struct ferry_msgbuf *first = c->own, *last;
+
+		if (keep) {
+			struct ferry_msgbuf *k = c->own;
+
+			for (uint32_t i = 1; i < keep; i++)
+				k = k->next;
+			first = k->next;
+			k->next = NULL;
+		} else {
+			c->own = NULL;
+		}
+		for (last = first; last->next; last = last->next)
+			;
+		c->nown = keep;
+		shared_give(c, first, last, n);
+	}
 }
 
 void ferry_msgbuf_free(struct ferry_msgbuf *mb)
