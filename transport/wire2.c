@@ -317,9 +317,12 @@ static enum ferry_w2_err data_decode(struct ferry_rd *b, uint8_t type,
 	/* An error response holds a whole error body, at least 6 bytes. */
 	if (ferry_rd_left(b) < data_fixed(type) + (err ? 6 : 0))
 		return FERRY_W2_E_BAD_LEN;
+	/* Every field set (frame_decode does not clear the frame). */
+	memset(&d->err, 0, sizeof(d->err));
 	d->req_id = ferry_rd_u32(b);
-	if (is_req(type))
-		d->method = ferry_rd_u16(b);
+	d->method = is_req(type) ? ferry_rd_u16(b) : 0;
+	d->msg_len = 0;
+	d->offset = 0;
 	if (is_frag(type)) {
 		d->msg_len = ferry_rd_u32(b);
 		d->offset = ferry_rd_u32(b);
@@ -362,6 +365,7 @@ static enum ferry_w2_err ack_decode(struct ferry_rd *b, uint8_t flags,
 	a->largest = ferry_rd_u32(b);
 	a->ack_delay = ferry_rd_u16(b);
 	a->first_range = ferry_rd_u16(b);
+	a->ect0 = a->ect1 = a->ce = 0;
 	if (flags & FERRY_W2_F_ECN) {
 		a->ect0 = ferry_rd_u32(b);
 		a->ect1 = ferry_rd_u32(b);
@@ -387,6 +391,7 @@ static enum ferry_w2_err push_decode(struct ferry_rd *b,
 	p->push_id = ferry_rd_u32(b);
 	p->recs_len = (uint16_t)ferry_rd_left(b);
 	p->recs = b->p + b->off;
+	p->nrecs = 0;
 	if (p->push_id == 0)
 		return FERRY_W2_E_ZERO_ID;
 	/* One or more v1 records that fill the rest exactly. */
@@ -430,6 +435,7 @@ static enum ferry_w2_err body_decode(struct ferry_rd *b,
 	case FERRY_W2_PUSH:
 		return push_decode(b, &f->u.push);
 	default:
+		memset(&f->u, 0, sizeof(f->u));
 		return ferry__w2_hs_body_decode(b, f);
 	}
 }
@@ -441,7 +447,11 @@ enum ferry_w2_err ferry__w2_frame_decode(const uint8_t *p, size_t len,
 	struct ferry_rd r, b;
 	enum ferry_w2_err e;
 
-	memset(f, 0, sizeof(*f));
+	/* Not the whole frame (168 bytes, twice per frame received): the
+	 * header here, the body member its type uses in body_decode(). */
+	f->type = f->flags = 0;
+	f->len = 0;
+	f->body = NULL;
 	*used = 0;
 	/* Frames fill the space exactly: 1..3 bytes are no frame. */
 	if (len < FERRY_W2_FRAME_HDR_LEN)
