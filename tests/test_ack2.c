@@ -656,6 +656,58 @@ Test(sentq, forget_range)
 	cr_assert_eq(acked_count[3], 3);
 }
 
+/* The record an owner saw its one frame added at: forgotten in place while
+ * it is there, and refused (nothing changed) once it has moved: acked,
+ * judged lost, sent again, or the index names another object's frame. */
+Test(sentq, forget_at)
+{
+	struct ferry_w2_ack a;
+	uint32_t fr0, fr1, fr2;
+	uint64_t p0, p1, p2;
+
+	sq_init(0);
+	cr_assert(ferry__sentq_add(&q, obj(0), 1, 0, 100));
+	fr0 = ferry__sentq_last_frame(&q);
+	cr_assert(ferry__sentq_add(&q, obj(1), 1, 0, 100));
+	fr1 = ferry__sentq_last_frame(&q);
+	p0 = ferry__sentq_commit(&q, 0, 240);
+	cr_assert(ferry__sentq_add(&q, obj(2), 1, 0, 100));
+	fr2 = ferry__sentq_last_frame(&q);
+	p2 = ferry__sentq_commit(&q, 0, 120);
+	/* Wrong datagram, wrong object, a pn never sent: refused. */
+	cr_assert(!ferry__sentq_forget_at(&q, obj(0), p2, fr0));
+	cr_assert(!ferry__sentq_forget_at(&q, obj(0), p0, fr1));
+	cr_assert(!ferry__sentq_forget_at(&q, obj(0), p2 + 1, fr0));
+	/* In place: forgotten, and never named by the ACK. */
+	cr_assert(ferry__sentq_forget_at(&q, obj(0), p0, fr0));
+	cr_assert(!ferry__sentq_forget_at(&q, obj(0), p0, fr0), "only once");
+	a = ack_of(p0, p0);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 1);
+	cr_assert_eq(acked_count[0], 0);
+	cr_assert_eq(acked_count[1], 1);
+	/* Acknowledged: refused. */
+	cr_assert(!ferry__sentq_forget_at(&q, obj(1), p0, fr1));
+	/* Judged lost (three later datagrams acknowledged): the record is
+	 * on the lost queue, not in its datagram; refused, and the range
+	 * forget finds it there. */
+	send1(3, 0);
+	send1(3, 0);
+	p1 = send1(3, 0);
+	a = ack_of(p2 + 1, p1);
+	cr_assert_eq(ferry__sentq_on_ack(&q, &a, MS, on_acked, NULL), 3);
+	cr_assert_not_null(ferry__sentq_lost_peek(&q), "pn %lu judged lost",
+			   (unsigned long)p2);
+	cr_assert(!ferry__sentq_forget_at(&q, obj(2), p2, fr2));
+	/* Sent again: in place at its new record. */
+	cr_assert(ferry__sentq_add_lost(&q));
+	fr2 = ferry__sentq_last_frame(&q);
+	p2 = ferry__sentq_commit(&q, MS, 120);
+	cr_assert(ferry__sentq_forget_at(&q, obj(2), p2, fr2));
+	a = ack_of(p2, p2);
+	ferry__sentq_on_ack(&q, &a, 2 * MS, on_acked, NULL);
+	cr_assert_eq(acked_count[2], 0, "a forgotten object is never named");
+}
+
 Test(sentq, rings_bound_what_is_held)
 {
 	sq_init(0);

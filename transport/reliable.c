@@ -32,6 +32,11 @@ void ferry__rel_reset(struct ferry_session *s, uint64_t first_pn)
 
 void ferry__rel_forget_call(struct ferry_session *s, struct ferry_call *c)
 {
+	/* One frame outstanding, where it was sent (a call of one datagram's
+	 * size whose client reused its slot before its ACK came): no scan. */
+	if (c->unacked == 1 &&
+	    ferry__sentq_forget_at(&s->sq, c, c->sq_hi, c->sq_fr))
+		c->unacked = 0;
 	if (c->unacked)
 		ferry__sentq_forget_range(&s->sq, c, c->sq_lo, c->sq_hi);
 	c->unacked = 0;

@@ -562,6 +562,24 @@ uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj)
 	return ferry__sentq_forget_range(q, obj, 0, UINT64_MAX);
 }
 
+bool ferry__sentq_forget_at(struct ferry__sentq *q, const void *obj,
+			    uint64_t pn, uint32_t fr)
+{
+	struct ferry__sent_dg *d;
+	struct ferry__sent_frame *f;
+
+	if (!q->dg || pn < q->una || pn >= q->next_pn)
+		return false;
+	d = &q->dg[pn & q->dg_mask];
+	if (!d->live || fr - d->frame0 >= d->nframes)
+		return false;
+	f = &q->fr[fr & q->fr_mask];
+	if (f->obj != obj)
+		return false;
+	f->obj = NULL;
+	return true;
+}
+
 uint32_t ferry__sentq_forget_range(struct ferry__sentq *q, const void *obj,
 				   uint64_t lo, uint64_t hi)
 {

@@ -260,6 +260,25 @@ void ferry__sentq_lost_pop(struct ferry__sentq *q);
  */
 uint32_t ferry__sentq_forget(struct ferry__sentq *q, const void *obj);
 
+/* The free-running index of the frame added last (ferry__sentq_add or
+ * ferry__sentq_add_lost): stable while that frame is held, rings grown or
+ * not, for ferry__sentq_forget_at(). */
+static inline uint32_t ferry__sentq_last_frame(const struct ferry__sentq *q)
+{
+	return q->fr_head + q->building - 1;
+}
+
+/*
+ * ferry__sentq_forget_at - forget @obj's one outstanding frame, which the
+ * owner saw added at index @fr (ferry__sentq_last_frame) into datagram
+ * @pn: true if that record is still @obj's, in @pn's live datagram, and is
+ * now forgotten.  False (nothing changed) if it has moved (lost, sent
+ * again, the datagram acknowledged): then ferry__sentq_forget_range().
+ * Only for an owner with exactly one frame outstanding.
+ */
+bool ferry__sentq_forget_at(struct ferry__sentq *q, const void *obj,
+			    uint64_t pn, uint32_t fr);
+
 /*
  * ferry__sentq_forget_range - ferry__sentq_forget() for an owner that knows
  * every live frame of @obj lies in a datagram numbered @lo .. @hi: only

@@ -65,6 +65,7 @@ struct ferry_call {
 	 * that forgetting them looks at those alone. */
 	uint32_t unacked;
 	uint64_t sq_lo, sq_hi;
+	uint32_t sq_fr;    /* its last frame's record (sentq_forget_at) */
 	uint32_t push_id;  /* client: the PUSH frame's number (is_push) */
 	int err;           /* server: error response, as negative errno */
 	/* What the message carries ahead of its payload, in the first

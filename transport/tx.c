@@ -42,6 +42,7 @@ static void call_frame_sent(struct ferry_session *s, struct ferry_call *c)
 	if (c->unacked++ == 0)
 		c->sq_lo = s->sq.next_pn;
 	c->sq_hi = s->sq.next_pn;
+	c->sq_fr = ferry__sentq_last_frame(&s->sq);
 }
 
 struct dgb {
@@ -353,6 +354,8 @@ static void put_lost(struct dgb *b)
 			put_data(b, fr.obj, fr.off, fr.len);
 		/* Still outstanding (unacked unchanged), one datagram on. */
 		((struct ferry_call *)fr.obj)->sq_hi = s->sq.next_pn;
+		((struct ferry_call *)fr.obj)->sq_fr =
+			ferry__sentq_last_frame(&s->sq);
 		b->eliciting = true;
 		s->ep->st.retransmits++;
 	}
