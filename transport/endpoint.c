@@ -479,6 +479,8 @@ int ferry_endpoint_create(const struct ferry_ep_config *cfg,
 	if (ret < 0)
 		goto err;
 	ep->sess_gen = 1;
+	ep->pipe_chunk = cfg->busy_poll ? FERRY__PIPE_CHUNK_BUSY
+					: FERRY__PIPE_CHUNK;
 	ep->now = ferry__now_ns();
 	/* Readers on other threads see zeros, not garbage, until the first
 	 * timer tick. */

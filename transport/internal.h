@@ -96,8 +96,12 @@
 
 /* Messages queued while one received datagram is read after which they
  * leave at once, before the rest of it: the peer starts on them while
- * this side works on the rest (a pipeline, not a ping-pong of batches). */
+ * this side works on the rest (a pipeline, not a ping-pong of batches).
+ * A busy-polling endpoint sends twice as many per datagram: its peer is
+ * awake anyway, and a datagram's own cost (seal, open, the driver) then
+ * counts more than the overlap (docs/bench.md, "Pipeline chunk"). */
 #define FERRY__PIPE_CHUNK 16
+#define FERRY__PIPE_CHUNK_BUSY 32
 
 /* The receive window a session grants, in message bytes: session_credits
  * datagrams of max_frame (docs/wire.md, 5.5: 4096 .. 2^30). */
@@ -342,8 +346,10 @@ struct ferry_endpoint {
 	/* Requests and responses queued since the last flush: the poll
 	 * loop sends them before it handles the rest of a receive burst,
 	 * and a datagram of many calls sends them every
-	 * FERRY__PIPE_CHUNK (docs/wire.md, section 6). */
+	 * pipe_chunk (FERRY__PIPE_CHUNK, or FERRY__PIPE_CHUNK_BUSY when
+	 * busy-polling; docs/wire.md, section 6). */
 	uint32_t txq_new;
+	uint32_t pipe_chunk;
 	/* Congestion control of every session (ferry_ep_config.cc), and the
 	 * earliest pacing time a session waits for (0: none), which bounds
 	 * the poll loop's sleep. */

@@ -292,7 +292,7 @@ static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
 		case FERRY_W2_RESPONSE:
 		case FERRY_W2_RESPONSE_FRAG:
 			rx_data(s, &w, st);
-			if (ep->txq_new >= FERRY__PIPE_CHUNK)
+			if (ep->txq_new >= ep->pipe_chunk)
 				ferry__flush_sessions(ep);
 			break;
 		case FERRY_W2_PUSH:
