@@ -38,7 +38,10 @@ struct ferry_msgbuf;
  *
  * Returns 0, -EMSGSIZE if @len exceeds the endpoint's largest message or
  * buffer class, or -ENOBUFS if every buffer of a fitting class is in use.
- * Safe to call from any thread.  The payload's contents are unspecified:
+ * Safe to call from any thread.  The endpoint's own thread keeps a few free
+ * buffers of each class for itself (a sixteenth of the class, at most 64),
+ * so another thread may be refused while that many are still free.  The
+ * payload's contents are unspecified:
  * they may be an earlier message's, another session's included, so write
  * every byte you send.
  */
