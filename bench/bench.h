@@ -419,6 +419,9 @@ void *bench_rpc_client(void *w);
 void *bench_floor_server(void *w);
 void *bench_floor_client(void *w);
 
+/* Monotonic nanoseconds (rpc.c: the TSC where the kernel keeps time by
+ * it); bench_clock_init() once, before any thread starts, picks it. */
+void bench_clock_init(void);
 uint64_t bench_now_ns(void);
 /* The calling thread's CPU time so far, in seconds. */
 double bench_thread_cpu_s(void);

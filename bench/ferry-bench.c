@@ -581,6 +581,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	bench_opts_parse(argc, argv, &o);
+	bench_clock_init();
 	rc = setup(&o, &auth);
 	if (rc)
 		return rc;
