@@ -92,8 +92,72 @@ static void t_answers_pipelined_busy(void)
 	answers_pipelined(true);
 }
 
+/* A datagram of more frames than the receiver keeps decoded from rule 7
+ * (transport/rx.c, RX_FRAMES_KEPT): its frames are decoded again one by
+ * one, and every call is answered once, with its own bytes, in order. */
+static void t_more_frames_than_kept(void)
+{
+	enum { N = 100 };
+	struct ferry_endpoint *srv = ep_new(ep_big);
+	static struct ferry_w2_frame f[N];
+	static uint8_t body[N][8];
+	bool seen[N] = { false };
+	unsigned resps = 0, next = 0;
+	uint32_t first;
+	uint64_t end;
+	struct raw rp;
+
+	cr_assert_eq(ferry_endpoint_register(srv, M_ECHO, echo_handler, NULL), 0);
+	raw_slots = 128;
+	raw_connect(&rp, srv, 0x00070002, 0, NULL, 0);
+	raw_slots = 16;
+	first = rp.next_req;
+	for (unsigned i = 0; i < N; i++) {
+		memset(body[i], (int)i, sizeof(body[i]));
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].type = FERRY_W2_REQUEST;
+		f[i].u.data.req_id = rp.next_req++;
+		f[i].u.data.method = M_ECHO;
+		f[i].u.data.bytes = body[i];
+		f[i].u.data.bytes_len = sizeof(body[i]);
+	}
+	raw_send_frames(&rp, f, N);
+	end = now_ms() + 3000;
+	while (resps < N && now_ms() < end) {
+		size_t n;
+
+		ferry_endpoint_poll(srv, 0);
+		while (resps < N &&
+		       (n = raw_take(&rp, rp.rbuf, sizeof(rp.rbuf), NULL)) > 0) {
+			struct ferry_w2_frame w;
+
+			if (!ferry__w2_is_short(rp.rbuf[0]) ||
+			    !raw_open_dgram(&rp, n))
+				continue;
+			while (ferry__w2_iter_next(&rp.it, &w) == 1) {
+				uint32_t k = w.u.data.req_id - first;
+
+				if (w.type != FERRY_W2_RESPONSE || k >= N ||
+				    seen[k])
+					continue;
+				cr_assert_eq(k, next, "answer %u after %u", k,
+					     next);
+				cr_assert_eq(w.u.data.bytes_len, 8);
+				cr_assert_eq(w.u.data.bytes[0], (uint8_t)k);
+				seen[k] = true;
+				next++;
+				resps++;
+			}
+		}
+	}
+	cr_assert_eq(resps, N, "answers: %u of %u", resps, N);
+	raw_close(&rp);
+	ferry_endpoint_destroy(srv);
+}
+
 #define PIPELINE_CASES(CASE, s)                                                \
 	CASE(s, answers_pipelined)                                             \
-	CASE(s, answers_pipelined_busy)
+	CASE(s, answers_pipelined_busy)                                        \
+	CASE(s, more_frames_than_kept)
 
 HARNESS_BATTERY(pipeline, PIPELINE_CASES)

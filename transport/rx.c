@@ -113,6 +113,8 @@ static void push_mark(struct ferry_session *s, uint32_t id)
 
 /* --- the frame loop ---------------------------------------------------------- */
 
+#define RX_FRAMES_KEPT 68
+
 struct dg_state {
 	const struct ferry_dp_pkt *pkt;
 	bool keep;      /* a request reads the datagram in place */
@@ -243,10 +245,68 @@ static void rx_ack(struct ferry_session *s, const struct ferry_w2_frame *w)
 		ferry__sess_activate(s);
 }
 
-static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
-		      struct dg_state *st)
+/* One frame of an opened datagram; false once the session has ended (a
+ * CLOSE, or a handler or continuation that ended it): the rest of the
+ * datagram is not for it any more. */
+static bool rx_frame(struct ferry_session *s, uint32_t sid,
+		     const struct ferry_w2_frame *w, struct dg_state *st)
 {
 	struct ferry_endpoint *ep = s->ep;
+
+	if (s->id != sid || s->state != SESS_OPEN)
+		return false;
+	ep->st.rx_frames++;
+	switch (w->type) {
+	case FERRY_W2_ACK:
+		rx_ack(s, w);
+		break;
+	case FERRY_W2_CREDIT:
+		if (seq_lt(s->tx_limit, w->u.credit_limit)) {
+			s->tx_limit = w->u.credit_limit;
+			s->credit_pings = 0;
+			s->credit_stalled = false;
+			if (s->txq_head || s->pushq_head)
+				ferry__sess_activate(s);
+		}
+		break;
+	case FERRY_W2_PING:
+		st->eliciting = true;
+		st->immediate = true;
+		s->pending |= SF_PONG;
+		ferry__sess_activate(s);
+		break;
+	case FERRY_W2_CLOSE:
+		st->eliciting = true;
+		rx_close(s, w);
+		return false;
+	case FERRY_W2_REQUEST:
+	case FERRY_W2_REQUEST_FRAG:
+	case FERRY_W2_RESPONSE:
+	case FERRY_W2_RESPONSE_FRAG:
+		rx_data(s, w, st);
+		if (ep->txq_new >= ep->pipe_chunk)
+			ferry__flush_sessions(ep);
+		break;
+	case FERRY_W2_PUSH:
+		rx_push(s, w, st);
+		break;
+	default:
+		break; /* PADDING, ignorable extensions */
+	}
+	return true;
+}
+
+static bool is_data(const struct ferry_w2_frame *w)
+{
+	return w->type >= FERRY_W2_REQUEST && w->type <= FERRY_W2_RESPONSE_FRAG;
+}
+
+/* The frames of @rd, in order: from @fr, where rule 7 kept them all
+ * decoded (@nfr of them), else decoded again one by one. */
+static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
+		      const struct ferry_w2_frame *fr, unsigned nfr,
+		      struct dg_state *st)
+{
 	uint32_t sid = s->id;
 	struct ferry_w2_iter it;
 	struct ferry_w2_frame w;
@@ -254,59 +314,29 @@ static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
 	/* Data frames first counted, up to two: whether the one there is
 	 * may be read in place (a datagram of 64 calls is not decoded
 	 * twice). */
+	if (rd->nframes <= nfr) {
+		for (unsigned i = 0; i < rd->nframes && st->ndata < 2; i++)
+			st->ndata += is_data(&fr[i]);
+		for (unsigned i = 0; i < rd->nframes; i++)
+			if (!rx_frame(s, sid, &fr[i], st))
+				return;
+		return;
+	}
 	ferry__w2_iter_init(&it, &rd->d);
 	while (st->ndata < 2 && ferry__w2_iter_next(&it, &w) == 1)
-		if (w.type >= FERRY_W2_REQUEST && w.type <= FERRY_W2_RESPONSE_FRAG)
-			st->ndata++;
+		st->ndata += is_data(&w);
 	ferry__w2_iter_init(&it, &rd->d);
-	while (ferry__w2_iter_next(&it, &w) == 1) {
-		/* A handler or continuation may have ended the session. */
-		if (s->id != sid || s->state != SESS_OPEN)
+	while (ferry__w2_iter_next(&it, &w) == 1)
+		if (!rx_frame(s, sid, &w, st))
 			return;
-		ep->st.rx_frames++;
-		switch (w.type) {
-		case FERRY_W2_ACK:
-			rx_ack(s, &w);
-			break;
-		case FERRY_W2_CREDIT:
-			if (seq_lt(s->tx_limit, w.u.credit_limit)) {
-				s->tx_limit = w.u.credit_limit;
-				s->credit_pings = 0;
-				s->credit_stalled = false;
-				if (s->txq_head || s->pushq_head)
-					ferry__sess_activate(s);
-			}
-			break;
-		case FERRY_W2_PING:
-			st->eliciting = true;
-			st->immediate = true;
-			s->pending |= SF_PONG;
-			ferry__sess_activate(s);
-			break;
-		case FERRY_W2_CLOSE:
-			st->eliciting = true;
-			rx_close(s, &w);
-			return;
-		case FERRY_W2_REQUEST:
-		case FERRY_W2_REQUEST_FRAG:
-		case FERRY_W2_RESPONSE:
-		case FERRY_W2_RESPONSE_FRAG:
-			rx_data(s, &w, st);
-			if (ep->txq_new >= ep->pipe_chunk)
-				ferry__flush_sessions(ep);
-			break;
-		case FERRY_W2_PUSH:
-			rx_push(s, &w, st);
-			break;
-		default:
-			break; /* PADDING, ignorable extensions */
-		}
-	}
 }
 
 /* A datagram of an established session, from rule 1 to the last frame. */
 static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 {
+	/* Rule 7 decodes every frame; this many are kept, decoded, for the
+	 * frame loop (64 calls, an ACK, a CREDIT; 11 KiB of stack). */
+	struct ferry_w2_frame fr[RX_FRAMES_KEPT];
 	struct dg_state st = { .pkt = pkt, .all_taken = true };
 	struct ferry__rx_dgram rd;
 	struct ferry_session *s;
@@ -314,8 +344,9 @@ static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	unsigned flags = 0;
 	uint32_t sid;
 
-	r = ferry__rx_open(pkt->data, pkt->len, ep->cfg.max_frame, &pkt->src,
-			   &ep->cids, ferry__rx_sess_of, ep, &rd);
+	r = ferry__rx_open_into(pkt->data, pkt->len, ep->cfg.max_frame,
+				&pkt->src, &ep->cids, ferry__rx_sess_of, ep,
+				&rd, fr, RX_FRAMES_KEPT);
 	if (r != FERRY_RX_OK) {
 		if (r == FERRY_RX_PROTO) {
 			s = &ep->sessions[rd.sess];
@@ -338,7 +369,7 @@ static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	ferry__sess_touch(s);
 	if (s->is_server && !s->srv.confirmed)
 		ferry__server_confirm(s);
-	rx_frames(s, &rd, &st);
+	rx_frames(s, &rd, fr, RX_FRAMES_KEPT, &st);
 	if (s->id != sid || s->state != SESS_OPEN)
 		return;
 	if (st.eliciting)

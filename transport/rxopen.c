@@ -25,6 +25,18 @@ enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 				  ferry__rx_sess_fn sess_of, void *ctx,
 				  struct ferry__rx_dgram *out)
 {
+	return ferry__rx_open_into(buf, len, max_frame, src, cids, sess_of,
+				   ctx, out, NULL, 0);
+}
+
+enum ferry__rx_res ferry__rx_open_into(uint8_t *buf, size_t len,
+				       uint32_t max_frame,
+				       const struct ferry_addr *src,
+				       const struct ferry__cidtab *cids,
+				       ferry__rx_sess_fn sess_of, void *ctx,
+				       struct ferry__rx_dgram *out,
+				       struct ferry_w2_frame *fr, unsigned cap)
+{
 	const struct ferry__rx_sess *s;
 	struct ferry_w2_dgram *d = &out->d;
 	struct ferry_rd r;
@@ -33,6 +45,7 @@ enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 	int rc;
 
 	out->err = FERRY_W2_OK;
+	out->nframes = 0;
 	/* Rule 1. */
 	if (len < RX_MIN)
 		return FERRY_RX_TRUNCATED;
@@ -71,7 +84,7 @@ enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 	if (rc < 0)
 		return open_err(rc, s->mode);
 	/* Rule 7. */
-	e = ferry__w2_check_frames(d);
+	e = ferry__w2_check_frames_into(d, fr, cap, &out->nframes);
 	if (e != FERRY_W2_OK) {
 		out->err = e;
 		return FERRY_RX_PROTO;

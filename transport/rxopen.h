@@ -54,6 +54,7 @@ struct ferry__rx_dgram {
 	uint64_t pn;         /* reconstructed */
 	struct ferry_w2_dgram d; /* frames decrypted in place in aead */
 	enum ferry_w2_err err;   /* FERRY_RX_PROTO: the rule */
+	unsigned nframes;    /* FERRY_RX_OK: frames in d */
 };
 
 /*
@@ -70,6 +71,17 @@ enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 				  const struct ferry__cidtab *cids,
 				  ferry__rx_sess_fn sess_of, void *ctx,
 				  struct ferry__rx_dgram *out);
+
+/* ferry__rx_open(), keeping the first @cap frames decoded (rule 7) in @fr:
+ * all of them when out->nframes <= @cap, for the caller to act on
+ * without decoding them again. */
+enum ferry__rx_res ferry__rx_open_into(uint8_t *buf, size_t len,
+				       uint32_t max_frame,
+				       const struct ferry_addr *src,
+				       const struct ferry__cidtab *cids,
+				       ferry__rx_sess_fn sess_of, void *ctx,
+				       struct ferry__rx_dgram *out,
+				       struct ferry_w2_frame *fr, unsigned cap);
 
 /* The FERRY_EP_STATS counter @r counts in ("" for FERRY_RX_OK). */
 const char *ferry__rx_res_counter(enum ferry__rx_res r);

@@ -665,16 +665,27 @@ int ferry__w2_iter_next(struct ferry_w2_iter *it, struct ferry_w2_frame *f)
 	return 1;
 }
 
-enum ferry_w2_err ferry__w2_check_frames(const struct ferry_w2_dgram *d)
+enum ferry_w2_err ferry__w2_check_frames_into(const struct ferry_w2_dgram *d,
+					     struct ferry_w2_frame *out,
+					     unsigned cap, unsigned *n)
 {
 	struct ferry_w2_iter it;
 	struct ferry_w2_frame f;
+	unsigned k = 0;
 	int rc;
 
 	ferry__w2_iter_init(&it, d);
-	while ((rc = ferry__w2_iter_next(&it, &f)) > 0)
-		;
+	while ((rc = ferry__w2_iter_next(&it, k < cap ? &out[k] : &f)) > 0)
+		k++;
+	*n = k;
 	return (enum ferry_w2_err)-rc;
+}
+
+enum ferry_w2_err ferry__w2_check_frames(const struct ferry_w2_dgram *d)
+{
+	unsigned n;
+
+	return ferry__w2_check_frames_into(d, NULL, 0, &n);
 }
 
 /* --- building datagrams ------------------------------------------------- */

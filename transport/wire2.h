@@ -447,6 +447,13 @@ int ferry__w2_iter_next(struct ferry_w2_iter *it, struct ferry_w2_frame *f);
  */
 enum ferry_w2_err ferry__w2_check_frames(const struct ferry_w2_dgram *d);
 
+/* ferry__w2_check_frames(), keeping the first @cap frames decoded in @out
+ * (in order) and saying in *@n how many there are, so that a receiver
+ * with room for them all decodes each frame once. */
+enum ferry_w2_err ferry__w2_check_frames_into(const struct ferry_w2_dgram *d,
+					     struct ferry_w2_frame *out,
+					     unsigned cap, unsigned *n);
+
 /* --- building datagrams -------------------------------------------------- */
 
 /* A datagram under construction in one buffer.  Frames are appended while
