@@ -512,6 +512,12 @@ int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f);
  * ever hold it; -ENOBUFS (pool) or -EAGAIN (quota) if not now. */
 int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 		       uint32_t msg_len, struct ferry_msgbuf **out);
+/* A message whole in frame @f that is not read in place (it shares its
+ * datagram): one buffer, one copy, complete at once (c->rx_got set); no
+ * grid map, no timer, nothing left charged.  The answers of reasm_fits and
+ * reasm_start: -FERRY_EPROTO, -EMSGSIZE, -ENOBUFS or -EAGAIN. */
+int ferry__reasm_whole(struct ferry_session *s, struct ferry_call *c,
+		       const struct ferry_frame *f, struct ferry_msgbuf **out);
 /* Copy fragment @f into @mb, @c's reassembly buffer: 1 if the message is
  * now complete, 0 if not, 2 if @f repeats a fragment that arrived (a
  * retransmitted copy: nothing is written), -FERRY_EPROTO if @f is off the

@@ -92,6 +92,43 @@ int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 	return 0;
 }
 
+int ferry__reasm_whole(struct ferry_session *s, struct ferry_call *c,
+		       const struct ferry_frame *f, struct ferry_msgbuf **out)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint32_t fit = ferry__pool_fit(ep, f->pay_len);
+	struct ferry_msgbuf *mb;
+	int ret;
+
+	/* Larger than a fragment: off the grid, as reasm_fits says. */
+	if (f->pay_len > s->frag_unit)
+		return ferry__reasm_fits(s, f);
+	if (!fit || f->pay_len > ep->cfg.max_msg)
+		return -EMSGSIZE;
+	if (fit > ep->cfg.reasm_quota) {
+		ep->st.reasm_quota_refused++;
+		return -EMSGSIZE;
+	}
+	ret = ferry_msgbuf_alloc(ep, f->pay_len, &mb);
+	if (ret < 0) {
+		ep->st.msgbuf_alloc_fail++;
+		return ret;
+	}
+	/* The quota as reasm_start would charge it, for the moment the
+	 * message takes: the same answer, though nothing stays charged. */
+	if (s->reasm_bytes + mb->cap > ep->cfg.reasm_quota) {
+		ferry__msgbuf_put(mb);
+		ep->st.reasm_quota_refused++;
+		return -EAGAIN;
+	}
+	ep->st.msgbuf_allocs++;
+	/* The one copy the transport makes of a payload. */
+	memcpy(mb->data, f->payload, f->pay_len);
+	c->rx_got = f->pay_len;
+	*out = mb;
+	return 0;
+}
+
 void ferry__reasm_end(struct ferry_session *s, struct ferry_call *c)
 {
 	if (!c->rx_charge)

@@ -382,10 +382,15 @@ static int server_reasm_begin(struct ferry_session *s, struct ferry_call *c,
 			      const struct ferry_frame *f)
 {
 	struct ferry_endpoint *ep = s->ep;
-	int ret = ferry__reasm_fits(s, f);
+	int ret;
 
-	if (ret == 0)
-		ret = ferry__reasm_start(s, c, f->h.msg_len, &c->req);
+	if (f->h.frag_off == 0 && f->pay_len == f->h.msg_len) {
+		ret = ferry__reasm_whole(s, c, f, &c->req);
+	} else {
+		ret = ferry__reasm_fits(s, f);
+		if (ret == 0)
+			ret = ferry__reasm_start(s, c, f->h.msg_len, &c->req);
+	}
 	/* Handlers run in call order, so a buffer given to a later call is
 	 * no use until the earlier ones have theirs: when buffers are scarce,
 	 * hand them out in call order, or a later call could hold the last
@@ -509,7 +514,8 @@ int ferry__server_rx_request(struct ferry_session *s,
 		ep->st.drop_stale++;
 		return RXD_DUP;
 	}
-	if (!*keep) {
+	/* A whole message copied (reasm_whole) is in already. */
+	if (!*keep && c->rx_got < h->msg_len) {
 		ret = ferry__reasm_put(s, c, c->req, f);
 		if (ret == 2)
 			return RXD_DUP;
