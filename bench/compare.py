@@ -399,7 +399,8 @@ def costs(cs):
                  "-o", sp], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
             time.sleep(0.2)
-        ferry_srv = os.path.basename(c.srv[0]) == "ferry-bench"
+        # By the case, not the binary's name: --bench may name a copy.
+        ferry_srv = n.startswith("ferry") and "floor" not in n
         res, _ = run_case(
             c, cli_extra=["--warmup", "0"],
             srv_extra=["--json", sj, "--warmup", "0"] if ferry_srv else [],

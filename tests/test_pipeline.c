@@ -17,6 +17,25 @@
 
 #define M_ECHO 1
 
+/* @n echo calls of 8 bytes (call i: bytes i) in one datagram. */
+static void send_calls(struct raw *rp, unsigned n)
+{
+	static struct ferry_w2_frame f[128];
+	static uint8_t body[128][8];
+
+	cr_assert_leq(n, 128);
+	for (unsigned i = 0; i < n; i++) {
+		memset(body[i], (int)i, sizeof(body[i]));
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].type = FERRY_W2_REQUEST;
+		f[i].u.data.req_id = rp->next_req++;
+		f[i].u.data.method = M_ECHO;
+		f[i].u.data.bytes = body[i];
+		f[i].u.data.bytes_len = sizeof(body[i]);
+	}
+	raw_send_frames(rp, f, n);
+}
+
 static void ep_big_busy(struct ferry_ep_config *cfg)
 {
 	ep_big(cfg);
@@ -31,8 +50,6 @@ static void answers_pipelined(bool busy)
 {
 	struct ferry_endpoint *srv = ep_new(busy ? ep_big_busy : ep_big);
 	unsigned chunk = busy ? FERRY__PIPE_CHUNK_BUSY : FERRY__PIPE_CHUNK;
-	static struct ferry_w2_frame f[64];
-	static uint8_t body[64][8];
 	unsigned dgrams = 0, resps = 0, most = 0;
 	uint64_t end;
 	struct raw rp;
@@ -41,16 +58,7 @@ static void answers_pipelined(bool busy)
 	raw_slots = 64; /* all 64 calls outstanding at once */
 	raw_connect(&rp, srv, 0x00070001, 0, NULL, 0);
 	raw_slots = 16;
-	for (unsigned i = 0; i < 64; i++) {
-		memset(body[i], (int)i, sizeof(body[i]));
-		memset(&f[i], 0, sizeof(f[i]));
-		f[i].type = FERRY_W2_REQUEST;
-		f[i].u.data.req_id = rp.next_req++;
-		f[i].u.data.method = M_ECHO;
-		f[i].u.data.bytes = body[i];
-		f[i].u.data.bytes_len = sizeof(body[i]);
-	}
-	raw_send_frames(&rp, f, 64);
+	send_calls(&rp, 64);
 	/* Until the 64 answers are in (this peer never acknowledges, so
 	 * copies sent again later are not waited for). */
 	end = now_ms() + 3000;
@@ -99,8 +107,6 @@ static void t_more_frames_than_kept(void)
 {
 	enum { N = 100 };
 	struct ferry_endpoint *srv = ep_new(ep_big);
-	static struct ferry_w2_frame f[N];
-	static uint8_t body[N][8];
 	bool seen[N] = { false };
 	unsigned resps = 0, next = 0;
 	uint32_t first;
@@ -112,16 +118,7 @@ static void t_more_frames_than_kept(void)
 	raw_connect(&rp, srv, 0x00070002, 0, NULL, 0);
 	raw_slots = 16;
 	first = rp.next_req;
-	for (unsigned i = 0; i < N; i++) {
-		memset(body[i], (int)i, sizeof(body[i]));
-		memset(&f[i], 0, sizeof(f[i]));
-		f[i].type = FERRY_W2_REQUEST;
-		f[i].u.data.req_id = rp.next_req++;
-		f[i].u.data.method = M_ECHO;
-		f[i].u.data.bytes = body[i];
-		f[i].u.data.bytes_len = sizeof(body[i]);
-	}
-	raw_send_frames(&rp, f, N);
+	send_calls(&rp, N);
 	end = now_ms() + 3000;
 	while (resps < N && now_ms() < end) {
 		size_t n;
