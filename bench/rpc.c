@@ -32,7 +32,7 @@ static uint64_t mono_ns(void)
  * A client stamps each call twice; through clock_gettime (19 ns here, the
  * TSC 8.5) that was a fifth of a busy-polling client's time, where the
  * peers it is compared with stamp once per burst (docs/bench.md, "The
- * bench's clock").
+ * memif fast path").
  */
 static struct {
 	bool on;

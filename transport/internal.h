@@ -99,7 +99,8 @@
  * this side works on the rest (a pipeline, not a ping-pong of batches).
  * A busy-polling endpoint sends twice as many per datagram: its peer is
  * awake anyway, and a datagram's own cost (seal, open, the driver) then
- * counts more than the overlap (docs/bench.md, "Pipeline chunk"). */
+ * counts more than the overlap (docs/bench.md, "The memif
+ * fast path"). */
 #define FERRY__PIPE_CHUNK 16
 #define FERRY__PIPE_CHUNK_BUSY 32
 

@@ -12,7 +12,7 @@
  * alone touches, filled from and spilled to the shared one OWN_BATCH at a
  * time: a lock and an atomic add are each a full barrier on x86, and after
  * a dataplane burst one waits for every store the driver made to reach
- * memory the peer's core is reading (docs/bench.md, "Barriers").
+ * memory the peer's core is reading (docs/bench.md, "The memif fast path").
  *
  * RX views are msgbufs that point into a received datagram in place; freeing
  * one hands the datagram's buffer back to the dataplane and returns one

@@ -170,7 +170,7 @@ struct ferry_dp {
  * rte_spinlock_unlock is an xchg, a full barrier: right after a burst it
  * waits for every store the driver made to the shared ring (memif's are
  * lines the peer's core is reading) to reach the cache, which is most of
- * what a push or a poll cost (perf annotate, docs/bench.md).  Release
+ * what a push or a poll cost (perf annotate; docs/bench.md, "The memif fast path").  Release
  * order is all unlocking needs.
  */
 static inline void queue_unlock(rte_spinlock_t *sl)
