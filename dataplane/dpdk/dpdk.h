@@ -169,9 +169,9 @@ struct ferry_dp {
  * Release a queue lock with a plain release store.  DPDK's x86
  * rte_spinlock_unlock is an xchg, a full barrier: right after a burst it
  * waits for every store the driver made to the shared ring (memif's are
- * lines the peer's core is reading) to reach the cache, which is most of
- * what a push or a poll cost (perf annotate; docs/bench.md, "The memif fast path").  Release
- * order is all unlocking needs.
+ * lines the peer's core is reading) to reach the cache, which was most of
+ * what a push cost (perf annotate; docs/bench.md, "The memif fast
+ * path").  Release order is all unlocking needs.
  */
 static inline void queue_unlock(rte_spinlock_t *sl)
 {
