@@ -80,10 +80,11 @@ void bench_clock_init(void)
 
 uint64_t bench_now_ns(void)
 {
-	if (bclock.on)
-		return bclock.ns0 +
-		       (uint64_t)(((unsigned __int128)(__rdtsc() - bclock.tsc0) *
-				   bclock.mult) >> 32);
+	if (bclock.on) {
+		unsigned __int128 d = __rdtsc() - bclock.tsc0;
+
+		return bclock.ns0 + (uint64_t)((d * bclock.mult) >> 32);
+	}
 	return mono_ns();
 }
 #else
