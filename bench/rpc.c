@@ -81,7 +81,10 @@ void bench_clock_init(void)
 uint64_t bench_now_ns(void)
 {
 	if (bclock.on) {
-		unsigned __int128 d = __rdtsc() - bclock.tsc0;
+		/* A CPU a few ticks behind the one that calibrated reads
+		 * the start, not 2^64 ticks on. */
+		int64_t t = (int64_t)(__rdtsc() - bclock.tsc0);
+		unsigned __int128 d = t > 0 ? (uint64_t)t : 0;
 
 		return bclock.ns0 + (uint64_t)((d * bclock.mult) >> 32);
 	}
