@@ -371,6 +371,8 @@ struct ferry_endpoint {
 size_t ferry__pool_bytes(const struct ferry_ep_config *cfg);
 int ferry__pool_init(struct ferry_endpoint *ep);
 void ferry__pool_fini(struct ferry_endpoint *ep);
+/* Free buffers of the classes that fit @len: the shared stacks and the
+ * endpoint thread's own, so only that thread gets an exact answer. */
 uint32_t ferry__pool_free(struct ferry_endpoint *ep, size_t len);
 /* The size of the smallest class that holds @len bytes; 0 if none does. */
 uint32_t ferry__pool_fit(const struct ferry_endpoint *ep, size_t len);
