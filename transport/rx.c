@@ -312,8 +312,7 @@ static void rx_frames(struct ferry_session *s, const struct ferry__rx_dgram *rd,
 	struct ferry_w2_frame w;
 
 	/* Data frames first counted, up to two: whether the one there is
-	 * may be read in place (a datagram of 64 calls is not decoded
-	 * twice). */
+	 * may be read in place. */
 	if (rd->nframes <= nfr) {
 		for (unsigned i = 0; i < rd->nframes && st->ndata < 2; i++)
 			st->ndata += is_data(&fr[i]);

@@ -447,7 +447,7 @@ enum ferry_w2_err ferry__w2_frame_decode(const uint8_t *p, size_t len,
 	struct ferry_rd r, b;
 	enum ferry_w2_err e;
 
-	/* Not the whole frame (168 bytes, twice per frame received): the
+	/* Not the whole frame (168 bytes, for every frame received): the
 	 * header here, the body member its type uses in body_decode(). */
 	f->type = f->flags = 0;
 	f->len = 0;
