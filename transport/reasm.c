@@ -46,24 +46,26 @@ int ferry__reasm_fits(struct ferry_session *s, const struct ferry_frame *f)
 	return 0;
 }
 
-int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
-		       uint32_t msg_len, struct ferry_msgbuf **out)
+/* A buffer for a message of @len bytes, if the pool and the session's
+ * quota (charged by the buffer's size) can hold it: 0, -EMSGSIZE if they
+ * never can, -ENOBUFS or -EAGAIN if not now (counted). */
+static int reasm_buf(struct ferry_session *s, uint32_t len,
+		     struct ferry_msgbuf **out)
 {
 	struct ferry_endpoint *ep = s->ep;
 	uint64_t quota = ep->cfg.reasm_quota;
-	uint32_t fit = ferry__pool_fit(ep, msg_len);
-	uint32_t units = (msg_len + s->frag_unit - 1) / s->frag_unit;
+	uint32_t fit = ferry__pool_fit(ep, len);
 	struct ferry_msgbuf *mb;
 	int ret;
 
-	if (!fit || msg_len > ep->cfg.max_msg)
+	if (!fit || len > ep->cfg.max_msg)
 		return -EMSGSIZE;
 	if (fit > quota) {
 		/* Not even alone: waiting would not help. */
 		ep->st.reasm_quota_refused++;
 		return -EMSGSIZE;
 	}
-	ret = ferry_msgbuf_alloc(ep, msg_len, &mb);
+	ret = ferry_msgbuf_alloc(ep, len, &mb);
 	if (ret < 0) {
 		ep->st.msgbuf_alloc_fail++;
 		return ret;
@@ -76,6 +78,20 @@ int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 		return -EAGAIN;
 	}
 	ep->st.msgbuf_allocs++;
+	*out = mb;
+	return 0;
+}
+
+int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
+		       uint32_t msg_len, struct ferry_msgbuf **out)
+{
+	struct ferry_endpoint *ep = s->ep;
+	uint32_t units = (msg_len + s->frag_unit - 1) / s->frag_unit;
+	struct ferry_msgbuf *mb;
+	int ret = reasm_buf(s, msg_len, &mb);
+
+	if (ret < 0)
+		return ret;
 	memset(mb->rmap, 0, (size_t)(units + 63) / 64 * sizeof(uint64_t));
 	c->rx_charge = mb->cap;
 	c->rx_last_ns = ep->now;
@@ -95,33 +111,17 @@ int ferry__reasm_start(struct ferry_session *s, struct ferry_call *c,
 int ferry__reasm_whole(struct ferry_session *s, struct ferry_call *c,
 		       const struct ferry_frame *f, struct ferry_msgbuf **out)
 {
-	struct ferry_endpoint *ep = s->ep;
-	uint32_t fit = ferry__pool_fit(ep, f->pay_len);
 	struct ferry_msgbuf *mb;
 	int ret;
 
 	/* Larger than a fragment: off the grid, as reasm_fits says. */
 	if (f->pay_len > s->frag_unit)
 		return ferry__reasm_fits(s, f);
-	if (!fit || f->pay_len > ep->cfg.max_msg)
-		return -EMSGSIZE;
-	if (fit > ep->cfg.reasm_quota) {
-		ep->st.reasm_quota_refused++;
-		return -EMSGSIZE;
-	}
-	ret = ferry_msgbuf_alloc(ep, f->pay_len, &mb);
-	if (ret < 0) {
-		ep->st.msgbuf_alloc_fail++;
+	/* The quota as reasm_start charges it, for the moment the message
+	 * takes: the same answer, though nothing stays charged. */
+	ret = reasm_buf(s, f->pay_len, &mb);
+	if (ret < 0)
 		return ret;
-	}
-	/* The quota as reasm_start would charge it, for the moment the
-	 * message takes: the same answer, though nothing stays charged. */
-	if (s->reasm_bytes + mb->cap > ep->cfg.reasm_quota) {
-		ferry__msgbuf_put(mb);
-		ep->st.reasm_quota_refused++;
-		return -EAGAIN;
-	}
-	ep->st.msgbuf_allocs++;
 	/* The one copy the transport makes of a payload. */
 	memcpy(mb->data, f->payload, f->pay_len);
 	c->rx_got = f->pay_len;
