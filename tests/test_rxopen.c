@@ -89,11 +89,39 @@ static size_t mk(uint8_t *buf, uint8_t mode, uint64_t dcid, uint64_t pn,
 	return (size_t)n;
 }
 
+/* Rule 7 keeps the first KEPT frames it decoded: the iterator's, in
+ * order, and out->nframes counts them all. */
+#define KEPT 2
+static struct ferry_w2_frame g_kept[KEPT];
+
+static void kept_match(const struct ferry__rx_dgram *d)
+{
+	struct ferry_w2_iter it;
+	struct ferry_w2_frame f;
+	unsigned n = 0;
+
+	ferry__w2_iter_init(&it, &d->d);
+	while (ferry__w2_iter_next(&it, &f) == 1) {
+		if (n < KEPT) {
+			cr_assert_eq(g_kept[n].type, f.type, "frame %u", n);
+			cr_assert_eq(g_kept[n].len, f.len, "frame %u", n);
+			cr_assert_eq(g_kept[n].body, f.body, "frame %u", n);
+		}
+		n++;
+	}
+	cr_assert_eq(n, d->nframes);
+}
+
 static enum ferry__rx_res open1(uint8_t *buf, size_t len,
 				const struct ferry_addr *src,
 				struct ferry__rx_dgram *out)
 {
-	return ferry__rx_open(buf, len, 1500, src, &cids, sess_of, NULL, out);
+	enum ferry__rx_res r = ferry__rx_open(buf, len, 1500, src, &cids,
+					      sess_of, NULL, out, g_kept, KEPT);
+
+	if (r == FERRY_RX_OK)
+		kept_match(out);
+	return r;
 }
 
 static void opens_and_marks(uint8_t mode)
@@ -177,7 +205,7 @@ static void attacks(void)
 	/* Larger than this endpoint takes. */
 	cr_assert_eq(ferry__rx_open(buf, n, (uint32_t)n - 1, &peer, &cids,
 				    sess_of, NULL,
-				    &(struct ferry__rx_dgram){ 0 }),
+				    &(struct ferry__rx_dgram){ 0 }, NULL, 0),
 		     FERRY_RX_OVERSIZED);
 	/* A guessed CID; a spoofed source with the right one. */
 	n = mk(buf, FERRY_W2_MODE_MAC, CID ^ 1, 1, key, false);

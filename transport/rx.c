@@ -343,9 +343,9 @@ static void rx_short(struct ferry_endpoint *ep, const struct ferry_dp_pkt *pkt)
 	unsigned flags = 0;
 	uint32_t sid;
 
-	r = ferry__rx_open_into(pkt->data, pkt->len, ep->cfg.max_frame,
-				&pkt->src, &ep->cids, ferry__rx_sess_of, ep,
-				&rd, fr, RX_FRAMES_KEPT);
+	r = ferry__rx_open(pkt->data, pkt->len, ep->cfg.max_frame, &pkt->src,
+			   &ep->cids, ferry__rx_sess_of, ep, &rd, fr,
+			   RX_FRAMES_KEPT);
 	if (r != FERRY_RX_OK) {
 		if (r == FERRY_RX_PROTO) {
 			s = &ep->sessions[rd.sess];

@@ -23,19 +23,8 @@ enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 				  const struct ferry_addr *src,
 				  const struct ferry__cidtab *cids,
 				  ferry__rx_sess_fn sess_of, void *ctx,
-				  struct ferry__rx_dgram *out)
-{
-	return ferry__rx_open_into(buf, len, max_frame, src, cids, sess_of,
-				   ctx, out, NULL, 0);
-}
-
-enum ferry__rx_res ferry__rx_open_into(uint8_t *buf, size_t len,
-				       uint32_t max_frame,
-				       const struct ferry_addr *src,
-				       const struct ferry__cidtab *cids,
-				       ferry__rx_sess_fn sess_of, void *ctx,
-				       struct ferry__rx_dgram *out,
-				       struct ferry_w2_frame *fr, unsigned cap)
+				  struct ferry__rx_dgram *out,
+				  struct ferry_w2_frame *fr, unsigned cap)
 {
 	const struct ferry__rx_sess *s;
 	struct ferry_w2_dgram *d = &out->d;

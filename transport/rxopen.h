@@ -63,25 +63,18 @@ struct ferry__rx_dgram {
  * by the first byte).  @max_frame is this endpoint's own.  On
  * FERRY_RX_OK @out describes the datagram and its pn is marked seen; on
  * FERRY_RX_PROTO @out->sess and ->err say whose session must end and why;
- * otherwise nothing is written but @out.
+ * otherwise nothing is written but @out.  The first @cap frames rule 7
+ * decodes are kept in @fr (NULL with 0: none): all of them when
+ * out->nframes <= @cap, for the caller to act on without decoding them
+ * again.
  */
 enum ferry__rx_res ferry__rx_open(uint8_t *buf, size_t len,
 				  uint32_t max_frame,
 				  const struct ferry_addr *src,
 				  const struct ferry__cidtab *cids,
 				  ferry__rx_sess_fn sess_of, void *ctx,
-				  struct ferry__rx_dgram *out);
-
-/* ferry__rx_open(), keeping the first @cap frames decoded (rule 7) in @fr:
- * all of them when out->nframes <= @cap, for the caller to act on
- * without decoding them again. */
-enum ferry__rx_res ferry__rx_open_into(uint8_t *buf, size_t len,
-				       uint32_t max_frame,
-				       const struct ferry_addr *src,
-				       const struct ferry__cidtab *cids,
-				       ferry__rx_sess_fn sess_of, void *ctx,
-				       struct ferry__rx_dgram *out,
-				       struct ferry_w2_frame *fr, unsigned cap);
+				  struct ferry__rx_dgram *out,
+				  struct ferry_w2_frame *fr, unsigned cap);
 
 /* The FERRY_EP_STATS counter @r counts in ("" for FERRY_RX_OK). */
 const char *ferry__rx_res_counter(enum ferry__rx_res r);
