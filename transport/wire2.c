@@ -321,7 +321,6 @@ static enum ferry_w2_err data_decode(struct ferry_rd *b, uint8_t type,
 	memset(&d->err, 0, sizeof(d->err));
 	d->req_id = ferry_rd_u32(b);
 	d->method = is_req(type) ? ferry_rd_u16(b) : 0;
-	d->msg_len = 0;
 	d->offset = 0;
 	if (is_frag(type)) {
 		d->msg_len = ferry_rd_u32(b);
