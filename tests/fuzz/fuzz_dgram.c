@@ -17,7 +17,9 @@
  *     included when the input's CRC is right; a tag is the caller's, so
  *     only the bytes before it are compared.  An envelope re-wraps to the
  *     same 68 bytes;
- *   - the iterator and ferry__w2_check_frames agree on the error;
+ *   - the iterator and ferry__w2_check_frames agree on the error, and
+ *     so does ferry__w2_check_frames_into, whose kept frames (decoded
+ *     into slots of garbage) encode back to their own bytes;
  *   - ACK ranges walk strictly down from the largest; pn reconstruction
  *     keeps the low 32 bits and stays in the window.
  *
@@ -117,6 +119,42 @@ static enum ferry_w2_err walk(const struct ferry_w2_dgram *d,
 	return (enum ferry_w2_err)-rc;
 }
 
+/* Rule 7 as the receiver runs it (ferry__w2_check_frames_into): the
+ * verdict and the frame count of the plain check, and every kept frame,
+ * decoded into a slot full of garbage (the decoder sets only what a
+ * frame's type uses), encodes back to its own bytes. */
+#define KEPT 4
+static enum ferry_w2_err check_kept(const struct ferry_w2_dgram *d)
+{
+	static struct ferry_w2_frame kept[KEPT];
+	const uint8_t *p = d->frames;
+	enum ferry_w2_err e;
+	unsigned n, i;
+
+	memset(kept, 0xa5, sizeof(kept));
+	e = ferry__w2_check_frames_into(d, kept, KEPT, &n);
+	CHECK(e == ferry__w2_check_frames(d));
+	for (i = 0; e == FERRY_W2_OK && i < n && i < KEPT; i++) {
+		size_t used = FERRY_W2_FRAME_HDR_LEN + (size_t)kept[i].len;
+
+		CHECK(kept[i].body == p + FERRY_W2_FRAME_HDR_LEN);
+		CHECK(ferry__w2_put_frame(g_out, sizeof(g_out), &kept[i]) ==
+		      (int)used);
+		CHECK(memcmp(g_out, p, used) == 0);
+		p += used;
+	}
+	if (e == FERRY_W2_OK) {
+		struct ferry_w2_iter it;
+		struct ferry_w2_frame f;
+
+		ferry__w2_iter_init(&it, d);
+		for (i = 0; ferry__w2_iter_next(&it, &f) == 1; i++)
+			;
+		CHECK(i == n);
+	}
+	return e;
+}
+
 /* Rebuild the datagram from its parsed header and frames. */
 static void rebuild(const struct ferry_w2_dgram *d)
 {
@@ -154,7 +192,7 @@ static void check_dgram(const struct ferry_w2_dgram *d, const uint8_t *data,
 	CHECK(ferry__w2_put_hdr(hdr, sizeof(hdr), d) == (int)d->hdr_len);
 	CHECK(memcmp(hdr, d->start, d->hdr_len) == 0);
 
-	e = ferry__w2_check_frames(d);
+	e = check_kept(d);
 	walked = walk(d, expected);
 	CHECK(e == walked);
 	if (d->is_long) {

@@ -11,7 +11,8 @@
  * message in fragments in order and reversed, a PUSH, an ACK with ranges
  * after a clock jump, credit, ping and close, and the forgeries (a flipped
  * byte, the wrong key, a replay, an old pn, a cut datagram), in mac and
- * aead.
+ * aead; and one datagram of more calls than the receiver keeps decoded
+ * (transport/rx.c, RX_FRAMES_KEPT), as a raw frames area.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "seed.h"
 #include "sess_fuzz.h"
 #include "transport/wire.h"
+#include "transport/wire2.h"
 
 static const char *g_dir;
 static uint8_t g_seed[4096];
@@ -238,6 +240,28 @@ static void forged(void)
 	end("forged");
 }
 
+/* 80 requests of 8 bytes in one datagram, more than the 68 frames the
+ * receiver keeps from rule 7: the frame loop decodes them again. */
+static void many_calls(void)
+{
+	enum { N = 80, BODY = 8 };
+
+	begin(0);
+	put8(SF_OP_RAWDG);
+	put16(N * (FERRY_W2_FRAME_HDR_LEN + FERRY_W2_REQUEST_FIXED + BODY));
+	for (unsigned i = 0; i < N; i++) {
+		put8(FERRY_W2_REQUEST);
+		put8(0);
+		put16(FERRY_W2_REQUEST_FIXED + BODY);
+		put32(i + 1); /* req_id */
+		put16(1);     /* method */
+		for (unsigned k = 0; k < BODY; k++)
+			put8(i + k);
+	}
+	poll_n(4);
+	end("many_calls");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -253,5 +277,6 @@ int main(int argc, char **argv)
 	acks();
 	misc();
 	forged();
+	many_calls();
 	return 0;
 }
